@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// Builds gen/envoy-protos.json: a protobufjs JSON descriptor of the Envoy/xDS types lucid-mesh
+// encodes and decodes. Source: the .proto files shipped by the pinned npm package
+// @grpc/grpc-js-xds (deps/). Runs at `npm ci` (prepare); the output is gitignored.
+import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+const pkgDir = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
+const deps = join(pkgDir, 'deps');
+const includeDirs = [
+  ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d)),
+  // google/protobuf/descriptor.proto (for options) ships with protobufjs itself.
+  dirname(require.resolve('protobufjs/package.json')),
+];
+
+// Every message type a resource, a typed_config or the protocol refers to must be reachable
+// from these files; protobufjs resolves imports transitively.
+const entryFiles = [
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/discovery/v3/discovery.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/config/bootstrap/v3/bootstrap.proto',
+  'google/rpc/status.proto',
+];
+
+const root = new protobuf.Root();
+root.resolvePath = (_origin, target) => {
+  if (existsSync(target)) return target;
+  for (const dir of includeDirs) {
+    const candidate = join(dir, target);
+    if (existsSync(candidate)) return candidate;
+  }
+  // The other google/protobuf/*.proto (any, duration, struct...) are built into protobufjs.
+  return target;
+};
+root.loadSync(entryFiles, { keepCase: false });
+root.resolveAll();
+
+const outDir = join(here, '..', 'gen');
+mkdirSync(outDir, { recursive: true });
+const out = join(outDir, 'envoy-protos.json');
+writeFileSync(out, JSON.stringify(root.toJSON({ keepComments: false })));
+const version = require('@grpc/grpc-js-xds/package.json').version;
+writeFileSync(join(outDir, 'envoy-protos.source.txt'), `@grpc/grpc-js-xds@${version} deps/\n`);
+console.error(`[gen-protos] wrote ${out} from @grpc/grpc-js-xds@${version}`);

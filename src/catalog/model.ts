@@ -1,0 +1,72 @@
+// The catalog model: what every discovery source produces and every translator reads.
+// Sources normalise into this shape (sorted, defaults filled) so equal catalogs compare equal.
+
+export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export const HEALTH_STATES = ['passing', 'warning', 'critical'] as const;
+export type Health = (typeof HEALTH_STATES)[number];
+
+export interface Instance {
+  /** Unique across the catalog; equals the Envoy node id of this instance's sidecar. */
+  readonly id: string;
+  readonly address: string;
+  /** The application's own port. */
+  readonly port: number;
+  /** The sidecar's inbound port; peers connect here. Absent = not meshed. */
+  readonly sidecarPort?: number;
+  readonly health: Health;
+  readonly tags: readonly string[];
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export interface Service {
+  readonly name: string;
+  readonly protocol: Protocol;
+  /** tcp services only: the local port on which every sidecar listens for this service. */
+  readonly outboundPort?: number;
+  /** Sorted by id. */
+  readonly instances: readonly Instance[];
+}
+
+export interface Catalog {
+  /** Sorted by name. */
+  readonly services: readonly Service[];
+}
+
+export const EMPTY_CATALOG: Catalog = { services: [] };
+
+/** The identity a connected sidecar presents (from its Envoy node). */
+export interface ProxyIdentity {
+  readonly nodeId: string;
+  /** Service the sidecar belongs to (node.cluster / metadata). May be empty if unknown. */
+  readonly service: string;
+  /** Port of the outbound HTTP listener on 127.0.0.1. */
+  readonly outboundPort: number;
+}
+
+export const DEFAULT_OUTBOUND_PORT = 15001;
+
+export function findInstance(
+  catalog: Catalog,
+  nodeId: string,
+): { service: Service; instance: Instance } | undefined {
+  for (const service of catalog.services) {
+    const instance = service.instances.find((i) => i.id === nodeId);
+    if (instance) return { service, instance };
+  }
+  return undefined;
+}
+
+/** Sorts services and instances so that equal catalogs are deep-equal. */
+export function normalizeCatalog(catalog: Catalog): Catalog {
+  return {
+    services: [...catalog.services]
+      .map((s) => ({ ...s, instances: [...s.instances].sort((a, b) => cmp(a.id, b.id)) }))
+      .sort((a, b) => cmp(a.name, b.name)),
+  };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

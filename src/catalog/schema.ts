@@ -1,0 +1,144 @@
+// Validation of catalog documents (file source; the etcd source reuses instanceSchema).
+// Error messages name the path and the offending value, e.g.
+//   services[2].instances[0].port: expected integer 1-65535, got "80a"
+import { z } from 'zod';
+import { HEALTH_STATES, PROTOCOLS, normalizeCatalog, type Catalog } from './model.js';
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const INSTANCE_ID = /^[A-Za-z0-9]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9])?$/;
+
+const port = z
+  .number({ error: (i) => `expected integer 1-65535, got ${show(i.input)}` })
+  .int({ error: (i) => `expected integer 1-65535, got ${show(i.input)}` })
+  .min(1, { error: (i) => `expected integer 1-65535, got ${show(i.input)}` })
+  .max(65535, { error: (i) => `expected integer 1-65535, got ${show(i.input)}` });
+
+function oneOf<T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, {
+    error: (i) => `expected one of ${values.join(' | ')}, got ${show(i.input)}`,
+  });
+}
+
+export const instanceSchema = z
+  .object({
+    id: z
+      .string({ error: (i) => `expected a string, got ${show(i.input)}` })
+      .regex(INSTANCE_ID, {
+        error: (i) => `expected an id of letters, digits, . _ : -, got ${show(i.input)}`,
+      }),
+    address: z.union([z.ipv4(), z.ipv6(), z.hostname()], {
+      error: (i) => `expected an IP address or hostname, got ${show(i.input)}`,
+    }),
+    port,
+    sidecarPort: port.optional(),
+    health: oneOf(HEALTH_STATES).default('passing'),
+    tags: z.array(z.string()).default([]),
+    meta: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+export const serviceSchema = z
+  .object({
+    name: z
+      .string({ error: (i) => `expected a string, got ${show(i.input)}` })
+      .regex(NAME, { error: (i) => `expected a DNS label (a-z, 0-9, -), got ${show(i.input)}` }),
+    protocol: oneOf(PROTOCOLS).default('http'),
+    outboundPort: port.optional(),
+    instances: z.array(instanceSchema).default([]),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.protocol === 'tcp' && s.outboundPort === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['outboundPort'],
+        message: `required for tcp services (the local port sidecars listen on for "${s.name}")`,
+      });
+    }
+    if (s.protocol !== 'tcp' && s.outboundPort !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['outboundPort'],
+        message: `only valid for tcp services; "${s.name}" is ${s.protocol}`,
+      });
+    }
+  });
+
+export const catalogSchema = z
+  .object({ services: z.array(serviceSchema).default([]) })
+  .strict()
+  .superRefine((c, ctx) => {
+    const names = new Map<string, number>();
+    const ids = new Map<string, string>();
+    const outboundPorts = new Map<number, string>();
+    c.services.forEach((s, si) => {
+      const prev = names.get(s.name);
+      if (prev !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['services', si, 'name'],
+          message: `duplicate service "${s.name}" (also services[${prev}])`,
+        });
+      }
+      names.set(s.name, si);
+      if (s.outboundPort !== undefined) {
+        const other = outboundPorts.get(s.outboundPort);
+        if (other) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['services', si, 'outboundPort'],
+            message: `port ${s.outboundPort} already used by tcp service "${other}"`,
+          });
+        }
+        outboundPorts.set(s.outboundPort, s.name);
+      }
+      s.instances.forEach((inst, ii) => {
+        const owner = ids.get(inst.id);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['services', si, 'instances', ii, 'id'],
+            message: `duplicate instance id "${inst.id}" (also in service "${owner}"); ids are Envoy node ids and must be unique`,
+          });
+        }
+        ids.set(inst.id, s.name);
+      });
+    });
+  });
+
+export class CatalogValidationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'CatalogValidationError';
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out || '(root)';
+}
+
+export function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`);
+}
+
+/** Validates a parsed document. Throws CatalogValidationError listing every problem. */
+export function parseCatalog(document: unknown): Catalog {
+  const result = catalogSchema.safeParse(document ?? {});
+  if (!result.success) throw new CatalogValidationError(formatIssues(result.error));
+  return normalizeCatalog(result.data);
+}
