@@ -26,8 +26,9 @@ export const instanceSchema = z
       .regex(INSTANCE_ID, {
         error: (i) => `expected an id of letters, digits, . _ : -, got ${show(i.input)}`,
       }),
-    address: z.union([z.ipv4(), z.ipv6(), z.hostname()], {
-      error: (i) => `expected an IP address or hostname, got ${show(i.input)}`,
+    // An IP: Envoy's EDS endpoints are not resolved, so a hostname would never connect.
+    address: z.union([z.ipv4(), z.ipv6()], {
+      error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}`,
     }),
     port,
     sidecarPort: port.optional(),

@@ -1,5 +1,5 @@
-// Envoy's JSON conventions for well-known types, so resources can be written and read the way
-// Envoy's docs and config_dump show them: Duration as "1.5s", Struct as a plain object.
+// Envoy's JSON conventions for well-known types, so resources read the way Envoy's docs and
+// config_dump show them: Duration as "1.5s", Struct as a plain object (both ways).
 // protobufjs consults these wrappers for fromObject/toObject(json) of the named types.
 import protobuf from 'protobufjs';
 
@@ -10,16 +10,10 @@ function durationToString(seconds: number, nanos: number): string {
   return `${Number(total.toFixed(9))}s`;
 }
 
+// Decoding only: protobufjs rejects a non-object before a wrapper's fromObject runs, so
+// translators write durations as { seconds, nanos }.
 const durationWrapper: Wrapper = {
   fromObject(this: protobuf.Type, object: { [k: string]: unknown }) {
-    if (typeof object === 'string') {
-      const match = /^(-?\d+(?:\.\d+)?)s$/.exec(object);
-      if (!match) throw new TypeError(`invalid duration "${String(object)}": expected e.g. "1.5s"`);
-      const value = Number(match[1]);
-      const seconds = Math.trunc(value);
-      const nanos = Math.round((value - seconds) * 1e9);
-      return this.create({ seconds, nanos });
-    }
     return this.fromObject(object);
   },
   toObject(this: protobuf.Type, message: protobuf.Message, options?: protobuf.IConversionOptions) {
@@ -63,12 +57,16 @@ interface StructMsg {
   fields?: Record<string, ValueMsg>;
 }
 
+// Decoded messages carry defaults on their prototype ("" for every string), so which member
+// of the Value oneof is set is told by own properties only.
+const has = (v: object, key: string): boolean => Object.prototype.hasOwnProperty.call(v, key);
+
 function fromValue(v: ValueMsg): JsonValue {
-  if (v.structValue) return fromStruct(v.structValue);
-  if (v.listValue) return (v.listValue.values ?? []).map(fromValue);
-  if (v.stringValue !== undefined && v.stringValue !== null) return v.stringValue;
-  if (v.numberValue !== undefined && v.numberValue !== null) return v.numberValue;
-  if (v.boolValue !== undefined && v.boolValue !== null) return v.boolValue;
+  if (has(v, 'structValue') && v.structValue) return fromStruct(v.structValue);
+  if (has(v, 'listValue') && v.listValue) return (v.listValue.values ?? []).map(fromValue);
+  if (has(v, 'stringValue')) return v.stringValue ?? '';
+  if (has(v, 'numberValue')) return v.numberValue ?? 0;
+  if (has(v, 'boolValue')) return v.boolValue ?? false;
   return null;
 }
 

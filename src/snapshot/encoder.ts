@@ -1,0 +1,57 @@
+// Encodes translator output, skipping resources whose content did not change since the last
+// time they were encoded. A catalog edit therefore re-encodes only what it changed, and a
+// resource shared by any number of proxies is encoded once.
+import type { ResourceKind } from '../protos/envoy.js';
+import type { ResourceMessage } from '../translate/types.js';
+import { encodeResource, type EncodedResource } from './encoded-resource.js';
+
+interface Entry {
+  fingerprint: string;
+  resource: EncodedResource;
+  generation: number;
+}
+
+export interface EncoderCounters {
+  /** Protobuf encodes performed. */
+  encoded: number;
+  /** Requests served from the cache (content unchanged). */
+  reused: number;
+}
+
+export class ResourceEncoder {
+  private readonly entries = new Map<string, Entry>();
+  private generation = 0;
+  readonly counters: EncoderCounters = { encoded: 0, reused: 0 };
+
+  encode(kind: ResourceKind, name: string, message: ResourceMessage): EncodedResource {
+    const key = `${kind}\u0000${name}`;
+    // Translators build objects with a fixed key order, so equal content stringifies equally;
+    // this is much cheaper than encoding and hashing.
+    const fingerprint = JSON.stringify(message);
+    const entry = this.entries.get(key);
+    if (entry && entry.fingerprint === fingerprint) {
+      entry.generation = this.generation;
+      this.counters.reused++;
+      return entry.resource;
+    }
+    const resource = encodeResource(kind, name, message);
+    this.counters.encoded++;
+    this.entries.set(key, { fingerprint, resource, generation: this.generation });
+    return resource;
+  }
+
+  /**
+   * Starts a new generation and forgets entries not used in the previous one, so resources
+   * of deleted services or departed proxies do not accumulate.
+   */
+  nextGeneration(): void {
+    for (const [key, entry] of this.entries) {
+      if (entry.generation < this.generation) this.entries.delete(key);
+    }
+    this.generation++;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

@@ -1,0 +1,86 @@
+// What one proxy may be sent: the snapshot's shared resources layered with the proxy's own.
+// Layering (instead of merging into a new map) keeps the per-proxy cost to its own few
+// resources, however many clusters the mesh has.
+import type { ResourceKind } from '../protos/envoy.js';
+import type { EncodedResource } from './encoded-resource.js';
+import {
+  Snapshot,
+  diffMaps,
+  sotwBlockOf,
+  type KindDiff,
+  type KindMaps,
+  type SotwBlock,
+} from './snapshot.js';
+
+export class ProxyView {
+  constructor(
+    readonly snapshot: Snapshot,
+    private readonly own: KindMaps,
+    private readonly placeholders: (kind: ResourceKind, name: string) => EncodedResource | undefined,
+  ) {}
+
+  get version(): string {
+    return this.snapshot.version;
+  }
+
+  get(kind: ResourceKind, name: string): EncodedResource | undefined {
+    return this.own[kind].get(name) ?? this.snapshot.shared[kind].get(name);
+  }
+
+  /**
+   * A resource the proxy asked for by name: the real one, or a stand-in the protocol
+   * requires (an empty ClusterLoadAssignment for an unknown EDS name, so Envoy does not
+   * wait ~15 s for it).
+   */
+  lookup(kind: ResourceKind, name: string): EncodedResource | undefined {
+    return this.get(kind, name) ?? this.placeholders(kind, name);
+  }
+
+  /** Every resource of a kind (for wildcard subscriptions): shared first, then own. */
+  *all(kind: ResourceKind): IterableIterator<EncodedResource> {
+    const own = this.own[kind];
+    for (const r of this.snapshot.shared[kind].values()) if (!own.has(r.name)) yield r;
+    yield* own.values();
+  }
+
+  count(kind: ResourceKind): number {
+    let n = this.own[kind].size;
+    for (const name of this.snapshot.shared[kind].keys()) if (!this.own[kind].has(name)) n++;
+    return n;
+  }
+
+  /** All resources of a kind as pre-framed bytes; the shared part is concatenated once per snapshot. */
+  wildcardBlock(kind: ResourceKind): SotwBlock {
+    const shared = this.snapshot.sharedBlock(kind);
+    const own = this.own[kind];
+    if (own.size === 0) return shared;
+    for (const name of own.keys()) {
+      // A proxy resource shadowing a shared one (not produced by our translators) falls back
+      // to the slow path so nothing is sent twice.
+      if (this.snapshot.shared[kind].has(name)) return sotwBlockOf(this.all(kind));
+    }
+    const mine = sotwBlockOf(own.values());
+    return {
+      entries: Buffer.concat([shared.entries, mine.entries]),
+      digest: `${shared.digest}.${mine.digest}`,
+      count: shared.count + mine.count,
+    };
+  }
+
+  /**
+   * Names of `kind` that were added, modified or removed since `prev` (a view of the same
+   * proxy). The shared part comes from a per-snapshot memo.
+   */
+  diffFrom(prev: ProxyView, kind: ResourceKind): KindDiff {
+    const own = diffMaps(prev.own[kind], this.own[kind]);
+    if (prev.snapshot === this.snapshot) return own;
+    const shared = this.snapshot.sharedDiffFrom(prev.snapshot, kind);
+    if (own.changed.size === 0 && own.removed.size === 0) return shared;
+    const changed = new Set([...shared.changed, ...own.changed]);
+    const removed = new Set([...shared.removed, ...own.removed]);
+    // A name that moved between the shared and the own layer is a change, not a removal.
+    for (const name of changed) removed.delete(name);
+    for (const name of removed) if (this.get(kind, name)) removed.delete(name);
+    return { changed, removed };
+  }
+}

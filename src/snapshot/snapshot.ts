@@ -1,0 +1,90 @@
+// An immutable snapshot: the shared resources every proxy gets, plus the catalog from which
+// each proxy's own resources (inbound listener, outbound listener) are derived on demand.
+import type { Catalog } from '../catalog/model.js';
+import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
+import { contentHash, type EncodedResource } from './encoded-resource.js';
+
+export type ResourceMap = ReadonlyMap<string, EncodedResource>;
+export type KindMaps = { readonly [K in ResourceKind]: ResourceMap };
+
+/** Concatenated SotW entries of a set of resources, and a digest of what they are. */
+export interface SotwBlock {
+  readonly entries: Buffer;
+  readonly digest: string;
+  readonly count: number;
+}
+
+export function sotwBlockOf(resources: Iterable<EncodedResource>): SotwBlock {
+  const entries: Buffer[] = [];
+  const ids: string[] = [];
+  for (const r of resources) {
+    entries.push(r.sotwEntry);
+    ids.push(`${r.name}@${r.version}`);
+  }
+  return { entries: Buffer.concat(entries), digest: contentHash(ids.join('\n')), count: ids.length };
+}
+
+/** Names that differ between two versions of a resource map. */
+export interface KindDiff {
+  /** Added or modified. */
+  readonly changed: ReadonlySet<string>;
+  readonly removed: ReadonlySet<string>;
+}
+
+export function diffMaps(prev: ResourceMap, next: ResourceMap): KindDiff {
+  const changed = new Set<string>();
+  const removed = new Set<string>();
+  for (const [name, r] of next) if (prev.get(name)?.version !== r.version) changed.add(name);
+  for (const name of prev.keys()) if (!next.has(name)) removed.add(name);
+  return { changed, removed };
+}
+
+export class Snapshot {
+  private readonly blocks = new Map<ResourceKind, SotwBlock>();
+  // Every stream diffs against the snapshot it last saw, which is nearly always the same one:
+  // compute each shared diff once, not once per proxy.
+  private readonly diffs = new WeakMap<Snapshot, Map<ResourceKind, KindDiff>>();
+
+  constructor(
+    /** Content hash over every shared resource; equal on every replica for equal input. */
+    readonly version: string,
+    readonly catalog: Catalog,
+    readonly shared: KindMaps,
+    /** When the oldest source change folded into this snapshot happened (ms epoch). */
+    readonly changedAt: number,
+    readonly builtAt: number,
+  ) {}
+
+  /** The shared resources of one kind as one pre-concatenated block, built on first use. */
+  sharedBlock(kind: ResourceKind): SotwBlock {
+    let block = this.blocks.get(kind);
+    if (!block) {
+      block = sotwBlockOf(this.shared[kind].values());
+      this.blocks.set(kind, block);
+    }
+    return block;
+  }
+
+  /** What changed in the shared resources of `kind` since `prev`. */
+  sharedDiffFrom(prev: Snapshot, kind: ResourceKind): KindDiff {
+    let byKind = this.diffs.get(prev);
+    if (!byKind) {
+      byKind = new Map();
+      this.diffs.set(prev, byKind);
+    }
+    let diff = byKind.get(kind);
+    if (!diff) {
+      diff = diffMaps(prev.shared[kind], this.shared[kind]);
+      byKind.set(kind, diff);
+    }
+    return diff;
+  }
+
+  static versionOf(shared: KindMaps): string {
+    const ids: string[] = [];
+    for (const kind of RESOURCE_KINDS) {
+      for (const r of shared[kind].values()) ids.push(`${kind}/${r.name}@${r.version}`);
+    }
+    return contentHash(ids.join('\n'));
+  }
+}

@@ -1,0 +1,174 @@
+// The snapshot store (the cache, in go-control-plane's terms): holds the current state and
+// tells watchers when it changes. It knows nothing about streams, nonces or ACKs.
+import { isDeepStrictEqual } from 'node:util';
+import type { Catalog, ProxyIdentity } from '../catalog/model.js';
+import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
+import { translateProxy, translateShared } from '../translate/index.js';
+import { DEFAULT_TRANSLATE_OPTIONS, type ResourceSet, type TranslateOptions } from '../translate/types.js';
+import type { Logger } from '../telemetry/logger.js';
+import { Debouncer } from './debouncer.js';
+import type { EncodedResource } from './encoded-resource.js';
+import { ResourceEncoder } from './encoder.js';
+import { ProxyView } from './proxy-view.js';
+import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
+
+export interface StoreOptions {
+  /** Quiet time after a source change before a new snapshot is built. */
+  debounceMs?: number;
+  /** Upper bound on how long a change may wait while changes keep arriving. */
+  maxDebounceMs?: number;
+  translate?: TranslateOptions;
+  logger: Logger;
+}
+
+export const DEFAULT_DEBOUNCE_MS = 100;
+export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
+
+export type ViewListener = (view: ProxyView) => void;
+
+/** What the xDS server needs from the store. */
+export interface ConfigWatcher {
+  /**
+   * Calls `listener` with the proxy's current view as soon as one exists (immediately if the
+   * store is ready) and again after every change. Returns a function that stops watching.
+   */
+  watch(proxy: ProxyIdentity, listener: ViewListener): () => void;
+}
+
+export interface StoreCounters {
+  snapshotsBuilt: number;
+  buildErrors: number;
+}
+
+interface Watch {
+  proxy: ProxyIdentity;
+  listener: ViewListener;
+}
+
+export class SnapshotStore implements ConfigWatcher {
+  readonly encoder = new ResourceEncoder();
+  readonly counters: StoreCounters = { snapshotsBuilt: 0, buildErrors: 0 };
+  private current: Snapshot | undefined;
+  private pending: Catalog | undefined;
+  private readonly watches = new Set<Watch>();
+  private readonly views = new Map<string, ProxyView>();
+  private readonly debouncer: Debouncer;
+  private readonly translateOptions: TranslateOptions;
+  private readonly logger: Logger;
+  private readonly snapshotListeners = new Set<(s: Snapshot) => void>();
+
+  constructor(options: StoreOptions) {
+    this.logger = options.logger;
+    this.translateOptions = options.translate ?? DEFAULT_TRANSLATE_OPTIONS;
+    this.debouncer = new Debouncer(
+      options.debounceMs ?? DEFAULT_DEBOUNCE_MS,
+      options.maxDebounceMs ?? DEFAULT_MAX_DEBOUNCE_MS,
+      (firstPendingAt) => this.build(firstPendingAt),
+    );
+  }
+
+  /** True once the first complete catalog has produced a snapshot. */
+  get ready(): boolean {
+    return this.current !== undefined;
+  }
+
+  get snapshot(): Snapshot | undefined {
+    return this.current;
+  }
+
+  get watcherCount(): number {
+    return this.watches.size;
+  }
+
+  /**
+   * Offers a complete catalog from the source. The first one is applied at once (nothing is
+   * served before it); later ones are debounced. A catalog equal to the current is ignored.
+   */
+  setCatalog(catalog: Catalog): void {
+    this.pending = catalog;
+    if (!this.current) this.build(Date.now());
+    else this.debouncer.trigger();
+  }
+
+  /** Applies a pending change now (tests, shutdown). */
+  flush(): void {
+    this.debouncer.flush();
+  }
+
+  close(): void {
+    this.debouncer.cancel();
+    this.watches.clear();
+  }
+
+  onSnapshot(listener: (s: Snapshot) => void): () => void {
+    this.snapshotListeners.add(listener);
+    return () => this.snapshotListeners.delete(listener);
+  }
+
+  watch(proxy: ProxyIdentity, listener: ViewListener): () => void {
+    const w: Watch = { proxy, listener };
+    this.watches.add(w);
+    if (this.current) listener(this.viewFor(proxy));
+    return () => this.watches.delete(w);
+  }
+
+  /** The view of one proxy in the current snapshot (undefined before the first snapshot). */
+  viewFor(proxy: ProxyIdentity): ProxyView {
+    const snapshot = this.current;
+    if (!snapshot) throw new Error('no snapshot yet');
+    const key = `${proxy.nodeId}\u0000${proxy.outboundPort}`;
+    let view = this.views.get(key);
+    if (!view || view.snapshot !== snapshot) {
+      const own = this.encodeSet(translateProxy(snapshot.catalog, proxy, this.translateOptions));
+      view = new ProxyView(snapshot, own, (kind, name) => this.placeholder(kind, name));
+      this.views.set(key, view);
+    }
+    return view;
+  }
+
+  private build(changedAt: number): void {
+    const catalog = this.pending;
+    this.pending = undefined;
+    if (!catalog) return;
+    if (this.current && isDeepStrictEqual(this.current.catalog, catalog)) return;
+    const started = Date.now();
+    let snapshot: Snapshot;
+    try {
+      this.encoder.nextGeneration();
+      const shared = this.encodeSet(translateShared(catalog, this.translateOptions));
+      snapshot = new Snapshot(Snapshot.versionOf(shared), catalog, shared, changedAt, Date.now());
+    } catch (err) {
+      // A translator or encoding failure must never replace a good snapshot with a broken one.
+      this.counters.buildErrors++;
+      this.logger.error({ err }, 'snapshot build failed; keeping the previous snapshot');
+      return;
+    }
+    const previous = this.current;
+    this.current = snapshot;
+    this.views.clear();
+    this.counters.snapshotsBuilt++;
+    this.logger.info(
+      { version: snapshot.version, previous: previous?.version, buildMs: Date.now() - started },
+      'snapshot built',
+    );
+    for (const listener of this.snapshotListeners) listener(snapshot);
+    for (const w of [...this.watches]) {
+      if (this.watches.has(w)) w.listener(this.viewFor(w.proxy));
+    }
+  }
+
+  private encodeSet(set: ResourceSet): KindMaps {
+    const out = {} as { [K in ResourceKind]: ResourceMap };
+    for (const kind of RESOURCE_KINDS) {
+      const map = new Map<string, EncodedResource>();
+      for (const [name, message] of set[kind]) map.set(name, this.encoder.encode(kind, name, message));
+      out[kind] = map;
+    }
+    return out;
+  }
+
+  private placeholder(kind: ResourceKind, name: string): EncodedResource | undefined {
+    if (kind !== 'endpoints') return undefined;
+    return this.encoder.encode('endpoints', name, { clusterName: name });
+  }
+}

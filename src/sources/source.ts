@@ -1,0 +1,21 @@
+// A discovery source turns some backend (a file, Consul, etcd) into catalog snapshots.
+import type { Catalog } from '../catalog/model.js';
+
+export interface CatalogSink {
+  /** A complete, valid catalog. Called after the first full load and after every change. */
+  update(catalog: Catalog): void;
+  /**
+   * The backend failed or sent something invalid. The last good catalog stays in force;
+   * the sink only reports it (logs, metrics, readiness detail).
+   */
+  error(err: Error): void;
+}
+
+export interface DiscoverySource {
+  /** Short name for logs and metrics, e.g. "file", "consul". */
+  readonly name: string;
+  /** Starts watching. Resolves once watching is set up (the first load may still fail). */
+  start(sink: CatalogSink): Promise<void>;
+  /** Stops watching and releases resources; no sink calls happen afterwards. */
+  stop(): Promise<void>;
+}

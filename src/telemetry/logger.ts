@@ -1,0 +1,14 @@
+// One pino logger for the process. JSON lines on stderr; level from --log-level / LOG_LEVEL.
+import { pino, destination, type Logger } from 'pino';
+
+export type { Logger };
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function createLogger(level: LogLevel = 'info'): Logger {
+  return pino({ level, base: { app: 'lucid-mesh' } }, destination(2));
+}
+
+/** A logger that drops everything (tests that do not assert on logs). */
+export const silentLogger: Logger = pino({ level: 'silent' });

@@ -1,0 +1,93 @@
+// Listeners (LDS): outbound HTTP (per node port), outbound TCP (per tcp service), inbound.
+import type { Protocol } from '../catalog/model.js';
+import { adsConfigSource } from './clusters.js';
+import { socketAddress } from './endpoints.js';
+import {
+  OUTBOUND_ROUTE_NAME,
+  inboundListenerName,
+  localAppClusterName,
+  outboundHttpListenerName,
+  outboundTcpListenerName,
+  serviceClusterName,
+} from './names.js';
+import { inboundRouteConfiguration } from './routes.js';
+import type { ResourceMessage } from './types.js';
+
+const TYPE = 'type.googleapis.com/envoy.extensions.filters';
+const HTTP_CONNECTION_MANAGER = `${TYPE}.network.http_connection_manager.v3.HttpConnectionManager`;
+const TCP_PROXY = `${TYPE}.network.tcp_proxy.v3.TcpProxy`;
+const ROUTER = `${TYPE}.http.router.v3.Router`;
+
+type Direction = 'INBOUND' | 'OUTBOUND';
+
+function listener(
+  name: string,
+  address: ResourceMessage,
+  trafficDirection: Direction,
+  filter: ResourceMessage,
+): ResourceMessage {
+  return { name, address, trafficDirection, filterChains: [{ filters: [filter] }] };
+}
+
+/** routes: `{ rds }` or `{ routeConfig }`, the two ways an HCM gets its routes. */
+function httpConnectionManager(statPrefix: string, routes: ResourceMessage): ResourceMessage {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typedConfig: {
+      '@type': HTTP_CONNECTION_MANAGER,
+      statPrefix,
+      ...routes,
+      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER } }],
+    },
+  };
+}
+
+function tcpProxy(statPrefix: string, cluster: string): ResourceMessage {
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typedConfig: { '@type': TCP_PROXY, statPrefix, cluster },
+  };
+}
+
+/** Where a node's apps send HTTP for any service; routes come from the shared RDS config. */
+export function outboundHttpListener(port: number): ResourceMessage {
+  return listener(
+    outboundHttpListenerName(port),
+    socketAddress('127.0.0.1', port),
+    'OUTBOUND',
+    httpConnectionManager('outbound_http', {
+      rds: { routeConfigName: OUTBOUND_ROUTE_NAME, configSource: adsConfigSource() },
+    }),
+  );
+}
+
+/** TCP has no Host header to route on, so each tcp service gets its own local port. */
+export function outboundTcpListener(service: string, port: number): ResourceMessage {
+  return listener(
+    outboundTcpListenerName(service),
+    socketAddress('127.0.0.1', port),
+    'OUTBOUND',
+    tcpProxy(`outbound_tcp_${service}`, serviceClusterName(service)),
+  );
+}
+
+/** Accepts mesh traffic on the node's sidecar port and hands it to the local app. */
+export function inboundListener(
+  nodeId: string,
+  protocol: Protocol,
+  sidecarPort: number,
+): ResourceMessage {
+  const cluster = localAppClusterName(nodeId);
+  const filter =
+    protocol === 'tcp'
+      ? tcpProxy('inbound_tcp', cluster)
+      : httpConnectionManager('inbound_http', {
+          routeConfig: inboundRouteConfiguration(nodeId, protocol),
+        });
+  return listener(
+    inboundListenerName(nodeId),
+    socketAddress('0.0.0.0', sidecarPort),
+    'INBOUND',
+    filter,
+  );
+}

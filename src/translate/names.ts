@@ -1,0 +1,38 @@
+// Resource names. The snapshot store caches encodings by name, so every name must be a unique
+// function of what defines the resource: node-specific resources carry the node id or port.
+
+/** The RouteConfiguration every outbound HTTP listener fetches over RDS; the same for all nodes. */
+export const OUTBOUND_ROUTE_NAME = 'outbound';
+
+/** The single virtual host of an inbound listener: everything goes to the local app. */
+export const LOCAL_APP_VIRTUAL_HOST = 'local_app';
+
+/** Cluster (and ClusterLoadAssignment) of a catalog service. */
+export function serviceClusterName(service: string): string {
+  return service;
+}
+
+/** STATIC cluster pointing a sidecar at its own application on 127.0.0.1. */
+export function localAppClusterName(nodeId: string): string {
+  return `local_app|${nodeId}`;
+}
+
+/** Listener on the sidecar port that accepts mesh traffic for the node's app. */
+export function inboundListenerName(nodeId: string): string {
+  return `inbound|${nodeId}`;
+}
+
+/** Inline route configuration of the inbound listener. */
+export function inboundRouteName(nodeId: string): string {
+  return `inbound|${nodeId}`;
+}
+
+/** The node's HTTP egress listener; its address is the only node-specific part. */
+export function outboundHttpListenerName(port: number): string {
+  return `outbound|http|${port}`;
+}
+
+/** Per-service TCP egress listener on the service's fixed outbound port. */
+export function outboundTcpListenerName(service: string): string {
+  return `outbound|tcp|${service}`;
+}

@@ -1,0 +1,188 @@
+// What SotW and delta ADS streams share: identifying the proxy, watching its config,
+// nonces, ACK/NACK bookkeeping and reporting. The variants implement onRequest/onView.
+import * as grpc from '@grpc/grpc-js';
+import type { ProxyIdentity } from '../catalog/model.js';
+import { kindOfTypeUrl, type ResourceKind } from '../protos/envoy.js';
+import type { ProxyView } from '../snapshot/proxy-view.js';
+import type { ConfigWatcher } from '../snapshot/store.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { NodeMessage, StatusMessage } from './messages.js';
+import { InvalidNodeError, proxyIdentityOf } from './node.js';
+import type { ResponseReport, XdsObserver } from './observer.js';
+import type { StreamInfo, StreamMode, TypeStatus } from './type-status.js';
+
+export interface StreamContext {
+  readonly watcher: ConfigWatcher;
+  readonly observer: XdsObserver;
+  readonly logger: Logger;
+  readonly onClose: (stream: StreamInfo) => void;
+}
+
+interface BaseRequest {
+  node?: NodeMessage;
+  typeUrl?: string;
+  responseNonce?: string;
+  errorDetail?: StatusMessage;
+}
+
+export type AckResult = 'ack' | 'nack' | 'stale' | 'none';
+
+export abstract class AdsStream<Req extends BaseRequest> {
+  readonly info: StreamInfo;
+  protected proxy: ProxyIdentity | undefined;
+  protected view: ProxyView | undefined;
+  protected readonly log: Logger;
+  private unwatch: (() => void) | undefined;
+  private nonceSeq = 0;
+  private closed = false;
+  /** snapshot.changedAt of the last response per kind, reported when it is ACKed. */
+  private readonly sentChangedAt = new Map<ResourceKind, number>();
+
+  constructor(
+    protected readonly call: grpc.ServerDuplexStream<Req, Buffer>,
+    protected readonly ctx: StreamContext,
+    id: number,
+    mode: StreamMode,
+  ) {
+    this.info = { id, mode, peer: call.getPeer(), connectedAt: Date.now(), types: new Map() };
+    this.log = ctx.logger.child({ stream: id, mode });
+  }
+
+  start(): void {
+    this.ctx.observer.streamOpened(this.info);
+    this.call.on('data', (req: Req) => this.guard(() => this.handle(req)));
+    this.call.on('end', () => {
+      this.close('client closed the stream');
+      this.call.end();
+    });
+    this.call.on('cancelled', () => this.close('cancelled'));
+    this.call.on('error', (err: Error) => this.close(`error: ${err.message}`));
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unwatch?.();
+    this.ctx.observer.streamClosed(this.info, reason);
+    this.ctx.onClose(this.info);
+    this.log.info({ node: this.proxy?.nodeId, reason }, 'xds stream closed');
+  }
+
+  protected abstract onRequest(kind: ResourceKind, req: Req): void;
+  protected abstract onView(view: ProxyView): void;
+
+  private handle(req: Req): void {
+    if (this.closed) return;
+    if (!this.proxy) {
+      let proxy: ProxyIdentity;
+      try {
+        proxy = proxyIdentityOf(req.node);
+      } catch (err) {
+        if (!(err instanceof InvalidNodeError)) throw err;
+        this.fail(grpc.status.INVALID_ARGUMENT, err.message);
+        return;
+      }
+      this.proxy = proxy;
+      this.info.proxy = proxy;
+      this.log.info({ node: proxy.nodeId, service: proxy.service, peer: this.info.peer }, 'xds stream opened');
+      this.unwatch = this.ctx.watcher.watch(proxy, (view) => this.guard(() => this.acceptView(view)));
+    }
+    const kind = kindOfTypeUrl(req.typeUrl ?? '');
+    if (!kind) {
+      // Ignored rather than failing the stream: one unknown type must not cut a sidecar
+      // off from everything else it receives over the same ADS stream.
+      const problem = `unknown type_url ${JSON.stringify(req.typeUrl ?? '')}`;
+      this.ctx.observer.badRequest(this.info, problem);
+      this.log.warn({ node: this.proxy.nodeId, typeUrl: req.typeUrl }, 'ignoring request: unknown type_url');
+      return;
+    }
+    this.onRequest(kind, req);
+  }
+
+  private acceptView(view: ProxyView): void {
+    if (this.closed) return;
+    this.view = view;
+    this.onView(view);
+  }
+
+  protected status(kind: ResourceKind): TypeStatus {
+    let s = this.info.types.get(kind);
+    if (!s) {
+      s = {};
+      this.info.types.set(kind, s);
+    }
+    return s;
+  }
+
+  /**
+   * Classifies the ACK/NACK part of a request. A nonce other than the last one sent for the
+   * type is stale: Envoy is answering a response it has since been sent a newer one for.
+   */
+  protected settle(kind: ResourceKind, req: Req): AckResult {
+    const nonce = req.responseNonce ?? '';
+    if (nonce === '') return 'none';
+    const s = this.status(kind);
+    if (nonce !== s.sentNonce) {
+      this.ctx.observer.staleNonce(this.info, kind, nonce);
+      this.log.debug({ node: this.proxy?.nodeId, kind, nonce, current: s.sentNonce }, 'stale nonce');
+      return 'stale';
+    }
+    const version = s.sentVersion ?? '';
+    if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
+      const message = req.errorDetail.message ?? `code ${req.errorDetail.code}`;
+      s.nack = { version, nonce, message, at: Date.now() };
+      this.ctx.observer.nacked(this.info, kind, version, message);
+      this.log.warn({ node: this.proxy?.nodeId, kind, version, error: message }, 'proxy rejected config (NACK)');
+      return 'nack';
+    }
+    s.ackedVersion = version;
+    s.ackedNonce = nonce;
+    s.ackedAt = Date.now();
+    this.ctx.observer.acked(this.info, kind, version, this.sentChangedAt.get(kind));
+    return 'ack';
+  }
+
+  /** Writes a pre-encoded response and records it. */
+  protected send(
+    kind: ResourceKind,
+    bytesFor: (nonce: string) => Buffer,
+    report: Omit<ResponseReport, 'kind' | 'nonce' | 'bytes' | 'snapshotChangedAt'>,
+    view: ProxyView,
+  ): void {
+    const nonce = (++this.nonceSeq).toString(36);
+    const bytes = bytesFor(nonce);
+    const s = this.status(kind);
+    s.sentVersion = report.version;
+    s.sentNonce = nonce;
+    s.sentAt = Date.now();
+    this.sentChangedAt.set(kind, view.snapshot.changedAt);
+    this.call.write(bytes);
+    this.ctx.observer.responseSent(this.info, {
+      ...report,
+      kind,
+      nonce,
+      bytes: bytes.length,
+      snapshotChangedAt: view.snapshot.changedAt,
+    });
+    this.log.debug(
+      { node: this.proxy?.nodeId, kind, version: report.version, nonce, resources: report.resources, removed: report.removed },
+      'pushed',
+    );
+  }
+
+  protected fail(code: grpc.status, details: string): void {
+    this.ctx.observer.badRequest(this.info, details);
+    this.log.warn({ node: this.proxy?.nodeId, code: grpc.status[code], details }, 'closing xds stream');
+    this.call.emit('error', { code, details, metadata: new grpc.Metadata() });
+    this.close(details);
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err, node: this.proxy?.nodeId }, 'xds stream failed');
+      this.fail(grpc.status.INTERNAL, `internal error: ${(err as Error).message}`);
+    }
+  }
+}

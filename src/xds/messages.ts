@@ -1,0 +1,101 @@
+// Decoded shapes of the requests Envoy sends (Envoy JSON field names), and the gRPC
+// service definition for ADS whose responses are pre-encoded Buffers written as they are.
+import type * as grpc from '@grpc/grpc-js';
+import { JSON_OPTIONS, messageType } from '../protos/envoy.js';
+
+export interface NodeMessage {
+  id?: string;
+  cluster?: string;
+  metadata?: Record<string, unknown>;
+  userAgentName?: string;
+  userAgentBuildVersion?: unknown;
+  userAgentVersion?: string;
+}
+
+export interface StatusMessage {
+  code?: number;
+  message?: string;
+}
+
+export interface DiscoveryRequest {
+  versionInfo?: string;
+  node?: NodeMessage;
+  resourceNames?: string[];
+  typeUrl?: string;
+  responseNonce?: string;
+  errorDetail?: StatusMessage;
+}
+
+export interface DeltaDiscoveryRequest {
+  node?: NodeMessage;
+  typeUrl?: string;
+  resourceNamesSubscribe?: string[];
+  resourceNamesUnsubscribe?: string[];
+  initialResourceVersions?: Record<string, string>;
+  responseNonce?: string;
+  errorDetail?: StatusMessage;
+}
+
+const ADS = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+
+function decoder<T>(typeName: string): (bytes: Buffer) => T {
+  const type = messageType(typeName);
+  return (bytes) => type.toObject(type.decode(bytes), JSON_OPTIONS) as T;
+}
+
+function encoder<T>(typeName: string): (message: T) => Buffer {
+  const type = messageType(typeName);
+  return (message) =>
+    Buffer.from(type.encode(type.fromObject(message as { [k: string]: unknown })).finish());
+}
+
+const passThrough = (b: Buffer): Buffer => b;
+
+/** Server side: requests decoded, responses already bytes. */
+export const adsServiceDefinition: grpc.ServiceDefinition = {
+  StreamAggregatedResources: {
+    path: `/${ADS}/StreamAggregatedResources`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: encoder<DiscoveryRequest>('envoy.service.discovery.v3.DiscoveryRequest'),
+    requestDeserialize: decoder<DiscoveryRequest>('envoy.service.discovery.v3.DiscoveryRequest'),
+    responseSerialize: passThrough,
+    responseDeserialize: passThrough,
+  },
+  DeltaAggregatedResources: {
+    path: `/${ADS}/DeltaAggregatedResources`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: encoder<DeltaDiscoveryRequest>(
+      'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+    ),
+    requestDeserialize: decoder<DeltaDiscoveryRequest>(
+      'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+    ),
+    responseSerialize: passThrough,
+    responseDeserialize: passThrough,
+  },
+};
+
+/** Decoded responses, for clients (tests, the benchmark harness). */
+export interface DiscoveryResponse {
+  versionInfo?: string;
+  resources?: Array<Record<string, unknown>>;
+  typeUrl?: string;
+  nonce?: string;
+}
+
+export interface DeltaDiscoveryResponse {
+  systemVersionInfo?: string;
+  resources?: Array<{ name?: string; version?: string; resource?: Record<string, unknown> }>;
+  removedResources?: string[];
+  typeUrl?: string;
+  nonce?: string;
+}
+
+export const decodeDiscoveryResponse = decoder<DiscoveryResponse>(
+  'envoy.service.discovery.v3.DiscoveryResponse',
+);
+export const decodeDeltaDiscoveryResponse = decoder<DeltaDiscoveryResponse>(
+  'envoy.service.discovery.v3.DeltaDiscoveryResponse',
+);

@@ -1,0 +1,74 @@
+// Everything the protocol layer reports, so logging and metrics live outside it.
+import type { ResourceKind } from '../protos/envoy.js';
+import type { StreamInfo } from './type-status.js';
+
+export interface ResponseReport {
+  readonly kind: ResourceKind;
+  readonly version: string;
+  readonly nonce: string;
+  readonly resources: number;
+  readonly removed: number;
+  readonly bytes: number;
+  /** Snapshot this response came from (for convergence: source change → ACK). */
+  readonly snapshotChangedAt: number;
+}
+
+export interface XdsObserver {
+  streamOpened(stream: StreamInfo): void;
+  streamClosed(stream: StreamInfo, reason: string): void;
+  responseSent(stream: StreamInfo, report: ResponseReport): void;
+  acked(stream: StreamInfo, kind: ResourceKind, version: string, snapshotChangedAt: number | undefined): void;
+  nacked(stream: StreamInfo, kind: ResourceKind, version: string, message: string): void;
+  staleNonce(stream: StreamInfo, kind: ResourceKind, nonce: string): void;
+  badRequest(stream: StreamInfo, problem: string): void;
+}
+
+/** Counts what happened; the default observer and the basis of tests' assertions. */
+export class XdsCounters implements XdsObserver {
+  streamsOpened = 0;
+  streamsClosed = 0;
+  responses = 0;
+  responseBytes = 0;
+  acks = 0;
+  nacks = 0;
+  staleNonces = 0;
+  badRequests = 0;
+  readonly responsesByKind = new Map<ResourceKind, number>();
+
+  streamOpened(): void {
+    this.streamsOpened++;
+  }
+  streamClosed(): void {
+    this.streamsClosed++;
+  }
+  responseSent(_s: StreamInfo, r: ResponseReport): void {
+    this.responses++;
+    this.responseBytes += r.bytes;
+    this.responsesByKind.set(r.kind, (this.responsesByKind.get(r.kind) ?? 0) + 1);
+  }
+  acked(): void {
+    this.acks++;
+  }
+  nacked(): void {
+    this.nacks++;
+  }
+  staleNonce(): void {
+    this.staleNonces++;
+  }
+  badRequest(): void {
+    this.badRequests++;
+  }
+}
+
+/** Fans one report out to several observers (counters, logs, metrics). */
+export function combineObservers(...observers: XdsObserver[]): XdsObserver {
+  return {
+    streamOpened: (s) => observers.forEach((o) => o.streamOpened(s)),
+    streamClosed: (s, r) => observers.forEach((o) => o.streamClosed(s, r)),
+    responseSent: (s, r) => observers.forEach((o) => o.responseSent(s, r)),
+    acked: (s, k, v, t) => observers.forEach((o) => o.acked(s, k, v, t)),
+    nacked: (s, k, v, m) => observers.forEach((o) => o.nacked(s, k, v, m)),
+    staleNonce: (s, k, n) => observers.forEach((o) => o.staleNonce(s, k, n)),
+    badRequest: (s, p) => observers.forEach((o) => o.badRequest(s, p)),
+  };
+}

@@ -1,0 +1,123 @@
+// An in-process ADS client (real gRPC over loopback) for protocol tests: sends requests,
+// queues decoded responses, and can assert that nothing arrives.
+import * as grpc from '@grpc/grpc-js';
+import { TYPE_URLS, type ResourceKind } from '../../src/protos/envoy.js';
+import {
+  adsServiceDefinition,
+  decodeDeltaDiscoveryResponse,
+  decodeDiscoveryResponse,
+  type DeltaDiscoveryRequest,
+  type DeltaDiscoveryResponse,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+  type NodeMessage,
+} from '../../src/xds/messages.js';
+
+const AdsClient = grpc.makeGenericClientConstructor(adsServiceDefinition, 'AggregatedDiscoveryService');
+
+export function node(id: string, service = '', outboundPort = 15001): NodeMessage {
+  return { id, cluster: service, metadata: { service, outbound_port: outboundPort } };
+}
+
+class Stream<Req, Res> {
+  private readonly queue: Res[] = [];
+  private readonly waiters: Array<(r: Res) => void> = [];
+  readonly received: Res[] = [];
+  readonly ended: Promise<grpc.ServiceError | undefined>;
+
+  constructor(
+    private readonly call: grpc.ClientDuplexStream<Req, Buffer>,
+    decode: (b: Buffer) => Res,
+    private readonly client: grpc.Client,
+  ) {
+    call.on('data', (bytes: Buffer) => {
+      const res = decode(bytes);
+      this.received.push(res);
+      const waiter = this.waiters.shift();
+      if (waiter) waiter(res);
+      else this.queue.push(res);
+    });
+    this.ended = new Promise((resolve) => {
+      call.on('error', (err: grpc.ServiceError) => resolve(err));
+      call.on('end', () => resolve(undefined));
+    });
+  }
+
+  send(req: Req): void {
+    this.call.write(req);
+  }
+
+  /** The next response (queued or upcoming). */
+  next(timeoutMs = 3000): Promise<Res> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`no response within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = (r: Res) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Collects `n` responses. */
+  async take(n: number, timeoutMs = 3000): Promise<Res[]> {
+    const out: Res[] = [];
+    for (let i = 0; i < n; i++) out.push(await this.next(timeoutMs));
+    return out;
+  }
+
+  /** Fails if any response arrives within `ms`. */
+  async expectSilence(ms = 300): Promise<void> {
+    const got = await this.next(ms).then(
+      (r) => r,
+      () => undefined,
+    );
+    if (got !== undefined) throw new Error(`expected no response, got ${JSON.stringify(got).slice(0, 300)}`);
+  }
+
+  close(): void {
+    this.call.end();
+    this.client.close();
+  }
+}
+
+export type SotwStreamClient = Stream<DiscoveryRequest, DiscoveryResponse>;
+export type DeltaStreamClient = Stream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+
+export function sotwClient(port: number): SotwStreamClient {
+  const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = (client as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<DiscoveryRequest, Buffer> })
+    .StreamAggregatedResources();
+  return new Stream(call, decodeDiscoveryResponse, client);
+}
+
+export function deltaClient(port: number): DeltaStreamClient {
+  const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = (client as unknown as { DeltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, Buffer> })
+    .DeltaAggregatedResources();
+  return new Stream(call, decodeDeltaDiscoveryResponse, client);
+}
+
+export const typeUrl = (kind: ResourceKind): string => TYPE_URLS[kind];
+
+/** Names of the resources in a SotW response. */
+export function namesOf(res: DiscoveryResponse): string[] {
+  return (res.resources ?? []).map((r) => String(r.name ?? r.clusterName ?? ''));
+}
+
+export function kindOf(res: { typeUrl?: string }): ResourceKind {
+  const kind = (Object.keys(TYPE_URLS) as ResourceKind[]).find((k) => TYPE_URLS[k] === res.typeUrl);
+  if (!kind) throw new Error(`unexpected type ${res.typeUrl}`);
+  return kind;
+}
+
+/** ACK a SotW response. */
+export function ack(res: DiscoveryResponse, resourceNames: string[] = []): DiscoveryRequest {
+  return { typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames };
+}

@@ -1,0 +1,59 @@
+// A control plane in the test process: snapshot store + xDS server on a free port.
+import type { Catalog } from '../../src/catalog/model.js';
+import { parseCatalog } from '../../src/catalog/schema.js';
+import { SnapshotStore } from '../../src/snapshot/store.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { XdsCounters } from '../../src/xds/observer.js';
+import { XdsServer } from '../../src/xds/server.js';
+
+export interface TestControlPlane {
+  store: SnapshotStore;
+  server: XdsServer;
+  counters: XdsCounters;
+  port: number;
+  /** Parses a catalog document and applies it immediately (no debounce wait). */
+  apply(doc: unknown): Catalog;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(opts: { catalog?: unknown; port?: number } = {}): Promise<TestControlPlane> {
+  const store = new SnapshotStore({ logger: silentLogger, debounceMs: 10, maxDebounceMs: 50 });
+  const counters = new XdsCounters();
+  const server = new XdsServer({ watcher: store, observer: counters, logger: silentLogger });
+  const port = await server.listen('127.0.0.1', opts.port ?? 0);
+  const apply = (doc: unknown): Catalog => {
+    const catalog = parseCatalog(doc);
+    store.setCatalog(catalog);
+    store.flush();
+    return catalog;
+  };
+  if (opts.catalog !== undefined) apply(opts.catalog);
+  return {
+    store,
+    server,
+    counters,
+    port,
+    apply,
+    close: async () => {
+      server.forceClose();
+      store.close();
+    },
+  };
+}
+
+/** A small two-service catalog document used by many tests. */
+export function twoServices(extra: { worldInstances?: unknown[]; more?: unknown[] } = {}): unknown {
+  return {
+    services: [
+      {
+        name: 'hello',
+        instances: [{ id: 'hello-1', address: '127.0.0.1', port: 9101, sidecarPort: 19101 }],
+      },
+      {
+        name: 'world',
+        instances: extra.worldInstances ?? [{ id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 }],
+      },
+      ...(extra.more ?? []),
+    ],
+  };
+}

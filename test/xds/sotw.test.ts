@@ -1,0 +1,181 @@
+// SotW ADS protocol behaviour, against the real gRPC server in-process.
+import { afterEach, describe, expect, it } from 'vitest';
+import { syncState } from '../../src/xds/type-status.js';
+import { ack, kindOf, namesOf, node, sotwClient, typeUrl, type SotwStreamClient } from '../support/ads-client.js';
+import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
+
+let cp: TestControlPlane | undefined;
+const clients: SotwStreamClient[] = [];
+afterEach(async () => {
+  clients.splice(0).forEach((c) => c.close());
+  await cp?.close();
+  cp = undefined;
+});
+
+function connect(port: number): SotwStreamClient {
+  const c = sotwClient(port);
+  clients.push(c);
+  return c;
+}
+
+function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof typeUrl>[0]) {
+  const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
+  return stream?.types.get(kind);
+}
+
+describe('SotW ADS', () => {
+  it('answers wildcard CDS with every cluster and records the ACK', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const res = await c.next();
+    expect(namesOf(res).sort()).toEqual(['hello', 'local_app|hello-1', 'world']);
+    expect(res.versionInfo).toMatch(/\S+/);
+    expect(syncState(statusOf(cp, 'hello-1', 'clusters'))).toBe('STALE');
+    c.send(ack(res));
+    await c.expectSilence();
+    expect(syncState(statusOf(cp, 'hello-1', 'clusters'))).toBe('SYNCED');
+    expect(statusOf(cp, 'hello-1', 'clusters')?.ackedVersion).toBe(res.versionInfo);
+  });
+
+  it('gives a node that is not in the catalog outbound config only', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('stranger', 'none', 16001), typeUrl: typeUrl('listeners') });
+    expect(namesOf(await c.next())).toEqual(['outbound|http|16001']);
+    c.send({ node: node('stranger'), typeUrl: typeUrl('clusters') });
+    expect(namesOf(await c.next()).sort()).toEqual(['hello', 'world']);
+  });
+
+  it('records a NACK with its error, does not resend, and recovers on the next change', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const res = await c.next();
+    c.send({ ...ack(res), versionInfo: '', errorDetail: { code: 3, message: 'cluster hello: bad thing' } });
+    await c.expectSilence(400);
+    const status = statusOf(cp, 'hello-1', 'clusters');
+    expect(syncState(status)).toBe('NACKED');
+    expect(status?.nack?.message).toBe('cluster hello: bad thing');
+    expect(cp.counters.nacks).toBe(1);
+
+    cp.apply(twoServices({ more: [{ name: 'extra' }] }));
+    const fixed = await c.next();
+    expect(namesOf(fixed)).toContain('extra');
+    c.send(ack(fixed));
+    await c.expectSilence(200);
+    expect(syncState(statusOf(cp, 'hello-1', 'clusters'))).toBe('SYNCED');
+  });
+
+  it('ignores requests carrying a stale nonce', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const first = await c.next();
+    cp.apply(twoServices({ more: [{ name: 'extra' }] }));
+    const second = await c.next();
+    expect(second.nonce).not.toBe(first.nonce);
+    // Envoy answering the first response after the second was sent: neither ACK nor NACK.
+    c.send({ ...ack(first), errorDetail: { code: 3, message: 'late complaint' } });
+    await c.expectSilence();
+    expect(cp.counters.staleNonces).toBe(1);
+    expect(statusOf(cp, 'hello-1', 'clusters')?.nack).toBeUndefined();
+  });
+
+  it('serves named EDS subscriptions, with an empty assignment for an unknown name', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNames: ['world', 'ghost'] });
+    const res = await c.next();
+    const byName = Object.fromEntries((res.resources ?? []).map((r) => [r.clusterName, r]));
+    expect(Object.keys(byName).sort()).toEqual(['ghost', 'world']);
+    expect(byName.ghost).toEqual({
+      '@type': typeUrl('endpoints'),
+      clusterName: 'ghost',
+    });
+    expect(JSON.stringify(byName.world)).toContain('"portValue":19102');
+  });
+
+  it('answers a subscription change, and a resubscribe after unsubscribe', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNames: ['world'] });
+    const r1 = await c.next();
+    c.send(ack(r1, []));
+    const r2 = await c.next();
+    expect(r2.resources ?? []).toEqual([]);
+    c.send(ack(r2, ['world']));
+    expect(namesOf(await c.next())).toEqual(['world']);
+  });
+
+  it('waits for the first catalog before sending anything', async () => {
+    cp = await startControlPlane();
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    await c.expectSilence(300);
+    cp.apply(twoServices());
+    expect(namesOf(await c.next())).toContain('world');
+  });
+
+  it('pushes additions clusters → endpoints → routes, and removes routes before clusters', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
+    const initial = await c.take(2);
+    for (const r of initial) c.send(ack(r));
+    c.send({ typeUrl: typeUrl('endpoints'), resourceNames: ['hello', 'world'] });
+    c.send({ typeUrl: typeUrl('routes'), resourceNames: ['outbound'] });
+    for (const r of await c.take(2)) c.send(ack(r, r.typeUrl === typeUrl('routes') ? ['outbound'] : ['hello', 'world']));
+    await c.expectSilence(200);
+
+    cp.apply(twoServices({ more: [{ name: 'extra', instances: [{ id: 'e-1', address: '127.0.0.2', port: 80 }] }] }));
+    const added = await c.take(3);
+    expect(added.map(kindOf)).toEqual(['clusters', 'endpoints', 'routes']);
+    expect(namesOf(added[0]!)).toContain('extra');
+    // Like Envoy: ACK, and subscribe to the new cluster's endpoints.
+    c.send(ack(added[0]!));
+    c.send(ack(added[2]!, ['outbound']));
+    c.send(ack(added[1]!, ['extra', 'hello', 'world']));
+    c.send(ack(await c.next(), ['extra', 'hello', 'world']));
+    await c.expectSilence(200);
+
+    cp.apply(twoServices());
+    const removed = await c.take(3);
+    // EDS (now an empty assignment) and RDS drop their references first; the cluster goes last.
+    expect(removed.map(kindOf)).toEqual(['endpoints', 'routes', 'clusters']);
+    expect(namesOf(removed[2]!)).not.toContain('extra');
+    expect(JSON.stringify(removed[1])).not.toContain('"extra"');
+  });
+
+  it('resends unchanged endpoints after a cluster changes (Envoy issue 13009)', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNames: ['world'] });
+    const first = await c.take(2);
+    for (const r of first) c.send(ack(r, r.typeUrl === typeUrl('endpoints') ? ['world'] : []));
+    await c.expectSilence(200);
+    const doc = twoServices() as { services: Array<Record<string, unknown>> };
+    doc.services[1]!.protocol = 'http2'; // changes the world cluster, not its endpoints
+    cp.apply(doc);
+    const after = await c.take(2);
+    expect(after.map(kindOf)).toEqual(['clusters', 'endpoints']);
+    const eds = after[1]!;
+    const edsBefore = first.find((r) => r.typeUrl === typeUrl('endpoints'))!;
+    expect(eds.resources).toEqual(edsBefore.resources);
+  });
+
+  it('derives versions from content: a restarted control plane sends the same versions', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c1 = connect(cp.port);
+    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const before = await c1.next();
+    await cp.close();
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c2 = connect(cp.port);
+    c2.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const after = await c2.next();
+    expect(after.versionInfo).toBe(before.versionInfo);
+  });
+});
