@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// lucid-mesh CLI entry point. Usage errors exit 2, runtime failures 1.
+import { Command, CommanderError } from 'commander';
+import { bootstrapCommand } from './bootstrap-command.js';
+import { serveCommand } from './serve-command.js';
+
+const EXIT_USAGE = 2;
+
+const program = new Command('lucid-mesh')
+  .description('An Envoy xDS control plane for sidecar meshes.')
+  .showHelpAfterError('(run with --help for usage)');
+
+program.addCommand(serveCommand());
+program.addCommand(bootstrapCommand());
+for (const command of [program, ...program.commands]) command.exitOverride();
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (!(err instanceof CommanderError)) throw err;
+  // Commander has already printed the message; help and version are not errors.
+  const benign = ['commander.helpDisplayed', 'commander.version'].includes(err.code);
+  process.exit(benign ? 0 : err.exitCode === 0 ? 0 : EXIT_USAGE);
+}

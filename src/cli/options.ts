@@ -1,0 +1,32 @@
+// Flag parsing shared by commands: errors name the flag and the value.
+import { InvalidArgumentError } from 'commander';
+
+export function portOption(flag: string, allowZero = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    const min = allowZero ? 0 : 1;
+    if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < min || n > 65535) {
+      throw new InvalidArgumentError(`${flag}: expected integer ${min}-65535, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+export function durationMsOption(flag: string, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n > max) {
+      throw new InvalidArgumentError(`${flag}: expected milliseconds 0-${max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+export function choiceOption<T extends string>(flag: string, choices: readonly T[]) {
+  return (value: string): T => {
+    if (!(choices as readonly string[]).includes(value)) {
+      throw new InvalidArgumentError(`${flag}: expected one of ${choices.join(' | ')}, got ${JSON.stringify(value)}`);
+    }
+    return value as T;
+  };
+}

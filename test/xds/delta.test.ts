@@ -1,0 +1,137 @@
+// Delta (incremental) ADS protocol behaviour, against the real gRPC server in-process.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
+import { syncState } from '../../src/xds/type-status.js';
+import { deltaClient, node, typeUrl, type DeltaStreamClient } from '../support/ads-client.js';
+import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
+
+let cp: TestControlPlane | undefined;
+const clients: DeltaStreamClient[] = [];
+afterEach(async () => {
+  clients.splice(0).forEach((c) => c.close());
+  await cp?.close();
+  cp = undefined;
+});
+
+function connect(port: number): DeltaStreamClient {
+  const c = deltaClient(port);
+  clients.push(c);
+  return c;
+}
+
+const versions = (res: DeltaDiscoveryResponse): Record<string, string> =>
+  Object.fromEntries((res.resources ?? []).map((r) => [r.name!, r.version!]));
+const ackOf = (res: DeltaDiscoveryResponse) => ({ typeUrl: res.typeUrl, responseNonce: res.nonce });
+
+describe('delta ADS', () => {
+  it('sends every cluster on a wildcard subscription, then only what changed', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const first = await c.next();
+    expect(Object.keys(versions(first)).sort()).toEqual(['hello', 'local_app|hello-1', 'world']);
+    c.send(ackOf(first));
+    await c.expectSilence(200);
+    const stream = [...cp.server.connected.values()][0]!;
+    expect(syncState(stream.types.get('clusters'))).toBe('SYNCED');
+
+    cp.apply(twoServices({ more: [{ name: 'extra' }] }));
+    const added = await c.next();
+    expect(Object.keys(versions(added))).toEqual(['extra']);
+    expect(added.removedResources ?? []).toEqual([]);
+    c.send(ackOf(added));
+
+    cp.apply(twoServices());
+    const removed = await c.next();
+    expect(removed.resources ?? []).toEqual([]);
+    expect(removed.removedResources).toEqual(['extra']);
+  });
+
+  it('honours initial_resource_versions on reconnect: nothing resent, deletions reported', async () => {
+    cp = await startControlPlane({ catalog: twoServices({ more: [{ name: 'extra' }] }) });
+    const c1 = connect(cp.port);
+    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const had = versions(await c1.next());
+    c1.close();
+
+    // While the proxy was away, "extra" was deleted and "world" changed.
+    const doc = twoServices() as { services: Array<Record<string, unknown>> };
+    doc.services[1]!.protocol = 'http2';
+    cp.apply(doc);
+
+    const c2 = connect(cp.port);
+    c2.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters'), initialResourceVersions: had });
+    const res = await c2.next();
+    expect(Object.keys(versions(res))).toEqual(['world']);
+    expect(res.removedResources).toEqual(['extra']);
+  });
+
+  it('answers a reconnect with nothing to change with an empty response', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c1 = connect(cp.port);
+    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const had = versions(await c1.next());
+    c1.close();
+    const c2 = connect(cp.port);
+    c2.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters'), initialResourceVersions: had });
+    const res = await c2.next();
+    expect(res.resources ?? []).toEqual([]);
+    expect(res.removedResources ?? []).toEqual([]);
+  });
+
+  it('resends a resource on resubscribe after unsubscribe', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['world'] });
+    const r1 = await c.next();
+    expect(Object.keys(versions(r1))).toEqual(['world']);
+    c.send({ ...ackOf(r1), resourceNamesUnsubscribe: ['world'] });
+    await c.expectSilence(200);
+    c.send({ typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['world'] });
+    const r2 = await c.next();
+    expect(versions(r2)).toEqual(versions(r1));
+  });
+
+  it('applies subscription changes even when their nonce is stale', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['world'] });
+    const r1 = await c.next();
+    c.send({ typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['hello'] });
+    const r2 = await c.next();
+    expect(Object.keys(versions(r2))).toEqual(['hello']);
+    c.send({ ...ackOf(r1), resourceNamesSubscribe: ['ghost'] }); // acks r1, which is no longer the latest
+    const r3 = await c.next();
+    expect(Object.keys(versions(r3))).toEqual(['ghost']);
+    expect(cp.counters.staleNonces).toBe(1);
+  });
+
+  it('records a NACK and does not resend', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
+    const r = await c.next();
+    c.send({ ...ackOf(r), errorDetail: { code: 13, message: 'listener inbound|hello-1: address in use' } });
+    await c.expectSilence(400);
+    const stream = [...cp.server.connected.values()][0]!;
+    expect(syncState(stream.types.get('listeners'))).toBe('NACKED');
+    expect(stream.types.get('listeners')?.nack?.message).toContain('address in use');
+  });
+
+  it('resends a changed cluster\'s unchanged endpoints (Envoy issue 13009)', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const c = connect(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['hello', 'world'] });
+    for (const r of await c.take(2)) c.send(ackOf(r));
+    await c.expectSilence(200);
+    const doc = twoServices() as { services: Array<Record<string, unknown>> };
+    doc.services[1]!.protocol = 'grpc';
+    cp.apply(doc);
+    const [cds, eds] = await c.take(2);
+    expect(cds!.typeUrl).toBe(typeUrl('clusters'));
+    expect(Object.keys(versions(cds!))).toEqual(['world']);
+    expect(eds!.typeUrl).toBe(typeUrl('endpoints'));
+    expect(Object.keys(versions(eds!))).toEqual(['world']);
+  });
+});
