@@ -9,5 +9,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     maxWorkers: 2,
     globalSetup: ['test/support/global-setup.ts'],
+    // The JSON report is what .ci/run turns into its "N passed, N failed" line.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.vitest-results.json' },
   },
 });
