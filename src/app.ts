@@ -30,14 +30,26 @@ export interface RunningControlPlane {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const { logger, source } = opts;
-  const store = new SnapshotStore({ logger, debounceMs: opts.debounceMs, maxDebounceMs: opts.maxDebounceMs });
+  const store = new SnapshotStore({
+    logger,
+    debounceMs: opts.debounceMs,
+    maxDebounceMs: opts.maxDebounceMs,
+  });
   const counters = new XdsCounters();
-  let xds: XdsServer | undefined;
-  const metrics = new Metrics({ store, streams: () => xds?.connected.values() ?? [] });
-  xds = new XdsServer({ watcher: store, observer: combineObservers(counters, metrics), logger });
+  // The metrics read the server's streams at scrape time; the server reports to the metrics.
+  const streams: { xds?: XdsServer } = {};
+  const metrics = new Metrics({ store, streams: () => streams.xds?.connected.values() ?? [] });
+  const xds = new XdsServer({
+    watcher: store,
+    observer: combineObservers(counters, metrics),
+    logger,
+  });
+  streams.xds = xds;
 
   let lastSourceError: string | undefined;
-  store.onSnapshot((snapshot) => metrics.discoveryLatency.observe((snapshot.builtAt - snapshot.changedAt) / 1000));
+  store.onSnapshot((snapshot) =>
+    metrics.discoveryLatency.observe((snapshot.builtAt - snapshot.changedAt) / 1000),
+  );
   const admin = new AdminServer({
     registry: metrics.registry,
     notReadyReason: () =>
@@ -63,10 +75,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     error(err) {
       lastSourceError = err.message;
       metrics.sourceErrors.inc({ source: source.name });
-      logger.warn({ source: source.name, error: err.message }, store.ready ? 'source error; serving the last good catalog' : 'source error; not ready');
+      logger.warn(
+        { source: source.name, error: err.message },
+        store.ready ? 'source error; serving the last good catalog' : 'source error; not ready',
+      );
     },
   });
-  logger.info({ host: opts.host, xdsPort, adminPort, source: source.name }, 'lucid-mesh control plane started');
+  logger.info(
+    { host: opts.host, xdsPort, adminPort, source: source.name },
+    'lucid-mesh control plane started',
+  );
 
   return {
     store,

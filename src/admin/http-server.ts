@@ -19,7 +19,9 @@ export class AdminServer {
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', (err) => reject(new Error(`cannot listen for admin HTTP on ${host}:${port}: ${err.message}`)));
+      this.server.once('error', (err) =>
+        reject(new Error(`cannot listen for admin HTTP on ${host}:${port}: ${err.message}`)),
+      );
       this.server.listen(port, host, () => {
         const addr = this.server.address();
         resolve(typeof addr === 'object' && addr ? addr.port : port);
@@ -40,7 +42,9 @@ export class AdminServer {
         return send(res, 200, { status: 'ok' });
       case '/ready': {
         const reason = this.deps.notReadyReason();
-        return reason === undefined ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'not ready', reason });
+        return reason === undefined
+          ? send(res, 200, { status: 'ready' })
+          : send(res, 503, { status: 'not ready', reason });
       }
       case '/metrics': {
         const body = await this.deps.registry.metrics();
@@ -49,7 +53,10 @@ export class AdminServer {
         return;
       }
       default:
-        return send(res, 404, { error: `no such endpoint ${path}`, endpoints: ['/health', '/ready', '/metrics'] });
+        return send(res, 404, {
+          error: `no such endpoint ${path}`,
+          endpoints: ['/health', '/ready', '/metrics'],
+        });
     }
   }
 }

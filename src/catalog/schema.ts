@@ -21,11 +21,9 @@ function oneOf<T extends readonly [string, ...string[]]>(values: T) {
 
 export const instanceSchema = z
   .object({
-    id: z
-      .string({ error: (i) => `expected a string, got ${show(i.input)}` })
-      .regex(INSTANCE_ID, {
-        error: (i) => `expected an id of letters, digits, . _ : -, got ${show(i.input)}`,
-      }),
+    id: z.string({ error: (i) => `expected a string, got ${show(i.input)}` }).regex(INSTANCE_ID, {
+      error: (i) => `expected an id of letters, digits, . _ : -, got ${show(i.input)}`,
+    }),
     // An IP: Envoy's EDS endpoints are not resolved, so a hostname would never connect.
     address: z.union([z.ipv4(), z.ipv6()], {
       error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}`,

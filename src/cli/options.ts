@@ -6,7 +6,9 @@ export function portOption(flag: string, allowZero = false) {
     const n = Number(value);
     const min = allowZero ? 0 : 1;
     if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < min || n > 65535) {
-      throw new InvalidArgumentError(`${flag}: expected integer ${min}-65535, got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(
+        `${flag}: expected integer ${min}-65535, got ${JSON.stringify(value)}`,
+      );
     }
     return n;
   };
@@ -16,7 +18,9 @@ export function durationMsOption(flag: string, max: number) {
   return (value: string): number => {
     const n = Number(value);
     if (!/^\d+$/.test(value.trim()) || n > max) {
-      throw new InvalidArgumentError(`${flag}: expected milliseconds 0-${max}, got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(
+        `${flag}: expected milliseconds 0-${max}, got ${JSON.stringify(value)}`,
+      );
     }
     return n;
   };
@@ -25,7 +29,9 @@ export function durationMsOption(flag: string, max: number) {
 export function choiceOption<T extends string>(flag: string, choices: readonly T[]) {
   return (value: string): T => {
     if (!(choices as readonly string[]).includes(value)) {
-      throw new InvalidArgumentError(`${flag}: expected one of ${choices.join(' | ')}, got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(
+        `${flag}: expected one of ${choices.join(' | ')}, got ${JSON.stringify(value)}`,
+      );
     }
     return value as T;
   };

@@ -19,18 +19,31 @@ interface ServeFlags {
 
 export function serveCommand(): Command {
   return new Command('serve')
-    .description('Run the control plane: watch the catalog, serve ADS (SotW + delta) to Envoy sidecars.')
-    .addOption(
-      new Option('--catalog <file>', 'catalog file (YAML or JSON), watched: edits apply live').env('LUCID_CATALOG'),
+    .description(
+      'Run the control plane: watch the catalog, serve ADS (SotW + delta) to Envoy sidecars.',
     )
-    .addOption(new Option('--xds-port <port>', 'gRPC port for ADS (xDS)').env('XDS_PORT').default(8081).argParser(portOption('--xds-port', true)))
+    .addOption(
+      new Option('--catalog <file>', 'catalog file (YAML or JSON), watched: edits apply live').env(
+        'LUCID_CATALOG',
+      ),
+    )
+    .addOption(
+      new Option('--xds-port <port>', 'gRPC port for ADS (xDS)')
+        .env('XDS_PORT')
+        .default(8081)
+        .argParser(portOption('--xds-port', true)),
+    )
     .addOption(
       new Option('--admin-port <port>', 'HTTP port for /health, /ready, /metrics')
         .env('ADMIN_PORT')
         .default(8080)
         .argParser(portOption('--admin-port', true)),
     )
-    .addOption(new Option('--host <address>', 'address both servers bind to').env('LUCID_HOST').default('0.0.0.0'))
+    .addOption(
+      new Option('--host <address>', 'address both servers bind to')
+        .env('LUCID_HOST')
+        .default('0.0.0.0'),
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .env('LOG_LEVEL')
@@ -54,9 +67,12 @@ export function serveCommand(): Command {
       '\nFlags win over environment variables. Example:\n  lucid-mesh serve --catalog examples/catalog.yaml --xds-port 8081 --admin-port 8080\n',
     )
     .action(async (flags: ServeFlags, cmd: Command) => {
-      if (!flags.catalog) cmd.error('lucid-mesh serve: --catalog: required (or set LUCID_CATALOG)', { exitCode: 2 });
+      if (!flags.catalog)
+        cmd.error('lucid-mesh serve: --catalog: required (or set LUCID_CATALOG)', { exitCode: 2 });
       if (!existsSync(flags.catalog!)) {
-        cmd.error(`lucid-mesh serve: --catalog: no such file ${JSON.stringify(flags.catalog)}`, { exitCode: 2 });
+        cmd.error(`lucid-mesh serve: --catalog: no such file ${JSON.stringify(flags.catalog)}`, {
+          exitCode: 2,
+        });
       }
       if (flags.maxDebounceMs < flags.debounceMs) {
         cmd.error(

@@ -16,7 +16,10 @@ export class ProxyView {
   constructor(
     readonly snapshot: Snapshot,
     private readonly own: KindMaps,
-    private readonly placeholders: (kind: ResourceKind, name: string) => EncodedResource | undefined,
+    private readonly placeholders: (
+      kind: ResourceKind,
+      name: string,
+    ) => EncodedResource | undefined,
   ) {}
 
   get version(): string {

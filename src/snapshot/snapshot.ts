@@ -21,7 +21,11 @@ export function sotwBlockOf(resources: Iterable<EncodedResource>): SotwBlock {
     entries.push(r.sotwEntry);
     ids.push(`${r.name}@${r.version}`);
   }
-  return { entries: Buffer.concat(entries), digest: contentHash(ids.join('\n')), count: ids.length };
+  return {
+    entries: Buffer.concat(entries),
+    digest: contentHash(ids.join('\n')),
+    count: ids.length,
+  };
 }
 
 /** Names that differ between two versions of a resource map. */

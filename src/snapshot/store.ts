@@ -4,7 +4,11 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Catalog, ProxyIdentity } from '../catalog/model.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import { translateProxy, translateShared } from '../translate/index.js';
-import { DEFAULT_TRANSLATE_OPTIONS, type ResourceSet, type TranslateOptions } from '../translate/types.js';
+import {
+  DEFAULT_TRANSLATE_OPTIONS,
+  type ResourceSet,
+  type TranslateOptions,
+} from '../translate/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Debouncer } from './debouncer.js';
 import type { EncodedResource } from './encoded-resource.js';
@@ -161,7 +165,8 @@ export class SnapshotStore implements ConfigWatcher {
     const out = {} as { [K in ResourceKind]: ResourceMap };
     for (const kind of RESOURCE_KINDS) {
       const map = new Map<string, EncodedResource>();
-      for (const [name, message] of set[kind]) map.set(name, this.encoder.encode(kind, name, message));
+      for (const [name, message] of set[kind])
+        map.set(name, this.encoder.encode(kind, name, message));
       out[kind] = map;
     }
     return out;

@@ -25,12 +25,41 @@ export class Metrics implements XdsObserver {
   constructor(opts: { store: SnapshotStore; streams: () => Iterable<StreamInfo> }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: P });
-    this.responses = new Counter({ name: `${P}xds_responses_total`, help: 'xDS responses sent', labelNames: ['type'], registers });
-    this.responseBytes = new Counter({ name: `${P}xds_response_bytes_total`, help: 'Bytes of xDS responses sent', labelNames: ['type'], registers });
-    this.acks = new Counter({ name: `${P}xds_acks_total`, help: 'Responses accepted by proxies', labelNames: ['type'], registers });
-    this.nacks = new Counter({ name: `${P}xds_nacks_total`, help: 'Responses rejected by proxies (NACK)', labelNames: ['type'], registers });
-    this.staleNonces = new Counter({ name: `${P}xds_stale_nonces_total`, help: 'Requests ignored because their nonce was stale', labelNames: ['type'], registers });
-    this.badRequests = new Counter({ name: `${P}xds_bad_requests_total`, help: 'Malformed or unsupported xDS requests', registers });
+    this.responses = new Counter({
+      name: `${P}xds_responses_total`,
+      help: 'xDS responses sent',
+      labelNames: ['type'],
+      registers,
+    });
+    this.responseBytes = new Counter({
+      name: `${P}xds_response_bytes_total`,
+      help: 'Bytes of xDS responses sent',
+      labelNames: ['type'],
+      registers,
+    });
+    this.acks = new Counter({
+      name: `${P}xds_acks_total`,
+      help: 'Responses accepted by proxies',
+      labelNames: ['type'],
+      registers,
+    });
+    this.nacks = new Counter({
+      name: `${P}xds_nacks_total`,
+      help: 'Responses rejected by proxies (NACK)',
+      labelNames: ['type'],
+      registers,
+    });
+    this.staleNonces = new Counter({
+      name: `${P}xds_stale_nonces_total`,
+      help: 'Requests ignored because their nonce was stale',
+      labelNames: ['type'],
+      registers,
+    });
+    this.badRequests = new Counter({
+      name: `${P}xds_bad_requests_total`,
+      help: 'Malformed or unsupported xDS requests',
+      registers,
+    });
     this.convergence = new Histogram({
       name: `${P}convergence_seconds`,
       help: 'Time from a source change to a proxy ACKing the config that contains it',
@@ -38,8 +67,18 @@ export class Metrics implements XdsObserver {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.sourceErrors = new Counter({ name: `${P}source_errors_total`, help: 'Discovery source failures (the last good catalog stays in force)', labelNames: ['source'], registers });
-    this.sourceLastSuccess = new Gauge({ name: `${P}source_last_success_timestamp_seconds`, help: 'When the source last delivered a valid catalog', labelNames: ['source'], registers });
+    this.sourceErrors = new Counter({
+      name: `${P}source_errors_total`,
+      help: 'Discovery source failures (the last good catalog stays in force)',
+      labelNames: ['source'],
+      registers,
+    });
+    this.sourceLastSuccess = new Gauge({
+      name: `${P}source_last_success_timestamp_seconds`,
+      help: 'When the source last delivered a valid catalog',
+      labelNames: ['source'],
+      registers,
+    });
     this.discoveryLatency = new Histogram({
       name: 'service_discovery_latency_seconds',
       help: 'Time from a discovery source change to the snapshot that contains it',
@@ -59,11 +98,46 @@ export class Metrics implements XdsObserver {
       },
     });
     const { store } = opts;
-    new Gauge({ name: `${P}resources_encoded_total`, help: 'Resources protobuf-encoded (each change encodes only what changed)', registers, collect() { this.set(store.encoder.counters.encoded); } });
-    new Gauge({ name: `${P}resources_reused_total`, help: 'Resources served from the encode cache because their content did not change', registers, collect() { this.set(store.encoder.counters.reused); } });
-    new Gauge({ name: `${P}snapshots_built_total`, help: 'Snapshots built', registers, collect() { this.set(store.counters.snapshotsBuilt); } });
-    new Gauge({ name: `${P}snapshot_build_errors_total`, help: 'Snapshot builds that failed (previous snapshot kept)', registers, collect() { this.set(store.counters.buildErrors); } });
-    new Gauge({ name: `${P}ready`, help: '1 once the first catalog produced a snapshot', registers, collect() { this.set(store.ready ? 1 : 0); } });
+    new Gauge({
+      name: `${P}resources_encoded_total`,
+      help: 'Resources protobuf-encoded (each change encodes only what changed)',
+      registers,
+      collect() {
+        this.set(store.encoder.counters.encoded);
+      },
+    });
+    new Gauge({
+      name: `${P}resources_reused_total`,
+      help: 'Resources served from the encode cache because their content did not change',
+      registers,
+      collect() {
+        this.set(store.encoder.counters.reused);
+      },
+    });
+    new Gauge({
+      name: `${P}snapshots_built_total`,
+      help: 'Snapshots built',
+      registers,
+      collect() {
+        this.set(store.counters.snapshotsBuilt);
+      },
+    });
+    new Gauge({
+      name: `${P}snapshot_build_errors_total`,
+      help: 'Snapshot builds that failed (previous snapshot kept)',
+      registers,
+      collect() {
+        this.set(store.counters.buildErrors);
+      },
+    });
+    new Gauge({
+      name: `${P}ready`,
+      help: '1 once the first catalog produced a snapshot',
+      registers,
+      collect() {
+        this.set(store.ready ? 1 : 0);
+      },
+    });
   }
 
   streamOpened(): void {}
@@ -74,7 +148,8 @@ export class Metrics implements XdsObserver {
   }
   acked(_s: StreamInfo, kind: ResourceKind, _v: string, changedAt: number | undefined): void {
     this.acks.inc({ type: kind });
-    if (changedAt !== undefined) this.convergence.observe({ type: kind }, (Date.now() - changedAt) / 1000);
+    if (changedAt !== undefined)
+      this.convergence.observe({ type: kind }, (Date.now() - changedAt) / 1000);
   }
   nacked(_s: StreamInfo, kind: ResourceKind): void {
     this.nacks.inc({ type: kind });

@@ -84,8 +84,13 @@ export abstract class AdsStream<Req extends BaseRequest> {
       }
       this.proxy = proxy;
       this.info.proxy = proxy;
-      this.log.info({ node: proxy.nodeId, service: proxy.service, peer: this.info.peer }, 'xds stream opened');
-      this.unwatch = this.ctx.watcher.watch(proxy, (view) => this.guard(() => this.acceptView(view)));
+      this.log.info(
+        { node: proxy.nodeId, service: proxy.service, peer: this.info.peer },
+        'xds stream opened',
+      );
+      this.unwatch = this.ctx.watcher.watch(proxy, (view) =>
+        this.guard(() => this.acceptView(view)),
+      );
     }
     const kind = kindOfTypeUrl(req.typeUrl ?? '');
     if (!kind) {
@@ -93,7 +98,10 @@ export abstract class AdsStream<Req extends BaseRequest> {
       // off from everything else it receives over the same ADS stream.
       const problem = `unknown type_url ${JSON.stringify(req.typeUrl ?? '')}`;
       this.ctx.observer.badRequest(this.info, problem);
-      this.log.warn({ node: this.proxy.nodeId, typeUrl: req.typeUrl }, 'ignoring request: unknown type_url');
+      this.log.warn(
+        { node: this.proxy.nodeId, typeUrl: req.typeUrl },
+        'ignoring request: unknown type_url',
+      );
       return;
     }
     this.onRequest(kind, req);
@@ -124,7 +132,10 @@ export abstract class AdsStream<Req extends BaseRequest> {
     const s = this.status(kind);
     if (nonce !== s.sentNonce) {
       this.ctx.observer.staleNonce(this.info, kind, nonce);
-      this.log.debug({ node: this.proxy?.nodeId, kind, nonce, current: s.sentNonce }, 'stale nonce');
+      this.log.debug(
+        { node: this.proxy?.nodeId, kind, nonce, current: s.sentNonce },
+        'stale nonce',
+      );
       return 'stale';
     }
     const version = s.sentVersion ?? '';
@@ -132,7 +143,10 @@ export abstract class AdsStream<Req extends BaseRequest> {
       const message = req.errorDetail.message ?? `code ${req.errorDetail.code}`;
       s.nack = { version, nonce, message, at: Date.now() };
       this.ctx.observer.nacked(this.info, kind, version, message);
-      this.log.warn({ node: this.proxy?.nodeId, kind, version, error: message }, 'proxy rejected config (NACK)');
+      this.log.warn(
+        { node: this.proxy?.nodeId, kind, version, error: message },
+        'proxy rejected config (NACK)',
+      );
       return 'nack';
     }
     s.ackedVersion = version;
@@ -165,14 +179,24 @@ export abstract class AdsStream<Req extends BaseRequest> {
       snapshotChangedAt: view.snapshot.changedAt,
     });
     this.log.debug(
-      { node: this.proxy?.nodeId, kind, version: report.version, nonce, resources: report.resources, removed: report.removed },
+      {
+        node: this.proxy?.nodeId,
+        kind,
+        version: report.version,
+        nonce,
+        resources: report.resources,
+        removed: report.removed,
+      },
       'pushed',
     );
   }
 
   protected fail(code: grpc.status, details: string): void {
     this.ctx.observer.badRequest(this.info, details);
-    this.log.warn({ node: this.proxy?.nodeId, code: grpc.status[code], details }, 'closing xds stream');
+    this.log.warn(
+      { node: this.proxy?.nodeId, code: grpc.status[code], details },
+      'closing xds stream',
+    );
     this.call.emit('error', { code, details, metadata: new grpc.Metadata() });
     this.close(details);
   }

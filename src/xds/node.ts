@@ -15,7 +15,12 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
   const service = typeof meta.service === 'string' ? meta.service : (node.cluster ?? '');
   const rawPort = meta.outbound_port ?? DEFAULT_OUTBOUND_PORT;
   const outboundPort = typeof rawPort === 'string' ? Number(rawPort) : rawPort;
-  if (typeof outboundPort !== 'number' || !Number.isInteger(outboundPort) || outboundPort < 1 || outboundPort > 65535) {
+  if (
+    typeof outboundPort !== 'number' ||
+    !Number.isInteger(outboundPort) ||
+    outboundPort < 1 ||
+    outboundPort > 65535
+  ) {
     throw new InvalidNodeError(
       `node.metadata.outbound_port: expected integer 1-65535, got ${JSON.stringify(rawPort)}`,
     );

@@ -17,7 +17,12 @@ export interface XdsObserver {
   streamOpened(stream: StreamInfo): void;
   streamClosed(stream: StreamInfo, reason: string): void;
   responseSent(stream: StreamInfo, report: ResponseReport): void;
-  acked(stream: StreamInfo, kind: ResourceKind, version: string, snapshotChangedAt: number | undefined): void;
+  acked(
+    stream: StreamInfo,
+    kind: ResourceKind,
+    version: string,
+    snapshotChangedAt: number | undefined,
+  ): void;
   nacked(stream: StreamInfo, kind: ResourceKind, version: string, message: string): void;
   staleNonce(stream: StreamInfo, kind: ResourceKind, nonce: string): void;
   badRequest(stream: StreamInfo, problem: string): void;

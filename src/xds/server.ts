@@ -4,7 +4,11 @@ import * as grpc from '@grpc/grpc-js';
 import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { DeltaStream } from './delta-stream.js';
-import { adsServiceDefinition, type DeltaDiscoveryRequest, type DiscoveryRequest } from './messages.js';
+import {
+  adsServiceDefinition,
+  type DeltaDiscoveryRequest,
+  type DiscoveryRequest,
+} from './messages.js';
 import type { XdsObserver } from './observer.js';
 import { SotwStream } from './sotw-stream.js';
 import type { StreamInfo } from './type-status.js';
@@ -39,7 +43,11 @@ export class XdsServer {
   }
 
   /** Binds and starts serving; resolves with the bound port (useful with port 0). */
-  listen(host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  listen(
+    host: string,
+    port: number,
+    credentials = grpc.ServerCredentials.createInsecure(),
+  ): Promise<number> {
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, credentials, (err, bound) => {

@@ -27,7 +27,8 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     if (ack === 'stale') return;
     const names = (req.resourceNames ?? []).filter((n) => n !== '*');
     const wildcard =
-      isWildcardKind(kind) && ((req.resourceNames ?? []).length === 0 || (req.resourceNames ?? []).includes('*'));
+      isWildcardKind(kind) &&
+      ((req.resourceNames ?? []).length === 0 || (req.resourceNames ?? []).includes('*'));
     const prev = this.subs.get(kind);
     const sub: Subscription = { wildcard, names: new Set(names), sentFrom: prev?.sentFrom };
     this.subs.set(kind, sub);
@@ -61,7 +62,9 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
       const prev = this.subs.get(kind)?.sentFrom;
       if (removed && prev) {
         // Keep what is going away until the resources referring to it have been replaced.
-        const keep = [...removed].map((n) => prev.get(kind, n)).filter((r): r is EncodedResource => !!r);
+        const keep = [...removed]
+          .map((n) => prev.get(kind, n))
+          .filter((r): r is EncodedResource => !!r);
         this.respond(kind, view, keep);
       } else {
         this.respond(kind, view);
@@ -76,7 +79,10 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     if (!sub) return;
     let block: SotwBlock;
     if (sub.wildcard) {
-      block = alsoKeep.length === 0 ? view.wildcardBlock(kind) : sotwBlockOf([...view.all(kind), ...alsoKeep]);
+      block =
+        alsoKeep.length === 0
+          ? view.wildcardBlock(kind)
+          : sotwBlockOf([...view.all(kind), ...alsoKeep]);
     } else {
       const found: EncodedResource[] = [];
       for (const name of [...sub.names].sort()) {

@@ -24,9 +24,17 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
   let a: Sidecar, b: Sidecar;
   let helloSidecarPort: number, worldSidecarPort: number;
 
-  const doc = (opts: { world2?: 'passing' | 'critical'; extra?: boolean; withWorld?: boolean } = {}) => ({
+  const doc = (
+    opts: { world2?: 'passing' | 'critical'; extra?: boolean; withWorld?: boolean } = {},
+  ) => ({
     services: [
-      { name: 'hello', protocol: 'http', instances: [{ id: 'hello-1', address: '127.0.0.1', port: hello.port, sidecarPort: helloSidecarPort }] },
+      {
+        name: 'hello',
+        protocol: 'http',
+        instances: [
+          { id: 'hello-1', address: '127.0.0.1', port: hello.port, sidecarPort: helloSidecarPort },
+        ],
+      },
       ...(opts.withWorld === false
         ? []
         : [
@@ -34,13 +42,34 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
               name: 'world',
               protocol: 'http',
               instances: [
-                { id: 'world-1', address: '127.0.0.1', port: world.port, sidecarPort: worldSidecarPort },
+                {
+                  id: 'world-1',
+                  address: '127.0.0.1',
+                  port: world.port,
+                  sidecarPort: worldSidecarPort,
+                },
                 // Not meshed: peers reach it directly.
-                ...(opts.world2 ? [{ id: 'world-2', address: '127.0.0.1', port: world2.port, health: opts.world2 }] : []),
+                ...(opts.world2
+                  ? [
+                      {
+                        id: 'world-2',
+                        address: '127.0.0.1',
+                        port: world2.port,
+                        health: opts.world2,
+                      },
+                    ]
+                  : []),
               ],
             },
           ]),
-      ...(opts.extra ? [{ name: 'extra', instances: [{ id: 'extra-1', address: '127.0.0.1', port: world2.port }] }] : []),
+      ...(opts.extra
+        ? [
+            {
+              name: 'extra',
+              instances: [{ id: 'extra-1', address: '127.0.0.1', port: world2.port }],
+            },
+          ]
+        : []),
     ],
   });
 
@@ -56,8 +85,16 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
   }
 
   beforeAll(async () => {
-    [hello, world, world2] = await Promise.all([startHttpApp('hello'), startHttpApp('world'), startHttpApp('world-2')]);
-    [helloSidecarPort, worldSidecarPort, xdsPort] = [await freePort(), await freePort(), await freePort()];
+    [hello, world, world2] = await Promise.all([
+      startHttpApp('hello'),
+      startHttpApp('world'),
+      startHttpApp('world-2'),
+    ]);
+    [helloSidecarPort, worldSidecarPort, xdsPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     catalog.write(doc());
     cp = await startTestControlPlane(catalog, { xds: xdsPort });
     [a, b] = await Promise.all([
@@ -74,12 +111,20 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
   });
 
   it('routes a request from sidecar A through sidecar B to app B, and back the other way', async () => {
-    await a.envoy.waitFor(async () => (await a.call('world').catch(() => undefined))?.status === 200, 'A → world', 20_000);
+    await a.envoy.waitFor(
+      async () => (await a.call('world').catch(() => undefined))?.status === 200,
+      'A → world',
+      20_000,
+    );
     const res = await a.call('world', '/greet');
     expect(JSON.parse(res.body)).toMatchObject({ app: 'world', path: '/greet' });
     // It went through B's sidecar: world's endpoint in A is B's inbound port.
     expect(await clusterHosts(a.envoy, 'world')).toEqual([`127.0.0.1:${worldSidecarPort}`]);
-    await b.envoy.waitFor(async () => (await b.call('hello').catch(() => undefined))?.status === 200, 'B → hello', 20_000);
+    await b.envoy.waitFor(
+      async () => (await b.call('hello').catch(() => undefined))?.status === 200,
+      'B → hello',
+      20_000,
+    );
     expect(JSON.parse((await b.call('hello.lucid.internal')).body)).toMatchObject({ app: 'hello' });
     expect(await a.envoy.stat('control_plane.connected_state')).toBe(1);
   });
@@ -110,9 +155,14 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
 
   it('rejects an invalid catalog edit and keeps serving the last good one', async () => {
     const version = cp.store.snapshot?.version;
-    catalog.write('services:\n  - name: world\n    instances:\n      - { id: w, address: 127.0.0.1, port: "80a" }\n');
-    const sourceErrors = () => cp.metrics.registry.getSingleMetricAsString('lucid_mesh_source_errors_total');
-    await waitFor(async () => (await sourceErrors()).includes('{source="file"} 1'), { what: 'the rejected edit counted' });
+    catalog.write(
+      'services:\n  - name: world\n    instances:\n      - { id: w, address: 127.0.0.1, port: "80a" }\n',
+    );
+    const sourceErrors = () =>
+      cp.metrics.registry.getSingleMetricAsString('lucid_mesh_source_errors_total');
+    await waitFor(async () => (await sourceErrors()).includes('{source="file"} 1'), {
+      what: 'the rejected edit counted',
+    });
     expect(cp.store.snapshot?.version).toBe(version);
     expect((await a.call('world')).status).toBe(200);
     catalog.write(doc({ world2: 'critical' }));
@@ -123,7 +173,10 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
     await a.envoy.waitFor(async () => hasCluster(a.envoy, 'extra'), 'cluster extra added');
     expect((await a.call('extra')).status).toBe(200);
     catalog.write(doc({ world2: 'critical' }));
-    await a.envoy.waitFor(async () => !(await hasCluster(a.envoy, 'extra')), 'cluster extra removed');
+    await a.envoy.waitFor(
+      async () => !(await hasCluster(a.envoy, 'extra')),
+      'cluster extra removed',
+    );
     expect((await a.call('extra')).status).toBe(404); // no virtual host any more
     expect((await a.call('world')).status).toBe(200);
   });
@@ -137,10 +190,20 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
       const dump = await a.envoy.configDump();
       const versions: Record<string, string> = {};
       for (const section of dump.configs as Array<Record<string, unknown>>) {
-        for (const key of ['dynamic_active_clusters', 'dynamic_listeners', 'dynamic_route_configs']) {
+        for (const key of [
+          'dynamic_active_clusters',
+          'dynamic_listeners',
+          'dynamic_route_configs',
+        ]) {
           for (const entry of (section[key] as Array<Record<string, unknown>> | undefined) ?? []) {
-            const e = entry as { version_info?: string; active_state?: { version_info?: string; listener?: { name: string } }; cluster?: { name: string }; route_config?: { name: string } };
-            const name = e.cluster?.name ?? e.active_state?.listener?.name ?? e.route_config?.name ?? '?';
+            const e = entry as {
+              version_info?: string;
+              active_state?: { version_info?: string; listener?: { name: string } };
+              cluster?: { name: string };
+              route_config?: { name: string };
+            };
+            const name =
+              e.cluster?.name ?? e.active_state?.listener?.name ?? e.route_config?.name ?? '?';
             versions[`${key}/${name}`] = e.version_info ?? e.active_state?.version_info ?? '';
           }
         }
@@ -151,15 +214,26 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
     expect(Object.keys(versionsBefore).length).toBeGreaterThan(3);
 
     await cp.stop();
-    await a.envoy.waitFor(async () => (await a.envoy.stat('control_plane.connected_state')) === 0, 'A notices the control plane is gone');
+    await a.envoy.waitFor(
+      async () => (await a.envoy.stat('control_plane.connected_state')) === 0,
+      'A notices the control plane is gone',
+    );
     expect(JSON.parse((await a.call('world')).body)).toMatchObject({ app: 'world' }); // data plane unaffected
 
     cp = await startTestControlPlane(catalog, { xds: xdsPort });
-    await a.envoy.waitFor(async () => (await a.envoy.stat('control_plane.connected_state')) === 1, 'A reconnects', 20_000);
+    await a.envoy.waitFor(
+      async () => (await a.envoy.stat('control_plane.connected_state')) === 1,
+      'A reconnects',
+      20_000,
+    );
     // Give the reconnected stream time to deliver everything it would deliver.
     await a.envoy.waitFor(async () => {
       const streams = [...cp.xds.connected.values()].filter((s) => s.proxy?.nodeId === 'hello-1');
-      return streams.length === 1 && [...streams[0]!.types.values()].every((t) => t.ackedNonce === t.sentNonce) && streams[0]!.types.size >= 4;
+      return (
+        streams.length === 1 &&
+        [...streams[0]!.types.values()].every((t) => t.ackedNonce === t.sentNonce) &&
+        streams[0]!.types.size >= 4
+      );
     }, 'A has ACKed everything after reconnect');
     expect(await dumpVersions()).toEqual(versionsBefore);
     expect(await a.envoy.stat('cluster_manager.cluster_modified')).toBe(modifiedBefore.clusters);

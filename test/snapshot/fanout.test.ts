@@ -71,7 +71,9 @@ describe('fan-out cost', () => {
       c.send({ node: node(`client-${i}`, 'client'), typeUrl: typeUrl('clusters') });
     }
     const firsts = await Promise.all(clients.map((c) => c.next()));
-    clients.forEach((c, i) => c.send({ typeUrl: firsts[i]!.typeUrl, responseNonce: firsts[i]!.nonce }));
+    clients.forEach((c, i) =>
+      c.send({ typeUrl: firsts[i]!.typeUrl, responseNonce: firsts[i]!.nonce }),
+    );
     const encodedBefore = cp.store.encoder.counters.encoded;
     cp.apply(worldWith('passing')); // identical catalog: nothing at all
     await Promise.all(clients.map((c) => c.expectSilence(150)));

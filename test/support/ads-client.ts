@@ -13,7 +13,10 @@ import {
   type NodeMessage,
 } from '../../src/xds/messages.js';
 
-const AdsClient = grpc.makeGenericClientConstructor(adsServiceDefinition, 'AggregatedDiscoveryService');
+const AdsClient = grpc.makeGenericClientConstructor(
+  adsServiceDefinition,
+  'AggregatedDiscoveryService',
+);
 
 export function node(id: string, service = '', outboundPort = 15001): NodeMessage {
   return { id, cluster: service, metadata: { service, outbound_port: outboundPort } };
@@ -78,7 +81,8 @@ class Stream<Req, Res> {
       (r) => r,
       () => undefined,
     );
-    if (got !== undefined) throw new Error(`expected no response, got ${JSON.stringify(got).slice(0, 300)}`);
+    if (got !== undefined)
+      throw new Error(`expected no response, got ${JSON.stringify(got).slice(0, 300)}`);
   }
 
   close(): void {
@@ -92,15 +96,21 @@ export type DeltaStreamClient = Stream<DeltaDiscoveryRequest, DeltaDiscoveryResp
 
 export function sotwClient(port: number): SotwStreamClient {
   const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = (client as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<DiscoveryRequest, Buffer> })
-    .StreamAggregatedResources();
+  const call = (
+    client as unknown as {
+      StreamAggregatedResources(): grpc.ClientDuplexStream<DiscoveryRequest, Buffer>;
+    }
+  ).StreamAggregatedResources();
   return new Stream(call, decodeDiscoveryResponse, client);
 }
 
 export function deltaClient(port: number): DeltaStreamClient {
   const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = (client as unknown as { DeltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, Buffer> })
-    .DeltaAggregatedResources();
+  const call = (
+    client as unknown as {
+      DeltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, Buffer>;
+    }
+  ).DeltaAggregatedResources();
   return new Stream(call, decodeDeltaDiscoveryResponse, client);
 }
 
@@ -119,5 +129,10 @@ export function kindOf(res: { typeUrl?: string }): ResourceKind {
 
 /** ACK a SotW response. */
 export function ack(res: DiscoveryResponse, resourceNames: string[] = []): DiscoveryRequest {
-  return { typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames };
+  return {
+    typeUrl: res.typeUrl,
+    versionInfo: res.versionInfo,
+    responseNonce: res.nonce,
+    resourceNames,
+  };
 }

@@ -16,7 +16,9 @@ export interface TestControlPlane {
   close(): Promise<void>;
 }
 
-export async function startControlPlane(opts: { catalog?: unknown; port?: number } = {}): Promise<TestControlPlane> {
+export async function startControlPlane(
+  opts: { catalog?: unknown; port?: number } = {},
+): Promise<TestControlPlane> {
   const store = new SnapshotStore({ logger: silentLogger, debounceMs: 10, maxDebounceMs: 50 });
   const counters = new XdsCounters();
   const server = new XdsServer({ watcher: store, observer: counters, logger: silentLogger });
@@ -51,7 +53,9 @@ export function twoServices(extra: { worldInstances?: unknown[]; more?: unknown[
       },
       {
         name: 'world',
-        instances: extra.worldInstances ?? [{ id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 }],
+        instances: extra.worldInstances ?? [
+          { id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 },
+        ],
       },
       ...(extra.more ?? []),
     ],

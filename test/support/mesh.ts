@@ -29,7 +29,10 @@ export class CatalogFile {
   }
 }
 
-export async function startTestControlPlane(catalog: CatalogFile, ports: { xds?: number; admin?: number } = {}): Promise<RunningControlPlane> {
+export async function startTestControlPlane(
+  catalog: CatalogFile,
+  ports: { xds?: number; admin?: number } = {},
+): Promise<RunningControlPlane> {
   return startControlPlane({
     source: new FileSource(catalog.path, silentLogger),
     logger: silentLogger,
@@ -48,7 +51,12 @@ export interface Sidecar {
   call(service: string, path?: string): Promise<HttpResult>;
 }
 
-export async function startSidecar(opts: { nodeId: string; service: string; xdsPort: number; mode: XdsMode }): Promise<Sidecar> {
+export async function startSidecar(opts: {
+  nodeId: string;
+  service: string;
+  xdsPort: number;
+  mode: XdsMode;
+}): Promise<Sidecar> {
   const adminPort = await freePort();
   const outboundPort = await freePort();
   const envoy = await startEnvoy({
@@ -66,14 +74,16 @@ export async function startSidecar(opts: { nodeId: string; service: string; xdsP
   return {
     envoy,
     outboundPort,
-    call: (service, path = '/') => httpGet(`http://127.0.0.1:${outboundPort}${path}`, { host: service }, 3000),
+    call: (service, path = '/') =>
+      httpGet(`http://127.0.0.1:${outboundPort}${path}`, { host: service }, 3000),
   };
 }
 
 /** Sum of every `*.update_rejected` counter: config Envoy refused. */
 export async function rejectedUpdates(envoy: EnvoyHandle): Promise<number> {
   let total = 0;
-  for (const [name, value] of await envoy.stats()) if (name.endsWith('.update_rejected')) total += Number(value);
+  for (const [name, value] of await envoy.stats())
+    if (name.endsWith('.update_rejected')) total += Number(value);
   return total;
 }
 

@@ -24,17 +24,25 @@ describe('bad input', () => {
   it('rejects garbage node metadata naming the field', async () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = deltaClient(cp.port);
-    c.send({ node: { id: 'x', metadata: { outbound_port: 'eighty' } }, typeUrl: typeUrl('clusters') });
+    c.send({
+      node: { id: 'x', metadata: { outbound_port: 'eighty' } },
+      typeUrl: typeUrl('clusters'),
+    });
     const err = await c.ended;
     expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(err?.details).toBe('node.metadata.outbound_port: expected integer 1-65535, got "eighty"');
+    expect(err?.details).toBe(
+      'node.metadata.outbound_port: expected integer 1-65535, got "eighty"',
+    );
     c.close();
   });
 
   it('ignores an unknown type_url and keeps the stream working', async () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = sotwClient(cp.port);
-    c.send({ node: node('hello-1', 'hello'), typeUrl: 'type.googleapis.com/envoy.config.nothing.v3.Nothing' });
+    c.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: 'type.googleapis.com/envoy.config.nothing.v3.Nothing',
+    });
     await c.expectSilence(200);
     c.send({ typeUrl: typeUrl('clusters') });
     expect(namesOf(await c.next())).toContain('world');

@@ -60,7 +60,11 @@ describe('delta ADS', () => {
     cp.apply(doc);
 
     const c2 = connect(cp.port);
-    c2.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters'), initialResourceVersions: had });
+    c2.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('clusters'),
+      initialResourceVersions: had,
+    });
     const res = await c2.next();
     expect(Object.keys(versions(res))).toEqual(['world']);
     expect(res.removedResources).toEqual(['extra']);
@@ -73,7 +77,11 @@ describe('delta ADS', () => {
     const had = versions(await c1.next());
     c1.close();
     const c2 = connect(cp.port);
-    c2.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters'), initialResourceVersions: had });
+    c2.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('clusters'),
+      initialResourceVersions: had,
+    });
     const res = await c2.next();
     expect(res.resources ?? []).toEqual([]);
     expect(res.removedResources ?? []).toEqual([]);
@@ -82,7 +90,11 @@ describe('delta ADS', () => {
   it('resends a resource on resubscribe after unsubscribe', async () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = connect(cp.port);
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['world'] });
+    c.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNamesSubscribe: ['world'],
+    });
     const r1 = await c.next();
     expect(Object.keys(versions(r1))).toEqual(['world']);
     c.send({ ...ackOf(r1), resourceNamesUnsubscribe: ['world'] });
@@ -95,7 +107,11 @@ describe('delta ADS', () => {
   it('applies subscription changes even when their nonce is stale', async () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = connect(cp.port);
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['world'] });
+    c.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNamesSubscribe: ['world'],
+    });
     const r1 = await c.next();
     c.send({ typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['hello'] });
     const r2 = await c.next();
@@ -111,18 +127,25 @@ describe('delta ADS', () => {
     const c = connect(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
     const r = await c.next();
-    c.send({ ...ackOf(r), errorDetail: { code: 13, message: 'listener inbound|hello-1: address in use' } });
+    c.send({
+      ...ackOf(r),
+      errorDetail: { code: 13, message: 'listener inbound|hello-1: address in use' },
+    });
     await c.expectSilence(400);
     const stream = [...cp.server.connected.values()][0]!;
     expect(syncState(stream.types.get('listeners'))).toBe('NACKED');
     expect(stream.types.get('listeners')?.nack?.message).toContain('address in use');
   });
 
-  it('resends a changed cluster\'s unchanged endpoints (Envoy issue 13009)', async () => {
+  it("resends a changed cluster's unchanged endpoints (Envoy issue 13009)", async () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = connect(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['hello', 'world'] });
+    c.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNamesSubscribe: ['hello', 'world'],
+    });
     for (const r of await c.take(2)) c.send(ackOf(r));
     await c.expectSilence(200);
     const doc = twoServices() as { services: Array<Record<string, unknown>> };

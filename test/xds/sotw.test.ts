@@ -1,7 +1,15 @@
 // SotW ADS protocol behaviour, against the real gRPC server in-process.
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncState } from '../../src/xds/type-status.js';
-import { ack, kindOf, namesOf, node, sotwClient, typeUrl, type SotwStreamClient } from '../support/ads-client.js';
+import {
+  ack,
+  kindOf,
+  namesOf,
+  node,
+  sotwClient,
+  typeUrl,
+  type SotwStreamClient,
+} from '../support/ads-client.js';
 import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
 
 let cp: TestControlPlane | undefined;
@@ -52,7 +60,11 @@ describe('SotW ADS', () => {
     const c = connect(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const res = await c.next();
-    c.send({ ...ack(res), versionInfo: '', errorDetail: { code: 3, message: 'cluster hello: bad thing' } });
+    c.send({
+      ...ack(res),
+      versionInfo: '',
+      errorDetail: { code: 3, message: 'cluster hello: bad thing' },
+    });
     await c.expectSilence(400);
     const status = statusOf(cp, 'hello-1', 'clusters');
     expect(syncState(status)).toBe('NACKED');
@@ -85,7 +97,11 @@ describe('SotW ADS', () => {
   it('serves named EDS subscriptions, with an empty assignment for an unknown name', async () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = connect(cp.port);
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNames: ['world', 'ghost'] });
+    c.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNames: ['world', 'ghost'],
+    });
     const res = await c.next();
     const byName = Object.fromEntries((res.resources ?? []).map((r) => [r.clusterName, r]));
     expect(Object.keys(byName).sort()).toEqual(['ghost', 'world']);
@@ -99,7 +115,11 @@ describe('SotW ADS', () => {
   it('answers a subscription change, and a resubscribe after unsubscribe', async () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = connect(cp.port);
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNames: ['world'] });
+    c.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNames: ['world'],
+    });
     const r1 = await c.next();
     c.send(ack(r1, []));
     const r2 = await c.next();
@@ -126,10 +146,15 @@ describe('SotW ADS', () => {
     for (const r of initial) c.send(ack(r));
     c.send({ typeUrl: typeUrl('endpoints'), resourceNames: ['hello', 'world'] });
     c.send({ typeUrl: typeUrl('routes'), resourceNames: ['outbound'] });
-    for (const r of await c.take(2)) c.send(ack(r, r.typeUrl === typeUrl('routes') ? ['outbound'] : ['hello', 'world']));
+    for (const r of await c.take(2))
+      c.send(ack(r, r.typeUrl === typeUrl('routes') ? ['outbound'] : ['hello', 'world']));
     await c.expectSilence(200);
 
-    cp.apply(twoServices({ more: [{ name: 'extra', instances: [{ id: 'e-1', address: '127.0.0.2', port: 80 }] }] }));
+    cp.apply(
+      twoServices({
+        more: [{ name: 'extra', instances: [{ id: 'e-1', address: '127.0.0.2', port: 80 }] }],
+      }),
+    );
     const added = await c.take(3);
     expect(added.map(kindOf)).toEqual(['clusters', 'endpoints', 'routes']);
     expect(namesOf(added[0]!)).toContain('extra');
@@ -152,7 +177,11 @@ describe('SotW ADS', () => {
     cp = await startControlPlane({ catalog: twoServices() });
     const c = connect(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('endpoints'), resourceNames: ['world'] });
+    c.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNames: ['world'],
+    });
     const first = await c.take(2);
     for (const r of first) c.send(ack(r, r.typeUrl === typeUrl('endpoints') ? ['world'] : []));
     await c.expectSilence(200);

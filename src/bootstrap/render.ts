@@ -1,0 +1,276 @@
+// Renders the minimal static Envoy bootstrap for a sidecar: node identity, a local admin
+// endpoint and how to reach the control plane over ADS. Everything else arrives over xDS.
+//
+// The shape lives in sidecar-bootstrap/bootstrap.template.yaml: whole-value placeholders
+// ("{{name}}") are replaced with typed values; a placeholder without a value for the chosen
+// variant (e.g. dns_lookup_family for an IP literal) drops its key. Comments in the
+// template are kept, so the generated file explains itself.
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isScalar, parseDocument, Scalar, visit, type Document } from 'yaml';
+
+export const XDS_MODES = ['sotw', 'delta'] as const;
+export type XdsMode = (typeof XDS_MODES)[number];
+
+export const DEFAULT_ADMIN_PORT = 15000;
+export const DEFAULT_OUTBOUND_PORT = 15001;
+export const DEFAULT_MODE: XdsMode = 'sotw';
+
+/** What `renderBootstrap` takes (the CLI flags, typed). */
+export interface BootstrapOptions {
+  /** Envoy node id (--node-id). */
+  nodeId: string;
+  /** Service this sidecar fronts, a DNS label (--service). */
+  service: string;
+  /** Control plane address, HOST:PORT; IPv6 literals as [addr]:port (--xds). */
+  xds: string;
+  /** ADS flavour (--mode), default sotw. */
+  mode?: XdsMode;
+  /** Admin port on 127.0.0.1 (--admin-port), default 15000. */
+  adminPort?: number;
+  /** Port of the outbound listener the control plane sends (--outbound-port), default 15001. */
+  outboundPort?: number;
+}
+
+/** Untrusted input (e.g. raw CLI strings) for `resolveBootstrapOptions`. */
+export interface BootstrapInput {
+  nodeId?: unknown;
+  service?: unknown;
+  xds?: unknown;
+  mode?: unknown;
+  adminPort?: unknown;
+  outboundPort?: unknown;
+}
+
+/** Validated options with defaults applied and the xds address split. */
+export interface ResolvedBootstrapOptions {
+  nodeId: string;
+  service: string;
+  xdsHost: string;
+  xdsPort: number;
+  /** true when xdsHost is an IP literal (STATIC cluster), false for a hostname (STRICT_DNS). */
+  xdsIsIp: boolean;
+  mode: XdsMode;
+  adminPort: number;
+  outboundPort: number;
+}
+
+/** Invalid option; `message` names the flag and the offending value. */
+export class BootstrapOptionError extends Error {
+  constructor(
+    readonly flag: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BootstrapOptionError';
+  }
+}
+
+const SERVICE_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const HOSTNAME_LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+const show = (value: unknown): string =>
+  value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
+
+function fail(flag: string, expected: string, value: unknown): never {
+  throw new BootstrapOptionError(flag, `${flag}: expected ${expected}, got ${show(value)}`);
+}
+
+function requiredString(flag: string, value: unknown): string {
+  if (value === undefined || value === null) {
+    throw new BootstrapOptionError(flag, `${flag}: required, got nothing`);
+  }
+  if (typeof value !== 'string') fail(flag, 'a string', value);
+  return value;
+}
+
+function parsePort(flag: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && /^\d{1,5}$/.test(value.trim())
+        ? Number(value.trim())
+        : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) fail(flag, 'a port 1-65535', value);
+  return n;
+}
+
+function isHostname(host: string): boolean {
+  if (host.length > 253) return false;
+  const labels = host.endsWith('.') ? host.slice(0, -1).split('.') : host.split('.');
+  // An all-numeric dotted name is a malformed IPv4 address, not a hostname.
+  if (labels.every((l) => /^\d+$/.test(l))) return false;
+  return labels.every((l) => HOSTNAME_LABEL_RE.test(l));
+}
+
+function parseXds(value: unknown): { host: string; port: number; isIp: boolean } {
+  const flag = '--xds';
+  const raw = requiredString(flag, value);
+  const expected = 'HOST:PORT (IPv6 as [ADDR]:PORT)';
+  const m = /^\[([^\]]+)\]:([^:]*)$/.exec(raw) ?? /^([^:[\]]*):([^:]*)$/.exec(raw);
+  if (!m) fail(flag, expected, raw);
+  const host = m[1] ?? '';
+  const portText = m[2] ?? '';
+  if (host === '' || portText === '') fail(flag, expected, raw);
+  const bracketed = raw.startsWith('[');
+  const ipVersion = isIP(host);
+  if (bracketed && ipVersion !== 6) fail(flag, 'an IPv6 address inside [ ]', raw);
+  if (!bracketed && ipVersion === 0 && !isHostname(host)) {
+    fail(flag, 'HOST to be an IP address or a DNS hostname', raw);
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    fail(flag, 'PORT 1-65535 in HOST:PORT', raw);
+  }
+  return { host, port: Number(portText), isIp: ipVersion !== 0 };
+}
+
+/** Validates options, applies defaults. Throws BootstrapOptionError naming flag and value. */
+export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstrapOptions {
+  const nodeId = requiredString('--node-id', input.nodeId);
+  // Envoy accepts any id, but whitespace/control characters are always a quoting mistake.
+  if (nodeId === '' || /[\s\p{Cc}]/u.test(nodeId)) {
+    fail('--node-id', 'a non-empty id without whitespace', nodeId);
+  }
+  const service = requiredString('--service', input.service);
+  if (!SERVICE_RE.test(service)) {
+    fail(
+      '--service',
+      'a DNS label (a-z, 0-9, "-", 1-63 chars, alphanumeric at both ends)',
+      service,
+    );
+  }
+  const xds = parseXds(input.xds);
+  const mode = input.mode ?? DEFAULT_MODE;
+  if (typeof mode !== 'string' || !(XDS_MODES as readonly string[]).includes(mode)) {
+    fail('--mode', XDS_MODES.join(' | '), mode);
+  }
+  const adminPort = parsePort('--admin-port', input.adminPort, DEFAULT_ADMIN_PORT);
+  const outboundPort = parsePort('--outbound-port', input.outboundPort, DEFAULT_OUTBOUND_PORT);
+  if (adminPort === outboundPort) {
+    fail('--outbound-port', `a port different from --admin-port (${adminPort})`, outboundPort);
+  }
+  return {
+    nodeId,
+    service,
+    xdsHost: xds.host,
+    xdsPort: xds.port,
+    xdsIsIp: xds.isIp,
+    mode: mode as XdsMode,
+    adminPort,
+    outboundPort,
+  };
+}
+
+/** The directory holding package.json, found by walking up from this module (src/ or dist/). */
+export function packageRoot(from: string = import.meta.url): string {
+  let dir = dirname(fileURLToPath(from));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(from)}`);
+    dir = parent;
+  }
+}
+
+export const templatePath = (): string =>
+  join(packageRoot(), 'sidecar-bootstrap', 'bootstrap.template.yaml');
+
+let cachedTemplate: string | undefined;
+function loadTemplate(): string {
+  cachedTemplate ??= readFileSync(templatePath(), 'utf8');
+  return cachedTemplate;
+}
+
+type Value = string | number | undefined;
+
+/** Placeholder values for one bootstrap; `undefined` drops the key holding the placeholder. */
+export function templateValues(o: ResolvedBootstrapOptions): Record<string, Value> {
+  return {
+    nodeId: o.nodeId,
+    service: o.service,
+    outboundPort: o.outboundPort,
+    adminPort: o.adminPort,
+    apiType: o.mode === 'delta' ? 'DELTA_GRPC' : 'GRPC',
+    xdsClusterType: o.xdsIsIp ? 'STATIC' : 'STRICT_DNS',
+    xdsDnsLookupFamily: o.xdsIsIp ? undefined : 'V4_PREFERRED',
+    xdsHost: o.xdsHost,
+    xdsPort: o.xdsPort,
+  };
+}
+
+const PLACEHOLDER_RE = /^\{\{\s*([A-Za-z0-9_]+)\s*\}\}$/;
+
+function placeholderName(node: unknown): string | undefined {
+  if (!isScalar(node) || typeof node.value !== 'string') return undefined;
+  return PLACEHOLDER_RE.exec(node.value)?.[1];
+}
+
+/** Fills a template (YAML text) with values. Exported for tests; use renderBootstrap. */
+export function fillTemplate(template: string, values: Record<string, Value>): string {
+  const doc: Document = parseDocument(template, { prettyErrors: true });
+  if (doc.errors.length > 0) throw new Error(`bootstrap template: ${doc.errors[0]?.message}`);
+  // Only whole-value placeholders are supported: catch "prefix-{{x}}" in the template.
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'string' && node.value.includes('{{') && !placeholderName(node)) {
+        throw new Error(`bootstrap template: partial placeholder in ${JSON.stringify(node.value)}`);
+      }
+    },
+  });
+  const lookup = (name: string): Value => {
+    if (!Object.hasOwn(values, name)) throw new Error(`bootstrap template: unknown {{${name}}}`);
+    return values[name];
+  };
+  const filled = new Set<Scalar>(); // values we inserted: never placeholders, whatever they say
+  const typed = (value: string | number, old: Scalar): Scalar => {
+    const next = new Scalar(value);
+    // Envoy reads YAML with yaml-cpp, which takes plain y/n/on/off/yes/no as booleans and
+    // 0x1F as a number; always double-quote strings so a node id "n" stays a string.
+    if (typeof value === 'string') next.type = Scalar.QUOTE_DOUBLE;
+    next.comment = old.comment;
+    next.commentBefore = old.commentBefore;
+    filled.add(next);
+    return next;
+  };
+  visit(doc, {
+    Pair(_key, pair) {
+      const name = placeholderName(pair.value);
+      if (name === undefined || filled.has(pair.value as Scalar)) return undefined;
+      const value = lookup(name);
+      if (value === undefined) return visit.REMOVE; // variant not selected: drop the key
+      pair.value = typed(value, pair.value as Scalar);
+      return undefined;
+    },
+    Scalar(_key, node) {
+      // Map values were handled above; here only keys and sequence items remain, which
+      // have no key to drop, so they need a value.
+      const name = placeholderName(node);
+      if (name === undefined || filled.has(node)) return undefined;
+      const value = lookup(name);
+      if (value === undefined) throw new Error(`bootstrap template: {{${name}}} has no value`);
+      return typed(value, node);
+    },
+  });
+  return doc.toString({ lineWidth: 0 });
+}
+
+/** The bootstrap YAML for one sidecar. Throws BootstrapOptionError on invalid options. */
+export function renderBootstrap(opts: BootstrapOptions): string {
+  return renderResolvedBootstrap(resolveBootstrapOptions(opts));
+}
+
+/** renderBootstrap for options already checked by resolveBootstrapOptions. */
+export function renderResolvedBootstrap(o: ResolvedBootstrapOptions): string {
+  const xds = `${o.xdsHost.includes(':') ? `[${o.xdsHost}]` : o.xdsHost}:${o.xdsPort}`;
+  const header = [
+    `Envoy bootstrap generated by \`lucid-mesh bootstrap\` for node ${JSON.stringify(o.nodeId)}`,
+    `(service ${o.service}, ${o.mode} ADS via ${xds}). Everything else arrives over ADS.`,
+  ];
+  const body = fillTemplate(loadTemplate(), templateValues(o));
+  // Swap the template's own header (its first comment block) for ours.
+  const withoutTemplateHeader = body.replace(/^(#[^\n]*\n)+\n?/, '');
+  return `${header.map((l) => `# ${l}`).join('\n')}\n\n${withoutTemplateHeader}`;
+}
