@@ -461,7 +461,7 @@ describe('Dockerfile', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('operator API protos', () => {
-  const generated = at('gen', 'lucidmesh', 'operator', 'v1', 'operator_pb.ts');
+  const generated = at('gen', 'lucidmesh', 'operator', 'v1', 'operator_pb.js');
   const runScript = () =>
     execFileSync('bash', [at('scripts', 'gen-own-protos.sh')], { cwd: ROOT, stdio: 'pipe' });
   let pb: typeof import('../../gen/lucidmesh/operator/v1/operator_pb.js');
