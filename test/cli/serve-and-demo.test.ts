@@ -1,0 +1,145 @@
+// The README's commands as a user runs them: `lucid-mesh serve` as a process, and the demo.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { httpGet } from '../support/http-app.js';
+import { freePort, freePorts } from '../support/ports.js';
+import { cliEntry } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const running: ChildProcess[] = [];
+afterEach(() => {
+  for (const p of running.splice(0)) p.kill('SIGKILL');
+});
+
+function serve(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'serve', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.push(child);
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return { child, output: () => output, exited };
+}
+
+describe('lucid-mesh serve', () => {
+  it('serves the example catalog: ready, metrics, clean shutdown on SIGTERM', async () => {
+    const [admin, xds] = await freePorts(2);
+    const p = serve(['--catalog', 'examples/catalog.yaml', '--host', '127.0.0.1'], {
+      ADMIN_PORT: String(admin),
+      XDS_PORT: String(xds),
+    });
+    const ready = await waitFor(
+      async () => {
+        const r = await httpGet(`http://127.0.0.1:${admin}/ready`).catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      },
+      { what: 'serve /ready', timeoutMs: 20_000, details: p.output },
+    );
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready' });
+    const metrics = await httpGet(`http://127.0.0.1:${admin}/metrics`);
+    expect(metrics.body).toContain('lucid_mesh_snapshots_built_total 1');
+    expect(metrics.body).toContain('lucid_mesh_connected_proxies{mode="sotw"} 0');
+    expect(metrics.body).toContain('service_discovery_latency_seconds_count 1');
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+
+  it('stays not ready on an invalid catalog, saying why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lucid-serve-'));
+    const file = join(dir, 'catalog.yaml');
+    writeFileSync(
+      file,
+      'services:\n  - name: web\n    instances:\n      - { id: w1, address: 127.0.0.1, port: "80a" }\n',
+    );
+    const admin = await freePort();
+    const p = serve([
+      '--catalog',
+      file,
+      '--host',
+      '127.0.0.1',
+      '--admin-port',
+      String(admin),
+      '--xds-port',
+      '0',
+    ]);
+    const res = await waitFor(
+      () => httpGet(`http://127.0.0.1:${admin}/ready`).catch(() => undefined),
+      {
+        what: 'serve /ready answers',
+        timeoutMs: 20_000,
+        details: p.output,
+      },
+    );
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body).reason).toContain(
+      'services[0].instances[0].port: expected integer 1-65535, got "80a"',
+    );
+    expect(p.output()).toContain(
+      'services[0].instances[0].port: expected integer 1-65535, got \\"80a\\"',
+    );
+  });
+
+  it('rejects bad flags with exit code 2 and a message naming the flag', async () => {
+    const p = serve(['--catalog', 'examples/catalog.yaml', '--xds-port', '80a']);
+    expect(await p.exited).toBe(2);
+    expect(p.output()).toContain('--xds-port: expected integer 0-65535, got "80a"');
+    const q = serve(['--catalog', 'does/not/exist.yaml']);
+    expect(await q.exited).toBe(2);
+    expect(q.output()).toContain('--catalog: no such file "does/not/exist.yaml"');
+  });
+});
+
+describe('npm run demo', () => {
+  it('brings up two real Envoy sidecars and sends a request across the mesh', async () => {
+    const [xds, admin, app1, app2, side1, side2] = await freePorts(6);
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    const dir = mkdtempSync(join(tmpdir(), 'lucid-demo-'));
+    const catalog = join(dir, 'catalog.yaml');
+    writeFileSync(
+      catalog,
+      `services:
+  - name: hello
+    instances: [{ id: hello-1, address: 127.0.0.1, port: ${app1}, sidecarPort: ${side1} }]
+  - name: world
+    instances: [{ id: world-1, address: 127.0.0.1, port: ${app2}, sidecarPort: ${side2} }]
+`,
+    );
+    const args = [
+      '--import',
+      'tsx',
+      'src/demo/main.ts',
+      '--once',
+      '--catalog',
+      catalog,
+      '--mode',
+      'delta',
+    ];
+    args.push(
+      '--xds-port',
+      String(xds),
+      '--admin-port',
+      String(admin),
+      '--envoy-port-base',
+      String(base),
+    );
+    const { stdout, code } = await new Promise<{ stdout: string; code: number }>((resolve) => {
+      execFile(process.execPath, args, { cwd: repoRoot, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ stdout: stdout + stderr, code: err ? Number(err.code ?? 1) : 0 }),
+      );
+    });
+    expect(code, stdout).toBe(0);
+    expect(stdout).toContain(`curl -H 'Host: world' http://127.0.0.1:${base + 1}/`);
+    expect(stdout).toContain('"instance":"world-1"');
+  });
+});
