@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 const installScript = fileURLToPath(new URL('../../scripts/install-tools.sh', import.meta.url));
 const cache = new Map<string, string>();
 
-export function toolPath(tool: 'envoy'): string {
+export type Tool = 'envoy' | 'consul' | 'etcd';
+
+export function toolPath(tool: Tool): string {
   let path = cache.get(tool);
   if (!path) {
     path = execFileSync('bash', [installScript, tool], { encoding: 'utf8' }).trim();
