@@ -4,6 +4,7 @@ import { AdminServer } from './admin/http-server.js';
 import type { DiscoverySource } from './sources/source.js';
 import { SnapshotStore } from './snapshot/store.js';
 import type { Logger } from './telemetry/logger.js';
+import { EventHub } from './telemetry/events.js';
 import { Metrics } from './telemetry/metrics.js';
 import { XdsCounters, combineObservers } from './xds/observer.js';
 import { XdsServer } from './xds/server.js';
@@ -23,6 +24,7 @@ export interface RunningControlPlane {
   readonly xds: XdsServer;
   readonly counters: XdsCounters;
   readonly metrics: Metrics;
+  readonly events: EventHub;
   readonly xdsPort: number;
   readonly adminPort: number;
   stop(): Promise<void>;
@@ -38,20 +40,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const counters = new XdsCounters();
   // The metrics read the server's streams at scrape time; the server reports to the metrics.
   const streams: { xds?: XdsServer } = {};
-  const metrics = new Metrics({ store, streams: () => streams.xds?.connected.values() ?? [] });
+  const connected = () => streams.xds?.connected.values() ?? [];
+  const metrics = new Metrics({ store, streams: connected });
+  const events = new EventHub(store, () =>
+    [...connected()].flatMap((s) => (s.proxy ? [s.proxy.nodeId] : [])),
+  );
   const xds = new XdsServer({
     watcher: store,
-    observer: combineObservers(counters, metrics),
+    observer: combineObservers(counters, metrics, events),
     logger,
   });
   streams.xds = xds;
 
   let lastSourceError: string | undefined;
-  store.onSnapshot((snapshot) =>
-    metrics.discoveryLatency.observe((snapshot.builtAt - snapshot.changedAt) / 1000),
-  );
   const admin = new AdminServer({
     registry: metrics.registry,
+    store,
+    streams: connected,
+    events,
     notReadyReason: () =>
       store.ready
         ? undefined
@@ -91,6 +97,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     xds,
     counters,
     metrics,
+    events,
     xdsPort,
     adminPort,
     async stop() {

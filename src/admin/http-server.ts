@@ -1,19 +1,41 @@
-// The operator HTTP server (seeds: port 8080): liveness, readiness, Prometheus metrics.
+// The operator HTTP server (seeds: port 8080): liveness, readiness, Prometheus metrics,
+// per-proxy sync status, snapshot dumps and a live event stream.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { SnapshotStore } from '../snapshot/store.js';
+import type { EventHub } from '../telemetry/events.js';
+import type { StreamInfo } from '../xds/type-status.js';
+import { proxyRows } from './proxies.js';
+import { DumpError, parseKind, snapshotDump } from './snapshot-dump.js';
 
 export interface AdminDeps {
   /** undefined when ready; otherwise the reason, shown in the /ready body. */
   notReadyReason(): string | undefined;
   registry: Registry;
+  store: SnapshotStore;
+  streams(): Iterable<StreamInfo>;
+  events: EventHub;
 }
+
+const ENDPOINTS = [
+  '/health',
+  '/ready',
+  '/metrics',
+  '/v1/proxies',
+  '/v1/snapshot?node=ID[&type=T]',
+  '/v1/events[?node=ID&type=T]',
+];
+const SSE_HEARTBEAT_MS = 15_000;
 
 export class AdminServer {
   private readonly server: Server;
 
   constructor(private readonly deps: AdminDeps) {
     this.server = createServer((req, res) => {
-      this.route(req, res).catch((err: Error) => send(res, 500, { error: err.message }));
+      this.route(req, res).catch((err: Error) => {
+        if (err instanceof DumpError) send(res, err.status, { error: err.message });
+        else send(res, 500, { error: err.message });
+      });
     });
   }
 
@@ -35,9 +57,9 @@ export class AdminServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'only GET' });
-    switch (path) {
+    switch (url.pathname) {
       case '/health':
         return send(res, 200, { status: 'ok' });
       case '/ready': {
@@ -52,16 +74,48 @@ export class AdminServer {
         res.end(body);
         return;
       }
+      case '/v1/proxies':
+        return send(res, 200, { proxies: proxyRows(this.deps.streams()) });
+      case '/v1/snapshot': {
+        const kind = parseKind(url.searchParams.get('type'));
+        return send(
+          res,
+          200,
+          snapshotDump(this.deps.store, this.deps.streams(), url.searchParams.get('node'), kind),
+        );
+      }
+      case '/v1/events':
+        return this.events(req, res, url);
       default:
-        return send(res, 404, {
-          error: `no such endpoint ${path}`,
-          endpoints: ['/health', '/ready', '/metrics'],
-        });
+        return send(res, 404, { error: `no such endpoint ${url.pathname}`, endpoints: ENDPOINTS });
     }
+  }
+
+  /** Server-Sent Events: one `event: <kind>` + JSON `data:` per mesh event, until the client leaves. */
+  private events(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const type = parseKind(url.searchParams.get('type'));
+    const node = url.searchParams.get('node') || undefined;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    });
+    res.write(
+      `: lucid-mesh events${node ? ` node=${node}` : ''}${type ? ` type=${type}` : ''}\n\n`,
+    );
+    const unsubscribe = this.deps.events.subscribe({ node, type }, (e) => {
+      res.write(`event: ${e.event}\ndata: ${JSON.stringify(e)}\n\n`);
+    });
+    // Comments keep proxies and load balancers from closing an idle stream.
+    const heartbeat = setInterval(() => res.write(': keepalive\n\n'), SSE_HEARTBEAT_MS);
+    req.on('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    });
   }
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(`${JSON.stringify(body)}\n`);
+  res.end(`${JSON.stringify(body, null, 2)}\n`);
 }

@@ -3,6 +3,9 @@
 import { Command, CommanderError } from 'commander';
 import { bootstrapCommand } from './bootstrap-command.js';
 import { serveCommand } from './serve-command.js';
+import { snapshotCommand } from './snapshot-command.js';
+import { statusCommand } from './status-command.js';
+import { tailCommand } from './tail-command.js';
 
 const EXIT_USAGE = 2;
 
@@ -12,6 +15,9 @@ const program = new Command('lucid-mesh')
 
 program.addCommand(serveCommand());
 program.addCommand(bootstrapCommand());
+program.addCommand(statusCommand());
+program.addCommand(snapshotCommand());
+program.addCommand(tailCommand());
 for (const command of [program, ...program.commands]) command.exitOverride();
 
 try {

@@ -29,6 +29,7 @@ export const DEFAULT_DEBOUNCE_MS = 100;
 export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
 
 export type ViewListener = (view: ProxyView) => void;
+export type SnapshotListener = (snapshot: Snapshot, previous: Snapshot | undefined) => void;
 
 /** What the xDS server needs from the store. */
 export interface ConfigWatcher {
@@ -59,7 +60,7 @@ export class SnapshotStore implements ConfigWatcher {
   private readonly debouncer: Debouncer;
   private readonly translateOptions: TranslateOptions;
   private readonly logger: Logger;
-  private readonly snapshotListeners = new Set<(s: Snapshot) => void>();
+  private readonly snapshotListeners = new Set<SnapshotListener>();
 
   constructor(options: StoreOptions) {
     this.logger = options.logger;
@@ -104,7 +105,8 @@ export class SnapshotStore implements ConfigWatcher {
     this.watches.clear();
   }
 
-  onSnapshot(listener: (s: Snapshot) => void): () => void {
+  /** Called after each new snapshot, before watchers are told (with the one it replaced). */
+  onSnapshot(listener: SnapshotListener): () => void {
     this.snapshotListeners.add(listener);
     return () => this.snapshotListeners.delete(listener);
   }
@@ -155,7 +157,7 @@ export class SnapshotStore implements ConfigWatcher {
       { version: snapshot.version, previous: previous?.version, buildMs: Date.now() - started },
       'snapshot built',
     );
-    for (const listener of this.snapshotListeners) listener(snapshot);
+    for (const listener of this.snapshotListeners) listener(snapshot, previous);
     for (const w of [...this.watches]) {
       if (this.watches.has(w)) w.listener(this.viewFor(w.proxy));
     }

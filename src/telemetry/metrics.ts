@@ -3,161 +3,178 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
-import type { ResponseReport, XdsObserver } from '../xds/observer.js';
+import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.js';
 import type { StreamInfo } from '../xds/type-status.js';
+import { ConvergenceTracker } from './convergence.js';
 
-const P = 'lucid_mesh_';
+export const METRIC_PREFIX = 'lucid_mesh_';
+const P = METRIC_PREFIX;
+
+export interface MetricsDeps {
+  store: SnapshotStore;
+  streams: () => Iterable<StreamInfo>;
+}
 
 export class Metrics implements XdsObserver {
   readonly registry = new Registry();
-  private readonly responses: Counter<'type'>;
-  private readonly responseBytes: Counter<'type'>;
-  private readonly acks: Counter<'type'>;
-  private readonly nacks: Counter<'type'>;
-  private readonly staleNonces: Counter<'type'>;
-  private readonly badRequests: Counter;
-  private readonly convergence: Histogram<'type'>;
-  readonly sourceErrors: Counter<'source'>;
-  readonly sourceLastSuccess: Gauge<'source'>;
-  /** Seeds' alert HighServiceDiscoveryLatency: time from a source change to a built snapshot. */
-  readonly discoveryLatency: Histogram;
+  private readonly registers = [this.registry];
+  private readonly responses = this.counter('xds_responses_total', 'xDS responses sent (pushes)', [
+    'type',
+  ]);
+  private readonly responseBytes = this.counter(
+    'xds_response_bytes_total',
+    'Bytes of xDS responses sent',
+    ['type'],
+  );
+  private readonly acks = this.counter('xds_acks_total', 'Responses accepted by proxies (ACK)', [
+    'type',
+  ]);
+  private readonly nacks = this.counter('xds_nacks_total', 'Responses rejected by proxies (NACK)', [
+    'type',
+  ]);
+  private readonly staleNonces = this.counter(
+    'xds_stale_nonces_total',
+    'Requests ignored: their nonce was stale',
+    ['type'],
+  );
+  private readonly badRequests = this.counter(
+    'xds_bad_requests_total',
+    'Malformed or unsupported xDS requests',
+    [],
+  );
+  private readonly pushDuration = new Histogram({
+    name: `${P}xds_push_duration_seconds`,
+    help: 'Time to assemble and write one xDS response',
+    labelNames: ['type'],
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+    registers: this.registers,
+  });
+  private readonly convergence = new ConvergenceTracker((s) => this.convergenceSeconds.observe(s));
+  private readonly convergenceSeconds = new Histogram({
+    name: `${P}convergence_seconds`,
+    help: 'Time from a source change until every proxy sent the resulting config has ACKed it',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: this.registers,
+  });
+  readonly sourceErrors = this.counter(
+    'source_errors_total',
+    'Discovery source failures (the last good catalog stays in force)',
+    ['source'],
+  );
+  readonly sourceLastSuccess = new Gauge({
+    name: `${P}source_last_success_timestamp_seconds`,
+    help: 'When the source last delivered a valid catalog (unix seconds)',
+    labelNames: ['source'],
+    registers: this.registers,
+  });
+  /** Seeds' alert HighServiceDiscoveryLatency: time from a source change to the snapshot built from it. */
+  readonly discoveryLatency = new Histogram({
+    name: 'service_discovery_latency_seconds',
+    help: 'Time from a discovery source change to the snapshot that contains it',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: this.registers,
+  });
 
-  constructor(opts: { store: SnapshotStore; streams: () => Iterable<StreamInfo> }) {
-    const registers = [this.registry];
+  constructor(deps: MetricsDeps) {
     collectDefaultMetrics({ register: this.registry, prefix: P });
-    this.responses = new Counter({
-      name: `${P}xds_responses_total`,
-      help: 'xDS responses sent',
-      labelNames: ['type'],
-      registers,
+    const { store } = deps;
+    this.gauge('connected_proxies', 'Connected xDS streams by mode', ['mode'], (g) => {
+      const counts = { sotw: 0, delta: 0 };
+      for (const s of deps.streams()) counts[s.mode]++;
+      g.set({ mode: 'sotw' }, counts.sotw);
+      g.set({ mode: 'delta' }, counts.delta);
     });
-    this.responseBytes = new Counter({
-      name: `${P}xds_response_bytes_total`,
-      help: 'Bytes of xDS responses sent',
-      labelNames: ['type'],
-      registers,
-    });
-    this.acks = new Counter({
-      name: `${P}xds_acks_total`,
-      help: 'Responses accepted by proxies',
-      labelNames: ['type'],
-      registers,
-    });
-    this.nacks = new Counter({
-      name: `${P}xds_nacks_total`,
-      help: 'Responses rejected by proxies (NACK)',
-      labelNames: ['type'],
-      registers,
-    });
-    this.staleNonces = new Counter({
-      name: `${P}xds_stale_nonces_total`,
-      help: 'Requests ignored because their nonce was stale',
-      labelNames: ['type'],
-      registers,
-    });
-    this.badRequests = new Counter({
-      name: `${P}xds_bad_requests_total`,
-      help: 'Malformed or unsupported xDS requests',
-      registers,
-    });
-    this.convergence = new Histogram({
-      name: `${P}convergence_seconds`,
-      help: 'Time from a source change to a proxy ACKing the config that contains it',
-      labelNames: ['type'],
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
-    this.sourceErrors = new Counter({
-      name: `${P}source_errors_total`,
-      help: 'Discovery source failures (the last good catalog stays in force)',
-      labelNames: ['source'],
-      registers,
-    });
-    this.sourceLastSuccess = new Gauge({
-      name: `${P}source_last_success_timestamp_seconds`,
-      help: 'When the source last delivered a valid catalog',
-      labelNames: ['source'],
-      registers,
-    });
-    this.discoveryLatency = new Histogram({
-      name: 'service_discovery_latency_seconds',
-      help: 'Time from a discovery source change to the snapshot that contains it',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    });
-    new Gauge({
-      name: `${P}connected_proxies`,
-      help: 'Connected xDS streams by mode',
-      labelNames: ['mode'],
-      registers,
-      collect() {
-        const counts = { sotw: 0, delta: 0 };
-        for (const s of opts.streams()) counts[s.mode]++;
-        this.set({ mode: 'sotw' }, counts.sotw);
-        this.set({ mode: 'delta' }, counts.delta);
-      },
-    });
-    const { store } = opts;
-    new Gauge({
-      name: `${P}resources_encoded_total`,
-      help: 'Resources protobuf-encoded (each change encodes only what changed)',
-      registers,
-      collect() {
-        this.set(store.encoder.counters.encoded);
-      },
-    });
-    new Gauge({
-      name: `${P}resources_reused_total`,
-      help: 'Resources served from the encode cache because their content did not change',
-      registers,
-      collect() {
-        this.set(store.encoder.counters.reused);
-      },
-    });
-    new Gauge({
-      name: `${P}snapshots_built_total`,
-      help: 'Snapshots built',
-      registers,
-      collect() {
-        this.set(store.counters.snapshotsBuilt);
-      },
-    });
-    new Gauge({
-      name: `${P}snapshot_build_errors_total`,
-      help: 'Snapshot builds that failed (previous snapshot kept)',
-      registers,
-      collect() {
-        this.set(store.counters.buildErrors);
-      },
-    });
-    new Gauge({
-      name: `${P}ready`,
-      help: '1 once the first catalog produced a snapshot',
-      registers,
-      collect() {
-        this.set(store.ready ? 1 : 0);
-      },
+    this.counterFrom(
+      'resources_encoded_total',
+      'Resources protobuf-encoded (a change encodes only what changed)',
+      () => store.encoder.counters.encoded,
+    );
+    this.counterFrom(
+      'resources_reused_total',
+      'Resources served from the encode cache (content unchanged)',
+      () => store.encoder.counters.reused,
+    );
+    this.counterFrom(
+      'snapshots_built_total',
+      'Snapshots built',
+      () => store.counters.snapshotsBuilt,
+    );
+    this.counterFrom(
+      'snapshot_build_errors_total',
+      'Snapshot builds that failed (previous snapshot kept)',
+      () => store.counters.buildErrors,
+    );
+    this.gauge('ready', '1 once the first catalog produced a snapshot', [], (g) =>
+      g.set(store.ready ? 1 : 0),
+    );
+    store.onSnapshot((snapshot) => {
+      this.discoveryLatency.observe((snapshot.builtAt - snapshot.changedAt) / 1000);
+      this.convergence.snapshotBuilt(snapshot.version, snapshot.changedAt);
     });
   }
 
   streamOpened(): void {}
-  streamClosed(): void {}
-  responseSent(_s: StreamInfo, r: ResponseReport): void {
+  streamClosed(stream: StreamInfo): void {
+    this.convergence.streamClosed(stream);
+  }
+  responseSent(stream: StreamInfo, r: ResponseReport): void {
     this.responses.inc({ type: r.kind });
     this.responseBytes.inc({ type: r.kind }, r.bytes);
+    this.pushDuration.observe({ type: r.kind }, r.durationMs / 1000);
+    this.convergence.responseSent(stream, r.kind, r.snapshot);
   }
-  acked(_s: StreamInfo, kind: ResourceKind, _v: string, changedAt: number | undefined): void {
+  acked(
+    stream: StreamInfo,
+    kind: ResourceKind,
+    _version: string,
+    snapshot: SnapshotRef | undefined,
+  ): void {
     this.acks.inc({ type: kind });
-    if (changedAt !== undefined)
-      this.convergence.observe({ type: kind }, (Date.now() - changedAt) / 1000);
+    this.convergence.acked(stream, kind, snapshot);
   }
   nacked(_s: StreamInfo, kind: ResourceKind): void {
     this.nacks.inc({ type: kind });
+    this.convergence.nacked();
   }
   staleNonce(_s: StreamInfo, kind: ResourceKind): void {
     this.staleNonces.inc({ type: kind });
   }
   badRequest(): void {
     this.badRequests.inc();
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    return new Counter({ name: `${P}${name}`, help, labelNames, registers: this.registers });
+  }
+
+  /** A counter kept elsewhere, read at scrape time. */
+  private counterFrom(name: string, help: string, read: () => number): void {
+    new Counter({
+      name: `${P}${name}`,
+      help,
+      registers: this.registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  }
+
+  /** A gauge read at scrape time. */
+  private gauge<L extends string>(
+    name: string,
+    help: string,
+    labelNames: L[],
+    read: (g: Gauge<L>) => void,
+  ): void {
+    new Gauge({
+      name: `${P}${name}`,
+      help,
+      labelNames,
+      registers: this.registers,
+      collect() {
+        read(this);
+      },
+    });
   }
 }

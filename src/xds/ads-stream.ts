@@ -8,7 +8,7 @@ import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
 import { InvalidNodeError, proxyIdentityOf } from './node.js';
-import type { ResponseReport, XdsObserver } from './observer.js';
+import type { ResponseReport, SnapshotRef, XdsObserver } from './observer.js';
 import type { StreamInfo, StreamMode, TypeStatus } from './type-status.js';
 
 export interface StreamContext {
@@ -35,8 +35,8 @@ export abstract class AdsStream<Req extends BaseRequest> {
   private unwatch: (() => void) | undefined;
   private nonceSeq = 0;
   private closed = false;
-  /** snapshot.changedAt of the last response per kind, reported when it is ACKed. */
-  private readonly sentChangedAt = new Map<ResourceKind, number>();
+  /** The snapshot of the last response per kind, reported when it is ACKed. */
+  private readonly sentSnapshot = new Map<ResourceKind, SnapshotRef>();
 
   constructor(
     protected readonly call: grpc.ServerDuplexStream<Req, Buffer>,
@@ -104,6 +104,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
       );
       return;
     }
+    this.status(kind); // listed (NOT_SENT) from the first request on
     this.onRequest(kind, req);
   }
 
@@ -151,8 +152,9 @@ export abstract class AdsStream<Req extends BaseRequest> {
     }
     s.ackedVersion = version;
     s.ackedNonce = nonce;
+    s.nack = undefined;
     s.ackedAt = Date.now();
-    this.ctx.observer.acked(this.info, kind, version, this.sentChangedAt.get(kind));
+    this.ctx.observer.acked(this.info, kind, version, this.sentSnapshot.get(kind));
     return 'ack';
   }
 
@@ -160,32 +162,36 @@ export abstract class AdsStream<Req extends BaseRequest> {
   protected send(
     kind: ResourceKind,
     bytesFor: (nonce: string) => Buffer,
-    report: Omit<ResponseReport, 'kind' | 'nonce' | 'bytes' | 'snapshotChangedAt'>,
+    report: Pick<ResponseReport, 'version' | 'resources' | 'removed' | 'upserted'>,
     view: ProxyView,
   ): void {
+    const started = performance.now();
     const nonce = (++this.nonceSeq).toString(36);
     const bytes = bytesFor(nonce);
     const s = this.status(kind);
     s.sentVersion = report.version;
     s.sentNonce = nonce;
     s.sentAt = Date.now();
-    this.sentChangedAt.set(kind, view.snapshot.changedAt);
+    const snapshot = { version: view.snapshot.version, changedAt: view.snapshot.changedAt };
+    this.sentSnapshot.set(kind, snapshot);
     this.call.write(bytes);
     this.ctx.observer.responseSent(this.info, {
       ...report,
       kind,
       nonce,
       bytes: bytes.length,
-      snapshotChangedAt: view.snapshot.changedAt,
+      durationMs: performance.now() - started,
+      snapshot,
     });
-    this.log.debug(
+    this.log.info(
       {
         node: this.proxy?.nodeId,
-        kind,
+        type: kind,
         version: report.version,
         nonce,
         resources: report.resources,
-        removed: report.removed,
+        removed: report.removed.length,
+        bytes: bytes.length,
       },
       'pushed',
     );

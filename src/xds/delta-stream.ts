@@ -122,7 +122,12 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
     this.send(
       kind,
       (nonce) => deltaDiscoveryResponse(view.version, typeUrl, nonce, entries, removed),
-      { version: view.version, resources: upserts.length, removed: removed.length },
+      {
+        version: view.version,
+        resources: upserts.length,
+        upserted: upserts.map((r) => r.name),
+        removed,
+      },
       view,
     );
   }

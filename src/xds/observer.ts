@@ -2,15 +2,24 @@
 import type { ResourceKind } from '../protos/envoy.js';
 import type { StreamInfo } from './type-status.js';
 
+/** The snapshot a response was built from (for convergence: source change → ACK). */
+export interface SnapshotRef {
+  readonly version: string;
+  readonly changedAt: number;
+}
+
 export interface ResponseReport {
   readonly kind: ResourceKind;
   readonly version: string;
   readonly nonce: string;
   readonly resources: number;
-  readonly removed: number;
+  /** Delta only: names upserted and removed by this response. */
+  readonly upserted?: readonly string[];
+  readonly removed: readonly string[];
   readonly bytes: number;
-  /** Snapshot this response came from (for convergence: source change → ACK). */
-  readonly snapshotChangedAt: number;
+  /** Time to assemble and write the response. */
+  readonly durationMs: number;
+  readonly snapshot: SnapshotRef;
 }
 
 export interface XdsObserver {
@@ -21,7 +30,7 @@ export interface XdsObserver {
     stream: StreamInfo,
     kind: ResourceKind,
     version: string,
-    snapshotChangedAt: number | undefined,
+    snapshot: SnapshotRef | undefined,
   ): void;
   nacked(stream: StreamInfo, kind: ResourceKind, version: string, message: string): void;
   staleNonce(stream: StreamInfo, kind: ResourceKind, nonce: string): void;

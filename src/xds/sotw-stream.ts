@@ -95,7 +95,7 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     this.send(
       kind,
       (nonce) => discoveryResponse(block.digest, typeUrl, nonce, [block.entries]),
-      { version: block.digest, resources: block.count, removed: 0 },
+      { version: block.digest, resources: block.count, removed: [] },
       view,
     );
     sub.sentFrom = view;

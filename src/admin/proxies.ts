@@ -1,0 +1,61 @@
+// GET /v1/proxies: one row per connected proxy and its sync state per resource type.
+import type { StreamInfo } from '../xds/type-status.js';
+import { syncState, type SyncState } from '../xds/type-status.js';
+
+export interface TypeRow {
+  sentVersion?: string;
+  sentNonce?: string;
+  sentAt?: string;
+  ackedVersion?: string;
+  ackedAt?: string;
+  status: SyncState;
+  nackError?: string;
+  nackAt?: string;
+}
+
+export interface ProxyRow {
+  nodeId: string;
+  service: string;
+  mode: string;
+  peer: string;
+  connectedSince: string;
+  types: Record<string, TypeRow>;
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+export function proxyRows(streams: Iterable<StreamInfo>): ProxyRow[] {
+  const rows: ProxyRow[] = [];
+  for (const s of streams) {
+    if (!s.proxy) continue; // not identified yet
+    const types: Record<string, TypeRow> = {};
+    for (const [kind, t] of [...s.types].sort(([a], [b]) => a.localeCompare(b))) {
+      const status = syncState(t);
+      types[kind] = dropUndefined({
+        sentVersion: t.sentVersion,
+        sentNonce: t.sentNonce,
+        sentAt: iso(t.sentAt),
+        ackedVersion: t.ackedVersion,
+        ackedAt: iso(t.ackedAt),
+        status,
+        nackError: t.nack?.message,
+        nackAt: iso(t.nack?.at),
+      });
+    }
+    rows.push({
+      nodeId: s.proxy.nodeId,
+      service: s.proxy.service,
+      mode: s.mode,
+      peer: s.peer,
+      connectedSince: new Date(s.connectedAt).toISOString(),
+      types,
+    });
+  }
+  return rows.sort(
+    (a, b) => a.nodeId.localeCompare(b.nodeId) || a.connectedSince.localeCompare(b.connectedSince),
+  );
+}
+
+function dropUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

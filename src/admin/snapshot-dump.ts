@@ -1,0 +1,66 @@
+// GET /v1/snapshot?node=ID[&type=T]: the resources a node is being served, as Envoy JSON.
+import { DEFAULT_OUTBOUND_PORT, findInstance, type ProxyIdentity } from '../catalog/model.js';
+import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
+import type { SnapshotStore } from '../snapshot/store.js';
+import type { StreamInfo } from '../xds/type-status.js';
+import { resourceJson } from './resource-json.js';
+
+export interface SnapshotDump {
+  node: string;
+  /** false: the node is not connected; this is what it would get with default settings. */
+  connected: boolean;
+  snapshotVersion: string;
+  resources: Partial<
+    Record<ResourceKind, Array<{ name: string; version: string; resource: unknown }>>
+  >;
+}
+
+export class DumpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function parseKind(value: string | null): ResourceKind | undefined {
+  if (value === null || value === '') return undefined;
+  if (!(RESOURCE_KINDS as readonly string[]).includes(value)) {
+    throw new DumpError(
+      400,
+      `type: expected one of ${RESOURCE_KINDS.join(' | ')}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value as ResourceKind;
+}
+
+export function snapshotDump(
+  store: SnapshotStore,
+  streams: Iterable<StreamInfo>,
+  node: string | null,
+  kind: ResourceKind | undefined,
+): SnapshotDump {
+  if (!node) throw new DumpError(400, 'node: required, e.g. /v1/snapshot?node=hello-1');
+  const snapshot = store.snapshot;
+  if (!snapshot)
+    throw new DumpError(503, 'no snapshot yet: waiting for the first complete catalog');
+  let proxy: ProxyIdentity | undefined;
+  for (const s of streams) if (s.proxy?.nodeId === node) proxy = s.proxy;
+  const connected = proxy !== undefined;
+  proxy ??= {
+    nodeId: node,
+    service: findInstance(snapshot.catalog, node)?.service.name ?? '',
+    outboundPort: DEFAULT_OUTBOUND_PORT,
+  };
+  const view = store.viewFor(proxy);
+  const resources: SnapshotDump['resources'] = {};
+  for (const k of kind ? [kind] : RESOURCE_KINDS) {
+    resources[k] = [...view.all(k)].map((r) => ({
+      name: r.name,
+      version: r.version,
+      resource: resourceJson(r),
+    }));
+  }
+  return { node, connected, snapshotVersion: snapshot.version, resources };
+}

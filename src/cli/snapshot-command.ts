@@ -1,0 +1,38 @@
+// `lucid-mesh snapshot NODE`: the resources the control plane serves a node, as Envoy JSON or YAML.
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import type { SnapshotDump } from '../admin/snapshot-dump.js';
+import { RESOURCE_KINDS } from '../protos/envoy.js';
+import { getJson, runOperator, serverOption } from './admin-client.js';
+import { choiceOption } from './options.js';
+
+export function snapshotCommand(): Command {
+  return new Command('snapshot')
+    .description('Print the resources served to NODE (private keys redacted).')
+    .argument('<node>', 'Envoy node id')
+    .addOption(serverOption())
+    .addOption(
+      new Option('--type <type>', `only one type: ${RESOURCE_KINDS.join(' | ')}`).argParser(
+        choiceOption('--type', RESOURCE_KINDS),
+      ),
+    )
+    .addOption(
+      new Option('-o, --output <format>', 'json | yaml')
+        .default('yaml')
+        .argParser(choiceOption('--output', ['json', 'yaml'] as const)),
+    )
+    .action(
+      async (node: string, flags: { server: string; type?: string; output: 'json' | 'yaml' }) =>
+        runOperator('snapshot', async () => {
+          const query = new URLSearchParams({ node, ...(flags.type ? { type: flags.type } : {}) });
+          const dump = await getJson<SnapshotDump>(flags.server, `/v1/snapshot?${query}`);
+          if (!dump.connected)
+            process.stderr.write(
+              `note: ${node} is not connected; showing what it would get with default settings\n`,
+            );
+          process.stdout.write(
+            flags.output === 'json' ? `${JSON.stringify(dump, null, 2)}\n` : stringify(dump),
+          );
+        }),
+    );
+}

@@ -1,0 +1,113 @@
+// `lucid-mesh tail`: follows GET /v1/events and prints each change as it happens. Reconnects
+// when the control plane restarts; exits 1 if it cannot be reached at all at the start.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Command, Option } from 'commander';
+import { RESOURCE_KINDS } from '../protos/envoy.js';
+import type { MeshEvent } from '../telemetry/events.js';
+import { AdminUnreachable, serverOption, unreachableMessage } from './admin-client.js';
+import { choiceOption } from './options.js';
+import { formatEvent } from './tail-format.js';
+
+interface TailFlags {
+  server: string;
+  node?: string;
+  type?: string;
+  count?: number;
+  json: boolean;
+}
+
+export function tailCommand(): Command {
+  return new Command('tail')
+    .description(
+      'Follow what the control plane sends: snapshot changes (field by field), pushes, ACKs and NACKs.',
+    )
+    .addOption(serverOption())
+    .option('--node <id>', 'only events concerning this node')
+    .addOption(
+      new Option('--type <type>', `only this type: ${RESOURCE_KINDS.join(' | ')}`).argParser(
+        choiceOption('--type', RESOURCE_KINDS),
+      ),
+    )
+    .addOption(
+      new Option('--count <n>', 'exit after N events').argParser((v) => positiveInt('--count', v)),
+    )
+    .option('--json', 'print events as JSON lines', false)
+    .action(async (flags: TailFlags) => {
+      const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+      let printed = 0;
+      let connectedOnce = false;
+      let backoffMs = 250;
+      for (;;) {
+        try {
+          await follow(
+            flags,
+            () => {
+              connectedOnce = true;
+              backoffMs = 250;
+            },
+            (e) => {
+              process.stdout.write(`${flags.json ? JSON.stringify(e) : formatEvent(e, colour)}\n`);
+              if (flags.count !== undefined && ++printed >= flags.count) process.exit(0);
+            },
+          );
+          if (!connectedOnce) throw new AdminUnreachable('the event stream ended at once');
+          process.stderr.write(
+            'lucid-mesh tail: the control plane closed the stream; reconnecting\n',
+          );
+        } catch (err) {
+          if (!connectedOnce) {
+            process.stderr.write(`lucid-mesh tail: ${(err as Error).message}\n`);
+            process.exit(1);
+          }
+          process.stderr.write(
+            `lucid-mesh tail: connection lost (${(err as Error).message}); reconnecting in ${backoffMs} ms\n`,
+          );
+        }
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+      }
+    });
+}
+
+async function follow(
+  flags: TailFlags,
+  onOpen: () => void,
+  onEvent: (e: MeshEvent) => void,
+): Promise<void> {
+  const query = new URLSearchParams();
+  if (flags.node) query.set('node', flags.node);
+  if (flags.type) query.set('type', flags.type);
+  const url = new URL(`/v1/events?${query}`, flags.server);
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { accept: 'text/event-stream' } });
+  } catch (err) {
+    throw new AdminUnreachable(unreachableMessage(flags.server, err));
+  }
+  if (!res.ok || !res.body)
+    throw new Error(`${url.pathname}: HTTP ${res.status}: ${(await res.text()).trim()}`);
+  onOpen();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body) {
+    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => l.slice(6))
+        .join('\n');
+      if (data) onEvent(JSON.parse(data) as MeshEvent);
+    }
+  }
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1)
+    throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}

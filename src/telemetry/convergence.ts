@@ -1,0 +1,61 @@
+// Time from a source change until every proxy that was sent the resulting config has ACKed it.
+// A snapshot is tracked from the moment it is built until it converges, is superseded by a
+// newer snapshot, or a proxy NACKs it (then it never converges, and no number is made up).
+import type { ResourceKind } from '../protos/envoy.js';
+import type { SnapshotRef } from '../xds/observer.js';
+import type { StreamInfo } from '../xds/type-status.js';
+
+interface Tracking {
+  readonly changedAt: number;
+  /** stream id → types sent from this snapshot and not yet ACKed. */
+  readonly pending: Map<number, Set<ResourceKind>>;
+  sentAny: boolean;
+}
+
+export class ConvergenceTracker {
+  private current: { version: string; tracking: Tracking } | undefined;
+
+  constructor(private readonly observe: (seconds: number) => void) {}
+
+  snapshotBuilt(version: string, changedAt: number): void {
+    this.current = { version, tracking: { changedAt, pending: new Map(), sentAny: false } };
+  }
+
+  responseSent(stream: StreamInfo, kind: ResourceKind, snapshot: SnapshotRef): void {
+    const t = this.tracked(snapshot);
+    if (!t) return;
+    let kinds = t.pending.get(stream.id);
+    if (!kinds) t.pending.set(stream.id, (kinds = new Set()));
+    kinds.add(kind);
+    t.sentAny = true;
+  }
+
+  acked(stream: StreamInfo, kind: ResourceKind, snapshot: SnapshotRef | undefined): void {
+    const t = snapshot && this.tracked(snapshot);
+    if (!t) return;
+    const kinds = t.pending.get(stream.id);
+    kinds?.delete(kind);
+    if (kinds?.size === 0) t.pending.delete(stream.id);
+    this.maybeDone();
+  }
+
+  nacked(): void {
+    this.current = undefined;
+  }
+
+  streamClosed(stream: StreamInfo): void {
+    this.current?.tracking.pending.delete(stream.id);
+    this.maybeDone();
+  }
+
+  private tracked(snapshot: SnapshotRef): Tracking | undefined {
+    return this.current?.version === snapshot.version ? this.current.tracking : undefined;
+  }
+
+  private maybeDone(): void {
+    const t = this.current?.tracking;
+    if (!t || !t.sentAny || t.pending.size > 0) return;
+    this.observe((Date.now() - t.changedAt) / 1000);
+    this.current = undefined;
+  }
+}
