@@ -7,7 +7,9 @@ type Style = Parameters<typeof styleText>[0];
 const MAX_FIELDS_PER_RESOURCE = 20;
 
 export function formatEvent(e: MeshEvent, colour: boolean): string {
-  const paint = (style: Style, text: string) => (colour ? styleText(style, text) : text);
+  // The caller decided whether colour is wanted (TTY, NO_COLOR), so styleText must not second-guess it.
+  const paint = (style: Style, text: string) =>
+    colour ? styleText(style, text, { validateStream: false }) : text;
   const time = e.at.slice(11, 23);
   switch (e.event) {
     case 'snapshot': {
