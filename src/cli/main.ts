@@ -2,6 +2,7 @@
 // lucid-mesh CLI entry point. Usage errors exit 2, runtime failures 1.
 import { Command, CommanderError } from 'commander';
 import { bootstrapCommand } from './bootstrap-command.js';
+import { policyCommand } from './policy-command.js';
 import { serveCommand } from './serve-command.js';
 import { snapshotCommand } from './snapshot-command.js';
 import { statusCommand } from './status-command.js';
@@ -18,6 +19,7 @@ program.addCommand(bootstrapCommand());
 program.addCommand(statusCommand());
 program.addCommand(snapshotCommand());
 program.addCommand(tailCommand());
+program.addCommand(policyCommand());
 for (const command of [program, ...program.commands]) command.exitOverride();
 
 try {
