@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { bootstrapCommand } from './bootstrap-command.js';
 import { policyCommand } from './policy-command.js';
+import { deregisterCommand, registerCommand } from './register-command.js';
 import { serveCommand } from './serve-command.js';
 import { snapshotCommand } from './snapshot-command.js';
 import { statusCommand } from './status-command.js';
@@ -20,6 +21,8 @@ program.addCommand(statusCommand());
 program.addCommand(snapshotCommand());
 program.addCommand(tailCommand());
 program.addCommand(policyCommand());
+program.addCommand(registerCommand());
+program.addCommand(deregisterCommand());
 for (const command of [program, ...program.commands]) command.exitOverride();
 
 try {

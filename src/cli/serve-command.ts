@@ -1,14 +1,19 @@
 // `lucid-mesh serve`: runs the control plane until SIGINT/SIGTERM.
-import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { startControlPlane } from '../app.js';
+import { startControlPlane, type RunningControlPlane } from '../app.js';
 import { DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_DEBOUNCE_MS } from '../snapshot/store.js';
-import { FileSource } from '../sources/file-source.js';
+import {
+  SOURCE_KINDS,
+  sourceCliOptions,
+  sourceFromFlags,
+  type SourceKind,
+} from '../sources/from-flags.js';
+import type { DiscoverySource } from '../sources/source.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
 
-interface ServeFlags {
-  catalog?: string;
+interface ServeFlags extends Record<string, unknown> {
+  source: SourceKind;
   xdsPort: number;
   adminPort: number;
   host: string;
@@ -18,15 +23,18 @@ interface ServeFlags {
 }
 
 export function serveCommand(): Command {
-  return new Command('serve')
+  const command = new Command('serve')
     .description(
-      'Run the control plane: watch the catalog, serve ADS (SotW + delta) to Envoy sidecars.',
+      'Run the control plane: watch the discovery source, serve ADS (SotW + delta) to Envoy sidecars.',
     )
     .addOption(
-      new Option('--catalog <file>', 'catalog file (YAML or JSON), watched: edits apply live').env(
-        'LUCID_CATALOG',
-      ),
-    )
+      new Option('--source <kind>', `discovery source: ${SOURCE_KINDS.join(' | ')}`)
+        .env('DISCOVERY_BACKEND')
+        .default('file')
+        .argParser(choiceOption('--source', SOURCE_KINDS)),
+    );
+  for (const option of sourceCliOptions()) command.addOption(option);
+  return command
     .addOption(
       new Option('--xds-port <port>', 'gRPC port for ADS (xDS)')
         .env('XDS_PORT')
@@ -34,7 +42,7 @@ export function serveCommand(): Command {
         .argParser(portOption('--xds-port', true)),
     )
     .addOption(
-      new Option('--admin-port <port>', 'HTTP port for /health, /ready, /metrics')
+      new Option('--admin-port <port>', 'HTTP port for /health, /ready, /metrics, /v1/*')
         .env('ADMIN_PORT')
         .default(8080)
         .argParser(portOption('--admin-port', true)),
@@ -51,7 +59,7 @@ export function serveCommand(): Command {
         .argParser(choiceOption('--log-level', LOG_LEVELS)),
     )
     .addOption(
-      new Option('--debounce-ms <ms>', 'quiet time after a catalog change before pushing')
+      new Option('--debounce-ms <ms>', 'quiet time after a source change before pushing')
         .env('LUCID_DEBOUNCE_MS')
         .default(DEFAULT_DEBOUNCE_MS)
         .argParser(durationMsOption('--debounce-ms', 60_000)),
@@ -64,27 +72,29 @@ export function serveCommand(): Command {
     )
     .addHelpText(
       'after',
-      '\nFlags win over environment variables. Example:\n  lucid-mesh serve --catalog examples/catalog.yaml --xds-port 8081 --admin-port 8080\n',
+      '\nFlags win over environment variables. Examples:\n' +
+        '  lucid-mesh serve --catalog examples/catalog.yaml\n' +
+        '  lucid-mesh serve --source etcd --etcd http://127.0.0.1:2379\n',
     )
     .action(async (flags: ServeFlags, cmd: Command) => {
-      if (!flags.catalog)
-        cmd.error('lucid-mesh serve: --catalog: required (or set LUCID_CATALOG)', { exitCode: 2 });
-      if (!existsSync(flags.catalog!)) {
-        cmd.error(`lucid-mesh serve: --catalog: no such file ${JSON.stringify(flags.catalog)}`, {
-          exitCode: 2,
-        });
-      }
+      const usage = (message: string): never =>
+        cmd.error(`lucid-mesh serve: ${message}`, { exitCode: 2 });
       if (flags.maxDebounceMs < flags.debounceMs) {
-        cmd.error(
-          `lucid-mesh serve: --max-debounce-ms: must be at least --debounce-ms (${flags.debounceMs}), got ${flags.maxDebounceMs}`,
-          { exitCode: 2 },
+        usage(
+          `--max-debounce-ms: must be at least --debounce-ms (${flags.debounceMs}), got ${flags.maxDebounceMs}`,
         );
       }
       const logger = createLogger(flags.logLevel);
-      let running;
+      let source: DiscoverySource;
+      try {
+        source = sourceFromFlags(flags.source, flags, logger);
+      } catch (err) {
+        return usage((err as Error).message);
+      }
+      let running: RunningControlPlane;
       try {
         running = await startControlPlane({
-          source: new FileSource(flags.catalog!, logger),
+          source,
           logger,
           host: flags.host,
           xdsPort: flags.xdsPort,

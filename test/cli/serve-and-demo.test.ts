@@ -73,13 +73,13 @@ describe('lucid-mesh serve', () => {
       '--xds-port',
       '0',
     ]);
+    // The first answers may predate the first read of the file; wait for the verdict.
     const res = await waitFor(
-      () => httpGet(`http://127.0.0.1:${admin}/ready`).catch(() => undefined),
-      {
-        what: 'serve /ready answers',
-        timeoutMs: 20_000,
-        details: p.output,
+      async () => {
+        const r = await httpGet(`http://127.0.0.1:${admin}/ready`).catch(() => undefined);
+        return r?.body.includes('last error') ? r : undefined;
       },
+      { what: 'serve /ready reports the catalog error', timeoutMs: 20_000, details: p.output },
     );
     expect(res.status).toBe(503);
     expect(JSON.parse(res.body).reason).toContain(

@@ -1,0 +1,96 @@
+// One way to build an etcd client (the `etcd3` package), shared by the etcd source and the
+// register/deregister commands: endpoints, optional TLS and user/password auth, a deadline on
+// every unary call, gRPC keepalive (a hung etcd is noticed, not just a closed connection), and
+// none of etcd3's own retry or circuit-breaker policies. Callers retry on their own terms: the
+// source re-lists with its own backoff, a one-shot command fails fast with a clear message. With
+// etcd3's defaults a restarted etcd could stay "broken" for up to 5 s after it is back.
+import { Etcd3, type IOptions } from 'etcd3';
+
+export interface EtcdTlsOptions {
+  /** PEM CA bundle that signed etcd's server certificate (default: the system roots). */
+  readonly ca?: Buffer;
+  /** PEM client certificate and key, when etcd requires client certificates. */
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
+
+export interface EtcdConnectionOptions {
+  /** Client URLs, e.g. ["http://127.0.0.1:2379"]; all http or all https. */
+  readonly endpoints: readonly string[];
+  readonly tls?: EtcdTlsOptions;
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** Deadline of each unary call (range, put, lease grant...). Default 5000 ms. */
+  readonly callTimeoutMs?: number;
+}
+
+export const DEFAULT_ETCD_ENDPOINT = 'http://127.0.0.1:2379';
+export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
+
+type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/** A cockatiel-shaped policy that runs the call once, as is. */
+function passThrough(): Policy {
+  const noEvent = () => ({ dispose: () => undefined });
+  const policy = {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    execute: async <T>(
+      fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T,
+      signal?: AbortSignal,
+    ): Promise<T> => fn({ signal: signal ?? new AbortController().signal }),
+  };
+  return policy as unknown as Policy;
+}
+
+export function createEtcdClient(opts: EtcdConnectionOptions): Etcd3 {
+  const timeout = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const { tls } = opts;
+  return new Etcd3({
+    hosts: [...opts.endpoints],
+    ...(tls && (tls.ca || tls.cert || tls.key)
+      ? {
+          credentials: {
+            // null = the system roots (grpc's createSsl); etcd3's type insists on a Buffer.
+            rootCertificate: (tls.ca ?? null) as Buffer,
+            privateKey: tls.key,
+            certChain: tls.cert,
+          },
+        }
+      : {}),
+    ...(opts.auth
+      ? {
+          auth: {
+            username: opts.auth.username,
+            password: opts.auth.password,
+            callOptions: () => ({ deadline: Date.now() + timeout }),
+          },
+        }
+      : {}),
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
+    faultHandling: { global: passThrough(), host: () => passThrough() },
+    grpcOptions: {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    },
+  });
+}
+
+/**
+ * A one-line description of an etcd client error, e.g.
+ * "14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379".
+ */
+export function describeEtcdError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const message = err.message
+    .replace(/\s+Please report this error at \S+$/, '')
+    .replace(/\.?\s*Resolution note:\s*$/, '')
+    .replace(/Last error: Error: /, 'Last error: ');
+  // gRPC status errors already say what they are ("14 UNAVAILABLE: ..."); others get a name.
+  const name = err.constructor?.name;
+  if (/^\d+ [A-Z_]+:/.test(message) || !name || name === 'Error' || message.includes(name)) {
+    return message;
+  }
+  return `${name}: ${message}`;
+}
