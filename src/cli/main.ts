@@ -2,6 +2,7 @@
 // lucid-mesh CLI entry point. Usage errors exit 2, runtime failures 1.
 import { Command, CommanderError } from 'commander';
 import { bootstrapCommand } from './bootstrap-command.js';
+import { caCommand, tokenCommand } from './ca-command.js';
 import { policyCommand } from './policy-command.js';
 import { deregisterCommand, registerCommand } from './register-command.js';
 import { serveCommand } from './serve-command.js';
@@ -23,6 +24,8 @@ program.addCommand(tailCommand());
 program.addCommand(policyCommand());
 program.addCommand(registerCommand());
 program.addCommand(deregisterCommand());
+program.addCommand(caCommand());
+program.addCommand(tokenCommand());
 for (const command of [program, ...program.commands]) command.exitOverride();
 
 try {

@@ -1,0 +1,42 @@
+// The CA's public surface (docs/ca.md): import from here rather than from the parts.
+export { CertificateAuthority } from './authority.js';
+export type { CertificateAuthorityOptions, OperatorCa, RootsChange } from './authority.js';
+export { systemClock } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
+export { CaMaterialError, KEY_TYPES } from './crypto.js';
+export type { KeyType } from './crypto.js';
+export { FileCaStore } from './file-store.js';
+export type { FileCaStoreOptions } from './file-store.js';
+export { LeafManager, RENEW_FROM, RENEW_TO } from './leaf-manager.js';
+export type { CaChange, CaChangeListener, LeafManagerOptions } from './leaf-manager.js';
+export { openCa, readOperatorCa } from './open.js';
+export type { OpenCaOptions, OpenedCa } from './open.js';
+export {
+  CaSettingsError,
+  DEFAULT_LEAF_TTL_MS,
+  DEFAULT_TOKEN_TTL_MS,
+  autoRotateFromEnv,
+  defaultDataDir,
+  leafTtlFromEnv,
+  parseDuration,
+} from './settings.js';
+export {
+  DEFAULT_DNS_DOMAIN,
+  DEFAULT_NAMESPACE,
+  DEFAULT_TRUST_DOMAIN,
+  spiffeId,
+  trustDomainPrefix,
+} from './spiffe.js';
+export { MemoryCaStore } from './store.js';
+export type { CaStore, RootsMutation } from './store.js';
+export { ProxyTokenAuthority, ProxyTokenError } from './tokens.js';
+export type { ProxyTokenFailure, VerifiedProxyToken } from './tokens.js';
+export type {
+  CertificateExpiry,
+  ExpiryReport,
+  IssuedLeaf,
+  LeafRecord,
+  RootInfo,
+  RootState,
+  StoredRoot,
+} from './types.js';

@@ -1,0 +1,134 @@
+// One call that turns flags and environment into a running CA: store, authority, leaf manager
+// and proxy-token authority. What `lucid-mesh serve` (and tests) use.
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../telemetry/logger.js';
+import { CertificateAuthority, type OperatorCa } from './authority.js';
+import type { Clock } from './clock.js';
+import { CaMaterialError, type KeyType } from './crypto.js';
+import { FileCaStore } from './file-store.js';
+import { LeafManager, type LeafManagerOptions } from './leaf-manager.js';
+import { operatorRoot } from './roots.js';
+import { CaSettingsError, autoRotateFromEnv, defaultDataDir, leafTtlFromEnv } from './settings.js';
+import type { CaStore } from './store.js';
+import { ProxyTokenAuthority } from './tokens.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface OpenCaOptions extends Pick<
+  LeafManagerOptions,
+  'rotationDelayMs' | 'rotationSpreadMs' | 'retireDelayMs' | 'retryMs' | 'random'
+> {
+  /** Default: `$LUCID_DATA_DIR`, `$XDG_STATE_HOME/lucid-mesh`, `~/.local/state/lucid-mesh`. */
+  readonly dataDir?: string;
+  /** Use this store instead of the data directory. */
+  readonly store?: CaStore;
+  /** `--ca-cert` / `--ca-key`: operator-provided CA files (both or neither). */
+  readonly caCertFile?: string;
+  readonly caKeyFile?: string;
+  readonly trustDomain?: string;
+  readonly namespace?: string;
+  readonly dnsDomain?: string;
+  readonly keyType?: KeyType;
+  /** Wins over CERT_VALIDITY_DAYS. */
+  readonly leafTtlMs?: number;
+  /** Wins over AUTO_ROTATE_CERTS. */
+  readonly autoRotate?: boolean;
+  readonly env?: Env;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+}
+
+export interface OpenedCa {
+  readonly store: CaStore;
+  readonly ca: CertificateAuthority;
+  readonly leaves: LeafManager;
+  readonly tokens: ProxyTokenAuthority;
+  /** Cancels timers and the store watch. */
+  stop(): void;
+}
+
+/** Throws CaSettingsError (a usage error: exit 2) for bad flags, env or CA files. */
+export async function openCa(opts: OpenCaOptions = {}): Promise<OpenedCa> {
+  const env = opts.env ?? process.env;
+  const leafTtlMs = opts.leafTtlMs ?? leafTtlFromEnv(env);
+  const autoRotate = opts.autoRotate ?? autoRotateFromEnv(env);
+  const operatorCa = await readOperatorCa(opts.caCertFile, opts.caKeyFile);
+  const store = opts.store ?? new FileCaStore(opts.dataDir ?? defaultDataDir(env));
+  let ca: CertificateAuthority;
+  try {
+    ca = await CertificateAuthority.open({
+      store,
+      trustDomain: opts.trustDomain,
+      namespace: opts.namespace,
+      dnsDomain: opts.dnsDomain,
+      keyType: opts.keyType,
+      leafTtlMs,
+      clock: opts.clock,
+      operatorCa,
+    });
+  } catch (err) {
+    if (err instanceof CaMaterialError) throw new CaSettingsError(err.message);
+    throw err;
+  }
+  const leaves = await LeafManager.start({
+    ca,
+    logger: opts.logger,
+    autoRotate,
+    rotationDelayMs: opts.rotationDelayMs,
+    rotationSpreadMs: opts.rotationSpreadMs,
+    retireDelayMs: opts.retireDelayMs,
+    retryMs: opts.retryMs,
+    random: opts.random,
+  });
+  const tokens = await ProxyTokenAuthority.open(store, { clock: opts.clock });
+  opts.logger?.info(
+    {
+      store: store.location,
+      activeRoot: ca.activeRoot().serial,
+      trustDomain: ca.identity.trustDomain,
+      leafTtlMs,
+      autoRotate,
+    },
+    'certificate authority ready',
+  );
+  return { store, ca, leaves, tokens, stop: () => leaves.stop() };
+}
+
+/**
+ * Reads and checks `--ca-cert` / `--ca-key`. Returns undefined when neither is given. Errors
+ * name the flag and the file.
+ */
+export async function readOperatorCa(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): Promise<OperatorCa | undefined> {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile)
+    throw new CaSettingsError(`--ca-cert: required with --ca-key ${JSON.stringify(keyFile)}`);
+  if (!keyFile)
+    throw new CaSettingsError(`--ca-key: required with --ca-cert ${JSON.stringify(certFile)}`);
+  const read = async (flag: string, file: string) => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new CaSettingsError(
+        `${flag}: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
+    }
+  };
+  const certPem = await read('--ca-cert', certFile);
+  const keyPem = await read('--ca-key', keyFile);
+  try {
+    await operatorRoot({ certPem, keyPem, now: Date.now() });
+  } catch (err) {
+    const message = (err as Error).message;
+    if (message.startsWith('key: ')) {
+      throw new CaSettingsError(`--ca-key: ${JSON.stringify(keyFile)}: ${message.slice(5)}`);
+    }
+    if (message.startsWith('the key does not belong')) {
+      throw new CaSettingsError(`--ca-key: ${JSON.stringify(keyFile)}: ${message}`);
+    }
+    throw new CaSettingsError(`--ca-cert: ${JSON.stringify(certFile)}: ${message}`);
+  }
+  return { certPem, keyPem };
+}

@@ -1,0 +1,315 @@
+// `lucid-mesh ca show|rotate` and `lucid-mesh token issue`: operator commands on the CA store.
+// They work on the store directly, so they run next to a serving control plane: `ca rotate`
+// writes the new root into the store and the server's store watcher picks it up (docs/ca.md).
+// Usage errors: one line `lucid-mesh <command>: <problem>` on stderr, exit code 2; runtime
+// failures exit 1.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CertificateAuthority } from '../ca/authority.js';
+import { CaMaterialError } from '../ca/crypto.js';
+import { FileCaStore } from '../ca/file-store.js';
+import { readOperatorCa } from '../ca/open.js';
+import { generateRoot, operatorRoot, rootInfo } from '../ca/roots.js';
+import {
+  CaSettingsError,
+  DEFAULT_TOKEN_TTL_MS,
+  defaultDataDir,
+  formatDuration,
+  parseDuration,
+} from '../ca/settings.js';
+import { ProxyTokenAuthority, MAX_TOKEN_TTL_MS } from '../ca/tokens.js';
+import { isServiceName } from '../ca/spiffe.js';
+
+export const EXIT_USAGE = 2;
+export const EXIT_FAILURE = 1;
+
+/** Where the commands write and how they exit; tests replace these to run in-process. */
+export interface CaCommandIo {
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  /** Must not return (default process.exit). Called with 0 after --help. */
+  exit?: (code: number) => never;
+  /** Default Date.now; `ca show` computes "expires in" from it. */
+  now?: () => number;
+}
+
+/** `--data-dir`, shared with `serve`. */
+export function dataDirOption(): Option {
+  return new Option(
+    '--data-dir <dir>',
+    'CA state directory (roots, keys, token key); see docs/ca.md',
+  )
+    .env('LUCID_DATA_DIR')
+    .default(defaultDataDir({ ...process.env, LUCID_DATA_DIR: undefined }));
+}
+
+export function caCertOption(): Option {
+  return new Option(
+    '--ca-cert <file>',
+    'operator-provided CA certificate (PEM; an intermediate followed by its issuers up to the root)',
+  );
+}
+
+export function caKeyOption(): Option {
+  return new Option('--ca-key <file>', 'private key of --ca-cert (PEM)');
+}
+
+interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  exit: (code: number) => never;
+  now: () => number;
+}
+
+function resolveIo(io: CaCommandIo): Io {
+  return {
+    stdout: io.stdout ?? ((s) => void process.stdout.write(s)),
+    stderr: io.stderr ?? ((s) => void process.stderr.write(s)),
+    exit: io.exit ?? ((code): never => process.exit(code)),
+    now: io.now ?? Date.now,
+  };
+}
+
+/** Output, error format and exit codes of one (sub)command, the way bootstrap does it. */
+function configure(cmd: Command, prefix: string, io: Io): Command {
+  return cmd
+    .showSuggestionAfterError(true)
+    .allowExcessArguments(false)
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      outputError: (text, write) => write(`${prefix}: ${text.replace(/^error: /, '')}`),
+    })
+    .exitOverride((err: CommanderError) => {
+      io.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+      throw err; // not reached unless io.exit returns
+    });
+}
+
+/** Runs an action; known errors become one stderr line and an exit code. */
+async function guarded(prefix: string, io: Io, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof CaSettingsError) {
+      io.stderr(`${prefix}: ${err.message}\n`);
+      return io.exit(EXIT_USAGE);
+    }
+    io.stderr(`${prefix}: ${(err as Error).message}\n`);
+    return io.exit(EXIT_FAILURE);
+  }
+}
+
+export function caCommand(ioOptions: CaCommandIo = {}): Command {
+  const io = resolveIo(ioOptions);
+  const ca = configure(
+    new Command('ca').description(
+      'Inspect and rotate the certificate authority that issues the mesh certificates.',
+    ),
+    'lucid-mesh ca',
+    io,
+  );
+  ca.addCommand(showCommand(io));
+  ca.addCommand(rotateCommand(io));
+  return ca;
+}
+
+function showCommand(io: Io): Command {
+  const prefix = 'lucid-mesh ca show';
+  return configure(
+    new Command('show')
+      .description(
+        'Print the roots (serial, state, expiry) and the leaf certificate currently issued per service.',
+      )
+      .addOption(dataDirOption())
+      .addOption(new Option('--json', 'machine-readable output')),
+    prefix,
+    io,
+  ).action((flags: { dataDir: string; json?: boolean }) =>
+    guarded(prefix, io, async () => {
+      const store = new FileCaStore(flags.dataDir);
+      const roots = await store.loadRoots();
+      const leaves = await store.loadLeaves();
+      if (roots.length === 0) {
+        throw new Error(
+          `no CA in ${store.location} yet (\`lucid-mesh serve\` creates one on first start; ` +
+            'or run `lucid-mesh ca rotate`)',
+        );
+      }
+      const infos = roots
+        .map(rootInfo)
+        .sort((a, b) => Number(b.state === 'active') - Number(a.state === 'active'));
+      if (flags.json) {
+        io.stdout(JSON.stringify({ store: store.location, roots: infos, leaves }, null, 2) + '\n');
+        return;
+      }
+      const now = io.now();
+      const until = (iso: Date | string) => {
+        const ms = new Date(iso).getTime() - now;
+        return ms >= 0 ? `in ${formatDuration(ms)}` : `expired ${formatDuration(ms)} ago`;
+      };
+      const lines = [`CA store: ${store.location}`, '', 'ROOTS'];
+      lines.push(
+        ...table([
+          ['SERIAL', 'STATE', 'SOURCE', 'NOT AFTER', 'EXPIRES', 'SUBJECT'],
+          ...infos.map((r) => [
+            r.serial,
+            r.state === 'active' ? 'active' : 'retiring',
+            r.source,
+            r.notAfter.toISOString(),
+            until(r.notAfter),
+            r.subject,
+          ]),
+        ]),
+      );
+      lines.push('', 'LEAVES (current per service, recorded by the serving control plane)');
+      if (leaves.length === 0) lines.push('  none issued yet');
+      else {
+        lines.push(
+          ...table([
+            ['SERVICE', 'SERIAL', 'NOT AFTER', 'EXPIRES', 'SIGNED BY ROOT'],
+            ...leaves.map((l) => [
+              l.service,
+              l.serial,
+              l.notAfter,
+              until(l.notAfter),
+              l.rootSerial,
+            ]),
+          ]),
+        );
+      }
+      io.stdout(lines.join('\n') + '\n');
+    }),
+  );
+}
+
+function rotateCommand(io: Io): Command {
+  const prefix = 'lucid-mesh ca rotate';
+  return configure(
+    new Command('rotate')
+      .description(
+        'Start a new root: it signs every new leaf from now on, while the old root stays in the ' +
+          'trust bundle until the serving control plane has replaced every leaf it signed.',
+      )
+      .addOption(dataDirOption())
+      .addOption(caCertOption())
+      .addOption(caKeyOption())
+      .addHelpText(
+        'after',
+        '\nA running `lucid-mesh serve` on the same --data-dir notices the new root within ' +
+          'seconds (store watch) and rolls it out; no restart.\n' +
+          'Without --ca-cert/--ca-key a new root is generated; with them, that CA becomes the new root.\n',
+      ),
+    prefix,
+    io,
+  ).action((flags: { dataDir: string; caCert?: string; caKey?: string }) =>
+    guarded(prefix, io, async () => {
+      const operatorCa = await readOperatorCa(flags.caCert, flags.caKey);
+      const store = new FileCaStore(flags.dataDir);
+      const existing = await store.loadRoots();
+      const active = existing.find((r) => r.state === 'active');
+      if (!active) {
+        const now = io.now();
+        const first = operatorCa
+          ? await operatorRoot({ ...operatorCa, now })
+          : await generateRoot({ now });
+        const roots = await store.updateRoots((current) =>
+          current.length > 0 ? undefined : [first],
+        );
+        const info = rootInfo(roots.find((r) => r.state === 'active')!);
+        io.stdout(
+          `No CA in ${store.location} yet: created root ${info.serial} (${info.subject}).\n`,
+        );
+        return;
+      }
+      if (active.source === 'operator' && !operatorCa) {
+        throw new CaSettingsError(
+          `the active root ${active.serial} is operator-provided: give the new CA with ` +
+            '--ca-cert/--ca-key (and point `serve --ca-cert/--ca-key` at it for the next start)',
+        );
+      }
+      const authority = await CertificateAuthority.open({ store });
+      let next;
+      try {
+        next = await authority.rotateRoot(operatorCa);
+      } catch (err) {
+        if (err instanceof CaMaterialError) throw new CaSettingsError(`--ca-cert: ${err.message}`);
+        throw err;
+      }
+      const retiring = authority.roots().filter((r) => r.state === 'retiring');
+      io.stdout(
+        [
+          `New active root: ${next.serial} (${next.subject}), valid until ${next.notAfter.toISOString()}.`,
+          `Retiring: ${retiring.map((r) => r.serial).join(', ')}.`,
+          'A control plane serving from this data directory now distributes the new trust bundle, ' +
+            're-issues every leaf with the new root and then drops the retiring ones. ' +
+            'Watch it with `lucid-mesh ca show`.',
+          '',
+        ].join('\n'),
+      );
+    }),
+  );
+}
+
+export function tokenCommand(ioOptions: CaCommandIo = {}): Command {
+  const io = resolveIo(ioOptions);
+  const token = configure(
+    new Command('token').description('Proxy tokens: what a sidecar presents to get its config.'),
+    'lucid-mesh token',
+    io,
+  );
+  const prefix = 'lucid-mesh token issue';
+  token.addCommand(
+    configure(
+      new Command('issue')
+        .description(
+          'Print a signed token bound to one service identity. The control plane serves a proxy ' +
+            'presenting it only the config and certificates of that service.',
+        )
+        .addOption(new Option('--service <name>', 'service the token is for (required)'))
+        .addOption(
+          new Option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d')
+            .default(DEFAULT_TOKEN_TTL_MS, '24h')
+            .argParser(durationOption('--ttl', MAX_TOKEN_TTL_MS)),
+        )
+        .addOption(dataDirOption())
+        .addHelpText(
+          'after',
+          '\nExample:\n  lucid-mesh token issue --service web --ttl 7d > web.token\n',
+        ),
+      prefix,
+      io,
+    ).action((flags: { service?: string; ttl: number; dataDir: string }) =>
+      guarded(prefix, io, async () => {
+        if (flags.service === undefined) throw new CaSettingsError('--service: required');
+        if (!isServiceName(flags.service)) {
+          throw new CaSettingsError(
+            `--service: expected a DNS label (a-z, 0-9, -), got ${JSON.stringify(flags.service)}`,
+          );
+        }
+        const tokens = await ProxyTokenAuthority.open(new FileCaStore(flags.dataDir));
+        io.stdout((await tokens.issue(flags.service, flags.ttl)) + '\n');
+      }),
+    ),
+  );
+  return token;
+}
+
+function durationOption(flag: string, maxMs: number) {
+  return (value: string): number => {
+    const ms = parseDuration(value);
+    if (ms === undefined || ms < 1000 || ms > maxMs) {
+      throw new InvalidArgumentError(
+        `${flag}: expected a duration from 1s to ${maxMs / 86_400_000}d like 30m, 24h or 7d, got ${JSON.stringify(value)}`,
+      );
+    }
+    return ms;
+  };
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map(
+    (r) =>
+      '  ' + r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '),
+  );
+}

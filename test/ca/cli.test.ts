@@ -1,0 +1,284 @@
+// `lucid-mesh ca show|rotate` and `lucid-mesh token issue`: in-process for the details, as real
+// processes for exit codes and for the cross-process rotation a running server must notice.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { CertificateAuthority } from '../../src/ca/authority.js';
+import { FileCaStore } from '../../src/ca/file-store.js';
+import { LeafManager, type CaChange } from '../../src/ca/leaf-manager.js';
+import { ProxyTokenAuthority } from '../../src/ca/tokens.js';
+import { caCommand, tokenCommand, type CaCommandIo } from '../../src/cli/ca-command.js';
+import { cliEntry } from '../support/tools.js';
+import { hasOpenssl, openssl, tempDir } from './helpers.js';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const entry = cliEntry;
+
+class ExitCalled extends Error {
+  constructor(readonly code: number) {
+    super(`exit(${code})`);
+  }
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(make: (io: CaCommandIo) => Command, args: string[]): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const cmd = make({
+    stdout: (s) => void (stdout += s),
+    stderr: (s) => void (stderr += s),
+    exit: (code) => {
+      throw new ExitCalled(code);
+    },
+  });
+  try {
+    await cmd.parseAsync(args, { from: 'user' });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    if (err instanceof ExitCalled) return { code: err.code, stdout, stderr };
+    throw err;
+  }
+}
+
+const ca = (...args: string[]) => run(caCommand, args);
+const token = (...args: string[]) => run(tokenCommand, args);
+
+function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', entry, ...args],
+      { cwd: repoRoot, timeout: 30_000, env: { ...process.env, ...env } },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('lucid-mesh ca', () => {
+  it('show: roots and issued leaves, as a table and as JSON', async () => {
+    const dir = tempDir();
+    const store = new FileCaStore(dir);
+    const authority = await CertificateAuthority.open({ store });
+    const manager = await LeafManager.start({ ca: authority, watchStore: false });
+    const leaf = await manager.current('web');
+    await manager.whenIdle();
+    manager.stop();
+
+    const text = await ca('show', '--data-dir', dir);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`CA store: ${store.location}`);
+    const root = authority.activeRoot();
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `${root.serial}\\s+active\\s+generated\\s+${root.notAfter.toISOString()}\\s+in (3649d 23h|3650d)\\s`,
+      ),
+    );
+    expect(text.stdout).toContain(root.subject);
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `web\\s+${leaf.serial}\\s+${leaf.notAfter.toISOString()}\\s+in (23h 59m|1d)\\s+${root.serial}`,
+      ),
+    );
+
+    const json = JSON.parse((await ca('show', '--data-dir', dir, '--json')).stdout);
+    expect(json.roots).toEqual([expect.objectContaining({ serial: root.serial, state: 'active' })]);
+    expect(json.leaves).toEqual([expect.objectContaining({ service: 'web', serial: leaf.serial })]);
+  });
+
+  it('show on an empty data dir says how a CA comes to be, exit 1, creates nothing', async () => {
+    const dir = `${tempDir()}/none`;
+    const res = await ca('show', '--data-dir', dir);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^lucid-mesh ca show: no CA in .*none\/ca yet/);
+    expect(await new FileCaStore(dir).loadRoots()).toEqual([]);
+  });
+
+  it('rotate: new active root, old one retiring; creates the first root on an empty store', async () => {
+    const dir = tempDir();
+    const created = await ca('rotate', '--data-dir', dir);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^No CA in .* yet: created root [0-9a-f]{32}/);
+    const [first] = await new FileCaStore(dir).loadRoots();
+
+    const rotated = await ca('rotate', '--data-dir', dir);
+    expect(rotated.code).toBe(0);
+    const roots = await new FileCaStore(dir).loadRoots();
+    const active = roots.find((r) => r.state === 'active')!;
+    expect(rotated.stdout).toContain(`New active root: ${active.serial}`);
+    expect(rotated.stdout).toContain(`Retiring: ${first!.serial}.`);
+    expect(roots.map((r) => [r.serial, r.state])).toEqual([
+      [first!.serial, 'retiring'],
+      [active.serial, 'active'],
+    ]);
+  });
+
+  it.skipIf(!hasOpenssl)('rotate to an operator CA; then a bare rotate is refused', async () => {
+    const dir = tempDir();
+    await ca('rotate', '--data-dir', dir);
+    const pki = tempDir();
+    openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], pki);
+    openssl(
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        'ca.key',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=Ops Root',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign',
+        '-out',
+        'ca.crt',
+      ],
+      pki,
+    );
+    const res = await ca(
+      'rotate',
+      '--data-dir',
+      dir,
+      '--ca-cert',
+      `${pki}/ca.crt`,
+      '--ca-key',
+      `${pki}/ca.key`,
+    );
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('(CN=Ops Root)');
+    const again = await ca(
+      'rotate',
+      '--data-dir',
+      dir,
+      '--ca-cert',
+      `${pki}/ca.crt`,
+      '--ca-key',
+      `${pki}/ca.key`,
+    );
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(
+      /^lucid-mesh ca rotate: --ca-cert: [0-9a-f]+ is already the active root\n$/,
+    );
+    const bare = await ca('rotate', '--data-dir', dir);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(
+      /the active root [0-9a-f]+ is operator-provided: give the new CA with --ca-cert\/--ca-key/,
+    );
+  });
+
+  it('rotate: usage errors name the flag and value, exit 2', async () => {
+    const dir = tempDir();
+    const res = await ca(
+      'rotate',
+      '--data-dir',
+      dir,
+      '--ca-cert',
+      '/nonexistent/ca.crt',
+      '--ca-key',
+      '/x',
+    );
+    expect(res).toMatchObject({
+      code: 2,
+      stderr: 'lucid-mesh ca rotate: --ca-cert: cannot read "/nonexistent/ca.crt" (ENOENT)\n',
+    });
+    const half = await ca('rotate', '--data-dir', dir, '--ca-key', '/x');
+    expect(half).toMatchObject({
+      code: 2,
+      stderr: 'lucid-mesh ca rotate: --ca-cert: required with --ca-key "/x"\n',
+    });
+    const unknown = await ca('show', '--bogus');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--bogus'");
+  });
+});
+
+describe('lucid-mesh token issue', () => {
+  it('prints a token the server verifies for that service', async () => {
+    const dir = tempDir();
+    const res = await token('issue', '--service', 'web', '--ttl', '2h', '--data-dir', dir);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    const verified = await (
+      await ProxyTokenAuthority.open(new FileCaStore(dir))
+    ).verify(res.stdout);
+    expect(verified.service).toBe('web');
+    const left = verified.expiresAt.getTime() - Date.now();
+    expect(left).toBeGreaterThan(2 * 3_600_000 - 5_000);
+    expect(left).toBeLessThanOrEqual(2 * 3_600_000);
+  });
+
+  it('defaults to 24 h', async () => {
+    const dir = tempDir();
+    const res = await token('issue', '--service', 'api', '--data-dir', dir);
+    const verified = await (
+      await ProxyTokenAuthority.open(new FileCaStore(dir))
+    ).verify(res.stdout);
+    expect(verified.expiresAt.getTime() - Date.now()).toBeGreaterThan(24 * 3_600_000 - 5_000);
+  });
+
+  it('usage errors name the flag and value, exit 2', async () => {
+    const dir = tempDir();
+    expect(await token('issue', '--data-dir', dir)).toMatchObject({
+      code: 2,
+      stderr: 'lucid-mesh token issue: --service: required\n',
+    });
+    expect(await token('issue', '--service', 'Web_1', '--data-dir', dir)).toMatchObject({
+      code: 2,
+      stderr:
+        'lucid-mesh token issue: --service: expected a DNS label (a-z, 0-9, -), got "Web_1"\n',
+    });
+    const ttl = await token('issue', '--service', 'web', '--ttl', '5 weeks', '--data-dir', dir);
+    expect(ttl.code).toBe(2);
+    expect(ttl.stderr).toContain(
+      '--ttl: expected a duration from 1s to 3650d like 30m, 24h or 7d, got "5 weeks"',
+    );
+  });
+});
+
+describe('as processes', () => {
+  it('exit codes: 0 ok, 2 usage, 1 failure; LUCID_DATA_DIR picks the store', async () => {
+    const dir = tempDir();
+    const env = { LUCID_DATA_DIR: dir };
+    expect((await runCli(['ca', 'show'], env)).code).toBe(1);
+    expect((await runCli(['ca', 'rotate'], env)).code).toBe(0);
+    const show = await runCli(['ca', 'show'], env);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain(`CA store: ${dir}/ca`);
+    expect((await runCli(['token', 'issue', '--service', 'BAD'], env)).code).toBe(2);
+    expect((await runCli(['ca', 'show', '--nope'], env)).code).toBe(2);
+    expect((await runCli(['ca', 'rotate', '--help'], env)).code).toBe(0);
+  });
+
+  it('a server notices `lucid-mesh ca rotate` run as another process', async () => {
+    const dir = tempDir();
+    const authority = await CertificateAuthority.open({ store: new FileCaStore(dir) });
+    const manager = await LeafManager.start({ ca: authority, rotationDelayMs: 60_000 });
+    try {
+      const oldRoot = authority.activeRoot().serial;
+      await manager.current('web');
+      const changes: CaChange[] = [];
+      manager.onChange((c) => changes.push(c));
+      const res = await runCli(['ca', 'rotate', '--data-dir', dir]);
+      expect(res.code).toBe(0);
+      const deadline = Date.now() + 5000;
+      while (changes.length === 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(changes).toEqual([{ bundleChanged: true }]);
+      expect(authority.activeRoot().serial).not.toBe(oldRoot);
+      expect(authority.roots().map((r) => r.serial)).toContain(oldRoot);
+    } finally {
+      manager.stop();
+    }
+  });
+});
