@@ -2,6 +2,7 @@
 import type { Protocol, Service } from '../catalog/model.js';
 import { socketAddress } from './endpoints.js';
 import { localAppClusterName, serviceClusterName } from './names.js';
+import { MTLS_MATCH, upstreamMtls } from './tls.js';
 import type { ResourceMessage, TranslateOptions } from './types.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -25,9 +26,11 @@ export function duration(value: string): ResourceMessage {
   return nanos ? { seconds, nanos } : { seconds };
 }
 
+const isHttp2 = (protocol: Protocol): boolean => protocol === 'http2' || protocol === 'grpc';
+
 /** gRPC needs HTTP/2 to the upstream; http2 apps may speak only h2c. */
 function upstreamProtocolOptions(protocol: Protocol): ResourceMessage {
-  if (protocol !== 'http2' && protocol !== 'grpc') return {};
+  if (!isHttp2(protocol)) return {};
   return {
     typedExtensionProtocolOptions: {
       [HTTP_PROTOCOL_OPTIONS]: {
@@ -46,6 +49,26 @@ export function serviceCluster(service: Service, opts: TranslateOptions): Resour
     edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: name },
     connectTimeout: duration(opts.connectTimeout),
     ...upstreamProtocolOptions(service.protocol),
+    ...meshTransport(service, opts),
+  };
+}
+
+/**
+ * With mTLS, meshed endpoints (marked by their metadata) are reached over TLS with the
+ * target's SPIFFE ID verified; endpoints without a sidecar stay plaintext.
+ */
+function meshTransport(service: Service, opts: TranslateOptions): ResourceMessage {
+  const identity = opts.security?.mtls;
+  if (!identity) return {};
+  const alpn = service.protocol === 'tcp' ? [] : isHttp2(service.protocol) ? ['h2'] : ['http/1.1'];
+  return {
+    transportSocketMatches: [
+      {
+        name: 'mtls',
+        match: MTLS_MATCH,
+        transportSocket: upstreamMtls(identity, service.name, opts.domainSuffix, alpn),
+      },
+    ],
   };
 }
 

@@ -1,6 +1,7 @@
 // ClusterLoadAssignments (EDS): which instances of a service receive traffic, and where.
 import type { Instance, Service } from '../catalog/model.js';
 import { serviceClusterName } from './names.js';
+import { MTLS_MATCH, MTLS_MATCH_KEY } from './tls.js';
 import type { ResourceMessage } from './types.js';
 
 export function socketAddress(address: string, portValue: number): ResourceMessage {
@@ -21,7 +22,7 @@ export function receivesTraffic(instance: Instance): boolean {
   return instance.health !== 'critical';
 }
 
-function lbEndpoint(instance: Instance): ResourceMessage {
+function lbEndpoint(instance: Instance, mtls: boolean): ResourceMessage {
   return {
     endpoint: {
       address: socketAddress(instance.address, peerPort(instance)),
@@ -29,15 +30,19 @@ function lbEndpoint(instance: Instance): ResourceMessage {
       hostname: instance.id,
     },
     healthStatus: 'HEALTHY',
+    // Selects the cluster's mTLS transport socket: only a sidecar can terminate mesh TLS.
+    ...(mtls && instance.sidecarPort !== undefined
+      ? { metadata: { filterMetadata: { [MTLS_MATCH_KEY]: MTLS_MATCH } } }
+      : {}),
   };
 }
 
-export function serviceLoadAssignment(service: Service): ResourceMessage {
+export function serviceLoadAssignment(service: Service, mtls = false): ResourceMessage {
   const clusterName = serviceClusterName(service.name);
   const lbEndpoints = [...service.instances]
     .sort((a, b) => compare(a.id, b.id))
     .filter(receivesTraffic)
-    .map(lbEndpoint);
+    .map((instance) => lbEndpoint(instance, mtls));
   // Still an assignment when nothing is healthy: it tells Envoy to drop the endpoints it had
   // (and lets the EDS cluster finish warming) instead of leaving stale ones in place.
   if (lbEndpoints.length === 0) return { clusterName };

@@ -13,6 +13,10 @@ import {
   serviceClusterName,
 } from './names.js';
 import { outboundRouteConfiguration } from './routes.js';
+import { downstreamMtls, spiffeIdOf } from './tls.js';
+import { httpRbacFilter, networkRbacFilter } from '../policy/rbac.js';
+import type { Service } from '../catalog/model.js';
+import type { InboundSecurity } from './listeners.js';
 import {
   DEFAULT_TRANSLATE_OPTIONS,
   emptyResourceSet,
@@ -32,7 +36,10 @@ export function translateShared(
   for (const service of services) {
     const name = serviceClusterName(service.name);
     resources.clusters.set(name, serviceCluster(service, opts));
-    resources.endpoints.set(name, serviceLoadAssignment(service));
+    resources.endpoints.set(
+      name,
+      serviceLoadAssignment(service, opts.security?.mtls !== undefined),
+    );
     // The schema requires outboundPort for tcp; a source that skipped validation loses only
     // the local listener for that service, not the whole translation.
     if (service.protocol === 'tcp' && service.outboundPort !== undefined) {
@@ -62,11 +69,18 @@ export function translateProxy(
   );
   const found = findInstance(catalog, proxy.nodeId);
   const sidecarPort = found?.instance.sidecarPort;
-  if (found && sidecarPort !== undefined) {
+  // With authenticated proxies, a node id naming another service's instance gets nothing of it.
+  const mayServe = !opts.security?.authenticatedProxies || found?.service.name === proxy.service;
+  if (found && sidecarPort !== undefined && mayServe) {
     const { service, instance } = found;
     resources.listeners.set(
       inboundListenerName(proxy.nodeId),
-      inboundListener(proxy.nodeId, service.protocol, sidecarPort),
+      inboundListener(
+        proxy.nodeId,
+        service.protocol,
+        sidecarPort,
+        inboundSecurity(catalog, service, opts),
+      ),
     );
     resources.clusters.set(
       localAppClusterName(proxy.nodeId),
@@ -74,4 +88,24 @@ export function translateProxy(
     );
   }
   return resources;
+}
+
+/** mTLS on the inbound listener, and the policy's RBAC for this destination when there is one. */
+function inboundSecurity(
+  catalog: Catalog,
+  service: Service,
+  opts: TranslateOptions,
+): InboundSecurity | undefined {
+  const identity = opts.security?.mtls;
+  if (!identity) return undefined;
+  const transportSocket = downstreamMtls(identity, service.protocol !== 'tcp');
+  const policy = opts.security?.policy;
+  if (!policy) return { transportSocket };
+  const services = catalog.services.map((s) => s.name);
+  const rbacOptions = { principalOf: (s: string) => spiffeIdOf(identity, s) };
+  const rbac =
+    service.protocol === 'tcp'
+      ? networkRbacFilter(policy, service.name, services, rbacOptions)
+      : httpRbacFilter(policy, service.name, services, rbacOptions);
+  return { transportSocket, rbac };
 }

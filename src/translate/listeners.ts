@@ -24,20 +24,32 @@ function listener(
   name: string,
   address: ResourceMessage,
   trafficDirection: Direction,
-  filter: ResourceMessage,
+  filters: ResourceMessage[],
+  transportSocket?: ResourceMessage,
 ): ResourceMessage {
-  return { name, address, trafficDirection, filterChains: [{ filters: [filter] }] };
+  const chain = transportSocket ? { filters, transportSocket } : { filters };
+  return { name, address, trafficDirection, filterChains: [chain] };
 }
 
-/** routes: `{ rds }` or `{ routeConfig }`, the two ways an HCM gets its routes. */
-function httpConnectionManager(statPrefix: string, routes: ResourceMessage): ResourceMessage {
+/**
+ * routes: `{ rds }` or `{ routeConfig }`, the two ways an HCM gets its routes. `before` are
+ * HTTP filters that run ahead of the router (e.g. RBAC).
+ */
+function httpConnectionManager(
+  statPrefix: string,
+  routes: ResourceMessage,
+  before: ResourceMessage[] = [],
+): ResourceMessage {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typedConfig: {
       '@type': HTTP_CONNECTION_MANAGER,
       statPrefix,
       ...routes,
-      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER } }],
+      httpFilters: [
+        ...before,
+        { name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER } },
+      ],
     },
   };
 }
@@ -51,24 +63,25 @@ function tcpProxy(statPrefix: string, cluster: string): ResourceMessage {
 
 /** Where a node's apps send HTTP for any service; routes come from the shared RDS config. */
 export function outboundHttpListener(port: number): ResourceMessage {
-  return listener(
-    outboundHttpListenerName(port),
-    socketAddress('127.0.0.1', port),
-    'OUTBOUND',
+  return listener(outboundHttpListenerName(port), socketAddress('127.0.0.1', port), 'OUTBOUND', [
     httpConnectionManager('outbound_http', {
       rds: { routeConfigName: OUTBOUND_ROUTE_NAME, configSource: adsConfigSource() },
     }),
-  );
+  ]);
 }
 
 /** TCP has no Host header to route on, so each tcp service gets its own local port. */
 export function outboundTcpListener(service: string, port: number): ResourceMessage {
-  return listener(
-    outboundTcpListenerName(service),
-    socketAddress('127.0.0.1', port),
-    'OUTBOUND',
+  return listener(outboundTcpListenerName(service), socketAddress('127.0.0.1', port), 'OUTBOUND', [
     tcpProxy(`outbound_tcp_${service}`, serviceClusterName(service)),
-  );
+  ]);
+}
+
+/** How an inbound listener is secured: mTLS, and optionally an RBAC filter (policy). */
+export interface InboundSecurity {
+  readonly transportSocket: ResourceMessage;
+  /** envoy.filters.http.rbac for HTTP protocols, envoy.filters.network.rbac for tcp. */
+  readonly rbac?: ResourceMessage;
 }
 
 /** Accepts mesh traffic on the node's sidecar port and hands it to the local app. */
@@ -76,18 +89,25 @@ export function inboundListener(
   nodeId: string,
   protocol: Protocol,
   sidecarPort: number,
+  security?: InboundSecurity,
 ): ResourceMessage {
   const cluster = localAppClusterName(nodeId);
-  const filter =
+  const rbac = security?.rbac ? [security.rbac] : [];
+  const filters =
     protocol === 'tcp'
-      ? tcpProxy('inbound_tcp', cluster)
-      : httpConnectionManager('inbound_http', {
-          routeConfig: inboundRouteConfiguration(nodeId, protocol),
-        });
+      ? [...rbac, tcpProxy('inbound_tcp', cluster)]
+      : [
+          httpConnectionManager(
+            'inbound_http',
+            { routeConfig: inboundRouteConfiguration(nodeId, protocol) },
+            rbac,
+          ),
+        ];
   return listener(
     inboundListenerName(nodeId),
     socketAddress('0.0.0.0', sidecarPort),
     'INBOUND',
-    filter,
+    filters,
+    security?.transportSocket,
   );
 }

@@ -36,3 +36,14 @@ export function outboundHttpListenerName(port: number): string {
 export function outboundTcpListenerName(service: string): string {
   return `outbound|tcp|${service}`;
 }
+
+/**
+ * SDS secret with the proxy's own certificate and key. One fixed name (as Istio's `default`)
+ * rather than the service name: clusters reference it, and a fixed name keeps every cluster
+ * identical for all proxies, so it is encoded once however many services connect. Each proxy
+ * only ever receives its own identity under this name.
+ */
+export const IDENTITY_SECRET_NAME = 'default';
+
+/** SDS secret with the CA roots peers' certificates must chain to (old + new during rotation). */
+export const TRUST_BUNDLE_SECRET_NAME = 'trust_bundle';

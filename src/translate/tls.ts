@@ -1,0 +1,87 @@
+// mTLS between sidecars: TLS contexts that take certificates from SDS (so a rotation pushes
+// only secrets), and the Secret resources themselves.
+import { adsConfigSource } from './clusters.js';
+import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from './names.js';
+import type { MeshIdentity, ResourceMessage } from './types.js';
+
+const TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3';
+const TLS_SOCKET = 'envoy.transport_sockets.tls';
+
+/** Endpoint metadata that makes a cluster use its mTLS transport socket for that endpoint. */
+export const MTLS_MATCH_KEY = 'envoy.transport_socket_match';
+export const MTLS_MATCH = { mtls: true };
+
+export function spiffeIdOf(identity: MeshIdentity, service: string): string {
+  return `spiffe://${identity.trustDomain}/ns/${identity.namespace}/svc/${service}`;
+}
+
+function sds(name: string): ResourceMessage {
+  return { name, sdsConfig: adsConfigSource() };
+}
+
+function commonTlsContext(sanMatcher: ResourceMessage, alpn: string[]): ResourceMessage {
+  return {
+    tlsCertificateSdsSecretConfigs: [sds(IDENTITY_SECRET_NAME)],
+    combinedValidationContext: {
+      defaultValidationContext: {
+        matchTypedSubjectAltNames: [{ sanType: 'URI', matcher: sanMatcher }],
+      },
+      validationContextSdsSecretConfig: sds(TRUST_BUNDLE_SECRET_NAME),
+    },
+    ...(alpn.length > 0 ? { alpnProtocols: alpn } : {}),
+  };
+}
+
+/** Inbound: a client certificate chained to the bundle, with a SPIFFE ID in our trust domain. */
+export function downstreamMtls(identity: MeshIdentity, http: boolean): ResourceMessage {
+  return {
+    name: TLS_SOCKET,
+    typedConfig: {
+      '@type': `${TLS}.DownstreamTlsContext`,
+      commonTlsContext: commonTlsContext(
+        { prefix: `spiffe://${identity.trustDomain}/` },
+        http ? ['h2', 'http/1.1'] : [],
+      ),
+      requireClientCertificate: { value: true }, // google.protobuf.BoolValue
+    },
+  };
+}
+
+/** Outbound to `service`: present our certificate, accept only that service's SPIFFE ID. */
+export function upstreamMtls(
+  identity: MeshIdentity,
+  service: string,
+  dnsSuffix: string,
+  alpn: string[],
+): ResourceMessage {
+  return {
+    name: TLS_SOCKET,
+    typedConfig: {
+      '@type': `${TLS}.UpstreamTlsContext`,
+      commonTlsContext: commonTlsContext({ exact: spiffeIdOf(identity, service) }, alpn),
+      sni: `${service}.${dnsSuffix}`,
+    },
+  };
+}
+
+export interface IdentityMaterial {
+  readonly certChainPem: string;
+  readonly privateKeyPem: string;
+}
+
+export function identitySecret(leaf: IdentityMaterial): ResourceMessage {
+  return {
+    name: IDENTITY_SECRET_NAME,
+    tlsCertificate: {
+      certificateChain: { inlineString: leaf.certChainPem },
+      privateKey: { inlineString: leaf.privateKeyPem },
+    },
+  };
+}
+
+export function trustBundleSecret(bundlePem: string): ResourceMessage {
+  return {
+    name: TRUST_BUNDLE_SECRET_NAME,
+    validationContext: { trustedCa: { inlineString: bundlePem } },
+  };
+}
