@@ -1,13 +1,35 @@
-// The composition root: source → snapshot store → xDS server, plus the admin server.
-// Used by `lucid-mesh serve`, the demo and the end-to-end tests, so they all run the same thing.
+// The composition root: source → snapshot store → xDS server, plus the admin server and, when
+// configured, the mesh's security (CA-issued certificates over SDS, token-authenticated
+// streams, authorization policy). Used by `lucid-mesh serve`, the demo and the end-to-end
+// tests, so they all run the same thing.
+import type * as grpc from '@grpc/grpc-js';
 import { AdminServer } from './admin/http-server.js';
-import type { DiscoverySource } from './sources/source.js';
+import type { OpenedCa } from './ca/open.js';
+import type { Catalog } from './catalog/model.js';
+import type { PolicyProvider } from './policy/policy-file.js';
+import { CaSecretProvider } from './security/ca-secrets.js';
+import { TokenAuthenticator } from './security/token-authenticator.js';
 import { SnapshotStore } from './snapshot/store.js';
-import type { Logger } from './telemetry/logger.js';
+import type { DiscoverySource } from './sources/source.js';
 import { EventHub } from './telemetry/events.js';
+import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
+import { DEFAULT_TRANSLATE_OPTIONS, type MeshSecurity } from './translate/types.js';
 import { XdsCounters, combineObservers } from './xds/observer.js';
 import { XdsServer } from './xds/server.js';
+
+export interface SecurityOptions {
+  /** The CA: certificates for mTLS, keys for proxy tokens. */
+  readonly ca: OpenedCa;
+  /** mTLS between sidecars (certificates over SDS). */
+  readonly mtls: boolean;
+  /** `token`: streams must present a proxy token; `none`: any node may connect (development). */
+  readonly auth: 'token' | 'none';
+  /** Authorization policy (needs mtls: callers are known by their certificates). */
+  readonly policy?: PolicyProvider;
+  /** TLS for the xDS port itself. */
+  readonly xdsCredentials?: grpc.ServerCredentials;
+}
 
 export interface ControlPlaneOptions {
   source: DiscoverySource;
@@ -17,6 +39,8 @@ export interface ControlPlaneOptions {
   adminPort: number;
   debounceMs?: number;
   maxDebounceMs?: number;
+  /** Without it: plaintext mesh, no authentication (the foundation's development mode). */
+  security?: SecurityOptions;
 }
 
 export interface RunningControlPlane {
@@ -30,18 +54,30 @@ export interface RunningControlPlane {
   stop(): Promise<void>;
 }
 
+function meshSecurity(security: SecurityOptions | undefined): MeshSecurity | undefined {
+  if (!security) return undefined;
+  const policy = security.policy?.current();
+  return {
+    ...(security.mtls ? { mtls: security.ca.ca.identity } : {}),
+    ...(policy ? { policy } : {}),
+    ...(security.auth === 'token' ? { authenticatedProxies: true } : {}),
+  };
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
-  const { logger, source } = opts;
+  const { logger, source, security } = opts;
   const store = new SnapshotStore({
     logger,
     debounceMs: opts.debounceMs,
     maxDebounceMs: opts.maxDebounceMs,
+    translate: { ...DEFAULT_TRANSLATE_OPTIONS, security: meshSecurity(security) },
+    secrets: security?.mtls ? new CaSecretProvider(security.ca.leaves, logger) : undefined,
   });
   const counters = new XdsCounters();
   // The metrics read the server's streams at scrape time; the server reports to the metrics.
   const streams: { xds?: XdsServer } = {};
   const connected = () => streams.xds?.connected.values() ?? [];
-  const metrics = new Metrics({ store, streams: connected });
+  const metrics = new Metrics({ store, streams: connected, certificates: security?.ca.leaves });
   const events = new EventHub(store, () =>
     [...connected()].flatMap((s) => (s.proxy ? [s.proxy.nodeId] : [])),
   );
@@ -49,8 +85,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     watcher: store,
     observer: combineObservers(counters, metrics, events),
     logger,
+    authenticator:
+      security?.auth === 'token' ? new TokenAuthenticator(security.ca.tokens) : undefined,
   });
   streams.xds = xds;
+
+  // A configured policy that has not loaded yet holds everything back: serving without it
+  // would open what the policy closes.
+  const policy = security?.policy;
+  let heldCatalog: Catalog | undefined;
+  policy?.onChange(() => {
+    store.setSecurity(meshSecurity(security));
+    if (heldCatalog) store.setCatalog(heldCatalog);
+    heldCatalog = undefined;
+  });
 
   let lastSourceError: string | undefined;
   const admin = new AdminServer({
@@ -58,16 +106,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     store,
     streams: connected,
     events,
-    notReadyReason: () =>
-      store.ready
-        ? undefined
-        : `waiting for the first complete catalog from the ${source.name} source${lastSourceError ? `; last error: ${lastSourceError}` : ''}`,
+    notReadyReason: () => {
+      if (store.ready) return undefined;
+      if (policy && !policy.current()) return 'waiting for a valid authorization policy';
+      return `waiting for the first complete catalog from the ${source.name} source${lastSourceError ? `; last error: ${lastSourceError}` : ''}`;
+    },
   });
 
   const adminPort = await admin.listen(opts.host, opts.adminPort);
   let xdsPort: number;
   try {
-    xdsPort = await xds.listen(opts.host, opts.xdsPort);
+    xdsPort = await xds.listen(opts.host, opts.xdsPort, security?.xdsCredentials);
   } catch (err) {
     await admin.close();
     throw err;
@@ -76,7 +125,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     update(catalog) {
       lastSourceError = undefined;
       metrics.sourceLastSuccess.set({ source: source.name }, Date.now() / 1000);
-      store.setCatalog(catalog);
+      if (policy && !policy.current()) heldCatalog = catalog;
+      else store.setCatalog(catalog);
     },
     error(err) {
       lastSourceError = err.message;
@@ -88,7 +138,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     },
   });
   logger.info(
-    { host: opts.host, xdsPort, adminPort, source: source.name },
+    {
+      host: opts.host,
+      xdsPort,
+      adminPort,
+      source: source.name,
+      mtls: security?.mtls ?? false,
+      auth: security?.auth ?? 'none',
+      policy: policy !== undefined,
+    },
     'lucid-mesh control plane started',
   );
 

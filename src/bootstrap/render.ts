@@ -32,6 +32,10 @@ export interface BootstrapOptions {
   adminPort?: number;
   /** Port of the outbound listener the control plane sends (--outbound-port), default 15001. */
   outboundPort?: number;
+  /** Proxy token (--token): sent as `authorization: Bearer` metadata on the ADS stream. */
+  token?: string;
+  /** PEM CA bundle the xDS server's certificate must chain to (--xds-ca): ADS over TLS. */
+  xdsCaPem?: string;
 }
 
 /** Untrusted input (e.g. raw CLI strings) for `resolveBootstrapOptions`. */
@@ -42,6 +46,8 @@ export interface BootstrapInput {
   mode?: unknown;
   adminPort?: unknown;
   outboundPort?: unknown;
+  token?: unknown;
+  xdsCaPem?: unknown;
 }
 
 /** Validated options with defaults applied and the xds address split. */
@@ -55,6 +61,8 @@ export interface ResolvedBootstrapOptions {
   mode: XdsMode;
   adminPort: number;
   outboundPort: number;
+  token?: string;
+  xdsCaPem?: string;
 }
 
 /** Invalid option; `message` names the flag and the offending value. */
@@ -152,6 +160,19 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
   if (adminPort === outboundPort) {
     fail('--outbound-port', `a port different from --admin-port (${adminPort})`, outboundPort);
   }
+  const token = optionalString('--token', input.token);
+  // A JWT is three base64url parts; anything else would be rejected by the server anyway.
+  if (token !== undefined && !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) {
+    fail(
+      '--token',
+      'a token from `lucid-mesh token issue`',
+      token.length > 20 ? `${token.slice(0, 20)}…` : token,
+    );
+  }
+  const xdsCaPem = optionalString('--xds-ca', input.xdsCaPem);
+  if (xdsCaPem !== undefined && !xdsCaPem.includes('-----BEGIN CERTIFICATE-----')) {
+    fail('--xds-ca', 'a PEM file with at least one CERTIFICATE', `${xdsCaPem.slice(0, 30)}…`);
+  }
   return {
     nodeId,
     service,
@@ -161,7 +182,14 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     mode: mode as XdsMode,
     adminPort,
     outboundPort,
+    ...(token !== undefined ? { token } : {}),
+    ...(xdsCaPem !== undefined ? { xdsCaPem } : {}),
   };
+}
+
+function optionalString(flag: string, value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  return requiredString(flag, value);
 }
 
 /** The directory holding package.json, found by walking up from this module (src/ or dist/). */
@@ -184,7 +212,7 @@ function loadTemplate(): string {
   return cachedTemplate;
 }
 
-type Value = string | number | undefined;
+type Value = string | number | object | undefined;
 
 /** Placeholder values for one bootstrap; `undefined` drops the key holding the placeholder. */
 export function templateValues(o: ResolvedBootstrapOptions): Record<string, Value> {
@@ -198,6 +226,21 @@ export function templateValues(o: ResolvedBootstrapOptions): Record<string, Valu
     xdsDnsLookupFamily: o.xdsIsIp ? undefined : 'V4_PREFERRED',
     xdsHost: o.xdsHost,
     xdsPort: o.xdsPort,
+    initialMetadata: o.token ? [{ key: 'authorization', value: `Bearer ${o.token}` }] : undefined,
+    xdsTransportSocket: o.xdsCaPem
+      ? {
+          name: 'envoy.transport_sockets.tls',
+          typed_config: {
+            '@type':
+              'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+            ...(o.xdsIsIp ? {} : { sni: o.xdsHost }),
+            common_tls_context: {
+              alpn_protocols: ['h2'],
+              validation_context: { trusted_ca: { inline_string: o.xdsCaPem } },
+            },
+          },
+        }
+      : undefined,
   };
 }
 
@@ -225,8 +268,9 @@ export function fillTemplate(template: string, values: Record<string, Value>): s
     return values[name];
   };
   const filled = new Set<Scalar>(); // values we inserted: never placeholders, whatever they say
-  const typed = (value: string | number, old: Scalar): Scalar => {
-    const next = new Scalar(value);
+  const typed = (value: string | number | object, old: Scalar): Scalar => {
+    // Structured values (metadata lists, a transport socket) become YAML nodes as they are.
+    const next = (typeof value === 'object' ? doc.createNode(value) : new Scalar(value)) as Scalar;
     // Envoy reads YAML with yaml-cpp, which takes plain y/n/on/off/yes/no as booleans and
     // 0x1F as a number; always double-quote strings so a node id "n" stays a string.
     if (typeof value === 'string') next.type = Scalar.QUOTE_DOUBLE;

@@ -12,6 +12,13 @@ import {
   renderResolvedBootstrap,
   resolveBootstrapOptions,
 } from '../bootstrap/render.js';
+import { ConsulClient, ConsulRequestError } from '../sources/consul/client.js';
+import {
+  ConsulFlagError,
+  consulConnectionCliOptions,
+  consulConnectionFromFlags,
+} from '../sources/consul/options.js';
+import { lookupConsulProxy } from '../sources/consul/proxy-registration.js';
 
 const PREFIX = 'lucid-mesh bootstrap';
 export const EXIT_USAGE = 2;
@@ -33,6 +40,8 @@ interface RawFlags {
   adminPort?: string | number;
   outboundPort?: string | number;
   output?: string;
+  consulServiceId?: string;
+  [consulFlag: string]: unknown;
 }
 
 /** Writes `content` to `file` via a temp file in the same directory + rename. */
@@ -72,12 +81,17 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         'endpoint and the ADS connection to the control plane. Listeners, routes and clusters ' +
         'then arrive over xDS. Check the result with `envoy --mode validate -c FILE`.',
     )
-    .addOption(new Option('--node-id <id>', 'Envoy node id, unique per sidecar (required)'))
+    .addOption(
+      new Option(
+        '--node-id <id>',
+        'Envoy node id, unique per sidecar (required, unless --consul-service-id gives it)',
+      ),
+    )
     .addOption(
       new Option(
         '--service <name>',
         'service this sidecar belongs to, a DNS label; becomes node.cluster and ' +
-          'node.metadata.service (required)',
+          'node.metadata.service (required, unless --consul-service-id gives it)',
       ),
     )
     .addOption(
@@ -111,13 +125,27 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         'write the bootstrap to FILE atomically (temp file + rename) instead of stdout',
       ),
     )
+    .addOption(
+      new Option(
+        '--consul-service-id <id>',
+        'take node id, service and ports from this Consul sidecar registration (Kind ' +
+          'connect-proxy, e.g. web-1-sidecar-proxy; an app service id with a sidecar works too), ' +
+          'read from the local Consul agent as `consul connect envoy` does; flags given ' +
+          'explicitly win',
+      ),
+    );
+  for (const option of consulConnectionCliOptions()) cmd.addOption(option);
+  cmd
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 2 invalid arguments, 1 the output file could not be written.\n' +
+      '\nExit codes: 0 ok, 2 invalid arguments, 1 the output file could not be written or the ' +
+        'Consul lookup failed.\n' +
         '\nExamples:\n' +
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000\n' +
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds control-plane:18000 \\\n' +
-        '    --mode delta -o /etc/envoy/bootstrap.yaml',
+        '    --mode delta -o /etc/envoy/bootstrap.yaml\n' +
+        '  lucid-mesh bootstrap --consul-service-id web-1-sidecar-proxy --xds 127.0.0.1:18000 \\\n' +
+        '    --consul 127.0.0.1:8500',
     )
     .showSuggestionAfterError(true)
     .allowExcessArguments(false)
@@ -132,12 +160,32 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
       throw err; // not reached unless io.exit returns
     })
-    .action((flags: RawFlags) => {
+    .action(async (flags: RawFlags, command: Command) => {
+      // Set on the command line or by env, not a commander default.
+      const explicit = (key: string): boolean =>
+        flags[key] !== undefined && command.getOptionValueSource(key) !== 'default';
+      let input = flags;
+      let from: string | undefined;
+      if (flags.consulServiceId !== undefined) {
+        const looked = await fromConsul(flags, explicit);
+        if ('usage' in looked) return problem(looked.usage, EXIT_USAGE);
+        if ('failure' in looked) return problem(looked.failure, EXIT_FAILURE);
+        input = looked.input;
+        from = looked.from;
+      }
       let yaml: string;
       try {
-        yaml = renderResolvedBootstrap(resolveBootstrapOptions(flags));
+        yaml = renderResolvedBootstrap(resolveBootstrapOptions(input));
       } catch (err) {
-        if (err instanceof BootstrapOptionError) return problem(err.message, EXIT_USAGE);
+        if (err instanceof BootstrapOptionError) {
+          const explicit = flags[flagKey(err.flag)] !== undefined;
+          return problem(
+            from && !explicit
+              ? `${err.message} (from the Consul registration ${from})`
+              : err.message,
+            EXIT_USAGE,
+          );
+        }
         throw err;
       }
       if (flags.output === undefined) {
@@ -156,4 +204,48 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       }
     });
   return cmd;
+}
+
+/** "--node-id" -> "nodeId" (commander's attribute name). */
+function flagKey(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Reads the sidecar registration from Consul and fills node id, service and ports; flags given
+ * on the command line win.
+ */
+async function fromConsul(
+  flags: RawFlags,
+  explicit: (key: string) => boolean,
+): Promise<{ input: RawFlags; from: string } | { usage: string } | { failure: string }> {
+  let client: ConsulClient;
+  try {
+    client = new ConsulClient(consulConnectionFromFlags(flags), { maxConnections: 2 });
+  } catch (err) {
+    if (err instanceof ConsulFlagError) return { usage: err.message };
+    throw err;
+  }
+  try {
+    const proxy = await lookupConsulProxy(client, String(flags.consulServiceId));
+    if ('problem' in proxy) return { failure: `--consul-service-id: ${proxy.problem}` };
+    return {
+      from: JSON.stringify(proxy.id),
+      input: {
+        ...flags,
+        nodeId: explicit('nodeId') ? flags.nodeId : proxy.id,
+        service: explicit('service') ? flags.service : proxy.service,
+        adminPort: explicit('adminPort') ? flags.adminPort : (proxy.adminPort ?? flags.adminPort),
+        outboundPort: explicit('outboundPort')
+          ? flags.outboundPort
+          : (proxy.outboundPort ?? flags.outboundPort),
+      },
+    };
+  } catch (err) {
+    if (err instanceof ConsulRequestError)
+      return { failure: `--consul-service-id: ${err.message}` };
+    throw err;
+  } finally {
+    client.destroy();
+  }
 }

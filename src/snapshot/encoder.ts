@@ -23,8 +23,14 @@ export class ResourceEncoder {
   private generation = 0;
   readonly counters: EncoderCounters = { encoded: 0, reused: 0 };
 
-  encode(kind: ResourceKind, name: string, message: ResourceMessage): EncodedResource {
-    const key = `${kind}\u0000${name}`;
+  /** `cacheKey` (default: the name) tells apart same-named resources of different proxies. */
+  encode(
+    kind: ResourceKind,
+    name: string,
+    message: ResourceMessage,
+    cacheKey = name,
+  ): EncodedResource {
+    const key = `${kind}\u0000${cacheKey}`;
     // Translators build objects with a fixed key order, so equal content stringifies equally;
     // this is much cheaper than encoding and hashing.
     const fingerprint = JSON.stringify(message);

@@ -4,11 +4,14 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Catalog, ProxyIdentity } from '../catalog/model.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import { translateProxy, translateShared } from '../translate/index.js';
+import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
 import {
   DEFAULT_TRANSLATE_OPTIONS,
+  type MeshSecurity,
   type ResourceSet,
   type TranslateOptions,
 } from '../translate/types.js';
+import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Debouncer } from './debouncer.js';
 import type { EncodedResource } from './encoded-resource.js';
@@ -22,6 +25,8 @@ export interface StoreOptions {
   /** Upper bound on how long a change may wait while changes keep arriving. */
   maxDebounceMs?: number;
   translate?: TranslateOptions;
+  /** SDS secrets (mTLS); without one, no secrets are served. */
+  secrets?: SecretProvider;
   logger: Logger;
 }
 
@@ -55,16 +60,22 @@ export class SnapshotStore implements ConfigWatcher {
   readonly counters: StoreCounters = { snapshotsBuilt: 0, buildErrors: 0 };
   private current: Snapshot | undefined;
   private pending: Catalog | undefined;
+  /** Bumped when something besides the catalog changes the output (secrets, policy). */
+  private inputsGeneration = 0;
+  private builtInputsGeneration = -1;
   private readonly watches = new Set<Watch>();
   private readonly views = new Map<string, ProxyView>();
   private readonly debouncer: Debouncer;
-  private readonly translateOptions: TranslateOptions;
+  private translateOptions: TranslateOptions;
+  private readonly secrets: SecretProvider | undefined;
   private readonly logger: Logger;
   private readonly snapshotListeners = new Set<SnapshotListener>();
 
   constructor(options: StoreOptions) {
     this.logger = options.logger;
     this.translateOptions = options.translate ?? DEFAULT_TRANSLATE_OPTIONS;
+    this.secrets = options.secrets;
+    this.secrets?.onChange(() => this.refresh());
     this.debouncer = new Debouncer(
       options.debounceMs ?? DEFAULT_DEBOUNCE_MS,
       options.maxDebounceMs ?? DEFAULT_MAX_DEBOUNCE_MS,
@@ -95,6 +106,18 @@ export class SnapshotStore implements ConfigWatcher {
     else this.debouncer.trigger();
   }
 
+  /** New security settings (e.g. a policy edit): re-translates the current catalog. */
+  setSecurity(security: MeshSecurity | undefined): void {
+    this.translateOptions = { ...this.translateOptions, security };
+    this.refresh();
+  }
+
+  /** Rebuilds from the current catalog because other inputs changed (secrets, settings). */
+  refresh(): void {
+    this.inputsGeneration++;
+    if (this.current) this.debouncer.trigger();
+  }
+
   /** Applies a pending change now (tests, shutdown). */
   flush(): void {
     this.debouncer.flush();
@@ -122,10 +145,16 @@ export class SnapshotStore implements ConfigWatcher {
   viewFor(proxy: ProxyIdentity): ProxyView {
     const snapshot = this.current;
     if (!snapshot) throw new Error('no snapshot yet');
-    const key = `${proxy.nodeId}\u0000${proxy.outboundPort}`;
+    const key = `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}`;
     let view = this.views.get(key);
     if (!view || view.snapshot !== snapshot) {
-      const own = this.encodeSet(translateProxy(snapshot.catalog, proxy, this.translateOptions));
+      const set = translateProxy(snapshot.catalog, proxy, this.translateOptions);
+      const identity = proxy.service ? this.secrets?.identity(proxy.service) : undefined;
+      if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
+      // Every proxy's identity secret has the same name: cache each service's separately.
+      const own = this.encodeSet(set, (kind, name) =>
+        kind === 'secrets' && name === IDENTITY_SECRET_NAME ? `${name}@${proxy.service}` : name,
+      );
       view = new ProxyView(snapshot, own, (kind, name) => this.placeholder(kind, name));
       this.views.set(key, view);
     }
@@ -133,15 +162,18 @@ export class SnapshotStore implements ConfigWatcher {
   }
 
   private build(changedAt: number): void {
-    const catalog = this.pending;
+    const catalog = this.pending ?? this.current?.catalog;
     this.pending = undefined;
     if (!catalog) return;
-    if (this.current && isDeepStrictEqual(this.current.catalog, catalog)) return;
+    const sameInputs = this.builtInputsGeneration === this.inputsGeneration;
+    if (this.current && sameInputs && isDeepStrictEqual(this.current.catalog, catalog)) return;
     const started = Date.now();
     let snapshot: Snapshot;
     try {
       this.encoder.nextGeneration();
-      const shared = this.encodeSet(translateShared(catalog, this.translateOptions));
+      const set = translateShared(catalog, this.translateOptions);
+      if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
+      const shared = this.encodeSet(set);
       snapshot = new Snapshot(Snapshot.versionOf(shared), catalog, shared, changedAt, Date.now());
     } catch (err) {
       // A translator or encoding failure must never replace a good snapshot with a broken one.
@@ -151,6 +183,7 @@ export class SnapshotStore implements ConfigWatcher {
     }
     const previous = this.current;
     this.current = snapshot;
+    this.builtInputsGeneration = this.inputsGeneration;
     this.views.clear();
     this.counters.snapshotsBuilt++;
     this.logger.info(
@@ -163,12 +196,16 @@ export class SnapshotStore implements ConfigWatcher {
     }
   }
 
-  private encodeSet(set: ResourceSet): KindMaps {
+  private encodeSet(
+    set: ResourceSet,
+    cacheKey: (kind: ResourceKind, name: string) => string = (_kind, name) => name,
+  ): KindMaps {
     const out = {} as { [K in ResourceKind]: ResourceMap };
     for (const kind of RESOURCE_KINDS) {
       const map = new Map<string, EncodedResource>();
-      for (const [name, message] of set[kind])
-        map.set(name, this.encoder.encode(kind, name, message));
+      for (const [name, message] of set[kind]) {
+        map.set(name, this.encoder.encode(kind, name, message, cacheKey(kind, name)));
+      }
       out[kind] = map;
     }
     return out;

@@ -3,11 +3,12 @@
 import { existsSync } from 'node:fs';
 import { Option } from 'commander';
 import type { Logger } from '../telemetry/logger.js';
+import { consulCliOptions, consulSourceFromFlags } from './consul/options.js';
 import { etcdCliOptions, etcdSourceFromFlags } from './etcd/options.js';
 import { FileSource } from './file-source.js';
 import type { DiscoverySource } from './source.js';
 
-export const SOURCE_KINDS = ['file', 'etcd'] as const;
+export const SOURCE_KINDS = ['file', 'consul', 'etcd'] as const;
 export type SourceKind = (typeof SOURCE_KINDS)[number];
 
 /** A flag problem; the message names the flag and the value. */
@@ -19,6 +20,7 @@ export function sourceCliOptions(): Option[] {
       '--catalog <file>',
       '(file source) catalog file, YAML or JSON; watched, edits apply live',
     ).env('LUCID_CATALOG'),
+    ...consulCliOptions(),
     ...etcdCliOptions(),
   ];
 }
@@ -37,6 +39,8 @@ export function sourceFromFlags(
         throw new SourceFlagError(`--catalog: no such file ${JSON.stringify(catalog)}`);
       return new FileSource(catalog, logger);
     }
+    case 'consul':
+      return consulSourceFromFlags(flags, logger);
     case 'etcd':
       return etcdSourceFromFlags(flags, logger);
   }

@@ -120,6 +120,7 @@ export class EventHub implements XdsObserver {
   }
   staleNonce(): void {}
   badRequest(): void {}
+  authFailed(): void {}
 
   private publish(event: MeshEvent): void {
     for (const [listener, filter] of this.subscribers) {

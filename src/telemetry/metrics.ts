@@ -1,6 +1,7 @@
 // Prometheus metrics (prom-client). The xDS layer reports through XdsObserver; counters that
 // already live elsewhere (encoder, store, streams) are read at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ExpiryReport } from '../ca/types.js';
 import type { ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.js';
@@ -13,6 +14,8 @@ const P = METRIC_PREFIX;
 export interface MetricsDeps {
   store: SnapshotStore;
   streams: () => Iterable<StreamInfo>;
+  /** The CA's leaves and roots, for expiry gauges. */
+  certificates?: { expiries(): ExpiryReport };
 }
 
 export class Metrics implements XdsObserver {
@@ -36,6 +39,11 @@ export class Metrics implements XdsObserver {
     'xds_stale_nonces_total',
     'Requests ignored: their nonce was stale',
     ['type'],
+  );
+  private readonly authFailures = this.counter(
+    'xds_auth_failures_total',
+    'ADS streams refused: missing/invalid token (UNAUTHENTICATED) or a service the token does not name (PERMISSION_DENIED)',
+    ['reason'],
   );
   private readonly badRequests = this.counter(
     'xds_bad_requests_total',
@@ -107,6 +115,27 @@ export class Metrics implements XdsObserver {
     this.gauge('ready', '1 once the first catalog produced a snapshot', [], (g) =>
       g.set(store.ready ? 1 : 0),
     );
+    const certificates = deps.certificates;
+    if (certificates) {
+      this.gauge(
+        'certificate_expiry_seconds',
+        'Seconds until a certificate expires: kind=leaf (per service) or root (per serial)',
+        ['kind', 'service', 'serial'],
+        (g) => {
+          g.reset();
+          const report = certificates.expiries();
+          for (const leaf of report.leaves) {
+            g.set(
+              { kind: 'leaf', service: leaf.service, serial: leaf.serial },
+              leaf.secondsRemaining,
+            );
+          }
+          for (const root of report.roots) {
+            g.set({ kind: 'root', service: '', serial: root.serial }, root.secondsRemaining);
+          }
+        },
+      );
+    }
     store.onSnapshot((snapshot) => {
       this.discoveryLatency.observe((snapshot.builtAt - snapshot.changedAt) / 1000);
       this.convergence.snapshotBuilt(snapshot.version, snapshot.changedAt);
@@ -141,6 +170,9 @@ export class Metrics implements XdsObserver {
   }
   badRequest(): void {
     this.badRequests.inc();
+  }
+  authFailed(_s: StreamInfo, reason: string): void {
+    this.authFailures.inc({ reason });
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {

@@ -6,6 +6,7 @@ import { kindOfTypeUrl, type ResourceKind } from '../protos/envoy.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
+import { AuthError, type ProxyAuthenticator } from './auth.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
 import { InvalidNodeError, proxyIdentityOf } from './node.js';
 import type { ResponseReport, SnapshotRef, XdsObserver } from './observer.js';
@@ -16,6 +17,8 @@ export interface StreamContext {
   readonly observer: XdsObserver;
   readonly logger: Logger;
   readonly onClose: (stream: StreamInfo) => void;
+  /** When set, a stream must authenticate; its proxy's service is the authenticated one. */
+  readonly authenticator?: ProxyAuthenticator;
 }
 
 interface BaseRequest {
@@ -37,6 +40,8 @@ export abstract class AdsStream<Req extends BaseRequest> {
   private closed = false;
   /** The snapshot of the last response per kind, reported when it is ACKed. */
   private readonly sentSnapshot = new Map<ResourceKind, SnapshotRef>();
+  /** Requests are handled one at a time, in order, even while authentication is pending. */
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     protected readonly call: grpc.ServerDuplexStream<Req, Buffer>,
@@ -50,7 +55,12 @@ export abstract class AdsStream<Req extends BaseRequest> {
 
   start(): void {
     this.ctx.observer.streamOpened(this.info);
-    this.call.on('data', (req: Req) => this.guard(() => this.handle(req)));
+    // Metadata is there from the start: verify while the first request is on its way.
+    const auth = this.ctx.authenticator?.authenticate(this.call.metadata);
+    auth?.catch(() => undefined); // handled when the first request is identified
+    this.call.on('data', (req: Req) => {
+      this.queue = this.queue.then(() => this.guardAsync(() => this.handle(req, auth)));
+    });
     this.call.on('end', () => {
       this.close('client closed the stream');
       this.call.end();
@@ -71,17 +81,11 @@ export abstract class AdsStream<Req extends BaseRequest> {
   protected abstract onRequest(kind: ResourceKind, req: Req): void;
   protected abstract onView(view: ProxyView): void;
 
-  private handle(req: Req): void {
+  private async handle(req: Req, auth: Promise<string> | undefined): Promise<void> {
     if (this.closed) return;
     if (!this.proxy) {
-      let proxy: ProxyIdentity;
-      try {
-        proxy = proxyIdentityOf(req.node);
-      } catch (err) {
-        if (!(err instanceof InvalidNodeError)) throw err;
-        this.fail(grpc.status.INVALID_ARGUMENT, err.message);
-        return;
-      }
+      const proxy = await this.identify(req, auth);
+      if (!proxy || this.closed) return;
       this.proxy = proxy;
       this.info.proxy = proxy;
       this.log.info(
@@ -106,6 +110,48 @@ export abstract class AdsStream<Req extends BaseRequest> {
     }
     this.status(kind); // listed (NOT_SENT) from the first request on
     this.onRequest(kind, req);
+  }
+
+  /** The proxy's identity: its node, with the service its token proves when auth is on. */
+  private async identify(
+    req: Req,
+    auth: Promise<string> | undefined,
+  ): Promise<ProxyIdentity | undefined> {
+    let claimed: ProxyIdentity;
+    try {
+      claimed = proxyIdentityOf(req.node);
+    } catch (err) {
+      if (!(err instanceof InvalidNodeError)) throw err;
+      this.fail(grpc.status.INVALID_ARGUMENT, err.message);
+      return undefined;
+    }
+    if (!auth) return claimed;
+    let service: string;
+    try {
+      service = await auth;
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      this.refuse(err, claimed.nodeId);
+      return undefined;
+    }
+    if (claimed.service && claimed.service !== service) {
+      const message = `node ${JSON.stringify(claimed.nodeId)} claims service ${JSON.stringify(claimed.service)} but its token is for ${JSON.stringify(service)}`;
+      this.refuse(
+        new AuthError(grpc.status.PERMISSION_DENIED, 'wrong-service', message),
+        claimed.nodeId,
+      );
+      return undefined;
+    }
+    return { ...claimed, service };
+  }
+
+  private refuse(err: AuthError, nodeId: string): void {
+    this.ctx.observer.authFailed(this.info, err.reason, err.message);
+    this.log.warn(
+      { node: nodeId, code: grpc.status[err.code], reason: err.reason, details: err.message },
+      'xds stream refused',
+    );
+    this.end(err.code, err.message);
   }
 
   private acceptView(view: ProxyView): void {
@@ -203,6 +249,10 @@ export abstract class AdsStream<Req extends BaseRequest> {
       { node: this.proxy?.nodeId, code: grpc.status[code], details },
       'closing xds stream',
     );
+    this.end(code, details);
+  }
+
+  private end(code: grpc.status, details: string): void {
     this.call.emit('error', { code, details, metadata: new grpc.Metadata() });
     this.close(details);
   }
@@ -211,8 +261,20 @@ export abstract class AdsStream<Req extends BaseRequest> {
     try {
       fn();
     } catch (err) {
-      this.log.error({ err, node: this.proxy?.nodeId }, 'xds stream failed');
-      this.fail(grpc.status.INTERNAL, `internal error: ${(err as Error).message}`);
+      this.internalError(err);
     }
+  }
+
+  private async guardAsync(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  private internalError(err: unknown): void {
+    this.log.error({ err, node: this.proxy?.nodeId }, 'xds stream failed');
+    this.fail(grpc.status.INTERNAL, `internal error: ${(err as Error).message}`);
   }
 }

@@ -35,6 +35,8 @@ export interface XdsObserver {
   nacked(stream: StreamInfo, kind: ResourceKind, version: string, message: string): void;
   staleNonce(stream: StreamInfo, kind: ResourceKind, nonce: string): void;
   badRequest(stream: StreamInfo, problem: string): void;
+  /** A stream refused: no/invalid token (UNAUTHENTICATED) or a claim it may not make. */
+  authFailed(stream: StreamInfo, reason: string, message: string): void;
 }
 
 /** Counts what happened; the default observer and the basis of tests' assertions. */
@@ -47,6 +49,7 @@ export class XdsCounters implements XdsObserver {
   nacks = 0;
   staleNonces = 0;
   badRequests = 0;
+  authFailures = 0;
   readonly responsesByKind = new Map<ResourceKind, number>();
 
   streamOpened(): void {
@@ -72,6 +75,9 @@ export class XdsCounters implements XdsObserver {
   badRequest(): void {
     this.badRequests++;
   }
+  authFailed(): void {
+    this.authFailures++;
+  }
 }
 
 /** Fans one report out to several observers (counters, logs, metrics). */
@@ -84,5 +90,6 @@ export function combineObservers(...observers: XdsObserver[]): XdsObserver {
     nacked: (s, k, v, m) => observers.forEach((o) => o.nacked(s, k, v, m)),
     staleNonce: (s, k, n) => observers.forEach((o) => o.staleNonce(s, k, n)),
     badRequest: (s, p) => observers.forEach((o) => o.badRequest(s, p)),
+    authFailed: (s, r, m) => observers.forEach((o) => o.authFailed(s, r, m)),
   };
 }

@@ -9,6 +9,7 @@ import {
   type DeltaDiscoveryRequest,
   type DiscoveryRequest,
 } from './messages.js';
+import type { ProxyAuthenticator } from './auth.js';
 import type { XdsObserver } from './observer.js';
 import { SotwStream } from './sotw-stream.js';
 import type { StreamInfo } from './type-status.js';
@@ -17,6 +18,8 @@ export interface XdsServerOptions {
   readonly watcher: ConfigWatcher;
   readonly observer: XdsObserver;
   readonly logger: Logger;
+  /** Require callers to authenticate (tokens); without it any node may connect (development). */
+  readonly authenticator?: ProxyAuthenticator;
 }
 
 export class XdsServer {
@@ -86,6 +89,7 @@ export class XdsServer {
       watcher: this.options.watcher,
       observer: this.options.observer,
       logger: this.options.logger,
+      authenticator: this.options.authenticator,
       onClose: (s: StreamInfo) => this.streams.delete(s.id),
     };
   }

@@ -4,10 +4,14 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import {
+  startControlPlane,
+  type RunningControlPlane,
+  type SecurityOptions,
+} from '../../src/app.js';
 import { renderBootstrap, type XdsMode } from '../../src/bootstrap/render.js';
 import { FileSource } from '../../src/sources/file-source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import { silentLogger, type Logger } from '../../src/telemetry/logger.js';
 import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { httpGet, type HttpResult } from './http-app.js';
 import { freePort } from './ports.js';
@@ -56,6 +60,8 @@ export async function startSidecar(opts: {
   service: string;
   xdsPort: number;
   mode: XdsMode;
+  /** Proxy token, for control planes that authenticate streams. */
+  token?: string;
 }): Promise<Sidecar> {
   const adminPort = await freePort();
   const outboundPort = await freePort();
@@ -69,6 +75,7 @@ export async function startSidecar(opts: {
       mode: opts.mode,
       adminPort,
       outboundPort,
+      token: opts.token,
     }),
   });
   return {

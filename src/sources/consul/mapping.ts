@@ -1,0 +1,288 @@
+// Consul's health view (`/v1/health/service/<name>` for every service) → the catalog model.
+//
+// Rules (docs/consul.md has the user-facing version):
+// - A plain service instance (no Kind) becomes a catalog instance: Service.Address, or the
+//   node's address when empty; Service.Port; Tags; Meta.
+// - Consul's sidecar registrations (Kind `connect-proxy`, e.g. `web-1-sidecar-proxy` from
+//   `Connect: {SidecarService: {}}`) are not services. Each is joined to the instance it fronts
+//   (same node, Proxy.DestinationServiceID): the instance's id becomes the proxy's service ID
+//   (the Envoy node id, as with `consul connect envoy`), its address the proxy's address, its
+//   sidecarPort the proxy's port and its port Proxy.LocalServicePort. Peers then reach the
+//   instance through its sidecar; an instance without one is reached directly.
+// - Health is the worst status of the instance's checks, its node's checks and, when meshed,
+//   its sidecar's checks. `warning` maps to `warningAs` (default passing); critical stays
+//   critical (the translator sends no traffic there); unknown statuses count as critical.
+// - `Meta.protocol` (http | http2 | grpc | tcp; else the sidecar's Proxy.Config.protocol,
+//   Consul's own convention; default http) picks the protocol. tcp services need
+//   `Meta.outbound_port`: the local port every sidecar listens on for that service.
+// - Gateways and other kinds are ignored; so is the `consul` service (the servers' RPC port).
+// - Every instance is validated with the catalog's instanceSchema. A bad instance (or a
+//   service that cannot be built) is skipped and reported in `problems`; the rest is kept.
+import {
+  PROTOCOLS,
+  normalizeCatalog,
+  type Catalog,
+  type Health,
+  type Instance,
+  type Protocol,
+  type Service,
+} from '../../catalog/model.js';
+import { formatIssues, instanceSchema, serviceSchema, show } from '../../catalog/schema.js';
+import type { ConsulHealthEntry } from './client.js';
+
+export interface MappingOptions {
+  /** Catalog health for Consul's `warning`. */
+  readonly warningAs: Health;
+}
+
+export interface MappingResult {
+  readonly catalog: Catalog;
+  /** One line per skipped or adjusted item, naming the service, the instance and the field. */
+  readonly problems: readonly string[];
+  /** Instances joined with a Consul sidecar registration. */
+  readonly meshedInstances: number;
+  /** Instances without a sidecar (reached directly), as "<service>/<instance id>". */
+  readonly unmeshed: readonly string[];
+}
+
+/** Consul's own service: its servers' RPC port, never mesh traffic. */
+export const IGNORED_SERVICES: ReadonlySet<string> = new Set(['consul']);
+
+export const PROXY_KIND = 'connect-proxy';
+export const META_PROTOCOL = 'protocol';
+export const META_OUTBOUND_PORT = 'outbound_port';
+
+const RANK: Record<string, number> = { passing: 0, warning: 1, critical: 2 };
+
+interface Candidate {
+  readonly instance: Instance;
+  readonly protocol?: Protocol;
+  readonly outboundPort?: number;
+}
+
+export function mapConsulCatalog(
+  byService: ReadonlyMap<string, readonly ConsulHealthEntry[]>,
+  opts: MappingOptions,
+): MappingResult {
+  const problems: string[] = [];
+  const names = [...byService.keys()].sort();
+
+  // Sidecar registrations, by the instance they front.
+  const proxies = new Map<string, ConsulHealthEntry>();
+  for (const name of names) {
+    for (const entry of byService.get(name) ?? []) {
+      if (entry.Service?.Kind !== PROXY_KIND) continue;
+      const dest = entry.Service.Proxy?.DestinationServiceID;
+      if (!dest) {
+        problems.push(
+          `consul service "${name}" proxy "${entry.Service.ID}": Proxy.DestinationServiceID: missing; proxy ignored`,
+        );
+        continue;
+      }
+      const key = instanceKey(entry.Node?.Node, dest);
+      const other = proxies.get(key);
+      if (other && other.Service.ID <= entry.Service.ID) {
+        problems.push(
+          `consul service "${name}" proxy "${entry.Service.ID}": a second sidecar for "${dest}" on node "${entry.Node?.Node}"; using "${other.Service.ID}"`,
+        );
+        continue;
+      }
+      if (other) {
+        problems.push(
+          `consul service "${other.Service.Service}" proxy "${other.Service.ID}": a second sidecar for "${dest}" on node "${entry.Node?.Node}"; using "${entry.Service.ID}"`,
+        );
+      }
+      proxies.set(key, entry);
+    }
+  }
+
+  const services: Service[] = [];
+  const ids = new Map<string, string>();
+  const outboundPorts = new Map<number, string>();
+  let meshedInstances = 0;
+  const unmeshed: string[] = [];
+
+  for (const name of names) {
+    if (IGNORED_SERVICES.has(name)) continue;
+    const entries = [...(byService.get(name) ?? [])]
+      .filter((e) => e.Service && (e.Service.Kind === undefined || e.Service.Kind === ''))
+      .sort((a, b) => cmp(`${a.Node?.Node}\0${a.Service.ID}`, `${b.Node?.Node}\0${b.Service.ID}`));
+    if (entries.length === 0) continue; // only proxies/gateways: not a service
+    const where = `consul service "${name}"`;
+
+    const candidates: Candidate[] = [];
+    for (const entry of entries) {
+      const c = candidate(name, entry, proxies, opts, problems);
+      if (c) candidates.push(c);
+    }
+
+    const protocol = pick(
+      candidates.map((c) => c.protocol),
+      'http',
+      `${where}: instances disagree on Meta.${META_PROTOCOL}`,
+      problems,
+    );
+    let outboundPort: number | undefined;
+    if (protocol === 'tcp') {
+      outboundPort = pick(
+        candidates.map((c) => c.outboundPort),
+        undefined,
+        `${where}: instances disagree on Meta.${META_OUTBOUND_PORT}`,
+        problems,
+      );
+      if (outboundPort === undefined) {
+        problems.push(
+          `${where}: Meta.${META_OUTBOUND_PORT}: required for tcp services (the local port sidecars listen on for "${name}"); service skipped`,
+        );
+        continue;
+      }
+      const owner = outboundPorts.get(outboundPort);
+      if (owner !== undefined) {
+        problems.push(
+          `${where}: Meta.${META_OUTBOUND_PORT}: port ${outboundPort} already used by tcp service "${owner}"; service skipped`,
+        );
+        continue;
+      }
+    } else if (candidates.some((c) => c.outboundPort !== undefined)) {
+      problems.push(`${where}: Meta.${META_OUTBOUND_PORT}: ignored, only used by tcp services`);
+    }
+
+    const instances: Instance[] = [];
+    for (const { instance } of candidates) {
+      const owner = ids.get(instance.id);
+      if (owner !== undefined) {
+        problems.push(
+          `${where} instance "${instance.id}": id: duplicate (also in service "${owner}"); ids are Envoy node ids and must be unique; instance skipped`,
+        );
+        continue;
+      }
+      ids.set(instance.id, name);
+      if (instance.sidecarPort !== undefined) meshedInstances++;
+      else unmeshed.push(`${name}/${instance.id}`);
+      instances.push(instance);
+    }
+
+    const parsed = serviceSchema.safeParse({
+      name,
+      protocol,
+      ...(outboundPort !== undefined ? { outboundPort } : {}),
+      instances,
+    });
+    if (!parsed.success) {
+      for (const issue of formatIssues(parsed.error))
+        problems.push(`${where}: ${issue}; service skipped`);
+      continue;
+    }
+    if (outboundPort !== undefined) outboundPorts.set(outboundPort, name);
+    services.push(parsed.data);
+  }
+  return { catalog: normalizeCatalog({ services }), problems, meshedInstances, unmeshed };
+}
+
+function instanceKey(node: string | undefined, serviceId: string): string {
+  return `${node ?? ''}\0${serviceId}`;
+}
+
+function candidate(
+  name: string,
+  entry: ConsulHealthEntry,
+  proxies: ReadonlyMap<string, ConsulHealthEntry>,
+  opts: MappingOptions,
+  problems: string[],
+): Candidate | undefined {
+  const svc = entry.Service;
+  const sidecar = proxies.get(instanceKey(entry.Node?.Node, svc.ID));
+  const id = sidecar ? sidecar.Service.ID : svc.ID;
+  const where = `consul service "${name}" instance "${id}"`;
+  const meta = { ...(svc.Meta ?? {}) };
+
+  let protocol: Protocol | undefined;
+  const rawProtocol = meta[META_PROTOCOL] ?? sidecar?.Service.Proxy?.Config?.protocol;
+  const protocolField =
+    meta[META_PROTOCOL] !== undefined ? `Meta.${META_PROTOCOL}` : 'Proxy.Config.protocol';
+  if (rawProtocol !== undefined && rawProtocol !== '') {
+    if (
+      typeof rawProtocol !== 'string' ||
+      !(PROTOCOLS as readonly string[]).includes(rawProtocol)
+    ) {
+      problems.push(
+        `${where}: ${protocolField}: expected one of ${PROTOCOLS.join(' | ')}, got ${show(rawProtocol)}; instance skipped`,
+      );
+      return undefined;
+    }
+    protocol = rawProtocol as Protocol;
+  }
+
+  let outboundPort: number | undefined;
+  const rawOutbound = meta[META_OUTBOUND_PORT];
+  if (rawOutbound !== undefined && rawOutbound !== '') {
+    const n = Number(rawOutbound);
+    if (!/^\d{1,5}$/.test(rawOutbound) || n < 1 || n > 65535) {
+      problems.push(
+        `${where}: Meta.${META_OUTBOUND_PORT}: expected integer 1-65535, got ${show(rawOutbound)}; instance skipped`,
+      );
+      return undefined;
+    }
+    outboundPort = n;
+  }
+
+  const statuses = [...(entry.Checks ?? []), ...(sidecar?.Checks ?? [])].map((c) => c.Status);
+  let worst = 0;
+  for (const s of statuses) worst = Math.max(worst, RANK[s] ?? 2);
+  const health: Health = worst === 2 ? 'critical' : worst === 1 ? opts.warningAs : 'passing';
+
+  const raw = sidecar
+    ? {
+        id,
+        address: sidecar.Service.Address || sidecar.Node?.Address,
+        port: sidecar.Service.Proxy?.LocalServicePort || svc.Port,
+        sidecarPort: sidecar.Service.Port,
+        health,
+        tags: [...(svc.Tags ?? [])],
+        meta,
+      }
+    : {
+        id,
+        address: svc.Address || entry.Node?.Address,
+        port: svc.Port,
+        health,
+        tags: [...(svc.Tags ?? [])],
+        meta,
+      };
+  const parsed = instanceSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = formatIssues(parsed.error).join('; ');
+    problems.push(`${where}: ${issues}; instance skipped`);
+    return undefined;
+  }
+  return {
+    instance: parsed.data,
+    ...(protocol !== undefined ? { protocol } : {}),
+    ...(outboundPort !== undefined ? { outboundPort } : {}),
+  };
+}
+
+/** The most common defined value (ties: the smallest); `fallback` when none is defined. */
+function pick<T extends string | number>(
+  values: readonly (T | undefined)[],
+  fallback: T | undefined,
+  conflict: string,
+  problems: string[],
+): T | undefined {
+  const counts = new Map<T, number>();
+  for (const v of values) if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1);
+  if (counts.size === 0) return fallback;
+  const ranked = [...counts.entries()].sort(
+    (a, b) => b[1] - a[1] || cmp(String(a[0]), String(b[0])),
+  );
+  if (ranked.length > 1) {
+    problems.push(
+      `${conflict} (${ranked.map(([v, n]) => `${v}: ${n}`).join(', ')}); using ${ranked[0]![0]}`,
+    );
+  }
+  return ranked[0]![0];
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,21 @@
+// Who may open an ADS stream, and as which service. The server only asks; how callers prove
+// who they are (signed tokens) lives outside the protocol layer.
+import * as grpc from '@grpc/grpc-js';
+
+export type AuthFailureCode = grpc.status.UNAUTHENTICATED | grpc.status.PERMISSION_DENIED;
+
+export class AuthError extends Error {
+  constructor(
+    readonly code: AuthFailureCode,
+    /** Short, stable, for metrics: missing-token, bad-token, expired, wrong-service... */
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ProxyAuthenticator {
+  /** The service the caller is authenticated as; throws AuthError (UNAUTHENTICATED). */
+  authenticate(metadata: grpc.Metadata): Promise<string>;
+}

@@ -1,0 +1,269 @@
+// A real Consul agent for tests: `consul agent -dev` on free loopback ports (built from the Go
+// module proxy by scripts/install-tools.sh consul, cached). It can be stopped and started again
+// on the SAME ports (a restarted -dev agent has an empty catalog: tests re-register), and is
+// killed when the test process exits, however it exits (a reaper process per agent).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
+import { freePorts } from './ports.js';
+import { toolPath } from './tools.js';
+import { waitFor } from './wait.js';
+
+export interface ConsulAgent {
+  /** HTTP API port on 127.0.0.1. */
+  readonly httpPort: number;
+  /** "127.0.0.1:<httpPort>", as for CONSUL_HTTP_ADDR. */
+  readonly address: string;
+  /** Any HTTP API call; `path` starts with /v1. Resolves for every status. */
+  api(method: string, path: string, body?: unknown): Promise<TextResponse>;
+  /** PUT /v1/agent/service/register; throws unless 200. */
+  register(service: Record<string, unknown>): Promise<void>;
+  /** PUT /v1/agent/service/deregister/:id; throws unless 200. */
+  deregister(serviceId: string): Promise<void>;
+  /** PUT /v1/agent/check/{pass,warn,fail}/:id (TTL checks); throws unless 200. */
+  setCheck(checkId: string, status: 'pass' | 'warn' | 'fail'): Promise<void>;
+  /** Stops the agent (SIGTERM, SIGKILL after 5 s). Idempotent. */
+  stop(): Promise<void>;
+  /** Starts it again on the same ports (after stop); resolves once it has a leader. */
+  start(): Promise<void>;
+  running(): boolean;
+  /** The last ~100 KB of the agent's output. */
+  logs(): string;
+}
+
+/**
+ * For beforeAll hooks that start Consul: on a cold cache the first toolPath('consul') builds
+ * Consul from the Go module proxy (minutes on 2 cores); afterwards a start takes seconds.
+ */
+export const CONSUL_SETUP_TIMEOUT_MS = 15 * 60_000;
+
+export interface StartConsulOptions {
+  /** limits.http_max_conns_per_client (Consul's default is 200). */
+  maxConnsPerClient?: number;
+  /** Agent log level, default "warn". */
+  logLevel?: string;
+}
+
+export interface TextResponse {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** One HTTP request with a fresh connection; resolves for any status (10 s timeout). */
+export function httpRequestText(
+  method: string,
+  url: string,
+  body?: unknown,
+  timeoutMs = 10_000,
+): Promise<TextResponse> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      url,
+      {
+        method,
+        agent: false,
+        timeout: timeoutMs,
+        headers: payload ? { 'content-type': 'application/json' } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            headers: res.headers,
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
+    req.on('error', (e) => reject(new Error(`${method} ${url}: ${e.message}`)));
+    req.end(payload);
+  });
+}
+
+const LOG_KEEP = 100 * 1024;
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+function installExitHook(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on('exit', () => {
+    for (const child of live) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+}
+
+/** SIGKILLs `pid` when this process dies (its stdin reaches EOF), SIGKILL of us included. */
+function spawnReaper(pid: number): ChildProcess {
+  const reaper = spawn(
+    'sh',
+    ['-c', 'read -r _; kill -KILL "$1" 2>/dev/null', 'consul-reaper', String(pid)],
+    {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    },
+  );
+  reaper.on('error', () => undefined);
+  reaper.unref();
+  const stdin = reaper.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null;
+  stdin?.on('error', () => undefined);
+  stdin?.unref?.();
+  return reaper;
+}
+
+export async function startConsul(opts: StartConsulOptions = {}): Promise<ConsulAgent> {
+  installExitHook();
+  const bin = toolPath('consul');
+  const [httpPort, serfLan, serfWan, serverPort] = (await freePorts(4)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const base = `http://127.0.0.1:${httpPort}`;
+  const hcl =
+    opts.maxConnsPerClient !== undefined
+      ? ['-hcl', `limits { http_max_conns_per_client = ${opts.maxConnsPerClient} }`]
+      : [];
+  const args = [
+    'agent',
+    '-dev',
+    '-node',
+    't',
+    '-bind',
+    '127.0.0.1',
+    '-client',
+    '127.0.0.1',
+    '-http-port',
+    String(httpPort),
+    '-dns-port',
+    '-1',
+    '-grpc-port',
+    '-1',
+    '-grpc-tls-port',
+    '-1',
+    '-serf-lan-port',
+    String(serfLan),
+    '-serf-wan-port',
+    String(serfWan),
+    '-server-port',
+    String(serverPort),
+    '-log-level',
+    opts.logLevel ?? 'warn',
+    ...hcl,
+  ];
+
+  let output = '';
+  let child: ChildProcess | undefined;
+  let reaper: ChildProcess | undefined;
+  let exitInfo: string | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const running = (): boolean => child !== undefined && exitInfo === undefined;
+  const tail = (): string =>
+    `--- consul (http ${httpPort}, ${exitInfo ?? 'running'}) log tail ---\n${output.slice(-8192)}`;
+
+  const api = (method: string, path: string, body?: unknown): Promise<TextResponse> =>
+    httpRequestText(method, `${base}${path}`, body);
+
+  const start = async (): Promise<void> => {
+    if (running()) return;
+    exitInfo = undefined;
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    const append = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      if (output.length > LOG_KEEP * 1.25) output = output.slice(-LOG_KEEP);
+    };
+    proc.stdout?.on('data', append);
+    proc.stderr?.on('data', append);
+    proc.once('error', (err) => {
+      exitInfo ??= `spawn failed: ${err.message}`;
+    });
+    exited = new Promise<void>((resolve) => {
+      proc.once('exit', (code, signal) => {
+        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+        live.delete(proc);
+        reaper?.kill('SIGKILL');
+        resolve();
+      });
+    });
+    live.add(proc);
+    reaper = proc.pid !== undefined ? spawnReaper(proc.pid) : undefined;
+    try {
+      await waitFor(
+        async () => {
+          const res = await api('GET', '/v1/status/leader');
+          return res.status === 200 && /^"[^"]+"$/.test(res.body.trim());
+        },
+        {
+          what: `consul leader on 127.0.0.1:${httpPort}`,
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          details: tail,
+          failIf: () => (running() ? undefined : `consul exited (${exitInfo})`),
+        },
+      );
+      // The agent registers its own node shortly after the election; wait for it so that
+      // service registrations sync to the catalog at once.
+      await waitFor(async () => (await api('GET', '/v1/catalog/node/t')).status === 200, {
+        what: 'consul node t in the catalog',
+        timeoutMs: 15_000,
+        details: tail,
+      });
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  };
+
+  const stop = async (): Promise<void> => {
+    const proc = child;
+    if (!proc || !running()) return;
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const expectOk = async (what: string, res: Promise<TextResponse>): Promise<void> => {
+    const r = await res;
+    if (r.status !== 200)
+      throw new Error(`consul ${what}: HTTP ${r.status}: ${r.body.slice(0, 500)}`);
+  };
+
+  await start();
+  return {
+    httpPort,
+    address: `127.0.0.1:${httpPort}`,
+    api,
+    register: (service) =>
+      expectOk(
+        `register ${String(service.ID ?? service.Name)}`,
+        api('PUT', '/v1/agent/service/register', service),
+      ),
+    deregister: (id) =>
+      expectOk(
+        `deregister ${id}`,
+        api('PUT', `/v1/agent/service/deregister/${encodeURIComponent(id)}`),
+      ),
+    setCheck: (id, status) =>
+      expectOk(
+        `check ${status} ${id}`,
+        api('PUT', `/v1/agent/check/${status}/${encodeURIComponent(id)}`),
+      ),
+    stop,
+    start,
+    running,
+    logs: () => output,
+  };
+}
