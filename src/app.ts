@@ -27,8 +27,6 @@ export interface SecurityOptions {
   readonly auth: 'token' | 'none';
   /** Authorization policy (needs mtls: callers are known by their certificates). */
   readonly policy?: PolicyProvider;
-  /** TLS for the xDS port itself. */
-  readonly xdsCredentials?: grpc.ServerCredentials;
 }
 
 export interface ControlPlaneOptions {
@@ -41,6 +39,8 @@ export interface ControlPlaneOptions {
   maxDebounceMs?: number;
   /** Without it: plaintext mesh, no authentication (the foundation's development mode). */
   security?: SecurityOptions;
+  /** TLS for the xDS port itself. */
+  xdsCredentials?: grpc.ServerCredentials;
 }
 
 export interface RunningControlPlane {
@@ -116,7 +116,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const adminPort = await admin.listen(opts.host, opts.adminPort);
   let xdsPort: number;
   try {
-    xdsPort = await xds.listen(opts.host, opts.xdsPort, security?.xdsCredentials);
+    xdsPort = await xds.listen(opts.host, opts.xdsPort, opts.xdsCredentials);
   } catch (err) {
     await admin.close();
     throw err;
@@ -160,6 +160,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     adminPort,
     async stop() {
       await source.stop();
+      await security?.policy?.stop?.();
+      security?.ca.stop();
       store.close();
       await Promise.all([xds.close(500), admin.close()]);
     },

@@ -1,7 +1,15 @@
 // `lucid-mesh bootstrap`: prints (or atomically writes) the minimal Envoy bootstrap for a
 // sidecar. Usage errors: one line `lucid-mesh bootstrap: <problem>` on stderr, exit code 2.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import {
@@ -40,12 +48,15 @@ interface RawFlags {
   adminPort?: string | number;
   outboundPort?: string | number;
   output?: string;
+  token?: string;
+  tokenFile?: string;
+  xdsCa?: string;
   consulServiceId?: string;
   [consulFlag: string]: unknown;
 }
 
 /** Writes `content` to `file` via a temp file in the same directory + rename. */
-export function writeFileAtomic(file: string, content: string): void {
+export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
   const target = resolve(file);
   const tmp = join(
     dirname(target),
@@ -53,7 +64,7 @@ export function writeFileAtomic(file: string, content: string): void {
   );
   let fd: number | undefined;
   try {
-    fd = openSync(tmp, 'wx', 0o644);
+    fd = openSync(tmp, 'wx', mode);
     writeSync(fd, content);
     fsyncSync(fd);
     closeSync(fd);
@@ -127,6 +138,24 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
     )
     .addOption(
       new Option(
+        '--token <token>',
+        'proxy token from `lucid-mesh token issue`, sent as ADS metadata (needed unless the ' +
+          'control plane runs with --auth none); the file is then written 0600',
+      ).env('LUCID_TOKEN'),
+    )
+    .addOption(
+      new Option('--token-file <file>', 'read the proxy token from FILE instead').env(
+        'LUCID_TOKEN_FILE',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--xds-ca <file>',
+        "PEM CA the control plane's TLS certificate chains to: ADS over TLS (serve --xds-tls-cert)",
+      ),
+    )
+    .addOption(
+      new Option(
         '--consul-service-id <id>',
         'take node id, service and ports from this Consul sidecar registration (Kind ' +
           'connect-proxy, e.g. web-1-sidecar-proxy; an app service id with a sidecar works too), ' +
@@ -164,13 +193,34 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       // Set on the command line or by env, not a commander default.
       const explicit = (key: string): boolean =>
         flags[key] !== undefined && command.getOptionValueSource(key) !== 'default';
-      let input = flags;
+      let input: RawFlags & { token?: string; xdsCaPem?: string } = flags;
       let from: string | undefined;
+      if (flags.token !== undefined && flags.tokenFile !== undefined) {
+        return problem('--token-file: give --token or --token-file, not both', EXIT_USAGE);
+      }
+      const readFlagFile = (flag: string, file: string): string | undefined => {
+        try {
+          return readFileSync(file, 'utf8');
+        } catch (err) {
+          problem(
+            `${flag}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`,
+            EXIT_USAGE,
+          );
+          return undefined;
+        }
+      };
+      const token =
+        flags.tokenFile !== undefined
+          ? readFlagFile('--token-file', flags.tokenFile)?.trim()
+          : flags.token;
+      const xdsCaPem =
+        flags.xdsCa !== undefined ? readFlagFile('--xds-ca', flags.xdsCa) : undefined;
+      input = { ...flags, token, xdsCaPem };
       if (flags.consulServiceId !== undefined) {
         const looked = await fromConsul(flags, explicit);
         if ('usage' in looked) return problem(looked.usage, EXIT_USAGE);
         if ('failure' in looked) return problem(looked.failure, EXIT_FAILURE);
-        input = looked.input;
+        input = { ...looked.input, token, xdsCaPem };
         from = looked.from;
       }
       let yaml: string;
@@ -193,7 +243,8 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         return;
       }
       try {
-        writeFileAtomic(flags.output, yaml);
+        // A bootstrap with a token is a credential: readable by its owner only.
+        writeFileAtomic(flags.output, yaml, token ? 0o600 : 0o644);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         // "ENOENT: no such file or directory, open '<temp>'" -> "no such file or directory (ENOENT)"

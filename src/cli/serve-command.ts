@@ -11,8 +11,14 @@ import {
 import type { DiscoverySource } from '../sources/source.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
+import {
+  SecurityFlagError,
+  securityCliOptions,
+  securityFromFlags,
+  type SecurityFlags,
+} from './security-flags.js';
 
-interface ServeFlags extends Record<string, unknown> {
+interface ServeFlags extends Record<string, unknown>, SecurityFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -34,6 +40,7 @@ export function serveCommand(): Command {
         .argParser(choiceOption('--source', SOURCE_KINDS)),
     );
   for (const option of sourceCliOptions()) command.addOption(option);
+  for (const option of securityCliOptions()) command.addOption(option);
   return command
     .addOption(
       new Option('--xds-port <port>', 'gRPC port for ADS (xDS)')
@@ -74,6 +81,8 @@ export function serveCommand(): Command {
       'after',
       '\nFlags win over environment variables. Examples:\n' +
         '  lucid-mesh serve --catalog examples/catalog.yaml\n' +
+        '  lucid-mesh serve --catalog examples/catalog.yaml --mtls off --auth none   # development\n' +
+        '  lucid-mesh serve --catalog examples/catalog.yaml --policy examples/policy.yaml\n' +
         '  lucid-mesh serve --source etcd --etcd http://127.0.0.1:2379\n',
     )
     .action(async (flags: ServeFlags, cmd: Command) => {
@@ -93,8 +102,14 @@ export function serveCommand(): Command {
       }
       let running: RunningControlPlane;
       try {
+        const { security, xdsCredentials } = await securityFromFlags(flags, logger).catch(
+          (err: unknown) =>
+            err instanceof SecurityFlagError ? usage(err.message) : Promise.reject(err),
+        );
         running = await startControlPlane({
           source,
+          security,
+          xdsCredentials,
           logger,
           host: flags.host,
           xdsPort: flags.xdsPort,

@@ -2,7 +2,9 @@
 // `npm run demo`: the control plane on a catalog (default examples/catalog.yaml), a tiny HTTP
 // app for every instance, and a real Envoy sidecar for every meshed one. Prints the curl that
 // sends a request across the mesh. Edit the catalog while it runs and watch Envoy follow.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
@@ -10,6 +12,7 @@ import { startControlPlane } from '../app.js';
 import { renderBootstrap, XDS_MODES, type XdsMode } from '../bootstrap/render.js';
 import { parseCatalogText } from '../catalog/load-document.js';
 import { choiceOption, portOption } from '../cli/options.js';
+import { openCa } from '../ca/open.js';
 import { FileSource } from '../sources/file-source.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../telemetry/logger.js';
 import { envoyBinary, startApp, startEnvoyProcess, type EnvoyProcess } from './processes.js';
@@ -21,6 +24,7 @@ interface Flags {
   adminPort: number;
   envoyPortBase: number;
   once: boolean;
+  insecure: boolean;
   logLevel: LogLevel;
 }
 
@@ -84,13 +88,22 @@ const envoy = envoyBinary();
 const servers = await Promise.all(
   catalog.services.flatMap((s) => s.instances.map((i) => startApp(i.id, s.name, i.port))),
 );
+// The demo's CA lives in a temporary directory: it shows the mesh, not the operator's CA.
+const ca = flags.insecure
+  ? undefined
+  : await openCa({ dataDir: mkdtempSync(join(tmpdir(), 'lucid-mesh-demo-ca-')), logger });
 const cp = await startControlPlane({
   source: new FileSource(flags.catalog, logger),
   logger,
   host: '127.0.0.1',
   xdsPort: flags.xdsPort,
   adminPort: flags.adminPort,
+  security: ca ? { ca, mtls: true, auth: 'token' } : undefined,
 });
+const tokens = new Map<string, string>();
+for (const { service } of meshed) {
+  if (ca && !tokens.has(service)) tokens.set(service, await ca.tokens.issue(service));
+}
 const sidecars = meshed.map(({ service, instance }, i) => {
   const adminPort = flags.envoyPortBase + 100 * i;
   const outboundPort = adminPort + 1;
@@ -101,6 +114,7 @@ const sidecars = meshed.map(({ service, instance }, i) => {
     mode: flags.mode,
     adminPort,
     outboundPort,
+    token: tokens.get(service),
   });
   return {
     service,
@@ -117,6 +131,7 @@ async function stop(code: number): Promise<never> {
   for (const s of sidecars) s.process.child.kill('SIGTERM');
   servers.forEach((s) => s.close());
   await cp.stop();
+  ca?.stop();
   process.exit(code);
 }
 process.once('SIGINT', () => void stop(0));
@@ -171,7 +186,7 @@ for (;;) {
 const line = (s: string) => console.log(s);
 line('');
 line(
-  `lucid-mesh demo is up (${flags.mode}): control plane xDS 127.0.0.1:${cp.xdsPort}, admin http://127.0.0.1:${cp.adminPort}`,
+  `lucid-mesh demo is up (${flags.mode}, ${ca ? 'mTLS between sidecars, token-authenticated xDS' : 'plaintext'}): control plane xDS 127.0.0.1:${cp.xdsPort}, admin http://127.0.0.1:${cp.adminPort}`,
 );
 for (const s of sidecars)
   line(
@@ -185,6 +200,10 @@ line('');
 if (flags.once) await stop(0);
 line(
   `Edit ${flags.catalog} and watch it apply live, e.g.: curl -s http://127.0.0.1:${from.adminPort}/clusters | grep ${to.service}::`,
+);
+if (ca) line(`Certificates delivered over SDS: curl -s http://127.0.0.1:${from.adminPort}/certs`);
+line(
+  `Proxies and their sync state: npx lucid-mesh status --server http://127.0.0.1:${cp.adminPort}`,
 );
 line(
   `Readiness and metrics: curl http://127.0.0.1:${cp.adminPort}/ready ; curl http://127.0.0.1:${cp.adminPort}/metrics`,

@@ -17,6 +17,8 @@ export interface PolicyProvider {
   current(): Policy | undefined;
   /** Calls `listener` with every new effective policy. Returns an unsubscribe function. */
   onChange(listener: (policy: Policy) => void): () => void;
+  /** Stops watching, if the provider watches anything. */
+  stop?(): Promise<void>;
 }
 
 export interface PolicyFileOptions {

@@ -16,10 +16,12 @@ afterEach(() => {
   for (const p of running.splice(0)) p.kill('SIGKILL');
 });
 
+// Each serve gets its own CA state directory, never the user's.
 function serve(args: string[], env: Record<string, string> = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'lucid-serve-data-'));
   const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'serve', ...args], {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: { ...process.env, LUCID_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.push(child);

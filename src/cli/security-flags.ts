@@ -1,0 +1,135 @@
+// `lucid-mesh serve` security flags → SecurityOptions: the CA (mTLS certificates, proxy
+// tokens), whether streams must authenticate, the authorization policy, TLS on the xDS port.
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { Option } from 'commander';
+import type { SecurityOptions } from '../app.js';
+import { openCa } from '../ca/open.js';
+import { CaSettingsError } from '../ca/settings.js';
+import { PolicyFile } from '../policy/policy-file.js';
+import type { Logger } from '../telemetry/logger.js';
+import { caCertOption, caKeyOption, dataDirOption } from './ca-command.js';
+import { choiceOption } from './options.js';
+
+const SWITCH = ['on', 'off', 'true', 'false'] as const;
+export const AUTH_MODES = ['token', 'none'] as const;
+
+export interface SecurityFlags {
+  mtls: (typeof SWITCH)[number];
+  auth: (typeof AUTH_MODES)[number];
+  policy?: string;
+  dataDir: string;
+  caCert?: string;
+  caKey?: string;
+  trustDomain?: string;
+  xdsTlsCert?: string;
+  xdsTlsKey?: string;
+}
+
+/** A flag problem (exit 2); the message names the flag and the value. */
+export class SecurityFlagError extends Error {}
+
+export function securityCliOptions(): Option[] {
+  return [
+    new Option(
+      '--mtls <on|off>',
+      'mTLS between sidecars with certificates from the built-in CA over SDS',
+    )
+      .env('ENABLE_MTLS')
+      .default('on')
+      .argParser(choiceOption('--mtls', SWITCH)),
+    new Option(
+      '--auth <mode>',
+      'token: sidecars must present a proxy token (lucid-mesh token issue); none: development only',
+    )
+      .env('LUCID_AUTH')
+      .default('token')
+      .argParser(choiceOption('--auth', AUTH_MODES)),
+    new Option(
+      '--policy <file>',
+      'authorization policy (YAML/JSON), watched; enforced by Envoy RBAC (needs --mtls on)',
+    ).env('LUCID_POLICY'),
+    dataDirOption(),
+    caCertOption().env('LUCID_CA_CERT'),
+    caKeyOption().env('LUCID_CA_KEY'),
+    new Option(
+      '--trust-domain <domain>',
+      'SPIFFE trust domain of issued certificates (default lucid.internal)',
+    ).env('LUCID_TRUST_DOMAIN'),
+    new Option('--xds-tls-cert <file>', 'serve ADS over TLS with this certificate chain (PEM)').env(
+      'XDS_TLS_CERT',
+    ),
+    new Option('--xds-tls-key <file>', 'private key of --xds-tls-cert (PEM)').env('XDS_TLS_KEY'),
+  ];
+}
+
+const on = (v: SecurityFlags['mtls']): boolean => v === 'on' || v === 'true';
+
+export interface ServeSecurity {
+  /** undefined: neither mTLS nor authentication, so no CA is needed (plaintext development mesh). */
+  security?: SecurityOptions;
+  xdsCredentials?: grpc.ServerCredentials;
+}
+
+export async function securityFromFlags(
+  flags: SecurityFlags,
+  logger: Logger,
+): Promise<ServeSecurity> {
+  const mtls = on(flags.mtls);
+  if (flags.policy && !mtls) {
+    throw new SecurityFlagError(
+      '--policy: needs --mtls on (callers are identified by their certificates)',
+    );
+  }
+  if (Boolean(flags.xdsTlsCert) !== Boolean(flags.xdsTlsKey)) {
+    throw new SecurityFlagError(
+      flags.xdsTlsCert
+        ? '--xds-tls-key: required with --xds-tls-cert'
+        : '--xds-tls-cert: required with --xds-tls-key',
+    );
+  }
+  const xdsCredentials = flags.xdsTlsCert ? xdsTls(flags.xdsTlsCert, flags.xdsTlsKey!) : undefined;
+  if (flags.auth === 'none') {
+    logger.warn(
+      "--auth none: any client that reaches the xDS port can ask for any node's config and certificate; use only for development",
+    );
+  }
+  if (!mtls && flags.auth === 'none') return { xdsCredentials };
+  let ca;
+  try {
+    ca = await openCa({
+      dataDir: flags.dataDir,
+      caCertFile: flags.caCert,
+      caKeyFile: flags.caKey,
+      trustDomain: flags.trustDomain,
+      logger,
+    });
+  } catch (err) {
+    if (err instanceof CaSettingsError) throw new SecurityFlagError(err.message);
+    throw err;
+  }
+  let policy: PolicyFile | undefined;
+  if (flags.policy) {
+    policy = new PolicyFile(flags.policy, logger);
+    await policy.start();
+    const error = policy.lastError();
+    if (!policy.current() && error)
+      logger.warn({ error: error.message }, 'policy file invalid; not ready until it is fixed');
+  }
+  return { security: { ca, mtls, auth: flags.auth, policy }, xdsCredentials };
+}
+
+function xdsTls(certFile: string, keyFile: string): grpc.ServerCredentials {
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new SecurityFlagError(
+        `${flag}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`,
+      );
+    }
+  };
+  const cert = read('--xds-tls-cert', certFile);
+  const key = read('--xds-tls-key', keyFile);
+  return grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+}
