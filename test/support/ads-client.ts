@@ -94,23 +94,34 @@ class Stream<Req, Res> {
 export type SotwStreamClient = Stream<DiscoveryRequest, DiscoveryResponse>;
 export type DeltaStreamClient = Stream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
 
-export function sotwClient(port: number): SotwStreamClient {
+/** `token`: sent as `authorization: Bearer` metadata, as `lucid-mesh bootstrap --token` does. */
+function metadataOf(token: string | undefined): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
+  return metadata;
+}
+
+export function sotwClient(port: number, token?: string): SotwStreamClient {
   const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const call = (
     client as unknown as {
-      StreamAggregatedResources(): grpc.ClientDuplexStream<DiscoveryRequest, Buffer>;
+      StreamAggregatedResources(
+        metadata: grpc.Metadata,
+      ): grpc.ClientDuplexStream<DiscoveryRequest, Buffer>;
     }
-  ).StreamAggregatedResources();
+  ).StreamAggregatedResources(metadataOf(token));
   return new Stream(call, decodeDiscoveryResponse, client);
 }
 
-export function deltaClient(port: number): DeltaStreamClient {
+export function deltaClient(port: number, token?: string): DeltaStreamClient {
   const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const call = (
     client as unknown as {
-      DeltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, Buffer>;
+      DeltaAggregatedResources(
+        metadata: grpc.Metadata,
+      ): grpc.ClientDuplexStream<DeltaDiscoveryRequest, Buffer>;
     }
-  ).DeltaAggregatedResources();
+  ).DeltaAggregatedResources(metadataOf(token));
   return new Stream(call, decodeDeltaDiscoveryResponse, client);
 }
 

@@ -36,10 +36,13 @@ export class CatalogFile {
 export async function startTestControlPlane(
   catalog: CatalogFile,
   ports: { xds?: number; admin?: number } = {},
+  extra: { security?: SecurityOptions; logger?: Logger } = {},
 ): Promise<RunningControlPlane> {
+  const logger = extra.logger ?? silentLogger;
   return startControlPlane({
-    source: new FileSource(catalog.path, silentLogger),
-    logger: silentLogger,
+    source: new FileSource(catalog.path, logger),
+    logger,
+    security: extra.security,
     host: '127.0.0.1',
     xdsPort: ports.xds ?? 0,
     adminPort: ports.admin ?? 0,
