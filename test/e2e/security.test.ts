@@ -408,3 +408,51 @@ describe('zero-trust mesh with real Envoy', () => {
     for (const s of [a, b, c]) expect(await rejectedUpdates(s.envoy)).toBe(0);
   });
 });
+
+describe('ADS over TLS', () => {
+  it('serves a sidecar over TLS (serve --xds-tls-cert, bootstrap --xds-ca), and refuses plaintext', async () => {
+    const ca = await CertificateAuthority.open({ store: new MemoryCaStore() });
+    const serverCert = await ca.issueLeaf('lucid-mesh');
+    const catalog = new CatalogFile();
+    const app = await startHttpApp('web');
+    catalog.write({
+      services: [
+        { name: 'web', instances: [{ id: 'web-1', address: '127.0.0.1', port: app.port }] },
+      ],
+    });
+    const credentials = grpc.ServerCredentials.createSsl(
+      null,
+      [
+        {
+          cert_chain: Buffer.from(serverCert.certChainPem),
+          private_key: Buffer.from(serverCert.privateKeyPem),
+        },
+      ],
+      false,
+    );
+    const cp = await startTestControlPlane(catalog, {}, { xdsCredentials: credentials });
+    const sidecar = await startSidecar({
+      nodeId: 'client-1',
+      service: 'client',
+      xdsPort: cp.xdsPort,
+      mode: 'delta',
+      xdsCaPem: ca.trustBundlePem(),
+    });
+    try {
+      await sidecar.envoy.waitFor(
+        async () => (await sidecar.call('web').catch(() => undefined))?.status === 200,
+        'client → web via TLS-delivered config',
+      );
+      // A plaintext client cannot talk to the TLS port.
+      const plain = sotwClient(cp.xdsPort);
+      plain.send({ node: node('x', 'client'), typeUrl: typeUrl('clusters') });
+      expect((await plain.ended)?.code).toBe(grpc.status.UNAVAILABLE);
+      plain.close();
+    } finally {
+      await sidecar.envoy.stop();
+      await cp.stop();
+      await app.close();
+      catalog.remove();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 // A real mesh for end-to-end tests: the control plane (same composition as `lucid-mesh serve`)
 // on a watched catalog file, real Envoy sidecars bootstrapped by our own renderer, tiny apps.
+import type * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,13 +37,18 @@ export class CatalogFile {
 export async function startTestControlPlane(
   catalog: CatalogFile,
   ports: { xds?: number; admin?: number } = {},
-  extra: { security?: SecurityOptions; logger?: Logger } = {},
+  extra: {
+    security?: SecurityOptions;
+    logger?: Logger;
+    xdsCredentials?: grpc.ServerCredentials;
+  } = {},
 ): Promise<RunningControlPlane> {
   const logger = extra.logger ?? silentLogger;
   return startControlPlane({
     source: new FileSource(catalog.path, logger),
     logger,
     security: extra.security,
+    xdsCredentials: extra.xdsCredentials,
     host: '127.0.0.1',
     xdsPort: ports.xds ?? 0,
     adminPort: ports.admin ?? 0,
@@ -65,6 +71,8 @@ export async function startSidecar(opts: {
   mode: XdsMode;
   /** Proxy token, for control planes that authenticate streams. */
   token?: string;
+  /** CA of the control plane's TLS certificate: ADS over TLS. */
+  xdsCaPem?: string;
 }): Promise<Sidecar> {
   const adminPort = await freePort();
   const outboundPort = await freePort();
@@ -79,6 +87,7 @@ export async function startSidecar(opts: {
       adminPort,
       outboundPort,
       token: opts.token,
+      xdsCaPem: opts.xdsCaPem,
     }),
   });
   return {
