@@ -29,7 +29,8 @@ RUN npm run prepare \
  && test -f dist/cli/main.js \
  && test -f gen/envoy-protos.json \
  && npm prune --omit=dev --no-audit --no-fund \
- && npm cache clean --force
+ && npm cache clean --force \
+ && mkdir -p /state
 
 # ============================================================================
 # Stage 2: runtime (distroless, nonroot)
@@ -50,12 +51,16 @@ COPY --from=build /app/sidecar-bootstrap ./sidecar-bootstrap
 # A default catalog, so that the image starts on its own; mount yours over it (a file, or a
 # directory at /etc/lucid-mesh as the Kubernetes manifests do).
 COPY --from=build /app/examples/catalog.yaml /etc/lucid-mesh/catalog.yaml
+# The CA's state (root, keys, token key: created on first start); mount a volume here to keep
+# it across restarts, or give --ca-cert/--ca-key/--token-key (see k8s/README.md).
+COPY --from=build --chown=65532:65532 /state /var/lib/lucid-mesh
 
 ENV NODE_ENV=production \
     LUCID_CATALOG=/etc/lucid-mesh/catalog.yaml \
     XDS_PORT=8081 \
     ADMIN_PORT=8080 \
     LUCID_HOST=0.0.0.0 \
+    LUCID_DATA_DIR=/var/lib/lucid-mesh \
     LOG_LEVEL=info
 
 # 8080: HTTP admin (/health, /ready, /metrics). 8081: gRPC xDS (ADS).

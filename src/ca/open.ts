@@ -1,5 +1,6 @@
 // One call that turns flags and environment into a running CA: store, authority, leaf manager
 // and proxy-token authority. What `lucid-mesh serve` (and tests) use.
+import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../telemetry/logger.js';
 import { CertificateAuthority, type OperatorCa } from './authority.js';
@@ -25,6 +26,8 @@ export interface OpenCaOptions extends Pick<
   /** `--ca-cert` / `--ca-key`: operator-provided CA files (both or neither). */
   readonly caCertFile?: string;
   readonly caKeyFile?: string;
+  /** `--token-key`: PKCS#8 PEM EC P-256 key that signs proxy tokens (shared by replicas). */
+  readonly tokenKeyFile?: string;
   readonly trustDomain?: string;
   readonly namespace?: string;
   readonly dnsDomain?: string;
@@ -80,7 +83,10 @@ export async function openCa(opts: OpenCaOptions = {}): Promise<OpenedCa> {
     retryMs: opts.retryMs,
     random: opts.random,
   });
-  const tokens = await ProxyTokenAuthority.open(store, { clock: opts.clock });
+  // Replicas that must accept each other's tokens share the signing key (--token-key).
+  const tokenKeyPem = await readTokenKey(opts.tokenKeyFile);
+  const tokenStore = tokenKeyPem ? { loadOrCreateTokenKey: async () => tokenKeyPem } : store;
+  const tokens = await ProxyTokenAuthority.open(tokenStore as CaStore, { clock: opts.clock });
   opts.logger?.info(
     {
       store: store.location,
@@ -131,4 +137,41 @@ export async function readOperatorCa(
     throw new CaSettingsError(`--ca-cert: ${JSON.stringify(certFile)}: ${message}`);
   }
   return { certPem, keyPem };
+}
+
+/** Reads `--token-key`: an EC P-256 private key, so every replica verifies the same tokens. */
+export async function readTokenKey(file: string | undefined): Promise<string | undefined> {
+  if (!file) return undefined;
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CaSettingsError(
+      `--token-key: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  let key;
+  try {
+    key = createPrivateKey(pem);
+  } catch (err) {
+    throw new CaSettingsError(
+      `--token-key: ${JSON.stringify(file)}: not a PEM private key (${(err as Error).message})`,
+    );
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new CaSettingsError(
+      `--token-key: ${JSON.stringify(file)}: expected an EC P-256 key (ES256), got ${key.asymmetricKeyType}`,
+    );
+  }
+  return key.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+/** The proxy-token authority: from the shared key when one is given, else the store's own. */
+export function openTokens(
+  store: CaStore,
+  tokenKeyPem: string | undefined,
+  clock?: Clock,
+): Promise<ProxyTokenAuthority> {
+  const source = tokenKeyPem ? { loadOrCreateTokenKey: async () => tokenKeyPem } : store;
+  return ProxyTokenAuthority.open(source as CaStore, { clock });
 }

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CertificateAuthority } from '../ca/authority.js';
 import { CaMaterialError } from '../ca/crypto.js';
 import { FileCaStore } from '../ca/file-store.js';
-import { readOperatorCa } from '../ca/open.js';
+import { openTokens, readOperatorCa, readTokenKey } from '../ca/open.js';
 import { generateRoot, operatorRoot, rootInfo } from '../ca/roots.js';
 import {
   CaSettingsError,
@@ -16,7 +16,7 @@ import {
   formatDuration,
   parseDuration,
 } from '../ca/settings.js';
-import { ProxyTokenAuthority, MAX_TOKEN_TTL_MS } from '../ca/tokens.js';
+import { MAX_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { isServiceName } from '../ca/spiffe.js';
 
 export const EXIT_USAGE = 2;
@@ -272,13 +272,18 @@ export function tokenCommand(ioOptions: CaCommandIo = {}): Command {
             .argParser(durationOption('--ttl', MAX_TOKEN_TTL_MS)),
         )
         .addOption(dataDirOption())
+        .addOption(
+          new Option('--token-key <file>', 'sign with this shared key (as serve --token-key)').env(
+            'LUCID_TOKEN_KEY',
+          ),
+        )
         .addHelpText(
           'after',
           '\nExample:\n  lucid-mesh token issue --service web --ttl 7d > web.token\n',
         ),
       prefix,
       io,
-    ).action((flags: { service?: string; ttl: number; dataDir: string }) =>
+    ).action((flags: { service?: string; ttl: number; dataDir: string; tokenKey?: string }) =>
       guarded(prefix, io, async () => {
         if (flags.service === undefined) throw new CaSettingsError('--service: required');
         if (!isServiceName(flags.service)) {
@@ -286,7 +291,10 @@ export function tokenCommand(ioOptions: CaCommandIo = {}): Command {
             `--service: expected a DNS label (a-z, 0-9, -), got ${JSON.stringify(flags.service)}`,
           );
         }
-        const tokens = await ProxyTokenAuthority.open(new FileCaStore(flags.dataDir));
+        const tokens = await openTokens(
+          new FileCaStore(flags.dataDir),
+          await readTokenKey(flags.tokenKey),
+        );
         io.stdout((await tokens.issue(flags.service, flags.ttl)) + '\n');
       }),
     ),

@@ -21,6 +21,7 @@ export interface SecurityFlags {
   dataDir: string;
   caCert?: string;
   caKey?: string;
+  tokenKey?: string;
   trustDomain?: string;
   xdsTlsCert?: string;
   xdsTlsKey?: string;
@@ -52,6 +53,10 @@ export function securityCliOptions(): Option[] {
     dataDirOption(),
     caCertOption().env('LUCID_CA_CERT'),
     caKeyOption().env('LUCID_CA_KEY'),
+    new Option(
+      '--token-key <file>',
+      'EC P-256 private key (PEM) that signs proxy tokens; give replicas the same one (default: generated in --data-dir)',
+    ).env('LUCID_TOKEN_KEY'),
     new Option(
       '--trust-domain <domain>',
       'SPIFFE trust domain of issued certificates (default lucid.internal)',
@@ -101,6 +106,7 @@ export async function securityFromFlags(
       dataDir: flags.dataDir,
       caCertFile: flags.caCert,
       caKeyFile: flags.caKey,
+      tokenKeyFile: flags.tokenKey,
       trustDomain: flags.trustDomain,
       logger,
     });
