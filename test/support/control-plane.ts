@@ -1,10 +1,17 @@
 // A control plane in the test process: snapshot store + xDS server on a free port.
+import { afterEach } from 'vitest';
 import type { Catalog } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { XdsCounters } from '../../src/xds/observer.js';
 import { XdsServer } from '../../src/xds/server.js';
+import {
+  deltaClient,
+  sotwClient,
+  type DeltaStreamClient,
+  type SotwStreamClient,
+} from './ads-client.js';
 
 export interface TestControlPlane {
   store: SnapshotStore;
@@ -59,5 +66,32 @@ export function twoServices(extra: { worldInstances?: unknown[]; more?: unknown[
       },
       ...(extra.more ?? []),
     ],
+  };
+}
+
+/**
+ * For protocol tests: a control plane and clients per test, all closed after each test.
+ * `start` replaces (and closes) the current control plane, e.g. to simulate a restart.
+ */
+export function protocolFixture() {
+  let current: TestControlPlane | undefined;
+  const clients: Array<{ close(): void }> = [];
+  afterEach(async () => {
+    clients.splice(0).forEach((c) => c.close());
+    await current?.close();
+    current = undefined;
+  });
+  const track = <C extends { close(): void }>(c: C): C => {
+    clients.push(c);
+    return c;
+  };
+  return {
+    async start(opts: { catalog?: unknown; port?: number } = {}): Promise<TestControlPlane> {
+      await current?.close();
+      current = await startControlPlane(opts);
+      return current;
+    },
+    sotw: (port: number, token?: string): SotwStreamClient => track(sotwClient(port, token)),
+    delta: (port: number, token?: string): DeltaStreamClient => track(deltaClient(port, token)),
   };
 }

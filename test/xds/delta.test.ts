@@ -1,23 +1,11 @@
 // Delta (incremental) ADS protocol behaviour, against the real gRPC server in-process.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
 import { syncState } from '../../src/xds/type-status.js';
-import { deltaClient, node, typeUrl, type DeltaStreamClient } from '../support/ads-client.js';
-import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
+import { node, typeUrl } from '../support/ads-client.js';
+import { protocolFixture, twoServices } from '../support/control-plane.js';
 
-let cp: TestControlPlane | undefined;
-const clients: DeltaStreamClient[] = [];
-afterEach(async () => {
-  clients.splice(0).forEach((c) => c.close());
-  await cp?.close();
-  cp = undefined;
-});
-
-function connect(port: number): DeltaStreamClient {
-  const c = deltaClient(port);
-  clients.push(c);
-  return c;
-}
+const fx = protocolFixture();
 
 const versions = (res: DeltaDiscoveryResponse): Record<string, string> =>
   Object.fromEntries((res.resources ?? []).map((r) => [r.name!, r.version!]));
@@ -25,8 +13,8 @@ const ackOf = (res: DeltaDiscoveryResponse) => ({ typeUrl: res.typeUrl, response
 
 describe('delta ADS', () => {
   it('sends every cluster on a wildcard subscription, then only what changed', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.delta(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const first = await c.next();
     expect(Object.keys(versions(first)).sort()).toEqual(['hello', 'local_app|hello-1', 'world']);
@@ -48,8 +36,8 @@ describe('delta ADS', () => {
   });
 
   it('honours initial_resource_versions on reconnect: nothing resent, deletions reported', async () => {
-    cp = await startControlPlane({ catalog: twoServices({ more: [{ name: 'extra' }] }) });
-    const c1 = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices({ more: [{ name: 'extra' }] }) });
+    const c1 = fx.delta(cp.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const had = versions(await c1.next());
     c1.close();
@@ -59,7 +47,7 @@ describe('delta ADS', () => {
     doc.services[1]!.protocol = 'http2';
     cp.apply(doc);
 
-    const c2 = connect(cp.port);
+    const c2 = fx.delta(cp.port);
     c2.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('clusters'),
@@ -71,12 +59,12 @@ describe('delta ADS', () => {
   });
 
   it('answers a reconnect with nothing to change with an empty response', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c1 = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c1 = fx.delta(cp.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const had = versions(await c1.next());
     c1.close();
-    const c2 = connect(cp.port);
+    const c2 = fx.delta(cp.port);
     c2.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('clusters'),
@@ -88,8 +76,8 @@ describe('delta ADS', () => {
   });
 
   it('resends a resource on resubscribe after unsubscribe', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.delta(cp.port);
     c.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('endpoints'),
@@ -105,8 +93,8 @@ describe('delta ADS', () => {
   });
 
   it('applies subscription changes even when their nonce is stale', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.delta(cp.port);
     c.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('endpoints'),
@@ -123,8 +111,8 @@ describe('delta ADS', () => {
   });
 
   it('records a NACK and does not resend', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.delta(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
     const r = await c.next();
     c.send({
@@ -138,8 +126,8 @@ describe('delta ADS', () => {
   });
 
   it("resends a changed cluster's unchanged endpoints (Envoy issue 13009)", async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.delta(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     c.send({
       node: node('hello-1', 'hello'),

@@ -1,30 +1,10 @@
 // SotW ADS protocol behaviour, against the real gRPC server in-process.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { syncState } from '../../src/xds/type-status.js';
-import {
-  ack,
-  kindOf,
-  namesOf,
-  node,
-  sotwClient,
-  typeUrl,
-  type SotwStreamClient,
-} from '../support/ads-client.js';
-import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
+import { ack, kindOf, namesOf, node, typeUrl } from '../support/ads-client.js';
+import { protocolFixture, twoServices, type TestControlPlane } from '../support/control-plane.js';
 
-let cp: TestControlPlane | undefined;
-const clients: SotwStreamClient[] = [];
-afterEach(async () => {
-  clients.splice(0).forEach((c) => c.close());
-  await cp?.close();
-  cp = undefined;
-});
-
-function connect(port: number): SotwStreamClient {
-  const c = sotwClient(port);
-  clients.push(c);
-  return c;
-}
+const fx = protocolFixture();
 
 function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof typeUrl>[0]) {
   const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
@@ -33,8 +13,8 @@ function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof 
 
 describe('SotW ADS', () => {
   it('answers wildcard CDS with every cluster and records the ACK', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const res = await c.next();
     expect(namesOf(res).sort()).toEqual(['hello', 'local_app|hello-1', 'world']);
@@ -47,8 +27,8 @@ describe('SotW ADS', () => {
   });
 
   it('gives a node that is not in the catalog outbound config only', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({ node: node('stranger', 'none', 16001), typeUrl: typeUrl('listeners') });
     expect(namesOf(await c.next())).toEqual(['outbound|http|16001']);
     c.send({ node: node('stranger'), typeUrl: typeUrl('clusters') });
@@ -56,8 +36,8 @@ describe('SotW ADS', () => {
   });
 
   it('records a NACK with its error, does not resend, and recovers on the next change', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const res = await c.next();
     c.send({
@@ -80,8 +60,8 @@ describe('SotW ADS', () => {
   });
 
   it('ignores requests carrying a stale nonce', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const first = await c.next();
     cp.apply(twoServices({ more: [{ name: 'extra' }] }));
@@ -95,8 +75,8 @@ describe('SotW ADS', () => {
   });
 
   it('serves named EDS subscriptions, with an empty assignment for an unknown name', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('endpoints'),
@@ -113,8 +93,8 @@ describe('SotW ADS', () => {
   });
 
   it('answers a subscription change, and a resubscribe after unsubscribe', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('endpoints'),
@@ -129,8 +109,8 @@ describe('SotW ADS', () => {
   });
 
   it('waits for the first catalog before sending anything', async () => {
-    cp = await startControlPlane();
-    const c = connect(cp.port);
+    const cp = await fx.start();
+    const c = fx.sotw(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     await c.expectSilence(300);
     cp.apply(twoServices());
@@ -138,8 +118,8 @@ describe('SotW ADS', () => {
   });
 
   it('pushes additions clusters → endpoints → routes, and removes routes before clusters', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
     const initial = await c.take(2);
@@ -174,8 +154,8 @@ describe('SotW ADS', () => {
   });
 
   it('resends unchanged endpoints after a cluster changes (Envoy issue 13009)', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c = connect(cp.port);
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.sotw(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     c.send({
       node: node('hello-1', 'hello'),
@@ -196,13 +176,12 @@ describe('SotW ADS', () => {
   });
 
   it('derives versions from content: a restarted control plane sends the same versions', async () => {
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c1 = connect(cp.port);
+    let cp = await fx.start({ catalog: twoServices() });
+    const c1 = fx.sotw(cp.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const before = await c1.next();
-    await cp.close();
-    cp = await startControlPlane({ catalog: twoServices() });
-    const c2 = connect(cp.port);
+    cp = await fx.start({ catalog: twoServices() });
+    const c2 = fx.sotw(cp.port);
     c2.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const after = await c2.next();
     expect(after.versionInfo).toBe(before.versionInfo);
