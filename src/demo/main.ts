@@ -15,7 +15,7 @@ import { choiceOption, portOption } from '../cli/options.js';
 import { openCa } from '../ca/open.js';
 import { FileSource } from '../sources/file-source.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../telemetry/logger.js';
-import { envoyBinary, startApp, startEnvoyProcess, type EnvoyProcess } from './processes.js';
+import { envoyBinary, startApp, startEnvoyProcess } from './processes.js';
 
 interface Flags {
   catalog: string;
