@@ -1,0 +1,252 @@
+// The control plane under test, in its own process: the real composition (`startControlPlane`,
+// as `lucid-mesh serve` runs it) on the real file source, logging as `serve` does (JSON lines on
+// stderr, which the harness sends to a file). Nothing in src/ is changed for the benchmark; this
+// entry only observes: it timestamps source deliveries and snapshots on the machine-wide
+// monotonic clock, and answers the harness's questions over IPC (its own CPU and memory, the
+// counters behind /metrics, the bytes of one resource for fan-out detection, CPU profiles).
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { startControlPlane, type RunningControlPlane } from '../src/app.js';
+import type { ResourceKind } from '../src/protos/envoy.js';
+import type { CatalogSink, DiscoverySource } from '../src/sources/source.js';
+import { FileSource } from '../src/sources/file-source.js';
+import { createLogger, type LogLevel } from '../src/telemetry/logger.js';
+import { nowMs } from './load/protocol.js';
+
+export interface CpChildConfig {
+  readonly source: 'file' | 'consul';
+  readonly catalogPath: string;
+  readonly consulAddr?: string;
+  readonly logLevel: LogLevel;
+  readonly debounceMs: number;
+  readonly maxDebounceMs: number;
+}
+
+export interface CpStats {
+  readonly at: number;
+  readonly cpuUserUs: number;
+  readonly cpuSystemUs: number;
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  readonly encoded: number;
+  readonly reused: number;
+  readonly snapshotsBuilt: number;
+  readonly buildErrors: number;
+  readonly responses: number;
+  readonly responseBytes: number;
+  readonly acks: number;
+  readonly nacks: number;
+  readonly staleNonces: number;
+  readonly badRequests: number;
+  readonly streamsOpened: number;
+  readonly streamsClosed: number;
+  readonly connected: number;
+  readonly version: string | undefined;
+}
+
+export interface SnapshotEvent {
+  readonly ev: 'snapshot';
+  readonly version: string;
+  readonly previous: string | undefined;
+  /** First source delivery folded into this snapshot. */
+  readonly sourceAt: number;
+  readonly buildStartedAt: number;
+  /** Snapshot built, before any stream is told. */
+  readonly builtAt: number;
+  /** Every watcher (stream) has been handed the new view: the synchronous part of fan-out. */
+  readonly notifiedAt: number;
+}
+
+const config = JSON.parse(process.env.LUCID_BENCH_CP ?? '{}') as CpChildConfig;
+const send = (m: object): void => void process.send?.(m);
+
+/** Wraps the real source to timestamp what it delivers. */
+class TimedSource implements DiscoverySource {
+  firstPendingAt: number | undefined;
+  lastAt = 0;
+  constructor(private readonly inner: DiscoverySource) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  start(sink: CatalogSink): Promise<void> {
+    return this.inner.start({
+      update: (catalog) => {
+        const t = nowMs();
+        this.firstPendingAt ??= t;
+        this.lastAt = t;
+        sink.update(catalog);
+      },
+      error: (err) => sink.error(err),
+    });
+  }
+  stop(): Promise<void> {
+    return this.inner.stop();
+  }
+}
+
+const CONSUL_UNAVAILABLE = 'consul source not available in this build';
+
+async function makeSource(logger: ReturnType<typeof createLogger>): Promise<DiscoverySource> {
+  if (config.source === 'file') return new FileSource(config.catalogPath, logger);
+  // Loaded on demand: a build without the Consul source still runs every file benchmark.
+  let mod: { ConsulSource?: new (opts: object, logger: unknown) => DiscoverySource };
+  try {
+    mod = (await import(CONSUL_MODULE)) as typeof mod;
+  } catch {
+    throw new Error(CONSUL_UNAVAILABLE);
+  }
+  if (!mod.ConsulSource) throw new Error(CONSUL_UNAVAILABLE);
+  const [host, port] = (config.consulAddr ?? '127.0.0.1:8500').split(':');
+  return new mod.ConsulSource(
+    { connection: { secure: false, host: host!, port: Number(port) }, waitMs: 60_000 },
+    logger,
+  );
+}
+
+/** A variable, so that type checking does not require the module to exist. */
+const CONSUL_MODULE = '../src/sources/consul/consul-source.js';
+
+async function main(): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const source = new TimedSource(await makeSource(logger));
+  const running: RunningControlPlane = await startControlPlane({
+    source,
+    logger,
+    host: '127.0.0.1',
+    xdsPort: 0,
+    adminPort: 0,
+    debounceMs: config.debounceMs,
+    maxDebounceMs: config.maxDebounceMs,
+  });
+  const { store, counters, xds } = running;
+  // The initial load is not a change.
+  source.firstPendingAt = undefined;
+
+  // The build starts with a new encoder generation (after the "catalog unchanged" check).
+  let buildStartedAt = 0;
+  const encoder = store.encoder;
+  const nextGeneration = encoder.nextGeneration.bind(encoder);
+  encoder.nextGeneration = () => {
+    buildStartedAt = nowMs();
+    nextGeneration();
+  };
+  store.onSnapshot((snapshot, previous) => {
+    const builtAt = nowMs();
+    const sourceAt = source.firstPendingAt ?? source.lastAt;
+    source.firstPendingAt = undefined;
+    const startedAt = buildStartedAt;
+    // Runs after the store has handed the view to every watcher (same macrotask).
+    setImmediate(() => {
+      const event: SnapshotEvent = {
+        ev: 'snapshot',
+        version: snapshot.version,
+        previous: previous?.version,
+        sourceAt,
+        buildStartedAt: startedAt,
+        builtAt,
+        notifiedAt: nowMs(),
+      };
+      send(event);
+    });
+  });
+
+  const stats = (): CpStats => {
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    return {
+      at: nowMs(),
+      cpuUserUs: cpu.user,
+      cpuSystemUs: cpu.system,
+      rss: mem.rss,
+      heapUsed: mem.heapUsed,
+      heapTotal: mem.heapTotal,
+      external: mem.external,
+      arrayBuffers: mem.arrayBuffers,
+      encoded: store.encoder.counters.encoded,
+      reused: store.encoder.counters.reused,
+      snapshotsBuilt: store.counters.snapshotsBuilt,
+      buildErrors: store.counters.buildErrors,
+      responses: counters.responses,
+      responseBytes: counters.responseBytes,
+      acks: counters.acks,
+      nacks: counters.nacks,
+      staleNonces: counters.staleNonces,
+      badRequests: counters.badRequests,
+      streamsOpened: counters.streamsOpened,
+      streamsClosed: counters.streamsClosed,
+      connected: xds.connected.size,
+      version: store.snapshot?.version,
+    };
+  };
+
+  let profiler: Session | undefined;
+  const handle = async (msg: Record<string, unknown>): Promise<unknown> => {
+    switch (msg.op) {
+      case 'stats':
+        return stats();
+      case 'gc': {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        if (!gc) throw new Error('gc not exposed (--expose-gc)');
+        // Twice, with a turn in between, so weak maps and finalisers settle.
+        gc();
+        await new Promise((r) => setTimeout(r, 50));
+        gc();
+        return stats();
+      }
+      case 'resource': {
+        const r = store.snapshot?.shared[msg.kind as ResourceKind].get(String(msg.name));
+        return r ? { version: r.version, value: r.value } : undefined;
+      }
+      case 'profileStart': {
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.setSamplingInterval', { interval: 1000 });
+        await profiler.post('Profiler.start');
+        return { started: true };
+      }
+      case 'profileStop': {
+        if (!profiler) throw new Error('profiler not started');
+        const { profile } = await profiler.post('Profiler.stop');
+        profiler.disconnect();
+        profiler = undefined;
+        writeFileSync(String(msg.path), JSON.stringify(profile));
+        return { path: msg.path };
+      }
+      case 'stop': {
+        await running.stop();
+        setTimeout(() => process.exit(0), 20);
+        return { stopped: true };
+      }
+      default:
+        throw new Error(`unknown op ${String(msg.op)}`);
+    }
+  };
+  process.on('message', (raw: unknown) => {
+    const msg = raw as Record<string, unknown>;
+    handle(msg).then(
+      (body) => send({ ev: 'reply', id: msg.id, body }),
+      (err: Error) => send({ ev: 'reply', id: msg.id, body: { error: err.message } }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.once('SIGTERM', () => {
+    void running.stop().finally(() => process.exit(0));
+  });
+  send({
+    ev: 'ready',
+    xdsPort: running.xdsPort,
+    adminPort: running.adminPort,
+    version: store.snapshot?.version,
+    pid: process.pid,
+  });
+}
+
+main().catch((err: Error) => {
+  send({ ev: 'failed', message: err.message });
+  process.stderr.write(`bench control plane: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

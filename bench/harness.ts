@@ -1,0 +1,120 @@
+// Runs a benchmark set: sessions (simulated sidecars) and real-Envoy runs, then writes the run
+// file (JSON) and regenerates RESULTS.md from every run file in the output directory.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runEnvoy } from './envoy.js';
+import { REPO_ROOT } from './ipc.js';
+import { machineInfo } from './machine.js';
+import { writeResults } from './report.js';
+import { runSession } from './session.js';
+import {
+  RESULT_SCHEMA,
+  type CpSettings,
+  type EnvoyRunResult,
+  type Mode,
+  type RunResult,
+  type SessionResult,
+} from './types.js';
+import type { SessionPlan } from './workloads.js';
+
+export const DEFAULT_OUT_DIR = join(REPO_ROOT, 'bench', 'out');
+export const DEFAULT_RESULTS = join(REPO_ROOT, 'bench', 'RESULTS.md');
+
+export interface BenchOptions {
+  /** Simulated-sidecar sessions, each run once per mode. */
+  readonly sessions: SessionPlan[];
+  /** Real-Envoy runs (per mode), if any. */
+  readonly envoy?: {
+    readonly envoys: number;
+    readonly changes: number;
+    readonly source: 'file' | 'consul';
+  };
+  readonly modes: Mode[];
+  readonly cp: CpSettings;
+  readonly workers: number;
+  /** Churn: at most one catalog write per this many ms (0 = one write per flip). */
+  readonly churnWriteMs: number;
+  readonly profile: boolean;
+  readonly quick: boolean;
+  /** Where the run file goes (default bench/out). */
+  readonly outDir: string;
+  /** RESULTS.md to regenerate, or undefined to skip. */
+  readonly resultsPath?: string;
+  readonly keepTemp: boolean;
+  readonly argv: string[];
+  /** A short name for the run file, e.g. "default". */
+  readonly label: string;
+  readonly log?: (line: string) => void;
+}
+
+export interface BenchOutcome {
+  readonly run: RunResult;
+  readonly runFile: string;
+  readonly resultsPath?: string;
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const startedAt = new Date();
+  const id = `${startedAt.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${opts.label}`;
+  mkdirSync(opts.outDir, { recursive: true });
+  const profileDir = opts.profile ? join(opts.outDir, 'profiles', id) : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const machine = machineInfo();
+  log(
+    `lucid-mesh bench ${id}: ${machine.nproc} CPUs, Node ${machine.node}, commit ${machine.commit}${machine.dirty ? ' (dirty)' : ''}`,
+  );
+
+  const sessions: SessionResult[] = [];
+  const envoy: EnvoyRunResult[] = [];
+  for (const plan of opts.sessions) {
+    for (const mode of opts.modes) {
+      sessions.push(
+        await runSession(plan, {
+          mode,
+          cp: opts.cp,
+          workers: opts.workers,
+          churnWriteMs: opts.churnWriteMs,
+          profileDir,
+          keepTemp: opts.keepTemp,
+          log,
+        }),
+      );
+    }
+  }
+  if (opts.envoy) {
+    for (const mode of opts.modes) {
+      envoy.push(
+        await runEnvoy({
+          mode,
+          source: opts.envoy.source,
+          envoys: opts.envoy.envoys,
+          changes: opts.envoy.changes,
+          cp: { ...opts.cp, source: opts.envoy.source },
+          log,
+          keepTemp: opts.keepTemp,
+        }),
+      );
+    }
+  }
+  const run: RunResult = {
+    schema: RESULT_SCHEMA,
+    id,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    argv: opts.argv,
+    quick: opts.quick,
+    machine,
+    sessions,
+    envoy,
+  };
+  const runFile = join(opts.outDir, `${id}.json`);
+  writeFileSync(runFile, `${JSON.stringify(run, null, 1)}\n`);
+  log(`run file: ${runFile}`);
+  let resultsPath: string | undefined;
+  if (opts.resultsPath) {
+    resultsPath = await writeResults(opts.outDir, opts.resultsPath);
+    log(`results: ${resultsPath}`);
+  }
+  return { run, runFile, resultsPath };
+}

@@ -1,0 +1,184 @@
+// A load-client worker (child process): runs a share of the simulated sidecars and reports to
+// the harness over IPC. Several of these run side by side so the client is not the bottleneck;
+// each reports its own CPU so a reader can check.
+import { nowMs, type WorkerEvent, type WorkerMessage, type WorkerStats } from './protocol.js';
+import { createSidecar, type ArmedWatch, type Sidecar, type SidecarHooks } from './sidecar.js';
+import { checkFieldNumbers, type NodeInfo } from './wire.js';
+
+checkFieldNumbers();
+
+const sidecars: Sidecar[] = [];
+const active = new Map<string, ArmedWatch[]>();
+const watches = new Map<number, ArmedWatch & { detail: boolean }>();
+const configuredTimes: number[] = [];
+let configuredCount = 0;
+let openedAt = 0;
+const counters = {
+  responses: 0,
+  responseBytes: 0,
+  requests: 0,
+  streamErrors: 0,
+};
+const anomalies: string[] = [];
+
+function send(event: WorkerEvent): void {
+  process.send?.(event);
+}
+
+function noteAnomaly(message: string): void {
+  if (anomalies.length < 20) anomalies.push(message);
+}
+
+function summarize(w: ArmedWatch & { detail: boolean }): WorkerEvent {
+  let min = Infinity;
+  let max = -Infinity;
+  const times: number[] = [];
+  for (const t of w.times) {
+    if (t === 0) continue;
+    if (t < min) min = t;
+    if (t > max) max = t;
+    if (w.detail) times.push(t);
+  }
+  return {
+    ev: 'detected',
+    watchId: w.watchId,
+    count: w.count,
+    min,
+    max,
+    ...(w.detail ? { times } : {}),
+  };
+}
+
+function finishWatch(w: ArmedWatch & { detail: boolean }): void {
+  watches.delete(w.watchId);
+  const list = active.get(w.kind);
+  if (list) {
+    const i = list.indexOf(w);
+    if (i >= 0) list.splice(i, 1);
+  }
+}
+
+const hooks: SidecarHooks = {
+  activeWatches: (kind) => active.get(kind) ?? [],
+  detected(w, index, at) {
+    if (w.times[index] !== 0) return;
+    w.times[index] = at;
+    w.count++;
+    if (w.count === sidecars.length) {
+      const full = watches.get(w.watchId);
+      if (full) {
+        finishWatch(full);
+        send(summarize(full));
+      }
+    }
+  },
+  configured(index, at) {
+    configuredTimes[index] = at;
+    configuredCount++;
+    if (configuredCount === sidecars.length) {
+      send({ ev: 'configured', times: configuredTimes, openedAt });
+    }
+  },
+  response(bytes) {
+    counters.responses++;
+    counters.responseBytes += bytes;
+  },
+  request() {
+    counters.requests++;
+  },
+  anomaly: noteAnomaly,
+  streamError(index, message) {
+    counters.streamErrors++;
+    noteAnomaly(`stream ${index}: ${message}`);
+  },
+};
+
+function stats(): WorkerStats {
+  const cpu = process.cpuUsage();
+  return {
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    rss: process.memoryUsage.rss(),
+    streams: sidecars.length,
+    configured: configuredCount,
+    ...counters,
+    anomalies: [...anomalies],
+  };
+}
+
+function digests(): Record<string, { digests: Record<string, number> }> {
+  const out: Record<string, { digests: Record<string, number> }> = {};
+  for (const s of sidecars) {
+    for (const [kind, d] of Object.entries(s.digests())) {
+      const entry = (out[kind] ??= { digests: {} });
+      entry.digests[d] = (entry.digests[d] ?? 0) + 1;
+    }
+  }
+  return out;
+}
+
+function handle(msg: WorkerMessage): unknown {
+  switch (msg.op) {
+    case 'open': {
+      openedAt = nowMs();
+      msg.proxies.forEach((p, index) => {
+        const node: NodeInfo = { id: p.nodeId, service: p.service, outboundPort: msg.outboundPort };
+        sidecars.push(createSidecar(msg.mode, { index, node, target: msg.target, hooks }));
+      });
+      configuredTimes.length = sidecars.length;
+      // All at once: the storm is the point.
+      for (const s of sidecars) s.start();
+      return { openedAt };
+    }
+    case 'watch': {
+      for (const spec of msg.watches) {
+        const w: ArmedWatch & { detail: boolean } = {
+          watchId: spec.watchId,
+          kind: spec.kind,
+          name: spec.name,
+          nameBuf: Buffer.from(spec.name),
+          marker: Buffer.from(spec.marker),
+          present: spec.present,
+          times: new Float64Array(sidecars.length),
+          count: 0,
+          detail: spec.detail,
+        };
+        watches.set(w.watchId, w);
+        const list = active.get(w.kind) ?? [];
+        list.push(w);
+        active.set(w.kind, list);
+      }
+      return { armed: msg.watches.length };
+    }
+    case 'unwatch': {
+      // Gives up on watches that did not complete (timeouts): what was seen so far.
+      const out: WorkerEvent[] = [];
+      for (const id of msg.watchIds) {
+        const w = watches.get(id);
+        if (!w) continue;
+        finishWatch(w);
+        out.push(summarize(w));
+      }
+      return out;
+    }
+    case 'stats':
+      return stats();
+    case 'digest':
+      return digests();
+    case 'close': {
+      for (const s of sidecars) s.close();
+      setTimeout(() => process.exit(0), 50);
+      return stats();
+    }
+  }
+}
+
+process.on('message', (msg: WorkerMessage) => {
+  try {
+    send({ ev: 'reply', id: msg.id, body: handle(msg) });
+  } catch (err) {
+    send({ ev: 'reply', id: msg.id, body: { error: (err as Error).message } });
+  }
+});
+process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,562 @@
+// bench/RESULTS.md from the run files (bench/out/*.json): the latest result per workload, mode
+// and source, the targets, profile hot spots and a before/after history. Never edited by hand.
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import * as prettier from 'prettier';
+import { REPO_ROOT } from './ipc.js';
+import type { Summary } from './stats.js';
+import {
+  RESULT_SCHEMA,
+  type EnvoyRunResult,
+  type MachineInfo,
+  type RunResult,
+  type SessionResult,
+} from './types.js';
+
+interface Dated<T> {
+  readonly run: RunResult;
+  readonly file: string;
+  readonly value: T;
+}
+
+export function loadRuns(outDir: string): Array<{ run: RunResult; file: string }> {
+  if (!existsSync(outDir)) return [];
+  const runs: Array<{ run: RunResult; file: string }> = [];
+  for (const name of readdirSync(outDir).sort()) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      const run = JSON.parse(readFileSync(join(outDir, name), 'utf8')) as RunResult;
+      if (run.schema === RESULT_SCHEMA) runs.push({ run, file: join(outDir, name) });
+    } catch {
+      // not a run file
+    }
+  }
+  return runs.sort((a, b) => a.run.startedAt.localeCompare(b.run.startedAt));
+}
+
+// ---- formatting ---------------------------------------------------------------------------
+
+const dash = '–';
+const ok = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function ms(v: number | null | undefined): string {
+  if (!ok(v)) return dash;
+  if (v >= 10_000) return `${(v / 1000).toFixed(1)} s`;
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+const pair = (
+  s: Summary | undefined,
+  a: 'p50' | 'p99' = 'p50',
+  b: 'p99' | 'max' = 'p99',
+): string => (s && s.n > 0 ? `${ms(s[a])} / ${ms(s[b])}` : dash);
+
+function kib(bytes: number | undefined): string {
+  if (!ok(bytes)) return dash;
+  return (bytes / 1024).toFixed(bytes >= 100 * 1024 ? 0 : 1);
+}
+
+function mib(bytes: number | undefined): string {
+  return ok(bytes) ? (bytes / 1024 / 1024).toFixed(1) : dash;
+}
+
+function num(v: number | undefined, digits = 0): string {
+  return ok(v) ? v.toFixed(digits) : dash;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const esc = (c: string) => c.replace(/\|/g, '\\|');
+  return [
+    `| ${header.map(esc).join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+const shape = (s: SessionResult): string => `${s.services}×${s.instances}×${s.proxies}`;
+const label = (s: SessionResult): string => s.plan;
+
+function machineLine(m: MachineInfo): string {
+  return (
+    `${m.nproc} CPUs (${m.cpuModel}), ${(m.memTotalBytes / 1024 ** 3).toFixed(1)} GiB RAM, ` +
+    `${m.platform}, Node ${m.node}`
+  );
+}
+
+const mark = (met: boolean | undefined): string =>
+  met === undefined ? dash : met ? 'met' : '**missed**';
+
+// ---- selection ----------------------------------------------------------------------------
+
+/**
+ * Latest session per (plan, mode, source). Profiled sessions (the profiler costs CPU) only
+ * feed the hot-spot section, never the tables.
+ */
+function latestSessions(
+  runs: Array<{ run: RunResult; file: string }>,
+  profiled: boolean,
+): Array<Dated<SessionResult>> {
+  const latest = new Map<string, Dated<SessionResult>>();
+  for (const { run, file } of runs) {
+    for (const s of run.sessions) {
+      if (s.profiles.length > 0 !== profiled) continue;
+      latest.set(`${s.plan}|${s.mode}|${s.cp.source}`, { run, file, value: s });
+    }
+  }
+  return [...latest.values()];
+}
+
+function latestEnvoy(runs: Array<{ run: RunResult; file: string }>): Array<Dated<EnvoyRunResult>> {
+  const latest = new Map<string, Dated<EnvoyRunResult>>();
+  for (const { run, file } of runs) {
+    for (const e of run.envoy) latest.set(`${e.mode}|${e.source}`, { run, file, value: e });
+  }
+  return [...latest.values()];
+}
+
+const ORDER = ['Q', 'W1', 'W2', 'W4', 'W5', 'W6'];
+function sortSessions(list: Array<Dated<SessionResult>>): Array<Dated<SessionResult>> {
+  const rank = (s: SessionResult) => Math.min(...s.covers.map((c) => ORDER.indexOf(c)));
+  return [...list].sort(
+    (a, b) =>
+      rank(a.value) - rank(b.value) ||
+      a.value.plan.localeCompare(b.value.plan) ||
+      a.value.mode.localeCompare(b.value.mode),
+  );
+}
+
+// ---- sections -----------------------------------------------------------------------------
+
+function targets(sessions: Array<Dated<SessionResult>>): string {
+  const rows: string[][] = [];
+  const w2 = (mode: string) =>
+    sessions.find((d) => d.value.covers.includes('W2') && d.value.mode === mode && d.value.changes)
+      ?.value;
+  const big = (mode: string) =>
+    sessions.find((d) => d.value.proxies >= 1000 && d.value.mode === mode && d.value.storm)?.value;
+  for (const mode of ['sotw', 'delta']) {
+    const s = w2(mode);
+    const p99 = s?.changes?.fanoutMs.p99;
+    rows.push([
+      `W2 fan-out p99 (snapshot built → last of 1000 proxies), ${mode}`,
+      '≤ 50 ms',
+      ms(p99),
+      mark(ok(p99) ? p99 <= 50 : undefined),
+    ]);
+  }
+  for (const mode of ['sotw', 'delta']) {
+    const s = big(mode);
+    const m = s?.memory;
+    rows.push([
+      `Memory per connected proxy (RSS, K=${s?.proxies ?? 1000}), ${mode}`,
+      '≤ 10 KB',
+      m ? `${kib(m.rssPerProxyBytes)} KiB (heap ${kib(m.heapPerProxyBytes)} KiB)` : dash,
+      mark(m ? m.rssPerProxyBytes <= 10_000 : undefined),
+    ]);
+  }
+  for (const mode of ['sotw', 'delta']) {
+    const s = big(mode);
+    const t = s?.storm?.allConfiguredMs;
+    rows.push([
+      `W6 storm: 1000 proxies connect at once → all fully configured, ${mode}`,
+      '≤ 2 s',
+      ms(t),
+      mark(ok(t) ? t <= 2000 : undefined),
+    ]);
+  }
+  const encodes = sessions.filter((d) => d.value.changes);
+  if (encodes.length > 0) {
+    const parts = encodes.map(
+      (d) =>
+        `${label(d.value)} ${d.value.mode} (K=${d.value.proxies}): ${num(d.value.changes!.encodesPerChange.max)}`,
+    );
+    const met = encodes.every((d) => d.value.changes!.encodesPerChange.max === 1);
+    rows.push([
+      'Encodes per endpoint flip (1 changed resource), max over changes',
+      '1 at any K',
+      parts.join('; '),
+      mark(met),
+    ]);
+  }
+  return table(['Target', 'Goal', 'Measured', 'Status'], rows);
+}
+
+function changesTable(sessions: Array<Dated<SessionResult>>): string {
+  const rows = sessions
+    .filter((d) => d.value.changes)
+    .map(({ value: s }) => {
+      const c = s.changes!;
+      return [
+        label(s),
+        s.mode,
+        shape(s),
+        `${c.complete}/${c.count}`,
+        pair(c.buildMs),
+        ms(c.detectMs.p50),
+        ms(c.notifyMs.p50),
+        pair(c.fanoutMs),
+        ms(c.firstProxyMs.p50),
+        pair(c.endToEndMs),
+        num(c.cpCpuMsPerChange.p50, 1),
+        kib(c.bytesPerChange.p50),
+        num(c.encodesPerChange.max),
+        num(c.responsesPerChange.p50),
+        num(c.client.maxWorkerBusyPct),
+      ];
+    });
+  return table(
+    [
+      'Workload',
+      'Mode',
+      'S×I×K',
+      'Changes seen by all',
+      'M1 build p50 / p99 ms',
+      'Detect p50 ms',
+      'Notify p50 ms',
+      'M3 fan-out p50 / p99 ms',
+      'First proxy p50 ms',
+      'End to end p50 / p99 ms',
+      'M5 CP CPU ms / change',
+      'M7 KiB sent / change',
+      'Encodes / change (max)',
+      'Responses / change',
+      'Client busiest worker %',
+    ],
+    rows,
+  );
+}
+
+function stormTable(sessions: Array<Dated<SessionResult>>): string {
+  const rows = sessions
+    .filter((d) => d.value.storm)
+    .map(({ value: s }) => {
+      const st = s.storm!;
+      const m = s.memory;
+      return [
+        s.covers.includes('W6') && s.covers.length > 1 ? `W6 (in ${label(s)})` : label(s),
+        s.mode,
+        shape(s),
+        `${st.configured}/${st.proxies}`,
+        ms(st.allConfiguredMs),
+        pair(st.perProxyMs),
+        num(st.cpCpuSeconds, 2),
+        mib(st.bytes),
+        m ? kib(m.rssPerProxyBytes) : dash,
+        m ? kib(m.heapPerProxyBytes) : dash,
+        m ? kib(m.heapExternalPerProxyBytes) : dash,
+        m ? `${mib(m.idleRssBytes)} → ${mib(m.loadedRssBytes)}` : dash,
+        num(st.client.maxWorkerBusyPct),
+      ];
+    });
+  return table(
+    [
+      'Workload',
+      'Mode',
+      'S×I×K',
+      'Configured',
+      'All configured ms',
+      'Per proxy p50 / p99 ms',
+      'CP CPU s',
+      'MiB sent',
+      'M6 RSS / proxy KiB',
+      'Heap / proxy KiB',
+      'Heap+external / proxy KiB',
+      'CP RSS 0 → K proxies MiB',
+      'Client busiest worker %',
+    ],
+    rows,
+  );
+}
+
+function churnTable(sessions: Array<Dated<SessionResult>>): string {
+  const rows: string[][] = [];
+  for (const { value: s } of sessions) {
+    for (const c of s.churn) {
+      rows.push([
+        label(s),
+        s.mode,
+        shape(s),
+        `${c.ratePerSecond}/s × ${c.seconds} s`,
+        `${c.complete}/${c.flips}`,
+        `${num(c.achievedRate, 1)} (${num(c.fileWrites)} writes)`,
+        num(c.snapshots),
+        pair(c.endToEndMs),
+        pair(c.fanoutMs),
+        pair(c.buildMs),
+        num(c.cpBusyPct),
+        num(c.cpCpuMsPerFlip, 1),
+        kib(c.bytesPerFlip),
+        num(c.encodesPerFlip, 2),
+        num(c.client.maxWorkerBusyPct),
+      ]);
+    }
+  }
+  return table(
+    [
+      'Workload',
+      'Mode',
+      'S×I×K',
+      'Flips',
+      'Seen by all',
+      'Flips written / s (file writes)',
+      'Snapshots',
+      'End to end p50 / p99 ms',
+      'Fan-out p50 / p99 ms',
+      'Build p50 / p99 ms',
+      'CP busy %',
+      'CP CPU ms / flip',
+      'KiB sent / flip',
+      'Encodes / flip',
+      'Client busiest worker %',
+    ],
+    rows,
+  );
+}
+
+function agreementTable(sessions: Array<Dated<SessionResult>>): string {
+  const rows = sessions.map(({ value: s }) => {
+    const a = s.agreement;
+    return [
+      label(s),
+      s.mode,
+      shape(s),
+      a ? (a.agree ? 'yes' : '**no**') : dash,
+      a ? (a.countsMatch ? 'yes' : '**no**') : dash,
+      a ? String(a.nacks) : dash,
+      a ? String(a.staleNonces) : dash,
+      a ? String(a.streamErrors) : dash,
+      s.errors.length ? String(s.errors.length) : '0',
+      num(s.backgroundCpuCores, 2),
+    ];
+  });
+  return table(
+    [
+      'Workload',
+      'Mode',
+      'S×I×K',
+      'All proxies agree',
+      'Resource counts as expected',
+      'M9 NACKs',
+      'Stale nonces',
+      'Stream errors',
+      'Harness errors',
+      'Background CPU (cores)',
+    ],
+    rows,
+  );
+}
+
+function envoyTable(list: Array<Dated<EnvoyRunResult>>): string {
+  const rows = list.map(({ value: e }) => [
+    e.mode,
+    e.source,
+    e.skipped ? 'skipped' : `${e.envoys} × Envoy ${e.envoyVersion}`,
+    e.skipped ? e.skipped : `${e.services}×${e.instances}`,
+    e.skipped ? dash : `${e.complete}/${e.changes}`,
+    e.skipped ? dash : pair(e.appliedMs),
+    e.skipped ? dash : ms(e.firstEnvoyMs.p50),
+    e.skipped || !e.snapshotToAllMs ? dash : pair(e.snapshotToAllMs),
+    e.skipped ? dash : String(e.pollIntervalMs),
+    e.skipped ? dash : String(e.updateRejected),
+    e.skipped ? dash : String(e.nacks),
+    e.skipped ? dash : e.agree ? 'yes' : '**no**',
+  ]);
+  return table(
+    [
+      'Mode',
+      'Source',
+      'Envoys',
+      'Catalog S×I',
+      'Changes applied by all',
+      'Change → all Envoys applied p50 / p99 ms',
+      'First Envoy p50 ms',
+      'Snapshot built → all Envoys p50 / p99 ms',
+      'Admin poll ms',
+      'update_rejected',
+      'CP NACKs',
+      'All agree',
+    ],
+    rows,
+  );
+}
+
+function profilesSection(sessions: Array<Dated<SessionResult>>): string {
+  const parts: string[] = [];
+  for (const { value: s } of sessions) {
+    for (const p of s.profiles) {
+      parts.push(
+        `### ${label(s)} ${s.mode}, ${p.phase} (${p.totalMs} ms on the control plane's main thread)\n\n` +
+          table(
+            ['Self %', 'Self ms', 'Function', 'Where'],
+            p.top
+              .slice(0, 15)
+              .map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(1), `\`${e.fn}\``, e.where]),
+          ),
+      );
+    }
+  }
+  return parts.join('\n\n');
+}
+
+function history(runs: Array<{ run: RunResult; file: string }>): string {
+  const rows: string[][] = [];
+  const byKey = new Map<string, Array<Dated<SessionResult>>>();
+  for (const { run, file } of runs) {
+    for (const s of run.sessions) {
+      if (s.profiles.length > 0) continue;
+      const key = `${s.plan}|${s.mode}|${s.cp.source}`;
+      const list = byKey.get(key) ?? [];
+      list.push({ run, file, value: s });
+      byKey.set(key, list);
+    }
+  }
+  for (const list of byKey.values()) {
+    if (list.length < 2) continue;
+    for (const { run, value: s } of list) {
+      rows.push([
+        label(s),
+        s.mode,
+        run.startedAt.slice(0, 16).replace('T', ' '),
+        `${run.machine.commit}${run.machine.dirty ? '+' : ''}`,
+        s.changes ? pair(s.changes.fanoutMs) : dash,
+        s.changes ? num(s.changes.cpCpuMsPerChange.p50, 1) : dash,
+        s.storm ? ms(s.storm.allConfiguredMs) : dash,
+        s.memory ? kib(s.memory.rssPerProxyBytes) : dash,
+        s.churn.map((c) => `${c.ratePerSecond}/s: ${ms(c.endToEndMs.p99)}`).join(', ') || dash,
+      ]);
+    }
+  }
+  if (rows.length === 0) return '';
+  return table(
+    [
+      'Workload',
+      'Mode',
+      'Run (UTC)',
+      'Commit',
+      'Fan-out p50 / p99 ms',
+      'CP CPU ms / change',
+      'Storm ms',
+      'RSS / proxy KiB',
+      'Churn end-to-end p99',
+    ],
+    rows,
+  );
+}
+
+// ---- the document -------------------------------------------------------------------------
+
+export function renderResults(runs: Array<{ run: RunResult; file: string }>): string {
+  const sessions = sortSessions(latestSessions(runs, false));
+  const profiledSessions = sortSessions(latestSessions(runs, true));
+  const envoy = latestEnvoy(runs);
+  const used = new Map<string, RunResult>();
+  for (const d of [...sessions, ...profiledSessions, ...envoy]) used.set(d.file, d.run);
+  const usedRuns = [...used.entries()].sort((a, b) => a[1].startedAt.localeCompare(b[1].startedAt));
+  const machines = new Set(usedRuns.map(([, r]) => machineLine(r.machine)));
+  const commits = new Set(
+    usedRuns.map(
+      ([, r]) => `${r.machine.commit}${r.machine.dirty ? ' (with uncommitted changes)' : ''}`,
+    ),
+  );
+  const cp = sessions[0]?.value.cp;
+  const out: string[] = [];
+  out.push('# lucid-mesh benchmark results');
+  out.push(
+    '<!-- Generated by `npm run bench` (bench/report.ts) from the run files in bench/out/. Do not edit by hand: re-run the benchmark, or `npm run bench -- --report-only` to regenerate. -->',
+  );
+  out.push(
+    '> **Generated file — do not edit.** Written by `npm run bench` from the JSON run files in `bench/out/`. ' +
+      'What every number means and how a proxy is judged to have a change: [docs/benchmarks.md](../docs/benchmarks.md).',
+  );
+  if (usedRuns.length === 0) {
+    out.push('No runs yet: `npm run bench`.');
+    return out.join('\n\n') + '\n';
+  }
+  out.push(
+    [
+      `- **Machine:** ${[...machines].join('; ')}`,
+      `- **Commit:** ${[...commits].join(', ')}`,
+      `- **Runs:** ${usedRuns.map(([f, r]) => `${r.startedAt.slice(0, 19).replace('T', ' ')} UTC (\`${basename(f)}\`${r.quick ? ', quick' : ''})`).join('; ')}`,
+      cp
+        ? `- **Control plane:** own process, \`startControlPlane\` as \`lucid-mesh serve\` runs it, ${cp.source} source, log level \`${cp.logLevel}\` (to a file), debounce ${cp.debounceMs} ms (max ${cp.maxDebounceMs} ms)`
+        : '',
+      '- **Load client:** simulated sidecars in separate worker processes (one HTTP/2 connection each); their CPU is reported so a reader can tell they were not the bottleneck.',
+      `- **Background:** other processes' CPU during each session is in the run files; ${backgroundNote(sessions)}`,
+    ]
+      .filter(Boolean)
+      .join('\n'),
+  );
+  out.push('## Targets\n\n' + targets(sessions));
+  if (sessions.some((d) => d.value.changes)) {
+    out.push(
+      '## Sequential changes: fan-out (M1, M3, M5, M7)\n\n' +
+        'One endpoint flip at a time (an instance toggles passing ↔ critical, so one ClusterLoadAssignment changes); each is measured alone. ' +
+        'Fan-out = snapshot built → the last of K proxies received that cluster’s new assignment; end to end = catalog file written → same. ' +
+        'Detect = file written → snapshot built (file watch, parse, the 100 ms debounce, build).\n\n' +
+        changesTable(sessions),
+    );
+  }
+  if (sessions.some((d) => d.value.storm)) {
+    out.push(
+      '## Cold storm and memory (W6, M6)\n\nAll K sidecars open their streams at once; "configured" = CDS, EDS for every cluster, LDS and RDS received. Memory after a full GC, with 0 and with K proxies connected.\n\n' +
+        stormTable(sessions),
+    );
+  }
+  if (sessions.some((d) => d.value.churn.length > 0)) {
+    out.push(
+      '## Churn (W5)\n\nEndpoint flips written at a fixed rate; every flip must reach every proxy.\n\n' +
+        churnTable(sessions),
+    );
+  }
+  out.push(
+    '## Agreement, NACKs (M9) and background load\n\n' +
+      'Background CPU: what other processes on the machine used during the session, in cores (of ' +
+      `${usedRuns[0]![1].machine.nproc}); the control plane, the load client and they share the machine.\n\n` +
+      agreementTable(sessions),
+  );
+  if (envoy.length > 0) {
+    out.push(
+      '## Real Envoy convergence\n\n' +
+        'A change is applied when every Envoy’s `cluster.<name>.membership_total` (admin `/stats`, polled) equals the expected number of endpoints; ' +
+        'file source: an endpoint flip written to the catalog file; consul: an instance registered in (or deregistered from) a real Consul agent. ' +
+        'At the end every Envoy’s `/clusters` must list the same endpoints, as many per cluster as the catalog has.\n\n' +
+        envoyTable(envoy),
+    );
+  }
+  const prof = profilesSection(profiledSessions);
+  if (prof) {
+    out.push(
+      '## Control-plane profile hot spots\n\n' +
+        'From `--profile` runs (kept out of the tables above: the profiler costs CPU). Self time by function while the phase ran, V8 sampling profiler in the control-plane process, idle excluded.\n\n' +
+        prof,
+    );
+  }
+  const hist = history(runs);
+  if (hist)
+    out.push(
+      '## History (before / after)\n\nEvery run file in bench/out/ for workloads run more than once.\n\n' +
+        hist,
+    );
+  const errors = sessions.flatMap((d) =>
+    d.value.errors.map((e) => `- ${label(d.value)} ${d.value.mode}: ${e}`),
+  );
+  if (errors.length) out.push('## Harness errors\n\n' + errors.slice(0, 30).join('\n'));
+  return out.join('\n\n') + '\n';
+}
+
+function backgroundNote(sessions: Array<Dated<SessionResult>>): string {
+  const values = sessions.map((d) => d.value.backgroundCpuCores).filter(ok);
+  if (values.length === 0) return 'not measured.';
+  return `between ${Math.min(...values).toFixed(2)} and ${Math.max(...values).toFixed(2)} cores on average (of ${sessions[0]!.run.machine.nproc}).`;
+}
+
+/** Regenerates `resultsPath` from every run file in `outDir`; formatted with the repo's Prettier config. */
+export async function writeResults(outDir: string, resultsPath: string): Promise<string> {
+  const text = renderResults(loadRuns(outDir));
+  const config = (await prettier.resolveConfig(join(REPO_ROOT, 'bench', 'RESULTS.md'))) ?? {};
+  const formatted = await prettier.format(text, { ...config, parser: 'markdown' });
+  writeFileSync(resultsPath, formatted);
+  return relative(process.cwd(), resultsPath) || resultsPath;
+}

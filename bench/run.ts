@@ -1,0 +1,216 @@
+// `npm run bench -- [options]`: the benchmark harness's command line. See --help and
+// docs/benchmarks.md.
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_OUT_DIR, DEFAULT_RESULTS, runBench, type BenchOptions } from './harness.js';
+import { writeResults } from './report.js';
+import type { Mode } from './types.js';
+import { DEFAULT_SET, QUICK_SET, parseWorkloads, type SessionPlan } from './workloads.js';
+
+const HELP = `Usage: npm run bench -- [options]
+
+Benchmarks lucid-mesh: a control plane in its own process, K simulated Envoy sidecars (ADS
+streams in worker processes), and real Envoys. Writes a run file to bench/out/ and regenerates
+bench/RESULTS.md from all run files there. What each number means: docs/benchmarks.md.
+
+With no --workload: the default set (W1, W4, W2+W5+W6 in SotW and delta, then 5 real Envoys),
+about 10 minutes on 2 cores.
+
+Options:
+  --workload LIST       W1, W2, W4, W5, W6, Q (quick), envoy; comma-separated; A+B shares one
+                        session between workloads of the same shape (e.g. W2+W5+W6)
+                          W1 100 services × 3 instances × 100 proxies, 20 endpoint flips
+                          W2 1000×5×1000, 20 flips      W4 50×2000×200 (large EDS), 20 flips
+                          W5 1000×5×1000, flips at 10/s then 100/s, 30 s each (churn)
+                          W6 1000×5×1000, the cold storm only (all proxies connect at once)
+                          envoy  5 real Envoys, 20 changes, change → every Envoy applied it
+  --mode MODE           sotw | delta | both (default both)
+  --source SOURCE       file | consul (default file). consul applies to the real-Envoy run:
+                        changes are registrations in a real Consul agent
+  --quick               smoke set, under a minute: Q (30×3×30, 5 flips, 2 s churn), both modes
+  --proxies N           override K (simulated proxies) for every session
+  --changes N           override the number of sequential flips per session
+  --churn-seconds N     override the churn duration (W5)
+  --workers N           load-client worker processes (default 2)
+  --churn-write-ms N    churn: at most one catalog file write per N ms, flips due in between
+                        share it (default 100; 0 = one write per flip, which the file
+                        source's 50 ms write-stability wait cannot follow at 100 flips/s)
+  --envoys N            real Envoys (default 5)        --envoy-changes N  (default 20)
+  --debounce-ms N       control plane --debounce-ms (default 100, as serve)
+  --max-debounce-ms N   control plane --max-debounce-ms (default 1000, as serve)
+  --cp-log-level LEVEL  control plane log level (default info, as serve; logs go to a file)
+  --profile             CPU-profile the control plane during each phase; hot spots go to
+                        the run file and RESULTS.md (.cpuprofile files under bench/out/profiles)
+  --out DIR             where run files go (default bench/out)
+  --results FILE        RESULTS.md to regenerate (default bench/RESULTS.md)
+  --no-results          do not regenerate RESULTS.md
+  --report-only         only regenerate RESULTS.md from the run files in --out
+  --keep                keep the temporary catalog and control-plane log of each session
+  -h, --help            this text
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+function int(
+  flag: string,
+  value: string | undefined,
+  min: number,
+  fallback?: number,
+): number | undefined {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    fail(`--${flag}: expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: false,
+      options: {
+        workload: { type: 'string' },
+        mode: { type: 'string', default: 'both' },
+        source: { type: 'string', default: 'file' },
+        quick: { type: 'boolean', default: false },
+        proxies: { type: 'string' },
+        changes: { type: 'string' },
+        'churn-seconds': { type: 'string' },
+        workers: { type: 'string' },
+        'churn-write-ms': { type: 'string' },
+        envoys: { type: 'string' },
+        'envoy-changes': { type: 'string' },
+        'debounce-ms': { type: 'string' },
+        'max-debounce-ms': { type: 'string' },
+        'cp-log-level': { type: 'string', default: 'info' },
+        profile: { type: 'boolean', default: false },
+        out: { type: 'string' },
+        results: { type: 'string' },
+        'no-results': { type: 'boolean', default: false },
+        'report-only': { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message} (see --help)`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const outDir = v.out ? resolve(v.out) : DEFAULT_OUT_DIR;
+  const resultsPath = v['no-results']
+    ? undefined
+    : v.results
+      ? resolve(v.results)
+      : DEFAULT_RESULTS;
+  if (v['report-only']) {
+    if (!resultsPath) fail('--report-only and --no-results leave nothing to do');
+    process.stderr.write(`results: ${await writeResults(outDir, resultsPath)}\n`);
+    return;
+  }
+
+  const modes: Mode[] =
+    v.mode === 'both'
+      ? ['sotw', 'delta']
+      : v.mode === 'sotw' || v.mode === 'delta'
+        ? [v.mode]
+        : fail(`--mode: expected sotw, delta or both, got ${JSON.stringify(v.mode)}`);
+  if (v.source !== 'file' && v.source !== 'consul')
+    fail(`--source: expected file or consul, got ${JSON.stringify(v.source)}`);
+  const source = v.source;
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(v['cp-log-level']))
+    fail(
+      `--cp-log-level: expected one of ${levels.join(', ')}, got ${JSON.stringify(v['cp-log-level'])}`,
+    );
+
+  let sessions: SessionPlan[];
+  let envoy = false;
+  let label: string;
+  if (v.workload) {
+    const parts = v.workload.split(',').map((p) => p.trim());
+    envoy = parts.some((p) => p.toLowerCase() === 'envoy');
+    const rest = parts.filter((p) => p.toLowerCase() !== 'envoy');
+    try {
+      sessions = rest.length ? parseWorkloads(rest.join(',')) : [];
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    label = parts.join('_').replace(/\+/g, '-');
+  } else if (v.quick) {
+    sessions = QUICK_SET;
+    label = 'quick';
+  } else {
+    sessions = DEFAULT_SET;
+    envoy = true;
+    label = 'default';
+  }
+  if (source === 'consul' && sessions.length > 0) {
+    fail(
+      '--source consul: only the real-Envoy run reads Consul (use --workload envoy); the simulated-proxy workloads use the catalog file',
+    );
+  }
+  const proxies = int('proxies', v.proxies, 1);
+  const changes = int('changes', v.changes, 0);
+  const churnSeconds = int('churn-seconds', v['churn-seconds'], 1);
+  sessions = sessions.map((s) => ({
+    ...s,
+    proxies: proxies ?? s.proxies,
+    changes: changes ?? s.changes,
+    churn: s.churn.map((c) => ({ ...c, seconds: churnSeconds ?? c.seconds })),
+  }));
+  for (const s of sessions) {
+    if (s.proxies > s.services * s.instances)
+      fail(
+        `--proxies: ${s.proxies} is more than the ${s.services * s.instances} instances of ${s.name}`,
+      );
+  }
+  const debounceMs = int('debounce-ms', v['debounce-ms'], 0, 100)!;
+  const maxDebounceMs = int(
+    'max-debounce-ms',
+    v['max-debounce-ms'],
+    0,
+    Math.max(1000, debounceMs),
+  )!;
+  if (maxDebounceMs < debounceMs)
+    fail(`--max-debounce-ms: must be at least --debounce-ms (${debounceMs}), got ${maxDebounceMs}`);
+
+  const opts: BenchOptions = {
+    sessions,
+    envoy: envoy
+      ? {
+          envoys: int('envoys', v.envoys, 1, 5)!,
+          changes: int('envoy-changes', v['envoy-changes'], 1, 20)!,
+          source,
+        }
+      : undefined,
+    modes,
+    cp: { source: 'file', logLevel: v['cp-log-level'], debounceMs, maxDebounceMs },
+    workers: int('workers', v.workers, 1, 2)!,
+    churnWriteMs: int('churn-write-ms', v['churn-write-ms'], 0, 100)!,
+    profile: v.profile,
+    quick: v.quick,
+    outDir,
+    resultsPath,
+    keepTemp: v.keep,
+    argv: process.argv.slice(2),
+    label,
+  };
+  await runBench(opts);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

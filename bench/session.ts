@@ -1,0 +1,508 @@
+// One benchmark session: a fresh control plane (own process) on a generated catalog file,
+// K simulated sidecars (worker processes) connecting at once, then the measured phases.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GeneratedCatalog, type Flip } from './catalog.js';
+import {
+  metricTotal,
+  startBenchControlPlane,
+  type BenchControlPlane,
+  type CpStats,
+  type SnapshotEvent,
+} from './control-plane.js';
+import { LoadPool, type WatchResult } from './load/pool.js';
+import { nowMs, type WatchSpec, type WorkerStats } from './load/protocol.js';
+import { addressMarker } from './load/wire.js';
+import { busyCpuSeconds } from './machine.js';
+import { topSelfTime } from './profile.js';
+import { round, summarize } from './stats.js';
+import type {
+  AgreementResult,
+  ChangeRecord,
+  ChangesResult,
+  ChurnResult,
+  ClientCpu,
+  CpSettings,
+  MemoryResult,
+  Mode,
+  ProfileResult,
+  SessionResult,
+  StormResult,
+} from './types.js';
+import type { ChurnPlan, SessionPlan } from './workloads.js';
+
+export interface SessionOptions {
+  readonly mode: Mode;
+  readonly cp: CpSettings;
+  /** Load-client worker processes. */
+  readonly workers: number;
+  /** Profile the control plane's storm/changes/churn phases into this directory. */
+  readonly profileDir?: string;
+  readonly keepTemp?: boolean;
+  readonly log: (line: string) => void;
+  /** Churn: at most one catalog file write per this many ms (flips due in between are batched). */
+  readonly churnWriteMs: number;
+}
+
+/** The outbound port every simulated sidecar announces (as Envoy's bootstrap metadata would). */
+const OUTBOUND_PORT = 15001;
+const STORM_TIMEOUT_MS = 180_000;
+const CHANGE_TIMEOUT_MS = 60_000;
+const DRAIN_TIMEOUT_MS = 60_000;
+
+function clientCpu(before: WorkerStats[], after: WorkerStats[], wallMs: number): ClientCpu {
+  let cpu = 0;
+  let maxBusy = 0;
+  after.forEach((a, i) => {
+    const b = before[i]!;
+    const us = a.cpuUserUs + a.cpuSystemUs - b.cpuUserUs - b.cpuSystemUs;
+    cpu += us;
+    maxBusy = Math.max(maxBusy, wallMs > 0 ? us / 1000 / wallMs : 0);
+  });
+  return {
+    workers: after.length,
+    cpuSeconds: round(cpu / 1e6),
+    wallSeconds: round(wallMs / 1000),
+    maxWorkerBusyPct: round(maxBusy * 100, 1),
+  };
+}
+
+const cpuMs = (a: CpStats, b: CpStats): number =>
+  (b.cpuUserUs + b.cpuSystemUs - a.cpuUserUs - a.cpuSystemUs) / 1000;
+
+/**
+ * Waits until the control plane is quiet: every response it sent has reached the clients and
+ * its counters did not move for one poll interval (so ACK processing is included in CPU).
+ */
+async function settle(cp: BenchControlPlane, pool: LoadPool, timeoutMs = 20_000): Promise<CpStats> {
+  const deadline = nowMs() + timeoutMs;
+  let prev: CpStats | undefined;
+  for (;;) {
+    const [s, ws] = await Promise.all([cp.stats(), pool.stats()]);
+    const received = ws.reduce((n, w) => n + w.responses, 0);
+    if (
+      prev &&
+      s.responses === received &&
+      s.responses === prev.responses &&
+      s.acks === prev.acks &&
+      s.staleNonces === prev.staleNonces &&
+      s.snapshotsBuilt === prev.snapshotsBuilt
+    ) {
+      return s;
+    }
+    if (nowMs() > deadline) return s;
+    prev = s;
+    await sleep(50);
+  }
+}
+
+function watchFor(watchId: number, flip: Flip, detail: boolean): WatchSpec {
+  return {
+    watchId,
+    kind: 'endpoints',
+    name: flip.service,
+    marker: addressMarker(flip.address),
+    present: flip.health !== 'critical',
+    detail,
+  };
+}
+
+/** The last snapshot built at or before `t` (the one a proxy seeing the change at `t` got it from). */
+function snapshotAtOrBefore(
+  snapshots: readonly SnapshotEvent[],
+  t: number,
+): SnapshotEvent | undefined {
+  let found: SnapshotEvent | undefined;
+  for (const s of snapshots) if (s.builtAt <= t) found = s;
+  return found;
+}
+
+export async function runSession(plan: SessionPlan, opts: SessionOptions): Promise<SessionResult> {
+  const started = nowMs();
+  const { mode, log } = opts;
+  const tag = `${plan.name} ${mode}`;
+  const dir = mkdtempSync(join(tmpdir(), 'lucid-bench-'));
+  const catalog = new GeneratedCatalog(
+    { services: plan.services, instances: plan.instances },
+    join(dir, 'catalog.json'),
+  );
+  catalog.write();
+  const errors: string[] = [];
+  const profiles: ProfileResult[] = [];
+  let storm: StormResult | undefined;
+  let memory: MemoryResult | undefined;
+  let changes: ChangesResult | undefined;
+  const churn: ChurnResult[] = [];
+  let agreement: AgreementResult | undefined;
+  const metrics: Record<string, number | undefined> = {};
+  let watchSeq = 1;
+
+  log(`[${tag}] ${plan.services} services × ${plan.instances} instances × ${plan.proxies} proxies`);
+  const result = (rest: Partial<SessionResult>): SessionResult => ({
+    plan: plan.name,
+    covers: plan.covers,
+    mode,
+    services: plan.services,
+    instances: plan.instances,
+    proxies: plan.proxies,
+    cp: opts.cp,
+    catalogBytes: catalog.text().length,
+    wallSeconds: round((nowMs() - started) / 1000, 1),
+    churn,
+    metrics,
+    profiles,
+    errors,
+    ...rest,
+  });
+  let cp: BenchControlPlane;
+  try {
+    cp = await startBenchControlPlane(
+      {
+        source: opts.cp.source,
+        catalogPath: catalog.path,
+        logLevel: opts.cp.logLevel as never,
+        debounceMs: opts.cp.debounceMs,
+        maxDebounceMs: opts.cp.maxDebounceMs,
+      },
+      join(dir, 'cp.log'),
+    );
+  } catch (err) {
+    errors.push((err as Error).message);
+    log(`[${tag}] error: ${(err as Error).message}`);
+    if (!opts.keepTemp) rmSync(dir, { recursive: true, force: true });
+    return result({});
+  }
+  let pool: LoadPool | undefined;
+  const sysBefore = busyCpuSeconds();
+  const cpFirst = await cp.stats();
+  const harnessBefore = process.cpuUsage();
+  let backgroundCpuCores: number | undefined;
+
+  const profiled = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
+    if (!opts.profileDir) return fn();
+    await cp.profileStart();
+    try {
+      return await fn();
+    } finally {
+      const file = join(
+        opts.profileDir,
+        `${plan.name}-${mode}-${phase}.cpuprofile`.replace(/\+/g, '_'),
+      );
+      await cp.profileStop(file);
+      const { totalMs, top } = topSelfTime(file, 25);
+      profiles.push({ phase, file, totalMs, top });
+    }
+  };
+
+  try {
+    const idle = await cp.gcStats();
+    pool = await LoadPool.start(catalog.proxies(plan.proxies), opts.workers);
+    const p = pool;
+
+    // ---- storm: every sidecar connects at once ------------------------------------------
+    const before = await cp.stats();
+    const wBefore = await p.stats();
+    let allAt = NaN;
+    let t0 = 0;
+    let times: number[] = [];
+    const settled = await profiled('storm', async () => {
+      t0 = nowMs();
+      const res = await p.connect(`127.0.0.1:${cp.xdsPort}`, mode, OUTBOUND_PORT, STORM_TIMEOUT_MS);
+      times = res.times.filter((t) => typeof t === 'number' && t > 0);
+      allAt = res.complete ? Math.max(...times) : NaN;
+      if (!res.complete)
+        errors.push(`storm: only ${times.length}/${plan.proxies} proxies configured`);
+      return settle(cp, p);
+    });
+    const wAfter = await p.stats();
+    storm = {
+      proxies: plan.proxies,
+      configured: times.length,
+      allConfiguredMs: round(allAt - t0),
+      perProxyMs: summarize(times.map((t) => t - t0)),
+      cpCpuSeconds: round(cpuMs(before, settled) / 1000),
+      responses: settled.responses - before.responses,
+      bytes: settled.responseBytes - before.responseBytes,
+      encodes: settled.encoded - before.encoded,
+      client: clientCpu(wBefore, wAfter, settled.at - t0),
+    };
+    log(
+      `[${tag}] storm: ${storm.configured}/${plan.proxies} configured in ${storm.allConfiguredMs} ms ` +
+        `(CP ${storm.cpCpuSeconds} s CPU, client busiest ${storm.client.maxWorkerBusyPct}%)`,
+    );
+
+    // ---- memory: K proxies vs 0 ----------------------------------------------------------
+    const loaded = await cp.gcStats();
+    const k = Math.max(1, times.length);
+    memory = {
+      proxies: times.length,
+      idleRssBytes: idle.rss,
+      loadedRssBytes: loaded.rss,
+      idleHeapBytes: idle.heapUsed,
+      loadedHeapBytes: loaded.heapUsed,
+      rssPerProxyBytes: Math.round((loaded.rss - idle.rss) / k),
+      heapPerProxyBytes: Math.round((loaded.heapUsed - idle.heapUsed) / k),
+      heapExternalPerProxyBytes: Math.round(
+        (loaded.heapUsed + loaded.external - idle.heapUsed - idle.external) / k,
+      ),
+    };
+    log(
+      `[${tag}] memory: ${(memory.rssPerProxyBytes / 1024).toFixed(1)} KiB RSS, ` +
+        `${(memory.heapPerProxyBytes / 1024).toFixed(1)} KiB heap per proxy`,
+    );
+
+    // ---- sequential changes --------------------------------------------------------------
+    if (plan.changes > 0 && storm.configured === plan.proxies) {
+      changes = await profiled('changes', () => runChanges(plan.changes));
+      log(
+        `[${tag}] changes: fan-out p50 ${changes.fanoutMs.p50} / p99 ${changes.fanoutMs.p99} ms, ` +
+          `end-to-end p99 ${changes.endToEndMs.p99} ms, ${changes.encodesPerChange.p50} encodes/change, ` +
+          `CP ${changes.cpCpuMsPerChange.p50} ms CPU/change`,
+      );
+    }
+
+    // ---- churn ---------------------------------------------------------------------------
+    for (const c of plan.churn) {
+      if (storm.configured !== plan.proxies) break;
+      const r = await profiled(`churn${c.rate}`, () => runChurn(c));
+      churn.push(r);
+      log(
+        `[${tag}] churn ${c.rate}/s: ${r.complete}/${r.flips} flips seen by all, ` +
+          `end-to-end p50 ${r.endToEndMs.p50} / p99 ${r.endToEndMs.p99} ms, ${r.snapshots} snapshots, ` +
+          `CP busy ${r.cpBusyPct}%`,
+      );
+    }
+
+    // ---- agreement -----------------------------------------------------------------------
+    const final = await settle(cp, p);
+    const digests = await p.digests();
+    const ws = await p.stats();
+    const sysAfter = busyCpuSeconds();
+    if (sysBefore !== undefined && sysAfter !== undefined) {
+      const harness = process.cpuUsage(harnessBefore);
+      const ours =
+        cpuMs(cpFirst, final) / 1000 +
+        ws.reduce((n, w) => n + (w.cpuUserUs + w.cpuSystemUs) / 1e6, 0) +
+        (harness.user + harness.system) / 1e6;
+      const wall = (final.at - cpFirst.at) / 1000;
+      backgroundCpuCores = round(Math.max(0, sysAfter - sysBefore - ours) / wall, 2);
+    }
+    const expectedCounts: Record<string, number> = {
+      clusters: plan.services,
+      endpoints: plan.services,
+      listeners: 1,
+      routes: 1,
+    };
+    const flat: Record<string, Record<string, number>> = {};
+    let agree = true;
+    let countsMatch = true;
+    for (const kind of Object.keys(expectedCounts)) {
+      const d = digests[kind]?.digests ?? {};
+      flat[kind] = d;
+      const keys = Object.keys(d);
+      if (keys.length !== 1 || d[keys[0]!] !== plan.proxies) agree = false;
+      for (const key of keys)
+        if (Number(key.split(':')[0]) !== expectedCounts[kind]) countsMatch = false;
+    }
+    agreement = {
+      agree,
+      digests: flat,
+      expectedCounts,
+      countsMatch,
+      nacks: final.nacks,
+      staleNonces: final.staleNonces,
+      streamErrors: ws.reduce((n, w) => n + w.streamErrors, 0),
+      anomalies: ws.flatMap((w) => w.anomalies).slice(0, 20),
+    };
+    if (!agree) errors.push(`agreement: proxies disagree: ${JSON.stringify(flat)}`);
+    const text = await cp.metricsText();
+    for (const name of [
+      'lucid_mesh_resources_encoded_total',
+      'lucid_mesh_resources_reused_total',
+      'lucid_mesh_xds_responses_total',
+      'lucid_mesh_xds_response_bytes_total',
+      'lucid_mesh_xds_acks_total',
+      'lucid_mesh_xds_nacks_total',
+      'lucid_mesh_xds_stale_nonces_total',
+      'lucid_mesh_snapshots_built_total',
+      'lucid_mesh_connected_proxies',
+      'lucid_mesh_process_resident_memory_bytes',
+      'lucid_mesh_process_heap_bytes',
+      'lucid_mesh_nodejs_heap_size_used_bytes',
+      'service_discovery_latency_seconds_sum',
+      'service_discovery_latency_seconds_count',
+      'lucid_mesh_convergence_seconds_sum',
+      'lucid_mesh_convergence_seconds_count',
+    ]) {
+      metrics[name] = metricTotal(text, name);
+    }
+  } catch (err) {
+    errors.push((err as Error).message);
+    log(`[${tag}] error: ${(err as Error).message}`);
+  } finally {
+    await pool?.close().catch(() => undefined);
+    await cp.stop().catch(() => undefined);
+    if (!opts.keepTemp) rmSync(dir, { recursive: true, force: true });
+    else log(`[${tag}] kept ${dir}`);
+  }
+
+  return result({ backgroundCpuCores, storm, memory, changes, agreement });
+
+  // ---- phases (closures over cp, pool, catalog) ------------------------------------------
+
+  async function runChanges(count: number): Promise<ChangesResult> {
+    const p = pool!;
+    const records: ChangeRecord[] = [];
+    const perProxy: number[] = [];
+    const wBefore = await p.stats();
+    const phaseStart = nowMs();
+    for (const flip of catalog.planFlips(count)) {
+      const watchId = watchSeq++;
+      await p.watch([watchFor(watchId, flip, true)]);
+      const before = await cp.stats();
+      const snapIndex = cp.snapshots.length - 1;
+      catalog.apply(flip);
+      const writeAt = nowMs();
+      catalog.write();
+      let snap: SnapshotEvent | undefined;
+      let res: WatchResult | undefined;
+      try {
+        snap = await cp.nextSnapshot(snapIndex, CHANGE_TIMEOUT_MS);
+        res = await p.result(watchId, CHANGE_TIMEOUT_MS);
+      } catch (err) {
+        errors.push(`change ${flip.n}: ${(err as Error).message}`);
+      }
+      const after = await settle(cp, p);
+      if (!snap || !res) continue;
+      if (res.count < plan.proxies) {
+        errors.push(`change ${flip.n}: only ${res.count}/${plan.proxies} proxies saw it`);
+      }
+      for (const t of res.times ?? []) perProxy.push(t - snap.builtAt);
+      records.push({
+        n: flip.n,
+        cluster: flip.service,
+        health: flip.health,
+        writeAt,
+        sourceAt: snap.sourceAt,
+        buildStartedAt: snap.buildStartedAt,
+        builtAt: snap.builtAt,
+        notifiedAt: snap.notifiedAt,
+        firstAt: res.first,
+        lastAt: res.last,
+        detected: res.count,
+        snapshots: after.snapshotsBuilt - before.snapshotsBuilt,
+        cpCpuMs: round(cpuMs(before, after)),
+        encodes: after.encoded - before.encoded,
+        responses: after.responses - before.responses,
+        bytes: after.responseBytes - before.responseBytes,
+        acks: after.acks - before.acks,
+      });
+    }
+    const wAfter = await p.stats();
+    const full = records.filter((r) => r.detected === plan.proxies);
+    const logged = cp.loggedBuildMs().slice(1); // the first is the initial load
+    return {
+      count,
+      complete: full.length,
+      buildMs: summarize(records.map((r) => r.builtAt - r.buildStartedAt)),
+      loggedBuildMs: summarize(logged.slice(0, records.length)),
+      sourceMs: summarize(records.map((r) => r.sourceAt - r.writeAt)),
+      detectMs: summarize(records.map((r) => r.builtAt - r.writeAt)),
+      notifyMs: summarize(records.map((r) => r.notifiedAt - r.builtAt)),
+      fanoutMs: summarize(full.map((r) => r.lastAt - r.builtAt)),
+      firstProxyMs: summarize(full.map((r) => r.firstAt - r.builtAt)),
+      perProxyMs: summarize(perProxy),
+      endToEndMs: summarize(full.map((r) => r.lastAt - r.writeAt)),
+      cpCpuMsPerChange: summarize(records.map((r) => r.cpCpuMs)),
+      bytesPerChange: summarize(records.map((r) => r.bytes)),
+      encodesPerChange: summarize(records.map((r) => r.encodes)),
+      responsesPerChange: summarize(records.map((r) => r.responses)),
+      snapshotsPerChange: summarize(records.map((r) => r.snapshots)),
+      client: clientCpu(wBefore, wAfter, nowMs() - phaseStart),
+      records,
+    };
+  }
+
+  async function runChurn(c: ChurnPlan): Promise<ChurnResult> {
+    const p = pool!;
+    const total = Math.max(1, Math.round(c.rate * c.seconds));
+    const interval = 1000 / c.rate;
+    // Flips due within one write interval go out in one file write (a real source batches
+    // too; the file source cannot follow a file rewritten faster than its 50 ms stability wait).
+    const perWrite = Math.max(1, Math.round(opts.churnWriteMs / interval));
+    const flips = catalog.planFlips(total);
+    const ids = flips.map(() => watchSeq++);
+    // Watches are armed one second ahead of their flip, in batches, so arming never delays
+    // a write (a watch armed early cannot fire early: its marker describes the new state).
+    const batch = Math.max(perWrite, Math.ceil(c.rate / perWrite) * perWrite);
+    const arm = (b: number) =>
+      p.watch(
+        flips
+          .slice(b * batch, (b + 1) * batch)
+          .map((f, i) => watchFor(ids[b * batch + i]!, f, false)),
+      );
+    await arm(0);
+    let armed = arm(1);
+    const before = await cp.stats();
+    const wBefore = await p.stats();
+    const snapFrom = cp.snapshots.length;
+    const writes: number[] = [];
+    let fileWrites = 0;
+    const start = nowMs();
+    for (let f = 0; f < total; f += perWrite) {
+      if (f % batch === 0 && f > 0) {
+        await armed;
+        armed = arm(f / batch + 1);
+      }
+      const wait = start + f * interval - nowMs();
+      if (wait > 0) await sleep(wait);
+      const group = flips.slice(f, f + perWrite);
+      for (const flip of group) catalog.apply(flip);
+      const at = nowMs();
+      catalog.write();
+      fileWrites++;
+      for (let i = 0; i < group.length; i++) writes.push(at);
+    }
+    await armed;
+    const end = nowMs();
+    const results = await p.results(ids, DRAIN_TIMEOUT_MS);
+    const after = await settle(cp, p);
+    const wAfter = await p.stats();
+    const snaps = cp.snapshots.slice(snapFrom);
+    const full = results
+      .map((r, i) => ({ r, writeAt: writes[i]! }))
+      .filter(({ r }) => r.count === plan.proxies);
+    const windowMs = after.at - start;
+    const cpCpu = cpuMs(before, after);
+    return {
+      ratePerSecond: c.rate,
+      seconds: c.seconds,
+      flips: total,
+      achievedRate: round(total / ((end - start) / 1000), 1),
+      fileWrites,
+      complete: full.length,
+      snapshots: after.snapshotsBuilt - before.snapshotsBuilt,
+      endToEndMs: summarize(full.map(({ r, writeAt }) => r.last - writeAt)),
+      fanoutMs: summarize(
+        full.map(({ r }) => {
+          const s = snapshotAtOrBefore(snaps, r.first);
+          return s ? r.last - s.builtAt : NaN;
+        }),
+      ),
+      buildMs: summarize(snaps.map((s) => s.builtAt - s.buildStartedAt)),
+      cpCpuSeconds: round(cpCpu / 1000),
+      cpBusyPct: round((cpCpu / windowMs) * 100, 1),
+      cpCpuMsPerFlip: round(cpCpu / total),
+      bytesPerFlip: Math.round((after.responseBytes - before.responseBytes) / total),
+      encodesPerFlip: round((after.encoded - before.encoded) / total),
+      responsesPerSnapshot: round(
+        (after.responses - before.responses) /
+          Math.max(1, after.snapshotsBuilt - before.snapshotsBuilt),
+        1,
+      ),
+      client: clientCpu(wBefore, wAfter, windowMs),
+    };
+  }
+}

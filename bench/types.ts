@@ -1,0 +1,237 @@
+// The shape of a run's JSON file (bench/out/*.json), from which bench/RESULTS.md is generated.
+import type { Summary } from './stats.js';
+
+export const RESULT_SCHEMA = 1;
+
+export type Mode = 'sotw' | 'delta';
+export type WorkloadId = 'Q' | 'W1' | 'W2' | 'W4' | 'W5' | 'W6';
+
+export interface MachineInfo {
+  readonly nproc: number;
+  readonly memTotalBytes: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly platform: string;
+  readonly commit: string;
+  /** Uncommitted changes in the working tree when the run started. */
+  readonly dirty: boolean;
+}
+
+export interface CpSettings {
+  readonly source: 'file' | 'consul';
+  readonly logLevel: string;
+  readonly debounceMs: number;
+  readonly maxDebounceMs: number;
+}
+
+/** CPU of the load-client workers over a phase: a reader checks the client was not the bottleneck. */
+export interface ClientCpu {
+  readonly workers: number;
+  readonly cpuSeconds: number;
+  readonly wallSeconds: number;
+  /** Busiest worker's CPU / wall time (100 = one core saturated). */
+  readonly maxWorkerBusyPct: number;
+}
+
+export interface StormResult {
+  readonly proxies: number;
+  readonly configured: number;
+  /** Streams opened → every proxy fully configured (CDS, EDS for all its clusters, LDS, RDS). */
+  readonly allConfiguredMs: number;
+  /** Per proxy: streams opened → that proxy configured. */
+  readonly perProxyMs: Summary;
+  readonly cpCpuSeconds: number;
+  readonly responses: number;
+  readonly bytes: number;
+  readonly encodes: number;
+  readonly client: ClientCpu;
+}
+
+export interface MemoryResult {
+  readonly proxies: number;
+  readonly idleRssBytes: number;
+  readonly loadedRssBytes: number;
+  readonly idleHeapBytes: number;
+  readonly loadedHeapBytes: number;
+  /** (RSS with K proxies − RSS with 0) / K, after a full GC in both cases. */
+  readonly rssPerProxyBytes: number;
+  /** Same with V8 heapUsed. */
+  readonly heapPerProxyBytes: number;
+  /** Same with heapUsed + external (Buffers live outside the V8 heap). */
+  readonly heapExternalPerProxyBytes: number;
+}
+
+export interface ChangeRecord {
+  readonly n: number;
+  readonly cluster: string;
+  readonly health: string;
+  readonly writeAt: number;
+  readonly sourceAt: number;
+  readonly buildStartedAt: number;
+  readonly builtAt: number;
+  readonly notifiedAt: number;
+  readonly firstAt: number;
+  readonly lastAt: number;
+  readonly detected: number;
+  readonly snapshots: number;
+  readonly cpCpuMs: number;
+  readonly encodes: number;
+  readonly responses: number;
+  readonly bytes: number;
+  readonly acks: number;
+}
+
+export interface ChangesResult {
+  readonly count: number;
+  /** Changes every proxy saw (the rest timed out). */
+  readonly complete: number;
+  /** M1: snapshot build (encoder generation start → snapshot built), ms. */
+  readonly buildMs: Summary;
+  /** M1 as the control plane logs it ('snapshot built' buildMs, whole ms). */
+  readonly loggedBuildMs: Summary;
+  /** Catalog file written → control plane's source delivered the parsed catalog. */
+  readonly sourceMs: Summary;
+  /** Catalog file written → snapshot built (file watch, parse, debounce, build). */
+  readonly detectMs: Summary;
+  /** Snapshot built → every stream handed its new view (synchronous CP work). */
+  readonly notifyMs: Summary;
+  /** M3 fan-out: snapshot built → the last of K proxies has the change. */
+  readonly fanoutMs: Summary;
+  /** Snapshot built → the first proxy has the change. */
+  readonly firstProxyMs: Summary;
+  /** Per proxy (all changes pooled): snapshot built → this proxy has the change. */
+  readonly perProxyMs: Summary;
+  /** M3 end to end: catalog file written → the last of K proxies has the change. */
+  readonly endToEndMs: Summary;
+  /** M5: control-plane CPU per change, ms. */
+  readonly cpCpuMsPerChange: Summary;
+  /** M7: bytes of xDS responses per change (lucid_mesh_xds_response_bytes_total). */
+  readonly bytesPerChange: Summary;
+  /** lucid_mesh_resources_encoded_total per change (target: 1 per changed resource). */
+  readonly encodesPerChange: Summary;
+  readonly responsesPerChange: Summary;
+  readonly snapshotsPerChange: Summary;
+  readonly client: ClientCpu;
+  readonly records: ChangeRecord[];
+}
+
+export interface ChurnResult {
+  readonly ratePerSecond: number;
+  readonly seconds: number;
+  readonly flips: number;
+  /** Flips actually written per second (the writer may fall behind). */
+  readonly achievedRate: number;
+  /** Catalog file writes (flips due within --churn-write-ms share one write). */
+  readonly fileWrites: number;
+  /** Flips every proxy saw within the drain time. */
+  readonly complete: number;
+  readonly snapshots: number;
+  /** Per flip: catalog file written → the last of K proxies has it. */
+  readonly endToEndMs: Summary;
+  /** Per flip: snapshot carrying it built → the last proxy has it. */
+  readonly fanoutMs: Summary;
+  readonly buildMs: Summary;
+  readonly cpCpuSeconds: number;
+  /** CP CPU over the window / window: 100 = one core. */
+  readonly cpBusyPct: number;
+  readonly cpCpuMsPerFlip: number;
+  readonly bytesPerFlip: number;
+  readonly encodesPerFlip: number;
+  readonly responsesPerSnapshot: number;
+  readonly client: ClientCpu;
+}
+
+export interface AgreementResult {
+  /** Every proxy holds the same shared content for every type. */
+  readonly agree: boolean;
+  /** Per type: distinct digests ("<resources>:<hash>") → proxies. */
+  readonly digests: Record<string, Record<string, number>>;
+  /** Expected shared resource counts per type (from the catalog). */
+  readonly expectedCounts: Record<string, number>;
+  readonly countsMatch: boolean;
+  readonly nacks: number;
+  readonly staleNonces: number;
+  readonly streamErrors: number;
+  readonly anomalies: readonly string[];
+}
+
+export interface ProfileEntry {
+  readonly fn: string;
+  readonly where: string;
+  readonly selfMs: number;
+  readonly selfPct: number;
+}
+
+export interface ProfileResult {
+  readonly phase: string;
+  readonly file: string;
+  readonly totalMs: number;
+  readonly top: ProfileEntry[];
+}
+
+export interface SessionResult {
+  /** e.g. "W2+W5+W6": the workloads this session measured. */
+  readonly plan: string;
+  readonly covers: WorkloadId[];
+  readonly mode: Mode;
+  readonly services: number;
+  readonly instances: number;
+  readonly proxies: number;
+  readonly cp: CpSettings;
+  readonly catalogBytes: number;
+  readonly wallSeconds: number;
+  /**
+   * CPU used by other processes on the machine during the session, in cores (machine busy
+   * time minus the control plane's, the workers' and the harness's own, over wall time).
+   */
+  readonly backgroundCpuCores?: number;
+  readonly storm?: StormResult;
+  readonly memory?: MemoryResult;
+  readonly changes?: ChangesResult;
+  readonly churn: ChurnResult[];
+  readonly agreement?: AgreementResult;
+  /** Selected totals scraped from /metrics at the end (cross-check of the IPC counters). */
+  readonly metrics: Record<string, number | undefined>;
+  readonly profiles: ProfileResult[];
+  readonly errors: string[];
+}
+
+export interface EnvoyRunResult {
+  readonly mode: Mode;
+  readonly source: 'file' | 'consul';
+  readonly envoys: number;
+  readonly envoyVersion: string;
+  readonly services: number;
+  readonly instances: number;
+  readonly changes: number;
+  /** Changes every Envoy showed (the rest timed out). */
+  readonly complete: number;
+  /** Source change → every Envoy's admin (/clusters) shows it. */
+  readonly appliedMs: Summary;
+  /** Source change → the first Envoy shows it. */
+  readonly firstEnvoyMs: Summary;
+  /** Snapshot built → every Envoy shows it. */
+  readonly snapshotToAllMs: Summary;
+  /** How often each Envoy's admin was polled (resolution of the numbers above). */
+  readonly pollIntervalMs: number;
+  /** Sum of *.update_rejected over all Envoys (NACKs as Envoy counts them). */
+  readonly updateRejected: number;
+  /** Control plane lucid_mesh_xds_nacks_total. */
+  readonly nacks: number;
+  /** Every Envoy shows the same endpoints for every cluster at the end. */
+  readonly agree: boolean;
+  readonly errors: string[];
+  readonly skipped?: string;
+}
+
+export interface RunResult {
+  readonly schema: typeof RESULT_SCHEMA;
+  readonly id: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly argv: string[];
+  readonly quick: boolean;
+  readonly machine: MachineInfo;
+  readonly sessions: SessionResult[];
+  readonly envoy: EnvoyRunResult[];
+}

@@ -1,0 +1,142 @@
+// Workloads (services × instances × proxies) and the sets `npm run bench` runs.
+import type { WorkloadId } from './types.js';
+
+export interface ChurnPlan {
+  /** Endpoint flips per second. */
+  readonly rate: number;
+  readonly seconds: number;
+}
+
+/**
+ * One session: a fresh control plane on a generated catalog, K simulated sidecars connecting
+ * at once (the storm), memory with 0 and K proxies, then sequential changes and/or churn.
+ */
+export interface SessionPlan {
+  /** Label, e.g. "W2+W5+W6". */
+  readonly name: string;
+  readonly covers: WorkloadId[];
+  readonly services: number;
+  readonly instances: number;
+  readonly proxies: number;
+  /** Sequential endpoint flips, each measured alone (0 = none). */
+  readonly changes: number;
+  readonly churn: ChurnPlan[];
+}
+
+export const WORKLOADS: Record<WorkloadId, SessionPlan> = {
+  Q: {
+    name: 'Q',
+    covers: ['Q'],
+    services: 30,
+    instances: 3,
+    proxies: 30,
+    changes: 5,
+    churn: [{ rate: 10, seconds: 2 }],
+  },
+  W1: {
+    name: 'W1',
+    covers: ['W1'],
+    services: 100,
+    instances: 3,
+    proxies: 100,
+    changes: 20,
+    churn: [],
+  },
+  W2: {
+    name: 'W2',
+    covers: ['W2'],
+    services: 1000,
+    instances: 5,
+    proxies: 1000,
+    changes: 20,
+    churn: [],
+  },
+  W4: {
+    name: 'W4',
+    covers: ['W4'],
+    services: 50,
+    instances: 2000,
+    proxies: 200,
+    changes: 20,
+    churn: [],
+  },
+  W5: {
+    name: 'W5',
+    covers: ['W5'],
+    services: 1000,
+    instances: 5,
+    proxies: 1000,
+    changes: 0,
+    churn: [
+      { rate: 10, seconds: 30 },
+      { rate: 100, seconds: 30 },
+    ],
+  },
+  W6: {
+    name: 'W6',
+    covers: ['W6'],
+    services: 1000,
+    instances: 5,
+    proxies: 1000,
+    changes: 0,
+    churn: [],
+  },
+};
+
+/**
+ * W2, W5 and W6 share a shape (1000 × 5 × 1000): one session measures all three, in order:
+ * the cold storm of 1000 proxies (W6), 20 sequential flips (W2), then churn at 10 and 100
+ * flips/s (W5). Saves two control-plane starts and two storms per mode.
+ */
+export const W2_W5_W6: SessionPlan = {
+  name: 'W2+W5+W6',
+  covers: ['W6', 'W2', 'W5'],
+  services: 1000,
+  instances: 5,
+  proxies: 1000,
+  changes: 20,
+  churn: WORKLOADS.W5.churn,
+};
+
+export const DEFAULT_SET: SessionPlan[] = [WORKLOADS.W1, WORKLOADS.W4, W2_W5_W6];
+export const QUICK_SET: SessionPlan[] = [WORKLOADS.Q];
+
+/** Parses "W2", "W2,W4", "W2+W5+W6" (one combined session). */
+export function parseWorkloads(text: string): SessionPlan[] {
+  return text.split(',').map((part) => {
+    const ids = part
+      .trim()
+      .toUpperCase()
+      .split('+')
+      .map((id) => id.trim());
+    for (const id of ids) {
+      if (!(id in WORKLOADS)) {
+        throw new Error(
+          `--workload: expected ${[...Object.keys(WORKLOADS), 'envoy'].join(', ')} (or A+B to share a session), got ${JSON.stringify(id)}`,
+        );
+      }
+    }
+    if (ids.length === 1) return WORKLOADS[ids[0] as WorkloadId];
+    const plans = ids.map((id) => WORKLOADS[id as WorkloadId]);
+    const first = plans[0]!;
+    if (
+      plans.some(
+        (p) =>
+          p.services !== first.services ||
+          p.instances !== first.instances ||
+          p.proxies !== first.proxies,
+      )
+    ) {
+      throw new Error(`--workload ${part}: only workloads of the same shape can share a session`);
+    }
+    return {
+      name: ids.join('+'),
+      covers: plans.flatMap((p) => p.covers),
+      services: first.services,
+      instances: first.instances,
+      proxies: first.proxies,
+      changes: Math.max(...plans.map((p) => p.changes)),
+      churn: plans.flatMap((p) => p.churn),
+    };
+  });
+}
