@@ -47,15 +47,23 @@ export interface ProxyIdentity {
 
 export const DEFAULT_OUTBOUND_PORT = 15001;
 
-export function findInstance(
-  catalog: Catalog,
-  nodeId: string,
-): { service: Service; instance: Instance } | undefined {
-  for (const service of catalog.services) {
-    const instance = service.instances.find((i) => i.id === nodeId);
-    if (instance) return { service, instance };
+type Located = { service: Service; instance: Instance };
+
+// Every connected proxy looks itself up on every snapshot: index each catalog once.
+const instanceIndex = new WeakMap<Catalog, Map<string, Located>>();
+
+export function findInstance(catalog: Catalog, nodeId: string): Located | undefined {
+  let index = instanceIndex.get(catalog);
+  if (!index) {
+    index = new Map();
+    for (const service of catalog.services) {
+      for (const instance of service.instances) {
+        if (!index.has(instance.id)) index.set(instance.id, { service, instance });
+      }
+    }
+    instanceIndex.set(catalog, index);
   }
-  return undefined;
+  return index.get(nodeId);
 }
 
 /** Sorts services and instances so that equal catalogs are deep-equal. */

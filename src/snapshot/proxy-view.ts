@@ -71,6 +71,26 @@ export class ProxyView {
   }
 
   /**
+   * The subscribed names that exist (or have a stand-in), as one block. When the proxy has no
+   * resources of its own of this kind, the block is shared by every proxy subscribing to the
+   * same names.
+   */
+  namedBlock(kind: ResourceKind, names: { readonly sorted: readonly string[] }): SotwBlock {
+    const build = () => sotwBlockOf(this.lookupAll(kind, names.sorted));
+    return this.own[kind].size === 0 ? this.snapshot.namedBlock(kind, names, build) : build();
+  }
+
+  /** The named resources that exist (or have a stand-in), in the order given. */
+  lookupAll(kind: ResourceKind, names: Iterable<string>): EncodedResource[] {
+    const found: EncodedResource[] = [];
+    for (const name of names) {
+      const r = this.lookup(kind, name);
+      if (r) found.push(r);
+    }
+    return found;
+  }
+
+  /**
    * Names of `kind` that were added, modified or removed since `prev` (a view of the same
    * proxy). The shared part comes from a per-snapshot memo.
    */

@@ -45,6 +45,8 @@ export function diffMaps(prev: ResourceMap, next: ResourceMap): KindDiff {
 
 export class Snapshot {
   private readonly blocks = new Map<ResourceKind, SotwBlock>();
+  /** Blocks of named subscriptions, per kind and (interned) set of names. */
+  private readonly namedBlocks = new Map<ResourceKind, WeakMap<object, SotwBlock>>();
   // Every stream diffs against the snapshot it last saw, which is nearly always the same one:
   // compute each shared diff once, not once per proxy.
   private readonly diffs = new WeakMap<Snapshot, Map<ResourceKind, KindDiff>>();
@@ -66,6 +68,18 @@ export class Snapshot {
       block = sotwBlockOf(this.shared[kind].values());
       this.blocks.set(kind, block);
     }
+    return block;
+  }
+
+  /**
+   * A block for a named subscription, built once per snapshot and set of names however many
+   * proxies share that subscription. `build` computes it the first time.
+   */
+  namedBlock(kind: ResourceKind, names: object, build: () => SotwBlock): SotwBlock {
+    let byNames = this.namedBlocks.get(kind);
+    if (!byNames) this.namedBlocks.set(kind, (byNames = new WeakMap()));
+    let block = byNames.get(names);
+    if (!block) byNames.set(names, (block = build()));
     return block;
   }
 

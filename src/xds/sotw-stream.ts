@@ -1,6 +1,8 @@
 // State-of-the-world ADS (StreamAggregatedResources).
 // LDS/CDS: every response carries the full set; a missing name means "delete".
-// RDS/EDS/SDS: named subscriptions; a response carries the subscribed names.
+// RDS/EDS/SDS: named subscriptions. Omitting a name from a response does not remove it, so
+// after the first full answer only the subscribed resources that changed are sent (as Istio
+// does for EDS); the version is still the digest of the whole subscribed set.
 import { TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js';
 import { discoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
@@ -8,13 +10,18 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 import { sotwBlockOf, type SotwBlock } from '../snapshot/snapshot.js';
 import { AdsStream } from './ads-stream.js';
 import type { DiscoveryRequest } from './messages.js';
+import { EMPTY_NAMES, internNames, sameList, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 
 interface Subscription {
   wildcard: boolean;
-  names: ReadonlySet<string>;
-  /** The view the last response of this type was built from. */
+  names: NameSet;
+  /** The names as last requested, to recognise an unchanged subscription cheaply. */
+  requested: readonly string[];
+  /** The view the proxy's copy of this type matches (set by every response). */
   sentFrom?: ProxyView;
+  /** Named types: the names the proxy has been sent since it subscribed to them. */
+  delivered: NameSet;
 }
 
 export class SotwStream extends AdsStream<DiscoveryRequest> {
@@ -25,72 +32,117 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     // A stale request describes a subscription Envoy has already replaced; a newer request
     // follows, so acting on this one could only send outdated data.
     if (ack === 'stale') return;
-    const names = (req.resourceNames ?? []).filter((n) => n !== '*');
-    const wildcard =
-      isWildcardKind(kind) &&
-      ((req.resourceNames ?? []).length === 0 || (req.resourceNames ?? []).includes('*'));
+    const requested = req.resourceNames ?? [];
+    const wildcard = isWildcardKind(kind) && (requested.length === 0 || requested.includes('*'));
     const prev = this.subs.get(kind);
-    const sub: Subscription = { wildcard, names: new Set(names), sentFrom: prev?.sentFrom };
+    const unchanged =
+      prev !== undefined && prev.wildcard === wildcard && sameList(prev.requested, requested);
+    // An ACK/NACK that changes nothing gets no answer (a NACK must never start a resend
+    // loop); a request without a nonce asks for everything again.
+    if (unchanged && ack !== 'none') return;
+    const names = unchanged ? prev.names : internNames(requested.filter((n) => n !== '*'));
+    const sub: Subscription = {
+      wildcard,
+      names,
+      requested,
+      sentFrom: prev?.sentFrom,
+      delivered: prev?.delivered ?? EMPTY_NAMES,
+    };
     this.subs.set(kind, sub);
-    if (!this.view) return; // answered when the first snapshot arrives
-    // The first request of a type, or a changed subscription, gets an answer; an ACK/NACK
-    // that changes nothing does not (a NACK must never start a resend loop).
-    if (!prev || ack === 'none' || !sameSubscription(prev, sub)) this.respond(kind, this.view);
+    const view = this.view;
+    if (!view) return; // answered when the first snapshot arrives
+    if (wildcard || !prev || ack === 'none' || sub.sentFrom !== view) {
+      this.respondFull(kind, view);
+      return;
+    }
+    // A changed named subscription: send only what the proxy does not have yet.
+    sub.delivered = internNames(sub.delivered.sorted.filter((n) => names.has(n)));
+    const added = names.sorted.filter((n) => !sub.delivered.has(n));
+    if (added.length > 0) this.respondPartial(kind, view, added);
   }
 
   protected onView(view: ProxyView): void {
-    const upserts = new Set<ResourceKind>();
+    const upserts = new Map<ResourceKind, string[] | 'all'>();
     const removals = new Map<ResourceKind, ReadonlySet<string>>();
     for (const [kind, sub] of this.subs) {
       if (!sub.sentFrom) {
-        upserts.add(kind);
+        upserts.set(kind, 'all');
         continue;
       }
       const diff = view.diffFrom(sub.sentFrom, kind);
-      const relevant = (n: string) => sub.wildcard || sub.names.has(n);
-      if ([...diff.changed].some(relevant)) upserts.add(kind);
-      if (sub.wildcard && diff.removed.size > 0) removals.set(kind, diff.removed);
-      else if (!sub.wildcard && [...diff.removed].some(relevant)) upserts.add(kind); // now a placeholder or gone
+      if (sub.wildcard) {
+        if (diff.changed.size > 0) upserts.set(kind, 'all');
+        if (diff.removed.size > 0) removals.set(kind, diff.removed);
+        continue;
+      }
+      // A removed name is sent again too: it has become a stand-in (EDS) or is gone.
+      const touched = [...diff.changed, ...diff.removed].filter((n) => sub.names.has(n));
+      if (touched.length > 0) upserts.set(kind, touched);
     }
-    // Envoy issue 13009: a cluster changed by CDS waits for its endpoints again, so EDS is
-    // resent after any CDS change even when the assignments themselves did not change.
-    if (upserts.has('clusters') && this.subs.has('endpoints')) upserts.add('endpoints');
+    // Envoy issue 13009: a cluster changed by CDS waits for its endpoints again, so those
+    // assignments are resent after any CDS change even when they did not change.
+    const clusters = this.subs.get('clusters');
+    const eds = this.subs.get('endpoints');
+    if (upserts.has('clusters') && clusters?.sentFrom && eds?.sentFrom) {
+      const changed = view.diffFrom(clusters.sentFrom, 'clusters').changed;
+      const resend = [...changed].filter((n) => eds.names.has(n));
+      const planned = upserts.get('endpoints');
+      if (planned !== 'all' && resend.length > 0) {
+        upserts.set('endpoints', [...new Set([...(planned ?? []), ...resend])]);
+      }
+    }
 
     for (const kind of UPSERT_ORDER) {
-      if (!upserts.has(kind)) continue;
+      const names = upserts.get(kind);
+      if (!names) continue;
       const removed = removals.get(kind);
       const prev = this.subs.get(kind)?.sentFrom;
-      if (removed && prev) {
+      if (names !== 'all') this.respondPartial(kind, view, names);
+      else if (removed && prev) {
         // Keep what is going away until the resources referring to it have been replaced.
         const keep = [...removed]
           .map((n) => prev.get(kind, n))
           .filter((r): r is EncodedResource => !!r);
-        this.respond(kind, view, keep);
+        this.respond(kind, view, sotwBlockOf([...view.all(kind), ...keep]));
       } else {
-        this.respond(kind, view);
+        this.respondFull(kind, view);
         removals.delete(kind);
       }
     }
-    for (const kind of REMOVAL_ORDER) if (removals.has(kind)) this.respond(kind, view);
+    for (const kind of REMOVAL_ORDER) if (removals.has(kind)) this.respondFull(kind, view);
+    // Types with nothing relevant in this change: the proxy's copy matches the new view too.
+    for (const sub of this.subs.values()) if (sub.sentFrom) sub.sentFrom = view;
   }
 
-  private respond(kind: ResourceKind, view: ProxyView, alsoKeep: EncodedResource[] = []): void {
+  private respondFull(kind: ResourceKind, view: ProxyView): void {
     const sub = this.subs.get(kind);
     if (!sub) return;
-    let block: SotwBlock;
-    if (sub.wildcard) {
-      block =
-        alsoKeep.length === 0
-          ? view.wildcardBlock(kind)
-          : sotwBlockOf([...view.all(kind), ...alsoKeep]);
-    } else {
-      const found: EncodedResource[] = [];
-      for (const name of [...sub.names].sort()) {
-        const r = view.lookup(kind, name);
-        if (r) found.push(r);
-      }
-      block = sotwBlockOf(found);
+    this.respond(
+      kind,
+      view,
+      sub.wildcard ? view.wildcardBlock(kind) : view.namedBlock(kind, sub.names),
+    );
+    sub.delivered = sub.names;
+  }
+
+  /** Only `names` (named types), versioned as the whole subscribed set. */
+  private respondPartial(kind: ResourceKind, view: ProxyView, names: readonly string[]): void {
+    const sub = this.subs.get(kind);
+    if (!sub) return;
+    const part = sotwBlockOf(view.lookupAll(kind, [...names].sort()));
+    if (part.count === 0) {
+      sub.sentFrom = view; // only removals of names that have no stand-in: nothing to say
+      return;
     }
+    const full = view.namedBlock(kind, sub.names);
+    this.respond(kind, view, { ...part, digest: full.digest });
+    if (sub.delivered !== sub.names)
+      sub.delivered = internNames([...sub.delivered.sorted, ...names]);
+  }
+
+  private respond(kind: ResourceKind, view: ProxyView, block: SotwBlock): void {
+    const sub = this.subs.get(kind);
+    if (!sub) return;
     const typeUrl = TYPE_URLS[kind];
     this.send(
       kind,
@@ -100,10 +152,4 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     );
     sub.sentFrom = view;
   }
-}
-
-function sameSubscription(a: Subscription, b: Subscription): boolean {
-  if (a.wildcard !== b.wildcard || a.names.size !== b.names.size) return false;
-  for (const n of a.names) if (!b.names.has(n)) return false;
-  return true;
 }

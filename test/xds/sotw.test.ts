@@ -92,7 +92,7 @@ describe('SotW ADS', () => {
     expect(JSON.stringify(byName.world)).toContain('"portValue":19102');
   });
 
-  it('answers a subscription change, and a resubscribe after unsubscribe', async () => {
+  it('answers a new subscription, stays quiet on unsubscribe, and resends on resubscribe', async () => {
     const cp = await fx.start({ catalog: twoServices() });
     const c = fx.sotw(cp.port);
     c.send({
@@ -101,11 +101,15 @@ describe('SotW ADS', () => {
       resourceNames: ['world'],
     });
     const r1 = await c.next();
+    expect(namesOf(r1)).toEqual(['world']);
     c.send(ack(r1, []));
+    await c.expectSilence(200); // nothing to send for an unsubscription
+    c.send(ack(r1, ['world', 'hello']));
+    // Only what the proxy does not have (both, since it dropped world), versioned as the set.
     const r2 = await c.next();
-    expect(r2.resources ?? []).toEqual([]);
-    c.send(ack(r2, ['world']));
-    expect(namesOf(await c.next())).toEqual(['world']);
+    expect(namesOf(r2).sort()).toEqual(['hello', 'world']);
+    c.send(ack(r2, ['world', 'hello', 'ghost']));
+    expect(namesOf(await c.next())).toEqual(['ghost']);
   });
 
   it('waits for the first catalog before sending anything', async () => {
@@ -126,8 +130,11 @@ describe('SotW ADS', () => {
     for (const r of initial) c.send(ack(r));
     c.send({ typeUrl: typeUrl('endpoints'), resourceNames: ['hello', 'world'] });
     c.send({ typeUrl: typeUrl('routes'), resourceNames: ['outbound'] });
-    for (const r of await c.take(2))
+    const subscribed = await c.take(2);
+    for (const r of subscribed) {
       c.send(ack(r, r.typeUrl === typeUrl('routes') ? ['outbound'] : ['hello', 'world']));
+    }
+    const lastEds = subscribed.find((r) => r.typeUrl === typeUrl('endpoints'))!;
     await c.expectSilence(200);
 
     cp.apply(
@@ -135,20 +142,26 @@ describe('SotW ADS', () => {
         more: [{ name: 'extra', instances: [{ id: 'e-1', address: '127.0.0.2', port: 80 }] }],
       }),
     );
-    const added = await c.take(3);
-    expect(added.map(kindOf)).toEqual(['clusters', 'endpoints', 'routes']);
+    // A new cluster (not a changed one) needs no endpoint resend: the proxy subscribes to it.
+    const added = await c.take(2);
+    expect(added.map(kindOf)).toEqual(['clusters', 'routes']);
     expect(namesOf(added[0]!)).toContain('extra');
     // Like Envoy: ACK, and subscribe to the new cluster's endpoints.
     c.send(ack(added[0]!));
-    c.send(ack(added[2]!, ['outbound']));
-    c.send(ack(added[1]!, ['extra', 'hello', 'world']));
-    c.send(ack(await c.next(), ['extra', 'hello', 'world']));
+    c.send(ack(added[1]!, ['outbound']));
+    c.send(ack(lastEds, ['extra', 'hello', 'world']));
+    const extraEndpoints = await c.next();
+    expect(namesOf(extraEndpoints)).toEqual(['extra']);
+    c.send(ack(extraEndpoints, ['extra', 'hello', 'world']));
     await c.expectSilence(200);
 
     cp.apply(twoServices());
     const removed = await c.take(3);
     // EDS (now an empty assignment) and RDS drop their references first; the cluster goes last.
     expect(removed.map(kindOf)).toEqual(['endpoints', 'routes', 'clusters']);
+    expect(removed[0]!.resources).toEqual([
+      { '@type': typeUrl('endpoints'), clusterName: 'extra' },
+    ]);
     expect(namesOf(removed[2]!)).not.toContain('extra');
     expect(JSON.stringify(removed[1])).not.toContain('"extra"');
   });
