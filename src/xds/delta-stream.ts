@@ -1,18 +1,27 @@
 // Incremental ADS (DeltaAggregatedResources): per-resource versions, only what changed is
 // sent, deletions travel in removed_resources.
+//
+// What the proxy has is kept as "everything `base` (a view) holds for this subscription",
+// plus a few exceptions. After each response the proxy matches the current view again, so a
+// snapshot change costs each stream only the names that changed (a shared, memoized diff),
+// and no per-proxy map of every resource is kept.
 import { TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js';
 import { deltaDiscoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import { AdsStream } from './ads-stream.js';
 import type { DeltaDiscoveryRequest } from './messages.js';
+import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 
 interface Subscription {
   wildcard: boolean;
-  names: Set<string>;
-  /** name → version the proxy has, as far as we know (seeded by initial_resource_versions). */
-  known: Map<string, string>;
+  /** Explicitly subscribed names (interned: shared by proxies with the same subscription). */
+  names: NameSet;
+  /** The proxy has exactly what this view holds for the subscription... */
+  base?: ProxyView;
+  /** ...except these: name → the version it has, or undefined when it has none. */
+  exceptions: Map<string, string | undefined>;
 }
 
 interface Delta {
@@ -36,34 +45,41 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       // unchanged resources and lets us tell it about deletions it missed (Istio #41494).
       sub = {
         wildcard: isWildcardKind(kind) && subscribe.length === 0,
-        names: new Set(),
-        known: new Map(Object.entries(req.initialResourceVersions ?? {})),
+        names: EMPTY_NAMES,
+        exceptions: new Map(Object.entries(req.initialResourceVersions ?? {})),
       };
       this.subs.set(kind, sub);
     }
-    for (const name of subscribe) {
-      if (name === '*') sub.wildcard = true;
-      else {
-        sub.names.add(name);
-        // An explicit (re)subscription asks for the resource: send it even if we think the
-        // proxy has it (go-control-plane #431: resubscribe after unsubscribe got nothing).
-        if (!first) sub.known.delete(name);
+    if (subscribe.length > 0 || unsubscribe.length > 0) {
+      const wildcardBefore = sub.wildcard;
+      const names = new Set(sub.names.sorted);
+      for (const name of subscribe) {
+        if (name === '*') sub.wildcard = true;
+        else {
+          names.add(name);
+          // An explicit (re)subscription asks for the resource: send it even if we think the
+          // proxy has it (go-control-plane #431: resubscribe after unsubscribe got nothing).
+          if (!first) sub.exceptions.set(name, undefined);
+        }
       }
-    }
-    for (const name of unsubscribe) {
-      if (name === '*') sub.wildcard = false;
-      else {
-        sub.names.delete(name);
-        sub.known.delete(name);
+      for (const name of unsubscribe) {
+        if (name === '*') sub.wildcard = false;
+        else {
+          names.delete(name);
+          sub.exceptions.set(name, undefined); // the proxy drops it
+        }
       }
+      if (sub.wildcard !== wildcardBefore && sub.base) this.materialize(kind, sub, wildcardBefore);
+      sub.names = internNames(names);
     }
-    if (!this.view) return;
+    const view = this.view;
+    if (!view) return;
     if (first || subscribe.length > 0 || unsubscribe.length > 0) {
-      const delta = this.deltaFor(kind, this.view);
+      const delta = this.deltaFor(kind, view, this.everyName(kind, sub, view));
       // The first request is always answered, even with nothing, so Envoy finishes
       // initialising that type (an empty mesh is a valid mesh).
       if (first || delta.upserts.length > 0 || delta.removed.length > 0) {
-        this.respond(kind, this.view, delta.upserts, delta.removed);
+        this.respond(kind, view, delta.upserts, delta.removed);
       }
     }
   }
@@ -71,11 +87,20 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
   protected onView(view: ProxyView): void {
     const deltas = new Map<ResourceKind, Delta>();
     for (const kind of UPSERT_ORDER) {
-      if (!this.subs.has(kind)) continue;
+      const sub = this.subs.get(kind);
+      if (!sub) continue;
       if (kind === 'endpoints') this.forgetEndpointsOfChangedClusters(deltas.get('clusters'));
-      const delta = this.deltaFor(kind, view);
+      const candidates = sub.base
+        ? changedNames(view, sub.base, kind, sub.exceptions)
+        : this.everyName(kind, sub, view);
+      const delta = this.deltaFor(kind, view, candidates);
       deltas.set(kind, delta);
-      if (delta.upserts.length > 0) this.respond(kind, view, delta.upserts, []);
+      if (delta.upserts.length > 0) {
+        // Make-before-break: removals wait for the second pass; until then the proxy still
+        // has those names, at the versions it had.
+        const stillHeld = new Map(delta.removed.map((n) => [n, this.known(kind, sub, n)] as const));
+        this.respond(kind, view, delta.upserts, [], stillHeld);
+      } else if (delta.removed.length === 0) this.settleOn(sub, view);
     }
     for (const kind of REMOVAL_ORDER) {
       const delta = deltas.get(kind);
@@ -85,27 +110,62 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
 
   /**
    * Envoy issue 13009: a cluster updated via CDS waits for its ClusterLoadAssignment again.
-   * Our assignments are named after their clusters, so forget those to resend them.
+   * Our assignments are named after their clusters, so those are resent.
    */
   private forgetEndpointsOfChangedClusters(clusters: Delta | undefined): void {
     const eds = this.subs.get('endpoints');
     if (!clusters || !eds) return;
-    for (const c of clusters.upserts) eds.known.delete(c.name);
+    for (const c of clusters.upserts) eds.exceptions.set(c.name, undefined);
   }
 
-  private deltaFor(kind: ResourceKind, view: ProxyView): Delta {
+  /** The version of `name` the proxy has, or undefined. */
+  private known(kind: ResourceKind, sub: Subscription, name: string): string | undefined {
+    if (sub.exceptions.has(name)) return sub.exceptions.get(name);
+    const base = sub.base;
+    if (!base || !wanted(base, kind, sub.wildcard, sub.names, name)) return undefined;
+    return base.lookup(kind, name)?.version;
+  }
+
+  private deltaFor(kind: ResourceKind, view: ProxyView, candidates: Iterable<string>): Delta {
     const sub = this.subs.get(kind)!;
-    const desired = new Map<string, EncodedResource>();
-    if (sub.wildcard) for (const r of view.all(kind)) desired.set(r.name, r);
-    for (const name of sub.names) {
-      const r = view.lookup(kind, name);
-      if (r) desired.set(name, r);
-    }
     const upserts: EncodedResource[] = [];
-    for (const r of desired.values()) if (sub.known.get(r.name) !== r.version) upserts.push(r);
     const removed: string[] = [];
-    for (const name of sub.known.keys()) if (!desired.has(name)) removed.push(name);
-    return { upserts, removed };
+    for (const name of candidates) {
+      const have = this.known(kind, sub, name);
+      const r = wanted(view, kind, sub.wildcard, sub.names, name)
+        ? view.lookup(kind, name)
+        : undefined;
+      if (r && r.version !== have) upserts.push(r);
+      else if (!r && have !== undefined) removed.push(name);
+    }
+    upserts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { upserts, removed: removed.sort() };
+  }
+
+  /** Every name that could matter: what the view offers, what the proxy may have. */
+  private everyName(kind: ResourceKind, sub: Subscription, view: ProxyView): Set<string> {
+    const names = new Set<string>(sub.names.sorted);
+    if (sub.wildcard) for (const r of view.all(kind)) names.add(r.name);
+    if (sub.base && sub.wildcard) for (const r of sub.base.all(kind)) names.add(r.name);
+    for (const name of sub.exceptions.keys()) names.add(name);
+    return names;
+  }
+
+  /** Turns the base into explicit exceptions (the subscription's meaning is about to change). */
+  private materialize(kind: ResourceKind, sub: Subscription, wildcard: boolean): void {
+    const base = sub.base!;
+    const names = new Set(sub.names.sorted);
+    if (wildcard) for (const r of base.all(kind)) names.add(r.name);
+    for (const name of names) {
+      if (!sub.exceptions.has(name)) sub.exceptions.set(name, base.lookup(kind, name)?.version);
+    }
+    sub.base = undefined;
+  }
+
+  /** After a response the proxy has exactly what `view` holds for the subscription. */
+  private settleOn(sub: Subscription, view: ProxyView): void {
+    sub.base = view;
+    sub.exceptions.clear();
   }
 
   private respond(
@@ -113,10 +173,9 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
     view: ProxyView,
     upserts: readonly EncodedResource[],
     removed: readonly string[],
+    stillHeld: ReadonlyMap<string, string | undefined> = new Map(),
   ): void {
     const sub = this.subs.get(kind)!;
-    for (const r of upserts) sub.known.set(r.name, r.version);
-    for (const name of removed) sub.known.delete(name);
     const typeUrl = TYPE_URLS[kind];
     const entries = upserts.map((r) => r.deltaEntry);
     this.send(
@@ -130,5 +189,29 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       },
       view,
     );
+    this.settleOn(sub, view);
+    for (const [name, version] of stillHeld) sub.exceptions.set(name, version);
   }
+}
+
+/** Whether `name` belongs to a subscription in `view`. */
+function wanted(
+  view: ProxyView,
+  kind: ResourceKind,
+  wildcard: boolean,
+  names: NameSet,
+  name: string,
+): boolean {
+  return names.has(name) || (wildcard && view.get(kind, name) !== undefined);
+}
+
+/** Names whose resource differs between `base` and `view`, plus the exceptions. */
+function changedNames(
+  view: ProxyView,
+  base: ProxyView,
+  kind: ResourceKind,
+  exceptions: ReadonlyMap<string, string | undefined>,
+): Set<string> {
+  const diff = view.diffFrom(base, kind);
+  return new Set([...diff.changed, ...diff.removed, ...exceptions.keys()]);
 }
