@@ -1,7 +1,7 @@
 // The snapshot store (the cache, in go-control-plane's terms): holds the current state and
 // tells watchers when it changes. It knows nothing about streams, nonces or ACKs.
 import { isDeepStrictEqual } from 'node:util';
-import type { Catalog, ProxyIdentity } from '../catalog/model.js';
+import { findInstance, type Catalog, type ProxyIdentity } from '../catalog/model.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import { translateProxy, translateShared } from '../translate/index.js';
 import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
@@ -65,6 +65,11 @@ export class SnapshotStore implements ConfigWatcher {
   private builtInputsGeneration = -1;
   private readonly watches = new Set<Watch>();
   private readonly views = new Map<string, ProxyView>();
+  private readonly ownCache = new Map<
+    string,
+    { inputs: string; own: KindMaps; generation: number }
+  >();
+  private ownGeneration = 0;
   private readonly debouncer: Debouncer;
   private translateOptions: TranslateOptions;
   private readonly secrets: SecretProvider | undefined;
@@ -148,17 +153,41 @@ export class SnapshotStore implements ConfigWatcher {
     const key = `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}`;
     let view = this.views.get(key);
     if (!view || view.snapshot !== snapshot) {
-      const set = translateProxy(snapshot.catalog, proxy, this.translateOptions);
-      const identity = proxy.service ? this.secrets?.identity(proxy.service) : undefined;
-      if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
-      // Every proxy's identity secret has the same name: cache each service's separately.
-      const own = this.encodeSet(set, (kind, name) =>
-        kind === 'secrets' && name === IDENTITY_SECRET_NAME ? `${name}@${proxy.service}` : name,
+      view = new ProxyView(
+        snapshot,
+        this.ownResources(key, proxy, snapshot.catalog),
+        (kind, name) => this.placeholder(kind, name),
       );
-      view = new ProxyView(snapshot, own, (kind, name) => this.placeholder(kind, name));
       this.views.set(key, view);
     }
     return view;
+  }
+
+  /**
+   * A proxy's own resources. They depend only on its catalog instance (if any), its identity
+   * and the non-catalog inputs, so most snapshots reuse them untranslated: an endpoint change
+   * elsewhere costs a connected proxy a lookup, not a translation.
+   */
+  private ownResources(key: string, proxy: ProxyIdentity, catalog: Catalog): KindMaps {
+    const found = findInstance(catalog, proxy.nodeId);
+    const inputs = `${this.inputsGeneration}\u0000${found ? JSON.stringify([found.service.name, found.service.protocol, found.instance]) : ''}`;
+    const cached = this.ownCache.get(key);
+    if (cached && cached.inputs === inputs) {
+      cached.generation = this.ownGeneration;
+      return cached.own;
+    }
+    const set = translateProxy(catalog, proxy, this.translateOptions);
+    const identity = proxy.service ? this.secrets?.identity(proxy.service) : undefined;
+    if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
+    // Every proxy's identity secret has the same name: cache each service's separately.
+    const own = this.encodeSet(set, (kind, name) =>
+      kind === 'secrets' && name === IDENTITY_SECRET_NAME ? `${name}@${proxy.service}` : name,
+    );
+    // Not cached while the identity is still being issued: the next build must ask again.
+    if (!proxy.service || !this.secrets || identity) {
+      this.ownCache.set(key, { inputs, own, generation: this.ownGeneration });
+    }
+    return own;
   }
 
   private build(changedAt: number): void {
@@ -194,6 +223,11 @@ export class SnapshotStore implements ConfigWatcher {
     for (const w of [...this.watches]) {
       if (this.watches.has(w)) w.listener(this.viewFor(w.proxy));
     }
+    // Forget proxies not seen since the previous build (disconnected).
+    for (const [key, entry] of this.ownCache) {
+      if (entry.generation < this.ownGeneration) this.ownCache.delete(key);
+    }
+    this.ownGeneration++;
   }
 
   private encodeSet(
