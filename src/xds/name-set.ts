@@ -29,9 +29,9 @@ export function internNames(names: Iterable<string>): NameSet {
   return set;
 }
 
-/** The same names in the same order (Envoy repeats its list unchanged in every ACK). */
-export function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether a requested list (no duplicates, as Envoy sends) names exactly this set. */
+export function sameNames(set: NameSet, requested: readonly string[]): boolean {
+  if (requested.length !== set.size) return false;
+  for (const name of requested) if (!set.has(name)) return false;
   return true;
 }

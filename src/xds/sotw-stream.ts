@@ -10,14 +10,12 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 import { sotwBlockOf, type SotwBlock } from '../snapshot/snapshot.js';
 import { AdsStream } from './ads-stream.js';
 import type { DiscoveryRequest } from './messages.js';
-import { EMPTY_NAMES, internNames, sameList, type NameSet } from './name-set.js';
+import { EMPTY_NAMES, internNames, sameNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 
 interface Subscription {
   wildcard: boolean;
   names: NameSet;
-  /** The names as last requested, to recognise an unchanged subscription cheaply. */
-  requested: readonly string[];
   /** The view the proxy's copy of this type matches (set by every response). */
   sentFrom?: ProxyView;
   /** Named types: the names the proxy has been sent since it subscribed to them. */
@@ -34,17 +32,19 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     if (ack === 'stale') return;
     const requested = req.resourceNames ?? [];
     const wildcard = isWildcardKind(kind) && (requested.length === 0 || requested.includes('*'));
+    const named = requested.filter((n) => n !== '*');
     const prev = this.subs.get(kind);
+    // Checked against the interned set rather than a kept copy of the list: a thousand EDS
+    // names per proxy would otherwise be most of a stream's memory.
     const unchanged =
-      prev !== undefined && prev.wildcard === wildcard && sameList(prev.requested, requested);
+      prev !== undefined && prev.wildcard === wildcard && sameNames(prev.names, named);
     // An ACK/NACK that changes nothing gets no answer (a NACK must never start a resend
     // loop); a request without a nonce asks for everything again.
     if (unchanged && ack !== 'none') return;
-    const names = unchanged ? prev.names : internNames(requested.filter((n) => n !== '*'));
+    const names = unchanged ? prev.names : internNames(named);
     const sub: Subscription = {
       wildcard,
       names,
-      requested,
       sentFrom: prev?.sentFrom,
       delivered: prev?.delivered ?? EMPTY_NAMES,
     };
