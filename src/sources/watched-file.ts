@@ -1,6 +1,6 @@
 // A file watched for changes, reporting what it holds after every change: its text, that it is
-// missing, or that it cannot be read. The generic part of FileSource (same approach), for
-// other watched files such as the policy file; parsing and last-good handling are the caller's.
+// missing, or that it cannot be read. Used by the catalog file source and the policy file;
+// parsing and last-good handling are the caller's.
 //
 // Editors and tools rarely write a file in place (vim and `sed -i` rename a temp file over it,
 // Kubernetes swaps a `..data` symlink under a ConfigMap mount), so the *directory* is watched
