@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { freePorts } from './ports.js';
 import { toolPath } from './tools.js';
+import { killWithTestProcess } from './reaper.js';
 import { waitFor } from './wait.js';
 
 export interface ConsulAgent {
@@ -86,42 +87,8 @@ export function httpRequestText(
 }
 
 const LOG_KEEP = 100 * 1024;
-const live = new Set<ChildProcess>();
-let exitHook = false;
-
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  });
-}
-
-/** SIGKILLs `pid` when this process dies (its stdin reaches EOF), SIGKILL of us included. */
-function spawnReaper(pid: number): ChildProcess {
-  const reaper = spawn(
-    'sh',
-    ['-c', 'read -r _; kill -KILL "$1" 2>/dev/null', 'consul-reaper', String(pid)],
-    {
-      stdio: ['pipe', 'ignore', 'ignore'],
-    },
-  );
-  reaper.on('error', () => undefined);
-  reaper.unref();
-  const stdin = reaper.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null;
-  stdin?.on('error', () => undefined);
-  stdin?.unref?.();
-  return reaper;
-}
 
 export async function startConsul(opts: StartConsulOptions = {}): Promise<ConsulAgent> {
-  installExitHook();
   const bin = toolPath('consul');
   const [httpPort, serfLan, serfWan, serverPort] = (await freePorts(4)) as [
     number,
@@ -164,7 +131,6 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
 
   let output = '';
   let child: ChildProcess | undefined;
-  let reaper: ChildProcess | undefined;
   let exitInfo: string | undefined;
   let exited: Promise<void> = Promise.resolve();
 
@@ -192,13 +158,10 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     exited = new Promise<void>((resolve) => {
       proc.once('exit', (code, signal) => {
         exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        live.delete(proc);
-        reaper?.kill('SIGKILL');
         resolve();
       });
     });
-    live.add(proc);
-    reaper = proc.pid !== undefined ? spawnReaper(proc.pid) : undefined;
+    killWithTestProcess(proc, 'consul');
     try {
       await waitFor(
         async () => {

@@ -1,10 +1,11 @@
 // Real Envoy processes for end-to-end tests: start one on a bootstrap, talk to its admin
 // endpoint, wait for conditions, stop it. Every Envoy started here is killed when the test
 // process exits, however it exits (a reaper process per Envoy handles SIGKILL of the worker).
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killWithTestProcess } from './reaper.js';
 import { envoyPath } from './tools.js';
 import { httpGet } from './http-app.js';
 import { waitFor as poll } from './wait.js';
@@ -60,42 +61,6 @@ export interface StartEnvoyOptions {
 const LOG_KEEP = 200 * 1024;
 const DEFAULT_WAIT_MS = 15_000;
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
-/**
- * A shell that SIGKILLs `pid` when its stdin reaches EOF, i.e. when this (test) process dies
- * for any reason, SIGKILL included. Killed by us when Envoy exits on its own or is stopped.
- */
-function spawnReaper(pid: number): ChildProcess {
-  const reaper = spawn(
-    'sh',
-    ['-c', 'read -r _; kill -KILL "$1" 2>/dev/null', 'envoy-reaper', String(pid)],
-    {
-      stdio: ['pipe', 'ignore', 'ignore'],
-    },
-  );
-  reaper.on('error', () => undefined);
-  reaper.unref();
-  const stdin = reaper.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null;
-  stdin?.on('error', () => undefined);
-  stdin?.unref?.();
-  return reaper;
-}
-
 function tail(text: string, maxChars: number): string {
   if (text.length <= maxChars) return text;
   const cut = text.slice(text.length - maxChars);
@@ -109,7 +74,6 @@ async function adminGet(port: number, path: string): Promise<{ status: number; b
 }
 
 export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> {
-  installExitHook();
   const bin = envoyPath();
   const dir = mkdtempSync(join(tmpdir(), `lucid-envoy-${opts.name.replace(/[^\w.-]/g, '_')}-`));
   const bootstrapPath = join(dir, 'bootstrap.yaml');
@@ -141,8 +105,6 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
   const exited = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
       exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-      live.delete(child);
-      reaper?.kill('SIGKILL');
       resolve();
     });
   });
@@ -151,8 +113,7 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
     spawnError = err;
     exitInfo ??= `spawn failed: ${err.message}`;
   });
-  live.add(child);
-  const reaper = child.pid !== undefined ? spawnReaper(child.pid) : undefined;
+  killWithTestProcess(child, 'envoy');
 
   const logs = (): string => output;
   const logTail = (): string =>
@@ -169,8 +130,6 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
         await exited;
         clearTimeout(killTimer);
       }
-      reaper?.kill('SIGKILL');
-      live.delete(child);
       rmSync(dir, { recursive: true, force: true });
     })();
     return stopping;

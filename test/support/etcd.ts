@@ -12,6 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/sources/etcd/client.js';
 import { httpGet } from './http-app.js';
 import { freePorts } from './ports.js';
+import { killWithTestProcess } from './reaper.js';
 import { toolPath } from './tools.js';
 import { waitFor } from './wait.js';
 
@@ -43,44 +44,10 @@ export interface EtcdHandle {
   remove(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
-/** A shell that SIGKILLs `pid` when its stdin reaches EOF, i.e. when this process dies. */
-function spawnReaper(pid: number): ChildProcess {
-  const reaper = spawn(
-    'sh',
-    ['-c', 'read -r _; kill -KILL "$1" 2>/dev/null', 'etcd-reaper', String(pid)],
-    {
-      stdio: ['pipe', 'ignore', 'ignore'],
-    },
-  );
-  reaper.on('error', () => undefined);
-  reaper.unref();
-  const stdin = reaper.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null;
-  stdin?.on('error', () => undefined);
-  stdin?.unref?.();
-  return reaper;
-}
-
 export const etcdPath = (): string => toolPath('etcd');
 export const etcdctlPath = (): string => join(dirname(etcdPath()), 'etcdctl');
 
 export async function startEtcd(name = 'etcd'): Promise<EtcdHandle> {
-  installExitHook();
   const bin = etcdPath();
   const [clientPort, peerPort] = (await freePorts(2)) as [number, number];
   const dataDir = mkdtempSync(join(tmpdir(), `lucid-etcd-${name}-`));
@@ -126,13 +93,10 @@ export async function startEtcd(name = 'etcd'): Promise<EtcdHandle> {
     };
     proc.stdout?.on('data', append);
     proc.stderr?.on('data', append);
-    live.add(proc);
-    const reaper = proc.pid !== undefined ? spawnReaper(proc.pid) : undefined;
+    killWithTestProcess(proc, 'etcd');
     exited = new Promise<void>((resolve) => {
       proc.once('exit', (code, signal) => {
         exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        live.delete(proc);
-        reaper?.kill('SIGKILL');
         resolve();
       });
     });
