@@ -9,17 +9,12 @@ import { FileCaStore } from '../../src/ca/file-store.js';
 import { LeafManager, type CaChange } from '../../src/ca/leaf-manager.js';
 import { ProxyTokenAuthority } from '../../src/ca/tokens.js';
 import { caCommand, tokenCommand, type CaCommandIo } from '../../src/cli/ca-command.js';
+import { runCommand } from '../support/run-command.js';
 import { cliEntry } from '../support/tools.js';
 import { hasOpenssl, openssl, tempDir } from './helpers.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const entry = cliEntry;
-
-class ExitCalled extends Error {
-  constructor(readonly code: number) {
-    super(`exit(${code})`);
-  }
-}
 
 interface Result {
   code: number;
@@ -27,24 +22,8 @@ interface Result {
   stderr: string;
 }
 
-async function run(make: (io: CaCommandIo) => Command, args: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const cmd = make({
-    stdout: (s) => void (stdout += s),
-    stderr: (s) => void (stderr += s),
-    exit: (code) => {
-      throw new ExitCalled(code);
-    },
-  });
-  try {
-    await cmd.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    if (err instanceof ExitCalled) return { code: err.code, stdout, stderr };
-    throw err;
-  }
-}
+const run = (make: (io: CaCommandIo) => Command, args: string[]): Promise<Result> =>
+  runCommand(make, args);
 
 const ca = (...args: string[]) => run(caCommand, args);
 const token = (...args: string[]) => run(tokenCommand, args);

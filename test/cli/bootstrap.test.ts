@@ -20,6 +20,7 @@ import { bootstrapCommand } from '../../src/cli/bootstrap-command.js';
 import { startEnvoy, validateBootstrap } from '../support/envoy.js';
 import { httpGet, startHttpApp } from '../support/http-app.js';
 import { freePort, freePorts } from '../support/ports.js';
+import { runCommand } from '../support/run-command.js';
 import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
@@ -34,31 +35,8 @@ afterAll(() => {
   for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-class ExitCalled extends Error {
-  constructor(readonly code: number) {
-    super(`exit(${code})`);
-  }
-}
-
 /** Runs the command in-process, capturing output and the exit code. */
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const cmd = bootstrapCommand({
-    stdout: (s) => void (stdout += s),
-    stderr: (s) => void (stderr += s),
-    exit: (code) => {
-      throw new ExitCalled(code);
-    },
-  });
-  try {
-    await cmd.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    if (err instanceof ExitCalled) return { code: err.code, stdout, stderr };
-    throw err;
-  }
-}
+const run = (args: string[]) => runCommand(bootstrapCommand, args);
 
 /** Runs the real CLI (src/cli/main.ts) as a process. */
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -9,6 +9,7 @@ import { renderBootstrap } from '../../src/bootstrap/render.js';
 import { bootstrapCommand } from '../../src/cli/bootstrap-command.js';
 import { ConsulSource } from '../../src/sources/consul/consul-source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
+import { runCommand } from '../support/run-command.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startEnvoy } from '../support/envoy.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
@@ -22,33 +23,8 @@ import {
 import { freePorts } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
-class ExitCalled extends Error {
-  constructor(readonly code: number) {
-    super(`exit(${code})`);
-  }
-}
-
 /** `lucid-mesh bootstrap ARGS` in-process: exit code and output. */
-async function runBootstrap(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const cmd = bootstrapCommand({
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    exit: (code) => {
-      throw new ExitCalled(code);
-    },
-  });
-  try {
-    await cmd.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    if (err instanceof ExitCalled) return { code: err.code, stdout, stderr };
-    throw err;
-  }
-}
+const runBootstrap = (args: string[]) => runCommand(bootstrapCommand, args);
 
 describe('Consul + real Envoy mesh', () => {
   let consul: ConsulAgent;

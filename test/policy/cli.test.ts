@@ -5,35 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { policyCommand } from '../../src/cli/policy-command.js';
+import { runCommand } from '../support/run-command.js';
 
 const example = fileURLToPath(new URL('../../examples/policy.yaml', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'lucid-policy-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-class ExitCalled extends Error {
-  constructor(readonly code: number) {
-    super(`exit(${code})`);
-  }
-}
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const cmd = policyCommand({
-    stdout: (s) => void (stdout += s),
-    stderr: (s) => void (stderr += s),
-    exit: (code) => {
-      throw new ExitCalled(code);
-    },
-  });
-  try {
-    await cmd.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    if (err instanceof ExitCalled) return { code: err.code, stdout, stderr };
-    throw err;
-  }
-}
+const run = (args: string[]) => runCommand(policyCommand, args);
 
 function write(name: string, text: string): string {
   const path = join(dir, name);

@@ -30,6 +30,7 @@ import {
 } from '../../src/sources/consul/watch.js';
 import type { CatalogSink } from '../../src/sources/source.js';
 import type { Logger } from '../../src/telemetry/logger.js';
+import { runCommand } from '../support/run-command.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { waitFor } from '../support/wait.js';
 
@@ -624,29 +625,8 @@ describe('ConsulSource against a real Consul agent', () => {
 
 describe('lucid-mesh bootstrap --consul-service-id', () => {
   let consul: ConsulAgent;
-  class ExitCalled extends Error {
-    constructor(readonly code: number) {
-      super(`exit(${code})`);
-    }
-  }
-  const run = async (args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const cmd = bootstrapCommand({
-      stdout: (t) => void (stdout += t),
-      stderr: (t) => void (stderr += t),
-      exit: (code) => {
-        throw new ExitCalled(code);
-      },
-    });
-    try {
-      await cmd.parseAsync(args, { from: 'user' });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      if (err instanceof ExitCalled) return { code: err.code, stdout, stderr };
-      throw err;
-    }
-  };
+  const run = (args: string[]) => runCommand(bootstrapCommand, args);
+
   const xds = ['--xds', '127.0.0.1:18000'];
 
   beforeAll(async () => {
