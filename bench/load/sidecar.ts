@@ -155,8 +155,13 @@ interface SotwTypeState {
   namesBuf?: Buffer;
   /** Digest of the shared content last received. */
   digest: string;
-  /** EDS/RDS: whether the last response carried exactly the subscribed names. */
+  /** EDS/RDS: whether every subscribed name has been received. */
   complete: boolean;
+  /**
+   * EDS/RDS: the subscribed names received so far. As in Envoy, a named-type response may
+   * carry only the resources that changed; a name left out keeps what it had.
+   */
+  held: Set<string>;
   /** CDS/LDS: the last response and its shared (not own) resources. */
   last?: { buf: Buffer; shared: Array<[string, Span]> };
 }
@@ -174,6 +179,7 @@ export class SotwSidecar extends Sidecar {
         names: new Set(),
         digest: '',
         complete: false,
+        held: new Set(),
       });
     }
     this.open('StreamAggregatedResources');
@@ -216,6 +222,7 @@ export class SotwSidecar extends Sidecar {
       const dep = this.types.get(dependent)!;
       if (!sameSet(dep.names, wanted)) {
         dep.names = wanted;
+        for (const name of dep.held) if (!wanted.has(name)) dep.held.delete(name);
         dep.namesBuf = encodeNames(3, [...wanted].sort());
         dep.complete = false;
         this.write(
@@ -231,12 +238,14 @@ export class SotwSidecar extends Sidecar {
         encodeSotwRequest({ versionInfo: res.versionInfo, typeUrl: res.typeUrl, nonce: res.nonce }),
       );
     } else {
-      // Complete = exactly the subscribed names (a response to an older subscription may
-      // still be in flight after the names changed).
-      if (res.values.length !== st.names.size) st.complete = false;
-      else if (!st.complete)
-        st.complete = sameSet(new Set(res.values.map((v) => nameOf(buf, v))), st.names);
-      st.digest = `${res.values.length}:${res.versionInfo}`;
+      // Complete = every subscribed name received (a response to an older subscription may
+      // still be in flight after the names changed). The version names the whole set.
+      for (const v of res.values) {
+        const name = nameOf(buf, v);
+        if (st.names.has(name)) st.held.add(name);
+      }
+      st.complete = st.held.size === st.names.size;
+      st.digest = `${st.held.size}:${res.versionInfo}`;
       this.write(
         encodeSotwRequest({
           versionInfo: res.versionInfo,
