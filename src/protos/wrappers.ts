@@ -11,7 +11,8 @@ function durationToString(seconds: number, nanos: number): string {
 }
 
 // Decoding only: protobufjs rejects a non-object before a wrapper's fromObject runs, so
-// translators write durations as { seconds, nanos }.
+// translators write durations as { seconds, nanos }. (protobufjs requires both converters,
+// hence the pass-through.)
 const durationWrapper: Wrapper = {
   fromObject(this: protobuf.Type, object: { [k: string]: unknown }) {
     return this.fromObject(object);
