@@ -2,6 +2,7 @@
 // service definition for ADS whose responses are pre-encoded Buffers written as they are.
 import type * as grpc from '@grpc/grpc-js';
 import { JSON_OPTIONS, messageType } from '../protos/envoy.js';
+import { decodeSotwRequest } from './sotw-request.js';
 
 export interface NodeMessage {
   id?: string;
@@ -58,7 +59,8 @@ export const adsServiceDefinition: grpc.ServiceDefinition = {
     requestStream: true,
     responseStream: true,
     requestSerialize: encoder<DiscoveryRequest>('envoy.service.discovery.v3.DiscoveryRequest'),
-    requestDeserialize: decoder<DiscoveryRequest>('envoy.service.discovery.v3.DiscoveryRequest'),
+    // Lazy on resource_names: see sotw-request.ts.
+    requestDeserialize: (bytes: Buffer) => decodeSotwRequest(bytes),
     responseSerialize: passThrough,
     responseDeserialize: passThrough,
   },

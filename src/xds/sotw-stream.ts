@@ -9,35 +9,40 @@ import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import { sotwBlockOf, type SotwBlock } from '../snapshot/snapshot.js';
 import { AdsStream } from './ads-stream.js';
-import type { DiscoveryRequest } from './messages.js';
+import type { SotwRequest } from './sotw-request.js';
 import { EMPTY_NAMES, internNames, sameNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 
 interface Subscription {
   wildcard: boolean;
   names: NameSet;
+  /** Fingerprint of the names as last requested (decoding them is the expensive part). */
+  requestedDigest: string;
   /** The view the proxy's copy of this type matches (set by every response). */
   sentFrom?: ProxyView;
   /** Named types: the names the proxy has been sent since it subscribed to them. */
   delivered: NameSet;
 }
 
-export class SotwStream extends AdsStream<DiscoveryRequest> {
+export class SotwStream extends AdsStream<SotwRequest> {
   private readonly subs = new Map<ResourceKind, Subscription>();
 
-  protected onRequest(kind: ResourceKind, req: DiscoveryRequest): void {
+  protected onRequest(kind: ResourceKind, req: SotwRequest): void {
     const ack = this.settle(kind, req);
     // A stale request describes a subscription Envoy has already replaced; a newer request
     // follows, so acting on this one could only send outdated data.
     if (ack === 'stale') return;
-    const requested = req.resourceNames ?? [];
-    const wildcard = isWildcardKind(kind) && (requested.length === 0 || requested.includes('*'));
-    const named = requested.filter((n) => n !== '*');
     const prev = this.subs.get(kind);
-    // Checked against the interned set rather than a kept copy of the list: a thousand EDS
-    // names per proxy would otherwise be most of a stream's memory.
+    // Envoy repeats the same list in every ACK: compare fingerprints, decode only on change.
+    const sameRequest = prev !== undefined && prev.requestedDigest === req.resourceNamesDigest;
+    const requested = sameRequest ? [] : (req.resourceNames ?? []);
+    const wildcard = sameRequest
+      ? prev.wildcard
+      : isWildcardKind(kind) && (requested.length === 0 || requested.includes('*'));
+    const named = requested.filter((n) => n !== '*');
     const unchanged =
-      prev !== undefined && prev.wildcard === wildcard && sameNames(prev.names, named);
+      prev !== undefined &&
+      (sameRequest || (prev.wildcard === wildcard && sameNames(prev.names, named)));
     // An ACK/NACK that changes nothing gets no answer (a NACK must never start a resend
     // loop); a request without a nonce asks for everything again.
     if (unchanged && ack !== 'none') return;
@@ -45,6 +50,7 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     const sub: Subscription = {
       wildcard,
       names,
+      requestedDigest: req.resourceNamesDigest,
       sentFrom: prev?.sentFrom,
       delivered: prev?.delivered ?? EMPTY_NAMES,
     };
