@@ -4,8 +4,8 @@
 // bytes and decoded only when asked for.
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
-import { JSON_OPTIONS, messageType } from '../protos/envoy.js';
-import type { DiscoveryRequest, NodeMessage, StatusMessage } from './messages.js';
+import { JSON_OPTIONS, RESOURCE_KINDS, TYPE_URLS, messageType } from '../protos/envoy.js';
+import type { DiscoveryRequest } from './messages.js';
 
 export interface SotwRequest extends DiscoveryRequest {
   /** Hash of the resource_names bytes: equal lists in equal order give equal digests. */
@@ -23,15 +23,123 @@ const TYPE_URL = 4;
 const RESPONSE_NONCE = 5;
 const ERROR_DETAIL = 6;
 
+/** type_url fields as Envoy encodes them (tag, length, text), to find the end of the names. */
+const TYPE_URL_FIELDS = RESOURCE_KINDS.map((kind) => {
+  const w = protobuf.Writer.create();
+  w.uint32((TYPE_URL << 3) | 2).string(TYPE_URLS[kind]);
+  return Buffer.from(w.finish());
+});
+
+/**
+ * Envoy writes fields in number order, so the names (3) run up to the type_url (4). Finding
+ * that with a native search skips walking a thousand names in JavaScript; the rest of the
+ * message is then parsed normally from there, and anything unexpected falls back to the walk.
+ */
+function endOfNames(bytes: Buffer, from: number): number {
+  // The last type_url field in the message is the real one: names come before it.
+  let end = -1;
+  for (const field of TYPE_URL_FIELDS) end = Math.max(end, bytes.lastIndexOf(field));
+  return end > from ? end : -1;
+}
+
 export function decodeSotwRequest(bytes: Buffer): SotwRequest {
+  return decodeFast(bytes) ?? decodeWalking(bytes);
+}
+
+/** The common shape: [version][node][names...][type_url][nonce][error]. */
+function decodeFast(bytes: Buffer): SotwRequest | undefined {
   const reader = protobuf.Reader.create(bytes);
-  const req: {
-    versionInfo?: string;
-    node?: NodeMessage;
-    typeUrl?: string;
-    responseNonce?: string;
-    errorDetail?: StatusMessage;
-  } = {};
+  const req: Record<string, unknown> = {};
+  let namesStart = -1;
+  let namesEnd = -1;
+  try {
+    while (reader.pos < reader.len) {
+      const tagStart = reader.pos;
+      const tag = reader.uint32();
+      const field = tag >>> 3;
+      if (field === RESOURCE_NAMES) {
+        if (namesStart >= 0) return undefined; // names after other fields: walk instead
+        namesStart = tagStart;
+        namesEnd = endOfNames(bytes, tagStart);
+        if (namesEnd < 0) return undefined;
+        reader.pos = namesEnd;
+        continue;
+      }
+      readField(reader, field, tag, req);
+    }
+  } catch {
+    return undefined;
+  }
+  if (namesStart < 0) return withNames(req, bytes, [], '');
+  const region = bytes.subarray(namesStart, namesEnd);
+  const digest = createHash('sha1').update(region).digest('base64url');
+  return withNames(req, bytes, undefined, digest, region);
+}
+
+/** Reads one non-name field into `req` (unknown fields are skipped). */
+function readField(
+  reader: protobuf.Reader,
+  field: number,
+  tag: number,
+  req: Record<string, unknown>,
+): void {
+  switch (field) {
+    case VERSION_INFO:
+      req.versionInfo = reader.string();
+      return;
+    case NODE:
+      req.node = nodeType.toObject(nodeType.decode(reader, reader.uint32()), JSON_OPTIONS);
+      return;
+    case TYPE_URL:
+      req.typeUrl = reader.string();
+      return;
+    case RESPONSE_NONCE:
+      req.responseNonce = reader.string();
+      return;
+    case ERROR_DETAIL:
+      req.errorDetail = statusType.toObject(
+        statusType.decode(reader, reader.uint32()),
+        JSON_OPTIONS,
+      );
+      return;
+    default:
+      reader.skipType(tag & 7);
+  }
+}
+
+function namesIn(region: Buffer): string[] {
+  const reader = protobuf.Reader.create(region);
+  const names: string[] = [];
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag >>> 3 === RESOURCE_NAMES) names.push(reader.string());
+    else reader.skipType(tag & 7);
+  }
+  return names;
+}
+
+function withNames(
+  req: Record<string, unknown>,
+  bytes: Buffer,
+  ranges: Array<[number, number]> | undefined,
+  digest: string,
+  region?: Buffer,
+): SotwRequest {
+  let decoded: string[] | undefined;
+  const decode = (): string[] =>
+    region
+      ? namesIn(region)
+      : (ranges ?? []).map(([start, end]) => bytes.toString('utf8', start, end));
+  return Object.defineProperties(req as unknown as SotwRequest, {
+    resourceNamesDigest: { value: digest, enumerable: true },
+    resourceNames: { enumerable: true, get: () => (decoded ??= decode()) },
+  });
+}
+
+/** Any field order: every field visited, names located one by one. */
+function decodeWalking(bytes: Buffer): SotwRequest {
+  const reader = protobuf.Reader.create(bytes);
+  const req: Record<string, unknown> = {};
   const names: Array<[number, number]> = [];
   const hash = createHash('sha1');
   let runStart = -1;
@@ -39,52 +147,21 @@ export function decodeSotwRequest(bytes: Buffer): SotwRequest {
   while (reader.pos < reader.len) {
     const tagStart = reader.pos;
     const tag = reader.uint32();
-    switch (tag >>> 3) {
-      case VERSION_INFO:
-        req.versionInfo = reader.string();
-        break;
-      case NODE:
-        req.node = nodeType.toObject(
-          nodeType.decode(reader, reader.uint32()),
-          JSON_OPTIONS,
-        ) as NodeMessage;
-        break;
-      case RESOURCE_NAMES: {
-        const length = reader.uint32();
-        names.push([reader.pos, reader.pos + length]);
-        reader.skip(length);
-        // Adjacent name fields are hashed as one run of bytes.
-        if (tagStart !== runEnd) {
-          if (runStart >= 0) hash.update(bytes.subarray(runStart, runEnd));
-          runStart = tagStart;
-        }
-        runEnd = reader.pos;
-        break;
-      }
-      case TYPE_URL:
-        req.typeUrl = reader.string();
-        break;
-      case RESPONSE_NONCE:
-        req.responseNonce = reader.string();
-        break;
-      case ERROR_DETAIL:
-        req.errorDetail = statusType.toObject(
-          statusType.decode(reader, reader.uint32()),
-          JSON_OPTIONS,
-        ) as StatusMessage;
-        break;
-      default:
-        reader.skipType(tag & 7);
+    if (tag >>> 3 !== RESOURCE_NAMES) {
+      readField(reader, tag >>> 3, tag, req);
+      continue;
     }
+    const length = reader.uint32();
+    names.push([reader.pos, reader.pos + length]);
+    reader.skip(length);
+    // Adjacent name fields are hashed as one run of bytes.
+    if (tagStart !== runEnd) {
+      if (runStart >= 0) hash.update(bytes.subarray(runStart, runEnd));
+      runStart = tagStart;
+    }
+    runEnd = reader.pos;
   }
   if (runStart >= 0) hash.update(bytes.subarray(runStart, runEnd));
   const digest = names.length === 0 ? '' : hash.digest('base64url');
-  let decoded: string[] | undefined;
-  return Object.defineProperties(req as SotwRequest, {
-    resourceNamesDigest: { value: digest, enumerable: true },
-    resourceNames: {
-      enumerable: true,
-      get: () => (decoded ??= names.map(([start, end]) => bytes.toString('utf8', start, end))),
-    },
-  });
+  return withNames(req, bytes, names, digest);
 }

@@ -1,4 +1,5 @@
 // The SotW request decoder: fingerprints resource names from their bytes, decodes them lazily.
+import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { adsServiceDefinition, type DiscoveryRequest } from '../../src/xds/messages.js';
 import { decodeSotwRequest } from '../../src/xds/sotw-request.js';
@@ -44,5 +45,37 @@ describe('decodeSotwRequest', () => {
     expect(digest(names)).not.toBe(digest([...names.slice(0, 999), 'service-x']));
     expect(digest(names)).not.toBe(digest(names.slice(0, 999)));
     expect(digest([])).toBe('');
+  });
+});
+
+describe('decodeSotwRequest, unusual encodings', () => {
+  const Writer = protobuf.Writer;
+  const field = (w: protobuf.Writer, n: number, text: string) =>
+    w.uint32((n << 3) | 2).string(text);
+
+  it('handles names written after the type_url (fields out of order)', () => {
+    const w = Writer.create();
+    field(w, 4, typeUrl('endpoints'));
+    field(w, 3, 'a');
+    field(w, 5, '9');
+    field(w, 3, 'b');
+    const req = decodeSotwRequest(Buffer.from(w.finish()));
+    expect(req).toMatchObject({
+      typeUrl: typeUrl('endpoints'),
+      responseNonce: '9',
+      resourceNames: ['a', 'b'],
+    });
+    expect(req.resourceNamesDigest).not.toBe('');
+  });
+
+  it('is not fooled by a name that contains a type_url', () => {
+    const w = Writer.create();
+    field(w, 3, `x\u0022${typeUrl('clusters')}`);
+    field(w, 3, 'y');
+    field(w, 4, typeUrl('endpoints'));
+    field(w, 5, '3');
+    const req = decodeSotwRequest(Buffer.from(w.finish()));
+    expect(req.resourceNames).toEqual([`x\u0022${typeUrl('clusters')}`, 'y']);
+    expect(req).toMatchObject({ typeUrl: typeUrl('endpoints'), responseNonce: '3' });
   });
 });
