@@ -34,8 +34,6 @@ export interface Catalog {
   readonly services: readonly Service[];
 }
 
-export const EMPTY_CATALOG: Catalog = { services: [] };
-
 /** The identity a connected sidecar presents (from its Envoy node). */
 export interface ProxyIdentity {
   readonly nodeId: string;

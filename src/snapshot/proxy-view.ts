@@ -46,12 +46,6 @@ export class ProxyView {
     yield* own.values();
   }
 
-  count(kind: ResourceKind): number {
-    let n = this.own[kind].size;
-    for (const name of this.snapshot.shared[kind].keys()) if (!this.own[kind].has(name)) n++;
-    return n;
-  }
-
   /** All resources of a kind as pre-framed bytes; the shared part is concatenated once per snapshot. */
   wildcardBlock(kind: ResourceKind): SotwBlock {
     const shared = this.snapshot.sharedBlock(kind);
