@@ -280,7 +280,11 @@ describe('etcd + real Envoy mesh', () => {
       });
       await hbProxy.restore();
       await a.envoy.waitFor(present, 'world-4 registered again', 15_000);
-      expect(p.output()).toContain('registered again');
+      // The command says so once its write is acknowledged, which can trail Envoy by a moment.
+      await waitFor(() => p.output().includes('registered again'), {
+        what: 'the heartbeat reports re-registering',
+        details: p.output,
+      });
       p.child.kill('SIGTERM');
       expect(await p.exited).toBe(0);
       await a.envoy.waitFor(async () => !(await present()), 'world-4 deregistered');
