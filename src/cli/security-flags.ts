@@ -6,7 +6,10 @@ import { Option } from 'commander';
 import type { SecurityOptions } from '../app.js';
 import { openCa } from '../ca/open.js';
 import { CaSettingsError } from '../ca/settings.js';
+import { ConsulPolicy } from '../policy/consul-policy.js';
 import { PolicyFile } from '../policy/policy-file.js';
+import { ConsulClient } from '../sources/consul/client.js';
+import { consulConnectionFromFlags } from '../sources/consul/options.js';
 import type { Logger } from '../telemetry/logger.js';
 import { caCertOption, caKeyOption, dataDirOption } from './ca-command.js';
 import { choiceOption } from './options.js';
@@ -18,6 +21,7 @@ export interface SecurityFlags {
   mtls: (typeof SWITCH)[number];
   auth: (typeof AUTH_MODES)[number];
   policy?: string;
+  policyConsulKey?: string;
   dataDir: string;
   caCert?: string;
   caKey?: string;
@@ -50,6 +54,10 @@ export function securityCliOptions(): Option[] {
       '--policy <file>',
       'authorization policy (YAML/JSON), watched; enforced by Envoy RBAC (needs --mtls on)',
     ).env('LUCID_POLICY'),
+    new Option(
+      '--policy-consul-key <key>',
+      'authorization policy kept in this Consul KV key instead of a file (uses the --consul flags); watched',
+    ).env('LUCID_POLICY_CONSUL_KEY'),
     dataDirOption(),
     caCertOption().env('LUCID_CA_CERT'),
     caKeyOption().env('LUCID_CA_KEY'),
@@ -81,9 +89,19 @@ export async function securityFromFlags(
   logger: Logger,
 ): Promise<ServeSecurity> {
   const mtls = on(flags.mtls);
-  if (flags.policy && !mtls) {
+  if (flags.policy && flags.policyConsulKey) {
     throw new SecurityFlagError(
-      '--policy: needs --mtls on (callers are identified by their certificates)',
+      '--policy-consul-key: give --policy or --policy-consul-key, not both',
+    );
+  }
+  const policyFlag = flags.policy
+    ? '--policy'
+    : flags.policyConsulKey
+      ? '--policy-consul-key'
+      : undefined;
+  if (policyFlag && !mtls) {
+    throw new SecurityFlagError(
+      `${policyFlag}: needs --mtls on (callers are identified by their certificates)`,
     );
   }
   if (Boolean(flags.xdsTlsCert) !== Boolean(flags.xdsTlsKey)) {
@@ -114,15 +132,31 @@ export async function securityFromFlags(
     if (err instanceof CaSettingsError) throw new SecurityFlagError(err.message);
     throw err;
   }
-  let policy: PolicyFile | undefined;
-  if (flags.policy) {
-    policy = new PolicyFile(flags.policy, logger);
+  const policy = policyProvider(flags, logger);
+  if (policy) {
     await policy.start();
     const error = policy.lastError();
-    if (!policy.current() && error)
-      logger.warn({ error: error.message }, 'policy file invalid; not ready until it is fixed');
+    if (!policy.current() && error) {
+      logger.warn({ error: error.message }, 'policy invalid; not ready until it is fixed');
+    }
   }
   return { security: { ca, mtls, auth: flags.auth, policy }, xdsCredentials };
+}
+
+/** The policy from a file, or from a Consul KV key (reached with the --consul flags). */
+function policyProvider(
+  flags: SecurityFlags,
+  logger: Logger,
+): PolicyFile | ConsulPolicy | undefined {
+  if (flags.policy) return new PolicyFile(flags.policy, logger);
+  if (!flags.policyConsulKey) return undefined;
+  let connection;
+  try {
+    connection = consulConnectionFromFlags(flags as unknown as Record<string, unknown>);
+  } catch (err) {
+    throw new SecurityFlagError((err as Error).message);
+  }
+  return new ConsulPolicy(new ConsulClient(connection), flags.policyConsulKey, logger);
 }
 
 function xdsTls(certFile: string, keyFile: string): grpc.ServerCredentials {

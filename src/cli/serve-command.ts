@@ -100,12 +100,16 @@ export function serveCommand(): Command {
       } catch (err) {
         return usage((err as Error).message);
       }
+      let serveSecurity: Awaited<ReturnType<typeof securityFromFlags>>;
+      try {
+        serveSecurity = await securityFromFlags(flags, logger);
+      } catch (err) {
+        if (err instanceof SecurityFlagError) return usage(err.message);
+        throw err;
+      }
+      const { security, xdsCredentials } = serveSecurity;
       let running: RunningControlPlane;
       try {
-        const { security, xdsCredentials } = await securityFromFlags(flags, logger).catch(
-          (err: unknown) =>
-            err instanceof SecurityFlagError ? usage(err.message) : Promise.reject(err),
-        );
         running = await startControlPlane({
           source,
           security,

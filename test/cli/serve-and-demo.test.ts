@@ -96,6 +96,18 @@ describe('lucid-mesh serve', () => {
     const p = serve(['--catalog', 'examples/catalog.yaml', '--xds-port', '80a']);
     expect(await p.exited).toBe(2);
     expect(p.output()).toContain('--xds-port: expected integer 0-65535, got "80a"');
+    const r = serve([
+      '--catalog',
+      'examples/catalog.yaml',
+      '--policy-consul-key',
+      'k',
+      '--mtls',
+      'off',
+    ]);
+    expect(await r.exited).toBe(2);
+    expect(r.output()).toContain(
+      'lucid-mesh serve: --policy-consul-key: needs --mtls on (callers are identified by their certificates)',
+    );
     const q = serve(['--catalog', 'does/not/exist.yaml']);
     expect(await q.exited).toBe(2);
     expect(q.output()).toContain('--catalog: no such file "does/not/exist.yaml"');

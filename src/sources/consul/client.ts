@@ -202,6 +202,14 @@ export class ConsulClient {
     );
   }
 
+  /** `/v1/kv/<key>`: the entry (Value decoded to text), or undefined when there is none. */
+  kvGet(
+    key: string,
+    q: BlockingQuery = {},
+  ): Promise<QueryResult<{ Value?: string | null } | undefined>> {
+    return this.query(`GET /v1/kv/${key}`, q, (o) => this.consul.kv.get({ ...o, key }));
+  }
+
   /** `/v1/agent/services?filter=ID == "<id>"`: one service registered with this agent. */
   async agentService(id: string): Promise<ConsulAgentService | undefined> {
     const { body } = await this.query<Record<string, ConsulAgentService>>(
