@@ -120,9 +120,9 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       ).default(DEFAULT_MODE),
     )
     .addOption(
-      new Option('--admin-port <port>', 'Envoy admin port, bound on 127.0.0.1').default(
-        DEFAULT_ADMIN_PORT,
-      ),
+      new Option('--admin-port <port>', 'Envoy admin port, bound on 127.0.0.1')
+        .env('ENVOY_ADMIN_PORT')
+        .default(DEFAULT_ADMIN_PORT),
     )
     .addOption(
       new Option(

@@ -361,7 +361,7 @@ describe('lucid-mesh bootstrap (in-process)', () => {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toContain('(default: "sotw")');
-    expect(r.stdout).toContain('(default: 15000)');
+    expect(r.stdout).toContain('(default: 15000, env: ENVOY_ADMIN_PORT)');
     expect(r.stdout).toContain('(default: 15001)');
   });
 });
