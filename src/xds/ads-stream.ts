@@ -42,6 +42,13 @@ export abstract class AdsStream<Req extends BaseRequest> {
   private readonly sentSnapshot = new Map<ResourceKind, SnapshotRef>();
   /** Requests are handled one at a time, in order, even while authentication is pending. */
   private queue: Promise<void> = Promise.resolve();
+  /**
+   * The proxy is not reading (its gRPC buffers are full). Changes meanwhile are not queued
+   * one by one: only the latest view is kept, and pushed once it drains, so a stuck proxy
+   * costs bounded memory and gets the current state, not a backlog.
+   */
+  private blocked = false;
+  private pendingView: ProxyView | undefined;
 
   constructor(
     protected readonly call: grpc.ServerDuplexStream<Req, Buffer>,
@@ -156,8 +163,19 @@ export abstract class AdsStream<Req extends BaseRequest> {
 
   private acceptView(view: ProxyView): void {
     if (this.closed) return;
+    if (this.blocked) {
+      this.pendingView = view;
+      return;
+    }
     this.view = view;
     this.onView(view);
+  }
+
+  private unblock(): void {
+    this.blocked = false;
+    const view = this.pendingView;
+    this.pendingView = undefined;
+    if (view) this.acceptView(view);
   }
 
   protected status(kind: ResourceKind): TypeStatus {
@@ -220,7 +238,14 @@ export abstract class AdsStream<Req extends BaseRequest> {
     s.sentAt = Date.now();
     const snapshot = { version: view.snapshot.version, changedAt: view.snapshot.changedAt };
     this.sentSnapshot.set(kind, snapshot);
-    this.call.write(bytes);
+    if (!this.call.write(bytes) && !this.blocked) {
+      this.blocked = true;
+      this.log.debug(
+        { node: this.proxy?.nodeId },
+        'proxy not reading; coalescing changes until it drains',
+      );
+      this.call.once('drain', () => this.guard(() => this.unblock()));
+    }
     this.ctx.observer.responseSent(this.info, {
       ...report,
       kind,

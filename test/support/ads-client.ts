@@ -46,6 +46,15 @@ class Stream<Req, Res> {
     });
   }
 
+  /** Stops reading responses (as a stuck proxy would); `resume` reads again. */
+  pause(): void {
+    this.call.pause();
+  }
+
+  resume(): void {
+    this.call.resume();
+  }
+
   send(req: Req): void {
     this.call.write(req);
   }
