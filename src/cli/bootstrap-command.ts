@@ -11,7 +11,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { withUsageErrors } from './usage.js';
 import {
   BootstrapOptionError,
   DEFAULT_ADMIN_PORT,
@@ -164,7 +165,7 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       ),
     );
   for (const option of consulConnectionCliOptions()) cmd.addOption(option);
-  cmd
+  withUsageErrors(cmd, PREFIX, { stdout, stderr, exit })
     .addHelpText(
       'after',
       '\nExit codes: 0 ok, 2 invalid arguments, 1 the output file could not be written or the ' +
@@ -176,19 +177,6 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         '  lucid-mesh bootstrap --consul-service-id web-1-sidecar-proxy --xds 127.0.0.1:18000 \\\n' +
         '    --consul 127.0.0.1:8500',
     )
-    .showSuggestionAfterError(true)
-    .allowExcessArguments(false)
-    .configureOutput({
-      writeOut: stdout,
-      writeErr: stderr,
-      // Commander's own errors ("error: unknown option '--x'") become our one-line format.
-      outputError: (text, write) => write(`${PREFIX}: ${text.replace(/^error: /, '')}`),
-    })
-    .exitOverride((err: CommanderError) => {
-      // --help / --version exit 0; every parse error is a usage error.
-      exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
-      throw err; // not reached unless io.exit returns
-    })
     .action(async (flags: RawFlags, command: Command) => {
       // Set on the command line or by env, not a commander default.
       const explicit = (key: string): boolean =>

@@ -3,7 +3,8 @@
 // writes the new root into the store and the server's store watcher picks it up (docs/ca.md).
 // Usage errors: one line `lucid-mesh <command>: <problem>` on stderr, exit code 2; runtime
 // failures exit 1.
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { withUsageErrors } from './usage.js';
 import { CertificateAuthority } from '../ca/authority.js';
 import { CaMaterialError } from '../ca/crypto.js';
 import { FileCaStore } from '../ca/file-store.js';
@@ -69,20 +70,9 @@ function resolveIo(io: CaCommandIo): Io {
   };
 }
 
-/** Output, error format and exit codes of one (sub)command, the way bootstrap does it. */
+/** Output, error format and exit codes of one (sub)command. */
 function configure(cmd: Command, prefix: string, io: Io): Command {
-  return cmd
-    .showSuggestionAfterError(true)
-    .allowExcessArguments(false)
-    .configureOutput({
-      writeOut: io.stdout,
-      writeErr: io.stderr,
-      outputError: (text, write) => write(`${prefix}: ${text.replace(/^error: /, '')}`),
-    })
-    .exitOverride((err: CommanderError) => {
-      io.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
-      throw err; // not reached unless io.exit returns
-    });
+  return withUsageErrors(cmd, prefix, io);
 }
 
 /** Runs an action; known errors become one stderr line and an exit code. */

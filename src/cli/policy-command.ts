@@ -3,7 +3,8 @@
 //   policy explain FILE --from A --to B     allow or deny, and the rule (or default) that decided
 // Exit codes: 0 ok (explain: whatever the decision), 2 invalid policy, file or arguments.
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { withUsageErrors } from './usage.js';
 import { CatalogDocumentError, parseCatalogText } from '../catalog/load-document.js';
 import { describeExplanation, explain, policyWarnings } from '../policy/evaluate.js';
 import {
@@ -85,18 +86,7 @@ export function policyCommand(io: PolicyCommandIo = {}): Command {
     };
 
   const configure = (cmd: Command): Command =>
-    cmd
-      .showSuggestionAfterError(true)
-      .allowExcessArguments(false)
-      .configureOutput({
-        writeOut: stdout,
-        writeErr: stderr,
-        outputError: (text, write) => write(`${PREFIX}: ${text.replace(/^error: /, '')}`),
-      })
-      .exitOverride((err: CommanderError) => {
-        exit(err.exitCode === 0 ? 0 : EXIT_INVALID);
-        throw err; // not reached unless io.exit returns
-      });
+    withUsageErrors(cmd, PREFIX, { stdout, stderr, exit });
 
   const check = configure(
     new Command('check')

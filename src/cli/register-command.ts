@@ -10,7 +10,8 @@
 //
 // Exit codes: 0 ok; 2 invalid arguments (the message names the flag and the value);
 // 1 etcd failed (unreachable, rejected the write, the id is taken by another service).
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { withUsageErrors } from './usage.js';
 import type { Etcd3, Lease } from 'etcd3';
 import { HEALTH_STATES, PROTOCOLS, type Instance } from '../catalog/model.js';
 import { formatPath, instanceSchema, serviceSchema } from '../catalog/schema.js';
@@ -232,18 +233,7 @@ function makeCommand(name: string, io: RegisterCommandIo): Command {
   const stderr = io.stderr ?? ((s: string) => void process.stderr.write(s));
   const exit = io.exit ?? ((code: number): never => process.exit(code));
   const prefix = `lucid-mesh ${name}`;
-  const cmd = new Command(name)
-    .showSuggestionAfterError(true)
-    .allowExcessArguments(false)
-    .configureOutput({
-      writeOut: stdout,
-      writeErr: stderr,
-      outputError: (text, write) => write(`${prefix}: ${text.replace(/^error: /, '')}`),
-    })
-    .exitOverride((err: CommanderError) => {
-      exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
-      throw err; // not reached unless io.exit returns
-    });
+  const cmd = withUsageErrors(new Command(name), prefix, { stdout, stderr, exit });
   return cmd;
 }
 
