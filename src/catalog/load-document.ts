@@ -7,18 +7,21 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { Catalog } from './model.js';
 import { CatalogValidationError, parseCatalog } from './schema.js';
 
-export class CatalogDocumentError extends Error {
+/** A document (file or key) that cannot be used: every problem, prefixed with where it came from. */
+export class DocumentError extends Error {
   constructor(
-    /** The file name as given to parseCatalogText (the prefix of the message). */
+    /** The file name (or key) the text came from: the prefix of the message. */
     readonly fileName: string,
     /** One line per problem: syntax errors with line/column, or schema problems with the field path. */
     readonly problems: readonly string[],
     options?: { cause?: unknown },
   ) {
     super(`${fileName}: ${problems.join('; ')}`, options);
-    this.name = 'CatalogDocumentError';
+    this.name = new.target.name;
   }
 }
+
+export class CatalogDocumentError extends DocumentError {}
 
 /**
  * Parses and validates the text of a catalog file. `fileName` picks the syntax (`.json` → JSON,

@@ -19,7 +19,7 @@
 // The semantics (first match, isolation) live in evaluate.ts; docs/policy.md is the user guide.
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
-import { findJsonErrorOffset, isJsonFile } from '../catalog/load-document.js';
+import { DocumentError, findJsonErrorOffset, isJsonFile } from '../catalog/load-document.js';
 import { formatPath, show } from '../catalog/schema.js';
 
 export const ACTIONS = ['allow', 'deny'] as const;
@@ -329,18 +329,7 @@ export function parsePolicy(document: unknown): Policy {
   };
 }
 
-export class PolicyDocumentError extends Error {
-  constructor(
-    /** The file name (or KV key) the text came from; prefixes the message. */
-    readonly fileName: string,
-    /** One line per problem: syntax errors with line/column, schema problems with the path. */
-    readonly problems: readonly string[],
-    options?: { cause?: unknown },
-  ) {
-    super(`${fileName}: ${problems.join('; ')}`, options);
-    this.name = 'PolicyDocumentError';
-  }
-}
+export class PolicyDocumentError extends DocumentError {}
 
 /**
  * Parses and validates policy text. `fileName` picks the syntax (`.json` → JSON, anything else

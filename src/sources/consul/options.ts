@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Option } from 'commander';
+import { FlagError } from '../flag-error.js';
 import { HEALTH_STATES, type Health } from '../../catalog/model.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { DiscoverySource } from '../source.js';
@@ -30,15 +31,7 @@ export const DEFAULT_BACKOFF_MAX_MS = 10_000;
 export const DEFAULT_SIDECAR_GRACE_MS = 250;
 
 /** An unusable flag value; the message names the flag and the value. */
-export class ConsulFlagError extends Error {
-  constructor(
-    readonly flag: string,
-    message: string,
-  ) {
-    super(`${flag}: ${message}`);
-    this.name = 'ConsulFlagError';
-  }
-}
+export class ConsulFlagError extends FlagError {}
 
 /** How to reach Consul: address, ACL token, datacenter, TLS. Used by serve and bootstrap. */
 export function consulConnectionCliOptions(): Option[] {

@@ -3,6 +3,7 @@
 // together here, so every error names the flag (or its environment variable) and the value.
 import { readFileSync } from 'node:fs';
 import { Option } from 'commander';
+import { FlagError } from '../flag-error.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { DiscoverySource } from '../source.js';
 import {
@@ -14,15 +15,7 @@ import { EtcdSource } from './etcd-source.js';
 import { DEFAULT_ETCD_PREFIX, normalizePrefix } from './layout.js';
 
 /** A flag value that cannot be used; the message names the flag and the value. */
-export class EtcdFlagError extends Error {
-  constructor(
-    readonly flag: string,
-    message: string,
-  ) {
-    super(`${flag}: ${message}`);
-    this.name = 'EtcdFlagError';
-  }
-}
+export class EtcdFlagError extends FlagError {}
 
 /** The commander options: `--etcd`, `--etcd-prefix`, TLS and auth, each with an env variable. */
 export function etcdCliOptions(): Option[] {
