@@ -2,7 +2,7 @@
 // (so its CPU and memory are its own), collects its snapshot events, asks it for stats.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import type { CpChildConfig, CpStats, SnapshotEvent } from './cp-child.js';
-import { forkTs, track, type IpcChild } from './ipc.js';
+import { forkCompiled, track, type IpcChild } from './ipc.js';
 
 export type { CpStats, SnapshotEvent };
 
@@ -32,7 +32,7 @@ export async function startBenchControlPlane(
 ): Promise<BenchControlPlane> {
   const logFd = openSync(logPath, 'a');
   const proc = track(
-    forkTs('control plane', './cp-child.ts', {
+    forkCompiled('control plane', './cp-child.ts', {
       env: { LUCID_BENCH_CP: JSON.stringify(config) },
       execArgv: ['--expose-gc'],
       stdio: ['ignore', logFd, logFd],

@@ -1,5 +1,6 @@
 // Runs a benchmark set: sessions (simulated sidecars) and real-Envoy runs, then writes the run
 // file (JSON) and regenerates RESULTS.md from every run file in the output directory.
+import { ensureBuilt } from './build.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runEnvoy } from './envoy.js';
@@ -65,6 +66,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
     `lucid-mesh bench ${id}: ${machine.nproc} CPUs, Node ${machine.node}, commit ${machine.commit}${machine.dirty ? ' (dirty)' : ''}`,
   );
 
+  ensureBuilt(log);
   const sessions: SessionResult[] = [];
   const envoy: EnvoyRunResult[] = [];
   for (const plan of opts.sessions) {

@@ -1,9 +1,11 @@
 // Request/response over a child process's IPC channel (structured-clone serialisation), plus
 // the events the child sends on its own. Used for the control plane and the load workers.
 import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../src/package-root.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+// Found by walking up: this module also runs compiled, from bench/out/js/bench/.
+export const REPO_ROOT = packageRoot(import.meta.url);
 
 interface Pending {
   resolve(body: unknown): void;
@@ -114,8 +116,8 @@ export class IpcChild {
   }
 }
 
-/** Forks a TypeScript entry of bench/ under tsx, with IPC. */
-export function forkTs(
+/** Forks a bench/ entry (given as its .ts path) from its compiled build (build.ts), with IPC. */
+export function forkCompiled(
   name: string,
   entry: string,
   opts: {
@@ -124,9 +126,11 @@ export function forkTs(
     stdio?: Array<'ignore' | 'inherit' | number>;
   } = {},
 ): IpcChild {
-  const child = fork(fileURLToPath(new URL(entry, import.meta.url)), [], {
+  // The compiled twin of `entry` (build.ts): plain Node, as the product runs.
+  const compiled = join(REPO_ROOT, 'bench', 'out', 'js', 'bench', entry.replace(/\.ts$/, '.js'));
+  const child = fork(compiled, [], {
     cwd: REPO_ROOT,
-    execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])],
+    execArgv: opts.execArgv ?? [],
     env: { ...process.env, ...opts.env },
     serialization: 'advanced',
     stdio: [...(opts.stdio ?? ['ignore', 'inherit', 'inherit']), 'ipc'],

@@ -1,6 +1,6 @@
 // Harness side of the load client: W worker processes, each running a share of the K
 // simulated sidecars. Aggregates their reports.
-import { forkTs, track, type IpcChild } from '../ipc.js';
+import { forkCompiled, track, type IpcChild } from '../ipc.js';
 import type {
   DigestSummary,
   ProxySpec,
@@ -58,7 +58,7 @@ export class LoadPool {
       ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
     ];
     const procs = shares.map((_, i) =>
-      track(forkTs(`load worker ${i}`, './load/worker.ts', { execArgv })),
+      track(forkCompiled(`load worker ${i}`, './load/worker.ts', { execArgv })),
     );
     // A round trip proves each worker is up (module loading included).
     await Promise.all(procs.map((p) => p.request({ op: 'stats' }, 60_000)));

@@ -5,10 +5,9 @@
 // ("{{name}}") are replaced with typed values; a placeholder without a value for the chosen
 // variant (e.g. dns_lookup_family for an IP literal) drops its key. Comments in the
 // template are kept, so the generated file explains itself.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { isScalar, parseDocument, Scalar, visit, type Document } from 'yaml';
 
 export const XDS_MODES = ['sotw', 'delta'] as const;
@@ -192,16 +191,9 @@ function optionalString(flag: string, value: unknown): string | undefined {
   return requiredString(flag, value);
 }
 
-/** The directory holding package.json, found by walking up from this module (src/ or dist/). */
-export function packageRoot(from: string = import.meta.url): string {
-  let dir = dirname(fileURLToPath(from));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(from)}`);
-    dir = parent;
-  }
-}
+import { packageRoot } from '../package-root.js';
+
+export { packageRoot };
 
 export const templatePath = (): string =>
   join(packageRoot(), 'sidecar-bootstrap', 'bootstrap.template.yaml');

@@ -1,13 +1,14 @@
 // The Envoy API types, loaded from the descriptor generated at setup (scripts/gen-protos.mjs).
 // Everything that turns a resource object into bytes, or bytes back into JSON, goes through here.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import protobuf from 'protobufjs';
+import { packageRoot } from '../package-root.js';
 import { installWrappers } from './wrappers.js';
 
 installWrappers();
 
-const descriptorPath = fileURLToPath(new URL('../../gen/envoy-protos.json', import.meta.url));
+const descriptorPath = join(packageRoot(import.meta.url), 'gen', 'envoy-protos.json');
 
 function loadRoot(): protobuf.Root {
   let json: string;

@@ -6,9 +6,11 @@ import type { EncodedResource } from './encoded-resource.js';
 import {
   Snapshot,
   diffMaps,
+  joinBlocks,
   sotwBlockOf,
   type KindDiff,
   type KindMaps,
+  type ResourceMap,
   type SotwBlock,
 } from './snapshot.js';
 
@@ -56,12 +58,7 @@ export class ProxyView {
       // to the slow path so nothing is sent twice.
       if (this.snapshot.shared[kind].has(name)) return sotwBlockOf(this.all(kind));
     }
-    const mine = sotwBlockOf(own.values());
-    return {
-      entries: Buffer.concat([shared.entries, mine.entries]),
-      digest: `${shared.digest}.${mine.digest}`,
-      count: shared.count + mine.count,
-    };
+    return joinBlocks(shared, ownBlock(own));
   }
 
   /**
@@ -72,6 +69,12 @@ export class ProxyView {
   namedBlock(kind: ResourceKind, names: { readonly sorted: readonly string[] }): SotwBlock {
     const build = () => sotwBlockOf(this.lookupAll(kind, names.sorted));
     return this.own[kind].size === 0 ? this.snapshot.namedBlock(kind, names, build) : build();
+  }
+
+  /** Only `names` (sorted), as one block: shared by every proxy when it has none of its own. */
+  partialBlock(kind: ResourceKind, names: readonly string[]): SotwBlock {
+    const build = () => sotwBlockOf(this.lookupAll(kind, names));
+    return this.own[kind].size === 0 ? this.snapshot.partialBlock(kind, names, build) : build();
   }
 
   /** The named resources that exist (or have a stand-in), in the order given. */
@@ -100,4 +103,13 @@ export class ProxyView {
     for (const name of removed) if (this.get(kind, name)) removed.delete(name);
     return { changed, removed };
   }
+}
+
+// A proxy's own resources are cached across snapshots (store.ts), so is their block.
+const ownBlocks = new WeakMap<ResourceMap, SotwBlock>();
+
+function ownBlock(own: ResourceMap): SotwBlock {
+  let block = ownBlocks.get(own);
+  if (!block) ownBlocks.set(own, (block = sotwBlockOf(own.values())));
+  return block;
 }

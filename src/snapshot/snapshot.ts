@@ -7,11 +7,17 @@ import { contentHash, type EncodedResource } from './encoded-resource.js';
 export type ResourceMap = ReadonlyMap<string, EncodedResource>;
 export type KindMaps = { readonly [K in ResourceKind]: ResourceMap };
 
-/** Concatenated SotW entries of a set of resources, and a digest of what they are. */
+/** SotW entries of a set of resources (copied into the response as they are), and a digest. */
 export interface SotwBlock {
-  readonly entries: Buffer;
+  /** Pre-framed DiscoveryResponse.resources elements, in a few contiguous parts. */
+  readonly parts: readonly Buffer[];
   readonly digest: string;
   readonly count: number;
+  /**
+   * Set when this very object goes to every proxy that needs it in this snapshot (memoized
+   * here): a response made from it can then be made once and shared too.
+   */
+  readonly shared?: boolean;
 }
 
 export function sotwBlockOf(resources: Iterable<EncodedResource>): SotwBlock {
@@ -22,11 +28,22 @@ export function sotwBlockOf(resources: Iterable<EncodedResource>): SotwBlock {
     ids.push(`${r.name}@${r.version}`);
   }
   return {
-    entries: Buffer.concat(entries),
+    parts: [Buffer.concat(entries)],
     digest: contentHash(ids.join('\n')),
     count: ids.length,
   };
 }
+
+/** Two blocks sent as one (shared resources followed by a proxy's own), without copying. */
+export function joinBlocks(a: SotwBlock, b: SotwBlock): SotwBlock {
+  return {
+    parts: [...a.parts, ...b.parts],
+    digest: `${a.digest}.${b.digest}`,
+    count: a.count + b.count,
+  };
+}
+
+const EMPTY_DIFF: KindDiff = { changed: new Set(), removed: new Set() };
 
 /** Names that differ between two versions of a resource map. */
 export interface KindDiff {
@@ -36,6 +53,8 @@ export interface KindDiff {
 }
 
 export function diffMaps(prev: ResourceMap, next: ResourceMap): KindDiff {
+  // Own resources are cached per proxy: an unchanged proxy keeps the very same map.
+  if (prev === next) return EMPTY_DIFF;
   const changed = new Set<string>();
   const removed = new Set<string>();
   for (const [name, r] of next) if (prev.get(name)?.version !== r.version) changed.add(name);
@@ -47,9 +66,14 @@ export class Snapshot {
   private readonly blocks = new Map<ResourceKind, SotwBlock>();
   /** Blocks of named subscriptions, per kind and (interned) set of names. */
   private readonly namedBlocks = new Map<ResourceKind, WeakMap<object, SotwBlock>>();
+  /** Blocks of a few changed names (what a fan-out sends to every proxy), per kind and names. */
+  private readonly partialBlocks = new Map<ResourceKind, Map<string, SotwBlock>>();
   // Every stream diffs against the snapshot it last saw, which is nearly always the same one:
   // compute each shared diff once, not once per proxy.
   private readonly diffs = new WeakMap<Snapshot, Map<ResourceKind, KindDiff>>();
+
+  /** What a response built from this snapshot records (for convergence). */
+  readonly ref: { readonly version: string; readonly changedAt: number };
 
   constructor(
     /** Content hash over every shared resource; equal on every replica for equal input. */
@@ -59,13 +83,15 @@ export class Snapshot {
     /** When the oldest source change folded into this snapshot happened (ms epoch). */
     readonly changedAt: number,
     readonly builtAt: number,
-  ) {}
+  ) {
+    this.ref = { version, changedAt };
+  }
 
   /** The shared resources of one kind as one pre-concatenated block, built on first use. */
   sharedBlock(kind: ResourceKind): SotwBlock {
     let block = this.blocks.get(kind);
     if (!block) {
-      block = sotwBlockOf(this.shared[kind].values());
+      block = { ...sotwBlockOf(this.shared[kind].values()), shared: true };
       this.blocks.set(kind, block);
     }
     return block;
@@ -79,7 +105,24 @@ export class Snapshot {
     let byNames = this.namedBlocks.get(kind);
     if (!byNames) this.namedBlocks.set(kind, (byNames = new WeakMap()));
     let block = byNames.get(names);
-    if (!block) byNames.set(names, (block = build()));
+    if (!block) byNames.set(names, (block = { ...build(), shared: true }));
+    return block;
+  }
+
+  /**
+   * A block of a few names (a change pushed to every proxy subscribing to them), built once
+   * per snapshot. Only for names that resolve the same for every proxy (no own resources).
+   */
+  partialBlock(kind: ResourceKind, names: readonly string[], build: () => SotwBlock): SotwBlock {
+    let byNames = this.partialBlocks.get(kind);
+    if (!byNames) this.partialBlocks.set(kind, (byNames = new Map()));
+    const key = names.join('\n');
+    let block = byNames.get(key);
+    if (!block) {
+      // Bounded: a snapshot sees a handful of distinct change sets, not one per proxy.
+      if (byNames.size >= 64) byNames.clear();
+      byNames.set(key, (block = { ...build(), shared: true }));
+    }
     return block;
   }
 

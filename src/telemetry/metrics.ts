@@ -57,6 +57,15 @@ export class Metrics implements XdsObserver {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
     registers: this.registers,
   });
+  private readonly kindChildren = new Map<
+    ResourceKind,
+    {
+      responses: { inc(value?: number): void };
+      responseBytes: { inc(value?: number): void };
+      pushDuration: { observe(value: number): void };
+      acks: { inc(value?: number): void };
+    }
+  >();
   private readonly convergence = new ConvergenceTracker((s) => this.convergenceSeconds.observe(s));
   private readonly convergenceSeconds = new Histogram({
     name: `${P}convergence_seconds`,
@@ -147,9 +156,10 @@ export class Metrics implements XdsObserver {
     this.convergence.streamClosed(stream);
   }
   responseSent(stream: StreamInfo, r: ResponseReport): void {
-    this.responses.inc({ type: r.kind });
-    this.responseBytes.inc({ type: r.kind }, r.bytes);
-    this.pushDuration.observe({ type: r.kind }, r.durationMs / 1000);
+    const m = this.ofKind(r.kind);
+    m.responses.inc();
+    m.responseBytes.inc(r.bytes);
+    m.pushDuration.observe(r.durationMs / 1000);
     this.convergence.responseSent(stream, r.kind, r.snapshot);
   }
   acked(
@@ -158,7 +168,7 @@ export class Metrics implements XdsObserver {
     _version: string,
     snapshot: SnapshotRef | undefined,
   ): void {
-    this.acks.inc({ type: kind });
+    this.ofKind(kind).acks.inc();
     this.convergence.acked(stream, kind, snapshot);
   }
   nacked(_s: StreamInfo, kind: ResourceKind): void {
@@ -173,6 +183,25 @@ export class Metrics implements XdsObserver {
   }
   authFailed(_s: StreamInfo, reason: string): void {
     this.authFailures.inc({ reason });
+  }
+
+  /**
+   * Label children per type, resolved once: a fan-out reports a thousand responses and ACKs,
+   * and resolving labels each time is a hash per call.
+   */
+  private ofKind(kind: ResourceKind) {
+    let m = this.kindChildren.get(kind);
+    if (!m) {
+      const labels = { type: kind };
+      m = {
+        responses: this.responses.labels(labels),
+        responseBytes: this.responseBytes.labels(labels),
+        pushDuration: this.pushDuration.labels(labels),
+        acks: this.acks.labels(labels),
+      };
+      this.kindChildren.set(kind, m);
+    }
+    return m;
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {

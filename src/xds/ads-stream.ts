@@ -10,6 +10,7 @@ import { AuthError, type ProxyAuthenticator } from './auth.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
 import { InvalidNodeError, proxyIdentityOf } from './node.js';
 import type { ResponseReport, SnapshotRef, XdsObserver } from './observer.js';
+import type { PreparedResponse } from './shared-responses.js';
 import type { StreamInfo, StreamMode, TypeStatus } from './type-status.js';
 
 export interface StreamContext {
@@ -34,7 +35,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
   readonly info: StreamInfo;
   protected proxy: ProxyIdentity | undefined;
   protected view: ProxyView | undefined;
-  protected readonly log: Logger;
+  private childLog: Logger | undefined;
   private unwatch: (() => void) | undefined;
   private nonceSeq = 0;
   private closed = false;
@@ -57,7 +58,19 @@ export abstract class AdsStream<Req extends BaseRequest> {
     mode: StreamMode,
   ) {
     this.info = { id, mode, peer: call.getPeer(), connectedAt: Date.now(), types: new Map() };
-    this.log = ctx.logger.child({ stream: id, mode });
+  }
+
+  /** This stream's logger, made on first use: most streams never log beyond open and close. */
+  protected get log(): Logger {
+    return (this.childLog ??= this.ctx.logger.child({
+      stream: this.info.id,
+      mode: this.info.mode,
+    }));
+  }
+
+  /** Open/close lines carry the stream's fields without keeping a child logger per stream. */
+  private lifecycle(fields: Record<string, unknown>, message: string): void {
+    this.ctx.logger.info({ stream: this.info.id, mode: this.info.mode, ...fields }, message);
   }
 
   start(): void {
@@ -82,7 +95,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
     this.unwatch?.();
     this.ctx.observer.streamClosed(this.info, reason);
     this.ctx.onClose(this.info);
-    this.log.info({ node: this.proxy?.nodeId, reason }, 'xds stream closed');
+    this.lifecycle({ node: this.proxy?.nodeId, reason }, 'xds stream closed');
   }
 
   protected abstract onRequest(kind: ResourceKind, req: Req): void;
@@ -95,7 +108,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
       if (!proxy || this.closed) return;
       this.proxy = proxy;
       this.info.proxy = proxy;
-      this.log.info(
+      this.lifecycle(
         { node: proxy.nodeId, service: proxy.service, peer: this.info.peer },
         'xds stream opened',
       );
@@ -222,21 +235,28 @@ export abstract class AdsStream<Req extends BaseRequest> {
     return 'ack';
   }
 
-  /** Writes a pre-encoded response and records it. */
+  /**
+   * Writes a response and records it: one made for this stream (given its nonce), or one
+   * prepared once and shared by every stream owed the same bytes (it carries its own nonce).
+   */
   protected send(
     kind: ResourceKind,
-    bytesFor: (nonce: string) => Buffer,
+    response: PreparedResponse | ((nonce: string) => Buffer),
     report: Pick<ResponseReport, 'version' | 'resources' | 'removed' | 'upserted'>,
     view: ProxyView,
   ): void {
     const started = performance.now();
-    const nonce = (++this.nonceSeq).toString(36);
-    const bytes = bytesFor(nonce);
+    let nonce: string;
+    let bytes: Buffer;
+    if (typeof response === 'function') {
+      nonce = (++this.nonceSeq).toString(36);
+      bytes = response(nonce);
+    } else ({ nonce, bytes } = response);
     const s = this.status(kind);
     s.sentVersion = report.version;
     s.sentNonce = nonce;
     s.sentAt = Date.now();
-    const snapshot = { version: view.snapshot.version, changedAt: view.snapshot.changedAt };
+    const snapshot = view.snapshot.ref;
     this.sentSnapshot.set(kind, snapshot);
     if (!this.call.write(bytes) && !this.blocked) {
       this.blocked = true;
@@ -247,25 +267,31 @@ export abstract class AdsStream<Req extends BaseRequest> {
       this.call.once('drain', () => this.guard(() => this.unblock()));
     }
     this.ctx.observer.responseSent(this.info, {
-      ...report,
       kind,
+      version: report.version,
+      resources: report.resources,
+      removed: report.removed,
+      upserted: report.upserted,
       nonce,
       bytes: bytes.length,
       durationMs: performance.now() - started,
       snapshot,
     });
-    this.log.info(
-      {
-        node: this.proxy?.nodeId,
-        type: kind,
-        version: report.version,
-        nonce,
-        resources: report.resources,
-        removed: report.removed.length,
-        bytes: bytes.length,
-      },
-      'pushed',
-    );
+    // One line per push is a thousand lines per change in a large mesh: debug, not info.
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug(
+        {
+          node: this.proxy?.nodeId,
+          type: kind,
+          version: report.version,
+          nonce,
+          resources: report.resources,
+          removed: report.removed.length,
+          bytes: bytes.length,
+        },
+        'pushed',
+      );
+    }
   }
 
   protected fail(code: grpc.status, details: string): void {

@@ -29,9 +29,10 @@ export function internNames(names: Iterable<string>): NameSet {
   return set;
 }
 
-/** Whether a requested list (no duplicates, as Envoy sends) names exactly this set. */
-export function sameNames(set: NameSet, requested: readonly string[]): boolean {
-  if (requested.length !== set.size) return false;
-  for (const name of requested) if (!set.has(name)) return false;
+/** Whether two sets hold the same names (interned sets are usually the same object). */
+export function sameNames(a: NameSet, b: NameSet): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const name of a.sorted) if (!b.has(name)) return false;
   return true;
 }

@@ -36,6 +36,8 @@ export class XdsServer {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // Channelz bookkeeping runs on every call and message; /metrics covers what it offers.
+      'grpc.enable_channelz': 0,
     });
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>

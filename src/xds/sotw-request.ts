@@ -1,15 +1,17 @@
 // Decoding SotW DiscoveryRequests without decoding their resource names every time. Envoy
 // repeats its whole subscription (a thousand EDS names in a large mesh) in every ACK; the
-// server only needs to know whether it changed. So the names are fingerprinted from their
-// bytes and decoded only when asked for.
-import { createHash } from 'node:crypto';
+// server only needs to know whether it changed. So the names are kept as their raw bytes
+// (compared with memcmp, see requested-names.ts) and decoded only when asked for.
 import protobuf from 'protobufjs';
 import { JSON_OPTIONS, RESOURCE_KINDS, TYPE_URLS, messageType } from '../protos/envoy.js';
 import type { DiscoveryRequest } from './messages.js';
 
 export interface SotwRequest extends DiscoveryRequest {
-  /** Hash of the resource_names bytes: equal lists in equal order give equal digests. */
-  readonly resourceNamesDigest: string;
+  /**
+   * The resource_names fields exactly as encoded (empty when there are none): equal lists in
+   * equal order have equal bytes. A view into the request, valid while it is handled.
+   */
+  readonly resourceNamesBytes: Buffer;
 }
 
 const nodeType = messageType('envoy.config.core.v3.Node');
@@ -30,12 +32,23 @@ const TYPE_URL_FIELDS = RESOURCE_KINDS.map((kind) => {
   return Buffer.from(w.finish());
 });
 
+const NO_BYTES = Buffer.alloc(0);
+const TYPE_URL_TEXT = Buffer.from('type.googleapis.com/');
+
 /**
  * Envoy writes fields in number order, so the names (3) run up to the type_url (4). Finding
  * that with a native search skips walking a thousand names in JavaScript; the rest of the
  * message is then parsed normally from there, and anything unexpected falls back to the walk.
  */
 function endOfNames(bytes: Buffer, from: number): number {
+  // Only the nonce and error detail follow the type_url: one search from the end finds it.
+  const at = bytes.lastIndexOf(TYPE_URL_TEXT) - 2; // tag and one-byte length come first
+  if (at > from) {
+    for (const field of TYPE_URL_FIELDS) {
+      const end = at + field.length;
+      if (end <= bytes.length && field.compare(bytes, at, end) === 0) return at;
+    }
+  }
   // The last type_url field in the message is the real one: names come before it.
   let end = -1;
   for (const field of TYPE_URL_FIELDS) end = Math.max(end, bytes.lastIndexOf(field));
@@ -70,10 +83,9 @@ function decodeFast(bytes: Buffer): SotwRequest | undefined {
   } catch {
     return undefined;
   }
-  if (namesStart < 0) return withNames(req, bytes, [], '');
+  if (namesStart < 0) return withNames(req, bytes, [], NO_BYTES);
   const region = bytes.subarray(namesStart, namesEnd);
-  const digest = createHash('sha1').update(region).digest('base64url');
-  return withNames(req, bytes, undefined, digest, region);
+  return withNames(req, bytes, undefined, region, region);
 }
 
 /** Reads one non-name field into `req` (unknown fields are skipped). */
@@ -122,7 +134,7 @@ function withNames(
   req: Record<string, unknown>,
   bytes: Buffer,
   ranges: Array<[number, number]> | undefined,
-  digest: string,
+  namesBytes: Buffer,
   region?: Buffer,
 ): SotwRequest {
   let decoded: string[] | undefined;
@@ -131,7 +143,7 @@ function withNames(
       ? namesIn(region)
       : (ranges ?? []).map(([start, end]) => bytes.toString('utf8', start, end));
   return Object.defineProperties(req as unknown as SotwRequest, {
-    resourceNamesDigest: { value: digest, enumerable: true },
+    resourceNamesBytes: { value: namesBytes, enumerable: false },
     resourceNames: { enumerable: true, get: () => (decoded ??= decode()) },
   });
 }
@@ -141,7 +153,7 @@ function decodeWalking(bytes: Buffer): SotwRequest {
   const reader = protobuf.Reader.create(bytes);
   const req: Record<string, unknown> = {};
   const names: Array<[number, number]> = [];
-  const hash = createHash('sha1');
+  const runs: Buffer[] = [];
   let runStart = -1;
   let runEnd = -1;
   while (reader.pos < reader.len) {
@@ -154,14 +166,13 @@ function decodeWalking(bytes: Buffer): SotwRequest {
     const length = reader.uint32();
     names.push([reader.pos, reader.pos + length]);
     reader.skip(length);
-    // Adjacent name fields are hashed as one run of bytes.
+    // Adjacent name fields are kept as one run of bytes.
     if (tagStart !== runEnd) {
-      if (runStart >= 0) hash.update(bytes.subarray(runStart, runEnd));
+      if (runStart >= 0) runs.push(bytes.subarray(runStart, runEnd));
       runStart = tagStart;
     }
     runEnd = reader.pos;
   }
-  if (runStart >= 0) hash.update(bytes.subarray(runStart, runEnd));
-  const digest = names.length === 0 ? '' : hash.digest('base64url');
-  return withNames(req, bytes, names, digest);
+  if (runStart >= 0) runs.push(bytes.subarray(runStart, runEnd));
+  return withNames(req, bytes, names, runs.length === 1 ? runs[0]! : Buffer.concat(runs));
 }

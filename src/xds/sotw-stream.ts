@@ -11,13 +11,15 @@ import { sotwBlockOf, type SotwBlock } from '../snapshot/snapshot.js';
 import { AdsStream } from './ads-stream.js';
 import type { SotwRequest } from './sotw-request.js';
 import { EMPTY_NAMES, internNames, sameNames, type NameSet } from './name-set.js';
+import { requestedNames, type RequestedNames } from './requested-names.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
+import { sharedSotwResponse } from './shared-responses.js';
 
 interface Subscription {
   wildcard: boolean;
   names: NameSet;
-  /** Fingerprint of the names as last requested (decoding them is the expensive part). */
-  requestedDigest: string;
+  /** The names as last requested, with their bytes (decoding them is the expensive part). */
+  requested: RequestedNames;
   /** The view the proxy's copy of this type matches (set by every response). */
   sentFrom?: ProxyView;
   /** Named types: the names the proxy has been sent since it subscribed to them. */
@@ -33,24 +35,21 @@ export class SotwStream extends AdsStream<SotwRequest> {
     // follows, so acting on this one could only send outdated data.
     if (ack === 'stale') return;
     const prev = this.subs.get(kind);
-    // Envoy repeats the same list in every ACK: compare fingerprints, decode only on change.
-    const sameRequest = prev !== undefined && prev.requestedDigest === req.resourceNamesDigest;
-    const requested = sameRequest ? [] : (req.resourceNames ?? []);
-    const wildcard = sameRequest
-      ? prev.wildcard
-      : isWildcardKind(kind) && (requested.length === 0 || requested.includes('*'));
-    const named = requested.filter((n) => n !== '*');
+    const requested = requestedNames(req, prev?.requested);
+    const wildcard = isWildcardKind(kind) && (requested.count === 0 || requested.star);
     const unchanged =
-      prev !== undefined &&
-      (sameRequest || (prev.wildcard === wildcard && sameNames(prev.names, named)));
+      prev !== undefined && prev.wildcard === wildcard && sameNames(prev.names, requested.named);
     // An ACK/NACK that changes nothing gets no answer (a NACK must never start a resend
     // loop); a request without a nonce asks for everything again.
-    if (unchanged && ack !== 'none') return;
-    const names = unchanged ? prev.names : internNames(named);
+    if (unchanged && ack !== 'none') {
+      prev.requested = requested;
+      return;
+    }
+    const names = unchanged ? prev.names : requested.named;
     const sub: Subscription = {
       wildcard,
       names,
-      requestedDigest: req.resourceNamesDigest,
+      requested,
       sentFrom: prev?.sentFrom,
       delivered: prev?.delivered ?? EMPTY_NAMES,
     };
@@ -135,25 +134,32 @@ export class SotwStream extends AdsStream<SotwRequest> {
   private respondPartial(kind: ResourceKind, view: ProxyView, names: readonly string[]): void {
     const sub = this.subs.get(kind);
     if (!sub) return;
-    const part = sotwBlockOf(view.lookupAll(kind, [...names].sort()));
+    const part = view.partialBlock(kind, [...names].sort());
     if (part.count === 0) {
       sub.sentFrom = view; // only removals of names that have no stand-in: nothing to say
       return;
     }
-    const full = view.namedBlock(kind, sub.names);
-    this.respond(kind, view, { ...part, digest: full.digest });
+    // Versioned as the whole subscribed set, so the proxy's version_info stays meaningful.
+    this.respond(kind, view, part, view.namedBlock(kind, sub.names).digest);
     if (sub.delivered !== sub.names)
       sub.delivered = internNames([...sub.delivered.sorted, ...names]);
   }
 
-  private respond(kind: ResourceKind, view: ProxyView, block: SotwBlock): void {
+  private respond(
+    kind: ResourceKind,
+    view: ProxyView,
+    block: SotwBlock,
+    version = block.digest,
+  ): void {
     const sub = this.subs.get(kind);
     if (!sub) return;
     const typeUrl = TYPE_URLS[kind];
     this.send(
       kind,
-      (nonce) => discoveryResponse(block.digest, typeUrl, nonce, [block.entries]),
-      { version: block.digest, resources: block.count, removed: [] },
+      block.shared
+        ? sharedSotwResponse(block, version, typeUrl)
+        : (nonce) => discoveryResponse(version, typeUrl, nonce, block.parts),
+      { version, resources: block.count, removed: [] },
       view,
     );
     sub.sentFrom = view;

@@ -1,7 +1,9 @@
-// The SotW request decoder: fingerprints resource names from their bytes, decodes them lazily.
+// The SotW request decoder: keeps resource names as bytes, decodes them lazily; and how a
+// stream recognises a repeated subscription from those bytes.
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { adsServiceDefinition, type DiscoveryRequest } from '../../src/xds/messages.js';
+import { NO_NAMES, requestedNames } from '../../src/xds/requested-names.js';
 import { decodeSotwRequest } from '../../src/xds/sotw-request.js';
 import { node, typeUrl } from '../support/ads-client.js';
 
@@ -35,16 +37,28 @@ describe('decodeSotwRequest', () => {
     });
   });
 
-  it('gives the same names the same digest, and any change a different one', () => {
-    const digest = (names: string[], nonce = '1') =>
+  it('recognises a repeated list by its bytes and shares the decoded set between streams', () => {
+    const decode = (names: string[], nonce = '1') =>
       decodeSotwRequest(
         encode({ typeUrl: typeUrl('endpoints'), responseNonce: nonce, resourceNames: names }),
-      ).resourceNamesDigest;
+      );
     const names = Array.from({ length: 1000 }, (_, i) => `service-${i}`);
-    expect(digest(names)).toBe(digest([...names], '2'));
-    expect(digest(names)).not.toBe(digest([...names.slice(0, 999), 'service-x']));
-    expect(digest(names)).not.toBe(digest(names.slice(0, 999)));
-    expect(digest([])).toBe('');
+    const first = requestedNames(decode(names));
+    expect(first.named.size).toBe(1000);
+    // The same stream's next ACK, and another stream sending the same list.
+    expect(requestedNames(decode([...names], '2'), first)).toBe(first);
+    expect(requestedNames(decode([...names], '3'))).toBe(first);
+    const renamed = requestedNames(decode([...names.slice(0, 999), 'service-x']), first);
+    expect(renamed).not.toBe(first);
+    expect(renamed.named.has('service-x')).toBe(true);
+    expect(renamed.named.has('service-999')).toBe(false);
+    expect(requestedNames(decode(names.slice(0, 999)), first).named.size).toBe(999);
+    // Another order is other bytes but the same set of names.
+    const reversed = requestedNames(decode([...names].reverse()), first);
+    expect(reversed).not.toBe(first);
+    expect(reversed.named).toBe(first.named);
+    expect(requestedNames(decode([]), first)).toBe(NO_NAMES);
+    expect(requestedNames(decode(['*', 'a']))).toMatchObject({ star: true, count: 2 });
   });
 });
 
@@ -65,7 +79,7 @@ describe('decodeSotwRequest, unusual encodings', () => {
       responseNonce: '9',
       resourceNames: ['a', 'b'],
     });
-    expect(req.resourceNamesDigest).not.toBe('');
+    expect(requestedNames(req).named.sorted).toEqual(['a', 'b']);
   });
 
   it('is not fooled by a name that contains a type_url', () => {

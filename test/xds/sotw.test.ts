@@ -188,6 +188,51 @@ describe('SotW ADS', () => {
     expect(eds.resources).toEqual(edsBefore.resources);
   });
 
+  it('sends streams with the same subscription one shared response, and still tells current ACKs from stale ones', async () => {
+    const cp = await fx.start({ catalog: twoServices() });
+    const a = fx.sotw(cp.port);
+    const b = fx.sotw(cp.port);
+    const names = ['hello', 'world'];
+    // a has had another response first, so nonces counted per stream would differ.
+    a.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    a.send(ack(await a.next()));
+    a.send({ typeUrl: typeUrl('endpoints'), resourceNames: names });
+    b.send({ node: node('world-1', 'world'), typeUrl: typeUrl('endpoints'), resourceNames: names });
+    const [a1, b1] = [await a.next(), await b.next()];
+    // One response made for both: same nonce, same bytes.
+    expect(a1.nonce).toBe(b1.nonce);
+    expect(a1).toEqual(b1);
+    a.send(ack(a1, names));
+    b.send(ack(b1, names));
+    await a.expectSilence(200);
+    expect(syncState(statusOf(cp, 'hello-1', 'endpoints'))).toBe('SYNCED');
+
+    cp.apply(
+      twoServices({
+        worldInstances: [
+          { id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 },
+          { id: 'world-2', address: '127.0.0.2', port: 9102, sidecarPort: 19102 },
+        ],
+      }),
+    );
+    const [a2, b2] = [await a.next(), await b.next()];
+    expect(namesOf(a2)).toEqual(['world']); // only what changed
+    expect(a2.nonce).toBe(b2.nonce);
+    expect(a2.nonce).not.toBe(a1.nonce);
+    expect(a2.versionInfo).not.toBe(a1.versionInfo);
+    // A late ACK of the first response is stale on a; b's ACK of the current one counts.
+    a.send(ack(a1, names));
+    b.send(ack(b2, names));
+    await a.expectSilence(200);
+    expect(cp.counters.staleNonces).toBe(1);
+    expect(syncState(statusOf(cp, 'hello-1', 'endpoints'))).toBe('STALE');
+    expect(syncState(statusOf(cp, 'world-1', 'endpoints'))).toBe('SYNCED');
+    a.send(ack(a2, names));
+    await a.expectSilence(200);
+    expect(syncState(statusOf(cp, 'hello-1', 'endpoints'))).toBe('SYNCED');
+    expect(statusOf(cp, 'hello-1', 'endpoints')?.ackedVersion).toBe(a2.versionInfo);
+  });
+
   it('derives versions from content: a restarted control plane sends the same versions', async () => {
     let cp = await fx.start({ catalog: twoServices() });
     const c1 = fx.sotw(cp.port);
