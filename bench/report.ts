@@ -203,6 +203,7 @@ function changesTable(sessions: Array<Dated<SessionResult>>): string {
         kib(c.bytesPerChange.p50),
         num(c.encodesPerChange.max),
         num(c.responsesPerChange.p50),
+        num((c.client.cpuSeconds * 1000) / Math.max(1, c.count), 1),
         num(c.client.maxWorkerBusyPct),
       ];
     });
@@ -222,6 +223,7 @@ function changesTable(sessions: Array<Dated<SessionResult>>): string {
       'M7 KiB sent / change',
       'Encodes / change (max)',
       'Responses / change',
+      'Client CPU ms / change',
       'Client busiest worker %',
     ],
     rows,

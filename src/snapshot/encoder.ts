@@ -1,6 +1,7 @@
 // Encodes translator output, skipping resources whose content did not change since the last
 // time they were encoded. A catalog edit therefore re-encodes only what it changed, and a
 // resource shared by any number of proxies is encoded once.
+import { hash } from 'node:crypto';
 import type { ResourceKind } from '../protos/envoy.js';
 import type { ResourceMessage } from '../translate/types.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
@@ -32,8 +33,9 @@ export class ResourceEncoder {
   ): EncodedResource {
     const key = `${kind}\u0000${cacheKey}`;
     // Translators build objects with a fixed key order, so equal content stringifies equally;
-    // this is much cheaper than encoding and hashing.
-    const fingerprint = JSON.stringify(message);
+    // this is much cheaper than encoding. Only a hash of it is kept: the JSON of every
+    // proxy's own listener would otherwise stay in memory (~1.4 KB per proxy).
+    const fingerprint = hash('sha1', JSON.stringify(message), 'base64');
     const entry = this.entries.get(key);
     if (entry && entry.fingerprint === fingerprint) {
       entry.generation = this.generation;

@@ -28,10 +28,20 @@ export function sotwBlockOf(resources: Iterable<EncodedResource>): SotwBlock {
     ids.push(`${r.name}@${r.version}`);
   }
   return {
-    parts: [Buffer.concat(entries)],
+    parts: [concatUnpooled(entries)],
     digest: contentHash(ids.join('\n')),
     count: ids.length,
   };
+}
+
+/** Buffer.concat for bytes kept a long time: small results are not slices of the shared pool. */
+export function concatUnpooled(parts: readonly Buffer[]): Buffer {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = Buffer.allocUnsafeSlow(size);
+  let at = 0;
+  for (const p of parts) at += p.copy(out, at);
+  return out;
 }
 
 /** Two blocks sent as one (shared resources followed by a proxy's own), without copying. */

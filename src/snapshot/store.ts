@@ -31,6 +31,8 @@ export interface StoreOptions {
 }
 
 export const DEFAULT_DEBOUNCE_MS = 100;
+
+const NO_RESOURCES: ResourceMap = new Map();
 export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
 
 export type ViewListener = (view: ProxyView) => void;
@@ -240,7 +242,8 @@ export class SnapshotStore implements ConfigWatcher {
       for (const [name, message] of set[kind]) {
         map.set(name, this.encoder.encode(kind, name, message, cacheKey(kind, name)));
       }
-      out[kind] = map;
+      // Most proxies have no own resources of most kinds: one shared empty map for those.
+      out[kind] = map.size === 0 ? NO_RESOURCES : map;
     }
     return out;
   }

@@ -11,7 +11,7 @@ import type { NodeMessage, StatusMessage } from './messages.js';
 import { InvalidNodeError, proxyIdentityOf } from './node.js';
 import type { ResponseReport, SnapshotRef, XdsObserver } from './observer.js';
 import type { PreparedResponse } from './shared-responses.js';
-import type { StreamInfo, StreamMode, TypeStatus } from './type-status.js';
+import { newTypeStatus, type StreamInfo, type StreamMode, type TypeStatus } from './type-status.js';
 
 export interface StreamContext {
   readonly watcher: ConfigWatcher;
@@ -39,8 +39,6 @@ export abstract class AdsStream<Req extends BaseRequest> {
   private unwatch: (() => void) | undefined;
   private nonceSeq = 0;
   private closed = false;
-  /** The snapshot of the last response per kind, reported when it is ACKed. */
-  private readonly sentSnapshot = new Map<ResourceKind, SnapshotRef>();
   /** Requests are handled one at a time, in order, even while authentication is pending. */
   private queue: Promise<void> = Promise.resolve();
   /**
@@ -194,7 +192,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
   protected status(kind: ResourceKind): TypeStatus {
     let s = this.info.types.get(kind);
     if (!s) {
-      s = {};
+      s = newTypeStatus();
       this.info.types.set(kind, s);
     }
     return s;
@@ -231,7 +229,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
     s.ackedNonce = nonce;
     s.nack = undefined;
     s.ackedAt = Date.now();
-    this.ctx.observer.acked(this.info, kind, version, this.sentSnapshot.get(kind));
+    this.ctx.observer.acked(this.info, kind, version, s.sentFrom);
     return 'ack';
   }
 
@@ -257,7 +255,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
     s.sentNonce = nonce;
     s.sentAt = Date.now();
     const snapshot = view.snapshot.ref;
-    this.sentSnapshot.set(kind, snapshot);
+    s.sentFrom = snapshot;
     if (!this.call.write(bytes) && !this.blocked) {
       this.blocked = true;
       this.log.debug(
@@ -278,7 +276,8 @@ export abstract class AdsStream<Req extends BaseRequest> {
       snapshot,
     });
     // One line per push is a thousand lines per change in a large mesh: debug, not info.
-    if (this.log.isLevelEnabled('debug')) {
+    // Asked of the shared logger: a per-stream child is only made when there is a line to write.
+    if (this.ctx.logger.isLevelEnabled('debug')) {
       this.log.debug(
         {
           node: this.proxy?.nodeId,

@@ -46,6 +46,7 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       sub = {
         wildcard: isWildcardKind(kind) && subscribe.length === 0,
         names: EMPTY_NAMES,
+        base: undefined, // present from the start: one object shape for every subscription
         exceptions: new Map(Object.entries(req.initialResourceVersions ?? {})),
       };
       this.subs.set(kind, sub);

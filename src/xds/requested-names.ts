@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import type { SotwRequest } from './sotw-request.js';
+import { concatUnpooled } from '../snapshot/snapshot.js';
 
 export interface RequestedNames {
   /** The resource_names fields as encoded (an own copy, shared by every stream using it). */
@@ -45,7 +46,7 @@ export function requestedNames(req: SotwRequest, previous?: RequestedNames): Req
   }
   const names = req.resourceNames ?? [];
   const entry: RequestedNames = {
-    bytes: Buffer.from(bytes),
+    bytes: concatUnpooled([bytes]), // an own copy, outside the shared Buffer pool
     count: names.length,
     star: names.includes('*'),
     named: internNames(names.filter((n) => n !== '*')),

@@ -11,6 +11,7 @@ import {
 } from './messages.js';
 import type { ProxyAuthenticator } from './auth.js';
 import type { XdsObserver } from './observer.js';
+import type { StreamContext } from './ads-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import type { StreamInfo } from './type-status.js';
 
@@ -27,7 +28,17 @@ export class XdsServer {
   private readonly streams = new Map<number, StreamInfo>();
   private nextId = 1;
 
-  constructor(private readonly options: XdsServerOptions) {
+  /** One context for every stream (a thousand streams need not carry a thousand copies). */
+  private readonly streamContext: StreamContext;
+
+  constructor(options: XdsServerOptions) {
+    this.streamContext = {
+      watcher: options.watcher,
+      observer: options.observer,
+      logger: options.logger,
+      authenticator: options.authenticator,
+      onClose: (s: StreamInfo) => this.streams.delete(s.id),
+    };
     this.server = new grpc.Server({
       // Large meshes produce large CDS/EDS responses; Envoy accepts them, so must we.
       'grpc.max_send_message_length': -1,
@@ -86,14 +97,8 @@ export class XdsServer {
     this.server.forceShutdown();
   }
 
-  private context() {
-    return {
-      watcher: this.options.watcher,
-      observer: this.options.observer,
-      logger: this.options.logger,
-      authenticator: this.options.authenticator,
-      onClose: (s: StreamInfo) => this.streams.delete(s.id),
-    };
+  private context(): StreamContext {
+    return this.streamContext;
   }
 
   private track(stream: SotwStream | DeltaStream): void {

@@ -14,11 +14,27 @@ export interface TypeStatus {
   sentVersion?: string;
   sentNonce?: string;
   sentAt?: number;
+  /** The snapshot the last response was built from (reported with its ACK, for convergence). */
+  sentFrom?: { readonly version: string; readonly changedAt: number };
   ackedVersion?: string;
   ackedNonce?: string;
   ackedAt?: number;
   /** The last rejection; cleared when a later response is accepted. */
   nack?: NackRecord;
+}
+
+/** A status with every field present from the start: one object shape for all streams. */
+export function newTypeStatus(): TypeStatus {
+  return {
+    sentVersion: undefined,
+    sentNonce: undefined,
+    sentAt: undefined,
+    sentFrom: undefined,
+    ackedVersion: undefined,
+    ackedNonce: undefined,
+    ackedAt: undefined,
+    nack: undefined,
+  };
 }
 
 export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT_SENT';
