@@ -9,7 +9,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { AuthError, type ProxyAuthenticator } from './auth.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
 import { InvalidNodeError, proxyIdentityOf } from './node.js';
-import type { ResponseReport, SnapshotRef, XdsObserver } from './observer.js';
+import type { ResponseReport, XdsObserver } from './observer.js';
 import type { PreparedResponse } from './shared-responses.js';
 import { newTypeStatus, type StreamInfo, type StreamMode, type TypeStatus } from './type-status.js';
 
