@@ -3,8 +3,8 @@
 // listeners name), ACKs every response, and reports when it is fully configured and when a
 // watched resource arrives with new content. It never decodes whole resources.
 import { createHash } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
 import { TYPE_URLS } from '../../src/protos/envoy.js';
+import { GrpcH2Channel, type Call } from './grpc-h2.js';
 import type { WatchKind, XdsMode } from './protocol.js';
 import { nowMs } from './protocol.js';
 import {
@@ -22,7 +22,6 @@ import {
 } from './wire.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
-const passThrough = (b: Buffer): Buffer => b;
 
 export const KINDS: readonly WatchKind[] = ['clusters', 'endpoints', 'listeners', 'routes'];
 const KIND_BY_URL = new Map<string, WatchKind>(KINDS.map((k) => [TYPE_URLS[k], k]));
@@ -63,26 +62,17 @@ export interface SidecarOptions {
   readonly hooks: SidecarHooks;
 }
 
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  // One TCP connection per sidecar, as with real Envoys (grpc-js would otherwise share one).
-  'grpc.use_local_subchannel_pool': 1,
-  'grpc.max_receive_message_length': -1,
-  'grpc.max_send_message_length': -1,
-  // Envoy advertises 256 MiB HTTP/2 windows by default; grpc-js would advertise 64 KiB and
-  // slow large responses down for reasons that have nothing to do with the control plane.
-  'grpc-node.flow_control_window': 256 * 1024 * 1024,
-};
-
 export abstract class Sidecar {
   configuredAt = 0;
-  protected readonly client: grpc.Client;
-  protected call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
+  /** Its own HTTP/2 connection (one TCP connection per sidecar, as with real Envoys). */
+  protected readonly channel: GrpcH2Channel;
+  protected call: Call | undefined;
   protected closed = false;
   /** Names this proxy's own resources contain (excluded from the shared-content digests). */
   protected readonly ownMarker: string;
 
   constructor(protected readonly opts: SidecarOptions) {
-    this.client = new grpc.Client(opts.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.channel = new GrpcH2Channel(opts.target);
     this.ownMarker = opts.node.id;
   }
 
@@ -90,20 +80,20 @@ export abstract class Sidecar {
   /** Per type: "<count>:<digest>" of what this proxy holds, own resources excluded. */
   abstract digests(): Record<string, string>;
 
-  protected open(method: string): grpc.ClientDuplexStream<Buffer, Buffer> {
-    const call = this.client.makeBidiStreamRequest(`${ADS}/${method}`, passThrough, passThrough);
-    call.on('data', (buf: Buffer) => {
-      this.opts.hooks.response(buf.length);
-      try {
-        this.onResponse(buf);
-      } catch (err) {
-        this.opts.hooks.anomaly(`${this.opts.node.id}: ${(err as Error).message}`);
-      }
+  protected open(method: string): Call {
+    const call = this.channel.open(`${ADS}/${method}`, {
+      message: (buf) => {
+        this.opts.hooks.response(buf.length);
+        try {
+          this.onResponse(buf);
+        } catch (err) {
+          this.opts.hooks.anomaly(`${this.opts.node.id}: ${(err as Error).message}`);
+        }
+      },
+      error: (message) => {
+        if (!this.closed) this.opts.hooks.streamError(this.opts.index, message);
+      },
     });
-    call.on('error', (err: grpc.ServiceError) => {
-      if (!this.closed) this.opts.hooks.streamError(this.opts.index, err.message);
-    });
-    call.on('end', () => undefined);
     this.call = call;
     return call;
   }
@@ -127,12 +117,8 @@ export abstract class Sidecar {
 
   close(): void {
     this.closed = true;
-    try {
-      this.call?.end();
-    } catch {
-      // already gone
-    }
-    this.client.close();
+    // Ends the call and the connection; nothing is reported from here on.
+    this.channel.close();
   }
 }
 

@@ -312,18 +312,59 @@ export interface SotwRequest {
   names?: Buffer;
 }
 
+/** Bytes of a length-delimited string field (omitted when empty). */
+function stringFieldSize(value: string | undefined): number {
+  if (!value) return 0;
+  const n = Buffer.byteLength(value);
+  return 1 + varintSize(n) + n;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function putStringField(out: Buffer, at: number, field: number, value: string | undefined): number {
+  if (!value) return at;
+  out[at++] = (field << 3) | LEN;
+  let n = Buffer.byteLength(value);
+  while (n >= 0x80) {
+    out[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[at++] = n;
+  return at + out.write(value, at);
+}
+
 /** DiscoveryRequest{version_info=1, node=2, resource_names=3, type_url=4, response_nonce=5}. */
 export function encodeSotwRequest(r: SotwRequest): Buffer {
+  // The node goes on a stream's first request only: the general writer is fine for that one.
+  const node = r.node ? nodeField(r.node) : undefined;
+  // An ACK is built on every response, a thousand times per change: one allocation, one copy
+  // of the pre-encoded names.
+  const size =
+    stringFieldSize(r.versionInfo) +
+    (node?.length ?? 0) +
+    (r.names?.length ?? 0) +
+    stringFieldSize(r.typeUrl) +
+    stringFieldSize(r.nonce);
+  const out = Buffer.allocUnsafe(size);
+  let at = putStringField(out, 0, 1, r.versionInfo);
+  if (node) at += node.copy(out, at);
+  if (r.names) at += r.names.copy(out, at);
+  at = putStringField(out, at, 4, r.typeUrl);
+  putStringField(out, at, 5, r.nonce);
+  return out;
+}
+
+function nodeField(node: NodeInfo): Buffer {
   const w = protobuf.Writer.create();
-  if (r.versionInfo) w.uint32((1 << 3) | LEN).string(r.versionInfo);
-  if (r.node) writeNode(w, 2, r.node);
-  const tail = protobuf.Writer.create();
-  tail.uint32((4 << 3) | LEN).string(r.typeUrl);
-  if (r.nonce) tail.uint32((5 << 3) | LEN).string(r.nonce);
-  const parts: Buffer[] = [Buffer.from(w.finish())];
-  if (r.names) parts.push(r.names);
-  parts.push(Buffer.from(tail.finish()));
-  return Buffer.concat(parts);
+  writeNode(w, 2, node);
+  return Buffer.from(w.finish());
 }
 
 export interface DeltaRequest {
