@@ -56,7 +56,10 @@ export interface SnapshotEvent {
   readonly buildStartedAt: number;
   /** Snapshot built, before any stream is told. */
   readonly builtAt: number;
-  /** Every watcher (stream) has been handed the new view: the synchronous part of fan-out. */
+  /**
+   * Every watcher (stream) has been handed the new view: the control plane's part of the
+   * fan-out (NaN when a newer snapshot took over before it finished).
+   */
   readonly notifiedAt: number;
 }
 
@@ -133,24 +136,27 @@ async function main(): Promise<void> {
     buildStartedAt = nowMs();
     nextGeneration();
   };
+  // A snapshot's event goes out once the store has handed every watcher its view (the
+  // fan-out is issued: store.onNotified), or, if a newer snapshot took over first, then.
+  let unnotified: Omit<SnapshotEvent, 'notifiedAt'> | undefined;
   store.onSnapshot((snapshot, previous) => {
     const builtAt = nowMs();
     const sourceAt = source.firstPendingAt ?? source.lastAt;
     source.firstPendingAt = undefined;
-    const startedAt = buildStartedAt;
-    // Runs after the store has handed the view to every watcher (same macrotask).
-    setImmediate(() => {
-      const event: SnapshotEvent = {
-        ev: 'snapshot',
-        version: snapshot.version,
-        previous: previous?.version,
-        sourceAt,
-        buildStartedAt: startedAt,
-        builtAt,
-        notifiedAt: nowMs(),
-      };
-      send(event);
-    });
+    if (unnotified) send({ ...unnotified, notifiedAt: NaN });
+    unnotified = {
+      ev: 'snapshot',
+      version: snapshot.version,
+      previous: previous?.version,
+      sourceAt,
+      buildStartedAt,
+      builtAt,
+    };
+  });
+  store.onNotified((snapshot) => {
+    if (unnotified?.version !== snapshot.version) return;
+    send({ ...unnotified, notifiedAt: nowMs() });
+    unnotified = undefined;
   });
 
   const stats = (): CpStats => {

@@ -24,18 +24,23 @@ export class ResourceEncoder {
   private generation = 0;
   readonly counters: EncoderCounters = { encoded: 0, reused: 0 };
 
-  /** `cacheKey` (default: the name) tells apart same-named resources of different proxies. */
+  /**
+   * `cacheKey` (default: the name) tells apart same-named resources of different proxies.
+   * `compact` keeps a hash of the content instead of its JSON: for per-proxy resources, whose
+   * JSON kept for a thousand proxies would cost more memory than the hash costs time.
+   */
   encode(
     kind: ResourceKind,
     name: string,
     message: ResourceMessage,
     cacheKey = name,
+    compact = false,
   ): EncodedResource {
     const key = `${kind}\u0000${cacheKey}`;
     // Translators build objects with a fixed key order, so equal content stringifies equally;
-    // this is much cheaper than encoding. Only a hash of it is kept: the JSON of every
-    // proxy's own listener would otherwise stay in memory (~1.4 KB per proxy).
-    const fingerprint = hash('sha1', JSON.stringify(message), 'base64');
+    // this is much cheaper than encoding.
+    const json = JSON.stringify(message);
+    const fingerprint = compact ? hash('sha1', json, 'base64') : json;
     const entry = this.entries.get(key);
     if (entry && entry.fingerprint === fingerprint) {
       entry.generation = this.generation;
