@@ -494,7 +494,7 @@ export function renderResults(runs: Array<{ run: RunResult; file: string }>): st
   if (sessions.some((d) => d.value.changes)) {
     out.push(
       '## Sequential changes: fan-out (M1, M3, M5, M7)\n\n' +
-        'One endpoint flip at a time (an instance toggles passing ↔ critical, so one ClusterLoadAssignment changes); each is measured alone. ' +
+        'One endpoint flip at a time (an instance toggles passing ↔ critical, so one ClusterLoadAssignment changes); each is measured alone, after 2 warm-up flips (their fan-out is in the run file, `warmupFanoutMs`). ' +
         'Fan-out = snapshot built → the last of K proxies received that cluster’s new assignment; end to end = catalog file written → same. ' +
         'Detect = file written → snapshot built (file watch, parse, the 100 ms debounce, build).\n\n' +
         changesTable(sessions),

@@ -83,6 +83,8 @@ export interface ChangeRecord {
 
 export interface ChangesResult {
   readonly count: number;
+  /** Fan-out (ms) of the warm-up changes made before the measured ones (not in any summary). */
+  readonly warmupFanoutMs?: readonly number[];
   /** Changes every proxy saw (the rest timed out). */
   readonly complete: number;
   /** M1: snapshot build (encoder generation start → snapshot built), ms. */

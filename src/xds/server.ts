@@ -47,8 +47,9 @@ export class XdsServer {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
-      // Channelz bookkeeping runs on every call and message; /metrics covers what it offers.
-      'grpc.enable_channelz': 0,
+      // Channelz stays on although /metrics covers what it offers: with it off, grpc-js
+      // 1.14.7 no longer tracks sessions for forceShutdown, so a stopped server would leave
+      // sidecars connected (caught by test/e2e/mesh.test.ts, control plane restart).
     });
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
