@@ -7,6 +7,7 @@
 // and friends; `checkFieldNumbers` verifies them against the generated descriptor at start-up.
 import protobuf from 'protobufjs';
 import { messageType } from '../../src/protos/envoy.js';
+import { stringFieldLength, writeStringField } from '../../src/protos/wire.js';
 
 const VARINT = 0;
 const I64 = 1;
@@ -312,34 +313,6 @@ export interface SotwRequest {
   names?: Buffer;
 }
 
-/** Bytes of a length-delimited string field (omitted when empty). */
-function stringFieldSize(value: string | undefined): number {
-  if (!value) return 0;
-  const n = Buffer.byteLength(value);
-  return 1 + varintSize(n) + n;
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n >>>= 7;
-    size++;
-  }
-  return size;
-}
-
-function putStringField(out: Buffer, at: number, field: number, value: string | undefined): number {
-  if (!value) return at;
-  out[at++] = (field << 3) | LEN;
-  let n = Buffer.byteLength(value);
-  while (n >= 0x80) {
-    out[at++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  out[at++] = n;
-  return at + out.write(value, at);
-}
-
 /** DiscoveryRequest{version_info=1, node=2, resource_names=3, type_url=4, response_nonce=5}. */
 export function encodeSotwRequest(r: SotwRequest): Buffer {
   // The node goes on a stream's first request only: the general writer is fine for that one.
@@ -347,17 +320,17 @@ export function encodeSotwRequest(r: SotwRequest): Buffer {
   // An ACK is built on every response, a thousand times per change: one allocation, one copy
   // of the pre-encoded names.
   const size =
-    stringFieldSize(r.versionInfo) +
+    stringFieldLength(r.versionInfo) +
     (node?.length ?? 0) +
     (r.names?.length ?? 0) +
-    stringFieldSize(r.typeUrl) +
-    stringFieldSize(r.nonce);
+    stringFieldLength(r.typeUrl) +
+    stringFieldLength(r.nonce);
   const out = Buffer.allocUnsafe(size);
-  let at = putStringField(out, 0, 1, r.versionInfo);
+  let at = writeStringField(out, 0, 1, r.versionInfo);
   if (node) at += node.copy(out, at);
   if (r.names) at += r.names.copy(out, at);
-  at = putStringField(out, at, 4, r.typeUrl);
-  putStringField(out, at, 5, r.nonce);
+  at = writeStringField(out, at, 4, r.typeUrl);
+  writeStringField(out, at, 5, r.nonce);
   return out;
 }
 

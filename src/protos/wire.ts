@@ -43,8 +43,8 @@ export function deltaResourceEntry(
 }
 
 /** Bytes of a length-delimited string field (empty strings are omitted, as proto3 does). */
-function stringFieldLength(value: string): number {
-  if (value === '') return 0;
+export function stringFieldLength(value: string | undefined): number {
+  if (!value) return 0;
   const n = Buffer.byteLength(value);
   return 1 + varintLength(n) + n;
 }
@@ -67,8 +67,14 @@ function writeVarint(out: Buffer, at: number, n: number): number {
   return at;
 }
 
-function writeStringField(out: Buffer, at: number, field: number, value: string): number {
-  if (value === '') return at;
+/** Writes a string field at `at` (nothing for an empty one); returns the end. */
+export function writeStringField(
+  out: Buffer,
+  at: number,
+  field: number,
+  value: string | undefined,
+): number {
+  if (!value) return at;
   out[at++] = tag(field);
   at = writeVarint(out, at, Buffer.byteLength(value));
   return at + out.write(value, at);
