@@ -1,5 +1,6 @@
 // The catalog model: what every discovery source produces and every translator reads.
 // Sources normalise into this shape (sorted, defaults filled) so equal catalogs compare equal.
+import { isDeepStrictEqual } from 'node:util';
 
 export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -75,4 +76,32 @@ export function normalizeCatalog(catalog: Catalog): Catalog {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * `next` with whatever is deep-equal to `prev` replaced by prev's objects: unchanged services
+ * (and, in a changed service, unchanged instances) keep their identity from one catalog to the
+ * next, so work keyed by them (translation, per-proxy resources) is reused, not redone. A
+ * source hands over a complete catalog each time; this turns it back into "what changed".
+ */
+export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalog {
+  if (!prev) return next;
+  const previous = new Map(prev.services.map((s) => [s.name, s]));
+  const services = next.services.map((service) => {
+    const old = previous.get(service.name);
+    if (!old) return service;
+    if (isDeepStrictEqual(old, service)) return old;
+    const oldInstances = new Map(old.instances.map((i) => [i.id, i]));
+    const instances = service.instances.map((instance) => {
+      const same = oldInstances.get(instance.id);
+      return same && isDeepStrictEqual(same, instance) ? same : instance;
+    });
+    return { ...service, instances };
+  });
+  return { ...next, services };
+}
+
+/** Whether two catalogs hold the very same service objects (see reuseUnchanged). */
+export function sameServices(a: Catalog, b: Catalog): boolean {
+  return a.services.length === b.services.length && a.services.every((s, i) => s === b.services[i]);
 }

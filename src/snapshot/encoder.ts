@@ -7,6 +7,11 @@ import type { ResourceMessage } from '../translate/types.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
 
 interface Entry {
+  /**
+   * The message last encoded (shared resources only): handed the same object again, nothing
+   * needs comparing. Per-proxy messages are not kept (a thousand proxies' listeners).
+   */
+  message: ResourceMessage | undefined;
   fingerprint: string;
   resource: EncodedResource;
   generation: number;
@@ -37,19 +42,30 @@ export class ResourceEncoder {
     compact = false,
   ): EncodedResource {
     const key = `${kind}\u0000${cacheKey}`;
+    const entry = this.entries.get(key);
+    if (entry && entry.message === message) {
+      entry.generation = this.generation;
+      this.counters.reused++;
+      return entry.resource;
+    }
     // Translators build objects with a fixed key order, so equal content stringifies equally;
     // this is much cheaper than encoding.
     const json = JSON.stringify(message);
     const fingerprint = compact ? hash('sha1', json, 'base64') : json;
-    const entry = this.entries.get(key);
     if (entry && entry.fingerprint === fingerprint) {
+      entry.message = compact ? undefined : message;
       entry.generation = this.generation;
       this.counters.reused++;
       return entry.resource;
     }
     const resource = encodeResource(kind, name, message);
     this.counters.encoded++;
-    this.entries.set(key, { fingerprint, resource, generation: this.generation });
+    this.entries.set(key, {
+      message: compact ? undefined : message,
+      fingerprint,
+      resource,
+      generation: this.generation,
+    });
     return resource;
   }
 

@@ -1,13 +1,28 @@
 // The snapshot store (the cache, in go-control-plane's terms): holds the current state and
 // tells watchers when it changes. It knows nothing about streams, nonces or ACKs.
-import { isDeepStrictEqual } from 'node:util';
-import { findInstance, type Catalog, type ProxyIdentity } from '../catalog/model.js';
+import {
+  findInstance,
+  reuseUnchanged,
+  sameServices,
+  type Catalog,
+  type Instance,
+  type ProxyIdentity,
+  type Service,
+} from '../catalog/model.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
-import { translateProxy, translateShared } from '../translate/index.js';
+import {
+  assembleShared,
+  translateProxy,
+  translateService,
+  virtualHostsOf,
+  type ServiceResources,
+} from '../translate/index.js';
+import { outboundRouteConfigurationOf } from '../translate/routes.js';
 import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
 import {
   DEFAULT_TRANSLATE_OPTIONS,
   type MeshSecurity,
+  type ResourceMessage,
   type ResourceSet,
   type TranslateOptions,
 } from '../translate/types.js';
@@ -76,8 +91,20 @@ export class SnapshotStore implements ConfigWatcher {
   private readonly views = new Map<string, ProxyView>();
   private readonly ownCache = new Map<
     string,
-    { inputs: string; own: KindMaps; generation: number }
+    {
+      inputs: string;
+      inputsGeneration: number;
+      /** The catalog objects it was made from: the same objects mean the same inputs. */
+      service?: Service;
+      instance?: Instance;
+      own: KindMaps;
+      generation: number;
+    }
   >();
+  /** Each service's translation, kept while the service object (see reuseUnchanged) lives. */
+  private servicesTranslated = new WeakMap<Service, ServiceResources>();
+  private servicesTranslatedWith: TranslateOptions | undefined;
+  private outboundRoutes: { hosts: ResourceMessage[]; routes: ResourceMessage } | undefined;
   private ownGeneration = 0;
   private readonly debouncer: Debouncer;
   private translateOptions: TranslateOptions;
@@ -187,9 +214,22 @@ export class SnapshotStore implements ConfigWatcher {
    */
   private ownResources(key: string, proxy: ProxyIdentity, catalog: Catalog): KindMaps {
     const found = findInstance(catalog, proxy.nodeId);
-    const inputs = `${this.inputsGeneration}\u0000${found ? JSON.stringify([found.service.name, found.service.protocol, found.instance]) : ''}`;
     const cached = this.ownCache.get(key);
+    // Unchanged catalog entries keep their objects from one snapshot to the next, so the
+    // common case is two identity checks, not a comparison of contents.
+    if (
+      cached &&
+      cached.service === found?.service &&
+      cached.instance === found?.instance &&
+      cached.inputsGeneration === this.inputsGeneration
+    ) {
+      cached.generation = this.ownGeneration;
+      return cached.own;
+    }
+    const inputs = `${this.inputsGeneration}\u0000${found ? JSON.stringify([found.service.name, found.service.protocol, found.instance]) : ''}`;
     if (cached && cached.inputs === inputs) {
+      cached.service = found?.service;
+      cached.instance = found?.instance;
       cached.generation = this.ownGeneration;
       return cached.own;
     }
@@ -205,22 +245,30 @@ export class SnapshotStore implements ConfigWatcher {
     );
     // Not cached while the identity is still being issued: the next build must ask again.
     if (!proxy.service || !this.secrets || identity) {
-      this.ownCache.set(key, { inputs, own, generation: this.ownGeneration });
+      this.ownCache.set(key, {
+        inputs,
+        inputsGeneration: this.inputsGeneration,
+        service: found?.service,
+        instance: found?.instance,
+        own,
+        generation: this.ownGeneration,
+      });
     }
     return own;
   }
 
   private build(changedAt: number): void {
-    const catalog = this.pending ?? this.current?.catalog;
+    const offered = this.pending ?? this.current?.catalog;
     this.pending = undefined;
-    if (!catalog) return;
+    if (!offered) return;
+    const catalog = reuseUnchanged(this.current?.catalog, offered);
     const sameInputs = this.builtInputsGeneration === this.inputsGeneration;
-    if (this.current && sameInputs && isDeepStrictEqual(this.current.catalog, catalog)) return;
+    if (this.current && sameInputs && sameServices(this.current.catalog, catalog)) return;
     const started = Date.now();
     let snapshot: Snapshot;
     try {
       this.encoder.nextGeneration();
-      const set = translateShared(catalog, this.translateOptions);
+      const set = this.translateShared(catalog);
       if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
       const shared = this.encodeSet(set);
       snapshot = new Snapshot(Snapshot.versionOf(shared), catalog, shared, changedAt, Date.now());
@@ -273,6 +321,35 @@ export class SnapshotStore implements ConfigWatcher {
       for (const listener of this.notifiedListeners) listener(snapshot);
     };
     slice();
+  }
+
+  /**
+   * translateShared, service by service, reusing the translation of every service whose
+   * catalog entry is the same object as last time: a change to one service re-translates one.
+   */
+  private translateShared(catalog: Catalog): ResourceSet {
+    const options = this.translateOptions;
+    if (options !== this.servicesTranslatedWith) {
+      this.servicesTranslated = new WeakMap();
+      this.servicesTranslatedWith = options;
+      this.outboundRoutes = undefined;
+    }
+    const parts = [...catalog.services]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((service) => {
+        let part = this.servicesTranslated.get(service);
+        if (!part)
+          this.servicesTranslated.set(service, (part = translateService(service, options)));
+        return part;
+      });
+    // The route configuration lists every service's virtual host: the same hosts, the same
+    // object (so the encoder recognises it without comparing its contents).
+    const hosts = virtualHostsOf(parts);
+    const last = this.outboundRoutes;
+    if (!last || last.hosts.length !== hosts.length || last.hosts.some((h, i) => h !== hosts[i])) {
+      this.outboundRoutes = { hosts, routes: outboundRouteConfigurationOf(hosts) };
+    }
+    return assembleShared(parts, this.outboundRoutes!.routes);
   }
 
   private encodeSet(

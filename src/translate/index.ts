@@ -12,7 +12,7 @@ import {
   outboundTcpListenerName,
   serviceClusterName,
 } from './names.js';
-import { outboundRouteConfiguration } from './routes.js';
+import { outboundRouteConfigurationOf, serviceVirtualHost } from './routes.js';
 import { downstreamMtls, spiffeIdOf } from './tls.js';
 import { httpRbacFilter, networkRbacFilter } from '../policy/rbac.js';
 import type { Service } from '../catalog/model.js';
@@ -20,6 +20,7 @@ import type { InboundSecurity } from './listeners.js';
 import {
   DEFAULT_TRANSLATE_OPTIONS,
   emptyResourceSet,
+  type ResourceMessage,
   type ResourceSet,
   type TranslateOptions,
 } from './types.js';
@@ -31,25 +32,60 @@ export function translateShared(
   catalog: Catalog,
   opts: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS,
 ): ResourceSet {
-  const resources = emptyResourceSet();
   const services = [...catalog.services].sort((a, b) => compare(a.name, b.name));
-  for (const service of services) {
-    const name = serviceClusterName(service.name);
-    resources.clusters.set(name, serviceCluster(service, opts));
-    resources.endpoints.set(
-      name,
-      serviceLoadAssignment(service, opts.security?.mtls !== undefined),
-    );
+  const parts = services.map((service) => translateService(service, opts));
+  return assembleShared(parts, outboundRouteConfigurationOf(virtualHostsOf(parts)));
+}
+
+/**
+ * One service's share of the shared resources. It depends on nothing but the service and the
+ * options, so a caller may keep it while the service is unchanged (the snapshot store does).
+ */
+export interface ServiceResources {
+  readonly name: string;
+  readonly cluster: ResourceMessage;
+  readonly endpoints: ResourceMessage;
+  /** HTTP-family services: the outbound virtual host. */
+  readonly virtualHost?: ResourceMessage;
+  /** tcp services: the local listener every sidecar has for it. */
+  readonly tcpListener?: ResourceMessage;
+}
+
+export function translateService(service: Service, opts: TranslateOptions): ServiceResources {
+  return {
+    name: service.name,
+    cluster: serviceCluster(service, opts),
+    endpoints: serviceLoadAssignment(service, opts.security?.mtls !== undefined),
+    virtualHost: service.protocol === 'tcp' ? undefined : serviceVirtualHost(service, opts),
     // The schema requires outboundPort for tcp; a source that skipped validation loses only
     // the local listener for that service, not the whole translation.
-    if (service.protocol === 'tcp' && service.outboundPort !== undefined) {
-      resources.listeners.set(
-        outboundTcpListenerName(service.name),
-        outboundTcpListener(service.name, service.outboundPort),
-      );
-    }
+    tcpListener:
+      service.protocol === 'tcp' && service.outboundPort !== undefined
+        ? outboundTcpListener(service.name, service.outboundPort)
+        : undefined,
+  };
+}
+
+/** The outbound virtual hosts of `parts` (sorted by service name), in order. */
+export function virtualHostsOf(parts: readonly ServiceResources[]): ResourceMessage[] {
+  const hosts: ResourceMessage[] = [];
+  for (const p of parts) if (p.virtualHost) hosts.push(p.virtualHost);
+  return hosts;
+}
+
+/** The shared resource set from per-service parts (sorted by service name) and the routes. */
+export function assembleShared(
+  parts: readonly ServiceResources[],
+  outboundRoutes: ResourceMessage,
+): ResourceSet {
+  const resources = emptyResourceSet();
+  for (const p of parts) {
+    const name = serviceClusterName(p.name);
+    resources.clusters.set(name, p.cluster);
+    resources.endpoints.set(name, p.endpoints);
+    if (p.tcpListener) resources.listeners.set(outboundTcpListenerName(p.name), p.tcpListener);
   }
-  resources.routes.set(OUTBOUND_ROUTE_NAME, outboundRouteConfiguration(catalog, opts));
+  resources.routes.set(OUTBOUND_ROUTE_NAME, outboundRoutes);
   return resources;
 }
 

@@ -23,7 +23,8 @@ export function serviceDomains(service: string, domainSuffix: string): string[] 
   return [service, `${service}:*`, fqdn, `${fqdn}:*`];
 }
 
-function serviceVirtualHost(service: Service, opts: TranslateOptions): ResourceMessage {
+/** The outbound virtual host of one HTTP-family service. */
+export function serviceVirtualHost(service: Service, opts: TranslateOptions): ResourceMessage {
   return {
     name: service.name,
     domains: serviceDomains(service.name, opts.domainSuffix),
@@ -43,6 +44,13 @@ export function outboundRouteConfiguration(
     .filter((s) => s.protocol !== 'tcp')
     .sort((a, b) => compare(a.name, b.name))
     .map((s) => serviceVirtualHost(s, opts));
+  return outboundRouteConfigurationOf(virtualHosts);
+}
+
+/** The outbound route configuration from its virtual hosts (sorted by service name). */
+export function outboundRouteConfigurationOf(
+  virtualHosts: readonly ResourceMessage[],
+): ResourceMessage {
   return { name: OUTBOUND_ROUTE_NAME, virtualHosts };
 }
 
