@@ -5,7 +5,7 @@
 // catalog's endpoints. With `--source consul` the changes are registrations in a real Consul
 // agent (register / deregister an instance) and the control plane reads Consul.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -235,6 +235,8 @@ export async function runEnvoy(opts: EnvoyRunOptions): Promise<EnvoyRunResult> {
     pollIntervalMs: POLL_MS,
   };
   const dir = mkdtempSync(join(tmpdir(), 'lucid-bench-envoy-'));
+  // Logs and bootstraps are written beside it: the catalog's directory (watched) is its own.
+  mkdirSync(join(dir, 'catalog'));
   const envoyBin = toolPath('envoy');
   const envoyVersion =
     /version: [0-9a-f]+\/([\d.]+)/.exec(
@@ -247,7 +249,7 @@ export async function runEnvoy(opts: EnvoyRunOptions): Promise<EnvoyRunResult> {
   // File source: the Envoys are meshed instances of the catalog (their own inbound listeners).
   const catalog = new GeneratedCatalog(
     { services: SERVICES, instances: INSTANCES },
-    join(dir, 'catalog.json'),
+    join(dir, 'catalog', 'catalog.json'),
     (s, i, doc) =>
       source === 'file' && i === 0 && s < opts.envoys
         ? { ...doc, address: '127.0.0.1', sidecarPort: sidecarPorts[s]! }

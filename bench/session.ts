@@ -1,6 +1,6 @@
 // One benchmark session: a fresh control plane (own process) on a generated catalog file,
 // K simulated sidecars (worker processes) connecting at once, then the measured phases.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -126,9 +126,12 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
   const { mode, log } = opts;
   const tag = `${plan.name} ${mode}`;
   const dir = mkdtempSync(join(tmpdir(), 'lucid-bench-'));
+  // The catalog gets a directory of its own: the file source watches the catalog's directory,
+  // and the control plane's log written beside it would wake the watcher on every line.
+  mkdirSync(join(dir, 'catalog'));
   const catalog = new GeneratedCatalog(
     { services: plan.services, instances: plan.instances },
-    join(dir, 'catalog.json'),
+    join(dir, 'catalog', 'catalog.json'),
   );
   catalog.write();
   const errors: string[] = [];

@@ -7,7 +7,10 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function createLogger(level: LogLevel = 'info'): Logger {
-  return pino({ level, base: { app: 'lucid-mesh' } }, destination(2));
+  // Asynchronous: lines logged in one busy stretch (a thousand streams opening) leave in one
+  // write instead of one blocking write each (measured: ~0.1 ms per line, synchronously).
+  // pino flushes what is pending when the process exits.
+  return pino({ level, base: { app: 'lucid-mesh' } }, destination({ dest: 2, sync: false }));
 }
 
 /** A logger that drops everything (tests that do not assert on logs). */
