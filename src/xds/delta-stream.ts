@@ -13,6 +13,8 @@ import { AdsStream } from './ads-stream.js';
 import type { DeltaDiscoveryRequest } from './messages.js';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
+import { MAX_SHARED_DELTA_UPSERTS, sharedDeltaResponse } from './shared-responses.js';
+import type { KindDiff } from '../snapshot/snapshot.js';
 
 interface Subscription {
   wildcard: boolean;
@@ -166,7 +168,7 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
   /** After a response the proxy has exactly what `view` holds for the subscription. */
   private settleOn(sub: Subscription, view: ProxyView): void {
     sub.base = view;
-    sub.exceptions.clear();
+    if (sub.exceptions.size > 0) sub.exceptions.clear(); // clear() allocates even when empty
   }
 
   private respond(
@@ -178,10 +180,21 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
   ): void {
     const sub = this.subs.get(kind)!;
     const typeUrl = TYPE_URLS[kind];
-    const entries = upserts.map((r) => r.deltaEntry);
+    // A change fanned out owes many streams the same few resources: one response for all.
+    const shared =
+      removed.length === 0 && upserts.length > 0 && upserts.length <= MAX_SHARED_DELTA_UPSERTS;
     this.send(
       kind,
-      (nonce) => deltaDiscoveryResponse(view.version, typeUrl, nonce, entries, removed),
+      shared
+        ? sharedDeltaResponse(view.snapshot, typeUrl, upserts)
+        : (nonce) =>
+            deltaDiscoveryResponse(
+              view.version,
+              typeUrl,
+              nonce,
+              upserts.map((r) => r.deltaEntry),
+              removed,
+            ),
       {
         version: view.version,
         resources: upserts.length,
@@ -212,7 +225,15 @@ function changedNames(
   base: ProxyView,
   kind: ResourceKind,
   exceptions: ReadonlyMap<string, string | undefined>,
-): Set<string> {
+): ReadonlySet<string> {
   const diff = view.diffFrom(base, kind);
-  return new Set([...diff.changed, ...diff.removed, ...exceptions.keys()]);
+  if (exceptions.size > 0) {
+    return new Set([...diff.changed, ...diff.removed, ...exceptions.keys()]);
+  }
+  // The common case: a diff shared by every stream (memoized per snapshot), so is this set.
+  let names = candidatesOf.get(diff);
+  if (!names) candidatesOf.set(diff, (names = new Set([...diff.changed, ...diff.removed])));
+  return names;
 }
+
+const candidatesOf = new WeakMap<KindDiff, ReadonlySet<string>>();

@@ -5,8 +5,9 @@
 // That needs a nonce that is not per stream. A nonce only has to tell a stream's responses
 // apart, so one derived from the content serves: two responses with the same nonce are the
 // same bytes, and an ACK of either means the same thing.
-import { discoveryResponse } from '../protos/wire.js';
-import type { SotwBlock } from '../snapshot/snapshot.js';
+import { deltaDiscoveryResponse, discoveryResponse } from '../protos/wire.js';
+import type { EncodedResource } from '../snapshot/encoded-resource.js';
+import type { Snapshot, SotwBlock } from '../snapshot/snapshot.js';
 
 export interface PreparedResponse {
   readonly nonce: string;
@@ -35,6 +36,39 @@ export function sharedSotwResponse(
     const nonce = `${SHARED_NONCE_PREFIX}${(++sequence).toString(36)}`;
     response = { nonce, bytes: discoveryResponse(version, typeUrl, nonce, block.parts) };
     byVersion.set(version, response);
+  }
+  return response;
+}
+
+const deltaResponses = new WeakMap<Snapshot, Map<string, PreparedResponse>>();
+
+/** Delta responses this small are shared (a change fanned out); bigger ones are per stream. */
+export const MAX_SHARED_DELTA_UPSERTS = 16;
+
+/**
+ * The delta response upserting `upserts` (nothing removed) in `snapshot`'s version, built on
+ * first use: every stream the change reaches is owed the same bytes.
+ */
+export function sharedDeltaResponse(
+  snapshot: Snapshot,
+  typeUrl: string,
+  upserts: readonly EncodedResource[],
+): PreparedResponse {
+  let bySet = deltaResponses.get(snapshot);
+  if (!bySet) deltaResponses.set(snapshot, (bySet = new Map()));
+  let key = typeUrl;
+  for (const r of upserts) key += `\u0000${r.name}@${r.version}`;
+  let response = bySet.get(key);
+  if (!response) {
+    const nonce = `${SHARED_NONCE_PREFIX}${(++sequence).toString(36)}`;
+    const entries = upserts.map((r) => r.deltaEntry);
+    response = {
+      nonce,
+      bytes: deltaDiscoveryResponse(snapshot.version, typeUrl, nonce, entries, []),
+    };
+    // Bounded: a snapshot sees a handful of distinct change sets, not one per proxy.
+    if (bySet.size >= 64) bySet.clear();
+    bySet.set(key, response);
   }
   return response;
 }

@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 import { runCommand } from '../support/run-command.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startEnvoy } from '../support/envoy.js';
+import { waitFor } from '../support/wait.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import {
   clusterHosts,
@@ -268,7 +269,13 @@ describe('Consul + real Envoy mesh', () => {
       5_000,
     );
     await consul.setCheck('web-2-ttl', 'pass');
-    expect(source.stats().failingWatches).toBe(0);
+    // Every watch recovers by itself; each on its own backoff (at most 1 s here), so not
+    // necessarily all by the time the changes above have propagated.
+    await waitFor(() => source.stats().failingWatches === 0, {
+      what: 'every Consul watch recovered',
+      timeoutMs: 10_000,
+      details: () => JSON.stringify(source.stats()),
+    });
   });
 
   it('measures registration → endpoint in Envoy (/clusters), 20 tries each', async () => {

@@ -35,6 +35,42 @@ describe('delta ADS', () => {
     expect(removed.removedResources).toEqual(['extra']);
   });
 
+  it('sends streams a change owes the same resources as one shared response, ACKed per stream', async () => {
+    const cp = await fx.start({ catalog: twoServices() });
+    const a = fx.delta(cp.port);
+    const b = fx.delta(cp.port);
+    // a has had another response first, so nonces counted per stream would differ.
+    a.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
+    a.send(ackOf(await a.next()));
+    for (const c of [a, b]) {
+      c.send({
+        node: node(c === a ? 'hello-1' : 'world-1', c === a ? 'hello' : 'world'),
+        typeUrl: typeUrl('endpoints'),
+        resourceNamesSubscribe: ['hello', 'world'],
+      });
+      c.send(ackOf(await c.next()));
+    }
+    await a.expectSilence(200);
+    cp.apply(
+      twoServices({
+        worldInstances: [
+          { id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 },
+          { id: 'world-2', address: '127.0.0.2', port: 9102, sidecarPort: 19102 },
+        ],
+      }),
+    );
+    const [fromA, fromB] = [await a.next(), await b.next()];
+    expect(Object.keys(versions(fromA))).toEqual(['world']);
+    expect(fromA).toEqual(fromB); // same bytes, same nonce
+    a.send(ackOf(fromA));
+    b.send(ackOf(fromB));
+    await a.expectSilence(200);
+    for (const s of cp.server.connected.values()) {
+      expect(syncState(s.types.get('endpoints'))).toBe('SYNCED');
+    }
+    expect(cp.counters.staleNonces).toBe(0);
+  });
+
   it('honours initial_resource_versions on reconnect: nothing resent, deletions reported', async () => {
     const cp = await fx.start({ catalog: twoServices({ more: [{ name: 'extra' }] }) });
     const c1 = fx.delta(cp.port);
