@@ -12,7 +12,6 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 import { runCommand } from '../support/run-command.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startEnvoy } from '../support/envoy.js';
-import { waitFor } from '../support/wait.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import {
   clusterHosts,
