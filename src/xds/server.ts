@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { DeltaStream } from './delta-stream.js';
+import { releaseDecodedMessages } from './grpc-decoder-release.js';
 import {
   adsServiceDefinition,
   type DeltaDiscoveryRequest,
@@ -22,6 +23,8 @@ export interface XdsServerOptions {
   /** Require callers to authenticate (tokens); without it any node may connect (development). */
   readonly authenticator?: ProxyAuthenticator;
 }
+
+releaseDecodedMessages();
 
 export class XdsServer {
   private readonly server: grpc.Server;
