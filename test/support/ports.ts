@@ -1,13 +1,36 @@
-// Free TCP ports on 127.0.0.1 for tests (the kernel picks them; there is an unavoidable but
-// tiny window between closing the probe socket and the real user binding the port).
+// Free TCP ports on 127.0.0.1 for tests. Taken below the kernel's ephemeral range (32768+):
+// a port from that range, probed free and handed to Envoy or an app a moment later, can meanwhile
+// become the local port of some outgoing connection of another test running alongside (seen:
+// Envoy's listener failing with "Address already in use"). Below it only explicit binds compete,
+// and each vitest worker takes its ports from a slice of its own, so tests running in parallel
+// never pick the same one.
 import { createServer } from 'node:net';
 
+const SLICE = 1500;
+const POOL = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % 8;
+const LOW = 20000 + POOL * SLICE;
+const HIGH = LOW + SLICE;
+
 function probe(): Promise<{ port: number; close: () => Promise<void> }> {
+  return tryPorts(50);
+}
+
+async function tryPorts(attempts: number): Promise<{ port: number; close: () => Promise<void> }> {
+  for (let i = 0; ; i++) {
+    try {
+      return await probeOne(LOW + Math.floor(Math.random() * (HIGH - LOW)));
+    } catch (err) {
+      if (i >= attempts) throw err;
+    }
+  }
+}
+
+function probeOne(port: number): Promise<{ port: number; close: () => Promise<void> }> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
       const address = server.address();
       if (address === null || typeof address === 'string') {
         server.close();
@@ -38,4 +61,18 @@ export async function freePorts(n: number): Promise<number[]> {
   } finally {
     await Promise.all(probes.map((p) => p.close()));
   }
+}
+
+/** A base port such that base + each offset is free (all within this worker's slice). */
+export async function freePortBase(offsets: readonly number[]): Promise<number> {
+  const span = Math.max(...offsets) + 1;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = LOW + Math.floor(Math.random() * (SLICE - span));
+    const probes = await Promise.allSettled(offsets.map((o) => probeOne(base + o)));
+    await Promise.all(
+      probes.map((p) => (p.status === 'fulfilled' ? p.value.close() : Promise.resolve())),
+    );
+    if (probes.every((p) => p.status === 'fulfilled')) return base;
+  }
+  throw new Error(`no free port base in [${LOW}, ${HIGH})`);
 }
