@@ -69,6 +69,16 @@ export function twoServices(extra: { worldInstances?: unknown[]; more?: unknown[
   };
 }
 
+/** twoServices with a second world instance: a change to world's endpoints only. */
+export function twoServicesWithWorld2(): unknown {
+  return twoServices({
+    worldInstances: [
+      { id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 },
+      { id: 'world-2', address: '127.0.0.2', port: 9102, sidecarPort: 19102 },
+    ],
+  });
+}
+
 /**
  * For protocol tests: a control plane and clients per test, all closed after each test.
  * `start` replaces (and closes) the current control plane, e.g. to simulate a restart.

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
 import { syncState } from '../../src/xds/type-status.js';
 import { node, typeUrl } from '../support/ads-client.js';
-import { protocolFixture, twoServices } from '../support/control-plane.js';
+import { protocolFixture, twoServices, twoServicesWithWorld2 } from '../support/control-plane.js';
 
 const fx = protocolFixture();
 
@@ -51,14 +51,7 @@ describe('delta ADS', () => {
       c.send(ackOf(await c.next()));
     }
     await a.expectSilence(200);
-    cp.apply(
-      twoServices({
-        worldInstances: [
-          { id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 },
-          { id: 'world-2', address: '127.0.0.2', port: 9102, sidecarPort: 19102 },
-        ],
-      }),
-    );
+    cp.apply(twoServicesWithWorld2());
     const [fromA, fromB] = [await a.next(), await b.next()];
     expect(Object.keys(versions(fromA))).toEqual(['world']);
     expect(fromA).toEqual(fromB); // same bytes, same nonce

@@ -2,7 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { syncState } from '../../src/xds/type-status.js';
 import { ack, kindOf, namesOf, node, typeUrl } from '../support/ads-client.js';
-import { protocolFixture, twoServices, type TestControlPlane } from '../support/control-plane.js';
+import {
+  protocolFixture,
+  twoServices,
+  twoServicesWithWorld2,
+  type TestControlPlane,
+} from '../support/control-plane.js';
 
 const fx = protocolFixture();
 
@@ -207,14 +212,7 @@ describe('SotW ADS', () => {
     await a.expectSilence(200);
     expect(syncState(statusOf(cp, 'hello-1', 'endpoints'))).toBe('SYNCED');
 
-    cp.apply(
-      twoServices({
-        worldInstances: [
-          { id: 'world-1', address: '127.0.0.1', port: 9102, sidecarPort: 19102 },
-          { id: 'world-2', address: '127.0.0.2', port: 9102, sidecarPort: 19102 },
-        ],
-      }),
-    );
+    cp.apply(twoServicesWithWorld2());
     const [a2, b2] = [await a.next(), await b.next()];
     expect(namesOf(a2)).toEqual(['world']); // only what changed
     expect(a2.nonce).toBe(b2.nonce);
