@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderBootstrap } from '../src/bootstrap/render.js';
 import { GeneratedCatalog, serviceName } from './catalog.js';
+import { consulDevAgentArgs } from './consul-dev-agent.js';
 import { startBenchControlPlane, type BenchControlPlane } from './control-plane.js';
 import { REPO_ROOT } from './ipc.js';
 import { nowMs } from './load/protocol.js';
@@ -179,32 +180,7 @@ async function startConsul(dir: string): Promise<ConsulAgent> {
   const [http, serfLan, serfWan, server] = (await freePorts(4)) as [number, number, number, number];
   const proc = spawnTracked(
     bin,
-    [
-      'agent',
-      '-dev',
-      '-node',
-      'bench',
-      '-bind',
-      '127.0.0.1',
-      '-client',
-      '127.0.0.1',
-      '-http-port',
-      String(http),
-      '-dns-port',
-      '-1',
-      '-grpc-port',
-      '-1',
-      '-grpc-tls-port',
-      '-1',
-      '-serf-lan-port',
-      String(serfLan),
-      '-serf-wan-port',
-      String(serfWan),
-      '-server-port',
-      String(server),
-      '-log-level',
-      'warn',
-    ],
+    consulDevAgentArgs('bench', { http, serfLan, serfWan, server }),
     join(dir, 'consul.log'),
   );
   const address = `127.0.0.1:${http}`;

@@ -17,6 +17,7 @@ import {
   virtualHostsOf,
   type ServiceResources,
 } from '../translate/index.js';
+import { compare } from '../translate/endpoints.js';
 import { outboundRouteConfigurationOf } from '../translate/routes.js';
 import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
 import {
@@ -336,7 +337,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.outboundRoutes = undefined;
     }
     const parts = [...catalog.services]
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .sort((a, b) => compare(a.name, b.name))
       .map((service) => {
         let part = this.servicesTranslated.get(service);
         if (!part)

@@ -56,9 +56,9 @@ export class XdsServer {
     });
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
-        this.track(new SotwStream(call, this.context(), this.nextId++, 'sotw')),
+        this.track(new SotwStream(call, this.streamContext, this.nextId++, 'sotw')),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
-        this.track(new DeltaStream(call, this.context(), this.nextId++, 'delta')),
+        this.track(new DeltaStream(call, this.streamContext, this.nextId++, 'delta')),
     });
   }
 
@@ -99,10 +99,6 @@ export class XdsServer {
   /** Cuts every stream at once (tests: simulate a crash). */
   forceClose(): void {
     this.server.forceShutdown();
-  }
-
-  private context(): StreamContext {
-    return this.streamContext;
   }
 
   private track(stream: SotwStream | DeltaStream): void {

@@ -4,6 +4,7 @@
 // killed when the test process exits, however it exits (a reaper process per agent).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
+import { consulDevAgentArgs } from '../../bench/consul-dev-agent.js';
 import { freePorts } from './ports.js';
 import { toolPath } from './tools.js';
 import { killWithTestProcess } from './reaper.js';
@@ -102,30 +103,11 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
       ? ['-hcl', `limits { http_max_conns_per_client = ${opts.maxConnsPerClient} }`]
       : [];
   const args = [
-    'agent',
-    '-dev',
-    '-node',
-    't',
-    '-bind',
-    '127.0.0.1',
-    '-client',
-    '127.0.0.1',
-    '-http-port',
-    String(httpPort),
-    '-dns-port',
-    '-1',
-    '-grpc-port',
-    '-1',
-    '-grpc-tls-port',
-    '-1',
-    '-serf-lan-port',
-    String(serfLan),
-    '-serf-wan-port',
-    String(serfWan),
-    '-server-port',
-    String(serverPort),
-    '-log-level',
-    opts.logLevel ?? 'warn',
+    ...consulDevAgentArgs(
+      't',
+      { http: httpPort, serfLan, serfWan, server: serverPort },
+      opts.logLevel ?? 'warn',
+    ),
     ...hcl,
   ];
 
