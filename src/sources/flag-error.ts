@@ -8,3 +8,15 @@ export class FlagError extends Error {
     this.name = new.target.name;
   }
 }
+
+/** An http(s) URL naming only a scheme, host and port (no path, query, fragment or user). */
+export function isBareHttpOrigin(url: URL): boolean {
+  return (
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.hostname !== '' &&
+    (url.pathname === '/' || url.pathname === '') &&
+    !url.search &&
+    !url.hash &&
+    !url.username
+  );
+}

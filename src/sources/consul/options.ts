@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Option } from 'commander';
-import { FlagError } from '../flag-error.js';
+import { FlagError, isBareHttpOrigin } from '../flag-error.js';
 import { HEALTH_STATES, type Health } from '../../catalog/model.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { DiscoverySource } from '../source.js';
@@ -248,13 +248,7 @@ export function parseConsulAddress(
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConsulFlagError(flag, `expected an http:// or https:// address, got ${shown}`);
   }
-  if (
-    !url.hostname ||
-    (url.pathname !== '/' && url.pathname !== '') ||
-    url.search ||
-    url.hash ||
-    url.username
-  ) {
+  if (!isBareHttpOrigin(url)) {
     throw new ConsulFlagError(flag, `expected host:port or http(s)://host:port only, got ${shown}`);
   }
   const port = url.port === '' ? 8500 : Number(url.port);

@@ -3,7 +3,7 @@
 // together here, so every error names the flag (or its environment variable) and the value.
 import { readFileSync } from 'node:fs';
 import { Option } from 'commander';
-import { FlagError } from '../flag-error.js';
+import { FlagError, isBareHttpOrigin } from '../flag-error.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { DiscoverySource } from '../source.js';
 import {
@@ -83,13 +83,7 @@ export function parseEndpoints(value: string, flag = '--etcd'): string[] {
         `expected an http:// or https:// URL, got ${JSON.stringify(item)}`,
       );
     }
-    if (
-      !url.hostname ||
-      (url.pathname !== '/' && url.pathname !== '') ||
-      url.search ||
-      url.hash ||
-      url.username
-    ) {
+    if (!isBareHttpOrigin(url)) {
       throw new EtcdFlagError(
         flag,
         `expected scheme://host:port only, got ${JSON.stringify(item)}`,
