@@ -210,6 +210,16 @@ export class ConsulClient {
     return this.query(`GET /v1/kv/${key}`, q, (o) => this.consul.kv.get({ ...o, key }));
   }
 
+  /**
+   * `/v1/config/<kind>`: every config entry of one kind (service-router, ...), as Consul stores
+   * them (PascalCase JSON, with its CreateIndex/ModifyIndex bookkeeping).
+   */
+  configEntries(kind: string, q: BlockingQuery = {}): Promise<QueryResult<unknown[]>> {
+    return this.query(`GET /v1/config/${kind}`, q, (o) =>
+      this.rawGet(`/config/${encodeURIComponent(kind)}`, o),
+    );
+  }
+
   /** `/v1/agent/services?filter=ID == "<id>"`: one service registered with this agent. */
   async agentService(id: string): Promise<ConsulAgentService | undefined> {
     const { body } = await this.query<Record<string, ConsulAgentService>>(
@@ -226,6 +236,45 @@ export class ConsulClient {
       this.consul.status.leader(o),
     );
     return typeof body === 'string' ? body : '';
+  }
+
+  /**
+   * A GET the `consul` package has no method for, sent through its request machinery (same
+   * agent, codecs, cancellation, timeouts and errors as the package's own reads), with the
+   * options `query` builds plus the connection's token and datacenter.
+   */
+  private rawGet(path: string, o: Record<string, unknown>): Promise<unknown> {
+    type Request = { err?: Error; res?: { body?: unknown } };
+    type Next = (stop: boolean, err?: Error, result?: unknown) => void;
+    const papi = this.consul as unknown as {
+      _get(
+        req: Record<string, unknown>,
+        handle: (r: Request, next: Next) => void,
+      ): Promise<unknown>;
+    };
+    const query: Record<string, string> = {};
+    if (this.connection.datacenter !== undefined) query.dc = this.connection.datacenter;
+    if (o.stale) query.stale = '1';
+    if (o.index !== undefined) query.index = String(o.index);
+    if (o.wait !== undefined) query.wait = String(o.wait);
+    return papi._get(
+      {
+        name: 'config.list',
+        path,
+        query,
+        headers:
+          this.connection.token !== undefined ? { 'x-consul-token': this.connection.token } : {},
+        ctx: o.ctx,
+        timeout: o.timeout,
+      },
+      (request, next) => {
+        if (request.err) {
+          next(false, request.err);
+          return;
+        }
+        next(false, undefined, [request.res, request.res?.body]);
+      },
+    );
   }
 
   /** Closes idle keep-alive connections; in-flight requests should be aborted first. */

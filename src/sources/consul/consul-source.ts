@@ -7,7 +7,9 @@
 // - Consul refuses more than `http_max_conns_per_client` (default 200) connections from one
 //   client IP, and every blocking query holds one connection. So at most `maxConnections`
 //   (default 128) are used: the service list, a change trigger and a few refetch slots take 6,
-//   the rest (122 by default) are per-service watches. Services beyond that are "overflow":
+//   the rest (122 by default) are per-service watches, less `reservedConnections` (the six
+//   traffic config-entry watches, sources/consul/config-entries.ts, when they run alongside
+//   on a client of their own). Services beyond that are "overflow":
 //   a blocking query on the checks index (`/v1/health/state/any`, filtered to an empty body)
 //   plus every change of the service list trigger a refetch of the overflow services (non-
 //   blocking reads, 4 at a time, rate-limited). Overflow is logged and visible in `stats()`;
@@ -40,7 +42,7 @@ import { BlockingWatch, TokenBucket } from './watch.js';
 
 /** Connections for the service list, the overflow trigger, and overflow refetches. */
 const REFETCH_CONCURRENCY = 4;
-const RESERVED_CONNECTIONS = 2 + REFETCH_CONCURRENCY;
+export const RESERVED_CONNECTIONS = 2 + REFETCH_CONCURRENCY;
 /** While failing, `sink.error` at most this often. */
 const ERROR_REPORT_INTERVAL_MS = 5_000;
 
@@ -116,18 +118,23 @@ export class ConsulSource implements DiscoverySource {
     this.log = logger;
     this.waitMs = opts.waitMs ?? DEFAULT_WAIT_MS;
     this.warningAs = opts.warningAs ?? 'passing';
+    // Connections other watches of this process hold (the traffic config entries) come off
+    // the top: this source's own client is capped at what is left.
+    const others = Math.max(0, opts.reservedConnections ?? 0);
     this.maxConnections = Math.max(
-      RESERVED_CONNECTIONS + 1,
+      RESERVED_CONNECTIONS + 1 + others,
       opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     );
-    this.dedicatedSlots = this.maxConnections - RESERVED_CONNECTIONS;
+    this.dedicatedSlots = this.maxConnections - others - RESERVED_CONNECTIONS;
     this.backoffMinMs = opts.backoffMinMs ?? 250;
     this.backoffMaxMs = Math.max(this.backoffMinMs, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
     this.settleMs = opts.settleMs ?? 2_000;
     this.sidecarGraceMs = opts.sidecarGraceMs ?? DEFAULT_SIDECAR_GRACE_MS;
     const rate = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
-    this.limiter = new TokenBucket(rate, Math.max(1, rate));
-    this.client = new ConsulClient(opts.connection, { maxConnections: this.maxConnections });
+    this.limiter = opts.sharedLimiter ?? new TokenBucket(rate, Math.max(1, rate));
+    this.client = new ConsulClient(opts.connection, {
+      maxConnections: this.maxConnections - others,
+    });
     // The overflow refetch workers wait on this signal (rate limiter, request) concurrently.
     setMaxListeners(4 * REFETCH_CONCURRENCY, this.abort.signal);
   }

@@ -12,6 +12,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import type { DiscoverySource } from '../source.js';
 import type { ConsulConnection } from './client.js';
 import { ConsulSource } from './consul-source.js';
+import type { TokenBucket } from './watch.js';
 
 export const DEFAULT_CONSUL_ADDR = '127.0.0.1:8500';
 /** Consul's blocking-query default is 5 min; a shorter wait notices a dead peer sooner. */
@@ -144,6 +145,13 @@ export interface ConsulSourceOptions {
   readonly rateLimit?: number;
   /** TCP connections to Consul, at most. Default 128 (minimum 4). */
   readonly maxConnections?: number;
+  /**
+   * Of `maxConnections`, how many other watches of this process hold (the traffic config
+   * entries: CONFIG_ENTRY_CONNECTIONS). The catalog keeps to the rest. Default 0.
+   */
+  readonly reservedConnections?: number;
+  /** Rate limiter shared with those other watches (default: the source's own, `rateLimit`). */
+  readonly sharedLimiter?: TokenBucket;
   /** Longest retry pause, ms. Default 10 s. */
   readonly backoffMaxMs?: number;
   /** First retry pause, ms. Default 250 ms. */

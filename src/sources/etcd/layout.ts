@@ -6,8 +6,11 @@
 //                                               instance fields; "id" may be omitted, and
 //                                               must equal <instance-id> when present
 //
-// The default prefix is "/lucid-mesh/". Keys under the prefix outside `services/` are ignored
-// (room for later additions); keys under `services/` of any other shape are reported as bad.
+//   <prefix>config/<kind>/<name>              → one traffic config entry (Consul's JSON, e.g.
+//                                               a service-router), read by config-entries.ts
+//
+// The default prefix is "/lucid-mesh/". The catalog ignores keys outside `services/`; keys
+// under `services/` of any other shape are reported as bad.
 // Values are validated with the catalog file's zod schemas, so a value is accepted in etcd
 // exactly when the same fields would be accepted in a catalog file.
 import type { Instance, Protocol } from '../../catalog/model.js';
@@ -24,6 +27,16 @@ export function normalizePrefix(prefix: string): string {
 /** Everything the source watches: `<prefix>services/`. */
 export function servicesPrefix(prefix: string): string {
   return normalizePrefix(prefix) + SERVICES;
+}
+
+/** Where the traffic config entries live: `<prefix>config/`. */
+export function configPrefix(prefix: string): string {
+  return `${normalizePrefix(prefix)}config/`;
+}
+
+/** The key of one config entry: `<prefix>config/<kind>/<name>`. */
+export function configEntryKey(prefix: string, kind: string, name: string): string {
+  return `${configPrefix(prefix)}${kind}/${name}`;
 }
 
 export function serviceKey(prefix: string, service: string): string {

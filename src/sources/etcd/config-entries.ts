@@ -1,0 +1,252 @@
+// The traffic configuration from etcd: one config entry per key, `<prefix>config/<kind>/<name>`
+// holding the entry as Consul's JSON (`consul config read -format json` output pastes as is;
+// Kind and Name may be left out, the key gives them).
+//
+// Followed with the catalog's machinery (prefix-watch.ts): a consistent range read, then a
+// watch from the next revision; a compaction or a broken connection re-lists, and the list
+// replaces the whole state. While etcd is unreachable the last good entries stay in force.
+//
+// Each key is parsed on its own (traffic-entries.ts): a bad one (not JSON, a key whose kind or
+// name disagrees with the entry's Kind or Name, a field lucid-mesh rejects) is left out, listed
+// in problems() and logged once; the rest applies. A kind lucid-mesh does not implement is
+// listed as unsupported. current() is undefined until the first complete list.
+import type { Logger } from '../../telemetry/logger.js';
+import type { ConfigProblem, TrafficProvider } from '../../traffic/provider.js';
+import type { TrafficConfig } from '../../traffic/types.js';
+import { TrafficEntries, type EntryValue } from '../traffic-entries.js';
+import type { EtcdConnectionOptions } from './client.js';
+import { configPrefix, DEFAULT_ETCD_PREFIX, normalizePrefix } from './layout.js';
+import {
+  PrefixWatch,
+  type FailureInfo,
+  type PrefixEvent,
+  type PrefixWatchOptions,
+  type PrefixWatchStatus,
+} from './prefix-watch.js';
+import { etcdFlags } from './options.js';
+import type { KeyValue } from './state.js';
+
+export interface EtcdTrafficSourceOptions extends EtcdConnectionOptions, PrefixWatchOptions {
+  /** Key prefix, default "/lucid-mesh/" (a missing trailing "/" is added). */
+  readonly prefix?: string;
+}
+
+export interface EtcdTrafficStatus extends PrefixWatchStatus {
+  /** Keys under `<prefix>config/`. */
+  readonly keys: number;
+  /** Configurations published (first load included). */
+  readonly updates: number;
+}
+
+export class EtcdTrafficSource implements TrafficProvider {
+  readonly name = 'etcd';
+
+  /** `<prefix>config/` */
+  readonly root: string;
+  private readonly log: Logger;
+  private readonly entries: TrafficEntries;
+  private readonly watcher: PrefixWatch;
+  private readonly listeners = new Set<(config: TrafficConfig) => void>();
+  private config: TrafficConfig | undefined;
+  private publishTimer: NodeJS.Immediate | undefined;
+  private started = false;
+  private stopped = false;
+  private updates = 0;
+
+  constructor(
+    private readonly opts: EtcdTrafficSourceOptions,
+    logger: Logger,
+  ) {
+    this.root = configPrefix(normalizePrefix(opts.prefix ?? DEFAULT_ETCD_PREFIX));
+    this.log = logger.child({ traffic: 'etcd' });
+    this.entries = new TrafficEntries(this.log, 'etcd');
+    this.watcher = new PrefixWatch(this.root, opts, this.log, {
+      list: (kvs) => this.listed(kvs),
+      events: (events) => this.apply(events),
+      failed: (error, info) => this.failed(info),
+      recovered: (info) =>
+        this.log.info(info, 'etcd reachable again; config entries re-listed, watching again'),
+    });
+  }
+
+  /** Where the source looks: `<prefix>config/` on the configured endpoints. */
+  describe(): string {
+    return `etcd ${this.opts.endpoints.join(',')} ${this.root}`;
+  }
+
+  current(): TrafficConfig | undefined {
+    return this.config;
+  }
+
+  problems(): readonly ConfigProblem[] {
+    return this.entries.problems();
+  }
+
+  onChange(listener: (config: TrafficConfig) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  status(): EtcdTrafficStatus {
+    return { ...this.watcher.status(), keys: this.entries.size, updates: this.updates };
+  }
+
+  /** Resolves after the first list attempt, successful or not (retries continue). */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('EtcdTrafficSource already started');
+    if (this.stopped) throw new Error('EtcdTrafficSource was stopped; create a new one');
+    this.started = true;
+    this.log.info({ etcd: this.opts.endpoints, root: this.root }, 'watching etcd config entries');
+    await this.watcher.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.publishTimer) clearImmediate(this.publishTimer);
+    this.publishTimer = undefined;
+    await this.watcher.stop();
+    this.listeners.clear();
+  }
+
+  /** A complete list: replaces every entry, published at once. */
+  private listed(kvs: readonly KeyValue[]): void {
+    if (this.stopped) return;
+    const keys = new Set<string>();
+    for (const kv of kvs) {
+      keys.add(kv.key);
+      this.entries.set(kv.key, this.decode(kv));
+    }
+    for (const key of this.entries.keys()) if (!keys.has(key)) this.entries.delete(key);
+    if (this.publishTimer) clearImmediate(this.publishTimer);
+    this.publishTimer = undefined;
+    this.publish();
+  }
+
+  private apply(events: readonly PrefixEvent[]): void {
+    let changed = false;
+    for (const { type, kv } of events) {
+      changed =
+        (type === 'delete'
+          ? this.entries.delete(kv.key)
+          : this.entries.set(kv.key, this.decode(kv))) || changed;
+    }
+    // Coalesce a burst of responses into one build.
+    if (changed && !this.publishTimer) {
+      this.publishTimer = setImmediate(() => {
+        this.publishTimer = undefined;
+        this.publish();
+      });
+    }
+  }
+
+  /** One key: its kind and name from the key, the entry from the value. */
+  private decode(kv: KeyValue): EntryValue {
+    const parts = kv.key.slice(this.root.length).split('/');
+    const [kind = '', name = ''] = parts;
+    const base = { kind, name, text: kv.value, origin: kv.key };
+    if (parts.length !== 2 || kind === '' || name === '') {
+      return {
+        ...base,
+        name: parts.slice(1).join('/'),
+        raw: undefined,
+        problem: `expected a key ${this.root}<kind>/<name>`,
+      };
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(kv.value);
+    } catch (err) {
+      return { ...base, raw: undefined, problem: `not JSON: ${(err as Error).message}` };
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+      return {
+        ...base,
+        raw: doc,
+        problem: `expected a JSON object (one entry), got ${JSON.stringify(doc).slice(0, 80)}`,
+      };
+    }
+    const entry = doc as Record<string, unknown>;
+    for (const [field, fromKey] of [
+      ['Kind', kind],
+      ['Name', name],
+    ] as const) {
+      if (field in entry && entry[field] !== fromKey) {
+        return {
+          ...base,
+          raw: doc,
+          problem:
+            `${field}: ${JSON.stringify(entry[field])} does not match the ` +
+            `${field.toLowerCase()} in the key (${JSON.stringify(field === 'Kind' ? kind : name)})`,
+        };
+      }
+    }
+    return { ...base, raw: { ...entry, Kind: kind, Name: name } };
+  }
+
+  private publish(): void {
+    if (this.stopped) return;
+    let config: TrafficConfig;
+    try {
+      config = this.entries.build(this.config);
+    } catch (err) {
+      // One key per kind and name: assembleTraffic has no duplicates to reject.
+      this.log.error({ err }, 'etcd config entries do not assemble; keeping the last good');
+      return;
+    }
+    // assembleTraffic hands back the configuration in force itself when nothing changed.
+    if (config === this.config) return;
+    const first = this.config === undefined;
+    this.config = config;
+    this.updates++;
+    this.log.info(
+      {
+        revision: this.watcher.status().revision,
+        routers: config.routers.size,
+        splitters: config.splitters.size,
+        resolvers: config.resolvers.size,
+        serviceDefaults: config.serviceDefaults.size,
+        intentions: config.intentions.size,
+        proxyDefaults: config.proxyDefaults !== undefined,
+        problems: this.entries.problems().length,
+      },
+      first ? 'etcd traffic configuration loaded' : 'etcd traffic configuration changed',
+    );
+    for (const listener of this.listeners) {
+      try {
+        listener(config);
+      } catch (err) {
+        this.log.error({ err }, 'traffic configuration listener failed');
+      }
+    }
+  }
+
+  private failed(info: FailureInfo): void {
+    if (this.stopped) return;
+    const { detail, failures } = info;
+    if (!info.report) {
+      this.log.debug({ error: detail, failures }, 'etcd retry failed');
+      return;
+    }
+    const state = this.config
+      ? 'keeping the last good traffic configuration'
+      : 'no traffic configuration yet';
+    this.log.warn(
+      { endpoints: this.opts.endpoints, root: this.root, error: detail, failures },
+      `etcd unreachable or watch interrupted; ${state}; retrying`,
+    );
+  }
+}
+
+/**
+ * The traffic source for `serve --source etcd`, from the etcd flags the catalog uses (--etcd,
+ * --etcd-prefix, TLS, --etcd-user/--etcd-password); entries under `<--etcd-prefix>config/`.
+ * No flag of its own. Throws EtcdFlagError naming the flag and the value.
+ */
+export function etcdTrafficSourceFromFlags(
+  flags: Record<string, unknown>,
+  logger: Logger,
+): EtcdTrafficSource {
+  const { connection, prefix } = etcdFlags(flags);
+  return new EtcdTrafficSource({ ...connection, prefix }, logger);
+}
