@@ -14,7 +14,8 @@ import type { DiscoverySource } from './sources/source.js';
 import { EventHub } from './telemetry/events.js';
 import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
-import { DEFAULT_TRANSLATE_OPTIONS, type MeshSecurity } from './translate/types.js';
+import { DEFAULT_MESH_SETTINGS, type MeshSettings } from './mesh/types.js';
+import type { TrafficProvider } from './traffic/provider.js';
 import { XdsCounters, combineObservers } from './xds/observer.js';
 import { XdsServer } from './xds/server.js';
 
@@ -41,6 +42,10 @@ export interface ControlPlaneOptions {
   security?: SecurityOptions;
   /** TLS for the xDS port itself. */
   xdsCredentials?: grpc.ServerCredentials;
+  /** Traffic configuration (Consul config entries from a file, Consul or etcd). */
+  traffic?: TrafficProvider;
+  /** Mesh-wide settings other than security (connect timeout, intentions default, ...). */
+  mesh?: Partial<Omit<MeshSettings, 'mtls' | 'authenticatedProxies'>>;
 }
 
 export interface RunningControlPlane {
@@ -54,13 +59,13 @@ export interface RunningControlPlane {
   stop(): Promise<void>;
 }
 
-function meshSecurity(security: SecurityOptions | undefined): MeshSecurity | undefined {
-  if (!security) return undefined;
-  const policy = security.policy?.current();
+function meshSettings(opts: ControlPlaneOptions): MeshSettings {
+  const security = opts.security;
   return {
-    ...(security.mtls ? { mtls: security.ca.ca.identity } : {}),
-    ...(policy ? { policy } : {}),
-    ...(security.auth === 'token' ? { authenticatedProxies: true } : {}),
+    ...DEFAULT_MESH_SETTINGS,
+    ...opts.mesh,
+    ...(security?.mtls ? { mtls: security.ca.ca.identity } : {}),
+    authenticatedProxies: security?.auth === 'token',
   };
 }
 
@@ -70,7 +75,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     logger,
     debounceMs: opts.debounceMs,
     maxDebounceMs: opts.maxDebounceMs,
-    translate: { ...DEFAULT_TRANSLATE_OPTIONS, security: meshSecurity(security) },
+    settings: meshSettings(opts),
     secrets: security?.mtls ? new CaSecretProvider(security.ca.leaves, logger) : undefined,
   });
   const counters = new XdsCounters();
@@ -90,15 +95,30 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   });
   streams.xds = xds;
 
-  // A configured policy that has not loaded yet holds everything back: serving without it
-  // would open what the policy closes.
+  // A configured policy or traffic configuration that has not loaded yet holds everything
+  // back: serving without it would open what the policy or an intention closes.
   const policy = security?.policy;
+  const traffic = opts.traffic;
+  const held = (): boolean =>
+    (policy !== undefined && !policy.current()) || (traffic !== undefined && !traffic.current());
   let heldCatalog: Catalog | undefined;
-  policy?.onChange(() => {
-    store.setSecurity(meshSecurity(security));
-    if (heldCatalog) store.setCatalog(heldCatalog);
+  const release = (): void => {
+    if (held() || !heldCatalog) return;
+    store.setCatalog(heldCatalog);
     heldCatalog = undefined;
+  };
+  if (policy?.current()) store.setPolicy(policy.current());
+  policy?.onChange((p) => {
+    store.setPolicy(p);
+    release();
   });
+  traffic?.onChange((t) => {
+    store.setTraffic(t);
+    release();
+  });
+  await traffic?.start();
+  const trafficNow = traffic?.current();
+  if (trafficNow) store.setTraffic(trafficNow);
 
   let lastSourceError: string | undefined;
   const admin = new AdminServer({
@@ -109,6 +129,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     notReadyReason: () => {
       if (store.ready) return undefined;
       if (policy && !policy.current()) return 'waiting for a valid authorization policy';
+      if (traffic && !traffic.current()) {
+        return `waiting for a valid traffic configuration from ${traffic.name}`;
+      }
       return `waiting for the first complete catalog from the ${source.name} source${lastSourceError ? `; last error: ${lastSourceError}` : ''}`;
     },
   });
@@ -125,7 +148,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     update(catalog) {
       lastSourceError = undefined;
       metrics.sourceLastSuccess.set({ source: source.name }, Date.now() / 1000);
-      if (policy && !policy.current()) heldCatalog = catalog;
+      if (held()) heldCatalog = catalog;
       else store.setCatalog(catalog);
     },
     error(err) {
@@ -160,6 +183,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     adminPort,
     async stop() {
       await source.stop();
+      await traffic?.stop();
       await security?.policy?.stop?.();
       security?.ca.stop();
       store.close();

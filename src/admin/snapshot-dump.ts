@@ -1,5 +1,6 @@
 // GET /v1/snapshot?node=ID[&type=T]: the resources a node is being served, as Envoy JSON.
-import { DEFAULT_OUTBOUND_PORT, findInstance, type ProxyIdentity } from '../catalog/model.js';
+import { DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../catalog/model.js';
+import { findMeshInstance } from '../mesh/index.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { StreamInfo } from '../xds/type-status.js';
@@ -50,7 +51,7 @@ export function snapshotDump(
   const connected = proxy !== undefined;
   proxy ??= {
     nodeId: node,
-    service: findInstance(snapshot.catalog, node)?.service.name ?? '',
+    service: findMeshInstance(snapshot.mesh, node)?.service.name ?? '',
     outboundPort: DEFAULT_OUTBOUND_PORT,
   };
   const view = store.viewFor(proxy);

@@ -73,9 +73,11 @@ export function normalizeCatalog(catalog: Catalog): Catalog {
   };
 }
 
-function cmp(a: string, b: string): number {
+/** Code-unit order (not locale order): the one string order for names across lucid-mesh. */
+export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+const cmp = compareStrings;
 
 /**
  * `next` with whatever is deep-equal to `prev` replaced by prev's objects: unchanged services

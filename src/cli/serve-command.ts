@@ -2,13 +2,9 @@
 import { Command, Option } from 'commander';
 import { startControlPlane, type RunningControlPlane } from '../app.js';
 import { DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_DEBOUNCE_MS } from '../snapshot/store.js';
-import {
-  SOURCE_KINDS,
-  sourceCliOptions,
-  sourceFromFlags,
-  type SourceKind,
-} from '../sources/from-flags.js';
+import { SOURCE_KINDS, sourceCliOptions, type SourceKind } from '../sources/from-flags.js';
 import type { DiscoverySource } from '../sources/source.js';
+import type { TrafficProvider } from '../traffic/provider.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
 import {
@@ -17,8 +13,14 @@ import {
   securityFromFlags,
   type SecurityFlags,
 } from './security-flags.js';
+import {
+  meshSettingsFromFlags,
+  sourcesFromFlags,
+  trafficCliOptions,
+  type TrafficFlags,
+} from './traffic-flags.js';
 
-interface ServeFlags extends Record<string, unknown>, SecurityFlags {
+interface ServeFlags extends Record<string, unknown>, SecurityFlags, TrafficFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -40,6 +42,7 @@ export function serveCommand(): Command {
         .argParser(choiceOption('--source', SOURCE_KINDS)),
     );
   for (const option of sourceCliOptions()) command.addOption(option);
+  for (const option of trafficCliOptions()) command.addOption(option);
   for (const option of securityCliOptions()) command.addOption(option);
   return command
     .addOption(
@@ -83,6 +86,7 @@ export function serveCommand(): Command {
         '  lucid-mesh serve --catalog examples/catalog.yaml\n' +
         '  lucid-mesh serve --catalog examples/catalog.yaml --mtls off --auth none   # development\n' +
         '  lucid-mesh serve --catalog examples/catalog.yaml --policy examples/policy.yaml\n' +
+        '  lucid-mesh serve --catalog examples/catalog.yaml --traffic examples/traffic.yaml\n' +
         '  lucid-mesh serve --source etcd --etcd http://127.0.0.1:2379\n',
     )
     .action(async (flags: ServeFlags, cmd: Command) => {
@@ -95,8 +99,9 @@ export function serveCommand(): Command {
       }
       const logger = createLogger(flags.logLevel);
       let source: DiscoverySource;
+      let traffic: TrafficProvider | undefined;
       try {
-        source = sourceFromFlags(flags.source, flags, logger);
+        ({ source, traffic } = sourcesFromFlags(flags.source, flags, logger));
       } catch (err) {
         return usage((err as Error).message);
       }
@@ -112,6 +117,8 @@ export function serveCommand(): Command {
       try {
         running = await startControlPlane({
           source,
+          traffic,
+          mesh: meshSettingsFromFlags(flags),
           security,
           xdsCredentials,
           logger,

@@ -1,6 +1,6 @@
-// An immutable snapshot: the shared resources every proxy gets, plus the catalog from which
+// An immutable snapshot: the shared resources every proxy gets, plus the mesh model from which
 // each proxy's own resources (inbound listener, outbound listener) are derived on demand.
-import type { Catalog } from '../catalog/model.js';
+import type { Mesh } from '../mesh/types.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import { contentHash, type EncodedResource } from './encoded-resource.js';
 
@@ -88,7 +88,8 @@ export class Snapshot {
   constructor(
     /** Content hash over every shared resource; equal on every replica for equal input. */
     readonly version: string,
-    readonly catalog: Catalog,
+    /** The mesh model it was translated from (proxies' own resources are derived from it). */
+    readonly mesh: Mesh,
     readonly shared: KindMaps,
     /** When the oldest source change folded into this snapshot happened (ms epoch). */
     readonly changedAt: number,

@@ -1,32 +1,26 @@
 // The snapshot store (the cache, in go-control-plane's terms): holds the current state and
 // tells watchers when it changes. It knows nothing about streams, nonces or ACKs.
 import {
-  findInstance,
   reuseUnchanged,
   sameServices,
   type Catalog,
-  type Instance,
   type ProxyIdentity,
-  type Service,
 } from '../catalog/model.js';
+import { buildMesh, MeshCache, findMeshInstance, meshProxy, meshService } from '../mesh/index.js';
+import {
+  DEFAULT_MESH_SETTINGS,
+  type Mesh,
+  type MeshInstance,
+  type MeshService,
+  type MeshSettings,
+} from '../mesh/types.js';
+import type { Policy } from '../policy/schema.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
-import {
-  assembleShared,
-  translateProxy,
-  translateService,
-  virtualHostsOf,
-  type ServiceResources,
-} from '../translate/index.js';
-import { compare } from '../translate/endpoints.js';
-import { outboundRouteConfigurationOf } from '../translate/routes.js';
+import { EMPTY_TRAFFIC, type TrafficConfig } from '../traffic/types.js';
+import { TranslationCache, translateProxy, translateShared } from '../translate/index.js';
+import { emptyLoadAssignment } from '../translate/endpoints.js';
 import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
-import {
-  DEFAULT_TRANSLATE_OPTIONS,
-  type MeshSecurity,
-  type ResourceMessage,
-  type ResourceSet,
-  type TranslateOptions,
-} from '../translate/types.js';
+import type { ResourceSet } from '../translate/types.js';
 import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Debouncer } from './debouncer.js';
@@ -40,7 +34,8 @@ export interface StoreOptions {
   debounceMs?: number;
   /** Upper bound on how long a change may wait while changes keep arriving. */
   maxDebounceMs?: number;
-  translate?: TranslateOptions;
+  /** Mesh-wide settings (serve flags); default DEFAULT_MESH_SETTINGS. */
+  settings?: MeshSettings;
   /** SDS secrets (mTLS); without one, no secrets are served. */
   secrets?: SecretProvider;
   logger: Logger;
@@ -74,6 +69,8 @@ export interface ConfigWatcher {
 export interface StoreCounters {
   snapshotsBuilt: number;
   buildErrors: number;
+  /** Services whose shared resources were translated (not found in the translation cache). */
+  servicesTranslated: number;
 }
 
 interface Watch {
@@ -83,7 +80,11 @@ interface Watch {
 
 export class SnapshotStore implements ConfigWatcher {
   readonly encoder = new ResourceEncoder();
-  readonly counters: StoreCounters = { snapshotsBuilt: 0, buildErrors: 0 };
+  readonly counters: StoreCounters = {
+    snapshotsBuilt: 0,
+    buildErrors: 0,
+    servicesTranslated: 0,
+  };
   private current: Snapshot | undefined;
   private pending: Catalog | undefined;
   /** Bumped when something besides the catalog changes the output (secrets, policy). */
@@ -96,20 +97,22 @@ export class SnapshotStore implements ConfigWatcher {
     {
       inputs: string;
       inputsGeneration: number;
-      /** The catalog objects it was made from: the same objects mean the same inputs. */
-      service?: Service;
-      instance?: Instance;
+      /** The mesh objects it was made from: the same objects mean the same inputs. */
+      service?: MeshService;
+      instance?: MeshInstance;
+      ownService?: MeshService;
       own: KindMaps;
       generation: number;
     }
   >();
-  /** Each service's translation, kept while the service object (see reuseUnchanged) lives. */
-  private servicesTranslated = new WeakMap<Service, ServiceResources>();
-  private servicesTranslatedWith: TranslateOptions | undefined;
-  private outboundRoutes: { hosts: ResourceMessage[]; routes: ResourceMessage } | undefined;
+  private readonly meshCache = new MeshCache();
+  private readonly translationCache = new TranslationCache();
+  private catalog: Catalog | undefined;
+  private traffic: TrafficConfig = EMPTY_TRAFFIC;
+  private policy: Policy | undefined;
+  private settings: MeshSettings;
   private ownGeneration = 0;
   private readonly debouncer: Debouncer;
-  private translateOptions: TranslateOptions;
   private readonly secrets: SecretProvider | undefined;
   private readonly logger: Logger;
   private readonly snapshotListeners = new Set<SnapshotListener>();
@@ -118,7 +121,7 @@ export class SnapshotStore implements ConfigWatcher {
 
   constructor(options: StoreOptions) {
     this.logger = options.logger;
-    this.translateOptions = options.translate ?? DEFAULT_TRANSLATE_OPTIONS;
+    this.settings = options.settings ?? DEFAULT_MESH_SETTINGS;
     this.secrets = options.secrets;
     this.secrets?.onChange(() => this.refresh());
     this.debouncer = new Debouncer(
@@ -151,10 +154,27 @@ export class SnapshotStore implements ConfigWatcher {
     else this.debouncer.trigger();
   }
 
-  /** New security settings (e.g. a policy edit): re-translates the current catalog. */
-  setSecurity(security: MeshSecurity | undefined): void {
-    this.translateOptions = { ...this.translateOptions, security };
+  /** New mesh-wide settings (e.g. mTLS identity): rebuilds the mesh. */
+  setSettings(settings: MeshSettings): void {
+    this.settings = settings;
     this.refresh();
+  }
+
+  /** A new authorization policy (or none): rebuilds the mesh. */
+  setPolicy(policy: Policy | undefined): void {
+    this.policy = policy;
+    this.refresh();
+  }
+
+  /** A new traffic configuration (config entries): rebuilds the mesh. */
+  setTraffic(traffic: TrafficConfig): void {
+    this.traffic = traffic;
+    this.refresh();
+  }
+
+  /** The mesh model of the current snapshot. */
+  get mesh(): Mesh | undefined {
+    return this.current?.mesh;
   }
 
   /** Rebuilds from the current catalog because other inputs changed (secrets, settings). */
@@ -199,10 +219,8 @@ export class SnapshotStore implements ConfigWatcher {
     const key = `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}`;
     let view = this.views.get(key);
     if (!view || view.snapshot !== snapshot) {
-      view = new ProxyView(
-        snapshot,
-        this.ownResources(key, proxy, snapshot.catalog),
-        (kind, name) => this.placeholder(kind, name),
+      view = new ProxyView(snapshot, this.ownResources(key, proxy, snapshot.mesh), (kind, name) =>
+        this.placeholder(kind, name),
       );
       this.views.set(key, view);
     }
@@ -210,32 +228,37 @@ export class SnapshotStore implements ConfigWatcher {
   }
 
   /**
-   * A proxy's own resources. They depend only on its catalog instance (if any), its identity
-   * and the non-catalog inputs, so most snapshots reuse them untranslated: an endpoint change
-   * elsewhere costs a connected proxy a lookup, not a translation.
+   * A proxy's own resources. They depend only on what the mesh says of the proxy (its
+   * instance, its service's upstream overrides) and the non-mesh inputs (secrets), so most
+   * snapshots reuse them untranslated: an endpoint change elsewhere costs a connected proxy a
+   * lookup, not a translation. The key is the content of its MeshProxy.
    */
-  private ownResources(key: string, proxy: ProxyIdentity, catalog: Catalog): KindMaps {
-    const found = findInstance(catalog, proxy.nodeId);
+  private ownResources(key: string, proxy: ProxyIdentity, mesh: Mesh): KindMaps {
+    const found = findMeshInstance(mesh, proxy.nodeId);
+    const ownService = proxy.service ? meshService(mesh, proxy.service) : undefined;
     const cached = this.ownCache.get(key);
-    // Unchanged catalog entries keep their objects from one snapshot to the next, so the
-    // common case is two identity checks, not a comparison of contents.
+    // Unchanged parts of the mesh keep their objects from one snapshot to the next, so the
+    // common case is three identity checks, not a comparison of contents.
     if (
       cached &&
       cached.service === found?.service &&
       cached.instance === found?.instance &&
+      cached.ownService === ownService &&
       cached.inputsGeneration === this.inputsGeneration
     ) {
       cached.generation = this.ownGeneration;
       return cached.own;
     }
-    const inputs = `${this.inputsGeneration}\u0000${found ? JSON.stringify([found.service.name, found.service.protocol, found.instance]) : ''}`;
+    const meshView = meshProxy(mesh, proxy);
+    const inputs = `${this.inputsGeneration}\u0000${JSON.stringify(meshView)}`;
     if (cached && cached.inputs === inputs) {
       cached.service = found?.service;
       cached.instance = found?.instance;
+      cached.ownService = ownService;
       cached.generation = this.ownGeneration;
       return cached.own;
     }
-    const set = translateProxy(catalog, proxy, this.translateOptions);
+    const set = translateProxy(mesh, meshView);
     const identity = proxy.service ? this.secrets?.identity(proxy.service) : undefined;
     if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
     // Every proxy's identity secret has the same name: cache each service's separately.
@@ -252,6 +275,7 @@ export class SnapshotStore implements ConfigWatcher {
         inputsGeneration: this.inputsGeneration,
         service: found?.service,
         instance: found?.instance,
+        ownService,
         own,
         generation: this.ownGeneration,
       });
@@ -260,20 +284,26 @@ export class SnapshotStore implements ConfigWatcher {
   }
 
   private build(changedAt: number): void {
-    const offered = this.pending ?? this.current?.catalog;
+    const offered = this.pending ?? this.catalog;
     this.pending = undefined;
     if (!offered) return;
-    const catalog = reuseUnchanged(this.current?.catalog, offered);
+    const catalog = reuseUnchanged(this.catalog, offered);
     const sameInputs = this.builtInputsGeneration === this.inputsGeneration;
-    if (this.current && sameInputs && sameServices(this.current.catalog, catalog)) return;
+    if (this.current && sameInputs && this.catalog && sameServices(this.catalog, catalog)) return;
     const started = Date.now();
     let snapshot: Snapshot;
     try {
       this.encoder.nextGeneration();
-      const set = this.translateShared(catalog);
+      const mesh = buildMesh(
+        { catalog, traffic: this.traffic, policy: this.policy, settings: this.settings },
+        this.meshCache,
+      );
+      const set = translateShared(mesh, this.translationCache);
+      this.counters.servicesTranslated += this.translationCache.translated;
       if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
       const shared = this.encodeSet(set);
-      snapshot = new Snapshot(Snapshot.versionOf(shared), catalog, shared, changedAt, Date.now());
+      snapshot = new Snapshot(Snapshot.versionOf(shared), mesh, shared, changedAt, Date.now());
+      this.catalog = catalog;
     } catch (err) {
       // A translator or encoding failure must never replace a good snapshot with a broken one.
       this.counters.buildErrors++;
@@ -325,35 +355,6 @@ export class SnapshotStore implements ConfigWatcher {
     slice();
   }
 
-  /**
-   * translateShared, service by service, reusing the translation of every service whose
-   * catalog entry is the same object as last time: a change to one service re-translates one.
-   */
-  private translateShared(catalog: Catalog): ResourceSet {
-    const options = this.translateOptions;
-    if (options !== this.servicesTranslatedWith) {
-      this.servicesTranslated = new WeakMap();
-      this.servicesTranslatedWith = options;
-      this.outboundRoutes = undefined;
-    }
-    const parts = [...catalog.services]
-      .sort((a, b) => compare(a.name, b.name))
-      .map((service) => {
-        let part = this.servicesTranslated.get(service);
-        if (!part)
-          this.servicesTranslated.set(service, (part = translateService(service, options)));
-        return part;
-      });
-    // The route configuration lists every service's virtual host: the same hosts, the same
-    // object (so the encoder recognises it without comparing its contents).
-    const hosts = virtualHostsOf(parts);
-    const last = this.outboundRoutes;
-    if (!last || last.hosts.length !== hosts.length || last.hosts.some((h, i) => h !== hosts[i])) {
-      this.outboundRoutes = { hosts, routes: outboundRouteConfigurationOf(hosts) };
-    }
-    return assembleShared(parts, this.outboundRoutes!.routes);
-  }
-
   private encodeSet(
     set: ResourceSet,
     cacheKey: (kind: ResourceKind, name: string) => string = (_kind, name) => name,
@@ -373,6 +374,6 @@ export class SnapshotStore implements ConfigWatcher {
 
   private placeholder(kind: ResourceKind, name: string): EncodedResource | undefined {
     if (kind !== 'endpoints') return undefined;
-    return this.encoder.encode('endpoints', name, { clusterName: name });
+    return this.encoder.encode('endpoints', name, emptyLoadAssignment(name));
   }
 }

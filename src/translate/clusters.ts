@@ -1,30 +1,19 @@
-// Clusters (CDS): one EDS cluster per catalog service, plus a node's STATIC local app cluster.
-import type { Protocol, Service } from '../catalog/model.js';
-import { socketAddress } from './endpoints.js';
-import { localAppClusterName, serviceClusterName } from './names.js';
-import { MTLS_MATCH, upstreamMtls } from './tls.js';
-import type { ResourceMessage, TranslateOptions } from './types.js';
+// Clusters (CDS): one EDS cluster per backend (a service or a subset of it), plus a node's
+// STATIC local app cluster.
+import type { Protocol } from '../catalog/model.js';
+import type { Backend, LoadBalancing, MeshSettings } from '../mesh/types.js';
+import {
+  MTLS_MATCH,
+  TYPE,
+  adsConfigSource,
+  durationMs,
+  socketAddress,
+  type ResourceMessage,
+} from './envoy.js';
+import { localAppClusterName } from './names.js';
+import { upstreamMtls } from './tls.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-
-/** Fetch the referenced resource over the node's ADS stream. */
-export function adsConfigSource(): ResourceMessage {
-  return { ads: {}, resourceApiVersion: 'V3' };
-}
-
-/**
- * An Envoy duration string ('5s', '0.25s') as a google.protobuf.Duration object.
- * Not left as a string: protobufjs's generated fromObject rejects a non-object in a message
- * field before the Duration wrapper (src/protos/wrappers.ts) is consulted, so a nested '5s'
- * cannot be encoded. Decoded resources (goldens, config_dump) still read '5s'.
- */
-export function duration(value: string): ResourceMessage {
-  const match = /^(\d+)(?:\.(\d{1,9}))?s$/.exec(value);
-  if (!match) throw new Error(`invalid duration "${value}": expected e.g. "5s" or "0.25s"`);
-  const seconds = Number(match[1]);
-  const nanos = match[2] ? Number(match[2].padEnd(9, '0')) : 0;
-  return nanos ? { seconds, nanos } : { seconds };
-}
 
 const isHttp2 = (protocol: Protocol): boolean => protocol === 'http2' || protocol === 'grpc';
 
@@ -34,22 +23,85 @@ function upstreamProtocolOptions(protocol: Protocol): ResourceMessage {
   return {
     typedExtensionProtocolOptions: {
       [HTTP_PROTOCOL_OPTIONS]: {
-        '@type': `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`,
+        '@type': `${TYPE}${HTTP_PROTOCOL_OPTIONS}`,
         explicitHttpConfig: { http2ProtocolOptions: {} },
       },
     },
   };
 }
 
-export function serviceCluster(service: Service, opts: TranslateOptions): ResourceMessage {
-  const name = serviceClusterName(service.name);
+const LB_POLICY: Record<LoadBalancing['policy'], string> = {
+  round_robin: 'ROUND_ROBIN',
+  least_request: 'LEAST_REQUEST',
+  random: 'RANDOM',
+  ring_hash: 'RING_HASH',
+  maglev: 'MAGLEV',
+};
+
+/** Envoy's default is round robin: say nothing then, so existing clusters keep their bytes. */
+function loadBalancing(lb: LoadBalancing): ResourceMessage {
+  if (lb.policy === 'round_robin') return {};
   return {
-    name,
-    type: 'EDS',
-    edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: name },
-    connectTimeout: duration(opts.connectTimeout),
-    ...upstreamProtocolOptions(service.protocol),
-    ...meshTransport(service, opts),
+    lbPolicy: LB_POLICY[lb.policy],
+    ...(lb.policy === 'least_request' && lb.choiceCount !== undefined
+      ? { leastRequestLbConfig: { choiceCount: { value: lb.choiceCount } } }
+      : {}),
+    ...(lb.policy === 'ring_hash' &&
+    (lb.minimumRingSize !== undefined || lb.maximumRingSize !== undefined)
+      ? {
+          ringHashLbConfig: {
+            ...(lb.minimumRingSize !== undefined
+              ? { minimumRingSize: { value: lb.minimumRingSize } }
+              : {}),
+            ...(lb.maximumRingSize !== undefined
+              ? { maximumRingSize: { value: lb.maximumRingSize } }
+              : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** Consul's Limits: MaxConcurrentRequests is Envoy's max_requests. */
+function circuitBreakers(backend: Backend): ResourceMessage {
+  const l = backend.limits;
+  if (!l) return {};
+  return {
+    circuitBreakers: {
+      thresholds: [
+        {
+          ...(l.MaxConnections !== undefined
+            ? { maxConnections: { value: l.MaxConnections } }
+            : {}),
+          ...(l.MaxPendingRequests !== undefined
+            ? { maxPendingRequests: { value: l.MaxPendingRequests } }
+            : {}),
+          ...(l.MaxConcurrentRequests !== undefined
+            ? { maxRequests: { value: l.MaxConcurrentRequests } }
+            : {}),
+        },
+      ],
+    },
+  };
+}
+
+function outlierDetection(backend: Backend): ResourceMessage {
+  const o = backend.outlierDetection;
+  if (!o) return {};
+  return {
+    outlierDetection: {
+      ...(o.consecutive5xx !== undefined ? { consecutive_5xx: { value: o.consecutive5xx } } : {}),
+      ...(o.intervalMs !== undefined ? { interval: durationMs(o.intervalMs) } : {}),
+      ...(o.baseEjectionTimeMs !== undefined
+        ? { baseEjectionTime: durationMs(o.baseEjectionTimeMs) }
+        : {}),
+      ...(o.maxEjectionPercent !== undefined
+        ? { maxEjectionPercent: { value: o.maxEjectionPercent } }
+        : {}),
+      ...(o.enforcingConsecutive5xx !== undefined
+        ? { enforcingConsecutive_5xx: { value: o.enforcingConsecutive5xx } }
+        : {}),
+    },
   };
 }
 
@@ -57,18 +109,32 @@ export function serviceCluster(service: Service, opts: TranslateOptions): Resour
  * With mTLS, meshed endpoints (marked by their metadata) are reached over TLS with the
  * target's SPIFFE ID verified; endpoints without a sidecar stay plaintext.
  */
-function meshTransport(service: Service, opts: TranslateOptions): ResourceMessage {
-  const identity = opts.security?.mtls;
+function meshTransport(backend: Backend, settings: MeshSettings): ResourceMessage {
+  const identity = settings.mtls;
   if (!identity) return {};
-  const alpn = service.protocol === 'tcp' ? [] : isHttp2(service.protocol) ? ['h2'] : ['http/1.1'];
+  const alpn = backend.protocol === 'tcp' ? [] : isHttp2(backend.protocol) ? ['h2'] : ['http/1.1'];
   return {
     transportSocketMatches: [
       {
         name: 'mtls',
         match: MTLS_MATCH,
-        transportSocket: upstreamMtls(identity, service.name, opts.domainSuffix, alpn),
+        transportSocket: upstreamMtls(identity, backend.service, settings.domainSuffix, alpn),
       },
     ],
+  };
+}
+
+export function backendCluster(backend: Backend, settings: MeshSettings): ResourceMessage {
+  return {
+    name: backend.name,
+    type: 'EDS',
+    edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: backend.name },
+    connectTimeout: durationMs(backend.connectTimeoutMs),
+    ...loadBalancing(backend.loadBalancing),
+    ...circuitBreakers(backend),
+    ...outlierDetection(backend),
+    ...upstreamProtocolOptions(backend.protocol),
+    ...meshTransport(backend, settings),
   };
 }
 
@@ -77,13 +143,13 @@ export function localAppCluster(
   nodeId: string,
   protocol: Protocol,
   appPort: number,
-  opts: TranslateOptions,
+  settings: MeshSettings,
 ): ResourceMessage {
   const name = localAppClusterName(nodeId);
   return {
     name,
     type: 'STATIC',
-    connectTimeout: duration(opts.connectTimeout),
+    connectTimeout: durationMs(settings.connectTimeoutMs),
     loadAssignment: {
       clusterName: name,
       endpoints: [

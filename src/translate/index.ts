@@ -1,8 +1,12 @@
-// Catalog (+ the identity of a sidecar) in, Envoy resources out. Pure: no I/O, no encoding.
-// A sidecar's full configuration is translateShared(catalog) ∪ translateProxy(catalog, proxy).
-import { findInstance, type Catalog, type ProxyIdentity } from '../catalog/model.js';
-import { localAppCluster, serviceCluster } from './clusters.js';
-import { compare, serviceLoadAssignment } from './endpoints.js';
+// The mesh model in, Envoy resources out. Pure: no I/O, no encoding. The one entry point the
+// snapshot store and the golden tests both call: a sidecar's full configuration is
+// translateShared(mesh) ∪ translateProxy(mesh, proxy), the proxy's own resources replacing
+// shared ones of the same name (upstream overrides).
+import { hash } from 'node:crypto';
+import type { Backend, Mesh, MeshProxy, MeshService, MeshSettings } from '../mesh/types.js';
+import { backendCluster, localAppCluster } from './clusters.js';
+import { backendLoadAssignment } from './endpoints.js';
+import type { ResourceMessage } from './envoy.js';
 import { inboundListener, outboundHttpListener, outboundTcpListener } from './listeners.js';
 import {
   OUTBOUND_ROUTE_NAME,
@@ -10,138 +14,152 @@ import {
   localAppClusterName,
   outboundHttpListenerName,
   outboundTcpListenerName,
-  serviceClusterName,
 } from './names.js';
-import { outboundRouteConfigurationOf, serviceVirtualHost } from './routes.js';
+import { authorizationFilters } from './rbac.js';
+import { outboundRouteConfiguration, serviceVirtualHost } from './routes.js';
 import { downstreamMtls, spiffeIdOf } from './tls.js';
-import { httpRbacFilter, networkRbacFilter } from '../policy/rbac.js';
-import type { Service } from '../catalog/model.js';
-import type { InboundSecurity } from './listeners.js';
-import {
-  DEFAULT_TRANSLATE_OPTIONS,
-  emptyResourceSet,
-  type ResourceMessage,
-  type ResourceSet,
-  type TranslateOptions,
-} from './types.js';
+import { emptyResourceSet, type ResourceSet } from './types.js';
 
 export * from './names.js';
 
-/** What every sidecar gets: service clusters, their endpoints, outbound routes, TCP listeners. */
-export function translateShared(
-  catalog: Catalog,
-  opts: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS,
-): ResourceSet {
-  const services = [...catalog.services].sort((a, b) => compare(a.name, b.name));
-  const parts = services.map((service) => translateService(service, opts));
-  return assembleShared(parts, outboundRouteConfigurationOf(virtualHostsOf(parts)));
+/** One service's share of the shared resources. */
+interface ServiceResources {
+  readonly clusters: ReadonlyArray<readonly [string, ResourceMessage]>;
+  readonly endpoints: ReadonlyArray<readonly [string, ResourceMessage]>;
+  /** HTTP-family services: the outbound virtual host. */
+  readonly virtualHost?: ResourceMessage;
+  /** tcp services with an outbound port: the local listener every sidecar has for it. */
+  readonly tcpListener?: readonly [string, ResourceMessage];
+}
+
+/** What a service's shared resources are made of: everything but its inbound side. */
+function sharedInputs(service: MeshService): unknown {
+  return [service.name, service.protocol, service.outboundPort, service.backends, service.routes];
 }
 
 /**
- * One service's share of the shared resources. It depends on nothing but the service and the
- * options, so a caller may keep it while the service is unchanged (the snapshot store does).
+ * Translations kept between builds. Keys come from content: a service's shared resources are
+ * found by a hash of the mesh parts they are made of (the same MeshService object skips the
+ * hashing), so a rebuilt but equal service is not translated again.
  */
-export interface ServiceResources {
-  readonly name: string;
-  readonly cluster: ResourceMessage;
-  readonly endpoints: ResourceMessage;
-  /** HTTP-family services: the outbound virtual host. */
-  readonly virtualHost?: ResourceMessage;
-  /** tcp services: the local listener every sidecar has for it. */
-  readonly tcpListener?: ResourceMessage;
+export class TranslationCache {
+  private settings: MeshSettings | undefined;
+  private byObject = new WeakMap<MeshService, { key: string; part: ServiceResources }>();
+  private byHash = new Map<string, ServiceResources>();
+  private nextByHash = new Map<string, ServiceResources>();
+  private routes: { hosts: ResourceMessage[]; config: ResourceMessage } | undefined;
+  /** Services translated (not found in the cache) by the last build: for tests and benches. */
+  translated = 0;
+
+  start(settings: MeshSettings): void {
+    if (settings !== this.settings) {
+      this.settings = settings;
+      this.byObject = new WeakMap();
+      this.nextByHash = new Map();
+      this.routes = undefined;
+    }
+    this.byHash = this.nextByHash;
+    this.nextByHash = new Map();
+    this.translated = 0;
+  }
+
+  service(service: MeshService, settings: MeshSettings): ServiceResources {
+    let known = this.byObject.get(service);
+    if (!known) {
+      const key = hash('sha1', JSON.stringify(sharedInputs(service)), 'base64');
+      let part = this.byHash.get(key) ?? this.nextByHash.get(key);
+      if (!part) {
+        part = translateService(service, settings);
+        this.translated++;
+      }
+      known = { key, part };
+      this.byObject.set(service, known);
+    }
+    this.nextByHash.set(known.key, known.part);
+    return known.part;
+  }
+
+  /** The same virtual hosts give the very same route configuration object. */
+  outboundRoutes(hosts: ResourceMessage[]): ResourceMessage {
+    const last = this.routes;
+    if (!last || last.hosts.length !== hosts.length || last.hosts.some((h, i) => h !== hosts[i])) {
+      this.routes = { hosts, config: outboundRouteConfiguration(hosts) };
+    }
+    return this.routes!.config;
+  }
 }
 
-export function translateService(service: Service, opts: TranslateOptions): ServiceResources {
+function translateService(service: MeshService, settings: MeshSettings): ServiceResources {
+  const mtls = settings.mtls !== undefined;
+  const main = service.backends[0];
   return {
-    name: service.name,
-    cluster: serviceCluster(service, opts),
-    endpoints: serviceLoadAssignment(service, opts.security?.mtls !== undefined),
-    virtualHost: service.protocol === 'tcp' ? undefined : serviceVirtualHost(service, opts),
-    // The schema requires outboundPort for tcp; a source that skipped validation loses only
-    // the local listener for that service, not the whole translation.
-    tcpListener:
-      service.protocol === 'tcp' && service.outboundPort !== undefined
-        ? outboundTcpListener(service.name, service.outboundPort)
-        : undefined,
+    clusters: service.backends.map((b) => [b.name, backendCluster(b, settings)] as const),
+    endpoints: service.backends.map((b) => [b.name, backendLoadAssignment(b, mtls)] as const),
+    ...(service.protocol !== 'tcp'
+      ? { virtualHost: serviceVirtualHost(service, settings.domainSuffix) }
+      : {}),
+    ...(service.protocol === 'tcp' && service.outboundPort !== undefined && main
+      ? {
+          tcpListener: [
+            outboundTcpListenerName(service.name),
+            outboundTcpListener(service.name, main.name, service.outboundPort),
+          ] as const,
+        }
+      : {}),
   };
 }
 
-/** The outbound virtual hosts of `parts` (sorted by service name), in order. */
-export function virtualHostsOf(parts: readonly ServiceResources[]): ResourceMessage[] {
-  const hosts: ResourceMessage[] = [];
-  for (const p of parts) if (p.virtualHost) hosts.push(p.virtualHost);
-  return hosts;
-}
-
-/** The shared resource set from per-service parts (sorted by service name) and the routes. */
-export function assembleShared(
-  parts: readonly ServiceResources[],
-  outboundRoutes: ResourceMessage,
-): ResourceSet {
+/** What every sidecar gets: clusters, their endpoints, outbound routes, tcp listeners. */
+export function translateShared(mesh: Mesh, cache = new TranslationCache()): ResourceSet {
+  cache.start(mesh.settings);
   const resources = emptyResourceSet();
-  for (const p of parts) {
-    const name = serviceClusterName(p.name);
-    resources.clusters.set(name, p.cluster);
-    resources.endpoints.set(name, p.endpoints);
-    if (p.tcpListener) resources.listeners.set(outboundTcpListenerName(p.name), p.tcpListener);
+  const hosts: ResourceMessage[] = [];
+  for (const service of mesh.services) {
+    const part = cache.service(service, mesh.settings);
+    for (const [name, cluster] of part.clusters) resources.clusters.set(name, cluster);
+    for (const [name, cla] of part.endpoints) resources.endpoints.set(name, cla);
+    if (part.virtualHost) hosts.push(part.virtualHost);
+    if (part.tcpListener) resources.listeners.set(part.tcpListener[0], part.tcpListener[1]);
   }
-  resources.routes.set(OUTBOUND_ROUTE_NAME, outboundRoutes);
+  resources.routes.set(OUTBOUND_ROUTE_NAME, cache.outboundRoutes(hosts));
   return resources;
 }
 
 /**
- * What depends on the node: its outbound HTTP listener (its port), and, when the node is a
- * meshed instance of the catalog, its inbound listener and local app cluster.
+ * What depends on the node: its outbound HTTP listener (its port), its service's upstream
+ * overrides, and, when the node is a meshed instance it may serve, its inbound listener and
+ * local app cluster.
  */
-export function translateProxy(
-  catalog: Catalog,
-  proxy: ProxyIdentity,
-  opts: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS,
-): ResourceSet {
+export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
+  const { settings } = mesh;
   const resources = emptyResourceSet();
   resources.listeners.set(
     outboundHttpListenerName(proxy.outboundPort),
     outboundHttpListener(proxy.outboundPort),
   );
-  const found = findInstance(catalog, proxy.nodeId);
-  const sidecarPort = found?.instance.sidecarPort;
-  // With authenticated proxies, a node id naming another service's instance gets nothing of it.
-  const mayServe = !opts.security?.authenticatedProxies || found?.service.name === proxy.service;
-  if (found && sidecarPort !== undefined && mayServe) {
-    const { service, instance } = found;
+  for (const backend of proxy.upstreamOverrides) {
+    resources.clusters.set(backend.name, backendCluster(backend, settings));
+  }
+  const inbound = proxy.inbound;
+  if (inbound) {
+    const identity = settings.mtls;
+    const http = inbound.protocol !== 'tcp';
+    const security = identity
+      ? {
+          transportSocket: downstreamMtls(identity, http),
+          rbac: authorizationFilters(inbound.authorization, (s) => spiffeIdOf(identity, s), http),
+        }
+      : undefined;
     resources.listeners.set(
       inboundListenerName(proxy.nodeId),
-      inboundListener(
-        proxy.nodeId,
-        service.protocol,
-        sidecarPort,
-        inboundSecurity(catalog, service, opts),
-      ),
+      inboundListener(proxy.nodeId, inbound.protocol, inbound.sidecarPort, security),
     );
     resources.clusters.set(
       localAppClusterName(proxy.nodeId),
-      localAppCluster(proxy.nodeId, service.protocol, instance.port, opts),
+      localAppCluster(proxy.nodeId, inbound.protocol, inbound.appPort, settings),
     );
   }
   return resources;
 }
 
-/** mTLS on the inbound listener, and the policy's RBAC for this destination when there is one. */
-function inboundSecurity(
-  catalog: Catalog,
-  service: Service,
-  opts: TranslateOptions,
-): InboundSecurity | undefined {
-  const identity = opts.security?.mtls;
-  if (!identity) return undefined;
-  const transportSocket = downstreamMtls(identity, service.protocol !== 'tcp');
-  const policy = opts.security?.policy;
-  if (!policy) return { transportSocket };
-  const services = catalog.services.map((s) => s.name);
-  const rbacOptions = { principalOf: (s: string) => spiffeIdOf(identity, s) };
-  const rbac =
-    service.protocol === 'tcp'
-      ? networkRbacFilter(policy, service.name, services, rbacOptions)
-      : httpRbacFilter(policy, service.name, services, rbacOptions);
-  return { transportSocket, rbac };
-}
+export type { Backend };

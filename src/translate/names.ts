@@ -7,11 +7,6 @@ export const OUTBOUND_ROUTE_NAME = 'outbound';
 /** The single virtual host of an inbound listener: everything goes to the local app. */
 export const LOCAL_APP_VIRTUAL_HOST = 'local_app';
 
-/** Cluster (and ClusterLoadAssignment) of a catalog service. */
-export function serviceClusterName(service: string): string {
-  return service;
-}
-
 /** STATIC cluster pointing a sidecar at its own application on 127.0.0.1. */
 export function localAppClusterName(nodeId: string): string {
   return `local_app|${nodeId}`;

@@ -1,18 +1,16 @@
 // mTLS between sidecars: TLS contexts that take certificates from SDS (so a rotation pushes
 // only secrets), and the Secret resources themselves.
-import { adsConfigSource } from './clusters.js';
+import { spiffeId, trustDomainPrefix } from '../ca/spiffe.js';
+import type { MeshIdentity } from '../mesh/types.js';
+import { TYPE, adsConfigSource, type ResourceMessage } from './envoy.js';
 import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from './names.js';
-import type { MeshIdentity, ResourceMessage } from './types.js';
 
-const TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3';
+const TLS = `${TYPE}envoy.extensions.transport_sockets.tls.v3`;
 const TLS_SOCKET = 'envoy.transport_sockets.tls';
 
-/** Endpoint metadata that makes a cluster use its mTLS transport socket for that endpoint. */
-export const MTLS_MATCH_KEY = 'envoy.transport_socket_match';
-export const MTLS_MATCH = { mtls: true };
-
+/** The SPIFFE ID certificates of `service` carry (one home: ca/spiffe.ts). */
 export function spiffeIdOf(identity: MeshIdentity, service: string): string {
-  return `spiffe://${identity.trustDomain}/ns/${identity.namespace}/svc/${service}`;
+  return spiffeId(identity, service);
 }
 
 function sds(name: string): ResourceMessage {
@@ -39,7 +37,7 @@ export function downstreamMtls(identity: MeshIdentity, http: boolean): ResourceM
     typedConfig: {
       '@type': `${TLS}.DownstreamTlsContext`,
       commonTlsContext: commonTlsContext(
-        { prefix: `spiffe://${identity.trustDomain}/` },
+        { prefix: trustDomainPrefix(identity.trustDomain) },
         http ? ['h2', 'http/1.1'] : [],
       ),
       requireClientCertificate: { value: true }, // google.protobuf.BoolValue

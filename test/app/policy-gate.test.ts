@@ -67,7 +67,7 @@ describe('policy gate', () => {
 
     policy.arrive(parsePolicy({ defaults: { action: 'deny' } }));
     await waitFor(async () => (await ready()).status === 200, { what: 'ready after the policy' });
-    expect(cp.store.snapshot?.catalog.services.map((s) => s.name)).toEqual(['web']);
+    expect(cp.store.snapshot?.mesh.services.map((s) => s.name)).toEqual(['web']);
     ca.stop();
   });
 });

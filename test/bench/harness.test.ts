@@ -18,6 +18,8 @@ import {
 } from '../../bench/load/wire.js';
 import type { RunResult } from '../../bench/types.js';
 import { WORKLOADS } from '../../bench/workloads.js';
+import { buildMesh, DEFAULT_MESH_SETTINGS, meshProxy } from '../../src/mesh/index.js';
+import { EMPTY_TRAFFIC } from '../../src/traffic/types.js';
 import { translateProxy, translateShared } from '../../src/translate/index.js';
 import { encodeResource } from '../../src/snapshot/encoded-resource.js';
 import { TYPE_URLS, messageType } from '../../src/protos/envoy.js';
@@ -39,8 +41,12 @@ describe('load-client wire format', () => {
       },
     ],
   });
-  const shared = translateShared(catalog);
-  const own = translateProxy(catalog, { nodeId: 'world-1', service: 'world', outboundPort: 15001 });
+  const mesh = buildMesh({ catalog, traffic: EMPTY_TRAFFIC, settings: DEFAULT_MESH_SETTINGS });
+  const shared = translateShared(mesh);
+  const own = translateProxy(
+    mesh,
+    meshProxy(mesh, { nodeId: 'world-1', service: 'world', outboundPort: 15001 }),
+  );
 
   it('reads names, EDS and RDS dependencies and markers from responses the server frames', () => {
     const cla = encodeResource('endpoints', 'world', shared.endpoints.get('world')!);

@@ -17,7 +17,7 @@ import {
   httpRbacFilter,
   networkRbacFilter,
   spiffeId,
-} from '../../src/policy/rbac.js';
+} from './policy-rbac.js';
 import { parsePolicy } from '../../src/policy/schema.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { freePorts } from '../support/ports.js';

@@ -14,7 +14,7 @@ import {
   rbacRules,
   rbacRulesFor,
   spiffeId,
-} from '../../src/policy/rbac.js';
+} from './policy-rbac.js';
 import { PolicyValidationError, parsePolicy, type Policy } from '../../src/policy/schema.js';
 import { findFilter, httpListener, onTheWire, tcpListener, type Json } from './listeners.js';
 

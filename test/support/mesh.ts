@@ -7,9 +7,11 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import {
   startControlPlane,
+  type ControlPlaneOptions,
   type RunningControlPlane,
   type SecurityOptions,
 } from '../../src/app.js';
+import { TrafficFile } from '../../src/traffic/traffic-file.js';
 import { renderBootstrap, type XdsMode } from '../../src/bootstrap/render.js';
 import { FileSource } from '../../src/sources/file-source.js';
 import { silentLogger, type Logger } from '../../src/telemetry/logger.js';
@@ -17,15 +19,23 @@ import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { httpGet, type HttpResult } from './http-app.js';
 import { freePort } from './ports.js';
 
+/** A watched input file (catalog, traffic entries) in a directory of its own. */
 export class CatalogFile {
   readonly dir = mkdtempSync(join(tmpdir(), 'lucid-mesh-e2e-'));
-  readonly path = join(this.dir, 'catalog.yaml');
+  readonly path: string;
   private seq = 0;
+
+  constructor(name = 'catalog.yaml') {
+    this.path = join(this.dir, name);
+  }
 
   /** Replaces the file atomically, as an editor or a ConfigMap update would. */
   write(doc: unknown): void {
     const tmp = join(this.dir, `.catalog.${this.seq++}.tmp`);
-    writeFileSync(tmp, typeof doc === 'string' ? doc : stringify(doc));
+    writeFileSync(
+      tmp,
+      typeof doc === 'string' ? doc : stringify(doc, { aliasDuplicateObjects: false }),
+    );
     renameSync(tmp, this.path);
   }
 
@@ -41,10 +51,15 @@ export async function startTestControlPlane(
     security?: SecurityOptions;
     logger?: Logger;
     xdsCredentials?: grpc.ServerCredentials;
+    /** A traffic file (config entries), watched as `serve --traffic` does. */
+    traffic?: CatalogFile;
+    mesh?: ControlPlaneOptions['mesh'];
   } = {},
 ): Promise<RunningControlPlane> {
   const logger = extra.logger ?? silentLogger;
   return startControlPlane({
+    traffic: extra.traffic ? new TrafficFile(extra.traffic.path, logger) : undefined,
+    mesh: extra.mesh,
     source: new FileSource(catalog.path, logger),
     logger,
     security: extra.security,

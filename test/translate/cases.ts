@@ -1,18 +1,23 @@
 // Loading a golden case: catalog.yaml, proxies.yaml and, optionally, security.yaml (mTLS
-// identity, authorization policy, authenticated proxies) turned into TranslateOptions.
+// identity, authorization policy, authenticated proxies) and traffic.yaml (config entries),
+// turned into the mesh model every translator reads.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import {
-  DEFAULT_OUTBOUND_PORT,
-  type Catalog,
-  type ProxyIdentity,
-} from '../../src/catalog/model.js';
+import { DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
+import {
+  buildMesh,
+  DEFAULT_MESH_SETTINGS,
+  type Mesh,
+  type MeshSettings,
+} from '../../src/mesh/index.js';
 import { parsePolicy } from '../../src/policy/schema.js';
-import { DEFAULT_TRANSLATE_OPTIONS, type TranslateOptions } from '../../src/translate/types.js';
+import type { Policy } from '../../src/policy/schema.js';
+import { parseTrafficDocument } from '../../src/traffic/schema.js';
+import { EMPTY_TRAFFIC } from '../../src/traffic/types.js';
 
 export const CASES_DIR = fileURLToPath(new URL('./cases/', import.meta.url));
 
@@ -31,6 +36,7 @@ const securitySchema = z
     mtls: z.object({ trustDomain: z.string(), namespace: z.string() }).strict().optional(),
     policy: z.unknown().optional(),
     authenticatedProxies: z.boolean().optional(),
+    intentionsDefault: z.enum(['allow', 'deny']).optional(),
   })
   .strict();
 
@@ -40,9 +46,8 @@ export function readYaml(path: string): unknown {
 
 export interface GoldenCase {
   dir: string;
-  catalog: Catalog;
+  mesh: Mesh;
   proxies: ProxyIdentity[];
-  options: TranslateOptions;
 }
 
 export function caseNames(): string[] {
@@ -57,17 +62,22 @@ export function loadCase(name: string): GoldenCase {
   const catalog = parseCatalog(readYaml(join(dir, 'catalog.yaml')));
   const proxies: ProxyIdentity[] = proxiesSchema.parse(readYaml(join(dir, 'proxies.yaml')) ?? []);
   const securityFile = join(dir, 'security.yaml');
-  let options: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS;
+  let settings: MeshSettings = DEFAULT_MESH_SETTINGS;
+  let policy: Policy | undefined;
   if (existsSync(securityFile)) {
     const s = securitySchema.parse(readYaml(securityFile));
-    options = {
-      ...DEFAULT_TRANSLATE_OPTIONS,
-      security: {
-        ...(s.mtls ? { mtls: s.mtls } : {}),
-        ...(s.policy !== undefined ? { policy: parsePolicy(s.policy) } : {}),
-        ...(s.authenticatedProxies ? { authenticatedProxies: true } : {}),
-      },
+    settings = {
+      ...DEFAULT_MESH_SETTINGS,
+      ...(s.mtls ? { mtls: s.mtls } : {}),
+      authenticatedProxies: s.authenticatedProxies === true,
+      ...(s.intentionsDefault ? { intentionsDefault: s.intentionsDefault } : {}),
     };
+    if (s.policy !== undefined) policy = parsePolicy(s.policy);
   }
-  return { dir, catalog, proxies, options };
+  const trafficFile = join(dir, 'traffic.yaml');
+  const traffic = existsSync(trafficFile)
+    ? parseTrafficDocument(readYaml(trafficFile))
+    : EMPTY_TRAFFIC;
+  const mesh = buildMesh({ catalog, traffic, policy, settings });
+  return { dir, mesh, proxies };
 }

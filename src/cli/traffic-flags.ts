@@ -1,0 +1,74 @@
+// `lucid-mesh serve` traffic flags: where the config entries come from, and the mesh-wide
+// settings that go with them. --traffic FILE wins; otherwise the discovery source's own store
+// holds them (Consul: /v1/config/<kind>; etcd: <prefix>config/<kind>/<name>); a catalog file
+// without --traffic means no traffic configuration.
+import { existsSync } from 'node:fs';
+import { Option } from 'commander';
+import type { ControlPlaneOptions } from '../app.js';
+import { consulSourcesFromFlags } from '../sources/consul/config-entries.js';
+import { etcdTrafficSourceFromFlags } from '../sources/etcd/config-entries.js';
+import { SourceFlagError, sourceFromFlags, type SourceKind } from '../sources/from-flags.js';
+import type { DiscoverySource } from '../sources/source.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { TrafficProvider } from '../traffic/provider.js';
+import { TrafficFile } from '../traffic/traffic-file.js';
+import { choiceOption, durationMsOption } from './options.js';
+
+export const INTENTION_DEFAULTS = ['allow', 'deny'] as const;
+
+export interface TrafficFlags {
+  traffic?: string;
+  intentionsDefault: (typeof INTENTION_DEFAULTS)[number];
+  connectTimeoutMs: number;
+}
+
+export function trafficCliOptions(): Option[] {
+  return [
+    new Option(
+      '--traffic <file>',
+      "traffic configuration: Consul config entries (YAML/JSON list), watched; default: the source's own (Consul config entries, etcd <prefix>config/)",
+    ).env('LUCID_TRAFFIC'),
+    new Option(
+      '--intentions-default <action>',
+      'what a service with service-intentions does with callers no intention names (Consul: the ACL default policy)',
+    )
+      .env('LUCID_INTENTIONS_DEFAULT')
+      .default('allow')
+      .argParser(choiceOption('--intentions-default', INTENTION_DEFAULTS)),
+    new Option(
+      '--connect-timeout-ms <ms>',
+      'upstream connect timeout when no entry sets one (proxy-defaults connect_timeout_ms, resolver ConnectTimeout)',
+    )
+      .env('LUCID_CONNECT_TIMEOUT_MS')
+      .default(5000)
+      .argParser(durationMsOption('--connect-timeout-ms', 600_000)),
+  ];
+}
+
+/** The discovery source and, when there is one, the traffic provider. */
+export function sourcesFromFlags(
+  kind: SourceKind,
+  flags: Record<string, unknown> & TrafficFlags,
+  logger: Logger,
+): { source: DiscoverySource; traffic?: TrafficProvider } {
+  if (flags.traffic !== undefined) {
+    if (!existsSync(flags.traffic)) {
+      throw new SourceFlagError(`--traffic: no such file ${JSON.stringify(flags.traffic)}`);
+    }
+    return {
+      source: sourceFromFlags(kind, flags, logger),
+      traffic: new TrafficFile(flags.traffic, logger),
+    };
+  }
+  if (kind === 'consul') {
+    const { catalog, traffic } = consulSourcesFromFlags(flags, logger);
+    return { source: catalog, traffic };
+  }
+  const source = sourceFromFlags(kind, flags, logger);
+  if (kind === 'etcd') return { source, traffic: etcdTrafficSourceFromFlags(flags, logger) };
+  return { source };
+}
+
+export function meshSettingsFromFlags(flags: TrafficFlags): ControlPlaneOptions['mesh'] {
+  return { intentionsDefault: flags.intentionsDefault, connectTimeoutMs: flags.connectTimeoutMs };
+}

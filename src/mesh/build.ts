@@ -1,0 +1,217 @@
+// buildMesh: catalog + traffic configuration + policy → the mesh model. Pure and
+// deterministic; parts are memoised on the identity of the inputs they read (MeshCache), so
+// a change to one service or entry rebuilds only what depends on it.
+import type { Protocol, Service } from '../catalog/model.js';
+import type { ConfigProblem } from '../traffic/provider.js';
+import type { ProxyDefaults, ServiceDefaults } from '../traffic/types.js';
+import { authorizationOf } from './authorization.js';
+import {
+  applyUpstreamSettings,
+  defaultConnectTimeoutMs,
+  serviceBackends,
+  upstreamSettings,
+} from './backends.js';
+import { deepFreeze } from './freeze.js';
+import { InputIndex, PartCache, type MeshInputs, type TrackedReader } from './inputs.js';
+import { ChainCompiler, isHttpFamily } from './routes.js';
+import type { Backend, Mesh, MeshInstance, MeshService } from './types.js';
+
+interface ServicePart {
+  readonly service: MeshService;
+  readonly problems: readonly ConfigProblem[];
+}
+
+/** Parts of the last build, reused by the next one while their inputs are the same objects. */
+export class MeshCache {
+  readonly services = new PartCache<ServicePart>();
+  readonly overrides = new PartCache<readonly Backend[]>();
+}
+
+interface SettledProtocol {
+  readonly protocol: Protocol;
+  readonly from: string;
+}
+
+/** service-defaults Protocol, else proxy-defaults Config.protocol, else the catalog's. */
+function settleProtocol(
+  service: Service,
+  defaults: ServiceDefaults | undefined,
+  proxyDefaults: ProxyDefaults | undefined,
+): SettledProtocol {
+  if (defaults?.Protocol)
+    return { protocol: defaults.Protocol, from: `service-defaults/${service.name}` };
+  const global = proxyDefaults?.Config.protocol;
+  if (global) return { protocol: global, from: 'proxy-defaults/global' };
+  return { protocol: service.protocol, from: 'catalog' };
+}
+
+function protocolReader(reader: TrackedReader): (name: string) => Protocol | undefined {
+  return (name) => {
+    const s = reader.get('service', name);
+    return s
+      ? settleProtocol(s, reader.get('defaults', name), reader.proxyDefaults).protocol
+      : undefined;
+  };
+}
+
+function instancesOf(service: Service): MeshInstance[] {
+  return service.instances.map((i) => ({
+    id: i.id,
+    address: i.address,
+    port: i.port,
+    ...(i.sidecarPort !== undefined ? { sidecarPort: i.sidecarPort } : {}),
+    health: i.health,
+    locality: {},
+  }));
+}
+
+function buildService(name: string, reader: TrackedReader): ServicePart {
+  const service = reader.get('service', name)!;
+  const problems: ConfigProblem[] = [];
+  const { protocol, from } = settleProtocol(
+    service,
+    reader.get('defaults', name),
+    reader.proxyDefaults,
+  );
+  const resolver = reader.get('resolver', name);
+  const http = isHttpFamily(protocol);
+  const chain = new ChainCompiler(reader, protocolReader(reader));
+  const routes = http ? chain.routes(name) : [];
+  problems.push(...chain.problems);
+  if (!http) {
+    for (const kind of ['router', 'splitter'] as const) {
+      if (reader.get(kind, name)) {
+        problems.push({
+          kind: `service-${kind}`,
+          name,
+          message: `service "${name}" is tcp (from ${from}); routing needs http, http2 or grpc, so this entry does not apply`,
+        });
+      }
+    }
+  }
+  // tcp has no Host header to route on: without a fixed local port there is no outbound
+  // listener, but the service keeps its cluster (reachable through declared upstreams).
+  const outboundPort = protocol === 'tcp' ? service.outboundPort : undefined;
+  if (protocol === 'tcp' && outboundPort === undefined) {
+    problems.push({
+      kind: from === 'catalog' ? 'catalog' : from.split('/')[0]!,
+      name,
+      message: `service "${name}" is tcp (protocol from ${from}) but has no outbound port; its cluster is served, sidecars get no local listener for it`,
+    });
+  }
+  const meshService: MeshService = {
+    name,
+    protocol,
+    protocolFrom: from,
+    ...(outboundPort !== undefined ? { outboundPort } : {}),
+    backends: serviceBackends(service, protocol, resolver, reader.proxyDefaults, reader.settings),
+    routes,
+    authorization: authorizationOf(
+      name,
+      reader.policy,
+      reader.get('intentions', name),
+      reader.settings,
+    ),
+    instances: instancesOf(service),
+    upstreamOverrides: [],
+  };
+  return { service: meshService, problems };
+}
+
+/** The backends a service's own proxies see differently (its service-defaults UpstreamConfig). */
+function upstreamOverrides(
+  name: string,
+  reader: TrackedReader,
+  backendsOf: (service: string) => readonly Backend[],
+  services: readonly string[],
+): Backend[] {
+  const config = reader.get('defaults', name)?.UpstreamConfig;
+  if (!config) return [];
+  const targets = config.Defaults ? services : config.Overrides.map((o) => o.Name);
+  const out: Backend[] = [];
+  for (const target of [...new Set(targets)].sort()) {
+    // Read what the target's backends are made of, so a change to it rebuilds the overrides.
+    reader.get('service', target);
+    reader.get('defaults', target);
+    const settings = upstreamSettings(config, target);
+    const resolver = reader.get('resolver', target);
+    for (const backend of backendsOf(target)) {
+      out.push(
+        applyUpstreamSettings(
+          backend,
+          settings,
+          resolver,
+          defaultConnectTimeoutMs(reader.proxyDefaults, reader.settings),
+        ),
+      );
+    }
+  }
+  return out;
+}
+
+function entryProblems(inputs: MeshInputs, names: ReadonlySet<string>): ConfigProblem[] {
+  const t = inputs.traffic;
+  const problems: ConfigProblem[] = [];
+  const kinds = [
+    ['service-defaults', t.serviceDefaults],
+    ['service-router', t.routers],
+    ['service-splitter', t.splitters],
+    ['service-resolver', t.resolvers],
+    ['service-intentions', t.intentions],
+  ] as const;
+  for (const [kind, entries] of kinds) {
+    for (const name of entries.keys()) {
+      if (!names.has(name)) {
+        problems.push({
+          kind,
+          name,
+          message: `service "${name}" is not in the catalog; the entry applies once it is`,
+        });
+      }
+    }
+  }
+  return problems;
+}
+
+export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
+  const index = new InputIndex(inputs);
+  cache.services.startBuild();
+  cache.overrides.startBuild();
+  const names = inputs.catalog.services.map((s) => s.name).sort();
+  const parts = new Map<string, ServicePart>();
+  for (const name of names) {
+    parts.set(
+      name,
+      cache.services.get(name, index, (reader) => deepFreeze(buildService(name, reader))),
+    );
+  }
+  const backendsOf = (s: string) => parts.get(s)?.service.backends ?? [];
+  const services: MeshService[] = names.map((name) => {
+    const part = parts.get(name)!;
+    const overrides = cache.overrides.get(name, index, (reader) =>
+      deepFreeze(upstreamOverrides(name, reader, backendsOf, names)),
+    );
+    if (overrides.length === 0) return part.service;
+    return Object.freeze({ ...part.service, upstreamOverrides: overrides });
+  });
+  const problems = [...parts.values()].flatMap((p) => p.problems);
+  problems.push(...entryProblems(inputs, new Set(names)));
+  return Object.freeze({
+    settings: inputs.settings,
+    services: Object.freeze(services),
+    problems: Object.freeze(problems),
+    unsupported: inputs.traffic.unsupported,
+  });
+}
+
+/** A service of the mesh by name. */
+export function meshService(mesh: Mesh, name: string): MeshService | undefined {
+  return serviceIndex(mesh).get(name);
+}
+
+const serviceIndexes = new WeakMap<Mesh, Map<string, MeshService>>();
+function serviceIndex(mesh: Mesh): Map<string, MeshService> {
+  let index = serviceIndexes.get(mesh);
+  if (!index) serviceIndexes.set(mesh, (index = new Map(mesh.services.map((s) => [s.name, s]))));
+  return index;
+}

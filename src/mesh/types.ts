@@ -1,0 +1,219 @@
+// The mesh model (IR): what the control plane understood from the catalog, the traffic
+// configuration and the policy, before any Envoy terms. Built by buildMesh (pure, validated,
+// defaulted, sorted, frozen); the translators read nothing else. `lucid-mesh mesh` and
+// GET /v1/mesh show it as it is.
+import type { Health, Protocol } from '../catalog/model.js';
+import type { AllowedSources } from '../policy/evaluate.js';
+import type { ConfigProblem } from '../traffic/provider.js';
+import type {
+  Fault,
+  HashPolicy,
+  HeaderEdits,
+  HeaderMatch,
+  IntentionPermission,
+  LbPolicyName,
+  Limits,
+  QueryParamMatch,
+  Unsupported,
+} from '../traffic/types.js';
+
+export interface MeshIdentity {
+  readonly trustDomain: string;
+  readonly namespace: string;
+}
+
+/** Mesh-wide settings from the serve flags. */
+export interface MeshSettings {
+  /** DNS suffix of service virtual hosts and SNI: `<service>.<domainSuffix>`. */
+  readonly domainSuffix: string;
+  /** Upstream connect timeout when nothing configures one. */
+  readonly connectTimeoutMs: number;
+  /** mTLS between sidecars, with certificates of this identity space. */
+  readonly mtls?: MeshIdentity;
+  /** Proxies are authenticated: a node gets an instance's inbound config only for its service. */
+  readonly authenticatedProxies: boolean;
+  /** What an intention-configured destination does with callers no intention names. */
+  readonly intentionsDefault: 'allow' | 'deny';
+}
+
+export interface Locality {
+  readonly region?: string;
+  readonly zone?: string;
+}
+
+export interface Endpoint {
+  /** The catalog instance id (shown by Envoy's /clusters as the hostname). */
+  readonly id: string;
+  readonly address: string;
+  /** Where peers connect: the sidecar port when meshed, else the app port. */
+  readonly port: number;
+  /** Has a sidecar (so it terminates mesh mTLS). */
+  readonly meshed: boolean;
+}
+
+export interface LocalityEndpoints {
+  readonly locality: Locality;
+  /** Sorted by id. */
+  readonly endpoints: readonly Endpoint[];
+}
+
+export interface OutlierDetection {
+  readonly intervalMs?: number;
+  readonly consecutive5xx?: number;
+  readonly enforcingConsecutive5xx?: number;
+  readonly maxEjectionPercent?: number;
+  readonly baseEjectionTimeMs?: number;
+}
+
+export interface LoadBalancing {
+  readonly policy: LbPolicyName;
+  readonly choiceCount?: number;
+  readonly minimumRingSize?: number;
+  readonly maximumRingSize?: number;
+}
+
+/** One upstream target: a service or one subset of it. Becomes an EDS cluster. */
+export interface Backend {
+  /** Cluster and ClusterLoadAssignment name (see translate/names.ts backendName). */
+  readonly name: string;
+  readonly service: string;
+  readonly subset?: string;
+  readonly protocol: Protocol;
+  readonly connectTimeoutMs: number;
+  readonly limits?: Limits;
+  readonly outlierDetection?: OutlierDetection;
+  readonly loadBalancing: LoadBalancing;
+  /** Instances that receive traffic (critical ones left out), grouped by locality. */
+  readonly localities: readonly LocalityEndpoints[];
+}
+
+export interface PathMatch {
+  readonly kind: 'exact' | 'prefix' | 'regex';
+  readonly value: string;
+}
+
+export interface RouteMatch {
+  /** Absent: any path (the catch-all). */
+  readonly path?: PathMatch;
+  readonly methods: readonly string[];
+  readonly headers: readonly HeaderMatch[];
+  readonly queryParams: readonly QueryParamMatch[];
+}
+
+export interface WeightedDestination {
+  readonly backend: string;
+  /** Out of 10000 (Consul's percent with two decimals); the route's weights sum to 10000. */
+  readonly weight: number;
+  readonly requestHeaders?: HeaderEdits;
+  readonly responseHeaders?: HeaderEdits;
+}
+
+export interface RetryPolicy {
+  /** Envoy retry_on conditions, sorted. */
+  readonly retryOn: readonly string[];
+  readonly numRetries?: number;
+  readonly retriableStatusCodes: readonly number[];
+  readonly backoff?: { readonly baseIntervalMs: number; readonly maxIntervalMs?: number };
+  readonly otherHosts: boolean;
+}
+
+export interface Route {
+  readonly match: RouteMatch;
+  readonly destinations: readonly WeightedDestination[];
+  /** 0 = no timeout. Absent: Envoy's default (15 s), except grpc (0). */
+  readonly timeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly retry?: RetryPolicy;
+  readonly prefixRewrite?: string;
+  readonly requestHeaders?: HeaderEdits;
+  readonly responseHeaders?: HeaderEdits;
+  readonly fault?: Fault;
+  readonly mirror?: { readonly backend: string; readonly percent: number };
+  readonly hashPolicies: readonly HashPolicy[];
+}
+
+/** An ordered intention: the first one whose source matches decides (Consul's precedence). */
+export interface IntentionRule {
+  /** A service name, or "*" (every caller not named by an earlier rule). */
+  readonly source: string;
+  /** L4: the decision for every request of the source. */
+  readonly action?: 'allow' | 'deny';
+  /** L7: in order, the first match decides; none matching falls to the default. */
+  readonly permissions?: readonly IntentionPermission[];
+}
+
+/** Who may call a service: both parts must allow (deny wins). */
+export interface Authorization {
+  /** The policy file's answer for this destination (planes, rules, defaults). */
+  readonly policy?: AllowedSources;
+  /** Consul's service-intentions for this destination. */
+  readonly intentions?: {
+    readonly rules: readonly IntentionRule[];
+    readonly default: 'allow' | 'deny';
+  };
+}
+
+export interface MeshInstance {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly sidecarPort?: number;
+  readonly health: Health;
+  readonly locality: Locality;
+}
+
+export interface MeshService {
+  readonly name: string;
+  readonly protocol: Protocol;
+  /** Where the protocol came from, for messages: "catalog", "service-defaults/api", ... */
+  readonly protocolFrom: string;
+  /** tcp: the local port every sidecar listens on for this service (absent: no listener). */
+  readonly outboundPort?: number;
+  /** The service itself first, then its subsets by name. */
+  readonly backends: readonly Backend[];
+  /** HTTP-family services: the routes of its outbound virtual host, catch-all last. */
+  readonly routes: readonly Route[];
+  readonly authorization: Authorization;
+  /** Sorted by id. */
+  readonly instances: readonly MeshInstance[];
+  /**
+   * Backends whose settings differ for this service's own proxies (its service-defaults
+   * UpstreamConfig): same names as the shared ones, which they replace for those proxies.
+   */
+  readonly upstreamOverrides: readonly Backend[];
+}
+
+export interface Mesh {
+  readonly settings: MeshSettings;
+  /** Sorted by name. */
+  readonly services: readonly MeshService[];
+  /** Entries that could not be applied (fully or in part) and what was done instead. */
+  readonly problems: readonly ConfigProblem[];
+  /** Input the mesh does not implement (listed, never silently dropped). */
+  readonly unsupported: readonly Unsupported[];
+}
+
+/** A connected sidecar, as the mesh sees it. */
+export interface MeshProxy {
+  readonly nodeId: string;
+  readonly service: string;
+  readonly outboundPort: number;
+  /** Present when the node is a meshed instance it may serve (see MeshSettings). */
+  readonly inbound?: {
+    readonly service: string;
+    readonly protocol: Protocol;
+    readonly sidecarPort: number;
+    readonly appPort: number;
+    readonly authorization: Authorization;
+    readonly locality: Locality;
+  };
+  /** Its service's upstreamOverrides (empty for a node outside the catalog). */
+  readonly upstreamOverrides: readonly Backend[];
+}
+
+export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({
+  domainSuffix: 'lucid.internal',
+  connectTimeoutMs: 5000,
+  authenticatedProxies: false,
+  intentionsDefault: 'allow' as const,
+});
