@@ -36,7 +36,8 @@ export const instanceSchema = z
   })
   .strict();
 
-export const serviceSchema = z
+/** A service as a source may produce it: a tcp service may lack its outbound port. */
+export const sourceServiceSchema = z
   .object({
     name: z
       .string({ error: (i) => `expected a string, got ${show(i.input)}` })
@@ -45,23 +46,25 @@ export const serviceSchema = z
     outboundPort: port.optional(),
     instances: z.array(instanceSchema).default([]),
   })
-  .strict()
-  .superRefine((s, ctx) => {
-    if (s.protocol === 'tcp' && s.outboundPort === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['outboundPort'],
-        message: `required for tcp services (the local port sidecars listen on for "${s.name}")`,
-      });
-    }
-    if (s.protocol !== 'tcp' && s.outboundPort !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['outboundPort'],
-        message: `only valid for tcp services; "${s.name}" is ${s.protocol}`,
-      });
-    }
-  });
+  .strict();
+
+/** A service in a catalog file: a tcp service must name its outbound port. */
+export const serviceSchema = sourceServiceSchema.superRefine((s, ctx) => {
+  if (s.protocol === 'tcp' && s.outboundPort === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['outboundPort'],
+      message: `required for tcp services (the local port sidecars listen on for "${s.name}")`,
+    });
+  }
+  if (s.protocol !== 'tcp' && s.outboundPort !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['outboundPort'],
+      message: `only valid for tcp services; "${s.name}" is ${s.protocol}`,
+    });
+  }
+});
 
 export const catalogSchema = z
   .object({ services: z.array(serviceSchema).default([]) })

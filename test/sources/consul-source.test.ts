@@ -306,17 +306,21 @@ describe('mapping Consul health entries to the catalog', () => {
       { warningAs: 'passing' },
     );
     expect(catalog.services.map((s) => [s.name, s.protocol, s.outboundPort])).toEqual([
+      // A tcp service without a local port is kept (its cluster stays reachable).
+      ['cache', 'tcp', undefined],
       ['db', 'tcp', 15432],
       ['odd', 'http', undefined],
       ['rpc', 'grpc', undefined],
     ]);
-    expect(catalog.services[0]!.instances.map((i) => i.id)).toEqual(['db-1']);
-    expect(catalog.services[1]!.instances.map((i) => i.id)).toEqual(['odd-4']);
+    expect(catalog.services[1]!.instances.map((i) => i.id)).toEqual(['db-1']);
+    expect(catalog.services[2]!.instances.map((i) => i.id)).toEqual(['odd-4']);
     const text = problems.join('\n');
     expect(text).toContain(
       'consul service "db" instance "db-2": Meta.outbound_port: expected integer 1-65535, got "x"',
     );
-    expect(text).toContain('consul service "cache": Meta.outbound_port: required for tcp services');
+    expect(text).toContain(
+      'consul service "cache": tcp (from Meta.protocol) without Meta.outbound_port: served without a local listener',
+    );
     expect(text).toContain(
       'consul service "odd" instance "odd-1": address: expected an IPv4 or IPv6 address, got "db.example.com"',
     );
@@ -452,7 +456,7 @@ describe('ConsulSource against a real Consul agent', () => {
     expect(sink.updates).toHaveLength(1); // one complete catalog, not a trickle of partial ones
     expect(sink.errors).toEqual([]);
     const catalog = sink.latest!;
-    expect(catalog.services.map((s) => s.name)).toEqual(['api', 'db', 'odd', 'web']);
+    expect(catalog.services.map((s) => s.name)).toEqual(['api', 'cache', 'db', 'odd', 'web']);
     expect(sink.service('api')).toEqual({
       name: 'api',
       protocol: 'http',
@@ -496,7 +500,7 @@ describe('ConsulSource against a real Consul agent', () => {
       'consul service "odd" instance "odd-1": address: expected an IPv4 or IPv6 address, got "odd.example.com"; instance skipped',
     );
     expect(problems.join('\n')).toContain(
-      'consul service "cache": Meta.outbound_port: required for tcp services',
+      'consul service "cache": tcp (from Meta.protocol) without Meta.outbound_port: served without a local listener',
     );
     expect(source.stats()).toMatchObject({ synced: true, overflowServices: 0, failingWatches: 0 });
   });

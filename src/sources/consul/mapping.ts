@@ -13,8 +13,8 @@
 //   its sidecar's checks. `warning` maps to `warningAs` (default passing); critical stays
 //   critical (the translator sends no traffic there); unknown statuses count as critical.
 // - `Meta.protocol` (http | http2 | grpc | tcp; else the sidecar's Proxy.Config.protocol,
-//   Consul's own convention; default http) picks the protocol. tcp services need
-//   `Meta.outbound_port`: the local port every sidecar listens on for that service.
+//   Consul's own convention; default http) picks the protocol. tcp services get a local
+//   listener on every sidecar at `Meta.outbound_port`; without one they keep their cluster.
 // - Gateways and other kinds are ignored; so is the `consul` service (the servers' RPC port).
 // - Every instance is validated with the catalog's instanceSchema. A bad instance (or a
 //   service that cannot be built) is skipped and reported in `problems`; the rest is kept.
@@ -27,7 +27,7 @@ import {
   type Protocol,
   type Service,
 } from '../../catalog/model.js';
-import { formatIssues, instanceSchema, serviceSchema, show } from '../../catalog/schema.js';
+import { formatIssues, instanceSchema, show, sourceServiceSchema } from '../../catalog/schema.js';
 import type { ConsulHealthEntry } from './client.js';
 
 export interface MappingOptions {
@@ -57,6 +57,8 @@ const RANK: Record<string, number> = { passing: 0, warning: 1, critical: 2 };
 interface Candidate {
   readonly instance: Instance;
   readonly protocol?: Protocol;
+  /** Where the protocol was read: Meta.protocol or the sidecar's Proxy.Config.protocol. */
+  readonly protocolFrom?: string;
   readonly outboundPort?: number;
 }
 
@@ -130,18 +132,21 @@ export function mapConsulCatalog(
         `${where}: instances disagree on Meta.${META_OUTBOUND_PORT}`,
         problems,
       );
+      // A tcp service is never dropped for want of a local port: it keeps its cluster and
+      // endpoints (reachable through declared upstreams), only the shared listener is missing.
+      const from = candidates.find((c) => c.protocol === 'tcp')?.protocolFrom ?? 'Meta.protocol';
       if (outboundPort === undefined) {
         problems.push(
-          `${where}: Meta.${META_OUTBOUND_PORT}: required for tcp services (the local port sidecars listen on for "${name}"); service skipped`,
+          `${where}: tcp (from ${from}) without Meta.${META_OUTBOUND_PORT}: served without a local listener on every sidecar (set Meta.${META_OUTBOUND_PORT} to give it one)`,
         );
-        continue;
-      }
-      const owner = outboundPorts.get(outboundPort);
-      if (owner !== undefined) {
-        problems.push(
-          `${where}: Meta.${META_OUTBOUND_PORT}: port ${outboundPort} already used by tcp service "${owner}"; service skipped`,
-        );
-        continue;
+      } else {
+        const owner = outboundPorts.get(outboundPort);
+        if (owner !== undefined) {
+          problems.push(
+            `${where}: Meta.${META_OUTBOUND_PORT}: port ${outboundPort} already used by tcp service "${owner}"; served without a local listener`,
+          );
+          outboundPort = undefined;
+        }
       }
     } else if (candidates.some((c) => c.outboundPort !== undefined)) {
       problems.push(`${where}: Meta.${META_OUTBOUND_PORT}: ignored, only used by tcp services`);
@@ -162,7 +167,7 @@ export function mapConsulCatalog(
       instances.push(instance);
     }
 
-    const parsed = serviceSchema.safeParse({
+    const parsed = sourceServiceSchema.safeParse({
       name,
       protocol,
       ...(outboundPort !== undefined ? { outboundPort } : {}),
@@ -257,7 +262,7 @@ function candidate(
   }
   return {
     instance: parsed.data,
-    ...(protocol !== undefined ? { protocol } : {}),
+    ...(protocol !== undefined ? { protocol, protocolFrom: protocolField } : {}),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
   };
 }
