@@ -89,6 +89,14 @@ function buildService(name: string, reader: TrackedReader): ServicePart {
       }
     }
   }
+  const intentions = reader.get('intentions', name);
+  if (!http && intentions?.Sources.some((src) => src.Permissions !== undefined)) {
+    problems.push({
+      kind: 'service-intentions',
+      name,
+      message: `service "${name}" is tcp (from ${from}); L7 Permissions cannot apply, so those sources get the default (${reader.settings.intentionsDefault})`,
+    });
+  }
   // tcp has no Host header to route on: without a fixed local port there is no outbound
   // listener, but the service keeps its cluster (reachable through declared upstreams).
   const outboundPort = protocol === 'tcp' ? service.outboundPort : undefined;
@@ -106,12 +114,7 @@ function buildService(name: string, reader: TrackedReader): ServicePart {
     ...(outboundPort !== undefined ? { outboundPort } : {}),
     backends: serviceBackends(service, protocol, resolver, reader.proxyDefaults, reader.settings),
     routes,
-    authorization: authorizationOf(
-      name,
-      reader.policy,
-      reader.get('intentions', name),
-      reader.settings,
-    ),
+    authorization: authorizationOf(name, reader.policy, intentions, reader.settings),
     instances: instancesOf(service),
     upstreamOverrides: [],
   };
