@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { bootstrapCommand } from './bootstrap-command.js';
 import { caCommand, tokenCommand } from './ca-command.js';
+import { configCommand } from './config-command.js';
 import { policyCommand } from './policy-command.js';
 import { deregisterCommand, registerCommand } from './register-command.js';
 import { serveCommand } from './serve-command.js';
@@ -22,6 +23,7 @@ program.addCommand(statusCommand());
 program.addCommand(snapshotCommand());
 program.addCommand(tailCommand());
 program.addCommand(policyCommand());
+program.addCommand(configCommand());
 program.addCommand(registerCommand());
 program.addCommand(deregisterCommand());
 program.addCommand(caCommand());
