@@ -14,4 +14,9 @@ export default tseslint.config(
       ],
     },
   },
+  // CommonJS config files of tools (dependency-cruiser reads .cjs).
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable' } },
+  },
 );

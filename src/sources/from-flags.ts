@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { Option } from 'commander';
 import type { Logger } from '../telemetry/logger.js';
-import { consulCliOptions, consulSourceFromFlags } from './consul/options.js';
+import { consulSourceFromFlags } from './consul/consul-source.js';
+import { consulCliOptions } from './consul/options.js';
 import { etcdCliOptions, etcdSourceFromFlags } from './etcd/options.js';
 import { FileSource } from './file-source.js';
 import type { DiscoverySource } from './source.js';

@@ -4,38 +4,13 @@ import type * as grpc from '@grpc/grpc-js';
 import { JSON_OPTIONS, messageType } from '../protos/envoy.js';
 import { decodeSotwRequest } from './sotw-request.js';
 
-export interface NodeMessage {
-  id?: string;
-  cluster?: string;
-  metadata?: Record<string, unknown>;
-  userAgentName?: string;
-  userAgentBuildVersion?: unknown;
-  userAgentVersion?: string;
-}
-
-export interface StatusMessage {
-  code?: number;
-  message?: string;
-}
-
-export interface DiscoveryRequest {
-  versionInfo?: string;
-  node?: NodeMessage;
-  resourceNames?: string[];
-  typeUrl?: string;
-  responseNonce?: string;
-  errorDetail?: StatusMessage;
-}
-
-export interface DeltaDiscoveryRequest {
-  node?: NodeMessage;
-  typeUrl?: string;
-  resourceNamesSubscribe?: string[];
-  resourceNamesUnsubscribe?: string[];
-  initialResourceVersions?: Record<string, string>;
-  responseNonce?: string;
-  errorDetail?: StatusMessage;
-}
+export type {
+  DeltaDiscoveryRequest,
+  DiscoveryRequest,
+  NodeMessage,
+  StatusMessage,
+} from './message-types.js';
+import type { DeltaDiscoveryRequest, DiscoveryRequest } from './message-types.js';
 
 const ADS = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 

@@ -4,7 +4,7 @@
 // (compared with memcmp, see requested-names.ts) and decoded only when asked for.
 import protobuf from 'protobufjs';
 import { JSON_OPTIONS, RESOURCE_KINDS, TYPE_URLS, messageType } from '../protos/envoy.js';
-import type { DiscoveryRequest } from './messages.js';
+import type { DiscoveryRequest } from './message-types.js';
 
 export interface SotwRequest extends DiscoveryRequest {
   /**

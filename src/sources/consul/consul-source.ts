@@ -36,6 +36,7 @@ import {
   DEFAULT_RATE_LIMIT,
   DEFAULT_SIDECAR_GRACE_MS,
   DEFAULT_WAIT_MS,
+  consulSourceOptionsFromFlags,
   type ConsulSourceOptions,
 } from './options.js';
 import { BlockingWatch, TokenBucket } from './watch.js';
@@ -538,4 +539,12 @@ export class ConsulSource implements DiscoverySource {
       this.log.error({ err }, 'catalog sink failed to apply an update');
     }
   }
+}
+
+/** The Consul discovery source for `lucid-mesh serve --source consul`. Throws ConsulFlagError. */
+export function consulSourceFromFlags(
+  flags: Record<string, unknown>,
+  logger: Logger,
+): DiscoverySource {
+  return new ConsulSource(consulSourceOptionsFromFlags(flags), logger);
 }

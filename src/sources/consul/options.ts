@@ -8,10 +8,7 @@ import { isIP } from 'node:net';
 import { Option } from 'commander';
 import { FlagError, isBareHttpOrigin } from '../flag-error.js';
 import { HEALTH_STATES, type Health } from '../../catalog/model.js';
-import type { Logger } from '../../telemetry/logger.js';
-import type { DiscoverySource } from '../source.js';
 import type { ConsulConnection } from './client.js';
-import { ConsulSource } from './consul-source.js';
 import type { TokenBucket } from './watch.js';
 
 export const DEFAULT_CONSUL_ADDR = '127.0.0.1:8500';
@@ -399,12 +396,4 @@ export function consulSourceOptionsFromFlags(
       60_000,
     ),
   };
-}
-
-/** The Consul discovery source for `lucid-mesh serve --source consul`. Throws ConsulFlagError. */
-export function consulSourceFromFlags(
-  flags: Record<string, unknown>,
-  logger: Logger,
-): DiscoverySource {
-  return new ConsulSource(consulSourceOptionsFromFlags(flags), logger);
 }
