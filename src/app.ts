@@ -4,6 +4,7 @@
 // tests, so they all run the same thing.
 import type * as grpc from '@grpc/grpc-js';
 import { AdminServer } from './admin/http-server.js';
+import { configErrors } from './admin/mesh-endpoints.js';
 import type { OpenedCa } from './ca/open.js';
 import type { Catalog } from './catalog/model.js';
 import type { PolicyProvider } from './policy/policy-file.js';
@@ -82,7 +83,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   // The metrics read the server's streams at scrape time; the server reports to the metrics.
   const streams: { xds?: XdsServer } = {};
   const connected = () => streams.xds?.connected.values() ?? [];
-  const metrics = new Metrics({ store, streams: connected, certificates: security?.ca.leaves });
+  // What the mesh and the traffic provider could not apply: /v1/config/errors and the metric.
+  const configErrorsNow = () => configErrors(store.mesh, opts.traffic);
+  const metrics = new Metrics({
+    store,
+    streams: connected,
+    certificates: security?.ca.leaves,
+    configProblems: () => configErrorsNow().problems,
+  });
   const events = new EventHub(store, () =>
     [...connected()].flatMap((s) => (s.proxy ? [s.proxy.nodeId] : [])),
   );
@@ -126,6 +134,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     store,
     streams: connected,
     events,
+    configErrors: configErrorsNow,
     notReadyReason: () => {
       if (store.ready) return undefined;
       if (policy && !policy.current()) return 'waiting for a valid authorization policy';

@@ -1,10 +1,12 @@
 // The operator HTTP server (seeds: port 8080): liveness, readiness, Prometheus metrics,
-// per-proxy sync status, snapshot dumps and a live event stream.
+// per-proxy sync status, snapshot dumps, a live event stream, and the mesh model (see
+// mesh-endpoints.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { EventHub } from '../telemetry/events.js';
 import type { StreamInfo } from '../xds/type-status.js';
+import { configErrors, meshDump, routeExplain, type ConfigErrors } from './mesh-endpoints.js';
 import { proxyRows } from './proxies.js';
 import { DumpError, parseKind, snapshotDump } from './snapshot-dump.js';
 
@@ -15,6 +17,8 @@ export interface AdminDeps {
   store: SnapshotStore;
   streams(): Iterable<StreamInfo>;
   events: EventHub;
+  /** /v1/config/errors; default: the current mesh's problems and unsupported input. */
+  configErrors?(): ConfigErrors;
 }
 
 const ENDPOINTS = [
@@ -24,6 +28,9 @@ const ENDPOINTS = [
   '/v1/proxies',
   '/v1/snapshot?node=ID[&type=T]',
   '/v1/events[?node=ID&type=T]',
+  '/v1/mesh[?service=S]',
+  '/v1/config/errors',
+  '/v1/route/explain?from=A&to=B&path=P[&method=M][&header=k:v]',
 ];
 const SSE_HEARTBEAT_MS = 15_000;
 
@@ -86,6 +93,24 @@ export class AdminServer {
       }
       case '/v1/events':
         return this.events(req, res, url);
+      case '/v1/mesh':
+        return send(
+          res,
+          200,
+          meshDump(
+            this.deps.store.mesh,
+            this.deps.store.snapshot?.version ?? '',
+            url.searchParams.get('service'),
+          ),
+        );
+      case '/v1/config/errors':
+        return send(
+          res,
+          200,
+          this.deps.configErrors?.() ?? configErrors(this.deps.store.mesh, undefined),
+        );
+      case '/v1/route/explain':
+        return send(res, 200, routeExplain(this.deps.store.mesh, url.searchParams));
       default:
         return send(res, 404, { error: `no such endpoint ${url.pathname}`, endpoints: ENDPOINTS });
     }

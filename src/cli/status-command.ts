@@ -1,30 +1,47 @@
-// `lucid-mesh status`: every connected proxy and its sync state per type (like istioctl proxy-status).
+// `lucid-mesh status`: every connected proxy and its sync state per type (like istioctl
+// proxy-status), then the configuration problems in force (GET /v1/config/errors).
 import { Command } from 'commander';
+import type { ConfigErrors } from '../admin/mesh-endpoints.js';
 import type { ProxyRow } from '../admin/proxies.js';
-import { getJson, runOperator, serverOption } from './admin-client.js';
+import { getJson, serverOption } from './admin-client.js';
+import { renderConfigErrors, resolveIo, runCommandBody, type CommandIo } from './mesh-command.js';
 
 const TYPES = ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'] as const;
 const HEADERS = ['NODE', 'SERVICE', 'MODE', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS', 'CONNECTED'];
 
-export function statusCommand(): Command {
+export function statusCommand(io: CommandIo = {}): Command {
+  const out = resolveIo(io);
   return new Command('status')
     .description(
-      'Show every connected proxy and, per resource type, whether it accepted what it was sent.',
+      'Show every connected proxy and, per resource type, whether it accepted what it was sent; then the configuration problems in force.',
     )
     .addOption(serverOption())
-    .option('--json', 'print the raw JSON of GET /v1/proxies', false)
+    .option(
+      '--json',
+      'print the raw JSON of GET /v1/proxies, with GET /v1/config/errors as "config"',
+      false,
+    )
     .addHelpText(
       'after',
-      '\nStates: SYNCED (sent and ACKed), STALE (sent, not yet ACKed), NACKED (rejected; the error is shown),\nNOT_SENT (subscribed, nothing sent yet), - (not subscribed).',
+      '\nStates: SYNCED (sent and ACKed), STALE (sent, not yet ACKed), NACKED (rejected; the error is shown),\nNOT_SENT (subscribed, nothing sent yet), - (not subscribed).\n' +
+        'Config problems: traffic entries applied in part or not at all (and what was done instead),\nand input lucid-mesh does not implement.',
     )
     .action(async (flags: { server: string; json: boolean }) =>
-      runOperator('status', async () => {
+      runCommandBody(out, 'status', async () => {
         const { proxies } = await getJson<{ proxies: ProxyRow[] }>(flags.server, '/v1/proxies');
+        // A control plane from before /v1/config/errors: the proxies still show.
+        const config = await getJson<ConfigErrors>(flags.server, '/v1/config/errors').catch(
+          (err: Error) => err,
+        );
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify({ proxies }, null, 2)}\n`);
+          const extra = config instanceof Error ? {} : { config };
+          out.stdout(`${JSON.stringify({ proxies, ...extra }, null, 2)}\n`);
           return;
         }
-        process.stdout.write(renderStatus(proxies));
+        out.stdout(renderStatus(proxies));
+        out.stdout(
+          `\n${config instanceof Error ? `Config problems: unknown (${config.message})\n` : renderConfigErrors(config)}`,
+        );
       }),
     );
 }

@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ExpiryReport } from '../ca/types.js';
 import type { ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
+import type { ConfigProblem } from '../traffic/provider.js';
+import { ENTRY_KINDS } from '../traffic/types.js';
 import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.js';
 import type { StreamInfo } from '../xds/type-status.js';
 import { ConvergenceTracker } from './convergence.js';
@@ -16,6 +18,8 @@ export interface MetricsDeps {
   streams: () => Iterable<StreamInfo>;
   /** The CA's leaves and roots, for expiry gauges. */
   certificates?: { expiries(): ExpiryReport };
+  /** What /v1/config/errors lists; default: the current mesh's problems. */
+  configProblems?: () => readonly ConfigProblem[];
 }
 
 export class Metrics implements XdsObserver {
@@ -123,6 +127,19 @@ export class Metrics implements XdsObserver {
     );
     this.gauge('ready', '1 once the first catalog produced a snapshot', [], (g) =>
       g.set(store.ready ? 1 : 0),
+    );
+    const configProblems = deps.configProblems ?? (() => store.mesh?.problems ?? []);
+    this.gauge(
+      'config_errors',
+      'Traffic configuration problems in force (as /v1/config/errors lists them), by entry kind',
+      ['kind'],
+      (g) => {
+        // Every entry kind is always present (0 when fine), so alerts see a series to compare.
+        const counts = new Map<string, number>(ENTRY_KINDS.map((k) => [k, 0]));
+        for (const p of configProblems()) counts.set(p.kind, (counts.get(p.kind) ?? 0) + 1);
+        g.reset();
+        for (const [kind, n] of counts) g.set({ kind }, n);
+      },
     );
     const certificates = deps.certificates;
     if (certificates) {

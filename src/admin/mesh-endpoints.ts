@@ -1,0 +1,138 @@
+// The mesh model over HTTP: what the control plane understood from its inputs, before any
+// Envoy terms.
+//   GET /v1/mesh[?service=S]     the Mesh (settings, services, problems, unsupported)
+//   GET /v1/config/errors        entries that could not be applied, and input not implemented
+//   GET /v1/route/explain?from=&to=&path=[&method=][&header=k:v]...
+//                                explainRoute against the live mesh
+import { DocumentError } from '../catalog/load-document.js';
+import { explainRoute, ExplainError, type RouteExplanation } from '../mesh/explain.js';
+import type { Mesh, MeshService, MeshSettings } from '../mesh/types.js';
+import type { ConfigProblem, TrafficProvider } from '../traffic/provider.js';
+import { TrafficFile } from '../traffic/traffic-file.js';
+import type { Unsupported } from '../traffic/types.js';
+import { DumpError } from './snapshot-dump.js';
+
+export interface MeshDump {
+  snapshotVersion: string;
+  settings: MeshSettings;
+  services: readonly MeshService[];
+  problems: readonly ConfigProblem[];
+  unsupported: readonly Unsupported[];
+}
+
+export interface ConfigErrors {
+  /** The mesh's problems (entries applied in part or not at all), then the provider's. */
+  problems: readonly ConfigProblem[];
+  /** Input lucid-mesh does not implement (listed, never silently dropped). */
+  unsupported: readonly Unsupported[];
+}
+
+const NO_MESH = 'no mesh yet: waiting for the first complete catalog';
+
+export function meshDump(
+  mesh: Mesh | undefined,
+  snapshotVersion: string,
+  service: string | null,
+): MeshDump {
+  if (!mesh) throw new DumpError(503, NO_MESH);
+  if (service === null || service === '') {
+    return {
+      snapshotVersion,
+      settings: mesh.settings,
+      services: mesh.services,
+      problems: mesh.problems,
+      unsupported: mesh.unsupported,
+    };
+  }
+  const found = mesh.services.find((s) => s.name === service);
+  if (!found) {
+    throw new DumpError(
+      404,
+      `service: ${JSON.stringify(service)} is not in the mesh (services: ${mesh.services.map((s) => s.name).join(', ') || 'none'})`,
+    );
+  }
+  return {
+    snapshotVersion,
+    settings: mesh.settings,
+    services: [found],
+    problems: mesh.problems.filter((p) => p.name === service),
+    unsupported: mesh.unsupported.filter((u) => u.name === service),
+  };
+}
+
+/**
+ * What the traffic provider could not apply: its rejected entries (Consul, etcd) and, for a
+ * file, why its current content is not in force (the last good configuration still is).
+ */
+export function providerProblems(traffic: TrafficProvider | undefined): ConfigProblem[] {
+  if (!traffic) return [];
+  const problems = [...traffic.problems()];
+  const lastError = traffic instanceof TrafficFile ? traffic.lastError() : undefined;
+  if (lastError) {
+    const lines = lastError instanceof DocumentError ? lastError.problems : [lastError.message];
+    for (const line of lines) {
+      problems.push({
+        kind: 'traffic-file',
+        name: (traffic as TrafficFile).path,
+        message: `${line} (the last good traffic configuration stays in force)`,
+      });
+    }
+  }
+  return problems;
+}
+
+/** /v1/config/errors: the mesh's problems and the provider's, and what is not implemented. */
+export function configErrors(
+  mesh: Mesh | undefined,
+  traffic: TrafficProvider | undefined,
+): ConfigErrors {
+  return {
+    problems: [...(mesh?.problems ?? []), ...providerProblems(traffic)],
+    unsupported: mesh?.unsupported ?? traffic?.current()?.unsupported ?? [],
+  };
+}
+
+/** `k:v` (the name may be a pseudo-header such as `:authority`). */
+function parseHeader(text: string): [string, string] {
+  const at = text.indexOf(':', text.startsWith(':') ? 1 : 0);
+  if (at <= 0) {
+    throw new DumpError(400, `header: expected name:value, got ${JSON.stringify(text)}`);
+  }
+  return [text.slice(0, at).trim(), text.slice(at + 1).trim()];
+}
+
+export function routeExplain(mesh: Mesh | undefined, params: URLSearchParams): RouteExplanation {
+  const required = (name: string): string => {
+    const value = params.get(name);
+    if (value === null || value === '') {
+      throw new DumpError(
+        400,
+        `${name}: required, e.g. /v1/route/explain?from=web&to=api&path=/admin&method=GET&header=x-canary:1`,
+      );
+    }
+    return value;
+  };
+  const from = required('from');
+  const to = required('to');
+  const path = required('path');
+  if (!mesh) throw new DumpError(503, NO_MESH);
+  const headers: Record<string, string[]> = {};
+  for (const h of params.getAll('header')) {
+    const [name, value] = parseHeader(h);
+    (headers[name.toLowerCase()] ??= []).push(value);
+  }
+  try {
+    return explainRoute(mesh, {
+      from,
+      to,
+      path,
+      method: params.get('method') || undefined,
+      headers,
+    });
+  } catch (err) {
+    if (err instanceof ExplainError) {
+      throw new DumpError(err.reason === 'unknown-service' ? 404 : 400, err.message);
+    }
+    throw err;
+  }
+}
