@@ -2,10 +2,10 @@
 // the CA's roots as the trust bundle. Leaves are issued on first demand (asynchronously), and
 // every renewal or bundle change re-pushes secrets only.
 import type { LeafManager } from '../ca/leaf-manager.js';
+import type { Secret } from '../protos/envoy-types.js';
 import type { SecretProvider } from '../snapshot/secrets.js';
 import type { Logger } from '../telemetry/logger.js';
 import { identitySecret, trustBundleSecret } from '../translate/tls.js';
-import type { ResourceMessage } from '../translate/types.js';
 
 export class CaSecretProvider implements SecretProvider {
   private readonly listeners = new Set<() => void>();
@@ -18,14 +18,14 @@ export class CaSecretProvider implements SecretProvider {
     leaves.onChange(() => this.notify());
   }
 
-  identity(service: string): ResourceMessage | undefined {
+  identity(service: string): Secret | undefined {
     const leaf = this.leaves.peek(service);
     if (leaf) return identitySecret(leaf);
     this.issue(service);
     return undefined;
   }
 
-  trustBundle(): ResourceMessage {
+  trustBundle(): Secret {
     return trustBundleSecret(this.leaves.trustBundlePem());
   }
 

@@ -3,13 +3,13 @@
 import type { Protocol } from '../catalog/model.js';
 import type { Backend, LoadBalancing, MeshSettings } from '../mesh/types.js';
 import {
-  MTLS_MATCH,
-  TYPE,
-  adsConfigSource,
-  durationMs,
-  socketAddress,
-  type ResourceMessage,
-} from './envoy.js';
+  typedAny,
+  type CircuitBreakers,
+  type Cluster,
+  type LbPolicy,
+  type OutlierDetection,
+} from '../protos/envoy-types.js';
+import { MTLS_MATCH, adsConfigSource, defined, durationMs, socketAddress } from './envoy.js';
 import { localAppClusterName } from './names.js';
 import { upstreamMtls } from './tls.js';
 
@@ -18,19 +18,16 @@ const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOp
 const isHttp2 = (protocol: Protocol): boolean => protocol === 'http2' || protocol === 'grpc';
 
 /** gRPC needs HTTP/2 to the upstream; http2 apps may speak only h2c. */
-function upstreamProtocolOptions(protocol: Protocol): ResourceMessage {
-  if (!isHttp2(protocol)) return {};
+function upstreamProtocolOptions(protocol: Protocol): Cluster['typedExtensionProtocolOptions'] {
+  if (!isHttp2(protocol)) return undefined;
   return {
-    typedExtensionProtocolOptions: {
-      [HTTP_PROTOCOL_OPTIONS]: {
-        '@type': `${TYPE}${HTTP_PROTOCOL_OPTIONS}`,
-        explicitHttpConfig: { http2ProtocolOptions: {} },
-      },
-    },
+    [HTTP_PROTOCOL_OPTIONS]: typedAny(HTTP_PROTOCOL_OPTIONS, {
+      explicitHttpConfig: { http2ProtocolOptions: {} },
+    }),
   };
 }
 
-const LB_POLICY: Record<LoadBalancing['policy'], string> = {
+const LB_POLICY: Record<LoadBalancing['policy'], LbPolicy> = {
   round_robin: 'ROUND_ROBIN',
   least_request: 'LEAST_REQUEST',
   random: 'RANDOM',
@@ -39,103 +36,93 @@ const LB_POLICY: Record<LoadBalancing['policy'], string> = {
 };
 
 /** Envoy's default is round robin: say nothing then, so existing clusters keep their bytes. */
-function loadBalancing(lb: LoadBalancing): ResourceMessage {
+function loadBalancing(
+  lb: LoadBalancing,
+): Pick<Cluster, 'lbPolicy' | 'leastRequestLbConfig' | 'ringHashLbConfig'> {
   if (lb.policy === 'round_robin') return {};
-  return {
+  return defined({
     lbPolicy: LB_POLICY[lb.policy],
-    ...(lb.policy === 'least_request' && lb.choiceCount !== undefined
-      ? { leastRequestLbConfig: { choiceCount: { value: lb.choiceCount } } }
-      : {}),
-    ...(lb.policy === 'ring_hash' &&
-    (lb.minimumRingSize !== undefined || lb.maximumRingSize !== undefined)
-      ? {
-          ringHashLbConfig: {
-            ...(lb.minimumRingSize !== undefined
-              ? { minimumRingSize: { value: lb.minimumRingSize } }
-              : {}),
-            ...(lb.maximumRingSize !== undefined
-              ? { maximumRingSize: { value: lb.maximumRingSize } }
-              : {}),
-          },
-        }
-      : {}),
-  };
+    leastRequestLbConfig:
+      lb.policy === 'least_request' && lb.choiceCount !== undefined
+        ? { choiceCount: { value: lb.choiceCount } }
+        : undefined,
+    ringHashLbConfig:
+      lb.policy === 'ring_hash' &&
+      (lb.minimumRingSize !== undefined || lb.maximumRingSize !== undefined)
+        ? defined({
+            minimumRingSize:
+              lb.minimumRingSize !== undefined ? { value: lb.minimumRingSize } : undefined,
+            maximumRingSize:
+              lb.maximumRingSize !== undefined ? { value: lb.maximumRingSize } : undefined,
+          })
+        : undefined,
+  });
 }
 
 /** Consul's Limits: MaxConcurrentRequests is Envoy's max_requests. */
-function circuitBreakers(backend: Backend): ResourceMessage {
+function circuitBreakers(backend: Backend): CircuitBreakers | undefined {
   const l = backend.limits;
-  if (!l) return {};
+  if (!l) return undefined;
   return {
-    circuitBreakers: {
-      thresholds: [
-        {
-          ...(l.MaxConnections !== undefined
-            ? { maxConnections: { value: l.MaxConnections } }
-            : {}),
-          ...(l.MaxPendingRequests !== undefined
-            ? { maxPendingRequests: { value: l.MaxPendingRequests } }
-            : {}),
-          ...(l.MaxConcurrentRequests !== undefined
-            ? { maxRequests: { value: l.MaxConcurrentRequests } }
-            : {}),
-        },
-      ],
-    },
+    thresholds: [
+      defined({
+        maxConnections: l.MaxConnections !== undefined ? { value: l.MaxConnections } : undefined,
+        maxPendingRequests:
+          l.MaxPendingRequests !== undefined ? { value: l.MaxPendingRequests } : undefined,
+        maxRequests:
+          l.MaxConcurrentRequests !== undefined ? { value: l.MaxConcurrentRequests } : undefined,
+      }),
+    ],
   };
 }
 
-function outlierDetection(backend: Backend): ResourceMessage {
+function outlierDetection(backend: Backend): OutlierDetection | undefined {
   const o = backend.outlierDetection;
-  if (!o) return {};
-  return {
-    outlierDetection: {
-      ...(o.consecutive5xx !== undefined ? { consecutive_5xx: { value: o.consecutive5xx } } : {}),
-      ...(o.intervalMs !== undefined ? { interval: durationMs(o.intervalMs) } : {}),
-      ...(o.baseEjectionTimeMs !== undefined
-        ? { baseEjectionTime: durationMs(o.baseEjectionTimeMs) }
-        : {}),
-      ...(o.maxEjectionPercent !== undefined
-        ? { maxEjectionPercent: { value: o.maxEjectionPercent } }
-        : {}),
-      ...(o.enforcingConsecutive5xx !== undefined
-        ? { enforcingConsecutive_5xx: { value: o.enforcingConsecutive5xx } }
-        : {}),
-    },
-  };
+  if (!o) return undefined;
+  return defined({
+    consecutive_5xx: o.consecutive5xx !== undefined ? { value: o.consecutive5xx } : undefined,
+    interval: o.intervalMs !== undefined ? durationMs(o.intervalMs) : undefined,
+    baseEjectionTime:
+      o.baseEjectionTimeMs !== undefined ? durationMs(o.baseEjectionTimeMs) : undefined,
+    maxEjectionPercent:
+      o.maxEjectionPercent !== undefined ? { value: o.maxEjectionPercent } : undefined,
+    enforcingConsecutive_5xx:
+      o.enforcingConsecutive5xx !== undefined ? { value: o.enforcingConsecutive5xx } : undefined,
+  });
 }
 
 /**
  * With mTLS, meshed endpoints (marked by their metadata) are reached over TLS with the
  * target's SPIFFE ID verified; endpoints without a sidecar stay plaintext.
  */
-function meshTransport(backend: Backend, settings: MeshSettings): ResourceMessage {
+function meshTransport(
+  backend: Backend,
+  settings: MeshSettings,
+): Cluster['transportSocketMatches'] {
   const identity = settings.mtls;
-  if (!identity) return {};
+  if (!identity) return undefined;
   const alpn = backend.protocol === 'tcp' ? [] : isHttp2(backend.protocol) ? ['h2'] : ['http/1.1'];
-  return {
-    transportSocketMatches: [
-      {
-        name: 'mtls',
-        match: MTLS_MATCH,
-        transportSocket: upstreamMtls(identity, backend.service, settings.domainSuffix, alpn),
-      },
-    ],
-  };
+  return [
+    {
+      name: 'mtls',
+      match: MTLS_MATCH,
+      transportSocket: upstreamMtls(identity, backend.service, settings.domainSuffix, alpn),
+    },
+  ];
 }
 
-export function backendCluster(backend: Backend, settings: MeshSettings): ResourceMessage {
-  return {
+export function backendCluster(backend: Backend, settings: MeshSettings): Cluster {
+  return defined({
     name: backend.name,
     type: 'EDS',
     edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: backend.name },
     connectTimeout: durationMs(backend.connectTimeoutMs),
     ...loadBalancing(backend.loadBalancing),
-    ...circuitBreakers(backend),
-    ...outlierDetection(backend),
-    ...upstreamProtocolOptions(backend.protocol),
-    ...meshTransport(backend, settings),
-  };
+    circuitBreakers: circuitBreakers(backend),
+    outlierDetection: outlierDetection(backend),
+    typedExtensionProtocolOptions: upstreamProtocolOptions(backend.protocol),
+    transportSocketMatches: meshTransport(backend, settings),
+  });
 }
 
 /** Where a sidecar's inbound listener hands traffic to its own app (same host, app port). */
@@ -144,9 +131,9 @@ export function localAppCluster(
   protocol: Protocol,
   appPort: number,
   settings: MeshSettings,
-): ResourceMessage {
+): Cluster {
   const name = localAppClusterName(nodeId);
-  return {
+  return defined({
     name,
     type: 'STATIC',
     connectTimeout: durationMs(settings.connectTimeoutMs),
@@ -156,6 +143,6 @@ export function localAppCluster(
         { lbEndpoints: [{ endpoint: { address: socketAddress('127.0.0.1', appPort) } }] },
       ],
     },
-    ...upstreamProtocolOptions(protocol),
-  };
+    typedExtensionProtocolOptions: upstreamProtocolOptions(protocol),
+  });
 }

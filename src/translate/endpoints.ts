@@ -1,35 +1,35 @@
 // ClusterLoadAssignments (EDS): where a backend's instances are, grouped by locality.
 import type { Backend, Endpoint, LocalityEndpoints } from '../mesh/types.js';
-import { MTLS_MATCH, MTLS_MATCH_KEY, socketAddress, type ResourceMessage } from './envoy.js';
+import type {
+  ClusterLoadAssignment,
+  LbEndpoint,
+  LocalityLbEndpoints,
+} from '../protos/envoy-types.js';
+import { MTLS_MATCH, MTLS_MATCH_KEY, defined, socketAddress } from './envoy.js';
 
-function lbEndpoint(endpoint: Endpoint, mtls: boolean): ResourceMessage {
-  return {
+function lbEndpoint(endpoint: Endpoint, mtls: boolean): LbEndpoint {
+  const lb: LbEndpoint = {
     endpoint: {
       address: socketAddress(endpoint.address, endpoint.port),
       // Shown by Envoy's /clusters admin page, so operators see instance ids, not just IPs.
       hostname: endpoint.id,
     },
     healthStatus: 'HEALTHY',
-    // Selects the cluster's mTLS transport socket: only a sidecar can terminate mesh TLS.
-    ...(mtls && endpoint.meshed
-      ? { metadata: { filterMetadata: { [MTLS_MATCH_KEY]: MTLS_MATCH } } }
-      : {}),
   };
+  // Selects the cluster's mTLS transport socket: only a sidecar can terminate mesh TLS.
+  if (!mtls || !endpoint.meshed) return lb;
+  return { ...lb, metadata: { filterMetadata: { [MTLS_MATCH_KEY]: MTLS_MATCH } } };
 }
 
-function localityEndpoints(group: LocalityEndpoints, mtls: boolean): ResourceMessage {
+function localityEndpoints(group: LocalityEndpoints, mtls: boolean): LocalityLbEndpoints {
   const { region, zone } = group.locality;
-  const locality = {
-    ...(region !== undefined ? { region } : {}),
-    ...(zone !== undefined ? { zone } : {}),
-  };
-  return {
-    ...(Object.keys(locality).length > 0 ? { locality } : {}),
+  return defined({
+    locality: region !== undefined || zone !== undefined ? defined({ region, zone }) : undefined,
     lbEndpoints: group.endpoints.map((e) => lbEndpoint(e, mtls)),
-  };
+  });
 }
 
-export function backendLoadAssignment(backend: Backend, mtls: boolean): ResourceMessage {
+export function backendLoadAssignment(backend: Backend, mtls: boolean): ClusterLoadAssignment {
   const clusterName = backend.name;
   // Still an assignment when nothing is healthy: it tells Envoy to drop the endpoints it had
   // (and lets the EDS cluster finish warming) instead of leaving stale ones in place.
@@ -38,6 +38,6 @@ export function backendLoadAssignment(backend: Backend, mtls: boolean): Resource
 }
 
 /** An empty assignment: what a proxy gets for an EDS name that does not exist (see ProxyView). */
-export function emptyLoadAssignment(clusterName: string): ResourceMessage {
+export function emptyLoadAssignment(clusterName: string): ClusterLoadAssignment {
   return { clusterName };
 }

@@ -1,14 +1,21 @@
 // Small Envoy builders every translator shares. A leaf: it imports no other translator, so
 // the feature modules (clusters, endpoints, routes, listeners, tls, rbac) never import each
 // other in a cycle.
-
-/** What translators produce: an Envoy resource in its JSON shape (camelCase, "@type" in Any). */
-export type ResourceMessage = Record<string, unknown>;
+//
+// Every builder returns a generated Envoy type (src/protos/envoy-types.ts), so a misspelt field
+// or enum value is a compile error rather than a key protobufjs `fromObject` drops silently.
+import type {
+  Address,
+  ConfigSource,
+  Duration,
+  FractionalPercent,
+  Struct,
+} from '../protos/envoy-types.js';
 
 export const TYPE = 'type.googleapis.com/';
 
 /** Fetch the referenced resource over the node's ADS stream. */
-export function adsConfigSource(): ResourceMessage {
+export function adsConfigSource(): ConfigSource {
   return { ads: {}, resourceApiVersion: 'V3' };
 }
 
@@ -17,29 +24,45 @@ export function adsConfigSource(): ResourceMessage {
  * generated fromObject rejects a non-object in a message field before the Duration wrapper
  * (src/protos/wrappers.ts) is consulted. Decoded resources (goldens, config_dump) read '5s'.
  */
-export function durationMs(ms: number): ResourceMessage {
+export function durationMs(ms: number): Duration {
   if (!Number.isFinite(ms) || ms < 0) throw new Error(`invalid duration ${ms} ms`);
   const seconds = Math.floor(ms / 1000);
   const nanos = Math.round((ms - seconds * 1000) * 1e6);
   return nanos ? { seconds, nanos } : { seconds };
 }
 
-export function socketAddress(address: string, portValue: number): ResourceMessage {
+export function socketAddress(address: string, portValue: number): Address {
   return { socketAddress: { address, portValue } };
 }
 
 /** A percentage as Envoy's FractionalPercent (per million, so Consul's decimals survive). */
-export function fractionalPercent(percent: number): ResourceMessage {
+export function fractionalPercent(percent: number): FractionalPercent {
   return { numerator: Math.round(percent * 10_000), denominator: 'MILLION' };
 }
 
+/**
+ * `T`'s fields as a type literal. The generated Envoy types are interfaces, and an interface is
+ * not assignable to Record<string, unknown> (it has no implicit index signature); this is,
+ * with the very same fields. For the exports callers outside translate read as plain JSON
+ * (the RBAC builders, which test/policy and test/mesh evaluate).
+ */
+export type PlainJson<T> = { [K in keyof T]: T[K] };
+
 /** Endpoint metadata that makes a cluster use its mTLS transport socket for that endpoint. */
 export const MTLS_MATCH_KEY = 'envoy.transport_socket_match';
-export const MTLS_MATCH = { mtls: true };
+export const MTLS_MATCH: Struct = { mtls: true };
 
-/** Envoy's JSON is deterministic only if translators never emit undefined: drop empty keys. */
-export function defined(o: Record<string, unknown>): ResourceMessage {
-  const out: ResourceMessage = {};
+/**
+ * Envoy's JSON is deterministic only if translators never emit undefined: `o` without its
+ * undefined-valued keys, the others in their order. `T` comes from where the result goes
+ * (`retryPolicy: defined({...})`, `return defined({...})` in a builder typed `: RetryPolicy`),
+ * never from `o` (NoInfer), so `o`'s fields are checked against the Envoy type.
+ */
+export function defined<T extends object | undefined>(o: NoInfer<T> & object): T {
+  const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return out;
+  // Not expressible without a cast: `out` is `o` minus keys whose value is undefined, which
+  // every Envoy JSON type admits (all its fields are optional), but Object.entries loses the
+  // key types.
+  return out as T;
 }

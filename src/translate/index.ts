@@ -4,9 +4,15 @@
 // shared ones of the same name (upstream overrides).
 import { hash } from 'node:crypto';
 import type { Backend, Mesh, MeshProxy, MeshService, MeshSettings } from '../mesh/types.js';
+import type {
+  Cluster,
+  ClusterLoadAssignment,
+  Listener,
+  RouteConfiguration,
+  VirtualHost,
+} from '../protos/envoy-types.js';
 import { backendCluster, localAppCluster } from './clusters.js';
 import { backendLoadAssignment } from './endpoints.js';
-import type { ResourceMessage } from './envoy.js';
 import { inboundListener, outboundHttpListener, outboundTcpListener } from './listeners.js';
 import {
   OUTBOUND_ROUTE_NAME,
@@ -24,12 +30,12 @@ export * from './names.js';
 
 /** One service's share of the shared resources. */
 interface ServiceResources {
-  readonly clusters: ReadonlyArray<readonly [string, ResourceMessage]>;
-  readonly endpoints: ReadonlyArray<readonly [string, ResourceMessage]>;
+  readonly clusters: ReadonlyArray<readonly [string, Cluster]>;
+  readonly endpoints: ReadonlyArray<readonly [string, ClusterLoadAssignment]>;
   /** HTTP-family services: the outbound virtual host. */
-  readonly virtualHost?: ResourceMessage;
+  readonly virtualHost?: VirtualHost;
   /** tcp services with an outbound port: the local listener every sidecar has for it. */
-  readonly tcpListener?: readonly [string, ResourceMessage];
+  readonly tcpListener?: readonly [string, Listener];
 }
 
 /** What a service's shared resources are made of: everything but its inbound side. */
@@ -47,7 +53,7 @@ export class TranslationCache {
   private byObject = new WeakMap<MeshService, { key: string; part: ServiceResources }>();
   private byHash = new Map<string, ServiceResources>();
   private nextByHash = new Map<string, ServiceResources>();
-  private routes: { hosts: ResourceMessage[]; config: ResourceMessage } | undefined;
+  private routes: { hosts: VirtualHost[]; config: RouteConfiguration } | undefined;
   /** Services translated (not found in the cache) by the last build: for tests and benches. */
   translated = 0;
 
@@ -80,7 +86,7 @@ export class TranslationCache {
   }
 
   /** The same virtual hosts give the very same route configuration object. */
-  outboundRoutes(hosts: ResourceMessage[]): ResourceMessage {
+  outboundRoutes(hosts: VirtualHost[]): RouteConfiguration {
     const last = this.routes;
     if (!last || last.hosts.length !== hosts.length || last.hosts.some((h, i) => h !== hosts[i])) {
       this.routes = { hosts, config: outboundRouteConfiguration(hosts) };
@@ -113,7 +119,7 @@ function translateService(service: MeshService, settings: MeshSettings): Service
 export function translateShared(mesh: Mesh, cache = new TranslationCache()): ResourceSet {
   cache.start(mesh.settings);
   const resources = emptyResourceSet();
-  const hosts: ResourceMessage[] = [];
+  const hosts: VirtualHost[] = [];
   for (const service of mesh.services) {
     const part = cache.service(service, mesh.settings);
     for (const [name, cluster] of part.clusters) resources.clusters.set(name, cluster);

@@ -1,6 +1,15 @@
 // Listeners (LDS): outbound HTTP (per node port), outbound TCP (per tcp service), inbound.
 import type { Protocol } from '../catalog/model.js';
-import { TYPE, adsConfigSource, socketAddress, type ResourceMessage } from './envoy.js';
+import {
+  typedAny,
+  type Address,
+  type HttpConnectionManager,
+  type HttpFilter,
+  type Listener,
+  type ListenerFilter,
+  type TransportSocket,
+} from '../protos/envoy-types.js';
+import { adsConfigSource, socketAddress } from './envoy.js';
 import {
   OUTBOUND_ROUTE_NAME,
   inboundListenerName,
@@ -8,22 +17,17 @@ import {
   outboundHttpListenerName,
   outboundTcpListenerName,
 } from './names.js';
-import { FAULT_FILTER_NAME, HTTP_FAULT_TYPE, inboundRouteConfiguration } from './routes.js';
-
-const FILTERS = `${TYPE}envoy.extensions.filters`;
-const HTTP_CONNECTION_MANAGER = `${FILTERS}.network.http_connection_manager.v3.HttpConnectionManager`;
-const TCP_PROXY = `${FILTERS}.network.tcp_proxy.v3.TcpProxy`;
-const ROUTER = `${FILTERS}.http.router.v3.Router`;
+import { FAULT_FILTER_NAME, HTTP_FAULT_TYPE_NAME, inboundRouteConfiguration } from './routes.js';
 
 type Direction = 'INBOUND' | 'OUTBOUND';
 
 function listener(
   name: string,
-  address: ResourceMessage,
+  address: Address,
   trafficDirection: Direction,
-  filters: ResourceMessage[],
-  transportSocket?: ResourceMessage,
-): ResourceMessage {
+  filters: ListenerFilter[],
+  transportSocket?: TransportSocket,
+): Listener {
   const chain = transportSocket ? { filters, transportSocket } : { filters };
   return { name, address, trafficDirection, filterChains: [chain] };
 }
@@ -34,27 +38,35 @@ function listener(
  */
 function httpConnectionManager(
   statPrefix: string,
-  routes: ResourceMessage,
-  before: readonly ResourceMessage[] = [],
-): ResourceMessage {
+  routes: Pick<HttpConnectionManager, 'rds'> | Pick<HttpConnectionManager, 'routeConfig'>,
+  before: readonly HttpFilter[] = [],
+): ListenerFilter {
   return {
     name: 'envoy.filters.network.http_connection_manager',
-    typedConfig: {
-      '@type': HTTP_CONNECTION_MANAGER,
-      statPrefix,
-      ...routes,
-      httpFilters: [
-        ...before,
-        { name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER } },
-      ],
-    },
+    typedConfig: typedAny(
+      'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      {
+        statPrefix,
+        ...routes,
+        httpFilters: [
+          ...before,
+          {
+            name: 'envoy.filters.http.router',
+            typedConfig: typedAny('envoy.extensions.filters.http.router.v3.Router', {}),
+          },
+        ],
+      },
+    ),
   };
 }
 
-function tcpProxy(statPrefix: string, cluster: string): ResourceMessage {
+function tcpProxy(statPrefix: string, cluster: string): ListenerFilter {
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typedConfig: { '@type': TCP_PROXY, statPrefix, cluster },
+    typedConfig: typedAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', {
+      statPrefix,
+      cluster,
+    }),
   };
 }
 
@@ -63,10 +75,13 @@ function tcpProxy(statPrefix: string, cluster: string): ResourceMessage {
  * always present with an empty config, which injects nothing, so a route gaining a fault
  * changes only the route configuration, never every node's listener.
  */
-const FAULT_FILTER = { name: FAULT_FILTER_NAME, typedConfig: { '@type': HTTP_FAULT_TYPE } };
+const FAULT_FILTER: HttpFilter = {
+  name: FAULT_FILTER_NAME,
+  typedConfig: typedAny(HTTP_FAULT_TYPE_NAME, {}),
+};
 
 /** Where a node's apps send HTTP for any service; routes come from the shared RDS config. */
-export function outboundHttpListener(port: number): ResourceMessage {
+export function outboundHttpListener(port: number): Listener {
   return listener(outboundHttpListenerName(port), socketAddress('127.0.0.1', port), 'OUTBOUND', [
     httpConnectionManager(
       'outbound_http',
@@ -77,11 +92,7 @@ export function outboundHttpListener(port: number): ResourceMessage {
 }
 
 /** TCP has no Host header to route on, so each tcp service gets its own local port. */
-export function outboundTcpListener(
-  service: string,
-  cluster: string,
-  port: number,
-): ResourceMessage {
+export function outboundTcpListener(service: string, cluster: string, port: number): Listener {
   return listener(outboundTcpListenerName(service), socketAddress('127.0.0.1', port), 'OUTBOUND', [
     tcpProxy(`outbound_tcp_${service}`, cluster),
   ]);
@@ -89,9 +100,9 @@ export function outboundTcpListener(
 
 /** How an inbound listener is secured: mTLS, and RBAC filters (policy, intentions). */
 export interface InboundSecurity {
-  readonly transportSocket: ResourceMessage;
+  readonly transportSocket: TransportSocket;
   /** envoy.filters.http.rbac for HTTP protocols, envoy.filters.network.rbac for tcp. */
-  readonly rbac: readonly ResourceMessage[];
+  readonly rbac: readonly HttpFilter[] | readonly ListenerFilter[];
 }
 
 /** Accepts mesh traffic on the node's sidecar port and hands it to the local app. */
@@ -100,7 +111,7 @@ export function inboundListener(
   protocol: Protocol,
   sidecarPort: number,
   security?: InboundSecurity,
-): ResourceMessage {
+): Listener {
   const cluster = localAppClusterName(nodeId);
   const rbac = security?.rbac ?? [];
   const filters =

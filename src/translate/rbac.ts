@@ -23,22 +23,33 @@
 import type { AllowedSources } from '../policy/evaluate.js';
 import type { Authorization, IntentionRule } from '../mesh/types.js';
 import type { HeaderMatch, IntentionPermission } from '../traffic/types.js';
-import { TYPE, type ResourceMessage } from './envoy.js';
+import {
+  typedAny,
+  type HttpFilter,
+  type ListenerFilter,
+  type Permission,
+  type Principal,
+  type RBAC,
+  type RbacPolicy,
+  type StringMatcher,
+} from '../protos/envoy-types.js';
+import { TYPE, defined, type PlainJson } from './envoy.js';
 
 export const HTTP_RBAC_FILTER_NAME = 'envoy.filters.http.rbac';
 export const NETWORK_RBAC_FILTER_NAME = 'envoy.filters.network.rbac';
-export const HTTP_RBAC_TYPE_URL = `${TYPE}envoy.extensions.filters.http.rbac.v3.RBAC`;
-export const NETWORK_RBAC_TYPE_URL = `${TYPE}envoy.extensions.filters.network.rbac.v3.RBAC`;
+const HTTP_RBAC_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
+const NETWORK_RBAC_TYPE = 'envoy.extensions.filters.network.rbac.v3.RBAC';
+export const HTTP_RBAC_TYPE_URL = `${TYPE}${HTTP_RBAC_TYPE}`;
+export const NETWORK_RBAC_TYPE_URL = `${TYPE}${NETWORK_RBAC_TYPE}`;
 /** Network RBAC stats are `<statPrefix>rbac.allowed|denied`, e.g. inbound_tcp.rbac.denied. */
 export const DEFAULT_NETWORK_STAT_PREFIX = 'inbound_tcp.';
 const INTENTIONS_STAT_PREFIX = 'inbound_tcp.intentions.';
 /** The key of the policy file's single RBAC policy (shown in Envoy's debug logs and dumps). */
 export const RBAC_POLICY_NAME = 'allowed-callers';
 
-type Json = ResourceMessage;
 export type PrincipalOf = (service: string) => string;
 
-function exact(id: string): Json {
+function exact(id: string): Principal {
   return { authenticated: { principalName: { exact: id } } };
 }
 
@@ -47,8 +58,8 @@ function ids(services: readonly string[], principalOf: PrincipalOf): string[] {
 }
 
 /** envoy.config.rbac.v3.RBAC (Envoy JSON shape) for an AllowedSources partition. */
-export function rbacRulesFor(sources: AllowedSources, principalOf: PrincipalOf): Json {
-  let principals: Json[];
+export function rbacRulesFor(sources: AllowedSources, principalOf: PrincipalOf): PlainJson<RBAC> {
+  let principals: Principal[];
   if (sources.others === 'deny') {
     principals = ids(sources.allowed, principalOf).map(exact);
   } else {
@@ -67,32 +78,43 @@ export function rbacRulesFor(sources: AllowedSources, principalOf: PrincipalOf):
   };
 }
 
-function stringMatcher(m: { Exact?: string; Prefix?: string; Suffix?: string; Regex?: string }) {
+function stringMatcher(m: {
+  Exact?: string;
+  Prefix?: string;
+  Suffix?: string;
+  Regex?: string;
+}): StringMatcher {
   if (m.Exact !== undefined) return { exact: m.Exact };
   if (m.Prefix !== undefined) return { prefix: m.Prefix };
   if (m.Suffix !== undefined) return { suffix: m.Suffix };
   return { safeRegex: { regex: m.Regex ?? '' } };
 }
 
-function headerPermission(h: HeaderMatch): Json {
-  const matcher = h.Present ? { presentMatch: true } : { stringMatch: stringMatcher(h) };
-  return { header: { name: h.Name, ...matcher, ...(h.Invert ? { invertMatch: true } : {}) } };
+function headerPermission(h: HeaderMatch): Permission {
+  return {
+    header: defined({
+      name: h.Name,
+      presentMatch: h.Present ? true : undefined,
+      stringMatch: h.Present ? undefined : stringMatcher(h),
+      invertMatch: h.Invert ? true : undefined,
+    }),
+  };
 }
 
-function and(rules: Json[]): Json {
+function and(rules: Permission[]): Permission {
   if (rules.length === 0) return { any: true };
   if (rules.length === 1) return rules[0]!;
   return { andRules: { rules } };
 }
 
-function or(rules: Json[]): Json {
+function or(rules: Permission[]): Permission {
   return rules.length === 1 ? rules[0]! : { orRules: { rules } };
 }
 
 /** One L7 permission's request match as an Envoy Permission. */
-function permissionMatch(p: IntentionPermission): Json {
+function permissionMatch(p: IntentionPermission): Permission {
   const h = p.HTTP;
-  const rules: Json[] = [];
+  const rules: Permission[] = [];
   if (h.PathExact !== undefined) rules.push({ urlPath: { path: { exact: h.PathExact } } });
   if (h.PathPrefix !== undefined) rules.push({ urlPath: { path: { prefix: h.PathPrefix } } });
   if (h.PathRegex !== undefined) {
@@ -108,10 +130,10 @@ function permissionMatch(p: IntentionPermission): Json {
 }
 
 /** What of a source's requests gets `action` (the first matching permission decides). */
-function requestsGetting(rule: IntentionRule, action: 'allow' | 'deny'): Json | undefined {
+function requestsGetting(rule: IntentionRule, action: 'allow' | 'deny'): Permission | undefined {
   if (rule.action !== undefined) return rule.action === action ? { any: true } : undefined;
   const perms = rule.permissions ?? [];
-  const alternatives: Json[] = [];
+  const alternatives: Permission[] = [];
   perms.forEach((p, i) => {
     if (p.Action !== action) return;
     const earlierOther = perms.slice(0, i).filter((q) => q.Action !== action);
@@ -126,7 +148,11 @@ function requestsGetting(rule: IntentionRule, action: 'allow' | 'deny'): Json | 
 }
 
 /** The principal of a rule: its source, or for `*` anyone no other rule names. */
-function rulePrincipal(rule: IntentionRule, named: readonly string[], principalOf: PrincipalOf) {
+function rulePrincipal(
+  rule: IntentionRule,
+  named: readonly string[],
+  principalOf: PrincipalOf,
+): Principal {
   if (rule.source !== '*') return exact(principalOf(rule.source));
   const others = ids(named, principalOf).map(exact);
   if (others.length === 0) return { any: true };
@@ -138,10 +164,10 @@ export function intentionRules(
   intentions: NonNullable<Authorization['intentions']>,
   principalOf: PrincipalOf,
   l7: boolean,
-): Json {
+): PlainJson<RBAC> {
   const listed = intentions.default === 'deny' ? 'allow' : 'deny';
   const named = intentions.rules.filter((r) => r.source !== '*').map((r) => r.source);
-  const policies: Record<string, Json> = {};
+  const policies: Record<string, RbacPolicy> = {};
   intentions.rules.forEach((rule, i) => {
     // A network filter cannot see requests: L7 permissions apply to HTTP services only
     // (the mesh reports them for tcp services), and such a source falls to the default.
@@ -155,16 +181,19 @@ export function intentionRules(
   return { action: listed === 'allow' ? 'ALLOW' : 'DENY', policies };
 }
 
-function httpFilter(name: string, rules: Json): Json {
-  return { name, typedConfig: { '@type': HTTP_RBAC_TYPE_URL, rules } };
+function httpFilter(name: string, rules: RBAC): HttpFilter {
+  return { name, typedConfig: typedAny(HTTP_RBAC_TYPE, { rules }) };
 }
 
-function networkFilter(name: string, statPrefix: string, rules: Json): Json {
-  return { name, typedConfig: { '@type': NETWORK_RBAC_TYPE_URL, statPrefix, rules } };
+function networkFilter(name: string, statPrefix: string, rules: RBAC): ListenerFilter {
+  return { name, typedConfig: typedAny(NETWORK_RBAC_TYPE, { statPrefix, rules }) };
 }
 
 /** The `envoy.filters.http.rbac` HttpFilter for an AllowedSources partition. */
-export function httpRbacFilter(sources: AllowedSources, principalOf: PrincipalOf): Json {
+export function httpRbacFilter(
+  sources: AllowedSources,
+  principalOf: PrincipalOf,
+): PlainJson<HttpFilter> {
   return httpFilter(HTTP_RBAC_FILTER_NAME, rbacRulesFor(sources, principalOf));
 }
 
@@ -177,7 +206,7 @@ export function networkRbacFilter(
   sources: AllowedSources,
   principalOf: PrincipalOf,
   statPrefix = DEFAULT_NETWORK_STAT_PREFIX,
-): Json {
+): PlainJson<ListenerFilter> {
   return networkFilter(NETWORK_RBAC_FILTER_NAME, statPrefix, rbacRulesFor(sources, principalOf));
 }
 
@@ -186,19 +215,19 @@ export function authorizationFilters(
   auth: Authorization,
   principalOf: PrincipalOf,
   http: boolean,
-): Json[] {
-  const filters: Json[] = [];
-  if (auth.policy) {
-    filters.push(
-      http ? httpRbacFilter(auth.policy, principalOf) : networkRbacFilter(auth.policy, principalOf),
-    );
+): HttpFilter[] | ListenerFilter[] {
+  const intentions = auth.intentions && intentionRules(auth.intentions, principalOf, http);
+  if (http) {
+    const filters: HttpFilter[] = [];
+    if (auth.policy) filters.push(httpRbacFilter(auth.policy, principalOf));
+    if (intentions) filters.push(httpFilter(`${HTTP_RBAC_FILTER_NAME}.intentions`, intentions));
+    return filters;
   }
-  if (auth.intentions) {
-    const rules = intentionRules(auth.intentions, principalOf, http);
+  const filters: ListenerFilter[] = [];
+  if (auth.policy) filters.push(networkRbacFilter(auth.policy, principalOf));
+  if (intentions) {
     filters.push(
-      http
-        ? httpFilter(`${HTTP_RBAC_FILTER_NAME}.intentions`, rules)
-        : networkFilter(`${NETWORK_RBAC_FILTER_NAME}.intentions`, INTENTIONS_STAT_PREFIX, rules),
+      networkFilter(`${NETWORK_RBAC_FILTER_NAME}.intentions`, INTENTIONS_STAT_PREFIX, intentions),
     );
   }
   return filters;

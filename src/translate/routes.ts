@@ -3,8 +3,25 @@
 // inline inbound one.
 import type { Protocol } from '../catalog/model.js';
 import type { MeshService, Route, RouteMatch, WeightedDestination } from '../mesh/types.js';
+import {
+  typedAny,
+  type ClusterWeight,
+  type Duration,
+  type HashPolicy as EnvoyHashPolicy,
+  type HeaderMatcher,
+  type HeaderValueOption,
+  type QueryParameterMatcher,
+  type Route as EnvoyRoute,
+  type RouteAction,
+  type RouteConfiguration,
+  type RouteMatch as EnvoyRouteMatch,
+  type RetryPolicy,
+  type StringMatcher,
+  type VirtualHost,
+  type envoy,
+} from '../protos/envoy-types.js';
 import type { HashPolicy, HeaderEdits, HeaderMatch, QueryParamMatch } from '../traffic/types.js';
-import { TYPE, defined, durationMs, fractionalPercent, type ResourceMessage } from './envoy.js';
+import { defined, durationMs, fractionalPercent } from './envoy.js';
 import {
   LOCAL_APP_VIRTUAL_HOST,
   OUTBOUND_ROUTE_NAME,
@@ -13,17 +30,28 @@ import {
 } from './names.js';
 
 export const FAULT_FILTER_NAME = 'envoy.filters.http.fault';
-export const HTTP_FAULT_TYPE = `${TYPE}envoy.extensions.filters.http.fault.v3.HTTPFault`;
+export const HTTP_FAULT_TYPE_NAME = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
-const PREVIOUS_HOSTS_TYPE = `${TYPE}envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate`;
+const PREVIOUS_HOSTS_TYPE_NAME =
+  'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
+
+type HeaderAppendAction = envoy.config.core.v3.HeaderValueOption.HeaderAppendAction;
+/** The header edits a route and a weighted cluster both carry. */
+type HeaderEditFields = Pick<
+  ClusterWeight & EnvoyRoute,
+  | 'requestHeadersToAdd'
+  | 'requestHeadersToRemove'
+  | 'responseHeadersToAdd'
+  | 'responseHeadersToRemove'
+>;
 
 /** gRPC streams are long-lived; Envoy's default 15 s route timeout would cut them. */
-function defaultTimeout(protocol: Protocol): ResourceMessage {
-  return protocol === 'grpc' ? { timeout: durationMs(0) } : {};
+function defaultTimeout(protocol: Protocol): Duration | undefined {
+  return protocol === 'grpc' ? durationMs(0) : undefined;
 }
 
-function routeAllTo(cluster: string, protocol: Protocol): ResourceMessage {
-  return { match: { prefix: '/' }, route: { cluster, ...defaultTimeout(protocol) } };
+function routeAllTo(cluster: string, protocol: Protocol): EnvoyRoute {
+  return { match: { prefix: '/' }, route: defined({ cluster, timeout: defaultTimeout(protocol) }) };
 }
 
 /** Host names an app may use for a service, with or without the mesh suffix and a port. */
@@ -32,31 +60,40 @@ export function serviceDomains(service: string, domainSuffix: string): string[] 
   return [service, `${service}:*`, fqdn, `${fqdn}:*`];
 }
 
-function stringMatch(m: { Exact?: string; Prefix?: string; Suffix?: string; Regex?: string }) {
+function stringMatch(m: {
+  Exact?: string;
+  Prefix?: string;
+  Suffix?: string;
+  Regex?: string;
+}): StringMatcher {
   if (m.Exact !== undefined) return { exact: m.Exact };
   if (m.Prefix !== undefined) return { prefix: m.Prefix };
   if (m.Suffix !== undefined) return { suffix: m.Suffix };
   return { safeRegex: { regex: m.Regex ?? '' } };
 }
 
-function headerMatcher(h: HeaderMatch): ResourceMessage {
-  const matcher = h.Present ? { presentMatch: true } : { stringMatch: stringMatch(h) };
-  return { name: h.Name, ...matcher, ...(h.Invert ? { invertMatch: true } : {}) };
+function headerMatcher(h: HeaderMatch): HeaderMatcher {
+  return defined({
+    name: h.Name,
+    presentMatch: h.Present ? true : undefined,
+    stringMatch: h.Present ? undefined : stringMatch(h),
+    invertMatch: h.Invert ? true : undefined,
+  });
 }
 
-function queryMatcher(q: QueryParamMatch): ResourceMessage {
+function queryMatcher(q: QueryParamMatch): QueryParameterMatcher {
   if (q.Present) return { name: q.Name, presentMatch: true };
   return { name: q.Name, stringMatch: stringMatch(q) };
 }
 
 /** Consul matches methods as one regex on :method (RE2 matches the whole value). */
-function methodMatcher(methods: readonly string[]): ResourceMessage[] {
+function methodMatcher(methods: readonly string[]): HeaderMatcher[] {
   if (methods.length === 0) return [];
   return [{ name: ':method', stringMatch: { safeRegex: { regex: methods.join('|') } } }];
 }
 
-function routeMatch(m: RouteMatch): ResourceMessage {
-  const path =
+function routeMatch(m: RouteMatch): EnvoyRouteMatch {
+  const path: EnvoyRouteMatch =
     m.path === undefined
       ? { prefix: '/' }
       : m.path.kind === 'exact'
@@ -66,33 +103,40 @@ function routeMatch(m: RouteMatch): ResourceMessage {
           : { safeRegex: { regex: m.path.value } };
   const headers = [...methodMatcher(m.methods), ...m.headers.map(headerMatcher)];
   const queryParameters = m.queryParams.map(queryMatcher);
-  return {
+  return defined({
     ...path,
-    ...(headers.length > 0 ? { headers } : {}),
-    ...(queryParameters.length > 0 ? { queryParameters } : {}),
-  };
+    headers: headers.length > 0 ? headers : undefined,
+    queryParameters: queryParameters.length > 0 ? queryParameters : undefined,
+  });
 }
 
-function headerValues(values: Readonly<Record<string, string>>, appendAction: string) {
+function headerValues(
+  values: Readonly<Record<string, string>>,
+  appendAction: HeaderAppendAction,
+): HeaderValueOption[] {
   return Object.keys(values)
     .sort()
     .map((key) => ({ header: { key, value: values[key] }, appendAction }));
 }
 
 /** Consul's Add appends, Set overwrites, Remove removes. */
-function headerEdits(edits: HeaderEdits | undefined, side: 'request' | 'response') {
+function headerEdits(
+  edits: HeaderEdits | undefined,
+  side: 'request' | 'response',
+): HeaderEditFields {
   if (!edits) return {};
-  const add = [
+  const added = [
     ...headerValues(edits.Add, 'APPEND_IF_EXISTS_OR_ADD'),
     ...headerValues(edits.Set, 'OVERWRITE_IF_EXISTS_OR_ADD'),
   ];
-  return {
-    ...(add.length > 0 ? { [`${side}HeadersToAdd`]: add } : {}),
-    ...(edits.Remove.length > 0 ? { [`${side}HeadersToRemove`]: [...edits.Remove] } : {}),
-  };
+  const add = added.length > 0 ? added : undefined;
+  const remove = edits.Remove.length > 0 ? [...edits.Remove] : undefined;
+  return side === 'request'
+    ? defined({ requestHeadersToAdd: add, requestHeadersToRemove: remove })
+    : defined({ responseHeadersToAdd: add, responseHeadersToRemove: remove });
 }
 
-function weightedCluster(d: WeightedDestination): ResourceMessage {
+function weightedCluster(d: WeightedDestination): ClusterWeight {
   return {
     name: d.backend,
     weight: { value: d.weight },
@@ -101,7 +145,9 @@ function weightedCluster(d: WeightedDestination): ResourceMessage {
   };
 }
 
-function destinations(ds: readonly WeightedDestination[]): ResourceMessage {
+function destinations(
+  ds: readonly WeightedDestination[],
+): Pick<RouteAction, 'cluster' | 'weightedClusters'> {
   const only = ds[0];
   if (ds.length === 1 && only && !only.requestHeaders && !only.responseHeaders) {
     return { cluster: only.backend };
@@ -109,34 +155,30 @@ function destinations(ds: readonly WeightedDestination[]): ResourceMessage {
   return { weightedClusters: { clusters: ds.map(weightedCluster) } };
 }
 
-function retryPolicy(route: Route): ResourceMessage {
+function retryPolicy(route: Route): RetryPolicy | undefined {
   const r = route.retry;
-  if (!r) return {};
-  return {
-    retryPolicy: defined({
-      retryOn: r.retryOn.join(','),
-      numRetries: r.numRetries !== undefined ? { value: r.numRetries } : undefined,
-      retriableStatusCodes:
-        r.retriableStatusCodes.length > 0 ? [...r.retriableStatusCodes] : undefined,
-      retryBackOff: r.backoff
-        ? defined({
-            baseInterval: durationMs(r.backoff.baseIntervalMs),
-            maxInterval:
-              r.backoff.maxIntervalMs !== undefined
-                ? durationMs(r.backoff.maxIntervalMs)
-                : undefined,
-          })
-        : undefined,
-      retryHostPredicate: r.otherHosts
-        ? [{ name: PREVIOUS_HOSTS, typedConfig: { '@type': PREVIOUS_HOSTS_TYPE } }]
-        : undefined,
-      hostSelectionRetryMaxAttempts: r.otherHosts ? 5 : undefined,
-    }),
-  };
+  if (!r) return undefined;
+  return defined({
+    retryOn: r.retryOn.join(','),
+    numRetries: r.numRetries !== undefined ? { value: r.numRetries } : undefined,
+    retriableStatusCodes:
+      r.retriableStatusCodes.length > 0 ? [...r.retriableStatusCodes] : undefined,
+    retryBackOff: r.backoff
+      ? defined({
+          baseInterval: durationMs(r.backoff.baseIntervalMs),
+          maxInterval:
+            r.backoff.maxIntervalMs !== undefined ? durationMs(r.backoff.maxIntervalMs) : undefined,
+        })
+      : undefined,
+    retryHostPredicate: r.otherHosts
+      ? [{ name: PREVIOUS_HOSTS, typedConfig: typedAny(PREVIOUS_HOSTS_TYPE_NAME, {}) }]
+      : undefined,
+    hostSelectionRetryMaxAttempts: r.otherHosts ? 5 : undefined,
+  });
 }
 
-function hashPolicy(h: HashPolicy): ResourceMessage {
-  const terminal = h.Terminal ? { terminal: true } : {};
+function hashPolicy(h: HashPolicy): EnvoyHashPolicy {
+  const terminal: EnvoyHashPolicy = h.Terminal ? { terminal: true } : {};
   if (h.SourceIP) return { connectionProperties: { sourceIp: true }, ...terminal };
   const name = h.FieldValue ?? '';
   if (h.Field === 'header') return { header: { headerName: name }, ...terminal };
@@ -152,13 +194,14 @@ function hashPolicy(h: HashPolicy): ResourceMessage {
   };
 }
 
-function fault(route: Route): ResourceMessage {
+/** Per-route fault injection: the config of the always-present fault filter, for this route. */
+function fault(route: Route): EnvoyRoute['typedPerFilterConfig'] {
   const f = route.fault;
-  if (!f) return {};
+  if (!f) return undefined;
   return {
-    typedPerFilterConfig: {
-      [FAULT_FILTER_NAME]: defined({
-        '@type': HTTP_FAULT_TYPE,
+    [FAULT_FILTER_NAME]: typedAny(
+      HTTP_FAULT_TYPE_NAME,
+      defined({
         delay: f.Delay
           ? {
               fixedDelay: durationMs(f.Delay.Duration),
@@ -169,42 +212,38 @@ function fault(route: Route): ResourceMessage {
           ? { httpStatus: f.Abort.HttpStatus, percentage: fractionalPercent(f.Abort.Percent) }
           : undefined,
       }),
-    },
+    ),
   };
 }
 
-function envoyRoute(route: Route, protocol: Protocol): ResourceMessage {
-  const action = {
+function envoyRoute(route: Route, protocol: Protocol): EnvoyRoute {
+  const action: RouteAction = defined({
     ...destinations(route.destinations),
-    ...(route.timeoutMs !== undefined
-      ? { timeout: durationMs(route.timeoutMs) }
-      : defaultTimeout(protocol)),
-    ...(route.idleTimeoutMs !== undefined ? { idleTimeout: durationMs(route.idleTimeoutMs) } : {}),
-    ...retryPolicy(route),
-    ...(route.prefixRewrite !== undefined ? { prefixRewrite: route.prefixRewrite } : {}),
-    ...(route.hashPolicies.length > 0 ? { hashPolicy: route.hashPolicies.map(hashPolicy) } : {}),
-    ...(route.mirror
-      ? {
-          requestMirrorPolicies: [
-            {
-              cluster: route.mirror.backend,
-              runtimeFraction: { defaultValue: fractionalPercent(route.mirror.percent) },
-            },
-          ],
-        }
-      : {}),
-  };
-  return {
+    timeout: route.timeoutMs !== undefined ? durationMs(route.timeoutMs) : defaultTimeout(protocol),
+    idleTimeout: route.idleTimeoutMs !== undefined ? durationMs(route.idleTimeoutMs) : undefined,
+    retryPolicy: retryPolicy(route),
+    prefixRewrite: route.prefixRewrite,
+    hashPolicy: route.hashPolicies.length > 0 ? route.hashPolicies.map(hashPolicy) : undefined,
+    requestMirrorPolicies: route.mirror
+      ? [
+          {
+            cluster: route.mirror.backend,
+            runtimeFraction: { defaultValue: fractionalPercent(route.mirror.percent) },
+          },
+        ]
+      : undefined,
+  });
+  return defined({
     match: routeMatch(route.match),
     route: action,
     ...headerEdits(route.requestHeaders, 'request'),
     ...headerEdits(route.responseHeaders, 'response'),
-    ...fault(route),
-  };
+    typedPerFilterConfig: fault(route),
+  });
 }
 
 /** The outbound virtual host of one HTTP-family service. */
-export function serviceVirtualHost(service: MeshService, domainSuffix: string): ResourceMessage {
+export function serviceVirtualHost(service: MeshService, domainSuffix: string): VirtualHost {
   return {
     name: service.name,
     domains: serviceDomains(service.name, domainSuffix),
@@ -218,13 +257,13 @@ export function serviceVirtualHost(service: MeshService, domainSuffix: string): 
  * configuration keeps listeners warming.
  */
 export function outboundRouteConfiguration(
-  virtualHosts: readonly ResourceMessage[],
-): ResourceMessage {
+  virtualHosts: readonly VirtualHost[],
+): RouteConfiguration {
   return { name: OUTBOUND_ROUTE_NAME, virtualHosts };
 }
 
 /** Everything arriving at a node's sidecar port goes to its own app. */
-export function inboundRouteConfiguration(nodeId: string, protocol: Protocol): ResourceMessage {
+export function inboundRouteConfiguration(nodeId: string, protocol: Protocol): RouteConfiguration {
   return {
     name: inboundRouteName(nodeId),
     virtualHosts: [

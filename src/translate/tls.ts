@@ -2,10 +2,17 @@
 // only secrets), and the Secret resources themselves.
 import { spiffeId, trustDomainPrefix } from '../ca/spiffe.js';
 import type { MeshIdentity } from '../mesh/types.js';
-import { TYPE, adsConfigSource, type ResourceMessage } from './envoy.js';
+import {
+  typedAny,
+  type CommonTlsContext,
+  type SdsSecretConfig,
+  type Secret,
+  type StringMatcher,
+  type TransportSocket,
+} from '../protos/envoy-types.js';
+import { adsConfigSource, defined } from './envoy.js';
 import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from './names.js';
 
-const TLS = `${TYPE}envoy.extensions.transport_sockets.tls.v3`;
 const TLS_SOCKET = 'envoy.transport_sockets.tls';
 
 /** The SPIFFE ID certificates of `service` carry (one home: ca/spiffe.ts). */
@@ -13,12 +20,12 @@ export function spiffeIdOf(identity: MeshIdentity, service: string): string {
   return spiffeId(identity, service);
 }
 
-function sds(name: string): ResourceMessage {
+function sds(name: string): SdsSecretConfig {
   return { name, sdsConfig: adsConfigSource() };
 }
 
-function commonTlsContext(sanMatcher: ResourceMessage, alpn: string[]): ResourceMessage {
-  return {
+function commonTlsContext(sanMatcher: StringMatcher, alpn: string[]): CommonTlsContext {
+  return defined({
     tlsCertificateSdsSecretConfigs: [sds(IDENTITY_SECRET_NAME)],
     combinedValidationContext: {
       defaultValidationContext: {
@@ -26,22 +33,21 @@ function commonTlsContext(sanMatcher: ResourceMessage, alpn: string[]): Resource
       },
       validationContextSdsSecretConfig: sds(TRUST_BUNDLE_SECRET_NAME),
     },
-    ...(alpn.length > 0 ? { alpnProtocols: alpn } : {}),
-  };
+    alpnProtocols: alpn.length > 0 ? alpn : undefined,
+  });
 }
 
 /** Inbound: a client certificate chained to the bundle, with a SPIFFE ID in our trust domain. */
-export function downstreamMtls(identity: MeshIdentity, http: boolean): ResourceMessage {
+export function downstreamMtls(identity: MeshIdentity, http: boolean): TransportSocket {
   return {
     name: TLS_SOCKET,
-    typedConfig: {
-      '@type': `${TLS}.DownstreamTlsContext`,
+    typedConfig: typedAny('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
       commonTlsContext: commonTlsContext(
         { prefix: trustDomainPrefix(identity.trustDomain) },
         http ? ['h2', 'http/1.1'] : [],
       ),
       requireClientCertificate: { value: true }, // google.protobuf.BoolValue
-    },
+    }),
   };
 }
 
@@ -51,14 +57,13 @@ export function upstreamMtls(
   service: string,
   dnsSuffix: string,
   alpn: string[],
-): ResourceMessage {
+): TransportSocket {
   return {
     name: TLS_SOCKET,
-    typedConfig: {
-      '@type': `${TLS}.UpstreamTlsContext`,
+    typedConfig: typedAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
       commonTlsContext: commonTlsContext({ exact: spiffeIdOf(identity, service) }, alpn),
       sni: `${service}.${dnsSuffix}`,
-    },
+    }),
   };
 }
 
@@ -67,7 +72,7 @@ export interface IdentityMaterial {
   readonly privateKeyPem: string;
 }
 
-export function identitySecret(leaf: IdentityMaterial): ResourceMessage {
+export function identitySecret(leaf: IdentityMaterial): Secret {
   return {
     name: IDENTITY_SECRET_NAME,
     tlsCertificate: {
@@ -77,7 +82,7 @@ export function identitySecret(leaf: IdentityMaterial): ResourceMessage {
   };
 }
 
-export function trustBundleSecret(bundlePem: string): ResourceMessage {
+export function trustBundleSecret(bundlePem: string): Secret {
   return {
     name: TRUST_BUNDLE_SECRET_NAME,
     validationContext: { trustedCa: { inlineString: bundlePem } },

@@ -1,14 +1,34 @@
 // What the translators produce: Envoy resources in their JSON shape, keyed by resource name,
 // per kind. Encoded later, once, by the snapshot store.
-import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
-import type { ResourceMessage } from './envoy.js';
+import type {
+  Cluster,
+  ClusterLoadAssignment,
+  Listener,
+  RouteConfiguration,
+  Secret,
+} from '../protos/envoy-types.js';
+import type { ResourceKind } from '../protos/envoy.js';
 
-export type { ResourceMessage };
+/** The Envoy message each kind of resource is. */
+export interface ResourceTypes {
+  clusters: Cluster;
+  endpoints: ClusterLoadAssignment;
+  listeners: Listener;
+  routes: RouteConfiguration;
+  secrets: Secret;
+}
 
-export type ResourceSet = { [K in ResourceKind]: Map<string, ResourceMessage> };
+/** A resource of any kind: for code that handles them alike (the encoder, secret providers). */
+export type ResourceMessage = ResourceTypes[ResourceKind];
+
+export type ResourceSet = { [K in ResourceKind]: Map<string, ResourceTypes[K]> };
 
 export function emptyResourceSet(): ResourceSet {
-  const set = {} as ResourceSet;
-  for (const kind of RESOURCE_KINDS) set[kind] = new Map();
-  return set;
+  return {
+    clusters: new Map(),
+    endpoints: new Map(),
+    listeners: new Map(),
+    routes: new Map(),
+    secrets: new Map(),
+  };
 }
