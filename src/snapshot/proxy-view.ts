@@ -93,17 +93,26 @@ export class ProxyView {
    */
   diffFrom(prev: ProxyView, kind: ResourceKind): KindDiff {
     const own = diffMaps(prev.own[kind], this.own[kind]);
-    if (prev.snapshot === this.snapshot) return own;
-    const shared = this.snapshot.sharedDiffFrom(prev.snapshot, kind);
+    const shared =
+      prev.snapshot === this.snapshot ? EMPTY : this.snapshot.sharedDiffFrom(prev.snapshot, kind);
     if (own.changed.size === 0 && own.removed.size === 0) return shared;
     const changed = new Set([...shared.changed, ...own.changed]);
     const removed = new Set([...shared.removed, ...own.removed]);
-    // A name that moved between the shared and the own layer is a change, not a removal.
+    // A name that moved between the shared and the own layer is a change, not a removal: an
+    // own resource that shadowed a shared one (an upstream override) and went away leaves
+    // the shared one, which the proxy must be sent again.
     for (const name of changed) removed.delete(name);
-    for (const name of removed) if (this.get(kind, name)) removed.delete(name);
+    for (const name of removed) {
+      if (this.get(kind, name)) {
+        removed.delete(name);
+        changed.add(name);
+      }
+    }
     return { changed, removed };
   }
 }
+
+const EMPTY: KindDiff = { changed: new Set(), removed: new Set() };
 
 // A proxy's own resources are cached across snapshots (store.ts), so is their block.
 const ownBlocks = new WeakMap<ResourceMap, SotwBlock>();

@@ -172,7 +172,11 @@ const proxyDefaults = entry(
 
 const serviceDefaults = entry(
   'service-defaults',
-  { Protocol: protocol.optional(), UpstreamConfig: upstreamConfig.optional() },
+  {
+    // Consul prints `"Protocol": ""` for an entry written without one: that is no protocol.
+    Protocol: z.preprocess((v) => (v === '' ? undefined : v), protocol.optional()),
+    UpstreamConfig: upstreamConfig.optional(),
+  },
   {
     unsupported: [
       'Mode',
@@ -430,6 +434,12 @@ const serviceResolver = entry(
       { unsupported: [...TENANCY, 'Peer', 'SamenessGroup'] },
     ).optional(),
     LoadBalancer: loadBalancer.optional(),
+    // Extension: percent of healthy local endpoints below which the next priority takes load.
+    FailoverThreshold: percent
+      .refine((v) => v > 0, {
+        error: (i) => `expected a number above 0, at most 100, got ${brief(i.input)}`,
+      })
+      .optional(),
     Failover: record(
       z.string().refine((k) => k === '*' || NAME.test(k), {
         error: (i) => `expected "*" or a subset name, got ${brief(i.input)}`,

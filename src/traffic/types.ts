@@ -238,12 +238,17 @@ export interface ServiceResolver {
   readonly Redirect?: {
     readonly Service?: string;
     readonly ServiceSubset?: string;
-    /** Stored for the cross-datacenter work; not applied yet. */
+    /** Every request to this service goes to its instances in that datacenter. */
     readonly Datacenter?: string;
   };
   readonly LoadBalancer?: LoadBalancer;
-  /** Stored for the cross-datacenter work (issue 11); not applied yet. */
+  /**
+   * By subset ("*" = any): the datacenters (or same-service targets in them) that take load,
+   * in order, when the caller's own has too few healthy endpoints.
+   */
   readonly Failover: Readonly<Record<string, Failover>>;
+  /** Extension: percent of healthy endpoints below which the next priority takes load. */
+  readonly FailoverThreshold?: number;
 }
 
 export interface IntentionHttpPermission {
