@@ -18,6 +18,17 @@ export interface Instance {
   readonly health: Health;
   readonly tags: readonly string[];
   readonly meta: Readonly<Record<string, string>>;
+  /** Where the instance runs. Absent datacenter: the control plane's own (serve --datacenter). */
+  readonly datacenter?: string;
+  readonly region?: string;
+  readonly zone?: string;
+}
+
+/** Where a workload runs, coarse to fine; a missing part matches only another missing part. */
+export interface Locality {
+  readonly datacenter?: string;
+  readonly region?: string;
+  readonly zone?: string;
 }
 
 export interface Service {
@@ -41,6 +52,8 @@ export interface ProxyIdentity {
   readonly service: string;
   /** Port of the outbound HTTP listener on 127.0.0.1. */
   readonly outboundPort: number;
+  /** Where the sidecar runs (Envoy node locality + metadata.datacenter), when it says. */
+  readonly locality?: Locality;
 }
 
 export const DEFAULT_OUTBOUND_PORT = 15001;
@@ -123,6 +136,9 @@ function sameInstance(a: Instance, b: Instance): boolean {
     a.port === b.port &&
     a.sidecarPort === b.sidecarPort &&
     a.health === b.health &&
+    a.datacenter === b.datacenter &&
+    a.region === b.region &&
+    a.zone === b.zone &&
     keyCount(a) === keyCount(b) &&
     a.tags.length === b.tags.length &&
     a.tags.every((t, i) => t === b.tags[i]) &&

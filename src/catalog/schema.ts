@@ -13,6 +13,13 @@ const port = z
   .min(1, { error: (i) => `expected integer 1-65535, got ${show(i.input)}` })
   .max(65535, { error: (i) => `expected integer 1-65535, got ${show(i.input)}` });
 
+/** Datacenter, region and zone names: Consul's datacenter names are DNS labels too. */
+const localityPart = z
+  .string({ error: (i) => `expected a name (a-z, 0-9, . _ -), got ${show(i.input)}` })
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/, {
+    error: (i) => `expected a name (a-z, 0-9, . _ -), got ${show(i.input)}`,
+  });
+
 function oneOf<T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, {
     error: (i) => `expected one of ${values.join(' | ')}, got ${show(i.input)}`,
@@ -33,6 +40,9 @@ export const instanceSchema = z
     health: oneOf(HEALTH_STATES).default('passing'),
     tags: z.array(z.string()).default([]),
     meta: z.record(z.string(), z.string()).default({}),
+    datacenter: localityPart.optional(),
+    region: localityPart.optional(),
+    zone: localityPart.optional(),
   })
   .strict();
 
