@@ -1,9 +1,9 @@
 // `lucid-mesh serve` traffic flags: where the config entries come from, and the mesh-wide
-// settings that go with them. --traffic FILE wins; otherwise the discovery source's own store
+// settings that go with them (intentions default, connect timeout, datacenters, failover). --traffic FILE wins; otherwise the discovery source's own store
 // holds them (Consul: /v1/config/<kind>; etcd: <prefix>config/<kind>/<name>); a catalog file
 // without --traffic means no traffic configuration.
 import { existsSync } from 'node:fs';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { ControlPlaneOptions } from '../app.js';
 import { consulSourcesFromFlags } from '../sources/consul/config-entries.js';
 import { etcdTrafficSourceFromFlags } from '../sources/etcd/config-entries.js';
@@ -20,6 +20,45 @@ export interface TrafficFlags {
   traffic?: string;
   intentionsDefault: (typeof INTENTION_DEFAULTS)[number];
   connectTimeoutMs: number;
+  datacenter: string;
+  datacenters: readonly string[];
+  failoverThreshold?: number;
+}
+
+const DATACENTER = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;
+
+function datacenterOption(flag: string) {
+  return (value: string): string => {
+    if (!DATACENTER.test(value)) {
+      throw new InvalidArgumentError(
+        `${flag}: expected a datacenter name (letters, digits, . _ -), got ${JSON.stringify(value)}`,
+      );
+    }
+    return value;
+  };
+}
+
+function datacenterListOption(flag: string) {
+  const one = datacenterOption(flag);
+  return (value: string): string[] => {
+    const names = value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
+    return [...new Set(names.map(one))];
+  };
+}
+
+function percentOption(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value.trim()) || n <= 0 || n > 100) {
+      throw new InvalidArgumentError(
+        `${flag}: expected a percentage above 0, at most 100, got ${JSON.stringify(value)}`,
+      );
+    }
+    return n;
+  };
 }
 
 export function trafficCliOptions(): Option[] {
@@ -42,6 +81,26 @@ export function trafficCliOptions(): Option[] {
       .env('LUCID_CONNECT_TIMEOUT_MS')
       .default(5000)
       .argParser(durationMsOption('--connect-timeout-ms', 600_000)),
+    new Option(
+      '--datacenter <name>',
+      "this control plane's datacenter: catalog instances and sidecars that name none are in it",
+    )
+      .env('LUCID_DATACENTER')
+      .default('dc1')
+      .argParser(datacenterOption('--datacenter')),
+    new Option(
+      '--datacenters <list>',
+      'failover order of the other datacenters, comma-separated (others follow by name)',
+    )
+      .env('LUCID_DATACENTERS')
+      .default([])
+      .argParser(datacenterListOption('--datacenters')),
+    new Option(
+      '--failover-threshold <percent>',
+      "share of healthy endpoints in a locality below which the next one takes load (default: Envoy's, about 71)",
+    )
+      .env('LUCID_FAILOVER_THRESHOLD')
+      .argParser(percentOption('--failover-threshold')),
   ];
 }
 
@@ -70,5 +129,13 @@ export function sourcesFromFlags(
 }
 
 export function meshSettingsFromFlags(flags: TrafficFlags): ControlPlaneOptions['mesh'] {
-  return { intentionsDefault: flags.intentionsDefault, connectTimeoutMs: flags.connectTimeoutMs };
+  return {
+    intentionsDefault: flags.intentionsDefault,
+    connectTimeoutMs: flags.connectTimeoutMs,
+    datacenter: flags.datacenter,
+    datacenters: flags.datacenters.filter((d) => d !== flags.datacenter),
+    ...(flags.failoverThreshold !== undefined
+      ? { failoverThresholdPercent: flags.failoverThreshold }
+      : {}),
+  };
 }

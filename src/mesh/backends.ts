@@ -10,19 +10,24 @@ import type {
   UpstreamConfig,
   UpstreamSettings,
 } from '../traffic/types.js';
+import type { ConfigProblem } from '../traffic/provider.js';
+import { compareLocalities, localityKey, placed } from './locality.js';
 import { backendName } from './names.js';
 import type {
   Backend,
+  Endpoint,
   LoadBalancing,
   LocalityEndpoints,
   MeshSettings,
   OutlierDetection,
+  PlacedLocality,
 } from './types.js';
 
 /**
  * passing and warning instances serve. Critical ones are left out instead of being sent as
  * UNHEALTHY: once enough hosts are unhealthy, Envoy's panic threshold (50% by default) makes
- * it balance across all hosts, the unhealthy ones included.
+ * it balance across all hosts, the unhealthy ones included. (Failover backends do send them,
+ * with the panic threshold off: see translate/clusters.ts.)
  */
 export function receivesTraffic(instance: Instance): boolean {
   return instance.health !== 'critical';
@@ -30,29 +35,60 @@ export function receivesTraffic(instance: Instance): boolean {
 
 const filters = new WeakMap<ResolverSubset, (i: Instance) => boolean>();
 
+/** Membership of a subset (its Filter); health is judged separately (see serves). */
 function subsetFilter(subset: ResolverSubset): (i: Instance) => boolean {
   let filter = filters.get(subset);
   if (!filter) {
     const matches = compileFilter(subset.Filter);
-    filter = (i) =>
-      receivesTraffic(i) && (!subset.OnlyPassing || i.health === 'passing') && matches(i);
+    filter = (i) => matches(i);
     filters.set(subset, filter);
   }
   return filter;
 }
 
-function localities(instances: readonly Instance[]): LocalityEndpoints[] {
-  const endpoints = [...instances]
-    .sort((a, b) => compareStrings(a.id, b.id))
-    .map((i) => ({
+/** Whether a member takes traffic: not critical, and passing when the subset says OnlyPassing. */
+function serves(i: Instance, subset: ResolverSubset | undefined): boolean {
+  return receivesTraffic(i) && (!subset?.OnlyPassing || i.health === 'passing');
+}
+
+/**
+ * Endpoints grouped by locality, sorted. A failover backend keeps its non-serving members as
+ * unhealthy (Envoy counts them when it decides how much load a priority can take); any other
+ * backend leaves them out.
+ */
+function localities(
+  members: readonly Instance[],
+  subset: ResolverSubset | undefined,
+  settings: MeshSettings,
+  failover: boolean,
+): LocalityEndpoints[] {
+  const groups = new Map<string, { locality: PlacedLocality; endpoints: Endpoint[] }>();
+  for (const i of [...members].sort((a, b) => compareStrings(a.id, b.id))) {
+    const healthy = serves(i, subset);
+    if (!healthy && !failover) continue;
+    const locality = placed(i, settings);
+    const key = localityKey(locality);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { locality, endpoints: [] }));
+    group.endpoints.push({
       id: i.id,
       address: i.address,
       port: i.sidecarPort ?? i.port,
       meshed: i.sidecarPort !== undefined,
-    }));
-  // One locality until instances carry theirs (the cross-datacenter work).
-  return endpoints.length === 0 ? [] : [{ locality: {}, endpoints }];
+      healthy,
+    });
+  }
+  return [...groups.values()].sort((a, b) => compareLocalities(a.locality, b.locality));
 }
+
+/** Passive health checking for failover backends nothing else configures: a dead datacenter's
+ * instances are ejected before the catalog notices. All may go (the next priority takes over). */
+export const FAILOVER_OUTLIER_DETECTION: OutlierDetection = {
+  intervalMs: 10_000,
+  consecutive5xx: 5,
+  maxEjectionPercent: 100,
+  baseEjectionTimeMs: 30_000,
+};
 
 /** The upstream settings a proxy uses for `service`: an override for it, else the defaults. */
 export function upstreamSettings(
@@ -102,7 +138,8 @@ export function applyUpstreamSettings(
 ): Backend {
   const { limits: _l, outlierDetection: _o, ...rest } = backend;
   const limits = settings?.Limits;
-  const outlier = outlierDetection(settings);
+  const outlier =
+    outlierDetection(settings) ?? (backend.failover ? FAILOVER_OUTLIER_DETECTION : undefined);
   return {
     ...rest,
     // The resolver's ConnectTimeout is the destination's own word, so it wins (as in Consul).
@@ -121,33 +158,92 @@ export function defaultConnectTimeoutMs(
   return proxyDefaults?.Config.connect_timeout_ms ?? settings.connectTimeoutMs;
 }
 
+/** The failover datacenters a resolver names for a subset ("*": any), and what it cannot do. */
+function failoverOf(
+  resolver: ServiceResolver | undefined,
+  subset: string | undefined,
+  problems: ConfigProblem[],
+): readonly string[] | undefined {
+  const f =
+    (subset !== undefined ? resolver?.Failover[subset] : undefined) ?? resolver?.Failover['*'];
+  if (!f || !resolver) return undefined;
+  const at = `Failover[${JSON.stringify(subset !== undefined && resolver.Failover[subset] ? subset : '*')}]`;
+  if (f.Service !== undefined || f.ServiceSubset !== undefined) {
+    problems.push({
+      kind: 'service-resolver',
+      name: resolver.Name,
+      message: `${at}: failover to another service or subset is not supported yet; only datacenters apply`,
+    });
+  }
+  const dcs = [...f.Datacenters];
+  f.Targets.forEach((t, i) => {
+    if (t.Service !== undefined || t.ServiceSubset !== undefined) {
+      problems.push({
+        kind: 'service-resolver',
+        name: resolver.Name,
+        message: `${at}.Targets[${i}]: failover to another service or subset is not supported yet; target skipped`,
+      });
+    } else if (t.Datacenter !== undefined) dcs.push(t.Datacenter);
+  });
+  return dcs;
+}
+
 export function serviceBackends(
   service: Service,
   protocol: Protocol,
   resolver: ServiceResolver | undefined,
   proxyDefaults: ProxyDefaults | undefined,
   settings: MeshSettings,
+  problems: ConfigProblem[] = [],
 ): Backend[] {
-  const serving = service.instances.filter(receivesTraffic);
-  const base = (subset: string | undefined, instances: readonly Instance[]): Backend =>
-    applyUpstreamSettings(
+  // Redirect{Datacenter}: every request for the service goes to its instances there.
+  const dc = resolver?.Redirect?.Datacenter;
+  const instances =
+    dc === undefined
+      ? service.instances
+      : service.instances.filter((i) => (i.datacenter ?? settings.datacenter) === dc);
+  const present = new Set(instances.map((i) => i.datacenter ?? settings.datacenter));
+  const base = (name: string | undefined): Backend => {
+    const subset = name !== undefined ? resolver!.Subsets[name] : undefined;
+    const members = subset ? instances.filter(subsetFilter(subset)) : instances;
+    const datacenters = failoverOf(resolver, name, problems);
+    for (const d of datacenters ?? []) {
+      if (!present.has(d)) {
+        problems.push({
+          kind: 'service-resolver',
+          name: service.name,
+          message: `Failover: datacenter "${d}" has no instances of "${service.name}"; the others keep working`,
+        });
+      }
+    }
+    const spread = new Set(members.map((i) => localityKey(placed(i, settings)))).size > 1;
+    const failover = spread || datacenters !== undefined;
+    const threshold = resolver?.FailoverThreshold ?? settings.failoverThresholdPercent;
+    return applyUpstreamSettings(
       {
-        name: backendName(service.name, subset),
+        name: backendName(service.name, name),
         service: service.name,
-        ...(subset !== undefined ? { subset } : {}),
+        ...(name !== undefined ? { subset: name } : {}),
         protocol,
         connectTimeoutMs: 0,
         loadBalancing: loadBalancing(resolver),
-        localities: localities(instances),
+        localities: localities(members, subset, settings, failover),
+        ...(failover
+          ? {
+              failover: {
+                ...(datacenters !== undefined ? { datacenters } : {}),
+                ...(threshold !== undefined ? { thresholdPercent: threshold } : {}),
+              },
+            }
+          : {}),
       },
       upstreamSettings(proxyDefaults?.UpstreamConfig, service.name),
       resolver,
       defaultConnectTimeoutMs(proxyDefaults, settings),
     );
-  const backends = [base(undefined, serving)];
-  const subsets = resolver ? Object.keys(resolver.Subsets).sort() : [];
-  for (const name of subsets) {
-    backends.push(base(name, service.instances.filter(subsetFilter(resolver!.Subsets[name]!))));
-  }
+  };
+  const backends = [base(undefined)];
+  for (const name of resolver ? Object.keys(resolver.Subsets).sort() : [])
+    backends.push(base(name));
   return backends;
 }

@@ -14,7 +14,8 @@ import {
 import { deepFreeze } from './freeze.js';
 import { InputIndex, PartCache, type MeshInputs, type TrackedReader } from './inputs.js';
 import { ChainCompiler, isHttpFamily } from './routes.js';
-import type { Backend, Mesh, MeshInstance, MeshService } from './types.js';
+import { placed } from './locality.js';
+import type { Backend, Mesh, MeshInstance, MeshService, MeshSettings } from './types.js';
 
 interface ServicePart {
   readonly service: MeshService;
@@ -54,14 +55,14 @@ function protocolReader(reader: TrackedReader): (name: string) => Protocol | und
   };
 }
 
-function instancesOf(service: Service): MeshInstance[] {
+function instancesOf(service: Service, settings: MeshSettings): MeshInstance[] {
   return service.instances.map((i) => ({
     id: i.id,
     address: i.address,
     port: i.port,
     ...(i.sidecarPort !== undefined ? { sidecarPort: i.sidecarPort } : {}),
     health: i.health,
-    locality: {},
+    locality: placed(i, settings),
   }));
 }
 
@@ -112,10 +113,17 @@ function buildService(name: string, reader: TrackedReader): ServicePart {
     protocol,
     protocolFrom: from,
     ...(outboundPort !== undefined ? { outboundPort } : {}),
-    backends: serviceBackends(service, protocol, resolver, reader.proxyDefaults, reader.settings),
+    backends: serviceBackends(
+      service,
+      protocol,
+      resolver,
+      reader.proxyDefaults,
+      reader.settings,
+      problems,
+    ),
     routes,
     authorization: authorizationOf(name, reader.policy, intentions, reader.settings),
-    instances: instancesOf(service),
+    instances: instancesOf(service, reader.settings),
     upstreamOverrides: [],
   };
   return { service: meshService, problems };

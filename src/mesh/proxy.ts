@@ -2,7 +2,7 @@
 // a meshed instance it may serve, its inbound side.
 import type { ProxyIdentity } from '../catalog/model.js';
 import { meshService } from './build.js';
-import type { Mesh, MeshInstance, MeshProxy, MeshService } from './types.js';
+import type { Mesh, MeshInstance, MeshProxy, MeshService, PlacedLocality } from './types.js';
 
 type Located = { service: MeshService; instance: MeshInstance };
 
@@ -41,10 +41,29 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
             sidecarPort,
             appPort: found.instance.port,
             authorization: found.service.authorization,
-            locality: found.instance.locality,
           },
         }
       : {}),
+    locality: proxyLocality(mesh, proxy),
     upstreamOverrides: own?.upstreamOverrides ?? [],
+  };
+}
+
+/**
+ * Where a proxy runs: each part its node states, else its registration's (the catalog
+ * instance with its node id), else the mesh's own datacenter.
+ */
+export function proxyLocality(mesh: Mesh, proxy: ProxyIdentity): PlacedLocality {
+  const own = proxy.locality;
+  const registered = findMeshInstance(mesh, proxy.nodeId)?.instance.locality;
+  const datacenter = own?.datacenter ?? registered?.datacenter ?? mesh.settings.datacenter;
+  // Region and zone belong to a datacenter: take the registration's only for the same one.
+  const base = registered?.datacenter === datacenter ? registered : undefined;
+  const region = own?.region ?? base?.region;
+  const zone = own?.zone ?? base?.zone;
+  return {
+    datacenter,
+    ...(region !== undefined ? { region } : {}),
+    ...(zone !== undefined ? { zone } : {}),
   };
 }

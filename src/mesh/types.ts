@@ -2,7 +2,7 @@
 // configuration and the policy, before any Envoy terms. Built by buildMesh (pure, validated,
 // defaulted, sorted, frozen); the translators read nothing else. `lucid-mesh mesh` and
 // GET /v1/mesh show it as it is.
-import type { Health, Protocol } from '../catalog/model.js';
+import type { Health, Locality, Protocol } from '../catalog/model.js';
 import type { AllowedSources } from '../policy/evaluate.js';
 import type { ConfigProblem } from '../traffic/provider.js';
 import type {
@@ -34,11 +34,22 @@ export interface MeshSettings {
   readonly authenticatedProxies: boolean;
   /** What an intention-configured destination does with callers no intention names. */
   readonly intentionsDefault: 'allow' | 'deny';
+  /** This control plane's datacenter: instances and proxies that name none are in it. */
+  readonly datacenter: string;
+  /** Failover order of the other datacenters (serve --datacenters); others follow by name. */
+  readonly datacenters: readonly string[];
+  /**
+   * Share (percent) of healthy endpoints in a priority below which the next one takes load
+   * (serve --failover-threshold); absent: Envoy's default (overprovisioning 1.4, ≈ 71 %).
+   */
+  readonly failoverThresholdPercent?: number;
 }
 
-export interface Locality {
-  readonly region?: string;
-  readonly zone?: string;
+export type { Locality };
+
+/** A locality with its datacenter settled (the mesh's own when the input named none). */
+export interface PlacedLocality extends Locality {
+  readonly datacenter: string;
 }
 
 export interface Endpoint {
@@ -49,10 +60,12 @@ export interface Endpoint {
   readonly port: number;
   /** Has a sidecar (so it terminates mesh mTLS). */
   readonly meshed: boolean;
+  /** False only in failover backends: a critical instance, sent so priorities count it. */
+  readonly healthy: boolean;
 }
 
 export interface LocalityEndpoints {
-  readonly locality: Locality;
+  readonly locality: PlacedLocality;
   /** Sorted by id. */
   readonly endpoints: readonly Endpoint[];
 }
@@ -83,8 +96,26 @@ export interface Backend {
   readonly limits?: Limits;
   readonly outlierDetection?: OutlierDetection;
   readonly loadBalancing: LoadBalancing;
-  /** Instances that receive traffic (critical ones left out), grouped by locality. */
+  /**
+   * Instances grouped by locality, sorted. Without `failover`, only those that receive traffic
+   * (critical ones left out); with it, all of them (critical ones marked unhealthy).
+   */
   readonly localities: readonly LocalityEndpoints[];
+  /**
+   * Present when the backend spans localities (or its resolver fails over): then what a
+   * caller gets depends on where it is — priorities by locality, see translate/endpoints.ts.
+   */
+  readonly failover?: BackendFailover;
+}
+
+export interface BackendFailover {
+  /**
+   * The resolver's failover datacenters, in order, after the caller's own; absent: every
+   * datacenter, the caller's first, then settings.datacenters, then the rest by name.
+   */
+  readonly datacenters?: readonly string[];
+  /** Percent of healthy endpoints below which the next priority takes load. */
+  readonly thresholdPercent?: number;
 }
 
 export interface PathMatch {
@@ -159,7 +190,7 @@ export interface MeshInstance {
   readonly port: number;
   readonly sidecarPort?: number;
   readonly health: Health;
-  readonly locality: Locality;
+  readonly locality: PlacedLocality;
 }
 
 export interface MeshService {
@@ -205,8 +236,9 @@ export interface MeshProxy {
     readonly sidecarPort: number;
     readonly appPort: number;
     readonly authorization: Authorization;
-    readonly locality: Locality;
   };
+  /** Where the proxy runs: what its node says, else its registration's, else the mesh's dc. */
+  readonly locality: PlacedLocality;
   /** Its service's upstreamOverrides (empty for a node outside the catalog). */
   readonly upstreamOverrides: readonly Backend[];
 }
@@ -216,4 +248,6 @@ export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({
   connectTimeoutMs: 5000,
   authenticatedProxies: false,
   intentionsDefault: 'allow' as const,
+  datacenter: 'dc1',
+  datacenters: [],
 });

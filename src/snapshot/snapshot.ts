@@ -94,8 +94,13 @@ export class Snapshot {
     /** When the oldest source change folded into this snapshot happened (ms epoch). */
     readonly changedAt: number,
     readonly builtAt: number,
+    /**
+     * The build this snapshot belongs to. A locality group's snapshot (its own endpoints)
+     * shares its build's, so convergence counts every proxy of the build alike.
+     */
+    ref?: { readonly version: string; readonly changedAt: number },
   ) {
-    this.ref = { version, changedAt };
+    this.ref = ref ?? { version, changedAt };
   }
 
   /** The shared resources of one kind as one pre-concatenated block, built on first use. */

@@ -6,18 +6,34 @@ import {
   type Catalog,
   type ProxyIdentity,
 } from '../catalog/model.js';
-import { buildMesh, MeshCache, findMeshInstance, meshProxy, meshService } from '../mesh/index.js';
+import {
+  buildMesh,
+  MeshCache,
+  findMeshInstance,
+  localityKey,
+  meshProxy,
+  meshService,
+  proxyLocality,
+} from '../mesh/index.js';
 import {
   DEFAULT_MESH_SETTINGS,
   type Mesh,
   type MeshInstance,
   type MeshService,
   type MeshSettings,
+  type PlacedLocality,
 } from '../mesh/types.js';
 import type { Policy } from '../policy/schema.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import { EMPTY_TRAFFIC, type TrafficConfig } from '../traffic/types.js';
-import { TranslationCache, translateProxy, translateShared } from '../translate/index.js';
+import {
+  TranslationCache,
+  failoverBackends,
+  homeOf,
+  translateLocality,
+  translateProxy,
+  translateShared,
+} from '../translate/index.js';
 import { emptyLoadAssignment } from '../translate/endpoints.js';
 import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
 import type { ResourceSet } from '../translate/types.js';
@@ -106,6 +122,8 @@ export class SnapshotStore implements ConfigWatcher {
     }
   >();
   private readonly meshCache = new MeshCache();
+  /** Snapshots of callers elsewhere (see localitySnapshot), for the current build. */
+  private readonly localities = new Map<string, Snapshot>();
   private readonly translationCache = new TranslationCache();
   private catalog: Catalog | undefined;
   private traffic: TrafficConfig = EMPTY_TRAFFIC;
@@ -214,9 +232,10 @@ export class SnapshotStore implements ConfigWatcher {
 
   /** The view of one proxy in the current snapshot (undefined before the first snapshot). */
   viewFor(proxy: ProxyIdentity): ProxyView {
-    const snapshot = this.current;
-    if (!snapshot) throw new Error('no snapshot yet');
-    const key = `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}`;
+    const current = this.current;
+    if (!current) throw new Error('no snapshot yet');
+    const snapshot = this.localitySnapshot(proxyLocality(current.mesh, proxy));
+    const key = `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}`;
     let view = this.views.get(key);
     if (!view || view.snapshot !== snapshot) {
       view = new ProxyView(snapshot, this.ownResources(key, proxy, snapshot.mesh), (kind, name) =>
@@ -225,6 +244,36 @@ export class SnapshotStore implements ConfigWatcher {
       this.views.set(key, view);
     }
     return view;
+  }
+
+  /**
+   * The snapshot of callers in `locality`: the current one, with the endpoints of failover
+   * backends as that locality sees them (encoded once per locality, shared by its proxies).
+   * Meshes without failover backends, and callers in the mesh's own datacenter with no
+   * region or zone, use the current snapshot itself.
+   */
+  private localitySnapshot(locality: PlacedLocality): Snapshot {
+    const base = this.current!;
+    if (failoverBackends(base.mesh).length === 0) return base;
+    const key = localityKey(locality);
+    if (key === localityKey(homeOf(base.mesh.settings))) return base;
+    let snapshot = this.localities.get(key);
+    if (snapshot) return snapshot;
+    const endpoints = new Map(base.shared.endpoints);
+    for (const [name, cla] of translateLocality(base.mesh, locality)) {
+      endpoints.set(name, this.encoder.encode('endpoints', name, cla, `${name}@${key}`));
+    }
+    const shared = { ...base.shared, endpoints };
+    snapshot = new Snapshot(
+      Snapshot.versionOf(shared),
+      base.mesh,
+      shared,
+      base.changedAt,
+      base.builtAt,
+      base.ref,
+    );
+    this.localities.set(key, snapshot);
+    return snapshot;
   }
 
   /**
@@ -312,6 +361,7 @@ export class SnapshotStore implements ConfigWatcher {
     }
     const previous = this.current;
     this.current = snapshot;
+    this.localities.clear();
     this.builtInputsGeneration = this.inputsGeneration;
     this.views.clear();
     this.counters.snapshotsBuilt++;

@@ -120,6 +120,9 @@ export function backendCluster(backend: Backend, settings: MeshSettings): Cluste
     ...loadBalancing(backend.loadBalancing),
     circuitBreakers: circuitBreakers(backend),
     outlierDetection: outlierDetection(backend),
+    // Failover backends send unhealthy instances too (so priorities count them); with
+    // Envoy's panic mode (below 50 % healthy) it would balance over them, so it is off.
+    commonLbConfig: backend.failover ? { healthyPanicThreshold: { value: 0 } } : undefined,
     typedExtensionProtocolOptions: upstreamProtocolOptions(backend.protocol),
     transportSocketMatches: meshTransport(backend, settings),
   });

@@ -3,7 +3,14 @@
 // translateShared(mesh) ∪ translateProxy(mesh, proxy), the proxy's own resources replacing
 // shared ones of the same name (upstream overrides).
 import { hash } from 'node:crypto';
-import type { Backend, Mesh, MeshProxy, MeshService, MeshSettings } from '../mesh/types.js';
+import type {
+  Backend,
+  Mesh,
+  MeshProxy,
+  MeshService,
+  MeshSettings,
+  PlacedLocality,
+} from '../mesh/types.js';
 import type {
   Cluster,
   ClusterLoadAssignment,
@@ -100,7 +107,12 @@ function translateService(service: MeshService, settings: MeshSettings): Service
   const main = service.backends[0];
   return {
     clusters: service.backends.map((b) => [b.name, backendCluster(b, settings)] as const),
-    endpoints: service.backends.map((b) => [b.name, backendLoadAssignment(b, mtls)] as const),
+    // Failover backends as a caller in the mesh's own datacenter sees them; callers elsewhere
+    // get theirs from translateLocality.
+    endpoints: service.backends.map(
+      (b) =>
+        [b.name, backendLoadAssignment(b, mtls, homeOf(settings), settings.datacenters)] as const,
+    ),
     ...(service.protocol !== 'tcp'
       ? { virtualHost: serviceVirtualHost(service, settings.domainSuffix) }
       : {}),
@@ -113,6 +125,39 @@ function translateService(service: MeshService, settings: MeshSettings): Service
         }
       : {}),
   };
+}
+
+/** Where a caller that states nothing runs. */
+export function homeOf(settings: MeshSettings): PlacedLocality {
+  return { datacenter: settings.datacenter };
+}
+
+const failoverIndex = new WeakMap<Mesh, readonly Backend[]>();
+
+/** The backends whose endpoints depend on where the caller is (see Backend.failover). */
+export function failoverBackends(mesh: Mesh): readonly Backend[] {
+  let list = failoverIndex.get(mesh);
+  if (!list) {
+    list = mesh.services.flatMap((s) => s.backends.filter((b) => b.failover !== undefined));
+    failoverIndex.set(mesh, list);
+  }
+  return list;
+}
+
+/**
+ * The endpoints a caller at `caller` gets for the failover backends, which replace the shared
+ * ones for it. Every caller in the same locality gets the very same objects (encoded once).
+ */
+export function translateLocality(
+  mesh: Mesh,
+  caller: PlacedLocality,
+): Map<string, ClusterLoadAssignment> {
+  const mtls = mesh.settings.mtls !== undefined;
+  const out = new Map<string, ClusterLoadAssignment>();
+  for (const b of failoverBackends(mesh)) {
+    out.set(b.name, backendLoadAssignment(b, mtls, caller, mesh.settings.datacenters));
+  }
+  return out;
 }
 
 /** What every sidecar gets: clusters, their endpoints, outbound routes, tcp listeners. */

@@ -228,6 +228,8 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
       consulBackoffMax: '1s',
       intentionsDefault: 'deny' as const,
       connectTimeoutMs: 5000,
+      datacenter: 'dc1',
+      datacenters: [],
     };
     ({ source, traffic } = sourcesFromFlags('consul', flags, silentLogger));
     // No --traffic: the entries come from Consul.

@@ -1,5 +1,6 @@
 // Loading a golden case: catalog.yaml, proxies.yaml and, optionally, security.yaml (mTLS
-// identity, authorization policy, authenticated proxies) and traffic.yaml (config entries),
+// identity, authorization policy, authenticated proxies), settings.yaml (datacenters,
+// failover threshold) and traffic.yaml (config entries),
 // turned into the mesh model every translator reads.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,9 +28,26 @@ const proxiesSchema = z.array(
       nodeId: z.string().min(1),
       service: z.string().default(''),
       outboundPort: z.number().int().min(1).max(65535).default(DEFAULT_OUTBOUND_PORT),
+      locality: z
+        .object({
+          datacenter: z.string().optional(),
+          region: z.string().optional(),
+          zone: z.string().optional(),
+        })
+        .strict()
+        .optional(),
     })
     .strict(),
 );
+
+/** settings.yaml: the serve flags that shape the mesh (datacenters, failover threshold). */
+const settingsSchema = z
+  .object({
+    datacenter: z.string().optional(),
+    datacenters: z.array(z.string()).optional(),
+    failoverThresholdPercent: z.number().optional(),
+  })
+  .strict();
 
 const securitySchema = z
   .object({
@@ -73,6 +91,10 @@ export function loadCase(name: string): GoldenCase {
       ...(s.intentionsDefault ? { intentionsDefault: s.intentionsDefault } : {}),
     };
     if (s.policy !== undefined) policy = parsePolicy(s.policy);
+  }
+  const settingsFile = join(dir, 'settings.yaml');
+  if (existsSync(settingsFile)) {
+    settings = { ...settings, ...settingsSchema.parse(readYaml(settingsFile)) };
   }
   const trafficFile = join(dir, 'traffic.yaml');
   const traffic = existsSync(trafficFile)

@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import { buildMesh, DEFAULT_MESH_SETTINGS, meshProxy } from '../../src/mesh/index.js';
+import {
+  buildMesh,
+  DEFAULT_MESH_SETTINGS,
+  meshProxy,
+  proxyLocality,
+} from '../../src/mesh/index.js';
 import { EMPTY_TRAFFIC } from '../../src/traffic/types.js';
 import {
   RESOURCE_KINDS,
@@ -19,7 +24,7 @@ import {
   type ResourceKind,
 } from '../../src/protos/envoy.js';
 import { CertificateAuthority, MemoryCaStore } from '../../src/ca/index.js';
-import { translateProxy, translateShared } from '../../src/translate/index.js';
+import { translateLocality, translateProxy, translateShared } from '../../src/translate/index.js';
 import { identitySecret, trustBundleSecret } from '../../src/translate/tls.js';
 import type { ResourceSet } from '../../src/translate/types.js';
 import { envoyPath } from '../support/tools.js';
@@ -149,7 +154,12 @@ describe('envoy --mode validate', () => {
       expectAccepted(caseName, await bootstrap('none', '', onTheWire(shared)));
     }
     for (const proxy of proxies) {
-      const wire = onTheWire(shared, translateProxy(mesh, meshProxy(mesh, proxy)));
+      const own = translateProxy(mesh, meshProxy(mesh, proxy));
+      // Failover backends' endpoints as this proxy's locality gets them.
+      for (const [name, cla] of translateLocality(mesh, proxyLocality(mesh, proxy))) {
+        own.endpoints.set(name, cla);
+      }
+      const wire = onTheWire(shared, own);
       expectAccepted(
         `${caseName}.${proxy.nodeId}`,
         await bootstrap(proxy.nodeId, proxy.service, wire),
