@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { isScalar, parseDocument, Scalar, visit, type Document } from 'yaml';
+import { isMap, isScalar, parseDocument, Scalar, visit, YAMLMap, type Document } from 'yaml';
+import type { Locality } from '../catalog/model.js';
 
 export const XDS_MODES = ['sotw', 'delta'] as const;
 export type XdsMode = (typeof XDS_MODES)[number];
@@ -35,6 +36,12 @@ export interface BootstrapOptions {
   token?: string;
   /** PEM CA bundle the xDS server's certificate must chain to (--xds-ca): ADS over TLS. */
   xdsCaPem?: string;
+  /** Where the sidecar runs (--datacenter): node.metadata.datacenter (Envoy's Locality has none). */
+  datacenter?: string;
+  /** --region: node.locality.region. */
+  region?: string;
+  /** --zone: node.locality.zone. */
+  zone?: string;
 }
 
 /** Untrusted input (e.g. raw CLI strings) for `resolveBootstrapOptions`. */
@@ -47,6 +54,9 @@ export interface BootstrapInput {
   outboundPort?: unknown;
   token?: unknown;
   xdsCaPem?: unknown;
+  datacenter?: unknown;
+  region?: unknown;
+  zone?: unknown;
 }
 
 /** Validated options with defaults applied and the xds address split. */
@@ -62,6 +72,8 @@ export interface ResolvedBootstrapOptions {
   outboundPort: number;
   token?: string;
   xdsCaPem?: string;
+  /** Only the parts given; absent when none is. */
+  locality?: Locality;
 }
 
 /** Invalid option; `message` names the flag and the offending value. */
@@ -77,6 +89,8 @@ export class BootstrapOptionError extends Error {
 
 const SERVICE_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOSTNAME_LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/** Datacenter, region and zone names, as the catalog accepts them (src/catalog/schema.ts). */
+const LOCALITY_NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;
 
 const show = (value: unknown): string =>
   value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
@@ -172,6 +186,16 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
   if (xdsCaPem !== undefined && !xdsCaPem.includes('-----BEGIN CERTIFICATE-----')) {
     fail('--xds-ca', 'a PEM file with at least one CERTIFICATE', `${xdsCaPem.slice(0, 30)}…`);
   }
+  const locality: { -readonly [K in keyof Locality]: Locality[K] } = {};
+  for (const part of ['datacenter', 'region', 'zone'] as const) {
+    const flag = `--${part}`;
+    const value = optionalString(flag, input[part]);
+    if (value === undefined) continue;
+    if (!LOCALITY_NAME_RE.test(value)) {
+      fail(flag, 'a name (letters, digits, . _ -; up to 63, a letter or digit first)', value);
+    }
+    locality[part] = value;
+  }
   return {
     nodeId,
     service,
@@ -183,6 +207,7 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     outboundPort,
     ...(token !== undefined ? { token } : {}),
     ...(xdsCaPem !== undefined ? { xdsCaPem } : {}),
+    ...(Object.keys(locality).length > 0 ? { locality } : {}),
   };
 }
 
@@ -245,6 +270,41 @@ function placeholderName(node: unknown): string | undefined {
 
 /** Fills a template (YAML text) with values. Exported for tests; use renderBootstrap. */
 export function fillTemplate(template: string, values: Record<string, Value>): string {
+  return fillDocument(template, values).toString({ lineWidth: 0 });
+}
+
+/** A double-quoted string scalar: yaml-cpp would read plain y/n/on/123 as bool or number. */
+function quoted(value: string): Scalar {
+  const node = new Scalar(value);
+  node.type = Scalar.QUOTE_DOUBLE;
+  return node;
+}
+
+/**
+ * Where the sidecar runs: `node.locality` (region, zone; Envoy's sub_zone stays unused) and
+ * `node.metadata.datacenter` (Envoy's Locality has no datacenter). The control plane reads
+ * both (src/xds/node.ts) to order endpoints by locality. Nothing when no part is given.
+ */
+function addLocality(doc: Document, locality: Locality | undefined): void {
+  if (!locality) return;
+  const node = doc.get('node', true);
+  const metadata = isMap(node) ? node.get('metadata', true) : undefined;
+  if (!isMap(node) || !isMap(metadata)) throw new Error('bootstrap template: no node.metadata');
+  if (locality.datacenter !== undefined) {
+    metadata.set('datacenter', quoted(locality.datacenter));
+  }
+  if (locality.region === undefined && locality.zone === undefined) return;
+  const value = new YAMLMap<string, Scalar>();
+  if (locality.region !== undefined) value.set('region', quoted(locality.region));
+  if (locality.zone !== undefined) value.set('zone', quoted(locality.zone));
+  const key = doc.createNode('locality');
+  key.commentBefore =
+    ' Where this sidecar runs (--region, --zone; --datacenter is metadata.datacenter):\n' +
+    ' the control plane prefers endpoints in the same zone, then region, then datacenter.';
+  node.add(doc.createPair(key, value));
+}
+
+function fillDocument(template: string, values: Record<string, Value>): Document {
   const doc: Document = parseDocument(template, { prettyErrors: true });
   if (doc.errors.length > 0) throw new Error(`bootstrap template: ${doc.errors[0]?.message}`);
   // Only whole-value placeholders are supported: catch "prefix-{{x}}" in the template.
@@ -290,7 +350,7 @@ export function fillTemplate(template: string, values: Record<string, Value>): s
       return typed(value, node);
     },
   });
-  return doc.toString({ lineWidth: 0 });
+  return doc;
 }
 
 /** The bootstrap YAML for one sidecar. Throws BootstrapOptionError on invalid options. */
@@ -305,7 +365,9 @@ export function renderResolvedBootstrap(o: ResolvedBootstrapOptions): string {
     `Envoy bootstrap generated by \`lucid-mesh bootstrap\` for node ${JSON.stringify(o.nodeId)}`,
     `(service ${o.service}, ${o.mode} ADS via ${xds}). Everything else arrives over ADS.`,
   ];
-  const body = fillTemplate(loadTemplate(), templateValues(o));
+  const doc = fillDocument(loadTemplate(), templateValues(o));
+  addLocality(doc, o.locality);
+  const body = doc.toString({ lineWidth: 0 });
   // Swap the template's own header (its first comment block) for ours.
   const withoutTemplateHeader = body.replace(/^(#[^\n]*\n)+\n?/, '');
   return `${header.map((l) => `# ${l}`).join('\n')}\n\n${withoutTemplateHeader}`;

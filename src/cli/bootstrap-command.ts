@@ -1,6 +1,8 @@
 // `lucid-mesh bootstrap`: prints (or atomically writes) the minimal Envoy bootstrap for a
 // sidecar. Usage errors: one line `lucid-mesh bootstrap: <problem>` on stderr, exit code 2.
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import {
   closeSync,
   fsyncSync,
@@ -21,7 +23,11 @@ import {
   renderResolvedBootstrap,
   resolveBootstrapOptions,
 } from '../bootstrap/render.js';
-import { ConsulClient, ConsulRequestError } from '../sources/consul/client.js';
+import {
+  ConsulClient,
+  ConsulRequestError,
+  type ConsulAgentService,
+} from '../sources/consul/client.js';
 import {
   ConsulFlagError,
   consulConnectionCliOptions,
@@ -53,6 +59,9 @@ interface RawFlags {
   tokenFile?: string;
   xdsCa?: string;
   consulServiceId?: string;
+  datacenter?: string;
+  region?: string;
+  zone?: string;
   [consulFlag: string]: unknown;
 }
 
@@ -157,8 +166,29 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
     )
     .addOption(
       new Option(
+        '--datacenter <name>',
+        'datacenter this sidecar runs in (node.metadata.datacenter); with --consul-service-id ' +
+          "default: the Consul agent's datacenter",
+      ).env('LUCID_DATACENTER'),
+    )
+    .addOption(
+      new Option(
+        '--region <name>',
+        'region this sidecar runs in (node.locality.region); with --consul-service-id default: ' +
+          "the registration's Meta.region, else the Consul node's meta region",
+      ).env('LUCID_REGION'),
+    )
+    .addOption(
+      new Option(
+        '--zone <name>',
+        'zone this sidecar runs in (node.locality.zone); with --consul-service-id default: ' +
+          "the registration's Meta.zone, else the Consul node's meta zone",
+      ).env('LUCID_ZONE'),
+    )
+    .addOption(
+      new Option(
         '--consul-service-id <id>',
-        'take node id, service and ports from this Consul sidecar registration (Kind ' +
+        'take node id, service, ports and locality from this Consul sidecar registration (Kind ' +
           'connect-proxy, e.g. web-1-sidecar-proxy; an app service id with a sidecar works too), ' +
           'read from the local Consul agent as `consul connect envoy` does; flags given ' +
           'explicitly win',
@@ -174,6 +204,8 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000\n' +
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds control-plane:18000 \\\n' +
         '    --mode delta -o /etc/envoy/bootstrap.yaml\n' +
+        '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000 \\\n' +
+        '    --datacenter dc1 --region eu-west --zone eu-west-1a\n' +
         '  lucid-mesh bootstrap --consul-service-id web-1-sidecar-proxy --xds 127.0.0.1:18000 \\\n' +
         '    --consul 127.0.0.1:8500',
     )
@@ -182,7 +214,7 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       const explicit = (key: string): boolean =>
         flags[key] !== undefined && command.getOptionValueSource(key) !== 'default';
       let input: RawFlags & { token?: string; xdsCaPem?: string } = flags;
-      let from: string | undefined;
+      let from: Partial<Record<string, string>> = {};
       if (flags.token !== undefined && flags.tokenFile !== undefined) {
         return problem('--token-file: give --token or --token-file, not both', EXIT_USAGE);
       }
@@ -216,13 +248,9 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         yaml = renderResolvedBootstrap(resolveBootstrapOptions(input));
       } catch (err) {
         if (err instanceof BootstrapOptionError) {
-          const explicit = flags[flagKey(err.flag)] !== undefined;
-          return problem(
-            from && !explicit
-              ? `${err.message} (from the Consul registration ${from})`
-              : err.message,
-            EXIT_USAGE,
-          );
+          const key = flagKey(err.flag);
+          const source = flags[key] === undefined ? (from[key] ?? from['*']) : undefined;
+          return problem(source ? `${err.message} (from ${source})` : err.message, EXIT_USAGE);
         }
         throw err;
       }
@@ -250,14 +278,26 @@ function flagKey(flag: string): string {
   return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+const LOCALITY_META = ['region', 'zone'] as const;
+
 /**
- * Reads the sidecar registration from Consul and fills node id, service and ports; flags given
- * on the command line win.
+ * Reads the sidecar registration from Consul and fills node id, service, ports and locality;
+ * flags given on the command line (or by env) win. The locality, part by part:
+ * - datacenter: the registration's datacenter (the local agent's, `/v1/agent/services`), else
+ *   `/v1/agent/self` Config.Datacenter;
+ * - region, zone: Meta.region / Meta.zone of the app's registration, else of the sidecar's
+ *   (Consul copies the app's Meta to its sidecar by default), else the local node's meta
+ *   (`/v1/agent/self` Meta), as the Consul source reads instances.
+ * `from` says where each value came from, for messages about it ("*": everything else).
  */
 async function fromConsul(
   flags: RawFlags,
   explicit: (key: string) => boolean,
-): Promise<{ input: RawFlags; from: string } | { usage: string } | { failure: string }> {
+): Promise<
+  | { input: RawFlags; from: Partial<Record<string, string>> }
+  | { usage: string }
+  | { failure: string }
+> {
   let client: ConsulClient;
   try {
     client = new ConsulClient(consulConnectionFromFlags(flags), { maxConnections: 2 });
@@ -268,10 +308,46 @@ async function fromConsul(
   try {
     const proxy = await lookupConsulProxy(client, String(flags.consulServiceId));
     if ('problem' in proxy) return { failure: `--consul-service-id: ${proxy.problem}` };
+    const registration = `the Consul registration ${JSON.stringify(proxy.id)}`;
+    const from: Partial<Record<string, string>> = { '*': registration };
+    const locality: Partial<Record<'datacenter' | 'region' | 'zone', string>> = {};
+    const wanted = (part: 'datacenter' | 'region' | 'zone'): boolean =>
+      !explicit(part) && locality[part] === undefined;
+
+    const sidecar = await client.agentService(proxy.id);
+    const appId = sidecar?.Proxy?.DestinationServiceID;
+    const app = appId ? await client.agentService(appId) : undefined;
+    const dc = datacenterOf(sidecar);
+    if (wanted('datacenter') && dc !== undefined) {
+      locality.datacenter = dc;
+      from.datacenter = `the datacenter of ${registration}`;
+    }
+    for (const part of LOCALITY_META) {
+      for (const svc of [app, sidecar]) {
+        const value = svc?.Meta?.[part];
+        if (!wanted(part) || svc === undefined || value === undefined || value === '') continue;
+        locality[part] = value;
+        from[part] = `Meta.${part} of the Consul registration ${JSON.stringify(svc.ID)}`;
+      }
+    }
+    if (wanted('datacenter') || LOCALITY_META.some(wanted)) {
+      const self = await agentSelf(client);
+      if (self && wanted('datacenter') && self.datacenter) {
+        locality.datacenter = self.datacenter;
+        from.datacenter = `the datacenter of the Consul agent at ${client.address}`;
+      }
+      for (const part of LOCALITY_META) {
+        const value = self?.nodeMeta[part];
+        if (!wanted(part) || value === undefined || value === '') continue;
+        locality[part] = value;
+        from[part] = `the node meta ${part} of Consul node ${JSON.stringify(self?.nodeName ?? '')}`;
+      }
+    }
     return {
-      from: JSON.stringify(proxy.id),
+      from,
       input: {
         ...flags,
+        ...locality,
         nodeId: explicit('nodeId') ? flags.nodeId : proxy.id,
         service: explicit('service') ? flags.service : proxy.service,
         adminPort: explicit('adminPort') ? flags.adminPort : (proxy.adminPort ?? flags.adminPort),
@@ -287,4 +363,87 @@ async function fromConsul(
   } finally {
     client.destroy();
   }
+}
+
+/** `/v1/agent/services` entries carry the agent's datacenter (not in the client's type). */
+function datacenterOf(svc: ConsulAgentService | undefined): string | undefined {
+  const dc = (svc as { Datacenter?: unknown } | undefined)?.Datacenter;
+  return typeof dc === 'string' && dc !== '' ? dc : undefined;
+}
+
+interface AgentSelf {
+  readonly datacenter?: string;
+  readonly nodeName?: string;
+  /** The agent's node meta (`-node-meta`, `node_meta`). */
+  readonly nodeMeta: Readonly<Record<string, string>>;
+}
+
+/**
+ * `/v1/agent/self`: the local agent's datacenter, node name and node meta. It needs the ACL
+ * permission agent:read, which a sidecar's token may lack: then (403) undefined, and the
+ * locality comes from the registration and the flags only. The ConsulClient has no method for
+ * this one read, so it is sent here with the same connection settings (TLS, token).
+ */
+function agentSelf(client: ConsulClient): Promise<AgentSelf | undefined> {
+  const c = client.connection;
+  const what = `Consul ${client.address}: GET /v1/agent/self`;
+  const tls = c.tls;
+  const options = {
+    host: c.host,
+    port: c.port,
+    path: '/v1/agent/self',
+    method: 'GET',
+    timeout: 15_000,
+    headers: c.token !== undefined ? { 'x-consul-token': c.token } : {},
+    ...(c.secure
+      ? {
+          ...(tls?.ca !== undefined ? { ca: tls.ca } : {}),
+          ...(tls?.cert !== undefined ? { cert: tls.cert, key: tls.key } : {}),
+          ...(tls?.serverName !== undefined ? { servername: tls.serverName } : {}),
+          rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+        }
+      : {}),
+  };
+  return new Promise((resolve, reject) => {
+    const req = (c.secure ? httpsRequest : httpRequest)(options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', (err) => reject(new ConsulRequestError(`${what}: ${err.message}`, 'http')));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const status = res.statusCode ?? 0;
+        if (status === 403) return resolve(undefined);
+        if (status !== 200) {
+          return reject(
+            new ConsulRequestError(`${what}: HTTP ${status}: ${body.trim()}`, 'http', status),
+          );
+        }
+        try {
+          const self = JSON.parse(body) as {
+            Config?: { Datacenter?: unknown; NodeName?: unknown };
+            Meta?: Record<string, unknown> | null;
+          };
+          const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+          const nodeMeta: Record<string, string> = {};
+          for (const [k, v] of Object.entries(self.Meta ?? {})) {
+            if (typeof v === 'string') nodeMeta[k] = v;
+          }
+          const datacenter = text(self.Config?.Datacenter);
+          const nodeName = text(self.Config?.NodeName);
+          resolve({
+            ...(datacenter !== undefined ? { datacenter } : {}),
+            ...(nodeName !== undefined ? { nodeName } : {}),
+            nodeMeta,
+          });
+        } catch (err) {
+          reject(new ConsulRequestError(`${what}: ${(err as Error).message}`, 'invalid-response'));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err) =>
+      reject(new ConsulRequestError(`${what}: ${err.message}`, 'unreachable')),
+    );
+    req.end();
+  });
 }

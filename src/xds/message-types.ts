@@ -5,6 +5,7 @@ export interface NodeMessage {
   id?: string;
   cluster?: string;
   metadata?: Record<string, unknown>;
+  locality?: { region?: string; zone?: string; subZone?: string };
   userAgentName?: string;
   userAgentBuildVersion?: unknown;
   userAgentVersion?: string;

@@ -1,8 +1,11 @@
 // Who is on the other end of a stream: the proxy identity read from Envoy's Node message.
-import { DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../catalog/model.js';
+import { DEFAULT_OUTBOUND_PORT, type Locality, type ProxyIdentity } from '../catalog/model.js';
 import type { NodeMessage } from './messages.js';
 
 export class InvalidNodeError extends Error {}
+
+/** Datacenter, region and zone names, as the catalog accepts them (src/catalog/schema.ts). */
+const LOCALITY_NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;
 
 /** Reads the identity; the metadata keys are the ones `lucid-mesh bootstrap` writes. */
 export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
@@ -25,5 +28,31 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
       `node.metadata.outbound_port: expected integer 1-65535, got ${JSON.stringify(rawPort)}`,
     );
   }
-  return { nodeId, service, outboundPort };
+  const locality = localityOf(node);
+  return { nodeId, service, outboundPort, ...(locality ? { locality } : {}) };
+}
+
+/**
+ * Where the proxy runs: node.locality.region/zone and node.metadata.datacenter (Envoy's
+ * Locality has no datacenter; sub_zone is not used). Only the parts that are set; undefined
+ * when none is, so a proxy without a locality has the same identity as before localities.
+ */
+function localityOf(node: NodeMessage): Locality | undefined {
+  const parts: Array<[keyof Locality, string, unknown]> = [
+    ['datacenter', 'node.metadata.datacenter', node.metadata?.datacenter],
+    ['region', 'node.locality.region', node.locality?.region],
+    ['zone', 'node.locality.zone', node.locality?.zone],
+  ];
+  const locality: { -readonly [K in keyof Locality]: Locality[K] } = {};
+  for (const [part, field, value] of parts) {
+    // Protobuf leaves an unset string empty; an empty Struct value means unset too.
+    if (value === undefined || value === null || value === '') continue;
+    if (typeof value !== 'string' || !LOCALITY_NAME_RE.test(value)) {
+      throw new InvalidNodeError(
+        `${field}: expected a name (letters, digits, . _ -; up to 63, a letter or digit first), got ${JSON.stringify(value)}`,
+      );
+    }
+    locality[part] = value;
+  }
+  return Object.keys(locality).length > 0 ? locality : undefined;
 }

@@ -1,11 +1,12 @@
 // `lucid-mesh bootstrap` and the real-Envoy harness. Real Envoy is the oracle: every
 // bootstrap we generate must pass `envoy --mode validate`.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
   BootstrapOptionError,
@@ -16,12 +17,16 @@ import {
   templatePath,
   type BootstrapOptions,
 } from '../../src/bootstrap/render.js';
+import { consulDevAgentArgs } from '../../bench/consul-dev-agent.js';
 import { bootstrapCommand } from '../../src/cli/bootstrap-command.js';
+import { CONSUL_SETUP_TIMEOUT_MS } from '../support/consul.js';
+import { startControlPlane, twoServices } from '../support/control-plane.js';
 import { startEnvoy, validateBootstrap } from '../support/envoy.js';
 import { httpGet, startHttpApp } from '../support/http-app.js';
 import { freePort, freePorts } from '../support/ports.js';
+import { killWithTestProcess } from '../support/reaper.js';
 import { runCommand } from '../support/run-command.js';
-import { cliEntry } from '../support/tools.js';
+import { cliEntry, toolPath } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -474,5 +479,391 @@ describe('test harness', () => {
         { what: 'x', timeoutMs: 50, intervalMs: 10, details: () => 'DETAILS' },
       ),
     ).rejects.toThrow(/waiting for x\nlast error: boom\nDETAILS/);
+  });
+});
+
+describe('locality: --datacenter, --region, --zone', () => {
+  const opts = { nodeId: 'web-1', service: 'web', xds: '127.0.0.1:18000' };
+
+  it.each([
+    {
+      title: 'all three',
+      locality: { datacenter: 'dc1', region: 'eu-west', zone: 'eu-west-1a' },
+    },
+    { title: 'zone only', locality: { zone: 'z.1_b-2' } },
+    { title: 'datacenter only (no node.locality)', locality: { datacenter: 'DC-East' } },
+    // yaml-cpp would read these plain as booleans and numbers.
+    { title: 'names YAML could misread', locality: { datacenter: 'on', region: 'y', zone: '123' } },
+    { title: 'more such names', locality: { datacenter: '1e3', region: 'null', zone: 'NO' } },
+  ])(
+    '$title: node.locality and metadata.datacenter; envoy --mode validate',
+    async ({ locality }) => {
+      const { datacenter, region, zone } = locality as Record<string, string | undefined>;
+      for (const mode of ['sotw', 'delta'] as const) {
+        const yaml = renderBootstrap({ ...opts, mode, ...locality });
+        const result = await validateBootstrap(yaml);
+        expect(result, result.output).toMatchObject({ ok: true });
+        const doc = parse(yaml);
+        expect(doc.node.metadata).toEqual({
+          service: 'web',
+          outbound_port: 15001,
+          ...(datacenter !== undefined ? { datacenter } : {}),
+        });
+        if (region === undefined && zone === undefined)
+          expect(doc.node).not.toHaveProperty('locality');
+        else {
+          expect(doc.node.locality).toEqual({
+            ...(region !== undefined ? { region } : {}),
+            ...(zone !== undefined ? { zone } : {}),
+          });
+        }
+      }
+    },
+  );
+
+  it('without them the bootstrap is exactly as before: no locality, no datacenter', () => {
+    const yaml = renderBootstrap(opts);
+    expect(yaml).not.toContain('locality');
+    expect(yaml).not.toContain('datacenter');
+    expect(renderBootstrap({ ...opts, datacenter: '', region: '', zone: '' })).toBe(yaml);
+    expect(resolveBootstrapOptions(opts)).not.toHaveProperty('locality');
+  });
+
+  it('resolves only the parts given', () => {
+    expect(resolveBootstrapOptions({ ...opts, region: 'r', zone: 'z' }).locality).toEqual({
+      region: 'r',
+      zone: 'z',
+    });
+    expect(resolveBootstrapOptions({ ...opts, datacenter: 'dc2' }).locality).toEqual({
+      datacenter: 'dc2',
+    });
+  });
+
+  it.each([
+    [{ datacenter: 'dc 1' }, '--datacenter: expected a name (letters, digits, . _ -', '"dc 1"'],
+    [{ region: '-west' }, '--region: expected a name', '"-west"'],
+    [{ zone: 'a/b' }, '--zone: expected a name', '"a/b"'],
+    [{ zone: 'z'.repeat(64) }, '--zone: expected a name', 'zzzz'],
+    [{ zone: 'zone-ä' }, '--zone: expected a name', '"zone-ä"'],
+    [{ region: 7 }, '--region: expected a string, got 7', ''],
+  ])('%j -> %s', (input, message, value) => {
+    let error: unknown;
+    try {
+      resolveBootstrapOptions({ ...opts, ...input });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(BootstrapOptionError);
+    expect((error as Error).message).toContain(message);
+    expect((error as Error).message).toContain(value);
+  });
+  it('accepts a 63-character name', () => {
+    expect(resolveBootstrapOptions({ ...opts, zone: 'z'.repeat(63) }).locality).toEqual({
+      zone: 'z'.repeat(63),
+    });
+  });
+
+  it('the command takes the flags, and LUCID_DATACENTER / LUCID_REGION / LUCID_ZONE', async () => {
+    const flags = await run([...base, '--datacenter', 'dc1', '--region', 'r1', '--zone', 'z1']);
+    expect(flags).toMatchObject({ code: 0, stderr: '' });
+    expect(flags.stdout).toBe(
+      renderBootstrap({ ...opts, datacenter: 'dc1', region: 'r1', zone: 'z1' }),
+    );
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { LUCID_DATACENTER: 'dc2', LUCID_REGION: 'r2', LUCID_ZONE: 'z2' });
+      const env = await run([...base, '--zone', 'z3']); // a flag wins over its env
+      expect(env).toMatchObject({ code: 0, stderr: '' });
+      expect(parse(env.stdout).node).toMatchObject({
+        metadata: { datacenter: 'dc2' },
+        locality: { region: 'r2', zone: 'z3' },
+      });
+      process.env.LUCID_ZONE = 'bad zone';
+      const bad = await run(base);
+      expect(bad).toEqual({
+        code: 2,
+        stdout: '',
+        stderr:
+          'lucid-mesh bootstrap: --zone: expected a name (letters, digits, . _ -; up to 63, a letter or digit first), got "bad zone"\n',
+      });
+    } finally {
+      for (const key of ['LUCID_DATACENTER', 'LUCID_REGION', 'LUCID_ZONE']) {
+        if (saved[key] === undefined) delete process.env[key];
+        else process.env[key] = saved[key];
+      }
+    }
+  });
+
+  it('--help lists them with their env', async () => {
+    const r = await run(['--help']);
+    expect(r.stdout).toContain('env: LUCID_DATACENTER');
+    expect(r.stdout).toContain('env: LUCID_REGION');
+    expect(r.stdout).toContain('env: LUCID_ZONE');
+  });
+
+  it('a real Envoy sends its locality and the control plane reads it', async () => {
+    const cp = await startControlPlane({ catalog: twoServices() });
+    const [adminPort, outboundPort] = (await freePorts(2)) as [number, number];
+    const envoy = await startEnvoy({
+      name: 'located',
+      adminPort,
+      bootstrapYaml: renderBootstrap({
+        nodeId: 'located-1',
+        service: 'hello',
+        xds: `127.0.0.1:${cp.port}`,
+        adminPort,
+        outboundPort,
+        mode: 'delta',
+        datacenter: 'dc2',
+        region: 'on', // stays a string all the way
+        zone: 'z-1',
+      }),
+    });
+    try {
+      const info = JSON.parse(await envoy.admin('/server_info'));
+      expect(info.node.locality).toMatchObject({ region: 'on', zone: 'z-1' });
+      expect(info.node.metadata).toMatchObject({ datacenter: 'dc2' });
+      const proxy = await waitFor(
+        () => [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === 'located-1')?.proxy,
+        { what: 'located-1 connected', details: () => envoy.logs() },
+      );
+      expect(proxy).toEqual({
+        nodeId: 'located-1',
+        service: 'hello',
+        outboundPort,
+        locality: { datacenter: 'dc2', region: 'on', zone: 'z-1' },
+      });
+    } finally {
+      await envoy.stop();
+      await cp.close();
+    }
+  });
+});
+
+/**
+ * A Consul dev agent in datacenter "dc-east" whose node has meta region/zone: test/support's
+ * startConsul has no way to pass -datacenter or -node-meta.
+ */
+async function startLocatedConsul(extraArgs: string[] = []): Promise<{
+  address: string;
+  /** Any HTTP API call as the management token (when ACLs are on); throws unless 200. */
+  api(method: string, path: string, body?: unknown): Promise<unknown>;
+  register(service: Record<string, unknown>): Promise<void>;
+  stop(): Promise<void>;
+}> {
+  const [http, serfLan, serfWan, server] = (await freePorts(4)) as [number, number, number, number];
+  const base = `http://127.0.0.1:${http}`;
+  const proc = spawn(
+    toolPath('consul'),
+    [
+      ...consulDevAgentArgs('located', { http, serfLan, serfWan, server }),
+      '-datacenter',
+      'dc-east',
+      '-node-meta',
+      'region:eu-central',
+      '-node-meta',
+      'zone:eu-central-1b',
+      ...extraArgs,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  killWithTestProcess(proc, 'consul');
+  let output = '';
+  proc.stdout?.on('data', (c: Buffer) => void (output += c.toString('utf8')));
+  proc.stderr?.on('data', (c: Buffer) => void (output += c.toString('utf8')));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const api = async (method: string, path: string, body?: unknown): Promise<unknown> => {
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = httpRequest(
+        `${base}${path}`,
+        { method, agent: false, headers: { 'x-consul-token': MANAGEMENT_TOKEN } },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => void (text += c.toString('utf8')));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+    if (r.status !== 200) throw new Error(`consul ${method} ${path}: HTTP ${r.status}: ${r.body}`);
+    return r.body ? (JSON.parse(r.body) as unknown) : undefined;
+  };
+  try {
+    await waitFor(async () => (await api('GET', '/v1/catalog/node/located')) !== undefined, {
+      what: 'consul node "located" in the catalog',
+      timeoutMs: 30_000,
+      details: () => output,
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    address: `127.0.0.1:${http}`,
+    api,
+    register: async (service) => {
+      await api('PUT', '/v1/agent/service/register', service);
+    },
+    stop,
+  };
+}
+
+const MANAGEMENT_TOKEN = '3f9a2b1c-0d4e-4f5a-8b6c-7d8e9f0a1b2c';
+
+describe('locality from the Consul registration (--consul-service-id)', () => {
+  let consul: Awaited<ReturnType<typeof startLocatedConsul>>;
+  const xds = ['--xds', '127.0.0.1:18000'];
+  const fromConsul = (id: string, ...more: string[]) =>
+    run(['--consul-service-id', id, '--consul', consul.address, ...xds, ...more]);
+
+  beforeAll(async () => {
+    consul = await startLocatedConsul();
+    // region and zone in the app's Meta (Consul copies it to the sidecar).
+    await consul.register({
+      Name: 'web',
+      ID: 'web-1',
+      Port: 9090,
+      Meta: { region: 'eu-west', zone: 'eu-west-1a' },
+      Connect: { SidecarService: {} },
+    });
+    // Nothing in Meta: the node's meta.
+    await consul.register({
+      Name: 'api',
+      ID: 'api-1',
+      Port: 8080,
+      Connect: { SidecarService: {} },
+    });
+    // The app's zone wins over a sidecar's own; the region from the node.
+    await consul.register({
+      Name: 'db',
+      ID: 'db-1',
+      Port: 5432,
+      Meta: { zone: 'app-zone' },
+      Connect: { SidecarService: { Meta: { zone: 'sidecar-zone' } } },
+    });
+    // A sidecar with its own Meta and an app without.
+    await consul.register({
+      Name: 'cache',
+      ID: 'cache-1',
+      Port: 6379,
+      Connect: { SidecarService: { Meta: { region: 'sidecar-region' } } },
+    });
+    await consul.register({
+      Name: 'bad',
+      ID: 'bad-1',
+      Port: 8081,
+      Meta: { zone: 'us east 1' },
+      Connect: { SidecarService: {} },
+    });
+  }, CONSUL_SETUP_TIMEOUT_MS);
+  afterAll(async () => {
+    await consul?.stop();
+  });
+
+  it.each([
+    ['web-1', 'web', { region: 'eu-west', zone: 'eu-west-1a' }],
+    ['api-1', 'api', { region: 'eu-central', zone: 'eu-central-1b' }],
+    ['db-1-sidecar-proxy', 'db', { region: 'eu-central', zone: 'app-zone' }],
+    ['cache-1', 'cache', { region: 'sidecar-region', zone: 'eu-central-1b' }],
+  ])('%s: datacenter from the agent, %j', async (id, service, locality) => {
+    const r = await fromConsul(id);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const nodeId = id.endsWith('-sidecar-proxy') ? id : `${id}-sidecar-proxy`;
+    expect(r.stdout).toBe(
+      renderBootstrap({
+        nodeId,
+        service,
+        xds: '127.0.0.1:18000',
+        datacenter: 'dc-east',
+        ...locality,
+      }),
+    );
+    const result = await validateBootstrap(r.stdout);
+    expect(result, result.output).toMatchObject({ ok: true });
+  });
+
+  it('flags and env win over the registration, part by part', async () => {
+    const r = await fromConsul('web-1', '--zone', 'z-flag', '--datacenter', 'dc-flag');
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(parse(r.stdout).node).toMatchObject({
+      metadata: { datacenter: 'dc-flag' },
+      locality: { region: 'eu-west', zone: 'z-flag' },
+    });
+    process.env.LUCID_REGION = 'r-env';
+    try {
+      const env = await fromConsul('api-1');
+      expect(parse(env.stdout).node).toMatchObject({
+        metadata: { datacenter: 'dc-east' },
+        locality: { region: 'r-env', zone: 'eu-central-1b' },
+      });
+    } finally {
+      delete process.env.LUCID_REGION;
+    }
+  });
+
+  it('a registration value the catalog would refuse: exit 2, naming where it came from', async () => {
+    const r = await fromConsul('bad-1');
+    expect(r).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        'lucid-mesh bootstrap: --zone: expected a name (letters, digits, . _ -; up to 63, a letter or digit first), got "us east 1" (from Meta.zone of the Consul registration "bad-1")\n',
+    });
+    // --zone fixes it.
+    expect((await fromConsul('bad-1', '--zone', 'us-east-1')).code).toBe(0);
+  });
+});
+
+describe('locality from Consul when the token may not read the agent (ACLs)', () => {
+  let consul: Awaited<ReturnType<typeof startLocatedConsul>>;
+  let sidecarToken: string;
+
+  beforeAll(async () => {
+    consul = await startLocatedConsul([
+      '-hcl',
+      `acl { enabled = true, default_policy = "deny", tokens { initial_management = "${MANAGEMENT_TOKEN}", agent = "${MANAGEMENT_TOKEN}" } }`,
+    ]);
+    await consul.register({
+      Name: 'api',
+      ID: 'api-1',
+      Port: 8080,
+      Connect: { SidecarService: {} },
+    });
+    // What a sidecar's token typically may do: read services, not the agent.
+    await consul.api('PUT', '/v1/acl/policy', {
+      Name: 'sidecar',
+      Rules: 'service_prefix "" { policy = "read" }',
+    });
+    const token = (await consul.api('PUT', '/v1/acl/token', {
+      Policies: [{ Name: 'sidecar' }],
+    })) as { SecretID: string };
+    sidecarToken = token.SecretID;
+  }, CONSUL_SETUP_TIMEOUT_MS);
+  afterAll(async () => {
+    await consul?.stop();
+  });
+
+  it('without agent:read: the datacenter from the registration, no node meta, no failure', async () => {
+    const args = ['--consul-service-id', 'api-1', '--consul', consul.address];
+    const r = await run([...args, '--consul-token', sidecarToken, '--xds', '127.0.0.1:18000']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(parse(r.stdout).node.metadata).toMatchObject({ datacenter: 'dc-east' });
+    expect(parse(r.stdout).node).not.toHaveProperty('locality');
+    // With agent:read (the management token), the node's meta too.
+    const full = await run([...args, '--consul-token', MANAGEMENT_TOKEN, '--xds', '127.0.0.1:1']);
+    expect(parse(full.stdout).node.locality).toEqual({
+      region: 'eu-central',
+      zone: 'eu-central-1b',
+    });
   });
 });
