@@ -132,6 +132,7 @@ describe('Consul + real Envoy mesh', () => {
         mode: 'delta',
         adminPort: webAdminPort,
         outboundPort: webOutboundPort,
+        datacenter: 'dc1',
       }),
     );
     const [clientSidecar, webEnvoy] = await Promise.all([
