@@ -42,6 +42,7 @@ const ROOTS = [
   'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+  'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
 ];
 
 // Well-known types whose JSON shape is not their message shape.

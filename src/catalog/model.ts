@@ -40,9 +40,29 @@ export interface Service {
   readonly instances: readonly Instance[];
 }
 
+/**
+ * A mesh gateway: an Envoy at the edge of a datacenter that forwards mesh TLS by SNI, without
+ * terminating it, to the datacenter's services (and to other datacenters' gateways).
+ */
+export interface Gateway {
+  /** Unique across the catalog; the Envoy node id of the gateway. */
+  readonly id: string;
+  /** Absent: the control plane's own datacenter. */
+  readonly datacenter?: string;
+  /** Where sidecars and gateways of the same datacenter reach it. */
+  readonly address: string;
+  readonly port: number;
+  /** Where other datacenters reach it (default: address and port). */
+  readonly wanAddress?: string;
+  readonly wanPort?: number;
+  readonly health: Health;
+}
+
 export interface Catalog {
   /** Sorted by name. */
   readonly services: readonly Service[];
+  /** Mesh gateways, sorted by id (absent: none). */
+  readonly gateways?: readonly Gateway[];
 }
 
 /** The identity a connected sidecar presents (from its Envoy node). */
@@ -79,10 +99,12 @@ export function findInstance(catalog: Catalog, nodeId: string): Located | undefi
 
 /** Sorts services and instances so that equal catalogs are deep-equal. */
 export function normalizeCatalog(catalog: Catalog): Catalog {
+  const gateways = [...(catalog.gateways ?? [])].sort((a, b) => cmp(a.id, b.id));
   return {
     services: [...catalog.services]
       .map((s) => ({ ...s, instances: [...s.instances].sort((a, b) => cmp(a.id, b.id)) }))
       .sort((a, b) => cmp(a.name, b.name)),
+    ...(gateways.length > 0 ? { gateways } : {}),
   };
 }
 
@@ -112,7 +134,12 @@ export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalo
     });
     return { ...service, instances };
   });
-  return { ...next, services };
+  // Gateways are few: kept as a whole while equal.
+  const gateways =
+    prev.gateways && JSON.stringify(prev.gateways) === JSON.stringify(next.gateways)
+      ? prev.gateways
+      : next.gateways;
+  return { ...next, services, ...(gateways ? { gateways } : {}) };
 }
 
 // Field by field (the model is small and fixed): isDeepStrictEqual took ~16 ms per change on a
@@ -158,7 +185,11 @@ function keyCount(o: object): number {
   return Object.keys(o).length;
 }
 
-/** Whether two catalogs hold the very same service objects (see reuseUnchanged). */
+/** Whether two catalogs hold the very same service and gateway objects (see reuseUnchanged). */
 export function sameServices(a: Catalog, b: Catalog): boolean {
-  return a.services.length === b.services.length && a.services.every((s, i) => s === b.services[i]);
+  return (
+    a.gateways === b.gateways &&
+    a.services.length === b.services.length &&
+    a.services.every((s, i) => s === b.services[i])
+  );
 }

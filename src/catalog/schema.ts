@@ -76,12 +76,46 @@ export const serviceSchema = sourceServiceSchema.superRefine((s, ctx) => {
   }
 });
 
+export const gatewaySchema = z
+  .object({
+    id: z.string({ error: (i) => `expected a string, got ${show(i.input)}` }).regex(INSTANCE_ID, {
+      error: (i) => `expected an id of letters, digits, . _ : -, got ${show(i.input)}`,
+    }),
+    datacenter: localityPart.optional(),
+    address: z.union([z.ipv4(), z.ipv6()], {
+      error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}`,
+    }),
+    port,
+    wanAddress: z
+      .union([z.ipv4(), z.ipv6()], {
+        error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}`,
+      })
+      .optional(),
+    wanPort: port.optional(),
+    health: oneOf(HEALTH_STATES).default('passing'),
+  })
+  .strict();
+
 export const catalogSchema = z
-  .object({ services: z.array(serviceSchema).default([]) })
+  .object({
+    services: z.array(serviceSchema).default([]),
+    gateways: z.array(gatewaySchema).optional(),
+  })
   .strict()
   .superRefine((c, ctx) => {
     const names = new Map<string, number>();
     const ids = new Map<string, string>();
+    c.gateways?.forEach((g, gi) => {
+      const owner = ids.get(g.id);
+      if (owner !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['gateways', gi, 'id'],
+          message: `duplicate gateway id "${g.id}"; ids are Envoy node ids and must be unique`,
+        });
+      }
+      ids.set(g.id, 'a gateway');
+    });
     const outboundPorts = new Map<number, string>();
     c.services.forEach((s, si) => {
       const prev = names.get(s.name);

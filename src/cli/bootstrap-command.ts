@@ -33,6 +33,7 @@ import {
   consulConnectionCliOptions,
   consulConnectionFromFlags,
 } from '../sources/consul/options.js';
+import { MESH_GATEWAY_SERVICE } from '../mesh/index.js';
 import { lookupConsulProxy } from '../sources/consul/proxy-registration.js';
 
 const PREFIX = 'lucid-mesh bootstrap';
@@ -50,6 +51,7 @@ export interface BootstrapCommandIo {
 interface RawFlags {
   nodeId?: string;
   service?: string;
+  gateway?: string;
   xds?: string;
   mode?: string;
   adminPort?: string | number;
@@ -114,6 +116,14 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         'service this sidecar belongs to, a DNS label; becomes node.cluster and ' +
           'node.metadata.service (required, unless --consul-service-id gives it)',
       ),
+    )
+    .addOption(
+      new Option(
+        '--gateway <kind>',
+        'bootstrap a gateway instead of a sidecar: mesh (an Envoy at the edge of a datacenter ' +
+          'forwarding mesh TLS by SNI; its --node-id must be a gateway of the catalog and its ' +
+          'token issued for the service mesh-gateway)',
+      ).choices(['mesh']),
     )
     .addOption(
       new Option(
@@ -206,6 +216,7 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         '    --mode delta -o /etc/envoy/bootstrap.yaml\n' +
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000 \\\n' +
         '    --datacenter dc1 --region eu-west --zone eu-west-1a\n' +
+        '  lucid-mesh bootstrap --gateway mesh --node-id gw-dc2-1 --datacenter dc2 --xds 127.0.0.1:18000\n' +
         '  lucid-mesh bootstrap --consul-service-id web-1-sidecar-proxy --xds 127.0.0.1:18000 \\\n' +
         '    --consul 127.0.0.1:8500',
     )
@@ -236,6 +247,23 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       const xdsCaPem =
         flags.xdsCa !== undefined ? readFlagFile('--xds-ca', flags.xdsCa) : undefined;
       input = { ...flags, token, xdsCaPem };
+      if (flags.gateway !== undefined) {
+        // A gateway is a node of the service mesh-gateway (mesh/proxy.ts): that is what its
+        // token must be issued for, and what tells the control plane it is one.
+        if (flags.service !== undefined && flags.service !== MESH_GATEWAY_SERVICE) {
+          return problem(
+            `--service: a mesh gateway is always service ${MESH_GATEWAY_SERVICE}, got ${JSON.stringify(flags.service)}`,
+            EXIT_USAGE,
+          );
+        }
+        if (flags.consulServiceId !== undefined) {
+          return problem(
+            '--gateway: not with --consul-service-id (register the gateway in the catalog)',
+            EXIT_USAGE,
+          );
+        }
+        input = { ...input, service: MESH_GATEWAY_SERVICE };
+      }
       if (flags.consulServiceId !== undefined) {
         const looked = await fromConsul(flags, explicit);
         if ('usage' in looked) return problem(looked.usage, EXIT_USAGE);

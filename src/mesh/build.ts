@@ -15,7 +15,15 @@ import { deepFreeze } from './freeze.js';
 import { InputIndex, PartCache, type MeshInputs, type TrackedReader } from './inputs.js';
 import { ChainCompiler, isHttpFamily } from './routes.js';
 import { placed } from './locality.js';
-import type { Backend, Mesh, MeshInstance, MeshService, MeshSettings } from './types.js';
+import type {
+  Backend,
+  Mesh,
+  MeshGateway,
+  MeshGatewayMode,
+  MeshInstance,
+  MeshService,
+  MeshSettings,
+} from './types.js';
 
 interface ServicePart {
   readonly service: MeshService;
@@ -125,6 +133,9 @@ function buildService(name: string, reader: TrackedReader): ServicePart {
     authorization: authorizationOf(name, reader.policy, intentions, reader.settings),
     instances: instancesOf(service, reader.settings),
     upstreamOverrides: [],
+    ...(reader.get('defaults', name)?.MeshGateway?.Mode !== undefined
+      ? { gatewayMode: reader.get('defaults', name)!.MeshGateway!.Mode! }
+      : {}),
   };
   return { service: meshService, problems };
 }
@@ -184,6 +195,59 @@ function entryProblems(inputs: MeshInputs, names: ReadonlySet<string>): ConfigPr
   return problems;
 }
 
+function meshGateways(inputs: MeshInputs): readonly MeshGateway[] {
+  return deepFreeze(
+    (inputs.catalog.gateways ?? []).map((g) => ({
+      id: g.id,
+      datacenter: g.datacenter ?? inputs.settings.datacenter,
+      address: g.address,
+      port: g.port,
+      wanAddress: g.wanAddress ?? g.address,
+      wanPort: g.wanPort ?? g.port,
+      healthy: g.health !== 'critical',
+    })),
+  );
+}
+
+/**
+ * Gateway modes that cannot work: without mTLS there is no SNI to route on, and a datacenter
+ * without a gateway cannot be reached through one (its instances are then reached directly).
+ */
+function gatewayProblems(
+  services: readonly MeshService[],
+  gateways: readonly MeshGateway[],
+  defaultMode: MeshGatewayMode,
+  settings: MeshSettings,
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const users = services.filter((s) => (s.gatewayMode ?? defaultMode) !== 'none');
+  if (users.length === 0) return problems;
+  const where = (s: MeshService) =>
+    s.gatewayMode !== undefined
+      ? { kind: 'service-defaults', name: s.name }
+      : { kind: 'proxy-defaults', name: 'global' };
+  if (!settings.mtls) {
+    const w = where(users[0]!);
+    problems.push({
+      ...w,
+      message:
+        'MeshGateway: gateways route by the SNI of mesh TLS; with --mtls off every datacenter is reached directly',
+    });
+    return problems;
+  }
+  const withGateway = new Set(gateways.map((g) => g.datacenter));
+  const dcs = new Set(services.flatMap((s) => s.instances.map((i) => i.locality.datacenter)));
+  for (const dc of [...dcs].sort()) {
+    if (!withGateway.has(dc)) {
+      problems.push({
+        ...where(users[0]!),
+        message: `MeshGateway: datacenter "${dc}" has no mesh gateway in the catalog; its instances are reached directly`,
+      });
+    }
+  }
+  return problems;
+}
+
 export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   const index = new InputIndex(inputs);
   cache.services.startBuild();
@@ -207,9 +271,14 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   });
   const problems = [...parts.values()].flatMap((p) => p.problems);
   problems.push(...entryProblems(inputs, new Set(names)));
+  const gateways = meshGateways(inputs);
+  const gatewayMode = inputs.traffic.proxyDefaults?.MeshGateway?.Mode ?? 'none';
+  problems.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));
   return Object.freeze({
     settings: inputs.settings,
     services: Object.freeze(services),
+    gateways,
+    gatewayMode,
     problems: Object.freeze(problems),
     unsupported: inputs.traffic.unsupported,
   });

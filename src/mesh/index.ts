@@ -1,6 +1,12 @@
 // The mesh model: inputs → IR. See types.ts for what it holds.
 export { buildMesh, meshService, MeshCache } from './build.js';
-export { findMeshInstance, meshProxy, proxyLocality } from './proxy.js';
+export {
+  findMeshInstance,
+  gatewayOf,
+  meshProxy,
+  proxyLocality,
+  MESH_GATEWAY_SERVICE,
+} from './proxy.js';
 export { localityKey, localityRank, datacenterOrder } from './locality.js';
 export { backendName } from './names.js';
 export type { MeshInputs } from './inputs.js';

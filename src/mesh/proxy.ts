@@ -2,7 +2,14 @@
 // a meshed instance it may serve, its inbound side.
 import type { ProxyIdentity } from '../catalog/model.js';
 import { meshService } from './build.js';
-import type { Mesh, MeshInstance, MeshProxy, MeshService, PlacedLocality } from './types.js';
+import type {
+  Mesh,
+  MeshGateway,
+  MeshInstance,
+  MeshProxy,
+  MeshService,
+  PlacedLocality,
+} from './types.js';
 
 type Located = { service: MeshService; instance: MeshInstance };
 
@@ -29,6 +36,18 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
   const mayServe = !mesh.settings.authenticatedProxies || found?.service.name === proxy.service;
   const sidecarPort = found?.instance.sidecarPort;
   const own = proxy.service ? meshService(mesh, proxy.service) : undefined;
+  const gateway = gatewayOf(mesh, proxy);
+  if (gateway) {
+    return {
+      nodeId: proxy.nodeId,
+      service: proxy.service,
+      outboundPort: proxy.outboundPort,
+      locality: { datacenter: gateway.datacenter },
+      gatewayMode: 'none',
+      gateway,
+      upstreamOverrides: [],
+    };
+  }
   return {
     nodeId: proxy.nodeId,
     service: proxy.service,
@@ -45,6 +64,8 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
         }
       : {}),
     locality: proxyLocality(mesh, proxy),
+    gatewayMode: own?.gatewayMode ?? mesh.gatewayMode,
+    ...(gateway ? { gateway } : {}),
     upstreamOverrides: own?.upstreamOverrides ?? [],
   };
 }
@@ -66,4 +87,19 @@ export function proxyLocality(mesh: Mesh, proxy: ProxyIdentity): PlacedLocality 
     ...(region !== undefined ? { region } : {}),
     ...(zone !== undefined ? { zone } : {}),
   };
+}
+
+/** The service name a mesh gateway's token and node claim. */
+export const MESH_GATEWAY_SERVICE = 'mesh-gateway';
+
+/**
+ * The catalog gateway a node is, if any. With authenticated proxies the node must also claim
+ * (and its token hold) the gateway service, so a sidecar cannot pose as a gateway.
+ */
+export function gatewayOf(mesh: Mesh, proxy: ProxyIdentity): MeshGateway | undefined {
+  const gateway = mesh.gateways.find((g) => g.id === proxy.nodeId);
+  if (!gateway) return undefined;
+  if (mesh.settings.authenticatedProxies && proxy.service !== MESH_GATEWAY_SERVICE)
+    return undefined;
+  return gateway;
 }

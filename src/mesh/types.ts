@@ -6,6 +6,7 @@ import type { Health, Locality, Protocol } from '../catalog/model.js';
 import type { AllowedSources } from '../policy/evaluate.js';
 import type { ConfigProblem } from '../traffic/provider.js';
 import type {
+  MeshGatewayMode,
   Fault,
   HashPolicy,
   HeaderEdits,
@@ -212,12 +213,33 @@ export interface MeshService {
    * UpstreamConfig): same names as the shared ones, which they replace for those proxies.
    */
   readonly upstreamOverrides: readonly Backend[];
+  /** How this service's proxies reach other datacenters (service-defaults MeshGateway). */
+  readonly gatewayMode?: MeshGatewayMode;
 }
+
+/** A mesh gateway (catalog `gateways`, Consul `Kind: mesh-gateway`). */
+export interface MeshGateway {
+  readonly id: string;
+  readonly datacenter: string;
+  /** Where its own datacenter reaches it. */
+  readonly address: string;
+  readonly port: number;
+  /** Where other datacenters reach it. */
+  readonly wanAddress: string;
+  readonly wanPort: number;
+  readonly healthy: boolean;
+}
+
+export type { MeshGatewayMode };
 
 export interface Mesh {
   readonly settings: MeshSettings;
   /** Sorted by name. */
   readonly services: readonly MeshService[];
+  /** Sorted by id. */
+  readonly gateways: readonly MeshGateway[];
+  /** How proxies reach other datacenters unless their service-defaults say otherwise. */
+  readonly gatewayMode: MeshGatewayMode;
   /** Entries that could not be applied (fully or in part) and what was done instead. */
   readonly problems: readonly ConfigProblem[];
   /** Input the mesh does not implement (listed, never silently dropped). */
@@ -239,6 +261,10 @@ export interface MeshProxy {
   };
   /** Where the proxy runs: what its node says, else its registration's, else the mesh's dc. */
   readonly locality: PlacedLocality;
+  /** How it reaches other datacenters. */
+  readonly gatewayMode: MeshGatewayMode;
+  /** Present when the node is a mesh gateway of the catalog (it gets gateway config only). */
+  readonly gateway?: MeshGateway;
   /** Its service's upstreamOverrides (empty for a node outside the catalog). */
   readonly upstreamOverrides: readonly Backend[];
 }

@@ -20,6 +20,7 @@ import {
   type Mesh,
   type MeshInstance,
   type MeshService,
+  type MeshGatewayMode,
   type MeshSettings,
   type PlacedLocality,
 } from '../mesh/types.js';
@@ -234,7 +235,10 @@ export class SnapshotStore implements ConfigWatcher {
   viewFor(proxy: ProxyIdentity): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const snapshot = this.localitySnapshot(proxyLocality(current.mesh, proxy));
+    const mode =
+      (proxy.service ? meshService(current.mesh, proxy.service)?.gatewayMode : undefined) ??
+      current.mesh.gatewayMode;
+    const snapshot = this.localitySnapshot(proxyLocality(current.mesh, proxy), mode);
     const key = `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}`;
     let view = this.views.get(key);
     if (!view || view.snapshot !== snapshot) {
@@ -247,20 +251,20 @@ export class SnapshotStore implements ConfigWatcher {
   }
 
   /**
-   * The snapshot of callers in `locality`: the current one, with the endpoints of failover
+   * The snapshot of callers in `locality` reaching other datacenters in `mode`: the current one, with the endpoints of failover
    * backends as that locality sees them (encoded once per locality, shared by its proxies).
    * Meshes without failover backends, and callers in the mesh's own datacenter with no
    * region or zone, use the current snapshot itself.
    */
-  private localitySnapshot(locality: PlacedLocality): Snapshot {
+  private localitySnapshot(locality: PlacedLocality, mode: MeshGatewayMode): Snapshot {
     const base = this.current!;
     if (failoverBackends(base.mesh).length === 0) return base;
-    const key = localityKey(locality);
-    if (key === localityKey(homeOf(base.mesh.settings))) return base;
+    const key = `${localityKey(locality)}|${mode}`;
+    if (key === `${localityKey(homeOf(base.mesh.settings))}|${base.mesh.gatewayMode}`) return base;
     let snapshot = this.localities.get(key);
     if (snapshot) return snapshot;
     const endpoints = new Map(base.shared.endpoints);
-    for (const [name, cla] of translateLocality(base.mesh, locality)) {
+    for (const [name, cla] of translateLocality(base.mesh, locality, mode)) {
       endpoints.set(name, this.encoder.encode('endpoints', name, cla, `${name}@${key}`));
     }
     const shared = { ...base.shared, endpoints };

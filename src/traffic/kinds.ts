@@ -92,6 +92,16 @@ const UPSTREAM_UNSUPPORTED = [
   'BalanceOutboundConnections',
 ];
 
+/** Consul's MeshGateway: how a proxy reaches other datacenters ("" = not set). */
+export const MESH_GATEWAY_MODES = ['local', 'remote', 'none'] as const;
+const meshGateway = consulObject(
+  { Mode: z.preprocess((v) => (v === '' ? undefined : v), oneOf(MESH_GATEWAY_MODES).optional()) },
+  'a mesh gateway setting ({ Mode })',
+)
+  .optional()
+  // Consul prints `"MeshGateway": {}` on every entry: no mode is no setting.
+  .transform((v) => (v?.Mode === undefined ? undefined : v));
+
 const upstreamConfig = consulObject(
   {
     Defaults: consulObject(upstreamSettings, 'upstream defaults', {
@@ -150,6 +160,7 @@ const proxyDefaults = entry(
       { unsupported: 'rest' },
     ).default({}),
     UpstreamConfig: upstreamConfig.optional(),
+    MeshGateway: meshGateway,
   },
   {
     name: z.literal('global', {
@@ -160,7 +171,6 @@ const proxyDefaults = entry(
       'Mode',
       'TransparentProxy',
       'MutualTLSMode',
-      'MeshGateway',
       'Expose',
       'AccessLogs',
       'EnvoyExtensions',
@@ -176,13 +186,13 @@ const serviceDefaults = entry(
     // Consul prints `"Protocol": ""` for an entry written without one: that is no protocol.
     Protocol: z.preprocess((v) => (v === '' ? undefined : v), protocol.optional()),
     UpstreamConfig: upstreamConfig.optional(),
+    MeshGateway: meshGateway,
   },
   {
     unsupported: [
       'Mode',
       'TransparentProxy',
       'MutualTLSMode',
-      'MeshGateway',
       'Expose',
       'ExternalSNI',
       'Destination',

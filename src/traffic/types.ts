@@ -51,6 +51,9 @@ export interface UpstreamConfig {
   readonly Overrides: readonly UpstreamOverride[];
 }
 
+/** How a proxy reaches instances in other datacenters: through a mesh gateway or directly. */
+export type MeshGatewayMode = 'local' | 'remote' | 'none';
+
 export interface ProxyDefaults {
   readonly Kind: 'proxy-defaults';
   /** Always "global". */
@@ -62,6 +65,8 @@ export interface ProxyDefaults {
   };
   /** Extension: upstream settings for every proxy's upstreams (Consul has them per service). */
   readonly UpstreamConfig?: UpstreamConfig;
+  /** Every proxy's default way to other datacenters. */
+  readonly MeshGateway?: { readonly Mode?: MeshGatewayMode };
 }
 
 export interface ServiceDefaults {
@@ -70,6 +75,8 @@ export interface ServiceDefaults {
   readonly Protocol?: Protocol;
   /** How this service's proxies reach their upstreams. */
   readonly UpstreamConfig?: UpstreamConfig;
+  /** How this service's proxies reach other datacenters (wins over proxy-defaults). */
+  readonly MeshGateway?: { readonly Mode?: MeshGatewayMode };
 }
 
 export type PathMatch =

@@ -9,9 +9,16 @@ import {
   type LbPolicy,
   type OutlierDetection,
 } from '../protos/envoy-types.js';
-import { MTLS_MATCH, adsConfigSource, defined, durationMs, socketAddress } from './envoy.js';
+import {
+  MTLS_MATCH,
+  adsConfigSource,
+  defined,
+  durationMs,
+  gatewayMatch,
+  socketAddress,
+} from './envoy.js';
 import { localAppClusterName } from './names.js';
-import { upstreamMtls } from './tls.js';
+import { gatewaySni, upstreamMtls } from './tls.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
@@ -98,11 +105,29 @@ function outlierDetection(backend: Backend): OutlierDetection | undefined {
 function meshTransport(
   backend: Backend,
   settings: MeshSettings,
+  viaGateways: boolean,
 ): Cluster['transportSocketMatches'] {
   const identity = settings.mtls;
   if (!identity) return undefined;
   const alpn = backend.protocol === 'tcp' ? [] : isHttp2(backend.protocol) ? ['h2'] : ['http/1.1'];
+  // Endpoints reached through a mesh gateway carry their datacenter: the same mTLS (the SAN
+  // check names the service end to end) with an SNI the gateways route on. Listed first:
+  // Envoy takes the first match whose fields the endpoint's metadata all has.
+  const datacenters = viaGateways
+    ? [...new Set(backend.localities.map((g) => g.locality.datacenter))].sort()
+    : [];
   return [
+    ...datacenters.map((dc) => ({
+      name: `mtls-${dc}`,
+      match: gatewayMatch(dc),
+      transportSocket: upstreamMtls(
+        identity,
+        backend.service,
+        settings.domainSuffix,
+        alpn,
+        gatewaySni(identity, backend.service, dc),
+      ),
+    })),
     {
       name: 'mtls',
       match: MTLS_MATCH,
@@ -111,7 +136,15 @@ function meshTransport(
   ];
 }
 
-export function backendCluster(backend: Backend, settings: MeshSettings): Cluster {
+/**
+ * `viaGateways`: some callers reach this backend's other datacenters through mesh gateways
+ * (the mesh has gateways and the backend spans datacenters).
+ */
+export function backendCluster(
+  backend: Backend,
+  settings: MeshSettings,
+  viaGateways = false,
+): Cluster {
   return defined({
     name: backend.name,
     type: 'EDS',
@@ -124,7 +157,7 @@ export function backendCluster(backend: Backend, settings: MeshSettings): Cluste
     // Envoy's panic mode (below 50 % healthy) it would balance over them, so it is off.
     commonLbConfig: backend.failover ? { healthyPanicThreshold: { value: 0 } } : undefined,
     typedExtensionProtocolOptions: upstreamProtocolOptions(backend.protocol),
-    transportSocketMatches: meshTransport(backend, settings),
+    transportSocketMatches: meshTransport(backend, settings, viaGateways && !!backend.failover),
   });
 }
 

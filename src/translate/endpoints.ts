@@ -1,12 +1,25 @@
 // ClusterLoadAssignments (EDS): where a backend's instances are, grouped by locality.
 import { datacenterOrder, localityRank } from '../mesh/locality.js';
-import type { Backend, Endpoint, LocalityEndpoints, PlacedLocality } from '../mesh/types.js';
+import type {
+  Backend,
+  Endpoint,
+  LocalityEndpoints,
+  MeshGateway,
+  MeshGatewayMode,
+  PlacedLocality,
+} from '../mesh/types.js';
 import type {
   ClusterLoadAssignment,
   LbEndpoint,
   LocalityLbEndpoints,
 } from '../protos/envoy-types.js';
-import { MTLS_MATCH, MTLS_MATCH_KEY, defined, socketAddress } from './envoy.js';
+import { MTLS_MATCH, MTLS_MATCH_KEY, defined, gatewayMatch, socketAddress } from './envoy.js';
+
+/** How a caller reaches other datacenters: its mode and the mesh's gateways. */
+export interface GatewayRoute {
+  readonly mode: MeshGatewayMode;
+  readonly gateways: readonly MeshGateway[];
+}
 
 function lbEndpoint(endpoint: Endpoint, mtls: boolean): LbEndpoint {
   const lb: LbEndpoint = {
@@ -50,6 +63,7 @@ export function backendLoadAssignment(
   mtls: boolean,
   caller?: PlacedLocality,
   configuredOrder: readonly string[] = [],
+  via?: GatewayRoute,
 ): ClusterLoadAssignment {
   const clusterName = backend.name;
   // Still an assignment when nothing is healthy: it tells Envoy to drop the endpoints it had
@@ -69,10 +83,16 @@ export function backendLoadAssignment(
     .map((g) => ({ g, rank: localityRank(caller, g.locality, order) }))
     .filter((r): r is { g: LocalityEndpoints; rank: number } => r.rank !== undefined);
   const ranks = [...new Set(ranked.map((r) => r.rank))].sort((a, b) => a - b);
-  const endpoints = ranked
-    .map((r) => ({ g: r.g, priority: ranks.indexOf(r.rank) }))
-    .sort((a, b) => a.priority - b.priority)
-    .map((r) => localityEndpoints(r.g, mtls, r.priority));
+  const direct = ranked
+    .filter((r) => !reachedThroughGateway(r.g, caller, mtls, via))
+    .map((r) => localityEndpoints(r.g, mtls, ranks.indexOf(r.rank)));
+  const gatewayed = throughGateways(
+    ranked.filter((r) => reachedThroughGateway(r.g, caller, mtls, via)),
+    caller,
+    via!,
+    (rank) => ranks.indexOf(rank),
+  );
+  const endpoints = [...direct, ...gatewayed].sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0));
   const t = failover.thresholdPercent;
   return defined({
     clusterName,
@@ -85,4 +105,60 @@ export function backendLoadAssignment(
 /** An empty assignment: what a proxy gets for an EDS name that does not exist (see ProxyView). */
 export function emptyLoadAssignment(clusterName: string): ClusterLoadAssignment {
   return { clusterName };
+}
+
+/** The gateways a caller uses to reach `dc` in its mode (none when it goes direct). */
+function gatewaysFor(caller: PlacedLocality, dc: string, via: GatewayRoute): MeshGateway[] {
+  if (via.mode === 'none' || dc === caller.datacenter) return [];
+  const at = via.mode === 'local' ? caller.datacenter : dc;
+  return via.gateways.filter((g) => g.datacenter === at);
+}
+
+function reachedThroughGateway(
+  g: LocalityEndpoints,
+  caller: PlacedLocality,
+  mtls: boolean,
+  via: GatewayRoute | undefined,
+): boolean {
+  return mtls && via !== undefined && gatewaysFor(caller, g.locality.datacenter, via).length > 0;
+}
+
+/**
+ * Other datacenters reached through mesh gateways: one group per datacenter whose endpoints
+ * are the gateways (the caller's own with mode local, the target datacenter's with remote),
+ * marked with the target datacenter so the cluster sends the SNI the gateways route on. The
+ * group is healthy while the datacenter has a healthy instance; no instance address of the
+ * other datacenter reaches the caller.
+ */
+function throughGateways(
+  ranked: readonly { g: LocalityEndpoints; rank: number }[],
+  caller: PlacedLocality,
+  via: GatewayRoute,
+  priorityOf: (rank: number) => number,
+): LocalityLbEndpoints[] {
+  const byDc = new Map<string, { rank: number; healthy: boolean }>();
+  for (const { g, rank } of ranked) {
+    const dc = g.locality.datacenter;
+    const prev = byDc.get(dc);
+    const healthy = g.endpoints.some((e) => e.healthy);
+    byDc.set(dc, { rank: Math.min(prev?.rank ?? rank, rank), healthy: !!prev?.healthy || healthy });
+  }
+  return [...byDc].map(([dc, { rank, healthy }]) => {
+    const remote = via.mode === 'remote';
+    const priority = priorityOf(rank);
+    return defined({
+      lbEndpoints: gatewaysFor(caller, dc, via).map((gw): LbEndpoint => ({
+        endpoint: {
+          address: socketAddress(
+            remote ? gw.wanAddress : gw.address,
+            remote ? gw.wanPort : gw.port,
+          ),
+          hostname: gw.id,
+        },
+        healthStatus: healthy && gw.healthy ? 'HEALTHY' : 'UNHEALTHY',
+        metadata: { filterMetadata: { [MTLS_MATCH_KEY]: gatewayMatch(dc) } },
+      })),
+      priority: priority ? priority : undefined,
+    });
+  });
 }

@@ -52,6 +52,11 @@ export type PlainJson<T> = { [K in keyof T]: T[K] };
 export const MTLS_MATCH_KEY = 'envoy.transport_socket_match';
 export const MTLS_MATCH: Struct = { mtls: true };
 
+/** The metadata (and match) of an endpoint reached through a gateway into datacenter `dc`. */
+export function gatewayMatch(dc: string): Struct {
+  return { mtls: true, dc };
+}
+
 /**
  * Envoy's JSON is deterministic only if translators never emit undefined: `o` without its
  * undefined-valued keys, the others in their order. `T` comes from where the result goes

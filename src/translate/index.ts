@@ -8,6 +8,7 @@ import type {
   Mesh,
   MeshProxy,
   MeshService,
+  MeshGatewayMode,
   MeshSettings,
   PlacedLocality,
 } from '../mesh/types.js';
@@ -28,6 +29,7 @@ import {
   outboundHttpListenerName,
   outboundTcpListenerName,
 } from './names.js';
+import { gatewayResources } from './gateways.js';
 import { authorizationFilters } from './rbac.js';
 import { outboundRouteConfiguration, serviceVirtualHost } from './routes.js';
 import { downstreamMtls, spiffeIdOf } from './tls.js';
@@ -57,6 +59,8 @@ function sharedInputs(service: MeshService): unknown {
  */
 export class TranslationCache {
   private settings: MeshSettings | undefined;
+  /** The gateways and default mode the cached translations were made with. */
+  private gateways = '';
   private byObject = new WeakMap<MeshService, { key: string; part: ServiceResources }>();
   private byHash = new Map<string, ServiceResources>();
   private nextByHash = new Map<string, ServiceResources>();
@@ -64,9 +68,10 @@ export class TranslationCache {
   /** Services translated (not found in the cache) by the last build: for tests and benches. */
   translated = 0;
 
-  start(settings: MeshSettings): void {
-    if (settings !== this.settings) {
+  start(settings: MeshSettings, gateways = ''): void {
+    if (settings !== this.settings || gateways !== this.gateways) {
       this.settings = settings;
+      this.gateways = gateways;
       this.byObject = new WeakMap();
       this.nextByHash = new Map();
       this.routes = undefined;
@@ -76,13 +81,13 @@ export class TranslationCache {
     this.translated = 0;
   }
 
-  service(service: MeshService, settings: MeshSettings): ServiceResources {
+  service(service: MeshService, mesh: Mesh): ServiceResources {
     let known = this.byObject.get(service);
     if (!known) {
       const key = hash('sha1', JSON.stringify(sharedInputs(service)), 'base64');
       let part = this.byHash.get(key) ?? this.nextByHash.get(key);
       if (!part) {
-        part = translateService(service, settings);
+        part = translateService(service, mesh);
         this.translated++;
       }
       known = { key, part };
@@ -102,16 +107,24 @@ export class TranslationCache {
   }
 }
 
-function translateService(service: MeshService, settings: MeshSettings): ServiceResources {
+function translateService(service: MeshService, mesh: Mesh): ServiceResources {
+  const { settings } = mesh;
   const mtls = settings.mtls !== undefined;
   const main = service.backends[0];
+  const viaGateways = mesh.gateways.length > 0;
+  const via = { mode: mesh.gatewayMode, gateways: mesh.gateways };
   return {
-    clusters: service.backends.map((b) => [b.name, backendCluster(b, settings)] as const),
+    clusters: service.backends.map(
+      (b) => [b.name, backendCluster(b, settings, viaGateways)] as const,
+    ),
     // Failover backends as a caller in the mesh's own datacenter sees them; callers elsewhere
     // get theirs from translateLocality.
     endpoints: service.backends.map(
       (b) =>
-        [b.name, backendLoadAssignment(b, mtls, homeOf(settings), settings.datacenters)] as const,
+        [
+          b.name,
+          backendLoadAssignment(b, mtls, homeOf(settings), settings.datacenters, via),
+        ] as const,
     ),
     ...(service.protocol !== 'tcp'
       ? { virtualHost: serviceVirtualHost(service, settings.domainSuffix) }
@@ -151,22 +164,27 @@ export function failoverBackends(mesh: Mesh): readonly Backend[] {
 export function translateLocality(
   mesh: Mesh,
   caller: PlacedLocality,
+  mode: MeshGatewayMode = mesh.gatewayMode,
 ): Map<string, ClusterLoadAssignment> {
   const mtls = mesh.settings.mtls !== undefined;
+  const via = { mode, gateways: mesh.gateways };
   const out = new Map<string, ClusterLoadAssignment>();
   for (const b of failoverBackends(mesh)) {
-    out.set(b.name, backendLoadAssignment(b, mtls, caller, mesh.settings.datacenters));
+    out.set(b.name, backendLoadAssignment(b, mtls, caller, mesh.settings.datacenters, via));
   }
   return out;
 }
 
 /** What every sidecar gets: clusters, their endpoints, outbound routes, tcp listeners. */
 export function translateShared(mesh: Mesh, cache = new TranslationCache()): ResourceSet {
-  cache.start(mesh.settings);
+  cache.start(
+    mesh.settings,
+    mesh.gateways.length > 0 ? JSON.stringify([mesh.gatewayMode, mesh.gateways]) : '',
+  );
   const resources = emptyResourceSet();
   const hosts: VirtualHost[] = [];
   for (const service of mesh.services) {
-    const part = cache.service(service, mesh.settings);
+    const part = cache.service(service, mesh);
     for (const [name, cluster] of part.clusters) resources.clusters.set(name, cluster);
     for (const [name, cla] of part.endpoints) resources.endpoints.set(name, cla);
     if (part.virtualHost) hosts.push(part.virtualHost);
@@ -184,6 +202,13 @@ export function translateShared(mesh: Mesh, cache = new TranslationCache()): Res
 export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
   const { settings } = mesh;
   const resources = emptyResourceSet();
+  if (proxy.gateway) {
+    // A gateway gets its SNI listener and clusters, nothing of a sidecar's.
+    const gw = gatewayResources(mesh, proxy.gateway);
+    for (const [name, l] of gw.listeners) resources.listeners.set(name, l);
+    for (const [name, c] of gw.clusters) resources.clusters.set(name, c);
+    return resources;
+  }
   resources.listeners.set(
     outboundHttpListenerName(proxy.outboundPort),
     outboundHttpListener(proxy.outboundPort),

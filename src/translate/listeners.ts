@@ -60,7 +60,7 @@ function httpConnectionManager(
   };
 }
 
-function tcpProxy(statPrefix: string, cluster: string): ListenerFilter {
+export function tcpProxy(statPrefix: string, cluster: string): ListenerFilter {
   return {
     name: 'envoy.filters.network.tcp_proxy',
     typedConfig: typedAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', {

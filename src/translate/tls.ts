@@ -57,14 +57,28 @@ export function upstreamMtls(
   service: string,
   dnsSuffix: string,
   alpn: string[],
+  sni = `${service}.${dnsSuffix}`,
 ): TransportSocket {
   return {
     name: TLS_SOCKET,
     typedConfig: typedAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
       commonTlsContext: commonTlsContext({ exact: spiffeIdOf(identity, service) }, alpn),
-      sni: `${service}.${dnsSuffix}`,
+      sni,
     }),
   };
+}
+
+/**
+ * The SNI a sidecar sends for `service` in datacenter `dc` through mesh gateways, which route
+ * on it without terminating TLS: `<service>.<namespace>.<datacenter>.<trust domain>`.
+ */
+export function gatewaySni(identity: MeshIdentity, service: string, dc: string): string {
+  return `${service}.${identity.namespace}.${dc}.${identity.trustDomain}`;
+}
+
+/** What a gateway matches for every service of a datacenter (Envoy: a leading wildcard). */
+export function gatewaySniWildcard(identity: MeshIdentity, dc: string): string {
+  return `*.${identity.namespace}.${dc}.${identity.trustDomain}`;
 }
 
 export interface IdentityMaterial {

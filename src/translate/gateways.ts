@@ -1,0 +1,125 @@
+// Mesh gateways: an Envoy at the edge of a datacenter that forwards mesh TLS by SNI without
+// terminating it (tls_inspector reads the SNI, tcp_proxy passes the bytes on), so mTLS stays
+// end to end between the sidecars and the gateway never sees plaintext.
+//   <service>.<ns>.<this dc>.<trust domain>  → the service's instances here (their sidecars)
+//   *.<ns>.<other dc>.<trust domain>         → that datacenter's gateways
+import type { Cluster, Listener } from '../protos/envoy-types.js';
+import { typedAny } from '../protos/envoy-types.js';
+import type { Mesh, MeshGateway } from '../mesh/types.js';
+import { durationMs, socketAddress } from './envoy.js';
+import { tcpProxy } from './listeners.js';
+import { gatewaySni, gatewaySniWildcard } from './tls.js';
+
+export function gatewayListenerName(id: string): string {
+  return `mesh-gateway|${id}`;
+}
+
+/** Not names a backend can have (backend names never contain "|"). */
+function localClusterName(service: string): string {
+  return `mesh-gateway|${service}`;
+}
+
+function remoteClusterName(dc: string): string {
+  return `mesh-gateway|dc|${dc}`;
+}
+
+function staticCluster(
+  name: string,
+  hosts: { address: string; port: number }[],
+  ms: number,
+): Cluster {
+  return {
+    name,
+    type: 'STATIC',
+    connectTimeout: durationMs(ms),
+    loadAssignment: {
+      clusterName: name,
+      endpoints: [
+        {
+          lbEndpoints: hosts.map((h) => ({
+            endpoint: { address: socketAddress(h.address, h.port) },
+          })),
+        },
+      ],
+    },
+  };
+}
+
+/** The gateway's listener and clusters (none without mTLS: there is no SNI to route on). */
+export function gatewayResources(
+  mesh: Mesh,
+  gateway: MeshGateway,
+): { listeners: [string, Listener][]; clusters: [string, Cluster][] } {
+  const identity = mesh.settings.mtls;
+  const clusters: [string, Cluster][] = [];
+  const chains: NonNullable<Listener['filterChains']>[number][] = [];
+  if (!identity) return { listeners: [], clusters };
+  const timeout = mesh.settings.connectTimeoutMs;
+  for (const service of mesh.services) {
+    const here = service.instances.filter(
+      (i) =>
+        i.locality.datacenter === gateway.datacenter &&
+        i.sidecarPort !== undefined &&
+        i.health !== 'critical',
+    );
+    if (here.length === 0) continue;
+    const name = localClusterName(service.name);
+    clusters.push([
+      name,
+      staticCluster(
+        name,
+        here.map((i) => ({ address: i.address, port: i.sidecarPort! })),
+        timeout,
+      ),
+    ]);
+    chains.push({
+      filterChainMatch: { serverNames: [gatewaySni(identity, service.name, gateway.datacenter)] },
+      filters: [tcpProxy(`mesh_gateway_${service.name}`, name)],
+    });
+  }
+  const remote = new Map<string, MeshGateway[]>();
+  for (const g of mesh.gateways) {
+    if (g.datacenter === gateway.datacenter || !g.healthy) continue;
+    remote.set(g.datacenter, [...(remote.get(g.datacenter) ?? []), g]);
+  }
+  for (const [dc, gateways] of [...remote].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const name = remoteClusterName(dc);
+    clusters.push([
+      name,
+      staticCluster(
+        name,
+        gateways.map((g) => ({ address: g.wanAddress, port: g.wanPort })),
+        timeout,
+      ),
+    ]);
+    chains.push({
+      filterChainMatch: { serverNames: [gatewaySniWildcard(identity, dc)] },
+      filters: [tcpProxy(`mesh_gateway_dc_${dc}`, name)],
+    });
+  }
+  if (chains.length === 0) return { listeners: [], clusters };
+  const listenerName = gatewayListenerName(gateway.id);
+  return {
+    clusters,
+    listeners: [
+      [
+        listenerName,
+        {
+          name: listenerName,
+          address: socketAddress('0.0.0.0', gateway.port),
+          trafficDirection: 'INBOUND',
+          listenerFilters: [
+            {
+              name: 'envoy.filters.listener.tls_inspector',
+              typedConfig: typedAny(
+                'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+                {},
+              ),
+            },
+          ],
+          filterChains: chains,
+        },
+      ],
+    ],
+  };
+}
