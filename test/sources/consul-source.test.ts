@@ -157,6 +157,32 @@ describe('blocking-query index handling', () => {
     expect(errors).toEqual([]);
   });
 
+  it('retryNow() ends the backoff pause at once (the service list answers again)', async () => {
+    const asked: number[] = [];
+    const watch = new BlockingWatch<number>({
+      name: 'fake',
+      waitMs: 5000,
+      sharedLimiter: new TokenBucket(1000, 1000),
+      backoffMinMs: 60_000,
+      backoffMaxMs: 60_000,
+      fetch: async (q) => {
+        asked.push(Date.now());
+        if (asked.length === 1) throw new ConsulRequestError('boom', 'unreachable');
+        await new Promise((resolve) => q.signal?.addEventListener('abort', resolve));
+        throw new ConsulRequestError('aborted', 'aborted');
+      },
+      onData: () => undefined,
+      onError: () => undefined,
+    });
+    watch.start();
+    await waitFor(() => watch.failing, { what: 'the first failure' });
+    await sleep(100);
+    expect(asked).toHaveLength(1); // pausing for 30-60 s
+    watch.retryNow();
+    await waitFor(() => asked.length === 2, { what: 'the retry', timeoutMs: 1000 });
+    await watch.stop(); // also while a request is open
+  });
+
   it('does not busy-loop when Consul answers at once every time', async () => {
     const answers = Array.from({ length: 1000 }, () => 1);
     const { watch, asked } = fakeWatch(answers, 10);
@@ -468,9 +494,18 @@ describe('ConsulSource against a real Consul agent', () => {
           health: 'passing',
           tags: ['v1', 'blue'],
           meta: { version: '1.2.3' },
+          datacenter: 'dc1', // the agent's (a -dev agent's is dc1)
         },
         // No service address: the node's. warning → passing by default.
-        { id: 'api-2', address: '127.0.0.1', port: 8081, health: 'passing', tags: [], meta: {} },
+        {
+          id: 'api-2',
+          address: '127.0.0.1',
+          port: 8081,
+          health: 'passing',
+          tags: [],
+          meta: {},
+          datacenter: 'dc1',
+        },
       ],
     });
     expect(sink.service('db')).toMatchObject({ protocol: 'tcp', outboundPort: 15432 });
@@ -489,6 +524,7 @@ describe('ConsulSource against a real Consul agent', () => {
           health: 'critical',
           tags: [],
           meta: { protocol: 'grpc' },
+          datacenter: 'dc1',
         },
       ],
     });
@@ -502,7 +538,12 @@ describe('ConsulSource against a real Consul agent', () => {
     expect(problems.join('\n')).toContain(
       'consul service "cache": tcp (from Meta.protocol) without Meta.outbound_port: served without a local listener',
     );
-    expect(source.stats()).toMatchObject({ synced: true, overflowServices: 0, failingWatches: 0 });
+    expect(source.stats()).toMatchObject({
+      synced: true,
+      overflowServices: 0,
+      failingWatches: 0,
+      datacenter: 'dc1',
+    });
   });
 
   it('blocking queries: a check change arrives within a second, and an idle catalog costs no requests', async () => {
@@ -665,6 +706,8 @@ describe('lucid-mesh bootstrap --consul-service-id', () => {
       xds: '127.0.0.1:18000',
       adminPort: 16000,
       outboundPort: 16001,
+      // The registration's datacenter (the dev agent's).
+      datacenter: 'dc1',
     });
     for (const id of ['web-1-sidecar-proxy', 'web-1']) {
       const r = await run(['--consul-service-id', id, '--consul', consul.address, ...xds]);
@@ -686,6 +729,7 @@ describe('lucid-mesh bootstrap --consul-service-id', () => {
         service: 'api',
         xds: '127.0.0.1:18000',
         outboundPort: 17001,
+        datacenter: 'dc1',
       }),
     );
   });

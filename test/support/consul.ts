@@ -2,6 +2,8 @@
 // module proxy by scripts/install-tools.sh consul, cached). It can be stopped and started again
 // on the SAME ports (a restarted -dev agent has an empty catalog: tests re-register), and is
 // killed when the test process exits, however it exits (a reaper process per agent).
+// Several can form a WAN federation (one datacenter each): `datacenter`, `node` and
+// `retryJoinWan` (another agent's `wanAddress`), or `joinWan` once both run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { consulDevAgentArgs } from '../../bench/consul-dev-agent.js';
@@ -15,6 +17,13 @@ export interface ConsulAgent {
   readonly httpPort: number;
   /** "127.0.0.1:<httpPort>", as for CONSUL_HTTP_ADDR. */
   readonly address: string;
+  /** Its datacenter (`-datacenter`, default dc1) and node name (default t). */
+  readonly datacenter: string;
+  readonly node: string;
+  /** "127.0.0.1:<serf WAN port>": what another datacenter's agent joins over the WAN. */
+  readonly wanAddress: string;
+  /** PUT /v1/agent/join/<addr>?wan=1 (`consul join -wan`); throws unless 200. */
+  joinWan(address: string): Promise<void>;
   /** Any HTTP API call; `path` starts with /v1. Resolves for every status. */
   api(method: string, path: string, body?: unknown): Promise<TextResponse>;
   /** PUT /v1/agent/service/register; throws unless 200. */
@@ -43,6 +52,17 @@ export interface StartConsulOptions {
   maxConnsPerClient?: number;
   /** Agent log level, default "warn". */
   logLevel?: string;
+  /** `-datacenter`, default dc1 (a -dev agent's own). */
+  datacenter?: string;
+  /** `-node`, default t. Nodes are named <node>.<datacenter> on the WAN. */
+  node?: string;
+  /**
+   * `-retry-join-wan` addresses (other agents' `wanAddress`): joined at every start, so a
+   * restarted agent (a -dev one forgets its WAN peers) is federated again by itself.
+   */
+  retryJoinWan?: readonly string[];
+  /** `-node-meta key:value` of the agent's node (e.g. region, zone). */
+  nodeMeta?: Readonly<Record<string, string>>;
 }
 
 export interface TextResponse {
@@ -102,13 +122,18 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     opts.maxConnsPerClient !== undefined
       ? ['-hcl', `limits { http_max_conns_per_client = ${opts.maxConnsPerClient} }`]
       : [];
+  const node = opts.node ?? 't';
+  const datacenter = opts.datacenter ?? 'dc1';
   const args = [
     ...consulDevAgentArgs(
-      't',
+      node,
       { http: httpPort, serfLan, serfWan, server: serverPort },
       opts.logLevel ?? 'warn',
     ),
     ...hcl,
+    ...(opts.datacenter !== undefined ? ['-datacenter', opts.datacenter] : []),
+    ...(opts.retryJoinWan ?? []).flatMap((addr) => ['-retry-join-wan', addr]),
+    ...Object.entries(opts.nodeMeta ?? {}).flatMap(([k, v]) => ['-node-meta', `${k}:${v}`]),
   ];
 
   let output = '';
@@ -118,7 +143,7 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
 
   const running = (): boolean => child !== undefined && exitInfo === undefined;
   const tail = (): string =>
-    `--- consul (http ${httpPort}, ${exitInfo ?? 'running'}) log tail ---\n${output.slice(-8192)}`;
+    `--- consul ${datacenter} (http ${httpPort}, ${exitInfo ?? 'running'}) log tail ---\n${output.slice(-8192)}`;
 
   const api = (method: string, path: string, body?: unknown): Promise<TextResponse> =>
     httpRequestText(method, `${base}${path}`, body);
@@ -160,8 +185,8 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
       );
       // The agent registers its own node shortly after the election; wait for it so that
       // service registrations sync to the catalog at once.
-      await waitFor(async () => (await api('GET', '/v1/catalog/node/t')).status === 200, {
-        what: 'consul node t in the catalog',
+      await waitFor(async () => (await api('GET', `/v1/catalog/node/${node}`)).status === 200, {
+        what: `consul node ${node} in the catalog`,
         timeoutMs: 15_000,
         details: tail,
       });
@@ -190,6 +215,14 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
   return {
     httpPort,
     address: `127.0.0.1:${httpPort}`,
+    datacenter,
+    node,
+    wanAddress: `127.0.0.1:${serfWan}`,
+    joinWan: (address) =>
+      expectOk(
+        `join -wan ${address}`,
+        api('PUT', `/v1/agent/join/${encodeURIComponent(address)}?wan=1`),
+      ),
     api,
     register: (service) =>
       expectOk(

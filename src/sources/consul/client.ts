@@ -38,6 +38,8 @@ export interface ConsulHealthEntry {
     readonly Node: string;
     readonly Address: string;
     readonly Datacenter?: string;
+    /** Node metadata (`node_meta`): `region` and `zone` locate the node's instances. */
+    readonly Meta?: Readonly<Record<string, string>> | null;
   };
   readonly Service: ConsulService;
   readonly Checks?: readonly ConsulCheck[];
@@ -87,6 +89,11 @@ export interface BlockingQuery {
   /** How long Consul may hold the request, ms (sent as `wait`). */
   readonly waitMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * `?dc=`: read another datacenter through this agent (Consul forwards the request across WAN
+   * federation). Default: the connection's datacenter, else the agent's own.
+   */
+  readonly dc?: string;
 }
 
 export interface QueryResult<T> {
@@ -230,6 +237,26 @@ export class ConsulClient {
     return Object.values(body ?? {}).find((s) => s.ID === id);
   }
 
+  /**
+   * `/v1/agent/self`: the agent's own datacenter (`Config.Datacenter`). Needs `agent:read`
+   * when ACLs are on.
+   */
+  async agentDatacenter(q: BlockingQuery = {}): Promise<string> {
+    const { body } = await this.query<{ Config?: { Datacenter?: unknown } }>(
+      'GET /v1/agent/self',
+      { ...(q.signal ? { signal: q.signal } : {}) },
+      (o) => this.consul.agent.self(o),
+    );
+    const dc = body?.Config?.Datacenter;
+    if (typeof dc !== 'string' || dc === '') {
+      throw new ConsulRequestError(
+        `Consul ${this.address}: GET /v1/agent/self: no Config.Datacenter in the answer`,
+        'invalid-response',
+      );
+    }
+    return dc;
+  }
+
   /** `/v1/status/leader`: "" while there is no leader. */
   async leader(): Promise<string> {
     const { body } = await this.query<string>('GET /v1/status/leader', {}, (o) =>
@@ -299,6 +326,7 @@ export class ConsulClient {
         ? { index: String(q.index), wait: `${Math.max(1, Math.round(q.waitMs ?? 60_000))}ms` }
         : {}),
       ...(this.connection.stale ? { stale: true } : {}),
+      ...(q.dc !== undefined ? { dc: q.dc } : {}),
     };
     this.inFlightCount++;
     this.requestCount++;

@@ -21,6 +21,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import type { ConfigProblem, TrafficProvider } from '../../traffic/provider.js';
 import { ENTRY_KINDS, type EntryKind, type TrafficConfig } from '../../traffic/types.js';
 import { TrafficEntries } from '../traffic-entries.js';
+import { REMOTE_RESERVED_CONNECTIONS, catalogConnectionsNeeded } from './budget.js';
 import { ConsulClient, type ConsulConnection, type ConsulRequestError } from './client.js';
 import { ConsulSource, RESERVED_CONNECTIONS } from './consul-source.js';
 import {
@@ -332,13 +333,16 @@ export function consulSourcesFromFlags(
 ): { catalog: ConsulSource; traffic: ConsulTrafficSource } {
   const catalogOpts: ConsulSourceOptions = consulSourceOptionsFromFlags(flags, env);
   const max = catalogOpts.maxConnections!;
-  const least = CONFIG_ENTRY_CONNECTIONS + RESERVED_CONNECTIONS + 1;
+  const remotes = catalogOpts.remoteDatacenters?.length ?? 0;
+  const least = CONFIG_ENTRY_CONNECTIONS + catalogConnectionsNeeded(remotes);
   if (max < least) {
     throw new ConsulFlagError(
       '--consul-max-connections',
       `expected at least ${least} with traffic configuration from Consul ` +
         `(${CONFIG_ENTRY_CONNECTIONS} config-entry watches, ${RESERVED_CONNECTIONS} catalog list ` +
-        `and refetch connections, 1 service watch), got ${JSON.stringify(String(max))}`,
+        `and refetch connections, 1 service watch` +
+        (remotes > 0 ? `, ${REMOTE_RESERVED_CONNECTIONS} per remote datacenter` : '') +
+        `), got ${JSON.stringify(String(max))}`,
     );
   }
   const rate = catalogOpts.rateLimit ?? DEFAULT_RATE_LIMIT;

@@ -1,58 +1,78 @@
 // The Consul discovery source: the live Consul catalog as lucid-mesh catalogs.
 //
-// What it watches (blocking queries, see watch.ts):
+// What it watches, per datacenter (datacenter-watch.ts; blocking queries, watch.ts):
 // - `/v1/catalog/services`: which services exist;
 // - `/v1/health/service/<name>`: the instances of each service, with their checks. Each service
-//   gets its own blocking query while connections allow;
-// - Consul refuses more than `http_max_conns_per_client` (default 200) connections from one
-//   client IP, and every blocking query holds one connection. So at most `maxConnections`
-//   (default 128) are used: the service list, a change trigger and a few refetch slots take 6,
-//   the rest (122 by default) are per-service watches, less `reservedConnections` (the six
-//   traffic config-entry watches, sources/consul/config-entries.ts, when they run alongside
-//   on a client of their own). Services beyond that are "overflow":
-//   a blocking query on the checks index (`/v1/health/state/any`, filtered to an empty body)
-//   plus every change of the service list trigger a refetch of the overflow services (non-
-//   blocking reads, 4 at a time, rate-limited). Overflow is logged and visible in `stats()`;
-//   nothing stalls.
+//   gets its own blocking query while connections allow, else it is "overflow": a blocking
+//   query on the checks index plus every change of the service list trigger a refetch.
+// - The local datacenter (--consul-dc, else the agent's own from `/v1/agent/self`) and the
+//   remote ones (--consul-datacenters), all through the local agent: `?dc=<name>`, which Consul
+//   forwards across WAN federation. Every instance carries the datacenter it was read from.
+//
+// Connections: Consul refuses more than `http_max_conns_per_client` (default 200) connections
+// from one client IP and every blocking query holds one, so at most `maxConnections` (default
+// 128) are used, less `reservedConnections` (the six traffic config-entry watches,
+// sources/consul/config-entries.ts, when they run alongside on a client of their own). Each
+// datacenter reserves its list, trigger and refetch connections; the per-service watches are
+// split local datacenter first, the remote ones sharing the rest (budget.ts). Overflow is
+// logged and visible in `stats()`; nothing stalls.
 //
 // Readiness and failures:
-// - The first catalog goes to the sink after the first full sync: the service list and the
-//   health of every listed service.
+// - The first catalog goes to the sink once the local datacenter is read completely (the
+//   service list and the health of every listed service) and its name is known. Remote
+//   datacenters are waited for at most `settleMs` (2 s) more, and not at all once their reads
+//   fail; the others join the catalog when they have been read completely.
 // - Later, a newly listed service is waited for (up to `settleMs`) so that an app and its
 //   sidecar registered together appear together.
 // - Requests that fail keep their service's last good data; the catalog is rebuilt only from
 //   successful reads, so an unreachable Consul never produces an empty or partial catalog. The
-//   sink gets `error` (at most every few seconds while failing) and the source recovers by
-//   itself with backoff. A restarted Consul (index went backwards) is re-read from scratch.
+//   sink gets `error` (at most every few seconds per datacenter while failing) and the source
+//   recovers by itself with backoff. A restarted Consul (index went backwards) is re-read.
+// - A remote datacenter that cannot be read keeps its last good instances only until
+//   `remoteStaleAfterMs` (60 s) after its last successful read; then they are dropped (log
+//   line and sink error) until it has been read completely again.
 import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Catalog, Health, Service } from '../../catalog/model.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { CatalogSink, DiscoverySource } from '../source.js';
-import { ConsulClient, type ConsulHealthEntry, type ConsulRequestError } from './client.js';
-import { IGNORED_SERVICES, mapConsulCatalog } from './mapping.js';
+import {
+  LOCAL_REFETCH_CONCURRENCY,
+  LOCAL_RESERVED_CONNECTIONS,
+  REMOTE_REFETCH_CONCURRENCY,
+  catalogConnectionsNeeded,
+  dedicatedLimits,
+  dedicatedPool,
+} from './budget.js';
+import { ConsulClient, ConsulRequestError, type ConsulHealthEntry } from './client.js';
+import {
+  DatacenterWatch,
+  type ConsulDatacenterStats,
+  type DatacenterHost,
+} from './datacenter-watch.js';
+import { mapConsulDatacenters, type DatacenterEntries } from './mapping.js';
 import {
   DEFAULT_BACKOFF_MAX_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_RATE_LIMIT,
+  DEFAULT_REMOTE_STALE_AFTER_MS,
   DEFAULT_SIDECAR_GRACE_MS,
   DEFAULT_WAIT_MS,
   consulSourceOptionsFromFlags,
   type ConsulSourceOptions,
 } from './options.js';
-import { BlockingWatch, TokenBucket } from './watch.js';
+import { TokenBucket, backoffDelay } from './watch.js';
 
-/** Connections for the service list, the overflow trigger, and overflow refetches. */
-const REFETCH_CONCURRENCY = 4;
-export const RESERVED_CONNECTIONS = 2 + REFETCH_CONCURRENCY;
-/** While failing, `sink.error` at most this often. */
-const ERROR_REPORT_INTERVAL_MS = 5_000;
+/** The local datacenter's connections for its service list, trigger and refetches. */
+export const RESERVED_CONNECTIONS = LOCAL_RESERVED_CONNECTIONS;
+export type { ConsulDatacenterStats } from './datacenter-watch.js';
 
 export interface ConsulSourceStats {
-  /** Services in Consul's list (without proxies' own names being special, minus `consul`). */
+  /** Services in Consul's lists, every datacenter (minus `consul`). */
   readonly services: number;
   /** Services with their own blocking query. */
   readonly dedicatedWatches: number;
-  /** Services refreshed by the change trigger instead (beyond the connection budget). */
+  /** Services refreshed by a change trigger instead (beyond the connection budget). */
   readonly overflowServices: number;
   /** Requests to Consul in flight now (each holds one connection). */
   readonly requestsInFlight: number;
@@ -65,6 +85,10 @@ export interface ConsulSourceStats {
   readonly synced: boolean;
   /** Catalogs delivered to the sink. */
   readonly updates: number;
+  /** The local datacenter's name, once known. */
+  readonly datacenter?: string;
+  /** Per datacenter watched (the local one under its name, or "(local)" until it is known). */
+  readonly datacenters: Readonly<Record<string, ConsulDatacenterStats>>;
 }
 
 export class ConsulSource implements DiscoverySource {
@@ -75,31 +99,32 @@ export class ConsulSource implements DiscoverySource {
   private readonly waitMs: number;
   private readonly warningAs: Health;
   private readonly maxConnections: number;
-  private readonly dedicatedSlots: number;
+  /** Of maxConnections, what the catalog's own client may use. */
+  private readonly catalogConnections: number;
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
   private readonly settleMs: number;
   private readonly limiter: TokenBucket;
+  private readonly configuredDatacenter: string | undefined;
+  /** --consul-datacenters, in order, without --consul-dc. */
+  private readonly remoteNames: readonly string[];
+  private readonly remoteStaleAfterMs: number;
+  private readonly host: DatacenterHost;
 
   private sink: CatalogSink | undefined;
   private stopped = false;
   private readonly abort = new AbortController();
 
-  private listWatch: BlockingWatch<Record<string, string[]>> | undefined;
-  private listed: Set<string> | undefined;
-  private readonly dedicated = new Map<string, BlockingWatch<ConsulHealthEntry[]>>();
-  private readonly overflow = new Set<string>();
-  private trigger: BlockingWatch<unknown[]> | undefined;
-  private refetching: Promise<void> | undefined;
-  private refetchAgain = false;
-
-  /** Last good health entries per service name. */
-  private readonly entries = new Map<string, ConsulHealthEntry[]>();
-  /** When each listed-but-not-yet-read service was first listed. */
-  private readonly pendingSince = new Map<string, number>();
-  private readonly failing = new Map<string, ConsulRequestError>();
-  private lastErrorReport = 0;
-  private outageStartedAt: number | undefined;
+  private local: DatacenterWatch | undefined;
+  private remotes: DatacenterWatch[] = [];
+  private remotesStarted = false;
+  /** /v1/agent/self is forbidden: the local name comes from the entries' Node.Datacenter. */
+  private nameFromNodes = false;
+  private resolving: Promise<void> | undefined;
+  /** Cuts the agent/self retry pause short. */
+  private resolveWake: AbortController | undefined;
+  /** When the local datacenter was first ready (remote ones are waited for settleMs more). */
+  private localReadyAt: number | undefined;
 
   private synced = false;
   private updates = 0;
@@ -113,31 +138,43 @@ export class ConsulSource implements DiscoverySource {
   private publishedUnmeshed = new Set<string>();
   /** Service names of the last catalog delivered. */
   private publishedServices = new Set<string>();
-  private overflowLogged = false;
 
   constructor(opts: ConsulSourceOptions, logger: Logger) {
     this.log = logger;
     this.waitMs = opts.waitMs ?? DEFAULT_WAIT_MS;
     this.warningAs = opts.warningAs ?? 'passing';
+    this.configuredDatacenter = opts.connection.datacenter;
+    this.remoteNames = [...new Set(opts.remoteDatacenters ?? [])].filter(
+      (dc) => dc !== this.configuredDatacenter,
+    );
+    this.remoteStaleAfterMs = opts.remoteStaleAfterMs ?? DEFAULT_REMOTE_STALE_AFTER_MS;
     // Connections other watches of this process hold (the traffic config entries) come off
     // the top: this source's own client is capped at what is left.
     const others = Math.max(0, opts.reservedConnections ?? 0);
     this.maxConnections = Math.max(
-      RESERVED_CONNECTIONS + 1 + others,
+      catalogConnectionsNeeded(this.remoteNames.length) + others,
       opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     );
-    this.dedicatedSlots = this.maxConnections - others - RESERVED_CONNECTIONS;
+    this.catalogConnections = this.maxConnections - others;
     this.backoffMinMs = opts.backoffMinMs ?? 250;
     this.backoffMaxMs = Math.max(this.backoffMinMs, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
     this.settleMs = opts.settleMs ?? 2_000;
     this.sidecarGraceMs = opts.sidecarGraceMs ?? DEFAULT_SIDECAR_GRACE_MS;
     const rate = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
     this.limiter = opts.sharedLimiter ?? new TokenBucket(rate, Math.max(1, rate));
-    this.client = new ConsulClient(opts.connection, {
-      maxConnections: this.maxConnections - others,
-    });
-    // The overflow refetch workers wait on this signal (rate limiter, request) concurrently.
-    setMaxListeners(4 * REFETCH_CONCURRENCY, this.abort.signal);
+    this.client = new ConsulClient(opts.connection, { maxConnections: this.catalogConnections });
+    this.host = {
+      client: this.client,
+      limiter: this.limiter,
+      log: this.log,
+      waitMs: this.waitMs,
+      backoffMinMs: this.backoffMinMs,
+      backoffMaxMs: this.backoffMaxMs,
+      rebalance: () => this.rebalance(),
+      changed: () => this.scheduleRebuild(),
+      report: (err) => this.report(err),
+      listed: (dc) => this.onListed(dc),
+    };
   }
 
   /** Where this source reads from, e.g. "http://127.0.0.1:8500". */
@@ -146,16 +183,22 @@ export class ConsulSource implements DiscoverySource {
   }
 
   stats(): ConsulSourceStats {
+    const dcs = this.datacenterWatches();
+    const per = dcs.map((dc) => dc.stats());
+    const sum = (f: (s: ConsulDatacenterStats) => number): number =>
+      per.reduce((n, s) => n + f(s), 0);
     return {
-      services: this.listed ? [...this.listed].filter((n) => !IGNORED_SERVICES.has(n)).length : 0,
-      dedicatedWatches: this.dedicated.size,
-      overflowServices: this.overflow.size,
+      services: sum((s) => s.services),
+      dedicatedWatches: sum((s) => s.dedicatedWatches),
+      overflowServices: sum((s) => s.overflowServices),
       requestsInFlight: this.client.inFlight,
       requestsTotal: this.client.requests,
       maxConnections: this.maxConnections,
-      failingWatches: this.failing.size,
+      failingWatches: sum((s) => s.failingWatches),
       synced: this.synced,
       updates: this.updates,
+      ...(this.local?.name !== undefined ? { datacenter: this.local.name } : {}),
+      datacenters: Object.fromEntries(dcs.map((dc, i) => [dc.name ?? '(local)', per[i]!])),
     };
   }
 
@@ -164,250 +207,189 @@ export class ConsulSource implements DiscoverySource {
     if (this.stopped) throw new Error('ConsulSource was stopped; create a new one');
     this.sink = sink;
     this.log.info(
-      { consul: this.client.address, maxConnections: this.maxConnections, waitMs: this.waitMs },
+      {
+        consul: this.client.address,
+        maxConnections: this.maxConnections,
+        waitMs: this.waitMs,
+        ...(this.configuredDatacenter !== undefined
+          ? { datacenter: this.configuredDatacenter }
+          : {}),
+        ...(this.remoteNames.length > 0
+          ? { remoteDatacenters: this.remoteNames, remoteStaleAfterMs: this.remoteStaleAfterMs }
+          : {}),
+      },
       'watching the Consul catalog',
     );
-    this.listWatch = new BlockingWatch({
-      name: 'catalog/services',
-      fetch: (q) => this.client.servicesList(q),
-      waitMs: this.waitMs,
-      sharedLimiter: this.limiter,
-      backoffMinMs: this.backoffMinMs,
-      backoffMaxMs: this.backoffMaxMs,
-      onData: (body, info) => this.onServiceList(body, info.changed, info.reset),
-      onError: (err, failures, retryInMs) =>
-        this.onWatchError('catalog/services', err, failures, retryInMs),
-    });
-    this.listWatch.start();
+    this.local = this.newWatch(this.configuredDatacenter, true);
+    this.rebalance();
+    this.local.start();
+    if (this.local.name === undefined) this.resolveLocalName();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
     if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
-    const watches: Array<{ stop(): Promise<void> }> = [
-      ...(this.listWatch ? [this.listWatch] : []),
-      ...(this.trigger ? [this.trigger] : []),
-      ...this.dedicated.values(),
-    ];
-    await Promise.all(watches.map((w) => w.stop()));
-    await this.refetching;
+    await Promise.all(this.datacenterWatches().map((dc) => dc.stop()));
+    await this.resolving;
     this.client.destroy();
     this.sink = undefined;
   }
 
-  // --- service list -------------------------------------------------------------------------
-
-  private onServiceList(body: Record<string, string[]>, changed: boolean, reset: boolean): void {
-    if (this.stopped) return;
-    this.recovered('catalog/services');
-    if (reset) {
-      this.log.warn(
-        { consul: this.client.address },
-        'Consul index went backwards (restarted or a different server); re-reading every service',
-      );
-      // Their blocking queries wait on indexes from the other history: read again at once.
-      for (const watch of this.dedicated.values()) watch.resync();
-      this.trigger?.resync();
-    }
-    const names = new Set(Object.keys(body ?? {}).filter((n) => !IGNORED_SERVICES.has(n)));
-    const previous = this.listed ?? new Set<string>();
-    this.listed = names;
-
-    for (const name of previous) {
-      if (names.has(name)) continue;
-      this.entries.delete(name);
-      this.pendingSince.delete(name);
-      this.recovered(`health/${name}`); // gone, not failing
-      this.overflow.delete(name);
-      const watch = this.dedicated.get(name);
-      if (watch) {
-        this.dedicated.delete(name);
-        void watch.stop();
-      }
-    }
-    const now = Date.now();
-    for (const name of [...names].sort()) {
-      if (previous.has(name) && (this.dedicated.has(name) || this.overflow.has(name))) continue;
-      if (!this.entries.has(name)) this.pendingSince.set(name, now);
-      if (this.dedicated.size < this.dedicatedSlots) this.watchService(name);
-      else this.overflow.add(name);
-    }
-    // Freed slots go to overflow services (oldest first is as good as any: names sorted).
-    for (const name of [...this.overflow].sort()) {
-      if (this.dedicated.size >= this.dedicatedSlots) break;
-      this.overflow.delete(name);
-      this.watchService(name);
-    }
-    this.updateOverflowMode();
-    // A list change may be a registration change the checks index does not show (a new
-    // port, say): refresh overflow services too.
-    if (this.overflow.size > 0 && (changed || reset)) this.refetchOverflow();
-    this.scheduleRebuild();
+  private newWatch(name: string | undefined, local: boolean): DatacenterWatch {
+    const watch = new DatacenterWatch(
+      local
+        ? { name, local, dcParam: undefined, refetchConcurrency: LOCAL_REFETCH_CONCURRENCY }
+        : {
+            name,
+            local,
+            dcParam: name,
+            refetchConcurrency: REMOTE_REFETCH_CONCURRENCY,
+            staleAfterMs: this.remoteStaleAfterMs,
+          },
+      this.host,
+    );
+    return watch;
   }
 
-  private watchService(name: string): void {
-    const watch = new BlockingWatch<ConsulHealthEntry[]>({
-      name: `health/${name}`,
-      fetch: (q) => this.client.healthService(name, q),
-      waitMs: this.waitMs,
-      sharedLimiter: this.limiter,
-      backoffMinMs: this.backoffMinMs,
-      backoffMaxMs: this.backoffMaxMs,
-      onData: (body, info) => {
-        if (this.stopped || this.dedicated.get(name) !== watch) return;
-        this.recovered(`health/${name}`);
-        if (!info.changed && this.entries.has(name)) return;
-        this.setEntries(name, body);
-      },
-      onError: (err, failures, retryInMs) => {
-        if (this.dedicated.get(name) !== watch) return;
-        this.onWatchError(`health/${name}`, err, failures, retryInMs);
-      },
-    });
-    this.dedicated.set(name, watch);
-    watch.start();
+  private datacenterWatches(): DatacenterWatch[] {
+    return this.local ? [this.local, ...this.remotes] : [];
   }
 
-  private setEntries(name: string, body: ConsulHealthEntry[]): void {
-    if (!this.listed?.has(name)) return; // deregistered meanwhile
-    this.entries.set(name, Array.isArray(body) ? body : []);
-    this.pendingSince.delete(name);
-    this.scheduleRebuild();
-  }
+  // --- datacenters ----------------------------------------------------------------------------
 
-  // --- overflow: change trigger + refetch ---------------------------------------------------
-
-  private updateOverflowMode(): void {
-    if (this.overflow.size > 0 && !this.trigger) {
-      const trigger = new BlockingWatch<unknown[]>({
-        name: 'health/state/any',
-        fetch: (q) => this.client.checksIndex(q),
-        waitMs: this.waitMs,
-        sharedLimiter: this.limiter,
-        backoffMinMs: this.backoffMinMs,
-        backoffMaxMs: this.backoffMaxMs,
-        // Every answer, changed or not (the wait expired), refreshes the overflow services: a
-        // change the indexes do not show (a node's address) is picked up within one `wait`.
-        onData: () => {
-          if (this.stopped || this.trigger !== trigger) return;
-          this.recovered('health/state/any');
-          this.refetchOverflow();
-        },
-        onError: (err, failures, retryInMs) => {
-          if (this.trigger !== trigger) return;
-          this.onWatchError('health/state/any', err, failures, retryInMs);
-        },
-      });
-      this.trigger = trigger;
-      trigger.start();
-    } else if (this.overflow.size === 0 && this.trigger) {
-      const trigger = this.trigger;
-      this.trigger = undefined;
-      this.recovered('health/state/any');
-      void trigger.stop();
-    }
-    const overflowing = this.overflow.size > 0;
-    if (overflowing && !this.overflowLogged) {
-      this.log.warn(
-        {
-          services: this.stats().services,
-          dedicatedWatches: this.dedicated.size,
-          overflowServices: this.overflow.size,
-          maxConnections: this.maxConnections,
-        },
-        `more Consul services than blocking-query connections (--consul-max-connections ${this.maxConnections}); ` +
-          'the rest are refreshed on every change of the checks index or the service list',
-      );
-    } else if (!overflowing && this.overflowLogged) {
-      this.log.info(
-        { dedicatedWatches: this.dedicated.size },
-        'every Consul service has its own blocking query again',
-      );
-    }
-    this.overflowLogged = overflowing;
-  }
-
-  private refetchOverflow(): void {
-    if (this.stopped) return;
-    if (this.refetching) {
-      this.refetchAgain = true;
-      return;
-    }
-    this.refetching = (async () => {
-      try {
-        do {
-          this.refetchAgain = false;
-          await this.refetchRound();
-        } while (this.refetchAgain && !this.stopped);
-      } finally {
-        this.refetching = undefined;
+  /** The local datacenter's name from the agent (`/v1/agent/self`), retried with backoff. */
+  private resolveLocalName(): void {
+    setMaxListeners(8, this.abort.signal);
+    this.resolving = (async () => {
+      let failures = 0;
+      while (!this.stopped) {
+        try {
+          await this.limiter.take(this.abort.signal);
+          const name = await this.client.agentDatacenter({ signal: this.abort.signal });
+          if (this.stopped || !this.local) return;
+          this.local.setName(name);
+          this.log.info({ datacenter: name }, "local Consul datacenter: the agent's");
+          this.onLocalNamed();
+          return;
+        } catch (err) {
+          if (this.stopped) return;
+          const e =
+            err instanceof ConsulRequestError
+              ? err
+              : new ConsulRequestError(String(err), 'invalid-response');
+          if (e.kind === 'forbidden') {
+            this.nameFromNodes = true;
+            this.log.warn(
+              { error: e.message },
+              "cannot read the agent's datacenter (GET /v1/agent/self needs agent:read); taking " +
+                "it from the instances' Node.Datacenter; set --consul-dc to name it",
+            );
+            this.scheduleRebuild();
+            return;
+          }
+          failures++;
+          const delay = backoffDelay(failures - 1, this.backoffMinMs, this.backoffMaxMs);
+          const fields = { watch: 'agent/self', error: e.message, failures, retryInMs: delay };
+          if (failures === 1 || failures % 10 === 0) {
+            this.log.warn(fields, 'Consul request failed');
+            // Consul down: the service list reports it. Only this read failing: report it.
+            if (this.local?.reachable) {
+              this.report(
+                new Error(
+                  `consul: no catalog yet (the local datacenter's name is unknown); ${e.message}`,
+                  { cause: e },
+                ),
+              );
+            }
+          }
+          const wake = new AbortController();
+          this.resolveWake = wake;
+          this.abort.signal.addEventListener('abort', () => wake.abort(), {
+            once: true,
+            signal: wake.signal,
+          });
+          await sleep(delay, undefined, { signal: wake.signal }).catch(() => undefined);
+          this.resolveWake = undefined;
+          wake.abort();
+        }
       }
     })();
   }
 
-  private async refetchRound(): Promise<void> {
-    const queue = [...this.overflow].sort();
-    const worker = async (): Promise<void> => {
-      for (let name = queue.shift(); name !== undefined && !this.stopped; name = queue.shift()) {
-        if (!this.overflow.has(name)) continue;
-        try {
-          await this.limiter.take(this.abort.signal);
-          const { body } = await this.client.healthService(name, { signal: this.abort.signal });
-          if (this.stopped || !this.overflow.has(name)) continue;
-          this.recovered(`health/${name}`);
-          this.setEntries(name, body);
-        } catch (err) {
-          if (this.stopped) return;
-          if (err instanceof Error && err.name === 'ConsulRequestError') {
-            this.onWatchError(`health/${name}`, err as ConsulRequestError, 1, 0);
-          }
-          // The next trigger (or its retry after an error) refetches it.
-        }
+  private onListed(dc: DatacenterWatch): void {
+    if (!dc.local) return;
+    this.resolveWake?.abort(); // the agent answers again: ask for its datacenter now
+    if (!this.remotesStarted && dc.name !== undefined) this.startRemotes();
+  }
+
+  private onLocalNamed(): void {
+    if (this.local?.listed && !this.remotesStarted) this.startRemotes();
+    this.scheduleRebuild();
+  }
+
+  /**
+   * Remote datacenters start once the local one has a name (one named in --consul-datacenters
+   * is then not watched twice) and has been listed (so that the budget split starts from the
+   * local datacenter's needs).
+   */
+  private startRemotes(): void {
+    if (this.remotesStarted || this.stopped || !this.local) return;
+    this.remotesStarted = true;
+    const localName = this.local.name;
+    const names = this.remoteNames.filter((dc) => dc !== localName);
+    if (names.length < this.remoteNames.length) {
+      this.log.info(
+        { datacenter: localName },
+        '--consul-datacenters names the local datacenter; it is read as the local one',
+      );
+    }
+    if (names.length === 0) return;
+    this.remotes = names.map((dc) => this.newWatch(dc, false));
+    this.rebalance();
+    this.log.info(
+      { datacenters: names, staleAfterMs: this.remoteStaleAfterMs },
+      'watching remote Consul datacenters through the local agent (?dc=)',
+    );
+    for (const dc of this.remotes) dc.start();
+  }
+
+  /** Splits the per-service blocking queries between the datacenters (budget.ts). */
+  private rebalance(): void {
+    if (this.stopped || !this.local) return;
+    const planned = this.remotesStarted ? this.remotes.length : this.remoteNames.length;
+    const pool = dedicatedPool(this.catalogConnections, planned);
+    const dcs = this.datacenterWatches();
+    const limits = dedicatedLimits(
+      pool,
+      dcs.map((dc) => dc.wanted),
+    );
+    // Those giving slots up first, so that the others never hold more than the pool.
+    const order = dcs
+      .map((dc, i) => ({ dc, limit: limits[i]! }))
+      .sort((a, b) => a.limit - a.dc.dedicatedCount - (b.limit - b.dc.dedicatedCount));
+    for (const { dc, limit } of order) dc.setLimit(limit);
+  }
+
+  /** With agent/self forbidden: the local name from any local instance's Node.Datacenter. */
+  private nameFromEntries(): void {
+    const local = this.local;
+    if (!local || local.name !== undefined) return;
+    for (const entries of local.entries.values()) {
+      const dc = entries.find((e) => e.Node?.Datacenter)?.Node.Datacenter;
+      if (dc) {
+        local.setName(dc);
+        this.log.info(
+          { datacenter: dc },
+          "local Consul datacenter: the instances' Node.Datacenter",
+        );
+        if (local.listed && !this.remotesStarted) this.startRemotes();
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: REFETCH_CONCURRENCY }, worker));
+    }
   }
 
   // --- errors ---------------------------------------------------------------------------------
-
-  private onWatchError(
-    watch: string,
-    err: ConsulRequestError,
-    failures: number,
-    retryInMs: number,
-  ): void {
-    if (this.stopped) return;
-    const wasHealthy = this.failing.size === 0;
-    this.failing.set(watch, err);
-    if (wasHealthy) this.outageStartedAt = Date.now();
-    const now = Date.now();
-    const logFields = { watch, error: err.message, kind: err.kind, failures, retryInMs };
-    if (failures === 1 || failures % 10 === 0) this.log.warn(logFields, 'Consul request failed');
-    else this.log.debug(logFields, 'Consul request failed');
-    if (wasHealthy || now - this.lastErrorReport >= ERROR_REPORT_INTERVAL_MS) {
-      this.lastErrorReport = now;
-      const total = this.dedicated.size + 1 + (this.trigger ? 1 : 0);
-      const state = this.synced
-        ? 'keeping the last good catalog'
-        : 'no catalog yet (waiting for the first full read)';
-      this.report(
-        new Error(
-          `consul: ${this.failing.size} of ${total} watches failing, ${state}; ${err.message}`,
-          { cause: err },
-        ),
-      );
-    }
-  }
-
-  private recovered(watch: string): void {
-    if (!this.failing.delete(watch)) return;
-    if (this.failing.size === 0) {
-      const outageMs = this.outageStartedAt ? Date.now() - this.outageStartedAt : undefined;
-      this.outageStartedAt = undefined;
-      this.log.info({ consul: this.client.address, outageMs }, 'Consul reachable again');
-    }
-  }
 
   private report(err: Error): void {
     if (this.stopped) return;
@@ -432,38 +414,120 @@ export class ConsulSource implements DiscoverySource {
     }, delayMs);
   }
 
+  /** A remote datacenter that may join the catalog: listed, and its services read (or given up on). */
+  private joinable(dc: DatacenterWatch, now: number): boolean {
+    if (!dc.reachable) return false;
+    if (dc.pendingSince.size === 0) return true;
+    return now - Math.min(...dc.pendingSince.values()) >= this.settleMs;
+  }
+
   private rebuild(): void {
-    if (this.stopped || !this.listed) return;
-    if (this.pendingSince.size > 0) {
-      if (!this.synced) return; // the first catalog waits for every service
-      const now = Date.now();
-      const oldest = Math.min(...this.pendingSince.values());
-      if (now - oldest < this.settleMs) {
-        this.scheduleRebuild(oldest + this.settleMs - now);
+    const local = this.local;
+    if (this.stopped || !local?.listed) return;
+    const now = Date.now();
+    if (local.name === undefined && this.nameFromNodes) this.nameFromEntries();
+
+    if (!this.synced) {
+      if (local.pendingSince.size > 0) return; // the first catalog waits for every service
+      if (local.name === undefined && !this.nameFromNodes) return; // and for the local name
+      // Remote datacenters that answer get a moment to be read completely, so the first
+      // catalog usually has them all; one that fails is not waited for.
+      this.localReadyAt ??= now;
+      const waitUntil = this.localReadyAt + this.settleMs;
+      const waiting = this.remotes.some(
+        (dc) => !dc.synced && !dc.listFailing && !this.joinable(dc, now),
+      );
+      if ((waiting || (!this.remotesStarted && this.remoteNames.length > 0)) && now < waitUntil) {
+        this.scheduleRebuild(waitUntil - now);
         return;
       }
-      this.log.warn(
-        { services: [...this.pendingSince.keys()].slice(0, 20) },
-        'newly listed Consul services not read yet; publishing without them',
-      );
     }
 
-    const view = new Map<string, ConsulHealthEntry[]>();
-    for (const name of this.listed) {
-      const e = this.entries.get(name);
-      if (e) view.set(name, e);
+    // Remote datacenters read completely since they were (re)started or dropped join now; one
+    // still being read is looked at again when its reads arrive or its settle time is up.
+    const joining = new Set<DatacenterWatch>();
+    let nextJoinCheck = Infinity;
+    for (const dc of this.remotes) {
+      if (dc.synced) continue;
+      if (this.joinable(dc, now)) joining.add(dc);
+      else if (dc.reachable && dc.pendingSince.size > 0)
+        nextJoinCheck = Math.min(
+          nextJoinCheck,
+          Math.min(...dc.pendingSince.values()) + this.settleMs,
+        );
     }
-    const mapped = mapConsulCatalog(view, { warningAs: this.warningAs });
+    if (nextJoinCheck < Infinity) this.scheduleRebuild(Math.max(1, nextJoinCheck - now));
+
+    const included = [local, ...this.remotes.filter((dc) => dc.synced || joining.has(dc))];
+    if (this.synced) {
+      // Newly listed services of datacenters in the catalog: wait for their first read.
+      const pending = included.filter((dc) => !joining.has(dc) && dc.pendingSince.size > 0);
+      if (pending.length > 0) {
+        const oldest = Math.min(...pending.flatMap((dc) => [...dc.pendingSince.values()]));
+        if (now - oldest < this.settleMs) {
+          this.scheduleRebuild(oldest + this.settleMs - now);
+          return;
+        }
+        this.log.warn(
+          {
+            services: pending
+              .flatMap((dc) =>
+                [...dc.pendingSince.keys()].map((n) => (dc.local ? n : `${dc.name}/${n}`)),
+              )
+              .slice(0, 20),
+          },
+          'newly listed Consul services not read yet; publishing without them',
+        );
+      }
+    }
+    for (const dc of joining) this.join(dc, now);
+
+    const mapped = mapConsulDatacenters(
+      included.map((dc) => this.entriesOf(dc)),
+      { warningAs: this.warningAs },
+    );
     this.logProblems(mapped.problems);
-    const catalog = this.holdNewUnmeshed(mapped.catalog, mapped.unmeshed);
+    const joiningNames = new Set([...joining].map((dc) => dc.name));
+    const catalog = this.holdNewUnmeshed(mapped.catalog, mapped.unmeshed, joiningNames);
 
     const first = !this.synced;
     this.synced = true;
+    local.synced = true;
     const text = JSON.stringify(catalog);
     if (text === this.lastPublished) return;
     this.lastPublished = text;
     this.publishedServices = new Set(catalog.services.map((s) => s.name));
-    this.deliver(catalog, first);
+    this.deliver(catalog, first, included);
+  }
+
+  private join(dc: DatacenterWatch, now: number): void {
+    dc.synced = true;
+    if (dc.dropped) {
+      this.log.info(
+        {
+          datacenter: dc.name,
+          services: dc.listed?.size ?? 0,
+          droppedForMs: dc.droppedAt !== undefined ? now - dc.droppedAt : undefined,
+        },
+        'Consul datacenter read again; its instances are back in the catalog',
+      );
+      dc.dropped = false;
+      dc.droppedAt = undefined;
+    } else {
+      this.log.info(
+        { datacenter: dc.name, services: dc.listed?.size ?? 0, first: !this.synced },
+        'Consul datacenter joins the catalog',
+      );
+    }
+  }
+
+  private entriesOf(dc: DatacenterWatch): DatacenterEntries {
+    const byService = new Map<string, ConsulHealthEntry[]>();
+    for (const name of dc.listed ?? []) {
+      const e = dc.entries.get(name);
+      if (e) byService.set(name, e);
+    }
+    return { ...(dc.name !== undefined ? { datacenter: dc.name } : {}), byService };
   }
 
   /**
@@ -471,9 +535,14 @@ export class ConsulSource implements DiscoverySource {
    * other, so the app can show up (or, on deregistration, stay) a moment without its sidecar.
    * Routing straight to the app port in that moment would bypass the sidecar, so an instance
    * that newly turns up without a sidecar is held back for `sidecarGraceMs` (default 250 ms)
-   * first. Not at the first sync: that read sees whatever Consul has settled on.
+   * first. Not at the first sync, nor when a datacenter joins: that read sees whatever Consul
+   * has settled on.
    */
-  private holdNewUnmeshed(catalog: Catalog, unmeshed: readonly string[]): Catalog {
+  private holdNewUnmeshed(
+    catalog: Catalog,
+    unmeshed: readonly string[],
+    joining: ReadonlySet<string | undefined>,
+  ): Catalog {
     const now = Date.now();
     const current = new Set(unmeshed);
     for (const key of this.unmeshedSince.keys())
@@ -483,6 +552,14 @@ export class ConsulSource implements DiscoverySource {
     if (!this.synced || this.sidecarGraceMs <= 0) {
       for (const key of current) this.publishedUnmeshed.add(key);
       return catalog;
+    }
+    if (joining.size > 0) {
+      for (const s of catalog.services)
+        for (const i of s.instances)
+          if (i.datacenter !== undefined && joining.has(i.datacenter)) {
+            const key = `${s.name}/${i.id}`;
+            if (current.has(key)) this.publishedUnmeshed.add(key);
+          }
     }
     const held = new Set<string>();
     let nextCheck = Infinity;
@@ -523,12 +600,13 @@ export class ConsulSource implements DiscoverySource {
     this.lastProblems = current;
   }
 
-  private deliver(catalog: Catalog, first: boolean): void {
+  private deliver(catalog: Catalog, first: boolean, included: readonly DatacenterWatch[]): void {
     this.updates++;
     this.log.info(
       {
         services: catalog.services.length,
         instances: catalog.services.reduce((n, s) => n + s.instances.length, 0),
+        ...(this.remotes.length > 0 ? { datacenters: included.map((dc) => dc.name) } : {}),
         first,
       },
       first ? 'Consul catalog loaded' : 'Consul catalog changed',

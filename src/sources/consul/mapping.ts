@@ -16,6 +16,12 @@
 //   Consul's own convention; default http) picks the protocol. tcp services get a local
 //   listener on every sidecar at `Meta.outbound_port`; without one they keep their cluster.
 // - Gateways and other kinds are ignored; so is the `consul` service (the servers' RPC port).
+// - Locality: every instance carries the datacenter it was read from, and `region`/`zone` from
+//   the service's Meta.region/Meta.zone, else its sidecar registration's, else its node's
+//   Node.Meta.region/zone (the order `lucid-mesh bootstrap --consul-service-id` uses).
+// - Several datacenters map together (mapConsulDatacenters), the local one first: a service is
+//   the union of its instances in every datacenter (one protocol for all), and an instance id
+//   (an Envoy node id) already taken in an earlier datacenter skips the later one, reported.
 // - Every instance is validated with the catalog's instanceSchema. A bad instance (or a
 //   service that cannot be built) is skipped and reported in `problems`; the rest is kept.
 import {
@@ -33,6 +39,15 @@ import type { ConsulHealthEntry } from './client.js';
 export interface MappingOptions {
   /** Catalog health for Consul's `warning`. */
   readonly warningAs: Health;
+  /** mapConsulCatalog: the datacenter the entries were read from (every instance's). */
+  readonly datacenter?: string;
+}
+
+/** The health entries of one datacenter, for mapConsulDatacenters. */
+export interface DatacenterEntries {
+  /** Its name, carried by every instance read from it; absent: not known, none carried. */
+  readonly datacenter?: string;
+  readonly byService: ReadonlyMap<string, readonly ConsulHealthEntry[]>;
 }
 
 export interface MappingResult {
@@ -51,6 +66,8 @@ export const IGNORED_SERVICES: ReadonlySet<string> = new Set(['consul']);
 export const PROXY_KIND = 'connect-proxy';
 export const META_PROTOCOL = 'protocol';
 export const META_OUTBOUND_PORT = 'outbound_port';
+export const META_REGION = 'region';
+export const META_ZONE = 'zone';
 
 const RANK: Record<string, number> = { passing: 0, warning: 1, critical: 2 };
 
@@ -62,61 +79,90 @@ interface Candidate {
   readonly outboundPort?: number;
 }
 
+/** One datacenter's entries (see mapConsulDatacenters). */
 export function mapConsulCatalog(
   byService: ReadonlyMap<string, readonly ConsulHealthEntry[]>,
   opts: MappingOptions,
 ): MappingResult {
-  const problems: string[] = [];
-  const names = [...byService.keys()].sort();
+  return mapConsulDatacenters(
+    [{ ...(opts.datacenter !== undefined ? { datacenter: opts.datacenter } : {}), byService }],
+    opts,
+  );
+}
 
-  // Sidecar registrations, by the instance they front.
-  const proxies = new Map<string, ConsulHealthEntry>();
-  for (const name of names) {
-    for (const entry of byService.get(name) ?? []) {
-      if (entry.Service?.Kind !== PROXY_KIND) continue;
-      const dest = entry.Service.Proxy?.DestinationServiceID;
-      if (!dest) {
-        problems.push(
-          `consul service "${name}" proxy "${entry.Service.ID}": Proxy.DestinationServiceID: missing; proxy ignored`,
+/**
+ * Several datacenters' entries into one catalog; `datacenters[0]` is the local one. Problem
+ * lines about the local datacenter read `consul service "web" ...`, about another one
+ * `consul datacenter "dc2" service "web" ...`.
+ */
+export function mapConsulDatacenters(
+  datacenters: readonly DatacenterEntries[],
+  opts: Pick<MappingOptions, 'warningAs'>,
+): MappingResult {
+  const problems: string[] = [];
+  const prefix = (d: number): string =>
+    d === 0 ? 'consul' : `consul datacenter "${datacenters[d]?.datacenter ?? '?'}"`;
+
+  // Per datacenter and service: the candidates, local datacenter first.
+  const perName = new Map<string, Array<{ d: number; c: Candidate; where: string }>>();
+  const withInstances = new Set<string>();
+  datacenters.forEach(({ datacenter, byService }, d) => {
+    const names = [...byService.keys()].sort();
+    const proxies = sidecars(byService, names, prefix(d), problems);
+    for (const name of names) {
+      if (IGNORED_SERVICES.has(name)) continue;
+      const entries = [...(byService.get(name) ?? [])]
+        .filter((e) => e.Service && (e.Service.Kind === undefined || e.Service.Kind === ''))
+        .sort((a, b) =>
+          cmp(`${a.Node?.Node}\0${a.Service.ID}`, `${b.Node?.Node}\0${b.Service.ID}`),
         );
-        continue;
+      if (entries.length === 0) continue; // only proxies/gateways: not a service
+      withInstances.add(name);
+      const list = perName.get(name) ?? [];
+      perName.set(name, list);
+      const where = `${prefix(d)} service "${name}"`;
+      for (const entry of entries) {
+        const c = candidate(where, entry, proxies, datacenter, opts, problems);
+        if (c) list.push({ d, c, where });
       }
-      const key = instanceKey(entry.Node?.Node, dest);
-      const other = proxies.get(key);
-      if (other && other.Service.ID <= entry.Service.ID) {
-        problems.push(
-          `consul service "${name}" proxy "${entry.Service.ID}": a second sidecar for "${dest}" on node "${entry.Node?.Node}"; using "${other.Service.ID}"`,
-        );
-        continue;
+    }
+  });
+
+  // Instance ids are Envoy node ids: unique across the catalog. The local datacenter claims
+  // first, then the others in order; within one, by service name.
+  const ids = new Map<string, { name: string; d: number }>();
+  const accepted = new Set<Candidate>();
+  for (let d = 0; d < datacenters.length; d++) {
+    for (const name of [...perName.keys()].sort()) {
+      for (const item of perName.get(name)!) {
+        if (item.d !== d) continue;
+        const { id } = item.c.instance;
+        const owner = ids.get(id);
+        if (owner === undefined) {
+          ids.set(id, { name, d });
+          accepted.add(item.c);
+        } else if (owner.d === d) {
+          problems.push(
+            `${item.where} instance "${id}": id: duplicate (also in service "${owner.name}"); ids are Envoy node ids and must be unique; instance skipped`,
+          );
+        } else {
+          const where = datacenters[owner.d]?.datacenter;
+          problems.push(
+            `${item.where} instance "${id}": id: duplicate (also in service "${owner.name}" of ${where !== undefined ? `datacenter "${where}"` : 'the local datacenter'}); ids are Envoy node ids and must be unique across datacenters; instance skipped`,
+          );
+        }
       }
-      if (other) {
-        problems.push(
-          `consul service "${other.Service.Service}" proxy "${other.Service.ID}": a second sidecar for "${dest}" on node "${entry.Node?.Node}"; using "${entry.Service.ID}"`,
-        );
-      }
-      proxies.set(key, entry);
     }
   }
 
   const services: Service[] = [];
-  const ids = new Map<string, string>();
   const outboundPorts = new Map<number, string>();
   let meshedInstances = 0;
   const unmeshed: string[] = [];
 
-  for (const name of names) {
-    if (IGNORED_SERVICES.has(name)) continue;
-    const entries = [...(byService.get(name) ?? [])]
-      .filter((e) => e.Service && (e.Service.Kind === undefined || e.Service.Kind === ''))
-      .sort((a, b) => cmp(`${a.Node?.Node}\0${a.Service.ID}`, `${b.Node?.Node}\0${b.Service.ID}`));
-    if (entries.length === 0) continue; // only proxies/gateways: not a service
+  for (const name of [...withInstances].sort()) {
     const where = `consul service "${name}"`;
-
-    const candidates: Candidate[] = [];
-    for (const entry of entries) {
-      const c = candidate(name, entry, proxies, opts, problems);
-      if (c) candidates.push(c);
-    }
+    const candidates = (perName.get(name) ?? []).map((item) => item.c);
 
     const protocol = pick(
       candidates.map((c) => c.protocol),
@@ -153,15 +199,9 @@ export function mapConsulCatalog(
     }
 
     const instances: Instance[] = [];
-    for (const { instance } of candidates) {
-      const owner = ids.get(instance.id);
-      if (owner !== undefined) {
-        problems.push(
-          `${where} instance "${instance.id}": id: duplicate (also in service "${owner}"); ids are Envoy node ids and must be unique; instance skipped`,
-        );
-        continue;
-      }
-      ids.set(instance.id, name);
+    for (const c of candidates) {
+      if (!accepted.has(c)) continue;
+      const { instance } = c;
       if (instance.sidecarPort !== undefined) meshedInstances++;
       else unmeshed.push(`${name}/${instance.id}`);
       instances.push(instance);
@@ -184,22 +224,68 @@ export function mapConsulCatalog(
   return { catalog: normalizeCatalog({ services }), problems, meshedInstances, unmeshed };
 }
 
+/** Sidecar registrations of one datacenter, by the instance they front. */
+function sidecars(
+  byService: ReadonlyMap<string, readonly ConsulHealthEntry[]>,
+  names: readonly string[],
+  prefix: string,
+  problems: string[],
+): Map<string, ConsulHealthEntry> {
+  const proxies = new Map<string, ConsulHealthEntry>();
+  for (const name of names) {
+    for (const entry of byService.get(name) ?? []) {
+      if (entry.Service?.Kind !== PROXY_KIND) continue;
+      const dest = entry.Service.Proxy?.DestinationServiceID;
+      if (!dest) {
+        problems.push(
+          `${prefix} service "${name}" proxy "${entry.Service.ID}": Proxy.DestinationServiceID: missing; proxy ignored`,
+        );
+        continue;
+      }
+      const key = instanceKey(entry.Node?.Node, dest);
+      const other = proxies.get(key);
+      if (other && other.Service.ID <= entry.Service.ID) {
+        problems.push(
+          `${prefix} service "${name}" proxy "${entry.Service.ID}": a second sidecar for "${dest}" on node "${entry.Node?.Node}"; using "${other.Service.ID}"`,
+        );
+        continue;
+      }
+      if (other) {
+        problems.push(
+          `${prefix} service "${other.Service.Service}" proxy "${other.Service.ID}": a second sidecar for "${dest}" on node "${entry.Node?.Node}"; using "${entry.Service.ID}"`,
+        );
+      }
+      proxies.set(key, entry);
+    }
+  }
+  return proxies;
+}
+
 function instanceKey(node: string | undefined, serviceId: string): string {
   return `${node ?? ''}\0${serviceId}`;
 }
 
 function candidate(
-  name: string,
+  service: string,
   entry: ConsulHealthEntry,
   proxies: ReadonlyMap<string, ConsulHealthEntry>,
-  opts: MappingOptions,
+  datacenter: string | undefined,
+  opts: Pick<MappingOptions, 'warningAs'>,
   problems: string[],
 ): Candidate | undefined {
   const svc = entry.Service;
   const sidecar = proxies.get(instanceKey(entry.Node?.Node, svc.ID));
   const id = sidecar ? sidecar.Service.ID : svc.ID;
-  const where = `consul service "${name}" instance "${id}"`;
+  const where = `${service} instance "${id}"`;
   const meta = { ...(svc.Meta ?? {}) };
+  const sidecarMeta = sidecar?.Service.Meta;
+  const region = locality(META_REGION, meta, sidecarMeta, entry.Node?.Meta);
+  const zone = locality(META_ZONE, meta, sidecarMeta, entry.Node?.Meta);
+  const located = {
+    ...(datacenter !== undefined ? { datacenter } : {}),
+    ...(region ? { region: region.value } : {}),
+    ...(zone ? { zone: zone.value } : {}),
+  };
 
   let protocol: Protocol | undefined;
   const rawProtocol = meta[META_PROTOCOL] ?? sidecar?.Service.Proxy?.Config?.protocol;
@@ -245,6 +331,7 @@ function candidate(
         health,
         tags: [...(svc.Tags ?? [])],
         meta,
+        ...located,
       }
     : {
         id,
@@ -253,10 +340,22 @@ function candidate(
         health,
         tags: [...(svc.Tags ?? [])],
         meta,
+        ...located,
       };
   const parsed = instanceSchema.safeParse(raw);
   if (!parsed.success) {
-    const issues = formatIssues(parsed.error).join('; ');
+    // Name the Consul field a bad region or zone came from.
+    const from: Record<string, string | undefined> = {
+      [META_REGION]: region?.from,
+      [META_ZONE]: zone?.from,
+    };
+    const issues = formatIssues(parsed.error)
+      .map((issue) => {
+        const field = /^(\w+):/.exec(issue)?.[1];
+        const source = field !== undefined ? from[field] : undefined;
+        return source !== undefined ? `${source}${issue.slice(field!.length)}` : issue;
+      })
+      .join('; ');
     problems.push(`${where}: ${issues}; instance skipped`);
     return undefined;
   }
@@ -265,6 +364,29 @@ function candidate(
     ...(protocol !== undefined ? { protocol, protocolFrom: protocolField } : {}),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
   };
+}
+
+/**
+ * Meta.<key> of the app's registration, else of its sidecar's (as `lucid-mesh bootstrap
+ * --consul-service-id` reads them, so an instance and its sidecar agree), else Node.Meta.<key>
+ * of its node. Empty counts as absent.
+ */
+function locality(
+  key: string,
+  meta: Readonly<Record<string, string>>,
+  sidecarMeta: Readonly<Record<string, string>> | null | undefined,
+  nodeMeta: Readonly<Record<string, string>> | null | undefined,
+): { value: string; from: string } | undefined {
+  const sources: Array<[Readonly<Record<string, string>> | null | undefined, string]> = [
+    [meta, `Meta.${key}`],
+    [sidecarMeta, `the sidecar's Meta.${key}`],
+    [nodeMeta, `Node.Meta.${key}`],
+  ];
+  for (const [values, from] of sources) {
+    const value = values?.[key];
+    if (value !== undefined && value !== '') return { value, from };
+  }
+  return undefined;
 }
 
 /** The most common defined value (ties: the smallest); `fallback` when none is defined. */

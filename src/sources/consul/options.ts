@@ -8,6 +8,11 @@ import { isIP } from 'node:net';
 import { Option } from 'commander';
 import { FlagError, isBareHttpOrigin } from '../flag-error.js';
 import { HEALTH_STATES, type Health } from '../../catalog/model.js';
+import {
+  LOCAL_RESERVED_CONNECTIONS,
+  REMOTE_RESERVED_CONNECTIONS,
+  catalogConnectionsNeeded,
+} from './budget.js';
 import type { ConsulConnection } from './client.js';
 import type { TokenBucket } from './watch.js';
 
@@ -27,6 +32,14 @@ export const DEFAULT_MAX_CONNECTIONS = 128;
 export const DEFAULT_BACKOFF_MAX_MS = 10_000;
 /** How long a newly seen instance without a sidecar waits for its sidecar registration. */
 export const DEFAULT_SIDECAR_GRACE_MS = 250;
+
+/**
+ * How long a remote datacenter's last good instances outlive its reachability (after its last
+ * successful read), so that failover does not point at instances nobody can vouch for.
+ */
+export const DEFAULT_REMOTE_STALE_AFTER_MS = 60_000;
+/** Datacenter names: what the catalog accepts as an instance's `datacenter`. */
+const DATACENTER_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;
 
 /** An unusable flag value; the message names the flag and the value. */
 export class ConsulFlagError extends FlagError {}
@@ -128,6 +141,18 @@ export function consulCliOptions(): Option[] {
     )
       .env('LUCID_CONSUL_STALE')
       .default('false'),
+    new Option(
+      '--consul-datacenters <list>',
+      'remote Consul datacenters to watch as well, comma-separated (e.g. dc2,dc3), read through ' +
+        'the local agent with ?dc= (WAN federation); the local datacenter is always watched',
+    ).env('CONSUL_DATACENTERS'),
+    new Option(
+      '--remote-stale-after <duration>',
+      "how long a remote datacenter's last good instances are kept while it cannot be read, " +
+        'counted from its last successful read; then they are dropped until it is read again',
+    )
+      .env('LUCID_REMOTE_STALE_AFTER')
+      .default('60s'),
   ];
 }
 
@@ -160,6 +185,16 @@ export interface ConsulSourceOptions {
    * sidecar registration is still on its way (Consul syncs them separately), ms. Default 250.
    */
   readonly sidecarGraceMs?: number;
+  /**
+   * Remote datacenters watched besides the local one (through the local agent, `?dc=`), in
+   * this order. The local one (connection.datacenter, else the agent's) is left out if listed.
+   */
+  readonly remoteDatacenters?: readonly string[];
+  /**
+   * How long a remote datacenter that cannot be read keeps its last good instances, counted
+   * from its last successful read, ms. Default 60 s.
+   */
+  readonly remoteStaleAfterMs?: number;
 }
 
 const str = (flags: Record<string, unknown>, key: string): string | undefined => {
@@ -371,18 +406,32 @@ export function consulSourceOptionsFromFlags(
       `expected requests per second 1-10000, got ${JSON.stringify(rate)}`,
     );
   }
+  const connection = consulConnectionFromFlags(flags, env);
+  const remoteDatacenters = parseDatacenters(str(flags, 'consulDatacenters')).filter(
+    (dc) => dc !== connection.datacenter,
+  );
+  const maxConnections = parseIntIn(
+    '--consul-max-connections',
+    str(flags, 'consulMaxConnections'),
+    4,
+    10_000,
+    DEFAULT_MAX_CONNECTIONS,
+  );
+  const least = catalogConnectionsNeeded(remoteDatacenters.length);
+  if (remoteDatacenters.length > 0 && maxConnections < least) {
+    throw new ConsulFlagError(
+      '--consul-max-connections',
+      `expected at least ${least} with --consul-datacenters ${remoteDatacenters.join(',')} ` +
+        `(${LOCAL_RESERVED_CONNECTIONS} local list, trigger and refetch connections and 1 service ` +
+        `watch, ${REMOTE_RESERVED_CONNECTIONS} per remote datacenter), got ${JSON.stringify(String(maxConnections))}`,
+    );
+  }
   return {
-    connection: consulConnectionFromFlags(flags, env),
+    connection,
     warningAs: warning as Health,
     waitMs: parseDuration('--consul-wait', str(flags, 'consulWait') ?? '60s', 1000, MAX_WAIT_MS),
     rateLimit,
-    maxConnections: parseIntIn(
-      '--consul-max-connections',
-      str(flags, 'consulMaxConnections'),
-      4,
-      10_000,
-      DEFAULT_MAX_CONNECTIONS,
-    ),
+    maxConnections,
     backoffMaxMs: parseDuration(
       '--consul-backoff-max',
       str(flags, 'consulBackoffMax') ?? '10s',
@@ -395,5 +444,30 @@ export function consulSourceOptionsFromFlags(
       0,
       60_000,
     ),
+    ...(remoteDatacenters.length > 0 ? { remoteDatacenters } : {}),
+    remoteStaleAfterMs: parseDuration(
+      '--remote-stale-after',
+      str(flags, 'remoteStaleAfter') ?? '60s',
+      1000,
+      3_600_000,
+    ),
   };
+}
+
+/** "dc2, dc3" -> ["dc2", "dc3"]: names checked, duplicates dropped, order kept. */
+function parseDatacenters(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const names: string[] = [];
+  for (const raw of value.split(',')) {
+    const name = raw.trim();
+    if (name === '') continue;
+    if (!DATACENTER_NAME.test(name)) {
+      throw new ConsulFlagError(
+        '--consul-datacenters',
+        `expected datacenter names (letters, digits, . _ -) separated by commas, got ${JSON.stringify(name)} in ${JSON.stringify(value)}`,
+      );
+    }
+    if (!names.includes(name)) names.push(name);
+  }
+  return names;
 }

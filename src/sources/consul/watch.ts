@@ -89,6 +89,8 @@ export class BlockingWatch<T> {
   private failures = 0;
   /** Aborts the request in flight only (resync), not the loop. */
   private request: AbortController | undefined;
+  /** Cuts the backoff pause short (retryNow), not the loop. */
+  private pause: AbortController | undefined;
   private readonly ownLimiter: TokenBucket;
   private readonly random: () => number;
 
@@ -122,6 +124,14 @@ export class BlockingWatch<T> {
   resync(): void {
     this.index = 0;
     this.request?.abort();
+  }
+
+  /**
+   * While failing: end the backoff pause and ask again at once (the rate limits still apply).
+   * For when something else shows that Consul answers again, e.g. the service list recovered.
+   */
+  retryNow(): void {
+    this.pause?.abort();
   }
 
   /** Aborts the request in flight; resolves when the loop has ended. No callbacks after. */
@@ -173,10 +183,16 @@ export class BlockingWatch<T> {
           this.random,
         );
         this.opts.onError(error, this.failures, delay);
+        const pause = new AbortController();
+        this.pause = pause;
+        signal.addEventListener('abort', () => pause.abort(), { once: true, signal: pause.signal });
         try {
-          await sleep(delay, undefined, { signal });
+          await sleep(delay, undefined, { signal: pause.signal });
         } catch {
-          return;
+          if (signal.aborted) return; // stopped; otherwise retryNow()
+        } finally {
+          this.pause = undefined;
+          pause.abort(); // drops the stop listener
         }
         continue;
       }
