@@ -72,11 +72,12 @@ function meshSettings(opts: ControlPlaneOptions): MeshSettings {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const { logger, source, security } = opts;
+  let settings = meshSettings(opts);
   const store = new SnapshotStore({
     logger,
     debounceMs: opts.debounceMs,
     maxDebounceMs: opts.maxDebounceMs,
-    settings: meshSettings(opts),
+    settings,
     secrets: security?.mtls ? new CaSecretProvider(security.ca.leaves, logger) : undefined,
   });
   const counters = new XdsCounters();
@@ -128,6 +129,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const trafficNow = traffic?.current();
   if (trafficNow) store.setTraffic(trafficNow);
 
+  // Without --datacenter, the mesh is in the source's own datacenter (Consul's agent's), so
+  // instances Consul reports in it and sidecars bootstrapped from it are local.
+  const adoptSourceDatacenter = (): void => {
+    if (opts.mesh?.datacenter !== undefined) return;
+    const dc = source.localDatacenter?.();
+    if (dc === undefined || dc === settings.datacenter) return;
+    logger.info({ datacenter: dc, source: source.name }, 'datacenter taken from the source');
+    settings = {
+      ...settings,
+      datacenter: dc,
+      datacenters: settings.datacenters.filter((d) => d !== dc),
+    };
+    store.setSettings(settings);
+  };
+
   let lastSourceError: string | undefined;
   const admin = new AdminServer({
     registry: metrics.registry,
@@ -156,6 +172,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   await source.start({
     update(catalog) {
       lastSourceError = undefined;
+      adoptSourceDatacenter();
       metrics.sourceLastSuccess.set({ source: source.name }, Date.now() / 1000);
       if (held()) heldCatalog = catalog;
       else store.setCatalog(catalog);

@@ -19,6 +19,8 @@ export interface ProxyRow {
   mode: string;
   peer: string;
   connectedSince: string;
+  /** What the node says of where it runs (datacenter, region, zone), when it says. */
+  locality?: { datacenter?: string; region?: string; zone?: string };
   types: Record<string, TypeRow>;
 }
 
@@ -48,6 +50,7 @@ export function proxyRows(streams: Iterable<StreamInfo>): ProxyRow[] {
       mode: s.mode,
       peer: s.peer,
       connectedSince: new Date(s.connectedAt).toISOString(),
+      ...(s.proxy.locality ? { locality: { ...s.proxy.locality } } : {}),
       types,
     });
   }

@@ -118,7 +118,7 @@ export function serveCommand(): Command {
         running = await startControlPlane({
           source,
           traffic,
-          mesh: meshSettingsFromFlags(flags),
+          mesh: meshSettingsFromFlags(flags, cmd.getOptionValueSource('datacenter') !== 'default'),
           security,
           xdsCredentials,
           logger,

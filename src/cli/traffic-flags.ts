@@ -104,6 +104,15 @@ export function trafficCliOptions(): Option[] {
   ];
 }
 
+/**
+ * The Consul datacenters to watch default to the failover order (--datacenters): a
+ * datacenter one fails over to must be read. --consul-datacenters can still say otherwise.
+ */
+function withConsulDatacenters<F extends Record<string, unknown> & TrafficFlags>(flags: F): F {
+  if (flags.consulDatacenters !== undefined || (flags.datacenters ?? []).length === 0) return flags;
+  return { ...flags, consulDatacenters: flags.datacenters.join(',') };
+}
+
 /** The discovery source and, when there is one, the traffic provider. */
 export function sourcesFromFlags(
   kind: SourceKind,
@@ -115,10 +124,15 @@ export function sourcesFromFlags(
       throw new SourceFlagError(`--traffic: no such file ${JSON.stringify(flags.traffic)}`);
     }
     return {
-      source: sourceFromFlags(kind, flags, logger),
+      source: sourceFromFlags(
+        kind,
+        kind === 'consul' ? withConsulDatacenters(flags) : flags,
+        logger,
+      ),
       traffic: new TrafficFile(flags.traffic, logger),
     };
   }
+  if (kind === 'consul') flags = withConsulDatacenters(flags);
   if (kind === 'consul') {
     const { catalog, traffic } = consulSourcesFromFlags(flags, logger);
     return { source: catalog, traffic };
@@ -128,11 +142,18 @@ export function sourcesFromFlags(
   return { source };
 }
 
-export function meshSettingsFromFlags(flags: TrafficFlags): ControlPlaneOptions['mesh'] {
+/**
+ * `datacenterGiven`: --datacenter (or its env) was set; otherwise the control plane takes the
+ * source's own datacenter when it has one (Consul's agent's), else the default.
+ */
+export function meshSettingsFromFlags(
+  flags: TrafficFlags,
+  datacenterGiven = true,
+): ControlPlaneOptions['mesh'] {
   return {
     intentionsDefault: flags.intentionsDefault,
     connectTimeoutMs: flags.connectTimeoutMs,
-    datacenter: flags.datacenter,
+    ...(datacenterGiven ? { datacenter: flags.datacenter } : {}),
     datacenters: flags.datacenters.filter((d) => d !== flags.datacenter),
     ...(flags.failoverThreshold !== undefined
       ? { failoverThresholdPercent: flags.failoverThreshold }

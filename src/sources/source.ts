@@ -18,4 +18,9 @@ export interface DiscoverySource {
   start(sink: CatalogSink): Promise<void>;
   /** Stops watching and releases resources; no sink calls happen afterwards. */
   stop(): Promise<void>;
+  /**
+   * The datacenter the backend itself is in, once known (Consul: the agent's). The control
+   * plane takes it as its own unless `serve --datacenter` says otherwise.
+   */
+  localDatacenter?(): string | undefined;
 }

@@ -182,6 +182,10 @@ export class ConsulSource implements DiscoverySource {
     return this.client.address;
   }
 
+  localDatacenter(): string | undefined {
+    return this.local?.name;
+  }
+
   stats(): ConsulSourceStats {
     const dcs = this.datacenterWatches();
     const per = dcs.map((dc) => dc.stats());
