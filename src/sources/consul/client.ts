@@ -54,6 +54,10 @@ export interface ConsulService {
   readonly Meta?: Readonly<Record<string, string>> | null;
   readonly Port: number;
   readonly Proxy?: ConsulProxy | null;
+  /** lan / wan addresses (mesh gateways: where their own and other datacenters reach them). */
+  readonly TaggedAddresses?: Readonly<
+    Record<string, { readonly Address?: string; readonly Port?: number } | undefined>
+  > | null;
 }
 
 export interface ConsulProxy {

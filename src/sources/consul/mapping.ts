@@ -15,7 +15,10 @@
 // - `Meta.protocol` (http | http2 | grpc | tcp; else the sidecar's Proxy.Config.protocol,
 //   Consul's own convention; default http) picks the protocol. tcp services get a local
 //   listener on every sidecar at `Meta.outbound_port`; without one they keep their cluster.
-// - Gateways and other kinds are ignored; so is the `consul` service (the servers' RPC port).
+// - Mesh gateways (Kind `mesh-gateway`) become catalog gateways: the registration's ID is the
+//   gateway's node id, TaggedAddresses.lan (else Service.Address/Port, else the node's
+//   address) where its own datacenter reaches it, TaggedAddresses.wan where others do.
+// - Other kinds are ignored; so is the `consul` service (the servers' RPC port).
 // - Locality: every instance carries the datacenter it was read from, and `region`/`zone` from
 //   the service's Meta.region/Meta.zone, else its sidecar registration's, else its node's
 //   Node.Meta.region/zone (the order `lucid-mesh bootstrap --consul-service-id` uses).
@@ -28,12 +31,19 @@ import {
   PROTOCOLS,
   normalizeCatalog,
   type Catalog,
+  type Gateway,
   type Health,
   type Instance,
   type Protocol,
   type Service,
 } from '../../catalog/model.js';
-import { formatIssues, instanceSchema, show, sourceServiceSchema } from '../../catalog/schema.js';
+import {
+  formatIssues,
+  gatewaySchema,
+  instanceSchema,
+  show,
+  sourceServiceSchema,
+} from '../../catalog/schema.js';
 import type { ConsulHealthEntry } from './client.js';
 
 export interface MappingOptions {
@@ -106,9 +116,23 @@ export function mapConsulDatacenters(
   // Per datacenter and service: the candidates, local datacenter first.
   const perName = new Map<string, Array<{ d: number; c: Candidate; where: string }>>();
   const withInstances = new Set<string>();
+  const gateways: Gateway[] = [];
   datacenters.forEach(({ datacenter, byService }, d) => {
     const names = [...byService.keys()].sort();
     const proxies = sidecars(byService, names, prefix(d), problems);
+    for (const name of names) {
+      for (const e of byService.get(name) ?? []) {
+        if (e.Service?.Kind !== 'mesh-gateway') continue;
+        const g = gatewayOf(
+          e,
+          datacenter,
+          opts,
+          `${prefix(d)} mesh gateway "${e.Service.ID}"`,
+          problems,
+        );
+        if (g) gateways.push(g);
+      }
+    }
     for (const name of names) {
       if (IGNORED_SERVICES.has(name)) continue;
       const entries = [...(byService.get(name) ?? [])]
@@ -221,7 +245,42 @@ export function mapConsulDatacenters(
     if (outboundPort !== undefined) outboundPorts.set(outboundPort, name);
     services.push(parsed.data);
   }
-  return { catalog: normalizeCatalog({ services }), problems, meshedInstances, unmeshed };
+  return {
+    catalog: normalizeCatalog({ services, ...(gateways.length > 0 ? { gateways } : {}) }),
+    problems,
+    meshedInstances,
+    unmeshed,
+  };
+}
+
+/** A Consul mesh-gateway registration as a catalog gateway (validated as the file's). */
+function gatewayOf(
+  e: ConsulHealthEntry,
+  datacenter: string | undefined,
+  opts: Pick<MappingOptions, 'warningAs'>,
+  where: string,
+  problems: string[],
+): Gateway | undefined {
+  const svc = e.Service;
+  const lan = svc.TaggedAddresses?.lan;
+  const wan = svc.TaggedAddresses?.wan;
+  const statuses = (e.Checks ?? []).map((c) => c.Status);
+  let worst = 0;
+  for (const s of statuses) worst = Math.max(worst, RANK[s] ?? 2);
+  const parsed = gatewaySchema.safeParse({
+    id: svc.ID,
+    ...(datacenter !== undefined ? { datacenter } : {}),
+    address: lan?.Address || svc.Address || e.Node?.Address,
+    port: lan?.Port || svc.Port,
+    ...(wan?.Address ? { wanAddress: wan.Address } : {}),
+    ...(wan?.Port ? { wanPort: wan.Port } : {}),
+    health: worst === 2 ? 'critical' : worst === 1 ? opts.warningAs : 'passing',
+  });
+  if (!parsed.success) {
+    problems.push(`${where}: ${formatIssues(parsed.error).join('; ')}; gateway skipped`);
+    return undefined;
+  }
+  return parsed.data;
 }
 
 /** Sidecar registrations of one datacenter, by the instance they front. */
