@@ -6,6 +6,7 @@ import { parseCatalog } from '../../src/catalog/schema.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import type { ProxyView } from '../../src/snapshot/proxy-view.js';
+import { waitFor } from '../support/wait.js';
 
 const WATCHERS = 600;
 
@@ -33,13 +34,19 @@ function slowWatchers(store: SnapshotStore) {
   return { seen, tick: () => order++ };
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+/** Until a fan-out pass has reached every watcher (counted, not a fixed wait: CI may be slow). */
+function passesDone(store: SnapshotStore): () => Promise<void> {
+  let done = 0;
+  store.onNotified(() => done++);
+  return () => waitFor(() => done > 0, { what: 'the fan-out to reach every watcher' });
+}
 
 describe('snapshot fan-out to watchers', () => {
   it('serves the first watchers before the last, lets I/O through in between, and reaches everyone', async () => {
     const store = new SnapshotStore({ logger: silentLogger, debounceMs: 0, maxDebounceMs: 0 });
     store.setCatalog(catalog(8080));
     const { seen, tick } = slowWatchers(store);
+    const settle = passesDone(store);
     let notified = 0;
     store.onNotified(() => notified++);
     store.setCatalog(catalog(8081));
@@ -64,6 +71,7 @@ describe('snapshot fan-out to watchers', () => {
     const store = new SnapshotStore({ logger: silentLogger, debounceMs: 0, maxDebounceMs: 0 });
     store.setCatalog(catalog(8080));
     const { seen } = slowWatchers(store);
+    const settle = passesDone(store);
     store.setCatalog(catalog(8081));
     store.flush();
     const middle = store.snapshot!.version;
