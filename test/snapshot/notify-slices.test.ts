@@ -38,7 +38,9 @@ function slowWatchers(store: SnapshotStore) {
 function passesDone(store: SnapshotStore): () => Promise<void> {
   let done = 0;
   store.onNotified(() => done++);
-  return () => waitFor(() => done > 0, { what: 'the fan-out to reach every watcher' });
+  return async () => {
+    await waitFor(() => done > 0, { what: 'the fan-out to reach every watcher' });
+  };
 }
 
 describe('snapshot fan-out to watchers', () => {
