@@ -155,7 +155,12 @@ export function backendCluster(
     outlierDetection: outlierDetection(backend),
     // Failover backends send unhealthy instances too (so priorities count them); with
     // Envoy's panic mode (below 50 % healthy) it would balance over them, so it is off.
-    commonLbConfig: backend.failover ? { healthyPanicThreshold: { value: 0 } } : undefined,
+    // And host set changes (an outlier ejection) apply at once instead of being merged for
+    // Envoy's default 1 s: a dead datacenter's second host would otherwise keep receiving
+    // load for that second (measured: 3-4 % failed requests instead of < 1 %).
+    commonLbConfig: backend.failover
+      ? { healthyPanicThreshold: { value: 0 }, updateMergeWindow: durationMs(0) }
+      : undefined,
     typedExtensionProtocolOptions: upstreamProtocolOptions(backend.protocol),
     transportSocketMatches: meshTransport(backend, settings, viaGateways && !!backend.failover),
   });

@@ -31,6 +31,9 @@ import {
 
 export const FAULT_FILTER_NAME = 'envoy.filters.http.fault';
 export const HTTP_FAULT_TYPE_NAME = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
+const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
+const PREVIOUS_PRIORITIES_TYPE_NAME =
+  'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
 const PREVIOUS_HOSTS_TYPE_NAME =
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
@@ -174,6 +177,13 @@ function retryPolicy(route: Route): RetryPolicy | undefined {
       ? [{ name: PREVIOUS_HOSTS, typedConfig: typedAny(PREVIOUS_HOSTS_TYPE_NAME, {}) }]
       : undefined,
     hostSelectionRetryMaxAttempts: r.otherHosts ? 5 : undefined,
+    // A retry goes to the next priority (the next locality or datacenter) once one failed:
+    // when a datacenter dies, retries reach the healthy one before outlier detection and
+    // health checks have caught up. With one priority it changes nothing.
+    retryPriority: {
+      name: PREVIOUS_PRIORITIES,
+      typedConfig: typedAny(PREVIOUS_PRIORITIES_TYPE_NAME, { updateFrequency: 2 }),
+    },
   });
 }
 
