@@ -78,25 +78,6 @@ export interface ProxyIdentity {
 
 export const DEFAULT_OUTBOUND_PORT = 15001;
 
-type Located = { service: Service; instance: Instance };
-
-// Every connected proxy looks itself up on every snapshot: index each catalog once.
-const instanceIndex = new WeakMap<Catalog, Map<string, Located>>();
-
-export function findInstance(catalog: Catalog, nodeId: string): Located | undefined {
-  let index = instanceIndex.get(catalog);
-  if (!index) {
-    index = new Map();
-    for (const service of catalog.services) {
-      for (const instance of service.instances) {
-        if (!index.has(instance.id)) index.set(instance.id, { service, instance });
-      }
-    }
-    instanceIndex.set(catalog, index);
-  }
-  return index.get(nodeId);
-}
-
 /** Sorts services and instances so that equal catalogs are deep-equal. */
 export function normalizeCatalog(catalog: Catalog): Catalog {
   const gateways = [...(catalog.gateways ?? [])].sort((a, b) => cmp(a.id, b.id));

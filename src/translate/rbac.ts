@@ -31,9 +31,9 @@ import {
   type Principal,
   type RBAC,
   type RbacPolicy,
-  type StringMatcher,
 } from '../protos/envoy-types.js';
-import { TYPE, defined, type PlainJson } from './envoy.js';
+import { TYPE, type PlainJson } from './envoy.js';
+import { headerMatcher, methodMatcher } from './matchers.js';
 
 export const HTTP_RBAC_FILTER_NAME = 'envoy.filters.http.rbac';
 export const NETWORK_RBAC_FILTER_NAME = 'envoy.filters.network.rbac';
@@ -78,27 +78,8 @@ export function rbacRulesFor(sources: AllowedSources, principalOf: PrincipalOf):
   };
 }
 
-function stringMatcher(m: {
-  Exact?: string;
-  Prefix?: string;
-  Suffix?: string;
-  Regex?: string;
-}): StringMatcher {
-  if (m.Exact !== undefined) return { exact: m.Exact };
-  if (m.Prefix !== undefined) return { prefix: m.Prefix };
-  if (m.Suffix !== undefined) return { suffix: m.Suffix };
-  return { safeRegex: { regex: m.Regex ?? '' } };
-}
-
 function headerPermission(h: HeaderMatch): Permission {
-  return {
-    header: defined({
-      name: h.Name,
-      presentMatch: h.Present ? true : undefined,
-      stringMatch: h.Present ? undefined : stringMatcher(h),
-      invertMatch: h.Invert ? true : undefined,
-    }),
-  };
+  return { header: headerMatcher(h) };
 }
 
 function and(rules: Permission[]): Permission {
@@ -122,7 +103,7 @@ function permissionMatch(p: IntentionPermission): Permission {
   }
   if (h.Methods.length > 0) {
     rules.push({
-      header: { name: ':method', stringMatch: { safeRegex: { regex: h.Methods.join('|') } } },
+      header: methodMatcher(h.Methods),
     });
   }
   for (const header of h.Header) rules.push(headerPermission(header));

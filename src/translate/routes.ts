@@ -16,12 +16,12 @@ import {
   type RouteConfiguration,
   type RouteMatch as EnvoyRouteMatch,
   type RetryPolicy,
-  type StringMatcher,
   type VirtualHost,
   type envoy,
 } from '../protos/envoy-types.js';
-import type { HashPolicy, HeaderEdits, HeaderMatch, QueryParamMatch } from '../traffic/types.js';
+import type { HashPolicy, HeaderEdits, QueryParamMatch } from '../traffic/types.js';
 import { defined, durationMs, fractionalPercent } from './envoy.js';
+import { headerMatcher, methodMatcher, stringMatcher } from './matchers.js';
 import {
   LOCAL_APP_VIRTUAL_HOST,
   OUTBOUND_ROUTE_NAME,
@@ -63,36 +63,13 @@ export function serviceDomains(service: string, domainSuffix: string): string[] 
   return [service, `${service}:*`, fqdn, `${fqdn}:*`];
 }
 
-function stringMatch(m: {
-  Exact?: string;
-  Prefix?: string;
-  Suffix?: string;
-  Regex?: string;
-}): StringMatcher {
-  if (m.Exact !== undefined) return { exact: m.Exact };
-  if (m.Prefix !== undefined) return { prefix: m.Prefix };
-  if (m.Suffix !== undefined) return { suffix: m.Suffix };
-  return { safeRegex: { regex: m.Regex ?? '' } };
-}
-
-function headerMatcher(h: HeaderMatch): HeaderMatcher {
-  return defined({
-    name: h.Name,
-    presentMatch: h.Present ? true : undefined,
-    stringMatch: h.Present ? undefined : stringMatch(h),
-    invertMatch: h.Invert ? true : undefined,
-  });
-}
-
 function queryMatcher(q: QueryParamMatch): QueryParameterMatcher {
   if (q.Present) return { name: q.Name, presentMatch: true };
-  return { name: q.Name, stringMatch: stringMatch(q) };
+  return { name: q.Name, stringMatch: stringMatcher(q) };
 }
 
-/** Consul matches methods as one regex on :method (RE2 matches the whole value). */
-function methodMatcher(methods: readonly string[]): HeaderMatcher[] {
-  if (methods.length === 0) return [];
-  return [{ name: ':method', stringMatch: { safeRegex: { regex: methods.join('|') } } }];
+function methodMatchers(methods: readonly string[]): HeaderMatcher[] {
+  return methods.length === 0 ? [] : [methodMatcher(methods)];
 }
 
 function routeMatch(m: RouteMatch): EnvoyRouteMatch {
@@ -104,7 +81,7 @@ function routeMatch(m: RouteMatch): EnvoyRouteMatch {
         : m.path.kind === 'prefix'
           ? { prefix: m.path.value }
           : { safeRegex: { regex: m.path.value } };
-  const headers = [...methodMatcher(m.methods), ...m.headers.map(headerMatcher)];
+  const headers = [...methodMatchers(m.methods), ...m.headers.map(headerMatcher)];
   const queryParameters = m.queryParams.map(queryMatcher);
   return defined({
     ...path,
