@@ -216,8 +216,14 @@ export function serviceBackends(
         });
       }
     }
+    // Endpoints depend on where the caller is when they span localities, when any is outside
+    // the mesh's own datacenter (a caller there reaches it directly, one elsewhere perhaps
+    // through a gateway), or when the resolver says where to fail over.
     const spread = new Set(members.map((i) => localityKey(placed(i, settings)))).size > 1;
-    const failover = spread || datacenters !== undefined;
+    const elsewhere = members.some(
+      (i) => (i.datacenter ?? settings.datacenter) !== settings.datacenter,
+    );
+    const failover = spread || elsewhere || datacenters !== undefined;
     const threshold = resolver?.FailoverThreshold ?? settings.failoverThresholdPercent;
     return applyUpstreamSettings(
       {

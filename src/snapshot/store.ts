@@ -10,6 +10,7 @@ import {
   buildMesh,
   MeshCache,
   findMeshInstance,
+  gatewayOf,
   localityKey,
   meshProxy,
   meshService,
@@ -290,9 +291,13 @@ export class SnapshotStore implements ConfigWatcher {
     const found = findMeshInstance(mesh, proxy.nodeId);
     const ownService = proxy.service ? meshService(mesh, proxy.service) : undefined;
     const cached = this.ownCache.get(key);
+    // A gateway's resources follow every service of its datacenter: no identity shortcut
+    // (there are few gateways; the encoder still skips what did not change).
+    const gateway = gatewayOf(mesh, proxy) !== undefined;
     // Unchanged parts of the mesh keep their objects from one snapshot to the next, so the
     // common case is three identity checks, not a comparison of contents.
     if (
+      !gateway &&
       cached &&
       cached.service === found?.service &&
       cached.instance === found?.instance &&
@@ -304,7 +309,7 @@ export class SnapshotStore implements ConfigWatcher {
     }
     const meshView = meshProxy(mesh, proxy);
     const inputs = `${this.inputsGeneration}\u0000${JSON.stringify(meshView)}`;
-    if (cached && cached.inputs === inputs) {
+    if (!gateway && cached && cached.inputs === inputs) {
       cached.service = found?.service;
       cached.instance = found?.instance;
       cached.ownService = ownService;
