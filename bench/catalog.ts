@@ -13,6 +13,8 @@ export interface InstanceDoc {
   port: number;
   sidecarPort?: number;
   health: Health;
+  /** Catalog tags (W7: the subset an instance belongs to). */
+  tags?: string[];
 }
 
 export interface ServiceDoc {

@@ -1,7 +1,8 @@
 // The control plane under test, in its own process: the real composition (`startControlPlane`,
-// as `lucid-mesh serve` runs it) on the real file source, logging as `serve` does (JSON lines on
-// stderr, which the harness sends to a file). Nothing in src/ is changed for the benchmark; this
-// entry only observes: it timestamps source deliveries and snapshots on the machine-wide
+// as `lucid-mesh serve` runs it) on the real file source (and, for W7, the real traffic file of
+// `serve --traffic`), logging as `serve` does (JSON lines on stderr, which the harness sends to
+// a file). Nothing in src/ is changed for the benchmark; this entry only observes: it
+// timestamps source and traffic-file deliveries and snapshots on the machine-wide
 // monotonic clock, and answers the harness's questions over IPC (its own CPU and memory, the
 // counters behind /metrics, the bytes of one resource for fan-out detection, CPU profiles).
 import { writeFileSync } from 'node:fs';
@@ -11,11 +12,14 @@ import type { ResourceKind } from '../src/protos/envoy.js';
 import type { CatalogSink, DiscoverySource } from '../src/sources/source.js';
 import { FileSource } from '../src/sources/file-source.js';
 import { createLogger, type LogLevel } from '../src/telemetry/logger.js';
+import { TrafficFile } from '../src/traffic/traffic-file.js';
 import { nowMs } from './load/protocol.js';
 
 export interface CpChildConfig {
   readonly source: 'file' | 'consul';
   readonly catalogPath: string;
+  /** A traffic file (`serve --traffic FILE`), watched like the catalog (W7). */
+  readonly trafficPath?: string;
   readonly consulAddr?: string;
   readonly logLevel: LogLevel;
   readonly debounceMs: number;
@@ -51,7 +55,7 @@ export interface SnapshotEvent {
   readonly ev: 'snapshot';
   readonly version: string;
   readonly previous: string | undefined;
-  /** First source delivery folded into this snapshot. */
+  /** First source (or traffic file) delivery folded into this snapshot. */
   readonly sourceAt: number;
   readonly buildStartedAt: number;
   /** Snapshot built, before any stream is told. */
@@ -66,10 +70,19 @@ export interface SnapshotEvent {
 const config = JSON.parse(process.env.LUCID_BENCH_CP ?? '{}') as CpChildConfig;
 const send = (m: object): void => void process.send?.(m);
 
+/** When the inputs not yet in a snapshot were delivered (catalog source or traffic file). */
+const delivered: { firstPendingAt: number | undefined; lastAt: number } = {
+  firstPendingAt: undefined,
+  lastAt: 0,
+};
+function noteDelivery(): void {
+  const t = nowMs();
+  delivered.firstPendingAt ??= t;
+  delivered.lastAt = t;
+}
+
 /** Wraps the real source to timestamp what it delivers. */
 class TimedSource implements DiscoverySource {
-  firstPendingAt: number | undefined;
-  lastAt = 0;
   constructor(private readonly inner: DiscoverySource) {}
   get name(): string {
     return this.inner.name;
@@ -77,9 +90,7 @@ class TimedSource implements DiscoverySource {
   start(sink: CatalogSink): Promise<void> {
     return this.inner.start({
       update: (catalog) => {
-        const t = nowMs();
-        this.firstPendingAt ??= t;
-        this.lastAt = t;
+        noteDelivery();
         sink.update(catalog);
       },
       error: (err) => sink.error(err),
@@ -115,6 +126,11 @@ const CONSUL_MODULE = '../src/sources/consul/consul-source.js';
 async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const source = new TimedSource(await makeSource(logger));
+  // The real traffic file, handed to the control plane as `serve --traffic` does. Its change
+  // listeners run in the order they were added, so this one timestamps each configuration it
+  // delivers before the control plane hears of it.
+  const traffic = config.trafficPath ? new TrafficFile(config.trafficPath, logger) : undefined;
+  traffic?.onChange(noteDelivery);
   const running: RunningControlPlane = await startControlPlane({
     source,
     logger,
@@ -123,10 +139,11 @@ async function main(): Promise<void> {
     adminPort: 0,
     debounceMs: config.debounceMs,
     maxDebounceMs: config.maxDebounceMs,
+    ...(traffic ? { traffic } : {}),
   });
   const { store, counters, xds } = running;
   // The initial load is not a change.
-  source.firstPendingAt = undefined;
+  delivered.firstPendingAt = undefined;
 
   // The build starts with a new encoder generation (after the "catalog unchanged" check).
   let buildStartedAt = 0;
@@ -141,8 +158,8 @@ async function main(): Promise<void> {
   let unnotified: Omit<SnapshotEvent, 'notifiedAt'> | undefined;
   store.onSnapshot((snapshot, previous) => {
     const builtAt = nowMs();
-    const sourceAt = source.firstPendingAt ?? source.lastAt;
-    source.firstPendingAt = undefined;
+    const sourceAt = delivered.firstPendingAt ?? delivered.lastAt;
+    delivered.firstPendingAt = undefined;
     if (unnotified) send({ ...unnotified, notifiedAt: NaN });
     unnotified = {
       ev: 'snapshot',

@@ -116,7 +116,7 @@ function latestEnvoy(runs: Array<{ run: RunResult; file: string }>): Array<Dated
   return [...latest.values()];
 }
 
-const ORDER = ['Q', 'W1', 'W2', 'W4', 'W5', 'W6'];
+const ORDER = ['Q', 'W1', 'W2', 'W4', 'W5', 'W6', 'W7'];
 function sortSessions(list: Array<Dated<SessionResult>>): Array<Dated<SessionResult>> {
   const rank = (s: SessionResult) => Math.min(...s.covers.map((c) => ORDER.indexOf(c)));
   return [...list].sort(
@@ -135,7 +135,9 @@ function targets(sessions: Array<Dated<SessionResult>>): string {
     sessions.find((d) => d.value.covers.includes('W2') && d.value.mode === mode && d.value.changes)
       ?.value;
   const big = (mode: string) =>
-    sessions.find((d) => d.value.proxies >= 1000 && d.value.mode === mode && d.value.storm)?.value;
+    sessions.find(
+      (d) => d.value.proxies >= 1000 && d.value.mode === mode && d.value.storm && !d.value.traffic,
+    )?.value;
   for (const mode of ['sotw', 'delta']) {
     const s = w2(mode);
     const p99 = s?.changes?.fanoutMs.p99;
@@ -172,12 +174,25 @@ function targets(sessions: Array<Dated<SessionResult>>): string {
       (d) =>
         `${label(d.value)} ${d.value.mode} (K=${d.value.proxies}): ${num(d.value.changes!.encodesPerChange.max)}`,
     );
-    const met = encodes.every((d) => d.value.changes!.encodesPerChange.max === 1);
+    const met = encodes.every(
+      (d) => d.value.changes!.encodesPerChange.max === (d.value.traffic?.resourcesPerFlip ?? 1),
+    );
     rows.push([
-      'Encodes per endpoint flip (1 changed resource), max over changes',
-      '1 at any K',
+      'Encodes per endpoint flip, max over changes (changed resources: 1; W7: 2, the service’s assignment and its subset’s)',
+      'the changed resources, at any K',
       parts.join('; '),
       mark(met),
+    ]);
+  }
+  for (const mode of ['sotw', 'delta']) {
+    const s = sessions.find((d) => d.value.mode === mode && d.value.traffic?.routerEdits)?.value;
+    const edits = s?.traffic?.routerEdits;
+    if (!s || !edits) continue;
+    rows.push([
+      `Encodes per router edit (W7: the outbound RouteConfiguration), max over changes, ${mode}`,
+      '1 at any K',
+      num(edits.encodesPerChange.max),
+      mark(edits.encodesPerChange.max === 1),
     ]);
   }
   return table(['Target', 'Goal', 'Measured', 'Status'], rows);
@@ -185,11 +200,15 @@ function targets(sessions: Array<Dated<SessionResult>>): string {
 
 function changesTable(sessions: Array<Dated<SessionResult>>): string {
   const rows = sessions
-    .filter((d) => d.value.changes)
-    .map(({ value: s }) => {
-      const c = s.changes!;
+    .flatMap(({ value: s }) => [
+      ...(s.changes ? [{ s, c: s.changes, name: label(s) }] : []),
+      ...(s.traffic?.routerEdits
+        ? [{ s, c: s.traffic.routerEdits, name: `${label(s)} router edits` }]
+        : []),
+    ])
+    .map(({ s, c, name }) => {
       return [
-        label(s),
+        name,
         s.mode,
         shape(s),
         `${c.complete}/${c.count}`,
@@ -228,6 +247,97 @@ function changesTable(sessions: Array<Dated<SessionResult>>): string {
     ],
     rows,
   );
+}
+
+/** Ratio W7 / W2 and whether it is within the target (≤ 1.5×). */
+const TRAFFIC_TARGET = 1.5;
+function ratio(w7: number | undefined, w2: number | undefined): { text: string; met?: boolean } {
+  if (!ok(w7) || !ok(w2)) return { text: dash };
+  if (w2 <= 0) return { text: dash, met: w7 <= w2 };
+  const r = w7 / w2;
+  return { text: `${r.toFixed(2)}×`, met: r <= TRAFFIC_TARGET };
+}
+
+/**
+ * W7 (W2 + a resolver, router and splitter on every service) next to W2, per mode: the
+ * target is "no worse than 1.5× W2" for each metric, for endpoint flips and for router edits.
+ */
+export function trafficComparison(sessions: Array<Dated<SessionResult>>): string {
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const mode of ['sotw', 'delta']) {
+    const w2d = sessions.find(
+      (d) =>
+        d.value.covers.includes('W2') &&
+        d.value.mode === mode &&
+        d.value.changes &&
+        !d.value.traffic,
+    );
+    const w7d = sessions.find((d) => d.value.covers.includes('W7') && d.value.mode === mode);
+    const w2 = w2d?.value;
+    const w7 = w7d?.value;
+    if (!w7) continue;
+    const runOf = (d: Dated<SessionResult> | undefined): string =>
+      d ? `\`${basename(d.file)}\` (${num(d.value.backgroundCpuCores, 2)} cores)` : dash;
+    notes.push(`${mode}: W2 from ${runOf(w2d)}, W7 from ${runOf(w7d)}`);
+    const flips = w7.changes;
+    const edits = w7.traffic?.routerEdits;
+    const metrics: Array<{
+      name: string;
+      get: (c: SessionResult['changes']) => number | undefined;
+      fmt: (v: number | undefined) => string;
+    }> = [
+      { name: 'M1 build p50 ms', get: (c) => c?.buildMs.p50, fmt: ms },
+      { name: 'M1 build p99 ms', get: (c) => c?.buildMs.p99, fmt: ms },
+      { name: 'M3 fan-out p50 ms', get: (c) => c?.fanoutMs.p50, fmt: ms },
+      { name: 'M3 fan-out p99 ms', get: (c) => c?.fanoutMs.p99, fmt: ms },
+      { name: 'M5 CP CPU ms / change (p50)', get: (c) => c?.cpCpuMsPerChange.p50, fmt: ms },
+    ];
+    for (const m of metrics) {
+      const base = m.get(w2?.changes);
+      const a = ratio(m.get(flips), base);
+      const b = ratio(m.get(edits), base);
+      rows.push([
+        m.name,
+        mode,
+        m.fmt(base),
+        m.fmt(m.get(flips)),
+        a.text,
+        mark(a.met),
+        m.fmt(m.get(edits)),
+        b.text,
+        mark(b.met),
+      ]);
+    }
+    const heap = ratio(w7.memory?.heapPerProxyBytes, w2?.memory?.heapPerProxyBytes);
+    rows.push([
+      'M6 heap / proxy KiB (after a full GC; per session)',
+      mode,
+      kib(w2?.memory?.heapPerProxyBytes),
+      kib(w7.memory?.heapPerProxyBytes),
+      heap.text,
+      mark(heap.met),
+      '(same session)',
+      dash,
+      dash,
+    ]);
+  }
+  if (rows.length === 0) return '';
+  const compared =
+    'Sessions compared, with the CPU other processes used during each (background): ' +
+    `${notes.join('; ')}.`;
+  const header = [
+    'Metric',
+    'Mode',
+    'W2 (endpoint flips)',
+    'W7 endpoint flips',
+    'W7 / W2',
+    '≤ 1.5×',
+    'W7 router edits',
+    'W7 / W2',
+    '≤ 1.5×',
+  ];
+  return `${table(header, rows)}\n\n${compared}`;
 }
 
 function stormTable(sessions: Array<Dated<SessionResult>>): string {
@@ -414,7 +524,10 @@ function history(runs: Array<{ run: RunResult; file: string }>): string {
       byKey.set(key, list);
     }
   }
-  for (const list of byKey.values()) {
+  // Workloads in their usual order (W1 … W7), whatever order their first runs came in.
+  const rank = (list: Array<Dated<SessionResult>>): number =>
+    Math.min(...list[0]!.value.covers.map((c) => ORDER.indexOf(c)));
+  for (const list of [...byKey.values()].sort((a, b) => rank(a) - rank(b))) {
     if (list.length < 2) continue;
     for (const { run, value: s } of list) {
       rows.push([
@@ -494,10 +607,22 @@ export function renderResults(runs: Array<{ run: RunResult; file: string }>): st
   if (sessions.some((d) => d.value.changes)) {
     out.push(
       '## Sequential changes: fan-out (M1, M3, M5, M7)\n\n' +
-        'One endpoint flip at a time (an instance toggles passing ↔ critical, so one ClusterLoadAssignment changes); each is measured alone, after 2 warm-up flips (their fan-out is in the run file, `warmupFanoutMs`). ' +
+        'One endpoint flip at a time (an instance toggles passing ↔ critical, so one ClusterLoadAssignment changes; W7: two, the service’s and its subset’s); each is measured alone, after 2 warm-up flips (their fan-out is in the run file, `warmupFanoutMs`). ' +
+        '“W7 router edits”: one service-router edited at a time in the traffic file, measured the same way (detect = traffic file written → snapshot built; fan-out = snapshot built → the last proxy received the `outbound` RouteConfiguration carrying the edit). ' +
         'Fan-out = snapshot built → the last of K proxies received that cluster’s new assignment; end to end = catalog file written → same. ' +
         'Detect = file written → snapshot built (file watch, parse, the 100 ms debounce, build).\n\n' +
         changesTable(sessions),
+    );
+  }
+  const traffic = trafficComparison(sessions);
+  if (traffic) {
+    out.push(
+      '## Traffic configuration (W7) against W2\n\n' +
+        'W7 is W2 (1000 services × 5 instances × 1000 proxies) plus, on every service, a service-resolver with subsets v1/v2 (by instance tag), a service-router (`/admin` → v2, header `x-canary: 1` → v2, `/api/` with a timeout and 3 retries) and a service-splitter 90/10: 3,000 entries in a traffic file the control plane watches (`serve --traffic`). ' +
+        'Every service has three EDS clusters (the service, `~v1`, `~v2`); an endpoint flip changes two assignments (the service’s and its subset’s) and a proxy has it when it has both. ' +
+        'A router edit changes one router’s `/api/` route (timeout 2 s ↔ 3 s and a request header) in the traffic file; a proxy has it when the `outbound` RouteConfiguration it is sent carries the new header value. ' +
+        'W2 is the latest W2 measurement of the same mode (the W2+W5+W6 session of the default set). Target: no worse than 1.5× W2 on each metric.\n\n' +
+        traffic,
     );
   }
   if (sessions.some((d) => d.value.storm)) {

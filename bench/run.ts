@@ -13,16 +13,18 @@ Benchmarks lucid-mesh: a control plane in its own process, K simulated Envoy sid
 streams in worker processes), and real Envoys. Writes a run file to bench/out/ and regenerates
 bench/RESULTS.md from all run files there. What each number means: docs/benchmarks.md.
 
-With no --workload: the default set (W1, W4, W2+W5+W6 in SotW and delta, then 5 real Envoys),
-about 10 minutes on 2 cores.
+With no --workload: the default set (W1, W4, W2+W5+W6, W7 in SotW and delta, then 5 real
+Envoys), about 10 minutes on 2 cores.
 
 Options:
-  --workload LIST       W1, W2, W4, W5, W6, Q (quick), envoy; comma-separated; A+B shares one
+  --workload LIST       W1, W2, W4, W5, W6, W7, Q (quick), envoy; comma-separated; A+B shares one
                         session between workloads of the same shape (e.g. W2+W5+W6)
                           W1 100 services × 3 instances × 100 proxies, 20 endpoint flips
                           W2 1000×5×1000, 20 flips      W4 50×2000×200 (large EDS), 20 flips
                           W5 1000×5×1000, flips at 10/s then 100/s, 30 s each (churn)
                           W6 1000×5×1000, the cold storm only (all proxies connect at once)
+                          W7 W2 + a resolver (2 subsets), router and splitter on every service
+                             (a watched traffic file): 20 flips, then 10 router edits
                           envoy  5 real Envoys, 20 changes, change → every Envoy applied it
   --mode MODE           sotw | delta | both (default both)
   --source SOURCE       file | consul (default file). consul applies to the real-Envoy run:
@@ -30,6 +32,7 @@ Options:
   --quick               smoke set, under a minute: Q (30×3×30, 5 flips, 2 s churn), both modes
   --proxies N           override K (simulated proxies) for every session
   --changes N           override the number of sequential flips per session
+  --router-edits N      override the number of sequential router edits (W7)
   --churn-seconds N     override the churn duration (W5)
   --workers N           load-client worker processes (default 2)
   --churn-write-ms N    churn: at most one catalog file write per N ms, flips due in between
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
         quick: { type: 'boolean', default: false },
         proxies: { type: 'string' },
         changes: { type: 'string' },
+        'router-edits': { type: 'string' },
         'churn-seconds': { type: 'string' },
         workers: { type: 'string' },
         'churn-write-ms': { type: 'string' },
@@ -161,11 +165,13 @@ async function main(): Promise<void> {
   const proxies = int('proxies', v.proxies, 1);
   const changes = int('changes', v.changes, 0);
   const churnSeconds = int('churn-seconds', v['churn-seconds'], 1);
+  const routerEdits = int('router-edits', v['router-edits'], 0);
   sessions = sessions.map((s) => ({
     ...s,
     proxies: proxies ?? s.proxies,
     changes: changes ?? s.changes,
     churn: s.churn.map((c) => ({ ...c, seconds: churnSeconds ?? c.seconds })),
+    ...(s.traffic ? { traffic: { routerEdits: routerEdits ?? s.traffic.routerEdits } } : {}),
   }));
   for (const s of sessions) {
     if (s.proxies > s.services * s.instances)

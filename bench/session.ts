@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GeneratedCatalog, type Flip } from './catalog.js';
+import { GeneratedCatalog, type Flip, type InstanceDoc } from './catalog.js';
 import {
   metricTotal,
   startBenchControlPlane,
@@ -18,6 +18,15 @@ import { addressMarker } from './load/wire.js';
 import { busyCpuSeconds } from './machine.js';
 import { topSelfTime } from './profile.js';
 import { round, summarize } from './stats.js';
+import {
+  BACKENDS_PER_SERVICE,
+  GeneratedTraffic,
+  routerEditMarker,
+  subsetCluster,
+  subsetOf,
+  type RouterEdit,
+  type SubsetName,
+} from './traffic.js';
 import type {
   AgreementResult,
   ChangeRecord,
@@ -30,6 +39,7 @@ import type {
   ProfileResult,
   SessionResult,
   StormResult,
+  TrafficResult,
 } from './types.js';
 import type { ChurnPlan, SessionPlan } from './workloads.js';
 
@@ -111,6 +121,40 @@ function watchFor(watchId: number, flip: Flip, detail: boolean): WatchSpec {
   };
 }
 
+/** What one watch looks for (WatchSpec without the ids the pool hands out). */
+type Watch = Omit<WatchSpec, 'watchId' | 'detail'>;
+
+/** A sequential change: what proxies must receive, and how to make it. */
+interface PlannedChange {
+  readonly n: number;
+  readonly cluster: string;
+  readonly health: string;
+  /** A proxy has the change once every one of these has been seen. */
+  readonly watches: readonly Watch[];
+  /** Applies the change to the generated document (not yet written). */
+  apply(): void;
+  /** Writes the document the control plane watches. */
+  write(): void;
+}
+
+/**
+ * One change seen through several watches (W7's endpoint flip changes the service's and the
+ * subset's assignments): the last proxy to have all of it is the latest of the watches' last
+ * proxies (exact); its first proxy is taken as the latest of the watches' first proxies (a lower
+ * bound, exact when the resources travel in one response, as they do); per-proxy times are the
+ * first watch's (the service's assignment).
+ */
+function combine(results: readonly WatchResult[]): WatchResult {
+  if (results.length === 1) return results[0]!;
+  return {
+    watchId: results[0]!.watchId,
+    count: Math.min(...results.map((r) => r.count)),
+    first: Math.max(...results.map((r) => r.first)),
+    last: Math.max(...results.map((r) => r.last)),
+    ...(results[0]!.times ? { times: results[0]!.times } : {}),
+  };
+}
+
 /** The last snapshot built at or before `t` (the one a proxy seeing the change at `t` got it from). */
 function snapshotAtOrBefore(
   snapshots: readonly SnapshotEvent[],
@@ -129,16 +173,34 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
   // The catalog gets a directory of its own: the file source watches the catalog's directory,
   // and the control plane's log written beside it would wake the watcher on every line.
   mkdirSync(join(dir, 'catalog'));
+  // W7: instances are tagged with their subset (v1 / v2) for the resolvers' filters.
+  const tagged = (_s: number, i: number, doc: InstanceDoc): InstanceDoc => ({
+    ...doc,
+    tags: [subsetOf(i, plan.instances)],
+  });
   const catalog = new GeneratedCatalog(
     { services: plan.services, instances: plan.instances },
     join(dir, 'catalog', 'catalog.json'),
+    plan.traffic ? tagged : undefined,
   );
   catalog.write();
+  // The traffic file, in a directory of its own too (each file watcher watches its directory).
+  let traffic: GeneratedTraffic | undefined;
+  if (plan.traffic) {
+    mkdirSync(join(dir, 'traffic'));
+    traffic = new GeneratedTraffic(
+      catalog.services.map((s) => s.name),
+      join(dir, 'traffic', 'traffic.json'),
+    );
+    traffic.write();
+  }
+  const backendsPerService = traffic ? BACKENDS_PER_SERVICE : 1;
   const errors: string[] = [];
   const profiles: ProfileResult[] = [];
   let storm: StormResult | undefined;
   let memory: MemoryResult | undefined;
   let changes: ChangesResult | undefined;
+  let routerEdits: ChangesResult | undefined;
   const churn: ChurnResult[] = [];
   let agreement: AgreementResult | undefined;
   const metrics: Record<string, number | undefined> = {};
@@ -159,14 +221,25 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     metrics,
     profiles,
     errors,
+    ...(traffic ? { traffic: trafficResult() } : {}),
     ...rest,
   });
+  function trafficResult(): TrafficResult {
+    return {
+      entries: traffic!.entries,
+      fileBytes: traffic!.text().length,
+      // The service's assignment and the flipped instance's subset's.
+      resourcesPerFlip: 2,
+      ...(routerEdits ? { routerEdits } : {}),
+    };
+  }
   let cp: BenchControlPlane;
   try {
     cp = await startBenchControlPlane(
       {
         source: opts.cp.source,
         catalogPath: catalog.path,
+        ...(traffic ? { trafficPath: traffic.path } : {}),
         logLevel: opts.cp.logLevel as never,
         debounceMs: opts.cp.debounceMs,
         maxDebounceMs: opts.cp.maxDebounceMs,
@@ -268,6 +341,17 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       );
     }
 
+    // ---- sequential router edits (W7) ----------------------------------------------------
+    const edits = plan.traffic?.routerEdits ?? 0;
+    if (edits > 0 && storm.configured === plan.proxies) {
+      routerEdits = await profiled('router-edits', () => runRouterEdits(edits));
+      log(
+        `[${tag}] router edits: fan-out p50 ${routerEdits.fanoutMs.p50} / p99 ${routerEdits.fanoutMs.p99} ms, ` +
+          `build p50 ${routerEdits.buildMs.p50} ms, detect p50 ${routerEdits.detectMs.p50} ms, ` +
+          `${routerEdits.encodesPerChange.p50} encodes/change, CP ${routerEdits.cpCpuMsPerChange.p50} ms CPU/change`,
+      );
+    }
+
     // ---- churn ---------------------------------------------------------------------------
     for (const c of plan.churn) {
       if (storm.configured !== plan.proxies) break;
@@ -295,8 +379,8 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       backgroundCpuCores = round(Math.max(0, sysAfter - sysBefore - ours) / wall, 2);
     }
     const expectedCounts: Record<string, number> = {
-      clusters: plan.services,
-      endpoints: plan.services,
+      clusters: plan.services * backendsPerService,
+      endpoints: plan.services * backendsPerService,
       listeners: 1,
       routes: 1,
     };
@@ -357,57 +441,117 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
 
   // ---- phases (closures over cp, pool, catalog) ------------------------------------------
 
-  async function runChanges(count: number): Promise<ChangesResult> {
+  /** An endpoint flip as a sequential change (W7: its subset's assignment changes too). */
+  function flipChange(flip: Flip): PlannedChange {
+    const watches: Watch[] = [
+      {
+        kind: 'endpoints',
+        name: flip.service,
+        marker: addressMarker(flip.address),
+        present: flip.health !== 'critical',
+      },
+    ];
+    if (traffic) {
+      const inst = catalog.services
+        .find((x) => x.name === flip.service)!
+        .instances.find((x) => x.id === flip.instance)!;
+      watches.push({
+        ...watches[0]!,
+        name: subsetCluster(flip.service, inst.tags![0] as SubsetName),
+      });
+    }
+    return {
+      n: flip.n,
+      cluster: flip.service,
+      health: flip.health,
+      watches,
+      apply: () => catalog.apply(flip),
+      write: () => catalog.write(),
+    };
+  }
+
+  /** A router edit as a sequential change: proxies have it when their routes carry it. */
+  function editChange(edit: RouterEdit): PlannedChange {
+    return {
+      n: edit.n,
+      cluster: `service-router/${edit.service}`,
+      health: `RequestTimeout ${edit.timeoutMs} ms`,
+      watches: [
+        { kind: 'routes', name: 'outbound', marker: routerEditMarker(edit), present: true },
+      ],
+      apply: () => traffic!.apply(edit),
+      write: () => traffic!.write(),
+    };
+  }
+
+  function runChanges(count: number): Promise<ChangesResult> {
+    return measureChanges(catalog.planFlips(count + WARMUP_CHANGES).map(flipChange), count);
+  }
+
+  function runRouterEdits(count: number): Promise<ChangesResult> {
+    return measureChanges(traffic!.planRouterEdits(count + WARMUP_CHANGES).map(editChange), count);
+  }
+
+  /** Makes `planned` changes one at a time (the first WARMUP_CHANGES not counted), each measured alone. */
+  async function measureChanges(
+    planned: readonly PlannedChange[],
+    count: number,
+  ): Promise<ChangesResult> {
     const p = pool!;
     const records: ChangeRecord[] = [];
     const perProxy: number[] = [];
+    const arm = async (change: PlannedChange): Promise<number[]> => {
+      const ids = change.watches.map(() => watchSeq++);
+      await p.watch(change.watches.map((w, i) => ({ ...w, watchId: ids[i]!, detail: true })));
+      return ids;
+    };
     // Warm-up: the first changes after the storm run code paths the storm did not (partial
     // pushes), and V8 compiles them then. Measured like the rest, kept apart in the run file.
     const warmup: number[] = [];
-    const flips = catalog.planFlips(count + WARMUP_CHANGES);
-    for (const flip of flips.slice(0, WARMUP_CHANGES)) {
-      const watchId = watchSeq++;
-      await p.watch([watchFor(watchId, flip, true)]);
+    for (const change of planned.slice(0, planned.length - count)) {
+      const ids = await arm(change);
       const snapIndex = cp.snapshots.length - 1;
-      catalog.apply(flip);
-      catalog.write();
+      change.apply();
+      change.write();
       try {
         const snap = await cp.nextSnapshot(snapIndex, CHANGE_TIMEOUT_MS);
-        const res = await p.result(watchId, CHANGE_TIMEOUT_MS);
+        const res = combine(await p.results(ids, CHANGE_TIMEOUT_MS));
         warmup.push(round(res.last - snap.builtAt));
       } catch (err) {
-        errors.push(`warm-up change ${flip.n}: ${(err as Error).message}`);
+        errors.push(`warm-up change ${change.cluster} #${change.n}: ${(err as Error).message}`);
       }
       await settle(cp, p);
     }
+    const loggedBefore = cp.loggedBuildMs().length;
     const wBefore = await p.stats();
     const phaseStart = nowMs();
-    for (const flip of flips.slice(WARMUP_CHANGES)) {
-      const watchId = watchSeq++;
-      await p.watch([watchFor(watchId, flip, true)]);
+    for (const change of planned.slice(planned.length - count)) {
+      const ids = await arm(change);
       const before = await cp.stats();
       const snapIndex = cp.snapshots.length - 1;
-      catalog.apply(flip);
+      change.apply();
       const writeAt = nowMs();
-      catalog.write();
+      change.write();
       let snap: SnapshotEvent | undefined;
       let res: WatchResult | undefined;
       try {
         snap = await cp.nextSnapshot(snapIndex, CHANGE_TIMEOUT_MS);
-        res = await p.result(watchId, CHANGE_TIMEOUT_MS);
+        res = combine(await p.results(ids, CHANGE_TIMEOUT_MS));
       } catch (err) {
-        errors.push(`change ${flip.n}: ${(err as Error).message}`);
+        errors.push(`change ${change.cluster} #${change.n}: ${(err as Error).message}`);
       }
       const after = await settle(cp, p);
       if (!snap || !res) continue;
       if (res.count < plan.proxies) {
-        errors.push(`change ${flip.n}: only ${res.count}/${plan.proxies} proxies saw it`);
+        errors.push(
+          `change ${change.cluster} #${change.n}: only ${res.count}/${plan.proxies} proxies saw it`,
+        );
       }
       for (const t of res.times ?? []) perProxy.push(t - snap.builtAt);
       records.push({
-        n: flip.n,
-        cluster: flip.service,
-        health: flip.health,
+        n: change.n,
+        cluster: change.cluster,
+        health: change.health,
         writeAt,
         sourceAt: snap.sourceAt,
         buildStartedAt: snap.buildStartedAt,
@@ -426,13 +570,14 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     }
     const wAfter = await p.stats();
     const full = records.filter((r) => r.detected === plan.proxies);
-    const logged = cp.loggedBuildMs().slice(1); // the first is the initial load
+    // The control plane's own 'snapshot built' lines for this phase's changes.
+    const logged = cp.loggedBuildMs().slice(loggedBefore, loggedBefore + records.length);
     return {
       count,
       warmupFanoutMs: warmup,
       complete: full.length,
       buildMs: summarize(records.map((r) => r.builtAt - r.buildStartedAt)),
-      loggedBuildMs: summarize(logged.slice(0, records.length)),
+      loggedBuildMs: summarize(logged),
       sourceMs: summarize(records.map((r) => r.sourceAt - r.writeAt)),
       detectMs: summarize(records.map((r) => r.builtAt - r.writeAt)),
       notifyMs: summarize(records.map((r) => r.notifiedAt - r.builtAt)),

@@ -4,7 +4,7 @@ import type { Summary } from './stats.js';
 export const RESULT_SCHEMA = 1;
 
 export type Mode = 'sotw' | 'delta';
-export type WorkloadId = 'Q' | 'W1' | 'W2' | 'W4' | 'W5' | 'W6';
+export type WorkloadId = 'Q' | 'W1' | 'W2' | 'W4' | 'W5' | 'W6' | 'W7';
 
 export interface MachineInfo {
   readonly nproc: number;
@@ -63,7 +63,9 @@ export interface MemoryResult {
 
 export interface ChangeRecord {
   readonly n: number;
+  /** Endpoint flip: the service whose assignment changed; router edit: `service-router/<name>`. */
   readonly cluster: string;
+  /** Endpoint flip: the instance's health after it; router edit: what the edit set. */
   readonly health: string;
   readonly writeAt: number;
   readonly sourceAt: number;
@@ -171,6 +173,24 @@ export interface ProfileResult {
   readonly top: ProfileEntry[];
 }
 
+/** W7: the traffic file the control plane watched, and the router edits measured. */
+export interface TrafficResult {
+  /** Entries per kind in the traffic file. */
+  readonly entries: Record<string, number>;
+  readonly fileBytes: number;
+  /**
+   * ClusterLoadAssignments one endpoint flip changes: the service's and the flipped instance's
+   * subset's (W2: 1). The target for encodes per flip.
+   */
+  readonly resourcesPerFlip: number;
+  /**
+   * Sequential edits of one service-router each (its /api/ route's timeout and a header),
+   * measured as the endpoint flips are: a proxy has the edit when the RouteConfiguration it is
+   * sent carries it.
+   */
+  readonly routerEdits?: ChangesResult;
+}
+
 export interface SessionResult {
   /** e.g. "W2+W5+W6": the workloads this session measured. */
   readonly plan: string;
@@ -189,8 +209,11 @@ export interface SessionResult {
   readonly backgroundCpuCores?: number;
   readonly storm?: StormResult;
   readonly memory?: MemoryResult;
+  /** Sequential endpoint flips. */
   readonly changes?: ChangesResult;
   readonly churn: ChurnResult[];
+  /** W7 only. */
+  readonly traffic?: TrafficResult;
   readonly agreement?: AgreementResult;
   /** Selected totals scraped from /metrics at the end (cross-check of the IPC counters). */
   readonly metrics: Record<string, number | undefined>;

@@ -7,6 +7,12 @@ export interface ChurnPlan {
   readonly seconds: number;
 }
 
+/** W7: a traffic file with a resolver, a router and a splitter on every service. */
+export interface TrafficPlan {
+  /** Sequential edits of one service-router each, measured as the endpoint flips (0 = none). */
+  readonly routerEdits: number;
+}
+
 /**
  * One session: a fresh control plane on a generated catalog, K simulated sidecars connecting
  * at once (the storm), memory with 0 and K proxies, then sequential changes and/or churn.
@@ -21,6 +27,8 @@ export interface SessionPlan {
   /** Sequential endpoint flips, each measured alone (0 = none). */
   readonly changes: number;
   readonly churn: ChurnPlan[];
+  /** W7: traffic configuration (bench/traffic.ts) written to a file the control plane watches. */
+  readonly traffic?: TrafficPlan;
 }
 
 export const WORKLOADS: Record<WorkloadId, SessionPlan> = {
@@ -81,6 +89,18 @@ export const WORKLOADS: Record<WorkloadId, SessionPlan> = {
     changes: 0,
     churn: [],
   },
+  W7: {
+    name: 'W7',
+    covers: ['W7'],
+    services: 1000,
+    instances: 5,
+    proxies: 1000,
+    changes: 20,
+    churn: [],
+    // Each router edit sends every proxy the whole outbound RouteConfiguration (~350 KB at
+    // 1000 services): ~2.5 s per edit at K = 1000, so 10 keep the default set short.
+    traffic: { routerEdits: 10 },
+  },
 };
 
 /**
@@ -98,7 +118,7 @@ export const W2_W5_W6: SessionPlan = {
   churn: WORKLOADS.W5.churn,
 };
 
-export const DEFAULT_SET: SessionPlan[] = [WORKLOADS.W1, WORKLOADS.W4, W2_W5_W6];
+export const DEFAULT_SET: SessionPlan[] = [WORKLOADS.W1, WORKLOADS.W4, W2_W5_W6, WORKLOADS.W7];
 export const QUICK_SET: SessionPlan[] = [WORKLOADS.Q];
 
 /** Parses "W2", "W2,W4", "W2+W5+W6" (one combined session). */
@@ -129,6 +149,11 @@ export function parseWorkloads(text: string): SessionPlan[] {
     ) {
       throw new Error(`--workload ${part}: only workloads of the same shape can share a session`);
     }
+    if (plans.some((p) => (p.traffic === undefined) !== (first.traffic === undefined))) {
+      throw new Error(
+        `--workload ${part}: W7 (traffic configuration) cannot share a session with workloads without it`,
+      );
+    }
     return {
       name: ids.join('+'),
       covers: plans.flatMap((p) => p.covers),
@@ -137,6 +162,13 @@ export function parseWorkloads(text: string): SessionPlan[] {
       proxies: first.proxies,
       changes: Math.max(...plans.map((p) => p.changes)),
       churn: plans.flatMap((p) => p.churn),
+      ...(first.traffic
+        ? {
+            traffic: {
+              routerEdits: Math.max(...plans.map((p) => p.traffic?.routerEdits ?? 0)),
+            },
+          }
+        : {}),
     };
   });
 }
