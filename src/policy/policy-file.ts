@@ -8,8 +8,8 @@
 // why): serving config without the policy would fail open, so hold configuration back and report
 // not ready until a valid policy arrives (docs/policy.md promises this, like the catalog).
 import type { Logger } from '../telemetry/logger.js';
-import { WatchedFile, type FileObservation } from '../sources/watched-file.js';
-import { PolicyDocumentError, parsePolicyText, type Policy } from './schema.js';
+import { WatchedDocument, type WatchedDocumentSpec } from '../sources/watched-document.js';
+import { parsePolicyText, type Policy } from './schema.js';
 
 /** Anything that supplies the current policy and announces changes (file, Consul KV, ...). */
 export interface PolicyProvider {
@@ -26,123 +26,22 @@ export interface PolicyFileOptions {
   readonly pollIntervalMs?: number;
 }
 
-export class PolicyFile implements PolicyProvider {
-  private readonly file: WatchedFile;
-  private readonly changeListeners = new Set<(policy: Policy) => void>();
-  private readonly errorListeners = new Set<(err: Error) => void>();
-  private policy: Policy | undefined;
-  private fingerprint: string | undefined;
-  private problem: Error | undefined;
+const POLICY_DOCUMENT: WatchedDocumentSpec<Policy> = {
+  kind: 'policy',
+  kept: 'policy',
+  none: 'no policy loaded (nothing is authorised by it yet)',
+  unchanged: 'the policy did not',
+  parse: (text, path) => parsePolicyText(text, path),
+  fingerprint: (policy) => JSON.stringify(policy),
+  summary: (policy) => ({
+    planes: Object.keys(policy.planes).length,
+    rules: policy.rules.length,
+    defaultAction: policy.defaults.action,
+  }),
+};
 
-  constructor(
-    readonly path: string,
-    private readonly log: Logger,
-    opts: PolicyFileOptions = {},
-  ) {
-    this.file = new WatchedFile(
-      path,
-      {
-        observed: (o) => this.observed(o),
-        watchError: (err) => {
-          this.log.warn({ err, file: path }, 'policy file watcher error');
-          this.report(new Error(`${path}: watcher error: ${err.message}`, { cause: err }));
-        },
-        event: (event, p) => this.log.debug({ event, path: p }, 'policy file event'),
-      },
-      opts,
-    );
-  }
-
-  /** Starts watching; resolves after the first read (which may have failed: see current()). */
-  start(): Promise<void> {
-    return this.file.start();
-  }
-
-  stop(): Promise<void> {
-    return this.file.stop();
-  }
-
-  current(): Policy | undefined {
-    return this.policy;
-  }
-
-  /**
-   * Why the file's current content is not in force (syntax/schema problems, missing, unreadable,
-   * watcher failure); undefined when the last read was applied.
-   */
-  lastError(): Error | undefined {
-    return this.problem;
-  }
-
-  onChange(listener: (policy: Policy) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
-  }
-
-  /** Calls `listener` with every problem (after it has been logged). */
-  onError(listener: (err: Error) => void): () => void {
-    this.errorListeners.add(listener);
-    return () => this.errorListeners.delete(listener);
-  }
-
-  private observed(o: FileObservation): void {
-    const keeping = this.policy
-      ? 'keeping the last good policy'
-      : 'no policy loaded (nothing is authorised by it yet)';
-    if (o.kind === 'missing') {
-      this.log.warn({ file: this.path }, `policy file missing; ${keeping}`);
-      this.report(new Error(`${this.path}: file not found (${this.file.absPath})`));
-      return;
-    }
-    if (o.kind === 'unreadable') {
-      this.log.warn({ file: this.path, error: o.message }, `policy file unreadable; ${keeping}`);
-      this.report(new Error(`${this.path}: cannot read: ${o.message}`));
-      return;
-    }
-    let policy: Policy;
-    try {
-      policy = parsePolicyText(o.text, this.path);
-    } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      const problems = err instanceof PolicyDocumentError ? err.problems : [error.message];
-      this.log.warn({ file: this.path, problems }, `policy file rejected; ${keeping}`);
-      this.report(error);
-      return;
-    }
-    this.problem = undefined;
-    const fingerprint = JSON.stringify(policy);
-    if (fingerprint === this.fingerprint) {
-      this.log.debug({ file: this.path }, 'policy file changed; the policy did not');
-      return;
-    }
-    this.policy = policy;
-    this.fingerprint = fingerprint;
-    this.log.info(
-      {
-        file: this.path,
-        planes: Object.keys(policy.planes).length,
-        rules: policy.rules.length,
-        defaultAction: policy.defaults.action,
-      },
-      'policy file loaded',
-    );
-    for (const listener of [...this.changeListeners]) {
-      try {
-        listener(policy);
-      } catch (err) {
-        this.log.error({ err }, 'policy change listener failed');
-      }
-    }
-  }
-
-  private report(err: Error): void {
-    this.problem = err;
-    for (const listener of [...this.errorListeners]) {
-      try {
-        listener(err);
-      } catch (e) {
-        this.log.error({ err: e }, 'policy error listener failed');
-      }
-    }
+export class PolicyFile extends WatchedDocument<Policy> implements PolicyProvider {
+  constructor(path: string, log: Logger, opts: PolicyFileOptions = {}) {
+    super(path, log, POLICY_DOCUMENT, opts);
   }
 }

@@ -2,9 +2,10 @@
 // parsed on its own when its value changes (an unchanged value keeps its parsed object, so the
 // assembled TrafficConfig shares it with the previous one), a bad entry is left out and listed
 // as a problem while the rest applies, and problems and unsupported fields are logged once.
+// EntriesTrafficSource publishes what they assemble (coalesced, logged, to listeners on change).
 // Shared by sources/consul/config-entries.ts and sources/etcd/config-entries.ts.
 import type { Logger } from '../telemetry/logger.js';
-import type { ConfigProblem } from '../traffic/provider.js';
+import type { ConfigProblem, TrafficProvider } from '../traffic/provider.js';
 import { assembleTraffic, parseEntry, type ParsedEntry } from '../traffic/schema.js';
 import { ENTRY_KINDS, type TrafficConfig, type Unsupported } from '../traffic/types.js';
 
@@ -159,5 +160,122 @@ export class TrafficEntries {
       );
     }
     this.loggedUnsupported = now;
+  }
+}
+
+/**
+ * A TrafficProvider publishing the configuration its TrafficEntries assemble (the Consul and etcd
+ * sources): builds are coalesced, and an effective change is logged and handed to listeners.
+ */
+export abstract class EntriesTrafficSource implements TrafficProvider {
+  protected readonly log: Logger;
+  protected readonly entries: TrafficEntries;
+  protected stopped = false;
+  /** Configurations published (first load included). */
+  protected updates = 0;
+  private readonly listeners = new Set<(config: TrafficConfig) => void>();
+  private config: TrafficConfig | undefined;
+  private publishTimer: NodeJS.Immediate | undefined;
+
+  constructor(
+    /** "consul" or "etcd": the source's name, its log context and its entries' log messages. */
+    readonly name: string,
+    /** The backend as the configuration's log messages name it: "Consul", "etcd". */
+    private readonly title: string,
+    logger: Logger,
+  ) {
+    this.log = logger.child({ traffic: name });
+    this.entries = new TrafficEntries(this.log, name);
+  }
+
+  abstract start(): Promise<void>;
+  abstract stop(): Promise<void>;
+
+  current(): TrafficConfig | undefined {
+    return this.config;
+  }
+
+  problems(): readonly ConfigProblem[] {
+    return this.entries.problems();
+  }
+
+  onChange(listener: (config: TrafficConfig) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** Whether the entries held may be published (Consul: once every kind has been read). */
+  protected ready(): boolean {
+    return true;
+  }
+
+  /** Log fields of "… traffic configuration loaded/changed" ahead of the counts. */
+  protected publishFields(): Record<string, unknown> {
+    return {};
+  }
+
+  /** Stops publishing: no listener is called after this. */
+  protected stopPublishing(): void {
+    this.stopped = true;
+    if (this.publishTimer) clearImmediate(this.publishTimer);
+    this.publishTimer = undefined;
+    this.listeners.clear();
+  }
+
+  /** Coalesces changes arriving together (a burst of responses, kinds answering at once). */
+  protected schedulePublish(): void {
+    if (this.publishTimer || this.stopped) return;
+    this.publishTimer = setImmediate(() => {
+      this.publishTimer = undefined;
+      this.publish();
+    });
+  }
+
+  /** Publishes at once (what a scheduled publish would have done included). */
+  protected publishNow(): void {
+    if (this.publishTimer) clearImmediate(this.publishTimer);
+    this.publishTimer = undefined;
+    this.publish();
+  }
+
+  private publish(): void {
+    if (this.stopped || !this.ready()) return;
+    let config: TrafficConfig;
+    try {
+      config = this.entries.build(this.config);
+    } catch (err) {
+      // One entry per kind and name (a Consul config entry, an etcd key): assembleTraffic has
+      // no duplicates to reject.
+      this.log.error(
+        { err },
+        `${this.title} config entries do not assemble; keeping the last good`,
+      );
+      return;
+    }
+    // assembleTraffic hands back the configuration in force itself when nothing changed.
+    if (config === this.config) return;
+    const first = this.config === undefined;
+    this.config = config;
+    this.updates++;
+    this.log.info(
+      {
+        ...this.publishFields(),
+        routers: config.routers.size,
+        splitters: config.splitters.size,
+        resolvers: config.resolvers.size,
+        serviceDefaults: config.serviceDefaults.size,
+        intentions: config.intentions.size,
+        proxyDefaults: config.proxyDefaults !== undefined,
+        problems: this.entries.problems().length,
+      },
+      `${this.title} traffic configuration ${first ? 'loaded' : 'changed'}`,
+    );
+    for (const listener of this.listeners) {
+      try {
+        listener(config);
+      } catch (err) {
+        this.log.error({ err }, 'traffic configuration listener failed');
+      }
+    }
   }
 }

@@ -1,13 +1,13 @@
 // The traffic configuration from a watched file (YAML or JSON: a list of Consul config entries),
-// live-reloaded like the policy file. A bad edit (syntax, any invalid entry, a missing or
-// unreadable file) keeps the last good configuration in force and logs every problem; the file
-// is applied whole or not at all, so problems() is always empty and lastError() says why the
-// file's content is not in force. Listeners hear only effective changes: an edit that changes
-// no entry (a comment, key order) notifies no one.
+// live-reloaded like the policy file (both are a WatchedDocument). A bad edit (syntax, any
+// invalid entry, a missing or unreadable file) keeps the last good configuration in force and
+// logs every problem; the file is applied whole or not at all, so problems() is always empty and
+// lastError() says why the file's content is not in force. Listeners hear only effective
+// changes: an edit that changes no entry (a comment, key order) notifies no one.
 import { LineCounter, parseDocument } from 'yaml';
-import { DocumentError, findJsonErrorOffset, isJsonFile } from '../catalog/load-document.js';
+import { findJsonErrorOffset, isJsonFile } from '../catalog/load-document.js';
 import type { Logger } from '../telemetry/logger.js';
-import { WatchedFile, type FileObservation } from '../sources/watched-file.js';
+import { WatchedDocument, type WatchedDocumentSpec } from '../sources/watched-document.js';
 import type { ConfigProblem, TrafficProvider } from './provider.js';
 import { TrafficDocumentError, parseTrafficDocument } from './schema.js';
 import type { TrafficConfig, Unsupported } from './types.js';
@@ -67,128 +67,36 @@ export interface TrafficFileOptions {
   readonly pollIntervalMs?: number;
 }
 
-export class TrafficFile implements TrafficProvider {
+const TRAFFIC_DOCUMENT: WatchedDocumentSpec<TrafficConfig> = {
+  kind: 'traffic',
+  kept: 'traffic configuration',
+  none: 'no traffic configuration loaded (default routing applies)',
+  unchanged: 'the configuration did not',
+  parse: parseTrafficText,
+  // assembleTraffic returns the previous object itself when nothing changed.
+  fingerprint: (config) => config,
+  summary: counts,
+  loaded: (config, previous, log, file) => {
+    if (config.unsupported.length > 0 && config.unsupported !== previous?.unsupported) {
+      // Listed once per change of the list, not on every reload.
+      log.warn(
+        { file, unsupported: config.unsupported.map(describeUnsupported) },
+        'traffic file uses Consul features lucid-mesh does not implement; they are not applied',
+      );
+    }
+  },
+};
+
+export class TrafficFile extends WatchedDocument<TrafficConfig> implements TrafficProvider {
   readonly name = 'file';
-  private readonly file: WatchedFile;
-  private readonly changeListeners = new Set<(config: TrafficConfig) => void>();
-  private readonly errorListeners = new Set<(err: Error) => void>();
-  private config: TrafficConfig | undefined;
-  private problem: Error | undefined;
 
-  constructor(
-    readonly path: string,
-    private readonly log: Logger,
-    opts: TrafficFileOptions = {},
-  ) {
-    this.file = new WatchedFile(
-      path,
-      {
-        observed: (o) => this.observed(o),
-        watchError: (err) => {
-          this.log.warn({ err, file: path }, 'traffic file watcher error');
-          this.report(new Error(`${path}: watcher error: ${err.message}`, { cause: err }));
-        },
-        event: (event, p) => this.log.debug({ event, path: p }, 'traffic file event'),
-      },
-      opts,
-    );
-  }
-
-  /** Starts watching; resolves after the first read (which may have failed: see current()). */
-  start(): Promise<void> {
-    return this.file.start();
-  }
-
-  stop(): Promise<void> {
-    return this.file.stop();
-  }
-
-  current(): TrafficConfig | undefined {
-    return this.config;
+  constructor(path: string, log: Logger, opts: TrafficFileOptions = {}) {
+    super(path, log, TRAFFIC_DOCUMENT, opts);
   }
 
   /** Always empty: a file is applied whole or not at all (see lastError()). */
   problems(): readonly ConfigProblem[] {
     return [];
-  }
-
-  /**
-   * Why the file's current content is not in force (syntax or entry problems, missing,
-   * unreadable, watcher failure); undefined when the last read was applied.
-   */
-  lastError(): Error | undefined {
-    return this.problem;
-  }
-
-  onChange(listener: (config: TrafficConfig) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
-  }
-
-  /** Calls `listener` with every problem (after it has been logged). */
-  onError(listener: (err: Error) => void): () => void {
-    this.errorListeners.add(listener);
-    return () => this.errorListeners.delete(listener);
-  }
-
-  private observed(o: FileObservation): void {
-    const keeping = this.config
-      ? 'keeping the last good traffic configuration'
-      : 'no traffic configuration loaded (default routing applies)';
-    if (o.kind === 'missing') {
-      this.log.warn({ file: this.path }, `traffic file missing; ${keeping}`);
-      this.report(new Error(`${this.path}: file not found (${this.file.absPath})`));
-      return;
-    }
-    if (o.kind === 'unreadable') {
-      this.log.warn({ file: this.path, error: o.message }, `traffic file unreadable; ${keeping}`);
-      this.report(new Error(`${this.path}: cannot read: ${o.message}`));
-      return;
-    }
-    let config: TrafficConfig;
-    try {
-      config = parseTrafficText(o.text, this.path, this.config);
-    } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      const problems = err instanceof DocumentError ? err.problems : [error.message];
-      this.log.warn({ file: this.path, problems }, `traffic file rejected; ${keeping}`);
-      this.report(error);
-      return;
-    }
-    this.problem = undefined;
-    // assembleTraffic returns the previous object itself when nothing changed.
-    if (config === this.config) {
-      this.log.debug({ file: this.path }, 'traffic file changed; the configuration did not');
-      return;
-    }
-    const before = this.config?.unsupported;
-    this.config = config;
-    this.log.info({ file: this.path, ...counts(config) }, 'traffic file loaded');
-    if (config.unsupported.length > 0 && config.unsupported !== before) {
-      // Listed once per change of the list, not on every reload.
-      this.log.warn(
-        { file: this.path, unsupported: config.unsupported.map(describeUnsupported) },
-        'traffic file uses Consul features lucid-mesh does not implement; they are not applied',
-      );
-    }
-    for (const listener of [...this.changeListeners]) {
-      try {
-        listener(config);
-      } catch (err) {
-        this.log.error({ err }, 'traffic change listener failed');
-      }
-    }
-  }
-
-  private report(err: Error): void {
-    this.problem = err;
-    for (const listener of [...this.errorListeners]) {
-      try {
-        listener(err);
-      } catch (e) {
-        this.log.error({ err: e }, 'traffic error listener failed');
-      }
-    }
   }
 }
 

@@ -18,9 +18,8 @@
 // - Consul's bookkeeping fields (CreateIndex, ModifyIndex, Hash) are not part of an entry: a
 //   `consul config write` of an unchanged entry changes nothing.
 import type { Logger } from '../../telemetry/logger.js';
-import type { ConfigProblem, TrafficProvider } from '../../traffic/provider.js';
-import { ENTRY_KINDS, type EntryKind, type TrafficConfig } from '../../traffic/types.js';
-import { TrafficEntries } from '../traffic-entries.js';
+import { ENTRY_KINDS, type EntryKind } from '../../traffic/types.js';
+import { EntriesTrafficSource } from '../traffic-entries.js';
 import { REMOTE_RESERVED_CONNECTIONS, catalogConnectionsNeeded } from './budget.js';
 import { ConsulClient, type ConsulConnection, type ConsulRequestError } from './client.js';
 import { ConsulSource, RESERVED_CONNECTIONS } from './consul-source.js';
@@ -70,49 +69,26 @@ export interface ConsulTrafficStatus {
   readonly updates: number;
 }
 
-export class ConsulTrafficSource implements TrafficProvider {
-  readonly name = 'consul';
-
+export class ConsulTrafficSource extends EntriesTrafficSource {
   private readonly client: ConsulClient;
-  private readonly log: Logger;
-  private readonly entries: TrafficEntries;
   private readonly watches = new Map<EntryKind, BlockingWatch<unknown[]>>();
   /** Slots (kind/name) of each kind's last good read. */
   private readonly read = new Map<EntryKind, Set<string>>();
   private readonly failing = new Map<EntryKind, ConsulRequestError>();
-  private readonly listeners = new Set<(config: TrafficConfig) => void>();
-  private config: TrafficConfig | undefined;
-  private publishTimer: NodeJS.Immediate | undefined;
   private started = false;
-  private stopped = false;
-  private updates = 0;
   private outageStartedAt: number | undefined;
 
   constructor(
     private readonly opts: ConsulTrafficSourceOptions,
     logger: Logger,
   ) {
-    this.log = logger.child({ traffic: 'consul' });
-    this.entries = new TrafficEntries(this.log, 'consul');
+    super('consul', 'Consul', logger);
     this.client = new ConsulClient(opts.connection, { maxConnections: CONFIG_ENTRY_CONNECTIONS });
   }
 
   /** Where this source reads from, e.g. "http://127.0.0.1:8500". */
   get address(): string {
     return this.client.address;
-  }
-
-  current(): TrafficConfig | undefined {
-    return this.config;
-  }
-
-  problems(): readonly ConfigProblem[] {
-    return this.entries.problems();
-  }
-
-  onChange(listener: (config: TrafficConfig) => void): () => void {
-    this.listeners.add(listener);
-    return () => void this.listeners.delete(listener);
   }
 
   status(): ConsulTrafficStatus {
@@ -126,7 +102,7 @@ export class ConsulTrafficSource implements TrafficProvider {
       };
     }
     return {
-      synced: this.config !== undefined,
+      synced: this.current() !== undefined,
       kinds,
       requestsInFlight: this.client.inFlight,
       requestsTotal: this.client.requests,
@@ -179,12 +155,14 @@ export class ConsulTrafficSource implements TrafficProvider {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.publishTimer) clearImmediate(this.publishTimer);
-    this.publishTimer = undefined;
+    this.stopPublishing();
     await Promise.all([...this.watches.values()].map((w) => w.stop()));
     this.client.destroy();
-    this.listeners.clear();
+  }
+
+  /** current() stays undefined until every kind has been read once. */
+  protected override ready(): boolean {
+    return this.read.size >= ENTRY_KINDS.length;
   }
 
   /**
@@ -217,52 +195,8 @@ export class ConsulTrafficSource implements TrafficProvider {
     }
     for (const slot of previous) if (!slots.has(slot)) dirty = this.entries.delete(slot) || dirty;
     this.read.set(kind, slots);
+    // Coalesces the kinds answering together (the first round, after a restart) into one.
     if (dirty) this.schedulePublish();
-  }
-
-  /** Coalesces the kinds answering together (the first round, after a restart) into one. */
-  private schedulePublish(): void {
-    if (this.publishTimer || this.stopped) return;
-    this.publishTimer = setImmediate(() => {
-      this.publishTimer = undefined;
-      this.publish();
-    });
-  }
-
-  private publish(): void {
-    if (this.stopped || this.read.size < ENTRY_KINDS.length) return;
-    let config: TrafficConfig;
-    try {
-      config = this.entries.build(this.config);
-    } catch (err) {
-      // Consul holds one entry per kind and name, so assembleTraffic has nothing to reject.
-      this.log.error({ err }, 'Consul config entries do not assemble; keeping the last good');
-      return;
-    }
-    // assembleTraffic hands back the configuration in force itself when nothing changed.
-    if (config === this.config) return;
-    const first = this.config === undefined;
-    this.config = config;
-    this.updates++;
-    this.log.info(
-      {
-        routers: config.routers.size,
-        splitters: config.splitters.size,
-        resolvers: config.resolvers.size,
-        serviceDefaults: config.serviceDefaults.size,
-        intentions: config.intentions.size,
-        proxyDefaults: config.proxyDefaults !== undefined,
-        problems: this.entries.problems().length,
-      },
-      first ? 'Consul traffic configuration loaded' : 'Consul traffic configuration changed',
-    );
-    for (const listener of this.listeners) {
-      try {
-        listener(config);
-      } catch (err) {
-        this.log.error({ err }, 'traffic configuration listener failed');
-      }
-    }
   }
 
   private onError(

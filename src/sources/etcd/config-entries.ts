@@ -11,25 +11,20 @@
 // in problems() and logged once; the rest applies. A kind lucid-mesh does not implement is
 // listed as unsupported. current() is undefined until the first complete list.
 import type { Logger } from '../../telemetry/logger.js';
-import type { ConfigProblem, TrafficProvider } from '../../traffic/provider.js';
-import type { TrafficConfig } from '../../traffic/types.js';
-import { TrafficEntries, type EntryValue } from '../traffic-entries.js';
-import type { EtcdConnectionOptions } from './client.js';
-import { configPrefix, DEFAULT_ETCD_PREFIX, normalizePrefix } from './layout.js';
+import { EntriesTrafficSource, type EntryValue } from '../traffic-entries.js';
+import { configPrefix } from './layout.js';
 import {
   PrefixWatch,
+  sourcePrefix,
   type FailureInfo,
   type PrefixEvent,
-  type PrefixWatchOptions,
+  type PrefixSourceOptions,
   type PrefixWatchStatus,
 } from './prefix-watch.js';
 import { etcdFlags } from './options.js';
 import type { KeyValue } from './state.js';
 
-export interface EtcdTrafficSourceOptions extends EtcdConnectionOptions, PrefixWatchOptions {
-  /** Key prefix, default "/lucid-mesh/" (a missing trailing "/" is added). */
-  readonly prefix?: string;
-}
+export type EtcdTrafficSourceOptions = PrefixSourceOptions;
 
 export interface EtcdTrafficStatus extends PrefixWatchStatus {
   /** Keys under `<prefix>config/`. */
@@ -38,53 +33,29 @@ export interface EtcdTrafficStatus extends PrefixWatchStatus {
   readonly updates: number;
 }
 
-export class EtcdTrafficSource implements TrafficProvider {
-  readonly name = 'etcd';
-
+export class EtcdTrafficSource extends EntriesTrafficSource {
   /** `<prefix>config/` */
   readonly root: string;
-  private readonly log: Logger;
-  private readonly entries: TrafficEntries;
   private readonly watcher: PrefixWatch;
-  private readonly listeners = new Set<(config: TrafficConfig) => void>();
-  private config: TrafficConfig | undefined;
-  private publishTimer: NodeJS.Immediate | undefined;
   private started = false;
-  private stopped = false;
-  private updates = 0;
 
   constructor(
     private readonly opts: EtcdTrafficSourceOptions,
     logger: Logger,
   ) {
-    this.root = configPrefix(normalizePrefix(opts.prefix ?? DEFAULT_ETCD_PREFIX));
-    this.log = logger.child({ traffic: 'etcd' });
-    this.entries = new TrafficEntries(this.log, 'etcd');
+    super('etcd', 'etcd', logger);
+    this.root = configPrefix(sourcePrefix(opts));
     this.watcher = new PrefixWatch(this.root, opts, this.log, {
+      holds: 'config entries',
       list: (kvs) => this.listed(kvs),
       events: (events) => this.apply(events),
-      failed: (error, info) => this.failed(info),
-      recovered: (info) =>
-        this.log.info(info, 'etcd reachable again; config entries re-listed, watching again'),
+      failed: (info) => this.failed(info),
     });
   }
 
   /** Where the source looks: `<prefix>config/` on the configured endpoints. */
   describe(): string {
-    return `etcd ${this.opts.endpoints.join(',')} ${this.root}`;
-  }
-
-  current(): TrafficConfig | undefined {
-    return this.config;
-  }
-
-  problems(): readonly ConfigProblem[] {
-    return this.entries.problems();
-  }
-
-  onChange(listener: (config: TrafficConfig) => void): () => void {
-    this.listeners.add(listener);
-    return () => void this.listeners.delete(listener);
+    return this.watcher.describe();
   }
 
   status(): EtcdTrafficStatus {
@@ -102,11 +73,8 @@ export class EtcdTrafficSource implements TrafficProvider {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
-    this.stopped = true;
-    if (this.publishTimer) clearImmediate(this.publishTimer);
-    this.publishTimer = undefined;
+    this.stopPublishing();
     await this.watcher.stop();
-    this.listeners.clear();
   }
 
   /** A complete list: replaces every entry, published at once. */
@@ -118,9 +86,7 @@ export class EtcdTrafficSource implements TrafficProvider {
       this.entries.set(kv.key, this.decode(kv));
     }
     for (const key of this.entries.keys()) if (!keys.has(key)) this.entries.delete(key);
-    if (this.publishTimer) clearImmediate(this.publishTimer);
-    this.publishTimer = undefined;
-    this.publish();
+    this.publishNow();
   }
 
   private apply(events: readonly PrefixEvent[]): void {
@@ -132,12 +98,7 @@ export class EtcdTrafficSource implements TrafficProvider {
           : this.entries.set(kv.key, this.decode(kv))) || changed;
     }
     // Coalesce a burst of responses into one build.
-    if (changed && !this.publishTimer) {
-      this.publishTimer = setImmediate(() => {
-        this.publishTimer = undefined;
-        this.publish();
-      });
-    }
+    if (changed) this.schedulePublish();
   }
 
   /** One key: its kind and name from the key, the entry from the value. */
@@ -184,51 +145,14 @@ export class EtcdTrafficSource implements TrafficProvider {
     return { ...base, raw: { ...entry, Kind: kind, Name: name } };
   }
 
-  private publish(): void {
-    if (this.stopped) return;
-    let config: TrafficConfig;
-    try {
-      config = this.entries.build(this.config);
-    } catch (err) {
-      // One key per kind and name: assembleTraffic has no duplicates to reject.
-      this.log.error({ err }, 'etcd config entries do not assemble; keeping the last good');
-      return;
-    }
-    // assembleTraffic hands back the configuration in force itself when nothing changed.
-    if (config === this.config) return;
-    const first = this.config === undefined;
-    this.config = config;
-    this.updates++;
-    this.log.info(
-      {
-        revision: this.watcher.status().revision,
-        routers: config.routers.size,
-        splitters: config.splitters.size,
-        resolvers: config.resolvers.size,
-        serviceDefaults: config.serviceDefaults.size,
-        intentions: config.intentions.size,
-        proxyDefaults: config.proxyDefaults !== undefined,
-        problems: this.entries.problems().length,
-      },
-      first ? 'etcd traffic configuration loaded' : 'etcd traffic configuration changed',
-    );
-    for (const listener of this.listeners) {
-      try {
-        listener(config);
-      } catch (err) {
-        this.log.error({ err }, 'traffic configuration listener failed');
-      }
-    }
+  protected override publishFields(): Record<string, unknown> {
+    return { revision: this.watcher.status().revision };
   }
 
   private failed(info: FailureInfo): void {
     if (this.stopped) return;
     const { detail, failures } = info;
-    if (!info.report) {
-      this.log.debug({ error: detail, failures }, 'etcd retry failed');
-      return;
-    }
-    const state = this.config
+    const state = this.current()
       ? 'keeping the last good traffic configuration'
       : 'no traffic configuration yet';
     this.log.warn(

@@ -23,21 +23,18 @@
 import type { Catalog } from '../../catalog/model.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { CatalogSink, DiscoverySource } from '../source.js';
-import type { EtcdConnectionOptions } from './client.js';
-import { DEFAULT_ETCD_PREFIX, normalizePrefix, servicesPrefix } from './layout.js';
+import { servicesPrefix } from './layout.js';
 import {
   PrefixWatch,
+  sourcePrefix,
   type FailureInfo,
   type PrefixEvent,
-  type PrefixWatchOptions,
+  type PrefixSourceOptions,
   type PrefixWatchStatus,
 } from './prefix-watch.js';
 import { buildCatalog, decodeEntry, entryProblem, type Entry, type KeyValue } from './state.js';
 
-export interface EtcdSourceOptions extends EtcdConnectionOptions, PrefixWatchOptions {
-  /** Key prefix, default "/lucid-mesh/" (a missing trailing "/" is added). */
-  readonly prefix?: string;
-}
+export type EtcdSourceOptions = PrefixSourceOptions;
 
 /** What the source has done so far; for logs, tests and diagnostics. */
 export type EtcdSourceStatus = PrefixWatchStatus;
@@ -64,21 +61,20 @@ export class EtcdSource implements DiscoverySource {
     private readonly opts: EtcdSourceOptions,
     logger: Logger,
   ) {
-    this.prefix = normalizePrefix(opts.prefix ?? DEFAULT_ETCD_PREFIX);
+    this.prefix = sourcePrefix(opts);
     this.root = servicesPrefix(this.prefix);
     this.log = logger.child({ source: 'etcd' });
     this.watcher = new PrefixWatch(this.root, opts, this.log, {
+      holds: 'catalog',
       list: (kvs) => this.listed(kvs),
       events: (events) => this.apply(events),
-      failed: (error, info) => this.failed(info),
-      recovered: (info) =>
-        this.log.info(info, 'etcd reachable again; catalog re-listed, watching again'),
+      failed: (info) => this.failed(info),
     });
   }
 
   /** Where the source looks: `<prefix>services/` on the configured endpoints. */
   describe(): string {
-    return `etcd ${this.opts.endpoints.join(',')} ${this.root}`;
+    return this.watcher.describe();
   }
 
   status(): EtcdSourceStatus {
@@ -191,23 +187,19 @@ export class EtcdSource implements DiscoverySource {
   private failed(info: FailureInfo): void {
     if (this.stopped) return;
     const { detail, failures } = info;
-    if (info.report) {
-      const since =
-        failures === 1
-          ? ''
-          : ` (failing for ${Math.round((Date.now() - info.failingSince) / 1000)}s)`;
-      const state =
-        this.watcher.status().lists > 0
-          ? 'serving the last good catalog'
-          : 'no catalog yet (not ready)';
-      this.log.warn(
-        { endpoints: this.opts.endpoints, error: detail, failures },
-        `etcd unreachable or watch interrupted; ${state}; retrying`,
-      );
-      this.report(new Error(`${this.describe()}: ${detail}; ${state}; retrying${since}`));
-    } else {
-      this.log.debug({ error: detail, failures }, 'etcd retry failed');
-    }
+    const since =
+      failures === 1
+        ? ''
+        : ` (failing for ${Math.round((Date.now() - info.failingSince) / 1000)}s)`;
+    const state =
+      this.watcher.status().lists > 0
+        ? 'serving the last good catalog'
+        : 'no catalog yet (not ready)';
+    this.log.warn(
+      { endpoints: this.opts.endpoints, error: detail, failures },
+      `etcd unreachable or watch interrupted; ${state}; retrying`,
+    );
+    this.report(new Error(`${this.describe()}: ${detail}; ${state}; retrying${since}`));
   }
 
   private report(err: Error): void {

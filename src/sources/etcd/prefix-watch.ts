@@ -12,12 +12,13 @@
 //
 // Retries back off exponentially with jitter (`retryMinMs` .. `retryMaxMs`); a compaction is
 // not a failure (re-listed at once, after a short pause if it just happened). Failures are
-// handed to the owner with a `report` flag: the first failure, then at most every
-// `errorReportIntervalMs` while it lasts.
+// handed to the owner to report: the first failure, then at most every `errorReportIntervalMs`
+// while it lasts (the others are logged at debug level); the recovery is logged here.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
 import type { Logger } from '../../telemetry/logger.js';
 import { createEtcdClient, describeEtcdError, type EtcdConnectionOptions } from './client.js';
+import { DEFAULT_ETCD_PREFIX, normalizePrefix } from './layout.js';
 import type { KeyValue } from './state.js';
 
 export interface PrefixWatchOptions extends EtcdConnectionOptions {
@@ -34,6 +35,17 @@ export interface PrefixWatchOptions extends EtcdConnectionOptions {
    * here to exercise the compacted-watch path). Not for production use.
    */
   readonly afterList?: (revision: number) => Promise<void>;
+}
+
+/** Options of a source following one range under the lucid-mesh key prefix. */
+export interface PrefixSourceOptions extends PrefixWatchOptions {
+  /** Key prefix, default "/lucid-mesh/" (a missing trailing "/" is added). */
+  readonly prefix?: string;
+}
+
+/** The key prefix of `opts`, normalised (ends with "/"). */
+export function sourcePrefix(opts: PrefixSourceOptions): string {
+  return normalizePrefix(opts.prefix ?? DEFAULT_ETCD_PREFIX);
 }
 
 /** What the loop has done so far; for logs, tests and diagnostics. */
@@ -64,19 +76,21 @@ export interface FailureInfo {
   readonly failures: number;
   /** Since when it has been failing, ms epoch. */
   readonly failingSince: number;
-  /** The first failure, or the report interval has passed since the last report. */
-  readonly report: boolean;
 }
 
 export interface PrefixWatchHandlers {
+  /** What the range holds, for logs: "catalog" → "etcd reachable again; catalog re-listed…". */
+  readonly holds: string;
   /** A complete list of the range at `revision`: replaces the whole state. */
   list(kvs: readonly KeyValue[], revision: number): void;
   /** The events of one watch response that are newer than the state, in revision order. */
   events(events: readonly PrefixEvent[]): void;
-  /** A list or watch failed; the loop retries after a backoff. */
-  failed(error: Error, info: FailureInfo): void;
-  /** The watch is established again after `failures` failed attempts. */
-  recovered(info: { failures: number; downMs: number; revision: number }): void;
+  /**
+   * A list or watch failed and it is time to say so: the first failure, then at most every
+   * `errorReportIntervalMs` (the failures in between are logged at debug level). The loop
+   * retries after a backoff.
+   */
+  failed(info: FailureInfo): void;
 }
 
 type WatchEnd =
@@ -119,6 +133,11 @@ export class PrefixWatch {
     this.retryMaxMs = Math.max(this.retryMinMs, opts.retryMaxMs ?? 3_000);
     this.errorReportIntervalMs = opts.errorReportIntervalMs ?? 30_000;
     this.pageSize = opts.pageSize ?? 1_000;
+  }
+
+  /** Where the loop looks: "etcd <endpoints> <root>". */
+  describe(): string {
+    return `etcd ${this.opts.endpoints.join(',')} ${this.root}`;
   }
 
   status(): PrefixWatchStatus {
@@ -301,14 +320,13 @@ export class PrefixWatch {
     const now = Date.now();
     this.failures++;
     if (this.failures === 1) this.failingSince = now;
-    const report = this.failures === 1 || now - this.lastReportAt >= this.errorReportIntervalMs;
-    if (report) this.lastReportAt = now;
-    this.handlers.failed(error, {
-      detail: describeEtcdError(error),
-      failures: this.failures,
-      failingSince: this.failingSince,
-      report,
-    });
+    const detail = describeEtcdError(error);
+    if (this.failures > 1 && now - this.lastReportAt < this.errorReportIntervalMs) {
+      this.log.debug({ error: detail, failures: this.failures }, 'etcd retry failed');
+      return;
+    }
+    this.lastReportAt = now;
+    this.handlers.failed({ detail, failures: this.failures, failingSince: this.failingSince });
   }
 
   private recovered(): void {
@@ -320,7 +338,9 @@ export class PrefixWatch {
     };
     this.failures = 0;
     this.lastReportAt = 0;
-    if (!this.stopped) this.handlers.recovered(info);
+    if (!this.stopped) {
+      this.log.info(info, `etcd reachable again; ${this.handlers.holds} re-listed, watching again`);
+    }
   }
 }
 
