@@ -65,6 +65,14 @@ export class TranslationCache {
   private byHash = new Map<string, ServiceResources>();
   private nextByHash = new Map<string, ServiceResources>();
   private routes: { hosts: VirtualHost[]; config: RouteConfiguration } | undefined;
+  /**
+   * Virtual hosts by the content they are made of, apart from the rest of a service: an
+   * endpoint change re-translates the service's clusters and endpoints but finds its virtual
+   * host unchanged, so the outbound route configuration (every service's hosts, hundreds of
+   * KB in a large mesh) stays the very same object and is neither compared nor re-encoded.
+   */
+  private vhosts = new Map<string, VirtualHost>();
+  private nextVhosts = new Map<string, VirtualHost>();
   /** Services translated (not found in the cache) by the last build: for tests and benches. */
   translated = 0;
 
@@ -74,11 +82,26 @@ export class TranslationCache {
       this.gateways = gateways;
       this.byObject = new WeakMap();
       this.nextByHash = new Map();
+      this.nextVhosts = new Map();
       this.routes = undefined;
     }
     this.byHash = this.nextByHash;
     this.nextByHash = new Map();
+    this.vhosts = this.nextVhosts;
+    this.nextVhosts = new Map();
     this.translated = 0;
+  }
+
+  private virtualHost(service: MeshService, domainSuffix: string): VirtualHost {
+    const key = hash(
+      'sha1',
+      JSON.stringify([service.name, service.protocol, service.routes]),
+      'base64',
+    );
+    const host =
+      this.vhosts.get(key) ?? this.nextVhosts.get(key) ?? serviceVirtualHost(service, domainSuffix);
+    this.nextVhosts.set(key, host);
+    return host;
   }
 
   service(service: MeshService, mesh: Mesh): ServiceResources {
@@ -87,13 +110,17 @@ export class TranslationCache {
       const key = hash('sha1', JSON.stringify(sharedInputs(service)), 'base64');
       let part = this.byHash.get(key) ?? this.nextByHash.get(key);
       if (!part) {
-        part = translateService(service, mesh);
+        part = translateService(service, mesh, (s) =>
+          this.virtualHost(s, mesh.settings.domainSuffix),
+        );
         this.translated++;
       }
       known = { key, part };
       this.byObject.set(service, known);
     }
     this.nextByHash.set(known.key, known.part);
+    // Keep its virtual host's entry alive while the service is.
+    if (known.part.virtualHost) this.virtualHost(service, mesh.settings.domainSuffix);
     return known.part;
   }
 
@@ -107,7 +134,11 @@ export class TranslationCache {
   }
 }
 
-function translateService(service: MeshService, mesh: Mesh): ServiceResources {
+function translateService(
+  service: MeshService,
+  mesh: Mesh,
+  virtualHost: (service: MeshService) => VirtualHost,
+): ServiceResources {
   const { settings } = mesh;
   const mtls = settings.mtls !== undefined;
   const main = service.backends[0];
@@ -126,9 +157,7 @@ function translateService(service: MeshService, mesh: Mesh): ServiceResources {
           backendLoadAssignment(b, mtls, homeOf(settings), settings.datacenters, via),
         ] as const,
     ),
-    ...(service.protocol !== 'tcp'
-      ? { virtualHost: serviceVirtualHost(service, settings.domainSuffix) }
-      : {}),
+    ...(service.protocol !== 'tcp' ? { virtualHost: virtualHost(service) } : {}),
     ...(service.protocol === 'tcp' && service.outboundPort !== undefined && main
       ? {
           tcpListener: [
