@@ -512,7 +512,40 @@ function profilesSection(sessions: Array<Dated<SessionResult>>): string {
   return parts.join('\n\n');
 }
 
-function history(runs: Array<{ run: RunResult; file: string }>): string {
+/**
+ * The history rows of an existing RESULTS.md. Run files live in bench/out/ (not committed), so
+ * a fresh clone has none of the earlier runs: their rows are carried over from the file.
+ */
+export function carriedHistory(previous: string): string[][] {
+  const at = previous.indexOf('## History');
+  if (at < 0) return [];
+  const rows: string[][] = [];
+  for (const line of previous.slice(at).split('\n').slice(1)) {
+    if (line.startsWith('## ')) break;
+    if (!line.startsWith('|') || /^\|\s*-/.test(line) || line.includes('| Workload')) continue;
+    rows.push(
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
+  }
+  return rows;
+}
+
+/** Workload label order (W1 … W7), then sotw before delta, then time. */
+function historyOrder(a: string[], b: string[]): number {
+  const w = (r: string[]) => Number(/W(\d+)/.exec(r[0] ?? '')?.[1] ?? 99);
+  const m = (r: string[]) => (r[1] === 'sotw' ? 0 : 1);
+  return (
+    w(a) - w(b) ||
+    (a[0] ?? '').localeCompare(b[0] ?? '') ||
+    m(a) - m(b) ||
+    (a[2] ?? '').localeCompare(b[2] ?? '')
+  );
+}
+
+function history(runs: Array<{ run: RunResult; file: string }>, carried: string[][] = []): string {
   const rows: string[][] = [];
   const byKey = new Map<string, Array<Dated<SessionResult>>>();
   for (const { run, file } of runs) {
@@ -543,6 +576,10 @@ function history(runs: Array<{ run: RunResult; file: string }>): string {
       ]);
     }
   }
+  // Earlier runs' rows whose run files are gone; a run present in bench/out/ wins.
+  const seen = new Set(rows.map((r) => `${r[0]}|${r[1]}|${r[2]}`));
+  for (const r of carried) if (r.length === 9 && !seen.has(`${r[0]}|${r[1]}|${r[2]}`)) rows.push(r);
+  rows.sort(historyOrder);
   if (rows.length === 0) return '';
   return table(
     [
@@ -562,7 +599,10 @@ function history(runs: Array<{ run: RunResult; file: string }>): string {
 
 // ---- the document -------------------------------------------------------------------------
 
-export function renderResults(runs: Array<{ run: RunResult; file: string }>): string {
+export function renderResults(
+  runs: Array<{ run: RunResult; file: string }>,
+  carried: string[][] = [],
+): string {
   const sessions = sortSessions(latestSessions(runs, false));
   const profiledSessions = sortSessions(latestSessions(runs, true));
   const envoy = latestEnvoy(runs);
@@ -660,10 +700,10 @@ export function renderResults(runs: Array<{ run: RunResult; file: string }>): st
         prof,
     );
   }
-  const hist = history(runs);
+  const hist = history(runs, carried);
   if (hist)
     out.push(
-      '## History (before / after)\n\nEvery run file in bench/out/ for workloads run more than once.\n\n' +
+      '## History (before / after)\n\nEvery run file in bench/out/ for workloads run more than once, and the rows of earlier runs kept from this file (run files are not committed).\n\n' +
         hist,
     );
   const errors = sessions.flatMap((d) =>
@@ -681,7 +721,8 @@ function backgroundNote(sessions: Array<Dated<SessionResult>>): string {
 
 /** Regenerates `resultsPath` from every run file in `outDir`; formatted with the repo's Prettier config. */
 export async function writeResults(outDir: string, resultsPath: string): Promise<string> {
-  const text = renderResults(loadRuns(outDir));
+  const previous = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '';
+  const text = renderResults(loadRuns(outDir), carriedHistory(previous));
   const config = (await prettier.resolveConfig(join(REPO_ROOT, 'bench', 'RESULTS.md'))) ?? {};
   const formatted = await prettier.format(text, { ...config, parser: 'markdown' });
   writeFileSync(resultsPath, formatted);
