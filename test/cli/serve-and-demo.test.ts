@@ -1,6 +1,6 @@
 // The README's commands as a user runs them: `lucid-mesh serve` as a process, and the demo.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,4 +157,59 @@ describe('npm run demo', () => {
     expect(stdout).toContain(`curl -H 'Host: world' http://127.0.0.1:${base + 1}/`);
     expect(stdout).toContain('"instance":"world-1"');
   });
+
+  it('--multi-dc --once: web (dc1) reaches api in dc1, fails over to dc2 through both gateways and back', async () => {
+    // Five Envoys (web's sidecar first, api-dc1, api-dc2, gw-dc1, gw-dc2) at base+100i and
+    // base+100i+1; the control plane at base+10, 11; the copied catalog's 8 ports (3 apps,
+    // 3 sidecars, 2 gateways, in file order) from base+20 on (--catalog-port-base).
+    const envoyOffsets = [0, 100, 200, 300, 400].flatMap((o) => [o, o + 1]);
+    const catalogOffsets = [20, 21, 22, 23, 24, 25, 26, 27];
+    const base = await freePortBase([...envoyOffsets, 10, 11, ...catalogOffsets]);
+    const example = join(repoRoot, 'examples/multi-dc/catalog.yaml');
+    const exampleBefore = readFileSync(example, 'utf8');
+    const args = [
+      '--import',
+      'tsx',
+      'src/demo/main.ts',
+      '--multi-dc',
+      '--once',
+      '--mode',
+      'delta',
+      '--xds-port',
+      String(base + 10),
+      '--admin-port',
+      String(base + 11),
+      '--envoy-port-base',
+      String(base),
+      '--catalog-port-base',
+      String(base + 20),
+    ];
+    const { stdout, code } = await new Promise<{ stdout: string; code: number }>((resolve) => {
+      execFile(process.execPath, args, { cwd: repoRoot, timeout: 80_000 }, (err, stdout, stderr) =>
+        resolve({ stdout: stdout + stderr, code: err ? Number(err.code ?? 1) : 0 }),
+      );
+    });
+    expect(code, stdout).toBe(0);
+    // The gateways listen where the copied catalog says, not on the example's ports.
+    expect(stdout).toContain(`mesh gateway gw-dc1 (dc1): listens on 127.0.0.1:${base + 26}`);
+    expect(stdout).toContain(`mesh gateway gw-dc2 (dc2): listens on 127.0.0.1:${base + 27}`);
+    // Normal: web's request is answered in its own datacenter.
+    expect(stdout).toContain(`curl -H 'Host: api' http://127.0.0.1:${base + 1}/`);
+    expect(stdout).toMatch(/^ {2}→ \{"service":"api","instance":"api-dc1"/m);
+    // api-dc1 critical in the catalog → answered by api-dc2, and both gateways carried it.
+    expect(stdout).toMatch(/api-dc1 marked critical → answered by api-dc2 \(dc2\) after \d+ ms/);
+    expect(stdout).toMatch(/^ {2}→ \{"service":"api","instance":"api-dc2"/m);
+    expect(stdout).toMatch(
+      /through both gateways: gw-dc1 tcp\.mesh_gateway_dc_dc2\.downstream_cx_total 0 → [1-9]\d*, gw-dc2 tcp\.mesh_gateway_api\.downstream_cx_total 0 → [1-9]/,
+    );
+    // api-dc1 passing again → back in dc1.
+    expect(stdout).toMatch(/api-dc1 passing again → answered by api-dc1 \(dc1\)/);
+    expect(stdout).toContain('Failover check passed.');
+    // It edited a copy: the example is as it was.
+    expect(readFileSync(example, 'utf8')).toBe(exampleBefore);
+    // Every Envoy it started is gone (their admin ports no longer answer).
+    for (const o of [0, 100, 200, 300, 400]) {
+      await expect(httpGet(`http://127.0.0.1:${base + o}/ready`)).rejects.toThrow();
+    }
+  }, 90_000);
 });
