@@ -154,7 +154,11 @@ export function meshSettingsFromFlags(
     intentionsDefault: flags.intentionsDefault,
     connectTimeoutMs: flags.connectTimeoutMs,
     ...(datacenterGiven ? { datacenter: flags.datacenter } : {}),
-    datacenters: flags.datacenters.filter((d) => d !== flags.datacenter),
+    // Without --datacenter the control plane's own is only known later (the source's): the
+    // app drops it from the order then; filtering against the default here would lose one.
+    datacenters: datacenterGiven
+      ? flags.datacenters.filter((d) => d !== flags.datacenter)
+      : [...flags.datacenters],
     ...(flags.failoverThreshold !== undefined
       ? { failoverThresholdPercent: flags.failoverThreshold }
       : {}),

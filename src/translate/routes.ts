@@ -154,12 +154,12 @@ function retryPolicy(route: Route): RetryPolicy | undefined {
       ? [{ name: PREVIOUS_HOSTS, typedConfig: typedAny(PREVIOUS_HOSTS_TYPE_NAME, {}) }]
       : undefined,
     hostSelectionRetryMaxAttempts: r.otherHosts ? 5 : undefined,
-    // A retry goes to the next priority (the next locality or datacenter) once one failed:
+    // Each retry goes to the next priority (the next locality or datacenter) after a failure
     // when a datacenter dies, retries reach the healthy one before outlier detection and
     // health checks have caught up. With one priority it changes nothing.
     retryPriority: {
       name: PREVIOUS_PRIORITIES,
-      typedConfig: typedAny(PREVIOUS_PRIORITIES_TYPE_NAME, { updateFrequency: 2 }),
+      typedConfig: typedAny(PREVIOUS_PRIORITIES_TYPE_NAME, { updateFrequency: 1 }),
     },
   });
 }
