@@ -44,6 +44,7 @@ const ROOTS = [
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
   'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
+  'envoy.extensions.clusters.aggregate.v3.ClusterConfig',
 ];
 
 // Well-known types whose JSON shape is not their message shape.

@@ -158,34 +158,31 @@ export function defaultConnectTimeoutMs(
   return proxyDefaults?.Config.connect_timeout_ms ?? settings.connectTimeoutMs;
 }
 
-/** The failover datacenters a resolver names for a subset ("*": any), and what it cannot do. */
+/**
+ * What a resolver fails over to for a subset ("*": any): datacenters of the same service (as
+ * priorities of one cluster) and other services or subsets (as further clusters of an
+ * aggregate cluster, each with its own mTLS identity), in order.
+ */
 function failoverOf(
   resolver: ServiceResolver | undefined,
   subset: string | undefined,
-  problems: ConfigProblem[],
-): readonly string[] | undefined {
+): { datacenters: string[]; targets: string[] } | undefined {
   const f =
     (subset !== undefined ? resolver?.Failover[subset] : undefined) ?? resolver?.Failover['*'];
   if (!f || !resolver) return undefined;
-  const at = `Failover[${JSON.stringify(subset !== undefined && resolver.Failover[subset] ? subset : '*')}]`;
-  if (f.Service !== undefined || f.ServiceSubset !== undefined) {
-    problems.push({
-      kind: 'service-resolver',
-      name: resolver.Name,
-      message: `${at}: failover to another service or subset is not supported yet; only datacenters apply`,
-    });
+  const datacenters = [...f.Datacenters];
+  const targets: string[] = [];
+  const target = (service: string | undefined, sub: string | undefined): void => {
+    const name = backendName(service ?? resolver.Name, sub);
+    if (name !== backendName(resolver.Name, subset) && !targets.includes(name)) targets.push(name);
+  };
+  if (f.Service !== undefined || f.ServiceSubset !== undefined) target(f.Service, f.ServiceSubset);
+  for (const t of f.Targets) {
+    if (t.Service !== undefined || t.ServiceSubset !== undefined)
+      target(t.Service, t.ServiceSubset);
+    else if (t.Datacenter !== undefined) datacenters.push(t.Datacenter);
   }
-  const dcs = [...f.Datacenters];
-  f.Targets.forEach((t, i) => {
-    if (t.Service !== undefined || t.ServiceSubset !== undefined) {
-      problems.push({
-        kind: 'service-resolver',
-        name: resolver.Name,
-        message: `${at}.Targets[${i}]: failover to another service or subset is not supported yet; target skipped`,
-      });
-    } else if (t.Datacenter !== undefined) dcs.push(t.Datacenter);
-  });
-  return dcs;
+  return { datacenters, targets };
 }
 
 export function serviceBackends(
@@ -206,7 +203,8 @@ export function serviceBackends(
   const base = (name: string | undefined): Backend => {
     const subset = name !== undefined ? resolver!.Subsets[name] : undefined;
     const members = subset ? instances.filter(subsetFilter(subset)) : instances;
-    const datacenters = failoverOf(resolver, name, problems);
+    const failoverTo = failoverOf(resolver, name);
+    const datacenters = failoverTo?.datacenters;
     for (const d of datacenters ?? []) {
       if (!present.has(d)) {
         problems.push({
@@ -238,6 +236,9 @@ export function serviceBackends(
           ? {
               failover: {
                 ...(datacenters !== undefined ? { datacenters } : {}),
+                ...(failoverTo && failoverTo.targets.length > 0
+                  ? { targets: failoverTo.targets }
+                  : {}),
                 ...(threshold !== undefined ? { thresholdPercent: threshold } : {}),
               },
             }

@@ -195,6 +195,26 @@ function entryProblems(inputs: MeshInputs, names: ReadonlySet<string>): ConfigPr
   return problems;
 }
 
+/** Failover targets (another service or subset) that do not exist: skipped, and reported. */
+function failoverTargetProblems(services: readonly MeshService[]): ConfigProblem[] {
+  const names = new Set(services.flatMap((s) => s.backends.map((b) => b.name)));
+  const problems: ConfigProblem[] = [];
+  for (const s of services) {
+    for (const b of s.backends) {
+      for (const t of b.failover?.targets ?? []) {
+        if (names.has(t)) continue;
+        const [service, subset] = t.split('~');
+        problems.push({
+          kind: 'service-resolver',
+          name: s.name,
+          message: `Failover: target ${subset !== undefined ? `subset "${subset}" of ` : ''}service "${service}" does not exist; skipped`,
+        });
+      }
+    }
+  }
+  return problems;
+}
+
 function meshGateways(inputs: MeshInputs): readonly MeshGateway[] {
   return deepFreeze(
     (inputs.catalog.gateways ?? []).map((g) => ({
@@ -271,6 +291,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   });
   const problems = [...parts.values()].flatMap((p) => p.problems);
   problems.push(...entryProblems(inputs, new Set(names)));
+  problems.push(...failoverTargetProblems(services));
   const gateways = meshGateways(inputs);
   const gatewayMode = inputs.traffic.proxyDefaults?.MeshGateway?.Mode ?? 'none';
   problems.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));

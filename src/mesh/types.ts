@@ -117,6 +117,11 @@ export interface BackendFailover {
   readonly datacenters?: readonly string[];
   /** Percent of healthy endpoints below which the next priority takes load. */
   readonly thresholdPercent?: number;
+  /**
+   * Other backends (another service, or a subset) to use, in order, once this one has no
+   * healthy endpoint left for the caller (Consul's Failover Service/ServiceSubset targets).
+   */
+  readonly targets?: readonly string[];
 }
 
 export interface PathMatch {

@@ -187,3 +187,17 @@ export function localAppCluster(
     typedExtensionProtocolOptions: upstreamProtocolOptions(protocol),
   });
 }
+
+/** An aggregate cluster: Envoy uses the first of `clusters` that has healthy hosts. */
+export function aggregateCluster(name: string, clusters: readonly string[]): Cluster {
+  return {
+    name,
+    lbPolicy: 'CLUSTER_PROVIDED',
+    clusterType: {
+      name: 'envoy.clusters.aggregate',
+      typedConfig: typedAny('envoy.extensions.clusters.aggregate.v3.ClusterConfig', {
+        clusters: [...clusters],
+      }),
+    },
+  };
+}

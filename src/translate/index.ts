@@ -19,11 +19,12 @@ import type {
   RouteConfiguration,
   VirtualHost,
 } from '../protos/envoy-types.js';
-import { backendCluster, localAppCluster } from './clusters.js';
+import { aggregateCluster, backendCluster, localAppCluster } from './clusters.js';
 import { backendLoadAssignment } from './endpoints.js';
 import { inboundListener, outboundHttpListener, outboundTcpListener } from './listeners.js';
 import {
   OUTBOUND_ROUTE_NAME,
+  primaryClusterName,
   inboundListenerName,
   localAppClusterName,
   outboundHttpListenerName,
@@ -48,8 +49,52 @@ interface ServiceResources {
 }
 
 /** What a service's shared resources are made of: everything but its inbound side. */
-function sharedInputs(service: MeshService): unknown {
-  return [service.name, service.protocol, service.outboundPort, service.backends, service.routes];
+function sharedInputs(service: MeshService, mesh: Mesh): unknown {
+  // Which failover targets exist is part of it: a target appearing turns on its aggregate.
+  const targets = service.backends.map((b) => failoverTargets(mesh, b));
+  return [
+    service.name,
+    service.protocol,
+    service.outboundPort,
+    service.backends,
+    service.routes,
+    targets,
+  ];
+}
+
+const backendNames = new WeakMap<Mesh, ReadonlySet<string>>();
+
+/** A backend's failover targets (other services or subsets) that exist in the mesh. */
+export function failoverTargets(mesh: Mesh, backend: Backend): readonly string[] {
+  const wanted = backend.failover?.targets;
+  if (!wanted || wanted.length === 0) return [];
+  let names = backendNames.get(mesh);
+  if (!names) {
+    names = new Set(mesh.services.flatMap((s) => s.backends.map((b) => b.name)));
+    backendNames.set(mesh, names);
+  }
+  return wanted.filter((t) => names.has(t));
+}
+
+/**
+ * A backend's clusters: its EDS cluster, or — with failover targets — an aggregate cluster
+ * under its name (what routes reference) over its own EDS cluster, renamed, then the
+ * targets' clusters, in order: Envoy uses the first with healthy hosts, each with its own
+ * mTLS identity check (Consul's design for failover to another service).
+ */
+function backendClusters(
+  mesh: Mesh,
+  backend: Backend,
+  viaGateways: boolean,
+): Array<readonly [string, Cluster]> {
+  const cluster = backendCluster(backend, mesh.settings, viaGateways);
+  const targets = failoverTargets(mesh, backend);
+  if (targets.length === 0) return [[backend.name, cluster]];
+  const primary = primaryClusterName(backend.name);
+  return [
+    [backend.name, aggregateCluster(backend.name, [primary, ...targets])],
+    [primary, { ...cluster, name: primary }],
+  ];
 }
 
 /**
@@ -107,7 +152,7 @@ export class TranslationCache {
   service(service: MeshService, mesh: Mesh): ServiceResources {
     let known = this.byObject.get(service);
     if (!known) {
-      const key = hash('sha1', JSON.stringify(sharedInputs(service)), 'base64');
+      const key = hash('sha1', JSON.stringify(sharedInputs(service, mesh)), 'base64');
       let part = this.byHash.get(key) ?? this.nextByHash.get(key);
       if (!part) {
         part = translateService(service, mesh, (s) =>
@@ -145,9 +190,7 @@ function translateService(
   const viaGateways = mesh.gateways.length > 0;
   const via = { mode: mesh.gatewayMode, gateways: mesh.gateways };
   return {
-    clusters: service.backends.map(
-      (b) => [b.name, backendCluster(b, settings, viaGateways)] as const,
-    ),
+    clusters: service.backends.flatMap((b) => backendClusters(mesh, b, viaGateways)),
     // Failover backends as a caller in the mesh's own datacenter sees them; callers elsewhere
     // get theirs from translateLocality.
     endpoints: service.backends.map(
@@ -243,7 +286,10 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
     outboundHttpListener(proxy.outboundPort),
   );
   for (const backend of proxy.upstreamOverrides) {
-    resources.clusters.set(backend.name, backendCluster(backend, settings));
+    // With failover targets the override replaces the primary cluster under the aggregate.
+    const name =
+      failoverTargets(mesh, backend).length > 0 ? primaryClusterName(backend.name) : backend.name;
+    resources.clusters.set(name, { ...backendCluster(backend, settings), name });
   }
   const inbound = proxy.inbound;
   if (inbound) {

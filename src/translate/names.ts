@@ -42,3 +42,11 @@ export const IDENTITY_SECRET_NAME = 'default';
 
 /** SDS secret with the CA roots peers' certificates must chain to (old + new during rotation). */
 export const TRUST_BUNDLE_SECRET_NAME = 'trust_bundle';
+
+/**
+ * A backend's own EDS cluster when the backend's name belongs to its aggregate cluster
+ * (failover to other services). Backend names never contain "|".
+ */
+export function primaryClusterName(backend: string): string {
+  return `${backend}|primary`;
+}

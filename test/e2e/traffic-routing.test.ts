@@ -345,19 +345,20 @@ describe('traffic routing with mTLS from the built-in CA', () => {
   let web: Sidecar | undefined, apiV2: Sidecar | undefined, shadowSidecar: Sidecar | undefined;
   let ports: { v2: number; shadow: number };
 
-  const catalogDoc = (decoy = false) => ({
+  const catalogDoc = (decoy = false, apiHealth = 'passing') => ({
     services: [
       {
         name: 'api',
         instances: [
           // Not meshed: reached in plaintext.
-          { id: 'api-v1', address: '127.0.0.1', port: v1.port, tags: ['v1'] },
+          { id: 'api-v1', address: '127.0.0.1', port: v1.port, tags: ['v1'], health: apiHealth },
           {
             id: 'api-v2',
             address: '127.0.0.1',
             port: v2.port,
             sidecarPort: ports.v2,
             tags: ['v2'],
+            health: apiHealth,
           },
           // An "api" instance whose sidecar port is shadow's sidecar: it presents shadow's identity.
           ...(decoy
@@ -455,6 +456,39 @@ describe('traffic routing with mTLS from the built-in CA', () => {
     // Control: that sidecar port works for its own service, so the refusal is the identity check.
     expect((await callMany(web!, 'shadow', 5)).apps).toEqual({ shadow: 5 });
     expect((await callMany(web!, 'api', 10, { path: '/admin' })).apps).toEqual({ 'api-v2': 10 });
+    expect(await rejectedUpdates(web!.envoy)).toBe(0);
+  });
+
+  it('fails over to another service (resolver Failover target) through an aggregate cluster, over its own mTLS identity', async () => {
+    catalog.write(catalogDoc());
+    traffic.write([
+      {
+        ...resolver(),
+        Failover: { '*': { Targets: [{ Service: 'shadow' }] } },
+      },
+    ]);
+    await web!.envoy.waitFor(
+      async () => (await clusterHosts(web!.envoy, 'api~v1|primary')).length === 1,
+      'the aggregate cluster over api~v1 and shadow',
+    );
+    expect((await callMany(web!, 'api', 10)).apps).toEqual({ 'api-v1': 10 });
+    // Every api instance down: the aggregate moves to shadow (its sidecar, its SPIFFE ID).
+    catalog.write(catalogDoc(false, 'critical'));
+    await web!.envoy.waitFor(
+      async () => (await callThrough(web!, 'api').catch(() => undefined))?.app === 'shadow',
+      'api requests answered by shadow',
+    );
+    const failover = await callMany(web!, 'api', 20);
+    expect(failover.apps).toEqual({ shadow: 20 });
+    expect(
+      await shadowSidecar!.envoy.stat(`listener.0.0.0.0_${ports.shadow}.ssl.handshake`),
+    ).toBeGreaterThan(0);
+    // api back: traffic returns to it.
+    catalog.write(catalogDoc());
+    await web!.envoy.waitFor(
+      async () => (await callThrough(web!, 'api').catch(() => undefined))?.app === 'api-v1',
+      'api requests answered by api again',
+    );
     expect(await rejectedUpdates(web!.envoy)).toBe(0);
   });
 });
