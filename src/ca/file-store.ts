@@ -5,19 +5,27 @@
 //     keys/root-<serial>.key       0600  one private key per root   (keys/ is 0700)
 //     trust-bundle.pem             0644  derived copy of the bundle, for operators and curl
 //     leaves.json                  0644  current leaf per service (metadata, no keys)
-//     token-signing.key            0600  ES256 key for proxy tokens
-//     .lock                              held during a root-set update
+//     token-signing.key            0600  ES256 key for proxy and operator tokens
+//     tokens.json                  0644  issued tokens (id, subject, expiry) and revocations
+//     .lock                              held during a root-set or token-log update
 //
 // Writes go to a temp file and are renamed into place, so readers never see half a file. Root
 // keys are written before roots.json names them and deleted only after roots.json stopped
 // naming them. Root-set updates from several processes (`ca rotate` next to `serve`) are
-// serialised by an O_EXCL lock file; a stale lock (dead pid) is broken.
+// serialised by an O_EXCL lock file; a stale lock (dead pid) is broken. The token log is
+// updated under the same lock and watched the same way (`token revoke` next to `serve`).
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { chmod, link, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CaMaterialError } from './crypto.js';
+import {
+  OPERATOR_SCOPES,
+  TOKEN_KINDS,
+  type TokenRecord,
+  type TokensMutation,
+} from './revocations.js';
 import { bundleOf } from './roots.js';
 import type { CaStore, RootsMutation } from './store.js';
 import type { LeafRecord, StoredRoot } from './types.js';
@@ -45,8 +53,22 @@ const leafEntry = z.object({
 });
 const leavesFile = z.object({ version: z.literal(1), leaves: z.array(leafEntry) });
 
+const tokenEntry = z.object({
+  id: z.string().min(1),
+  kind: z.enum(TOKEN_KINDS).optional(),
+  subject: z.string().optional(),
+  scope: z.enum(OPERATOR_SCOPES).optional(),
+  issuedAt: z.string().optional(),
+  expiresAt: z.string().optional(),
+  revokedAt: z.string().optional(),
+});
+const tokensFile = z.object({ version: z.literal(1), tokens: z.array(tokenEntry) });
+
 export interface FileCaStoreOptions {
-  /** How often to stat roots.json as a fallback to file events (network mounts). Default 2000. */
+  /**
+   * How often to stat roots.json and tokens.json as a fallback to file events (network
+   * mounts). Default 2000.
+   */
   readonly pollIntervalMs?: number;
   /** Give up waiting for another process's lock after this long. Default 10000. */
   readonly lockTimeoutMs?: number;
@@ -60,11 +82,12 @@ export class FileCaStore implements CaStore {
   private readonly rootsPath: string;
   private readonly leavesPath: string;
   private readonly tokenKeyPath: string;
+  private readonly tokensPath: string;
   private readonly bundlePath: string;
   private readonly lockPath: string;
   private leafWrites: Promise<void> = Promise.resolve();
-  /** updateRoots calls within this process queue here before taking the file lock. */
-  private rootUpdates: Promise<unknown> = Promise.resolve();
+  /** updateRoots/updateTokens calls within this process queue here before taking the file lock. */
+  private lockedUpdates: Promise<unknown> = Promise.resolve();
 
   constructor(
     dataDir: string,
@@ -76,6 +99,7 @@ export class FileCaStore implements CaStore {
     this.rootsPath = join(this.caDir, 'roots.json');
     this.leavesPath = join(this.caDir, 'leaves.json');
     this.tokenKeyPath = join(this.caDir, 'token-signing.key');
+    this.tokensPath = join(this.caDir, 'tokens.json');
     this.bundlePath = join(this.caDir, 'trust-bundle.pem');
     this.lockPath = join(this.caDir, '.lock');
     this.location = this.caDir;
@@ -97,17 +121,51 @@ export class FileCaStore implements CaStore {
   }
 
   updateRoots(mutate: RootsMutation): Promise<StoredRoot[]> {
-    const run = this.rootUpdates.then(() => this.withLock(() => this.applyUpdate(mutate)));
-    this.rootUpdates = run.catch(() => undefined);
-    return run;
+    return this.locked(() => this.applyUpdate(mutate));
   }
 
   watchRoots(listener: () => void): () => void {
+    return this.watchFile(this.rootsPath, 'roots.json', listener);
+  }
+
+  async loadTokens(): Promise<TokenRecord[]> {
+    const text = await readFile(this.tokensPath, 'utf8').catch(ignoreMissing);
+    if (text === undefined) return [];
+    return parseJson(this.tokensPath, text, tokensFile).tokens;
+  }
+
+  updateTokens(mutate: TokensMutation): Promise<TokenRecord[]> {
+    return this.locked(async () => {
+      const before = await this.loadTokens();
+      const after = await mutate(before);
+      if (!after) return before;
+      await writeAtomic(
+        this.tokensPath,
+        JSON.stringify({ version: 1, tokens: after }, null, 2) + '\n',
+        0o644,
+      );
+      return [...after];
+    });
+  }
+
+  watchTokens(listener: () => void): () => void {
+    return this.watchFile(this.tokensPath, 'tokens.json', listener);
+  }
+
+  /** Runs `fn` under the store lock, after this process's earlier locked updates. */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lockedUpdates.then(() => this.withLock(fn));
+    this.lockedUpdates = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Calls `listener` when `path` (named `name` in the CA directory) is replaced or changes. */
+  private watchFile(path: string, name: string, listener: () => void): () => void {
     let last: string | undefined;
     let closed = false;
     let timer: NodeJS.Timeout | undefined;
     const check = async () => {
-      const signature = await stat(this.rootsPath).then(
+      const signature = await stat(path).then(
         (s) => `${s.ino}:${s.size}:${s.mtimeMs}`,
         () => 'missing',
       );
@@ -128,8 +186,8 @@ export class FileCaStore implements CaStore {
     void check();
     let watcher: FSWatcher | undefined;
     try {
-      watcher = watch(this.caDir, { persistent: false }, (_event, name) => {
-        if (name === null || name === 'roots.json') soon();
+      watcher = watch(this.caDir, { persistent: false }, (_event, changed) => {
+        if (changed === null || changed === name) soon();
       });
       watcher.on('error', () => watcher?.close());
     } catch {
@@ -327,5 +385,6 @@ export const FILE_STORE_LAYOUT = {
   leaves: 'ca/leaves.json',
   bundle: 'ca/trust-bundle.pem',
   tokenKey: 'ca/token-signing.key',
+  tokens: 'ca/tokens.json',
   rootKey: (serial: string) => `ca/keys/root-${serial}.key`,
 } as const;

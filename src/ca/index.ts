@@ -29,8 +29,15 @@ export {
 } from './spiffe.js';
 export { MemoryCaStore } from './store.js';
 export type { CaStore, RootsMutation } from './store.js';
-export { ProxyTokenAuthority, ProxyTokenError } from './tokens.js';
-export type { ProxyTokenFailure, VerifiedProxyToken } from './tokens.js';
+export { OPERATOR_SCOPES, TOKEN_KINDS } from './revocations.js';
+export type { OperatorScope, TokenKind, TokenRecord, TokensMutation } from './revocations.js';
+export { TokenAuthority, TokenError } from './tokens.js';
+export type {
+  OperatorTokenRequest,
+  TokenFailure,
+  VerifiedOperatorToken,
+  VerifiedProxyToken,
+} from './tokens.js';
 export type {
   CertificateExpiry,
   ExpiryReport,

@@ -1,5 +1,6 @@
 // One call that turns flags and environment into a running CA: store, authority, leaf manager
-// and proxy-token authority. What `lucid-mesh serve` (and tests) use.
+// and token authority (proxy and operator tokens, following the store's revocations). What
+// `lucid-mesh serve` (and tests) use.
 import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../telemetry/logger.js';
@@ -11,7 +12,7 @@ import { LeafManager, type LeafManagerOptions } from './leaf-manager.js';
 import { operatorRoot } from './roots.js';
 import { CaSettingsError, autoRotateFromEnv, defaultDataDir, leafTtlFromEnv } from './settings.js';
 import type { CaStore } from './store.js';
-import { ProxyTokenAuthority } from './tokens.js';
+import { TokenAuthority } from './tokens.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -26,7 +27,7 @@ export interface OpenCaOptions extends Pick<
   /** `--ca-cert` / `--ca-key`: operator-provided CA files (both or neither). */
   readonly caCertFile?: string;
   readonly caKeyFile?: string;
-  /** `--token-key`: PKCS#8 PEM EC P-256 key that signs proxy tokens (shared by replicas). */
+  /** `--token-key`: PKCS#8 PEM EC P-256 key that signs tokens (shared by replicas). */
   readonly tokenKeyFile?: string;
   readonly trustDomain?: string;
   readonly namespace?: string;
@@ -45,8 +46,9 @@ export interface OpenedCa {
   readonly store: CaStore;
   readonly ca: CertificateAuthority;
   readonly leaves: LeafManager;
-  readonly tokens: ProxyTokenAuthority;
-  /** Cancels timers and the store watch. */
+  /** Issues and verifies tokens; follows the store's revocations. */
+  readonly tokens: TokenAuthority;
+  /** Cancels timers and the store watches. */
   stop(): void;
 }
 
@@ -84,9 +86,13 @@ export async function openCa(opts: OpenCaOptions = {}): Promise<OpenedCa> {
     random: opts.random,
   });
   // Replicas that must accept each other's tokens share the signing key (--token-key).
-  const tokenKeyPem = await readTokenKey(opts.tokenKeyFile);
-  const tokenStore = tokenKeyPem ? { loadOrCreateTokenKey: async () => tokenKeyPem } : store;
-  const tokens = await ProxyTokenAuthority.open(tokenStore as CaStore, { clock: opts.clock });
+  // The token log (issued ids, revocations) is the store's either way.
+  const tokens = await TokenAuthority.open(store, {
+    keyPem: await readTokenKey(opts.tokenKeyFile),
+    clock: opts.clock,
+    watch: true,
+    logger: opts.logger,
+  });
   opts.logger?.info(
     {
       store: store.location,
@@ -97,7 +103,16 @@ export async function openCa(opts: OpenCaOptions = {}): Promise<OpenedCa> {
     },
     'certificate authority ready',
   );
-  return { store, ca, leaves, tokens, stop: () => leaves.stop() };
+  return {
+    store,
+    ca,
+    leaves,
+    tokens,
+    stop: () => {
+      leaves.stop();
+      tokens.stop();
+    },
+  };
 }
 
 /**
@@ -166,12 +181,14 @@ export async function readTokenKey(file: string | undefined): Promise<string | u
   return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-/** The proxy-token authority: from the shared key when one is given, else the store's own. */
+/**
+ * The token authority of a command (`token issue|revoke|list`): signing with the shared key
+ * when one is given, else the store's own; the token log is the store's.
+ */
 export function openTokens(
   store: CaStore,
   tokenKeyPem: string | undefined,
   clock?: Clock,
-): Promise<ProxyTokenAuthority> {
-  const source = tokenKeyPem ? { loadOrCreateTokenKey: async () => tokenKeyPem } : store;
-  return ProxyTokenAuthority.open(source as CaStore, { clock });
+): Promise<TokenAuthority> {
+  return TokenAuthority.open(store, { keyPem: tokenKeyPem, clock });
 }

@@ -1,7 +1,9 @@
 // Where the CA keeps its state. One interface, two implementations here (file, memory); the HA
 // issue adds Consul KV. The contract is shaped for a shared store written by more than one
 // process (`lucid-mesh ca rotate` next to a running server): the root set only changes through
-// an atomic read-modify-write, and readers learn about changes from `watchRoots`.
+// an atomic read-modify-write, and readers learn about changes from `watchRoots`. The token log
+// (issued tokens, revocations) follows the same rules: `updateTokens`, `watchTokens`.
+import type { TokenRecord, TokensMutation } from './revocations.js';
 import type { LeafRecord, StoredRoot } from './types.js';
 
 export type RootsMutation = (
@@ -34,6 +36,19 @@ export interface CaStore {
    * result unless another process stored one first; either way returns the stored key.
    */
   loadOrCreateTokenKey(create: () => Promise<string>): Promise<string>;
+
+  /** The token log: issued tokens and revocations (`token list`). */
+  loadTokens(): Promise<TokenRecord[]>;
+  /**
+   * Atomically replaces the token log with `mutate(current)`; `undefined` keeps it. Serialised
+   * with every other writer, as `updateRoots` is. Returns the log after the update.
+   */
+  updateTokens(mutate: TokensMutation): Promise<TokenRecord[]>;
+  /**
+   * Calls `listener` after the token log may have changed, including by another process
+   * (`lucid-mesh token revoke`). Spurious calls are allowed. Returns an unsubscribe function.
+   */
+  watchTokens(listener: () => void): () => void;
 }
 
 /** In-memory store: tests, and several CA instances in one process sharing "a store". */
@@ -42,7 +57,9 @@ export class MemoryCaStore implements CaStore {
   private roots: StoredRoot[] = [];
   private leaves: LeafRecord[] = [];
   private tokenKey: string | undefined;
+  private tokens: TokenRecord[] = [];
   private readonly listeners = new Set<() => void>();
+  private readonly tokenListeners = new Set<() => void>();
   private queue: Promise<unknown> = Promise.resolve();
 
   async loadRoots(): Promise<StoredRoot[]> {
@@ -83,5 +100,28 @@ export class MemoryCaStore implements CaStore {
       this.tokenKey ??= key;
     }
     return this.tokenKey;
+  }
+
+  async loadTokens(): Promise<TokenRecord[]> {
+    return [...this.tokens];
+  }
+
+  updateTokens(mutate: TokensMutation): Promise<TokenRecord[]> {
+    const run = this.queue.then(async () => {
+      const next = await mutate([...this.tokens]);
+      if (next) {
+        this.tokens = [...next];
+        for (const listener of [...this.tokenListeners]) queueMicrotask(listener);
+      }
+      return [...this.tokens];
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  watchTokens(listener: () => void): () => void {
+    const wrapped = () => listener();
+    this.tokenListeners.add(wrapped);
+    return () => this.tokenListeners.delete(wrapped);
   }
 }

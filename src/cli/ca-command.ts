@@ -1,6 +1,7 @@
-// `lucid-mesh ca show|rotate` and `lucid-mesh token issue`: operator commands on the CA store.
-// They work on the store directly, so they run next to a serving control plane: `ca rotate`
-// writes the new root into the store and the server's store watcher picks it up (docs/ca.md).
+// `lucid-mesh ca show|rotate` and `lucid-mesh token issue|revoke|list`: operator commands on
+// the CA store. They work on the store directly, so they run next to a serving control plane:
+// `ca rotate` writes the new root into the store, `token revoke` the revocation, and the
+// server's store watchers pick them up (docs/ca.md).
 // Usage errors: one line `lucid-mesh <command>: <problem>` on stderr, exit code 2; runtime
 // failures exit 1.
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -17,8 +18,15 @@ import {
   formatDuration,
   parseDuration,
 } from '../ca/settings.js';
-import { MAX_TOKEN_TTL_MS } from '../ca/tokens.js';
+import { OPERATOR_SCOPES, TOKEN_ID, tokenState, type TokenRecord } from '../ca/revocations.js';
+import {
+  DEFAULT_OPERATOR_NAME,
+  DEFAULT_OPERATOR_SCOPE,
+  MAX_TOKEN_TTL_MS,
+  isOperatorName,
+} from '../ca/tokens.js';
 import { isServiceName } from '../ca/spiffe.js';
+import { choiceOption } from './options.js';
 
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
@@ -243,53 +251,201 @@ function rotateCommand(io: Io): Command {
 export function tokenCommand(ioOptions: CaCommandIo = {}): Command {
   const io = resolveIo(ioOptions);
   const token = configure(
-    new Command('token').description('Proxy tokens: what a sidecar presents to get its config.'),
+    new Command('token').description(
+      'Tokens: what a sidecar presents to get its config (proxy tokens) and what an operator ' +
+        'presents to the admin API (operator tokens); revoke them and list them.',
+    ),
     'lucid-mesh token',
     io,
   );
+  token.addCommand(issueCommand(io));
+  token.addCommand(revokeCommand(io));
+  token.addCommand(listCommand(io));
+  return token;
+}
+
+function tokenKeyOption(): Option {
+  return new Option('--token-key <file>', 'sign with this shared key (as serve --token-key)').env(
+    'LUCID_TOKEN_KEY',
+  );
+}
+
+interface IssueFlags {
+  service?: string;
+  operator?: boolean;
+  scope?: (typeof OPERATOR_SCOPES)[number];
+  name?: string;
+  ttl: number;
+  dataDir: string;
+  tokenKey?: string;
+}
+
+function issueCommand(io: Io): Command {
   const prefix = 'lucid-mesh token issue';
-  token.addCommand(
-    configure(
-      new Command('issue')
-        .description(
-          'Print a signed token bound to one service identity. The control plane serves a proxy ' +
-            'presenting it only the config and certificates of that service.',
-        )
-        .addOption(new Option('--service <name>', 'service the token is for (required)'))
-        .addOption(
-          new Option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d')
-            .default(DEFAULT_TOKEN_TTL_MS, '24h')
-            .argParser(durationOption('--ttl', MAX_TOKEN_TTL_MS)),
-        )
-        .addOption(dataDirOption())
-        .addOption(
-          new Option('--token-key <file>', 'sign with this shared key (as serve --token-key)').env(
-            'LUCID_TOKEN_KEY',
-          ),
-        )
-        .addHelpText(
-          'after',
-          '\nExample:\n  lucid-mesh token issue --service web --ttl 7d > web.token\n',
+  return configure(
+    new Command('issue')
+      .description(
+        'Print a signed token. With --service: a proxy token bound to one service identity (the ' +
+          'control plane serves a proxy presenting it only the config and certificates of that ' +
+          'service). With --operator: a token for the admin API (/v1/*, lucid-mesh status, tail, ...).',
+      )
+      .addOption(new Option('--service <name>', 'proxy token: the service it is for'))
+      .addOption(new Option('--operator', 'operator token: for the admin API instead'))
+      .addOption(
+        new Option(
+          '--scope <scope>',
+          `operator token: read (every GET under /v1/) or admin (also what changes state) (default ${DEFAULT_OPERATOR_SCOPE})`,
+        ).argParser(choiceOption('--scope', OPERATOR_SCOPES)),
+      )
+      .addOption(
+        new Option(
+          '--name <who>',
+          `operator token: who it is for, shown by \`token list\` (default ${DEFAULT_OPERATOR_NAME})`,
         ),
-      prefix,
-      io,
-    ).action((flags: { service?: string; ttl: number; dataDir: string; tokenKey?: string }) =>
-      guarded(prefix, io, async () => {
-        if (flags.service === undefined) throw new CaSettingsError('--service: required');
+      )
+      .addOption(
+        new Option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d')
+          .default(DEFAULT_TOKEN_TTL_MS, '24h')
+          .argParser(durationOption('--ttl', MAX_TOKEN_TTL_MS)),
+      )
+      .addOption(dataDirOption())
+      .addOption(tokenKeyOption())
+      .addHelpText(
+        'after',
+        '\nExamples:\n' +
+          '  lucid-mesh token issue --service web --ttl 7d > web.token\n' +
+          '  lucid-mesh token issue --operator --name alice > operator.token\n' +
+          '  lucid-mesh token issue --operator --scope admin --name deploy-bot --ttl 1h\n' +
+          '\nEvery token has an id (`token list`) that `token revoke --id` refuses from then on.\n',
+      ),
+    prefix,
+    io,
+  ).action((flags: IssueFlags) =>
+    guarded(prefix, io, async () => {
+      if (flags.operator && flags.service !== undefined) {
+        throw new CaSettingsError('--service: a token is for a service or an operator, not both');
+      }
+      if (!flags.operator) {
+        for (const [flag, value] of [
+          ['--scope', flags.scope],
+          ['--name', flags.name],
+        ] as const) {
+          if (value !== undefined) throw new CaSettingsError(`${flag}: only with --operator`);
+        }
+        if (flags.service === undefined) {
+          throw new CaSettingsError('--service: required (or --operator for an operator token)');
+        }
         if (!isServiceName(flags.service)) {
           throw new CaSettingsError(
             `--service: expected a DNS label (a-z, 0-9, -), got ${JSON.stringify(flags.service)}`,
           );
         }
-        const tokens = await openTokens(
-          new FileCaStore(flags.dataDir),
-          await readTokenKey(flags.tokenKey),
+      } else if (flags.name !== undefined && !isOperatorName(flags.name)) {
+        throw new CaSettingsError(
+          `--name: expected 1-64 of A-Z a-z 0-9 . _ @ + - starting with a letter or digit, got ${JSON.stringify(flags.name)}`,
         );
-        io.stdout((await tokens.issue(flags.service, flags.ttl)) + '\n');
-      }),
-    ),
+      }
+      const tokens = await openTokens(
+        new FileCaStore(flags.dataDir),
+        await readTokenKey(flags.tokenKey),
+      );
+      const minted = flags.operator
+        ? await tokens.issueOperator({ name: flags.name, scope: flags.scope, ttlMs: flags.ttl })
+        : await tokens.issue(flags.service!, flags.ttl);
+      io.stdout(minted + '\n');
+    }),
   );
-  return token;
+}
+
+function revokeCommand(io: Io): Command {
+  const prefix = 'lucid-mesh token revoke';
+  return configure(
+    new Command('revoke')
+      .description(
+        'Revoke a token by its id (see `token list`): a control plane serving from this data ' +
+          'directory refuses it at once on the xDS and the admin port, and closes what it had opened.',
+      )
+      .addOption(new Option('--id <id>', 'the token id (jti), 32 hex digits (required)'))
+      .addOption(dataDirOption())
+      .addHelpText('after', '\nExample:\n  lucid-mesh token revoke --id 3f9c0d...\n'),
+    prefix,
+    io,
+  ).action((flags: { id?: string; dataDir: string }) =>
+    guarded(prefix, io, async () => {
+      if (flags.id === undefined) throw new CaSettingsError('--id: required (see `token list`)');
+      if (!TOKEN_ID.test(flags.id)) {
+        throw new CaSettingsError(
+          `--id: expected a token id (32 lowercase hex digits, as \`token list\` shows), got ${JSON.stringify(flags.id)}`,
+        );
+      }
+      const store = new FileCaStore(flags.dataDir);
+      const tokens = await openTokens(store, undefined);
+      const { known, alreadyRevoked } = await tokens.revoke(flags.id);
+      if (alreadyRevoked) {
+        io.stdout(`Token ${flags.id} was already revoked.\n`);
+        return;
+      }
+      io.stdout(
+        `Revoked ${flags.id}${known ? '' : ' (not in the token log of ' + store.location + ': revoked anyway)'}.\n`,
+      );
+    }),
+  );
+}
+
+function listCommand(io: Io): Command {
+  const prefix = 'lucid-mesh token list';
+  return configure(
+    new Command('list')
+      .description(
+        'List the tokens issued from this data directory and not long expired: id, kind, ' +
+          'subject, scope, expiry, and whether they are valid, expired or revoked.',
+      )
+      .addOption(dataDirOption())
+      .addOption(new Option('--json', 'machine-readable output')),
+    prefix,
+    io,
+  ).action((flags: { dataDir: string; json?: boolean }) =>
+    guarded(prefix, io, async () => {
+      const store = new FileCaStore(flags.dataDir);
+      const now = io.now();
+      const records = [...(await store.loadTokens())].sort((a, b) =>
+        (a.issuedAt ?? a.revokedAt ?? '').localeCompare(b.issuedAt ?? b.revokedAt ?? ''),
+      );
+      if (flags.json) {
+        const tokens = records.map((r) => ({ ...r, state: tokenState(r, now) }));
+        io.stdout(JSON.stringify({ store: store.location, tokens }, null, 2) + '\n');
+        return;
+      }
+      if (records.length === 0) {
+        io.stdout(`No tokens in ${store.location}.\n`);
+        return;
+      }
+      io.stdout(tokenTable(records, now).join('\n') + '\n');
+    }),
+  );
+}
+
+function tokenTable(records: readonly TokenRecord[], now: number): string[] {
+  const until = (iso: string | undefined): string => {
+    if (iso === undefined) return '-';
+    const ms = Date.parse(iso) - now;
+    return ms >= 0 ? `in ${formatDuration(ms)}` : `${formatDuration(-ms)} ago`;
+  };
+  return table([
+    ['ID', 'KIND', 'SUBJECT', 'SCOPE', 'EXPIRES AT', 'EXPIRES', 'STATE'],
+    ...records.map((r) => {
+      const state = tokenState(r, now);
+      return [
+        r.id,
+        r.kind ?? '?',
+        r.subject ?? '?',
+        r.scope ?? '-',
+        r.expiresAt ?? '?',
+        until(r.expiresAt),
+        state === 'revoked' ? `revoked ${r.revokedAt}` : state,
+      ];
+    }),
+  ]);
 }
 
 function durationOption(flag: string, maxMs: number) {

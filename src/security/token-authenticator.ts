@@ -1,18 +1,19 @@
-// ADS callers authenticate with a token from `lucid-mesh token issue`, sent by Envoy as gRPC
-// initial metadata (`authorization: Bearer <token>`, written by `lucid-mesh bootstrap --token`).
+// ADS callers authenticate with a proxy token from `lucid-mesh token issue --service NAME`,
+// sent by Envoy as gRPC initial metadata (`authorization: Bearer <token>`, written by
+// `lucid-mesh bootstrap --token`). Operator tokens are refused here (they are for /v1/), and so
+// is a revoked token; `watch` tells a stream that its token was revoked after it was opened.
 import * as grpc from '@grpc/grpc-js';
-import { ProxyTokenError, type ProxyTokenAuthority } from '../ca/tokens.js';
+import { TokenError, tokenIdOf, type TokenAuthority } from '../ca/tokens.js';
 import { AuthError, type ProxyAuthenticator } from '../xds/auth.js';
 
 export const TOKEN_METADATA_KEY = 'authorization';
 
 export class TokenAuthenticator implements ProxyAuthenticator {
-  constructor(private readonly tokens: ProxyTokenAuthority) {}
+  constructor(private readonly tokens: TokenAuthority) {}
 
   async authenticate(metadata: grpc.Metadata): Promise<string> {
-    const header = metadata.get(TOKEN_METADATA_KEY)[0];
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
-    if (!match) {
+    const token = bearerToken(metadata);
+    if (token === undefined) {
       throw new AuthError(
         grpc.status.UNAUTHENTICATED,
         'missing-token',
@@ -20,9 +21,9 @@ export class TokenAuthenticator implements ProxyAuthenticator {
       );
     }
     try {
-      return (await this.tokens.verify(match[1]!)).service;
+      return (await this.tokens.verify(token)).service;
     } catch (err) {
-      const reason = err instanceof ProxyTokenError ? err.reason : 'bad-token';
+      const reason = err instanceof TokenError ? err.reason : 'bad-token';
       throw new AuthError(
         grpc.status.UNAUTHENTICATED,
         reason,
@@ -30,4 +31,35 @@ export class TokenAuthenticator implements ProxyAuthenticator {
       );
     }
   }
+
+  /**
+   * For a stream `authenticate` accepted: calls `revoked` (once) when its token is revoked,
+   * at once if it already is. Returns the function that stops watching (the stream closed).
+   */
+  watch(metadata: grpc.Metadata, revoked: (err: AuthError) => void): () => void {
+    const token = bearerToken(metadata);
+    const id = token === undefined ? undefined : tokenIdOf(token);
+    if (id === undefined) return () => undefined;
+    const fire = (): void => {
+      stop();
+      revoked(
+        new AuthError(
+          grpc.status.UNAUTHENTICATED,
+          'revoked',
+          `proxy token ${id} was revoked (lucid-mesh token revoke); the stream is closed`,
+        ),
+      );
+    };
+    const stop = this.tokens.onRevoked((ids) => {
+      if (ids.has(id)) fire();
+    });
+    if (this.tokens.isRevoked(id)) fire();
+    return stop;
+  }
+}
+
+function bearerToken(metadata: grpc.Metadata): string | undefined {
+  const header = metadata.get(TOKEN_METADATA_KEY)[0];
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
+  return match?.[1];
 }

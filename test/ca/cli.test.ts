@@ -3,11 +3,12 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../src/ca/authority.js';
 import { FileCaStore } from '../../src/ca/file-store.js';
 import { LeafManager, type CaChange } from '../../src/ca/leaf-manager.js';
-import { ProxyTokenAuthority } from '../../src/ca/tokens.js';
+import { TokenAuthority } from '../../src/ca/tokens.js';
 import { caCommand, tokenCommand, type CaCommandIo } from '../../src/cli/ca-command.js';
 import { runCommand } from '../support/run-command.js';
 import { cliEntry } from '../support/tools.js';
@@ -188,9 +189,7 @@ describe('lucid-mesh token issue', () => {
     const res = await token('issue', '--service', 'web', '--ttl', '2h', '--data-dir', dir);
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
-    const verified = await (
-      await ProxyTokenAuthority.open(new FileCaStore(dir))
-    ).verify(res.stdout);
+    const verified = await (await TokenAuthority.open(new FileCaStore(dir))).verify(res.stdout);
     expect(verified.service).toBe('web');
     const left = verified.expiresAt.getTime() - Date.now();
     expect(left).toBeGreaterThan(2 * 3_600_000 - 5_000);
@@ -200,9 +199,7 @@ describe('lucid-mesh token issue', () => {
   it('defaults to 24 h', async () => {
     const dir = tempDir();
     const res = await token('issue', '--service', 'api', '--data-dir', dir);
-    const verified = await (
-      await ProxyTokenAuthority.open(new FileCaStore(dir))
-    ).verify(res.stdout);
+    const verified = await (await TokenAuthority.open(new FileCaStore(dir))).verify(res.stdout);
     expect(verified.expiresAt.getTime() - Date.now()).toBeGreaterThan(24 * 3_600_000 - 5_000);
   });
 
@@ -210,7 +207,7 @@ describe('lucid-mesh token issue', () => {
     const dir = tempDir();
     expect(await token('issue', '--data-dir', dir)).toMatchObject({
       code: 2,
-      stderr: 'lucid-mesh token issue: --service: required\n',
+      stderr: 'lucid-mesh token issue: --service: required (or --operator for an operator token)\n',
     });
     expect(await token('issue', '--service', 'Web_1', '--data-dir', dir)).toMatchObject({
       code: 2,
@@ -222,6 +219,112 @@ describe('lucid-mesh token issue', () => {
     expect(ttl.stderr).toContain(
       '--ttl: expected a duration from 1s to 3650d like 30m, 24h or 7d, got "5 weeks"',
     );
+  });
+});
+
+describe('lucid-mesh token issue --operator, revoke, list', () => {
+  it('--operator [--scope] [--name]: an operator token; read by default', async () => {
+    const dir = tempDir();
+    const tokens = await TokenAuthority.open(new FileCaStore(dir));
+    const plain = await token('issue', '--operator', '--data-dir', dir);
+    expect(plain.code).toBe(0);
+    expect(await tokens.verifyOperator(plain.stdout)).toMatchObject({
+      name: 'operator',
+      scope: 'read',
+    });
+    const admin = await token(
+      'issue',
+      '--operator',
+      '--scope',
+      'admin',
+      '--name',
+      'deploy-bot',
+      '--ttl',
+      '1h',
+      '--data-dir',
+      dir,
+    );
+    const verified = await tokens.verifyOperator(admin.stdout);
+    expect(verified).toMatchObject({ name: 'deploy-bot', scope: 'admin' });
+    expect(verified.expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(3_600_000);
+    // Not a proxy token.
+    await expect(tokens.verify(admin.stdout)).rejects.toThrow(/this is an operator token/);
+  });
+
+  it('usage errors: kinds mixed, scope or name without --operator, bad values', async () => {
+    const dir = tempDir();
+    const cases: Array<[string[], string]> = [
+      [
+        ['--operator', '--service', 'web'],
+        '--service: a token is for a service or an operator, not both',
+      ],
+      [['--service', 'web', '--scope', 'admin'], '--scope: only with --operator'],
+      [['--service', 'web', '--name', 'x'], '--name: only with --operator'],
+      [['--operator', '--scope', 'root'], '--scope: expected one of read | admin, got "root"'],
+      [
+        ['--operator', '--name', 'a b'],
+        '--name: expected 1-64 of A-Z a-z 0-9 . _ @ + - starting with a letter or digit, got "a b"',
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const res = await token('issue', ...args, '--data-dir', dir);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stderr).toMatch(/^lucid-mesh token issue: .*\n$/);
+      expect(res.stderr).toContain(message);
+    }
+  });
+
+  it('list shows ids, kinds, subjects, scopes, expiry and state; revoke --id marks one revoked', async () => {
+    const dir = tempDir();
+    const web = await token('issue', '--service', 'web', '--data-dir', dir);
+    const alice = await token('issue', '--operator', '--name', 'alice', '--data-dir', dir);
+    const webId = decodeJwt(web.stdout.trim()).jti!;
+    const aliceId = decodeJwt(alice.stdout.trim()).jti!;
+
+    const revoked = await token('revoke', '--id', aliceId, '--data-dir', dir);
+    expect(revoked).toMatchObject({ code: 0, stdout: `Revoked ${aliceId}.\n` });
+    expect((await token('revoke', '--id', aliceId, '--data-dir', dir)).stdout).toBe(
+      `Token ${aliceId} was already revoked.\n`,
+    );
+    await expect(
+      (await TokenAuthority.open(new FileCaStore(dir))).verifyOperator(alice.stdout),
+    ).rejects.toThrow(/was revoked/);
+
+    const list = await token('list', '--data-dir', dir);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ {2}ID +KIND +SUBJECT +SCOPE +EXPIRES AT +EXPIRES +STATE$/);
+    expect(lines[1]).toMatch(
+      new RegExp(`^  ${webId} +proxy +web +- +\\S+Z +in (1d|23h 59m) +valid$`),
+    );
+    expect(lines[2]).toMatch(
+      new RegExp(`^  ${aliceId} +operator +alice +read +\\S+Z +in (1d|23h 59m) +revoked \\d{4}-`),
+    );
+    const json = JSON.parse((await token('list', '--json', '--data-dir', dir)).stdout) as {
+      tokens: Array<{ id: string; state: string; kind: string }>;
+    };
+    expect(json.tokens.map((t) => [t.id, t.kind, t.state])).toEqual([
+      [webId, 'proxy', 'valid'],
+      [aliceId, 'operator', 'revoked'],
+    ]);
+  });
+
+  it('revoke: --id required and checked; an unknown id is revoked with a note', async () => {
+    const dir = tempDir();
+    expect(await token('revoke', '--data-dir', dir)).toMatchObject({
+      code: 2,
+      stderr: 'lucid-mesh token revoke: --id: required (see `token list`)\n',
+    });
+    expect(await token('revoke', '--id', 'abc', '--data-dir', dir)).toMatchObject({
+      code: 2,
+      stderr:
+        'lucid-mesh token revoke: --id: expected a token id (32 lowercase hex digits, as `token list` shows), got "abc"\n',
+    });
+    const unknown = 'ffffffffffffffffffffffffffffffff';
+    const res = await token('revoke', '--id', unknown, '--data-dir', dir);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain(`Revoked ${unknown} (not in the token log of`);
+    expect((await token('list', '--data-dir', dir)).stdout).toContain(`${unknown}  ?`);
   });
 });
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../src/ca/authority.js';
 import { FILE_STORE_LAYOUT, FileCaStore } from '../../src/ca/file-store.js';
 import { generateRoot, withNewActive } from '../../src/ca/roots.js';
-import { ProxyTokenAuthority } from '../../src/ca/tokens.js';
+import { TokenAuthority } from '../../src/ca/tokens.js';
 import { tempDir } from './helpers.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
@@ -17,7 +17,7 @@ describe('FileCaStore', () => {
     const dataDir = join(tempDir(), 'state');
     const first = await CertificateAuthority.open({ store: new FileCaStore(dataDir) });
     const serial = first.activeRoot().serial;
-    await ProxyTokenAuthority.open(new FileCaStore(dataDir));
+    await TokenAuthority.open(new FileCaStore(dataDir));
 
     const keyFile = join(dataDir, FILE_STORE_LAYOUT.rootKey(serial));
     expect(mode(keyFile)).toBe(0o600);
@@ -139,7 +139,7 @@ describe('FileCaStore', () => {
   it('creates the token key once, even when several processes race for it', async () => {
     const dataDir = tempDir();
     const keys = await Promise.all(
-      [1, 2, 3].map(() => ProxyTokenAuthority.open(new FileCaStore(dataDir))),
+      [1, 2, 3].map(() => TokenAuthority.open(new FileCaStore(dataDir))),
     );
     expect(new Set(keys.map((k) => k.keyId)).size).toBe(1);
   });

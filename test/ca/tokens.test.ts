@@ -3,17 +3,17 @@ import { createPrivateKey } from 'node:crypto';
 import { SignJWT, UnsecuredJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { MemoryCaStore } from '../../src/ca/store.js';
-import { ProxyTokenAuthority, ProxyTokenError } from '../../src/ca/tokens.js';
+import { TokenAuthority, TokenError } from '../../src/ca/tokens.js';
 import { ManualClock } from './manual-clock.js';
 
 const HOUR = 3_600_000;
 
-async function refusal(promise: Promise<unknown>): Promise<ProxyTokenError> {
+async function refusal(promise: Promise<unknown>): Promise<TokenError> {
   try {
     await promise;
   } catch (err) {
-    expect(err).toBeInstanceOf(ProxyTokenError);
-    return err as ProxyTokenError;
+    expect(err).toBeInstanceOf(TokenError);
+    return err as TokenError;
   }
   throw new Error('expected the token to be refused');
 }
@@ -21,10 +21,11 @@ async function refusal(promise: Promise<unknown>): Promise<ProxyTokenError> {
 describe('proxy tokens', () => {
   it('round-trips the service and expiry; ES256 with a key id', async () => {
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const tokens = await ProxyTokenAuthority.open(new MemoryCaStore(), { clock });
+    const tokens = await TokenAuthority.open(new MemoryCaStore(), { clock });
     const token = await tokens.issue('web');
     expect(await tokens.verify(token)).toEqual({
       service: 'web',
+      id: decodeJwt(token).jti,
       expiresAt: new Date(Date.UTC(2030, 0, 2)),
     });
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'ES256', typ: 'JWT', kid: tokens.keyId });
@@ -37,14 +38,14 @@ describe('proxy tokens', () => {
 
   it('shares the key through the store: another process verifies what this one issued', async () => {
     const store = new MemoryCaStore();
-    const cli = await ProxyTokenAuthority.open(store);
-    const server = await ProxyTokenAuthority.open(store);
+    const cli = await TokenAuthority.open(store);
+    const server = await TokenAuthority.open(store);
     expect((await server.verify(await cli.issue('wallet', 7 * 24 * HOUR))).service).toBe('wallet');
   });
 
   it('refuses an expired token (reason "expired")', async () => {
     const clock = new ManualClock();
-    const tokens = await ProxyTokenAuthority.open(new MemoryCaStore(), { clock });
+    const tokens = await TokenAuthority.open(new MemoryCaStore(), { clock });
     const token = await tokens.issue('web', HOUR);
     await clock.advance(HOUR + 1000);
     const err = await refusal(tokens.verify(token));
@@ -53,15 +54,15 @@ describe('proxy tokens', () => {
   });
 
   it('refuses a token signed by another CA store (reason "bad-signature")', async () => {
-    const ours = await ProxyTokenAuthority.open(new MemoryCaStore());
-    const theirs = await ProxyTokenAuthority.open(new MemoryCaStore());
+    const ours = await TokenAuthority.open(new MemoryCaStore());
+    const theirs = await TokenAuthority.open(new MemoryCaStore());
     const err = await refusal(ours.verify(await theirs.issue('web')));
     expect(err.reason).toBe('bad-signature');
     expect(err.message).toContain('signature does not verify');
   });
 
   it('refuses a token whose service was edited (reason "bad-signature")', async () => {
-    const tokens = await ProxyTokenAuthority.open(new MemoryCaStore());
+    const tokens = await TokenAuthority.open(new MemoryCaStore());
     const [header, payload, signature] = (await tokens.issue('web')).split('.');
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
     const forged = Buffer.from(JSON.stringify({ ...claims, sub: 'wallet' })).toString('base64url');
@@ -71,7 +72,7 @@ describe('proxy tokens', () => {
   });
 
   it('refuses garbage, empty and unsigned tokens (reason "malformed")', async () => {
-    const tokens = await ProxyTokenAuthority.open(new MemoryCaStore());
+    const tokens = await TokenAuthority.open(new MemoryCaStore());
     expect((await refusal(tokens.verify(''))).message).toBe('proxy token is empty');
     expect((await refusal(tokens.verify('not-a-jwt'))).reason).toBe('malformed');
     const unsigned = new UnsecuredJWT({})
@@ -85,13 +86,14 @@ describe('proxy tokens', () => {
 
   it('refuses a validly signed token for another audience (reason "invalid-claims")', async () => {
     const store = new MemoryCaStore();
-    const tokens = await ProxyTokenAuthority.open(store);
+    const tokens = await TokenAuthority.open(store);
     const key = createPrivateKey(await store.loadOrCreateTokenKey(async () => ''));
     const other = await new SignJWT({})
       .setProtectedHeader({ alg: 'ES256' })
       .setIssuer('lucid-mesh')
       .setAudience('someone-else')
       .setSubject('web')
+      .setJti('0123456789abcdef0123456789abcdef')
       .setExpirationTime('1h')
       .sign(key);
     const err = await refusal(tokens.verify(other));
@@ -100,7 +102,7 @@ describe('proxy tokens', () => {
   });
 
   it('will not mint tokens for invalid services or silly lifetimes', async () => {
-    const tokens = await ProxyTokenAuthority.open(new MemoryCaStore());
+    const tokens = await TokenAuthority.open(new MemoryCaStore());
     await expect(tokens.issue('Web')).rejects.toThrow(/"Web"/);
     await expect(tokens.issue('web', 0)).rejects.toThrow(/between 1 s and 3650 d/);
   });
