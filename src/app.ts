@@ -3,6 +3,7 @@
 // streams, authorization policy). Used by `lucid-mesh serve`, the demo and the end-to-end
 // tests, so they all run the same thing.
 import type * as grpc from '@grpc/grpc-js';
+import { OperatorTokenAuthorizer, type AdminAuthMode } from './admin/auth.js';
 import { AdminServer } from './admin/http-server.js';
 import { configErrors } from './admin/mesh-endpoints.js';
 import type { OpenedCa } from './ca/open.js';
@@ -29,6 +30,14 @@ export interface SecurityOptions {
   readonly auth: 'token' | 'none';
   /** Authorization policy (needs mtls: callers are known by their certificates). */
   readonly policy?: PolicyProvider;
+  /**
+   * The admin API: `token` (default): every path but /health, /ready and /metrics needs an
+   * operator token signed by `ca`; `none`: open (development). Without `security` at all the
+   * admin API is open too.
+   */
+  readonly adminAuth?: AdminAuthMode;
+  /** Serve the admin port over HTTPS with this certificate chain and key (PEM). */
+  readonly adminTls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
 export interface ControlPlaneOptions {
@@ -145,6 +154,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   };
 
   let lastSourceError: string | undefined;
+  const operatorAuth =
+    security && (security.adminAuth ?? 'token') === 'token'
+      ? new OperatorTokenAuthorizer(security.ca.tokens)
+      : undefined;
   const admin = new AdminServer({
     registry: metrics.registry,
     store,
@@ -159,6 +172,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       }
       return `waiting for the first complete catalog from the ${source.name} source${lastSourceError ? `; last error: ${lastSourceError}` : ''}`;
     },
+    auth: operatorAuth,
+    authFailed: (reason) => metrics.adminAuthFailures.inc({ reason }),
+    tls: security?.adminTls,
   });
 
   const adminPort = await admin.listen(opts.host, opts.adminPort);
@@ -194,6 +210,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       source: source.name,
       mtls: security?.mtls ?? false,
       auth: security?.auth ?? 'none',
+      adminAuth: operatorAuth ? 'token' : 'none',
+      adminTls: security?.adminTls !== undefined,
       policy: policy !== undefined,
     },
     'lucid-mesh control plane started',

@@ -1,11 +1,14 @@
 // The operator HTTP server (seeds: port 8080): liveness, readiness, Prometheus metrics,
 // per-proxy sync status, snapshot dumps, a live event stream, and the mesh model (see
-// mesh-endpoints.ts).
+// mesh-endpoints.ts). Everything but the probes and /metrics needs an operator token when an
+// authorizer is given (auth.ts); HTTPS when given a certificate.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { EventHub } from '../telemetry/events.js';
 import type { StreamInfo } from '../xds/type-status.js';
+import { OPEN_PATHS, type AdminAuthorizer } from './auth.js';
 import { configErrors, meshDump, routeExplain, type ConfigErrors } from './mesh-endpoints.js';
 import { proxyRows } from './proxies.js';
 import { DumpError, parseKind, snapshotDump } from './snapshot-dump.js';
@@ -19,6 +22,12 @@ export interface AdminDeps {
   events: EventHub;
   /** /v1/config/errors; default: the current mesh's problems and unsupported input. */
   configErrors?(): ConfigErrors;
+  /** Operator tokens for every path but /health, /ready, /metrics; without it all is open. */
+  auth?: AdminAuthorizer;
+  /** A request refused by `auth` (the reason is a metric label). */
+  authFailed?(reason: string): void;
+  /** Serve HTTPS with this certificate chain and key (PEM). */
+  tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
 const ENDPOINTS = [
@@ -38,12 +47,15 @@ export class AdminServer {
   private readonly server: Server;
 
   constructor(private readonly deps: AdminDeps) {
-    this.server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.route(req, res).catch((err: Error) => {
         if (err instanceof DumpError) send(res, err.status, { error: err.message });
         else send(res, 500, { error: err.message });
       });
-    });
+    };
+    this.server = deps.tls
+      ? createHttpsServer({ cert: deps.tls.cert, key: deps.tls.key }, handler)
+      : createServer(handler);
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -65,6 +77,7 @@ export class AdminServer {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (!OPEN_PATHS.has(url.pathname) && !(await this.authorized(req, res))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'only GET' });
     switch (url.pathname) {
       case '/health':
@@ -114,6 +127,32 @@ export class AdminServer {
       default:
         return send(res, 404, { error: `no such endpoint ${url.pathname}`, endpoints: ENDPOINTS });
     }
+  }
+
+  /**
+   * Whether the request carries a token allowed to do this; if not, the refusal is sent
+   * (401/403, JSON naming the reason). A granted request ends if its token is revoked while it
+   * runs (an event stream).
+   */
+  private async authorized(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const auth = this.deps.auth;
+    if (!auth) return true;
+    const result = await auth.authorize(req.headers.authorization, req.method);
+    if (!result.ok) {
+      this.deps.authFailed?.(result.reason);
+      const error = result.status === 401 ? 'invalid_token' : 'insufficient_scope';
+      res.setHeader(
+        'www-authenticate',
+        req.headers.authorization === undefined
+          ? 'Bearer realm="lucid-mesh"'
+          : `Bearer realm="lucid-mesh", error="${error}"`,
+      );
+      send(res, result.status, { error: result.message, reason: result.reason });
+      return false;
+    }
+    const stop = auth.onRevoked(result.id, () => res.destroy());
+    res.once('close', stop);
+    return true;
   }
 
   /** Server-Sent Events: one `event: <kind>` + JSON `data:` per mesh event, until the client leaves. */

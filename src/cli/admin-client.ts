@@ -1,50 +1,215 @@
-// How operator commands reach a running control plane's admin HTTP API.
-import { Option } from 'commander';
+// How operator commands reach a running control plane's admin HTTP API: its address
+// (--server), the operator token they send (--token / --token-file / LUCID_OPERATOR_TOKEN),
+// and the CA of an https:// server's certificate (--server-ca).
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Option, type Command } from 'commander';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
 export function serverOption(): Option {
-  return new Option('--server <url>', 'admin HTTP address of the control plane')
+  return new Option('--server <url>', 'admin HTTP(S) address of the control plane')
     .env('LUCID_SERVER')
     .default(DEFAULT_SERVER);
 }
 
+/** --server and what it takes to be let in: the flags every operator command has. */
+export function operatorOptions(): Option[] {
+  return [
+    serverOption(),
+    new Option(
+      '--token <token>',
+      'operator token (lucid-mesh token issue --operator), sent as `Authorization: Bearer`',
+    ).env('LUCID_OPERATOR_TOKEN'),
+    new Option('--token-file <file>', 'read the operator token from FILE instead').env(
+      'LUCID_OPERATOR_TOKEN_FILE',
+    ),
+    new Option(
+      '--server-ca <file>',
+      "PEM CA the control plane's admin certificate chains to (https:// servers; default: the system's CAs)",
+    ).env('LUCID_SERVER_CA'),
+  ];
+}
+
+export function withOperatorOptions(cmd: Command): Command {
+  for (const option of operatorOptions()) cmd.addOption(option);
+  return cmd;
+}
+
+interface OperatorFlags {
+  server: string;
+  token?: string;
+  tokenFile?: string;
+  serverCa?: string;
+}
+
+/** Where and how to reach the admin API. */
+export interface AdminConnection {
+  readonly server: string;
+  readonly token?: string;
+  /** PEM CA for an https:// server. */
+  readonly ca?: string;
+}
+
+/** A flag that cannot be used: one line, exit 2. */
+export class AdminFlagError extends Error {}
+/** The control plane is not there (or not speaking what we expect): one line, exit 1. */
 export class AdminUnreachable extends Error {}
+/** The control plane refused the token (401/403): one line, exit 1; retrying will not help. */
+export class AdminAuthError extends Error {}
+
+/** The connection an operator command's flags describe (flags win over environment). */
+export function adminConnection(cmd: Command): AdminConnection {
+  const flags = cmd.opts<OperatorFlags>();
+  let url: URL | undefined;
+  try {
+    url = new URL(flags.server);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new AdminFlagError(
+      `--server: expected http://HOST:PORT or https://HOST:PORT, got ${JSON.stringify(flags.server)}`,
+    );
+  }
+  const token = operatorToken(cmd, flags);
+  const ca =
+    url.protocol === 'https:' && flags.serverCa !== undefined
+      ? readFlagFile('--server-ca', flags.serverCa)
+      : undefined;
+  return { server: flags.server, token, ca };
+}
+
+function operatorToken(cmd: Command, flags: OperatorFlags): string | undefined {
+  const token = flags.token?.trim() || undefined;
+  const file = flags.tokenFile || undefined;
+  let useFile = file !== undefined;
+  if (token !== undefined && file !== undefined) {
+    const fromCli = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+    if (fromCli('token') === fromCli('tokenFile')) {
+      throw new AdminFlagError('--token-file: give --token or --token-file, not both');
+    }
+    useFile = fromCli('tokenFile');
+  }
+  if (!useFile) return token;
+  const text = readFlagFile('--token-file', file!).trim();
+  if (text === '') throw new AdminFlagError(`--token-file: ${JSON.stringify(file)} is empty`);
+  return text;
+}
+
+function readFlagFile(flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AdminFlagError(
+      `${flag}: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+}
+
+/** Sends a GET; resolves with the response whatever its status (see `checked`). */
+function get(
+  conn: AdminConnection,
+  path: string,
+  opts: { accept?: string; timeoutMs?: number } = {},
+): Promise<IncomingMessage> {
+  const url = new URL(path, conn.server);
+  const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+  if (conn.token !== undefined) headers.authorization = `Bearer ${conn.token}`;
+  const signal = opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined;
+  return new Promise((resolve, reject) => {
+    const req =
+      url.protocol === 'https:'
+        ? httpsRequest(url, { headers, signal, ...(conn.ca !== undefined ? { ca: conn.ca } : {}) })
+        : httpRequest(url, { headers, signal });
+    req.once('response', resolve);
+    req.once('error', (err) => reject(new AdminUnreachable(unreachableMessage(conn.server, err))));
+    req.end();
+  });
+}
+
+async function readBody(res: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const chunk of res) text += (chunk as Buffer).toString();
+  return text;
+}
+
+/** `res` if it is a success; otherwise the one-line error it deserves (the body is read). */
+async function checked(
+  conn: AdminConnection,
+  path: string,
+  res: IncomingMessage,
+): Promise<IncomingMessage> {
+  const status = res.statusCode ?? 0;
+  if (status >= 200 && status < 300) return res;
+  const text = await readBody(res).catch(() => '');
+  let body: { error?: string; reason?: string } = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    // not JSON: use the text
+  }
+  const message = (body.error ?? text.trim()).replace(/\s*\n\s*/g, ' ');
+  if (status === 401 || status === 403) throw new AdminAuthError(authMessage(conn, status, body));
+  throw new Error(`${new URL(path, conn.server).pathname}: HTTP ${status}: ${message}`);
+}
+
+function authMessage(
+  conn: AdminConnection,
+  status: number,
+  body: { error?: string; reason?: string },
+): string {
+  if (conn.token === undefined) {
+    return (
+      `the control plane at ${conn.server} needs an operator token (HTTP ${status}): pass ` +
+      '--token, --token-file or LUCID_OPERATOR_TOKEN (lucid-mesh token issue --operator)'
+    );
+  }
+  const reason = body.reason ? ` ${body.reason}` : '';
+  const why = body.error ? `: ${body.error}` : '';
+  return `the control plane at ${conn.server} refused the operator token (HTTP ${status}${reason})${why}`;
+}
 
 /** GET a JSON document; one clear message when the server is down or answers an error. */
-export async function getJson<T>(server: string, path: string): Promise<T> {
-  const url = new URL(path, server);
-  let res: Response;
+export async function getJson<T>(conn: AdminConnection, path: string): Promise<T> {
+  const res = await checked(conn, path, await get(conn, path, { timeoutMs: 5000 }));
+  let text: string;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    text = await readBody(res);
   } catch (err) {
-    throw new AdminUnreachable(unreachableMessage(server, err));
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    let message = text.trim();
-    try {
-      message = (JSON.parse(text) as { error?: string }).error ?? message;
-    } catch {
-      // not JSON: use the text
-    }
-    throw new Error(`${url.pathname}: HTTP ${res.status}: ${message}`);
+    throw new AdminUnreachable(unreachableMessage(conn.server, err));
   }
   return JSON.parse(text) as T;
 }
 
+/** Opens an event stream (Server-Sent Events); the body is read by the caller. */
+export async function openEventStream(
+  conn: AdminConnection,
+  path: string,
+): Promise<IncomingMessage> {
+  return checked(conn, path, await get(conn, path, { accept: 'text/event-stream' }));
+}
+
 export function unreachableMessage(server: string, err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) {
+    return `cannot verify the certificate of the control plane at ${server} (${code}): give its CA with --server-ca or LUCID_SERVER_CA`;
+  }
+  if (code === 'EPROTO') {
+    return `the control plane at ${server} does not speak TLS (EPROTO): use http:// for a server without --admin-tls-cert`;
+  }
+  const why = code ?? e.cause?.message ?? e.message;
   return `cannot reach the control plane at ${server} (${why}); is \`lucid-mesh serve\` running? Use --server or LUCID_SERVER`;
 }
 
-/** Runs a command body; errors become one line on stderr and exit code 1. */
+/** Runs a command body; errors become one line on stderr and exit code 1 (2 for a bad flag). */
 export async function runOperator(command: string, body: () => Promise<void>): Promise<void> {
   try {
     await body();
   } catch (err) {
     process.stderr.write(`lucid-mesh ${command}: ${(err as Error).message}\n`);
-    process.exit(1);
+    process.exit(err instanceof AdminFlagError ? 2 : 1);
   }
 }

@@ -11,7 +11,7 @@ import type { Backend, MeshService, Route } from '../mesh/types.js';
 import type { ConfigProblem } from '../traffic/provider.js';
 import type { Fault, Unsupported } from '../traffic/types.js';
 import { describeUnsupported } from '../traffic/traffic-file.js';
-import { getJson, serverOption } from './admin-client.js';
+import { AdminFlagError, adminConnection, getJson, withOperatorOptions } from './admin-client.js';
 import { EXIT_USAGE_ERROR, withUsageErrors } from './usage.js';
 
 /** Where a command writes and how it exits; tests replace these to run it in-process. */
@@ -51,6 +51,10 @@ export async function runCommandBody(
   } catch (err) {
     if (err instanceof InvalidInput) {
       io.stderr(`${err.lines.join('\n')}\n`);
+      io.exit(EXIT_USAGE_ERROR);
+    }
+    if (err instanceof AdminFlagError) {
+      io.stderr(`lucid-mesh ${command}: ${err.message}\n`);
       io.exit(EXIT_USAGE_ERROR);
     }
     io.stderr(`lucid-mesh ${command}: ${(err as Error).message}\n`);
@@ -232,17 +236,17 @@ export function renderMesh(dump: MeshDump): string {
 export function meshCommand(io: CommandIo = {}): Command {
   const out = resolveIo(io);
   return withUsageErrors(
-    new Command('mesh')
-      .description(
+    withOperatorOptions(
+      new Command('mesh').description(
         'Show the mesh model of a running control plane: per service its protocol, backends, routes and callers; then configuration problems and unsupported input.',
-      )
-      .addOption(serverOption())
+      ),
+    )
       .option('--service <name>', 'only this service (and the problems naming it)')
       .option('--json', 'print the raw JSON of GET /v1/mesh', false)
-      .action(async (flags: { server: string; service?: string; json: boolean }) =>
+      .action(async (flags: { service?: string; json: boolean }, cmd: Command) =>
         runCommandBody(out, 'mesh', async () => {
           const query = flags.service ? `?${new URLSearchParams({ service: flags.service })}` : '';
-          const dump = await getJson<MeshDump>(flags.server, `/v1/mesh${query}`);
+          const dump = await getJson<MeshDump>(adminConnection(cmd), `/v1/mesh${query}`);
           out.stdout(flags.json ? `${JSON.stringify(dump, null, 2)}\n` : renderMesh(dump));
         }),
       ),

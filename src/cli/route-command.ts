@@ -14,7 +14,7 @@ import { DEFAULT_MESH_SETTINGS, type Mesh } from '../mesh/types.js';
 import { DEFAULT_NAMESPACE, DEFAULT_TRUST_DOMAIN, parsePolicyText } from '../policy/schema.js';
 import { parseTrafficText } from '../traffic/traffic-file.js';
 import { EMPTY_TRAFFIC, type HeaderEdits } from '../traffic/types.js';
-import { getJson, serverOption } from './admin-client.js';
+import { adminConnection, getJson, withOperatorOptions } from './admin-client.js';
 import {
   InvalidInput,
   backendSettings,
@@ -196,20 +196,21 @@ export function routeCommand(io: CommandIo = {}): Command {
   const configure = (cmd: Command): Command => withUsageErrors(cmd, PREFIX, out);
 
   const explain = withUsageErrors(
-    new Command('explain')
-      .description(
-        "Say which route of TO a request from FROM's sidecar matches, where it goes (weights, " +
-          'timeout, retries, rewrite, fault, mirror) and whether RBAC allows it. Against a ' +
-          'running control plane, or offline with --catalog [--traffic] [--policy].',
-      )
-      .addOption(new Option('--from <service>', 'calling service').makeOptionMandatory())
-      .addOption(new Option('--to <service>', 'called service').makeOptionMandatory())
-      .addOption(
-        new Option('--path <path>', 'request path, may include ?query').makeOptionMandatory(),
-      )
-      .option('--method <method>', 'request method (default GET)')
-      .option('--header <name=value>', 'a request header (repeatable)', collect, [])
-      .addOption(serverOption())
+    withOperatorOptions(
+      new Command('explain')
+        .description(
+          "Say which route of TO a request from FROM's sidecar matches, where it goes (weights, " +
+            'timeout, retries, rewrite, fault, mirror) and whether RBAC allows it. Against a ' +
+            'running control plane, or offline with --catalog [--traffic] [--policy].',
+        )
+        .addOption(new Option('--from <service>', 'calling service').makeOptionMandatory())
+        .addOption(new Option('--to <service>', 'called service').makeOptionMandatory())
+        .addOption(
+          new Option('--path <path>', 'request path, may include ?query').makeOptionMandatory(),
+        )
+        .option('--method <method>', 'request method (default GET)')
+        .option('--header <name=value>', 'a request header (repeatable)', collect, []),
+    )
       .option('--catalog <file>', 'offline: build the mesh from this catalog file')
       .option('--traffic <file>', 'offline: traffic configuration (Consul config entries)')
       .option('--policy <file>', 'offline: authorization policy')
@@ -254,7 +255,7 @@ export function routeCommand(io: CommandIo = {}): Command {
               for (const v of values) query.append('header', `${name}:${v}`);
             }
             explanation = await getJson<RouteExplanation>(
-              flags.server,
+              adminConnection(cmd),
               `/v1/route/explain?${query}`,
             );
           } else {

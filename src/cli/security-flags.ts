@@ -1,8 +1,11 @@
-// `lucid-mesh serve` security flags → SecurityOptions: the CA (mTLS certificates, proxy
-// tokens), whether streams must authenticate, the authorization policy, TLS on the xDS port.
+// `lucid-mesh serve` security flags → SecurityOptions: the CA (mTLS certificates, proxy and
+// operator tokens), whether streams must authenticate, the authorization policy, TLS on the
+// xDS port, and the admin API's authentication and TLS.
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { Option } from 'commander';
+import { ADMIN_AUTH_MODES } from '../admin/auth.js';
 import type { SecurityOptions } from '../app.js';
 import { openCa } from '../ca/open.js';
 import { CaSettingsError } from '../ca/settings.js';
@@ -20,6 +23,7 @@ export const AUTH_MODES = ['token', 'none'] as const;
 export interface SecurityFlags {
   mtls: (typeof SWITCH)[number];
   auth: (typeof AUTH_MODES)[number];
+  adminAuth: (typeof ADMIN_AUTH_MODES)[number];
   policy?: string;
   policyConsulKey?: string;
   dataDir: string;
@@ -29,6 +33,8 @@ export interface SecurityFlags {
   trustDomain?: string;
   xdsTlsCert?: string;
   xdsTlsKey?: string;
+  adminTlsCert?: string;
+  adminTlsKey?: string;
 }
 
 /** A flag problem (exit 2); the message names the flag and the value. */
@@ -50,6 +56,13 @@ export function securityCliOptions(): Option[] {
       .env('LUCID_AUTH')
       .default('token')
       .argParser(choiceOption('--auth', AUTH_MODES)),
+    new Option(
+      '--admin-auth <mode>',
+      'token: the admin API (/v1/*) needs an operator token (lucid-mesh token issue --operator); none: open, development only',
+    )
+      .env('LUCID_ADMIN_AUTH')
+      .default('token')
+      .argParser(choiceOption('--admin-auth', ADMIN_AUTH_MODES)),
     new Option(
       '--policy <file>',
       'authorization policy (YAML/JSON), watched; enforced by Envoy RBAC (needs --mtls on)',
@@ -73,6 +86,13 @@ export function securityCliOptions(): Option[] {
       'XDS_TLS_CERT',
     ),
     new Option('--xds-tls-key <file>', 'private key of --xds-tls-cert (PEM)').env('XDS_TLS_KEY'),
+    new Option(
+      '--admin-tls-cert <file>',
+      'serve the admin port over HTTPS with this certificate chain (PEM)',
+    ).env('ADMIN_TLS_CERT'),
+    new Option('--admin-tls-key <file>', 'private key of --admin-tls-cert (PEM)').env(
+      'ADMIN_TLS_KEY',
+    ),
   ];
 }
 
@@ -104,20 +124,27 @@ export async function securityFromFlags(
       `${policyFlag}: needs --mtls on (callers are identified by their certificates)`,
     );
   }
-  if (Boolean(flags.xdsTlsCert) !== Boolean(flags.xdsTlsKey)) {
-    throw new SecurityFlagError(
-      flags.xdsTlsCert
-        ? '--xds-tls-key: required with --xds-tls-cert'
-        : '--xds-tls-cert: required with --xds-tls-key',
-    );
-  }
+  pairedFlags('--xds-tls-cert', flags.xdsTlsCert, '--xds-tls-key', flags.xdsTlsKey);
+  pairedFlags('--admin-tls-cert', flags.adminTlsCert, '--admin-tls-key', flags.adminTlsKey);
   const xdsCredentials = flags.xdsTlsCert ? xdsTls(flags.xdsTlsCert, flags.xdsTlsKey!) : undefined;
+  const adminTls = flags.adminTlsCert
+    ? adminTlsFiles(flags.adminTlsCert, flags.adminTlsKey!)
+    : undefined;
   if (flags.auth === 'none') {
     logger.warn(
       "--auth none: any client that reaches the xDS port can ask for any node's config and certificate; use only for development",
     );
   }
-  if (!mtls && flags.auth === 'none') return { xdsCredentials };
+  if (flags.adminAuth === 'none') {
+    logger.warn(
+      '--admin-auth none: any client that reaches the admin port can read the whole mesh (/v1/*: proxies, config, events); use only for development',
+    );
+  }
+  // The CA is needed for mTLS certificates and for verifying tokens on either port. Admin TLS
+  // alone does not need one, but travels with it: open it then too.
+  if (!mtls && flags.auth === 'none' && flags.adminAuth === 'none' && !adminTls) {
+    return { xdsCredentials };
+  }
   let ca;
   try {
     ca = await openCa({
@@ -140,7 +167,22 @@ export async function securityFromFlags(
       logger.warn({ error: error.message }, 'policy invalid; not ready until it is fixed');
     }
   }
-  return { security: { ca, mtls, auth: flags.auth, policy }, xdsCredentials };
+  return {
+    security: { ca, mtls, auth: flags.auth, policy, adminAuth: flags.adminAuth, adminTls },
+    xdsCredentials,
+  };
+}
+
+function pairedFlags(
+  certFlag: string,
+  cert: string | undefined,
+  keyFlag: string,
+  key: string | undefined,
+): void {
+  if (Boolean(cert) === Boolean(key)) return;
+  throw new SecurityFlagError(
+    cert ? `${keyFlag}: required with ${certFlag}` : `${certFlag}: required with ${keyFlag}`,
+  );
 }
 
 /** The policy from a file, or from a Consul KV key (reached with the --consul flags). */
@@ -159,17 +201,32 @@ function policyProvider(
   return new ConsulPolicy(new ConsulClient(connection), flags.policyConsulKey, logger);
 }
 
+function readFlagFile(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new SecurityFlagError(
+      `${flag}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`,
+    );
+  }
+}
+
 function xdsTls(certFile: string, keyFile: string): grpc.ServerCredentials {
-  const read = (flag: string, file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new SecurityFlagError(
-        `${flag}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`,
-      );
-    }
-  };
-  const cert = read('--xds-tls-cert', certFile);
-  const key = read('--xds-tls-key', keyFile);
+  const cert = readFlagFile('--xds-tls-cert', certFile);
+  const key = readFlagFile('--xds-tls-key', keyFile);
   return grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+}
+
+/** Reads and checks `--admin-tls-cert/--admin-tls-key` before anything listens. */
+function adminTlsFiles(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  const cert = readFlagFile('--admin-tls-cert', certFile);
+  const key = readFlagFile('--admin-tls-key', keyFile);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new SecurityFlagError(
+      `--admin-tls-cert: cannot serve TLS with ${JSON.stringify(certFile)} and --admin-tls-key ${JSON.stringify(keyFile)} (${(err as Error).message})`,
+    );
+  }
+  return { cert, key };
 }

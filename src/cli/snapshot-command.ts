@@ -3,14 +3,15 @@ import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import type { SnapshotDump } from '../admin/snapshot-dump.js';
 import { RESOURCE_KINDS } from '../protos/envoy.js';
-import { getJson, runOperator, serverOption } from './admin-client.js';
+import { adminConnection, getJson, runOperator, withOperatorOptions } from './admin-client.js';
 import { choiceOption } from './options.js';
 
 export function snapshotCommand(): Command {
-  return new Command('snapshot')
-    .description('Print the resources served to NODE (private keys redacted).')
-    .argument('<node>', 'Envoy node id')
-    .addOption(serverOption())
+  return withOperatorOptions(
+    new Command('snapshot')
+      .description('Print the resources served to NODE (private keys redacted).')
+      .argument('<node>', 'Envoy node id'),
+  )
     .addOption(
       new Option('--type <type>', `only one type: ${RESOURCE_KINDS.join(' | ')}`).argParser(
         choiceOption('--type', RESOURCE_KINDS),
@@ -21,18 +22,18 @@ export function snapshotCommand(): Command {
         .default('yaml')
         .argParser(choiceOption('--output', ['json', 'yaml'] as const)),
     )
-    .action(
-      async (node: string, flags: { server: string; type?: string; output: 'json' | 'yaml' }) =>
-        runOperator('snapshot', async () => {
-          const query = new URLSearchParams({ node, ...(flags.type ? { type: flags.type } : {}) });
-          const dump = await getJson<SnapshotDump>(flags.server, `/v1/snapshot?${query}`);
-          if (!dump.connected)
-            process.stderr.write(
-              `note: ${node} is not connected; showing what it would get with default settings\n`,
-            );
-          process.stdout.write(
-            flags.output === 'json' ? `${JSON.stringify(dump, null, 2)}\n` : stringify(dump),
+    .action(async (node: string, flags: { type?: string; output: 'json' | 'yaml' }, cmd: Command) =>
+      runOperator('snapshot', async () => {
+        const conn = adminConnection(cmd);
+        const query = new URLSearchParams({ node, ...(flags.type ? { type: flags.type } : {}) });
+        const dump = await getJson<SnapshotDump>(conn, `/v1/snapshot?${query}`);
+        if (!dump.connected)
+          process.stderr.write(
+            `note: ${node} is not connected; showing what it would get with default settings\n`,
           );
-        }),
+        process.stdout.write(
+          flags.output === 'json' ? `${JSON.stringify(dump, null, 2)}\n` : stringify(dump),
+        );
+      }),
     );
 }

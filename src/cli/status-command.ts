@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import type { ConfigErrors } from '../admin/mesh-endpoints.js';
 import type { ProxyRow } from '../admin/proxies.js';
-import { getJson, serverOption } from './admin-client.js';
+import { adminConnection, getJson, withOperatorOptions } from './admin-client.js';
 import { renderConfigErrors, resolveIo, runCommandBody, type CommandIo } from './mesh-command.js';
 
 const TYPES = ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'] as const;
@@ -11,11 +11,11 @@ const HEADERS = ['NODE', 'SERVICE', 'MODE', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS', '
 
 export function statusCommand(io: CommandIo = {}): Command {
   const out = resolveIo(io);
-  return new Command('status')
-    .description(
+  return withOperatorOptions(
+    new Command('status').description(
       'Show every connected proxy and, per resource type, whether it accepted what it was sent; then the configuration problems in force.',
-    )
-    .addOption(serverOption())
+    ),
+  )
     .option(
       '--json',
       'print the raw JSON of GET /v1/proxies, with GET /v1/config/errors as "config"',
@@ -26,11 +26,12 @@ export function statusCommand(io: CommandIo = {}): Command {
       '\nStates: SYNCED (sent and ACKed), STALE (sent, not yet ACKed), NACKED (rejected; the error is shown),\nNOT_SENT (subscribed, nothing sent yet), - (not subscribed).\n' +
         'Config problems: traffic entries applied in part or not at all (and what was done instead),\nand input lucid-mesh does not implement.',
     )
-    .action(async (flags: { server: string; json: boolean }) =>
+    .action(async (flags: { json: boolean }, cmd: Command) =>
       runCommandBody(out, 'status', async () => {
-        const { proxies } = await getJson<{ proxies: ProxyRow[] }>(flags.server, '/v1/proxies');
+        const conn = adminConnection(cmd);
+        const { proxies } = await getJson<{ proxies: ProxyRow[] }>(conn, '/v1/proxies');
         // A control plane from before /v1/config/errors: the proxies still show.
-        const config = await getJson<ConfigErrors>(flags.server, '/v1/config/errors').catch(
+        const config = await getJson<ConfigErrors>(conn, '/v1/config/errors').catch(
           (err: Error) => err,
         );
         if (flags.json) {

@@ -1,15 +1,23 @@
 // `lucid-mesh tail`: follows GET /v1/events and prints each change as it happens. Reconnects
-// when the control plane restarts; exits 1 if it cannot be reached at all at the start.
+// (with its operator token) when the control plane restarts; exits 1 if it cannot be reached
+// at all at the start, or as soon as the token is refused (revoked, expired).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
 import { RESOURCE_KINDS } from '../protos/envoy.js';
 import type { MeshEvent } from '../telemetry/events.js';
-import { AdminUnreachable, serverOption, unreachableMessage } from './admin-client.js';
+import {
+  AdminAuthError,
+  AdminFlagError,
+  AdminUnreachable,
+  adminConnection,
+  openEventStream,
+  withOperatorOptions,
+  type AdminConnection,
+} from './admin-client.js';
 import { choiceOption } from './options.js';
 import { formatEvent } from './tail-format.js';
 
 interface TailFlags {
-  server: string;
   node?: string;
   type?: string;
   count?: number;
@@ -17,11 +25,11 @@ interface TailFlags {
 }
 
 export function tailCommand(): Command {
-  return new Command('tail')
-    .description(
+  return withOperatorOptions(
+    new Command('tail').description(
       'Follow what the control plane sends: snapshot changes (field by field), pushes, ACKs and NACKs.',
-    )
-    .addOption(serverOption())
+    ),
+  )
     .option('--node <id>', 'only events concerning this node')
     .addOption(
       new Option('--type <type>', `only this type: ${RESOURCE_KINDS.join(' | ')}`).argParser(
@@ -32,7 +40,15 @@ export function tailCommand(): Command {
       new Option('--count <n>', 'exit after N events').argParser((v) => positiveInt('--count', v)),
     )
     .option('--json', 'print events as JSON lines', false)
-    .action(async (flags: TailFlags) => {
+    .action(async (flags: TailFlags, cmd: Command) => {
+      let conn: AdminConnection;
+      try {
+        conn = adminConnection(cmd);
+      } catch (err) {
+        if (!(err instanceof AdminFlagError)) throw err;
+        process.stderr.write(`lucid-mesh tail: ${err.message}\n`);
+        process.exit(2);
+      }
       const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
       let printed = 0;
       let connectedOnce = false;
@@ -40,6 +56,7 @@ export function tailCommand(): Command {
       for (;;) {
         try {
           await follow(
+            conn,
             flags,
             () => {
               connectedOnce = true;
@@ -55,7 +72,8 @@ export function tailCommand(): Command {
             'lucid-mesh tail: the control plane closed the stream; reconnecting\n',
           );
         } catch (err) {
-          if (!connectedOnce) {
+          // A refused token stays refused: say so once instead of retrying forever.
+          if (!connectedOnce || err instanceof AdminAuthError) {
             process.stderr.write(`lucid-mesh tail: ${(err as Error).message}\n`);
             process.exit(1);
           }
@@ -70,6 +88,7 @@ export function tailCommand(): Command {
 }
 
 async function follow(
+  conn: AdminConnection,
   flags: TailFlags,
   onOpen: () => void,
   onEvent: (e: MeshEvent) => void,
@@ -77,19 +96,12 @@ async function follow(
   const query = new URLSearchParams();
   if (flags.node) query.set('node', flags.node);
   if (flags.type) query.set('type', flags.type);
-  const url = new URL(`/v1/events?${query}`, flags.server);
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: { accept: 'text/event-stream' } });
-  } catch (err) {
-    throw new AdminUnreachable(unreachableMessage(flags.server, err));
-  }
-  if (!res.ok || !res.body)
-    throw new Error(`${url.pathname}: HTTP ${res.status}: ${(await res.text()).trim()}`);
+  // Every attempt, reconnects included, sends the token.
+  const res = await openEventStream(conn, `/v1/events?${query}`);
   onOpen();
   const decoder = new TextDecoder();
   let buffer = '';
-  for await (const chunk of res.body) {
+  for await (const chunk of res) {
     buffer += decoder.decode(chunk as Uint8Array, { stream: true });
     let end: number;
     while ((end = buffer.indexOf('\n\n')) >= 0) {

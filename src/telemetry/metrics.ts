@@ -82,6 +82,12 @@ export class Metrics implements XdsObserver {
     'Discovery source failures (the last good catalog stays in force)',
     ['source'],
   );
+  /** Requests to the admin API refused for want of a valid operator token (or its scope). */
+  readonly adminAuthFailures = this.counter(
+    'admin_auth_failures_total',
+    'Admin API requests refused: no/invalid/revoked operator token (401), a proxy token or too small a scope (403)',
+    ['reason'],
+  );
   readonly sourceLastSuccess = new Gauge({
     name: `${P}source_last_success_timestamp_seconds`,
     help: 'When the source last delivered a valid catalog (unix seconds)',

@@ -1,10 +1,11 @@
 // The README's commands as a user runs them: `lucid-mesh serve` as a process, and the demo.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeAdminTls } from '../support/admin-tls.js';
 import { httpGet } from '../support/http-app.js';
 import { freePort, freePortBase, freePorts } from '../support/ports.js';
 import { cliEntry } from '../support/tools.js';
@@ -31,7 +32,7 @@ function serve(args: string[], env: Record<string, string> = {}) {
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   );
-  return { child, output: () => output, exited };
+  return { child, output: () => output, exited, dataDir };
 }
 
 describe('lucid-mesh serve', () => {
@@ -111,6 +112,97 @@ describe('lucid-mesh serve', () => {
     const q = serve(['--catalog', 'does/not/exist.yaml']);
     expect(await q.exited).toBe(2);
     expect(q.output()).toContain('--catalog: no such file "does/not/exist.yaml"');
+  });
+});
+
+describe('lucid-mesh serve: the admin API', () => {
+  function cli(args: string[], env: Record<string, string>) {
+    return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', cliEntry, ...args],
+        { cwd: repoRoot, timeout: 30_000, env: { ...process.env, ...env } },
+        (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+  }
+
+  it('needs an operator token by default (also with --mtls off --auth none); HTTPS with --admin-tls-cert', async () => {
+    const tls = makeAdminTls();
+    const [admin, xds] = await freePorts(2);
+    const p = serve(
+      [
+        '--catalog',
+        'examples/catalog.yaml',
+        '--host',
+        '127.0.0.1',
+        '--mtls',
+        'off',
+        '--auth',
+        'none',
+        '--admin-tls-cert',
+        tls.certFile,
+      ],
+      { ADMIN_PORT: String(admin), XDS_PORT: String(xds), ADMIN_TLS_KEY: tls.keyFile },
+    );
+    const server = `https://127.0.0.1:${admin}`;
+    const env = { LUCID_DATA_DIR: p.dataDir, LUCID_SERVER_CA: tls.certFile };
+    await waitFor(
+      async () =>
+        (await cli(['status', '--server', server], env)).stderr.includes('needs an operator token'),
+      {
+        what: 'serve answers over HTTPS, asking for a token',
+        timeoutMs: 20_000,
+        details: p.output,
+      },
+    );
+    const issued = await cli(['token', 'issue', '--operator', '--name', 'ops'], env);
+    expect(issued.code, issued.stderr).toBe(0);
+    const tokenFile = join(p.dataDir, 'operator.token');
+    writeFileSync(tokenFile, issued.stdout);
+    const status = await cli(['status', '--server', server, '--token-file', tokenFile], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain('no proxies connected');
+    // The serve log says how the admin port runs.
+    expect(p.output()).toMatch(/"adminAuth":"token","adminTls":true/);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    rmSync(tls.dir, { recursive: true, force: true });
+  });
+
+  it('--admin-auth none: open, with a warning; bad admin flags are usage errors', async () => {
+    const admin = await freePort();
+    const p = serve([
+      '--catalog',
+      'examples/catalog.yaml',
+      '--host',
+      '127.0.0.1',
+      '--admin-port',
+      String(admin),
+      '--xds-port',
+      '0',
+      '--admin-auth',
+      'none',
+    ]);
+    const res = await waitFor(
+      async () => {
+        const r = await httpGet(`http://127.0.0.1:${admin}/v1/proxies`).catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      },
+      { what: '/v1/proxies without a token', timeoutMs: 20_000, details: p.output },
+    );
+    expect(JSON.parse(res.body)).toEqual({ proxies: [] });
+    expect(p.output()).toContain(
+      '--admin-auth none: any client that reaches the admin port can read the whole mesh',
+    );
+    const half = serve(['--catalog', 'examples/catalog.yaml', '--admin-tls-key', '/x.key']);
+    expect(await half.exited).toBe(2);
+    expect(half.output()).toContain(
+      'lucid-mesh serve: --admin-tls-cert: required with --admin-tls-key',
+    );
+    const bad = serve(['--catalog', 'examples/catalog.yaml', '--admin-auth', 'maybe']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toContain('--admin-auth: expected one of token | none, got "maybe"');
   });
 });
 

@@ -1,9 +1,15 @@
-// `lucid-mesh tail` follows the control plane across a restart: it reconnects by itself and
-// prints the changes made after the restart.
+// `lucid-mesh tail` follows the control plane across a restart: it reconnects by itself, with
+// its operator token, and prints the changes made after the restart. A revoked token ends it
+// with one line instead of endless retries.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodeJwt } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
+import { openCa, type OpenedCa } from '../../src/ca/open.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 import { cliEntry } from '../support/tools.js';
@@ -11,63 +17,113 @@ import { waitFor } from '../support/wait.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const catalog = new CatalogFile();
+const dataDir = mkdtempSync(join(tmpdir(), 'lucid-tail-'));
 const doc = (port: number) => ({
   services: [{ name: 'web', instances: [{ id: 'web-1', address: '127.0.0.1', port }] }],
 });
+
+/** The control plane as `serve` runs it by default: the admin API needs an operator token. */
+async function start(admin: number): Promise<{ cp: RunningControlPlane; ca: OpenedCa }> {
+  // A restart is a new process on the same data directory: same token key, same revocations.
+  const ca = await openCa({ dataDir, env: {} });
+  const cp = await startTestControlPlane(
+    catalog,
+    { admin },
+    { security: { ca, mtls: false, auth: 'none' } },
+  );
+  return { cp, ca };
+}
+
+function tail(admin: number, token: string) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', cliEntry, 'tail', '--server', `http://127.0.0.1:${admin}`],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, LUCID_OPERATOR_TOKEN: token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const output = { out: '', err: '' };
+  child.stdout!.on('data', (c: Buffer) => (output.out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output.err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, output, exited, all: () => output.out + output.err };
+}
 
 describe('lucid-mesh tail', () => {
   let cp: RunningControlPlane | undefined;
   afterAll(async () => {
     await cp?.stop();
     catalog.remove();
+    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('reconnects when the control plane restarts and keeps printing changes', async () => {
     catalog.write(doc(8001));
     const admin = await freePort();
-    cp = await startTestControlPlane(catalog, { admin });
-    const tail = spawn(
-      process.execPath,
-      ['--import', 'tsx', cliEntry, 'tail', '--server', `http://127.0.0.1:${admin}`],
-      {
-        cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    tail.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    tail.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    let ca: OpenedCa;
+    ({ cp, ca } = await start(admin));
+    const t = tail(admin, await ca.tokens.issueOperator({ name: 'tail-test' }));
     try {
       await waitFor(() => cp!.events.subscriberCount > 0, {
         what: 'tail connected',
         timeoutMs: 15_000,
-        details: () => out,
+        details: t.all,
       });
       catalog.write(doc(8002));
-      await waitFor(() => out.includes('portValue: 8001 → 8002'), {
+      await waitFor(() => t.output.out.includes('portValue: 8001 → 8002'), {
         what: 'first change printed',
-        details: () => out,
+        details: t.all,
       });
 
       await cp.stop();
-      await waitFor(() => out.includes('reconnecting'), {
+      await waitFor(() => t.all().includes('reconnecting'), {
         what: 'tail notices the restart',
-        details: () => out,
+        details: t.all,
       });
-      cp = await startTestControlPlane(catalog, { admin });
+      ({ cp } = await start(admin));
+      // Reconnected means authenticated again: without the token it would have been refused.
       await waitFor(() => cp!.events.subscriberCount > 0, {
         what: 'tail reconnected',
         timeoutMs: 15_000,
-        details: () => out,
+        details: t.all,
       });
       catalog.write(doc(8003));
-      await waitFor(() => out.includes('portValue: 8002 → 8003'), {
+      await waitFor(() => t.output.out.includes('portValue: 8002 → 8003'), {
         what: 'change after restart printed',
-        details: () => out,
+        details: t.all,
       });
-      expect(tail.exitCode).toBeNull();
+      expect(t.child.exitCode).toBeNull();
+      expect(
+        await cp.metrics.registry.getSingleMetricAsString('lucid_mesh_admin_auth_failures_total'),
+      ).not.toMatch(/reason=/);
     } finally {
-      tail.kill('SIGKILL');
+      t.child.kill('SIGKILL');
+    }
+  });
+
+  it('ends with one line and exit 1 when its token is revoked', async () => {
+    const admin = cp!.adminPort;
+    const ca = await openCa({ dataDir, env: {} });
+    const token = await ca.tokens.issueOperator({ name: 'revoked-tail' });
+    const t = tail(admin, token);
+    try {
+      await waitFor(() => cp!.events.subscriberCount > 0, {
+        what: 'tail connected',
+        timeoutMs: 15_000,
+        details: t.all,
+      });
+      // As `lucid-mesh token revoke` does, from another CA instance on the data directory.
+      await ca.tokens.revoke(decodeJwt(token).jti!);
+      expect(await t.exited).toBe(1);
+      const lines = t.output.err.trimEnd().split('\n');
+      expect(lines.at(-1)).toBe(
+        `lucid-mesh tail: the control plane at http://127.0.0.1:${admin} refused the operator token (HTTP 401 revoked): operator token ${decodeJwt(token).jti} ("revoked-tail") was revoked`,
+      );
+    } finally {
+      t.child.kill('SIGKILL');
+      ca.stop();
     }
   });
 });

@@ -189,8 +189,12 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
   ): Promise<boolean> =>
     (await tally(web, 'api', API.length, opts)).statuses[status] === API.length;
 
+  let operatorToken: string | undefined;
   const configErrors = async (): Promise<{ problems: ConfigProblem[] }> => {
-    const res = await httpGet(`http://127.0.0.1:${cp!.adminPort}/v1/config/errors`);
+    operatorToken ??= await ca!.tokens.issueOperator({ name: 'consul-traffic-test' });
+    const res = await httpGet(`http://127.0.0.1:${cp!.adminPort}/v1/config/errors`, {
+      authorization: `Bearer ${operatorToken}`,
+    });
     expect(res.status, res.body).toBe(200);
     return JSON.parse(res.body) as { problems: ConfigProblem[] };
   };

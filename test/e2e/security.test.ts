@@ -401,7 +401,9 @@ describe('zero-trust mesh with real Envoy', () => {
     expect(logs.join('')).not.toContain('PRIVATE KEY');
     const dump = await httpGet(
       `http://127.0.0.1:${cp.adminPort}/v1/snapshot?node=world-1&type=secrets`,
+      { authorization: `Bearer ${await ca.tokens.issueOperator({ name: 'security-test' })}` },
     );
+    expect(dump.status, dump.body).toBe(200);
     expect(dump.body).toContain('"privateKey": "[redacted]"');
     expect(dump.body).not.toContain('PRIVATE KEY');
     expect(cp.counters.nacks).toBe(0);
