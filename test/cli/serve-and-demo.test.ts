@@ -88,8 +88,13 @@ describe('lucid-mesh serve', () => {
     expect(JSON.parse(res.body).reason).toContain(
       'services[0].instances[0].port: expected integer 1-65535, got "80a"',
     );
-    expect(p.output()).toContain(
-      'services[0].instances[0].port: expected integer 1-65535, got \\"80a\\"',
+    // Logs are written asynchronously: the line may follow /ready's answer by a moment.
+    await waitFor(
+      () =>
+        p
+          .output()
+          .includes('services[0].instances[0].port: expected integer 1-65535, got \\"80a\\"'),
+      { what: 'the rejection logged', timeoutMs: 10_000, details: p.output },
     );
   });
 
