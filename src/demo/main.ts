@@ -597,6 +597,8 @@ if (roles) {
 
 const line = (s: string) => console.log(s);
 const adminUrl = `http://127.0.0.1:${cp.adminPort}`;
+// The operator API needs a token (read scope is enough for status, mesh, snapshot, tail).
+const operatorToken = ca ? await ca.tokens.issueOperator({ name: 'demo' }) : undefined;
 const curl = `curl -H 'Host: ${to}' http://127.0.0.1:${from.outboundPort}/`;
 line('');
 line(
@@ -700,6 +702,10 @@ if (flags.once) {
   await stop(0);
 }
 
+if (operatorToken) {
+  line(`Operator commands need a token (this one is the demo's, read-only, 24 h):`);
+  line(`  export LUCID_OPERATOR_TOKEN=${operatorToken}`);
+}
 if (roles) {
   const gw1 = gatewayEnvoys.find((g) => g.id === roles.localGateway)!;
   const gw2 = gatewayEnvoys.find((g) => g.id === roles.remoteGateway)!;
