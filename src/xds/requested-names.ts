@@ -4,6 +4,7 @@
 // hash of the bytes lets a new stream reuse the decoded, sorted set another stream built.
 import { createHash } from 'node:crypto';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
+import { WeakTable } from './weak-table.js';
 import type { SotwRequest } from './sotw-request.js';
 import { concatUnpooled } from '../snapshot/snapshot.js';
 
@@ -25,11 +26,9 @@ export const NO_NAMES: RequestedNames = {
   named: EMPTY_NAMES,
 };
 
-// Bounded by entries and by bytes: one entry per distinct subscription in the mesh.
-const MAX_ENTRIES = 4096;
-const MAX_BYTES = 64 * 1024 * 1024;
-const table = new Map<string, RequestedNames>();
-let tableBytes = 0;
+// One entry per distinct subscription in use, held while a stream uses it; bounded by entries
+// and by bytes as well.
+const table = new WeakTable<RequestedNames>(4096, 64 * 1024 * 1024);
 
 /** The request's names, reusing `previous` (this stream's last) or a shared entry when equal. */
 export function requestedNames(req: SotwRequest, previous?: RequestedNames): RequestedNames {
@@ -38,12 +37,7 @@ export function requestedNames(req: SotwRequest, previous?: RequestedNames): Req
   if (bytes.length === 0) return NO_NAMES;
   const key = createHash('sha1').update(bytes).digest('base64url');
   const found = table.get(key);
-  if (found && found.bytes.equals(bytes)) {
-    // Refresh its place in the LRU order.
-    table.delete(key);
-    table.set(key, found);
-    return found;
-  }
+  if (found && found.bytes.equals(bytes)) return found;
   const names = req.resourceNames ?? [];
   const entry: RequestedNames = {
     bytes: concatUnpooled([bytes]), // an own copy, outside the shared Buffer pool
@@ -51,13 +45,12 @@ export function requestedNames(req: SotwRequest, previous?: RequestedNames): Req
     star: names.includes('*'),
     named: internNames(names.filter((n) => n !== '*')),
   };
-  if (found) tableBytes -= found.bytes.length;
-  table.set(key, entry);
-  tableBytes += entry.bytes.length;
-  while (table.size > MAX_ENTRIES || tableBytes > MAX_BYTES) {
-    const [oldest, value] = table.entries().next().value as [string, RequestedNames];
-    table.delete(oldest);
-    tableBytes -= value.bytes.length;
-  }
+  table.set(key, entry, entry.bytes.length);
   return entry;
+}
+
+/** Entries and bytes in the table (tests: bounded however many clients send). */
+export function requestedNamesTableSize(): { entries: number; bytes: number } {
+  const { entries, weight } = table.size;
+  return { entries, bytes: weight };
 }

@@ -35,6 +35,9 @@ export function sharedSotwResponse(
   if (!response) {
     const nonce = `${SHARED_NONCE_PREFIX}${(++sequence).toString(36)}`;
     response = { nonce, bytes: discoveryResponse(version, typeUrl, nonce, block.parts) };
+    // Bounded: a partial block is sent under the version of each subscription it is part of,
+    // and subscriptions are the clients' to vary (a block lives as long as its snapshot).
+    if (byVersion.size >= 64) byVersion.clear();
     byVersion.set(version, response);
   }
   return response;

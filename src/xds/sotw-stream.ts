@@ -3,6 +3,7 @@
 // RDS/EDS/SDS: named subscriptions. Omitting a name from a response does not remove it, so
 // after the first full answer only the subscribed resources that changed are sent (as Istio
 // does for EDS); the version is still the digest of the whole subscribed set.
+import * as grpc from '@grpc/grpc-js';
 import { TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js';
 import { discoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
@@ -26,6 +27,9 @@ interface Subscription {
   delivered: NameSet;
 }
 
+/** Names added to a subscription at once that are answered with a block shared by streams. */
+const MAX_SHARED_ADDED = 16;
+
 export class SotwStream extends AdsStream<SotwRequest> {
   private readonly subs = new Map<ResourceKind, Subscription>();
 
@@ -35,7 +39,15 @@ export class SotwStream extends AdsStream<SotwRequest> {
     // follows, so acting on this one could only send outdated data.
     if (ack === 'stale') return;
     const prev = this.subs.get(kind);
-    const requested = requestedNames(req, prev?.requested);
+    let requested: RequestedNames;
+    try {
+      requested = requestedNames(req, prev?.requested);
+    } catch (err) {
+      // The names are decoded only now (see sotw-request.ts): one that is not UTF-8 ends the
+      // stream, as a request protobufjs cannot decode does.
+      this.fail(grpc.status.INVALID_ARGUMENT, `resource_names: ${(err as Error).message}`);
+      return;
+    }
     const wildcard = isWildcardKind(kind) && (requested.count === 0 || requested.star);
     const unchanged =
       prev !== undefined && prev.wildcard === wildcard && sameNames(prev.names, requested.named);
@@ -63,7 +75,9 @@ export class SotwStream extends AdsStream<SotwRequest> {
     // A changed named subscription: send only what the proxy does not have yet.
     sub.delivered = internNames(sub.delivered.sorted.filter((n) => names.has(n)));
     const added = names.sorted.filter((n) => !sub.delivered.has(n));
-    if (added.length > 0) this.respondPartial(kind, view, added);
+    // Names a proxy adds are usually a few a whole fan-out adds alike (a new service): those
+    // share a block; a long list of its own is answered without keeping one in the snapshot.
+    if (added.length > 0) this.respondPartial(kind, view, added, added.length <= MAX_SHARED_ADDED);
   }
 
   protected onView(view: ProxyView): void {
@@ -131,10 +145,18 @@ export class SotwStream extends AdsStream<SotwRequest> {
   }
 
   /** Only `names` (named types), versioned as the whole subscribed set. */
-  private respondPartial(kind: ResourceKind, view: ProxyView, names: readonly string[]): void {
+  private respondPartial(
+    kind: ResourceKind,
+    view: ProxyView,
+    names: readonly string[],
+    shared = true,
+  ): void {
     const sub = this.subs.get(kind);
     if (!sub) return;
-    const part = view.partialBlock(kind, [...names].sort());
+    const sorted = [...names].sort();
+    const part = shared
+      ? view.partialBlock(kind, sorted)
+      : sotwBlockOf(view.lookupAll(kind, sorted));
     if (part.count === 0) {
       sub.sentFrom = view; // only removals of names that have no stand-in: nothing to say
       return;
