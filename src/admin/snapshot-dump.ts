@@ -54,7 +54,17 @@ export function snapshotDump(
     service: findMeshInstance(snapshot.mesh, node)?.service.name ?? '',
     outboundPort: DEFAULT_OUTBOUND_PORT,
   };
-  const view = store.viewFor(proxy);
+  // A node that is not connected gets a preview: computed for this answer and not kept, so
+  // asking about any number of made-up names leaves nothing behind.
+  let view;
+  try {
+    view = connected ? store.viewFor(proxy) : store.previewFor(proxy);
+  } catch (err) {
+    throw new DumpError(
+      500,
+      `cannot build the resources of node ${JSON.stringify(node)}: ${(err as Error).message}`,
+    );
+  }
   const resources: SnapshotDump['resources'] = {};
   for (const k of kind ? [kind] : RESOURCE_KINDS) {
     resources[k] = [...view.all(k)].map((r) => ({

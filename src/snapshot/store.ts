@@ -20,6 +20,7 @@ import {
   DEFAULT_MESH_SETTINGS,
   type Mesh,
   type MeshInstance,
+  type MeshProxy,
   type MeshService,
   type MeshGatewayMode,
   type MeshSettings,
@@ -42,7 +43,7 @@ import type { ResourceSet } from '../translate/types.js';
 import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Debouncer } from './debouncer.js';
-import type { EncodedResource } from './encoded-resource.js';
+import { encodeResource, type EncodedResource } from './encoded-resource.js';
 import { ResourceEncoder } from './encoder.js';
 import { ProxyView } from './proxy-view.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
@@ -57,6 +58,11 @@ export interface StoreOptions {
   /** SDS secrets (mTLS); without one, no secrets are served. */
   secrets?: SecretProvider;
   logger: Logger;
+  /**
+   * Builds one proxy's own resources (default: translateProxy). Only tests set it, to make
+   * one proxy's build fail and see the others served.
+   */
+  translateProxy?: (mesh: Mesh, proxy: MeshProxy) => ResourceSet;
 }
 
 export const DEFAULT_DEBOUNCE_MS = 100;
@@ -72,6 +78,22 @@ const NO_RESOURCES: ResourceMap = new Map();
 const NOTIFY_SLICE_MS = 50;
 export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
 
+/**
+ * Bounds on what proxies can make the store keep (their node carries these, so any client can
+ * vary them): snapshots of distinct localities (a mesh has a handful; past this, a locality's
+ * snapshot is built for each use and not kept) and the empty stand-ins for EDS names nothing
+ * has (Envoy asks for these only in transient states; past this, encoded on each use).
+ */
+const MAX_LOCALITY_SNAPSHOTS = 256;
+const MAX_PLACEHOLDERS = 1024;
+/**
+ * Encoder entries a connected proxy's own resources may add between builds (a sidecar has
+ * 2–4: outbound and inbound listener, local cluster, identity; more with upstream overrides),
+ * and slack for proxies coming and going. Past it, own resources are encoded uncached.
+ */
+const OWN_ENTRIES_PER_PROXY = 8;
+const OWN_ENTRIES_SLACK = 4096;
+
 export type ViewListener = (view: ProxyView) => void;
 export type SnapshotListener = (snapshot: Snapshot, previous: Snapshot | undefined) => void;
 
@@ -80,20 +102,50 @@ export interface ConfigWatcher {
   /**
    * Calls `listener` with the proxy's current view as soon as one exists (immediately if the
    * store is ready) and again after every change. Returns a function that stops watching.
+   * When the proxy's own resources cannot be built, `listener` is not called (the proxy keeps
+   * what it has) and `buildError` is told why; it is told `undefined` once a build succeeds.
    */
-  watch(proxy: ProxyIdentity, listener: ViewListener): () => void;
+  watch(
+    proxy: ProxyIdentity,
+    listener: ViewListener,
+    buildError?: (message: string | undefined) => void,
+  ): () => void;
 }
 
 export interface StoreCounters {
   snapshotsBuilt: number;
   buildErrors: number;
+  /** Builds of one proxy's own resources that failed (that proxy kept its last good view). */
+  proxyBuildErrors: number;
   /** Services whose shared resources were translated (not found in the translation cache). */
   servicesTranslated: number;
 }
 
 interface Watch {
   proxy: ProxyIdentity;
+  /** The proxy's key in views/ownCache (see keyOf). */
+  key: string;
   listener: ViewListener;
+  buildError?: (message: string | undefined) => void;
+  /** Its last build failed (buildError was told so). */
+  failing: boolean;
+}
+
+/** Entries kept per proxy key (tests check that asking about random nodes leaves none). */
+export interface StoreCacheSizes {
+  views: number;
+  ownResources: number;
+  localities: number;
+  placeholders: number;
+  encoded: number;
+  /** `encoded` right after the last build: what grows past it is per-proxy. */
+  encodedAtBuild: number;
+  failingProxies: number;
+}
+
+/** What a proxy's view depends on besides the mesh. */
+function keyOf(proxy: ProxyIdentity): string {
+  return `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}`;
 }
 
 export class SnapshotStore implements ConfigWatcher {
@@ -101,6 +153,7 @@ export class SnapshotStore implements ConfigWatcher {
   readonly counters: StoreCounters = {
     snapshotsBuilt: 0,
     buildErrors: 0,
+    proxyBuildErrors: 0,
     servicesTranslated: 0,
   };
   private current: Snapshot | undefined;
@@ -109,6 +162,13 @@ export class SnapshotStore implements ConfigWatcher {
   private inputsGeneration = 0;
   private builtInputsGeneration = -1;
   private readonly watches = new Set<Watch>();
+  /** Watches per proxy key: a key's cached view and resources go when its last watch does. */
+  private readonly watchedKeys = new Map<string, number>();
+  /** Keys of watched proxies whose last build failed → the error (logged once per episode). */
+  private readonly failing = new Map<string, string>();
+  private readonly placeholders = new Map<string, EncodedResource>();
+  /** The encoder's entries right after the last build (shared resources and their history). */
+  private encodedAtBuild = 0;
   private readonly views = new Map<string, ProxyView>();
   private readonly ownCache = new Map<
     string,
@@ -135,6 +195,7 @@ export class SnapshotStore implements ConfigWatcher {
   private readonly debouncer: Debouncer;
   private readonly secrets: SecretProvider | undefined;
   private readonly logger: Logger;
+  private readonly translateProxy: (mesh: Mesh, proxy: MeshProxy) => ResourceSet;
   private readonly snapshotListeners = new Set<SnapshotListener>();
   private readonly notifiedListeners = new Set<(snapshot: Snapshot) => void>();
   private notifyPass = 0;
@@ -143,6 +204,7 @@ export class SnapshotStore implements ConfigWatcher {
     this.logger = options.logger;
     this.settings = options.settings ?? DEFAULT_MESH_SETTINGS;
     this.secrets = options.secrets;
+    this.translateProxy = options.translateProxy ?? translateProxy;
     this.secrets?.onChange(() => this.refresh());
     this.debouncer = new Debouncer(
       options.debounceMs ?? DEFAULT_DEBOUNCE_MS,
@@ -211,6 +273,21 @@ export class SnapshotStore implements ConfigWatcher {
   close(): void {
     this.debouncer.cancel();
     this.watches.clear();
+    this.watchedKeys.clear();
+    this.failing.clear();
+  }
+
+  /** How many entries the store's caches hold (tests: bounded, not grown by requests). */
+  cacheSizes(): StoreCacheSizes {
+    return {
+      views: this.views.size,
+      ownResources: this.ownCache.size,
+      localities: this.localities.size,
+      placeholders: this.placeholders.size,
+      encoded: this.encoder.size,
+      encodedAtBuild: this.encodedAtBuild,
+      failingProxies: this.failing.size,
+    };
   }
 
   /** Called once every watcher has been handed its view of `snapshot` (the fan-out is issued). */
@@ -225,22 +302,81 @@ export class SnapshotStore implements ConfigWatcher {
     return () => this.snapshotListeners.delete(listener);
   }
 
-  watch(proxy: ProxyIdentity, listener: ViewListener): () => void {
-    const w: Watch = { proxy, listener };
+  watch(
+    proxy: ProxyIdentity,
+    listener: ViewListener,
+    buildError?: (message: string | undefined) => void,
+  ): () => void {
+    const key = keyOf(proxy);
+    const w: Watch = { proxy, key, listener, buildError, failing: false };
     this.watches.add(w);
-    if (this.current) listener(this.viewFor(proxy));
-    return () => this.watches.delete(w);
+    this.watchedKeys.set(key, (this.watchedKeys.get(key) ?? 0) + 1);
+    if (this.current) this.serve(w);
+    return () => {
+      if (!this.watches.delete(w)) return;
+      const left = (this.watchedKeys.get(key) ?? 1) - 1;
+      if (left > 0) {
+        this.watchedKeys.set(key, left);
+        return;
+      }
+      // Nothing of a departed proxy stays behind until the next build: node ids are the
+      // client's to choose, and a client reconnecting under new ones must not grow the store.
+      this.watchedKeys.delete(key);
+      this.views.delete(key);
+      this.ownCache.delete(key);
+      this.failing.delete(key);
+    };
   }
 
-  /** The view of one proxy in the current snapshot (undefined before the first snapshot). */
+  /**
+   * Hands a watcher its view. A proxy whose own resources fail to build keeps what it has
+   * (its stream holds its last good view; with none, it is not served yet): one proxy's
+   * problem must not hold back the others, nor replace its good config with a broken one.
+   */
+  private serve(w: Watch): void {
+    let view: ProxyView;
+    try {
+      view = this.viewFor(w.proxy);
+    } catch (err) {
+      this.counters.proxyBuildErrors++;
+      const message = (err as Error).message ?? String(err);
+      if (!this.failing.has(w.key)) {
+        // Once per node and episode: the same failure on every rebuild is not news.
+        this.logger.error(
+          { err, node: w.proxy.nodeId, service: w.proxy.service },
+          "building a proxy's resources failed; it keeps its last good configuration",
+        );
+      }
+      this.failing.set(w.key, message);
+      w.failing = true;
+      w.buildError?.(message);
+      return;
+    }
+    if (this.failing.delete(w.key)) {
+      this.logger.info({ node: w.proxy.nodeId }, "a proxy's resources build again");
+    }
+    if (w.failing) {
+      w.failing = false;
+      w.buildError?.(undefined);
+    }
+    try {
+      w.listener(view);
+    } catch (err) {
+      // A watcher's own failure (its stream reports it) must not end the pass for the rest.
+      this.logger.error({ err, node: w.proxy.nodeId }, 'a watcher failed to take its view');
+    }
+  }
+
+  /** The view of one proxy in the current snapshot (throws before the first snapshot). */
   viewFor(proxy: ProxyIdentity): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const mode =
-      (proxy.service ? meshService(current.mesh, proxy.service)?.gatewayMode : undefined) ??
-      current.mesh.gatewayMode;
-    const snapshot = this.localitySnapshot(proxyLocality(current.mesh, proxy), mode);
-    const key = `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}`;
+    const snapshot = this.localitySnapshot(
+      proxyLocality(current.mesh, proxy),
+      this.gatewayModeOf(proxy),
+      true,
+    );
+    const key = keyOf(proxy);
     let view = this.views.get(key);
     if (!view || view.snapshot !== snapshot) {
       view = new ProxyView(snapshot, this.ownResources(key, proxy, snapshot.mesh), (kind, name) =>
@@ -252,21 +388,62 @@ export class SnapshotStore implements ConfigWatcher {
   }
 
   /**
+   * What `proxy` would be served from the current snapshot, built without keeping anything:
+   * no view, no own resources, no encoder entry, no locality snapshot. For operator dumps of
+   * nodes that are not connected, whose names are the caller's to choose.
+   */
+  previewFor(proxy: ProxyIdentity): ProxyView {
+    const current = this.current;
+    if (!current) throw new Error('no snapshot yet');
+    const snapshot = this.localitySnapshot(
+      proxyLocality(current.mesh, proxy),
+      this.gatewayModeOf(proxy),
+      false,
+    );
+    const mesh = snapshot.mesh;
+    const own = encodeUncached(this.ownSet(proxy, mesh, meshProxy(mesh, proxy)));
+    return new ProxyView(snapshot, own, (kind, name) =>
+      kind === 'endpoints'
+        ? (this.placeholders.get(name) ?? encodeResource(kind, name, emptyLoadAssignment(name)))
+        : undefined,
+    );
+  }
+
+  private gatewayModeOf(proxy: ProxyIdentity): MeshGatewayMode {
+    const mesh = this.current!.mesh;
+    return (
+      (proxy.service ? meshService(mesh, proxy.service)?.gatewayMode : undefined) ??
+      mesh.gatewayMode
+    );
+  }
+
+  /**
    * The snapshot of callers in `locality` reaching other datacenters in `mode`: the current one, with the endpoints of failover
    * backends as that locality sees them (encoded once per locality, shared by its proxies).
    * Meshes without failover backends, and callers in the mesh's own datacenter with no
    * region or zone, use the current snapshot itself.
    */
-  private localitySnapshot(locality: PlacedLocality, mode: MeshGatewayMode): Snapshot {
+  private localitySnapshot(
+    locality: PlacedLocality,
+    mode: MeshGatewayMode,
+    keep: boolean,
+  ): Snapshot {
     const base = this.current!;
     if (failoverBackends(base.mesh).length === 0) return base;
     const key = `${localityKey(locality)}|${mode}`;
     if (key === `${localityKey(homeOf(base.mesh.settings))}|${base.mesh.gatewayMode}`) return base;
     let snapshot = this.localities.get(key);
     if (snapshot) return snapshot;
+    // Localities come from the proxies' nodes: past a bound, or for a preview, nothing is kept.
+    const cache = keep && this.localities.size < MAX_LOCALITY_SNAPSHOTS;
     const endpoints = new Map(base.shared.endpoints);
     for (const [name, cla] of translateLocality(base.mesh, locality, mode)) {
-      endpoints.set(name, this.encoder.encode('endpoints', name, cla, `${name}@${key}`));
+      endpoints.set(
+        name,
+        cache
+          ? this.encoder.encode('endpoints', name, cla, `${name}@${key}`)
+          : encodeResource('endpoints', name, cla),
+      );
     }
     const shared = { ...base.shared, endpoints };
     snapshot = new Snapshot(
@@ -277,7 +454,7 @@ export class SnapshotStore implements ConfigWatcher {
       base.builtAt,
       base.ref,
     );
-    this.localities.set(key, snapshot);
+    if (cache) this.localities.set(key, snapshot);
     return snapshot;
   }
 
@@ -316,16 +493,20 @@ export class SnapshotStore implements ConfigWatcher {
       cached.generation = this.ownGeneration;
       return cached.own;
     }
-    const set = translateProxy(mesh, meshView);
-    const identity = proxy.service ? this.secrets?.identity(proxy.service) : undefined;
-    if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
+    const set = this.ownSet(proxy, mesh, meshView);
+    const identity = set.secrets.has(IDENTITY_SECRET_NAME);
     // Every proxy's identity secret has the same name: cache each service's separately.
-    const own = this.encodeSet(
-      set,
-      (kind, name) =>
-        kind === 'secrets' && name === IDENTITY_SECRET_NAME ? `${name}@${proxy.service}` : name,
-      true,
-    );
+    // Own resources are named after what the node says (its outbound port, its service), so
+    // past a bound on what connected proxies can account for, they are not kept in the
+    // encoder's cache (its entries only go at the next build).
+    const own = this.encoderHasRoom()
+      ? this.encodeSet(
+          set,
+          (kind, name) =>
+            kind === 'secrets' && name === IDENTITY_SECRET_NAME ? `${name}@${proxy.service}` : name,
+          true,
+        )
+      : encodeUncached(set);
     // Not cached while the identity is still being issued: the next build must ask again.
     if (!proxy.service || !this.secrets || identity) {
       this.ownCache.set(key, {
@@ -339,6 +520,23 @@ export class SnapshotStore implements ConfigWatcher {
       });
     }
     return own;
+  }
+
+  /**
+   * Whether proxies' own resources may still be added to the encoder's cache: up to
+   * OWN_ENTRIES_PER_PROXY per watched proxy (and some slack) beyond what the last build left.
+   */
+  private encoderHasRoom(): boolean {
+    const room = OWN_ENTRIES_PER_PROXY * this.watchedKeys.size + OWN_ENTRIES_SLACK;
+    return this.encoder.size < this.encodedAtBuild + room;
+  }
+
+  /** A proxy's own resources, translated (with its identity secret once it is issued). */
+  private ownSet(proxy: ProxyIdentity, mesh: Mesh, meshView: MeshProxy): ResourceSet {
+    const set = this.translateProxy(mesh, meshView);
+    const identity = proxy.service ? this.secrets?.identity(proxy.service) : undefined;
+    if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
+    return set;
   }
 
   private build(changedAt: number): void {
@@ -360,6 +558,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.counters.servicesTranslated += this.translationCache.translated;
       if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
       const shared = this.encodeSet(set);
+      this.encodedAtBuild = this.encoder.size;
       snapshot = new Snapshot(Snapshot.versionOf(shared), mesh, shared, changedAt, Date.now());
       this.catalog = catalog;
     } catch (err) {
@@ -397,7 +596,7 @@ export class SnapshotStore implements ConfigWatcher {
       const until = performance.now() + NOTIFY_SLICE_MS;
       while (next < watchers.length) {
         const w = watchers[next++]!;
-        if (this.watches.has(w)) w.listener(this.viewFor(w.proxy));
+        if (this.watches.has(w)) this.serve(w);
         if (performance.now() >= until) break;
       }
       if (next < watchers.length) {
@@ -431,8 +630,32 @@ export class SnapshotStore implements ConfigWatcher {
     return out;
   }
 
+  /**
+   * The empty assignment standing in for an EDS name nothing has. The names are the proxies'
+   * to choose, so these are kept apart from the encoder's cache and bounded; the content
+   * depends on the name only, so an entry never goes stale.
+   */
   private placeholder(kind: ResourceKind, name: string): EncodedResource | undefined {
     if (kind !== 'endpoints') return undefined;
-    return this.encoder.encode('endpoints', name, emptyLoadAssignment(name));
+    let r = this.placeholders.get(name);
+    if (!r) {
+      r = encodeResource('endpoints', name, emptyLoadAssignment(name));
+      if (this.placeholders.size >= MAX_PLACEHOLDERS) {
+        this.placeholders.delete(this.placeholders.keys().next().value as string);
+      }
+      this.placeholders.set(name, r);
+    }
+    return r;
   }
+}
+
+/** Resources encoded without the encoder's cache (nothing kept). */
+function encodeUncached(set: ResourceSet): KindMaps {
+  const out = {} as { [K in ResourceKind]: ResourceMap };
+  for (const kind of RESOURCE_KINDS) {
+    const map = new Map<string, EncodedResource>();
+    for (const [name, message] of set[kind]) map.set(name, encodeResource(kind, name, message));
+    out[kind] = map.size === 0 ? NO_RESOURCES : map;
+  }
+  return out;
 }
