@@ -41,7 +41,6 @@ const ENDPOINTS = [
   '/v1/config/errors',
   '/v1/route/explain?from=A&to=B&path=P[&method=M][&header=k:v]',
 ];
-const SSE_HEARTBEAT_MS = 15_000;
 
 export class AdminServer {
   private readonly server: Server;
@@ -155,27 +154,11 @@ export class AdminServer {
     return true;
   }
 
-  /** Server-Sent Events: one `event: <kind>` + JSON `data:` per mesh event, until the client leaves. */
+  /** Server-Sent Events (events.ts: bounded per client, at most --max-event-clients). */
   private events(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const type = parseKind(url.searchParams.get('type'));
     const node = url.searchParams.get('node') || undefined;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-    });
-    res.write(
-      `: lucid-mesh events${node ? ` node=${node}` : ''}${type ? ` type=${type}` : ''}\n\n`,
-    );
-    const unsubscribe = this.deps.events.subscribe({ node, type }, (e) => {
-      res.write(`event: ${e.event}\ndata: ${JSON.stringify(e)}\n\n`);
-    });
-    // Comments keep proxies and load balancers from closing an idle stream.
-    const heartbeat = setInterval(() => res.write(': keepalive\n\n'), SSE_HEARTBEAT_MS);
-    req.on('close', () => {
-      clearInterval(heartbeat);
-      unsubscribe();
-    });
+    this.deps.events.serveEvents(req, res, { node, type });
   }
 }
 
