@@ -19,6 +19,7 @@ import { Metrics } from './telemetry/metrics.js';
 import { DEFAULT_MESH_SETTINGS, type MeshSettings } from './mesh/types.js';
 import type { TrafficProvider } from './traffic/provider.js';
 import { XdsCounters, combineObservers } from './xds/observer.js';
+import type { XdsLimits } from './xds/limits.js';
 import { XdsServer } from './xds/server.js';
 
 export interface SecurityOptions {
@@ -56,6 +57,10 @@ export interface ControlPlaneOptions {
   traffic?: TrafficProvider;
   /** Mesh-wide settings other than security (connect timeout, intentions default, ...). */
   mesh?: Partial<Omit<MeshSettings, 'mtls' | 'authenticatedProxies'>>;
+  /** What xDS clients may ask of this replica (streams, rates, request size); defaults otherwise. */
+  xdsLimits?: Partial<XdsLimits>;
+  /** At most this many /v1/events clients at once (default DEFAULT_MAX_EVENT_CLIENTS). */
+  maxEventClients?: number;
 }
 
 export interface RunningControlPlane {
@@ -101,8 +106,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     certificates: security?.ca.leaves,
     configProblems: () => configErrorsNow().problems,
   });
-  const events = new EventHub(store, () =>
-    [...connected()].flatMap((s) => (s.proxy ? [s.proxy.nodeId] : [])),
+  const events = new EventHub(
+    store,
+    () => [...connected()].flatMap((s) => (s.proxy ? [s.proxy.nodeId] : [])),
+    { maxClients: opts.maxEventClients, logger },
   );
   const xds = new XdsServer({
     watcher: store,
@@ -110,6 +117,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     logger,
     authenticator:
       security?.auth === 'token' ? new TokenAuthenticator(security.ca.tokens) : undefined,
+    limits: opts.xdsLimits,
   });
   streams.xds = xds;
 

@@ -22,6 +22,10 @@ export interface ProxyRow {
   /** What the node says of where it runs (datacenter, region, zone), when it says. */
   locality?: { datacenter?: string; region?: string; zone?: string };
   types: Record<string, TypeRow>;
+  /** Its own resources fail to build: it keeps the last config it was sent (or has none yet). */
+  buildError?: { message: string; since: string };
+  /** Requests held back because it sent faster than --request-rate (when any were). */
+  throttledRequests?: number;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -52,6 +56,10 @@ export function proxyRows(streams: Iterable<StreamInfo>): ProxyRow[] {
       connectedSince: new Date(s.connectedAt).toISOString(),
       ...(s.proxy.locality ? { locality: { ...s.proxy.locality } } : {}),
       types,
+      ...(s.buildError
+        ? { buildError: { message: s.buildError.message, since: iso(s.buildError.at)! } }
+        : {}),
+      ...(s.throttled > 0 ? { throttledRequests: s.throttled } : {}),
     });
   }
   return rows.sort(

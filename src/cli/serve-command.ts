@@ -1,7 +1,9 @@
 // `lucid-mesh serve`: runs the control plane until SIGINT/SIGTERM.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { startControlPlane, type RunningControlPlane } from '../app.js';
 import { DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_DEBOUNCE_MS } from '../snapshot/store.js';
+import { DEFAULT_MAX_EVENT_CLIENTS } from '../telemetry/events.js';
+import { DEFAULT_XDS_LIMITS } from '../xds/limits.js';
 import { SOURCE_KINDS, sourceCliOptions, type SourceKind } from '../sources/from-flags.js';
 import type { DiscoverySource } from '../sources/source.js';
 import type { TrafficProvider } from '../traffic/provider.js';
@@ -28,6 +30,26 @@ interface ServeFlags extends Record<string, unknown>, SecurityFlags, TrafficFlag
   logLevel: LogLevel;
   debounceMs: number;
   maxDebounceMs: number;
+  maxStreams: number;
+  streamRate: number;
+  streamBurst: number;
+  maxRequestBytes: number;
+  requestRate: number;
+  requestBurst: number;
+  maxEventClients: number;
+}
+
+/** An integer flag in [min, max]; errors name the flag and the value. */
+function countOption(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        `${flag}: expected an integer ${min}-${max}, got ${JSON.stringify(value)}`,
+      );
+    }
+    return n;
+  };
 }
 
 export function serveCommand(): Command {
@@ -80,6 +102,69 @@ export function serveCommand(): Command {
         .default(DEFAULT_MAX_DEBOUNCE_MS)
         .argParser(durationMsOption('--max-debounce-ms', 600_000)),
     )
+    .addOption(
+      new Option(
+        '--max-streams <n>',
+        'xDS streams this replica serves at once; past it RESOURCE_EXHAUSTED (the sidecar tries another replica); 0: no limit',
+      )
+        .env('LUCID_MAX_STREAMS')
+        .default(DEFAULT_XDS_LIMITS.maxStreams)
+        .argParser(countOption('--max-streams', 0, 1_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--stream-rate <n>',
+        'new xDS streams per second, sustained (a token bucket; over it a stream waits up to 1 s, then RESOURCE_EXHAUSTED); 0: no limit',
+      )
+        .env('LUCID_STREAM_RATE')
+        .default(DEFAULT_XDS_LIMITS.streamRate)
+        .argParser(countOption('--stream-rate', 0, 1_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--stream-burst <n>',
+        'new xDS streams accepted at once before --stream-rate applies',
+      )
+        .env('LUCID_STREAM_BURST')
+        .default(DEFAULT_XDS_LIMITS.streamBurst)
+        .argParser(countOption('--stream-burst', 1, 1_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--max-request-bytes <n>',
+        'largest xDS request accepted; a larger one ends its stream with RESOURCE_EXHAUSTED',
+      )
+        .env('LUCID_MAX_REQUEST_BYTES')
+        .default(DEFAULT_XDS_LIMITS.maxRequestBytes)
+        .argParser(countOption('--max-request-bytes', 1024, 1024 * 1024 * 1024)),
+    )
+    .addOption(
+      new Option(
+        '--request-rate <n>',
+        'xDS requests per second one stream may send, sustained; faster, it is read more slowly (counted); 0: no limit',
+      )
+        .env('LUCID_REQUEST_RATE')
+        .default(DEFAULT_XDS_LIMITS.requestRate)
+        .argParser(countOption('--request-rate', 0, 1_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--request-burst <n>',
+        'xDS requests one stream may send at once before --request-rate applies',
+      )
+        .env('LUCID_REQUEST_BURST')
+        .default(DEFAULT_XDS_LIMITS.requestBurst)
+        .argParser(countOption('--request-burst', 1, 1_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--max-event-clients <n>',
+        'GET /v1/events clients at once (lucid-mesh tail); more get 503',
+      )
+        .env('LUCID_MAX_EVENT_CLIENTS')
+        .default(DEFAULT_MAX_EVENT_CLIENTS)
+        .argParser(countOption('--max-event-clients', 1, 100_000)),
+    )
     .addHelpText(
       'after',
       '\nFlags win over environment variables. Examples:\n' +
@@ -127,6 +212,15 @@ export function serveCommand(): Command {
           adminPort: flags.adminPort,
           debounceMs: flags.debounceMs,
           maxDebounceMs: flags.maxDebounceMs,
+          xdsLimits: {
+            maxStreams: flags.maxStreams,
+            streamRate: flags.streamRate,
+            streamBurst: flags.streamBurst,
+            maxRequestBytes: flags.maxRequestBytes,
+            requestRate: flags.requestRate,
+            requestBurst: flags.requestBurst,
+          },
+          maxEventClients: flags.maxEventClients,
         });
       } catch (err) {
         logger.fatal({ error: (err as Error).message }, 'failed to start');

@@ -64,6 +64,8 @@ export function renderStatus(proxies: ProxyRow[]): string {
       .trimEnd()}\n`;
   let out = line(HEADERS) + rows.map(line).join('');
   for (const p of proxies) {
+    if (p.buildError)
+      out += `\n${p.nodeId} BUILD ERROR since ${p.buildError.since} (keeps its last good config): ${p.buildError.message}\n`;
     for (const t of TYPES) {
       const row = p.types[t];
       if (row?.status === 'NACKED')

@@ -6,7 +6,7 @@ import type { ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { ConfigProblem } from '../traffic/provider.js';
 import { ENTRY_KINDS } from '../traffic/types.js';
-import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.js';
+import type { ResponseReport, SnapshotRef, StreamRefusal, XdsObserver } from '../xds/observer.js';
 import type { StreamInfo } from '../xds/type-status.js';
 import { ConvergenceTracker } from './convergence.js';
 
@@ -53,6 +53,16 @@ export class Metrics implements XdsObserver {
     'xds_bad_requests_total',
     'Malformed or unsupported xDS requests',
     [],
+  );
+  private readonly throttledRequests = this.counter(
+    'xds_throttled_requests_total',
+    'xDS requests held back: their stream sent faster than --request-rate',
+    [],
+  );
+  private readonly streamsRefused = this.counter(
+    'xds_streams_refused_total',
+    'New xDS streams refused with RESOURCE_EXHAUSTED: --max-streams reached or --stream-rate exceeded',
+    ['reason'],
   );
   private readonly pushDuration = new Histogram({
     name: `${P}xds_push_duration_seconds`,
@@ -131,6 +141,11 @@ export class Metrics implements XdsObserver {
       'Snapshot builds that failed (previous snapshot kept)',
       () => store.counters.buildErrors,
     );
+    this.counterFrom(
+      'proxy_build_errors_total',
+      "Builds of one proxy's own resources that failed (that proxy kept its last good config)",
+      () => store.counters.proxyBuildErrors,
+    );
     this.gauge('ready', '1 once the first catalog produced a snapshot', [], (g) =>
       g.set(store.ready ? 1 : 0),
     );
@@ -206,6 +221,12 @@ export class Metrics implements XdsObserver {
   }
   authFailed(_s: StreamInfo, reason: string): void {
     this.authFailures.inc({ reason });
+  }
+  throttled(): void {
+    this.throttledRequests.inc();
+  }
+  streamRefused(reason: StreamRefusal): void {
+    this.streamsRefused.inc({ reason });
   }
 
   /**

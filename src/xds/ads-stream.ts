@@ -8,6 +8,7 @@ import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { AuthError, type ProxyAuthenticator } from './auth.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
+import { TokenBucket } from './limits.js';
 import { InvalidNodeError, proxyIdentityOf } from './node.js';
 import type { ResponseReport, XdsObserver } from './observer.js';
 import type { PreparedResponse } from './shared-responses.js';
@@ -20,7 +21,23 @@ export interface StreamContext {
   readonly onClose: (stream: StreamInfo) => void;
   /** When set, a stream must authenticate; its proxy's service is the authenticated one. */
   readonly authenticator?: ProxyAuthenticator;
+  /** Requests per second one stream may send, sustained, and at once (0: no limit). */
+  readonly requestRate: number;
+  readonly requestBurst: number;
 }
+
+/** Why a stream's requests are not being read (while any holds, the call stays paused). */
+const THROTTLED = 1; // sending faster than the request rate: read again when the next is due
+const BACKLOG = 2; // MAX_PENDING requests read and not yet handled (authentication pending)
+const BLOCKED = 4; // not reading our responses: its requests wait until it does
+
+/** Requests read ahead of handling at most (they wait on authentication, the first time). */
+const MAX_PENDING = 32;
+
+/** Envoy's NACK messages run to a few KB (one line per rejected resource). */
+const MAX_NACK_MESSAGE = 16 * 1024;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 interface BaseRequest {
   node?: NodeMessage;
@@ -48,6 +65,13 @@ export abstract class AdsStream<Req extends BaseRequest> {
    */
   private blocked = false;
   private pendingView: ProxyView | undefined;
+  /** The per-stream request rate (undefined: no limit). */
+  private readonly requests: TokenBucket | undefined;
+  /** Requests read and not yet handled. */
+  private pending = 0;
+  private holds = 0;
+  /** An unknown type_url is logged at warn once per stream (a loop of them at debug). */
+  private warnedUnknownType = false;
 
   constructor(
     protected readonly call: grpc.ServerDuplexStream<Req, Buffer>,
@@ -55,7 +79,17 @@ export abstract class AdsStream<Req extends BaseRequest> {
     id: number,
     mode: StreamMode,
   ) {
-    this.info = { id, mode, peer: call.getPeer(), connectedAt: Date.now(), types: new Map() };
+    this.info = {
+      id,
+      mode,
+      peer: call.getPeer(),
+      connectedAt: Date.now(),
+      types: new Map(),
+      buildError: undefined,
+      throttled: 0,
+    };
+    this.requests =
+      ctx.requestRate > 0 ? new TokenBucket(ctx.requestRate, ctx.requestBurst) : undefined;
   }
 
   /** This stream's logger, made on first use: most streams never log beyond open and close. */
@@ -76,9 +110,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
     // Metadata is there from the start: verify while the first request is on its way.
     const auth = this.ctx.authenticator?.authenticate(this.call.metadata);
     auth?.catch(() => undefined); // handled when the first request is identified
-    this.call.on('data', (req: Req) => {
-      this.queue = this.queue.then(() => this.guardAsync(() => this.handle(req, auth)));
-    });
+    this.call.on('data', (req: Req) => this.receive(req, auth));
     this.call.on('end', () => {
       this.close('client closed the stream');
       this.call.end();
@@ -96,6 +128,46 @@ export abstract class AdsStream<Req extends BaseRequest> {
     this.lifecycle({ node: this.proxy?.nodeId, reason }, 'xds stream closed');
   }
 
+  /**
+   * Queues a request for handling, in order. A stream sending faster than the request rate
+   * is not read until its next request is due (slowed, never dropped: an ACK must not be
+   * lost), so a client in a tight loop costs at most `requestRate` requests a second.
+   */
+  private receive(req: Req, auth: Promise<string> | undefined): void {
+    const waitMs = this.requests?.reserve() ?? 0;
+    if (waitMs > 0) {
+      this.info.throttled++;
+      this.ctx.observer.throttled(this.info, waitMs);
+      this.hold(THROTTLED);
+    }
+    if (++this.pending >= MAX_PENDING) this.hold(BACKLOG);
+    this.queue = this.queue.then(() => this.process(req, auth, waitMs));
+  }
+
+  private async process(req: Req, auth: Promise<string> | undefined, waitMs: number) {
+    if (waitMs > 0) {
+      await sleep(waitMs);
+      this.release(THROTTLED);
+    }
+    try {
+      await this.handle(req, auth);
+    } catch (err) {
+      this.internalError(err);
+    }
+    if (--this.pending < MAX_PENDING / 2) this.release(BACKLOG);
+  }
+
+  private hold(reason: number): void {
+    if (this.holds === 0) this.call.pause();
+    this.holds |= reason;
+  }
+
+  private release(reason: number): void {
+    if ((this.holds & reason) === 0) return;
+    this.holds &= ~reason;
+    if (this.holds === 0 && !this.closed) this.call.resume();
+  }
+
   protected abstract onRequest(kind: ResourceKind, req: Req): void;
   protected abstract onView(view: ProxyView): void;
 
@@ -110,8 +182,12 @@ export abstract class AdsStream<Req extends BaseRequest> {
         { node: proxy.nodeId, service: proxy.service, peer: this.info.peer },
         'xds stream opened',
       );
-      this.unwatch = this.ctx.watcher.watch(proxy, (view) =>
-        this.guard(() => this.acceptView(view)),
+      this.unwatch = this.ctx.watcher.watch(
+        proxy,
+        (view) => this.guard(() => this.acceptView(view)),
+        (message) => {
+          this.info.buildError = message === undefined ? undefined : { message, at: Date.now() };
+        },
       );
     }
     const kind = kindOfTypeUrl(req.typeUrl ?? '');
@@ -120,8 +196,10 @@ export abstract class AdsStream<Req extends BaseRequest> {
       // off from everything else it receives over the same ADS stream.
       const problem = `unknown type_url ${JSON.stringify(req.typeUrl ?? '')}`;
       this.ctx.observer.badRequest(this.info, problem);
-      this.log.warn(
-        { node: this.proxy.nodeId, typeUrl: req.typeUrl },
+      const level = this.warnedUnknownType ? 'debug' : 'warn';
+      this.warnedUnknownType = true;
+      this.log[level](
+        { node: this.proxy.nodeId, typeUrl: req.typeUrl?.slice(0, 200) },
         'ignoring request: unknown type_url',
       );
       return;
@@ -184,6 +262,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
 
   private unblock(): void {
     this.blocked = false;
+    this.release(BLOCKED);
     const view = this.pendingView;
     this.pendingView = undefined;
     if (view) this.acceptView(view);
@@ -216,10 +295,16 @@ export abstract class AdsStream<Req extends BaseRequest> {
     }
     const version = s.sentVersion ?? '';
     if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
-      const message = req.errorDetail.message ?? `code ${req.errorDetail.code}`;
+      // Kept per type, logged and published: at most so much of what the client wrote.
+      const message = (req.errorDetail.message ?? `code ${req.errorDetail.code}`).slice(
+        0,
+        MAX_NACK_MESSAGE,
+      );
+      // The same response NACKed again (a client repeating itself) is not news for the log.
+      const again = s.nack?.nonce === nonce;
       s.nack = { version, nonce, message, at: Date.now() };
       this.ctx.observer.nacked(this.info, kind, version, message);
-      this.log.warn(
+      this.log[again ? 'debug' : 'warn'](
         { node: this.proxy?.nodeId, kind, version, error: message },
         'proxy rejected config (NACK)',
       );
@@ -258,6 +343,9 @@ export abstract class AdsStream<Req extends BaseRequest> {
     s.sentFrom = snapshot;
     if (!this.call.write(bytes) && !this.blocked) {
       this.blocked = true;
+      // Its requests wait too: a client that asks for everything again and again without
+      // reading the answers would otherwise have them all buffered here.
+      this.hold(BLOCKED);
       this.log.debug(
         { node: this.proxy?.nodeId },
         'proxy not reading; coalescing changes until it drains',
@@ -310,14 +398,6 @@ export abstract class AdsStream<Req extends BaseRequest> {
   private guard(fn: () => void): void {
     try {
       fn();
-    } catch (err) {
-      this.internalError(err);
-    }
-  }
-
-  private async guardAsync(fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
     } catch (err) {
       this.internalError(err);
     }

@@ -9,7 +9,9 @@ import { TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js
 import { deltaDiscoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
+import * as grpc from '@grpc/grpc-js';
 import { AdsStream } from './ads-stream.js';
+import { MAX_NAMES_PER_TYPE } from './limits.js';
 import type { DeltaDiscoveryRequest } from './messages.js';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
@@ -73,6 +75,15 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
         }
       }
       if (sub.wildcard !== wildcardBefore && sub.base) this.materialize(kind, sub, wildcardBefore);
+      // Delta subscriptions add up over requests: bounded per stream and type, as one SotW
+      // request is by its size.
+      if (names.size > MAX_NAMES_PER_TYPE || sub.exceptions.size > MAX_NAMES_PER_TYPE) {
+        this.fail(
+          grpc.status.RESOURCE_EXHAUSTED,
+          `${kind}: more than ${MAX_NAMES_PER_TYPE} resource names subscribed or unsubscribed on one stream`,
+        );
+        return;
+      }
       sub.names = internNames(names);
     }
     const view = this.view;

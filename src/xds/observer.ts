@@ -37,7 +37,13 @@ export interface XdsObserver {
   badRequest(stream: StreamInfo, problem: string): void;
   /** A stream refused: no/invalid token (UNAUTHENTICATED) or a claim it may not make. */
   authFailed(stream: StreamInfo, reason: string, message: string): void;
+  /** A request held back: its stream sends faster than the per-stream request rate. */
+  throttled(stream: StreamInfo, delayMs: number): void;
+  /** A new stream refused (RESOURCE_EXHAUSTED) before it started: `--max-streams` or `--stream-rate`. */
+  streamRefused(reason: StreamRefusal, peer: string): void;
 }
+
+export type StreamRefusal = 'max-streams' | 'stream-rate';
 
 /** Counts what happened; the default observer and the basis of tests' assertions. */
 export class XdsCounters implements XdsObserver {
@@ -50,6 +56,8 @@ export class XdsCounters implements XdsObserver {
   staleNonces = 0;
   badRequests = 0;
   authFailures = 0;
+  throttledRequests = 0;
+  readonly streamsRefused: Record<StreamRefusal, number> = { 'max-streams': 0, 'stream-rate': 0 };
   readonly responsesByKind = new Map<ResourceKind, number>();
 
   streamOpened(): void {
@@ -78,6 +86,12 @@ export class XdsCounters implements XdsObserver {
   authFailed(): void {
     this.authFailures++;
   }
+  throttled(): void {
+    this.throttledRequests++;
+  }
+  streamRefused(reason: StreamRefusal): void {
+    this.streamsRefused[reason]++;
+  }
 }
 
 /** Fans one report out to several observers (counters, logs, metrics). */
@@ -91,5 +105,7 @@ export function combineObservers(...observers: XdsObserver[]): XdsObserver {
     staleNonce: (s, k, n) => observers.forEach((o) => o.staleNonce(s, k, n)),
     badRequest: (s, p) => observers.forEach((o) => o.badRequest(s, p)),
     authFailed: (s, r, m) => observers.forEach((o) => o.authFailed(s, r, m)),
+    throttled: (s, d) => observers.forEach((o) => o.throttled(s, d)),
+    streamRefused: (r, p) => observers.forEach((o) => o.streamRefused(r, p)),
   };
 }

@@ -11,7 +11,8 @@ import {
   type DiscoveryRequest,
 } from './messages.js';
 import type { ProxyAuthenticator } from './auth.js';
-import type { XdsObserver } from './observer.js';
+import { STREAM_ADMISSION_WAIT_MS, TokenBucket, xdsLimits, type XdsLimits } from './limits.js';
+import type { StreamRefusal, XdsObserver } from './observer.js';
 import type { StreamContext } from './ads-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import type { StreamInfo } from './type-status.js';
@@ -22,7 +23,12 @@ export interface XdsServerOptions {
   readonly logger: Logger;
   /** Require callers to authenticate (tokens); without it any node may connect (development). */
   readonly authenticator?: ProxyAuthenticator;
+  /** Bounds on what clients may ask of this replica (limits.ts); defaults for what is not given. */
+  readonly limits?: Partial<XdsLimits>;
 }
+
+/** Refused streams are logged at most this often (a storm refuses thousands). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 releaseDecodedMessages();
 
@@ -30,22 +36,39 @@ export class XdsServer {
   private readonly server: grpc.Server;
   private readonly streams = new Map<number, StreamInfo>();
   private nextId = 1;
+  readonly limits: XdsLimits;
+  /** New streams per second (undefined: no limit). */
+  private readonly newStreams: TokenBucket | undefined;
+  /** Streams admitted but waiting for their turn under the stream rate. */
+  private readonly admitting = new Set<NodeJS.Timeout>();
+  private readonly observer: XdsObserver;
+  private readonly logger: Logger;
+  private refusalsLoggedAt = 0;
+  private refusalsUnlogged = 0;
 
   /** One context for every stream (a thousand streams need not carry a thousand copies). */
   private readonly streamContext: StreamContext;
 
   constructor(options: XdsServerOptions) {
+    const limits = (this.limits = xdsLimits(options.limits));
+    this.observer = options.observer;
+    this.logger = options.logger;
+    this.newStreams =
+      limits.streamRate > 0 ? new TokenBucket(limits.streamRate, limits.streamBurst) : undefined;
     this.streamContext = {
       watcher: options.watcher,
       observer: options.observer,
       logger: options.logger,
       authenticator: options.authenticator,
       onClose: (s: StreamInfo) => this.streams.delete(s.id),
+      requestRate: limits.requestRate,
+      requestBurst: limits.requestBurst,
     };
     this.server = new grpc.Server({
       // Large meshes produce large CDS/EDS responses; Envoy accepts them, so must we.
       'grpc.max_send_message_length': -1,
-      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      // A larger request ends its stream with RESOURCE_EXHAUSTED before it is decoded.
+      'grpc.max_receive_message_length': limits.maxRequestBytes,
       // Notice dead sidecars (and let NATs keep the connection) without application traffic.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -56,9 +79,13 @@ export class XdsServer {
     });
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
-        this.track(new SotwStream(call, this.streamContext, this.nextId++, 'sotw')),
+        this.admit(call, () =>
+          this.track(new SotwStream(call, this.streamContext, this.nextId++, 'sotw')),
+        ),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
-        this.track(new DeltaStream(call, this.streamContext, this.nextId++, 'delta')),
+        this.admit(call, () =>
+          this.track(new DeltaStream(call, this.streamContext, this.nextId++, 'delta')),
+        ),
     });
   }
 
@@ -84,6 +111,7 @@ export class XdsServer {
 
   /** Stops accepting, gives streams `graceMs` to finish, then cuts them. */
   async close(graceMs = 1000): Promise<void> {
+    this.cancelAdmissions();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -98,7 +126,73 @@ export class XdsServer {
 
   /** Cuts every stream at once (tests: simulate a crash). */
   forceClose(): void {
+    this.cancelAdmissions();
     this.server.forceShutdown();
+  }
+
+  /**
+   * Starts a new stream, or refuses it with RESOURCE_EXHAUSTED: past --max-streams, or past
+   * --stream-rate when its turn would be more than STREAM_ADMISSION_WAIT_MS away. A stream
+   * within that wait is started when its turn comes (not read meanwhile).
+   */
+  private admit(call: grpc.ServerDuplexStream<unknown, Buffer>, start: () => void): void {
+    const { maxStreams, streamRate, streamBurst } = this.limits;
+    if (maxStreams > 0 && this.streams.size + this.admitting.size >= maxStreams) {
+      this.refuse(
+        call,
+        'max-streams',
+        `this control plane replica serves at most ${maxStreams} streams (--max-streams); try another replica`,
+      );
+      return;
+    }
+    const waitMs = this.newStreams?.reserve(STREAM_ADMISSION_WAIT_MS) ?? 0;
+    if (waitMs < 0) {
+      this.refuse(
+        call,
+        'stream-rate',
+        `too many new streams (--stream-rate ${streamRate}/s, burst ${streamBurst}); retry later or try another replica`,
+      );
+      return;
+    }
+    if (waitMs === 0) {
+      start();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.admitting.delete(timer);
+      if (!call.cancelled) start();
+    }, waitMs);
+    this.admitting.add(timer);
+  }
+
+  private refuse(
+    call: grpc.ServerDuplexStream<unknown, Buffer>,
+    reason: StreamRefusal,
+    details: string,
+  ): void {
+    const peer = call.getPeer();
+    this.observer.streamRefused(reason, peer);
+    call.emit('error', {
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details,
+      metadata: new grpc.Metadata(),
+    });
+    const now = Date.now();
+    if (now - this.refusalsLoggedAt < REFUSAL_LOG_INTERVAL_MS) {
+      this.refusalsUnlogged++;
+      return;
+    }
+    this.logger.warn(
+      { reason, peer, alsoRefusedSinceLastLine: this.refusalsUnlogged, details },
+      'xds stream refused',
+    );
+    this.refusalsLoggedAt = now;
+    this.refusalsUnlogged = 0;
+  }
+
+  private cancelAdmissions(): void {
+    for (const timer of this.admitting) clearTimeout(timer);
+    this.admitting.clear();
   }
 
   private track(stream: SotwStream | DeltaStream): void {

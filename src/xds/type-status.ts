@@ -55,4 +55,8 @@ export interface StreamInfo {
   readonly connectedAt: number;
   proxy?: ProxyIdentity;
   readonly types: Map<ResourceKind, TypeStatus>;
+  /** Why the proxy's own resources could not be built (it keeps its last good config). */
+  buildError?: { readonly message: string; readonly at: number };
+  /** Requests held back because the stream sent faster than the per-stream request rate. */
+  throttled: number;
 }
