@@ -54,6 +54,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
   protected view: ProxyView | undefined;
   private childLog: Logger | undefined;
   private unwatch: (() => void) | undefined;
+  private unwatchAuth: (() => void) | undefined;
   private nonceSeq = 0;
   private closed = false;
   /** Requests are handled one at a time, in order, even while authentication is pending. */
@@ -123,6 +124,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
     if (this.closed) return;
     this.closed = true;
     this.unwatch?.();
+    this.unwatchAuth?.();
     this.ctx.observer.streamClosed(this.info, reason);
     this.ctx.onClose(this.info);
     this.lifecycle({ node: this.proxy?.nodeId, reason }, 'xds stream closed');
@@ -178,6 +180,11 @@ export abstract class AdsStream<Req extends BaseRequest> {
       if (!proxy || this.closed) return;
       this.proxy = proxy;
       this.info.proxy = proxy;
+      // A credential revoked while the stream is open (a revoked token) closes it.
+      this.unwatchAuth = this.ctx.authenticator?.watch?.(this.call.metadata, (err) =>
+        this.refuse(err, proxy.nodeId),
+      );
+      if (this.closed) return;
       this.lifecycle(
         { node: proxy.nodeId, service: proxy.service, peer: this.info.peer },
         'xds stream opened',

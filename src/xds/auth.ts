@@ -18,4 +18,10 @@ export class AuthError extends Error {
 export interface ProxyAuthenticator {
   /** The service the caller is authenticated as; throws AuthError (UNAUTHENTICATED). */
   authenticate(metadata: grpc.Metadata): Promise<string>;
+  /**
+   * Optional, for a stream `authenticate` accepted: calls `revoked` if its credential stops
+   * being valid (a revoked token); the stream is then closed with that error. Returns the
+   * function that stops watching (called when the stream closes).
+   */
+  watch?(metadata: grpc.Metadata, revoked: (err: AuthError) => void): () => void;
 }
