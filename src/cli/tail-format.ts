@@ -1,12 +1,12 @@
 // How `lucid-mesh tail` prints events: one header line per event, then per-resource diffs
 // (field: old → new). Colour only when printing to a terminal.
 import { styleText } from 'node:util';
-import type { MeshEvent } from '../telemetry/events.js';
+import type { LostEvent, MeshEvent } from '../telemetry/events.js';
 
 type Style = Parameters<typeof styleText>[0];
 const MAX_FIELDS_PER_RESOURCE = 20;
 
-export function formatEvent(e: MeshEvent, colour: boolean): string {
+export function formatEvent(e: MeshEvent | LostEvent, colour: boolean): string {
   // The caller decided whether colour is wanted (TTY, NO_COLOR), so styleText must not second-guess it.
   const paint = (style: Style, text: string) =>
     colour ? styleText(style, text, { validateStream: false }) : text;
@@ -47,6 +47,9 @@ export function formatEvent(e: MeshEvent, colour: boolean): string {
     case 'connect':
     case 'disconnect':
       return `${time} ${e.event} ${e.node} (${e.mode})${e.reason ? `: ${e.reason}` : ''}`;
+    case 'lost':
+      // The server dropped this client for falling behind; tail reconnects and reads on.
+      return `${time} ${paint('red', 'lost')} ${e.droppedEvents} event(s): ${e.reason}; reconnecting`;
   }
 }
 

@@ -68,6 +68,11 @@ describe('tail formatting', () => {
       ),
     ).toBe('12:00:01.234 NACK n listeners v: boom');
   });
+  it('says when the server dropped it for falling behind', () => {
+    expect(
+      formatEvent({ at: event.at, event: 'lost', reason: 'fell behind', droppedEvents: 12 }, false),
+    ).toBe('12:00:01.234 lost 12 event(s): fell behind; reconnecting');
+  });
 });
 
 describe('ConvergenceTracker', () => {
