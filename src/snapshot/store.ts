@@ -160,6 +160,9 @@ export class SnapshotStore implements ConfigWatcher {
   private pending: Catalog | undefined;
   /** Bumped when something besides the catalog changes the output (secrets, policy). */
   private inputsGeneration = 0;
+  /** Bumped when traffic or policy change (they reach proxies through the mesh only). */
+  private meshGeneration = 0;
+  private builtMeshGeneration = -1;
   private builtInputsGeneration = -1;
   private readonly watches = new Set<Watch>();
   /** Watches per proxy key: a key's cached view and resources go when its last watch does. */
@@ -245,13 +248,23 @@ export class SnapshotStore implements ConfigWatcher {
   /** A new authorization policy (or none): rebuilds the mesh. */
   setPolicy(policy: Policy | undefined): void {
     this.policy = policy;
-    this.refresh();
+    this.meshInputsChanged();
   }
 
   /** A new traffic configuration (config entries): rebuilds the mesh. */
   setTraffic(traffic: TrafficConfig): void {
     this.traffic = traffic;
-    this.refresh();
+    this.meshInputsChanged();
+  }
+
+  /**
+   * Traffic or policy changed: rebuild the mesh. Unlike refresh(), proxies' own resources stay
+   * cached where their part of the mesh is unchanged (the MeshProxy content is their key): a
+   * router edit does not re-translate a thousand proxies' listeners.
+   */
+  private meshInputsChanged(): void {
+    this.meshGeneration++;
+    if (this.current) this.debouncer.trigger();
   }
 
   /** The mesh model of the current snapshot. */
@@ -544,7 +557,9 @@ export class SnapshotStore implements ConfigWatcher {
     this.pending = undefined;
     if (!offered) return;
     const catalog = reuseUnchanged(this.catalog, offered);
-    const sameInputs = this.builtInputsGeneration === this.inputsGeneration;
+    const sameInputs =
+      this.builtInputsGeneration === this.inputsGeneration &&
+      this.builtMeshGeneration === this.meshGeneration;
     if (this.current && sameInputs && this.catalog && sameServices(this.catalog, catalog)) return;
     const started = Date.now();
     let snapshot: Snapshot;
@@ -571,6 +586,7 @@ export class SnapshotStore implements ConfigWatcher {
     this.current = snapshot;
     this.localities.clear();
     this.builtInputsGeneration = this.inputsGeneration;
+    this.builtMeshGeneration = this.meshGeneration;
     this.views.clear();
     this.counters.snapshotsBuilt++;
     this.logger.info(

@@ -5,6 +5,7 @@ import { parseCatalog } from '../../src/catalog/schema.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { parseTrafficDocument } from '../../src/traffic/schema.js';
+import { translateProxy } from '../../src/translate/index.js';
 
 const SERVICES = 20;
 
@@ -89,6 +90,32 @@ describe('traffic changes re-encode only what they touch', () => {
     store.flush();
     expect(store.encoder.counters.encoded - before).toBe(0);
     expect(store.snapshot!.version).toBe(version);
+    store.close();
+  });
+
+  it('a router edit does not re-translate the proxies whose part of the mesh is unchanged', () => {
+    let translated = 0;
+    const store = new SnapshotStore({
+      logger: silentLogger,
+      debounceMs: 0,
+      maxDebounceMs: 0,
+      translateProxy: (mesh, proxy) => {
+        translated++;
+        return translateProxy(mesh, proxy);
+      },
+    });
+    store.setTraffic(traffic());
+    store.setCatalog(catalog());
+    store.flush();
+    for (let i = 0; i < SERVICES; i++) {
+      store.watch({ nodeId: `svc-${i}-a`, service: `svc-${i}`, outboundPort: 15001 }, () => {});
+    }
+    expect(translated).toBe(SERVICES);
+    store.setTraffic(traffic('2s'));
+    store.flush();
+    // svc-3's router changed: only its proxy's mesh part (its service) is new; its own
+    // resources are checked by content and found unchanged, so nothing is re-encoded.
+    expect(translated).toBeLessThanOrEqual(SERVICES + 1);
     store.close();
   });
 });
