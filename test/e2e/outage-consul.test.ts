@@ -1,0 +1,396 @@
+// A longer Consul outage under load (issue 13): a real Consul server agent, the control plane
+// on a ConsulSource, real Envoy sidecars (web in SotW mode calling api; api's own sidecar,
+// delta), and a 100 rps request loop web → api through both sidecars. The agent is frozen
+// (SIGSTOP) for 60 s, then killed (SIGKILL) and started again with its data: it is not a -dev
+// agent (those keep nothing) but a one-server agent with a data dir, so its catalog (raft) and
+// its registrations (the agent's local state) survive the restart and nobody registers again.
+// Counted: failed requests over the whole loop, /ready answers that were not 200; timed: the
+// restart until the agent has a leader, and the first registration after it until Envoy has it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import { ConsulSource } from '../../src/sources/consul/consul-source.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { CONSUL_SETUP_TIMEOUT_MS, httpRequestText } from '../support/consul.js';
+import { startLoadLoop, startProbe } from '../support/load-loop.js';
+import { clusterHosts, rejectedUpdates, startSidecar, type Sidecar } from '../support/mesh.js';
+import { freePorts } from '../support/ports.js';
+import { killWithTestProcess } from '../support/reaper.js';
+import { toolPath } from '../support/tools.js';
+import { startTrafficApp, type TrafficApp } from '../support/traffic-app.js';
+import { waitFor } from '../support/wait.js';
+
+const OUTAGE_MS = 60_000;
+
+/** A one-server Consul agent (not -dev) with a data dir, that can be frozen, killed, restarted. */
+interface PersistentConsul {
+  readonly httpPort: number;
+  readonly dataDir: string;
+  start(): Promise<void>;
+  signal(sig: NodeJS.Signals): void;
+  /** SIGKILL (also of a frozen agent); resolves once it is gone. */
+  kill(): Promise<void>;
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }>;
+  register(service: Record<string, unknown>): Promise<void>;
+  /** PUT /v1/agent/check/pass/:id (a TTL check's heartbeat). */
+  passCheck(id: string): Promise<void>;
+  logs(): string;
+  remove(): Promise<void>;
+}
+
+async function startPersistentConsul(): Promise<PersistentConsul> {
+  const bin = toolPath('consul');
+  const [httpPort, serfLan, serfWan, serverPort] = (await freePorts(4)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const dataDir = mkdtempSync(join(tmpdir(), 'lucid-consul-outage-'));
+  const args = [
+    'agent',
+    '-server',
+    '-bootstrap-expect',
+    '1',
+    '-data-dir',
+    dataDir,
+    '-node',
+    't',
+    '-bind',
+    '127.0.0.1',
+    '-client',
+    '127.0.0.1',
+    '-http-port',
+    String(httpPort),
+    '-dns-port',
+    '-1',
+    '-grpc-port',
+    '-1',
+    '-grpc-tls-port',
+    '-1',
+    '-serf-lan-port',
+    String(serfLan),
+    '-serf-wan-port',
+    String(serfWan),
+    '-server-port',
+    String(serverPort),
+    '-log-level',
+    'warn',
+    // Raft timings of a -dev agent (the default multiplier 5 makes elections 5 times slower).
+    '-hcl',
+    'performance { raft_multiplier = 1 }',
+    '-hcl',
+    'connect { enabled = true }',
+  ];
+  let output = '';
+  let child: ChildProcess | undefined;
+  let exitInfo: string | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const running = (): boolean => child !== undefined && exitInfo === undefined;
+  const base = `http://127.0.0.1:${httpPort}`;
+  const api = (method: string, path: string, body?: unknown) =>
+    httpRequestText(method, `${base}${path}`, body, 5_000);
+  const tail = () => `--- consul (${exitInfo ?? 'running'}) log tail ---\n${output.slice(-8192)}`;
+
+  const kill = async (): Promise<void> => {
+    if (!running()) return;
+    child!.kill('SIGKILL');
+    await exited;
+  };
+  const start = async (): Promise<void> => {
+    exitInfo = undefined;
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    const append = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      if (output.length > 200_000) output = output.slice(-100_000);
+    };
+    proc.stdout?.on('data', append);
+    proc.stderr?.on('data', append);
+    proc.once('error', (err) => {
+      exitInfo ??= `spawn failed: ${err.message}`;
+    });
+    exited = new Promise<void>((resolve) => {
+      proc.once('exit', (code, signal) => {
+        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+        resolve();
+      });
+    });
+    killWithTestProcess(proc, 'consul');
+    try {
+      await waitFor(
+        async () => {
+          const res = await api('GET', '/v1/status/leader');
+          return res.status === 200 && /^"[^"]+"$/.test(res.body.trim());
+        },
+        {
+          what: `consul leader on 127.0.0.1:${httpPort}`,
+          timeoutMs: 30_000,
+          intervalMs: 50,
+          details: tail,
+          failIf: () => (running() ? undefined : `consul exited (${exitInfo})`),
+        },
+      );
+      await waitFor(async () => (await api('GET', '/v1/catalog/node/t')).status === 200, {
+        what: 'consul node t in the catalog',
+        timeoutMs: 15_000,
+        details: tail,
+      });
+    } catch (err) {
+      await kill();
+      throw err;
+    }
+  };
+  await start();
+  return {
+    httpPort,
+    dataDir,
+    start,
+    signal: (sig) => {
+      if (running()) child!.kill(sig);
+    },
+    kill,
+    api,
+    async register(service) {
+      const res = await api('PUT', '/v1/agent/service/register', service);
+      if (res.status !== 200) throw new Error(`consul register: HTTP ${res.status}: ${res.body}`);
+    },
+    async passCheck(id) {
+      const res = await api('PUT', `/v1/agent/check/pass/${encodeURIComponent(id)}`);
+      if (res.status !== 200)
+        throw new Error(`consul check pass ${id}: HTTP ${res.status}: ${res.body}`);
+    },
+    logs: () => output,
+    async remove() {
+      await kill();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The check states of api's instances (service and sidecar) as Consul reports them, every 50 ms
+ * for `forMs` from `since`: each distinct state once, with its time (ms since `since`).
+ */
+async function sampleHealth(consul: PersistentConsul, since: number, forMs: number) {
+  const seen: string[] = [];
+  let last = '';
+  while (performance.now() - since < forMs) {
+    let state: string;
+    try {
+      const parts: string[] = [];
+      for (const svc of ['api', 'api-sidecar-proxy']) {
+        const res = await consul.api('GET', `/v1/health/service/${svc}`);
+        if (res.status !== 200) {
+          parts.push(`${svc}: HTTP ${res.status}`);
+          continue;
+        }
+        const entries = JSON.parse(res.body) as Array<{
+          Service: { ID: string };
+          Checks: Array<{ CheckID: string; Status: string }>;
+        }>;
+        for (const e of entries)
+          parts.push(
+            `${e.Service.ID}: ${e.Checks.filter((c) => c.CheckID !== 'serfHealth')
+              .map((c) => `${c.CheckID.replace(/^service:/, '')}=${c.Status}`)
+              .join(',')}`,
+          );
+      }
+      state = parts.join('; ');
+    } catch {
+      state = 'down';
+    }
+    if (state !== last) {
+      seen.push(`${(performance.now() - since).toFixed(0)} ms ${state}`);
+      last = state;
+    }
+    await sleep(50);
+  }
+  return seen;
+}
+
+describe('Consul frozen for 60 s, then killed and restarted with its data, under a 100 rps loop', () => {
+  let consul: PersistentConsul;
+  let cp: RunningControlPlane;
+  let source: ConsulSource;
+  let webApp: TrafficApp, api1: TrafficApp, api2: TrafficApp;
+  let web: Sidecar, apiSidecar: Sidecar;
+  let apiSidecarPort: number;
+
+  // TTL checks that start passing (no wait for a TCP check to see the Envoy listen); the agent
+  // keeps a TTL check's state across a restart.
+  const ttl = { TTL: '10m', Status: 'passing' };
+
+  beforeAll(async () => {
+    [webApp, api1, api2] = await Promise.all([
+      startTrafficApp('web-1'),
+      startTrafficApp('api-1'),
+      startTrafficApp('api-2'),
+    ]);
+    const [webSidecarPort, sidecarPort, xdsPort] = (await freePorts(3)) as [number, number, number];
+    apiSidecarPort = sidecarPort;
+    consul = await startPersistentConsul();
+    for (const [name, id, app, port] of [
+      ['web', 'web-1', webApp, webSidecarPort],
+      ['api', 'api-1', api1, apiSidecarPort],
+    ] as const)
+      await consul.register({
+        Name: name,
+        ID: id,
+        Address: '127.0.0.1',
+        Port: app.port,
+        Check: ttl,
+        Connect: { SidecarService: { Port: port, Checks: [ttl] } },
+      });
+    // A TTL check's state is saved (and restored by a restarted agent) only once it has been
+    // updated, as an app's heartbeat does; a check restored without it starts critical.
+    for (const id of ['web-1', 'web-1-sidecar-proxy', 'api-1', 'api-1-sidecar-proxy'])
+      await consul.passCheck(`service:${id}`);
+    source = new ConsulSource(
+      {
+        connection: { secure: false, host: '127.0.0.1', port: consul.httpPort },
+        waitMs: 10_000,
+        backoffMaxMs: 1_000,
+      },
+      silentLogger,
+    );
+    cp = await startControlPlane({
+      source,
+      logger: silentLogger,
+      host: '127.0.0.1',
+      xdsPort,
+      adminPort: 0,
+    });
+    [web, apiSidecar] = await Promise.all([
+      startSidecar({ nodeId: 'web-1-sidecar-proxy', service: 'web', xdsPort, mode: 'sotw' }),
+      startSidecar({ nodeId: 'api-1-sidecar-proxy', service: 'api', xdsPort, mode: 'delta' }),
+    ]);
+    await web.envoy.waitFor(
+      async () => (await web.call('api').catch(() => undefined))?.status === 200,
+      'web → api',
+      30_000,
+    );
+    // api's endpoint is its sidecar: requests go through both Envoys.
+    expect(await clusterHosts(web.envoy, 'api')).toEqual([`127.0.0.1:${apiSidecarPort}`]);
+  }, CONSUL_SETUP_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await Promise.all([web?.envoy.stop(), apiSidecar?.envoy.stop()]);
+    await cp?.stop();
+    await consul?.remove();
+    await Promise.all([webApp?.close(), api1?.close(), api2?.close()]);
+  });
+
+  it('0 failed requests, /ready stays 200; the first registration after the restart reaches Envoy', async () => {
+    const loop = startLoadLoop(web, 'api', { rps: 100, maxMs: 120_000 });
+    const ready = startProbe(`http://127.0.0.1:${cp.adminPort}/ready`, 500, 120_000);
+    try {
+      await sleep(2_000);
+      const version = cp.store.snapshot?.version;
+
+      const frozenAt = loop.now();
+      consul.signal('SIGSTOP');
+      await sleep(OUTAGE_MS);
+      const frozen = loop.count(frozenAt, loop.now());
+      expect(cp.store.ready).toBe(true);
+      expect(cp.store.snapshot?.version).toBe(version);
+      const failingWhileFrozen = source.stats().failingWatches;
+
+      // Killed while frozen, then started again on the same data dir and ports.
+      const killedAt = loop.now();
+      await consul.kill();
+      const restartStarted = performance.now();
+      const sampler = sampleHealth(consul, restartStarted, 8_000);
+      await consul.start();
+      const leaderMs = performance.now() - restartStarted;
+      // Its registrations came back from its data dir: nobody registers again.
+      const services = JSON.parse((await consul.api('GET', '/v1/agent/services')).body) as Record<
+        string,
+        unknown
+      >;
+      expect(Object.keys(services).sort()).toEqual([
+        'api-1',
+        'api-1-sidecar-proxy',
+        'web-1',
+        'web-1-sidecar-proxy',
+      ]);
+
+      // The first catalog change after the recovery: a new api instance (not meshed).
+      const registeredAt = performance.now();
+      await consul.register({
+        Name: 'api',
+        ID: 'api-2',
+        Address: '127.0.0.1',
+        Port: api2.port,
+        Check: ttl,
+      });
+      const api2Host = `127.0.0.1:${api2.port}`;
+      await waitFor(async () => (await clusterHosts(web.envoy, 'api')).includes(api2Host), {
+        what: 'api-2 in the web sidecar /clusters',
+        timeoutMs: 20_000,
+        intervalMs: 10,
+        details: () => JSON.stringify(source.stats()),
+      });
+      const toEnvoyMs = performance.now() - registeredAt;
+      const api2InEnvoyAt = loop.now();
+      const hitsAt = api2.hits;
+      await waitFor(() => api2.hits > hitsAt, { what: 'api-2 serving the loop' });
+      await waitFor(() => source.stats().failingWatches === 0, {
+        what: 'every Consul watch recovered',
+        timeoutMs: 10_000,
+        details: () => JSON.stringify(source.stats()),
+      });
+      // api-1 (through its sidecar) back once Consul's restored checks pass again.
+      const api1Host = `127.0.0.1:${apiSidecarPort}`;
+      await waitFor(async () => (await clusterHosts(web.envoy, 'api')).includes(api1Host), {
+        what: 'api-1 (its sidecar) back in the web sidecar /clusters',
+        timeoutMs: 25_000,
+        intervalMs: 20,
+      });
+      const api1BackMs = performance.now() - restartStarted;
+      await sleep(2_000);
+      const total = await loop.stop();
+      await ready.stop();
+      const afterKill = loop.count(killedAt);
+      const health = await sampler;
+      const firstFailure = total.failures[0];
+
+      console.log(
+        `[outage consul] agent SIGSTOPped ${OUTAGE_MS / 1000} s at 100 rps: ${frozen.failed} failed ` +
+          `of ${frozen.total} while frozen (${failingWhileFrozen} watches failing by then); ` +
+          `SIGKILLed and restarted on its data dir: leader after ${leaderMs.toFixed(0)} ms, ` +
+          `${afterKill.failed} failed of ${afterKill.total} from the kill to the end; ` +
+          `${total.failed} of ${total.total} over the whole loop (${(loop.now() / 1000).toFixed(0)} s); ` +
+          `/ready: ${ready.bad} not 200 of ${ready.total}. First registration after the restart ` +
+          `→ Envoy /clusters in ${toEnvoyMs.toFixed(0)} ms (debounce 100 ms, watch backoff ≤ 1 s); ` +
+          `api-1 back in Envoy ${api1BackMs.toFixed(0)} ms after the restart began. ` +
+          `Kill at ${killedAt.toFixed(0)} ms; first failure: ${firstFailure ?? 'none'}; ` +
+          `api checks in Consul from the restart: ${health.join(' | ')}`,
+      );
+      // Frozen, and up to the kill: not one request failed.
+      expect(frozen.failed).toBe(0);
+      expect(loop.count(0, killedAt).failures).toEqual([]);
+      expect(frozen.total).toBeGreaterThan(5_900);
+      // After the restart, requests fail only while Consul reports no api instance passing
+      // (Envoy's own 503, no healthy upstream): none once api-2 has reached Envoy.
+      expect(loop.count(api2InEnvoyAt + 100).failures).toEqual([]);
+      expect(total.total).toBeGreaterThan(6_000);
+      expect(ready.bad, ready.badReasons.join('; ')).toBe(0);
+      expect(await clusterHosts(web.envoy, 'api')).toEqual(
+        [`127.0.0.1:${apiSidecarPort}`, api2Host].sort(),
+      );
+      expect(await rejectedUpdates(web.envoy)).toBe(0);
+      expect(await rejectedUpdates(apiSidecar.envoy)).toBe(0);
+      expect(cp.counters.nacks).toBe(0);
+    } finally {
+      // A frozen agent is thawed so nothing stays stopped if the test failed mid-outage.
+      consul.signal('SIGCONT');
+      await loop.stop();
+      await ready.stop();
+    }
+  }, 170_000);
+});
