@@ -1,0 +1,643 @@
+// Longer outages of the control plane itself, with `lucid-mesh serve` as a real process (file
+// catalog, mTLS and proxy tokens on, a data directory) and two real Envoy sidecars (web → api)
+// under a 100 rps request loop:
+// - serve killed with -9 and kept down 30 s: Envoy keeps serving its last config; restarted on
+//   the same ports and data directory, the sidecars reconnect without config churn;
+// - the CA's directory made read-only (immutable: the tests run as root, where a mode of 0555
+//   stops nothing) while leaves are due: renewals still reach Envoy, saving the leaf records
+//   fails with a logged error and nothing half-written, and succeeds once writable again.
+// Not here: the directory full. On a 1 MiB tmpfs the save fails with ENOSPC and leaves a
+// zero-byte `leaves.json.<pid>.<hex>.tmp` behind per failed save (writeTemp in
+// src/ca/file-store.ts removes the temp file only when the rename fails); see docs/reliability.md.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileCaStore, openCa } from '../../src/ca/index.js';
+import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
+import { rejectedUpdates, startSidecar, type Sidecar } from '../support/mesh.js';
+import { freePorts } from '../support/ports.js';
+import { killWithTestProcess } from '../support/reaper.js';
+import { cliEntry } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+interface ServeProcess {
+  readonly child: ChildProcess;
+  output(): string;
+  readonly exited: Promise<void>;
+  alive(): boolean;
+}
+
+function spawnServe(
+  catalog: string,
+  dataDir: string,
+  ports: { xds: number; admin: number },
+  env: Record<string, string>,
+): ServeProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      cliEntry,
+      'serve',
+      '--catalog',
+      catalog,
+      '--host',
+      '127.0.0.1',
+      '--mtls',
+      'on',
+      '--auth',
+      'token',
+      '--xds-port',
+      String(ports.xds),
+      '--admin-port',
+      String(ports.admin),
+      '--data-dir',
+      dataDir,
+    ],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  killWithTestProcess(child, 'lucid-mesh serve');
+  let output = '';
+  let alive = true;
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      alive = false;
+      resolve();
+    }),
+  );
+  return { child, output: () => output, exited, alive: () => alive };
+}
+
+/** A mesh: serve (restartable), apps web and api, their sidecars, an operator token. */
+interface Mesh {
+  readonly dataDir: string;
+  readonly catalogDir: string;
+  serve: ServeProcess;
+  readonly ports: { xds: number; admin: number };
+  readonly web: Sidecar;
+  readonly api: Sidecar;
+  readonly apps: HttpApp[];
+  readonly operatorToken: string;
+  restart(): ServeProcess;
+  stop(): Promise<void>;
+}
+
+async function startMesh(env: Record<string, string> = {}): Promise<Mesh> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'lucid-outage-data-'));
+  const catalogDir = mkdtempSync(join(tmpdir(), 'lucid-outage-catalog-'));
+  const catalog = join(catalogDir, 'catalog.yaml');
+  const [xds, admin, webSide, apiSide] = await freePorts(4);
+  const ports = { xds: xds!, admin: admin! };
+  const apps = await Promise.all([startHttpApp('web'), startHttpApp('api')]);
+  const [webApp, apiApp] = apps;
+  writeFileSync(
+    catalog,
+    `services:
+  - name: web
+    instances: [{ id: web-1, address: 127.0.0.1, port: ${webApp!.port}, sidecarPort: ${webSide} }]
+  - name: api
+    instances: [{ id: api-1, address: 127.0.0.1, port: ${apiApp!.port}, sidecarPort: ${apiSide} }]
+`,
+  );
+  // Tokens from the same store serve will open (as `lucid-mesh token issue` would).
+  const ca = await openCa({ dataDir, env: {} });
+  const webToken = await ca.tokens.issue('web');
+  const apiToken = await ca.tokens.issue('api');
+  const operatorToken = await ca.tokens.issueOperator({ name: 'outage-test' });
+  ca.stop();
+
+  const started: { serve?: ServeProcess; sidecars: Sidecar[] } = { sidecars: [] };
+  const stop = async () => {
+    const s = started.serve;
+    if (s?.alive()) {
+      s.child.kill('SIGKILL');
+      await s.exited;
+    }
+    await Promise.all(started.sidecars.map((c) => c.envoy.stop()));
+    await Promise.all(apps.map((a) => a.close()));
+    spawnSync('chattr', ['-i', join(dataDir, 'ca')]);
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(catalogDir, { recursive: true, force: true });
+  };
+  try {
+    started.serve = spawnServe(catalog, dataDir, ports, env);
+    await waitReady(ports.admin, started.serve);
+    const [web, api] = await Promise.all([
+      startSidecar({
+        nodeId: 'web-1',
+        service: 'web',
+        xdsPort: ports.xds,
+        mode: 'sotw',
+        token: webToken,
+      }),
+      startSidecar({
+        nodeId: 'api-1',
+        service: 'api',
+        xdsPort: ports.xds,
+        mode: 'delta',
+        token: apiToken,
+      }),
+    ]);
+    started.sidecars.push(web!, api!);
+    await waitFor(
+      async () => {
+        const r = await web!.call('api').catch(() => undefined);
+        return r?.status === 200;
+      },
+      {
+        what: 'web → api through both sidecars (mTLS)',
+        timeoutMs: 30_000,
+        details: started.serve.output,
+      },
+    );
+    const mesh: Mesh = {
+      dataDir,
+      catalogDir,
+      serve: started.serve,
+      ports,
+      web: web!,
+      api: api!,
+      apps,
+      operatorToken,
+      restart() {
+        mesh.serve = started.serve = spawnServe(catalog, dataDir, ports, env);
+        return mesh.serve;
+      },
+      stop,
+    };
+    return mesh;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function waitReady(admin: number, serve: ServeProcess): Promise<void> {
+  await waitFor(
+    async () => {
+      const r = await httpGet(`http://127.0.0.1:${admin}/ready`).catch(() => undefined);
+      return r?.status === 200;
+    },
+    {
+      what: 'serve /ready',
+      timeoutMs: 30_000,
+      details: serve.output,
+      failIf: () => (serve.alive() ? undefined : 'serve exited'),
+    },
+  );
+}
+
+interface LoadTally {
+  sent: number;
+  ok: number;
+  failed: Array<{ at: number; error: string }>;
+}
+
+/**
+ * Open-loop load: one request every 10 ms (100 rps) from web's sidecar to api, `count` requests
+ * in all, then it stops by itself; `stop()` ends it early. Resolves with the tally once every
+ * request has an answer (3 s timeout each).
+ */
+function loadLoop(from: Sidecar, count: number) {
+  const tally: LoadTally = { sent: 0, ok: 0, failed: [] };
+  let stopped = false;
+  const inflight = new Set<Promise<void>>();
+  const done = (async () => {
+    const start = Date.now();
+    while (!stopped && tally.sent < count) {
+      const due = start + tally.sent * 10;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      tally.sent++;
+      const p = from
+        .call('api')
+        .then(
+          (res) => {
+            if (res.status === 200) tally.ok++;
+            else
+              tally.failed.push({
+                at: Date.now(),
+                error: `${res.status} ${res.body.slice(0, 200)}`,
+              });
+          },
+          (err: unknown) => {
+            tally.failed.push({ at: Date.now(), error: (err as Error).message });
+          },
+        )
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all([...inflight]);
+    return tally;
+  })();
+  return {
+    tally,
+    done,
+    stop: async () => {
+      stopped = true;
+      return done;
+    },
+  };
+}
+
+/** Envoy's xDS counters, and the listener and cluster add/modify/remove counters. */
+async function xdsCounters(sidecar: Sidecar): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const re =
+    /(\.update_(attempt|success|rejected|failure|empty)|\.(listener|cluster)_(added|modified|removed)|control_plane\.connected_state)$/;
+  for (const [name, value] of await sidecar.envoy.stats())
+    if (re.test(name) && /^\d+$/.test(value)) out[name] = Number(value);
+  return out;
+}
+
+function diff(before: Record<string, number>, after: Record<string, number>) {
+  const changed: Record<string, string> = {};
+  for (const name of new Set([...Object.keys(before), ...Object.keys(after)]))
+    if (before[name] !== after[name])
+      changed[name] = `${before[name] ?? '-'} → ${after[name] ?? '-'}`;
+  return changed;
+}
+
+/** version_info of every dynamic resource Envoy holds, by kind/name. */
+async function heldVersions(sidecar: Sidecar): Promise<Record<string, string>> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const dump = (await sidecar.envoy.configDump()) as { configs: any[] };
+  const out: Record<string, string> = {};
+  for (const c of dump.configs) {
+    const type = String(c['@type']).split('.').pop();
+    const put = (kind: string, name: string | undefined, version: string | undefined) => {
+      if (name) out[`${kind}/${name}`] = version ?? '';
+    };
+    if (type === 'ListenersConfigDump')
+      for (const l of c.dynamic_listeners ?? [])
+        put('listener', l.name, l.active_state?.version_info);
+    if (type === 'ClustersConfigDump')
+      for (const cl of c.dynamic_active_clusters ?? [])
+        put('cluster', cl.cluster?.name, cl.version_info);
+    if (type === 'RoutesConfigDump')
+      for (const r of c.dynamic_route_configs ?? [])
+        put('route', r.route_config?.name, r.version_info);
+    if (type === 'EndpointsConfigDump')
+      for (const e of c.dynamic_endpoint_configs ?? [])
+        put('endpoints', e.endpoint_config?.cluster_name, e.version_info);
+    if (type === 'SecretsConfigDump')
+      for (const s of c.dynamic_active_secrets ?? []) put('secret', s.name, s.version_info);
+  }
+  return out;
+}
+
+/** Serial of the sidecar's own certificate, as Envoy's /certs shows it. */
+async function leafSerial(sidecar: Sidecar): Promise<string | undefined> {
+  const certs = JSON.parse(await sidecar.envoy.admin('/certs')) as {
+    certificates: Array<{ cert_chain?: Array<{ serial_number: string }> }>;
+  };
+  for (const c of certs.certificates) if (c.cert_chain?.[0]) return c.cert_chain[0].serial_number;
+  return undefined;
+}
+
+interface ProxyRow {
+  nodeId: string;
+  types: Record<string, { status: string }>;
+}
+async function proxies(mesh: Mesh): Promise<ProxyRow[]> {
+  const r = await httpGet(`http://127.0.0.1:${mesh.ports.admin}/v1/proxies`, {
+    authorization: `Bearer ${mesh.operatorToken}`,
+  });
+  if (r.status !== 200) throw new Error(`/v1/proxies: ${r.status} ${r.body.slice(0, 200)}`);
+  return (JSON.parse(r.body) as { proxies: ProxyRow[] }).proxies;
+}
+
+const countLines = (text: string, needle: string) =>
+  text.split('\n').filter((l) => l.includes(needle)).length;
+
+describe('control plane killed with -9 for 30 s', () => {
+  let mesh: Mesh | undefined;
+  beforeAll(async () => {
+    mesh = await startMesh();
+  }, 90_000);
+  afterAll(async () => {
+    await mesh?.stop();
+  });
+
+  it('Envoy keeps serving while it is down; restarted on the same ports and data dir: no config churn', async () => {
+    const m = mesh!;
+    // Settle: both proxies SYNCED on every type before the baseline is taken.
+    await waitFor(
+      async () => {
+        const rows = await proxies(m);
+        return (
+          rows.length === 2 &&
+          rows.every((r) => Object.values(r.types).every((t) => t.status === 'SYNCED'))
+        );
+      },
+      { what: 'both proxies SYNCED', timeoutMs: 20_000, details: m.serve.output },
+    );
+    const before = { web: await xdsCounters(m.web), api: await xdsCounters(m.api) };
+    const versionsBefore = { web: await heldVersions(m.web), api: await heldVersions(m.api) };
+    const serialsBefore = { web: await leafSerial(m.web), api: await leafSerial(m.api) };
+
+    // ~75 s of load at 100 rps; it covers the outage and the restart, and stops by itself.
+    const load = loadLoop(m.web, 7_500);
+    try {
+      await waitFor(() => load.tally.ok >= 200, { what: '2 s of load', timeoutMs: 10_000 });
+      const killedAt = Date.now();
+      m.serve.child.kill('SIGKILL');
+      await m.serve.exited;
+      await Promise.all(
+        [m.web, m.api].map((s) =>
+          s.envoy.waitFor(
+            async () => (await s.envoy.stat('control_plane.connected_state')) === 0,
+            'Envoy notices the control plane is gone',
+          ),
+        ),
+      );
+      const sentAtKill = load.tally.sent;
+      const failedAtKill = load.tally.failed.length;
+      await new Promise((r) => setTimeout(r, 30_000 - (Date.now() - killedAt)));
+      const downFor = Date.now() - killedAt;
+      const sentWhileDown = load.tally.sent - sentAtKill;
+      const failedWhileDown = load.tally.failed.length - failedAtKill;
+
+      const restartedAt = Date.now();
+      const serve = m.restart();
+      await waitReady(m.ports.admin, serve);
+      const readyMs = Date.now() - restartedAt;
+      // Envoy's retry backoff (no retry policy in the bootstrap: 0.5 s up to 30 s) decides when
+      // it comes back.
+      await Promise.all(
+        [m.web, m.api].map((s) =>
+          s.envoy.waitFor(
+            async () => (await s.envoy.stat('control_plane.connected_state')) === 1,
+            'Envoy reconnects',
+            45_000,
+          ),
+        ),
+      );
+      const reconnectMs = Date.now() - restartedAt;
+      let lastRows: ProxyRow[] = [];
+      await waitFor(
+        async () => {
+          const rows = (lastRows = await proxies(m));
+          return (
+            rows.length === 2 &&
+            rows.every(
+              (r) =>
+                r.types.secrets?.status === 'SYNCED' &&
+                Object.values(r.types).every((t) => t.status !== 'STALE' && t.status !== 'NACKED'),
+            )
+          );
+        },
+        {
+          what: 'both proxies back and ACKed',
+          timeoutMs: 20_000,
+          details: () => `${JSON.stringify(lastRows)}\n${serve.output()}`,
+        },
+      );
+      // Leaf keys are not kept on disk: the restarted CA issues new leaves, and Envoy gets them.
+      const issued = () =>
+        Object.fromEntries(
+          serve
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('leaf certificate issued'))
+            .map((l) => JSON.parse(l) as { service: string; serial: string })
+            .map((j) => [j.service, j.serial]),
+        ) as Record<string, string | undefined>;
+      await waitFor(
+        async () =>
+          (await leafSerial(m.web)) === issued().web && (await leafSerial(m.api)) === issued().api,
+        {
+          what: "Envoy holds the restarted CA's leaves",
+          timeoutMs: 15_000,
+          details: () => `${JSON.stringify(issued())}\n${serve.output()}`,
+        },
+      );
+      const newLeavesMs = Date.now() - restartedAt;
+      const proxyRows = await proxies(m);
+      const after = { web: await xdsCounters(m.web), api: await xdsCounters(m.api) };
+      const versionsAfter = { web: await heldVersions(m.web), api: await heldVersions(m.api) };
+      const serialsAfter = { web: await leafSerial(m.web), api: await leafSerial(m.api) };
+      const sentAtReconnect = load.tally.sent;
+      const tally = await load.done;
+
+      const changedVersions = (side: 'web' | 'api') =>
+        Object.keys({ ...versionsBefore[side], ...versionsAfter[side] }).filter(
+          (k) => versionsBefore[side][k] !== versionsAfter[side][k],
+        );
+      console.log(
+        JSON.stringify(
+          {
+            downForMs: downFor,
+            sentWhileDown,
+            failedWhileDown,
+            restartReadyMs: readyMs,
+            newLeavesInEnvoyMs: newLeavesMs,
+            envoyReconnectMs: reconnectMs,
+            requests: { sent: tally.sent, ok: tally.ok, failed: tally.failed.length },
+            sentAfterReconnect: tally.sent - sentAtReconnect,
+            counterChanges: { web: diff(before.web, after.web), api: diff(before.api, after.api) },
+            changedVersions: { web: changedVersions('web'), api: changedVersions('api') },
+            leafSerials: { before: serialsBefore, after: serialsAfter },
+            issuedAfterRestart: serve
+              .output()
+              .split('\n')
+              .filter((l) => l.includes('leaf certificate issued'))
+              .map((l) => {
+                const j = JSON.parse(l) as { service: string; serial: string; time: number };
+                return { service: j.service, serial: j.serial, at: j.time - restartedAt };
+              }),
+            streamsOpened: serve
+              .output()
+              .split('\n')
+              .filter((l) => l.includes('xds stream opened'))
+              .map((l) => {
+                const j = JSON.parse(l) as { node: string; time: number };
+                return { node: j.node, at: j.time - restartedAt };
+              }),
+            secretsSent: (
+              JSON.parse(
+                (
+                  await httpGet(`http://127.0.0.1:${m.ports.admin}/v1/proxies`, {
+                    authorization: `Bearer ${m.operatorToken}`,
+                  })
+                ).body,
+              ) as { proxies: Array<{ nodeId: string; types: { secrets: unknown } }> }
+            ).proxies.map((p) => ({ node: p.nodeId, secrets: p.types.secrets })),
+            envoySecretVersions: {
+              before: {
+                web: versionsBefore.web['secret/default'],
+                api: versionsBefore.api['secret/default'],
+              },
+              after: {
+                web: versionsAfter.web['secret/default'],
+                api: versionsAfter.api['secret/default'],
+              },
+            },
+            proxyStatus: proxyRows.map((r) => ({
+              nodeId: r.nodeId,
+              types: Object.fromEntries(Object.entries(r.types).map(([k, t]) => [k, t.status])),
+            })),
+          },
+          null,
+          2,
+        ),
+      );
+      expect(tally.failed.slice(0, 5)).toEqual([]);
+      expect(tally.ok).toBe(7_500);
+      expect(sentWhileDown).toBeGreaterThan(2_500);
+      for (const side of ['web', 'api'] as const) {
+        const s = side === 'web' ? m.web : m.api;
+        expect(await rejectedUpdates(s.envoy)).toBe(0);
+        expect(after[side]['cluster_manager.cds.update_rejected'] ?? 0).toBe(0);
+        // Nothing added, modified or removed: a reconnect re-sends identical versions.
+        for (const name of [
+          'cluster_manager.cluster_added',
+          'cluster_manager.cluster_modified',
+          'cluster_manager.cluster_removed',
+          'listener_manager.listener_added',
+          'listener_manager.listener_modified',
+          'listener_manager.listener_removed',
+        ])
+          expect(after[side][name], `${side} ${name}`).toBe(before[side][name]);
+        // Every listener, cluster, route and endpoint set at the version it had.
+        expect(changedVersions(side).filter((k) => !k.startsWith('secret/'))).toEqual([]);
+      }
+    } finally {
+      await load.stop();
+    }
+  }, 150_000);
+});
+
+describe('the CA directory read-only while leaves are due', () => {
+  // 0.0002 days = 17.28 s; renewal at 60–90 % of that: every 10–16 s.
+  const TTL_DAYS = '0.0002';
+  let mesh: Mesh | undefined;
+  beforeAll(async () => {
+    mesh = await startMesh({ CERT_VALIDITY_DAYS: TTL_DAYS });
+  }, 90_000);
+  afterAll(async () => {
+    await mesh?.stop();
+  });
+
+  it('renewals keep reaching Envoy, the save fails with a logged error and nothing half-written; writable again, it saves', async () => {
+    const m = mesh!;
+    const caDir = join(m.dataDir, 'ca');
+    const store = new FileCaStore(m.dataDir);
+    const savedSerials = async () =>
+      Object.fromEntries((await store.loadLeaves()).map((l) => [l.service, l.serial]));
+    const current = async () => ({ web: await leafSerial(m.web), api: await leafSerial(m.api) });
+    // Both leaves recorded before the directory goes read-only.
+    await waitFor(
+      async () => {
+        const saved = await savedSerials();
+        const held = await current();
+        return saved.web === held.web && saved.api === held.api ? saved : undefined;
+      },
+      { what: 'leaf records saved', timeoutMs: 20_000, details: m.serve.output },
+    );
+    const load = loadLoop(m.web, 6_000);
+    let chattrOn = false;
+    try {
+      const frozen = spawnSync('chattr', ['+i', caDir], { encoding: 'utf8' });
+      expect(frozen.status, frozen.stderr).toBe(0);
+      chattrOn = true;
+      const frozenAt = Date.now();
+      const savedAtFreeze = await savedSerials();
+      const heldAtFreeze = await current();
+      const failedSaves = () => countLines(m.serve.output(), 'saving leaf records failed');
+      const renewals = () => countLines(m.serve.output(), 'leaf certificate renewed');
+      const renewalsAtFreeze = renewals();
+
+      // Both services renewed while read-only: Envoy holds the new leaves.
+      await waitFor(
+        async () => {
+          const held = await current();
+          return held.web !== heldAtFreeze.web && held.api !== heldAtFreeze.api;
+        },
+        { what: 'both leaves renewed while read-only', timeoutMs: 25_000, details: m.serve.output },
+      );
+      await waitFor(() => failedSaves() >= 1, {
+        what: 'the failed save logged',
+        timeoutMs: 10_000,
+        details: m.serve.output,
+      });
+      const errorLine = m.serve
+        .output()
+        .split('\n')
+        .find((l) => l.includes('saving leaf records failed'))!;
+      const heldReadOnly = await current();
+      const leftovers = readdirSync(caDir).filter((f) => f.endsWith('.tmp'));
+      const savedReadOnly = await savedSerials();
+      const failedWhileReadOnly = load.tally.failed.length;
+      const readOnlyFor = Date.now() - frozenAt;
+
+      spawnSync('chattr', ['-i', caDir]);
+      chattrOn = false;
+      const thawedAt = Date.now();
+      const failedSavesAtThaw = failedSaves();
+      // The next renewal saves the records (the failed save itself is not retried).
+      const saved = await waitFor(
+        async () => {
+          const s = await savedSerials();
+          const held = await current();
+          return s.web === held.web && s.api === held.api && s.web !== heldReadOnly.web
+            ? s
+            : undefined;
+        },
+        {
+          what: 'leaf records saved after the directory is writable',
+          timeoutMs: 25_000,
+          details: m.serve.output,
+        },
+      );
+      const savedAfterMs = Date.now() - thawedAt;
+      const tally = await load.stop();
+      console.log(
+        JSON.stringify(
+          {
+            readOnlyForMs: readOnlyFor,
+            errorLine: JSON.parse(errorLine) as unknown,
+            failedSavesWhileReadOnly: failedSavesAtThaw,
+            renewalsWhileReadOnly: renewals() - renewalsAtFreeze,
+            leftoverTempFiles: leftovers,
+            recordsWhileReadOnly: {
+              saved: savedReadOnly,
+              atFreeze: savedAtFreeze,
+              envoyHeld: heldReadOnly,
+            },
+            savedAfterWritableMs: savedAfterMs,
+            savedAfter: saved,
+            requests: { sent: tally.sent, ok: tally.ok, failed: tally.failed.length },
+            failedWhileReadOnly,
+          },
+          null,
+          2,
+        ),
+      );
+      expect(leftovers).toEqual([]);
+      // The store still loads, with the records as they were before the directory froze.
+      expect(savedReadOnly).toEqual(savedAtFreeze);
+      expect(errorLine).toMatch(/EPERM|EACCES|EROFS|read-only|not permitted/);
+      expect(readdirSync(caDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      expect(tally.failed.slice(0, 5)).toEqual([]);
+      expect(tally.ok).toBe(tally.sent);
+      expect(await rejectedUpdates(m.web.envoy)).toBe(0);
+      expect(await rejectedUpdates(m.api.envoy)).toBe(0);
+    } finally {
+      if (chattrOn) spawnSync('chattr', ['-i', caDir]);
+      await load.stop();
+    }
+  }, 120_000);
+});
