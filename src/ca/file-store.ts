@@ -359,13 +359,19 @@ async function writeTemp(target: string, content: string, mode: number): Promise
   const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', mode);
   try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    // The mode argument is filtered by the umask; keys must be exactly 0600 regardless.
+    await chmod(tmp, mode);
+  } catch (err) {
+    // A full disk fails the write or the sync: leave no half-written file (it may be a key).
+    await rm(tmp, { force: true });
+    throw err;
   }
-  // The mode argument is filtered by the umask; keys must be exactly 0600 regardless.
-  await chmod(tmp, mode);
   return tmp;
 }
 

@@ -6,11 +6,18 @@
 // - the CA's directory made read-only (immutable: the tests run as root, where a mode of 0555
 //   stops nothing) while leaves are due: renewals still reach Envoy, saving the leaf records
 //   fails with a logged error and nothing half-written, and succeeds once writable again.
-// Not here: the directory full. On a 1 MiB tmpfs the save fails with ENOSPC and leaves a
-// zero-byte `leaves.json.<pid>.<hex>.tmp` behind per failed save (writeTemp in
-// src/ca/file-store.ts removes the temp file only when the rename fails); see docs/reliability.md.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,8 +101,12 @@ interface Mesh {
   stop(): Promise<void>;
 }
 
-async function startMesh(env: Record<string, string> = {}): Promise<Mesh> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'lucid-outage-data-'));
+async function startMesh(
+  env: Record<string, string> = {},
+  /** A data directory the caller owns (a tmpfs mount point): not removed by stop(). */
+  ownDataDir?: string,
+): Promise<Mesh> {
+  const dataDir = ownDataDir ?? mkdtempSync(join(tmpdir(), 'lucid-outage-data-'));
   const catalogDir = mkdtempSync(join(tmpdir(), 'lucid-outage-catalog-'));
   const catalog = join(catalogDir, 'catalog.yaml');
   const [xds, admin, webSide, apiSide] = await freePorts(4);
@@ -128,7 +139,7 @@ async function startMesh(env: Record<string, string> = {}): Promise<Mesh> {
     await Promise.all(started.sidecars.map((c) => c.envoy.stop()));
     await Promise.all(apps.map((a) => a.close()));
     spawnSync('chattr', ['-i', join(dataDir, 'ca')]);
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     rmSync(catalogDir, { recursive: true, force: true });
   };
   try {
@@ -637,6 +648,130 @@ describe('the CA directory read-only while leaves are due', () => {
       expect(await rejectedUpdates(m.api.envoy)).toBe(0);
     } finally {
       if (chattrOn) spawnSync('chattr', ['-i', caDir]);
+      await load.stop();
+    }
+  }, 120_000);
+});
+
+describe('the data directory full (a 1 MiB tmpfs) while leaves are due', () => {
+  const TTL_DAYS = '0.0002';
+  const base = mkdtempSync(join(tmpdir(), 'lucid-outage-full-'));
+  const dataDir = join(base, 'data');
+  let mounted = false;
+  let mesh: Mesh | undefined;
+  beforeAll(async () => {
+    mkdirSync(dataDir);
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dataDir], {
+      encoding: 'utf8',
+    });
+    if (m.status !== 0) throw new Error(`mount tmpfs: ${m.stderr}`);
+    mounted = true;
+    mesh = await startMesh({ CERT_VALIDITY_DAYS: TTL_DAYS }, dataDir);
+  }, 90_000);
+  afterAll(async () => {
+    await mesh?.stop();
+    if (mounted) spawnSync('umount', [dataDir]);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('renewals keep reaching Envoy, the save fails with ENOSPC and leaves no temp file; with space again, it saves', async () => {
+    const m = mesh!;
+    const caDir = join(m.dataDir, 'ca');
+    const store = new FileCaStore(m.dataDir);
+    const savedSerials = async () =>
+      Object.fromEntries((await store.loadLeaves()).map((l) => [l.service, l.serial]));
+    const current = async () => ({ web: await leafSerial(m.web), api: await leafSerial(m.api) });
+    await waitFor(
+      async () => {
+        const saved = await savedSerials();
+        const held = await current();
+        return saved.web === held.web && saved.api === held.api;
+      },
+      { what: 'leaf records saved', timeoutMs: 20_000, details: m.serve.output },
+    );
+    const load = loadLoop(m.web, 6_000);
+    const filler = join(m.dataDir, 'filler');
+    try {
+      // Fill the file system to the last block.
+      const fd = openSync(filler, 'w');
+      const chunk = Buffer.alloc(4096, 1);
+      let filled = 0;
+      try {
+        for (;;) filled += writeSync(fd, chunk);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      } finally {
+        closeSync(fd);
+      }
+      const fullAt = Date.now();
+      const savedAtFull = await savedSerials();
+      const heldAtFull = await current();
+      const failedSaves = () =>
+        m.serve
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('saving leaf records failed'));
+      const failedBefore = failedSaves().length;
+      await waitFor(
+        async () => {
+          const held = await current();
+          return held.web !== heldAtFull.web && held.api !== heldAtFull.api;
+        },
+        { what: 'both leaves renewed while full', timeoutMs: 25_000, details: m.serve.output },
+      );
+      await waitFor(() => failedSaves().length > failedBefore, {
+        what: 'the failed save logged',
+        timeoutMs: 10_000,
+        details: m.serve.output,
+      });
+      const errorLine = failedSaves()[failedBefore]!;
+      const leftovers = readdirSync(caDir).filter((f) => f.endsWith('.tmp'));
+      const savedWhileFull = await savedSerials();
+      const heldWhileFull = await current();
+      const fullFor = Date.now() - fullAt;
+      rmSync(filler);
+      const freedAt = Date.now();
+      const saved = await waitFor(
+        async () => {
+          const s = await savedSerials();
+          const held = await current();
+          return s.web === held.web && s.api === held.api && s.web !== heldWhileFull.web
+            ? s
+            : undefined;
+        },
+        { what: 'leaf records saved with space again', timeoutMs: 25_000, details: m.serve.output },
+      );
+      const savedAfterMs = Date.now() - freedAt;
+      const tally = await load.stop();
+      console.log(
+        JSON.stringify(
+          {
+            fillerBytes: filled,
+            fullForMs: fullFor,
+            errorLine: JSON.parse(errorLine) as unknown,
+            failedSavesWhileFull: failedSaves().length - failedBefore,
+            leftoverTempFiles: leftovers.map((f) => ({ f, bytes: statSync(join(caDir, f)).size })),
+            recordsWhileFull: {
+              saved: savedWhileFull,
+              atFull: savedAtFull,
+              envoyHeld: heldWhileFull,
+            },
+            savedAfterSpaceMs: savedAfterMs,
+            savedAfter: saved,
+            leftoverTempFilesAfter: readdirSync(caDir).filter((f) => f.endsWith('.tmp')),
+            requests: { sent: tally.sent, ok: tally.ok, failed: tally.failed.length },
+          },
+          null,
+          2,
+        ),
+      );
+      expect(errorLine).toContain('ENOSPC');
+      expect(savedWhileFull).toEqual(savedAtFull);
+      expect(tally.failed.slice(0, 5)).toEqual([]);
+      expect(tally.ok).toBe(tally.sent);
+      expect(leftovers).toEqual([]);
+    } finally {
+      rmSync(filler, { force: true });
       await load.stop();
     }
   }, 120_000);
