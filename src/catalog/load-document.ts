@@ -29,6 +29,8 @@ export class CatalogDocumentError extends DocumentError {}
  * @throws CatalogDocumentError
  */
 export function parseCatalogText(text: string, fileName: string): Catalog {
+  const tooDeep = nestingProblem(text);
+  if (tooDeep) throw new CatalogDocumentError(fileName, [tooDeep]);
   const document =
     text.trim() === ''
       ? null
@@ -67,7 +69,39 @@ function parseYaml(text: string, fileName: string): unknown {
     });
     throw new CatalogDocumentError(fileName, problems, { cause: doc.errors[0] });
   }
-  return doc.toJS({ maxAliasCount: 100 });
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // An unresolved alias or too many of them: yaml throws its own errors here.
+    throw new CatalogDocumentError(fileName, [(err as Error).message], { cause: err });
+  }
+}
+
+/** Deeper than any catalog, policy or traffic document needs to be. */
+export const MAX_DOCUMENT_NESTING = 64;
+
+/**
+ * A document nested deeper than MAX_DOCUMENT_NESTING in flow brackets (`[`, `{`, JSON's only
+ * kind), found before any parser recurses into it: the yaml parser overflows its stack on
+ * ~1,000 levels and can then abort the process on the next parse (found by fuzzing).
+ * Brackets inside quoted strings do not count.
+ */
+export function nestingProblem(text: string): string | undefined {
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '[' || c === '{') {
+      if (++depth > MAX_DOCUMENT_NESTING) {
+        return `nested deeper than ${MAX_DOCUMENT_NESTING} levels of [ ] / { } (at offset ${i})`;
+      }
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return undefined;
 }
 
 function parseJson(text: string, fileName: string): unknown {

@@ -19,7 +19,12 @@
 // The semantics (first match, isolation) live in evaluate.ts; docs/policy.md is the user guide.
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
-import { DocumentError, findJsonErrorOffset, isJsonFile } from '../catalog/load-document.js';
+import {
+  nestingProblem,
+  DocumentError,
+  findJsonErrorOffset,
+  isJsonFile,
+} from '../catalog/load-document.js';
 import { formatPath, show } from '../catalog/schema.js';
 
 export const ACTIONS = ['allow', 'deny'] as const;
@@ -343,6 +348,8 @@ export function parsePolicyText(text: string, fileName: string): Policy {
       'the document is empty (a policy needs at least `defaults: { action: allow | deny }`)',
     ]);
   if (text.trim() === '') throw empty();
+  const tooDeep = nestingProblem(text);
+  if (tooDeep) throw new PolicyDocumentError(fileName, [tooDeep]);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const lineOf = (offset: number) => lineCounter.linePos(offset).line;

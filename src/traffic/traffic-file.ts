@@ -5,7 +5,7 @@
 // lastError() says why the file's content is not in force. Listeners hear only effective
 // changes: an edit that changes no entry (a comment, key order) notifies no one.
 import { LineCounter, parseDocument } from 'yaml';
-import { findJsonErrorOffset, isJsonFile } from '../catalog/load-document.js';
+import { nestingProblem, findJsonErrorOffset, isJsonFile } from '../catalog/load-document.js';
 import type { Logger } from '../telemetry/logger.js';
 import { WatchedDocument, type WatchedDocumentSpec } from '../sources/watched-document.js';
 import type { ConfigProblem, TrafficProvider } from './provider.js';
@@ -23,6 +23,8 @@ export function parseTrafficText(
   fileName: string,
   previous?: TrafficConfig,
 ): TrafficConfig {
+  const tooDeep = nestingProblem(text);
+  if (tooDeep) throw new TrafficDocumentError(fileName, [tooDeep]);
   if (text.trim() === '') {
     // Far more likely a half-written file than an intent to drop every entry: say `[]`.
     throw new TrafficDocumentError(fileName, [
