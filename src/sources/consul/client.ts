@@ -192,14 +192,37 @@ export class ConsulClient {
   }
 
   /** `/v1/catalog/services`: service name -> tags. */
-  servicesList(q: BlockingQuery = {}): Promise<QueryResult<Record<string, string[]>>> {
-    return this.query('GET /v1/catalog/services', q, (o) => this.consul.catalog.service.list(o));
+  async servicesList(q: BlockingQuery = {}): Promise<QueryResult<Record<string, string[]>>> {
+    const what = 'GET /v1/catalog/services';
+    const r = await this.query<Record<string, string[]>>(what, q, (o) =>
+      this.consul.catalog.service.list(o),
+    );
+    // Consul answers an object; anything else must fail the request (and keep the last good
+    // catalog), not read as "no services" (found by fuzzing).
+    if (r.body === null || typeof r.body !== 'object' || Array.isArray(r.body)) {
+      throw this.shapeError(what, 'an object of service names', r.body);
+    }
+    return r;
   }
 
   /** `/v1/health/service/<name>`: every instance of `name` with its node and checks. */
-  healthService(name: string, q: BlockingQuery = {}): Promise<QueryResult<ConsulHealthEntry[]>> {
-    return this.query(`GET /v1/health/service/${name}`, q, (o) =>
+  async healthService(
+    name: string,
+    q: BlockingQuery = {},
+  ): Promise<QueryResult<ConsulHealthEntry[]>> {
+    const what = `GET /v1/health/service/${name}`;
+    const r = await this.query<ConsulHealthEntry[]>(what, q, (o) =>
       this.consul.health.service({ ...o, service: name }),
+    );
+    if (!Array.isArray(r.body)) throw this.shapeError(what, 'a list of health entries', r.body);
+    return r;
+  }
+
+  private shapeError(what: string, expected: string, body: unknown): ConsulRequestError {
+    const got = body === null ? 'null' : Array.isArray(body) ? 'a list' : typeof body;
+    return new ConsulRequestError(
+      `Consul ${this.address}: ${what}: expected ${expected}, got ${got}`,
+      'invalid-response',
     );
   }
 

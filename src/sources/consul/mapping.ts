@@ -106,10 +106,11 @@ export function mapConsulCatalog(
  * `consul datacenter "dc2" service "web" ...`.
  */
 export function mapConsulDatacenters(
-  datacenters: readonly DatacenterEntries[],
+  raw: readonly DatacenterEntries[],
   opts: Pick<MappingOptions, 'warningAs'>,
 ): MappingResult {
   const problems: string[] = [];
+  const datacenters = raw.map((d) => ({ ...d, byService: wellFormed(d.byService, problems) }));
   const prefix = (d: number): string =>
     d === 0 ? 'consul' : `consul datacenter "${datacenters[d]?.datacenter ?? '?'}"`;
 
@@ -130,7 +131,13 @@ export function mapConsulDatacenters(
           `${prefix(d)} mesh gateway "${e.Service.ID}"`,
           problems,
         );
-        if (g) gateways.push(g);
+        // Gateway ids are node ids too (Consul's default id is `mesh-gateway` in every
+        // datacenter): the first one read keeps it, a later one is skipped and reported.
+        if (g && gateways.some((o) => o.id === g.id)) {
+          problems.push(
+            `${prefix(d)} mesh gateway "${g.id}": id: duplicate (already a gateway of another datacenter); give each gateway its own service ID; gateway skipped`,
+          );
+        } else if (g) gateways.push(g);
       }
     }
     for (const name of names) {
@@ -471,4 +478,52 @@ function pick<T extends string | number>(
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Health entries in the shape the mapping reads, whatever Consul (or something in between)
+ * sent: an entry that is not an object, or has no Service object with an ID, is skipped and
+ * reported; checks that are not objects, and tags, meta or tagged addresses of the wrong type
+ * are dropped (found by fuzzing: `Checks: [null]` threw and stopped the process).
+ */
+function wellFormed(
+  byService: ReadonlyMap<string, readonly ConsulHealthEntry[]>,
+  problems: string[],
+): ReadonlyMap<string, readonly ConsulHealthEntry[]> {
+  const out = new Map<string, ConsulHealthEntry[]>();
+  for (const [name, entries] of byService) {
+    const list: ConsulHealthEntry[] = [];
+    for (const e of (Array.isArray(entries) ? entries : []) as unknown[]) {
+      const svc = isObject(e) ? e.Service : undefined;
+      if (!isObject(e) || !isObject(svc) || typeof svc.ID !== 'string') {
+        problems.push(`consul service "${name}": a health entry without a Service ID; skipped`);
+        continue;
+      }
+      const node = isObject(e.Node) ? e.Node : {};
+      list.push({
+        ...(e as unknown as ConsulHealthEntry),
+        Node: {
+          ...(node as unknown as ConsulHealthEntry['Node']),
+          Meta: isObject(node.Meta) ? (node.Meta as Record<string, string>) : null,
+        },
+        Service: {
+          ...(svc as unknown as ConsulHealthEntry['Service']),
+          Tags: Array.isArray(svc.Tags) ? svc.Tags.filter((t) => typeof t === 'string') : null,
+          Meta: isObject(svc.Meta) ? (svc.Meta as Record<string, string>) : null,
+          TaggedAddresses: isObject(svc.TaggedAddresses)
+            ? (svc.TaggedAddresses as ConsulHealthEntry['Service']['TaggedAddresses'])
+            : null,
+          Proxy: isObject(svc.Proxy) ? (svc.Proxy as ConsulHealthEntry['Service']['Proxy']) : null,
+        },
+        Checks: Array.isArray(e.Checks)
+          ? (e.Checks.filter(isObject) as unknown as ConsulHealthEntry['Checks'])
+          : [],
+      });
+    }
+    out.set(name, list);
+  }
+  return out;
 }
