@@ -8,6 +8,7 @@ import { REPO_ROOT } from './ipc.js';
 import { machineInfo } from './machine.js';
 import { writeResults } from './report.js';
 import { runSession } from './session.js';
+import { runSoak, type SoakPlan } from './soak.js';
 import {
   RESULT_SCHEMA,
   type CpSettings,
@@ -15,6 +16,7 @@ import {
   type Mode,
   type RunResult,
   type SessionResult,
+  type SoakResult,
 } from './types.js';
 import type { SessionPlan } from './workloads.js';
 
@@ -30,6 +32,8 @@ export interface BenchOptions {
     readonly changes: number;
     readonly source: 'file' | 'consul';
   };
+  /** `--workload soak` (run once per mode), if asked for. */
+  readonly soak?: SoakPlan;
   readonly modes: Mode[];
   readonly cp: CpSettings;
   readonly workers: number;
@@ -84,6 +88,21 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
       );
     }
   }
+  const soak: SoakResult[] = [];
+  if (opts.soak) {
+    for (const mode of opts.modes) {
+      soak.push(
+        await runSoak(opts.soak, {
+          mode,
+          cp: opts.cp,
+          workers: opts.workers,
+          churnWriteMs: opts.churnWriteMs,
+          keepTemp: opts.keepTemp,
+          log,
+        }),
+      );
+    }
+  }
   if (opts.envoy) {
     for (const mode of opts.modes) {
       envoy.push(
@@ -109,6 +128,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
     machine,
     sessions,
     envoy,
+    ...(soak.length ? { soak } : {}),
   };
   const runFile = join(opts.outDir, `${id}.json`);
   writeFileSync(runFile, `${JSON.stringify(run, null, 1)}\n`);

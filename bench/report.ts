@@ -11,6 +11,7 @@ import {
   type MachineInfo,
   type RunResult,
   type SessionResult,
+  type SoakResult,
 } from './types.js';
 
 interface Dated<T> {
@@ -114,6 +115,64 @@ function latestEnvoy(runs: Array<{ run: RunResult; file: string }>): Array<Dated
     for (const e of run.envoy) latest.set(`${e.mode}|${e.source}`, { run, file, value: e });
   }
   return [...latest.values()];
+}
+
+/** Latest soak per mode (older run files have none). */
+function latestSoak(runs: Array<{ run: RunResult; file: string }>): Array<Dated<SoakResult>> {
+  const latest = new Map<string, Dated<SoakResult>>();
+  for (const { run, file } of runs) {
+    for (const s of run.soak ?? []) latest.set(s.mode, { run, file, value: s });
+  }
+  return [...latest.values()];
+}
+
+const signed = (v: number | undefined): string =>
+  ok(v) ? `${v > 0 ? '+' : ''}${v.toFixed(1)}` : dash;
+
+function soakTable(list: Array<Dated<SoakResult>>): string {
+  const rows = list.map(({ value: s }) => [
+    s.mode,
+    `${s.services}×${s.instances}×${s.proxies}`,
+    `${s.seconds} s`,
+    `${s.lifeMs[0] / 1000}–${s.lifeMs[1] / 1000} s`,
+    `${s.flips} (${s.flipsPerSecond}/s)`,
+    `${s.reconnects} / ${s.reconfigured}`,
+    `${mib(s.rss.start)} → ${mib(s.rss.end)}`,
+    `${mib(s.rss.min)} / ${mib(s.rss.max)}`,
+    signed(s.rss.slopeKiBPerMin),
+    `${mib(s.heap.start)} → ${mib(s.heap.end)}`,
+    `${mib(s.heap.min)} / ${mib(s.heap.max)}`,
+    signed(s.heap.slopeKiBPerMin),
+    String(s.streamErrors),
+    String(s.nacks),
+    `${s.connectedAtEnd}/${s.proxies}`,
+    s.converged ? 'yes' : 'no',
+    num(s.cpCpuSeconds, 1),
+    num(s.client.maxWorkerBusyPct),
+  ]);
+  return table(
+    [
+      'Mode',
+      'S×I×K',
+      'Duration',
+      'Stream life',
+      'Flips',
+      'Reconnects / reconfigured',
+      'CP RSS start → end MiB',
+      'RSS min / max MiB',
+      'RSS slope KiB/min',
+      'CP heap start → end MiB',
+      'Heap min / max MiB',
+      'Heap slope KiB/min',
+      'Stream errors',
+      'NACKs',
+      'Connected at end',
+      'Converged',
+      'CP CPU s',
+      'Client busiest worker %',
+    ],
+    rows,
+  );
 }
 
 const ORDER = ['Q', 'W1', 'W2', 'W4', 'W5', 'W6', 'W7'];
@@ -606,8 +665,9 @@ export function renderResults(
   const sessions = sortSessions(latestSessions(runs, false));
   const profiledSessions = sortSessions(latestSessions(runs, true));
   const envoy = latestEnvoy(runs);
+  const soak = latestSoak(runs);
   const used = new Map<string, RunResult>();
-  for (const d of [...sessions, ...profiledSessions, ...envoy]) used.set(d.file, d.run);
+  for (const d of [...sessions, ...profiledSessions, ...envoy, ...soak]) used.set(d.file, d.run);
   const usedRuns = [...used.entries()].sort((a, b) => a[1].startedAt.localeCompare(b[1].startedAt));
   const machines = new Set(usedRuns.map(([, r]) => machineLine(r.machine)));
   const commits = new Set(
@@ -692,6 +752,16 @@ export function renderResults(
         envoyTable(envoy),
     );
   }
+  if (soak.length > 0) {
+    out.push(
+      '## Soak\n\n' +
+        '`--workload soak` (not in the default set): K simulated sidecars whose streams each live a random time in the range shown, then are closed by the client and reopened for the same node, under endpoint flips; no proxy is ever left disconnected for long. ' +
+        'The control plane’s RSS and V8 heap are sampled after a forced full GC every ' +
+        `${soak[0]!.value.sampleSeconds} s; the slopes are least-squares fits over the samples after a warm-up of ${soak[0]!.value.warmupSeconds} s (target: no growth beyond noise). ` +
+        'Stream errors are stream ends the clients did not cause. Converged: once the reconnects stop, every proxy is configured, all hold the same shared content with the catalog’s counts, and the control plane counts K streams.\n\n' +
+        soakTable(soak),
+    );
+  }
   const prof = profilesSection(profiledSessions);
   if (prof) {
     out.push(
@@ -709,6 +779,7 @@ export function renderResults(
   const errors = sessions.flatMap((d) =>
     d.value.errors.map((e) => `- ${label(d.value)} ${d.value.mode}: ${e}`),
   );
+  for (const d of soak) errors.push(...d.value.errors.map((e) => `- soak ${d.value.mode}: ${e}`));
   if (errors.length) out.push('## Harness errors\n\n' + errors.slice(0, 30).join('\n'));
   return out.join('\n\n') + '\n';
 }

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_OUT_DIR, DEFAULT_RESULTS, runBench, type BenchOptions } from './harness.js';
 import { writeResults } from './report.js';
+import { soakPlan } from './soak.js';
 import type { Mode } from './types.js';
 import { DEFAULT_SET, QUICK_SET, parseWorkloads, type SessionPlan } from './workloads.js';
 
@@ -26,7 +27,12 @@ Options:
                           W7 W2 + a resolver (2 subsets), router and splitter on every service
                              (a watched traffic file): 20 flips, then 10 router edits
                           envoy  5 real Envoys, 20 changes, change → every Envoy applied it
-  --mode MODE           sotw | delta | both (default both)
+                          soak   1000×5×1000, every stream closed and reopened by its client
+                                 after a random 5–30 s, 2 flips/s, for --soak-seconds (default
+                                 600); control-plane RSS and heap sampled every 10 s. Not in the
+                                 default set
+  --mode MODE           sotw | delta | both (default both; sotw when the only workload is soak)
+  --soak-seconds N      soak duration (default 600)
   --source SOURCE       file | consul (default file). consul applies to the real-Envoy run:
                         changes are registrations in a real Consul agent
   --quick               smoke set, under a minute: Q (30×3×30, 5 flips, 2 s churn), both modes
@@ -78,7 +84,8 @@ async function main(): Promise<void> {
       allowPositionals: false,
       options: {
         workload: { type: 'string' },
-        mode: { type: 'string', default: 'both' },
+        mode: { type: 'string' },
+        'soak-seconds': { type: 'string' },
         source: { type: 'string', default: 'file' },
         quick: { type: 'boolean', default: false },
         proxies: { type: 'string' },
@@ -121,12 +128,15 @@ async function main(): Promise<void> {
     return;
   }
 
+  const workloadParts = (v.workload ?? '').split(',').map((p) => p.trim().toLowerCase());
+  const soakOnly = workloadParts.length > 0 && workloadParts.every((p) => p === 'soak');
+  const modeArg = v.mode ?? (soakOnly ? 'sotw' : 'both');
   const modes: Mode[] =
-    v.mode === 'both'
+    modeArg === 'both'
       ? ['sotw', 'delta']
-      : v.mode === 'sotw' || v.mode === 'delta'
-        ? [v.mode]
-        : fail(`--mode: expected sotw, delta or both, got ${JSON.stringify(v.mode)}`);
+      : modeArg === 'sotw' || modeArg === 'delta'
+        ? [modeArg]
+        : fail(`--mode: expected sotw, delta or both, got ${JSON.stringify(modeArg)}`);
   if (v.source !== 'file' && v.source !== 'consul')
     fail(`--source: expected file or consul, got ${JSON.stringify(v.source)}`);
   const source = v.source;
@@ -138,11 +148,13 @@ async function main(): Promise<void> {
 
   let sessions: SessionPlan[];
   let envoy = false;
+  let soak = false;
   let label: string;
   if (v.workload) {
     const parts = v.workload.split(',').map((p) => p.trim());
     envoy = parts.some((p) => p.toLowerCase() === 'envoy');
-    const rest = parts.filter((p) => p.toLowerCase() !== 'envoy');
+    soak = parts.some((p) => p.toLowerCase() === 'soak');
+    const rest = parts.filter((p) => !['envoy', 'soak'].includes(p.toLowerCase()));
     try {
       sessions = rest.length ? parseWorkloads(rest.join(',')) : [];
     } catch (err) {
@@ -189,8 +201,14 @@ async function main(): Promise<void> {
   if (maxDebounceMs < debounceMs)
     fail(`--max-debounce-ms: must be at least --debounce-ms (${debounceMs}), got ${maxDebounceMs}`);
 
+  const soakSeconds = int('soak-seconds', v['soak-seconds'], 10, 600)!;
+  if (v['soak-seconds'] !== undefined && !soak) fail('--soak-seconds: only with --workload soak');
+  if (soak && proxies !== undefined && proxies > 5000)
+    fail(`--proxies: ${proxies} is more than the 5000 instances of the soak catalog`);
+
   const opts: BenchOptions = {
     sessions,
+    ...(soak ? { soak: soakPlan(soakSeconds, proxies ?? 1000) } : {}),
     envoy: envoy
       ? {
           envoys: int('envoys', v.envoys, 1, 5)!,

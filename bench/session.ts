@@ -64,7 +64,7 @@ const CHANGE_TIMEOUT_MS = 60_000;
 const WARMUP_CHANGES = 2;
 const DRAIN_TIMEOUT_MS = 60_000;
 
-function clientCpu(before: WorkerStats[], after: WorkerStats[], wallMs: number): ClientCpu {
+export function clientCpu(before: WorkerStats[], after: WorkerStats[], wallMs: number): ClientCpu {
   let cpu = 0;
   let maxBusy = 0;
   after.forEach((a, i) => {
@@ -88,7 +88,11 @@ const cpuMs = (a: CpStats, b: CpStats): number =>
  * Waits until the control plane is quiet: every response it sent has reached the clients and
  * its counters did not move for one poll interval (so ACK processing is included in CPU).
  */
-async function settle(cp: BenchControlPlane, pool: LoadPool, timeoutMs = 20_000): Promise<CpStats> {
+export async function settle(
+  cp: BenchControlPlane,
+  pool: LoadPool,
+  timeoutMs = 20_000,
+): Promise<CpStats> {
   const deadline = nowMs() + timeoutMs;
   let prev: CpStats | undefined;
   for (;;) {

@@ -249,6 +249,66 @@ export interface EnvoyRunResult {
   readonly skipped?: string;
 }
 
+/** One memory sample of the control plane during a soak (after a forced full GC). */
+export interface SoakSample {
+  /** Seconds since the soak started. */
+  readonly t: number;
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly external: number;
+  readonly connected: number;
+  /** Streams the clients had closed and reopened by then. */
+  readonly reconnects: number;
+}
+
+export interface SoakSeries {
+  readonly start: number;
+  readonly end: number;
+  readonly min: number;
+  readonly max: number;
+  /** Least-squares slope over the samples after the warm-up, KiB per minute. */
+  readonly slopeKiBPerMin: number;
+}
+
+/** `--workload soak`: K simulated sidecars reconnecting continuously under catalog churn. */
+export interface SoakResult {
+  readonly mode: Mode;
+  readonly services: number;
+  readonly instances: number;
+  readonly proxies: number;
+  readonly cp: CpSettings;
+  readonly seconds: number;
+  /** Each stream lives a random lifeMs[0]..lifeMs[1], then the client closes and reopens it. */
+  readonly lifeMs: readonly [number, number];
+  readonly flipsPerSecond: number;
+  readonly flips: number;
+  readonly sampleSeconds: number;
+  /** Samples before this many seconds are left out of the slopes. */
+  readonly warmupSeconds: number;
+  readonly samples: SoakSample[];
+  readonly rss: SoakSeries;
+  readonly heap: SoakSeries;
+  readonly reconnects: number;
+  /** Reopened streams fully configured again (CDS, EDS, LDS, RDS). */
+  readonly reconfigured: number;
+  /** Stream ends the clients did not cause (server-side errors, resets), seen by the clients. */
+  readonly streamErrors: number;
+  readonly nacks: number;
+  readonly staleNonces: number;
+  readonly badRequests: number;
+  readonly streamsOpened: number;
+  readonly streamsClosed: number;
+  /** Streams the control plane counts as connected at the end (expected: K). */
+  readonly connectedAtEnd: number;
+  /** After the reconnects stop: every proxy configured and holding the same shared content. */
+  readonly converged: boolean;
+  readonly agreement?: AgreementResult;
+  readonly cpCpuSeconds: number;
+  readonly client: ClientCpu;
+  readonly anomalies: readonly string[];
+  readonly errors: string[];
+}
+
 export interface RunResult {
   readonly schema: typeof RESULT_SCHEMA;
   readonly id: string;
@@ -259,4 +319,6 @@ export interface RunResult {
   readonly machine: MachineInfo;
   readonly sessions: SessionResult[];
   readonly envoy: EnvoyRunResult[];
+  /** `--workload soak` (absent in older run files). */
+  readonly soak?: SoakResult[];
 }

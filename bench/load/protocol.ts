@@ -39,7 +39,13 @@ export type WorkerRequest =
   | { readonly op: 'unwatch'; readonly watchIds: readonly number[] }
   | { readonly op: 'stats' }
   | { readonly op: 'digest' }
-  | { readonly op: 'close' };
+  | { readonly op: 'close' }
+  /**
+   * Soak: from now on each sidecar's stream lives a random `minMs`..`maxMs`, then is closed by
+   * the client and reopened (a fresh sidecar on the same node), until `soakStop`.
+   */
+  | { readonly op: 'soakStart'; readonly minMs: number; readonly maxMs: number }
+  | { readonly op: 'soakStop' };
 
 export interface WorkerStats {
   readonly cpuUserUs: number;
@@ -52,6 +58,12 @@ export interface WorkerStats {
   readonly requests: number;
   readonly streamErrors: number;
   readonly anomalies: readonly string[];
+  /** Soak: streams the client closed and reopened. */
+  readonly reconnects?: number;
+  /** Soak: reopened streams that were fully configured again. */
+  readonly reconfigured?: number;
+  /** Sidecars whose current stream is fully configured. */
+  readonly configuredNow?: number;
 }
 
 /** Per type: digest of the shared content → how many proxies hold it; `missing` have none. */

@@ -20,6 +20,34 @@ const counters = {
   streamErrors: 0,
 };
 const anomalies: string[] = [];
+/** Soak (reconnecting sidecars): the parameters `open` was given, and the reopen timers. */
+let opened: Extract<WorkerMessage, { op: 'open' }> | undefined;
+const soak = {
+  timers: new Map<number, NodeJS.Timeout>(),
+  reconnects: 0,
+  reconfigured: 0,
+};
+
+function newSidecar(index: number): Sidecar {
+  const m = opened!;
+  const p = m.proxies[index]!;
+  const node: NodeInfo = { id: p.nodeId, service: p.service, outboundPort: m.outboundPort };
+  return createSidecar(m.mode, { index, node, target: m.target, hooks });
+}
+
+/** Closes sidecar `index`'s stream (client-caused: not a stream error) after a random lifetime and reopens it. */
+function scheduleReopen(index: number, minMs: number, maxMs: number): void {
+  const life = minMs + Math.random() * (maxMs - minMs);
+  const timer = setTimeout(() => {
+    sidecars[index]!.close();
+    const next = newSidecar(index);
+    sidecars[index] = next;
+    soak.reconnects++;
+    next.start();
+    scheduleReopen(index, minMs, maxMs);
+  }, life);
+  soak.timers.set(index, timer);
+}
 
 function send(event: WorkerEvent): void {
   process.send?.(event);
@@ -73,6 +101,11 @@ const hooks: SidecarHooks = {
     }
   },
   configured(index, at) {
+    if (configuredCount >= sidecars.length) {
+      // A reopened stream (soak): the storm's report went out already.
+      soak.reconfigured++;
+      return;
+    }
     configuredTimes[index] = at;
     configuredCount++;
     if (configuredCount === sidecars.length) {
@@ -103,6 +136,9 @@ function stats(): WorkerStats {
     configured: configuredCount,
     ...counters,
     anomalies: [...anomalies],
+    reconnects: soak.reconnects,
+    reconfigured: soak.reconfigured,
+    configuredNow: sidecars.filter((s) => s.configuredAt > 0).length,
   };
 }
 
@@ -121,10 +157,8 @@ function handle(msg: WorkerMessage): unknown {
   switch (msg.op) {
     case 'open': {
       openedAt = nowMs();
-      msg.proxies.forEach((p, index) => {
-        const node: NodeInfo = { id: p.nodeId, service: p.service, outboundPort: msg.outboundPort };
-        sidecars.push(createSidecar(msg.mode, { index, node, target: msg.target, hooks }));
-      });
+      opened = msg;
+      msg.proxies.forEach((_, index) => sidecars.push(newSidecar(index)));
       configuredTimes.length = sidecars.length;
       // All at once: the storm is the point.
       for (const s of sidecars) s.start();
@@ -165,7 +199,17 @@ function handle(msg: WorkerMessage): unknown {
       return stats();
     case 'digest':
       return digests();
+    case 'soakStart': {
+      for (let i = 0; i < sidecars.length; i++) scheduleReopen(i, msg.minMs, msg.maxMs);
+      return { started: sidecars.length };
+    }
+    case 'soakStop': {
+      for (const t of soak.timers.values()) clearTimeout(t);
+      soak.timers.clear();
+      return stats();
+    }
     case 'close': {
+      for (const t of soak.timers.values()) clearTimeout(t);
       for (const s of sidecars) s.close();
       setTimeout(() => process.exit(0), 50);
       return stats();
