@@ -645,8 +645,10 @@ async function failoverCheck(r: Roles): Promise<never> {
   const gw1 = gatewayEnvoys.find((g) => g.id === r.localGateway)!;
   const gw2 = gatewayEnvoys.find((g) => g.id === r.remoteGateway)!;
   // gw-dc1 hands dc2-bound connections to dc2's gateways; gw-dc2 hands them to api's sidecars.
-  const stat1 = `tcp.mesh_gateway_dc_${r.remoteDc}.downstream_cx_total`;
-  const stat2 = `tcp.mesh_gateway_${r.target}.downstream_cx_total`;
+  // Bytes, not connections: a connection through both may already be open (a retry at
+  // start-up can reach dc2), and web's sidecar then sends this request over it.
+  const stat1 = `tcp.mesh_gateway_dc_${r.remoteDc}.downstream_cx_rx_bytes_total`;
+  const stat2 = `tcp.mesh_gateway_${r.target}.downstream_cx_rx_bytes_total`;
   const before = [await gatewayCounter(gw1, stat1), await gatewayCounter(gw2, stat2)];
   const fail = (what: string) =>
     stop(
@@ -668,7 +670,7 @@ async function failoverCheck(r: Roles): Promise<never> {
   );
   line(`  → ${moved.answer.body}`);
 
-  // Envoy counts a connection as it accepts it; give the admin endpoint a moment anyway.
+  // Envoy counts bytes as they pass; give the admin endpoint a moment anyway.
   let after = before;
   const deadline = performance.now() + 5000;
   while (performance.now() < deadline) {
