@@ -388,17 +388,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       listeners: 1,
       routes: 1,
     };
-    const flat: Record<string, Record<string, number>> = {};
-    let agree = true;
-    let countsMatch = true;
-    for (const kind of Object.keys(expectedCounts)) {
-      const d = digests[kind]?.digests ?? {};
-      flat[kind] = d;
-      const keys = Object.keys(d);
-      if (keys.length !== 1 || d[keys[0]!] !== plan.proxies) agree = false;
-      for (const key of keys)
-        if (Number(key.split(':')[0]) !== expectedCounts[kind]) countsMatch = false;
-    }
+    const { flat, agree, countsMatch } = digestAgreement(digests, expectedCounts, plan.proxies);
     agreement = {
       agree,
       digests: flat,
@@ -679,4 +669,27 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       client: clientCpu(wBefore, wAfter, windowMs),
     };
   }
+}
+
+/**
+ * Whether every proxy holds the same config (one digest per kind, held by all `proxies`) and
+ * that config has the expected number of resources per kind.
+ */
+export function digestAgreement(
+  digests: Record<string, { digests?: Record<string, number> } | undefined>,
+  expectedCounts: Record<string, number>,
+  proxies: number,
+): { flat: Record<string, Record<string, number>>; agree: boolean; countsMatch: boolean } {
+  const flat: Record<string, Record<string, number>> = {};
+  let agree = true;
+  let countsMatch = true;
+  for (const kind of Object.keys(expectedCounts)) {
+    const d = digests[kind]?.digests ?? {};
+    flat[kind] = d;
+    const keys = Object.keys(d);
+    if (keys.length !== 1 || d[keys[0]!] !== proxies) agree = false;
+    for (const key of keys)
+      if (Number(key.split(':')[0]) !== expectedCounts[kind]) countsMatch = false;
+  }
+  return { flat, agree, countsMatch };
 }

@@ -14,7 +14,7 @@ import { startBenchControlPlane, type BenchControlPlane, type CpStats } from './
 import { LoadPool } from './load/pool.js';
 import { nowMs, type WorkerStats } from './load/protocol.js';
 import { round } from './stats.js';
-import { clientCpu, settle, type SessionOptions } from './session.js';
+import { clientCpu, digestAgreement, settle, type SessionOptions } from './session.js';
 import type { AgreementResult, SoakResult, SoakSample, SoakSeries } from './types.js';
 
 export interface SoakPlan {
@@ -200,17 +200,7 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
       listeners: 1,
       routes: 1,
     };
-    const flat: Record<string, Record<string, number>> = {};
-    let agree = true;
-    let countsMatch = true;
-    for (const kind of Object.keys(expectedCounts)) {
-      const d = digests[kind]?.digests ?? {};
-      flat[kind] = d;
-      const keys = Object.keys(d);
-      if (keys.length !== 1 || d[keys[0]!] !== plan.proxies) agree = false;
-      for (const key of keys)
-        if (Number(key.split(':')[0]) !== expectedCounts[kind]) countsMatch = false;
-    }
+    const { flat, agree, countsMatch } = digestAgreement(digests, expectedCounts, plan.proxies);
     agreement = {
       agree,
       digests: flat,
