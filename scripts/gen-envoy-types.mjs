@@ -45,6 +45,7 @@ const ROOTS = [
   'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
   'envoy.extensions.clusters.aggregate.v3.ClusterConfig',
+  'envoy.extensions.filters.udp.dns_filter.v3.DnsFilterConfig',
 ];
 
 // Well-known types whose JSON shape is not their message shape.

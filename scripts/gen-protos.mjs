@@ -41,6 +41,8 @@ const entryFiles = [
   'envoy/extensions/clusters/aggregate/v3/cluster.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
+  // Sidecar DNS (docs/dns.md).
+  'envoy/extensions/filters/udp/dns_filter/v3/dns_filter.proto',
   'google/rpc/status.proto',
 ];
 
