@@ -32,6 +32,7 @@ import {
   str,
   subsetName,
 } from './fields.js';
+import { accessLogs, tracing } from './observability.js';
 import { LB_POLICIES, type EntryKind } from './types.js';
 
 const TENANCY = ['Namespace', 'Partition'];
@@ -161,6 +162,8 @@ const proxyDefaults = entry(
     ).default({}),
     UpstreamConfig: upstreamConfig.optional(),
     MeshGateway: meshGateway,
+    Tracing: tracing.optional(),
+    AccessLogs: accessLogs.optional(),
   },
   {
     name: z.literal('global', {
@@ -172,7 +175,6 @@ const proxyDefaults = entry(
       'TransparentProxy',
       'MutualTLSMode',
       'Expose',
-      'AccessLogs',
       'EnvoyExtensions',
       'FailoverPolicy',
       'PrioritizeByLocality',
@@ -187,6 +189,7 @@ const serviceDefaults = entry(
     Protocol: z.preprocess((v) => (v === '' ? undefined : v), protocol.optional()),
     UpstreamConfig: upstreamConfig.optional(),
     MeshGateway: meshGateway,
+    AccessLogs: accessLogs.optional(),
   },
   {
     unsupported: [

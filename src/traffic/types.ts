@@ -54,6 +54,26 @@ export interface UpstreamConfig {
 /** How a proxy reaches instances in other datacenters: through a mesh gateway or directly. */
 export type MeshGatewayMode = 'local' | 'remote' | 'none';
 
+/** Extension: mesh-wide tracing (proxy-defaults Tracing). */
+export interface TracingSettings {
+  readonly Provider: 'opentelemetry';
+  /** The OTLP gRPC collector every sidecar and the control plane send spans to. */
+  readonly Collector: { readonly host: string; readonly port: number };
+  /** Share of requests that start a trace, 0-100 (decimals allowed). */
+  readonly SamplingPercent: number;
+}
+
+/** Consul's AccessLogs (proxy-defaults; lucid-mesh also reads it on service-defaults). */
+export interface AccessLogs {
+  readonly Enabled: boolean;
+  readonly Type: 'stdout' | 'stderr' | 'file';
+  /** With Type file only. */
+  readonly Path?: string;
+  /** Parsed from Consul's JSON string. */
+  readonly JSONFormat?: Readonly<Record<string, unknown>>;
+  readonly TextFormat?: string;
+}
+
 export interface ProxyDefaults {
   readonly Kind: 'proxy-defaults';
   /** Always "global". */
@@ -67,6 +87,10 @@ export interface ProxyDefaults {
   readonly UpstreamConfig?: UpstreamConfig;
   /** Every proxy's default way to other datacenters. */
   readonly MeshGateway?: { readonly Mode?: MeshGatewayMode };
+  /** Extension: traces from every sidecar's HTTP connection managers. */
+  readonly Tracing?: TracingSettings;
+  /** Every sidecar's access logs unless its service-defaults say otherwise. */
+  readonly AccessLogs?: AccessLogs;
 }
 
 export interface ServiceDefaults {
@@ -77,6 +101,8 @@ export interface ServiceDefaults {
   readonly UpstreamConfig?: UpstreamConfig;
   /** How this service's proxies reach other datacenters (wins over proxy-defaults). */
   readonly MeshGateway?: { readonly Mode?: MeshGatewayMode };
+  /** Extension (Consul has it on proxy-defaults only): wins over proxy-defaults AccessLogs. */
+  readonly AccessLogs?: AccessLogs;
 }
 
 export type PathMatch =

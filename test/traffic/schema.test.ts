@@ -677,7 +677,7 @@ describe('parseEntry: unsupported Consul fields are listed, not errors', () => {
     expect(unsupported.every((u) => u.kind === 'service-defaults' && u.name === 'web')).toBe(true);
   });
 
-  it('proxy-defaults: Config keys other than protocol and connect_timeout_ms, AccessLogs', () => {
+  it('proxy-defaults: Config keys other than protocol and connect_timeout_ms', () => {
     const { entry, unsupported } = parseEntry({
       ...consul.proxyDefaults,
       Config: {
@@ -685,11 +685,11 @@ describe('parseEntry: unsupported Consul fields are listed, not errors', () => {
         connect_timeout_ms: '2500',
         envoy_prometheus_bind_addr: '0.0.0.0:9102',
       },
-      AccessLogs: { Enabled: true },
+      AccessLogs: { Enabled: true, DisableListenerLogs: true },
     });
     expect(entry).toMatchObject({ Config: { protocol: 'grpc', connect_timeout_ms: 2500 } });
     expect(unsupported.map((u) => u.field)).toEqual([
-      'AccessLogs',
+      'AccessLogs.DisableListenerLogs',
       'Config.envoy_prometheus_bind_addr',
     ]);
   });

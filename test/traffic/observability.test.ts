@@ -1,0 +1,143 @@
+// proxy-defaults Tracing and AccessLogs, service-defaults AccessLogs: what is accepted and how
+// each rejection names the entry, the field and the value.
+import { describe, expect, it } from 'vitest';
+import { TrafficEntryError, parseEntry } from '../../src/traffic/schema.js';
+import { parseHostPort } from '../../src/traffic/observability.js';
+
+function problems(raw: unknown): readonly string[] {
+  try {
+    parseEntry(raw);
+  } catch (err) {
+    if (err instanceof TrafficEntryError) return err.problems;
+    throw err;
+  }
+  throw new Error(`accepted: ${JSON.stringify(raw)}`);
+}
+
+const proxyDefaults = (fields: Record<string, unknown>) => ({
+  Kind: 'proxy-defaults',
+  Name: 'global',
+  ...fields,
+});
+
+describe('proxy-defaults Tracing', () => {
+  it('reads the collector and fills the defaults', () => {
+    const { entry, unsupported } = parseEntry(
+      proxyDefaults({ Tracing: { Collector: 'jaeger:4317' } }),
+    );
+    expect(unsupported).toEqual([]);
+    expect(entry).toMatchObject({
+      Tracing: {
+        Provider: 'opentelemetry',
+        Collector: { host: 'jaeger', port: 4317 },
+        SamplingPercent: 100,
+      },
+    });
+    const ipv6 = parseEntry(
+      proxyDefaults({ Tracing: { Collector: '[::1]:4317', SamplingPercent: 2.5 } }),
+    ).entry;
+    expect(ipv6).toMatchObject({
+      Tracing: { Collector: { host: '::1', port: 4317 }, SamplingPercent: 2.5 },
+    });
+  });
+
+  it('rejects a bad collector, provider or percentage by name', () => {
+    expect(problems(proxyDefaults({ Tracing: { Collector: 'jaeger' } }))).toEqual([
+      'proxy-defaults/global: Tracing.Collector: expected HOST:PORT (e.g. 127.0.0.1:4317 or jaeger:4317), got "jaeger"',
+    ]);
+    expect(
+      problems(
+        proxyDefaults({ Tracing: { Provider: 'zipkin', Collector: 'a:1', SamplingPercent: 101 } }),
+      ),
+    ).toEqual([
+      'proxy-defaults/global: Tracing.Provider: expected one of opentelemetry, got "zipkin"',
+      'proxy-defaults/global: Tracing.SamplingPercent: expected a number 0-100, got 101',
+    ]);
+    expect(problems(proxyDefaults({ Tracing: { collector: 'a:1' } }))).toContain(
+      "proxy-defaults/global: Tracing: unknown field collector (Consul's JSON spells it Collector)",
+    );
+  });
+
+  it('parseHostPort (shared with serve --tracing-otlp)', () => {
+    expect(parseHostPort('127.0.0.1:4317')).toEqual({ host: '127.0.0.1', port: 4317 });
+    expect(parseHostPort('a:0')).toMatch(/expected HOST:PORT/);
+    expect(parseHostPort('a:70000')).toMatch(/expected HOST:PORT/);
+    expect(parseHostPort('http://a:4317')).toMatch(/got "http:\/\/a:4317"/);
+  });
+});
+
+describe('AccessLogs', () => {
+  it('proxy-defaults: Consul output as printed (empty strings are unset)', () => {
+    const { entry, unsupported } = parseEntry(
+      proxyDefaults({
+        AccessLogs: {
+          Enabled: true,
+          DisableListenerLogs: false,
+          Type: '',
+          Path: '',
+          JSONFormat: '',
+          TextFormat: '',
+        },
+      }),
+    );
+    expect(unsupported).toEqual([]);
+    expect(entry).toMatchObject({ AccessLogs: { Enabled: true, Type: 'stdout' } });
+  });
+
+  it('service-defaults: a file with a JSON format', () => {
+    const { entry } = parseEntry({
+      Kind: 'service-defaults',
+      Name: 'world',
+      AccessLogs: {
+        Enabled: true,
+        Type: 'file',
+        Path: '/var/log/world.log',
+        JSONFormat: '{"code":"%RESPONSE_CODE%","peer":{"uri":"%DOWNSTREAM_PEER_URI_SAN%"}}',
+      },
+    });
+    expect(entry).toMatchObject({
+      AccessLogs: {
+        Type: 'file',
+        Path: '/var/log/world.log',
+        JSONFormat: { code: '%RESPONSE_CODE%', peer: { uri: '%DOWNSTREAM_PEER_URI_SAN%' } },
+      },
+    });
+  });
+
+  it("enforces Consul's rules with the field and value", () => {
+    expect(problems(proxyDefaults({ AccessLogs: { Enabled: true, Type: 'file' } }))).toEqual([
+      'proxy-defaults/global: AccessLogs.Path: expected a file path with Type file, got none',
+    ]);
+    expect(
+      problems(proxyDefaults({ AccessLogs: { Enabled: true, Type: 'stdout', Path: '/tmp/x' } })),
+    ).toEqual([
+      'proxy-defaults/global: AccessLogs.Path: only allowed with Type file, got "/tmp/x" with Type stdout',
+    ]);
+    expect(
+      problems(
+        proxyDefaults({ AccessLogs: { Enabled: true, JSONFormat: '{"a":', TextFormat: 'x' } }),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^proxy-defaults\/global: AccessLogs.JSONFormat: expected a JSON object as a string, got "\{\\"a\\":"/,
+      ),
+    ]);
+    expect(
+      problems(proxyDefaults({ AccessLogs: { JSONFormat: '{"a":"b"}', TextFormat: 'x' } })),
+    ).toEqual([
+      'proxy-defaults/global: AccessLogs.TextFormat: expected one of JSONFormat and TextFormat, got both',
+    ]);
+    expect(problems(proxyDefaults({ AccessLogs: { Type: 'syslog' } }))).toEqual([
+      'proxy-defaults/global: AccessLogs.Type: expected one of stdout | stderr | file, got "syslog"',
+    ]);
+  });
+
+  it('DisableListenerLogs in use is listed as unsupported', () => {
+    const { unsupported } = parseEntry(
+      proxyDefaults({ AccessLogs: { Enabled: true, DisableListenerLogs: true } }),
+    );
+    expect(unsupported).toEqual([
+      { kind: 'proxy-defaults', name: 'global', field: 'AccessLogs.DisableListenerLogs' },
+    ]);
+  });
+});
