@@ -24,8 +24,11 @@ export interface BootstrapOptions {
   nodeId: string;
   /** Service this sidecar fronts, a DNS label (--service). */
   service: string;
-  /** Control plane address, HOST:PORT; IPv6 literals as [addr]:port (--xds). */
-  xds: string;
+  /**
+   * Control plane address(es), HOST:PORT; IPv6 literals as [addr]:port (--xds, repeatable):
+   * one per replica, or one DNS name that resolves to every replica.
+   */
+  xds: string | readonly string[];
   /** ADS flavour (--mode), default sotw. */
   mode?: XdsMode;
   /** Admin port on 127.0.0.1 (--admin-port), default 15000. */
@@ -59,14 +62,25 @@ export interface BootstrapInput {
   zone?: unknown;
 }
 
+/** One control plane address, split. */
+export interface XdsAddress {
+  readonly host: string;
+  readonly port: number;
+  /** true for an IP literal, false for a hostname (resolved by Envoy: STRICT_DNS). */
+  readonly isIp: boolean;
+}
+
 /** Validated options with defaults applied and the xds address split. */
 export interface ResolvedBootstrapOptions {
   nodeId: string;
   service: string;
+  /** The first control plane address (the only one, usually). */
   xdsHost: string;
   xdsPort: number;
-  /** true when xdsHost is an IP literal (STATIC cluster), false for a hostname (STRICT_DNS). */
+  /** true when every address is an IP literal (STATIC cluster), else STRICT_DNS. */
   xdsIsIp: boolean;
+  /** Every control plane address given (replicas), in the order given. */
+  xdsAddresses: readonly XdsAddress[];
   mode: XdsMode;
   adminPort: number;
   outboundPort: number;
@@ -127,7 +141,22 @@ function isHostname(host: string): boolean {
   return labels.every((l) => HOSTNAME_LABEL_RE.test(l));
 }
 
-function parseXds(value: unknown): { host: string; port: number; isIp: boolean } {
+/** Every --xds given: one or more, no address twice. */
+function parseXdsList(value: unknown): XdsAddress[] {
+  const flag = '--xds';
+  const list = Array.isArray(value) ? (value as unknown[]) : [value];
+  if (list.length === 0) throw new BootstrapOptionError(flag, `${flag}: required, got nothing`);
+  const seen = new Set<string>();
+  return list.map((item) => {
+    const address = parseXds(item);
+    const key = `${address.host.toLowerCase()}:${address.port}`;
+    if (seen.has(key)) fail(flag, 'each address once', item);
+    seen.add(key);
+    return address;
+  });
+}
+
+function parseXds(value: unknown): XdsAddress {
   const flag = '--xds';
   const raw = requiredString(flag, value);
   const expected = 'HOST:PORT (IPv6 as [ADDR]:PORT)';
@@ -163,7 +192,8 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
       service,
     );
   }
-  const xds = parseXds(input.xds);
+  const xdsAddresses = parseXdsList(input.xds);
+  const xds = xdsAddresses[0]!;
   const mode = input.mode ?? DEFAULT_MODE;
   if (typeof mode !== 'string' || !(XDS_MODES as readonly string[]).includes(mode)) {
     fail('--mode', XDS_MODES.join(' | '), mode);
@@ -201,7 +231,8 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     service,
     xdsHost: xds.host,
     xdsPort: xds.port,
-    xdsIsIp: xds.isIp,
+    xdsIsIp: xdsAddresses.every((a) => a.isIp),
+    xdsAddresses,
     mode: mode as XdsMode,
     adminPort,
     outboundPort,
@@ -241,8 +272,9 @@ export function templateValues(o: ResolvedBootstrapOptions): Record<string, Valu
     apiType: o.mode === 'delta' ? 'DELTA_GRPC' : 'GRPC',
     xdsClusterType: o.xdsIsIp ? 'STATIC' : 'STRICT_DNS',
     xdsDnsLookupFamily: o.xdsIsIp ? undefined : 'V4_PREFERRED',
-    xdsHost: o.xdsHost,
-    xdsPort: o.xdsPort,
+    xdsEndpoints: o.xdsAddresses.map((a) => ({
+      endpoint: { address: { socket_address: { address: a.host, port_value: a.port } } },
+    })),
     initialMetadata: o.token ? [{ key: 'authorization', value: `Bearer ${o.token}` }] : undefined,
     xdsTransportSocket: o.xdsCaPem
       ? {
@@ -250,7 +282,7 @@ export function templateValues(o: ResolvedBootstrapOptions): Record<string, Valu
           typed_config: {
             '@type':
               'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-            ...(o.xdsIsIp ? {} : { sni: o.xdsHost }),
+            ...tlsServerName(o.xdsAddresses),
             common_tls_context: {
               alpn_protocols: ['h2'],
               validation_context: { trusted_ca: { inline_string: o.xdsCaPem } },
@@ -259,6 +291,17 @@ export function templateValues(o: ResolvedBootstrapOptions): Record<string, Valu
         }
       : undefined,
   };
+}
+
+/**
+ * SNI for ADS over TLS: one hostname is sent as it is; with several, each connection sends
+ * the name of the replica it goes to (auto_host_sni: the STRICT_DNS host's own name).
+ */
+function tlsServerName(addresses: readonly XdsAddress[]): object {
+  const names = addresses.filter((a) => !a.isIp);
+  if (names.length === 0) return {};
+  if (addresses.length === 1) return { sni: names[0]!.host };
+  return { auto_host_sni: true };
 }
 
 const PLACEHOLDER_RE = /^\{\{\s*([A-Za-z0-9_]+)\s*\}\}$/;
@@ -360,7 +403,9 @@ export function renderBootstrap(opts: BootstrapOptions): string {
 
 /** renderBootstrap for options already checked by resolveBootstrapOptions. */
 export function renderResolvedBootstrap(o: ResolvedBootstrapOptions): string {
-  const xds = `${o.xdsHost.includes(':') ? `[${o.xdsHost}]` : o.xdsHost}:${o.xdsPort}`;
+  const xds = o.xdsAddresses
+    .map((a) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`)
+    .join(', ');
   const header = [
     `Envoy bootstrap generated by \`lucid-mesh bootstrap\` for node ${JSON.stringify(o.nodeId)}`,
     `(service ${o.service}, ${o.mode} ADS via ${xds}). Everything else arrives over ADS.`,

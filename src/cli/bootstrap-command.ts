@@ -52,7 +52,7 @@ interface RawFlags {
   nodeId?: string;
   service?: string;
   gateway?: string;
-  xds?: string;
+  xds?: string[];
   mode?: string;
   adminPort?: string | number;
   outboundPort?: string | number;
@@ -128,9 +128,11 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
     .addOption(
       new Option(
         '--xds <host:port>',
-        'control plane ADS address; an IP literal gives a STATIC cluster, a hostname a ' +
-          'STRICT_DNS one (IPv4 preferred); IPv6 literals as [addr]:port (required)',
-      ),
+        'control plane ADS address; repeat it once per replica (Envoy moves to another one ' +
+          'when its stream breaks), or give one DNS name that resolves to every replica; IP ' +
+          'literals only give a STATIC cluster, a hostname a STRICT_DNS one (IPv4 preferred); ' +
+          'IPv6 literals as [addr]:port (required)',
+      ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
     )
     .addOption(
       new Option(
@@ -214,6 +216,8 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000\n' +
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds control-plane:18000 \\\n' +
         '    --mode delta -o /etc/envoy/bootstrap.yaml\n' +
+        '  lucid-mesh bootstrap --node-id web-1 --service web \\\n' +
+        '    --xds cp-0.cp:18000 --xds cp-1.cp:18000 --xds cp-2.cp:18000   # three replicas\n' +
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000 \\\n' +
         '    --datacenter dc1 --region eu-west --zone eu-west-1a\n' +
         '  lucid-mesh bootstrap --gateway mesh --node-id gw-dc2-1 --datacenter dc2 --xds 127.0.0.1:18000\n' +

@@ -134,7 +134,7 @@ describe('renderBootstrap passes envoy --mode validate', () => {
     else expect(cluster.dns_lookup_family).toBe('V4_PREFERRED');
     const address =
       cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
-    const m = /^\[?(.*?)\]?:(\d+)$/.exec(opts.xds);
+    const m = /^\[?(.*?)\]?:(\d+)$/.exec(opts.xds as string);
     expect(address).toEqual({ address: m?.[1], port_value: Number(m?.[2]) });
     expect(yaml).not.toContain('{{');
   });
@@ -211,6 +211,7 @@ describe('option validation', () => {
       xdsHost: '127.0.0.1',
       xdsPort: 18000,
       xdsIsIp: true,
+      xdsAddresses: [{ host: '127.0.0.1', port: 18000, isIp: true }],
       mode: 'sotw',
       adminPort: 15000,
       outboundPort: 15001,
