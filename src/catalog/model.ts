@@ -74,9 +74,13 @@ export interface ProxyIdentity {
   readonly outboundPort: number;
   /** Where the sidecar runs (Envoy node locality + metadata.datacenter), when it says. */
   readonly locality?: Locality;
+  /** UDP port of its DNS listener on 127.0.0.1 (docs/dns.md); absent: no DNS listener. */
+  readonly dnsPort?: number;
 }
 
 export const DEFAULT_OUTBOUND_PORT = 15001;
+/** node.metadata.dns_port when a sidecar's bootstrap says nothing (0 there turns DNS off). */
+export const DEFAULT_DNS_PORT = 15053;
 
 /** Sorts services and instances so that equal catalogs are deep-equal. */
 export function normalizeCatalog(catalog: Catalog): Catalog {

@@ -4,6 +4,7 @@ export {
   findMeshInstance,
   gatewayOf,
   meshProxy,
+  meshServiceNames,
   proxyLocality,
   MESH_GATEWAY_SERVICE,
 } from './proxy.js';

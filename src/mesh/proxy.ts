@@ -7,6 +7,7 @@ import type {
   MeshGateway,
   MeshInstance,
   MeshProxy,
+  MeshProxyDns,
   MeshService,
   PlacedLocality,
 } from './types.js';
@@ -67,7 +68,34 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     gatewayMode: own?.gatewayMode ?? mesh.gatewayMode,
     ...(gateway ? { gateway } : {}),
     upstreamOverrides: own?.upstreamOverrides ?? [],
+    ...(proxy.dnsPort !== undefined ? { dns: proxyDns(mesh, proxy.dnsPort) } : {}),
   };
+}
+
+const namesByMesh = new WeakMap<Mesh, readonly string[]>();
+/** The last names handed out: an equal list in the next mesh is this very array. */
+let lastNames: readonly string[] = Object.freeze([]);
+
+/**
+ * The names a sidecar's DNS listener answers: every service's. The same array while the set
+ * of services stays the same, so proxies' own resources are not rebuilt on endpoint changes.
+ */
+export function meshServiceNames(mesh: Mesh): readonly string[] {
+  let names = namesByMesh.get(mesh);
+  if (!names) {
+    const now = mesh.services.map((s) => s.name);
+    names =
+      now.length === lastNames.length && now.every((n, i) => n === lastNames[i])
+        ? lastNames
+        : Object.freeze(now);
+    lastNames = names;
+    namesByMesh.set(mesh, names);
+  }
+  return names;
+}
+
+function proxyDns(mesh: Mesh, port: number): MeshProxyDns {
+  return { port, domainSuffix: mesh.settings.domainSuffix, names: meshServiceNames(mesh) };
 }
 
 /**

@@ -272,6 +272,17 @@ export interface MeshProxy {
   readonly gateway?: MeshGateway;
   /** Its service's upstreamOverrides (empty for a node outside the catalog). */
   readonly upstreamOverrides: readonly Backend[];
+  /** Present when the node asked for a DNS listener (node.metadata.dns_port; docs/dns.md). */
+  readonly dns?: MeshProxyDns;
+}
+
+/** A sidecar's DNS listener: `<name>.<domainSuffix>` answered with its outbound address. */
+export interface MeshProxyDns {
+  /** UDP port on 127.0.0.1. */
+  readonly port: number;
+  readonly domainSuffix: string;
+  /** The mesh's service names, sorted; the same array while they stay the same. */
+  readonly names: readonly string[];
 }
 
 export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({

@@ -14,6 +14,7 @@ import {
   localityKey,
   meshProxy,
   meshService,
+  meshServiceNames,
   proxyLocality,
 } from '../mesh/index.js';
 import {
@@ -145,7 +146,7 @@ export interface StoreCacheSizes {
 
 /** What a proxy's view depends on besides the mesh. */
 function keyOf(proxy: ProxyIdentity): string {
-  return `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}`;
+  return `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}\u0000${proxy.dnsPort ?? 0}`;
 }
 
 export class SnapshotStore implements ConfigWatcher {
@@ -182,6 +183,8 @@ export class SnapshotStore implements ConfigWatcher {
       service?: MeshService;
       instance?: MeshInstance;
       ownService?: MeshService;
+      /** The service names its DNS listener answers (meshServiceNames: same list, same array). */
+      dnsNames?: readonly string[];
       own: KindMaps;
       generation: number;
     }
@@ -484,6 +487,7 @@ export class SnapshotStore implements ConfigWatcher {
     // A gateway's resources follow every service of its datacenter: no identity shortcut
     // (there are few gateways; the encoder still skips what did not change).
     const gateway = gatewayOf(mesh, proxy) !== undefined;
+    const dnsNames = proxy.dnsPort !== undefined ? meshServiceNames(mesh) : undefined;
     // Unchanged parts of the mesh keep their objects from one snapshot to the next, so the
     // common case is three identity checks, not a comparison of contents.
     if (
@@ -492,6 +496,7 @@ export class SnapshotStore implements ConfigWatcher {
       cached.service === found?.service &&
       cached.instance === found?.instance &&
       cached.ownService === ownService &&
+      cached.dnsNames === dnsNames &&
       cached.inputsGeneration === this.inputsGeneration
     ) {
       cached.generation = this.ownGeneration;
@@ -503,6 +508,7 @@ export class SnapshotStore implements ConfigWatcher {
       cached.service = found?.service;
       cached.instance = found?.instance;
       cached.ownService = ownService;
+      cached.dnsNames = dnsNames;
       cached.generation = this.ownGeneration;
       return cached.own;
     }
@@ -528,6 +534,7 @@ export class SnapshotStore implements ConfigWatcher {
         service: found?.service,
         instance: found?.instance,
         ownService,
+        dnsNames,
         own,
         generation: this.ownGeneration,
       });

@@ -20,6 +20,7 @@ import type {
   VirtualHost,
 } from '../protos/envoy-types.js';
 import { aggregateCluster, backendCluster, localAppCluster } from './clusters.js';
+import { dnsListener, dnsListenerName } from './dns.js';
 import { backendLoadAssignment } from './endpoints.js';
 import { inboundListener, outboundHttpListener, outboundTcpListener } from './listeners.js';
 import {
@@ -285,6 +286,7 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
     outboundHttpListenerName(proxy.outboundPort),
     outboundHttpListener(proxy.outboundPort),
   );
+  if (proxy.dns) resources.listeners.set(dnsListenerName(proxy.dns.port), dnsListener(proxy.dns));
   for (const backend of proxy.upstreamOverrides) {
     // With failover targets the override replaces the primary cluster under the aggregate.
     const name =

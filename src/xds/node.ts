@@ -1,5 +1,10 @@
 // Who is on the other end of a stream: the proxy identity read from Envoy's Node message.
-import { DEFAULT_OUTBOUND_PORT, type Locality, type ProxyIdentity } from '../catalog/model.js';
+import {
+  DEFAULT_DNS_PORT,
+  DEFAULT_OUTBOUND_PORT,
+  type Locality,
+  type ProxyIdentity,
+} from '../catalog/model.js';
 import type { NodeMessage } from './messages.js';
 
 export class InvalidNodeError extends Error {}
@@ -29,7 +34,26 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
     );
   }
   const locality = localityOf(node);
-  return { nodeId, service, outboundPort, ...(locality ? { locality } : {}) };
+  const dnsPort = dnsPortOf(meta.dns_port);
+  return {
+    nodeId,
+    service,
+    outboundPort,
+    ...(locality ? { locality } : {}),
+    ...(dnsPort !== 0 ? { dnsPort } : {}),
+  };
+}
+
+/** node.metadata.dns_port: absent → the default; 0 → no DNS listener (docs/dns.md). */
+function dnsPortOf(raw: unknown): number {
+  if (raw === undefined || raw === null || raw === '') return DEFAULT_DNS_PORT;
+  const port = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidNodeError(
+      `node.metadata.dns_port: expected integer 0-65535 (0: no DNS listener), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return port;
 }
 
 /**

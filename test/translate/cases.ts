@@ -28,6 +28,8 @@ const proxiesSchema = z.array(
       nodeId: z.string().min(1),
       service: z.string().default(''),
       outboundPort: z.number().int().min(1).max(65535).default(DEFAULT_OUTBOUND_PORT),
+      /** node.metadata.dns_port as the xDS server reads it; absent: no DNS listener. */
+      dnsPort: z.number().int().min(1).max(65535).optional(),
       locality: z
         .object({
           datacenter: z.string().optional(),
