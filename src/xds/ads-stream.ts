@@ -326,6 +326,22 @@ export abstract class AdsStream<Req extends BaseRequest> {
   }
 
   /**
+   * The proxy already holds `version` of this type (it said so on a new stream, and this
+   * replica has the same): nothing is sent, and the type counts as sent and acknowledged.
+   */
+  protected alreadyHeld(kind: ResourceKind, version: string): void {
+    const s = this.status(kind);
+    const now = Date.now();
+    // An empty nonce: no response carries it, so no request can be mistaken for its ACK.
+    s.sentVersion = s.ackedVersion = version;
+    s.sentNonce = s.ackedNonce = '';
+    s.sentAt = s.ackedAt = now;
+    s.sentFrom = undefined;
+    s.nack = undefined;
+    this.ctx.observer.acked(this.info, kind, version, undefined);
+  }
+
+  /**
    * Writes a response and records it: one made for this stream (given its nonce), or one
    * prepared once and shared by every stream owed the same bytes (it carries its own nonce).
    */

@@ -3,6 +3,9 @@
 // RDS/EDS/SDS: named subscriptions. Omitting a name from a response does not remove it, so
 // after the first full answer only the subscribed resources that changed are sent (as Istio
 // does for EDS); the version is still the digest of the whole subscribed set.
+// A sidecar that reconnects (to this replica or another: versions are content digests, the
+// same on every replica) says which version it holds; a type whose version is still that one
+// is not sent again (as go-control-plane does), so a failover costs no bytes and no churn.
 import * as grpc from '@grpc/grpc-js';
 import { TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js';
 import { discoveryResponse } from '../protos/wire.js';
@@ -25,6 +28,11 @@ interface Subscription {
   sentFrom?: ProxyView;
   /** Named types: the names the proxy has been sent since it subscribed to them. */
   delivered: NameSet;
+  /**
+   * The version the proxy said it holds when it opened this stream (a reconnect), until the
+   * first answer: if the subscribed set still has that version, nothing is sent.
+   */
+  heldVersion?: string;
 }
 
 /** Names added to a subscription at once that are answered with a block shared by streams. */
@@ -64,6 +72,8 @@ export class SotwStream extends AdsStream<SotwRequest> {
       requested,
       sentFrom: prev?.sentFrom,
       delivered: prev?.delivered ?? EMPTY_NAMES,
+      // Until the first answer, a request without a nonce says what the proxy holds.
+      heldVersion: ack === 'none' && !prev?.sentFrom ? req.versionInfo || undefined : undefined,
     };
     this.subs.set(kind, sub);
     const view = this.view;
@@ -136,11 +146,14 @@ export class SotwStream extends AdsStream<SotwRequest> {
   private respondFull(kind: ResourceKind, view: ProxyView): void {
     const sub = this.subs.get(kind);
     if (!sub) return;
-    this.respond(
-      kind,
-      view,
-      sub.wildcard ? view.wildcardBlock(kind) : view.namedBlock(kind, sub.names),
-    );
+    const block = sub.wildcard ? view.wildcardBlock(kind) : view.namedBlock(kind, sub.names);
+    const held = sub.heldVersion;
+    sub.heldVersion = undefined;
+    if (held !== undefined && held === block.digest) {
+      // It has exactly this (a digest of every resource in the subscription): say nothing.
+      this.alreadyHeld(kind, held);
+      sub.sentFrom = view;
+    } else this.respond(kind, view, block);
     sub.delivered = sub.names;
   }
 

@@ -1,0 +1,132 @@
+// A sidecar that moves to another control plane replica gets nothing it already holds: two
+// replicas serving the same catalog, a client that was served by one reconnects to the other.
+import { afterEach, describe, expect, it } from 'vitest';
+import { syncState } from '../../src/xds/type-status.js';
+import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
+import { ack, deltaClient, namesOf, node, sotwClient, typeUrl } from '../support/ads-client.js';
+import {
+  startControlPlane,
+  twoServices,
+  twoServicesWithWorld2,
+  type TestControlPlane,
+} from '../support/control-plane.js';
+
+const opened: Array<{ close(): unknown }> = [];
+afterEach(async () => {
+  for (const o of opened.splice(0).reverse()) await o.close();
+});
+const track = <T extends { close(): unknown }>(o: T): T => (opened.push(o), o);
+
+async function replicas(): Promise<[TestControlPlane, TestControlPlane]> {
+  const a = track(await startControlPlane({ catalog: twoServices() }));
+  const b = track(await startControlPlane({ catalog: twoServices() }));
+  return [a, b];
+}
+
+function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof typeUrl>[0]) {
+  const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
+  return stream?.types.get(kind);
+}
+
+describe('SotW: reconnecting to another replica', () => {
+  it('sends nothing the proxy holds, counts it SYNCED, and pushes the next change', async () => {
+    const [a, b] = await replicas();
+    const c1 = track(sotwClient(a.port));
+    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const cds = await c1.next();
+    c1.send(ack(cds));
+    c1.send({ typeUrl: typeUrl('endpoints'), resourceNames: ['world'] });
+    const eds = await c1.next();
+    c1.send(ack(eds, ['world']));
+    c1.close();
+
+    // Envoy's first requests on a new stream: no nonce, the versions it holds.
+    const c2 = track(sotwClient(b.port));
+    const bytesBefore = b.counters.responseBytes;
+    c2.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('clusters'),
+      versionInfo: cds.versionInfo,
+    });
+    c2.send({
+      typeUrl: typeUrl('endpoints'),
+      resourceNames: ['world'],
+      versionInfo: eds.versionInfo,
+    });
+    await c2.expectSilence(400);
+    expect(b.counters.responseBytes).toBe(bytesBefore);
+    expect(syncState(statusOf(b, 'hello-1', 'clusters'))).toBe('SYNCED');
+    expect(syncState(statusOf(b, 'hello-1', 'endpoints'))).toBe('SYNCED');
+    expect(statusOf(b, 'hello-1', 'endpoints')?.ackedVersion).toBe(eds.versionInfo);
+
+    // A change after the move reaches it: only the endpoints changed, so only EDS is sent.
+    b.apply(twoServicesWithWorld2());
+    const update = await c2.next();
+    expect(update.typeUrl).toBe(typeUrl('endpoints'));
+    expect(update.versionInfo).not.toBe(eds.versionInfo);
+    c2.send(ack(update, ['world']));
+    await c2.expectSilence(300);
+  });
+
+  it('a version the replica does not have (the proxy is behind) is answered in full', async () => {
+    const [a, b] = await replicas();
+    const c1 = track(sotwClient(a.port));
+    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const cds = await c1.next();
+    c1.close();
+    b.apply(twoServices({ more: [{ name: 'extra', instances: [] }] }));
+    const c2 = track(sotwClient(b.port));
+    c2.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('clusters'),
+      versionInfo: cds.versionInfo,
+    });
+    const res = await c2.next();
+    expect(res.versionInfo).not.toBe(cds.versionInfo);
+    expect(namesOf(res)).toContain('extra');
+  });
+
+  it('a new subscription name on reconnect gets the whole subscribed set', async () => {
+    const [a, b] = await replicas();
+    const c1 = track(sotwClient(a.port));
+    c1.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNames: ['world'],
+    });
+    const eds = await c1.next();
+    c1.close();
+    const c2 = track(sotwClient(b.port));
+    c2.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('endpoints'),
+      resourceNames: ['hello', 'world'],
+      versionInfo: eds.versionInfo,
+    });
+    const res = await c2.next();
+    expect(namesOf(res).sort()).toEqual(['hello', 'world']);
+  });
+});
+
+describe('delta: reconnecting to another replica', () => {
+  const versions = (res: DeltaDiscoveryResponse): Record<string, string> =>
+    Object.fromEntries((res.resources ?? []).map((r) => [r.name ?? '', r.version ?? '']));
+
+  it('initial_resource_versions from one replica are honoured by the other', async () => {
+    const [a, b] = await replicas();
+    const c1 = track(deltaClient(a.port));
+    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    const had = versions(await c1.next());
+    expect(Object.keys(had).length).toBeGreaterThan(0);
+    c1.close();
+    const c2 = track(deltaClient(b.port));
+    c2.send({
+      node: node('hello-1', 'hello'),
+      typeUrl: typeUrl('clusters'),
+      initialResourceVersions: had,
+    });
+    const res = await c2.next();
+    expect(res.resources ?? []).toEqual([]);
+    expect(res.removedResources ?? []).toEqual([]);
+  });
+});
