@@ -16,6 +16,8 @@ export type XdsMode = (typeof XDS_MODES)[number];
 
 export const DEFAULT_ADMIN_PORT = 15000;
 export const DEFAULT_OUTBOUND_PORT = 15001;
+/** The sidecar DNS listener's UDP port (docs/dns.md); the control plane's default too. */
+export const DEFAULT_DNS_PORT = 15053;
 export const DEFAULT_MODE: XdsMode = 'sotw';
 
 /** What `renderBootstrap` takes (the CLI flags, typed). */
@@ -35,6 +37,8 @@ export interface BootstrapOptions {
   adminPort?: number;
   /** Port of the outbound listener the control plane sends (--outbound-port), default 15001. */
   outboundPort?: number;
+  /** UDP port of the sidecar's DNS listener (--dns-port), default 15053; 0: none. */
+  dnsPort?: number;
   /** Proxy token (--token): sent as `authorization: Bearer` metadata on the ADS stream. */
   token?: string;
   /** PEM CA bundle the xDS server's certificate must chain to (--xds-ca): ADS over TLS. */
@@ -55,6 +59,7 @@ export interface BootstrapInput {
   mode?: unknown;
   adminPort?: unknown;
   outboundPort?: unknown;
+  dnsPort?: unknown;
   token?: unknown;
   xdsCaPem?: unknown;
   datacenter?: unknown;
@@ -84,6 +89,8 @@ export interface ResolvedBootstrapOptions {
   mode: XdsMode;
   adminPort: number;
   outboundPort: number;
+  /** 0: no DNS listener. */
+  dnsPort: number;
   token?: string;
   xdsCaPem?: string;
   /** Only the parts given; absent when none is. */
@@ -121,7 +128,7 @@ function requiredString(flag: string, value: unknown): string {
   return value;
 }
 
-function parsePort(flag: string, value: unknown, fallback: number): number {
+function parsePort(flag: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   const n =
     typeof value === 'number'
@@ -129,7 +136,9 @@ function parsePort(flag: string, value: unknown, fallback: number): number {
       : typeof value === 'string' && /^\d{1,5}$/.test(value.trim())
         ? Number(value.trim())
         : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > 65535) fail(flag, 'a port 1-65535', value);
+  if (!Number.isInteger(n) || n < min || n > 65535) {
+    fail(flag, min === 0 ? 'a port 1-65535, or 0 for none' : 'a port 1-65535', value);
+  }
   return n;
 }
 
@@ -203,6 +212,7 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
   if (adminPort === outboundPort) {
     fail('--outbound-port', `a port different from --admin-port (${adminPort})`, outboundPort);
   }
+  const dnsPort = parsePort('--dns-port', input.dnsPort, DEFAULT_DNS_PORT, 0);
   const token = optionalString('--token', input.token);
   // A JWT is three base64url parts; anything else would be rejected by the server anyway.
   if (token !== undefined && !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) {
@@ -236,6 +246,7 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     mode: mode as XdsMode,
     adminPort,
     outboundPort,
+    dnsPort,
     ...(token !== undefined ? { token } : {}),
     ...(xdsCaPem !== undefined ? { xdsCaPem } : {}),
     ...(Object.keys(locality).length > 0 ? { locality } : {}),
@@ -268,6 +279,7 @@ export function templateValues(o: ResolvedBootstrapOptions): Record<string, Valu
     nodeId: o.nodeId,
     service: o.service,
     outboundPort: o.outboundPort,
+    dnsPort: o.dnsPort,
     adminPort: o.adminPort,
     apiType: o.mode === 'delta' ? 'DELTA_GRPC' : 'GRPC',
     xdsClusterType: o.xdsIsIp ? 'STATIC' : 'STRICT_DNS',

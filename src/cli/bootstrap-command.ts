@@ -19,6 +19,7 @@ import {
   BootstrapOptionError,
   DEFAULT_ADMIN_PORT,
   DEFAULT_MODE,
+  DEFAULT_DNS_PORT,
   DEFAULT_OUTBOUND_PORT,
   renderResolvedBootstrap,
   resolveBootstrapOptions,
@@ -56,6 +57,7 @@ interface RawFlags {
   mode?: string;
   adminPort?: string | number;
   outboundPort?: string | number;
+  dnsPort?: string | number;
   output?: string;
   token?: string;
   tokenFile?: string;
@@ -151,6 +153,15 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         '--outbound-port <port>',
         'port of the outbound listener the control plane will send (node.metadata.outbound_port)',
       ).default(DEFAULT_OUTBOUND_PORT),
+    )
+    .addOption(
+      new Option(
+        '--dns-port <port>',
+        'UDP port on 127.0.0.1 of the DNS listener the control plane will send, answering ' +
+          '<service>.lucid.internal (node.metadata.dns_port); 0: none. See docs/dns.md',
+      )
+        .env('LUCID_DNS_PORT')
+        .default(DEFAULT_DNS_PORT),
     )
     .addOption(
       new Option(

@@ -106,7 +106,11 @@ describe('renderBootstrap passes envoy --mode validate', () => {
     expect(doc.node).toEqual({
       id: opts.nodeId,
       cluster: opts.service,
-      metadata: { service: opts.service, outbound_port: opts.outboundPort ?? 15001 },
+      metadata: {
+        service: opts.service,
+        outbound_port: opts.outboundPort ?? 15001,
+        dns_port: 15053,
+      },
     });
     expect(doc.admin.address.socket_address).toEqual({
       address: '127.0.0.1',
@@ -215,7 +219,15 @@ describe('option validation', () => {
       mode: 'sotw',
       adminPort: 15000,
       outboundPort: 15001,
+      dnsPort: 15053,
     });
+  });
+
+  it('takes --dns-port, 0 for none', () => {
+    expect(resolveBootstrapOptions({ ...ok, dnsPort: '0' }).dnsPort).toBe(0);
+    expect(resolveBootstrapOptions({ ...ok, dnsPort: 5353 }).dnsPort).toBe(5353);
+    const yaml = renderBootstrap({ ...ok, dnsPort: 0 });
+    expect(parse(yaml).node.metadata.dns_port).toBe(0);
   });
 
   it.each([
@@ -239,6 +251,8 @@ describe('option validation', () => {
     [{ outboundPort: '-1' }, '--outbound-port: expected a port 1-65535, got "-1"'],
     [{ outboundPort: 1.5 }, '--outbound-port: expected a port 1-65535, got 1.5'],
     [{ outboundPort: 15000 }, '--outbound-port: expected a port different from --admin-port'],
+    [{ dnsPort: '-1' }, '--dns-port: expected a port 1-65535, or 0 for none, got "-1"'],
+    [{ dnsPort: 'dns' }, '--dns-port: expected a port 1-65535, or 0 for none, got "dns"'],
     [{ nodeId: undefined }, '--node-id: required, got nothing'],
     [{ nodeId: '' }, '--node-id: expected a non-empty id without whitespace, got ""'],
     [{ nodeId: 'a b' }, '--node-id: expected a non-empty id without whitespace, got "a b"'],
@@ -414,7 +428,7 @@ describe('test harness', () => {
     try {
       const info = JSON.parse(await envoy.admin('/server_info'));
       expect(info.node).toMatchObject({ id: 'n', cluster: 'on' });
-      expect(info.node.metadata).toEqual({ service: 'on', outbound_port: 15001 });
+      expect(info.node.metadata).toEqual({ service: 'on', outbound_port: 15001, dns_port: 15053 });
       expect(await envoy.stat('control_plane.connected_state')).toBe(0);
       expect(await envoy.stat('no.such.stat')).toBeUndefined();
       // It keeps trying the control plane (fast back-off).
@@ -508,6 +522,7 @@ describe('locality: --datacenter, --region, --zone', () => {
         expect(doc.node.metadata).toEqual({
           service: 'web',
           outbound_port: 15001,
+          dns_port: 15053,
           ...(datacenter !== undefined ? { datacenter } : {}),
         });
         if (region === undefined && zone === undefined)
@@ -633,6 +648,7 @@ describe('locality: --datacenter, --region, --zone', () => {
         service: 'hello',
         outboundPort,
         locality: { datacenter: 'dc2', region: 'on', zone: 'z-1' },
+        dnsPort: 15053,
       });
     } finally {
       await envoy.stop();
