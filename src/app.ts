@@ -71,6 +71,11 @@ export interface RunningControlPlane {
   readonly events: EventHub;
   readonly xdsPort: number;
   readonly adminPort: number;
+  /**
+   * Graceful drain before stop(): /ready turns 503, then the xDS streams are ended so their
+   * sidecars reconnect to another replica; resolves when they are gone (at most `timeoutMs`).
+   */
+  drain(timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -162,6 +167,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   };
 
   let lastSourceError: string | undefined;
+  let draining = false;
   const operatorAuth =
     security && (security.adminAuth ?? 'token') === 'token'
       ? new OperatorTokenAuthorizer(security.ca.tokens)
@@ -173,6 +179,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     events,
     configErrors: configErrorsNow,
     notReadyReason: () => {
+      if (draining) return 'draining: shutting down, sidecars are moving to other replicas';
       if (store.ready) return undefined;
       if (policy && !policy.current()) return 'waiting for a valid authorization policy';
       if (traffic && !traffic.current()) {
@@ -233,6 +240,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     events,
     xdsPort,
     adminPort,
+    async drain(timeoutMs) {
+      draining = true;
+      await xds.drain(timeoutMs);
+    },
     async stop() {
       await source.stop();
       await traffic?.stop();

@@ -9,6 +9,7 @@ import type { DiscoverySource } from '../sources/source.js';
 import type { TrafficProvider } from '../traffic/provider.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
+import { haCliOptions, type HaFlags } from './ha-flags.js';
 import {
   SecurityFlagError,
   securityCliOptions,
@@ -22,7 +23,7 @@ import {
   type TrafficFlags,
 } from './traffic-flags.js';
 
-interface ServeFlags extends Record<string, unknown>, SecurityFlags, TrafficFlags {
+interface ServeFlags extends Record<string, unknown>, SecurityFlags, TrafficFlags, HaFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -66,6 +67,7 @@ export function serveCommand(): Command {
   for (const option of sourceCliOptions()) command.addOption(option);
   for (const option of trafficCliOptions()) command.addOption(option);
   for (const option of securityCliOptions()) command.addOption(option);
+  for (const option of haCliOptions()) command.addOption(option);
   return command
     .addOption(
       new Option('--xds-port <port>', 'gRPC port for ADS (xDS)')
@@ -219,6 +221,7 @@ export function serveCommand(): Command {
             maxRequestBytes: flags.maxRequestBytes,
             requestRate: flags.requestRate,
             requestBurst: flags.requestBurst,
+            maxStreamAgeMs: flags.maxStreamAge,
           },
           maxEventClients: flags.maxEventClients,
         });
@@ -227,14 +230,26 @@ export function serveCommand(): Command {
         process.stderr.write(`lucid-mesh serve: ${(err as Error).message}\n`);
         process.exit(1);
       }
+      let stopping = false;
       const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        running.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
+        if (stopping) {
+          logger.warn({ signal }, 'second signal: exiting without draining');
+          process.exit(1);
+        }
+        stopping = true;
+        const drainMs = flags.drainSeconds * 1000;
+        logger.info({ signal, drainSeconds: flags.drainSeconds }, 'draining, then shutting down');
+        // Exit within --drain-seconds whatever hangs; the streams get all but the last second.
+        setTimeout(() => process.exit(1), drainMs).unref();
+        running
+          .drain(Math.max(drainMs - 1000, 500))
+          .then(() => running.stop())
+          .then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
     });
 }

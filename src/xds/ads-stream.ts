@@ -404,6 +404,23 @@ export abstract class AdsStream<Req extends BaseRequest> {
     }
   }
 
+  /**
+   * Ends the stream with UNAVAILABLE so the sidecar reconnects (after its back-off) through
+   * its xDS cluster: to another replica when this one drains, or to any after --max-stream-age.
+   */
+  goAway(details: string): void {
+    if (this.closed) return;
+    this.end(grpc.status.UNAVAILABLE, details);
+  }
+
+  /** A response is on its way and not yet answered (ACK or NACK) for some type. */
+  get awaitingAnswer(): boolean {
+    for (const s of this.info.types.values()) {
+      if (s.sentNonce && s.ackedNonce !== s.sentNonce && s.nack?.nonce !== s.sentNonce) return true;
+    }
+    return false;
+  }
+
   protected fail(code: grpc.status, details: string): void {
     this.ctx.observer.badRequest(this.info, details);
     this.log.warn(

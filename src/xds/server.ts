@@ -30,11 +30,21 @@ export interface XdsServerOptions {
 /** Refused streams are logged at most this often (a storm refuses thousands). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
+/** A stream past its age waits for the answer to a response in flight, so long at most. */
+const AGE_OUT_POSTPONE_MS = 1000;
+const AGE_OUT_MAX_POSTPONES = 10;
+
+const DRAIN_REASON = 'control plane replica shutting down (drain): reconnect to another replica';
+
 releaseDecodedMessages();
 
 export class XdsServer {
   private readonly server: grpc.Server;
   private readonly streams = new Map<number, StreamInfo>();
+  /** The streams themselves, to end them (drain, --max-stream-age). */
+  private readonly live = new Map<number, SotwStream | DeltaStream>();
+  private readonly ageTimers = new Map<number, NodeJS.Timeout>();
+  private draining: Promise<void> | undefined;
   private nextId = 1;
   readonly limits: XdsLimits;
   /** New streams per second (undefined: no limit). */
@@ -60,7 +70,7 @@ export class XdsServer {
       observer: options.observer,
       logger: options.logger,
       authenticator: options.authenticator,
-      onClose: (s: StreamInfo) => this.streams.delete(s.id),
+      onClose: (s: StreamInfo) => this.forget(s.id),
       requestRate: limits.requestRate,
       requestBurst: limits.requestBurst,
     };
@@ -109,8 +119,37 @@ export class XdsServer {
     return this.streams;
   }
 
+  /**
+   * Graceful drain (SIGTERM): stops listening and sends every connection an HTTP/2 GOAWAY (no
+   * new streams), then ends every stream with UNAVAILABLE so its sidecar reconnects, through
+   * its xDS cluster, to another replica. Resolves once the connections are gone, or after
+   * `timeoutMs`, when whatever is left is cut.
+   */
+  drain(timeoutMs: number): Promise<void> {
+    this.draining ??= new Promise<void>((resolve) => {
+      this.cancelAdmissions();
+      const open = this.live.size;
+      const started = Date.now();
+      const done = (how: string) => {
+        clearTimeout(timer);
+        this.logger.info({ streams: open, ms: Date.now() - started, how }, 'xds drained');
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        done('timed out: cut the rest');
+      }, timeoutMs);
+      // First no new streams (here or on an open connection), then end the open ones: a
+      // sidecar reconnecting meanwhile could otherwise land on this replica again.
+      this.server.tryShutdown(() => done('every connection closed'));
+      for (const stream of [...this.live.values()]) stream.goAway(DRAIN_REASON);
+    });
+    return this.draining;
+  }
+
   /** Stops accepting, gives streams `graceMs` to finish, then cuts them. */
   async close(graceMs = 1000): Promise<void> {
+    if (this.draining) return this.draining;
     this.cancelAdmissions();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -136,6 +175,15 @@ export class XdsServer {
    * within that wait is started when its turn comes (not read meanwhile).
    */
   private admit(call: grpc.ServerDuplexStream<unknown, Buffer>, start: () => void): void {
+    if (this.draining) {
+      // A stream that slipped in before the GOAWAY reached its connection.
+      call.emit('error', {
+        code: grpc.status.UNAVAILABLE,
+        details: DRAIN_REASON,
+        metadata: new grpc.Metadata(),
+      });
+      return;
+    }
     const { maxStreams, streamRate, streamBurst } = this.limits;
     if (maxStreams > 0 && this.streams.size + this.admitting.size >= maxStreams) {
       this.refuse(
@@ -197,6 +245,44 @@ export class XdsServer {
 
   private track(stream: SotwStream | DeltaStream): void {
     this.streams.set(stream.info.id, stream.info);
+    this.live.set(stream.info.id, stream);
+    this.scheduleAgeOut(stream);
     stream.start();
+  }
+
+  private forget(id: number): void {
+    this.streams.delete(id);
+    this.live.delete(id);
+    const timer = this.ageTimers.get(id);
+    if (timer) clearTimeout(timer);
+    this.ageTimers.delete(id);
+  }
+
+  /**
+   * --max-stream-age, ±10 % so that streams opened together (a rollout) do not all end
+   * together. A response still waiting for its ACK is given up to 10 s to get it first.
+   */
+  private scheduleAgeOut(stream: SotwStream | DeltaStream): void {
+    const ageMs = this.limits.maxStreamAgeMs;
+    if (ageMs <= 0) return;
+    const id = stream.info.id;
+    let postponed = 0;
+    const arm = (ms: number) => {
+      const timer = setTimeout(fire, ms);
+      timer.unref();
+      this.ageTimers.set(id, timer);
+    };
+    const fire = () => {
+      if (!this.live.has(id)) return;
+      if (stream.awaitingAnswer && postponed++ < AGE_OUT_MAX_POSTPONES) {
+        arm(AGE_OUT_POSTPONE_MS);
+        return;
+      }
+      this.ageTimers.delete(id);
+      stream.goAway(
+        `stream older than --max-stream-age (${Math.round(ageMs / 1000)} s ±10 %): reconnect to any replica`,
+      );
+    };
+    arm(ageMs * (0.9 + 0.2 * Math.random()));
   }
 }
