@@ -46,6 +46,10 @@ const ROOTS = [
   'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
   'envoy.extensions.clusters.aggregate.v3.ClusterConfig',
   'envoy.extensions.filters.udp.dns_filter.v3.DnsFilterConfig',
+  'envoy.config.trace.v3.OpenTelemetryConfig',
+  'envoy.extensions.access_loggers.file.v3.FileAccessLog',
+  'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+  'envoy.extensions.access_loggers.stream.v3.StderrAccessLog',
 ];
 
 // Well-known types whose JSON shape is not their message shape.

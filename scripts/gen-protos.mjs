@@ -41,6 +41,10 @@ const entryFiles = [
   'envoy/extensions/clusters/aggregate/v3/cluster.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
+  // Tracing and access logs (docs/observability.md).
+  'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/stream/v3/stream.proto',
   // Sidecar DNS (docs/dns.md).
   'envoy/extensions/filters/udp/dns_filter/v3/dns_filter.proto',
   'google/rpc/status.proto',

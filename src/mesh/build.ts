@@ -15,6 +15,7 @@ import { deepFreeze } from './freeze.js';
 import { InputIndex, PartCache, type MeshInputs, type TrackedReader } from './inputs.js';
 import { ChainCompiler, isHttpFamily } from './routes.js';
 import { placed } from './locality.js';
+import { meshObservability } from './observability.js';
 import type {
   Backend,
   Mesh,
@@ -302,7 +303,13 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
     gatewayMode,
     problems: Object.freeze(problems),
     unsupported: inputs.traffic.unsupported,
+    ...observability(inputs),
   });
+}
+
+function observability(inputs: MeshInputs): Pick<Mesh, 'observability'> {
+  const o = meshObservability(inputs.traffic, inputs.settings);
+  return o ? { observability: o } : {};
 }
 
 /** A service of the mesh by name. */

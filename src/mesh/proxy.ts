@@ -2,6 +2,7 @@
 // a meshed instance it may serve, its inbound side.
 import type { ProxyIdentity } from '../catalog/model.js';
 import { meshService } from './build.js';
+import { proxyAccessLog } from './observability.js';
 import type {
   Mesh,
   MeshGateway,
@@ -68,8 +69,15 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     gatewayMode: own?.gatewayMode ?? mesh.gatewayMode,
     ...(gateway ? { gateway } : {}),
     upstreamOverrides: own?.upstreamOverrides ?? [],
+    ...observabilityOf(mesh, proxy.service),
     ...(proxy.dnsPort !== undefined ? { dns: proxyDns(mesh, proxy.dnsPort) } : {}),
   };
+}
+
+function observabilityOf(mesh: Mesh, service: string): Pick<MeshProxy, 'tracing' | 'accessLog'> {
+  const tracing = mesh.observability?.tracing;
+  const accessLog = proxyAccessLog(mesh.observability, service);
+  return { ...(tracing ? { tracing } : {}), ...(accessLog ? { accessLog } : {}) };
 }
 
 const namesByMesh = new WeakMap<Mesh, readonly string[]>();

@@ -44,6 +44,11 @@ export interface MeshSettings {
    * (serve --failover-threshold); absent: Envoy's default (overprovisioning 1.4, ≈ 71 %).
    */
   readonly failoverThresholdPercent?: number;
+  /** Tracing when proxy-defaults sets none (serve --tracing-otlp / --tracing-sample). */
+  readonly tracing?: {
+    readonly collector: { host: string; port: number };
+    samplingPercent: number;
+  };
 }
 
 export type { Locality };
@@ -237,6 +242,33 @@ export interface MeshGateway {
 
 export type { MeshGatewayMode };
 
+// Tracing and access logs, settled by observability.ts.
+/** Where spans go and how many requests start a trace. */
+export interface MeshTracing {
+  readonly collector: { readonly host: string; readonly port: number };
+  /** 0-100. */
+  readonly samplingPercent: number;
+  /** "proxy-defaults/global" or "serve flags", for messages and `lucid-mesh mesh`. */
+  readonly from: string;
+}
+
+/** One enabled access log. */
+export interface MeshAccessLog {
+  readonly type: 'stdout' | 'stderr' | 'file';
+  readonly path?: string;
+  /** Exactly one of json and text; neither: lucid-mesh's default JSON format. */
+  readonly json?: Readonly<Record<string, unknown>>;
+  readonly text?: string;
+}
+
+export interface MeshObservability {
+  readonly tracing?: MeshTracing;
+  /** Every proxy's access log unless its service's entry says otherwise. */
+  readonly accessLog?: MeshAccessLog;
+  /** Services whose service-defaults set AccessLogs: their log, or null when disabled there. */
+  readonly serviceAccessLogs?: Readonly<Record<string, MeshAccessLog | null>>;
+}
+
 export interface Mesh {
   readonly settings: MeshSettings;
   /** Sorted by name. */
@@ -249,6 +281,8 @@ export interface Mesh {
   readonly problems: readonly ConfigProblem[];
   /** Input the mesh does not implement (listed, never silently dropped). */
   readonly unsupported: readonly Unsupported[];
+  /** Tracing and access logs (docs/observability.md); absent when none is configured. */
+  readonly observability?: MeshObservability;
 }
 
 /** A connected sidecar, as the mesh sees it. */
@@ -272,6 +306,10 @@ export interface MeshProxy {
   readonly gateway?: MeshGateway;
   /** Its service's upstreamOverrides (empty for a node outside the catalog). */
   readonly upstreamOverrides: readonly Backend[];
+  /** Spans of its HTTP connection managers go there (service name: its service). */
+  readonly tracing?: MeshTracing;
+  /** Its HTTP connection managers log each request there. */
+  readonly accessLog?: MeshAccessLog;
   /** Present when the node asked for a DNS listener (node.metadata.dns_port; docs/dns.md). */
   readonly dns?: MeshProxyDns;
 }

@@ -23,6 +23,7 @@ import { aggregateCluster, backendCluster, localAppCluster } from './clusters.js
 import { dnsListener, dnsListenerName } from './dns.js';
 import { backendLoadAssignment } from './endpoints.js';
 import { inboundListener, outboundHttpListener, outboundTcpListener } from './listeners.js';
+import { TRACING_CLUSTER_NAME, hcmObservability, tracingCluster } from './observability.js';
 import {
   OUTBOUND_ROUTE_NAME,
   primaryClusterName,
@@ -264,6 +265,13 @@ export function translateShared(mesh: Mesh, cache = new TranslationCache()): Res
     if (part.tcpListener) resources.listeners.set(part.tcpListener[0], part.tcpListener[1]);
   }
   resources.routes.set(OUTBOUND_ROUTE_NAME, cache.outboundRoutes(hosts));
+  const tracing = mesh.observability?.tracing;
+  if (tracing) {
+    resources.clusters.set(
+      TRACING_CLUSTER_NAME,
+      tracingCluster(tracing, mesh.settings.connectTimeoutMs),
+    );
+  }
   return resources;
 }
 
@@ -282,9 +290,10 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
     for (const [name, c] of gw.clusters) resources.clusters.set(name, c);
     return resources;
   }
+  const observe = hcmObservability(proxy);
   resources.listeners.set(
     outboundHttpListenerName(proxy.outboundPort),
-    outboundHttpListener(proxy.outboundPort),
+    outboundHttpListener(proxy.outboundPort, observe),
   );
   if (proxy.dns) resources.listeners.set(dnsListenerName(proxy.dns.port), dnsListener(proxy.dns));
   for (const backend of proxy.upstreamOverrides) {
@@ -305,7 +314,7 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
       : undefined;
     resources.listeners.set(
       inboundListenerName(proxy.nodeId),
-      inboundListener(proxy.nodeId, inbound.protocol, inbound.sidecarPort, security),
+      inboundListener(proxy.nodeId, inbound.protocol, inbound.sidecarPort, security, observe),
     );
     resources.clusters.set(
       localAppClusterName(proxy.nodeId),

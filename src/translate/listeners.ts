@@ -10,6 +10,7 @@ import {
   type TransportSocket,
 } from '../protos/envoy-types.js';
 import { adsConfigSource, socketAddress } from './envoy.js';
+import type { HcmObservability } from './observability.js';
 import {
   OUTBOUND_ROUTE_NAME,
   inboundListenerName,
@@ -34,12 +35,14 @@ function listener(
 
 /**
  * routes: `{ rds }` or `{ routeConfig }`, the two ways an HCM gets its routes. `before` are
- * HTTP filters that run ahead of the router (RBAC, fault injection).
+ * HTTP filters that run ahead of the router (RBAC, fault injection); `observe`: tracing and
+ * access logs (observability.ts).
  */
 function httpConnectionManager(
   statPrefix: string,
   routes: Pick<HttpConnectionManager, 'rds'> | Pick<HttpConnectionManager, 'routeConfig'>,
   before: readonly HttpFilter[] = [],
+  observe: HcmObservability = {},
 ): ListenerFilter {
   return {
     name: 'envoy.filters.network.http_connection_manager',
@@ -48,6 +51,7 @@ function httpConnectionManager(
       {
         statPrefix,
         ...routes,
+        ...observe,
         httpFilters: [
           ...before,
           {
@@ -81,12 +85,13 @@ const FAULT_FILTER: HttpFilter = {
 };
 
 /** Where a node's apps send HTTP for any service; routes come from the shared RDS config. */
-export function outboundHttpListener(port: number): Listener {
+export function outboundHttpListener(port: number, observe?: HcmObservability): Listener {
   return listener(outboundHttpListenerName(port), socketAddress('127.0.0.1', port), 'OUTBOUND', [
     httpConnectionManager(
       'outbound_http',
       { rds: { routeConfigName: OUTBOUND_ROUTE_NAME, configSource: adsConfigSource() } },
       [FAULT_FILTER],
+      observe,
     ),
   ]);
 }
@@ -111,6 +116,7 @@ export function inboundListener(
   protocol: Protocol,
   sidecarPort: number,
   security?: InboundSecurity,
+  observe?: HcmObservability,
 ): Listener {
   const cluster = localAppClusterName(nodeId);
   const rbac = security?.rbac ?? [];
@@ -122,6 +128,7 @@ export function inboundListener(
             'inbound_http',
             { routeConfig: inboundRouteConfiguration(nodeId, protocol) },
             rbac,
+            observe,
           ),
         ];
   return listener(
