@@ -4,8 +4,13 @@
 // (SIGSTOP) for 60 s, then killed (SIGKILL) and started again with its data: it is not a -dev
 // agent (those keep nothing) but a one-server agent with a data dir, so its catalog (raft) and
 // its registrations (the agent's local state) survive the restart and nobody registers again.
-// Counted: failed requests over the whole loop, /ready answers that were not 200; timed: the
-// restart until the agent has a leader, and the first registration after it until Envoy has it.
+// The restarted agent restores the sidecar's default checks critical until they run (up to
+// their 10 s interval); api-1 is the only api instance until its checks have run, so without
+// the source's restart grace (--consul-restart-grace) the loop fails for that long.
+// Counted: failed requests over the whole loop, /ready answers that were not 200, samples of
+// the web sidecar without a healthy api-1; timed: the restart until the agent has a leader,
+// which checks flipped and for how long, and the first registration after it until Envoy.
+// Writes test-results/reliability/outage-consul.json (docs/reliability.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +27,7 @@ import { freePorts } from '../support/ports.js';
 import { killWithTestProcess } from '../support/reaper.js';
 import { toolPath } from '../support/tools.js';
 import { startTrafficApp, type TrafficApp } from '../support/traffic-app.js';
+import { describeMemory, sampleMemory, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
 
 const OUTAGE_MS = 60_000;
@@ -174,12 +180,13 @@ async function startPersistentConsul(): Promise<PersistentConsul> {
 
 /**
  * The check states of api's instances (service and sidecar) as Consul reports them, every 50 ms
- * for `forMs` from `since`: each distinct state once, with its time (ms since `since`).
+ * from `since` until `until()` says so: each distinct state once, with its time (ms since
+ * `since`) — the record of which checks a restart flipped, and for how long.
  */
-async function sampleHealth(consul: PersistentConsul, since: number, forMs: number) {
-  const seen: string[] = [];
+async function sampleHealth(consul: PersistentConsul, since: number, until: () => boolean) {
+  const seen: Array<{ at: number; state: string }> = [];
   let last = '';
-  while (performance.now() - since < forMs) {
+  while (!until()) {
     let state: string;
     try {
       const parts: string[] = [];
@@ -191,12 +198,15 @@ async function sampleHealth(consul: PersistentConsul, since: number, forMs: numb
         }
         const entries = JSON.parse(res.body) as Array<{
           Service: { ID: string };
-          Checks: Array<{ CheckID: string; Status: string }>;
+          Checks: Array<{ CheckID: string; Status: string; Output: string }>;
         }>;
         for (const e of entries)
           parts.push(
             `${e.Service.ID}: ${e.Checks.filter((c) => c.CheckID !== 'serfHealth')
-              .map((c) => `${c.CheckID.replace(/^service:/, '')}=${c.Status}`)
+              .map(
+                (c) =>
+                  `${c.CheckID.replace(/^service:/, '')}=${c.Status}${c.Status === 'critical' && c.Output === '' ? '(not run)' : ''}`,
+              )
               .join(',')}`,
           );
       }
@@ -205,12 +215,22 @@ async function sampleHealth(consul: PersistentConsul, since: number, forMs: numb
       state = 'down';
     }
     if (state !== last) {
-      seen.push(`${(performance.now() - since).toFixed(0)} ms ${state}`);
+      seen.push({ at: performance.now() - since, state });
       last = state;
     }
     await sleep(50);
   }
   return seen;
+}
+
+/** Hosts of a cluster that Envoy counts healthy (/clusters health_flags). */
+async function healthyHosts(sidecar: Sidecar, cluster: string): Promise<string[]> {
+  const hosts: string[] = [];
+  for (const line of (await sidecar.envoy.clusters()).split('\n')) {
+    const [name, host, key, value] = line.split('::');
+    if (name === cluster && key === 'health_flags' && value === 'healthy') hosts.push(host!);
+  }
+  return hosts.sort();
 }
 
 describe('Consul frozen for 60 s, then killed and restarted with its data, under a 100 rps loop', () => {
@@ -285,9 +305,11 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
     await Promise.all([webApp?.close(), api1?.close(), api2?.close()]);
   });
 
-  it('0 failed requests, /ready stays 200; the first registration after the restart reaches Envoy', async () => {
-    const loop = startLoadLoop(web, 'api', { rps: 100, maxMs: 120_000 });
-    const ready = startProbe(`http://127.0.0.1:${cp.adminPort}/ready`, 500, 120_000);
+  it('0 failed requests, /ready stays 200 across the freeze and the restart; the first registration after it reaches Envoy', async () => {
+    const loop = startLoadLoop(web, 'api', { rps: 100, maxMs: 150_000 });
+    const ready = startProbe(`http://127.0.0.1:${cp.adminPort}/ready`, 500, 150_000);
+    const memoryBefore = sampleMemory();
+    let sampling = true;
     try {
       await sleep(2_000);
       const version = cp.store.snapshot?.version;
@@ -304,7 +326,19 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
       const killedAt = loop.now();
       await consul.kill();
       const restartStarted = performance.now();
-      const sampler = sampleHealth(consul, restartStarted, 8_000);
+      const sampler = sampleHealth(consul, restartStarted, () => !sampling);
+      // api-1 as the web sidecar sees it, every 100 ms, until its restored checks have run.
+      const api1Host = `127.0.0.1:${apiSidecarPort}`;
+      let api1Unhealthy = 0;
+      let envoySamples = 0;
+      const envoySampler = (async () => {
+        while (sampling) {
+          const hosts = await healthyHosts(web, 'api').catch(() => undefined);
+          envoySamples++;
+          if (hosts && !hosts.includes(api1Host)) api1Unhealthy++;
+          await sleep(100);
+        }
+      })();
       await consul.start();
       const leaderMs = performance.now() - restartStarted;
       // Its registrations came back from its data dir: nobody registers again.
@@ -318,6 +352,33 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
         'web-1',
         'web-1-sidecar-proxy',
       ]);
+      await waitFor(() => source.stats().failingWatches === 0, {
+        what: 'every Consul watch recovered',
+        timeoutMs: 15_000,
+        details: () => JSON.stringify(source.stats()),
+      });
+      // api-1 is the only api instance: wait until Consul has run every check it restored
+      // (the sidecar's TCP check runs within its 10 s interval) and reports it passing.
+      await waitFor(
+        async () => {
+          const res = await consul.api('GET', '/v1/health/service/api-sidecar-proxy');
+          const entries = JSON.parse(res.body) as Array<{
+            Checks: Array<{ CheckID: string; Status: string; Output: string }>;
+          }>;
+          const checks = entries.flatMap((e) => e.Checks);
+          return (
+            checks.some((c) => c.CheckID.endsWith(':1')) &&
+            checks.every((c) => c.Status === 'passing')
+          );
+        },
+        { what: "api-1's restored checks passing in Consul", timeoutMs: 30_000, intervalMs: 100 },
+      );
+      const checksPassMs = performance.now() - restartStarted;
+      await sleep(500);
+      sampling = false;
+      const health = await sampler;
+      await envoySampler;
+      const afterRestart = loop.count(killedAt);
 
       // The first catalog change after the recovery: a new api instance (not meshed).
       const registeredAt = performance.now();
@@ -336,61 +397,91 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
         details: () => JSON.stringify(source.stats()),
       });
       const toEnvoyMs = performance.now() - registeredAt;
-      const api2InEnvoyAt = loop.now();
       const hitsAt = api2.hits;
       await waitFor(() => api2.hits > hitsAt, { what: 'api-2 serving the loop' });
-      await waitFor(() => source.stats().failingWatches === 0, {
-        what: 'every Consul watch recovered',
-        timeoutMs: 10_000,
-        details: () => JSON.stringify(source.stats()),
-      });
-      // api-1 (through its sidecar) back once Consul's restored checks pass again.
-      const api1Host = `127.0.0.1:${apiSidecarPort}`;
-      await waitFor(async () => (await clusterHosts(web.envoy, 'api')).includes(api1Host), {
-        what: 'api-1 (its sidecar) back in the web sidecar /clusters',
-        timeoutMs: 25_000,
-        intervalMs: 20,
-      });
-      const api1BackMs = performance.now() - restartStarted;
       await sleep(2_000);
       const total = await loop.stop();
       await ready.stop();
+      const memoryAfter = sampleMemory();
       const afterKill = loop.count(killedAt);
-      const health = await sampler;
-      const firstFailure = total.failures[0];
+      const stats = source.stats();
 
+      // What Consul reported after the restart: api-1's sidecar checks restored critical
+      // and not run ("(not run)"), for how long.
+      const flipped = health.filter((h) => /critical\(not run\)/.test(h.state));
+      const flipFrom = flipped[0]?.at;
+      const flipTo = health.find(
+        (h) => flipFrom !== undefined && h.at > flipFrom && !/critical/.test(h.state),
+      )?.at;
+      const flipText =
+        flipFrom === undefined
+          ? 'no restored critical check seen'
+          : `api-1's sidecar TCP check restored critical (not run) ${(flipFrom / 1000).toFixed(1)}–${((flipTo ?? checksPassMs) / 1000).toFixed(1)} s after the restart began`;
       console.log(
         `[outage consul] agent SIGSTOPped ${OUTAGE_MS / 1000} s at 100 rps: ${frozen.failed} failed ` +
           `of ${frozen.total} while frozen (${failingWhileFrozen} watches failing by then); ` +
-          `SIGKILLed and restarted on its data dir: leader after ${leaderMs.toFixed(0)} ms, ` +
+          `SIGKILLed and restarted on its data dir: leader after ${leaderMs.toFixed(0)} ms; ${flipText}; ` +
+          `held by the restart grace: ${stats.heldByRestartGraceTotal} (reconnects seen ${stats.reconnects}); ` +
+          `api-1 not healthy in the web sidecar in ${api1Unhealthy} of ${envoySamples} samples; ` +
+          `${afterRestart.failed} failed of ${afterRestart.total} from the kill until the checks passed ` +
+          `(${(checksPassMs / 1000).toFixed(1)} s after the restart began); ` +
           `${afterKill.failed} failed of ${afterKill.total} from the kill to the end; ` +
           `${total.failed} of ${total.total} over the whole loop (${(loop.now() / 1000).toFixed(0)} s); ` +
           `/ready: ${ready.bad} not 200 of ${ready.total}. First registration after the restart ` +
-          `→ Envoy /clusters in ${toEnvoyMs.toFixed(0)} ms (debounce 100 ms, watch backoff ≤ 1 s); ` +
-          `api-1 back in Envoy ${api1BackMs.toFixed(0)} ms after the restart began. ` +
-          `Kill at ${killedAt.toFixed(0)} ms; first failure: ${firstFailure ?? 'none'}; ` +
-          `api checks in Consul from the restart: ${health.join(' | ')}`,
+          `→ Envoy /clusters in ${toEnvoyMs.toFixed(0)} ms. First failure: ${total.failures[0] ?? 'none'}; ` +
+          `${describeMemory(memoryBefore, memoryAfter)}; api checks in Consul from the restart: ` +
+          health.map((h) => `${h.at.toFixed(0)} ms ${h.state}`).join(' | '),
       );
-      // Frozen, and up to the kill: not one request failed.
+      // The scenario happened: Consul did report api-1 critical by a check it had not run, and
+      // the source held it (without the grace, api-1 left Envoy for that time: 503s).
+      expect(
+        flipped.length,
+        'Consul restored no critical check: the restart was not exercised',
+      ).toBeGreaterThan(0);
+      expect(stats.heldByRestartGraceTotal).toBeGreaterThanOrEqual(1);
+      expect(api1Unhealthy).toBe(0);
+      // Frozen, restarted, restored checks: not one request failed.
       expect(frozen.failed).toBe(0);
-      expect(loop.count(0, killedAt).failures).toEqual([]);
       expect(frozen.total).toBeGreaterThan(5_900);
-      // After the restart, requests fail only while Consul reports no api instance passing
-      // (Envoy's own 503, no healthy upstream): none once api-2 has reached Envoy.
-      expect(loop.count(api2InEnvoyAt + 100).failures).toEqual([]);
-      expect(total.total).toBeGreaterThan(6_000);
+      expect(total.failures).toEqual([]);
+      expect(total.total).toBeGreaterThan(7_000);
       expect(ready.bad, ready.badReasons.join('; ')).toBe(0);
-      expect(await clusterHosts(web.envoy, 'api')).toEqual(
-        [`127.0.0.1:${apiSidecarPort}`, api2Host].sort(),
-      );
+      expect(await clusterHosts(web.envoy, 'api')).toEqual([api1Host, api2Host].sort());
       expect(await rejectedUpdates(web.envoy)).toBe(0);
       expect(await rejectedUpdates(apiSidecar.envoy)).toBe(0);
       expect(cp.counters.nacks).toBe(0);
+
+      writeReliabilityResult({
+        id: 'outage-consul',
+        section: 'outages',
+        test: 'test/e2e/outage-consul.test.ts',
+        fault:
+          'Consul agent frozen (SIGSTOP) for 60 s, then killed (SIGKILL) and started again on its data dir ' +
+          '(a one-server agent, not `-dev`: its catalog and its agent registrations survive; nobody registers again)',
+        behaviour:
+          'Keeps serving the last good catalog (snapshot version unchanged, `/ready` 200) while its watches fail and ' +
+          "retry on their backoff. The restarted agent restores the sidecar's default TCP and alias checks, the TCP " +
+          'one critical with no output until its first run: the source saw the agent come back and, for ' +
+          '`--consul-restart-grace` (15 s), kept api-1 (the only api instance) at its last health instead of ' +
+          'dropping it from Envoy. The first registration after the restart reaches Envoy.',
+        figures:
+          `Frozen: ${frozen.failed} failed of ${frozen.total}. Restart → leader ${(leaderMs / 1000).toFixed(1)} s; ${flipText}; ` +
+          `${stats.heldByRestartGraceTotal} instance held; api-1 unhealthy in the web sidecar in ${api1Unhealthy} of ${envoySamples} samples. ` +
+          `${total.failed} failed of ${total.total} over the whole loop. First registration after the restart → Envoy ` +
+          `\`/clusters\` ${(toEnvoyMs / 1000).toFixed(2)} s. \`/ready\`: ${ready.bad} not 200 of ${ready.total}. ` +
+          `${describeMemory(memoryBefore, memoryAfter)}.`,
+        failedRequests: total.failed,
+        totalRequests: total.total,
+        recoveryMs: Math.round(toEnvoyMs),
+        memoryBefore,
+        memoryAfter,
+      });
     } finally {
+      sampling = false;
       // A frozen agent is thawed so nothing stays stopped if the test failed mid-outage.
       consul.signal('SIGCONT');
       await loop.stop();
       await ready.stop();
     }
-  }, 170_000);
+  }, 200_000);
 });

@@ -609,7 +609,8 @@ describe('ConsulSource against a real Consul agent', () => {
     });
     const { logger, lines } = captureLogger();
     const sink = new RecordingSink();
-    const source = newSource({}, logger);
+    // A short restart grace: the check failed right after the restart below is held that long.
+    const source = newSource({ restartGraceMs: 1_000 }, logger);
     await source.start(sink);
     await waitFor(() => sink.service('api'), { what: 'the first catalog' });
     const before = sink.updates.length;
@@ -645,12 +646,16 @@ describe('ConsulSource against a real Consul agent', () => {
     expect(lines.map((l) => l.msg)).toContain('Consul reachable again');
     expect(last.services.length).toBeGreaterThan(0);
 
-    // And the watches work again (blocking on the new agent's index).
+    // And the watches work again (blocking on the new agent's index). api-1 is the whole
+    // service and its check is failed without output: the restart grace may hold it first.
+    const failedAt = Date.now();
     await consul.setCheck('api-1-ttl', 'fail');
     await waitFor(() => sink.service('api')?.instances[0]?.health === 'critical', {
       what: 'a check change after the restart',
-      timeoutMs: 3000,
+      timeoutMs: 4000,
     });
+    expect(source.stats().reconnects).toBeGreaterThanOrEqual(1);
+    expect(Date.now() - failedAt).toBeLessThan(4000);
     await consul.setCheck('api-1-ttl', 'pass');
   });
 

@@ -72,6 +72,8 @@ export interface ConsulCheck {
   readonly CheckID: string;
   readonly Name?: string;
   readonly Status: string;
+  /** The last run's output; "" until the check first runs (also after an agent restart). */
+  readonly Output?: string;
   readonly ServiceID?: string;
   readonly ServiceName?: string;
 }

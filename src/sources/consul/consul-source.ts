@@ -28,6 +28,9 @@
 //   successful reads, so an unreachable Consul never produces an empty or partial catalog. The
 //   sink gets `error` (at most every few seconds per datacenter while failing) and the source
 //   recovers by itself with backoff. A restarted Consul (index went backwards) is re-read.
+// - After the agent comes back (a restart restores its checks critical until they run), health
+//   that flips to critical is held for `restartGraceMs` (15 s) where the checks have not run
+//   yet or the whole service flipped at once (restart-grace.ts).
 // - A remote datacenter that cannot be read keeps its last good instances only until
 //   `remoteStaleAfterMs` (60 s) after its last successful read; then they are dropped (log
 //   line and sink error) until it has been read completely again.
@@ -56,11 +59,13 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_RATE_LIMIT,
   DEFAULT_REMOTE_STALE_AFTER_MS,
+  DEFAULT_RESTART_GRACE_MS,
   DEFAULT_SIDECAR_GRACE_MS,
   DEFAULT_WAIT_MS,
   consulSourceOptionsFromFlags,
   type ConsulSourceOptions,
 } from './options.js';
+import { applyRestartGrace, healthByInstance, type HoldReason } from './restart-grace.js';
 import { TokenBucket, backoffDelay } from './watch.js';
 
 /** The local datacenter's connections for its service list, trigger and refetches. */
@@ -89,6 +94,12 @@ export interface ConsulSourceStats {
   readonly datacenter?: string;
   /** Per datacenter watched (the local one under its name, or "(local)" until it is known). */
   readonly datacenters: Readonly<Record<string, ConsulDatacenterStats>>;
+  /** Agent comebacks seen (each starts a restart grace). */
+  readonly reconnects: number;
+  /** Instances published with their last health by the restart grace now. */
+  readonly heldByRestartGrace: number;
+  /** Instances the restart grace has held so far (each counted once per grace). */
+  readonly heldByRestartGraceTotal: number;
 }
 
 export class ConsulSource implements DiscoverySource {
@@ -131,7 +142,17 @@ export class ConsulSource implements DiscoverySource {
   private lastPublished: string | undefined;
   private lastProblems = new Set<string>();
   private rebuildTimer: NodeJS.Timeout | undefined;
+  private rebuildDue = 0;
   private readonly sidecarGraceMs: number;
+  private readonly restartGraceMs: number;
+  /** Per datacenter watch: when its restart grace ends. */
+  private readonly graceUntil = new Map<DatacenterWatch, number>();
+  /** Health per "<service>/<id>" of the last catalog delivered. */
+  private publishedHealth = new Map<string, Health>();
+  /** Instances held now (logged when first held). */
+  private held = new Map<string, HoldReason>();
+  private reconnects = 0;
+  private heldTotal = 0;
   /** Unmeshed instances not published yet, and since when they have been seen. */
   private readonly unmeshedSince = new Map<string, number>();
   /** Unmeshed instances published as such. */
@@ -160,6 +181,7 @@ export class ConsulSource implements DiscoverySource {
     this.backoffMaxMs = Math.max(this.backoffMinMs, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
     this.settleMs = opts.settleMs ?? 2_000;
     this.sidecarGraceMs = opts.sidecarGraceMs ?? DEFAULT_SIDECAR_GRACE_MS;
+    this.restartGraceMs = opts.restartGraceMs ?? DEFAULT_RESTART_GRACE_MS;
     const rate = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
     this.limiter = opts.sharedLimiter ?? new TokenBucket(rate, Math.max(1, rate));
     this.client = new ConsulClient(opts.connection, { maxConnections: this.catalogConnections });
@@ -174,6 +196,7 @@ export class ConsulSource implements DiscoverySource {
       changed: () => this.scheduleRebuild(),
       report: (err) => this.report(err),
       listed: (dc) => this.onListed(dc),
+      reconnected: (dc, why) => this.onReconnected(dc, why),
     };
   }
 
@@ -203,6 +226,9 @@ export class ConsulSource implements DiscoverySource {
       updates: this.updates,
       ...(this.local?.name !== undefined ? { datacenter: this.local.name } : {}),
       datacenters: Object.fromEntries(dcs.map((dc, i) => [dc.name ?? '(local)', per[i]!])),
+      reconnects: this.reconnects,
+      heldByRestartGrace: this.held.size,
+      heldByRestartGraceTotal: this.heldTotal,
     };
   }
 
@@ -327,6 +353,24 @@ export class ConsulSource implements DiscoverySource {
     if (!this.remotesStarted && dc.name !== undefined) this.startRemotes();
   }
 
+  /** The agent is back: for restartGraceMs, restored checks that have not run are not believed. */
+  private onReconnected(dc: DatacenterWatch, why: 'reconnected' | 'index-reset'): void {
+    if (this.stopped || this.restartGraceMs <= 0 || !this.synced) return;
+    this.reconnects++;
+    this.graceUntil.set(dc, Date.now() + this.restartGraceMs);
+    this.log.info(
+      {
+        consul: this.client.address,
+        ...(dc.name !== undefined ? { datacenter: dc.name } : {}),
+        why,
+        graceMs: this.restartGraceMs,
+      },
+      'Consul answers again (it may have restarted and restored its checks as critical): ' +
+        'instances whose checks have not run yet, or whose whole service turned critical at ' +
+        'once, keep their health until the grace ends (--consul-restart-grace)',
+    );
+  }
+
   private onLocalNamed(): void {
     if (this.local?.listed && !this.remotesStarted) this.startRemotes();
     this.scheduleRebuild();
@@ -408,10 +452,12 @@ export class ConsulSource implements DiscoverySource {
 
   private scheduleRebuild(delayMs = 0): void {
     if (this.stopped) return;
+    const due = Date.now() + delayMs;
     if (this.rebuildTimer) {
-      if (delayMs > 0) return; // an earlier rebuild is already scheduled
+      if (delayMs > 0 && this.rebuildDue <= due) return; // an earlier rebuild is scheduled
       clearTimeout(this.rebuildTimer);
     }
+    this.rebuildDue = due;
     this.rebuildTimer = setTimeout(() => {
       this.rebuildTimer = undefined;
       this.rebuild();
@@ -492,7 +538,8 @@ export class ConsulSource implements DiscoverySource {
     );
     this.logProblems(mapped.problems);
     const joiningNames = new Set([...joining].map((dc) => dc.name));
-    const catalog = this.holdNewUnmeshed(mapped.catalog, mapped.unmeshed, joiningNames);
+    const graced = this.applyRestartGrace(mapped.catalog, mapped.criticalNotRun, now);
+    const catalog = this.holdNewUnmeshed(graced, mapped.unmeshed, joiningNames);
 
     const first = !this.synced;
     this.synced = true;
@@ -501,7 +548,48 @@ export class ConsulSource implements DiscoverySource {
     if (text === this.lastPublished) return;
     this.lastPublished = text;
     this.publishedServices = new Set(catalog.services.map((s) => s.name));
+    this.publishedHealth = healthByInstance(catalog);
     this.deliver(catalog, first, included);
+  }
+
+  /** restart-grace.ts: published health kept over an agent restart; logs what it holds. */
+  private applyRestartGrace(catalog: Catalog, criticalNotRun: readonly string[], now: number) {
+    for (const [dc, until] of this.graceUntil) if (until <= now) this.graceUntil.delete(dc);
+    if (this.graceUntil.size === 0 && this.held.size === 0) return catalog;
+    const byName = new Map<string | undefined, number>();
+    for (const [dc, until] of this.graceUntil) byName.set(dc.local ? undefined : dc.name, until);
+    const localName = this.local?.name;
+    const result = applyRestartGrace({
+      catalog,
+      published: this.publishedHealth,
+      criticalNotRun: new Set(criticalNotRun),
+      // The local datacenter's instances carry its name once it is known.
+      graceUntil: (dc) => byName.get(dc === localName ? undefined : dc),
+      now,
+    });
+    for (const [key, reason] of result.held) {
+      if (this.held.has(key)) continue;
+      this.heldTotal++;
+      this.log.warn(
+        { instance: key, reason, graceMs: this.restartGraceMs },
+        'Consul reports the instance critical right after coming back; keeping its last health ' +
+          'until its checks run or the grace ends',
+      );
+    }
+    for (const key of this.held.keys()) {
+      if (result.held.has(key)) continue;
+      const health = healthByInstance(result.catalog).get(key);
+      this.log.info(
+        { instance: key, health: health ?? 'gone' },
+        health === 'critical'
+          ? 'restart grace over: the instance is still critical in Consul; published as such'
+          : 'restart grace: the instance is no longer held',
+      );
+    }
+    this.held = new Map(result.held);
+    if (result.nextCheckAt !== undefined)
+      this.scheduleRebuild(Math.max(1, result.nextCheckAt - now + 1));
+    return result.catalog;
   }
 
   private join(dc: DatacenterWatch, now: number): void {

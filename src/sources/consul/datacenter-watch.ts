@@ -39,7 +39,20 @@ export interface DatacenterHost {
   report(err: Error): void;
   /** The service list was read successfully. */
   listed(dc: DatacenterWatch): void;
+  /**
+   * Consul answers again after a lost connection, a timeout or no leader, or its index went
+   * backwards: the agent may have restarted (restart-grace.ts). Called before the entries of
+   * that answer are taken in.
+   */
+  reconnected(dc: DatacenterWatch, why: 'reconnected' | 'index-reset'): void;
 }
+
+/** Failures that mean the agent (or its leader) was gone, not that one request was bad. */
+const CONNECTION_LOST: ReadonlySet<ConsulRequestError['kind']> = new Set([
+  'unreachable',
+  'timeout',
+  'no-leader',
+]);
 
 export interface DatacenterWatchOptions {
   /** Its name; the local one's may be unknown at first (setName). */
@@ -100,6 +113,8 @@ export class DatacenterWatch {
   /** When its service list started failing (this outage). */
   private listDownSince: number | undefined;
   private staleTimer: NodeJS.Timeout | undefined;
+  /** A request failed with CONNECTION_LOST and none has succeeded since. */
+  private connectionLost = false;
 
   /** Part of the catalog (set by the source when it takes this datacenter in). */
   synced = false;
@@ -231,6 +246,7 @@ export class DatacenterWatch {
     if (this.stopped) return;
     const listWasFailing = this.failing.has(LIST);
     this.succeeded(LIST);
+    if (reset) this.host.reconnected(this, 'index-reset');
     if (reset) {
       this.host.log.warn(
         { consul: this.host.client.address, ...this.dcField() },
@@ -412,6 +428,7 @@ export class DatacenterWatch {
     if (this.stopped) return;
     const wasHealthy = this.failing.size === 0;
     this.failing.set(watch, err);
+    if (CONNECTION_LOST.has(err.kind)) this.connectionLost = true;
     const now = Date.now();
     if (wasHealthy) this.outageStartedAt = now;
     const logFields = {
@@ -459,6 +476,10 @@ export class DatacenterWatch {
   /** A request succeeded: the watch is no longer failing, the datacenter was reachable now. */
   private succeeded(watch: string): void {
     this.lastSuccess = Date.now();
+    if (this.connectionLost) {
+      this.connectionLost = false;
+      this.host.reconnected(this, 'reconnected');
+    }
     if (watch === LIST) this.listDownSince = undefined;
     this.recovered(watch);
   }

@@ -68,6 +68,11 @@ export interface MappingResult {
   readonly meshedInstances: number;
   /** Instances without a sidecar (reached directly), as "<service>/<instance id>". */
   readonly unmeshed: readonly string[];
+  /**
+   * Critical instances whose every critical check has not run yet (no Output: the state
+   * Consul registers and restores a check in until its first run), as "<service>/<id>".
+   */
+  readonly criticalNotRun: readonly string[];
 }
 
 /** Consul's own service: its servers' RPC port, never mesh traffic. */
@@ -87,6 +92,8 @@ interface Candidate {
   /** Where the protocol was read: Meta.protocol or the sidecar's Proxy.Config.protocol. */
   readonly protocolFrom?: string;
   readonly outboundPort?: number;
+  /** Critical only by checks that have not run yet. */
+  readonly criticalNotRun: boolean;
 }
 
 /** One datacenter's entries (see mapConsulDatacenters). */
@@ -190,6 +197,7 @@ export function mapConsulDatacenters(
   const outboundPorts = new Map<number, string>();
   let meshedInstances = 0;
   const unmeshed: string[] = [];
+  const criticalNotRun: string[] = [];
 
   for (const name of [...withInstances].sort()) {
     const where = `consul service "${name}"`;
@@ -235,6 +243,7 @@ export function mapConsulDatacenters(
       const { instance } = c;
       if (instance.sidecarPort !== undefined) meshedInstances++;
       else unmeshed.push(`${name}/${instance.id}`);
+      if (c.criticalNotRun) criticalNotRun.push(`${name}/${instance.id}`);
       instances.push(instance);
     }
 
@@ -257,6 +266,7 @@ export function mapConsulDatacenters(
     problems,
     meshedInstances,
     unmeshed,
+    criticalNotRun,
   };
 }
 
@@ -383,10 +393,13 @@ function candidate(
     outboundPort = n;
   }
 
-  const statuses = [...(entry.Checks ?? []), ...(sidecar?.Checks ?? [])].map((c) => c.Status);
+  const checks = [...(entry.Checks ?? []), ...(sidecar?.Checks ?? [])];
   let worst = 0;
-  for (const s of statuses) worst = Math.max(worst, RANK[s] ?? 2);
+  for (const c of checks) worst = Math.max(worst, RANK[c.Status] ?? 2);
   const health: Health = worst === 2 ? 'critical' : worst === 1 ? opts.warningAs : 'passing';
+  const criticalNotRun =
+    health === 'critical' &&
+    checks.every((c) => (RANK[c.Status] ?? 2) < 2 || c.Output === undefined || c.Output === '');
 
   const raw = sidecar
     ? {
@@ -429,6 +442,7 @@ function candidate(
     instance: parsed.data,
     ...(protocol !== undefined ? { protocol, protocolFrom: protocolField } : {}),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
+    criticalNotRun,
   };
 }
 

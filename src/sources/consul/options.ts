@@ -32,6 +32,12 @@ export const DEFAULT_MAX_CONNECTIONS = 128;
 export const DEFAULT_BACKOFF_MAX_MS = 10_000;
 /** How long a newly seen instance without a sidecar waits for its sidecar registration. */
 export const DEFAULT_SIDECAR_GRACE_MS = 250;
+/**
+ * How long, after the agent comes back, health checks it restored but has not run yet keep an
+ * instance's last published health (restart-grace.ts). Consul staggers a restored check's
+ * first run over its interval, 10 s for a sidecar's TCP check; 15 s covers that and the sync.
+ */
+export const DEFAULT_RESTART_GRACE_MS = 15_000;
 
 /**
  * How long a remote datacenter's last good instances outlive its reachability (after its last
@@ -136,6 +142,14 @@ export function consulCliOptions(): Option[] {
       .env('LUCID_CONSUL_SIDECAR_GRACE')
       .default('250ms'),
     new Option(
+      '--consul-restart-grace <duration>',
+      'after the Consul agent comes back (restart, lost connection, no leader): how long an ' +
+        'instance keeps its last published health while its checks read critical but have not ' +
+        'run yet, or while every instance of its service reads critical at once; 0 turns it off',
+    )
+      .env('LUCID_CONSUL_RESTART_GRACE')
+      .default('15s'),
+    new Option(
       '--consul-stale <bool>',
       'allow stale reads: any Consul server answers, not only the leader (true | false)',
     )
@@ -185,6 +199,12 @@ export interface ConsulSourceOptions {
    * sidecar registration is still on its way (Consul syncs them separately), ms. Default 250.
    */
   readonly sidecarGraceMs?: number;
+  /**
+   * After the agent comes back: how long restored, not-yet-run critical checks (and a whole
+   * service turning critical at once) keep instances at their published health, ms. Default
+   * 15 s; 0 turns it off. See restart-grace.ts.
+   */
+  readonly restartGraceMs?: number;
   /**
    * Remote datacenters watched besides the local one (through the local agent, `?dc=`), in
    * this order. The local one (connection.datacenter, else the agent's) is left out if listed.
@@ -443,6 +463,12 @@ export function consulSourceOptionsFromFlags(
       str(flags, 'consulSidecarGrace') ?? '250ms',
       0,
       60_000,
+    ),
+    restartGraceMs: parseDuration(
+      '--consul-restart-grace',
+      str(flags, 'consulRestartGrace') ?? '15s',
+      0,
+      600_000,
     ),
     ...(remoteDatacenters.length > 0 ? { remoteDatacenters } : {}),
     remoteStaleAfterMs: parseDuration(

@@ -1,0 +1,95 @@
+// Results of the reliability tests (outages, hostile input) for docs/reliability.md: each test
+// writes one small JSON file into test-results/reliability/ (gitignored) with the fault, what
+// the control plane did, its figures and the run (date, commit); `npm run reliability:report`
+// renders them into the doc's tables. Memory is the test process's, where the control plane
+// under test runs: heap after a full GC, and RSS.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+export const RELIABILITY_DIR = fileURLToPath(
+  new URL('../../test-results/reliability/', import.meta.url),
+);
+
+/** Which table of docs/reliability.md a row belongs to. */
+export type ReliabilitySection = 'hostile' | 'outages' | 'documents' | 'soak';
+
+export interface MemorySample {
+  /** V8 heap in use after a full GC, bytes. */
+  readonly heapBytes: number;
+  readonly rssBytes: number;
+}
+
+export interface ReliabilityResult {
+  /** File name and sort key within its section, e.g. "outage-consul-restart". */
+  readonly id: string;
+  readonly section: ReliabilitySection;
+  /** The fault or input, as the table's first column says it. */
+  readonly fault: string;
+  /** What the control plane did. */
+  readonly behaviour: string;
+  /** The figures, in words (the table's third column). */
+  readonly figures: string;
+  /** The test file that produced it. */
+  readonly test: string;
+  /** Numbers for tools: failed/total requests, recovery time (ms), memory before/after. */
+  readonly failedRequests?: number;
+  readonly totalRequests?: number;
+  readonly recoveryMs?: number;
+  readonly memoryBefore?: MemorySample;
+  readonly memoryAfter?: MemorySample;
+}
+
+let gc: (() => void) | undefined;
+
+/** Heap after a full GC and RSS of this process (where the control plane under test runs). */
+export function sampleMemory(): MemorySample {
+  if (!gc) {
+    // vitest runs files without --expose-gc.
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  for (let i = 0; i < 3; i++) gc();
+  const m = process.memoryUsage();
+  return { heapBytes: m.heapUsed, rssBytes: m.rss };
+}
+
+/** "52.1 → 53.0 MiB heap after GC, RSS 180 → 184 MiB" */
+export function describeMemory(before: MemorySample, after: MemorySample): string {
+  const mib = (b: number): string => (b / 1048576).toFixed(1);
+  return (
+    `heap after GC ${mib(before.heapBytes)} → ${mib(after.heapBytes)} MiB, ` +
+    `RSS ${mib(before.rssBytes)} → ${mib(after.rssBytes)} MiB (test process)`
+  );
+}
+
+function commit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=10', 'HEAD'], {
+      cwd: dirname(RELIABILITY_DIR),
+      encoding: 'utf8',
+    }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Writes test-results/reliability/<id>.json (write, then rename: never half a file). */
+export function writeReliabilityResult(result: ReliabilityResult): string {
+  mkdirSync(RELIABILITY_DIR, { recursive: true });
+  const file = join(RELIABILITY_DIR, `${result.id}.json`);
+  const run = {
+    date: new Date().toISOString(),
+    commit: commit(),
+    node: process.version,
+    cpus: cpus().length,
+  };
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ ...result, run }, null, 2)}\n`);
+  renameSync(tmp, file);
+  return file;
+}
