@@ -13,6 +13,11 @@ import { CaSecretProvider } from './security/ca-secrets.js';
 import { TokenAuthenticator } from './security/token-authenticator.js';
 import { SnapshotStore } from './snapshot/store.js';
 import type { DiscoverySource } from './sources/source.js';
+import {
+  startEventStream,
+  type EventStreamSettings,
+  type RunningEventStream,
+} from './events/event-stream.js';
 import { EventHub } from './telemetry/events.js';
 import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
@@ -61,6 +66,8 @@ export interface ControlPlaneOptions {
   xdsLimits?: Partial<XdsLimits>;
   /** At most this many /v1/events clients at once (default DEFAULT_MAX_EVENT_CLIENTS). */
   maxEventClients?: number;
+  /** Publish mesh events to a RabbitMQ exchange (serve --events-amqp). */
+  eventStream?: EventStreamSettings;
 }
 
 export interface RunningControlPlane {
@@ -69,6 +76,7 @@ export interface RunningControlPlane {
   readonly counters: XdsCounters;
   readonly metrics: Metrics;
   readonly events: EventHub;
+  readonly eventStream?: RunningEventStream;
   readonly xdsPort: number;
   readonly adminPort: number;
   /**
@@ -168,6 +176,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
 
   let lastSourceError: string | undefined;
   let draining = false;
+  // Started before the source, so the first snapshot is an event too.
+  const eventStream = opts.eventStream
+    ? await startEventStream(
+        {
+          hub: events,
+          logger,
+          registry: metrics.registry,
+          leaves: security?.ca.leaves,
+          problems: () => [
+            ...configErrorsNow().problems,
+            ...(lastSourceError
+              ? [{ kind: 'source', name: source.name, message: lastSourceError }]
+              : []),
+          ],
+        },
+        opts.eventStream,
+      )
+    : undefined;
   const operatorAuth =
     security && (security.adminAuth ?? 'token') === 'token'
       ? new OperatorTokenAuthorizer(security.ca.tokens)
@@ -192,12 +218,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     tls: security?.adminTls,
   });
 
-  const adminPort = await admin.listen(opts.host, opts.adminPort);
+  let adminPort: number;
+  try {
+    adminPort = await admin.listen(opts.host, opts.adminPort);
+  } catch (err) {
+    await eventStream?.stop();
+    throw err;
+  }
   let xdsPort: number;
   try {
     xdsPort = await xds.listen(opts.host, opts.xdsPort, opts.xdsCredentials);
   } catch (err) {
     await admin.close();
+    await eventStream?.stop();
     throw err;
   }
   await source.start({
@@ -238,6 +271,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     counters,
     metrics,
     events,
+    ...(eventStream ? { eventStream } : {}),
     xdsPort,
     adminPort,
     async drain(timeoutMs) {
@@ -251,6 +285,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       security?.ca.stop();
       store.close();
       await Promise.all([xds.close(500), admin.close()]);
+      // Last: the disconnects of the closing streams are recorded too.
+      await eventStream?.stop();
     },
   };
 }

@@ -29,6 +29,8 @@ export interface CaChange {
 }
 
 export type CaChangeListener = (change: CaChange) => void;
+/** A leaf was installed: `renewed` when it replaced one of this process (the event stream). */
+export type LeafIssuedListener = (leaf: IssuedLeaf, renewed: boolean) => void;
 
 export interface LeafManagerOptions {
   readonly ca: CertificateAuthority;
@@ -78,6 +80,7 @@ export class LeafManager {
   private readonly retireTimers = new Map<string, TimerHandle>();
   private inheritedTimer: TimerHandle | undefined;
   private readonly listeners = new Set<CaChangeListener>();
+  private readonly issuedListeners = new Set<LeafIssuedListener>();
   private readonly pending = new Set<Promise<unknown>>();
   private reloadQueued = false;
   private persisting: Promise<void> | undefined;
@@ -169,6 +172,11 @@ export class LeafManager {
     return () => this.listeners.delete(listener);
   }
 
+  onIssued(listener: LeafIssuedListener): () => void {
+    this.issuedListeners.add(listener);
+    return () => this.issuedListeners.delete(listener);
+  }
+
   /** Starts a new root in this process (a generated one, or the operator's). */
   rotateRoot(operatorCa?: OperatorCa): Promise<RootInfo> {
     return this.serialRootWork(() => this.ca.rotateRoot(operatorCa));
@@ -231,6 +239,13 @@ export class LeafManager {
         renewed ? 'leaf certificate renewed' : 'leaf certificate issued',
       );
       if (renewed) this.emit({ service, bundleChanged: false });
+      for (const listener of [...this.issuedListeners]) {
+        try {
+          listener(leaf, renewed);
+        } catch (err) {
+          this.log?.error({ error: (err as Error).message }, 'leaf listener threw');
+        }
+      }
       this.checkRetirement();
       return leaf;
     })();

@@ -11,6 +11,12 @@ import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js'
 import { choiceOption, durationMsOption, portOption } from './options.js';
 import { haCliOptions, type HaFlags } from './ha-flags.js';
 import {
+  EventsFlagError,
+  eventStreamFromFlags,
+  eventsCliOptions,
+  type EventsFlags,
+} from './events-flags.js';
+import {
   SecurityFlagError,
   securityCliOptions,
   securityFromFlags,
@@ -23,7 +29,8 @@ import {
   type TrafficFlags,
 } from './traffic-flags.js';
 
-interface ServeFlags extends Record<string, unknown>, SecurityFlags, TrafficFlags, HaFlags {
+interface ServeFlags
+  extends Record<string, unknown>, SecurityFlags, TrafficFlags, HaFlags, EventsFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -68,6 +75,7 @@ export function serveCommand(): Command {
   for (const option of trafficCliOptions()) command.addOption(option);
   for (const option of securityCliOptions()) command.addOption(option);
   for (const option of haCliOptions()) command.addOption(option);
+  for (const option of eventsCliOptions()) command.addOption(option);
   return command
     .addOption(
       new Option('--xds-port <port>', 'gRPC port for ADS (xDS)')
@@ -200,6 +208,13 @@ export function serveCommand(): Command {
         throw err;
       }
       const { security, xdsCredentials } = serveSecurity;
+      let eventStream: ReturnType<typeof eventStreamFromFlags>;
+      try {
+        eventStream = eventStreamFromFlags(flags);
+      } catch (err) {
+        if (err instanceof EventsFlagError) return usage(err.message);
+        throw err;
+      }
       let running: RunningControlPlane;
       try {
         running = await startControlPlane({
@@ -224,6 +239,7 @@ export function serveCommand(): Command {
             maxStreamAgeMs: flags.maxStreamAge,
           },
           maxEventClients: flags.maxEventClients,
+          eventStream,
         });
       } catch (err) {
         logger.fatal({ error: (err as Error).message }, 'failed to start');

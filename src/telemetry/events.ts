@@ -206,6 +206,9 @@ export class EventHub implements XdsObserver {
   }
 
   streamOpened(): void {}
+  proxyIdentified(s: StreamInfo): void {
+    if (s.proxy) this.publish({ at: now(), event: 'connect', node: s.proxy.nodeId, mode: s.mode });
+  }
   streamClosed(s: StreamInfo, reason: string): void {
     if (s.proxy)
       this.publish({ at: now(), event: 'disconnect', node: s.proxy.nodeId, mode: s.mode, reason });

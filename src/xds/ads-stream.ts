@@ -189,6 +189,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
         { node: proxy.nodeId, service: proxy.service, peer: this.info.peer },
         'xds stream opened',
       );
+      this.ctx.observer.proxyIdentified?.(this.info);
       this.unwatch = this.ctx.watcher.watch(
         proxy,
         (view) => this.guard(() => this.acceptView(view)),

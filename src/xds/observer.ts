@@ -24,6 +24,8 @@ export interface ResponseReport {
 
 export interface XdsObserver {
   streamOpened(stream: StreamInfo): void;
+  /** The stream's first request named its node (and its token, if any, was accepted). */
+  proxyIdentified?(stream: StreamInfo): void;
   streamClosed(stream: StreamInfo, reason: string): void;
   responseSent(stream: StreamInfo, report: ResponseReport): void;
   acked(
@@ -98,6 +100,7 @@ export class XdsCounters implements XdsObserver {
 export function combineObservers(...observers: XdsObserver[]): XdsObserver {
   return {
     streamOpened: (s) => observers.forEach((o) => o.streamOpened(s)),
+    proxyIdentified: (s) => observers.forEach((o) => o.proxyIdentified?.(s)),
     streamClosed: (s, r) => observers.forEach((o) => o.streamClosed(s, r)),
     responseSent: (s, r) => observers.forEach((o) => o.responseSent(s, r)),
     acked: (s, k, v, t) => observers.forEach((o) => o.acked(s, k, v, t)),

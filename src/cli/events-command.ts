@@ -1,0 +1,166 @@
+// `lucid-mesh events`: follows the mesh event stream on RabbitMQ (what `serve --events-amqp`
+// publishes) through an exclusive, auto-deleted queue of its own, printing each event as
+// `lucid-mesh tail` would. Exits 2 on a bad flag, 1 when the broker cannot be reached or goes.
+import { readFileSync } from 'node:fs';
+import amqp from 'amqplib';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { AmqpUrlError, parseBrokerUrl, scrub, type BrokerUrl } from '../events/amqp-url.js';
+import { EVENT_KEYS, type AnyEventEnvelope } from '../events/envelope.js';
+import { DEFAULT_EVENTS_EXCHANGE } from '../events/event-stream.js';
+import { formatEnvelope } from './events-format.js';
+
+interface EventsCommandFlags {
+  amqp?: string;
+  amqpFile?: string;
+  exchange: string;
+  binding: string[];
+  count?: number;
+  json: boolean;
+}
+
+export function eventsCommand(): Command {
+  return new Command('events')
+    .description(
+      'Follow the mesh event stream on RabbitMQ (serve --events-amqp), printed like `lucid-mesh tail`.',
+    )
+    .addOption(
+      new Option(
+        '--amqp <url>',
+        'the broker: amqp://user:password@host:5672/vhost (amqps:// for TLS)',
+      ).env('LUCID_EVENTS_AMQP'),
+    )
+    .addOption(
+      new Option('--amqp-file <path>', 'a file holding the --amqp URL')
+        .env('LUCID_EVENTS_AMQP_FILE')
+        .conflicts('amqp'),
+    )
+    .addOption(
+      new Option('--exchange <name>', 'the exchange serve publishes to (--events-exchange)')
+        .env('LUCID_EVENTS_EXCHANGE')
+        .default(DEFAULT_EVENTS_EXCHANGE),
+    )
+    .addOption(
+      new Option(
+        '--binding <pattern>',
+        `routing keys to follow, repeatable; * is one word, # any (e.g. proxy.*, cert.#); keys: ${EVENT_KEYS.join(', ')} (default: #, every event)`,
+      ).argParser((v: string, all: string[] = []) => [...all, bindingPattern(v)]),
+    )
+    .addOption(
+      new Option('--count <n>', 'exit after N events').argParser((v) => positiveInt('--count', v)),
+    )
+    .option('--json', 'print each event as its JSON envelope, one per line', false)
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  lucid-mesh events --amqp amqp://guest:guest@127.0.0.1:5672/\n' +
+        "  lucid-mesh events --amqp-file /run/secrets/amqp-url --binding 'proxy.*' --binding config.rejected\n",
+    )
+    .action(async (flags: EventsCommandFlags, cmd: Command) => {
+      const usage = (message: string): never =>
+        cmd.error(`lucid-mesh events: ${message}`, { exitCode: 2 });
+      let url: BrokerUrl;
+      try {
+        url = brokerUrl(flags);
+      } catch (err) {
+        if (err instanceof AmqpUrlError) return usage(err.message);
+        throw err;
+      }
+      const fail = (message: string): never => {
+        process.stderr.write(`lucid-mesh events: ${scrub(message, url)}\n`);
+        process.exit(1);
+      };
+      const bindings = flags.binding?.length ? flags.binding : ['#'];
+      let conn: amqp.ChannelModel;
+      try {
+        conn = await amqp.connect(url.url, {
+          timeout: 10_000,
+          clientProperties: { connection_name: 'lucid-mesh events (consumer)' },
+        });
+      } catch (err) {
+        return fail(`cannot connect to ${url.redacted}: ${(err as Error).message}`);
+      }
+      let closing = false;
+      conn.on('error', () => undefined);
+      conn.on('close', () => {
+        if (!closing) fail(`the broker closed the connection (${url.redacted})`);
+      });
+      const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+      let printed = 0;
+      try {
+        const ch = await conn.createChannel();
+        await ch.assertExchange(flags.exchange, 'topic', { durable: true });
+        const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
+        for (const pattern of bindings) await ch.bindQueue(queue, flags.exchange, pattern);
+        process.stderr.write(
+          `lucid-mesh events: following ${flags.exchange} (${bindings.join(', ')}) on ${url.redacted}\n`,
+        );
+        await ch.consume(
+          queue,
+          (msg) => {
+            if (!msg) return;
+            let envelope: AnyEventEnvelope;
+            try {
+              envelope = JSON.parse(msg.content.toString('utf8')) as AnyEventEnvelope;
+            } catch {
+              process.stderr.write(
+                `lucid-mesh events: skipped a message that is not JSON (routing key ${msg.fields.routingKey})\n`,
+              );
+              return;
+            }
+            process.stdout.write(
+              `${flags.json ? JSON.stringify(envelope) : formatEnvelope(envelope, colour)}\n`,
+            );
+            if (flags.count !== undefined && ++printed >= flags.count) {
+              closing = true;
+              void conn.close().finally(() => process.exit(0));
+            }
+          },
+          { noAck: true },
+        );
+      } catch (err) {
+        return fail(`${url.redacted}: ${(err as Error).message}`);
+      }
+      const stop = (): void => {
+        closing = true;
+        void conn.close().finally(() => process.exit(0));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}
+
+function brokerUrl(flags: EventsCommandFlags): BrokerUrl {
+  if (flags.amqpFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.amqpFile, 'utf8');
+    } catch (err) {
+      throw new AmqpUrlError(
+        `--amqp-file: cannot read ${JSON.stringify(flags.amqpFile)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    return parseBrokerUrl(text.split('\n').find((l) => l.trim() !== '') ?? '', '--amqp-file');
+  }
+  if (flags.amqp === undefined) {
+    throw new AmqpUrlError('--amqp (or --amqp-file, LUCID_EVENTS_AMQP) is required');
+  }
+  return parseBrokerUrl(flags.amqp, '--amqp');
+}
+
+function bindingPattern(value: string): string {
+  if (!/^([A-Za-z0-9_-]+|\*|#)(\.([A-Za-z0-9_-]+|\*|#))*$/.test(value)) {
+    throw new InvalidArgumentError(
+      `--binding: expected dot-separated words, * or # (e.g. proxy.*), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1)
+    throw new InvalidArgumentError(
+      `${flag}: expected a positive integer, got ${JSON.stringify(value)}`,
+    );
+  return n;
+}

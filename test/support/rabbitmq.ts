@@ -1,0 +1,157 @@
+// A real RabbitMQ for tests (Debian's rabbitmq-server, unpacked by scripts/tools/rabbitmq.sh):
+// one broker per call on free loopback ports with its own node name, data and log directories,
+// HOME (Erlang cookie) and its own epmd on its own port, so brokers of parallel test files share
+// nothing. stop()/start() keep the ports and data (an outage); remove() also ends epmd and
+// deletes the directories. Every process started here dies with the test process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import amqp from 'amqplib';
+import { freePorts } from './ports.js';
+import { killWithTestProcess } from './reaper.js';
+import { toolPath } from './tools.js';
+import { waitFor } from './wait.js';
+
+const LOG_KEEP = 64 * 1024;
+
+export interface RabbitMqHandle {
+  readonly port: number;
+  /** amqp://guest:guest@127.0.0.1:<port>/ (guest may log in from loopback). */
+  readonly url: string;
+  readonly nodename: string;
+  running(): boolean;
+  /** The broker's stdout/stderr (its log goes there too). */
+  logs(): string;
+  /** SIGTERM (a clean shutdown); resolves once the VM is gone. */
+  stop(): Promise<void>;
+  /** Starts the broker again on the same ports and data; resolves when it takes connections. */
+  start(): Promise<void>;
+  /** Stops the broker and its epmd, deletes its directories. */
+  remove(): Promise<void>;
+}
+
+export const rabbitmqWrapper = (): string => toolPath('rabbitmq');
+
+/** The broker takes a few seconds to boot (on 2 busy cores, up to ~30 s). */
+export const RABBITMQ_START_TIMEOUT_MS = 90_000;
+
+export async function startRabbitMq(name = 'rmq'): Promise<RabbitMqHandle> {
+  const wrapper = rabbitmqWrapper();
+  const epmdBin = join(dirname(wrapper), 'root/usr/lib/erlang/bin/epmd');
+  const [port, distPort, epmdPort] = (await freePorts(3)) as [number, number, number];
+  const base = mkdtempSync(join(tmpdir(), `lucid-rabbitmq-${name}-`));
+  const home = join(base, 'home');
+  mkdirSync(home);
+  const configFile = join(base, 'rabbitmq.conf');
+  writeFileSync(
+    configFile,
+    [
+      `listeners.tcp.default = 127.0.0.1:${port}`,
+      // Test machines have small disks: the default 50 MB free-space alarm would block publishers.
+      'disk_free_limit.absolute = 1MB',
+      'log.console = true',
+      'log.console.level = warning',
+      'log.file = false',
+      '',
+    ].join('\n'),
+  );
+  const nodename = `lucid-${name}-${process.pid}-${port}@localhost`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: home,
+    RABBITMQ_NODENAME: nodename,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_MNESIA_BASE: join(base, 'mnesia'),
+    RABBITMQ_LOG_BASE: join(base, 'log'),
+    RABBITMQ_CONFIG_FILE: configFile,
+    // No plugins: management and the rest stay off.
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(base, 'enabled_plugins'),
+    ERL_EPMD_PORT: String(epmdPort),
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+  };
+  writeFileSync(join(base, 'enabled_plugins'), '[].\n');
+
+  // Our own epmd in the foreground, so it is ours to stop (Erlang would start a daemon).
+  const epmd = spawn(epmdBin, ['-port', String(epmdPort), '-address', '127.0.0.1'], {
+    env,
+    stdio: 'ignore',
+  });
+  killWithTestProcess(epmd, 'epmd');
+
+  let output = '';
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let exitInfo: string | undefined;
+  const url = `amqp://guest:guest@127.0.0.1:${port}/`;
+
+  const start = async (): Promise<void> => {
+    exitInfo = undefined;
+    const proc = spawn(wrapper, ['server'], { env, cwd: base, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    const append = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      if (output.length > LOG_KEEP * 1.25) output = output.slice(output.length - LOG_KEEP);
+    };
+    proc.stdout?.on('data', append);
+    proc.stderr?.on('data', append);
+    killWithTestProcess(proc, 'rabbitmq');
+    exited = new Promise<void>((resolve) => {
+      proc.once('exit', (code, signal) => {
+        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+        resolve();
+      });
+    });
+    proc.once('error', (err) => {
+      exitInfo ??= `spawn failed: ${err.message}`;
+    });
+    await waitFor(
+      async () => {
+        const conn = await amqp.connect(url, { timeout: 2_000 });
+        await conn.close();
+        return true;
+      },
+      {
+        what: `RabbitMQ ${nodename} taking AMQP connections on 127.0.0.1:${port}`,
+        timeoutMs: RABBITMQ_START_TIMEOUT_MS,
+        intervalMs: 250,
+        details: () => `--- rabbitmq ${nodename} output ---\n${output.slice(-8_000)}`,
+        failIf: () => (exitInfo === undefined ? undefined : `rabbitmq exited (${exitInfo})`),
+      },
+    );
+  };
+
+  const running = (): boolean => child !== undefined && exitInfo === undefined;
+  const stop = async (): Promise<void> => {
+    if (!running()) return;
+    child!.kill('SIGTERM');
+    const timer = setTimeout(() => child?.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  try {
+    await start();
+  } catch (err) {
+    await stop();
+    epmd.kill('SIGKILL');
+    rmSync(base, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    port,
+    url,
+    nodename,
+    running,
+    logs: () => output,
+    stop,
+    start,
+    async remove() {
+      await stop();
+      epmd.kill('SIGKILL');
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
