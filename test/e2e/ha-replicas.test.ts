@@ -1,0 +1,319 @@
+// Three control plane replicas (`lucid-mesh serve` processes) on one real Consul catalog,
+// sharing their CA through one --data-dir (the file store's lock and watches), and three real
+// Envoy sidecars bootstrapped with all three addresses (--xds ×3), mTLS and proxy tokens on.
+// A 100 rps loop runs web → api through two sidecars while:
+// - the replica every sidecar is connected to is killed with -9: no request fails, every Envoy
+//   is connected again within 5 s, no cluster or listener is modified, and a catalog change
+//   made after the kill reaches every Envoy;
+// - all three replicas are restarted one after the other with SIGTERM (graceful drain): no
+//   request fails, each exits within --drain-seconds, still no config churn.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderBootstrap, type XdsMode } from '../../src/bootstrap/render.js';
+import { openCa } from '../../src/ca/index.js';
+import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
+import { startEnvoy } from '../support/envoy.js';
+import { httpGet } from '../support/http-app.js';
+import { startLoadLoop } from '../support/load-loop.js';
+import { hasCluster, type Sidecar } from '../support/mesh.js';
+import { freePort, freePorts } from '../support/ports.js';
+import { killWithTestProcess } from '../support/reaper.js';
+import { cliEntry } from '../support/tools.js';
+import { callThrough, startTrafficApp, type TrafficApp } from '../support/traffic-app.js';
+import { waitFor } from '../support/wait.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const DRAIN_SECONDS = 5;
+/** TTL checks that pass from the start (no wait for a TCP check to see Envoy listen). */
+const TTL = { TTL: '10m', Status: 'passing' };
+
+interface Replica {
+  readonly name: string;
+  readonly xdsPort: number;
+  readonly adminPort: number;
+  child?: ChildProcess;
+  exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output: string;
+}
+
+interface ProxyRow {
+  nodeId: string;
+  types: Record<string, { status: string }>;
+}
+
+describe('three replicas on one Consul, sidecars failing over under a 100 rps loop', () => {
+  let consul: ConsulAgent | undefined;
+  let dataDir: string;
+  let operatorToken: string;
+  const replicas: Replica[] = [];
+  const apps: TrafficApp[] = [];
+  const sidecars: Array<Sidecar & { nodeId: string }> = [];
+
+  function startReplica(r: Replica): void {
+    const child = spawn(
+      process.execPath,
+      [
+        ...['--import', 'tsx', cliEntry, 'serve'],
+        ...['--source', 'consul', '--consul', consul!.address, '--consul-backoff-max', '1s'],
+        ...['--host', '127.0.0.1', '--mtls', 'on', '--auth', 'token', '--data-dir', dataDir],
+        ...['--xds-port', String(r.xdsPort), '--admin-port', String(r.adminPort)],
+        ...['--drain-seconds', String(DRAIN_SECONDS)],
+      ],
+      { cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: 'pipe' },
+    );
+    killWithTestProcess(child, `lucid-mesh serve ${r.name}`);
+    r.child = child;
+    r.output = '';
+    const append = (c: Buffer) => {
+      r.output += c.toString();
+      if (r.output.length > 200_000) r.output = r.output.slice(-100_000);
+    };
+    child.stdout!.on('data', append);
+    child.stderr!.on('data', append);
+    r.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  const alive = (r: Replica) =>
+    r.child !== undefined && r.child.exitCode === null && !r.child.signalCode;
+
+  async function waitReady(r: Replica): Promise<void> {
+    await waitFor(
+      async () =>
+        (await httpGet(`http://127.0.0.1:${r.adminPort}/ready`).catch(() => undefined))?.status ===
+        200,
+      {
+        what: `${r.name} /ready`,
+        timeoutMs: 60_000,
+        details: () => r.output.slice(-4000),
+        failIf: () => (alive(r) ? undefined : `${r.name} exited`),
+      },
+    );
+  }
+
+  async function proxiesOn(r: Replica): Promise<ProxyRow[]> {
+    const res = await httpGet(`http://127.0.0.1:${r.adminPort}/v1/proxies`, {
+      authorization: `Bearer ${operatorToken}`,
+    });
+    if (res.status !== 200) throw new Error(`${r.name} /v1/proxies: ${res.status}`);
+    return (JSON.parse(res.body) as { proxies: ProxyRow[] }).proxies;
+  }
+
+  /** Node id → the replica whose /v1/proxies lists it with every type SYNCED. */
+  async function placement(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const r of replicas.filter(alive))
+      for (const p of await proxiesOn(r).catch(() => []))
+        if (Object.values(p.types).every((t) => t.status === 'SYNCED')) out.set(p.nodeId, r.name);
+    return out;
+  }
+
+  const allPlaced = async () => {
+    const placed = await placement();
+    return sidecars.every((s) => placed.has(s.nodeId)) ? placed : undefined;
+  };
+
+  /** Per Envoy: clusters and listeners modified by xDS (a resend of the same config is not). */
+  async function churn(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const s of sidecars) {
+      out[`${s.nodeId}:cluster_modified`] =
+        (await s.envoy.stat('cluster_manager.cluster_modified')) ?? -1;
+      out[`${s.nodeId}:listener_modified`] =
+        (await s.envoy.stat('listener_manager.listener_modified')) ?? -1;
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    apps.push(...(await Promise.all(['web-1', 'api-1', 'api-2'].map((n) => startTrafficApp(n)))));
+    consul = await startConsul();
+    const sidecarPorts = await freePorts(3);
+    const ids = [
+      ['web', 'web-1'],
+      ['api', 'api-1'],
+      ['api', 'api-2'],
+    ] as const;
+    for (const [i, [name, id]] of ids.entries())
+      await consul.register({
+        Name: name,
+        ID: id,
+        Address: '127.0.0.1',
+        Port: apps[i]!.port,
+        Check: TTL,
+        Connect: { SidecarService: { Port: sidecarPorts[i], Checks: [TTL] } },
+      });
+
+    dataDir = mkdtempSync(join(tmpdir(), 'lucid-ha-data-'));
+    const ca = await openCa({ dataDir, env: {} });
+    const tokens = { web: await ca.tokens.issue('web'), api: await ca.tokens.issue('api') };
+    operatorToken = await ca.tokens.issueOperator({ name: 'ha-test' });
+    ca.stop();
+
+    const ports = await freePorts(6);
+    for (let i = 0; i < 3; i++)
+      replicas.push({
+        name: `replica-${i}`,
+        xdsPort: ports[2 * i]!,
+        adminPort: ports[2 * i + 1]!,
+        output: '',
+      });
+    // Only the first replica at first: every sidecar connects to it (the others refuse).
+    startReplica(replicas[0]!);
+    await waitReady(replicas[0]!);
+
+    const xds = replicas.map((r) => `127.0.0.1:${r.xdsPort}`);
+    const sidecarDefs: Array<[string, 'web' | 'api', XdsMode]> = [
+      ['web-1-sidecar-proxy', 'web', 'sotw'],
+      ['api-1-sidecar-proxy', 'api', 'delta'],
+      ['api-2-sidecar-proxy', 'api', 'sotw'],
+    ];
+    for (const [nodeId, service, mode] of sidecarDefs) {
+      const adminPort = await freePort();
+      const outboundPort = await freePort();
+      const envoy = await startEnvoy({
+        name: nodeId,
+        adminPort,
+        bootstrapYaml: renderBootstrap({
+          nodeId,
+          service,
+          xds,
+          mode,
+          adminPort,
+          outboundPort,
+          token: tokens[service],
+        }),
+      });
+      const sidecar: Sidecar = {
+        envoy,
+        outboundPort,
+        call: (host, path = '/') =>
+          httpGet(`http://127.0.0.1:${outboundPort}${path}`, { host }, 3000),
+      };
+      sidecars.push({ ...sidecar, nodeId });
+    }
+    const web = sidecars[0]!;
+    await waitFor(
+      async () => (await callThrough(web, 'api').catch(() => undefined))?.status === 200,
+      { what: 'web → api through the sidecars (mTLS)', timeoutMs: 60_000 },
+    );
+    for (const r of replicas.slice(1)) startReplica(r);
+    await Promise.all(replicas.slice(1).map(waitReady));
+  }, CONSUL_SETUP_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await Promise.all(sidecars.map((s) => s.envoy.stop()));
+    for (const r of replicas) if (alive(r)) r.child!.kill('SIGKILL');
+    await Promise.all(replicas.map((r) => r.exited));
+    await consul?.stop();
+    await Promise.all(apps.map((a) => a.close()));
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('kill -9 of the replica the sidecars use: 0 failed requests, reconnected within 5 s, no config churn, later changes arrive', async () => {
+    const before = await waitFor(allPlaced, { what: 'every sidecar SYNCED', timeoutMs: 30_000 });
+    const victim = replicas.find((r) => r.name === before.get(sidecars[0]!.nodeId))!;
+    // Started alone first, so every sidecar is on it.
+    expect([...before.values()]).toEqual(sidecars.map(() => victim.name));
+    const churnBefore = await churn();
+    // The counters exist (a missing one would read -1 before and after, hiding churn).
+    expect(Object.values(churnBefore).every((n) => n >= 0)).toBe(true);
+
+    const loop = startLoadLoop(sidecars[0]!, 'api', { rps: 100, maxMs: 60_000 });
+    try {
+      await sleep(2_000);
+      const killedAt = performance.now();
+      victim.child!.kill('SIGKILL');
+      await victim.exited;
+      // Every Envoy connected (to a survivor) and SYNCED there.
+      const after = await waitFor(
+        async () => {
+          const placed = await allPlaced();
+          if (!placed) return undefined;
+          for (const s of sidecars)
+            if ((await s.envoy.stat('control_plane.connected_state')) !== 1) return undefined;
+          return placed;
+        },
+        { what: 'every sidecar on a surviving replica', timeoutMs: 15_000, intervalMs: 50 },
+      );
+      const reconnectMs = performance.now() - killedAt;
+      console.log(
+        `ha: all ${sidecars.length} sidecars re-established in ${reconnectMs.toFixed(0)} ms`,
+      );
+      expect(reconnectMs).toBeLessThanOrEqual(5_000);
+      for (const name of after.values()) expect(name).not.toBe(victim.name);
+      await sleep(1_000);
+      expect(await churn()).toEqual(churnBefore);
+
+      // A change made after the kill reaches every Envoy through the survivors.
+      await consul!.register({
+        Name: 'billing',
+        ID: 'billing-1',
+        Address: '127.0.0.1',
+        Port: apps[2]!.port,
+        Check: TTL,
+      });
+      for (const s of sidecars)
+        await s.envoy.waitFor(() => hasCluster(s.envoy, 'billing'), `${s.nodeId} gets billing`);
+    } finally {
+      const count = await loop.stop();
+      expect(count.failures).toEqual([]);
+      expect(count.failed).toBe(0);
+      expect(count.total).toBeGreaterThan(300);
+    }
+    // Back to three for the next test.
+    startReplica(victim);
+    await waitReady(victim);
+  });
+
+  it('rolling restart of all three replicas with SIGTERM: 0 failed requests, no config churn', async () => {
+    await waitFor(allPlaced, { what: 'every sidecar SYNCED', timeoutMs: 30_000 });
+    const churnBefore = await churn();
+    const loop = startLoadLoop(sidecars[0]!, 'api', { rps: 100, maxMs: 120_000 });
+    const drains: number[] = [];
+    const moved: number[] = [];
+    try {
+      await sleep(1_000);
+      for (const r of replicas) {
+        const hadStreams = [...(await placement()).values()].filter((n) => n === r.name).length;
+        moved.push(hadStreams);
+        const signalledAt = performance.now();
+        r.child!.kill('SIGTERM');
+        const exit = await r.exited!;
+        drains.push(performance.now() - signalledAt);
+        expect(
+          exit,
+          `${r.name} exit; sidecars on it: ${hadStreams}\n${r.output.slice(-3000)}`,
+        ).toEqual({
+          code: 0,
+          signal: null,
+        });
+        expect(r.output).toMatch(/xds drained/);
+        startReplica(r);
+        await waitReady(r);
+        await waitFor(allPlaced, {
+          what: `every sidecar SYNCED after ${r.name}`,
+          timeoutMs: 15_000,
+        });
+      }
+    } finally {
+      const count = await loop.stop();
+      expect(count.failures).toEqual([]);
+      expect(count.failed).toBe(0);
+    }
+    console.log(
+      `ha: SIGTERM to exit per replica: ${drains.map((d) => d.toFixed(0)).join(', ')} ms; sidecars drained off each: ${moved.join(', ')}`,
+    );
+    // The restarts did move sidecars (those on the replicas drained after the first).
+    expect(moved.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(sidecars.length);
+    for (const ms of drains) expect(ms).toBeLessThan(DRAIN_SECONDS * 1000 + 1_000);
+    for (const s of sidecars) expect(await s.envoy.stat('control_plane.connected_state')).toBe(1);
+    expect(await churn()).toEqual(churnBefore);
+  });
+});
