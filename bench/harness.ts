@@ -7,6 +7,7 @@ import { runEnvoy } from './envoy.js';
 import { REPO_ROOT } from './ipc.js';
 import { machineInfo } from './machine.js';
 import { writeResults } from './report.js';
+import { peerBinary } from './peer-control-plane.js';
 import { runSession } from './session.js';
 import { runSoak, type SoakPlan } from './soak.js';
 import {
@@ -14,6 +15,7 @@ import {
   type CpSettings,
   type EnvoyRunResult,
   type Mode,
+  type PeerMode,
   type RunResult,
   type SessionResult,
   type SoakResult,
@@ -35,6 +37,13 @@ export interface BenchOptions {
   /** `--workload soak` (run once per mode), if asked for. */
   readonly soak?: SoakPlan;
   readonly modes: Mode[];
+  /**
+   * `--peer go-control-plane`: each session is also run against the reference peer, once per
+   * peer mode, right after lucid-mesh's (same plan and xDS mode); `repeat` rounds of that.
+   */
+  readonly peer?: { readonly modes: PeerMode[]; readonly repeat: number };
+  /** `--repeat` without a peer: each session this many times in a row. */
+  readonly repeat?: number;
   readonly cp: CpSettings;
   readonly workers: number;
   /** Churn: at most one catalog write per this many ms (0 = one write per flip). */
@@ -71,21 +80,31 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
   );
 
   ensureBuilt(log);
+  const peerBin = opts.peer ? peerBinary() : undefined;
   const sessions: SessionResult[] = [];
   const envoy: EnvoyRunResult[] = [];
+  const rounds = opts.peer?.repeat ?? opts.repeat ?? 1;
   for (const plan of opts.sessions) {
     for (const mode of opts.modes) {
-      sessions.push(
-        await runSession(plan, {
+      // Interleaved (lucid-mesh, peer, lucid-mesh, peer): a slow spell of the shared machine
+      // then falls on both rather than on one side.
+      for (let r = 1; r <= rounds; r++) {
+        const common = {
           mode,
           cp: opts.cp,
           workers: opts.workers,
           churnWriteMs: opts.churnWriteMs,
-          profileDir,
           keepTemp: opts.keepTemp,
           log,
-        }),
-      );
+          ...(rounds > 1 || opts.peer ? { round: r } : {}),
+        };
+        sessions.push(await runSession(plan, { ...common, profileDir }));
+        for (const peerMode of opts.peer?.modes ?? []) {
+          sessions.push(
+            await runSession(plan, { ...common, peer: { mode: peerMode, binary: peerBin! } }),
+          );
+        }
+      }
     }
   }
   const soak: SoakResult[] = [];

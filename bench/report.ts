@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import * as prettier from 'prettier';
 import { REPO_ROOT } from './ipc.js';
+import { peerComparison } from './peer-report.js';
 import type { Summary } from './stats.js';
 import {
   RESULT_SCHEMA,
@@ -102,7 +103,7 @@ function latestSessions(
   const latest = new Map<string, Dated<SessionResult>>();
   for (const { run, file } of runs) {
     for (const s of run.sessions) {
-      if (s.profiles.length > 0 !== profiled) continue;
+      if (s.profiles.length > 0 !== profiled || s.peer) continue;
       latest.set(`${s.plan}|${s.mode}|${s.cp.source}`, { run, file, value: s });
     }
   }
@@ -609,7 +610,7 @@ function history(runs: Array<{ run: RunResult; file: string }>, carried: string[
   const byKey = new Map<string, Array<Dated<SessionResult>>>();
   for (const { run, file } of runs) {
     for (const s of run.sessions) {
-      if (s.profiles.length > 0) continue;
+      if (s.profiles.length > 0 || s.peer) continue;
       const key = `${s.plan}|${s.mode}|${s.cp.source}`;
       const list = byKey.get(key) ?? [];
       list.push({ run, file, value: s });
@@ -770,6 +771,16 @@ export function renderResults(
         prof,
     );
   }
+  const peers = peerComparison(runs);
+  if (peers)
+    out.push(
+      '## go-control-plane side by side\n\n' +
+        'The same sessions (same generated catalogs, same load client, same phases) run against a reference peer, `bench/peers/go-control-plane`: go-control-plane v0.14.0 written as its users write one (`cache.NewSnapshotCache(true, …)` + `server.NewServer`), reading the same catalog file. ' +
+        '*per-node*: one snapshot per node id, every known node’s rebuilt on each change; *shared*: one snapshot for every proxy (its best case; no per-proxy inbound listener). ' +
+        'Sessions are interleaved (lucid-mesh, then the peer, per round), so both see the same spell of a shared 2-core machine: treat differences under ~1.5× as noise. ' +
+        'Ratio = peer / lucid-mesh (above 1: lucid-mesh lower). The peer’s CPU and RSS are read from /proc; what favours either side: [docs/benchmarks.md](../docs/benchmarks.md#go-control-plane-side-by-side).\n\n' +
+        peers,
+    );
   const hist = history(runs, carried);
   if (hist)
     out.push(

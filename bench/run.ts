@@ -5,7 +5,8 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_OUT_DIR, DEFAULT_RESULTS, runBench, type BenchOptions } from './harness.js';
 import { writeResults } from './report.js';
 import { soakPlan } from './soak.js';
-import type { Mode } from './types.js';
+import { PEER_NAME } from './peer-control-plane.js';
+import type { Mode, PeerMode } from './types.js';
 import { DEFAULT_SET, QUICK_SET, parseWorkloads, type SessionPlan } from './workloads.js';
 
 const HELP = `Usage: npm run bench -- [options]
@@ -48,6 +49,15 @@ Options:
   --debounce-ms N       control plane --debounce-ms (default 100, as serve)
   --max-debounce-ms N   control plane --max-debounce-ms (default 1000, as serve)
   --cp-log-level LEVEL  control plane log level (default info, as serve; logs go to a file)
+  --peer NAME           also run every session against a reference control plane, interleaved
+                        with lucid-mesh's (same catalogs, same load client): go-control-plane
+                        (bench/peers/go-control-plane, built by scripts/install-tools.sh
+                        gcp-peer). RESULTS.md compares the two. Not with W7 (the peer reads
+                        no traffic file); soak and envoy still run lucid-mesh only
+  --peer-mode MODE      per-node (one snapshot per node id, default) | shared (one snapshot
+                        for every proxy: go-control-plane's best case) | both
+  --repeat N            rounds of each session (with --peer: lucid-mesh, peer, lucid-mesh,
+                        peer, …; default 1)
   --profile             CPU-profile the control plane during each phase; hot spots go to
                         the run file and RESULTS.md (.cpuprofile files under bench/out/profiles)
   --out DIR             where run files go (default bench/out)
@@ -100,6 +110,9 @@ async function main(): Promise<void> {
         'max-debounce-ms': { type: 'string' },
         'cp-log-level': { type: 'string', default: 'info' },
         profile: { type: 'boolean', default: false },
+        peer: { type: 'string' },
+        'peer-mode': { type: 'string' },
+        repeat: { type: 'string' },
         out: { type: 'string' },
         results: { type: 'string' },
         'no-results': { type: 'boolean', default: false },
@@ -201,6 +214,25 @@ async function main(): Promise<void> {
   if (maxDebounceMs < debounceMs)
     fail(`--max-debounce-ms: must be at least --debounce-ms (${debounceMs}), got ${maxDebounceMs}`);
 
+  if (v.peer !== undefined && v.peer !== PEER_NAME)
+    fail(`--peer: expected ${PEER_NAME}, got ${JSON.stringify(v.peer)}`);
+  if (v['peer-mode'] !== undefined && v.peer === undefined)
+    fail('--peer-mode: only with --peer go-control-plane');
+  const peerModeArg = v['peer-mode'] ?? 'per-node';
+  const peerModes: PeerMode[] =
+    peerModeArg === 'both'
+      ? ['per-node', 'shared']
+      : peerModeArg === 'per-node' || peerModeArg === 'shared'
+        ? [peerModeArg]
+        : fail(
+            `--peer-mode: expected per-node, shared or both, got ${JSON.stringify(peerModeArg)}`,
+          );
+  if (v.peer !== undefined && sessions.some((s) => s.traffic))
+    fail('--peer: W7 needs a traffic file, which the go-control-plane peer does not read');
+  if (v.peer !== undefined && sessions.length === 0)
+    fail('--peer: no session workload to compare (soak and envoy run lucid-mesh only)');
+  const repeat = int('repeat', v.repeat, 1, 1)!;
+
   const soakSeconds = int('soak-seconds', v['soak-seconds'], 10, 600)!;
   if (v['soak-seconds'] !== undefined && !soak) fail('--soak-seconds: only with --workload soak');
   if (soak && proxies !== undefined && proxies > 5000)
@@ -217,6 +249,7 @@ async function main(): Promise<void> {
         }
       : undefined,
     modes,
+    ...(v.peer !== undefined ? { peer: { modes: peerModes, repeat } } : { repeat }),
     cp: { source: 'file', logLevel: v['cp-log-level'], debounceMs, maxDebounceMs },
     workers: int('workers', v.workers, 1, 2)!,
     churnWriteMs: int('churn-write-ms', v['churn-write-ms'], 0, 100)!,

@@ -15,6 +15,7 @@ import {
 import { LoadPool, type WatchResult } from './load/pool.js';
 import { nowMs, type WatchSpec, type WorkerStats } from './load/protocol.js';
 import { addressMarker } from './load/wire.js';
+import { PEER_NAME, PEER_VERSION, startPeerControlPlane } from './peer-control-plane.js';
 import { busyCpuSeconds } from './machine.js';
 import { topSelfTime } from './profile.js';
 import { round, summarize } from './stats.js';
@@ -36,6 +37,7 @@ import type {
   CpSettings,
   MemoryResult,
   Mode,
+  PeerMode,
   ProfileResult,
   SessionResult,
   StormResult,
@@ -54,6 +56,10 @@ export interface SessionOptions {
   readonly log: (line: string) => void;
   /** Churn: at most one catalog file write per this many ms (flips due in between are batched). */
   readonly churnWriteMs: number;
+  /** Run against the go-control-plane reference peer instead of lucid-mesh (`--peer`). */
+  readonly peer?: { readonly mode: PeerMode; readonly binary: string };
+  /** `--repeat`: the round this session belongs to (recorded in the result). */
+  readonly round?: number;
 }
 
 /** The outbound port every simulated sidecar announces (as Envoy's bootstrap metadata would). */
@@ -172,7 +178,7 @@ function snapshotAtOrBefore(
 export async function runSession(plan: SessionPlan, opts: SessionOptions): Promise<SessionResult> {
   const started = nowMs();
   const { mode, log } = opts;
-  const tag = `${plan.name} ${mode}`;
+  const tag = `${plan.name} ${mode}${opts.peer ? ` ${PEER_NAME} ${opts.peer.mode}` : ''}`;
   const dir = mkdtempSync(join(tmpdir(), 'lucid-bench-'));
   // The catalog gets a directory of its own: the file source watches the catalog's directory,
   // and the control plane's log written beside it would wake the watcher on every line.
@@ -213,6 +219,10 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
   log(`[${tag}] ${plan.services} services × ${plan.instances} instances × ${plan.proxies} proxies`);
   const result = (rest: Partial<SessionResult>): SessionResult => ({
     plan: plan.name,
+    ...(opts.peer
+      ? { peer: { name: PEER_NAME, version: PEER_VERSION, mode: opts.peer.mode } }
+      : {}),
+    ...(opts.round !== undefined ? { round: opts.round } : {}),
     covers: plan.covers,
     mode,
     services: plan.services,
@@ -239,17 +249,22 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
   }
   let cp: BenchControlPlane;
   try {
-    cp = await startBenchControlPlane(
-      {
-        source: opts.cp.source,
-        catalogPath: catalog.path,
-        ...(traffic ? { trafficPath: traffic.path } : {}),
-        logLevel: opts.cp.logLevel as never,
-        debounceMs: opts.cp.debounceMs,
-        maxDebounceMs: opts.cp.maxDebounceMs,
-      },
-      join(dir, 'cp.log'),
-    );
+    cp = opts.peer
+      ? await startPeerControlPlane(
+          { catalogPath: catalog.path, peerMode: opts.peer.mode, binary: opts.peer.binary },
+          join(dir, 'cp.log'),
+        )
+      : await startBenchControlPlane(
+          {
+            source: opts.cp.source,
+            catalogPath: catalog.path,
+            ...(traffic ? { trafficPath: traffic.path } : {}),
+            logLevel: opts.cp.logLevel as never,
+            debounceMs: opts.cp.debounceMs,
+            maxDebounceMs: opts.cp.maxDebounceMs,
+          },
+          join(dir, 'cp.log'),
+        );
   } catch (err) {
     errors.push((err as Error).message);
     log(`[${tag}] error: ${(err as Error).message}`);
@@ -263,7 +278,8 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
   let backgroundCpuCores: number | undefined;
 
   const profiled = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
-    if (!opts.profileDir) return fn();
+    // The peer has no profiler (Go's pprof would need a server of its own).
+    if (!opts.profileDir || opts.peer) return fn();
     await cp.profileStart();
     try {
       return await fn();
@@ -385,7 +401,9 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     const expectedCounts: Record<string, number> = {
       clusters: plan.services * backendsPerService,
       endpoints: plan.services * backendsPerService,
-      listeners: 1,
+      // The shared outbound listener and the DNS listener (dns|15053: the simulated sidecars
+      // send no dns_port, so they get the default).
+      listeners: 2,
       routes: 1,
     };
     const { flat, agree, countsMatch } = digestAgreement(digests, expectedCounts, plan.proxies);

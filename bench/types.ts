@@ -191,9 +191,26 @@ export interface TrafficResult {
   readonly routerEdits?: ChangesResult;
 }
 
+/** `--peer-mode`: one snapshot per node id, or one snapshot group for every proxy. */
+export type PeerMode = 'per-node' | 'shared';
+
+/** `--peer`: the session ran against a reference control plane instead of lucid-mesh. */
+export interface PeerInfo {
+  readonly name: 'go-control-plane';
+  readonly version: string;
+  readonly mode: PeerMode;
+}
+
 export interface SessionResult {
   /** e.g. "W2+W5+W6": the workloads this session measured. */
   readonly plan: string;
+  /** Set when the control plane under test was a reference peer (absent: lucid-mesh). */
+  readonly peer?: PeerInfo;
+  /**
+   * `--repeat`: which round of the interleaved sessions (lucid-mesh, then each peer, then
+   * again) this was, from 1; absent when the run had one round and no peer.
+   */
+  readonly round?: number;
   readonly covers: WorkloadId[];
   readonly mode: Mode;
   readonly services: number;

@@ -58,6 +58,7 @@ type config struct {
 	port         int
 	mode         string
 	outboundPort uint32
+	dnsPort      uint32
 }
 
 func parseFlags(args []string) (config, error) {
@@ -68,10 +69,12 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.port, "port", 0, "ADS port (0: any free port, reported in the ready event)")
 	fs.StringVar(&c.mode, "peer-mode", "per-node", "per-node (one snapshot per node id) or shared (one snapshot for all)")
 	outbound := fs.Uint("outbound-port", 15001, "port of the shared outbound listener (as the sidecars' outbound_port)")
+	dns := fs.Uint("dns-port", 15053, "port of the sidecars' DNS listener (lucid-mesh's default dns_port; 0: none)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	c.outboundPort = uint32(*outbound)
+	c.dnsPort = uint32(*dns)
 	switch {
 	case c.catalog == "":
 		return c, errors.New("--catalog: required")
@@ -81,6 +84,8 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("--port: expected 0..65535, got %d", c.port)
 	case *outbound == 0 || *outbound > 65535:
 		return c, fmt.Errorf("--outbound-port: expected 1..65535, got %d", *outbound)
+	case *dns > 65535:
+		return c, fmt.Errorf("--dns-port: expected 0..65535, got %d", *dns)
 	}
 	return c, nil
 }
@@ -187,7 +192,7 @@ func (p *peer) reload(ctx context.Context, sourceAt float64) error {
 	buildStartedAt := nowMs()
 	p.seq++
 	p.catalog = cat
-	p.shared = buildShared(cat, p.cfg.outboundPort, fmt.Sprintf("v%d", p.seq))
+	p.shared = buildShared(cat, p.cfg.outboundPort, p.cfg.dnsPort, fmt.Sprintf("v%d", p.seq))
 	p.snapshotsBuilt.Add(1)
 	builtAt := nowMs()
 	nodes := 0

@@ -3,7 +3,9 @@ package main
 // The catalog file and the Envoy resources made from it, shaped as lucid-mesh's translation
 // shapes them without mTLS (test/translate/cases/basic-http and health): one EDS cluster, one
 // ClusterLoadAssignment and one virtual host per service, one outbound listener naming the
-// `outbound` route configuration; per meshed proxy an inbound listener and a local app cluster.
+// `outbound` route configuration, the DNS listener every sidecar gets by default (its node
+// sends no dns_port: 15053, test/translate/cases/sidecar-dns); per meshed proxy an inbound
+// listener and a local app cluster.
 
 import (
 	"encoding/json"
@@ -16,9 +18,11 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	dnstable "github.com/envoyproxy/go-control-plane/envoy/data/dns/v3"
 	fault "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	dnsfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/dns_filter/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -133,7 +137,44 @@ func hcmListener(name string, addr *core.Address, dir core.TrafficDirection, h *
 	}
 }
 
-func buildShared(c *catalog, outboundPort uint32, version string) *sharedResources {
+// dnsListener: Envoy's DNS filter on UDP 127.0.0.1:<port> answering <service>.<suffix> with
+// 127.0.0.1, the other names forwarded to the sidecar's resolvers.
+func dnsListener(port uint32, services []string) *listener.Listener {
+	domains := make([]*dnstable.DnsTable_DnsVirtualDomain, 0, len(services))
+	for _, name := range services {
+		domains = append(domains, &dnstable.DnsTable_DnsVirtualDomain{
+			Name: name + "." + domainSuffix,
+			Endpoint: &dnstable.DnsTable_DnsEndpoint{EndpointConfig: &dnstable.DnsTable_DnsEndpoint_AddressList{
+				AddressList: &dnstable.DnsTable_AddressList{Address: []string{"127.0.0.1"}},
+			}},
+			AnswerTtl: durationpb.New(30 * time.Second),
+		})
+	}
+	addr := socket("127.0.0.1", port)
+	addr.GetSocketAddress().Protocol = core.SocketAddress_UDP
+	return &listener.Listener{
+		Name:             fmt.Sprintf("dns|%d", port),
+		Address:          addr,
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+		ListenerFilters: []*listener.ListenerFilter{{
+			Name: "envoy.filters.udp.dns_filter",
+			ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&dnsfilter.DnsFilterConfig{
+				StatPrefix: "mesh_dns",
+				ServerConfig: &dnsfilter.DnsFilterConfig_ServerContextConfig{
+					ConfigSource: &dnsfilter.DnsFilterConfig_ServerContextConfig_InlineDnsTable{
+						InlineDnsTable: &dnstable.DnsTable{VirtualDomains: domains},
+					},
+				},
+				ClientConfig: &dnsfilter.DnsFilterConfig_ClientContextConfig{
+					ResolverTimeout:   durationpb.New(5 * time.Second),
+					MaxPendingLookups: 256,
+				},
+			})},
+		}},
+	}
+}
+
+func buildShared(c *catalog, outboundPort, dnsPort uint32, version string) *sharedResources {
 	sh := &sharedResources{version: version}
 	names := make([]string, 0, len(c.Services))
 	vhosts := make([]*route.VirtualHost, 0, len(c.Services))
@@ -198,10 +239,13 @@ func buildShared(c *catalog, outboundPort uint32, version string) *sharedResourc
 			},
 		},
 	)}
+	if dnsPort != 0 {
+		sh.listeners = append(sh.listeners, dnsListener(dnsPort, names))
+	}
 	joined := strings.Join(names, ",")
 	sh.clusterVersion = "c" + versionOf(joined)
 	sh.routeVersion = "r" + versionOf(joined)
-	sh.listenerVersion = "l" + versionOf(fmt.Sprint(outboundPort))
+	sh.listenerVersion = "l" + versionOf(fmt.Sprint(outboundPort, dnsPort), joined)
 	return sh
 }
 
