@@ -13,6 +13,7 @@
 import type { Logger } from '../telemetry/logger.js';
 import type { CertificateAuthority, OperatorCa, RootsChange } from './authority.js';
 import type { TimerHandle } from './clock.js';
+import type { Leadership } from './state/kv-backend.js';
 import {
   leafRecordOf,
   type ExpiryReport,
@@ -49,6 +50,11 @@ export interface LeafManagerOptions {
   readonly watchStore?: boolean;
   /** Uniform in [0, 1). Tests pin it. */
   readonly random?: () => number;
+  /**
+   * A store shared by replicas: only the leader drops retiring roots, and not before every
+   * replica had its rotation window (rotation delay + spread + retire delay) to re-issue.
+   */
+  readonly leadership?: Leadership;
 }
 
 /** Renewal window as fractions of a leaf's validity period (Consul's choice). */
@@ -70,6 +76,7 @@ export class LeafManager {
   private readonly retireDelayMs: number;
   private readonly retryMs: number;
   private readonly random: () => number;
+  private readonly leadership: Leadership | undefined;
 
   private readonly entries = new Map<string, Entry>();
   private readonly inflight = new Map<string, Promise<IssuedLeaf>>();
@@ -98,6 +105,7 @@ export class LeafManager {
     this.retireDelayMs = opts.retireDelayMs ?? 20_000;
     this.retryMs = opts.retryMs ?? 10_000;
     this.random = opts.random ?? Math.random;
+    this.leadership = opts.leadership;
   }
 
   /** Loads what a previous process issued, subscribes to root changes, and starts the timers. */
@@ -110,6 +118,11 @@ export class LeafManager {
     manager.cleanups.push(opts.ca.onRootsChanged((change) => manager.rootsChanged(change)));
     if (opts.watchStore ?? true) {
       manager.cleanups.push(opts.ca.store.watchRoots(() => manager.reloadRoots()));
+    }
+    if (manager.leadership) {
+      manager.cleanups.push(
+        manager.leadership.onChange((leader) => leader && manager.checkRetirement()),
+      );
     }
     manager.checkRetirement();
     return manager;
@@ -349,6 +362,23 @@ export class LeafManager {
   private retire(serial: string): void {
     this.retireTimers.delete(serial);
     if (this.stopped) return;
+    if (this.leadership) {
+      // Followers keep the root until the leader drops it (their watch then reloads).
+      if (!this.leadership.isLeader()) return;
+      const since = this.ca
+        .roots()
+        .find((r) => r.serial === serial)
+        ?.retiringSince?.getTime();
+      const earliest =
+        (since ?? 0) + this.rotationDelayMs + this.rotationSpreadMs + this.retireDelayMs;
+      if (this.now() < earliest) {
+        this.retireTimers.set(
+          serial,
+          this.ca.clock.setTimer(() => this.retire(serial), earliest - this.now()),
+        );
+        return;
+      }
+    }
     if (this.inflight.size > 0) {
       // An issue that started before the rotation may still return an old-root leaf.
       this.checkRetirement();

@@ -11,6 +11,9 @@ import { FileCaStore } from './file-store.js';
 import { LeafManager, type LeafManagerOptions } from './leaf-manager.js';
 import { operatorRoot } from './roots.js';
 import { CaSettingsError, autoRotateFromEnv, defaultDataDir, leafTtlFromEnv } from './settings.js';
+import { StateKeyError } from './state/cipher.js';
+import type { Leadership } from './state/kv-backend.js';
+import { KvCaStore } from './state/kv-store.js';
 import type { CaStore } from './store.js';
 import { TokenAuthority } from './tokens.js';
 
@@ -40,6 +43,14 @@ export interface OpenCaOptions extends Pick<
   readonly env?: Env;
   readonly logger?: Logger;
   readonly clock?: Clock;
+  /** Shared store: how long a follower waits for the leader to create the first root. */
+  readonly firstRootTimeoutMs?: number;
+}
+
+/** A store shared by replicas (Consul, etcd): its health and who leads. */
+export interface SharedState {
+  readonly store: KvCaStore;
+  readonly leadership: Leadership;
 }
 
 export interface OpenedCa {
@@ -48,17 +59,37 @@ export interface OpenedCa {
   readonly leaves: LeafManager;
   /** Issues and verifies tokens; follows the store's revocations. */
   readonly tokens: TokenAuthority;
+  /** Set when the store is shared by replicas (`--state consul|etcd`). */
+  readonly shared?: SharedState;
   /** Cancels timers and the store watches. */
   stop(): void;
+  /** stop(), then gives up leadership and closes a shared store's connection. */
+  close(): Promise<void>;
 }
 
 /** Throws CaSettingsError (a usage error: exit 2) for bad flags, env or CA files. */
 export async function openCa(opts: OpenCaOptions = {}): Promise<OpenedCa> {
+  try {
+    return await openCaOn(
+      opts.store ?? new FileCaStore(opts.dataDir ?? defaultDataDir(opts.env ?? process.env)),
+      opts,
+    );
+  } catch (err) {
+    // A shared store's connection (and leadership) must not outlive a failed start.
+    if (opts.store instanceof KvCaStore) await opts.store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function openCaOn(store: CaStore, opts: OpenCaOptions): Promise<OpenedCa> {
   const env = opts.env ?? process.env;
   const leafTtlMs = opts.leafTtlMs ?? leafTtlFromEnv(env);
   const autoRotate = opts.autoRotate ?? autoRotateFromEnv(env);
   const operatorCa = await readOperatorCa(opts.caCertFile, opts.caKeyFile);
-  const store = opts.store ?? new FileCaStore(opts.dataDir ?? defaultDataDir(env));
+  const shared =
+    store instanceof KvCaStore
+      ? await joinSharedState(store, opts.firstRootTimeoutMs ?? 60_000, !operatorCa, opts.logger)
+      : undefined;
   let ca: CertificateAuthority;
   try {
     ca = await CertificateAuthority.open({
@@ -84,6 +115,7 @@ export async function openCa(opts: OpenCaOptions = {}): Promise<OpenedCa> {
     retireDelayMs: opts.retireDelayMs,
     retryMs: opts.retryMs,
     random: opts.random,
+    leadership: shared?.leadership,
   });
   // Replicas that must accept each other's tokens share the signing key (--token-key).
   // The token log (issued ids, revocations) is the store's either way.
@@ -103,16 +135,77 @@ export async function openCa(opts: OpenCaOptions = {}): Promise<OpenedCa> {
     },
     'certificate authority ready',
   );
+  const stop = () => {
+    leaves.stop();
+    tokens.stop();
+  };
   return {
     store,
     ca,
     leaves,
     tokens,
-    stop: () => {
-      leaves.stop();
-      tokens.stop();
+    ...(shared ? { shared } : {}),
+    stop,
+    close: async () => {
+      stop();
+      await shared?.store.close();
     },
   };
+}
+
+/**
+ * Before a replica writes anything to a shared store: every value holding a secret must read
+ * and decrypt (a wrong key or a corrupt value refuses the start, with the store untouched).
+ * Then it campaigns; a follower waits for the leader to create the first root.
+ */
+async function joinSharedState(
+  store: KvCaStore,
+  firstRootTimeoutMs: number,
+  waitForLeader: boolean,
+  logger: Logger | undefined,
+): Promise<SharedState> {
+  try {
+    await store.verify();
+  } catch (err) {
+    if (err instanceof StateKeyError || err instanceof CaMaterialError) {
+      throw new CaSettingsError(err.message);
+    }
+    throw err;
+  }
+  const leadership = store.leadership();
+  await leadership.settled;
+  const log = logger?.child({ component: 'ca-state' });
+  leadership.onChange((leader) =>
+    log?.info(
+      { store: store.location, replica: store.replicaId, leader },
+      leader ? 'leading the CA state' : 'no longer leading the CA state',
+    ),
+  );
+  store.health.onChange((healthy, error) =>
+    healthy
+      ? log?.info({ store: store.location }, 'CA state store reachable again')
+      : log?.warn(
+          { store: store.location, error },
+          'CA state store unreachable; serving from what this replica holds',
+        ),
+  );
+  store.monitor();
+  if (waitForLeader) {
+    const deadline = Date.now() + firstRootTimeoutMs;
+    while (!leadership.isLeader() && (await store.loadRoots()).length === 0) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${store.location}: no CA root yet and no replica leading to create one after ${Math.round(firstRootTimeoutMs / 1000)} s`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  log?.info(
+    { store: store.location, replica: store.replicaId, leader: leadership.isLeader() },
+    'joined the shared CA state',
+  );
+  return { store, leadership };
 }
 
 /**

@@ -9,6 +9,8 @@ import { withUsageErrors } from './usage.js';
 import { CertificateAuthority } from '../ca/authority.js';
 import { CaMaterialError } from '../ca/crypto.js';
 import { FileCaStore } from '../ca/file-store.js';
+import { KvCaStore } from '../ca/state/kv-store.js';
+import type { CaStore } from '../ca/store.js';
 import { openTokens, readOperatorCa, readTokenKey } from '../ca/open.js';
 import { generateRoot, operatorRoot, rootInfo } from '../ca/roots.js';
 import {
@@ -27,6 +29,11 @@ import {
 } from '../ca/tokens.js';
 import { isServiceName } from '../ca/spiffe.js';
 import { choiceOption } from './options.js';
+import {
+  stateCliOptionsWithConnections,
+  stateStoreFromFlags,
+  type StateFlags,
+} from './state-flags.js';
 
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
@@ -83,10 +90,38 @@ function configure(cmd: Command, prefix: string, io: Io): Command {
   return withUsageErrors(cmd, prefix, io);
 }
 
-/** Runs an action; known errors become one stderr line and an exit code. */
-async function guarded(prefix: string, io: Io, fn: () => Promise<void>): Promise<void> {
+/** `--data-dir` and the `--state` flags (with how to reach Consul or etcd). */
+function withStoreOptions(cmd: Command): Command {
+  cmd.addOption(dataDirOption());
+  for (const option of stateCliOptionsWithConnections()) cmd.addOption(option);
+  return cmd;
+}
+
+type StoreFlags = StateFlags & { dataDir: string } & Record<string, unknown>;
+type OpenStore = (flags: StoreFlags) => CaStore;
+
+/**
+ * Runs an action; known errors become one stderr line and an exit code. The action opens its
+ * store with `open` (the --state store, else --data-dir), closed when it is done.
+ */
+async function guarded(
+  prefix: string,
+  io: Io,
+  fn: (open: OpenStore) => Promise<void>,
+): Promise<void> {
+  const opened: KvCaStore[] = [];
+  const open: OpenStore = (flags) => {
+    const shared = stateStoreFromFlags(flags);
+    if (!shared) return new FileCaStore(flags.dataDir);
+    opened.push(shared);
+    return shared;
+  };
   try {
-    await fn();
+    try {
+      await fn(open);
+    } finally {
+      for (const store of opened) await store.close().catch(() => undefined);
+    }
   } catch (err) {
     if (err instanceof CaSettingsError) {
       io.stderr(`${prefix}: ${err.message}\n`);
@@ -113,20 +148,23 @@ export function caCommand(ioOptions: CaCommandIo = {}): Command {
 
 function showCommand(io: Io): Command {
   const prefix = 'lucid-mesh ca show';
-  return configure(
-    new Command('show')
-      .description(
-        'Print the roots (serial, state, expiry) and the leaf certificate currently issued per service.',
-      )
-      .addOption(dataDirOption())
-      .addOption(new Option('--json', 'machine-readable output')),
-    prefix,
-    io,
-  ).action((flags: { dataDir: string; json?: boolean }) =>
-    guarded(prefix, io, async () => {
-      const store = new FileCaStore(flags.dataDir);
+  return withStoreOptions(
+    configure(
+      new Command('show')
+        .description(
+          'Print the roots (serial, state, expiry) and the leaf certificate currently issued per service.',
+        )
+        .addOption(new Option('--json', 'machine-readable output')),
+      prefix,
+      io,
+    ),
+  ).action((flags: StoreFlags & { json?: boolean }) =>
+    guarded(prefix, io, async (open) => {
+      const store = open(flags);
       const roots = await store.loadRoots();
-      const leaves = await store.loadLeaves();
+      // A shared store holds each replica's leaves: show the newest per service.
+      const leaves =
+        store instanceof KvCaStore ? await store.loadAllLeaves() : await store.loadLeaves();
       if (roots.length === 0) {
         throw new Error(
           `no CA in ${store.location} yet (\`lucid-mesh serve\` creates one on first start; ` +
@@ -182,27 +220,30 @@ function showCommand(io: Io): Command {
 
 function rotateCommand(io: Io): Command {
   const prefix = 'lucid-mesh ca rotate';
-  return configure(
-    new Command('rotate')
-      .description(
-        'Start a new root: it signs every new leaf from now on, while the old root stays in the ' +
-          'trust bundle until the serving control plane has replaced every leaf it signed.',
-      )
-      .addOption(dataDirOption())
-      .addOption(caCertOption())
-      .addOption(caKeyOption())
-      .addHelpText(
-        'after',
-        '\nA running `lucid-mesh serve` on the same --data-dir notices the new root within ' +
-          'seconds (store watch) and rolls it out; no restart.\n' +
-          'Without --ca-cert/--ca-key a new root is generated; with them, that CA becomes the new root.\n',
-      ),
-    prefix,
-    io,
-  ).action((flags: { dataDir: string; caCert?: string; caKey?: string }) =>
-    guarded(prefix, io, async () => {
+  return withStoreOptions(
+    configure(
+      new Command('rotate')
+        .description(
+          'Start a new root: it signs every new leaf from now on, while the old root stays in the ' +
+            'trust bundle until the serving control plane has replaced every leaf it signed.',
+        )
+        .addOption(caCertOption())
+        .addOption(caKeyOption())
+        .addHelpText(
+          'after',
+          '\nA running `lucid-mesh serve` on the same --data-dir notices the new root within ' +
+            'seconds (store watch) and rolls it out; no restart. With --state consul|etcd ' +
+            "(and the replicas' --state-prefix and --state-encryption-key) every replica sharing " +
+            'that store does.\n' +
+            'Without --ca-cert/--ca-key a new root is generated; with them, that CA becomes the new root.\n',
+        ),
+      prefix,
+      io,
+    ),
+  ).action((flags: StoreFlags & { caCert?: string; caKey?: string }) =>
+    guarded(prefix, io, async (open) => {
       const operatorCa = await readOperatorCa(flags.caCert, flags.caKey);
-      const store = new FileCaStore(flags.dataDir);
+      const store = open(flags);
       const existing = await store.loadRoots();
       const active = existing.find((r) => r.state === 'active');
       if (!active) {
@@ -270,7 +311,7 @@ function tokenKeyOption(): Option {
   );
 }
 
-interface IssueFlags {
+interface IssueFlags extends StateFlags, Record<string, unknown> {
   service?: string;
   operator?: boolean;
   scope?: (typeof OPERATOR_SCOPES)[number];
@@ -282,46 +323,47 @@ interface IssueFlags {
 
 function issueCommand(io: Io): Command {
   const prefix = 'lucid-mesh token issue';
-  return configure(
-    new Command('issue')
-      .description(
-        'Print a signed token. With --service: a proxy token bound to one service identity (the ' +
-          'control plane serves a proxy presenting it only the config and certificates of that ' +
-          'service). With --operator: a token for the admin API (/v1/*, lucid-mesh status, tail, ...).',
-      )
-      .addOption(new Option('--service <name>', 'proxy token: the service it is for'))
-      .addOption(new Option('--operator', 'operator token: for the admin API instead'))
-      .addOption(
-        new Option(
-          '--scope <scope>',
-          `operator token: read (every GET under /v1/) or admin (also what changes state) (default ${DEFAULT_OPERATOR_SCOPE})`,
-        ).argParser(choiceOption('--scope', OPERATOR_SCOPES)),
-      )
-      .addOption(
-        new Option(
-          '--name <who>',
-          `operator token: who it is for, shown by \`token list\` (default ${DEFAULT_OPERATOR_NAME})`,
+  return withStoreOptions(
+    configure(
+      new Command('issue')
+        .description(
+          'Print a signed token. With --service: a proxy token bound to one service identity (the ' +
+            'control plane serves a proxy presenting it only the config and certificates of that ' +
+            'service). With --operator: a token for the admin API (/v1/*, lucid-mesh status, tail, ...).',
+        )
+        .addOption(new Option('--service <name>', 'proxy token: the service it is for'))
+        .addOption(new Option('--operator', 'operator token: for the admin API instead'))
+        .addOption(
+          new Option(
+            '--scope <scope>',
+            `operator token: read (every GET under /v1/) or admin (also what changes state) (default ${DEFAULT_OPERATOR_SCOPE})`,
+          ).argParser(choiceOption('--scope', OPERATOR_SCOPES)),
+        )
+        .addOption(
+          new Option(
+            '--name <who>',
+            `operator token: who it is for, shown by \`token list\` (default ${DEFAULT_OPERATOR_NAME})`,
+          ),
+        )
+        .addOption(
+          new Option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d')
+            .default(DEFAULT_TOKEN_TTL_MS, '24h')
+            .argParser(durationOption('--ttl', MAX_TOKEN_TTL_MS)),
+        )
+        .addOption(tokenKeyOption())
+        .addHelpText(
+          'after',
+          '\nExamples:\n' +
+            '  lucid-mesh token issue --service web --ttl 7d > web.token\n' +
+            '  lucid-mesh token issue --operator --name alice > operator.token\n' +
+            '  lucid-mesh token issue --operator --scope admin --name deploy-bot --ttl 1h\n' +
+            '\nEvery token has an id (`token list`) that `token revoke --id` refuses from then on.\n',
         ),
-      )
-      .addOption(
-        new Option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d')
-          .default(DEFAULT_TOKEN_TTL_MS, '24h')
-          .argParser(durationOption('--ttl', MAX_TOKEN_TTL_MS)),
-      )
-      .addOption(dataDirOption())
-      .addOption(tokenKeyOption())
-      .addHelpText(
-        'after',
-        '\nExamples:\n' +
-          '  lucid-mesh token issue --service web --ttl 7d > web.token\n' +
-          '  lucid-mesh token issue --operator --name alice > operator.token\n' +
-          '  lucid-mesh token issue --operator --scope admin --name deploy-bot --ttl 1h\n' +
-          '\nEvery token has an id (`token list`) that `token revoke --id` refuses from then on.\n',
-      ),
-    prefix,
-    io,
+      prefix,
+      io,
+    ),
   ).action((flags: IssueFlags) =>
-    guarded(prefix, io, async () => {
+    guarded(prefix, io, async (open) => {
       if (flags.operator && flags.service !== undefined) {
         throw new CaSettingsError('--service: a token is for a service or an operator, not both');
       }
@@ -345,10 +387,7 @@ function issueCommand(io: Io): Command {
           `--name: expected 1-64 of A-Z a-z 0-9 . _ @ + - starting with a letter or digit, got ${JSON.stringify(flags.name)}`,
         );
       }
-      const tokens = await openTokens(
-        new FileCaStore(flags.dataDir),
-        await readTokenKey(flags.tokenKey),
-      );
+      const tokens = await openTokens(open(flags), await readTokenKey(flags.tokenKey));
       const minted = flags.operator
         ? await tokens.issueOperator({ name: flags.name, scope: flags.scope, ttlMs: flags.ttl })
         : await tokens.issue(flags.service!, flags.ttl);
@@ -359,26 +398,27 @@ function issueCommand(io: Io): Command {
 
 function revokeCommand(io: Io): Command {
   const prefix = 'lucid-mesh token revoke';
-  return configure(
-    new Command('revoke')
-      .description(
-        'Revoke a token by its id (see `token list`): a control plane serving from this data ' +
-          'directory refuses it at once on the xDS and the admin port, and closes what it had opened.',
-      )
-      .addOption(new Option('--id <id>', 'the token id (jti), 32 hex digits (required)'))
-      .addOption(dataDirOption())
-      .addHelpText('after', '\nExample:\n  lucid-mesh token revoke --id 3f9c0d...\n'),
-    prefix,
-    io,
-  ).action((flags: { id?: string; dataDir: string }) =>
-    guarded(prefix, io, async () => {
+  return withStoreOptions(
+    configure(
+      new Command('revoke')
+        .description(
+          'Revoke a token by its id (see `token list`): a control plane serving from this data ' +
+            'directory refuses it at once on the xDS and the admin port, and closes what it had opened.',
+        )
+        .addOption(new Option('--id <id>', 'the token id (jti), 32 hex digits (required)'))
+        .addHelpText('after', '\nExample:\n  lucid-mesh token revoke --id 3f9c0d...\n'),
+      prefix,
+      io,
+    ),
+  ).action((flags: StoreFlags & { id?: string }) =>
+    guarded(prefix, io, async (open) => {
       if (flags.id === undefined) throw new CaSettingsError('--id: required (see `token list`)');
       if (!TOKEN_ID.test(flags.id)) {
         throw new CaSettingsError(
           `--id: expected a token id (32 lowercase hex digits, as \`token list\` shows), got ${JSON.stringify(flags.id)}`,
         );
       }
-      const store = new FileCaStore(flags.dataDir);
+      const store = open(flags);
       const tokens = await openTokens(store, undefined);
       const { known, alreadyRevoked } = await tokens.revoke(flags.id);
       if (alreadyRevoked) {
@@ -394,19 +434,20 @@ function revokeCommand(io: Io): Command {
 
 function listCommand(io: Io): Command {
   const prefix = 'lucid-mesh token list';
-  return configure(
-    new Command('list')
-      .description(
-        'List the tokens issued from this data directory and not long expired: id, kind, ' +
-          'subject, scope, expiry, and whether they are valid, expired or revoked.',
-      )
-      .addOption(dataDirOption())
-      .addOption(new Option('--json', 'machine-readable output')),
-    prefix,
-    io,
-  ).action((flags: { dataDir: string; json?: boolean }) =>
-    guarded(prefix, io, async () => {
-      const store = new FileCaStore(flags.dataDir);
+  return withStoreOptions(
+    configure(
+      new Command('list')
+        .description(
+          'List the tokens issued from this data directory and not long expired: id, kind, ' +
+            'subject, scope, expiry, and whether they are valid, expired or revoked.',
+        )
+        .addOption(new Option('--json', 'machine-readable output')),
+      prefix,
+      io,
+    ),
+  ).action((flags: StoreFlags & { json?: boolean }) =>
+    guarded(prefix, io, async (open) => {
+      const store = open(flags);
       const now = io.now();
       const records = [...(await store.loadTokens())].sort((a, b) =>
         (a.issuedAt ?? a.revokedAt ?? '').localeCompare(b.issuedAt ?? b.revokedAt ?? ''),

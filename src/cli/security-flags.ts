@@ -16,11 +16,12 @@ import { consulConnectionFromFlags } from '../sources/consul/options.js';
 import type { Logger } from '../telemetry/logger.js';
 import { caCertOption, caKeyOption, dataDirOption } from './ca-command.js';
 import { choiceOption } from './options.js';
+import { stateCliOptions, stateStoreFromFlags, type StateFlags } from './state-flags.js';
 
 const SWITCH = ['on', 'off', 'true', 'false'] as const;
 export const AUTH_MODES = ['token', 'none'] as const;
 
-export interface SecurityFlags {
+export interface SecurityFlags extends StateFlags {
   mtls: (typeof SWITCH)[number];
   auth: (typeof AUTH_MODES)[number];
   adminAuth: (typeof ADMIN_AUTH_MODES)[number];
@@ -72,6 +73,7 @@ export function securityCliOptions(): Option[] {
       'authorization policy kept in this Consul KV key instead of a file (uses the --consul flags); watched',
     ).env('LUCID_POLICY_CONSUL_KEY'),
     dataDirOption(),
+    ...stateCliOptions(),
     caCertOption().env('LUCID_CA_CERT'),
     caKeyOption().env('LUCID_CA_KEY'),
     new Option(
@@ -148,6 +150,7 @@ export async function securityFromFlags(
   let ca;
   try {
     ca = await openCa({
+      store: stateStoreFromFlags(flags as SecurityFlags & Record<string, unknown>),
       dataDir: flags.dataDir,
       caCertFile: flags.caCert,
       caKeyFile: flags.caKey,

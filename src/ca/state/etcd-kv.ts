@@ -1,0 +1,184 @@
+// The shared CA state in etcd (the `etcd3` package): compare-and-set as a transaction on the
+// key's mod revision (create revision 0 for "still absent"), watches per key, and leadership
+// through etcd3's Election (a lease with a TTL; the lowest create revision leads).
+import type { Etcd3 } from 'etcd3';
+import {
+  createEtcdClient,
+  describeEtcdError,
+  type EtcdConnectionOptions,
+} from '../../sources/etcd/client.js';
+import type { KvBackend, KvEntry, Leadership } from './kv-backend.js';
+
+export interface EtcdKvOptions {
+  /** Leader lease TTL, s. Default 10. */
+  readonly leaseTtlSeconds?: number;
+}
+
+export class EtcdKv implements KvBackend {
+  readonly location: string;
+  private readonly client: Etcd3;
+  private readonly cancels = new Set<() => void>();
+
+  constructor(
+    connection: EtcdConnectionOptions,
+    prefix: string,
+    private readonly opts: EtcdKvOptions = {},
+  ) {
+    this.client = createEtcdClient(connection);
+    this.location = `etcd ${connection.endpoints.join(',')} prefix ${prefix}`;
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    const res = await this.call(`get ${key}`, () => this.client.get(key).exec());
+    const kv = res.kvs[0];
+    return kv ? { value: kv.value.toString('utf8'), version: String(kv.mod_revision) } : undefined;
+  }
+
+  async putIf(key: string, value: string, version: string | undefined): Promise<boolean> {
+    const res = await this.call(`put ${key}`, () =>
+      (version === undefined
+        ? this.client.if(key, 'Create', '==', 0)
+        : this.client.if(key, 'Mod', '==', version)
+      )
+        .then(this.client.put(key).value(value))
+        .commit(),
+    );
+    return res.succeeded;
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    await this.call(`put ${key}`, () => this.client.put(key).value(value).exec());
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call(`delete ${key}`, () => this.client.delete().key(key).exec());
+  }
+
+  async list(prefix: string): Promise<Array<{ key: string; value: string }>> {
+    const all = await this.call(`list ${prefix}`, () =>
+      this.client.getAll().prefix(prefix).strings(),
+    );
+    return Object.entries(all).map(([key, value]) => ({ key, value }));
+  }
+
+  watch(key: string, listener: () => void): () => void {
+    let cancelled = false;
+    let cancelWatcher: (() => void) | undefined;
+    const start = (delayMs: number) => {
+      const timer = setTimeout(() => {
+        if (cancelled) return;
+        this.client
+          .watch()
+          .key(key)
+          .create()
+          .then(
+            (watcher) => {
+              if (cancelled) return void watcher.cancel();
+              cancelWatcher = () => void watcher.cancel().catch(() => undefined);
+              watcher.on('put', () => listener());
+              watcher.on('delete', () => listener());
+              // Back after a disconnection: what changed meanwhile is unknown, so reload.
+              watcher.on('connected', () => listener());
+              watcher.on('error', () => undefined);
+            },
+            () => start(1_000),
+          );
+      }, delayMs);
+      timer.unref();
+    };
+    start(0);
+    const cancel = () => {
+      cancelled = true;
+      cancelWatcher?.();
+      this.cancels.delete(cancel);
+    };
+    this.cancels.add(cancel);
+    return cancel;
+  }
+
+  campaign(key: string, id: string): Leadership {
+    const cut = key.lastIndexOf('/') + 1;
+    const election = this.client
+      .namespace(key.slice(0, cut))
+      .election(key.slice(cut), this.opts.leaseTtlSeconds ?? 10);
+    return new EtcdLeadership(election, id);
+  }
+
+  async close(): Promise<void> {
+    for (const cancel of [...this.cancels]) cancel();
+    this.client.close();
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new Error(`${this.location}: ${what}: ${describeEtcdError(err)}`);
+    }
+  }
+}
+
+type Election = ReturnType<Etcd3['election']>;
+type Campaign = ReturnType<Election['campaign']>;
+
+/** Campaigns until elected; after an error (lease lost: etcd unreachable) campaigns again. */
+class EtcdLeadership implements Leadership {
+  readonly settled: Promise<void>;
+  private leader = false;
+  private stopped = false;
+  private campaign: Campaign | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly listeners = new Set<(leader: boolean) => void>();
+
+  constructor(
+    private readonly election: Election,
+    private readonly id: string,
+  ) {
+    this.settled = new Promise((resolve) => {
+      this.start(resolve);
+      // Elected at once or not: a follower settles when its bid is in (or failed).
+      setTimeout(resolve, 1_000).unref();
+    });
+  }
+
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  onChange(listener: (leader: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.set(false);
+    await this.campaign?.resign().catch(() => undefined);
+  }
+
+  private start(settle: () => void): void {
+    if (this.stopped) return;
+    const campaign = this.election.campaign(this.id);
+    this.campaign = campaign;
+    campaign.on('elected', () => {
+      this.set(true);
+      settle();
+    });
+    campaign.on('error', () => {
+      this.set(false);
+      settle();
+      void campaign.resign().catch(() => undefined);
+      if (!this.stopped) {
+        this.retry = setTimeout(() => this.start(() => undefined), 1_000);
+        this.retry.unref();
+      }
+    });
+  }
+
+  private set(leader: boolean): void {
+    if (leader === this.leader) return;
+    this.leader = leader;
+    for (const listener of [...this.listeners]) listener(leader);
+  }
+}

@@ -1,0 +1,307 @@
+// CaStore on a shared key-value store (Consul KV or etcd), for replicas that share one CA.
+// Layout under the prefix (docs/ha.md, "Shared state store"):
+//
+//   <prefix>ca/roots               roots, their state and their sealed private keys (one value,
+//                                  so a rotation is one compare-and-set)
+//   <prefix>ca/token-signing-key   the sealed ES256 key that signs proxy and operator tokens
+//   <prefix>ca/tokens              the token log (issued tokens, revocations); no secrets
+//   <prefix>ca/leaves/<replica>    metadata of the leaves each replica issued (no keys)
+//   <prefix>leader                 the leader lock (Consul session / etcd election)
+//
+// Reads are validated before anything is written: a value that does not parse, or a key that
+// does not decrypt, fails the operation with an error naming the KV key, and nothing is
+// replaced by a default. Updates are compare-and-set loops on the value's version.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { CaMaterialError } from '../crypto.js';
+import {
+  OPERATOR_SCOPES,
+  TOKEN_KINDS,
+  type TokenRecord,
+  type TokensMutation,
+} from '../revocations.js';
+import type { CaStore, RootsMutation } from '../store.js';
+import type { LeafRecord, StoredRoot } from '../types.js';
+import { sealedSchema, type StateCipher } from './cipher.js';
+import { StateHealth, type KvBackend, type Leadership } from './kv-backend.js';
+
+const rootEntry = z.object({
+  serial: z.string().regex(/^[0-9a-f]{1,40}$/),
+  certPem: z.string().min(1),
+  chainPem: z.string(),
+  state: z.enum(['active', 'retiring']),
+  source: z.enum(['generated', 'operator']),
+  addedAt: z.string(),
+  retiringSince: z.string().optional(),
+  key: sealedSchema,
+});
+const rootsValue = z.object({ version: z.literal(1), roots: z.array(rootEntry) });
+const tokenKeyValue = z.object({ version: z.literal(1), key: sealedSchema });
+const tokensValue = z.object({
+  version: z.literal(1),
+  tokens: z.array(
+    z.object({
+      id: z.string().min(1),
+      kind: z.enum(TOKEN_KINDS).optional(),
+      subject: z.string().optional(),
+      scope: z.enum(OPERATOR_SCOPES).optional(),
+      issuedAt: z.string().optional(),
+      expiresAt: z.string().optional(),
+      revokedAt: z.string().optional(),
+    }),
+  ),
+});
+const leavesValue = z.object({
+  version: z.literal(1),
+  replica: z.string(),
+  leaves: z.array(
+    z.object({
+      service: z.string(),
+      spiffeId: z.string(),
+      serial: z.string(),
+      notBefore: z.string(),
+      notAfter: z.string(),
+      rootSerial: z.string(),
+    }),
+  ),
+});
+
+/** Compare-and-set attempts before giving up (each one lost to another writer). */
+const MAX_CAS_ATTEMPTS = 50;
+
+export interface KvCaStoreOptions {
+  /** Key prefix, ending in '/' (default `lucid-mesh/`). */
+  readonly prefix: string;
+  readonly cipher: StateCipher;
+  /** Names this replica's leaf records and its leadership claim. Default host-random. */
+  readonly replicaId?: string;
+}
+
+export class KvCaStore implements CaStore {
+  readonly location: string;
+  readonly health = new StateHealth();
+  readonly replicaId: string;
+  private readonly keys: {
+    roots: string;
+    tokenKey: string;
+    tokens: string;
+    leavesDir: string;
+    leader: string;
+  };
+  private leadershipClaim: Leadership | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly backend: KvBackend,
+    private readonly opts: KvCaStoreOptions,
+  ) {
+    this.location = backend.location;
+    this.replicaId = opts.replicaId ?? `${hostname()}-${randomBytes(4).toString('hex')}`;
+    const p = opts.prefix;
+    this.keys = {
+      roots: `${p}ca/roots`,
+      tokenKey: `${p}ca/token-signing-key`,
+      tokens: `${p}ca/tokens`,
+      leavesDir: `${p}ca/leaves/`,
+      leader: `${p}leader`,
+    };
+  }
+
+  /** KV keys, for tests and docs. */
+  get layout(): Readonly<KvCaStore['keys']> {
+    return this.keys;
+  }
+
+  /**
+   * Reads and opens everything that holds a secret (roots, token key) without writing:
+   * a corrupt value or a wrong encryption key fails here, before a replica touches the store.
+   */
+  async verify(): Promise<void> {
+    await this.loadRoots();
+    const entry = await this.get(this.keys.tokenKey);
+    if (entry) this.decodeTokenKey(entry.value);
+  }
+
+  /** Campaigns for leadership (once per store); followers watch, the leader maintains. */
+  leadership(): Leadership {
+    this.leadershipClaim ??= this.backend.campaign(this.keys.leader, this.replicaId);
+    return this.leadershipClaim;
+  }
+
+  async loadRoots(): Promise<StoredRoot[]> {
+    const entry = await this.get(this.keys.roots);
+    return entry ? this.decodeRoots(entry.value) : [];
+  }
+
+  async updateRoots(mutate: RootsMutation): Promise<StoredRoot[]> {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const entry = await this.get(this.keys.roots);
+      // A value that cannot be read fails here: never mutate (or create roots) from a guess.
+      const before = entry ? this.decodeRoots(entry.value) : [];
+      const after = await mutate(before);
+      if (!after) return before;
+      const text = this.encodeRoots(after);
+      if (await this.putIf(this.keys.roots, text, entry?.version))
+        return after.map((r) => ({ ...r }));
+      await jitter(attempt);
+    }
+    throw new Error(`${this.where(this.keys.roots)}: too many concurrent updates; try again`);
+  }
+
+  watchRoots(listener: () => void): () => void {
+    return this.backend.watch(this.keys.roots, listener);
+  }
+
+  async loadLeaves(): Promise<LeafRecord[]> {
+    const entry = await this.get(this.leavesKey());
+    if (!entry) return [];
+    return parse(this.where(this.leavesKey()), entry.value, leavesValue).leaves;
+  }
+
+  /** Every replica's leaf records (`ca show`): the newest leaf per service. */
+  async loadAllLeaves(): Promise<LeafRecord[]> {
+    const entries = await this.health.track(() => this.backend.list(this.keys.leavesDir));
+    const newest = new Map<string, LeafRecord>();
+    for (const { key, value } of entries) {
+      for (const leaf of parse(this.where(key), value, leavesValue).leaves) {
+        const seen = newest.get(leaf.service);
+        if (!seen || Date.parse(leaf.notBefore) > Date.parse(seen.notBefore)) {
+          newest.set(leaf.service, leaf);
+        }
+      }
+    }
+    return [...newest.values()].sort((a, b) => a.service.localeCompare(b.service));
+  }
+
+  async saveLeaves(leaves: readonly LeafRecord[]): Promise<void> {
+    const body = JSON.stringify({ version: 1, replica: this.replicaId, leaves });
+    await this.health.track(() => this.backend.put(this.leavesKey(), body));
+  }
+
+  async loadOrCreateTokenKey(create: () => Promise<string>): Promise<string> {
+    const existing = await this.get(this.keys.tokenKey);
+    if (existing) return this.decodeTokenKey(existing.value);
+    const pem = await create();
+    const sealed = this.opts.cipher.seal(pem, this.keys.tokenKey);
+    const text = JSON.stringify({ version: 1, key: sealed });
+    if (await this.putIf(this.keys.tokenKey, text, undefined)) return pem;
+    // Another replica stored one first: use theirs.
+    const stored = await this.get(this.keys.tokenKey);
+    if (!stored) throw new Error(`${this.where(this.keys.tokenKey)}: vanished while creating it`);
+    return this.decodeTokenKey(stored.value);
+  }
+
+  async loadTokens(): Promise<TokenRecord[]> {
+    const entry = await this.get(this.keys.tokens);
+    return entry ? parse(this.where(this.keys.tokens), entry.value, tokensValue).tokens : [];
+  }
+
+  async updateTokens(mutate: TokensMutation): Promise<TokenRecord[]> {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const entry = await this.get(this.keys.tokens);
+      const before = entry
+        ? parse(this.where(this.keys.tokens), entry.value, tokensValue).tokens
+        : [];
+      const after = await mutate(before);
+      if (!after) return before;
+      const text = JSON.stringify({ version: 1, tokens: after });
+      if (await this.putIf(this.keys.tokens, text, entry?.version)) return [...after];
+      await jitter(attempt);
+    }
+    throw new Error(`${this.where(this.keys.tokens)}: too many concurrent updates; try again`);
+  }
+
+  watchTokens(listener: () => void): () => void {
+    return this.backend.watch(this.keys.tokens, listener);
+  }
+
+  /**
+   * Reads the roots key every `intervalMs` so the store's health is known even when nothing
+   * changes (a watch alone may not notice an outage for a while).
+   */
+  monitor(intervalMs = 5_000): void {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(
+      () => void this.get(this.keys.roots).catch(() => undefined),
+      intervalMs,
+    );
+    this.heartbeat.unref();
+  }
+
+  /** Resigns leadership and closes the connection. */
+  async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.leadershipClaim?.stop().catch(() => undefined);
+    await this.backend.close();
+  }
+
+  private leavesKey(): string {
+    return `${this.keys.leavesDir}${this.replicaId}`;
+  }
+
+  private where(key: string): string {
+    return `${this.location}: key ${key}`;
+  }
+
+  private get(key: string) {
+    return this.health.track(() => this.backend.get(key));
+  }
+
+  private putIf(key: string, value: string, version: string | undefined) {
+    return this.health.track(() => this.backend.putIf(key, value, version));
+  }
+
+  private decodeRoots(text: string): StoredRoot[] {
+    const { roots } = parse(this.where(this.keys.roots), text, rootsValue);
+    return roots.map(({ key, ...root }) => ({
+      ...root,
+      keyPem: this.opts.cipher.open(key, rootKeyWhere(this.keys.roots, root.serial)),
+    }));
+  }
+
+  private encodeRoots(roots: readonly StoredRoot[]): string {
+    const entries = roots.map(({ keyPem, ...root }) => {
+      if (!/^[0-9a-f]{1,40}$/.test(root.serial)) {
+        throw new CaMaterialError(`bad root serial ${root.serial}`);
+      }
+      return {
+        ...root,
+        key: this.opts.cipher.seal(keyPem, rootKeyWhere(this.keys.roots, root.serial)),
+      };
+    });
+    return JSON.stringify({ version: 1, roots: entries });
+  }
+
+  private decodeTokenKey(text: string): string {
+    const { key } = parse(this.where(this.keys.tokenKey), text, tokenKeyValue);
+    return this.opts.cipher.open(key, this.keys.tokenKey);
+  }
+}
+
+/** What a root key is bound to: the roots key and the root's serial. */
+function rootKeyWhere(rootsKey: string, serial: string): string {
+  return `${rootsKey} (root ${serial})`;
+}
+
+function parse<T>(where: string, text: string, schema: z.ZodType<T>): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CaMaterialError(`${where}: not valid JSON (${(err as Error).message})`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CaMaterialError(
+      `${where}: unexpected content at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    );
+  }
+  return parsed.data;
+}
+
+function jitter(attempt: number): Promise<void> {
+  const ms = Math.min(500, 5 * 2 ** Math.min(attempt, 6)) * Math.random();
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

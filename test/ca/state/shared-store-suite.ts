@@ -1,0 +1,319 @@
+// The shared CA state store, as replicas and operators see it, run against a real Consul or a
+// real etcd (one per test file: state-consul.test.ts, state-etcd.test.ts). Every test works
+// under its own prefix, so the tests share the one store without seeing each other.
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { afterAll, afterEach, expect, it } from 'vitest';
+import type { RunningControlPlane } from '../../../src/app.js';
+import { openCa, type OpenedCa, type OpenCaOptions } from '../../../src/ca/open.js';
+import { stateKeyOf } from '../../../src/ca/state/cipher.js';
+import type { KvCaStore } from '../../../src/ca/state/kv-store.js';
+import { caCommand, tokenCommand } from '../../../src/cli/ca-command.js';
+import { stateStoreFromFlags } from '../../../src/cli/state-flags.js';
+import { httpGet } from '../../support/http-app.js';
+import { CatalogFile, startTestControlPlane } from '../../support/mesh.js';
+import { runCommand } from '../../support/run-command.js';
+import { waitFor } from '../../support/wait.js';
+
+export interface StoreUnderTest {
+  readonly kind: 'consul' | 'etcd';
+  /** Flags that reach the store (without --state and the key flags). */
+  connectionFlags(): string[];
+  /** The same as commander would hand them to stateStoreFromFlags. */
+  connectionValues(): Record<string, unknown>;
+  /** Every key under `prefix` with its value, read straight from the store. */
+  raw(prefix: string): Promise<Map<string, string>>;
+  /** Writes `value` under `key` as is. */
+  writeRaw(key: string, value: string): Promise<void>;
+  /** Stops the store process (the last test uses it). */
+  stopStore(): Promise<void>;
+}
+
+const dir = (what: string) => mkdtempSync(join(tmpdir(), `lucid-state-${what}-`));
+
+function keyFile(): { path: string; id: string } {
+  const key = randomBytes(32);
+  const path = join(dir('key'), 'state.key');
+  writeFileSync(path, key.toString('base64') + '\n', { mode: 0o600 });
+  return { path, id: stateKeyOf(key).id };
+}
+
+export function sharedStoreSuite(store: () => StoreUnderTest): void {
+  const keyA = keyFile();
+  const keyB = keyFile();
+  const opened: OpenedCa[] = [];
+  const planes: RunningControlPlane[] = [];
+  let prefixCount = 0;
+  const newPrefix = () => `t${process.pid}-${Date.now().toString(36)}-${prefixCount++}/`;
+
+  const kvStore = (prefix: string, key = keyA.path): KvCaStore => {
+    const s = stateStoreFromFlags({
+      ...store().connectionValues(),
+      state: store().kind,
+      statePrefix: prefix,
+      stateEncryptionKey: key,
+    });
+    if (!s) throw new Error('expected a shared store');
+    return s;
+  };
+  const replica = async (
+    prefix: string,
+    extra: Partial<OpenCaOptions> & { key?: string } = {},
+  ): Promise<OpenedCa> => {
+    const ca = await openCa({
+      store: kvStore(prefix, extra.key),
+      dataDir: dir('data'),
+      env: {},
+      ...extra,
+    });
+    opened.push(ca);
+    return ca;
+  };
+  const cliFlags = (prefix: string, key = keyA.path) => [
+    '--state',
+    store().kind,
+    '--state-prefix',
+    prefix,
+    '--state-encryption-key',
+    key,
+    ...store().connectionFlags(),
+  ];
+
+  afterEach(async () => {
+    for (const plane of planes.splice(0)) await plane.stop();
+    for (const ca of opened.splice(0)) await ca.close();
+  });
+  afterAll(async () => {
+    for (const ca of opened.splice(0)) await ca.close();
+  });
+
+  it('two replicas starting at the same instant on an empty store create exactly one root', async () => {
+    const prefix = newPrefix();
+    const [r1, r2] = await Promise.all([replica(prefix), replica(prefix)]);
+    expect(r1.ca.activeRoot().serial).toBe(r2.ca.activeRoot().serial);
+    const shown = await runCommand(caCommand, ['show', '--json', ...cliFlags(prefix)]);
+    expect(shown.stderr).toBe('');
+    const { roots } = JSON.parse(shown.stdout) as { roots: Array<{ serial: string }> };
+    expect(roots.map((r) => r.serial)).toEqual([r1.ca.activeRoot().serial]);
+    const leaders = [r1, r2].filter((r) => r.shared?.leadership.isLeader());
+    expect(leaders).toHaveLength(1);
+  });
+
+  it('keeps no private key in plaintext: raw values hold sealed keys only', async () => {
+    const prefix = newPrefix();
+    const r1 = await replica(prefix);
+    await r1.tokens.issue('web'); // the token signing key exists now
+    const raw = await store().raw(prefix);
+    expect([...raw.keys()]).toEqual(
+      expect.arrayContaining([`${prefix}ca/roots`, `${prefix}ca/token-signing-key`]),
+    );
+    for (const [key, value] of raw) {
+      expect(value, key).not.toMatch(/PRIVATE KEY/);
+    }
+    const roots = JSON.parse(raw.get(`${prefix}ca/roots`)!) as {
+      roots: Array<{ key: { alg: string; kid: string } }>;
+    };
+    expect(roots.roots.map((r) => r.key)).toEqual([
+      expect.objectContaining({ alg: 'aes-256-gcm', kid: keyA.id }),
+    ]);
+    const tokenKey = JSON.parse(raw.get(`${prefix}ca/token-signing-key`)!) as {
+      key: { alg: string; kid: string };
+    };
+    expect(tokenKey.key).toMatchObject({ alg: 'aes-256-gcm', kid: keyA.id });
+
+    // Without a key the store refuses to start rather than write keys in the clear.
+    const refused = await runCommand(caCommand, [
+      'show',
+      '--state',
+      store().kind,
+      '--state-prefix',
+      prefix,
+      ...store().connectionFlags(),
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--state-encryption-key FILE');
+  });
+
+  it('refuses to start with a wrong encryption key, naming the key id and the KV key, and changes nothing', async () => {
+    const prefix = newPrefix();
+    const r1 = await replica(prefix);
+    await r1.tokens.issue('web');
+    await r1.close();
+    opened.splice(opened.indexOf(r1), 1);
+    const before = await store().raw(prefix);
+
+    await expect(replica(prefix, { key: keyB.path })).rejects.toThrow(
+      new RegExp(`${prefix}ca/roots.*sealed with encryption key id ${keyA.id}.*has id ${keyB.id}`),
+    );
+    const cli = await runCommand(caCommand, ['rotate', ...cliFlags(prefix, keyB.path)]);
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toContain(`encryption key id ${keyA.id}`);
+    expect(await store().raw(prefix)).toEqual(before);
+
+    // The right key still opens it, and the previous-key flag reads values sealed before a
+    // key rotation (the next write seals them with the new key).
+    const rotated = await runCommand(caCommand, [
+      'rotate',
+      ...cliFlags(prefix, keyB.path),
+      '--state-encryption-key-previous',
+      keyA.path,
+    ]);
+    expect(rotated.stderr).toBe('');
+    const roots = JSON.parse((await store().raw(prefix)).get(`${prefix}ca/roots`)!) as {
+      roots: Array<{ key: { kid: string } }>;
+    };
+    expect(roots.roots.map((r) => r.key.kid)).toEqual([keyB.id, keyB.id]);
+  });
+
+  it('reports a corrupt or truncated value with its key and never overwrites it', async () => {
+    const prefix = newPrefix();
+    const rootsKey = `${prefix}ca/roots`;
+    const truncated = '{"version":1,"roots":[{"serial":"0a1b"';
+    await store().writeRaw(rootsKey, truncated);
+
+    await expect(replica(prefix)).rejects.toThrow(`key ${rootsKey}: not valid JSON`);
+    const rotate = await runCommand(caCommand, ['rotate', ...cliFlags(prefix)]);
+    expect(rotate.code).not.toBe(0);
+    expect(rotate.stderr).toContain(`key ${rootsKey}`);
+    // No second root from a read that failed: the value is exactly what was there.
+    expect((await store().raw(prefix)).get(rootsKey)).toBe(truncated);
+
+    const tokensKey = `${prefix}ca/tokens`;
+    await store().writeRaw(tokensKey, '{"version":1,"tokens":"nope"}');
+    const revoke = await runCommand(tokenCommand, [
+      'revoke',
+      '--id',
+      'a'.repeat(32),
+      ...cliFlags(prefix),
+    ]);
+    expect(revoke.code).not.toBe(0);
+    expect(revoke.stderr).toContain(`key ${tokensKey}: unexpected content at tokens`);
+    expect((await store().raw(prefix)).get(tokensKey)).toBe('{"version":1,"tokens":"nope"}');
+  });
+
+  it('`ca rotate` from the CLI reaches every replica within seconds; the leader drops the old root after', async () => {
+    const prefix = newPrefix();
+    const fast = { rotationDelayMs: 200, rotationSpreadMs: 200, retireDelayMs: 500 };
+    const [r1, r2] = await Promise.all([replica(prefix, fast), replica(prefix, fast)]);
+    const old = r1.ca.activeRoot().serial;
+    await r1.leaves.current('web');
+    await r2.leaves.current('api');
+
+    const rotated = await runCommand(caCommand, ['rotate', ...cliFlags(prefix)]);
+    expect(rotated.stderr).toBe('');
+    const serial = /New active root: ([0-9a-f]+)/.exec(rotated.stdout)![1]!;
+    const started = Date.now();
+    for (const r of [r1, r2]) {
+      await waitFor(() => r.ca.activeRoot().serial === serial, {
+        what: 'the new root on every replica',
+        timeoutMs: 10_000,
+      });
+    }
+    const reachedAll = Date.now() - started;
+    expect(reachedAll).toBeLessThan(10_000);
+    const newRootPem = new X509Certificate(
+      r2.ca.trustBundlePem().split(/(?<=-----END CERTIFICATE-----\n)/)[0]!,
+    );
+    expect(newRootPem.serialNumber.toLowerCase().replace(/^0+/, '')).toBe(
+      serial.replace(/^0+/, ''),
+    );
+    // Each replica re-issues its own leaves with the new root, then the leader drops the old.
+    await waitFor(async () => (await r2.leaves.current('api')).rootSerial === serial, {
+      what: 'the other replica re-issued its leaf with the new root',
+      timeoutMs: 10_000,
+    });
+    await waitFor(() => r1.ca.roots().length === 1 && r2.ca.roots().length === 1, {
+      what: `the old root ${old} dropped everywhere`,
+      timeoutMs: 15_000,
+    });
+  });
+
+  it('a replica with an empty data dir joins and signs with the same root', async () => {
+    const prefix = newPrefix();
+    const r1 = await replica(prefix);
+    const r2 = await replica(prefix); // its own, fresh data dir
+    const leaf = await r2.leaves.current('web');
+    expect(leaf.rootSerial).toBe(r1.ca.activeRoot().serial);
+    const root = new X509Certificate(r1.ca.trustBundlePem());
+    const cert = new X509Certificate(leaf.certChainPem);
+    expect(cert.verify(root.publicKey)).toBe(true);
+  });
+
+  it('a token revoked in the shared store is refused by every replica', async () => {
+    const prefix = newPrefix();
+    const [r1, r2] = await Promise.all([replica(prefix), replica(prefix)]);
+    const token = await r1.tokens.issue('web');
+    expect((await r2.tokens.verify(token)).service).toBe('web');
+    const id = decodeJwt(token).jti!;
+    const revoked = await runCommand(tokenCommand, ['revoke', '--id', id, ...cliFlags(prefix)]);
+    expect(revoked.stdout).toContain(`Revoked ${id}`);
+    for (const r of [r1, r2]) {
+      await waitFor(
+        async () =>
+          r.tokens.verify(token).then(
+            () => false,
+            () => true,
+          ),
+        { what: 'the revoked token refused', timeoutMs: 10_000 },
+      );
+    }
+    const listed = await runCommand(tokenCommand, ['list', '--json', ...cliFlags(prefix)]);
+    expect(JSON.parse(listed.stdout).tokens).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id, state: 'revoked' })]),
+    );
+  });
+
+  it('hands leadership to another replica when the leader leaves', async () => {
+    const prefix = newPrefix();
+    const [r1, r2] = await Promise.all([replica(prefix), replica(prefix)]);
+    const leader = r1.shared!.leadership.isLeader() ? r1 : r2;
+    const follower = leader === r1 ? r2 : r1;
+    await leader.close();
+    opened.splice(opened.indexOf(leader), 1);
+    await waitFor(() => follower.shared!.leadership.isLeader(), {
+      what: 'the follower leads',
+      timeoutMs: 15_000,
+    });
+  });
+
+  // Last: it stops the store.
+  it('with the store down, a replica keeps issuing leaves, stays ready and reports the state unhealthy', async () => {
+    const prefix = newPrefix();
+    const r1 = await replica(prefix);
+    const catalog = new CatalogFile();
+    catalog.write({
+      services: [{ name: 'web', instances: [{ id: 'w', address: '127.0.0.1', port: 9 }] }],
+    });
+    const plane = await startTestControlPlane(
+      catalog,
+      {},
+      {
+        security: { ca: r1, mtls: true, auth: 'none', adminAuth: 'none' },
+      },
+    );
+    planes.push(plane);
+    const metric = async (name: string) => {
+      const res = await httpGet(`http://127.0.0.1:${plane.adminPort}/metrics`);
+      const line = res.body.split('\n').find((l) => l.startsWith(`${name}{`));
+      return line?.split(' ').pop();
+    };
+    await waitFor(async () => (await metric('lucid_mesh_state_healthy')) === '1', {
+      what: 'state healthy',
+    });
+    expect(await metric('lucid_mesh_state_leader')).toBe('1');
+
+    await store().stopStore();
+    await waitFor(async () => (await metric('lucid_mesh_state_healthy')) === '0', {
+      what: 'state reported unhealthy',
+      timeoutMs: 20_000,
+    });
+    const leaf = await r1.leaves.current('billing');
+    expect(leaf.rootSerial).toBe(r1.ca.activeRoot().serial);
+    const ready = await httpGet(`http://127.0.0.1:${plane.adminPort}/ready`);
+    expect(ready.status).toBe(200);
+    catalog.remove();
+  });
+}
