@@ -25,6 +25,7 @@ const later = {
     'demo',
     'security',
     'bootstrap',
+    'dns',
   ],
   mesh: [
     'sources',
@@ -37,6 +38,7 @@ const later = {
     'demo',
     'security',
     'bootstrap',
+    'dns',
   ],
   translate: [
     'sources',
@@ -48,9 +50,11 @@ const later = {
     'demo',
     'security',
     'bootstrap',
+    'dns',
   ],
-  snapshot: ['sources', 'xds', 'admin', 'cli', 'demo'],
-  xds: ['sources', 'admin', 'cli', 'demo'],
+  // dns/ (the control plane's DNS server) reads the mesh model, as admin/ does.
+  snapshot: ['sources', 'xds', 'admin', 'cli', 'demo', 'dns'],
+  xds: ['sources', 'admin', 'cli', 'demo', 'dns'],
 };
 
 module.exports = {

@@ -21,6 +21,7 @@ import {
 import { EventHub } from './telemetry/events.js';
 import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
+import { DnsServer, type DnsServerSettings } from './dns/server.js';
 import { DEFAULT_MESH_SETTINGS, type MeshSettings } from './mesh/types.js';
 import type { TrafficProvider } from './traffic/provider.js';
 import { XdsCounters, combineObservers } from './xds/observer.js';
@@ -66,6 +67,8 @@ export interface ControlPlaneOptions {
   xdsLimits?: Partial<XdsLimits>;
   /** At most this many /v1/events clients at once (default DEFAULT_MAX_EVENT_CLIENTS). */
   maxEventClients?: number;
+  /** The DNS server for callers outside the mesh (serve --dns-port; docs/dns.md). */
+  dns?: DnsServerSettings;
   /** Publish mesh events to a RabbitMQ exchange (serve --events-amqp). */
   eventStream?: EventStreamSettings;
 }
@@ -79,6 +82,8 @@ export interface RunningControlPlane {
   readonly eventStream?: RunningEventStream;
   readonly xdsPort: number;
   readonly adminPort: number;
+  /** Set when the DNS server runs (UDP and TCP on this port). */
+  readonly dnsPort?: number;
   /**
    * Graceful drain before stop(): /ready turns 503, then the xDS streams are ended so their
    * sidecars reconnect to another replica; resolves when they are gone (at most `timeoutMs`).
@@ -233,6 +238,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     await eventStream?.stop();
     throw err;
   }
+  // Answers from the same mesh model as the admin API, so it follows every snapshot.
+  const dns = opts.dns
+    ? new DnsServer({ ...opts.dns, mesh: () => store.mesh, logger, registry: metrics.registry })
+    : undefined;
+  let dnsPort: number | undefined;
+  try {
+    dnsPort = await dns?.listen(opts.host, opts.dns!.port);
+  } catch (err) {
+    await Promise.all([xds.close(0), admin.close()]);
+    await eventStream?.stop();
+    throw err;
+  }
   await source.start({
     update(catalog) {
       lastSourceError = undefined;
@@ -274,6 +291,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     ...(eventStream ? { eventStream } : {}),
     xdsPort,
     adminPort,
+    ...(dnsPort !== undefined ? { dnsPort } : {}),
     async drain(timeoutMs) {
       draining = true;
       await xds.drain(timeoutMs);
@@ -284,7 +302,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       await security?.policy?.stop?.();
       security?.ca.stop();
       store.close();
-      await Promise.all([xds.close(500), admin.close()]);
+      await Promise.all([xds.close(500), admin.close(), dns?.close()]);
       // Last: the disconnects of the closing streams are recorded too.
       await eventStream?.stop();
     },

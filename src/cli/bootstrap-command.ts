@@ -160,7 +160,7 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         'UDP port on 127.0.0.1 of the DNS listener the control plane will send, answering ' +
           '<service>.lucid.internal (node.metadata.dns_port); 0: none. See docs/dns.md',
       )
-        .env('LUCID_DNS_PORT')
+        .env('LUCID_SIDECAR_DNS_PORT')
         .default(DEFAULT_DNS_PORT),
     )
     .addOption(

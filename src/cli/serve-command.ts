@@ -10,6 +10,7 @@ import type { TrafficProvider } from '../traffic/provider.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
 import { haCliOptions, type HaFlags } from './ha-flags.js';
+import { dnsCliOptions, dnsServerFromFlags, type DnsFlags } from './dns-flags.js';
 import {
   EventsFlagError,
   eventStreamFromFlags,
@@ -30,7 +31,7 @@ import {
 } from './traffic-flags.js';
 
 interface ServeFlags
-  extends Record<string, unknown>, SecurityFlags, TrafficFlags, HaFlags, EventsFlags {
+  extends Record<string, unknown>, SecurityFlags, TrafficFlags, HaFlags, EventsFlags, DnsFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -75,6 +76,7 @@ export function serveCommand(): Command {
   for (const option of trafficCliOptions()) command.addOption(option);
   for (const option of securityCliOptions()) command.addOption(option);
   for (const option of haCliOptions()) command.addOption(option);
+  for (const option of dnsCliOptions()) command.addOption(option);
   for (const option of eventsCliOptions()) command.addOption(option);
   return command
     .addOption(
@@ -220,7 +222,10 @@ export function serveCommand(): Command {
         running = await startControlPlane({
           source,
           traffic,
-          mesh: meshSettingsFromFlags(flags, cmd.getOptionValueSource('datacenter') !== 'default'),
+          mesh: {
+            ...meshSettingsFromFlags(flags, cmd.getOptionValueSource('datacenter') !== 'default'),
+            domainSuffix: flags.dnsDomain,
+          },
           security,
           xdsCredentials,
           logger,
@@ -239,6 +244,7 @@ export function serveCommand(): Command {
             maxStreamAgeMs: flags.maxStreamAge,
           },
           maxEventClients: flags.maxEventClients,
+          ...(flags.dnsPort !== undefined ? { dns: dnsServerFromFlags(flags) } : {}),
           eventStream,
         });
       } catch (err) {

@@ -1,0 +1,261 @@
+// The control plane's DNS server (serve --dns-port; docs/dns.md): UDP and TCP on one port,
+// answering from the current mesh model (answers.ts). Packets are decoded and encoded with
+// dns-packet. Bounded by construction: UDP keeps no per-client state (each datagram is
+// answered or dropped on its own, with at most MAX_UDP_IN_FLIGHT replies queued), TCP takes
+// a bounded number of connections, each with a size limit and an idle timeout.
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import net from 'node:net';
+import * as packet from 'dns-packet';
+import { Counter, type Registry } from 'prom-client';
+import type { Mesh } from '../mesh/types.js';
+import type { Logger } from '../telemetry/logger.js';
+import { answerQuestion, RCODE } from './answers.js';
+
+export const DEFAULT_DNS_TTL_SECONDS = 5;
+/** UDP replies sent and not yet handed to the kernel; past it queries are dropped (counted). */
+const MAX_UDP_IN_FLIGHT = 1024;
+const UDP_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+const MAX_TCP_CONNECTIONS = 256;
+const TCP_IDLE_MS = 10_000;
+/** A TCP client that does not read its answers is cut off past this much queued output. */
+const MAX_TCP_BACKLOG_BYTES = 1024 * 1024;
+/** Classic DNS over UDP (RFC 1035); with EDNS the client's size, up to EDNS_MAX. */
+const UDP_PLAIN_MAX = 512;
+const EDNS_MAX = 4096;
+/** What this server advertises in its own OPT record (the DNS flag day 2020 value). */
+const EDNS_ADVERTISED = 1232;
+const HEADER_BYTES = 12;
+const QR = 0x8000;
+
+/** serve --dns-port / --dns-ttl. */
+export interface DnsServerSettings {
+  /** 0: any free port (tests). */
+  readonly port: number;
+  readonly ttlSeconds?: number;
+}
+
+export interface DnsServerOptions {
+  /** The current mesh model (undefined before the first catalog: SERVFAIL). */
+  readonly mesh: () => Mesh | undefined;
+  readonly ttlSeconds?: number;
+  readonly logger: Logger;
+  /** Prometheus registry for lucid_mesh_dns_* (the control plane's). */
+  readonly registry?: Registry;
+}
+
+type Transport = 'udp' | 'tcp';
+
+export class DnsServer {
+  private udp: dgram.Socket | undefined;
+  private tcp: net.Server | undefined;
+  private udpInFlight = 0;
+  private readonly ttlSeconds: number;
+  private readonly queries: Counter<'transport' | 'rcode'>;
+  private readonly dropped: Counter<'reason'>;
+
+  constructor(private readonly options: DnsServerOptions) {
+    this.ttlSeconds = options.ttlSeconds ?? DEFAULT_DNS_TTL_SECONDS;
+    const registers = options.registry ? [options.registry] : [];
+    this.queries = new Counter({
+      name: 'lucid_mesh_dns_queries_total',
+      help: 'DNS queries answered by the control plane, by transport and response code',
+      labelNames: ['transport', 'rcode'],
+      registers,
+    });
+    this.dropped = new Counter({
+      name: 'lucid_mesh_dns_dropped_total',
+      help: 'DNS packets not answered: malformed (too short, or a response), or over the in-flight bound',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+
+  /** Binds UDP and TCP on `port` (0: one free port for both); resolves with the port. */
+  async listen(host: string, port: number): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      // A larger receive buffer rides out bursts (the kernel caps it at net.core.rmem_max).
+      const udp = dgram.createSocket({
+        type: isIPv6(host) ? 'udp6' : 'udp4',
+        recvBufferSize: UDP_RECV_BUFFER_BYTES,
+      });
+      try {
+        const bound = await bindUdp(udp, host, port);
+        this.tcp = await this.listenTcp(host, bound);
+        this.udp = udp;
+        udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
+        udp.on('error', (err) => this.options.logger.warn({ err }, 'DNS UDP socket error'));
+        return bound;
+      } catch (err) {
+        udp.close();
+        // A free UDP port may be taken for TCP: with port 0, try another pair.
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (port !== 0 || !inUse || attempt >= 10) throw err;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    await Promise.all([
+      udp ? new Promise<void>((resolve) => udp.close(() => resolve())) : undefined,
+      tcp ? new Promise<void>((resolve) => tcp.close(() => resolve())) : undefined,
+    ]);
+  }
+
+  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const udp = this.udp;
+    if (!udp) return;
+    if (this.udpInFlight >= MAX_UDP_IN_FLIGHT) {
+      this.dropped.inc({ reason: 'overload' });
+      return;
+    }
+    const reply = this.respond(msg, 'udp');
+    if (!reply) return;
+    this.udpInFlight++;
+    udp.send(reply, rinfo.port, rinfo.address, () => this.udpInFlight--);
+  }
+
+  private listenTcp(host: string, port: number): Promise<net.Server> {
+    const server = net.createServer((socket) => this.onConnection(socket));
+    // Past it Node closes new connections at once: no queue of them builds up.
+    server.maxConnections = MAX_TCP_CONNECTIONS;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.options.logger.warn({ err }, 'DNS TCP server error'));
+        resolve(server);
+      });
+    });
+  }
+
+  /** RFC 1035 4.2.2 / RFC 7766: messages with a two-byte length prefix, possibly pipelined. */
+  private onConnection(socket: net.Socket): void {
+    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    let pending: Buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      // Never more than one message (at most 65,537 bytes) plus one chunk is held.
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      while (pending.length >= 2) {
+        const length = pending.readUInt16BE(0);
+        if (pending.length < 2 + length) break;
+        const msg = pending.subarray(2, 2 + length);
+        pending = pending.subarray(2 + length);
+        const reply = this.respond(msg, 'tcp');
+        if (!reply) {
+          socket.destroy();
+          return;
+        }
+        const prefix = Buffer.alloc(2);
+        prefix.writeUInt16BE(reply.length);
+        socket.write(Buffer.concat([prefix, reply]));
+        if (socket.writableLength > MAX_TCP_BACKLOG_BYTES) {
+          this.dropped.inc({ reason: 'tcp_backlog' });
+          socket.destroy();
+          return;
+        }
+      }
+    });
+  }
+
+  /** The reply to one message, or undefined when it must be dropped. */
+  respond(msg: Buffer, transport: Transport): Buffer | undefined {
+    if (msg.length < HEADER_BYTES) {
+      this.dropped.inc({ reason: 'malformed' });
+      return undefined;
+    }
+    const id = msg.readUInt16BE(0);
+    const flags = msg.readUInt16BE(2);
+    // Never answer a response: two servers would bounce packets between them forever.
+    if ((flags & QR) !== 0) {
+      this.dropped.inc({ reason: 'malformed' });
+      return undefined;
+    }
+    const opcode = (flags >> 11) & 0xf;
+    let query: packet.DecodedPacket;
+    try {
+      query = packet.decode(msg);
+    } catch {
+      return this.error(id, opcode, RCODE.FORMERR, transport);
+    }
+    if (opcode !== 0) return this.error(id, opcode, RCODE.NOTIMP, transport);
+    const question = query.questions?.[0];
+    if (!question || query.questions!.length !== 1) {
+      return this.error(id, opcode, RCODE.FORMERR, transport);
+    }
+    const answer = answerQuestion(this.options.mesh(), question, { ttlSeconds: this.ttlSeconds });
+    const opt = query.additionals?.find((a) => a.type === 'OPT');
+    const edns: packet.Answer[] = opt
+      ? [
+          {
+            type: 'OPT',
+            name: '.',
+            udpPayloadSize: EDNS_ADVERTISED,
+            extendedRcode: 0,
+            ednsVersion: 0,
+            flags: 0,
+            flag_do: false,
+            options: [],
+          },
+        ]
+      : [];
+    const header =
+      (answer.authoritative ? packet.AUTHORITATIVE_ANSWER : 0) |
+      (flags & packet.RECURSION_DESIRED) |
+      answer.rcode;
+    const full = packet.encode({
+      type: 'response',
+      id,
+      flags: header,
+      questions: [question],
+      answers: answer.answers,
+      authorities: answer.authorities,
+      additionals: [...answer.additionals, ...edns],
+    });
+    this.queries.inc({ transport, rcode: rcodeName(answer.rcode) });
+    if (transport === 'tcp') return full;
+    const limit = opt
+      ? Math.min(
+          Math.max((opt as { udpPayloadSize: number }).udpPayloadSize, UDP_PLAIN_MAX),
+          EDNS_MAX,
+        )
+      : UDP_PLAIN_MAX;
+    if (full.length <= limit) return full;
+    // Too large for UDP: the TC bit tells the client to ask again over TCP (RFC 7766).
+    return packet.encode({
+      type: 'response',
+      id,
+      flags: header | packet.TRUNCATED_RESPONSE,
+      questions: [question],
+      additionals: edns,
+    });
+  }
+
+  private error(id: number, opcode: number, rcode: number, transport: Transport): Buffer {
+    this.queries.inc({ transport, rcode: rcodeName(rcode) });
+    // Header only: the question could not be read (or is not one this server takes).
+    const reply = Buffer.alloc(HEADER_BYTES);
+    reply.writeUInt16BE(id, 0);
+    reply.writeUInt16BE(QR | (opcode << 11) | rcode, 2);
+    return reply;
+  }
+}
+
+function rcodeName(rcode: number): string {
+  return Object.entries(RCODE).find(([, v]) => v === rcode)?.[0] ?? String(rcode);
+}
+
+function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve(socket.address().port);
+    });
+  });
+}
