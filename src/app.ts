@@ -21,6 +21,7 @@ import {
 import { EventHub } from './telemetry/events.js';
 import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
+import { registerStateMetrics } from './telemetry/state-metrics.js';
 import { DnsServer, type DnsServerSettings } from './dns/server.js';
 import { DEFAULT_MESH_SETTINGS, type MeshSettings } from './mesh/types.js';
 import type { TrafficProvider } from './traffic/provider.js';
@@ -124,6 +125,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     certificates: security?.ca.leaves,
     configProblems: () => configErrorsNow().problems,
   });
+  if (security?.ca.shared) registerStateMetrics(metrics.registry, security.ca.shared);
   const events = new EventHub(
     store,
     () => [...connected()].flatMap((s) => (s.proxy ? [s.proxy.nodeId] : [])),
@@ -300,7 +302,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       await source.stop();
       await traffic?.stop();
       await security?.policy?.stop?.();
-      security?.ca.stop();
+      // Closing a shared CA state store also hands its leadership to another replica.
+      await security?.ca.close();
       store.close();
       await Promise.all([xds.close(500), admin.close(), dns?.close()]);
       // Last: the disconnects of the closing streams are recorded too.
