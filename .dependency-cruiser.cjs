@@ -114,12 +114,26 @@ module.exports = {
       from: { path: '^src/', pathNot: '^src/(cli|demo)/' },
       to: { path: '^src/cli/' },
     },
+    {
+      name: 'server-does-not-import-the-console',
+      severity: 'error',
+      comment: 'src/console is browser code bundled by esbuild; the server only serves its files.',
+      from: { path: '^src/', pathNot: '^src/console/' },
+      to: { path: '^src/console/' },
+    },
+    {
+      name: 'console-imports-only-server-types',
+      severity: 'error',
+      comment: 'The console shares the API types (type-only imports); no server code is bundled.',
+      from: { path: '^src/console/' },
+      to: { path: '^src/', pathNot: '^src/console/', dependencyTypesNot: ['type-only'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
     exclude: { path: '^(gen|dist|node_modules)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+    enhancedResolveOptions: { extensions: ['.ts', '.tsx', '.js'] },
   },
 };

@@ -19,6 +19,7 @@ import {
   type RunningEventStream,
 } from './events/event-stream.js';
 import { EventHub } from './telemetry/events.js';
+import { RecentActivity } from './telemetry/recent-activity.js';
 import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
 import { registerStateMetrics } from './telemetry/state-metrics.js';
@@ -131,9 +132,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     () => [...connected()].flatMap((s) => (s.proxy ? [s.proxy.nodeId] : [])),
     { maxClients: opts.maxEventClients, logger },
   );
+  const activity = new RecentActivity(store);
   const xds = new XdsServer({
     watcher: store,
-    observer: combineObservers(counters, metrics, events),
+    observer: combineObservers(counters, metrics, events, activity),
     logger,
     authenticator:
       security?.auth === 'token' ? new TokenAuthenticator(security.ca.tokens) : undefined,
@@ -210,6 +212,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     store,
     streams: connected,
     events,
+    activity,
     configErrors: configErrorsNow,
     notReadyReason: () => {
       if (draining) return 'draining: shutting down, sidecars are moving to other replicas';

@@ -8,7 +8,10 @@ import type { Registry } from 'prom-client';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { EventHub } from '../telemetry/events.js';
 import type { StreamInfo } from '../xds/type-status.js';
+import type { RecentActivity } from '../telemetry/recent-activity.js';
 import { OPEN_PATHS, type AdminAuthorizer } from './auth.js';
+import { callGraph } from './call-graph.js';
+import { isConsolePath, serveConsole } from './console-assets.js';
 import { configErrors, meshDump, routeExplain, type ConfigErrors } from './mesh-endpoints.js';
 import { proxyRows } from './proxies.js';
 import { DumpError, parseKind, snapshotDump } from './snapshot-dump.js';
@@ -26,6 +29,10 @@ export interface AdminDeps {
   auth?: AdminAuthorizer;
   /** A request refused by `auth` (the reason is a metric label). */
   authFailed?(reason: string): void;
+  /** Each proxy's last pushes and the last convergence times (/v1/proxies/pushes, /v1/convergence). */
+  activity?: RecentActivity;
+  /** Where the web console's built files are (default dist/console/). */
+  consoleDir?: string;
   /** Serve HTTPS with this certificate chain and key (PEM). */
   tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
@@ -35,11 +42,15 @@ const ENDPOINTS = [
   '/ready',
   '/metrics',
   '/v1/proxies',
+  '/v1/proxies/pushes?node=ID',
+  '/v1/convergence',
   '/v1/snapshot?node=ID[&type=T]',
   '/v1/events[?node=ID&type=T]',
   '/v1/mesh[?service=S]',
+  '/v1/mesh/calls',
   '/v1/config/errors',
   '/v1/route/explain?from=A&to=B&path=P[&method=M][&header=k:v]',
+  '/ui (the web console)',
 ];
 
 export class AdminServer {
@@ -76,8 +87,11 @@ export class AdminServer {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (!OPEN_PATHS.has(url.pathname) && !(await this.authorized(req, res))) return;
+    // The console's files hold no data: the page asks for a token and reads /v1/ with it.
+    const open = OPEN_PATHS.has(url.pathname) || isConsolePath(url.pathname);
+    if (!open && !(await this.authorized(req, res))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'only GET' });
+    if (isConsolePath(url.pathname)) return serveConsole(url.pathname, res, this.deps.consoleDir);
     switch (url.pathname) {
       case '/health':
         return send(res, 200, { status: 'ok' });
@@ -95,6 +109,13 @@ export class AdminServer {
       }
       case '/v1/proxies':
         return send(res, 200, { proxies: proxyRows(this.deps.streams()) });
+      case '/v1/proxies/pushes': {
+        const node = url.searchParams.get('node');
+        if (!node) throw new DumpError(400, 'node: required, e.g. /v1/proxies/pushes?node=hello-1');
+        return send(res, 200, this.activity().pushes(node));
+      }
+      case '/v1/convergence':
+        return send(res, 200, { changes: this.activity().convergence() });
       case '/v1/snapshot': {
         const kind = parseKind(url.searchParams.get('type'));
         return send(
@@ -115,6 +136,8 @@ export class AdminServer {
             url.searchParams.get('service'),
           ),
         );
+      case '/v1/mesh/calls':
+        return send(res, 200, callGraph(this.deps.store.mesh));
       case '/v1/config/errors':
         return send(
           res,
@@ -126,6 +149,11 @@ export class AdminServer {
       default:
         return send(res, 404, { error: `no such endpoint ${url.pathname}`, endpoints: ENDPOINTS });
     }
+  }
+
+  private activity(): RecentActivity {
+    if (!this.deps.activity) throw new DumpError(404, 'this server keeps no recent activity');
+    return this.deps.activity;
   }
 
   /**

@@ -14,7 +14,7 @@ import {
 import * as x509 from '@peculiar/x509';
 
 // Node's webcrypto is the standard WebCrypto; the cast only bridges Node's and the DOM's typings.
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[1]);
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;

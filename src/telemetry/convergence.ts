@@ -15,7 +15,7 @@ interface Tracking {
 export class ConvergenceTracker {
   private current: { version: string; tracking: Tracking } | undefined;
 
-  constructor(private readonly observe: (seconds: number) => void) {}
+  constructor(private readonly observe: (seconds: number, version: string) => void) {}
 
   snapshotBuilt(version: string, changedAt: number): void {
     this.current = { version, tracking: { changedAt, pending: new Map(), sentAny: false } };
@@ -53,9 +53,10 @@ export class ConvergenceTracker {
   }
 
   private maybeDone(): void {
-    const t = this.current?.tracking;
-    if (!t || !t.sentAny || t.pending.size > 0) return;
-    this.observe((Date.now() - t.changedAt) / 1000);
+    const current = this.current;
+    const t = current?.tracking;
+    if (!current || !t || !t.sentAny || t.pending.size > 0) return;
+    this.observe((Date.now() - t.changedAt) / 1000, current.version);
     this.current = undefined;
   }
 }

@@ -1,0 +1,110 @@
+// The operator API as the console reads it: GET only, with the operator token the page asked
+// for (kept in sessionStorage: gone when the tab closes). Types come from the server's own
+// modules (type-only imports: nothing of the server is bundled).
+import type { CallGraph } from '../admin/call-graph.js';
+import type { MeshDump } from '../admin/mesh-endpoints.js';
+import type { ProxyRow } from '../admin/proxies.js';
+import type { SnapshotDump } from '../admin/snapshot-dump.js';
+import type { MeshEvent } from '../telemetry/events.js';
+import type { ConvergencePoint, PushRecord } from '../telemetry/recent-activity.js';
+
+export type {
+  CallGraph,
+  ConvergencePoint,
+  MeshDump,
+  MeshEvent,
+  ProxyRow,
+  PushRecord,
+  SnapshotDump,
+};
+
+const TOKEN_KEY = 'lucid-mesh.operator-token';
+
+export const token = {
+  get: (): string => sessionStorage.getItem(TOKEN_KEY) ?? '',
+  set: (value: string): void => sessionStorage.setItem(TOKEN_KEY, value),
+  clear: (): void => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+/** A refusal or failure of the API, with the server's own message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function headers(): HeadersInit {
+  const t = token.get();
+  return t ? { authorization: `Bearer ${t}` } : {};
+}
+
+export async function get<T>(path: string): Promise<T> {
+  const res = await fetch(path, { headers: headers() });
+  const text = await res.text();
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      message = (JSON.parse(text) as { error?: string }).error ?? message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(res.status, message);
+  }
+  return JSON.parse(text) as T;
+}
+
+export const api = {
+  proxies: () => get<{ proxies: ProxyRow[] }>('/v1/proxies').then((r) => r.proxies),
+  mesh: () => get<MeshDump>('/v1/mesh'),
+  calls: () => get<CallGraph>('/v1/mesh/calls'),
+  snapshot: (node: string) => get<SnapshotDump>(`/v1/snapshot?node=${encodeURIComponent(node)}`),
+  pushes: (node: string) =>
+    get<{ node: string; connected: boolean; pushes: PushRecord[] }>(
+      `/v1/proxies/pushes?node=${encodeURIComponent(node)}`,
+    ),
+  convergence: () => get<{ changes: ConvergencePoint[] }>('/v1/convergence').then((r) => r.changes),
+};
+
+/**
+ * Follows GET /v1/events (Server-Sent Events) with the token in a header, which EventSource
+ * cannot send: reads the response body as a stream and parses `event:`/`data:` blocks.
+ * Returns a function that stops it.
+ */
+export function followEvents(
+  onEvent: (e: MeshEvent) => void,
+  onState: (state: 'open' | 'closed', error?: string) => void,
+): () => void {
+  const abort = new AbortController();
+  void (async () => {
+    try {
+      const res = await fetch('/v1/events', { headers: headers(), signal: abort.signal });
+      if (!res.ok || !res.body) throw new ApiError(res.status, `${res.status} ${res.statusText}`);
+      onState('open');
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
+          if (data) onEvent(JSON.parse(data) as MeshEvent);
+        }
+      }
+      onState('closed', 'the server ended the stream');
+    } catch (err) {
+      if (!abort.signal.aborted) onState('closed', (err as Error).message);
+    }
+  })();
+  return () => abort.abort();
+}

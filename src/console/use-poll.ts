@@ -1,0 +1,41 @@
+// Re-reads an API every `ms` while the view is shown: the console is read-only and polls the
+// same GET endpoints as the CLI (the live view follows the event stream instead).
+import { useEffect, useState } from 'preact/hooks';
+
+export interface Polled<T> {
+  data?: T;
+  error?: string;
+}
+
+export function usePoll<T>(load: () => Promise<T>, ms: number, key = ''): Polled<T> {
+  const [state, setState] = useState<Polled<T>>({});
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = async (): Promise<void> => {
+      try {
+        const data = await load();
+        if (!stopped) setState({ data });
+      } catch (err) {
+        if (!stopped) setState((s) => ({ data: s.data, error: (err as Error).message }));
+      }
+      if (!stopped) timer = setTimeout(() => void tick(), ms);
+    };
+    void tick();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [key]);
+  return state;
+}
+
+/** The current time, updated every `ms` (for "x s ago"). */
+export function useNow(ms = 1000): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(t);
+  }, [ms]);
+  return now;
+}

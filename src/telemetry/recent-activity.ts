@@ -1,0 +1,128 @@
+// What the web console shows beyond the live stream: each connected proxy's last pushes (what
+// they upserted and removed, and whether the proxy ACKed or NACKed them) and the convergence
+// time of the last snapshots. Bounded: PUSHES_PER_PROXY per stream (forgotten when it closes)
+// and CONVERGENCE_HISTORY snapshots. Costs one small object per push; no decoding or diffing.
+import type { ResourceKind } from '../protos/envoy.js';
+import type { SnapshotStore } from '../snapshot/store.js';
+import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.js';
+import type { StreamInfo } from '../xds/type-status.js';
+import { ConvergenceTracker } from './convergence.js';
+
+export const PUSHES_PER_PROXY = 20;
+export const CONVERGENCE_HISTORY = 60;
+
+export interface PushRecord {
+  readonly at: string;
+  readonly type: ResourceKind;
+  readonly version: string;
+  readonly nonce: string;
+  readonly resources: number;
+  /** Delta streams: the names this push upserted (state of the world sends them all). */
+  readonly upserted?: readonly string[];
+  readonly removed: readonly string[];
+  readonly bytes: number;
+  outcome: 'pending' | 'acked' | 'nacked' | 'superseded';
+  /** When the proxy answered. */
+  answeredAt?: string;
+  /** Envoy's error text, for a NACK. */
+  error?: string;
+}
+
+export interface ConvergencePoint {
+  readonly version: string;
+  /** When the change was seen (source change), ISO. */
+  readonly changedAt: string;
+  /** Until every proxy sent this snapshot had ACKed it. */
+  readonly seconds: number;
+}
+
+interface StreamPushes {
+  readonly node: string;
+  readonly mode: string;
+  /** Newest first. */
+  readonly pushes: PushRecord[];
+}
+
+export class RecentActivity implements XdsObserver {
+  private readonly byStream = new Map<number, StreamPushes>();
+  private readonly points: ConvergencePoint[] = [];
+  private readonly tracker = new ConvergenceTracker((seconds, version) => {
+    const changedAt = new Date(Date.now() - seconds * 1000).toISOString();
+    this.points.push({ version, changedAt, seconds });
+    if (this.points.length > CONVERGENCE_HISTORY) this.points.shift();
+  });
+
+  constructor(store: SnapshotStore) {
+    store.onSnapshot((snapshot) => {
+      this.tracker.snapshotBuilt(snapshot.version, snapshot.changedAt);
+    });
+  }
+
+  /** The last pushes to `node` (every stream it has open), newest first. */
+  pushes(node: string): { node: string; connected: boolean; pushes: PushRecord[] } {
+    const pushes = [...this.byStream.values()]
+      .filter((s) => s.node === node)
+      .flatMap((s) => s.pushes)
+      .sort((a, b) => b.at.localeCompare(a.at));
+    return { node, connected: pushes.length > 0, pushes };
+  }
+
+  /** Convergence of the last snapshots, oldest first. */
+  convergence(): ConvergencePoint[] {
+    return [...this.points];
+  }
+
+  streamOpened(): void {}
+  streamClosed(s: StreamInfo): void {
+    this.byStream.delete(s.id);
+    this.tracker.streamClosed(s);
+  }
+  responseSent(s: StreamInfo, r: ResponseReport): void {
+    this.tracker.responseSent(s, r.kind, r.snapshot);
+    if (!s.proxy) return;
+    let entry = this.byStream.get(s.id);
+    if (!entry)
+      this.byStream.set(s.id, (entry = { node: s.proxy.nodeId, mode: s.mode, pushes: [] }));
+    for (const p of entry.pushes)
+      if (p.type === r.kind && p.outcome === 'pending') p.outcome = 'superseded';
+    entry.pushes.unshift({
+      at: new Date().toISOString(),
+      type: r.kind,
+      version: r.version,
+      nonce: r.nonce,
+      resources: r.resources,
+      ...(r.upserted ? { upserted: r.upserted } : {}),
+      removed: r.removed,
+      bytes: r.bytes,
+      outcome: 'pending',
+    });
+    if (entry.pushes.length > PUSHES_PER_PROXY) entry.pushes.pop();
+  }
+  acked(s: StreamInfo, type: ResourceKind, _version: string, snapshot?: SnapshotRef): void {
+    this.tracker.acked(s, type, snapshot);
+    this.answer(s, type, 'acked');
+  }
+  nacked(s: StreamInfo, type: ResourceKind, _version: string, error: string): void {
+    this.tracker.nacked();
+    this.answer(s, type, 'nacked', error);
+  }
+  staleNonce(): void {}
+  badRequest(): void {}
+  authFailed(): void {}
+  throttled(): void {}
+  streamRefused(): void {}
+
+  /** The answer is to the newest push of that type (a proxy answers the last nonce it got). */
+  private answer(
+    s: StreamInfo,
+    type: ResourceKind,
+    outcome: 'acked' | 'nacked',
+    error?: string,
+  ): void {
+    const push = this.byStream.get(s.id)?.pushes.find((p) => p.type === type);
+    if (!push || push.outcome !== 'pending') return;
+    push.outcome = outcome;
+    push.answeredAt = new Date().toISOString();
+    if (error !== undefined) push.error = error;
+  }
+}
