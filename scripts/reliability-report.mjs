@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Renders the generated tables of docs/reliability.md from the results the reliability tests
+// and the soak bench write (test-results/reliability/*.json, gitignored; test/support/
+// reliability.ts and bench/soak.ts). Results are merged by id into docs/reliability-results.json
+// (committed: a table keeps the rows of tests not run this time, each naming its own run), and
+// every table between `<!-- reliability:<section>:begin -->` and `<!-- reliability:<section>:end -->`
+// is rewritten; the prose around the markers is left as it is.
+//
+//   npm run reliability:report [-- --results DIR] [--check]
+//
+// --check: exit 1 if the doc or the merged results would change (nothing written).
+import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as prettier from 'prettier';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const DOC = join(root, 'docs/reliability.md');
+const MERGED = join(root, 'docs/reliability-results.json');
+const SECTIONS = ['hostile', 'outages', 'components', 'documents', 'soak'];
+const REQUIRED = ['id', 'section', 'fault', 'behaviour', 'figures', 'test', 'run'];
+
+function fail(message) {
+  console.error(`reliability-report: ${message}`);
+  process.exit(2);
+}
+
+const { values } = parseArgs({
+  options: {
+    results: { type: 'string', default: join(root, 'test-results/reliability') },
+    check: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  console.log(
+    'usage: npm run reliability:report [-- --results DIR] [--check]\n' +
+      '  --results DIR  where the tests and the soak bench wrote their JSON results\n' +
+      '                 (default test-results/reliability)\n' +
+      '  --check        exit 1 if docs/reliability.md would change; write nothing',
+  );
+  process.exit(0);
+}
+
+/** One result file, checked: a bad file is named, not skipped. */
+function readResult(file) {
+  let r;
+  try {
+    r = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    fail(`${file}: not JSON (${err.message})`);
+  }
+  for (const key of REQUIRED)
+    if (r?.[key] === undefined) fail(`${file}: ${key}: missing`);
+  if (!SECTIONS.includes(r.section))
+    fail(`${file}: section: expected one of ${SECTIONS.join(' | ')}, got ${JSON.stringify(r.section)}`);
+  if (typeof r.run.date !== 'string' || typeof r.run.commit !== 'string')
+    fail(`${file}: run: expected {date, commit}`);
+  return r;
+}
+
+const merged = existsSync(MERGED) ? JSON.parse(readFileSync(MERGED, 'utf8')) : { results: {} };
+let fresh = 0;
+if (existsSync(values.results)) {
+  for (const name of readdirSync(values.results).filter((n) => n.endsWith('.json')).sort()) {
+    const r = readResult(join(values.results, name));
+    const old = merged.results[r.id];
+    if (!old || old.run.date <= r.run.date) {
+      merged.results[r.id] = r;
+      fresh++;
+    }
+  }
+}
+
+const cell = (text) => String(text).replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+const runOf = (r) => `${r.run.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.run.commit}\``;
+
+function table(section) {
+  const rows = Object.values(merged.results)
+    .filter((r) => r.section === section)
+    .sort((a, b) => a.id.localeCompare(b.id));
+  if (rows.length === 0) return '_No results yet: run the tests listed above, then `npm run reliability:report`._';
+  const head = ['Fault or input', 'What the control plane does', 'Figures', 'Run', 'Test'];
+  const lines = [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map(
+      (r) =>
+        `| ${[cell(r.fault), cell(r.behaviour), cell(r.figures), runOf(r), `\`${r.test}\``].join(' | ')} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+const doc = readFileSync(DOC, 'utf8');
+let out = doc;
+for (const section of SECTIONS) {
+  const re = new RegExp(
+    `(<!-- reliability:${section}:begin[^>]*-->\\n)[\\s\\S]*?(\\n<!-- reliability:${section}:end -->)`,
+  );
+  if (!re.test(out)) continue;
+  out = out.replace(re, (_, begin, end) => `${begin}\n${table(section)}\n${end}`);
+}
+// Formatted as `prettier --check .` (npm run lint) wants it.
+out = await prettier.format(out, { ...(await prettier.resolveConfig(DOC)), filepath: DOC });
+const mergedText = await prettier.format(JSON.stringify(merged), {
+  ...(await prettier.resolveConfig(MERGED)),
+  filepath: MERGED,
+});
+const oldMerged = existsSync(MERGED) ? readFileSync(MERGED, 'utf8') : '';
+
+if (values.check) {
+  const stale = out !== doc || mergedText !== oldMerged;
+  console.log(stale ? 'docs/reliability.md is not up to date' : 'docs/reliability.md is up to date');
+  process.exit(stale ? 1 : 0);
+}
+for (const [file, text] of [
+  [MERGED, mergedText],
+  [DOC, out],
+]) {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+console.log(
+  `docs/reliability.md: ${Object.keys(merged.results).length} generated rows (${fresh} from ${values.results})`,
+);
