@@ -3,7 +3,7 @@
 // /proc/<pid> (the peer reports only its own counters: responses, ACKs, snapshots); its
 // snapshot events and replies come as JSON lines on stdout, commands go to its stdin.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { BenchControlPlane, CpStats, SnapshotEvent } from './control-plane.js';
@@ -26,28 +26,23 @@ export function peerBinary(): string {
   return bin;
 }
 
-/** USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
-let clockTicks: number | undefined;
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
+/**
+ * A process's CPU (µs) and RSS (bytes) from /proc. CPU is the sum of its threads' run time in
+ * /proc/<pid>/task/<tid>/schedstat (ns), not utime + stime from /proc/<pid>/stat, whose 10 ms
+ * ticks are too coarse for one change at W1; it is reported as user time (the split is lost).
+ */
+export function procUsage(pid: number): { userUs: number; systemUs: number; rss: number } {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
     } catch {
-      clockTicks = 100;
+      // the thread exited meanwhile
     }
   }
-  return clockTicks;
-}
-
-/** A process's CPU (user, system, µs) and RSS (bytes) from /proc. */
-export function procUsage(pid: number): { userUs: number; systemUs: number; rss: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces), from field 3 (state) on.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const us = 1e6 / ticksPerSecond();
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
-  return { userUs: Number(f[11]) * us, systemUs: Number(f[12]) * us, rss: rssKb * 1024 };
+  return { userUs: ns / 1000, systemUs: 0, rss: rssKb * 1024 };
 }
 
 interface PeerReply {
