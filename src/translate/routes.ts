@@ -53,8 +53,12 @@ function defaultTimeout(protocol: Protocol): Duration | undefined {
   return protocol === 'grpc' ? durationMs(0) : undefined;
 }
 
-function routeAllTo(cluster: string, protocol: Protocol): EnvoyRoute {
-  return { match: { prefix: '/' }, route: defined({ cluster, timeout: defaultTimeout(protocol) }) };
+function routeAllTo(name: string, cluster: string, protocol: Protocol): EnvoyRoute {
+  return {
+    name,
+    match: { prefix: '/' },
+    route: defined({ cluster, timeout: defaultTimeout(protocol) }),
+  };
 }
 
 /** Host names an app may use for a service, with or without the mesh suffix and a port. */
@@ -234,7 +238,11 @@ export function serviceVirtualHost(service: MeshService, domainSuffix: string): 
   return {
     name: service.name,
     domains: serviceDomains(service.name, domainSuffix),
-    routes: service.routes.map((r) => envoyRoute(r, service.protocol)),
+    // Named so access logs (%ROUTE_NAME%) tell which route a request took: <service>/<index>.
+    routes: service.routes.map((r, i) => ({
+      name: `${service.name}/${i}`,
+      ...envoyRoute(r, service.protocol),
+    })),
   };
 }
 
@@ -257,7 +265,7 @@ export function inboundRouteConfiguration(nodeId: string, protocol: Protocol): R
       {
         name: LOCAL_APP_VIRTUAL_HOST,
         domains: ['*'],
-        routes: [routeAllTo(localAppClusterName(nodeId), protocol)],
+        routes: [routeAllTo(inboundRouteName(nodeId), localAppClusterName(nodeId), protocol)],
       },
     ],
   };
