@@ -401,6 +401,8 @@ let sidecars: Sidecar[];
 let gatewayEnvoys: GatewayEnvoy[];
 try {
   for (const s of catalog.services) {
+    // A tcp service stands for a server of the user's (a RabbitMQ, a database): no HTTP stand-in.
+    if (s.protocol === 'tcp') continue;
     for (const i of s.instances) started.servers.push(await startApp(i.id, s.name, i.port));
   }
   // The demo's CA lives in a temporary directory: it shows the mesh, not the operator's CA.
@@ -559,10 +561,16 @@ async function until(
 
 // ---- up -------------------------------------------------------------------------------------
 
-const from = roles ? sidecars.find((s) => s.id === roles.caller)! : sidecars[0]!;
+// The request shown goes between two http services (a tcp one, e.g. RabbitMQ, has no Host).
+const httpSidecars = sidecars.filter(
+  (s) => catalog.services.find((x) => x.name === s.service)?.protocol !== 'tcp',
+);
+const from = roles
+  ? sidecars.find((s) => s.id === roles.caller)!
+  : (httpSidecars[0] ?? sidecars[0]!);
 const to = roles
   ? roles.target
-  : (sidecars.find((s) => s.service !== from.service) ?? sidecars[1]!).service;
+  : (httpSidecars.find((s) => s.service !== from.service) ?? sidecars[1]!).service;
 const first = await until(from.outboundPort, to, roles?.local.id);
 if (first.ms < 0) {
   const wanted = roles ? ` by ${roles.local.id}` : '';
@@ -621,6 +629,12 @@ for (const s of sidecars) {
 for (const g of gatewayEnvoys) {
   line(
     `  mesh gateway ${g.id} (${g.datacenter}): listens on ${g.address}:${g.port}, Envoy admin http://127.0.0.1:${g.adminPort}`,
+  );
+}
+for (const s of catalog.services.filter((x) => x.protocol === 'tcp')) {
+  const to = s.instances.map((i) => `${i.id} at ${i.address}:${i.port}`).join(', ') || 'none';
+  line(
+    `  tcp service ${s.name}: 127.0.0.1:${s.outboundPort} on every sidecar → ${to} (not started by the demo: run it there yourself)`,
   );
 }
 line('');

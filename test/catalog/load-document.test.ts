@@ -150,6 +150,11 @@ services:
       })),
     ).toEqual([
       { name: 'hello', protocol: 'http', instances: [['hello-1', '127.0.0.1', 9101, 19101]] },
+      {
+        name: 'rabbitmq',
+        protocol: 'tcp',
+        instances: [['rabbitmq-1', '127.0.0.1', 5672, 19672]],
+      },
       { name: 'world', protocol: 'http', instances: [['world-1', '127.0.0.1', 9102, 19102]] },
     ]);
   });
