@@ -34,6 +34,7 @@ describe('proxyIdentityOf: locality', () => {
       service: 'web',
       outboundPort: 15001,
       locality: { datacenter: 'dc1', region: 'eu', zone: 'eu-1a' },
+      dnsPort: 15053,
     });
   });
 
@@ -47,7 +48,12 @@ describe('proxyIdentityOf: locality', () => {
   });
 
   it('no locality: the identity is exactly as before (no locality key at all)', () => {
-    const before: ProxyIdentity = { nodeId: 'web-1', service: 'web', outboundPort: 15001 };
+    const before: ProxyIdentity = {
+      nodeId: 'web-1',
+      service: 'web',
+      outboundPort: 15001,
+      dnsPort: 15053,
+    };
     for (const n of [
       node('web-1', 'web'),
       located('web-1', 'web', { region: '', zone: '', subZone: 'x' }),
@@ -109,11 +115,13 @@ describe('a node locality over ADS', () => {
           service: 'hello',
           outboundPort: 15001,
           locality: { datacenter: 'dc2', region: 'eu', zone: 'eu-1b' },
+          dnsPort: 15053,
         });
         expect(await connectedProxy('world-1')).toStrictEqual({
           nodeId: 'world-1',
           service: 'world',
           outboundPort: 15001,
+          dnsPort: 15053,
         });
       } finally {
         client.close();

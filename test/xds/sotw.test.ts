@@ -35,7 +35,7 @@ describe('SotW ADS', () => {
     const cp = await fx.start({ catalog: twoServices() });
     const c = fx.sotw(cp.port);
     c.send({ node: node('stranger', 'none', 16001), typeUrl: typeUrl('listeners') });
-    expect(namesOf(await c.next())).toEqual(['outbound|http|16001']);
+    expect(namesOf(await c.next()).sort()).toEqual(['dns|15053', 'outbound|http|16001']);
     c.send({ node: node('stranger'), typeUrl: typeUrl('clusters') });
     expect(namesOf(await c.next()).sort()).toEqual(['hello', 'world']);
   });
@@ -129,8 +129,11 @@ describe('SotW ADS', () => {
   it('pushes additions clusters → endpoints → routes, and removes routes before clusters', async () => {
     const cp = await fx.start({ catalog: twoServices() });
     const c = fx.sotw(cp.port);
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
-    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
+    // Without a DNS listener, whose names (every service's) would add an LDS push here.
+    const base = node('hello-1', 'hello');
+    const hello = { ...base, metadata: { ...base.metadata, dns_port: 0 } };
+    c.send({ node: hello, typeUrl: typeUrl('clusters') });
+    c.send({ node: hello, typeUrl: typeUrl('listeners') });
     const initial = await c.take(2);
     for (const r of initial) c.send(ack(r));
     c.send({ typeUrl: typeUrl('endpoints'), resourceNames: ['hello', 'world'] });
