@@ -51,10 +51,11 @@ function readResult(file) {
   } catch (err) {
     fail(`${file}: not JSON (${err.message})`);
   }
-  for (const key of REQUIRED)
-    if (r?.[key] === undefined) fail(`${file}: ${key}: missing`);
+  for (const key of REQUIRED) if (r?.[key] === undefined) fail(`${file}: ${key}: missing`);
   if (!SECTIONS.includes(r.section))
-    fail(`${file}: section: expected one of ${SECTIONS.join(' | ')}, got ${JSON.stringify(r.section)}`);
+    fail(
+      `${file}: section: expected one of ${SECTIONS.join(' | ')}, got ${JSON.stringify(r.section)}`,
+    );
   if (typeof r.run.date !== 'string' || typeof r.run.commit !== 'string')
     fail(`${file}: run: expected {date, commit}`);
   return r;
@@ -63,7 +64,9 @@ function readResult(file) {
 const merged = existsSync(MERGED) ? JSON.parse(readFileSync(MERGED, 'utf8')) : { results: {} };
 let fresh = 0;
 if (existsSync(values.results)) {
-  for (const name of readdirSync(values.results).filter((n) => n.endsWith('.json')).sort()) {
+  for (const name of readdirSync(values.results)
+    .filter((n) => n.endsWith('.json'))
+    .sort()) {
     const r = readResult(join(values.results, name));
     const old = merged.results[r.id];
     if (!old || old.run.date <= r.run.date) {
@@ -73,14 +76,18 @@ if (existsSync(values.results)) {
   }
 }
 
-const cell = (text) => String(text).replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+const cell = (text) =>
+  String(text)
+    .replace(/\|/g, '\\|')
+    .replace(/\s*\n\s*/g, ' ');
 const runOf = (r) => `${r.run.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.run.commit}\``;
 
 function table(section) {
   const rows = Object.values(merged.results)
     .filter((r) => r.section === section)
     .sort((a, b) => a.id.localeCompare(b.id));
-  if (rows.length === 0) return '_No results yet: run the tests listed above, then `npm run reliability:report`._';
+  if (rows.length === 0)
+    return '_No results yet: run the tests listed above, then `npm run reliability:report`._';
   const head = ['Fault or input', 'What the control plane does', 'Figures', 'Run', 'Test'];
   const lines = [
     `| ${head.join(' | ')} |`,
@@ -112,7 +119,9 @@ const oldMerged = existsSync(MERGED) ? readFileSync(MERGED, 'utf8') : '';
 
 if (values.check) {
   const stale = out !== doc || mergedText !== oldMerged;
-  console.log(stale ? 'docs/reliability.md is not up to date' : 'docs/reliability.md is up to date');
+  console.log(
+    stale ? 'docs/reliability.md is not up to date' : 'docs/reliability.md is up to date',
+  );
   process.exit(stale ? 1 : 0);
 }
 for (const [file, text] of [

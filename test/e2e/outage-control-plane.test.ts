@@ -28,6 +28,7 @@ import { rejectedUpdates, startSidecar, type Sidecar } from '../support/mesh.js'
 import { freePorts } from '../support/ports.js';
 import { killWithTestProcess } from '../support/reaper.js';
 import { cliEntry } from '../support/tools.js';
+import { describeMemory, serveMemory, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -363,6 +364,7 @@ describe('control plane killed with -9 for 30 s', () => {
     const load = loadLoop(m.web, 7_500);
     try {
       await waitFor(() => load.tally.ok >= 200, { what: '2 s of load', timeoutMs: 10_000 });
+      const memoryBefore = await serveMemory(m.ports.admin);
       const killedAt = Date.now();
       m.serve.child.kill('SIGKILL');
       await m.serve.exited;
@@ -505,6 +507,7 @@ describe('control plane killed with -9 for 30 s', () => {
           2,
         ),
       );
+      const memoryAfter = await serveMemory(m.ports.admin);
       expect(tally.failed.slice(0, 5)).toEqual([]);
       expect(tally.ok).toBe(7_500);
       expect(sentWhileDown).toBeGreaterThan(2_500);
@@ -525,6 +528,34 @@ describe('control plane killed with -9 for 30 s', () => {
         // Every listener, cluster, route and endpoint set at the version it had.
         expect(changedVersions(side).filter((k) => !k.startsWith('secret/'))).toEqual([]);
       }
+      const churn = (side: 'web' | 'api') =>
+        changedVersions(side).filter((k) => !k.startsWith('secret/')).length;
+      writeReliabilityResult({
+        id: 'outage-control-plane-kill',
+        section: 'outages',
+        test: 'test/e2e/outage-control-plane.test.ts',
+        fault:
+          '`lucid-mesh serve` (file catalog, mTLS and proxy tokens on, a data directory) killed with -9 and kept down 30 s, ' +
+          'then started again on the same ports and data directory; two Envoys (web SotW, api delta) under a 100 rps loop ' +
+          'web → api through both',
+        behaviour:
+          'Envoy keeps serving its last config (`control_plane.connected_state` 0, retrying about once a second). ' +
+          'Restarted, the sidecars reconnect and are re-sent listeners, clusters, routes and endpoints with the same ' +
+          'versions (content hashes): nothing added, modified or removed, nothing rejected. Leaf keys are not kept on ' +
+          'disk, so the restarted CA issues a new leaf per service (same root) and SDS delivers it: the only resource ' +
+          'whose version changes.',
+        figures:
+          `${tally.failed.length} failed of ${tally.sent} requests (${failedWhileDown} of ${sentWhileDown} while it was down ` +
+          `${(downFor / 1000).toFixed(1)} s). Restart → \`/ready\` ${(readyMs / 1000).toFixed(1)} s, both Envoys reconnected ` +
+          `${(reconnectMs / 1000).toFixed(1)} s, new leaves in Envoy ${(newLeavesMs / 1000).toFixed(1)} s. Versions changed apart ` +
+          `from the leaf: web ${churn('web')}, api ${churn('api')}. ` +
+          `${describeMemory(memoryBefore, memoryAfter, 'serve before the kill → the restarted one at the end', 'heap used')}.`,
+        failedRequests: tally.failed.length,
+        totalRequests: tally.sent,
+        recoveryMs: reconnectMs,
+        memoryBefore,
+        memoryAfter,
+      });
     } finally {
       await load.stop();
     }
@@ -559,6 +590,7 @@ describe('the CA directory read-only while leaves are due', () => {
       { what: 'leaf records saved', timeoutMs: 20_000, details: m.serve.output },
     );
     const load = loadLoop(m.web, 6_000);
+    const memoryBefore = await serveMemory(m.ports.admin);
     let chattrOn = false;
     try {
       const frozen = spawnSync('chattr', ['+i', caDir], { encoding: 'utf8' });
@@ -646,6 +678,31 @@ describe('the CA directory read-only while leaves are due', () => {
       expect(tally.ok).toBe(tally.sent);
       expect(await rejectedUpdates(m.web.envoy)).toBe(0);
       expect(await rejectedUpdates(m.api.envoy)).toBe(0);
+      const memoryAfter = await serveMemory(m.ports.admin);
+      writeReliabilityResult({
+        id: 'outage-data-dir-read-only',
+        section: 'outages',
+        test: 'test/e2e/outage-control-plane.test.ts',
+        fault:
+          'The CA directory made read-only (`chattr +i`: as root a mode of 0555 stops nothing) while leaves are due ' +
+          '(`CERT_VALIDITY_DAYS=0.0002`: 17 s leaves, renewed every 10–16 s), under a 100 rps loop',
+        behaviour:
+          'Renewing a leaf needs no disk (keys stay in memory): the renewed leaves reach Envoy. Saving `leaves.json` ' +
+          "fails and is logged at warn, `saving leaf records failed` with `EPERM: operation not permitted, chmod '<data-dir>/ca'` " +
+          "(it fails at the directory's chmod, before any temp file). The failed save is not retried by itself: the next " +
+          'issue or renewal saves again. Meanwhile `leaves.json` keeps the records from before (it loads; it names ' +
+          'serials no longer served).',
+        figures:
+          `Read-only ${(readOnlyFor / 1000).toFixed(1)} s: ${failedSavesAtThaw} failed saves, ${renewals() - renewalsAtFreeze} ` +
+          `renewals reached Envoy, ${leftovers.length} temp files. Writable again → saved in ${(savedAfterMs / 1000).toFixed(1)} s. ` +
+          `${tally.failed.length} failed of ${tally.sent} requests. ` +
+          `${describeMemory(memoryBefore, memoryAfter, 'serve process', 'heap used')}.`,
+        failedRequests: tally.failed.length,
+        totalRequests: tally.sent,
+        recoveryMs: savedAfterMs,
+        memoryBefore,
+        memoryAfter,
+      });
     } finally {
       if (chattrOn) spawnSync('chattr', ['-i', caDir]);
       await load.stop();
@@ -690,6 +747,7 @@ describe('the data directory full (a 1 MiB tmpfs) while leaves are due', () => {
       { what: 'leaf records saved', timeoutMs: 20_000, details: m.serve.output },
     );
     const load = loadLoop(m.web, 6_000);
+    const memoryBefore = await serveMemory(m.ports.admin);
     const filler = join(m.dataDir, 'filler');
     try {
       // Fill the file system to the last block.
@@ -770,6 +828,28 @@ describe('the data directory full (a 1 MiB tmpfs) while leaves are due', () => {
       expect(tally.failed.slice(0, 5)).toEqual([]);
       expect(tally.ok).toBe(tally.sent);
       expect(leftovers).toEqual([]);
+      const memoryAfter = await serveMemory(m.ports.admin);
+      writeReliabilityResult({
+        id: 'outage-data-dir-full',
+        section: 'outages',
+        test: 'test/e2e/outage-control-plane.test.ts',
+        fault:
+          'The data directory full (a 1 MiB tmpfs filled to the last block) while leaves are due, under a 100 rps loop',
+        behaviour:
+          'As read-only, except the error (`ENOSPC: no space left on device, write`) comes after the temp file was ' +
+          'created: the half-written temp file is removed (`writeTemp` in src/ca/file-store.ts; before the fix found ' +
+          'here, each failed save left a zero-byte `leaves.json.<pid>.<hex>.tmp` behind, and the same path serves every ' +
+          'write of the store: roots, keys, token log). With space again, the next renewal saves.',
+        figures:
+          `Full ${(fullFor / 1000).toFixed(1)} s: ${failedSaves().length - failedBefore} failed saves, ${leftovers.length} temp ` +
+          `files. Space again → saved in ${(savedAfterMs / 1000).toFixed(1)} s. ${tally.failed.length} failed of ${tally.sent} ` +
+          `requests. ${describeMemory(memoryBefore, memoryAfter, 'serve process', 'heap used')}.`,
+        failedRequests: tally.failed.length,
+        totalRequests: tally.sent,
+        recoveryMs: savedAfterMs,
+        memoryBefore,
+        memoryAfter,
+      });
     } finally {
       rmSync(filler, { force: true });
       await load.stop();

@@ -15,8 +15,12 @@ export const RELIABILITY_DIR = fileURLToPath(
   new URL('../../test-results/reliability/', import.meta.url),
 );
 
-/** Which table of docs/reliability.md a row belongs to. */
-export type ReliabilitySection = 'hostile' | 'outages' | 'documents' | 'soak';
+/**
+ * Which table of docs/reliability.md a row belongs to: hostile clients, outages of the control
+ * plane's own process and data dir, outages of real components (Consul, etcd), broken
+ * documents, the soak.
+ */
+export type ReliabilitySection = 'hostile' | 'outages' | 'components' | 'documents' | 'soak';
 
 export interface MemorySample {
   /** V8 heap in use after a full GC, bytes. */
@@ -58,12 +62,35 @@ export function sampleMemory(): MemorySample {
   return { heapBytes: m.heapUsed, rssBytes: m.rss };
 }
 
-/** "52.1 → 53.0 MiB heap after GC, RSS 180 → 184 MiB" */
-export function describeMemory(before: MemorySample, after: MemorySample): string {
+/**
+ * Heap in use (not after a GC) and RSS of a `lucid-mesh serve` process, from its /metrics
+ * (prom-client's default process and Node.js metrics).
+ */
+export async function serveMemory(adminPort: number): Promise<MemorySample> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  const text = await res.text();
+  const read = (name: string): number => {
+    const m = new RegExp(`^\\w*${name} (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text);
+    if (!m) throw new Error(`/metrics on port ${adminPort}: no ${name}`);
+    return Number(m[1]);
+  };
+  return {
+    heapBytes: read('nodejs_heap_size_used_bytes'),
+    rssBytes: read('process_resident_memory_bytes'),
+  };
+}
+
+/** "heap after GC 52.1 → 53.0 MiB, RSS 180.0 → 184.0 MiB (test process)" */
+export function describeMemory(
+  before: MemorySample,
+  after: MemorySample,
+  where = 'test process',
+  heap = 'heap after GC',
+): string {
   const mib = (b: number): string => (b / 1048576).toFixed(1);
   return (
-    `heap after GC ${mib(before.heapBytes)} → ${mib(after.heapBytes)} MiB, ` +
-    `RSS ${mib(before.rssBytes)} → ${mib(after.rssBytes)} MiB (test process)`
+    `${heap} ${mib(before.heapBytes)} → ${mib(after.heapBytes)} MiB, ` +
+    `RSS ${mib(before.rssBytes)} → ${mib(after.rssBytes)} MiB (${where})`
   );
 }
 
