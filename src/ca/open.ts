@@ -164,8 +164,15 @@ async function joinSharedState(
   waitForLeader: boolean,
   logger: Logger | undefined,
 ): Promise<SharedState> {
+  const log = logger?.child({ component: 'ca-state' });
   try {
-    await store.verify();
+    const resealed = await store.verify();
+    if (resealed.length > 0) {
+      log?.info(
+        { store: store.location, keys: resealed },
+        're-sealed with the current encryption key',
+      );
+    }
   } catch (err) {
     if (err instanceof StateKeyError || err instanceof CaMaterialError) {
       throw new CaSettingsError(err.message);
@@ -174,7 +181,6 @@ async function joinSharedState(
   }
   const leadership = store.leadership();
   await leadership.settled;
-  const log = logger?.child({ component: 'ca-state' });
   leadership.onChange((leader) =>
     log?.info(
       { store: store.location, replica: store.replicaId, leader },

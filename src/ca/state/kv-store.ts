@@ -23,7 +23,7 @@ import {
 } from '../revocations.js';
 import type { CaStore, RootsMutation } from '../store.js';
 import type { LeafRecord, StoredRoot } from '../types.js';
-import { sealedSchema, type StateCipher } from './cipher.js';
+import { sealedSchema, type Sealed, type StateCipher } from './cipher.js';
 import { StateHealth, type KvBackend, type Leadership } from './kv-backend.js';
 
 const rootEntry = z.object({
@@ -114,13 +114,39 @@ export class KvCaStore implements CaStore {
   }
 
   /**
-   * Reads and opens everything that holds a secret (roots, token key) without writing:
-   * a corrupt value or a wrong encryption key fails here, before a replica touches the store.
+   * Reads and opens everything that holds a secret (roots, token key): a corrupt value or a
+   * wrong encryption key fails here, before a replica writes anything. Then re-seals values
+   * sealed with another key (the previous one after a key rotation, or none) with the current
+   * key; returns the KV keys it re-sealed.
    */
-  async verify(): Promise<void> {
-    await this.loadRoots();
-    const entry = await this.get(this.keys.tokenKey);
-    if (entry) this.decodeTokenKey(entry.value);
+  async verify(): Promise<string[]> {
+    const roots = await this.get(this.keys.roots);
+    const rootSet = roots ? this.decodeRoots(roots.value) : [];
+    const tokenKey = await this.get(this.keys.tokenKey);
+    const tokenPem = tokenKey ? this.decodeTokenKey(tokenKey.value) : undefined;
+    const resealed: string[] = [];
+    if (roots && rootSet.length > 0 && this.stale(roots.value)) {
+      await this.updateRoots((current) => [...current]);
+      resealed.push(this.keys.roots);
+    }
+    if (tokenKey && tokenPem !== undefined && this.stale(tokenKey.value)) {
+      const sealed = this.opts.cipher.seal(tokenPem, this.keys.tokenKey);
+      const text = JSON.stringify({ version: 1, key: sealed });
+      if (await this.putIf(this.keys.tokenKey, text, tokenKey.version)) {
+        resealed.push(this.keys.tokenKey);
+      }
+    }
+    return resealed;
+  }
+
+  /** Whether a value holds a key sealed otherwise than the cipher would seal it now. */
+  private stale(text: string): boolean {
+    const want = this.opts.cipher.keyId;
+    if (want === undefined) return false; // plaintext mode never rewrites sealed values
+    // Already validated by the decode that came first.
+    const value = JSON.parse(text) as { roots?: Array<{ key: Sealed }>; key?: Sealed };
+    const sealed = value.roots ? value.roots.map((r) => r.key) : value.key ? [value.key] : [];
+    return sealed.some((k) => k.alg === 'plaintext' || k.kid !== want);
   }
 
   /** Campaigns for leadership (once per store); followers watch, the leader maintains. */

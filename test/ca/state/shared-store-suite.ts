@@ -49,22 +49,23 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
   let prefixCount = 0;
   const newPrefix = () => `t${process.pid}-${Date.now().toString(36)}-${prefixCount++}/`;
 
-  const kvStore = (prefix: string, key = keyA.path): KvCaStore => {
+  const kvStore = (prefix: string, key = keyA.path, previousKey?: string): KvCaStore => {
     const s = stateStoreFromFlags({
       ...store().connectionValues(),
       state: store().kind,
       statePrefix: prefix,
       stateEncryptionKey: key,
+      stateEncryptionKeyPrevious: previousKey,
     });
     if (!s) throw new Error('expected a shared store');
     return s;
   };
   const replica = async (
     prefix: string,
-    extra: Partial<OpenCaOptions> & { key?: string } = {},
+    extra: Partial<OpenCaOptions> & { key?: string; previousKey?: string } = {},
   ): Promise<OpenedCa> => {
     const ca = await openCa({
-      store: kvStore(prefix, extra.key),
+      store: kvStore(prefix, extra.key, extra.previousKey),
       dataDir: dir('data'),
       env: {},
       ...extra,
@@ -153,19 +154,21 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     expect(cli.stderr).toContain(`encryption key id ${keyA.id}`);
     expect(await store().raw(prefix)).toEqual(before);
 
-    // The right key still opens it, and the previous-key flag reads values sealed before a
-    // key rotation (the next write seals them with the new key).
-    const rotated = await runCommand(caCommand, [
-      'rotate',
-      ...cliFlags(prefix, keyB.path),
-      '--state-encryption-key-previous',
-      keyA.path,
-    ]);
-    expect(rotated.stderr).toBe('');
-    const roots = JSON.parse((await store().raw(prefix)).get(`${prefix}ca/roots`)!) as {
+    // Key rotation: a replica given the new key and the previous one reads what the old key
+    // sealed and re-seals it with the new key; the old key alone no longer opens the store.
+    await replica(prefix, { key: keyB.path, previousKey: keyA.path });
+    const raw = await store().raw(prefix);
+    const roots = JSON.parse(raw.get(`${prefix}ca/roots`)!) as {
       roots: Array<{ key: { kid: string } }>;
     };
-    expect(roots.roots.map((r) => r.key.kid)).toEqual([keyB.id, keyB.id]);
+    expect(roots.roots.map((r) => r.key.kid)).toEqual([keyB.id]);
+    const tokenKey = JSON.parse(raw.get(`${prefix}ca/token-signing-key`)!) as {
+      key: { kid: string };
+    };
+    expect(tokenKey.key.kid).toBe(keyB.id);
+    const old = await runCommand(caCommand, ['show', ...cliFlags(prefix, keyA.path)]);
+    expect(old.code).not.toBe(0);
+    expect(old.stderr).toContain(`sealed with encryption key id ${keyB.id}`);
   });
 
   it('reports a corrupt or truncated value with its key and never overwrites it', async () => {
