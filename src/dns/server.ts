@@ -90,7 +90,11 @@ export class DnsServer {
         udp.close();
         // A free UDP port may be taken for TCP: with port 0, try another pair.
         const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-        if (port !== 0 || !inUse || attempt >= 10) throw err;
+        if (port !== 0 || !inUse || attempt >= 10) {
+          throw new Error(
+            `DNS server: cannot listen on ${host}:${port} (UDP and TCP): ${(err as Error).message}`,
+          );
+        }
       }
     }
   }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as packet from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveCommand } from '../../src/cli/serve-command.js';
 import { dig } from '../support/dig.js';
 import { httpGet } from '../support/http-app.js';
 import { CatalogFile } from '../support/mesh.js';
@@ -306,6 +307,63 @@ describe('serve --dns-port, asked with dig', () => {
     const srv = await dig(dnsPort, '_world._tcp.lucid.internal', 'SRV');
     expect(srv.answers.map((a) => a.data)).toEqual(['1 1 15006 world-1.instance.lucid.internal.']);
   });
+});
+
+describe('serve --dns-* flags', () => {
+  /** Runs `serve ARGS` to its exit: code and output. */
+  function serveOnce(args: string[]): Promise<{ code: number | null; output: string }> {
+    const p = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'serve', ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, LUCID_DATA_DIR: file.dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    killWithTestProcess(p, 'serve-flags');
+    let out = '';
+    p.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    return new Promise((resolve) => p.once('exit', (code) => resolve({ code, output: out })));
+  }
+
+  it('bad values are usage errors naming the flag; a taken port fails the start; the help lists them', async () => {
+    const base = ['--catalog', file.path, '--mtls', 'off', '--auth', 'none', '--host', '127.0.0.1'];
+    // The DNS port of the serve this file runs: taken.
+    const taken = serveOnce([
+      ...base,
+      '--dns-port',
+      String(dnsPort),
+      '--xds-port',
+      '0',
+      '--admin-port',
+      '0',
+    ]);
+    const usage = async (args: string[]): Promise<{ code: number; output: string }> => {
+      let output = '';
+      const cmd = serveCommand()
+        .exitOverride()
+        .configureOutput({ writeErr: (t) => (output += t), writeOut: (t) => (output += t) });
+      try {
+        await cmd.parseAsync(args, { from: 'user' });
+      } catch (err) {
+        return { code: (err as { exitCode: number }).exitCode, output };
+      }
+      return { code: 0, output };
+    };
+    const port = await usage([...base, '--dns-port', '53a']);
+    // A CommanderError: the CLI (src/cli/main.ts) exits 2 for it, a usage error.
+    expect(port.code).not.toBe(0);
+    expect(port.output).toContain('--dns-port: expected integer 0-65535, got "53a"');
+    const ttl = await usage([...base, '--dns-port', '0', '--dns-ttl', '5s']);
+    expect(ttl.output).toContain('--dns-ttl: expected whole seconds 0-86400, got "5s"');
+    const domain = await usage([...base, '--dns-domain', 'bad_domain!']);
+    expect(domain.output).toContain('--dns-domain: expected a DNS name');
+    const { code: takenCode, output: takenOutput } = await taken;
+    expect(takenCode, takenOutput).toBe(1);
+    expect(takenOutput).toContain(`DNS server: cannot listen on 127.0.0.1:${dnsPort}`);
+    const help = serveCommand().helpInformation();
+    for (const flag of ['--dns-port', '--dns-ttl', '--dns-domain', 'LUCID_DNS_PORT']) {
+      expect(help).toContain(flag);
+    }
+  }, 60_000);
 });
 
 /** Resident set size of a process, in bytes. */
