@@ -453,7 +453,7 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
 
       writeReliabilityResult({
         id: 'outage-consul',
-        section: 'outages',
+        section: 'components',
         test: 'test/e2e/outage-consul.test.ts',
         fault:
           'Consul agent frozen (SIGSTOP) for 60 s, then killed (SIGKILL) and started again on its data dir ' +
