@@ -13,6 +13,7 @@ import type { CatalogSink, DiscoverySource } from '../src/sources/source.js';
 import { FileSource } from '../src/sources/file-source.js';
 import { createLogger, type LogLevel } from '../src/telemetry/logger.js';
 import { TrafficFile } from '../src/traffic/traffic-file.js';
+import { syncState } from '../src/xds/type-status.js';
 import { nowMs } from './load/protocol.js';
 
 export interface CpChildConfig {
@@ -218,6 +219,16 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 50));
         gc();
         return stats();
+      }
+      case 'synced': {
+        // Failover: proxies with a stream here on which every type it asked for is SYNCED
+        // (the proxy holds this replica's current version: sent and ACKed, or already held).
+        let synced = 0;
+        for (const s of xds.connected.values()) {
+          if (!s.proxy || s.types.size < Number(msg.types ?? 1)) continue;
+          if ([...s.types.values()].every((t) => syncState(t) === 'SYNCED')) synced++;
+        }
+        return { synced, connected: xds.connected.size, at: nowMs() };
       }
       case 'resource': {
         const r = store.snapshot?.shared[msg.kind as ResourceKind].get(String(msg.name));

@@ -10,10 +10,12 @@ import { writeResults } from './report.js';
 import { peerBinary } from './peer-control-plane.js';
 import { runSession } from './session.js';
 import { runSoak, type SoakPlan } from './soak.js';
+import { runFailover, type FailoverPlan } from './failover.js';
 import {
   RESULT_SCHEMA,
   type CpSettings,
   type EnvoyRunResult,
+  type FailoverResult,
   type Mode,
   type PeerMode,
   type RunResult,
@@ -36,6 +38,8 @@ export interface BenchOptions {
   };
   /** `--workload soak` (run once per mode), if asked for. */
   readonly soak?: SoakPlan;
+  /** `--workload failover` (run once per mode), if asked for. */
+  readonly failover?: FailoverPlan;
   readonly modes: Mode[];
   /**
    * `--peer go-control-plane`: each session is also run against the reference peer, once per
@@ -122,6 +126,21 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
       );
     }
   }
+  const failover: FailoverResult[] = [];
+  if (opts.failover) {
+    for (const mode of opts.modes) {
+      failover.push(
+        await runFailover(opts.failover, {
+          mode,
+          cp: opts.cp,
+          workers: opts.workers,
+          churnWriteMs: opts.churnWriteMs,
+          keepTemp: opts.keepTemp,
+          log,
+        }),
+      );
+    }
+  }
   if (opts.envoy) {
     for (const mode of opts.modes) {
       envoy.push(
@@ -148,6 +167,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
     sessions,
     envoy,
     ...(soak.length ? { soak } : {}),
+    ...(failover.length ? { failover } : {}),
   };
   const runFile = join(opts.outDir, `${id}.json`);
   writeFileSync(runFile, `${JSON.stringify(run, null, 1)}\n`);

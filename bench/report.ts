@@ -13,6 +13,7 @@ import {
   type RunResult,
   type SessionResult,
   type SoakResult,
+  type FailoverResult,
 } from './types.js';
 
 interface Dated<T> {
@@ -125,6 +126,51 @@ function latestSoak(runs: Array<{ run: RunResult; file: string }>): Array<Dated<
     for (const s of run.soak ?? []) latest.set(s.mode, { run, file, value: s });
   }
   return [...latest.values()];
+}
+
+/** Latest failover run per mode (older run files have none). */
+function latestFailover(
+  runs: Array<{ run: RunResult; file: string }>,
+): Array<Dated<FailoverResult>> {
+  const latest = new Map<string, Dated<FailoverResult>>();
+  for (const { run, file } of runs) {
+    for (const f of run.failover ?? []) latest.set(f.mode, { run, file, value: f });
+  }
+  return [...latest.values()];
+}
+
+function failoverTable(list: Array<Dated<FailoverResult>>): string {
+  const rows = list.map(({ value: f }) => [
+    f.mode,
+    `${f.services}×${f.instances}×${f.proxies}`,
+    `**${num(f.reestablishedMs, 0)}**${ok(f.reestablishedMs) && f.reestablishedMs <= 5000 ? '' : ' (over 5 s)'}`,
+    num(f.firstMs, 0),
+    num(f.p50Ms, 0),
+    (f.perReplica ?? []).join(' + ') || dash,
+    String(f.failovers),
+    `${f.bytesResent} B in ${f.responsesResent}`,
+    num(f.bytesPerProxy, 1),
+    mib(f.stormBytes),
+    num(f.survivorCpuSeconds, 1),
+    f.agree ? 'yes' : 'no',
+  ]);
+  return table(
+    [
+      'Mode',
+      'S×I×K',
+      'All K SYNCED on survivors ms (target ≤ 5,000)',
+      'First ms',
+      'Half ms',
+      'Streams per survivor',
+      'Reopen attempts',
+      'Bytes resent',
+      'Bytes per proxy',
+      'For scale: first connect MiB',
+      'Survivors CPU s',
+      'Same content after',
+    ],
+    rows,
+  );
 }
 
 const signed = (v: number | undefined): string =>
@@ -667,8 +713,10 @@ export function renderResults(
   const profiledSessions = sortSessions(latestSessions(runs, true));
   const envoy = latestEnvoy(runs);
   const soak = latestSoak(runs);
+  const failover = latestFailover(runs);
   const used = new Map<string, RunResult>();
-  for (const d of [...sessions, ...profiledSessions, ...envoy, ...soak]) used.set(d.file, d.run);
+  for (const d of [...sessions, ...profiledSessions, ...envoy, ...soak, ...failover])
+    used.set(d.file, d.run);
   const usedRuns = [...used.entries()].sort((a, b) => a[1].startedAt.localeCompare(b[1].startedAt));
   const machines = new Set(usedRuns.map(([, r]) => machineLine(r.machine)));
   const commits = new Set(
@@ -763,6 +811,15 @@ export function renderResults(
         soakTable(soak),
     );
   }
+  if (failover.length > 0) {
+    out.push(
+      '## Failover (issue 12)\n\n' +
+        '`--workload failover` (not in the default set): three control plane replicas (own processes) on one catalog; K simulated sidecars that, like Envoy bootstrapped with three `--xds`, reopen a broken stream after a jittered back-off (0.25 s base, 2 s max) on another replica, saying what they hold (SotW `version_info`, delta `initial_resource_versions`). ' +
+        'All K start on the first replica, which is killed with SIGKILL. Re-established = SYNCED on a survivor: its stream there has every type it asked for at the survivor’s current version (sent and ACKed, or already held), polled every 50 ms. ' +
+        'Bytes resent: every response byte the proxies received from the kill until a second after the last was SYNCED (target: only what they lack, near zero). Same content after: every proxy holds the same content per type as before the kill.\n\n' +
+        failoverTable(failover),
+    );
+  }
   const prof = profilesSection(profiledSessions);
   if (prof) {
     out.push(
@@ -791,6 +848,8 @@ export function renderResults(
     d.value.errors.map((e) => `- ${label(d.value)} ${d.value.mode}: ${e}`),
   );
   for (const d of soak) errors.push(...d.value.errors.map((e) => `- soak ${d.value.mode}: ${e}`));
+  for (const d of failover)
+    errors.push(...d.value.errors.map((e) => `- failover ${d.value.mode}: ${e}`));
   if (errors.length) out.push('## Harness errors\n\n' + errors.slice(0, 30).join('\n'));
   return out.join('\n\n') + '\n';
 }

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_OUT_DIR, DEFAULT_RESULTS, runBench, type BenchOptions } from './harness.js';
 import { writeResults } from './report.js';
 import { soakPlan } from './soak.js';
+import { failoverPlan } from './failover.js';
 import { PEER_NAME } from './peer-control-plane.js';
 import type { Mode, PeerMode } from './types.js';
 import { DEFAULT_SET, QUICK_SET, parseWorkloads, type SessionPlan } from './workloads.js';
@@ -32,6 +33,9 @@ Options:
                                  after a random 5–30 s, 2 flips/s, for --soak-seconds (default
                                  600); control-plane RSS and heap sampled every 10 s. Not in the
                                  default set
+                          failover  3 replicas, 1000×5×1000 all on the first, which is killed
+                                 with -9: time until every proxy is SYNCED on the other two,
+                                 and the bytes resent. Not in the default set
   --mode MODE           sotw | delta | both (default both; sotw when the only workload is soak)
   --soak-seconds N      soak duration (default 600)
   --source SOURCE       file | consul (default file). consul applies to the real-Envoy run:
@@ -162,12 +166,14 @@ async function main(): Promise<void> {
   let sessions: SessionPlan[];
   let envoy = false;
   let soak = false;
+  let failover = false;
   let label: string;
   if (v.workload) {
     const parts = v.workload.split(',').map((p) => p.trim());
     envoy = parts.some((p) => p.toLowerCase() === 'envoy');
     soak = parts.some((p) => p.toLowerCase() === 'soak');
-    const rest = parts.filter((p) => !['envoy', 'soak'].includes(p.toLowerCase()));
+    failover = parts.some((p) => p.toLowerCase() === 'failover');
+    const rest = parts.filter((p) => !['envoy', 'soak', 'failover'].includes(p.toLowerCase()));
     try {
       sessions = rest.length ? parseWorkloads(rest.join(',')) : [];
     } catch (err) {
@@ -241,6 +247,7 @@ async function main(): Promise<void> {
   const opts: BenchOptions = {
     sessions,
     ...(soak ? { soak: soakPlan(soakSeconds, proxies ?? 1000) } : {}),
+    ...(failover ? { failover: failoverPlan(proxies ?? 1000) } : {}),
     envoy: envoy
       ? {
           envoys: int('envoys', v.envoys, 1, 5)!,

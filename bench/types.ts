@@ -326,6 +326,39 @@ export interface SoakResult {
   readonly errors: string[];
 }
 
+/**
+ * `--workload failover` (issue 12): K simulated sidecars on one of three replicas, which is
+ * killed with SIGKILL; they fail over to the other two as Envoy does.
+ */
+export interface FailoverResult {
+  readonly mode: Mode;
+  readonly services: number;
+  readonly instances: number;
+  readonly proxies: number;
+  /** From the kill until every proxy is SYNCED on a survivor (target ≤ 5,000 ms). */
+  readonly reestablishedMs: number;
+  /** ...until the first one is, and half of them. */
+  readonly firstMs: number;
+  readonly p50Ms: number;
+  /** Response bytes the proxies received from the kill until a second after they were done. */
+  readonly bytesResent: number;
+  readonly responsesResent: number;
+  readonly bytesPerProxy: number;
+  /** For scale: what the proxies received when they first connected. */
+  readonly stormBytes: number;
+  /** Stream reopen attempts (a refused one, on the dead replica, counts too). */
+  readonly failovers: number;
+  /** CPU the two survivors spent taking the proxies over. */
+  readonly survivorCpuSeconds: number;
+  /** Every proxy holds the same shared content afterwards. */
+  readonly agree: boolean;
+  /** [ms since the kill, proxies SYNCED on the survivors] whenever the count changed. */
+  readonly curve: ReadonlyArray<readonly [number, number]>;
+  /** Streams on each survivor at the end. */
+  readonly perReplica?: readonly number[];
+  readonly errors: string[];
+}
+
 export interface RunResult {
   readonly schema: typeof RESULT_SCHEMA;
   readonly id: string;
@@ -338,4 +371,6 @@ export interface RunResult {
   readonly envoy: EnvoyRunResult[];
   /** `--workload soak` (absent in older run files). */
   readonly soak?: SoakResult[];
+  /** `--workload failover` (absent in older run files). */
+  readonly failover?: FailoverResult[];
 }

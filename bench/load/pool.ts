@@ -78,6 +78,8 @@ export class LoadPool {
     mode: XdsMode,
     outboundPort: number,
     timeoutMs: number,
+    /** Every replica's address (`target` first): broken streams fail over, as Envoy's do. */
+    failover?: readonly string[],
   ): Promise<{ times: number[]; complete: boolean }> {
     this.configured = this.workers.map(() => undefined);
     const done = new Promise<void>((resolve) => {
@@ -87,7 +89,14 @@ export class LoadPool {
     });
     await Promise.all(
       this.workers.map((w, i) =>
-        w.request({ op: 'open', target, mode, proxies: this.shares[i], outboundPort }),
+        w.request({
+          op: 'open',
+          target,
+          mode,
+          proxies: this.shares[i],
+          outboundPort,
+          ...(failover ? { failover } : {}),
+        }),
       ),
     );
     let timer: NodeJS.Timeout | undefined;

@@ -34,6 +34,11 @@ export type WorkerRequest =
       readonly mode: XdsMode;
       readonly proxies: readonly ProxySpec[];
       readonly outboundPort: number;
+      /**
+       * Failover: every replica's address (`target` first). A broken stream is reopened, as
+       * Envoy does, after a jittered back-off on the next address, saying what it holds.
+       */
+      readonly failover?: readonly string[];
     }
   | { readonly op: 'watch'; readonly watches: readonly WatchSpec[] }
   | { readonly op: 'unwatch'; readonly watchIds: readonly number[] }
@@ -64,6 +69,8 @@ export interface WorkerStats {
   readonly reconfigured?: number;
   /** Sidecars whose current stream is fully configured. */
   readonly configuredNow?: number;
+  /** Failover: streams reopened after they broke (attempts, including refused ones). */
+  readonly failovers?: number;
 }
 
 /** Per type: digest of the shared content → how many proxies hold it; `missing` have none. */

@@ -53,6 +53,8 @@ export interface SidecarHooks {
   request(): void;
   anomaly(message: string): void;
   streamError(index: number, message: string): void;
+  /** Failover: a broken stream is about to be reopened on the next replica. */
+  reconnecting?(index: number): void;
 }
 
 export interface SidecarOptions {
@@ -60,12 +62,21 @@ export interface SidecarOptions {
   readonly node: NodeInfo;
   readonly target: string;
   readonly hooks: SidecarHooks;
+  /** Every replica's address, `target` among them: fail over as Envoy does (see reconnect). */
+  readonly failover?: readonly string[];
 }
+
+/** Envoy's ADS retry back-off in our bootstrap: jittered, base 0.25 s, at most 2 s. */
+const RETRY_BASE_MS = 250;
+const RETRY_MAX_MS = 2000;
 
 export abstract class Sidecar {
   configuredAt = 0;
   /** Its own HTTP/2 connection (one TCP connection per sidecar, as with real Envoys). */
-  protected readonly channel: GrpcH2Channel;
+  protected channel: GrpcH2Channel;
+  private targetIndex: number;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   protected call: Call | undefined;
   protected closed = false;
   /** Names this proxy's own resources contain (excluded from the shared-content digests). */
@@ -74,15 +85,40 @@ export abstract class Sidecar {
   constructor(protected readonly opts: SidecarOptions) {
     this.channel = new GrpcH2Channel(opts.target);
     this.ownMarker = opts.node.id;
+    this.targetIndex = Math.max(0, opts.failover?.indexOf(opts.target) ?? 0);
   }
 
   abstract start(): void;
+  /** A new stream after a failover: everything subscribed, with the versions held. */
+  protected abstract resume(): void;
+
+  /**
+   * As Envoy: after a jittered back-off (0..min(2 s, 0.25 s × 2^failures)), a new connection
+   * to another replica of the xDS cluster, and the subscriptions again.
+   */
+  private scheduleReconnect(): void {
+    const targets = this.opts.failover;
+    if (!targets || targets.length === 0 || this.closed || this.retryTimer) return;
+    const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** this.failures++);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.closed) return;
+      this.channel.close();
+      // Envoy's round robin starts at a random host, so a fleet spreads over the others.
+      const step = 1 + Math.floor(Math.random() * (targets.length - 1));
+      this.targetIndex = (this.targetIndex + step) % targets.length;
+      this.channel = new GrpcH2Channel(targets[this.targetIndex]!);
+      this.opts.hooks.reconnecting?.(this.opts.index);
+      this.resume();
+    }, Math.random() * ceiling);
+  }
   /** Per type: "<count>:<digest>" of what this proxy holds, own resources excluded. */
   abstract digests(): Record<string, string>;
 
   protected open(method: string): Call {
     const call = this.channel.open(`${ADS}/${method}`, {
       message: (buf) => {
+        this.failures = 0;
         this.opts.hooks.response(buf.length);
         try {
           this.onResponse(buf);
@@ -91,7 +127,9 @@ export abstract class Sidecar {
         }
       },
       error: (message) => {
-        if (!this.closed) this.opts.hooks.streamError(this.opts.index, message);
+        if (this.closed) return;
+        this.opts.hooks.streamError(this.opts.index, message);
+        this.scheduleReconnect();
       },
     });
     this.call = call;
@@ -117,6 +155,7 @@ export abstract class Sidecar {
 
   close(): void {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     // Ends the call and the connection; nothing is reported from here on.
     this.channel.close();
   }
@@ -172,6 +211,26 @@ export class SotwSidecar extends Sidecar {
     // Envoy sends its node on the first message only (our bootstrap sets that).
     this.write(encodeSotwRequest({ node: this.opts.node, typeUrl: TYPE_URLS.clusters }));
     this.write(encodeSotwRequest({ typeUrl: TYPE_URLS.listeners }));
+  }
+
+  protected resume(): void {
+    this.open('StreamAggregatedResources');
+    // As Envoy on a new stream: every type, no nonce, the version it holds.
+    let node: NodeInfo | undefined = this.opts.node;
+    for (const kind of KINDS) {
+      const st = this.types.get(kind)!;
+      const named = kind === 'endpoints' || kind === 'routes';
+      if (named && st.names.size === 0) continue;
+      this.write(
+        encodeSotwRequest({
+          ...(node ? { node } : {}),
+          versionInfo: st.versionInfo,
+          typeUrl: TYPE_URLS[kind],
+          ...(named && st.namesBuf ? { names: st.namesBuf } : {}),
+        }),
+      );
+      node = undefined;
+    }
   }
 
   protected onResponse(buf: Buffer): void {
@@ -327,6 +386,26 @@ export class DeltaSidecar extends Sidecar {
     this.open('DeltaAggregatedResources');
     this.write(encodeDeltaRequest({ node: this.opts.node, typeUrl: TYPE_URLS.clusters }));
     this.write(encodeDeltaRequest({ typeUrl: TYPE_URLS.listeners }));
+  }
+
+  protected resume(): void {
+    this.open('DeltaAggregatedResources');
+    // As Envoy on a new stream: every type, its subscriptions, and initial_resource_versions.
+    let node: NodeInfo | undefined = this.opts.node;
+    for (const kind of KINDS) {
+      const st = this.types.get(kind)!;
+      const named = kind === 'endpoints' || kind === 'routes';
+      if (named && st.subscribed.size === 0) continue;
+      this.write(
+        encodeDeltaRequest({
+          ...(node ? { node } : {}),
+          typeUrl: TYPE_URLS[kind],
+          ...(named ? { subscribe: [...st.subscribed] } : {}),
+          initialVersions: st.known,
+        }),
+      );
+      node = undefined;
+    }
   }
 
   protected onResponse(buf: Buffer): void {

@@ -345,6 +345,8 @@ export interface DeltaRequest {
   typeUrl: string;
   subscribe?: readonly string[];
   unsubscribe?: readonly string[];
+  /** On a new stream: the versions held (failover to another replica). */
+  initialVersions?: ReadonlyMap<string, string>;
   nonce?: string;
 }
 
@@ -358,6 +360,13 @@ export function encodeDeltaRequest(r: DeltaRequest): Buffer {
   w.uint32((2 << 3) | LEN).string(r.typeUrl);
   for (const n of r.subscribe ?? []) w.uint32((3 << 3) | LEN).string(n);
   for (const n of r.unsubscribe ?? []) w.uint32((4 << 3) | LEN).string(n);
+  // initial_resource_versions: a map, i.e. repeated entries {key = 1, value = 2}.
+  for (const [name, version] of r.initialVersions ?? []) {
+    w.uint32((5 << 3) | LEN).fork();
+    w.uint32((1 << 3) | LEN).string(name);
+    w.uint32((2 << 3) | LEN).string(version);
+    w.ldelim();
+  }
   if (r.nonce) w.uint32((6 << 3) | LEN).string(r.nonce);
   return Buffer.from(w.finish());
 }
@@ -376,6 +385,7 @@ export function checkFieldNumbers(): void {
         typeUrl: 2,
         resourceNamesSubscribe: 3,
         resourceNamesUnsubscribe: 4,
+        initialResourceVersions: 5,
         responseNonce: 6,
         errorDetail: 7,
       },

@@ -20,6 +20,7 @@ const counters = {
   streamErrors: 0,
 };
 const anomalies: string[] = [];
+let failovers = 0;
 /** Soak (reconnecting sidecars): the parameters `open` was given, and the reopen timers. */
 let opened: Extract<WorkerMessage, { op: 'open' }> | undefined;
 const soak = {
@@ -32,7 +33,13 @@ function newSidecar(index: number): Sidecar {
   const m = opened!;
   const p = m.proxies[index]!;
   const node: NodeInfo = { id: p.nodeId, service: p.service, outboundPort: m.outboundPort };
-  return createSidecar(m.mode, { index, node, target: m.target, hooks });
+  return createSidecar(m.mode, {
+    index,
+    node,
+    target: m.target,
+    hooks,
+    ...(m.failover ? { failover: m.failover } : {}),
+  });
 }
 
 /** Closes sidecar `index`'s stream (client-caused: not a stream error) after a random lifetime and reopens it. */
@@ -119,6 +126,9 @@ const hooks: SidecarHooks = {
   request() {
     counters.requests++;
   },
+  reconnecting() {
+    failovers++;
+  },
   anomaly: noteAnomaly,
   streamError(index, message) {
     counters.streamErrors++;
@@ -139,6 +149,7 @@ function stats(): WorkerStats {
     reconnects: soak.reconnects,
     reconfigured: soak.reconfigured,
     configuredNow: sidecars.filter((s) => s.configuredAt > 0).length,
+    failovers,
   };
 }
 
