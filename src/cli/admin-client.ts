@@ -183,6 +183,20 @@ export async function getJson<T>(conn: AdminConnection, path: string): Promise<T
   return JSON.parse(text) as T;
 }
 
+/** GET a text document (e.g. /metrics); errors as getJson's. */
+export async function getText(conn: AdminConnection, path: string): Promise<string> {
+  const res = await checked(
+    conn,
+    path,
+    await get(conn, path, { accept: 'text/plain', timeoutMs: 5000 }),
+  );
+  try {
+    return await readBody(res);
+  } catch (err) {
+    throw new AdminUnreachable(unreachableMessage(conn.server, err));
+  }
+}
+
 /** Opens an event stream (Server-Sent Events); the body is read by the caller. */
 export async function openEventStream(
   conn: AdminConnection,

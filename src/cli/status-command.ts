@@ -5,6 +5,7 @@ import type { ConfigErrors } from '../admin/mesh-endpoints.js';
 import type { ProxyRow } from '../admin/proxies.js';
 import { adminConnection, getJson, withOperatorOptions } from './admin-client.js';
 import { renderConfigErrors, resolveIo, runCommandBody, type CommandIo } from './mesh-command.js';
+import { fetchStateStatus, renderStateStatus } from './state-status.js';
 
 const TYPES = ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'] as const;
 const HEADERS = ['NODE', 'SERVICE', 'MODE', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS', 'CONNECTED'];
@@ -34,8 +35,13 @@ export function statusCommand(io: CommandIo = {}): Command {
         const config = await getJson<ConfigErrors>(conn, '/v1/config/errors').catch(
           (err: Error) => err,
         );
+        // With a shared CA state store (serve --state consul|etcd): whether it is reachable.
+        const state = await fetchStateStatus(conn).catch(() => undefined);
         if (flags.json) {
-          const extra = config instanceof Error ? {} : { config };
+          const extra = {
+            ...(config instanceof Error ? {} : { config }),
+            ...(state ? { state } : {}),
+          };
           out.stdout(`${JSON.stringify({ proxies, ...extra }, null, 2)}\n`);
           return;
         }
@@ -43,6 +49,7 @@ export function statusCommand(io: CommandIo = {}): Command {
         out.stdout(
           `\n${config instanceof Error ? `Config problems: unknown (${config.message})\n` : renderConfigErrors(config)}`,
         );
+        out.stdout(renderStateStatus(state));
       }),
     );
 }

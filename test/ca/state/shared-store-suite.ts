@@ -13,6 +13,7 @@ import { stateKeyOf } from '../../../src/ca/state/cipher.js';
 import type { KvCaStore } from '../../../src/ca/state/kv-store.js';
 import { caCommand, tokenCommand } from '../../../src/cli/ca-command.js';
 import { stateStoreFromFlags } from '../../../src/cli/state-flags.js';
+import { statusCommand } from '../../../src/cli/status-command.js';
 import { httpGet } from '../../support/http-app.js';
 import { CatalogFile, startTestControlPlane } from '../../support/mesh.js';
 import { runCommand } from '../../support/run-command.js';
@@ -307,6 +308,9 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
       what: 'state healthy',
     });
     expect(await metric('lucid_mesh_state_leader')).toBe('1');
+    const status = () =>
+      runCommand(statusCommand, ['--server', `http://127.0.0.1:${plane.adminPort}`]);
+    expect((await status()).stdout).toMatch(/CA state: .*: reachable; this replica leads/);
 
     await store().stopStore();
     await waitFor(async () => (await metric('lucid_mesh_state_healthy')) === '0', {
@@ -317,6 +321,7 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     expect(leaf.rootSerial).toBe(r1.ca.activeRoot().serial);
     const ready = await httpGet(`http://127.0.0.1:${plane.adminPort}/ready`);
     expect(ready.status).toBe(200);
+    expect((await status()).stdout).toMatch(/CA state: .*: UNREACHABLE/);
     catalog.remove();
   });
 }
