@@ -1,5 +1,5 @@
 // GET /v1/snapshot?node=ID[&type=T]: the resources a node is being served, as Envoy JSON.
-import { DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../catalog/model.js';
+import { DEFAULT_DNS_PORT, DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../catalog/model.js';
 import { findMeshInstance } from '../mesh/index.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
@@ -53,6 +53,8 @@ export function snapshotDump(
     nodeId: node,
     service: findMeshInstance(snapshot.mesh, node)?.service.name ?? '',
     outboundPort: DEFAULT_OUTBOUND_PORT,
+    // As a sidecar whose bootstrap does not set dns_port.
+    dnsPort: DEFAULT_DNS_PORT,
   };
   // A node that is not connected gets a preview: computed for this answer and not kept, so
   // asking about any number of made-up names leaves nothing behind.

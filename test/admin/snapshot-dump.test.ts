@@ -29,9 +29,9 @@ describe('snapshot dump of a node that is not connected', () => {
     for (const name of names(3000)) {
       const dump = snapshotDump(cp.store, streams(), name, undefined);
       expect(dump.connected).toBe(false);
-      // Every node gets at least the shared clusters and its outbound listener.
+      // Every node gets at least the shared clusters, its outbound listener and its DNS one.
       expect(dump.resources.clusters?.length).toBeGreaterThan(0);
-      expect(dump.resources.listeners?.length).toBe(1);
+      expect(dump.resources.listeners?.length).toBe(2);
     }
     expect(cp.store.cacheSizes()).toEqual(before);
     c.close();
