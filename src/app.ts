@@ -23,6 +23,7 @@ import { RecentActivity } from './telemetry/recent-activity.js';
 import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
 import { registerStateMetrics } from './telemetry/state-metrics.js';
+import { startControlPlaneTracing } from './telemetry/tracing.js';
 import { DnsServer, type DnsServerSettings } from './dns/server.js';
 import { DEFAULT_MESH_SETTINGS, type MeshSettings } from './mesh/types.js';
 import type { TrafficProvider } from './traffic/provider.js';
@@ -73,6 +74,8 @@ export interface ControlPlaneOptions {
   dns?: DnsServerSettings;
   /** Publish mesh events to a RabbitMQ exchange (serve --events-amqp). */
   eventStream?: EventStreamSettings;
+  /** Trace the control plane's work to this OTLP collector (serve --tracing-otlp). */
+  controlPlaneTracing?: { readonly collector: { readonly host: string; readonly port: number } };
 }
 
 export interface RunningControlPlane {
@@ -133,9 +136,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     { maxClients: opts.maxEventClients, logger },
   );
   const activity = new RecentActivity(store);
+  // Off: the SDK is never loaded and nothing is added to the observers.
+  const cpTracing = opts.controlPlaneTracing
+    ? await startControlPlaneTracing({ ...opts.controlPlaneTracing, store, logger })
+    : undefined;
+  const tracingObservers = cpTracing ? [cpTracing.observer] : [];
   const xds = new XdsServer({
     watcher: store,
-    observer: combineObservers(counters, metrics, events, activity),
+    observer: combineObservers(counters, metrics, events, activity, ...tracingObservers),
     logger,
     authenticator:
       security?.auth === 'token' ? new TokenAuthenticator(security.ca.tokens) : undefined,
@@ -311,6 +319,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       await Promise.all([xds.close(500), admin.close(), dns?.close()]);
       // Last: the disconnects of the closing streams are recorded too.
       await eventStream?.stop();
+      await cpTracing?.stop();
     },
   };
 }

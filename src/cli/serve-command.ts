@@ -12,6 +12,12 @@ import { choiceOption, durationMsOption, portOption } from './options.js';
 import { haCliOptions, type HaFlags } from './ha-flags.js';
 import { dnsCliOptions, dnsServerFromFlags, type DnsFlags } from './dns-flags.js';
 import {
+  TracingFlagError,
+  tracingCliOptions,
+  tracingFromFlags,
+  type TracingFlags,
+} from './tracing-flags.js';
+import {
   EventsFlagError,
   eventStreamFromFlags,
   eventsCliOptions,
@@ -31,7 +37,14 @@ import {
 } from './traffic-flags.js';
 
 interface ServeFlags
-  extends Record<string, unknown>, SecurityFlags, TrafficFlags, HaFlags, EventsFlags, DnsFlags {
+  extends
+    Record<string, unknown>,
+    SecurityFlags,
+    TrafficFlags,
+    HaFlags,
+    EventsFlags,
+    DnsFlags,
+    TracingFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -78,6 +91,7 @@ export function serveCommand(): Command {
   for (const option of haCliOptions()) command.addOption(option);
   for (const option of dnsCliOptions()) command.addOption(option);
   for (const option of eventsCliOptions()) command.addOption(option);
+  for (const option of tracingCliOptions()) command.addOption(option);
   return command
     .addOption(
       new Option('--xds-port <port>', 'gRPC port for ADS (xDS)')
@@ -184,7 +198,8 @@ export function serveCommand(): Command {
         '  lucid-mesh serve --catalog examples/catalog.yaml --mtls off --auth none   # development\n' +
         '  lucid-mesh serve --catalog examples/catalog.yaml --policy examples/policy.yaml\n' +
         '  lucid-mesh serve --catalog examples/catalog.yaml --traffic examples/traffic.yaml\n' +
-        '  lucid-mesh serve --source etcd --etcd http://127.0.0.1:2379\n',
+        '  lucid-mesh serve --source etcd --etcd http://127.0.0.1:2379\n' +
+        '  lucid-mesh serve --catalog examples/catalog.yaml --tracing-otlp 127.0.0.1:4317 --tracing-sample 10\n',
     )
     .action(async (flags: ServeFlags, cmd: Command) => {
       const usage = (message: string): never =>
@@ -193,6 +208,13 @@ export function serveCommand(): Command {
         usage(
           `--max-debounce-ms: must be at least --debounce-ms (${flags.debounceMs}), got ${flags.maxDebounceMs}`,
         );
+      }
+      let tracing: ReturnType<typeof tracingFromFlags>;
+      try {
+        tracing = tracingFromFlags(flags);
+      } catch (err) {
+        if (err instanceof TracingFlagError) return usage(err.message);
+        throw err;
       }
       const logger = createLogger(flags.logLevel);
       let source: DiscoverySource;
@@ -225,6 +247,7 @@ export function serveCommand(): Command {
           mesh: {
             ...meshSettingsFromFlags(flags, cmd.getOptionValueSource('datacenter') !== 'default'),
             domainSuffix: flags.dnsDomain,
+            ...(tracing ? { tracing } : {}),
           },
           security,
           xdsCredentials,
@@ -246,6 +269,7 @@ export function serveCommand(): Command {
           maxEventClients: flags.maxEventClients,
           ...(flags.dnsPort !== undefined ? { dns: dnsServerFromFlags(flags) } : {}),
           eventStream,
+          ...(tracing ? { controlPlaneTracing: tracing } : {}),
         });
       } catch (err) {
         logger.fatal({ error: (err as Error).message }, 'failed to start');
