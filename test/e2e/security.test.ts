@@ -321,9 +321,12 @@ describe('zero-trust mesh with real Envoy', () => {
     s.close();
     const byType = (k: ResourceKind) =>
       got.filter((r) => r.typeUrl === typeUrl(k)).flatMap((r) => r.resources ?? []);
-    expect(byType('listeners').map((l) => l.name)).toEqual([
-      expect.stringMatching(/^outbound\|http\|/),
-    ]);
+    // Its outbound and DNS listeners (every node gets those), no inbound one of wallet's.
+    expect(
+      byType('listeners')
+        .map((l) => l.name)
+        .sort(),
+    ).toEqual(['dns|15053', expect.stringMatching(/^outbound\|http\|/)]);
     const identity = byType('secrets').find((x) => x.name === 'default') as {
       tlsCertificate: { certificateChain: { inlineString: string } };
     };
