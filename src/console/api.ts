@@ -21,6 +21,8 @@ export type {
 const TOKEN_KEY = 'lucid-mesh.operator-token';
 
 export const token = {
+  /** Whether the operator gave one (empty: the server runs --admin-auth none). */
+  given: (): boolean => sessionStorage.getItem(TOKEN_KEY) !== null,
   get: (): string => sessionStorage.getItem(TOKEN_KEY) ?? '',
   set: (value: string): void => sessionStorage.setItem(TOKEN_KEY, value),
   clear: (): void => sessionStorage.removeItem(TOKEN_KEY),

@@ -23,10 +23,17 @@ function useHash(): string {
 
 type Access = 'checking' | 'granted' | { refused: string };
 
-/** Whether the API answers with the token we have (none is fine under --admin-auth none). */
+/**
+ * Whether the API answers with the token given in this tab (an empty one for a server that runs
+ * --admin-auth none). Without one, nothing is asked: the form comes first.
+ */
 function useAccess(version: number): Access {
   const [access, setAccess] = useState<Access>('checking');
   useEffect(() => {
+    if (!token.given()) {
+      setAccess({ refused: '' });
+      return;
+    }
     setAccess('checking');
     get('/v1/proxies')
       .then(() => setAccess('granted'))
@@ -49,9 +56,10 @@ function TokenForm(props: { refused: string; onToken: () => void }) {
       <h1>lucid-mesh console</h1>
       <p>
         This console reads the operator API. Paste an operator token (
-        <code>lucid-mesh token issue --operator</code>); it is kept in this tab only.
+        <code>lucid-mesh token issue --operator</code>); it is kept in this tab only. Leave it empty
+        for a control plane that runs <code>--admin-auth none</code>.
       </p>
-      {token.get() && <p class="error">{props.refused}</p>}
+      {props.refused && <p class="error">{props.refused}</p>}
       <form
         onSubmit={(e) => {
           e.preventDefault();
@@ -106,7 +114,7 @@ function App() {
           ))}
         </nav>
         <span class="readonly">read-only</span>
-        {token.get() && (
+        {token.given() && (
           <button
             class="link"
             onClick={() => {

@@ -4,6 +4,7 @@ import type { CallGraph } from '../api.js';
 
 const SIZE = 420;
 const R = 160;
+const NODE_R = 30;
 
 export function CallGraphView({ graph }: { graph: CallGraph }) {
   const n = graph.services.length;
@@ -42,30 +43,40 @@ export function CallGraphView({ graph }: { graph: CallGraph }) {
         {allowed.map((c) => {
           const a = pos.get(c.from)!;
           const b = pos.get(c.to)!;
-          // Stop short of the target's circle so the arrowhead shows.
-          const len = Math.hypot(b.x - a.x, b.y - a.y) || 1;
-          const k = (len - 22) / len;
+          // Each edge bends to its own left, so A → B and B → A are two visible arcs; it ends
+          // short of the target's circle so the arrowhead shows.
+          const dx = b.x - a.x;
+          const dy = b.y - a.y;
+          const len = Math.hypot(dx, dy) || 1;
+          const bend = 0.18 * len;
+          const cx = (a.x + b.x) / 2 + (dy / len) * bend;
+          const cy = (a.y + b.y) / 2 - (dx / len) * bend;
+          const tx = b.x - cx;
+          const ty = b.y - cy;
+          const tl = Math.hypot(tx, ty) || 1;
+          const ex = b.x - (tx / tl) * (NODE_R + 2);
+          const ey = b.y - (ty / tl) * (NODE_R + 2);
+          const sl = Math.hypot(cx - a.x, cy - a.y) || 1;
+          const sx = a.x + ((cx - a.x) / sl) * NODE_R;
+          const sy = a.y + ((cy - a.y) / sl) * NODE_R;
           return (
-            <line
+            <path
               class={`edge${c.perRequest ? ' per-request' : ''}`}
               data-from={c.from}
               data-to={c.to}
-              x1={a.x}
-              y1={a.y}
-              x2={a.x + (b.x - a.x) * k}
-              y2={a.y + (b.y - a.y) * k}
+              d={`M ${sx} ${sy} Q ${cx} ${cy} ${ex} ${ey}`}
               marker-end="url(#arrow)"
             >
               <title>{c.reason}</title>
-            </line>
+            </path>
           );
         })}
         {graph.services.map((s) => {
           const p = pos.get(s)!;
           return (
             <g class="node" data-service={s}>
-              <circle cx={p.x} cy={p.y} r={20} />
-              <text x={p.x} y={p.y + 34} text-anchor="middle">
+              <circle cx={p.x} cy={p.y} r={NODE_R} />
+              <text x={p.x} y={p.y + 4} text-anchor="middle">
                 {s}
               </text>
             </g>

@@ -19,6 +19,9 @@ function matches(e: MeshEvent, node: string, type: string): boolean {
   return !type || !('type' in e) || e.type === type;
 }
 
+/** A field's value as `lucid-mesh tail` shows it: JSON, or (none). */
+const show = (v: unknown): string => (v === undefined ? '(none)' : JSON.stringify(v));
+
 function EventRow({ e, type }: { e: MeshEvent; type: string }) {
   if (e.event === 'snapshot') {
     const resources = e.resources.filter((r) => !type || r.type === type);
@@ -27,13 +30,15 @@ function EventRow({ e, type }: { e: MeshEvent; type: string }) {
         <span class="mono">{clock(e.at)}</span> <b>snapshot</b> {e.previous ?? '∅'} → {e.version}
         <ul>
           {resources.map((r) => (
-            <li class={`change ${r.change}`}>
+            <li class={`change ${r.change}`} data-resource={`${r.type}/${r.name}`}>
               {r.change === 'added' ? '+' : r.change === 'removed' ? '−' : '~'} {r.type}/{r.name}{' '}
               {r.change}
               {r.fields.length > 0 && (
                 <ul class="fields mono">
                   {r.fields.map((f) => (
-                    <li>{JSON.stringify(f)}</li>
+                    <li>
+                      {f.path}: {show(f.from)} → {show(f.to)}
+                    </li>
                   ))}
                 </ul>
               )}
