@@ -44,6 +44,9 @@ const ENDPOINTS = [
   '/v1/mesh',
   '/v1/config/errors',
   '/v1/route/explain?from=web&to=api&path=/',
+  '/v1/proxies/pushes?node=web-1',
+  '/v1/convergence',
+  '/v1/mesh/calls',
 ];
 
 interface Answer {
