@@ -1,14 +1,19 @@
-// Three control plane replicas (`lucid-mesh serve` processes) on one real Consul catalog,
-// sharing their CA through one --data-dir (the file store's lock and watches), and three real
-// Envoy sidecars bootstrapped with all three addresses (--xds ×3), mTLS and proxy tokens on.
+// Three control plane replicas (`lucid-mesh serve` processes) on one real Consul: its catalog,
+// and the shared CA state in its KV (--state consul, keys sealed with --state-encryption-key).
+// Every replica starts on an empty local --data-dir (a fresh one at every start): all it
+// needs comes from Consul. Three real Envoy sidecars are bootstrapped with all three
+// addresses (--xds ×3), mTLS and proxy tokens on.
 // A 100 rps loop runs web → api through two sidecars while:
 // - the replica every sidecar is connected to is killed with -9: no request fails, every Envoy
 //   is connected again within 5 s, no cluster or listener is modified, and a catalog change
 //   made after the kill reaches every Envoy;
-// - all three replicas are restarted one after the other with SIGTERM (graceful drain): no
-//   request fails, each exits within --drain-seconds, still no config churn.
+// - all three replicas are restarted one after the other with SIGTERM (graceful drain), each
+//   on a new empty --data-dir: no request fails (the sidecars moved onto replicas with empty
+//   disks are served leaves of the same root), each exits within --drain-seconds, still no
+//   config churn.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderBootstrap, type XdsMode } from '../../src/bootstrap/render.js';
 import { openCa } from '../../src/ca/index.js';
+import { stateStoreFromFlags } from '../../src/cli/state-flags.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startEnvoy } from '../support/envoy.js';
 import { httpGet } from '../support/http-app.js';
@@ -48,7 +54,8 @@ interface ProxyRow {
 
 describe('three replicas on one Consul, sidecars failing over under a 100 rps loop', () => {
   let consul: ConsulAgent | undefined;
-  let dataDir: string;
+  let tmp: string;
+  let keyFile: string;
   let operatorToken: string;
   const replicas: Replica[] = [];
   const apps: TrafficApp[] = [];
@@ -60,7 +67,10 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
       [
         ...['--import', 'tsx', cliEntry, 'serve'],
         ...['--source', 'consul', '--consul', consul!.address, '--consul-backoff-max', '1s'],
-        ...['--host', '127.0.0.1', '--mtls', 'on', '--auth', 'token', '--data-dir', dataDir],
+        ...['--state', 'consul', '--state-encryption-key', keyFile],
+        // An empty local disk at every start: the CA comes from Consul.
+        ...['--data-dir', mkdtempSync(join(tmp, `${r.name}-`))],
+        ...['--host', '127.0.0.1', '--mtls', 'on', '--auth', 'token'],
         ...['--xds-port', String(r.xdsPort), '--admin-port', String(r.adminPort)],
         ...['--drain-seconds', String(DRAIN_SECONDS)],
       ],
@@ -150,11 +160,22 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
         Connect: { SidecarService: { Port: sidecarPorts[i], Checks: [TTL] } },
       });
 
-    dataDir = mkdtempSync(join(tmpdir(), 'lucid-ha-data-'));
-    const ca = await openCa({ dataDir, env: {} });
+    tmp = mkdtempSync(join(tmpdir(), 'lucid-ha-'));
+    keyFile = join(tmp, 'state.key');
+    writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    // Tokens from the shared store, as `lucid-mesh token issue --state consul` would.
+    const ca = await openCa({
+      store: stateStoreFromFlags({
+        consul: consul.address,
+        state: 'consul',
+        stateEncryptionKey: keyFile,
+      }),
+      dataDir: mkdtempSync(join(tmp, 'operator-')),
+      env: {},
+    });
     const tokens = { web: await ca.tokens.issue('web'), api: await ca.tokens.issue('api') };
     operatorToken = await ca.tokens.issueOperator({ name: 'ha-test' });
-    ca.stop();
+    await ca.close();
 
     const ports = await freePorts(6);
     for (let i = 0; i < 3; i++)
@@ -213,7 +234,7 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     await Promise.all(replicas.map((r) => r.exited));
     await consul?.stop();
     await Promise.all(apps.map((a) => a.close()));
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('kill -9 of the replica the sidecars use: 0 failed requests, reconnected within 5 s, no config churn, later changes arrive', async () => {
@@ -272,7 +293,7 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     await waitReady(victim);
   });
 
-  it('rolling restart of all three replicas with SIGTERM: 0 failed requests, no config churn', async () => {
+  it('rolling restart of all three replicas with SIGTERM, each on an empty disk: 0 failed requests, no config churn, one root', async () => {
     await waitFor(allPlaced, { what: 'every sidecar SYNCED', timeoutMs: 30_000 });
     const churnBefore = await churn();
     const loop = startLoadLoop(sidecars[0]!, 'api', { rps: 100, maxMs: 120_000 });
@@ -315,5 +336,15 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     for (const ms of drains) expect(ms).toBeLessThan(DRAIN_SECONDS * 1000 + 1_000);
     for (const s of sidecars) expect(await s.envoy.stat('control_plane.connected_state')).toBe(1);
     expect(await churn()).toEqual(churnBefore);
+    // Every sidecar trusts one root, wherever it is now: the one in Consul.
+    const roots = new Set<string>();
+    for (const sc of sidecars) {
+      const certs = JSON.parse(await sc.envoy.admin('/certs')) as {
+        certificates: Array<{ ca_cert?: Array<{ serial_number: string }> }>;
+      };
+      for (const c of certs.certificates)
+        for (const ca of c.ca_cert ?? []) roots.add(ca.serial_number);
+    }
+    expect(roots.size).toBe(1);
   });
 });
