@@ -192,6 +192,22 @@ export class DnsServer {
     if (!question || query.questions!.length !== 1) {
       return this.error(id, opcode, RCODE.FORMERR, transport);
     }
+    try {
+      return this.answer(id, flags, question, query, transport);
+    } catch (err) {
+      // A question dns-packet read but cannot write back (a bug of ours or of it): SERVFAIL.
+      this.options.logger.warn({ err, name: question.name }, 'DNS answer failed');
+      return this.error(id, opcode, RCODE.SERVFAIL, transport);
+    }
+  }
+
+  private answer(
+    id: number,
+    flags: number,
+    question: packet.Question,
+    query: packet.DecodedPacket,
+    transport: Transport,
+  ): Buffer {
     const answer = answerQuestion(this.options.mesh(), question, { ttlSeconds: this.ttlSeconds });
     const opt = query.additionals?.find((a) => a.type === 'OPT');
     const edns: packet.Answer[] = opt
