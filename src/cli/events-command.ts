@@ -12,6 +12,7 @@ import { formatEnvelope } from './events-format.js';
 interface EventsCommandFlags {
   amqp?: string;
   amqpFile?: string;
+  amqpCa?: string;
   exchange: string;
   binding: string[];
   count?: number;
@@ -33,6 +34,12 @@ export function eventsCommand(): Command {
       new Option('--amqp-file <path>', 'a file holding the --amqp URL')
         .env('LUCID_EVENTS_AMQP_FILE')
         .conflicts('amqp'),
+    )
+    .addOption(
+      new Option(
+        '--amqp-ca <file>',
+        'PEM CA certificate(s) that verify an amqps:// broker (default: the system trust store)',
+      ).env('LUCID_EVENTS_AMQP_CA'),
     )
     .addOption(
       new Option('--exchange <name>', 'the exchange serve publishes to (--events-exchange)')
@@ -69,12 +76,23 @@ export function eventsCommand(): Command {
         process.stderr.write(`lucid-mesh events: ${scrub(message, url)}\n`);
         process.exit(1);
       };
+      let ca: string | undefined;
+      if (flags.amqpCa !== undefined) {
+        try {
+          ca = readFileSync(flags.amqpCa, 'utf8');
+        } catch (err) {
+          return usage(
+            `--amqp-ca: cannot read ${JSON.stringify(flags.amqpCa)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          );
+        }
+      }
       const bindings = flags.binding?.length ? flags.binding : ['#'];
       let conn: amqp.ChannelModel;
       try {
         conn = await amqp.connect(url.url, {
           timeout: 10_000,
           clientProperties: { connection_name: 'lucid-mesh events (consumer)' },
+          ...(url.tls && ca !== undefined ? { ca: [ca] } : {}),
         });
       } catch (err) {
         return fail(`cannot connect to ${url.redacted}: ${(err as Error).message}`);

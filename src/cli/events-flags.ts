@@ -14,6 +14,7 @@ import {
 export interface EventsFlags {
   eventsAmqp?: string;
   eventsAmqpFile?: string;
+  eventsAmqpCa?: string;
   eventsExchange: string;
   eventsOutboxDir?: string;
   eventsOutboxMaxMb: number;
@@ -35,6 +36,10 @@ export function eventsCliOptions(): Option[] {
     )
       .env('LUCID_EVENTS_AMQP_FILE')
       .conflicts('eventsAmqp'),
+    new Option(
+      '--events-amqp-ca <file>',
+      'PEM CA certificate(s) that verify an amqps:// broker (default: the system trust store)',
+    ).env('LUCID_EVENTS_AMQP_CA'),
     new Option('--events-exchange <name>', 'topic exchange the events go to (declared durable)')
       .env('LUCID_EVENTS_EXCHANGE')
       .default(DEFAULT_EVENTS_EXCHANGE)
@@ -84,9 +89,31 @@ export function eventStreamFromFlags(flags: EventsFlags): EventStreamSettings | 
   } else {
     return undefined;
   }
+  let ca: string | undefined;
+  if (flags.eventsAmqpCa !== undefined) {
+    try {
+      ca = readFileSync(flags.eventsAmqpCa, 'utf8');
+    } catch (err) {
+      throw new EventsFlagError(
+        `--events-amqp-ca: cannot read ${JSON.stringify(flags.eventsAmqpCa)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new EventsFlagError(
+        `--events-amqp-ca: ${JSON.stringify(flags.eventsAmqpCa)} holds no PEM certificate`,
+      );
+    }
+  }
   try {
+    const url = parseBrokerUrl(raw, flag);
+    if (ca !== undefined && !url.tls) {
+      throw new EventsFlagError(
+        `--events-amqp-ca: only for an amqps:// broker, got ${JSON.stringify(url.redacted)}`,
+      );
+    }
     return {
-      url: parseBrokerUrl(raw, flag),
+      url,
+      ...(ca !== undefined ? { ca } : {}),
       flag,
       exchange: flags.eventsExchange,
       outboxDir: flags.eventsOutboxDir ?? join(flags.dataDir, 'events-outbox'),

@@ -20,6 +20,8 @@ export interface PublisherOptions {
   /** The flag the URL came from, named in errors. */
   readonly flag: string;
   readonly exchange: string;
+  /** PEM CA bundle that verifies an amqps:// broker (default: Node's trusted CAs). */
+  readonly ca?: string;
   readonly outbox: Outbox;
   readonly logger: Logger;
   readonly maxRetryMs?: number;
@@ -81,6 +83,7 @@ export class AmqpPublisher {
       conn = await amqp.connect(url.url, {
         timeout: 10_000,
         clientProperties: { connection_name: 'lucid-mesh events' },
+        ...(url.tls && this.opts.ca ? { ca: [this.opts.ca] } : {}),
       });
       const current = conn;
       // 'close' follows every 'error': handled there.

@@ -25,6 +25,8 @@ export interface EventStreamSettings {
   /** The flag (or env var) the URL came from, named in errors. */
   readonly flag: string;
   readonly exchange: string;
+  /** PEM CA bundle for an amqps:// broker (--events-amqp-ca). */
+  readonly ca?: string;
   readonly outboxDir: string;
   readonly outboxMaxBytes: number;
   readonly replica: string;
@@ -75,6 +77,7 @@ export async function startEventStream(
     url: settings.url,
     flag: settings.flag,
     exchange: settings.exchange,
+    ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
     outbox,
     logger,
     maxRetryMs: settings.maxRetryMs,

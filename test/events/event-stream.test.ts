@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
+import { pino, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
 import { openCa, type OpenedCa } from '../../src/ca/open.js';
@@ -15,6 +16,7 @@ import { parseBrokerUrl } from '../../src/events/amqp-url.js';
 import type { AnyEventEnvelope, EventEnvelope } from '../../src/events/envelope.js';
 import { FileSource } from '../../src/sources/file-source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
+import { makeAdminTls, type AdminTlsFiles } from '../support/admin-tls.js';
 import { node, sotwClient, typeUrl } from '../support/ads-client.js';
 import { startTcpProxy } from '../support/etcd.js';
 import { httpGet } from '../support/http-app.js';
@@ -30,13 +32,17 @@ import { waitFor } from '../support/wait.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 let broker: RabbitMqHandle;
+// A self-signed certificate for the broker's AMQPS listener (its own CA).
+let tls: AdminTlsFiles;
 const cleanups: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
-  broker = await startRabbitMq('events');
+  tls = makeAdminTls();
+  broker = await startRabbitMq('events', { tls: { certFile: tls.certFile, keyFile: tls.keyFile } });
 }, RABBITMQ_START_TIMEOUT_MS + 30_000);
 afterAll(async () => {
   await broker?.remove();
+  if (tls) rmSync(tls.dir, { recursive: true, force: true });
 });
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -116,11 +122,14 @@ async function controlPlane(opts: {
   ca?: OpenedCa;
   outboxMaxBytes?: number;
   outboxDir?: string;
+  /** PEM CA for an amqps:// URL. */
+  amqpCa?: string;
+  logger?: Logger;
 }): Promise<RunningControlPlane> {
   const outboxDir = opts.outboxDir ?? mkdtempSync(join(tmpdir(), 'lucid-outbox-'));
   const cp = await startControlPlane({
     source: new FileSource(opts.catalog.path, silentLogger),
-    logger: silentLogger,
+    logger: opts.logger ?? silentLogger,
     host: '127.0.0.1',
     xdsPort: 0,
     adminPort: 0,
@@ -131,6 +140,7 @@ async function controlPlane(opts: {
       url: parseBrokerUrl(opts.url, '--events-amqp'),
       flag: '--events-amqp',
       exchange: opts.exchange,
+      ...(opts.amqpCa !== undefined ? { ca: opts.amqpCa } : {}),
       outboxDir,
       outboxMaxBytes: opts.outboxMaxBytes ?? 64 * 1024 * 1024,
       replica: 'replica-a',
@@ -366,6 +376,89 @@ describe('mesh event stream on RabbitMQ', () => {
       false,
     );
   }, 60_000);
+});
+
+describe('the outbox across a restart of the control plane', () => {
+  it('publishes what the previous process left unconfirmed, and numbering goes on', async () => {
+    const exchange = 'restart.events';
+    const consumer = await consume(broker.url, exchange, { queue: 'restart-test' });
+    cleanups.push(() => consumer.close());
+    const proxy = await startTcpProxy(broker.port);
+    cleanups.push(() => proxy.close());
+    await proxy.cut();
+    const outboxDir = mkdtempSync(join(tmpdir(), 'lucid-outbox-restart-'));
+    cleanups.push(() => rmSync(outboxDir, { recursive: true, force: true }));
+    const url = `amqp://guest:guest@127.0.0.1:${proxy.port}/`;
+    const catalog = newCatalog(catalogWith(41000));
+    const first = await controlPlane({ url, exchange, catalog, outboxDir });
+    for (let i = 1; i <= 5; i++) {
+      const before = first.store.snapshot?.version;
+      catalog.write(catalogWith(41000 + i));
+      await waitFor(() => first.store.snapshot?.version !== before, { what: `change ${i}` });
+    }
+    const held = first.eventStream!.outbox.size;
+    expect(held).toBeGreaterThanOrEqual(6);
+    await first.stop();
+
+    await proxy.restore();
+    const second = await controlPlane({ url, exchange, catalog, outboxDir });
+    await waitFor(() => second.store.snapshot !== undefined, { what: 'the first snapshot' });
+    catalog.write(catalogWith(41100));
+    await waitFor(
+      () => ofKey(consumer.received, 'mesh.changed').some((e) => showsWorldPort(e, 41100)),
+      { what: "the new process's change", timeoutMs: 30_000 },
+    );
+    await waitFor(() => second.eventStream!.outbox.size === 0, { what: 'an empty outbox' });
+    const seqs = [...new Set(consumer.received.map((r) => r.envelope.seq))];
+    // Everything from seq 1, the old process's events first, then the new one's.
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(seqs.length).toBeGreaterThan(held);
+    for (let i = 1; i <= 5; i++) {
+      expect(
+        ofKey(consumer.received, 'mesh.changed').some((e) => showsWorldPort(e, 41000 + i)),
+      ).toBe(true);
+    }
+  }, 60_000);
+});
+
+describe('amqps:// (TLS to the broker)', () => {
+  it('publishes over TLS with the broker verified against --events-amqp-ca', async () => {
+    const exchange = 'tls.events';
+    const consumer = await consume(broker.url, exchange);
+    cleanups.push(() => consumer.close());
+    const catalog = newCatalog(catalogWith(9102));
+    const cp = await controlPlane({ url: broker.tlsUrl!, exchange, catalog, amqpCa: tls.cert });
+    await waitFor(() => ofKey(consumer.received, 'mesh.changed').length > 0, {
+      what: 'a mesh.changed published over amqps',
+      timeoutMs: 15_000,
+    });
+    expect(await metric(cp, 'lucid_mesh_events_broker_connected')).toBe(1);
+  });
+
+  it('refuses a broker certificate it cannot verify, saying why, and keeps the events', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const catalog = newCatalog(catalogWith(9102));
+    const cp = await controlPlane({
+      url: broker.tlsUrl!,
+      exchange: 'tls2.events',
+      catalog,
+      logger,
+    });
+    await waitFor(() => lines.some((l) => l.includes('cannot publish to')), {
+      what: 'the TLS error in the log',
+      timeoutMs: 15_000,
+    });
+    const line = JSON.parse(lines.find((l) => l.includes('cannot publish to'))!) as {
+      msg: string;
+      level: number;
+    };
+    expect(line.level).toBe(50);
+    expect(line.msg).toContain('amqps://guest:***@localhost');
+    expect(line.msg).toMatch(/self[- ]signed certificate/);
+    await waitFor(() => cp.eventStream!.outbox.size > 0, { what: 'the first event kept' });
+    expect(await metric(cp, 'lucid_mesh_events_broker_connected')).toBe(0);
+  });
 });
 
 describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {

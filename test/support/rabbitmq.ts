@@ -20,6 +20,9 @@ export interface RabbitMqHandle {
   /** amqp://guest:guest@127.0.0.1:<port>/ (guest may log in from loopback). */
   readonly url: string;
   readonly nodename: string;
+  /** With `tls`: the AMQPS port and amqps://guest:guest@localhost:<tlsPort>/. */
+  readonly tlsPort?: number;
+  readonly tlsUrl?: string;
   running(): boolean;
   /** The broker's stdout/stderr (its log goes there too). */
   logs(): string;
@@ -36,10 +39,23 @@ export const rabbitmqWrapper = (): string => toolPath('rabbitmq');
 /** The broker takes a few seconds to boot (on 2 busy cores, up to ~30 s). */
 export const RABBITMQ_START_TIMEOUT_MS = 90_000;
 
-export async function startRabbitMq(name = 'rmq'): Promise<RabbitMqHandle> {
+export interface StartRabbitMqOptions {
+  /** Also an AMQPS listener with this certificate chain and key (PEM files). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+}
+
+export async function startRabbitMq(
+  name = 'rmq',
+  opts: StartRabbitMqOptions = {},
+): Promise<RabbitMqHandle> {
   const wrapper = rabbitmqWrapper();
   const epmdBin = join(dirname(wrapper), 'root/usr/lib/erlang/bin/epmd');
-  const [port, distPort, epmdPort] = (await freePorts(3)) as [number, number, number];
+  const [port, distPort, epmdPort, tlsPort] = (await freePorts(4)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   const base = mkdtempSync(join(tmpdir(), `lucid-rabbitmq-${name}-`));
   const home = join(base, 'home');
   mkdirSync(home);
@@ -53,6 +69,15 @@ export async function startRabbitMq(name = 'rmq'): Promise<RabbitMqHandle> {
       'log.console = true',
       'log.console.level = warning',
       'log.file = false',
+      ...(opts.tls
+        ? [
+            `listeners.ssl.default = 127.0.0.1:${tlsPort}`,
+            `ssl_options.certfile = ${opts.tls.certFile}`,
+            `ssl_options.keyfile = ${opts.tls.keyFile}`,
+            'ssl_options.verify = verify_none',
+            'ssl_options.fail_if_no_peer_cert = false',
+          ]
+        : []),
       '',
     ].join('\n'),
   );
@@ -144,6 +169,7 @@ export async function startRabbitMq(name = 'rmq'): Promise<RabbitMqHandle> {
     port,
     url,
     nodename,
+    ...(opts.tls ? { tlsPort, tlsUrl: `amqps://guest:guest@localhost:${tlsPort}/` } : {}),
     running,
     logs: () => output,
     stop,
