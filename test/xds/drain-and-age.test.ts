@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseCatalog } from '../../src/catalog/schema.js';
+import { haCliOptions } from '../../src/cli/ha-flags.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { XdsCounters } from '../../src/xds/observer.js';
@@ -119,5 +120,32 @@ describe('--max-stream-age', () => {
     c.send(ack(await c.next()));
     await c.expectSilence(800);
     expect(xds.connected.size).toBe(1);
+  });
+});
+
+describe('serve flags --drain-seconds and --max-stream-age', () => {
+  const option = (long: string) => haCliOptions().find((o) => o.long === long)!;
+  const parse = (long: string, value: string): unknown => option(long).parseArg!(value, undefined);
+
+  it('parse durations and seconds, with env vars and documented defaults', () => {
+    expect(parse('--max-stream-age', '30m')).toBe(1_800_000);
+    expect(parse('--max-stream-age', '90s')).toBe(90_000);
+    expect(parse('--max-stream-age', '0')).toBe(0);
+    expect(parse('--drain-seconds', '5')).toBe(5);
+    expect(option('--drain-seconds').envVar).toBe('LUCID_DRAIN_SECONDS');
+    expect(option('--max-stream-age').envVar).toBe('LUCID_MAX_STREAM_AGE');
+    expect(option('--drain-seconds').defaultValue).toBe(10);
+    expect(option('--max-stream-age').defaultValue).toBe(30 * 60_000);
+    expect(option('--max-stream-age').defaultValueDescription).toBe('30m');
+  });
+
+  it.each([
+    ['--drain-seconds', '0', '--drain-seconds: expected whole seconds 1-3600, got "0"'],
+    ['--drain-seconds', '1.5', '--drain-seconds: expected whole seconds 1-3600, got "1.5"'],
+    ['--max-stream-age', '5s', '--max-stream-age: expected 0 (never) or a duration from 10s to 7d'],
+    ['--max-stream-age', '30', '--max-stream-age: expected 0 (never) or a duration'],
+    ['--max-stream-age', '8d', 'got "8d"'],
+  ])('%s %s is refused, naming the flag and the value', (long, value, message) => {
+    expect(() => parse(long, value)).toThrow(message);
   });
 });
