@@ -2,6 +2,7 @@
 // process, so its memory is its own) on a watched catalog file, asked with real `dig`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as packet from 'dns-packet';
@@ -187,6 +188,29 @@ describe('serve --dns-port, asked with dig', () => {
   it('TCP answers the same', async () => {
     const r = await dig(dnsPort, 'world.lucid.internal', 'A', ['+tcp']);
     expect(sorted(r.answers.map((a) => a.data))).toEqual(['10.0.0.21', '10.0.0.22']);
+  });
+
+  it('TCP connections are bounded: past 256 at once the server closes new ones; then it answers again', async () => {
+    const sockets = Array.from({ length: 300 }, () => net.connect(dnsPort, '127.0.0.1'));
+    let closedByServer = 0;
+    for (const socket of sockets) {
+      socket.on('error', () => undefined);
+      socket.on('close', () => closedByServer++);
+    }
+    try {
+      await waitFor(() => closedByServer >= 300 - 256, {
+        timeoutMs: 10_000,
+        what: `the connections past 256 to be closed (closed: ${closedByServer})`,
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(closedByServer).toBe(300 - 256);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+    await waitFor(
+      async () => (await dig(dnsPort, 'world.lucid.internal', 'A', ['+tcp'])).answers.length === 2,
+      { timeoutMs: 10_000, what: 'TCP answers once the connections are gone' },
+    );
   });
 
   it('a UDP answer too large for 512 bytes is truncated (TC); dig then gets it all over TCP', async () => {

@@ -2,6 +2,8 @@
 // the set of services changes, untouched (not even re-translated) when only endpoints do.
 import { describe, expect, it } from 'vitest';
 import { parseCatalog } from '../../src/catalog/schema.js';
+import { buildMesh, DEFAULT_MESH_SETTINGS, meshProxy } from '../../src/mesh/index.js';
+import { EMPTY_TRAFFIC } from '../../src/traffic/types.js';
 import { decodeMessage, TYPE_URLS } from '../../src/protos/envoy.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
@@ -30,6 +32,38 @@ describe('node.metadata.dns_port', () => {
     expect(() => proxyIdentityOf(node({ dns_port: bad }))).toThrow(
       /^node\.metadata\.dns_port: expected integer 0-65535 \(0: no DNS listener\), got /,
     );
+  });
+});
+
+describe("a sidecar's DNS listener", () => {
+  it('answers the names of serve --dns-domain', () => {
+    const mesh = buildMesh({
+      catalog: parseCatalog(twoServices()),
+      traffic: EMPTY_TRAFFIC,
+      settings: { ...DEFAULT_MESH_SETTINGS, domainSuffix: 'mesh.example' },
+    });
+    const own = translateProxy(
+      mesh,
+      meshProxy(mesh, { nodeId: 'x', service: 'hello', outboundPort: 15001, dnsPort: 5353 }),
+    );
+    const listener = own.listeners.get('dns|5353') as unknown as {
+      address: { socketAddress: unknown };
+      listenerFilters: Array<{
+        typedConfig: {
+          serverConfig: { inlineDnsTable: { virtualDomains: Array<{ name: string }> } };
+        };
+      }>;
+    };
+    expect(listener.address.socketAddress).toEqual({
+      protocol: 'UDP',
+      address: '127.0.0.1',
+      portValue: 5353,
+    });
+    const table = listener.listenerFilters[0]!.typedConfig.serverConfig.inlineDnsTable;
+    expect(table.virtualDomains.map((d) => d.name)).toEqual([
+      'hello.mesh.example',
+      'world.mesh.example',
+    ]);
   });
 });
 
