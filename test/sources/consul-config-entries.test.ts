@@ -357,6 +357,22 @@ describe('ConsulTrafficSource against a real Consul agent', () => {
     });
     expect(config.proxyDefaults?.Config.protocol).toBe('http');
   });
+
+  it("proxy-defaults AccessLogs as Consul stores and prints it (Consul's own field) reach the configuration", async () => {
+    await write({
+      ...PROXY_DEFAULTS,
+      AccessLogs: { Enabled: true, Type: 'file', Path: '/var/log/envoy/access.log' },
+    });
+    const { source } = newSource();
+    await source.start();
+    const config = await waitFor(() => source.current(), { what: 'the first configuration' });
+    expect(config.proxyDefaults?.AccessLogs).toEqual({
+      Enabled: true,
+      Type: 'file',
+      Path: '/var/log/envoy/access.log',
+    });
+    expect(config.unsupported).toEqual([]);
+  });
 });
 
 describe('Consul catalog and config entries within one connection budget', () => {
