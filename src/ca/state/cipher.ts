@@ -74,13 +74,16 @@ export class StateCipher {
     return this.opts.key?.id;
   }
 
-  /** Seals `pem` for the KV key `where`. Refuses plaintext unless it was asked for. */
-  seal(pem: string, where: string): Sealed {
+  /**
+   * Seals `pem` for the KV key `where` (bound in as associated data); `label` names it in
+   * errors. Refuses plaintext unless it was asked for.
+   */
+  seal(pem: string, where: string, label = where): Sealed {
     const key = this.opts.key;
     if (!key) {
       if (this.opts.insecurePlaintext) return { alg: 'plaintext', pem };
       throw new StateKeyError(
-        `${where}: refusing to store a private key in the shared store unencrypted; give ` +
+        `${label}: refusing to store a private key in the shared store unencrypted; give ` +
           '--state-encryption-key FILE (env LUCID_STATE_ENCRYPTION_KEY) or --state-insecure-plaintext',
       );
     }
@@ -97,14 +100,14 @@ export class StateCipher {
     };
   }
 
-  /** Opens a sealed value of the KV key `where`; the error names the key id and `where`. */
-  open(sealed: Sealed, where: string): string {
+  /** Opens a sealed value of the KV key `where`; errors name the key id and `label`. */
+  open(sealed: Sealed, where: string, label = where): string {
     if (sealed.alg === 'plaintext') return sealed.pem;
     const key = [this.opts.key, this.opts.previous].find((k) => k?.id === sealed.kid);
     if (!key) {
       const have = [this.opts.key, this.opts.previous].flatMap((k) => (k ? [k.id] : []));
       throw new StateKeyError(
-        `${where}: sealed with encryption key id ${sealed.kid}, but ` +
+        `${label}: sealed with encryption key id ${sealed.kid}, but ` +
           (have.length > 0
             ? `--state-encryption-key${have.length > 1 ? ' / --state-encryption-key-previous' : ''} ` +
               `has id ${have.join(' / ')}`
@@ -122,7 +125,7 @@ export class StateCipher {
       ]).toString('utf8');
     } catch {
       throw new StateKeyError(
-        `${where}: cannot decrypt with encryption key id ${sealed.kid} (the value was altered, ` +
+        `${label}: cannot decrypt with encryption key id ${sealed.kid} (the value was altered, ` +
           'or a different key has the same id); refusing to start (nothing was changed)',
       );
     }

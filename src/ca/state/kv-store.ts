@@ -130,7 +130,11 @@ export class KvCaStore implements CaStore {
       resealed.push(this.keys.roots);
     }
     if (tokenKey && tokenPem !== undefined && this.stale(tokenKey.value)) {
-      const sealed = this.opts.cipher.seal(tokenPem, this.keys.tokenKey);
+      const sealed = this.opts.cipher.seal(
+        tokenPem,
+        this.keys.tokenKey,
+        this.where(this.keys.tokenKey),
+      );
       const text = JSON.stringify({ version: 1, key: sealed });
       if (await this.putIf(this.keys.tokenKey, text, tokenKey.version)) {
         resealed.push(this.keys.tokenKey);
@@ -209,7 +213,7 @@ export class KvCaStore implements CaStore {
     const existing = await this.get(this.keys.tokenKey);
     if (existing) return this.decodeTokenKey(existing.value);
     const pem = await create();
-    const sealed = this.opts.cipher.seal(pem, this.keys.tokenKey);
+    const sealed = this.opts.cipher.seal(pem, this.keys.tokenKey, this.where(this.keys.tokenKey));
     const text = JSON.stringify({ version: 1, key: sealed });
     if (await this.putIf(this.keys.tokenKey, text, undefined)) return pem;
     // Another replica stored one first: use theirs.
@@ -282,7 +286,11 @@ export class KvCaStore implements CaStore {
     const { roots } = parse(this.where(this.keys.roots), text, rootsValue);
     return roots.map(({ key, ...root }) => ({
       ...root,
-      keyPem: this.opts.cipher.open(key, rootKeyWhere(this.keys.roots, root.serial)),
+      keyPem: this.opts.cipher.open(
+        key,
+        rootKeyWhere(this.keys.roots, root.serial),
+        `${this.where(this.keys.roots)} (root ${root.serial})`,
+      ),
     }));
   }
 
@@ -293,7 +301,11 @@ export class KvCaStore implements CaStore {
       }
       return {
         ...root,
-        key: this.opts.cipher.seal(keyPem, rootKeyWhere(this.keys.roots, root.serial)),
+        key: this.opts.cipher.seal(
+          keyPem,
+          rootKeyWhere(this.keys.roots, root.serial),
+          `${this.where(this.keys.roots)} (root ${root.serial})`,
+        ),
       };
     });
     return JSON.stringify({ version: 1, roots: entries });
@@ -301,7 +313,7 @@ export class KvCaStore implements CaStore {
 
   private decodeTokenKey(text: string): string {
     const { key } = parse(this.where(this.keys.tokenKey), text, tokenKeyValue);
-    return this.opts.cipher.open(key, this.keys.tokenKey);
+    return this.opts.cipher.open(key, this.keys.tokenKey, this.where(this.keys.tokenKey));
   }
 }
 
