@@ -342,4 +342,25 @@ describe('EtcdTrafficSource (real etcd)', () => {
     await source.start();
     expect(source.current()?.serviceDefaults.get('api')?.Protocol).toBe('grpc');
   });
+  it('proxy-defaults Tracing and service-defaults AccessLogs (lucid-mesh fields) from etcd keys', async () => {
+    const prefix = newPrefix();
+    await put(prefix, 'proxy-defaults', 'global', {
+      Tracing: { Collector: 'jaeger:4317', SamplingPercent: 5 },
+    });
+    await put(prefix, 'service-defaults', 'api', {
+      AccessLogs: { Enabled: true, Type: 'stderr', TextFormat: '%RESPONSE_CODE%' },
+    });
+    const { source } = await startSource(prefix);
+    const config = await until('the first configuration', () => source.current());
+    expect(config.proxyDefaults?.Tracing).toEqual({
+      Provider: 'opentelemetry',
+      Collector: { host: 'jaeger', port: 4317 },
+      SamplingPercent: 5,
+    });
+    expect(config.serviceDefaults.get('api')?.AccessLogs).toEqual({
+      Enabled: true,
+      Type: 'stderr',
+      TextFormat: '%RESPONSE_CODE%',
+    });
+  });
 });
