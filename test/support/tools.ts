@@ -6,7 +6,15 @@ import { fileURLToPath } from 'node:url';
 const installScript = fileURLToPath(new URL('../../scripts/install-tools.sh', import.meta.url));
 const cache = new Map<string, string>();
 
-export type Tool = 'envoy' | 'consul' | 'etcd' | 'chromium' | 'promtool' | 'rabbitmq' | 'dig';
+export type Tool =
+  | 'envoy'
+  | 'consul'
+  | 'etcd'
+  | 'chromium'
+  | 'promtool'
+  | 'rabbitmq'
+  | 'dig'
+  | 'prometheus';
 
 export function toolPath(tool: Tool): string {
   let path = cache.get(tool);
