@@ -54,12 +54,15 @@ export async function startTestControlPlane(
     /** A traffic file (config entries), watched as `serve --traffic` does. */
     traffic?: CatalogFile;
     mesh?: ControlPlaneOptions['mesh'];
+    /** Control-plane traces to this OTLP collector (serve --tracing-otlp). */
+    controlPlaneTracing?: ControlPlaneOptions['controlPlaneTracing'];
   } = {},
 ): Promise<RunningControlPlane> {
   const logger = extra.logger ?? silentLogger;
   return startControlPlane({
     traffic: extra.traffic ? new TrafficFile(extra.traffic.path, logger) : undefined,
     mesh: extra.mesh,
+    ...(extra.controlPlaneTracing ? { controlPlaneTracing: extra.controlPlaneTracing } : {}),
     source: new FileSource(catalog.path, logger),
     logger,
     security: extra.security,

@@ -14,6 +14,7 @@ export type Tool =
   | 'promtool'
   | 'rabbitmq'
   | 'dig'
+  | 'jaeger'
   | 'prometheus';
 
 export function toolPath(tool: Tool): string {
