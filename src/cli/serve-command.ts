@@ -224,6 +224,14 @@ export function serveCommand(): Command {
       } catch (err) {
         return usage((err as Error).message);
       }
+      // Checked before the CA opens: a usage error should not touch the data directory.
+      let eventStream: ReturnType<typeof eventStreamFromFlags>;
+      try {
+        eventStream = eventStreamFromFlags(flags);
+      } catch (err) {
+        if (err instanceof EventsFlagError) return usage(err.message);
+        throw err;
+      }
       let serveSecurity: Awaited<ReturnType<typeof securityFromFlags>>;
       try {
         serveSecurity = await securityFromFlags(flags, logger);
@@ -232,13 +240,6 @@ export function serveCommand(): Command {
         throw err;
       }
       const { security, xdsCredentials } = serveSecurity;
-      let eventStream: ReturnType<typeof eventStreamFromFlags>;
-      try {
-        eventStream = eventStreamFromFlags(flags);
-      } catch (err) {
-        if (err instanceof EventsFlagError) return usage(err.message);
-        throw err;
-      }
       let running: RunningControlPlane;
       try {
         running = await startControlPlane({

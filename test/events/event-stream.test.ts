@@ -503,6 +503,21 @@ describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {
     expect(p.stderr()).toContain('--events-amqp: expected an amqp:// or amqps:// URL');
     expect(p.stderr()).toContain('ops:***@broker');
     expect(p.stderr() + p.stdout()).not.toContain('hunter2');
+    // Nothing was opened for it: the usage error comes before the CA.
+    expect(p.stderr()).not.toContain('certificate authority ready');
+    const help = cli(['serve', '--help']);
+    expect(await help.exited).toBe(0);
+    for (const [flag, env] of [
+      ['--events-amqp <url>', 'LUCID_EVENTS_AMQP'],
+      ['--events-amqp-file <path>', 'LUCID_EVENTS_AMQP_FILE'],
+      ['--events-amqp-ca <file>', 'LUCID_EVENTS_AMQP_CA'],
+      ['--events-exchange <name>', 'LUCID_EVENTS_EXCHANGE'],
+      ['--events-outbox-dir <dir>', 'LUCID_EVENTS_OUTBOX_DIR'],
+      ['--events-outbox-max-mb <mb>', 'LUCID_EVENTS_OUTBOX_MAX_MB'],
+    ]) {
+      expect(help.stdout()).toContain(flag);
+      expect(help.stdout()).toContain(`env: ${env}`);
+    }
   }, 30_000);
 
   it('with an unreachable broker: a clear error at start, and xDS serves as usual', async () => {
