@@ -187,7 +187,8 @@ describe('mesh event stream on RabbitMQ', () => {
     cleanups.push(() => consumer.close());
     const catalog = newCatalog(catalogWith(9102));
     const caDir = mkdtempSync(join(tmpdir(), 'lucid-events-ca-'));
-    const ca = await openCa({ dataDir: caDir });
+    // Short-lived leaves, so one is renewed (cert.rotated) during the test.
+    const ca = await openCa({ dataDir: caDir, leafTtlMs: 8_000 });
     cleanups.push(() => rmSync(caDir, { recursive: true, force: true }));
     const cp = await controlPlane({ url: broker.url, exchange, catalog, ca });
     const got = (what: string, check: () => boolean) =>
@@ -221,6 +222,14 @@ describe('mesh event stream on RabbitMQ', () => {
     const cert = ofKey(consumer.received, 'cert.issued').find((e) => e.data.service === 'hello')!;
     expect(cert.data.serial).toMatch(/^[0-9a-f]+$/);
     expect(Date.parse(cert.data.notAfter)).toBeGreaterThan(Date.now());
+    await got('cert.rotated for hello', () =>
+      ofKey(consumer.received, 'cert.rotated').some((e) => e.data.service === 'hello'),
+    );
+    const rotated = ofKey(consumer.received, 'cert.rotated').find(
+      (e) => e.data.service === 'hello',
+    )!;
+    expect(rotated.data.serial).not.toBe(cert.data.serial);
+    expect(Date.parse(rotated.data.notAfter)).toBeGreaterThan(Date.parse(cert.data.notAfter));
     ads.send({
       typeUrl: res.typeUrl,
       versionInfo: '',
