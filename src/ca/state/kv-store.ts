@@ -91,6 +91,7 @@ export class KvCaStore implements CaStore {
   };
   private leadershipClaim: Leadership | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private savedLeaves = false;
 
   constructor(
     private readonly backend: KvBackend,
@@ -195,6 +196,7 @@ export class KvCaStore implements CaStore {
     const newest = new Map<string, LeafRecord>();
     for (const { key, value } of entries) {
       for (const leaf of parse(this.where(key), value, leavesValue).leaves) {
+        if (Date.parse(leaf.notAfter) <= Date.now()) continue;
         const seen = newest.get(leaf.service);
         if (!seen || Date.parse(leaf.notBefore) > Date.parse(seen.notBefore)) {
           newest.set(leaf.service, leaf);
@@ -205,6 +207,7 @@ export class KvCaStore implements CaStore {
   }
 
   async saveLeaves(leaves: readonly LeafRecord[]): Promise<void> {
+    this.savedLeaves = true;
     const body = JSON.stringify({ version: 1, replica: this.replicaId, leaves });
     await this.health.track(() => this.backend.put(this.leavesKey(), body));
   }
@@ -252,16 +255,37 @@ export class KvCaStore implements CaStore {
    */
   monitor(intervalMs = 5_000): void {
     if (this.heartbeat) return;
-    this.heartbeat = setInterval(
-      () => void this.get(this.keys.roots).catch(() => undefined),
-      intervalMs,
-    );
+    let beats = 0;
+    this.heartbeat = setInterval(() => {
+      void this.get(this.keys.roots).catch(() => undefined);
+      // Now and then the leader removes the leaf records of replicas long gone.
+      if (++beats % 120 === 0 && this.leadershipClaim?.isLeader()) {
+        void this.pruneLeaves().catch(() => undefined);
+      }
+    }, intervalMs);
     this.heartbeat.unref();
+  }
+
+  /** Deletes leaf records in which every leaf has expired (their replica is gone). */
+  async pruneLeaves(now = Date.now()): Promise<string[]> {
+    const entries = await this.health.track(() => this.backend.list(this.keys.leavesDir));
+    const dead = entries.flatMap(({ key, value }) => {
+      try {
+        const { leaves } = parse(this.where(key), value, leavesValue);
+        return leaves.every((l) => Date.parse(l.notAfter) <= now) ? [key] : [];
+      } catch {
+        return []; // not ours to judge: leave a value we cannot read alone
+      }
+    });
+    for (const key of dead) await this.health.track(() => this.backend.delete(key));
+    return dead;
   }
 
   /** Resigns leadership and closes the connection. */
   async close(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    // Its sidecars get their leaves from other replicas now; `ca show` should not list these.
+    if (this.savedLeaves) await this.backend.delete(this.leavesKey()).catch(() => undefined);
     await this.leadershipClaim?.stop().catch(() => undefined);
     await this.backend.close();
   }

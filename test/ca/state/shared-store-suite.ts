@@ -244,6 +244,24 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     const root = new X509Certificate(r1.ca.trustBundlePem());
     const cert = new X509Certificate(leaf.certChainPem);
     expect(cert.verify(root.publicKey)).toBe(true);
+
+    // `ca show` lists the leaves of every replica; records whose leaves all expired go.
+    await r1.leaves.current('api');
+    await Promise.all([r1.leaves.whenIdle(), r2.leaves.whenIdle()]);
+    await waitFor(
+      async () => {
+        const shown = await runCommand(caCommand, ['show', '--json', ...cliFlags(prefix)]);
+        const leaves = (JSON.parse(shown.stdout) as { leaves: Array<{ service: string }> }).leaves;
+        return leaves.map((l) => l.service).join() === 'api,web';
+      },
+      { what: "ca show lists both replicas' leaves" },
+    );
+    const kv = r1.shared!.store;
+    expect(await kv.pruneLeaves(Date.now())).toEqual([]);
+    expect((await kv.pruneLeaves(Date.now() + 2 * 86_400_000)).sort()).toHaveLength(2);
+    expect([...(await store().raw(prefix)).keys()].filter((k) => k.includes('/leaves/'))).toEqual(
+      [],
+    );
   });
 
   it('a token revoked in the shared store is refused by every replica', async () => {
