@@ -384,6 +384,8 @@ interface Sidecar {
   readonly datacenter?: string;
   readonly adminPort: number;
   readonly outboundPort: number;
+  /** UDP port of its DNS listener (docs/dns.md). */
+  readonly dnsPort: number;
   readonly process: EnvoyProcess;
 }
 interface GatewayEnvoy {
@@ -442,6 +444,8 @@ try {
   for (const [i, { service, instance }] of callerFirst.entries()) {
     const adminPort = flags.envoyPortBase + 100 * i;
     const outboundPort = adminPort + 1;
+    // Each its own: the default 15053 would be shared by every sidecar on this host.
+    const dnsPort = adminPort + 2;
     // No --datacenter: the control plane places a sidecar by its catalog registration.
     const yaml = renderBootstrap({
       nodeId: instance.id,
@@ -450,6 +454,7 @@ try {
       mode: flags.mode,
       adminPort,
       outboundPort,
+      dnsPort,
       token: await tokenFor(service),
     });
     sidecars.push({
@@ -458,6 +463,7 @@ try {
       datacenter: instance.datacenter,
       adminPort,
       outboundPort,
+      dnsPort,
       process: startEnvoyProcess(envoy, instance.id, yaml),
     });
   }
@@ -623,7 +629,7 @@ if (roles) {
 const where = (dc: string | undefined) => (roles || dc !== undefined ? `, ${dc ?? LOCAL_DC}` : '');
 for (const s of sidecars) {
   line(
-    `  sidecar ${s.id} (${s.service}${where(s.datacenter)}): outbound 127.0.0.1:${s.outboundPort}, Envoy admin http://127.0.0.1:${s.adminPort}`,
+    `  sidecar ${s.id} (${s.service}${where(s.datacenter)}): outbound 127.0.0.1:${s.outboundPort}, DNS 127.0.0.1:${s.dnsPort} (udp), Envoy admin http://127.0.0.1:${s.adminPort}`,
   );
 }
 for (const g of gatewayEnvoys) {
@@ -641,6 +647,10 @@ line('');
 line(`A request from ${from.service}'s sidecar to ${to}, across the mesh:`);
 line(`  ${curl}`);
 line(`  → ${first.answer.body}`);
+line(`By name, resolved by that sidecar's DNS listener (docs/dns.md):`);
+line(
+  `  curl http://${to}.lucid.internal:${from.outboundPort}/ --resolve ${to}.lucid.internal:${from.outboundPort}:$(dig +short @127.0.0.1 -p ${from.dnsPort} ${to}.lucid.internal)`,
+);
 line('');
 
 // ---- the walkthrough, or the scripted failover check -----------------------------------------

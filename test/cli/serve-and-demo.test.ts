@@ -213,7 +213,8 @@ describe('lucid-mesh serve: the admin API', () => {
 
 describe('npm run demo', () => {
   it('brings up two real Envoy sidecars and sends a request across the mesh', async () => {
-    // Envoy i gets base+100i (admin) and base+100i+1 (outbound); everything else base+10…15.
+    // Envoy i gets base+100i (admin), base+100i+1 (outbound) and UDP base+100i+2 (DNS);
+    // everything else base+10…15.
     const base = await freePortBase([0, 1, 100, 101, 10, 11, 12, 13, 14, 15]);
     const [xds, admin, app1, app2, side1, side2] = [10, 11, 12, 13, 14, 15].map((o) => base + o);
     const dir = mkdtempSync(join(tmpdir(), 'lucid-demo-'));
@@ -253,6 +254,7 @@ describe('npm run demo', () => {
     expect(code, stdout).toBe(0);
     expect(stdout).toContain(`curl -H 'Host: world' http://127.0.0.1:${base + 1}/`);
     expect(stdout).toContain('"instance":"world-1"');
+    expect(stdout).toContain(`dig +short @127.0.0.1 -p ${base + 2} world.lucid.internal`);
   });
 
   it('--multi-dc --once: web (dc1) reaches api in dc1, fails over to dc2 through both gateways and back', async () => {
