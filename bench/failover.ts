@@ -112,6 +112,8 @@ export async function runFailover(
       `[${tag}] ${plan.proxies} proxies configured on replica 0 (${(stormBytes / 2 ** 20).toFixed(1)} MiB); killing it`,
     );
 
+    // --profile: the survivors' CPU profiles while they take the proxies over.
+    if (opts.profileDir) await Promise.all(survivors.map((s) => s.profileStart()));
     const killedAt = nowMs();
     victim.proc.child.kill('SIGKILL');
     const curve: Array<[number, number]> = [];
@@ -135,6 +137,15 @@ export async function runFailover(
     }
     if (Number.isNaN(doneMs)) {
       errors.push(`not every proxy was SYNCED on a survivor within ${FAILOVER_TIMEOUT_MS} ms`);
+    }
+    if (opts.profileDir) {
+      const dirOf = opts.profileDir;
+      await Promise.all(
+        survivors.map((s, i) =>
+          s.profileStop(join(dirOf, `failover-${mode}-survivor-${i + 1}.cpuprofile`)),
+        ),
+      );
+      log(`[${tag}] survivor profiles in ${dirOf}`);
     }
     // Let anything still on its way arrive before counting the bytes.
     await sleep(1_000);

@@ -132,6 +132,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
       failover.push(
         await runFailover(opts.failover, {
           mode,
+          profileDir,
           cp: opts.cp,
           workers: opts.workers,
           churnWriteMs: opts.churnWriteMs,
