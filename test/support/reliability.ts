@@ -25,7 +25,8 @@ export type ReliabilitySection = 'hostile' | 'outages' | 'components' | 'documen
 export interface MemorySample {
   /** V8 heap in use after a full GC, bytes. */
   readonly heapBytes: number;
-  readonly rssBytes: number;
+  /** Absent where only the heap was measured. */
+  readonly rssBytes?: number;
 }
 
 export interface ReliabilityResult {
@@ -90,7 +91,7 @@ export function describeMemory(
   const mib = (b: number): string => (b / 1048576).toFixed(1);
   return (
     `${heap} ${mib(before.heapBytes)} → ${mib(after.heapBytes)} MiB, ` +
-    `RSS ${mib(before.rssBytes)} → ${mib(after.rssBytes)} MiB (${where})`
+    `RSS ${mib(before.rssBytes ?? NaN)} → ${mib(after.rssBytes ?? NaN)} MiB (${where})`
   );
 }
 

@@ -10,6 +10,7 @@ import { EventHub, type EventHubOptions } from '../../src/telemetry/events.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import type { StreamInfo } from '../../src/xds/type-status.js';
 import { waitFor } from '../support/wait.js';
+import { writeReliabilityResult } from '../support/reliability.js';
 
 const cleanup: Array<() => void> = [];
 afterEach(() => {
@@ -136,6 +137,21 @@ describe('/v1/events bounds', () => {
         `(${((publishedBeforeLoss * eventBytes) / 1e6).toFixed(1)} MB published; ${nacksSeen} reached it, ` +
         `${lost.droppedEvents} dropped); most queued for it: ${hub.sse.maxQueuedBytes} B (limit ${limit})`,
     );
+    writeReliabilityResult({
+      id: 'hostile-sse-slow-reader',
+      section: 'hostile',
+      test: 'test/telemetry/sse-bounds.test.ts',
+      fault: 'An SSE client (`/v1/events`, `lucid-mesh tail`) that stops reading',
+      behaviour:
+        "`res.write` returning false is respected: events wait for `'drain'` in a per-client queue. Once what is held " +
+        'for it (queue plus what its socket still holds) passes 2 MiB, it is sent `event: lost` and disconnected (cut 5 s ' +
+        'later if it never reads that either).',
+      figures:
+        `With a ${limit / 1024} KiB bound: dropped after ${publishedBeforeLoss} events of ${eventBytes / 1024} KiB ` +
+        `(${((publishedBeforeLoss * eventBytes) / 1e6).toFixed(1)} MB published, most taken by the kernel's socket buffers; ` +
+        `${nacksSeen} reached it, ${lost.droppedEvents} dropped); at most ${hub.sse.maxQueuedBytes.toLocaleString('en')} B held for it. ` +
+        `A reader alongside got all ${published} events and stayed.`,
+    });
   });
 
   it('refuses clients past --max-event-clients with 503, and takes one again when one leaves', async () => {
