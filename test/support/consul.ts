@@ -63,6 +63,8 @@ export interface StartConsulOptions {
   retryJoinWan?: readonly string[];
   /** `-node-meta key:value` of the agent's node (e.g. region, zone). */
   nodeMeta?: Readonly<Record<string, string>>;
+  /** More agent configuration, one `-hcl` argument each (e.g. an `acl { ... }` block). */
+  hcl?: readonly string[];
 }
 
 export interface TextResponse {
@@ -134,6 +136,7 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     ...(opts.datacenter !== undefined ? ['-datacenter', opts.datacenter] : []),
     ...(opts.retryJoinWan ?? []).flatMap((addr) => ['-retry-join-wan', addr]),
     ...Object.entries(opts.nodeMeta ?? {}).flatMap(([k, v]) => ['-node-meta', `${k}:${v}`]),
+    ...(opts.hcl ?? []).flatMap((h) => ['-hcl', h]),
   ];
 
   let output = '';
