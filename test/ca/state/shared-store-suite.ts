@@ -31,6 +31,8 @@ export interface StoreUnderTest {
   writeRaw(key: string, value: string): Promise<void>;
   /** Stops the store process (the last test uses it). */
   stopStore(): Promise<void>;
+  /** Starts it again with its data (etcd; a Consul -dev agent would come back empty). */
+  restartStore?(): Promise<void>;
 }
 
 const dir = (what: string) => mkdtempSync(join(tmpdir(), `lucid-state-${what}-`));
@@ -340,6 +342,23 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     const ready = await httpGet(`http://127.0.0.1:${plane.adminPort}/ready`);
     expect(ready.status).toBe(200);
     expect((await status()).stdout).toMatch(/CA state: .*: UNREACHABLE/);
+
+    const restart = store().restartStore;
+    if (restart) {
+      // Back: healthy again, and a rotation made now reaches the replica (its watch resumed).
+      await restart();
+      await waitFor(async () => (await metric('lucid_mesh_state_healthy')) === '1', {
+        what: 'state healthy again',
+        timeoutMs: 20_000,
+      });
+      const rotated = await runCommand(caCommand, ['rotate', ...cliFlags(prefix)]);
+      expect(rotated.stderr).toBe('');
+      const serial = /New active root: ([0-9a-f]+)/.exec(rotated.stdout)![1]!;
+      await waitFor(() => r1.ca.activeRoot().serial === serial, {
+        what: 'a rotation after the outage reaches the replica',
+        timeoutMs: 10_000,
+      });
+    }
     catalog.remove();
   });
 }

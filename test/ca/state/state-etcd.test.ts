@@ -25,5 +25,6 @@ describe('shared CA state in etcd', () => {
       await etcd.client.put(key).value(value);
     },
     stopStore: () => etcd.stop(),
+    restartStore: () => etcd.restart(),
   }));
 });
