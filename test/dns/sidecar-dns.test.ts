@@ -48,10 +48,12 @@ beforeAll(async () => {
   file = new CatalogFile();
   file.write(catalog(worldInbound));
   cp = await startTestControlPlane(file);
+  // hello's sidecar on delta xDS, world's on state of the world: the listener works in both.
   const bootstrap = (nodeId: string, service: string, admin: number, out: number, dns: number) =>
     renderBootstrap({
       nodeId,
       service,
+      mode: nodeId === 'hello-1' ? 'delta' : 'sotw',
       xds: `127.0.0.1:${cp.xdsPort}`,
       adminPort: admin,
       outboundPort: out,
