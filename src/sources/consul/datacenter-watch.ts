@@ -245,8 +245,9 @@ export class DatacenterWatch {
   private onServiceList(body: Record<string, string[]>, changed: boolean, reset: boolean): void {
     if (this.stopped) return;
     const listWasFailing = this.failing.has(LIST);
-    this.succeeded(LIST);
-    if (reset) this.host.reconnected(this, 'index-reset');
+    // One comeback, one grace: a reset seen with the first answer after a lost connection
+    // was announced by succeeded() already.
+    if (!this.succeeded(LIST) && reset) this.host.reconnected(this, 'index-reset');
     if (reset) {
       this.host.log.warn(
         { consul: this.host.client.address, ...this.dcField() },
@@ -473,15 +474,20 @@ export class DatacenterWatch {
     return `datacenter "${this.name}": ${counts}, ${state}`;
   }
 
-  /** A request succeeded: the watch is no longer failing, the datacenter was reachable now. */
-  private succeeded(watch: string): void {
+  /**
+   * A request succeeded: the watch is no longer failing, the datacenter was reachable now.
+   * True when it is the first since a lost connection (the host was told).
+   */
+  private succeeded(watch: string): boolean {
     this.lastSuccess = Date.now();
-    if (this.connectionLost) {
+    const back = this.connectionLost;
+    if (back) {
       this.connectionLost = false;
       this.host.reconnected(this, 'reconnected');
     }
     if (watch === LIST) this.listDownSince = undefined;
     this.recovered(watch);
+    return back;
   }
 
   private recovered(watch: string): void {
