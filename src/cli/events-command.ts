@@ -1,7 +1,9 @@
 // `lucid-mesh events`: follows the mesh event stream on RabbitMQ (what `serve --events-amqp`
 // publishes) through an exclusive, auto-deleted queue of its own, printing each event as
-// `lucid-mesh tail` would. Exits 2 on a bad flag, 1 when the broker cannot be reached or goes.
+// `lucid-mesh tail` would. Exits 2 on a bad flag, 1 when the broker cannot be reached at the
+// start; a broker lost later is reconnected to with backoff.
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import amqp from 'amqplib';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AmqpUrlError, parseBrokerUrl, scrub, type BrokerUrl } from '../events/amqp-url.js';
@@ -87,24 +89,29 @@ export function eventsCommand(): Command {
         }
       }
       const bindings = flags.binding?.length ? flags.binding : ['#'];
-      let conn: amqp.ChannelModel;
-      try {
-        conn = await amqp.connect(url.url, {
+      const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+      let printed = 0;
+      let current: amqp.ChannelModel | undefined;
+      let closing = false;
+      const stop = (code: number): void => {
+        closing = true;
+        void (current?.close() ?? Promise.resolve())
+          .catch(() => undefined)
+          .finally(() => process.exit(code));
+      };
+      process.once('SIGINT', () => stop(0));
+      process.once('SIGTERM', () => stop(0));
+
+      /** One connection's life: resolves when it closes (the caller reconnects). */
+      const follow = async (): Promise<void> => {
+        const conn = await amqp.connect(url.url, {
           timeout: 10_000,
           clientProperties: { connection_name: 'lucid-mesh events (consumer)' },
           ...(url.tls && ca !== undefined ? { ca: [ca] } : {}),
         });
-      } catch (err) {
-        return fail(`cannot connect to ${url.redacted}: ${(err as Error).message}`);
-      }
-      let closing = false;
-      conn.on('error', () => undefined);
-      conn.on('close', () => {
-        if (!closing) fail(`the broker closed the connection (${url.redacted})`);
-      });
-      const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
-      let printed = 0;
-      try {
+        current = conn;
+        const closed = new Promise<void>((resolve) => conn.once('close', () => resolve()));
+        conn.on('error', () => undefined);
         const ch = await conn.createChannel();
         await ch.assertExchange(flags.exchange, 'topic', { durable: true });
         const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
@@ -128,22 +135,41 @@ export function eventsCommand(): Command {
             process.stdout.write(
               `${flags.json ? JSON.stringify(envelope) : formatEnvelope(envelope, colour)}\n`,
             );
-            if (flags.count !== undefined && ++printed >= flags.count) {
-              closing = true;
-              void conn.close().finally(() => process.exit(0));
-            }
+            if (flags.count !== undefined && ++printed >= flags.count) stop(0);
           },
           { noAck: true },
         );
-      } catch (err) {
-        return fail(`${url.redacted}: ${(err as Error).message}`);
-      }
-      const stop = (): void => {
-        closing = true;
-        void conn.close().finally(() => process.exit(0));
+        await closed;
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+
+      // As tail: the first connection must work; later losses are retried with backoff (the
+      // queue is exclusive, so events published while disconnected are not seen).
+      let connectedOnce = false;
+      let backoffMs = 250;
+      for (;;) {
+        try {
+          const life = follow();
+          await life;
+        } catch (err) {
+          if (!connectedOnce && current === undefined) {
+            return fail(`cannot connect to ${url.redacted}: ${(err as Error).message}`);
+          }
+          if (closing) return;
+          process.stderr.write(
+            `lucid-mesh events: ${scrub((err as Error).message, url)}; reconnecting in ${backoffMs} ms\n`,
+          );
+          await sleep(backoffMs);
+          backoffMs = Math.min(backoffMs * 2, 5_000);
+          continue;
+        }
+        if (closing) return;
+        connectedOnce = true;
+        backoffMs = 250;
+        process.stderr.write(
+          `lucid-mesh events: lost the broker (${url.redacted}); reconnecting (events published meanwhile are missed)\n`,
+        );
+        await sleep(backoffMs);
+      }
     });
 }
 

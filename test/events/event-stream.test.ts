@@ -573,10 +573,13 @@ describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {
 
   it('`lucid-mesh events` prints the events of its bindings, like tail', async () => {
     const exchange = 'cli.events';
+    // The follower reaches the broker through a proxy the test cuts later.
+    const proxy = await startTcpProxy(broker.port);
+    cleanups.push(() => proxy.close());
     const follower = cli([
       'events',
       '--amqp',
-      broker.url,
+      `amqp://guest:guest@127.0.0.1:${proxy.port}/`,
       '--exchange',
       exchange,
       '--binding',
@@ -603,6 +606,30 @@ describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {
     expect(lines[1]).toMatch(/^#\d+ \d\d:\d\d:\d\d\.\d{3} disconnect hello-1 \(sotw\): /);
     // mesh.changed is not bound.
     expect(follower.stdout()).not.toContain('snapshot');
+
+    // The broker goes away and comes back: like tail, it reconnects and prints on.
+    await proxy.cut();
+    await waitFor(() => follower.stderr().includes('reconnecting'), {
+      what: 'the follower noticing the lost broker',
+      timeoutMs: 15_000,
+      details: () => follower.stderr(),
+    });
+    await proxy.restore();
+    await waitFor(() => follower.stderr().split('following cli.events').length === 3, {
+      what: 'the follower bound again',
+      timeoutMs: 15_000,
+      details: () => follower.stderr(),
+    });
+    const again = sotwClient(cp.xdsPort);
+    again.send({ node: node('world-1', 'world'), typeUrl: typeUrl('clusters') });
+    await again.next(10_000);
+    await waitFor(() => /connect world-1 \(sotw\)/.test(follower.stdout()), {
+      what: 'an event after the reconnect printed',
+      timeoutMs: 15_000,
+      details: () => follower.stdout() + follower.stderr(),
+    });
+    again.close();
+    expect(follower.stderr()).not.toContain('guest:guest');
 
     const bad = cli(['events', '--amqp', 'amqp://u:pw@127.0.0.1:1/', '--binding', 'proxy..x']);
     expect(await bad.exited).toBe(2);
