@@ -8,6 +8,12 @@ import { durationMs, socketAddress } from './envoy.js';
 
 /** Where every outbound listener of a sidecar listens (see listeners.ts). */
 const OUTBOUND_ADDRESS = '127.0.0.1';
+/**
+ * The same address as IPv6 (IPv4-mapped), for AAAA queries: a dual-stack socket connecting
+ * to it reaches the IPv4 listener. Without it Envoy answers AAAA with NXDOMAIN, which some
+ * resolvers (musl's) take as "no such name" for the A record too.
+ */
+const OUTBOUND_ADDRESS_V6 = '::ffff:127.0.0.1';
 /** Envoy's smallest answer TTL: a removed service stops resolving soon after. */
 const ANSWER_TTL_MS = 30_000;
 /** Lookups of names outside the mesh forwarded at once; past it Envoy answers SERVFAIL. */
@@ -58,7 +64,7 @@ function buildDnsListener(dns: MeshProxyDns): Listener {
               // name's suffix (all but its first label) is "known" once one entry has it.
               virtualDomains: dns.names.map((service) => ({
                 name: `${service}.${dns.domainSuffix}`,
-                endpoint: { addressList: { address: [OUTBOUND_ADDRESS] } },
+                endpoint: { addressList: { address: [OUTBOUND_ADDRESS, OUTBOUND_ADDRESS_V6] } },
                 answerTtl: durationMs(ANSWER_TTL_MS),
               })),
             },

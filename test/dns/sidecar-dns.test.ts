@@ -10,7 +10,7 @@ import type { RunningControlPlane } from '../../src/app.js';
 import { renderBootstrap } from '../../src/bootstrap/render.js';
 import { dig } from '../support/dig.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
-import { startHttpApp, type HttpApp } from '../support/http-app.js';
+import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
 
@@ -127,6 +127,9 @@ describe('sidecar DNS (real Envoy)', () => {
     const r = await dig(dnsPort, 'world.lucid.internal', 'A');
     expect(r.status, r.output).toBe('NOERROR');
     expect(r.answers.map((a) => [a.type, a.data])).toEqual([['A', '127.0.0.1']]);
+    // AAAA: the same address IPv4-mapped, which a dual-stack socket reaches the listener by.
+    const v6 = await dig(dnsPort, 'world.lucid.internal', 'AAAA');
+    expect(v6.answers.map((a) => [a.type, a.data])).toEqual([['AAAA', '::ffff:127.0.0.1']]);
     const hello = await dig(dnsPort, 'hello.lucid.internal', 'A');
     expect(hello.answers.map((a) => a.data)).toEqual(['127.0.0.1']);
     const unknown = await dig(dnsPort, 'nope.lucid.internal', 'A');
@@ -144,6 +147,17 @@ describe('sidecar DNS (real Envoy)', () => {
     expect(body.host).toBe(`world.lucid.internal:${outboundPort}`);
     expect(res.headers['x-envoy-upstream-service-time']).toBeDefined();
     expect(world.hits).toBe(hitsBefore + 1);
+  });
+
+  it('an app preferring IPv6 reaches world through the AAAA answer too', async () => {
+    const resolver = new Resolver({ timeout: 2000, tries: 1 });
+    resolver.setServers([`127.0.0.1:${dnsPort}`]);
+    const [v6] = await resolver.resolve6('world.lucid.internal');
+    const res = await httpGet(`http://[${v6}]:${outboundPort}/`, {
+      host: `world.lucid.internal:${outboundPort}`,
+    });
+    expect(res.status, res.body).toBe(200);
+    expect((JSON.parse(res.body) as { app: string }).app).toBe('world');
   });
 
   it('a sidecar bootstrapped with --dns-port 0 has no DNS listener', async () => {
