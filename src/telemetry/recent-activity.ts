@@ -21,11 +21,12 @@ export interface PushRecord {
   readonly upserted?: readonly string[];
   readonly removed: readonly string[];
   readonly bytes: number;
-  outcome: 'pending' | 'acked' | 'nacked' | 'superseded';
+  /** superseded: a newer push of the type went out before the proxy answered this one. */
+  readonly outcome: 'pending' | 'acked' | 'nacked' | 'superseded';
   /** When the proxy answered. */
-  answeredAt?: string;
+  readonly answeredAt?: string;
   /** Envoy's error text, for a NACK. */
-  error?: string;
+  readonly error?: string;
 }
 
 export interface ConvergencePoint {
@@ -36,11 +37,21 @@ export interface ConvergencePoint {
   readonly seconds: number;
 }
 
+/** As kept: times as numbers (formatted when read), newest push of each type tracked. */
+interface Kept {
+  readonly at: number;
+  readonly report: ResponseReport;
+  outcome: 'pending' | 'acked' | 'nacked';
+  answeredAt?: number;
+  error?: string;
+}
+
 interface StreamPushes {
   readonly node: string;
-  readonly mode: string;
-  /** Newest first. */
-  readonly pushes: PushRecord[];
+  /** Oldest first. */
+  readonly pushes: Kept[];
+  /** The newest push of each type: the one a proxy's answer is for. */
+  readonly newest: Map<ResourceKind, Kept>;
 }
 
 export class RecentActivity implements XdsObserver {
@@ -60,10 +71,16 @@ export class RecentActivity implements XdsObserver {
 
   /** The last pushes to `node` (every stream it has open), newest first. */
   pushes(node: string): { node: string; connected: boolean; pushes: PushRecord[] } {
-    const pushes = [...this.byStream.values()]
-      .filter((s) => s.node === node)
-      .flatMap((s) => s.pushes)
-      .sort((a, b) => b.at.localeCompare(a.at));
+    const pushes: PushRecord[] = [];
+    for (const s of this.byStream.values()) {
+      if (s.node !== node) continue;
+      // Newest first; the sort is stable, so pushes of the same millisecond keep that order.
+      for (let i = s.pushes.length - 1; i >= 0; i--) {
+        const k = s.pushes[i]!;
+        pushes.push(view(k, s.newest.get(k.report.kind) !== k));
+      }
+    }
+    pushes.sort((a, b) => b.at.localeCompare(a.at));
     return { node, connected: pushes.length > 0, pushes };
   }
 
@@ -81,22 +98,14 @@ export class RecentActivity implements XdsObserver {
     this.tracker.responseSent(s, r.kind, r.snapshot);
     if (!s.proxy) return;
     let entry = this.byStream.get(s.id);
-    if (!entry)
-      this.byStream.set(s.id, (entry = { node: s.proxy.nodeId, mode: s.mode, pushes: [] }));
-    for (const p of entry.pushes)
-      if (p.type === r.kind && p.outcome === 'pending') p.outcome = 'superseded';
-    entry.pushes.unshift({
-      at: new Date().toISOString(),
-      type: r.kind,
-      version: r.version,
-      nonce: r.nonce,
-      resources: r.resources,
-      ...(r.upserted ? { upserted: r.upserted } : {}),
-      removed: r.removed,
-      bytes: r.bytes,
-      outcome: 'pending',
-    });
-    if (entry.pushes.length > PUSHES_PER_PROXY) entry.pushes.pop();
+    if (!entry) {
+      entry = { node: s.proxy.nodeId, pushes: [], newest: new Map() };
+      this.byStream.set(s.id, entry);
+    }
+    const kept: Kept = { at: Date.now(), report: r, outcome: 'pending' };
+    entry.pushes.push(kept);
+    if (entry.pushes.length > PUSHES_PER_PROXY) entry.pushes.shift();
+    entry.newest.set(r.kind, kept);
   }
   acked(s: StreamInfo, type: ResourceKind, _version: string, snapshot?: SnapshotRef): void {
     this.tracker.acked(s, type, snapshot);
@@ -119,10 +128,27 @@ export class RecentActivity implements XdsObserver {
     outcome: 'acked' | 'nacked',
     error?: string,
   ): void {
-    const push = this.byStream.get(s.id)?.pushes.find((p) => p.type === type);
-    if (!push || push.outcome !== 'pending') return;
-    push.outcome = outcome;
-    push.answeredAt = new Date().toISOString();
-    if (error !== undefined) push.error = error;
+    const kept = this.byStream.get(s.id)?.newest.get(type);
+    if (!kept || kept.outcome !== 'pending') return;
+    kept.outcome = outcome;
+    kept.answeredAt = Date.now();
+    if (error !== undefined) kept.error = error;
   }
+}
+
+function view(k: Kept, superseded: boolean): PushRecord {
+  const r = k.report;
+  return {
+    at: new Date(k.at).toISOString(),
+    type: r.kind,
+    version: r.version,
+    nonce: r.nonce,
+    resources: r.resources,
+    ...(r.upserted ? { upserted: r.upserted } : {}),
+    removed: r.removed,
+    bytes: r.bytes,
+    outcome: superseded && k.outcome === 'pending' ? 'superseded' : k.outcome,
+    ...(k.answeredAt !== undefined ? { answeredAt: new Date(k.answeredAt).toISOString() } : {}),
+    ...(k.error !== undefined ? { error: k.error } : {}),
+  };
 }
