@@ -149,6 +149,16 @@ function keyOf(proxy: ProxyIdentity): string {
   return `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}\u0000${proxy.dnsPort ?? 0}`;
 }
 
+export interface BuildTimings {
+  readonly startedAt: number;
+  readonly meshBuiltAt: number;
+  readonly translatedAt: number;
+  /** Encoded and versioned: the snapshot's builtAt, more precisely. */
+  readonly encodedAt: number;
+}
+
+const preciseNow = (): number => performance.timeOrigin + performance.now();
+
 export class SnapshotStore implements ConfigWatcher {
   readonly encoder = new ResourceEncoder();
   readonly counters: StoreCounters = {
@@ -157,6 +167,11 @@ export class SnapshotStore implements ConfigWatcher {
     proxyBuildErrors: 0,
     servicesTranslated: 0,
   };
+  /**
+   * When the phases of the last successful build ended (ms epoch, sub-ms precision), for the
+   * control plane's own traces: read it in an onSnapshot listener.
+   */
+  lastBuild: BuildTimings | undefined;
   private current: Snapshot | undefined;
   private pending: Catalog | undefined;
   /** Bumped when something besides the catalog changes the output (secrets, policy). */
@@ -569,6 +584,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.builtMeshGeneration === this.meshGeneration;
     if (this.current && sameInputs && this.catalog && sameServices(this.catalog, catalog)) return;
     const started = Date.now();
+    const startedAt = preciseNow();
     let snapshot: Snapshot;
     try {
       this.encoder.nextGeneration();
@@ -576,12 +592,15 @@ export class SnapshotStore implements ConfigWatcher {
         { catalog, traffic: this.traffic, policy: this.policy, settings: this.settings },
         this.meshCache,
       );
+      const meshBuiltAt = preciseNow();
       const set = translateShared(mesh, this.translationCache);
       this.counters.servicesTranslated += this.translationCache.translated;
       if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
+      const translatedAt = preciseNow();
       const shared = this.encodeSet(set);
       this.encodedAtBuild = this.encoder.size;
       snapshot = new Snapshot(Snapshot.versionOf(shared), mesh, shared, changedAt, Date.now());
+      this.lastBuild = { startedAt, meshBuiltAt, translatedAt, encodedAt: preciseNow() };
       this.catalog = catalog;
     } catch (err) {
       // A translator or encoding failure must never replace a good snapshot with a broken one.

@@ -2,7 +2,8 @@
 // from the source change to the last ACK, so an operator sees why a change took as long as it
 // did:
 //   config change            (changedAt → converged, superseded or given up; version, counts)
-//   ├─ build snapshot        (changedAt → built: debounce, mesh build, translate, encode)
+//   ├─ build snapshot        (changedAt → built), with its phases as children:
+//   │  debounce, mesh build, translate, encode
 //   └─ push <kind>           (first response → last ACK of that kind; the proxies, by node id)
 //      └─ push <kind> <node> (response written → ACK or NACK; resources, bytes, mode)
 // Off unless serve is given a collector: then nothing here is imported (the SDK is loaded by
@@ -11,7 +12,7 @@ import type { Span, Tracer } from '@opentelemetry/api';
 import type { ResourceKind } from '../protos/envoy.js';
 import { RESOURCE_KINDS } from '../protos/envoy.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
-import type { SnapshotStore } from '../snapshot/store.js';
+import type { BuildTimings, SnapshotStore } from '../snapshot/store.js';
 import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.js';
 import type { StreamInfo } from '../xds/type-status.js';
 import type { Logger } from './logger.js';
@@ -95,7 +96,7 @@ export async function startControlPlaneTracing(
   const tracer = provider.getTracer('lucid-mesh');
   const tracing = new ChangeTracer(tracer, api, opts);
   const unsubscribe = opts.store.onSnapshot((snapshot, previous) =>
-    tracing.snapshotBuilt(snapshot, previous),
+    tracing.snapshotBuilt(snapshot, previous, opts.store.lastBuild),
   );
   opts.logger.info({ collector: url }, 'control-plane tracing on');
   return {
@@ -125,11 +126,12 @@ export class ChangeTracer implements XdsObserver {
     this.maxProxySpans = opts.maxProxySpans ?? 100;
   }
 
-  snapshotBuilt(snapshot: Snapshot, previous: Snapshot | undefined): void {
+  snapshotBuilt(snapshot: Snapshot, previous: Snapshot | undefined, timings?: BuildTimings): void {
     this.end('superseded');
     const counts: Record<string, number> = {};
-    for (const kind of RESOURCE_KINDS)
+    for (const kind of RESOURCE_KINDS) {
       counts[`lucid.resources.${kind}`] = snapshot.shared[kind].size;
+    }
     const root = this.tracer.startSpan('config change', {
       startTime: snapshot.changedAt,
       attributes: {
@@ -139,20 +141,26 @@ export class ChangeTracer implements XdsObserver {
         ...counts,
       },
     });
-    const parent = this.api.trace.setSpan(this.api.ROOT_CONTEXT, root);
-    this.tracer
-      .startSpan(
-        'build snapshot',
-        {
-          startTime: snapshot.changedAt,
-          attributes: {
-            'lucid.version': snapshot.version,
-            'lucid.includes': 'debounce, mesh build, translate, encode',
-          },
-        },
-        parent,
-      )
-      .end(snapshot.builtAt);
+    const under = (span: Span) => this.api.trace.setSpan(this.api.ROOT_CONTEXT, span);
+    const builtAt = timings?.encodedAt ?? snapshot.builtAt;
+    const build = this.tracer.startSpan(
+      'build snapshot',
+      { startTime: snapshot.changedAt, attributes: { 'lucid.version': snapshot.version } },
+      under(root),
+    );
+    // The phases, so a slow change shows where its time went.
+    if (timings) {
+      const phases: Array<[string, number, number]> = [
+        ['debounce', snapshot.changedAt, timings.startedAt],
+        ['mesh build', timings.startedAt, timings.meshBuiltAt],
+        ['translate', timings.meshBuiltAt, timings.translatedAt],
+        ['encode', timings.translatedAt, timings.encodedAt],
+      ];
+      for (const [name, start, end] of phases) {
+        this.tracer.startSpan(name, { startTime: start }, under(build)).end(Math.max(start, end));
+      }
+    }
+    build.end(Math.max(snapshot.changedAt, builtAt));
     const timer = setTimeout(() => this.end('gave up waiting for ACKs'), this.maxChangeMs);
     timer.unref();
     this.current = { version: snapshot.version, root, kinds: new Map(), timer, acks: 0, nacks: 0 };

@@ -221,7 +221,10 @@ describe('tracing and access logs with real Envoy and Jaeger', () => {
     const root = trace.spans.find((s) => s.operationName === 'config change')!;
     expect(spanTag(root, 'lucid.previous_version')).toBe(before);
     expect(spanTag(root, 'lucid.outcome')).toBe('converged');
-    expect(trace.spans.map((s) => s.operationName)).toContain('build snapshot');
+    const names = trace.spans.map((s) => s.operationName);
+    for (const phase of ['build snapshot', 'debounce', 'mesh build', 'translate', 'encode']) {
+      expect(names).toContain(phase);
+    }
     // world's endpoints changed: both proxies were pushed EDS and ACKed it.
     const eds = trace.spans.find((s) => s.operationName === 'push EDS')!;
     expect(eds).toBeDefined();

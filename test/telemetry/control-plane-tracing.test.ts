@@ -70,13 +70,29 @@ describe('ChangeTracer', () => {
   it('change → build → push per type → per proxy until ACK; converged when all ACKed', () => {
     const tracer = new ChangeTracer(provider.getTracer('t'), api, {});
     const [a, b] = [stream(1, 'hello-1'), stream(2, 'world-1')];
-    tracer.snapshotBuilt(snapshot('v2'), snapshot('v1'));
+    const t = Date.now();
+    const timings = {
+      startedAt: t - 40,
+      meshBuiltAt: t - 30,
+      translatedAt: t - 20,
+      encodedAt: t - 10,
+    };
+    tracer.snapshotBuilt(snapshot('v2'), snapshot('v1'), timings);
     for (const s of [a, b]) tracer.responseSent(s, report('endpoints', 'v2'));
     tracer.acked(a, 'endpoints', 'v2', { version: 'v2', changedAt: 0 });
     expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual([
+      'debounce',
+      'mesh build',
+      'translate',
+      'encode',
       'build snapshot',
       'push EDS hello-1',
     ]);
+    // The phases are children of the build, each from its start to its end.
+    const build = byName('build snapshot');
+    const meshBuild = byName('mesh build');
+    expect(parentOf(meshBuild)).toBe(build.spanContext().spanId);
+    expect(meshBuild.duration).toEqual([0, 10_000_000]);
     tracer.acked(b, 'endpoints', 'v2', { version: 'v2', changedAt: 0 });
 
     const root = byName('config change');
