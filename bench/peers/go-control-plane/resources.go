@@ -138,14 +138,15 @@ func hcmListener(name string, addr *core.Address, dir core.TrafficDirection, h *
 }
 
 // dnsListener: Envoy's DNS filter on UDP 127.0.0.1:<port> answering <service>.<suffix> with
-// 127.0.0.1, the other names forwarded to the sidecar's resolvers.
+// 127.0.0.1 (A) and ::ffff:127.0.0.1 (AAAA), the other names forwarded to the sidecar's
+// resolvers.
 func dnsListener(port uint32, services []string) *listener.Listener {
 	domains := make([]*dnstable.DnsTable_DnsVirtualDomain, 0, len(services))
 	for _, name := range services {
 		domains = append(domains, &dnstable.DnsTable_DnsVirtualDomain{
 			Name: name + "." + domainSuffix,
 			Endpoint: &dnstable.DnsTable_DnsEndpoint{EndpointConfig: &dnstable.DnsTable_DnsEndpoint_AddressList{
-				AddressList: &dnstable.DnsTable_AddressList{Address: []string{"127.0.0.1"}},
+				AddressList: &dnstable.DnsTable_AddressList{Address: []string{"127.0.0.1", "::ffff:127.0.0.1"}},
 			}},
 			AnswerTtl: durationpb.New(30 * time.Second),
 		})
