@@ -22,11 +22,13 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 
-# `prepare` generates gen/ (Envoy descriptor, our own protos) and compiles dist/. Then drop the
-# dev dependencies: gen/ and dist/ are outside node_modules and stay.
+# `prepare` generates gen/ (Envoy descriptor, our own protos), compiles dist/ and bundles the web
+# console into dist/console/ (served at /ui). Then drop the dev dependencies: gen/ and dist/ are
+# outside node_modules and stay.
 COPY . .
 RUN npm run prepare \
  && test -f dist/cli/main.js \
+ && test -f dist/console/app.js \
  && test -f gen/envoy-protos.json \
  && npm prune --omit=dev --no-audit --no-fund \
  && npm cache clean --force \
