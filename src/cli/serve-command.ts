@@ -237,7 +237,10 @@ export function serveCommand(): Command {
         serveSecurity = await securityFromFlags(flags, logger);
       } catch (err) {
         if (err instanceof SecurityFlagError) return usage(err.message);
-        throw err;
+        // E.g. the shared CA state store cannot be reached: one line, exit 1.
+        logger.fatal({ error: (err as Error).message }, 'failed to start');
+        process.stderr.write(`lucid-mesh serve: ${(err as Error).message}\n`);
+        process.exit(1);
       }
       const { security, xdsCredentials } = serveSecurity;
       let running: RunningControlPlane;

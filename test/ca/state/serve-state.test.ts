@@ -172,6 +172,19 @@ describe('serve --state consul (processes)', () => {
     expect(await rawKv(prefix)).toBe(before);
   });
 
+  it('an unreachable store stops serve with exit 1 and one line naming it', async () => {
+    const [closed] = (await freePorts(1)) as [number];
+    const s = await serve([
+      ...['--state', 'consul', '--state-encryption-key', key.path],
+      ...['--consul', `127.0.0.1:${closed}`],
+    ]);
+    expect(await s.exited, s.output()).toBe(1);
+    expect(s.output()).toContain(
+      `lucid-mesh serve: Consul http://127.0.0.1:${closed}: GET /v1/kv/lucid-mesh/ca/roots: connect ECONNREFUSED`,
+    );
+    expect(s.output()).not.toContain('    at ');
+  });
+
   it('without an encryption key serve refuses to put private keys into Consul', async () => {
     const s = await serve(['--state', 'consul', '--state-prefix', 'serve-nokey/']);
     expect(await s.exited).toBe(2);
