@@ -22,6 +22,8 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('web console in Chromium', () => {
   const catalog = new CatalogFile();
+  // world in two subsets, split 90/10: the mesh view shows both.
+  const traffic = new CatalogFile('traffic.yaml');
   const dataDir = mkdtempSync(join(tmpdir(), 'lucid-console-ca-'));
   let ca: OpenedCa;
   let cp: RunningControlPlane;
@@ -52,7 +54,13 @@ describe('web console in Chromium', () => {
         name: 'world',
         protocol: 'http',
         instances: [
-          { id: 'world-1', address: '127.0.0.1', port: world.port, sidecarPort: ports.world },
+          {
+            id: 'world-1',
+            address: '127.0.0.1',
+            port: world.port,
+            sidecarPort: ports.world,
+            meta: { version: 'v1' },
+          },
           ...(opts.world2 ? [{ id: 'world-2', address: '127.0.0.1', port: world2.port }] : []),
         ],
       },
@@ -84,11 +92,30 @@ describe('web console in Chromium', () => {
     ]);
     ports = { hello: await freePort(), world: await freePort() };
     catalog.write(doc());
+    traffic.write([
+      {
+        Kind: 'service-resolver',
+        Name: 'world',
+        DefaultSubset: 'v1',
+        Subsets: {
+          v1: { Filter: 'Service.Meta.version == v1' },
+          v2: { Filter: 'Service.Meta.version == v2' },
+        },
+      },
+      {
+        Kind: 'service-splitter',
+        Name: 'world',
+        Splits: [
+          { Weight: 90, ServiceSubset: 'v1' },
+          { Weight: 10, ServiceSubset: 'v2' },
+        ],
+      },
+    ]);
     ca = await openCa({ dataDir, env: {} });
     cp = await startTestControlPlane(
       catalog,
       {},
-      { security: { ca, mtls: false, auth: 'none', adminAuth: 'token' } },
+      { traffic, security: { ca, mtls: false, auth: 'none', adminAuth: 'token' } },
     );
     base = `http://127.0.0.1:${cp.adminPort}`;
     token = await ca.tokens.issueOperator({ name: 'console-test' });
@@ -106,6 +133,7 @@ describe('web console in Chromium', () => {
     await cp?.stop();
     await Promise.all([hello?.close(), world?.close(), world2?.close()]);
     catalog.remove();
+    traffic.remove();
     rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -120,6 +148,11 @@ describe('web console in Chromium', () => {
       /hello-1\s*127\.0\.0\.1:\d+\s*passing\s*.*zone-a\s*\d+/,
     );
     expect(await textOf('section.service[data-service=world] h3')).toContain('http');
+    // The traffic configuration: world's subsets and its 90/10 split.
+    expect(await textOf('section.service[data-service=world] .subsets')).toMatch(/v1\s*v2/);
+    expect(await textOf('section.service[data-service=world] table.routes tbody')).toMatch(
+      /any path\s*world\S*v1\S* 90%\s*world\S*v2\S* 10%/,
+    );
     // No policy: each of the two services may call the other, drawn as two arrows.
     await w.page.waitForSelector('#call-graph path.edge[data-from=hello][data-to=world]');
     expect(await w.page.$$eval('#call-graph path.edge', (l) => l.length)).toBe(2);

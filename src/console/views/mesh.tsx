@@ -61,7 +61,7 @@ function ServiceCard({ service }: { service: Service }) {
         </tbody>
       </table>
       {subsets.length > 0 && (
-        <p>
+        <p class="subsets">
           subsets:{' '}
           {subsets.map((b) => (
             <span class="tag">{b.subset}</span>
