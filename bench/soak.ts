@@ -16,6 +16,8 @@ import { nowMs, type WorkerStats } from './load/protocol.js';
 import { round } from './stats.js';
 import { clientCpu, digestAgreement, settle, type SessionOptions } from './session.js';
 import type { AgreementResult, SoakResult, SoakSample, SoakSeries } from './types.js';
+// The reliability doc's result files (the same writer as the outage tests').
+import { writeReliabilityResult } from '../test/support/reliability.js';
 
 export interface SoakPlan {
   readonly services: number;
@@ -133,6 +135,8 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
         rss: s.rss,
         heapUsed: s.heapUsed,
         external: s.external,
+        heapTotal: s.heapTotal,
+        arrayBuffers: s.arrayBuffers,
         connected: s.connected,
         reconnects: sum(ws, (w) => w.reconnects),
       });
@@ -268,5 +272,54 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
       `${result.reconnects} reconnects, ${result.streamErrors} stream errors, ${result.nacks} NACKs, ` +
       `converged: ${converged}`,
   );
+  // Where RSS goes: V8's committed heap, Buffers/external, and the rest (native: malloc'd by
+  // V8, Node and libuv outside the heap, fragmentation, code).
+  const slope = (pick: (s: SoakSample) => number): number =>
+    slopeKiBPerMin(
+      samples.filter((s) => s.t >= plan.warmupSeconds).map((s) => [s.t, pick(s)] as const),
+    );
+  const breakdown = {
+    heapTotal: slope((s) => s.heapTotal ?? NaN),
+    external: slope((s) => s.external),
+    arrayBuffers: slope((s) => s.arrayBuffers ?? NaN),
+    native: slope((s) => s.rss - (s.heapTotal ?? NaN) - s.external),
+  };
+  log(
+    `[${tag}] RSS slope by part after warm-up (KiB/min): V8 heap committed ${breakdown.heapTotal}, ` +
+      `external ${breakdown.external} (ArrayBuffers ${breakdown.arrayBuffers}), rest (native) ${breakdown.native}`,
+  );
+  writeSoakResult(result, breakdown);
   return result;
+}
+
+/** test-results/reliability/soak-<mode>.json for docs/reliability.md (npm run reliability:report). */
+function writeSoakResult(r: SoakResult, breakdown: Record<string, number>): void {
+  const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+  const first = r.samples[0];
+  const last = r.samples[r.samples.length - 1];
+  writeReliabilityResult({
+    id: `soak-${r.mode}`,
+    section: 'soak',
+    test: `npm run bench -- --workload soak --mode ${r.mode} --soak-seconds ${r.seconds}`,
+    fault:
+      `${r.proxies.toLocaleString('en')} simulated proxies (${r.mode}) reconnecting continuously for ${r.seconds / 60} min ` +
+      `(each stream closed by its client after a random ${r.lifeMs[0] / 1000}–${r.lifeMs[1] / 1000} s and reopened), ` +
+      `${r.flipsPerSecond} endpoint flips/s, ${r.services} × ${r.instances} catalog`,
+    behaviour:
+      'Serves every reopened stream from scratch: each gets its full config again. Once the reconnects stop, every ' +
+      `proxy holds the same config and the control plane counts exactly ${r.proxies.toLocaleString('en')} streams.`,
+    figures:
+      `${r.reconnects.toLocaleString('en')} reconnects, ${r.reconfigured.toLocaleString('en')} configured again; ` +
+      `${r.streamErrors} stream errors, ${r.nacks} NACKs; converged: ${r.converged ? 'yes' : 'no'}` +
+      `${r.errors.length ? ` (${r.errors.join('; ')})` : ''}. CP heap after GC ${mib(r.heap.start)} → ${mib(r.heap.end)} MiB ` +
+      `(max ${mib(r.heap.max)}), slope ${r.heap.slopeKiBPerMin} KiB/min after a ${r.warmupSeconds} s warm-up. ` +
+      `RSS ${mib(r.rss.start)} → ${mib(r.rss.end)} MiB (max ${mib(r.rss.max)}), slope ${r.rss.slopeKiBPerMin} KiB/min; ` +
+      `of which V8's committed heap ${breakdown.heapTotal}, external ${breakdown.external}, native rest ${breakdown.native} KiB/min.`,
+    ...(first && last
+      ? {
+          memoryBefore: { heapBytes: first.heapUsed, rssBytes: first.rss },
+          memoryAfter: { heapBytes: last.heapUsed, rssBytes: last.rss },
+        }
+      : {}),
+  });
 }

@@ -273,6 +273,10 @@ export interface SoakSample {
   readonly rss: number;
   readonly heapUsed: number;
   readonly external: number;
+  /** V8's committed heap (what of RSS the heap holds, used or not); older runs have none. */
+  readonly heapTotal?: number;
+  /** ArrayBuffers and Buffers (part of external): gRPC frames, encoded resources. */
+  readonly arrayBuffers?: number;
   readonly connected: number;
   /** Streams the clients had closed and reopened by then. */
   readonly reconnects: number;

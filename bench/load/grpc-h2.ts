@@ -138,7 +138,10 @@ export class GrpcH2Channel {
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
     });
     // The connection window can only be raised once the session has its socket.
-    this.session.once('connect', () => this.session.setLocalWindowSize(WINDOW));
+    // A channel closed before it connected (a soak client reopening fast) has no session left.
+    this.session.once('connect', () => {
+      if (!this.session.destroyed) this.session.setLocalWindowSize(WINDOW);
+    });
     this.session.on('error', (err) => this.failAll(err.message));
     this.session.on('goaway', (code) => {
       // Calls already running may finish; a non-zero code means they will not.
