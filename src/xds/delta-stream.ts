@@ -12,7 +12,7 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 import * as grpc from '@grpc/grpc-js';
 import { AdsStream } from './ads-stream.js';
 import { MAX_NAMES_PER_TYPE } from './limits.js';
-import type { DeltaDiscoveryRequest } from './messages.js';
+import type { DecodedDeltaRequest } from './delta-request.js';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 import { MAX_SHARED_DELTA_UPSERTS, sharedDeltaResponse } from './shared-responses.js';
@@ -33,10 +33,10 @@ interface Delta {
   removed: string[];
 }
 
-export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
+export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
   private readonly subs = new Map<ResourceKind, Subscription>();
 
-  protected onRequest(kind: ResourceKind, req: DeltaDiscoveryRequest): void {
+  protected onRequest(kind: ResourceKind, req: DecodedDeltaRequest): void {
     // Stale or not, the subscription changes in a delta request are deltas and must be
     // applied; only its ACK/NACK meaning is discarded when stale.
     this.settle(kind, req);
@@ -51,7 +51,8 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
         wildcard: isWildcardKind(kind) && subscribe.length === 0,
         names: EMPTY_NAMES,
         base: undefined, // present from the start: one object shape for every subscription
-        exceptions: new Map(Object.entries(req.initialResourceVersions ?? {})),
+        exceptions:
+          req.initialVersions ?? new Map(Object.entries(req.initialResourceVersions ?? {})),
       };
       this.subs.set(kind, sub);
     }

@@ -2,6 +2,7 @@
 // service definition for ADS whose responses are pre-encoded Buffers written as they are.
 import type * as grpc from '@grpc/grpc-js';
 import { JSON_OPTIONS, messageType } from '../protos/envoy.js';
+import { decodeDeltaRequest } from './delta-request.js';
 import { decodeSotwRequest } from './sotw-request.js';
 
 export type {
@@ -46,9 +47,8 @@ export const adsServiceDefinition: grpc.ServiceDefinition = {
     requestSerialize: encoder<DeltaDiscoveryRequest>(
       'envoy.service.discovery.v3.DeltaDiscoveryRequest',
     ),
-    requestDeserialize: decoder<DeltaDiscoveryRequest>(
-      'envoy.service.discovery.v3.DeltaDiscoveryRequest',
-    ),
+    // initial_resource_versions read straight into a Map: see delta-request.ts.
+    requestDeserialize: (bytes: Buffer) => decodeDeltaRequest(bytes),
     responseSerialize: passThrough,
     responseDeserialize: passThrough,
   },
