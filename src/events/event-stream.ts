@@ -122,7 +122,7 @@ export async function startEventStream(
   };
 
   const cleanups: Array<() => void> = [];
-  cleanups.push(deps.hub.subscribe({}, (e) => fromBus(e, emit)));
+  cleanups.push(deps.hub.subscribe({ events: BUS_EVENTS }, (e) => fromBus(e, emit)));
   if (deps.leaves) {
     cleanups.push(
       deps.leaves.onIssued((leaf, renewed) =>
@@ -173,6 +173,13 @@ export async function startEventStream(
 }
 
 /** The bus events the stream carries (pushes and ACKs stay on the admin stream). */
+const BUS_EVENTS: ReadonlySet<MeshEvent['event']> = new Set([
+  'snapshot',
+  'connect',
+  'disconnect',
+  'nack',
+]);
+
 function fromBus(e: MeshEvent, emit: RunningEventStream['emit']): void {
   switch (e.event) {
     case 'snapshot':
@@ -181,7 +188,9 @@ function fromBus(e: MeshEvent, emit: RunningEventStream['emit']): void {
         {
           version: e.version,
           ...(e.previous !== undefined ? { previous: e.previous } : {}),
-          resources: e.resources,
+          // As tail: an added resource is named, not spelled out (its whole JSON as one "field"
+          // would make the first event of a large mesh megabytes long).
+          resources: e.resources.map((r) => (r.change === 'added' ? { ...r, fields: [] } : r)),
           proxies: e.proxies,
         },
         e.at,

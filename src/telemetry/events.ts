@@ -68,6 +68,8 @@ export type MeshEvent = Base &
 export interface EventFilter {
   node?: string;
   type?: ResourceKind;
+  /** Only these kinds of event (default: all). Kinds nobody wants are never built. */
+  events?: ReadonlySet<MeshEvent['event']>;
 }
 
 type Listener = (e: MeshEvent) => void;
@@ -135,7 +137,7 @@ export class EventHub implements XdsObserver {
     this.logger = options.logger;
     store.onSnapshot((snapshot, previous) => {
       // Decoding and diffing costs something: only when someone is watching.
-      if (this.subscribers.size > 0) this.publish(this.snapshotEvent(snapshot, previous));
+      if (this.wants('snapshot')) this.publish(this.snapshotEvent(snapshot, previous));
     });
   }
 
@@ -214,7 +216,7 @@ export class EventHub implements XdsObserver {
       this.publish({ at: now(), event: 'disconnect', node: s.proxy.nodeId, mode: s.mode, reason });
   }
   responseSent(s: StreamInfo, r: ResponseReport): void {
-    if (this.subscribers.size === 0) return;
+    if (!this.wants('push')) return;
     this.publish({
       at: now(),
       event: 'push',
@@ -230,7 +232,7 @@ export class EventHub implements XdsObserver {
     });
   }
   acked(s: StreamInfo, type: ResourceKind, version: string, _snapshot?: SnapshotRef): void {
-    if (this.subscribers.size > 0)
+    if (this.wants('ack'))
       this.publish({ at: now(), event: 'ack', node: s.proxy?.nodeId ?? '', type, version });
   }
   nacked(s: StreamInfo, type: ResourceKind, version: string, error: string): void {
@@ -241,6 +243,14 @@ export class EventHub implements XdsObserver {
   authFailed(): void {}
   throttled(): void {}
   streamRefused(): void {}
+
+  /** Whether any subscriber takes this kind of event (building some costs at 1,000 proxies). */
+  private wants(kind: MeshEvent['event']): boolean {
+    for (const filter of this.subscribers.values()) {
+      if (!filter.events || filter.events.has(kind)) return true;
+    }
+    return false;
+  }
 
   private publish(event: MeshEvent): void {
     for (const [listener, filter] of this.subscribers) {
@@ -354,6 +364,7 @@ class SseClient {
 }
 
 function applyFilter(e: MeshEvent, f: EventFilter): MeshEvent | undefined {
+  if (f.events && !f.events.has(e.event)) return undefined;
   if (e.event === 'snapshot') {
     if (f.node && !e.proxies.includes(f.node)) return undefined;
     if (!f.type) return e;

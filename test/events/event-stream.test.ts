@@ -352,7 +352,7 @@ describe('mesh event stream on RabbitMQ', () => {
     cleanups.push(() => proxy.close());
     await proxy.cut();
     const catalog = newCatalog(catalogWith(40000));
-    const maxBytes = 16 * 1024;
+    const maxBytes = 8 * 1024;
     const cp = await controlPlane({
       url: `amqp://guest:guest@127.0.0.1:${proxy.port}/`,
       exchange,
@@ -360,7 +360,7 @@ describe('mesh event stream on RabbitMQ', () => {
       outboxMaxBytes: maxBytes,
     });
     await waitFor(() => cp.store.snapshot !== undefined, { what: 'the first snapshot' });
-    for (let i = 1; i <= 40; i++) {
+    for (let i = 1; i <= 50; i++) {
       const before = cp.store.snapshot?.version;
       catalog.write(catalogWith(40000 + i));
       await waitFor(() => cp.store.snapshot?.version !== before, { what: `change ${i}` });
@@ -373,7 +373,7 @@ describe('mesh event stream on RabbitMQ', () => {
 
     await proxy.restore();
     await waitFor(
-      () => ofKey(consumer.received, 'mesh.changed').some((e) => showsWorldPort(e, 40040)),
+      () => ofKey(consumer.received, 'mesh.changed').some((e) => showsWorldPort(e, 40050)),
       { what: 'the newest change once the broker is reachable', timeoutMs: 30_000 },
     );
     await waitFor(() => cp.eventStream!.outbox.size === 0, { what: 'an empty outbox' });
