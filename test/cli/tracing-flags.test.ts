@@ -72,23 +72,23 @@ describe('tracingFromFlags', () => {
 
 describe('lucid-mesh serve tracing flags', () => {
   it('--help documents them; bad values exit 2 naming the flag or variable', async () => {
-    const help = await cli(['serve', '--help']);
+    // One process each, started together: the CLI's start-up is most of the time.
+    const [help, otlp, sample, env] = await Promise.all([
+      cli(['serve', '--help']),
+      cli(['serve', '--tracing-otlp', 'jaeger']),
+      cli(['serve', '--tracing-sample', '150']),
+      cli(['serve', '--catalog', 'examples/catalog.yaml'], { TRACING_ENABLED: 'on' }),
+    ]);
     expect(help.code).toBe(0);
     expect(help.output).toContain('--tracing-otlp <host:port>');
     expect(help.output).toContain('--tracing-sample <percent>');
     expect(help.output).toContain('TRACING_ENABLED');
-
-    const otlp = await cli(['serve', '--tracing-otlp', 'jaeger']);
     expect(otlp.code).toBe(2);
     expect(otlp.output).toContain(
       '--tracing-otlp: expected HOST:PORT (e.g. 127.0.0.1:4317 or jaeger:4317), got "jaeger"',
     );
-    const sample = await cli(['serve', '--tracing-sample', '150']);
     expect(sample.code).toBe(2);
     expect(sample.output).toContain('--tracing-sample: expected a percentage 0-100, got "150"');
-    const env = await cli(['serve', '--catalog', 'examples/catalog.yaml'], {
-      TRACING_ENABLED: 'on',
-    });
     expect(env.code).toBe(2);
     expect(env.output).toContain('TRACING_ENABLED: expected true or false, got "on"');
   }, 60_000);
