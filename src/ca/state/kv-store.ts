@@ -55,6 +55,8 @@ const tokensValue = z.object({
 const leavesValue = z.object({
   version: z.literal(1),
   replica: z.string(),
+  /** Leaves left out to stay under the store's value size limit. */
+  omitted: z.number().optional(),
   leaves: z.array(
     z.object({
       service: z.string(),
@@ -66,6 +68,9 @@ const leavesValue = z.object({
     }),
   ),
 });
+
+/** Largest leaf-record value written (Consul's limit per value is 512 KB). */
+const MAX_LEAVES_BYTES = 400_000;
 
 /** Compare-and-set attempts before giving up (each one lost to another writer). */
 const MAX_CAS_ATTEMPTS = 50;
@@ -208,8 +213,20 @@ export class KvCaStore implements CaStore {
 
   async saveLeaves(leaves: readonly LeafRecord[]): Promise<void> {
     this.savedLeaves = true;
-    const body = JSON.stringify({ version: 1, replica: this.replicaId, leaves });
-    await this.health.track(() => this.backend.put(this.leavesKey(), body));
+    // Consul refuses values over 512 KB: keep what fits (they are for `ca show` only).
+    let kept = [...leaves];
+    let body = JSON.stringify({ version: 1, replica: this.replicaId, leaves: kept });
+    while (Buffer.byteLength(body) > MAX_LEAVES_BYTES && kept.length > 0) {
+      const fits = (kept.length * MAX_LEAVES_BYTES) / Buffer.byteLength(body);
+      kept = kept.slice(0, Math.min(kept.length - 1, Math.floor(fits * 0.95)));
+      body = JSON.stringify({
+        version: 1,
+        replica: this.replicaId,
+        leaves: kept,
+        omitted: leaves.length - kept.length,
+      });
+    }
+    await this.backend.put(this.leavesKey(), body);
   }
 
   async loadOrCreateTokenKey(create: () => Promise<string>): Promise<string> {

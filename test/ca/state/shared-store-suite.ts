@@ -266,6 +266,28 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     );
   });
 
+  it("keeps a replica's leaf records under the store's value size limit", async () => {
+    const prefix = newPrefix();
+    const r1 = await replica(prefix);
+    const notAfter = new Date(Date.now() + 86_400_000).toISOString();
+    const many = Array.from({ length: 5_000 }, (_, i) => ({
+      service: `service-${String(i).padStart(5, '0')}`,
+      spiffeId: `spiffe://lucid.internal/ns/default/sa/service-${i}`,
+      serial: 'ab'.repeat(16),
+      notBefore: new Date().toISOString(),
+      notAfter,
+      rootSerial: r1.ca.activeRoot().serial,
+    }));
+    const kv = r1.shared!.store;
+    await kv.saveLeaves(many); // ~1.3 MB as one value: more than Consul takes
+    const value = (await store().raw(prefix)).get(`${prefix}ca/leaves/${kv.replicaId}`)!;
+    expect(Buffer.byteLength(value)).toBeLessThan(512 * 1024);
+    const kept = await kv.loadLeaves();
+    expect(kept.length).toBeGreaterThan(1_000);
+    expect(kept).toEqual(many.slice(0, kept.length));
+    expect(kv.health.healthy).toBe(true);
+  });
+
   it('a token revoked in the shared store is refused by every replica', async () => {
     const prefix = newPrefix();
     const [r1, r2] = await Promise.all([replica(prefix), replica(prefix)]);
