@@ -136,8 +136,9 @@ class EtcdLeadership implements Leadership {
   ) {
     this.settled = new Promise((resolve) => {
       this.start(resolve);
-      // Elected at once or not: a follower settles when its bid is in (or failed).
-      setTimeout(resolve, 1_000).unref();
+      // A follower is never told it lost: settle soon; a replica waiting for the first root
+      // keeps checking whether it leads by then (open.ts).
+      setTimeout(resolve, 200).unref();
     });
   }
 
