@@ -102,7 +102,7 @@ function meshSettings(opts: ControlPlaneOptions): MeshSettings {
   return {
     ...DEFAULT_MESH_SETTINGS,
     ...opts.mesh,
-    ...(security?.mtls ? { mtls: security.ca.ca.identity } : {}),
+    ...(security?.mtls ? { mtls: security.ca.identity } : {}),
     authenticatedProxies: security?.auth === 'token',
   };
 }
@@ -115,7 +115,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     debounceMs: opts.debounceMs,
     maxDebounceMs: opts.maxDebounceMs,
     settings,
-    secrets: security?.mtls ? new CaSecretProvider(security.ca.leaves, logger) : undefined,
+    secrets: security?.mtls ? new CaSecretProvider(security.ca.certificates, logger) : undefined,
   });
   const counters = new XdsCounters();
   // The metrics read the server's streams at scrape time; the server reports to the metrics.
@@ -126,7 +126,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const metrics = new Metrics({
     store,
     streams: connected,
-    certificates: security?.ca.leaves,
+    certificates: security?.ca.certificates,
     configProblems: () => configErrorsNow().problems,
   });
   if (security?.ca.shared) registerStateMetrics(metrics.registry, security.ca.shared);

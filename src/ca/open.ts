@@ -3,17 +3,21 @@
 // `lucid-mesh serve` (and tests) use.
 import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { ConsulClient } from '../sources/consul/client.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CertificateAuthority, type OperatorCa } from './authority.js';
 import type { Clock } from './clock.js';
 import { CaMaterialError, type KeyType } from './crypto.js';
+import { ConsulConnectCa } from './consul-connect.js';
 import { FileCaStore } from './file-store.js';
 import { LeafManager, type LeafManagerOptions } from './leaf-manager.js';
+import type { LeafSource } from './leaf-source.js';
 import { operatorRoot } from './roots.js';
 import { CaSettingsError, autoRotateFromEnv, defaultDataDir, leafTtlFromEnv } from './settings.js';
 import { StateKeyError } from './state/cipher.js';
 import type { Leadership } from './state/kv-backend.js';
 import { KvCaStore } from './state/kv-store.js';
+import type { Identity } from './spiffe.js';
 import type { CaStore } from './store.js';
 import { TokenAuthority } from './tokens.js';
 
@@ -45,6 +49,11 @@ export interface OpenCaOptions extends Pick<
   readonly clock?: Clock;
   /** Shared store: how long a follower waits for the leader to create the first root. */
   readonly firstRootTimeoutMs?: number;
+  /**
+   * `--ca consul-connect`: sidecar leaves and roots come from this Consul agent's Connect CA
+   * (the built-in CA still signs tokens). Default: the built-in CA issues them.
+   */
+  readonly consulConnect?: ConsulClient;
 }
 
 /** A store shared by replicas (Consul, etcd): its health and who leads. */
@@ -57,6 +66,10 @@ export interface OpenedCa {
   readonly store: CaStore;
   readonly ca: CertificateAuthority;
   readonly leaves: LeafManager;
+  /** Where sidecar leaves and the trust bundle come from: `leaves`, or Consul Connect. */
+  readonly certificates: LeafSource;
+  /** The identity space of those certificates (SPIFFE ID and SNI format: ca/spiffe.ts). */
+  readonly identity: Identity;
   /** Issues and verifies tokens; follows the store's revocations. */
   readonly tokens: TokenAuthority;
   /** Set when the store is shared by replicas (`--state consul|etcd`). */
@@ -125,6 +138,17 @@ async function openCaOn(store: CaStore, opts: OpenCaOptions): Promise<OpenedCa> 
     watch: true,
     logger: opts.logger,
   });
+  let connect: ConsulConnectCa | undefined;
+  try {
+    connect = opts.consulConnect
+      ? await ConsulConnectCa.start({ client: opts.consulConnect, logger: opts.logger })
+      : undefined;
+  } catch (err) {
+    leaves.stop();
+    tokens.stop();
+    if (err instanceof CaMaterialError) throw new CaSettingsError(err.message);
+    throw new CaSettingsError(`--ca consul-connect: ${(err as Error).message}`);
+  }
   opts.logger?.info(
     {
       store: store.location,
@@ -138,11 +162,14 @@ async function openCaOn(store: CaStore, opts: OpenCaOptions): Promise<OpenedCa> 
   const stop = () => {
     leaves.stop();
     tokens.stop();
+    connect?.stop();
   };
   return {
     store,
     ca,
     leaves,
+    certificates: connect ?? leaves,
+    identity: connect?.identity ?? ca.identity,
     tokens,
     ...(shared ? { shared } : {}),
     stop,

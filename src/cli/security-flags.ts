@@ -20,10 +20,13 @@ import { stateCliOptions, stateStoreFromFlags, type StateFlags } from './state-f
 
 const SWITCH = ['on', 'off', 'true', 'false'] as const;
 export const AUTH_MODES = ['token', 'none'] as const;
+/** Where sidecar certificates come from (docs/ca.md). */
+export const CA_BACKENDS = ['builtin', 'consul-connect'] as const;
 
 export interface SecurityFlags extends StateFlags {
   mtls: (typeof SWITCH)[number];
   auth: (typeof AUTH_MODES)[number];
+  ca: (typeof CA_BACKENDS)[number];
   adminAuth: (typeof ADMIN_AUTH_MODES)[number];
   policy?: string;
   policyConsulKey?: string;
@@ -72,6 +75,13 @@ export function securityCliOptions(): Option[] {
       '--policy-consul-key <key>',
       'authorization policy kept in this Consul KV key instead of a file (uses the --consul flags); watched',
     ).env('LUCID_POLICY_CONSUL_KEY'),
+    new Option(
+      '--ca <backend>',
+      "where sidecar certificates come from: builtin (lucid-mesh's CA) or consul-connect (the Consul agent's Connect CA, reached with the --consul flags; Consul's SPIFFE IDs, so Consul's own sidecars and these trust each other)",
+    )
+      .env('LUCID_CA')
+      .default('builtin')
+      .argParser(choiceOption('--ca', CA_BACKENDS)),
     dataDirOption(),
     ...stateCliOptions(),
     caCertOption().env('LUCID_CA_CERT'),
@@ -126,6 +136,12 @@ export async function securityFromFlags(
       `${policyFlag}: needs --mtls on (callers are identified by their certificates)`,
     );
   }
+  if (flags.ca === 'consul-connect' && !mtls) {
+    throw new SecurityFlagError(
+      '--ca consul-connect: needs --mtls on (the Connect CA only issues mTLS certificates)',
+    );
+  }
+  const consulConnect = flags.ca === 'consul-connect' ? consulClient(flags) : undefined;
   pairedFlags('--xds-tls-cert', flags.xdsTlsCert, '--xds-tls-key', flags.xdsTlsKey);
   pairedFlags('--admin-tls-cert', flags.adminTlsCert, '--admin-tls-key', flags.adminTlsKey);
   const xdsCredentials = flags.xdsTlsCert ? xdsTls(flags.xdsTlsCert, flags.xdsTlsKey!) : undefined;
@@ -156,6 +172,7 @@ export async function securityFromFlags(
       caKeyFile: flags.caKey,
       tokenKeyFile: flags.tokenKey,
       trustDomain: flags.trustDomain,
+      consulConnect,
       logger,
     });
   } catch (err) {
@@ -195,13 +212,16 @@ function policyProvider(
 ): PolicyFile | ConsulPolicy | undefined {
   if (flags.policy) return new PolicyFile(flags.policy, logger);
   if (!flags.policyConsulKey) return undefined;
-  let connection;
+  return new ConsulPolicy(consulClient(flags), flags.policyConsulKey, logger);
+}
+
+/** A Consul client from the --consul flags the sources use. */
+function consulClient(flags: SecurityFlags): ConsulClient {
   try {
-    connection = consulConnectionFromFlags(flags as unknown as Record<string, unknown>);
+    return new ConsulClient(consulConnectionFromFlags(flags as unknown as Record<string, unknown>));
   } catch (err) {
     throw new SecurityFlagError((err as Error).message);
   }
-  return new ConsulPolicy(new ConsulClient(connection), flags.policyConsulKey, logger);
 }
 
 function readFlagFile(flag: string, file: string): Buffer {

@@ -18,9 +18,14 @@ import type {
   Unsupported,
 } from '../traffic/types.js';
 
+/** The CA backend's identity space; its SPIFFE ID and SNI rules live in ca/spiffe.ts. */
 export interface MeshIdentity {
   readonly trustDomain: string;
   readonly namespace: string;
+  /** Absent: lucid-mesh's format; `consul`: Consul Connect's (serve --ca consul-connect). */
+  readonly format?: 'consul';
+  /** The datacenter the CA's own leaves name (consul format). */
+  readonly datacenter?: string;
 }
 
 /** Mesh-wide settings from the serve flags. */

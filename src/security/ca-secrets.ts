@@ -1,7 +1,7 @@
-// The built-in CA as the store's SecretProvider: each service's leaf as its identity secret,
+// The CA backend (built-in, or Consul Connect) as the store's SecretProvider: each service's leaf as its identity secret,
 // the CA's roots as the trust bundle. Leaves are issued on first demand (asynchronously), and
 // every renewal or bundle change re-pushes secrets only.
-import type { LeafManager } from '../ca/leaf-manager.js';
+import type { LeafSource } from '../ca/leaf-source.js';
 import type { Secret } from '../protos/envoy-types.js';
 import type { SecretProvider } from '../snapshot/secrets.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -22,7 +22,7 @@ export class CaSecretProvider implements SecretProvider {
   private refusedLogged = false;
 
   constructor(
-    private readonly leaves: LeafManager,
+    private readonly leaves: LeafSource,
     private readonly logger: Logger,
     private readonly maxServices = DEFAULT_MAX_LEAF_SERVICES,
   ) {

@@ -35,7 +35,7 @@ import {
 import { gatewayResources } from './gateways.js';
 import { authorizationFilters } from './rbac.js';
 import { outboundRouteConfiguration, serviceVirtualHost } from './routes.js';
-import { downstreamMtls, spiffeIdOf } from './tls.js';
+import { downstreamMtls, spiffeMatcherOf } from './tls.js';
 import { emptyResourceSet, type ResourceSet } from './types.js';
 
 export * from './names.js';
@@ -309,7 +309,11 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
     const security = identity
       ? {
           transportSocket: downstreamMtls(identity, http),
-          rbac: authorizationFilters(inbound.authorization, (s) => spiffeIdOf(identity, s), http),
+          rbac: authorizationFilters(
+            inbound.authorization,
+            (s) => spiffeMatcherOf(identity, s),
+            http,
+          ),
         }
       : undefined;
     resources.listeners.set(

@@ -31,6 +31,7 @@ import {
   type Principal,
   type RBAC,
   type RbacPolicy,
+  type StringMatcher,
 } from '../protos/envoy-types.js';
 import { TYPE, type PlainJson } from './envoy.js';
 import { headerMatcher, methodMatcher } from './matchers.js';
@@ -47,14 +48,24 @@ const INTENTIONS_STAT_PREFIX = 'inbound_tcp.intentions.';
 /** The key of the policy file's single RBAC policy (shown in Envoy's debug logs and dumps). */
 export const RBAC_POLICY_NAME = 'allowed-callers';
 
-export type PrincipalOf = (service: string) => string;
+/**
+ * How a service's callers are recognised: its SPIFFE ID (an exact match), or a matcher when
+ * the CA's format allows several (Consul's: any datacenter). Decided by ca/spiffe.ts.
+ */
+export type PrincipalOf = (service: string) => string | StringMatcher;
 
-function exact(id: string): Principal {
-  return { authenticated: { principalName: { exact: id } } };
+function exact(id: string | StringMatcher): Principal {
+  return { authenticated: { principalName: typeof id === 'string' ? { exact: id } : id } };
 }
 
-function ids(services: readonly string[], principalOf: PrincipalOf): string[] {
-  return [...new Set(services.map(principalOf))].sort();
+/** Distinct principals in a stable order (exact IDs sort as before matchers existed). */
+function ids(services: readonly string[], principalOf: PrincipalOf): Array<string | StringMatcher> {
+  const byKey = new Map<string, string | StringMatcher>();
+  for (const s of services) {
+    const p = principalOf(s);
+    byKey.set(typeof p === 'string' ? p : JSON.stringify(p), p);
+  }
+  return [...byKey.keys()].sort().map((k) => byKey.get(k)!);
 }
 
 /** envoy.config.rbac.v3.RBAC (Envoy JSON shape) for an AllowedSources partition. */

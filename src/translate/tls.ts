@@ -1,6 +1,12 @@
 // mTLS between sidecars: TLS contexts that take certificates from SDS (so a rotation pushes
 // only secrets), and the Secret resources themselves.
-import { spiffeId, trustDomainPrefix } from '../ca/spiffe.js';
+import {
+  gatewayServerName,
+  serviceSni,
+  spiffeId,
+  spiffeMatcher,
+  trustDomainPrefix,
+} from '../ca/spiffe.js';
 import type { MeshIdentity } from '../mesh/types.js';
 import {
   typedAny,
@@ -18,6 +24,12 @@ const TLS_SOCKET = 'envoy.transport_sockets.tls';
 /** The SPIFFE ID certificates of `service` carry (one home: ca/spiffe.ts). */
 export function spiffeIdOf(identity: MeshIdentity, service: string): string {
   return spiffeId(identity, service);
+}
+
+/** The SAN matcher for certificates of `service` (exact, or Consul's any-datacenter regex). */
+export function spiffeMatcherOf(identity: MeshIdentity, service: string): StringMatcher {
+  const m = spiffeMatcher(identity, service);
+  return 'exact' in m ? { exact: m.exact } : { safeRegex: { regex: m.regex } };
 }
 
 function sds(name: string): SdsSecretConfig {
@@ -57,12 +69,12 @@ export function upstreamMtls(
   service: string,
   dnsSuffix: string,
   alpn: string[],
-  sni = `${service}.${dnsSuffix}`,
+  sni = serviceSni(identity, service, dnsSuffix),
 ): TransportSocket {
   return {
     name: TLS_SOCKET,
     typedConfig: typedAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
-      commonTlsContext: commonTlsContext({ exact: spiffeIdOf(identity, service) }, alpn),
+      commonTlsContext: commonTlsContext(spiffeMatcherOf(identity, service), alpn),
       sni,
     }),
   };
@@ -70,15 +82,15 @@ export function upstreamMtls(
 
 /**
  * The SNI a sidecar sends for `service` in datacenter `dc` through mesh gateways, which route
- * on it without terminating TLS: `<service>.<namespace>.<datacenter>.<trust domain>`.
+ * on it without terminating TLS (format: ca/spiffe.ts).
  */
 export function gatewaySni(identity: MeshIdentity, service: string, dc: string): string {
-  return `${service}.${identity.namespace}.${dc}.${identity.trustDomain}`;
+  return gatewayServerName(identity, service, dc);
 }
 
 /** What a gateway matches for every service of a datacenter (Envoy: a leading wildcard). */
 export function gatewaySniWildcard(identity: MeshIdentity, dc: string): string {
-  return `*.${identity.namespace}.${dc}.${identity.trustDomain}`;
+  return gatewayServerName(identity, '*', dc);
 }
 
 export interface IdentityMaterial {

@@ -53,7 +53,15 @@ const settingsSchema = z
 
 const securitySchema = z
   .object({
-    mtls: z.object({ trustDomain: z.string(), namespace: z.string() }).strict().optional(),
+    mtls: z
+      .object({
+        trustDomain: z.string(),
+        namespace: z.string(),
+        format: z.literal('consul').optional(),
+        datacenter: z.string().optional(),
+      })
+      .strict()
+      .optional(),
     policy: z.unknown().optional(),
     authenticatedProxies: z.boolean().optional(),
     intentionsDefault: z.enum(['allow', 'deny']).optional(),

@@ -256,6 +256,23 @@ export class ConsulClient {
     );
   }
 
+  /** `/v1/agent/connect/ca/roots`: the Connect CA's trust domain and roots (blocking). */
+  connectRoots(q: BlockingQuery = {}): Promise<QueryResult<unknown>> {
+    return this.query('GET /v1/agent/connect/ca/roots', q, (o) =>
+      this.rawGet('/agent/connect/ca/roots', o),
+    );
+  }
+
+  /**
+   * `/v1/agent/connect/ca/leaf/<service>`: the agent's current leaf for `service` (blocking:
+   * answers when the agent renews it). Needs `service:write` on the service with ACLs on.
+   */
+  connectLeaf(service: string, q: BlockingQuery = {}): Promise<QueryResult<unknown>> {
+    return this.query(`GET /v1/agent/connect/ca/leaf/${service}`, q, (o) =>
+      this.rawGet(`/agent/connect/ca/leaf/${encodeURIComponent(service)}`, o),
+    );
+  }
+
   /** `/v1/agent/services?filter=ID == "<id>"`: one service registered with this agent. */
   async agentService(id: string): Promise<ConsulAgentService | undefined> {
     const { body } = await this.query<Record<string, ConsulAgentService>>(
