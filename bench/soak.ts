@@ -315,6 +315,7 @@ function writeSoakResult(r: SoakResult, breakdown: Record<string, number>): void
       `(max ${mib(r.heap.max)}), slope ${r.heap.slopeKiBPerMin} KiB/min after a ${r.warmupSeconds} s warm-up. ` +
       `RSS ${mib(r.rss.start)} → ${mib(r.rss.end)} MiB (max ${mib(r.rss.max)}), slope ${r.rss.slopeKiBPerMin} KiB/min; ` +
       `of which V8's committed heap ${breakdown.heapTotal}, external ${breakdown.external}, native rest ${breakdown.native} KiB/min.`,
+    passed: r.converged && r.errors.length === 0,
     ...(first && last
       ? {
           memoryBefore: { heapBytes: first.heapUsed, rssBytes: first.rss },

@@ -29,6 +29,7 @@ function fail(message) {
 const { values } = parseArgs({
   options: {
     results: { type: 'string', default: join(root, 'test-results/reliability') },
+    'bench-out': { type: 'string', default: join(root, 'bench/out') },
     check: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -38,6 +39,7 @@ if (values.help) {
     'usage: npm run reliability:report [-- --results DIR] [--check]\n' +
       '  --results DIR  where the tests and the soak bench wrote their JSON results\n' +
       '                 (default test-results/reliability)\n' +
+      '  --bench-out DIR  bench run files to take the soak rows from (default bench/out)\n' +
       '  --check        exit 1 if docs/reliability.md would change; write nothing',
   );
   process.exit(0);
@@ -61,18 +63,79 @@ function readResult(file) {
   return r;
 }
 
+const mib = (b) => (b / 2 ** 20).toFixed(1);
+const n = (x) => Number(x).toLocaleString('en');
+
+/** A soak of a bench run file (bench/out/*.json) as a result row, as bench/soak.ts writes it. */
+function soakResult(run, file, r) {
+  const first = r.samples[0];
+  const last = r.samples[r.samples.length - 1];
+  return {
+    id: `soak-${r.mode}`,
+    section: 'soak',
+    test: `npm run bench -- --workload soak --mode ${r.mode} --soak-seconds ${r.seconds} (${file})`,
+    fault:
+      `${n(r.proxies)} simulated proxies (${r.mode}) reconnecting continuously for ${r.seconds / 60} min ` +
+      `(each stream closed by its client after a random ${r.lifeMs[0] / 1000}–${r.lifeMs[1] / 1000} s and reopened), ` +
+      `${r.flipsPerSecond} endpoint flips/s, ${r.services} × ${r.instances} catalog`,
+    behaviour:
+      'Serves every reopened stream from scratch: each gets its full config again. Once the reconnects stop, every ' +
+      `proxy holds the same config and the control plane counts exactly ${n(r.proxies)} streams.`,
+    figures:
+      `${n(r.reconnects)} reconnects, ${n(r.reconfigured)} configured again; ${r.streamErrors} stream errors, ` +
+      `${r.nacks} NACKs; converged: ${r.converged ? 'yes' : 'no'}. CP heap after GC ${mib(r.heap.start)} → ` +
+      `${mib(r.heap.end)} MiB (max ${mib(r.heap.max)}), slope ${r.heap.slopeKiBPerMin} KiB/min after a ` +
+      `${r.warmupSeconds} s warm-up. RSS ${mib(r.rss.start)} → ${mib(r.rss.end)} MiB (max ${mib(r.rss.max)}), slope ` +
+      `${r.rss.slopeKiBPerMin} KiB/min (docs/benchmarks.md: what it is made of).`,
+    passed: r.converged && r.errors.length === 0,
+    ...(first && last
+      ? {
+          memoryBefore: { heapBytes: first.heapUsed, rssBytes: first.rss },
+          memoryAfter: { heapBytes: last.heapUsed, rssBytes: last.rss },
+        }
+      : {}),
+    run: {
+      date: run.startedAt,
+      commit: `${run.machine?.commit ?? 'unknown'}${run.machine?.dirty ? ' (with uncommitted changes)' : ''}`,
+      node: run.machine?.node,
+      cpus: run.machine?.nproc,
+    },
+  };
+}
+
+/** A passing result beats a failed one; otherwise the newer run wins. */
+function better(candidate, old) {
+  if (!old) return true;
+  if ((candidate.passed === false) !== (old.passed === false)) return old.passed === false;
+  return old.run.date <= candidate.run.date;
+}
+
 const merged = existsSync(MERGED) ? JSON.parse(readFileSync(MERGED, 'utf8')) : { results: {} };
-let fresh = 0;
+const candidates = [];
 if (existsSync(values.results)) {
   for (const name of readdirSync(values.results)
-    .filter((n) => n.endsWith('.json'))
+    .filter((f) => f.endsWith('.json'))
+    .sort())
+    candidates.push(readResult(join(values.results, name)));
+}
+if (existsSync(values['bench-out'])) {
+  for (const name of readdirSync(values['bench-out'])
+    .filter((f) => f.endsWith('.json'))
     .sort()) {
-    const r = readResult(join(values.results, name));
-    const old = merged.results[r.id];
-    if (!old || old.run.date <= r.run.date) {
-      merged.results[r.id] = r;
-      fresh++;
+    let run;
+    try {
+      run = JSON.parse(readFileSync(join(values['bench-out'], name), 'utf8'));
+    } catch (err) {
+      fail(`${join(values['bench-out'], name)}: not JSON (${err.message})`);
     }
+    for (const r of run.soak ?? []) candidates.push(soakResult(run, `bench/out/${name}`, r));
+  }
+}
+let fresh = 0;
+for (const r of candidates) {
+  if (better(r, merged.results[r.id])) {
+    merged.results[r.id] = r;
+    fresh++;
   }
 }
 
@@ -133,5 +196,5 @@ for (const [file, text] of [
   renameSync(tmp, file);
 }
 console.log(
-  `docs/reliability.md: ${Object.keys(merged.results).length} generated rows (${fresh} from ${values.results})`,
+  `docs/reliability.md: ${Object.keys(merged.results).length} generated rows (${fresh} taken from this run's results)`,
 );

@@ -47,6 +47,8 @@ export interface ReliabilityResult {
   readonly recoveryMs?: number;
   readonly memoryBefore?: MemorySample;
   readonly memoryAfter?: MemorySample;
+  /** false: the run did not pass (the soak writes its result either way); the report prefers a passing one. */
+  readonly passed?: boolean;
 }
 
 let gc: (() => void) | undefined;
