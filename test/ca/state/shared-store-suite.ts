@@ -326,9 +326,11 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
   });
 
   // Last: it stops the store.
-  it('with the store down, a replica keeps issuing leaves, stays ready and reports the state unhealthy', async () => {
+  it('with the store down, a replica keeps issuing and renewing leaves, stays ready and reports the state unhealthy', async () => {
     const prefix = newPrefix();
-    const r1 = await replica(prefix);
+    // 4 s leaves: one comes due (renewed at 60-90 % of its life) while the store is down.
+    const r1 = await replica(prefix, { leafTtlMs: 4_000 });
+    const before = await r1.leaves.current('web');
     const catalog = new CatalogFile();
     catalog.write({
       services: [{ name: 'web', instances: [{ id: 'w', address: '127.0.0.1', port: 9 }] }],
@@ -361,6 +363,11 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     });
     const leaf = await r1.leaves.current('billing');
     expect(leaf.rootSerial).toBe(r1.ca.activeRoot().serial);
+    await waitFor(() => r1.leaves.peek('web')!.serial !== before.serial, {
+      what: 'the leaf that came due renewed during the outage',
+      timeoutMs: 10_000,
+    });
+    expect(r1.shared!.store.health.healthy).toBe(false);
     const ready = await httpGet(`http://127.0.0.1:${plane.adminPort}/ready`);
     expect(ready.status).toBe(200);
     expect((await status()).stdout).toMatch(/CA state: .*: UNREACHABLE/);
