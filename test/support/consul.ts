@@ -17,6 +17,8 @@ export interface ConsulAgent {
   readonly httpPort: number;
   /** "127.0.0.1:<httpPort>", as for CONSUL_HTTP_ADDR. */
   readonly address: string;
+  /** "127.0.0.1:<grpc port>" with `grpc: true` (CONSUL_GRPC_ADDR), else undefined. */
+  readonly grpcAddress?: string;
   /** Its datacenter (`-datacenter`, default dc1) and node name (default t). */
   readonly datacenter: string;
   readonly node: string;
@@ -65,6 +67,8 @@ export interface StartConsulOptions {
   nodeMeta?: Readonly<Record<string, string>>;
   /** More agent configuration, one `-hcl` argument each (e.g. an `acl { ... }` block). */
   hcl?: readonly string[];
+  /** Serve Consul's own xDS (gRPC, plaintext) on a free port, for `consul connect envoy`. */
+  grpc?: boolean;
 }
 
 export interface TextResponse {
@@ -113,7 +117,8 @@ const LOG_KEEP = 100 * 1024;
 
 export async function startConsul(opts: StartConsulOptions = {}): Promise<ConsulAgent> {
   const bin = toolPath('consul');
-  const [httpPort, serfLan, serfWan, serverPort] = (await freePorts(4)) as [
+  const [httpPort, serfLan, serfWan, serverPort, grpcPort] = (await freePorts(5)) as [
+    number,
     number,
     number,
     number,
@@ -126,12 +131,14 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
       : [];
   const node = opts.node ?? 't';
   const datacenter = opts.datacenter ?? 'dc1';
+  const devArgs = consulDevAgentArgs(
+    node,
+    { http: httpPort, serfLan, serfWan, server: serverPort },
+    opts.logLevel ?? 'warn',
+  );
+  if (opts.grpc) devArgs[devArgs.indexOf('-grpc-port') + 1] = String(grpcPort);
   const args = [
-    ...consulDevAgentArgs(
-      node,
-      { http: httpPort, serfLan, serfWan, server: serverPort },
-      opts.logLevel ?? 'warn',
-    ),
+    ...devArgs,
     ...hcl,
     ...(opts.datacenter !== undefined ? ['-datacenter', opts.datacenter] : []),
     ...(opts.retryJoinWan ?? []).flatMap((addr) => ['-retry-join-wan', addr]),
@@ -218,6 +225,7 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
   return {
     httpPort,
     address: `127.0.0.1:${httpPort}`,
+    ...(opts.grpc ? { grpcAddress: `127.0.0.1:${grpcPort}` } : {}),
     datacenter,
     node,
     wanAddress: `127.0.0.1:${serfWan}`,
