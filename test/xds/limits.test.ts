@@ -22,6 +22,7 @@ import {
 } from '../support/ads-client.js';
 import { twoServices } from '../support/control-plane.js';
 import { waitFor } from '../support/wait.js';
+import { writeReliabilityResult } from '../support/reliability.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const encodeSotw = adsServiceDefinition.StreamAggregatedResources!.requestSerialize as (
@@ -228,6 +229,20 @@ describe('xDS limits', () => {
         `${cp.counters.throttledRequests} throttled; process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms ` +
         `over that second; a well-behaved proxy answered in ${answeredMs.toFixed(1)} ms`,
     );
+    writeReliabilityResult({
+      id: 'hostile-tight-loop',
+      section: 'hostile',
+      test: 'test/xds/limits.test.ts',
+      fault: 'A proxy sending requests in a tight loop',
+      behaviour:
+        'Past `--request-burst`, a stream is not read until its next request is due at `--request-rate` (HTTP/2 flow ' +
+        'control holds the rest at the client); nothing is dropped (an ACK must not be lost). Counted: ' +
+        '`lucid_mesh_xds_throttled_requests_total`, and `throttledRequests` in `/v1/proxies`.',
+      figures:
+        `5,000 requests written at once, rate ${rate}/s, burst ${burst}: ${handled} handled in ${seconds.toFixed(1)} s, ` +
+        `${cp.counters.throttledRequests} throttled; process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms over that ` +
+        `second; a well-behaved proxy alongside answered in ${answeredMs.toFixed(1)} ms.`,
+    });
   });
 
   it('a client that does not read its responses has its requests wait too', async () => {
@@ -255,5 +270,16 @@ describe('xDS limits', () => {
     console.log(
       `unread responses: ${written} of 500 requests answered while the client did not read`,
     );
+    writeReliabilityResult({
+      id: 'hostile-unread-responses',
+      section: 'hostile',
+      test: 'test/xds/limits.test.ts',
+      fault: 'A proxy that asks for everything again and again without reading the answers',
+      behaviour:
+        'While its responses are not being read, its requests are not read either (changes for it are coalesced, as before).',
+      figures:
+        `500 "send me everything" requests (~100 KB answers each): ${written} answered while it did not read, the other ` +
+        `${500 - written} once it read again.`,
+    });
   });
 });
