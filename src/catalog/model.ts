@@ -38,6 +38,20 @@ export interface Service {
   readonly outboundPort?: number;
   /** Sorted by id. */
   readonly instances: readonly Instance[];
+  /**
+   * The services its sidecars call (docs/scoping.md): with a scope, they receive only these
+   * (and what routes lead to). Absent: none declared. Sorted by name.
+   */
+  readonly upstreams?: readonly Upstream[];
+}
+
+/** A declared upstream; with a local bind port the sidecar also listens for it there. */
+export interface Upstream {
+  readonly name: string;
+  /** Consul Connect's LocalBindPort: apps call the upstream at localBindAddress:this. */
+  readonly localBindPort?: number;
+  /** Default 127.0.0.1. */
+  readonly localBindAddress?: string;
 }
 
 /**
@@ -87,7 +101,11 @@ export function normalizeCatalog(catalog: Catalog): Catalog {
   const gateways = [...(catalog.gateways ?? [])].sort((a, b) => cmp(a.id, b.id));
   return {
     services: [...catalog.services]
-      .map((s) => ({ ...s, instances: [...s.instances].sort((a, b) => cmp(a.id, b.id)) }))
+      .map((s) => ({
+        ...s,
+        instances: [...s.instances].sort((a, b) => cmp(a.id, b.id)),
+        ...(s.upstreams ? { upstreams: [...s.upstreams].sort((a, b) => cmp(a.name, b.name)) } : {}),
+      }))
       .sort((a, b) => cmp(a.name, b.name)),
     ...(gateways.length > 0 ? { gateways } : {}),
   };
@@ -135,10 +153,22 @@ function sameService(a: Service, b: Service): boolean {
     return false;
   }
   if (a.instances.length !== b.instances.length || keyCount(a) !== keyCount(b)) return false;
+  if (!sameUpstreams(a.upstreams, b.upstreams)) return false;
   for (let i = 0; i < a.instances.length; i++) {
     if (!sameInstance(a.instances[i]!, b.instances[i]!)) return false;
   }
   return true;
+}
+
+function sameUpstreams(a: Service['upstreams'], b: Service['upstreams']): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  return a.every(
+    (u, i) =>
+      u.name === b[i]!.name &&
+      u.localBindPort === b[i]!.localBindPort &&
+      u.localBindAddress === b[i]!.localBindAddress,
+  );
 }
 
 function sameInstance(a: Instance, b: Instance): boolean {

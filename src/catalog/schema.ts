@@ -46,6 +46,32 @@ export const instanceSchema = z
   })
   .strict();
 
+const serviceName = z
+  .string({ error: (i) => `expected a string, got ${show(i.input)}` })
+  .regex(NAME, { error: (i) => `expected a DNS label (a-z, 0-9, -), got ${show(i.input)}` });
+
+/** A declared upstream: a service name, or {name, localBindPort, localBindAddress}. */
+export const upstreamSchema = z.union(
+  [
+    serviceName.transform((name) => ({ name })),
+    z
+      .object({
+        name: serviceName,
+        localBindPort: port.optional(),
+        localBindAddress: z
+          .union([z.ipv4(), z.ipv6()], {
+            error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}`,
+          })
+          .optional(),
+      })
+      .strict(),
+  ],
+  {
+    error: (i) =>
+      `expected a service name or {name, localBindPort, localBindAddress}, got ${show(i.input)}`,
+  },
+);
+
 /** A service as a source may produce it: a tcp service may lack its outbound port. */
 export const sourceServiceSchema = z
   .object({
@@ -55,8 +81,22 @@ export const sourceServiceSchema = z
     protocol: oneOf(PROTOCOLS).default('http'),
     outboundPort: port.optional(),
     instances: z.array(instanceSchema).default([]),
+    upstreams: z.array(upstreamSchema).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    const seen = new Set<string>();
+    s.upstreams?.forEach((u, ui) => {
+      if (seen.has(u.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', ui],
+          message: `duplicate upstream "${u.name}"`,
+        });
+      }
+      seen.add(u.name);
+    });
+  });
 
 /** A service in a catalog file: a tcp service must name its outbound port. */
 export const serviceSchema = sourceServiceSchema.superRefine((s, ctx) => {

@@ -12,6 +12,7 @@ import type { DiscoverySource } from '../sources/source.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TrafficProvider } from '../traffic/provider.js';
 import { TrafficFile } from '../traffic/traffic-file.js';
+import { SCOPE_MODES, type ScopeMode } from '../mesh/types.js';
 import { choiceOption, durationMsOption } from './options.js';
 
 export const INTENTION_DEFAULTS = ['allow', 'deny'] as const;
@@ -23,6 +24,10 @@ export interface TrafficFlags {
   datacenter: string;
   datacenters: readonly string[];
   failoverThreshold?: number;
+  /** serve --scope (absent: policy when --policy is given, else all). */
+  scope?: ScopeMode;
+  /** The security flag --policy: only whether one is given matters here. */
+  policy?: string;
 }
 
 const DATACENTER = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;
@@ -101,6 +106,12 @@ export function trafficCliOptions(): Option[] {
     )
       .env('LUCID_FAILOVER_THRESHOLD')
       .argParser(percentOption('--failover-threshold')),
+    new Option(
+      '--scope <mode>',
+      "which services each sidecar receives (docs/scoping.md): all; declared (its service's declared upstreams, else all); policy (declared upstreams, else what the policy and intentions let it call, else all). Default: policy when --policy is given, else all",
+    )
+      .env('LUCID_SCOPE')
+      .argParser(choiceOption('--scope', SCOPE_MODES)),
   ];
 }
 
@@ -162,5 +173,6 @@ export function meshSettingsFromFlags(
     ...(flags.failoverThreshold !== undefined
       ? { failoverThresholdPercent: flags.failoverThreshold }
       : {}),
+    scope: flags.scope ?? (flags.policy !== undefined ? 'policy' : 'all'),
   };
 }

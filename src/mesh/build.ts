@@ -137,6 +137,7 @@ function buildService(name: string, reader: TrackedReader): ServicePart {
     ...(reader.get('defaults', name)?.MeshGateway?.Mode !== undefined
       ? { gatewayMode: reader.get('defaults', name)!.MeshGateway!.Mode! }
       : {}),
+    ...(service.upstreams !== undefined ? { upstreams: service.upstreams } : {}),
   };
   return { service: meshService, problems };
 }

@@ -3,7 +3,9 @@
 import type { ProxyIdentity } from '../catalog/model.js';
 import { meshService } from './build.js';
 import { proxyAccessLog } from './observability.js';
+import { proxyScope } from './scope.js';
 import type {
+  Backend,
   Mesh,
   MeshGateway,
   MeshInstance,
@@ -50,6 +52,11 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
       upstreamOverrides: [],
     };
   }
+  const scope = proxyScope(mesh, proxy.service);
+  // Bind ports are only for upstreams that exist: a listener routing nowhere helps nobody.
+  const bindUpstreams = (own?.upstreams ?? []).filter(
+    (u) => u.localBindPort !== undefined && meshService(mesh, u.name) !== undefined,
+  );
   return {
     nodeId: proxy.nodeId,
     service: proxy.service,
@@ -68,10 +75,20 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     locality: proxyLocality(mesh, proxy),
     gatewayMode: own?.gatewayMode ?? mesh.gatewayMode,
     ...(gateway ? { gateway } : {}),
-    upstreamOverrides: own?.upstreamOverrides ?? [],
+    upstreamOverrides: inScope(own?.upstreamOverrides ?? [], scope.services),
     ...observabilityOf(mesh, proxy.service),
     ...(proxy.dnsPort !== undefined ? { dns: proxyDns(mesh, proxy.dnsPort) } : {}),
+    ...(scope.services !== undefined ? { scope } : {}),
+    ...(bindUpstreams.length > 0 ? { bindUpstreams } : {}),
   };
+}
+
+/** Overrides of services the proxy receives (an override outside its scope is not sent). */
+function inScope(overrides: readonly Backend[], services: readonly string[] | undefined) {
+  if (!services || overrides.length === 0) return overrides;
+  const keep = new Set(services);
+  const out = overrides.filter((b) => keep.has(b.service));
+  return out.length === overrides.length ? overrides : out;
 }
 
 function observabilityOf(mesh: Mesh, service: string): Pick<MeshProxy, 'tracing' | 'accessLog'> {

@@ -49,6 +49,12 @@ export interface MeshSettings {
    * (serve --failover-threshold); absent: Envoy's default (overprovisioning 1.4, ≈ 71 %).
    */
   readonly failoverThresholdPercent?: number;
+  /**
+   * Which services a sidecar receives (serve --scope; docs/scoping.md). Absent: `all`.
+   * `declared`: its service's declared upstreams, else everything; `policy`: declared
+   * upstreams, else what the policy and intentions let it call, else everything.
+   */
+  readonly scope?: ScopeMode;
   /** Tracing when proxy-defaults sets none (serve --tracing-otlp / --tracing-sample). */
   readonly tracing?: {
     readonly collector: { host: string; port: number };
@@ -57,6 +63,9 @@ export interface MeshSettings {
 }
 
 export type { Locality };
+
+export const SCOPE_MODES = ['all', 'declared', 'policy'] as const;
+export type ScopeMode = (typeof SCOPE_MODES)[number];
 
 /** A locality with its datacenter settled (the mesh's own when the input named none). */
 export interface PlacedLocality extends Locality {
@@ -230,6 +239,25 @@ export interface MeshService {
   readonly upstreamOverrides: readonly Backend[];
   /** How this service's proxies reach other datacenters (service-defaults MeshGateway). */
   readonly gatewayMode?: MeshGatewayMode;
+  /** The upstreams its sidecars declare (catalog, Consul Proxy.Upstreams), sorted by name. */
+  readonly upstreams?: readonly MeshUpstream[];
+}
+
+/** A declared upstream (see catalog Upstream). */
+export interface MeshUpstream {
+  readonly name: string;
+  readonly localBindPort?: number;
+  readonly localBindAddress?: string;
+}
+
+/** What one sidecar receives: the services it may reach (src/mesh/scope.ts). */
+export interface ProxyScope {
+  /** What decided it: declared upstreams, the policy and intentions, or nothing (all). */
+  readonly from: 'declared' | 'policy' | 'all';
+  /** Reachable services, sorted; absent when `from` is all (every service). */
+  readonly services?: readonly string[];
+  /** A hash of `services`: proxies with the same key share encoded CDS/RDS. */
+  readonly key?: string;
 }
 
 /** A mesh gateway (catalog `gateways`, Consul `Kind: mesh-gateway`). */
@@ -317,6 +345,10 @@ export interface MeshProxy {
   readonly accessLog?: MeshAccessLog;
   /** Present when the node asked for a DNS listener (node.metadata.dns_port; docs/dns.md). */
   readonly dns?: MeshProxyDns;
+  /** The services it receives; absent: every service. */
+  readonly scope?: ProxyScope;
+  /** Declared upstreams with a local bind port: a listener each (Consul Connect apps). */
+  readonly bindUpstreams?: readonly MeshUpstream[];
 }
 
 /** A sidecar's DNS listener: `<name>.<domainSuffix>` answered with its outbound address. */

@@ -36,6 +36,7 @@ import {
   type Instance,
   type Protocol,
   type Service,
+  type Upstream,
 } from '../../catalog/model.js';
 import {
   formatIssues,
@@ -45,6 +46,7 @@ import {
   sourceServiceSchema,
 } from '../../catalog/schema.js';
 import type { ConsulHealthEntry } from './client.js';
+import { mergeUpstreams, sidecarUpstreams } from './upstreams.js';
 
 export interface MappingOptions {
   /** Catalog health for Consul's `warning`. */
@@ -70,7 +72,8 @@ export interface MappingResult {
   readonly unmeshed: readonly string[];
   /**
    * Critical instances whose every critical check has not run yet (no Output: the state
-   * Consul registers and restores a check in until its first run), as "<service>/<id>".
+   * Consul registers and restores a check in until its first run; TTL checks, which never
+   * run, excepted), as "<service>/<id>".
    */
   readonly criticalNotRun: readonly string[];
 }
@@ -94,6 +97,8 @@ interface Candidate {
   readonly outboundPort?: number;
   /** Critical only by checks that have not run yet. */
   readonly criticalNotRun: boolean;
+  /** Its sidecar registration's Proxy.Upstreams (absent: none declared). */
+  readonly upstreams?: readonly Upstream[];
 }
 
 /** One datacenter's entries (see mapConsulDatacenters). */
@@ -247,11 +252,17 @@ export function mapConsulDatacenters(
       instances.push(instance);
     }
 
+    const upstreams = mergeUpstreams(
+      candidates.filter((c) => accepted.has(c)).map((c) => c.upstreams),
+      where,
+      problems,
+    );
     const parsed = sourceServiceSchema.safeParse({
       name,
       protocol,
       ...(outboundPort !== undefined ? { outboundPort } : {}),
       instances,
+      ...(upstreams !== undefined ? { upstreams } : {}),
     });
     if (!parsed.success) {
       for (const issue of formatIssues(parsed.error))
@@ -397,9 +408,16 @@ function candidate(
   let worst = 0;
   for (const c of checks) worst = Math.max(worst, RANK[c.Status] ?? 2);
   const health: Health = worst === 2 ? 'critical' : worst === 1 ? opts.warningAs : 'passing';
+  // A check that ran leaves its output (TCP, HTTP, alias, script ... all write one). A TTL
+  // check is never run: critical without output there is its app's word (or its never having
+  // sent one), not a restart artefact.
   const criticalNotRun =
     health === 'critical' &&
-    checks.every((c) => (RANK[c.Status] ?? 2) < 2 || c.Output === undefined || c.Output === '');
+    checks.every(
+      (c) =>
+        (RANK[c.Status] ?? 2) < 2 ||
+        ((c.Output === undefined || c.Output === '') && c.Type !== 'ttl'),
+    );
 
   const raw = sidecar
     ? {
@@ -421,6 +439,7 @@ function candidate(
         meta,
         ...located,
       };
+  const upstreams = sidecarUpstreams(sidecar, where, problems);
   const parsed = instanceSchema.safeParse(raw);
   if (!parsed.success) {
     // Name the Consul field a bad region or zone came from.
@@ -443,6 +462,7 @@ function candidate(
     ...(protocol !== undefined ? { protocol, protocolFrom: protocolField } : {}),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
     criticalNotRun,
+    ...(upstreams !== undefined ? { upstreams } : {}),
   };
 }
 

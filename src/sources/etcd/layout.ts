@@ -13,7 +13,7 @@
 // under `services/` of any other shape are reported as bad.
 // Values are validated with the catalog file's zod schemas, so a value is accepted in etcd
 // exactly when the same fields would be accepted in a catalog file.
-import type { Instance, Protocol } from '../../catalog/model.js';
+import type { Instance, Protocol, Upstream } from '../../catalog/model.js';
 import { formatIssues, instanceSchema, serviceSchema, show } from '../../catalog/schema.js';
 
 export const DEFAULT_ETCD_PREFIX = '/lucid-mesh/';
@@ -80,6 +80,8 @@ export function serviceNameProblem(name: string): string | undefined {
 export interface ServiceSettings {
   readonly protocol: Protocol;
   readonly outboundPort?: number;
+  /** Declared upstreams (docs/scoping.md), as in a catalog file. */
+  readonly upstreams?: readonly Upstream[];
 }
 
 export type Decoded<T> =
@@ -118,19 +120,24 @@ export function decodeInstance(id: string, text: string): Decoded<Instance> {
 export function decodeServiceSettings(service: string, text: string): Decoded<ServiceSettings> {
   const parsed = text.trim() === '' ? { ok: true as const, value: {} } : parseJsonObject(text);
   if (!parsed.ok) return parsed;
-  const unknown = Object.keys(parsed.value).filter((k) => k !== 'protocol' && k !== 'outboundPort');
+  const known = ['protocol', 'outboundPort', 'upstreams'];
+  const unknown = Object.keys(parsed.value).filter((k) => !known.includes(k));
   if (unknown.length > 0) {
     return {
       ok: false,
-      problem: `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => show(k)).join(', ')} (expected protocol, outboundPort)`,
+      problem: `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => show(k)).join(', ')} (expected ${known.join(', ')})`,
     };
   }
   const result = serviceSchema.safeParse({ ...parsed.value, name: service, instances: [] });
   if (!result.success) return { ok: false, problem: formatIssues(result.error).join('; ') };
-  const { protocol, outboundPort } = result.data;
+  const { protocol, outboundPort, upstreams } = result.data;
   return {
     ok: true,
-    value: outboundPort === undefined ? { protocol } : { protocol, outboundPort },
+    value: {
+      protocol,
+      ...(outboundPort !== undefined ? { outboundPort } : {}),
+      ...(upstreams !== undefined ? { upstreams } : {}),
+    },
   };
 }
 

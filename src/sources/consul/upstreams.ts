@@ -1,0 +1,75 @@
+// Consul's explicit upstreams: a sidecar registration's Proxy.Upstreams, which Consul Connect
+// users already write, become the service's declared upstreams (docs/scoping.md).
+import type { Upstream } from '../../catalog/model.js';
+import { show, upstreamSchema } from '../../catalog/schema.js';
+import type { ConsulHealthEntry } from './client.js';
+
+/** The fields of one Consul upstream that lucid-mesh reads. */
+interface ConsulUpstream {
+  readonly DestinationType?: string;
+  readonly DestinationName?: unknown;
+  readonly LocalBindAddress?: unknown;
+  readonly LocalBindPort?: unknown;
+}
+
+/**
+ * The upstreams one sidecar registration declares; undefined when it declares none. A bad
+ * entry is skipped and reported (the others still count).
+ */
+export function sidecarUpstreams(
+  sidecar: ConsulHealthEntry | undefined,
+  where: string,
+  problems: string[],
+): Upstream[] | undefined {
+  const proxy = sidecar?.Service.Proxy as { Upstreams?: unknown } | null | undefined;
+  const raw = proxy?.Upstreams;
+  if (!Array.isArray(raw) || raw.length === 0) return undefined;
+  const out: Upstream[] = [];
+  raw.forEach((entry: ConsulUpstream, i) => {
+    const at = `${where}: Proxy.Upstreams[${i}]`;
+    if (entry?.DestinationType === 'prepared_query') {
+      problems.push(`${at}: DestinationType prepared_query is not supported; upstream ignored`);
+      return;
+    }
+    // Consul sends 0 / "" for fields left unset.
+    const parsed = upstreamSchema.safeParse({
+      name: entry?.DestinationName,
+      ...(entry?.LocalBindPort ? { localBindPort: entry.LocalBindPort } : {}),
+      ...(entry?.LocalBindAddress ? { localBindAddress: entry.LocalBindAddress } : {}),
+    });
+    if (!parsed.success) {
+      problems.push(
+        `${at}: expected DestinationName (a service name), LocalBindPort 1-65535 and LocalBindAddress an IP, got ${show(entry)}; upstream ignored`,
+      );
+      return;
+    }
+    out.push(parsed.data);
+  });
+  return out;
+}
+
+/**
+ * A service's upstreams: those of its instances' sidecars together (by name; the first
+ * sidecar naming a bind port for a name decides it). Undefined when no sidecar declares any.
+ */
+export function mergeUpstreams(
+  lists: ReadonlyArray<readonly Upstream[] | undefined>,
+  where: string,
+  problems: string[],
+): Upstream[] | undefined {
+  if (lists.every((l) => l === undefined)) return undefined;
+  const byName = new Map<string, Upstream>();
+  for (const list of lists) {
+    for (const u of list ?? []) {
+      const known = byName.get(u.name);
+      if (!known || (known.localBindPort === undefined && u.localBindPort !== undefined)) {
+        byName.set(u.name, u);
+      } else if (u.localBindPort !== undefined && u.localBindPort !== known.localBindPort) {
+        problems.push(
+          `${where}: sidecars disagree on the LocalBindPort of upstream "${u.name}" (${known.localBindPort} and ${u.localBindPort}); using ${known.localBindPort}`,
+        );
+      }
+    }
+  }
+  return [...byName.values()];
+}

@@ -1,0 +1,144 @@
+// The reachable set of a sidecar (src/mesh/scope.ts): declared upstreams, else the policy and
+// intentions, else everything; closed over routes, splits, redirects, mirrors and failover.
+import { describe, expect, it } from 'vitest';
+import { parseCatalog } from '../../src/catalog/schema.js';
+import { buildMesh, DEFAULT_MESH_SETTINGS, meshProxy, proxyScope } from '../../src/mesh/index.js';
+import type { Mesh, ScopeMode } from '../../src/mesh/types.js';
+import { parsePolicy } from '../../src/policy/schema.js';
+import { parseTrafficDocument } from '../../src/traffic/schema.js';
+
+const names = ['web', 'api', 'billing', 'ledger', 'audit', 'search', 'legacy', 'shadow'];
+
+function catalog(upstreams: Record<string, unknown[]>) {
+  return parseCatalog({
+    services: names.map((name, i) => ({
+      name,
+      instances: [{ id: `${name}-1`, address: `10.0.0.${i + 1}`, port: 80, sidecarPort: 15006 }],
+      ...(upstreams[name] ? { upstreams: upstreams[name] } : {}),
+    })),
+  });
+}
+
+function meshOf(
+  scope: ScopeMode,
+  upstreams: Record<string, unknown[]> = {},
+  entries: unknown[] = [],
+  policy?: unknown,
+): Mesh {
+  return buildMesh({
+    catalog: catalog(upstreams),
+    traffic: parseTrafficDocument(entries),
+    ...(policy ? { policy: parsePolicy(policy) } : {}),
+    settings: { ...DEFAULT_MESH_SETTINGS, scope },
+  });
+}
+
+const policy = {
+  trustDomain: 'lucid.internal',
+  namespace: 'default',
+  defaults: { action: 'deny' },
+  rules: [
+    { from: ['web'], to: ['api', 'search'], action: 'allow' },
+    { from: ['api'], to: ['billing'], action: 'allow' },
+  ],
+};
+
+describe('proxyScope', () => {
+  it('scope all: every sidecar gets every service', () => {
+    const mesh = meshOf('all', { web: ['api'] });
+    expect(proxyScope(mesh, 'web')).toEqual({ from: 'all' });
+    expect(meshProxy(mesh, { nodeId: 'web-1', service: 'web', outboundPort: 15001 }).scope).toBe(
+      undefined,
+    );
+  });
+
+  it('declared upstreams decide, plain names and bind-port objects alike', () => {
+    const mesh = meshOf('declared', { web: ['api', { name: 'search', localBindPort: 9191 }] });
+    expect(proxyScope(mesh, 'web')).toMatchObject({
+      from: 'declared',
+      services: ['api', 'search'],
+    });
+    const proxy = meshProxy(mesh, { nodeId: 'web-1', service: 'web', outboundPort: 15001 });
+    expect(proxy.scope?.services).toEqual(['api', 'search']);
+    expect(proxy.bindUpstreams).toEqual([{ name: 'search', localBindPort: 9191 }]);
+    // A service declaring nothing, and a node outside the catalog, get everything.
+    expect(proxyScope(mesh, 'api')).toEqual({ from: 'all' });
+    expect(proxyScope(mesh, 'nobody')).toEqual({ from: 'all' });
+  });
+
+  it('upstreams naming services that do not exist are left out', () => {
+    const mesh = meshOf('declared', { web: ['api', 'gone'] });
+    expect(proxyScope(mesh, 'web').services).toEqual(['api']);
+  });
+
+  it('policy scope: what the policy lets the service call; declared upstreams still come first', () => {
+    const mesh = meshOf('policy', { api: ['ledger'] }, [], policy);
+    expect(proxyScope(mesh, 'web')).toMatchObject({ from: 'policy', services: ['api', 'search'] });
+    expect(proxyScope(mesh, 'api')).toMatchObject({ from: 'declared', services: ['ledger'] });
+    // Allowed nowhere: an empty scope, not everything.
+    expect(proxyScope(mesh, 'audit')).toMatchObject({ from: 'policy', services: [] });
+  });
+
+  it('declared scope ignores the policy', () => {
+    const mesh = meshOf('declared', {}, [], policy);
+    expect(proxyScope(mesh, 'web')).toEqual({ from: 'all' });
+  });
+
+  it('intentions narrow the policy scope; L7 permissions keep a service reachable', () => {
+    const mesh = meshOf('policy', {}, [
+      { Kind: 'service-intentions', Name: 'api', Sources: [{ Name: 'web', Action: 'deny' }] },
+      {
+        Kind: 'service-intentions',
+        Name: 'billing',
+        Sources: [
+          { Name: 'web', Permissions: [{ Action: 'allow', HTTP: { PathPrefix: '/pay' } }] },
+          { Name: '*', Action: 'deny' },
+        ],
+      },
+    ]);
+    const scope = proxyScope(mesh, 'web');
+    expect(scope.from).toBe('policy');
+    expect(scope.services).toContain('billing');
+    expect(scope.services).not.toContain('api');
+    expect(scope.services).toContain('ledger'); // no intentions: open
+    expect(proxyScope(mesh, 'search').services).not.toContain('billing');
+  });
+
+  it('what routes, splits, redirects, mirrors and failover of a reachable service name is reachable too', () => {
+    const mesh = meshOf('declared', { web: ['api'], audit: ['search'] }, [
+      {
+        Kind: 'service-router',
+        Name: 'api',
+        Routes: [{ Match: { HTTP: { PathPrefix: '/pay' } }, Destination: { Service: 'billing' } }],
+      },
+      {
+        Kind: 'service-splitter',
+        Name: 'billing',
+        Splits: [{ Weight: 90 }, { Weight: 10, Service: 'ledger' }],
+      },
+      { Kind: 'service-resolver', Name: 'ledger', Failover: { '*': { Service: 'legacy' } } },
+      { Kind: 'service-resolver', Name: 'search', Redirect: { Service: 'shadow' } },
+    ]);
+    expect(proxyScope(mesh, 'web').services).toEqual(['api', 'billing', 'ledger', 'legacy']);
+    expect(proxyScope(mesh, 'audit').services).toEqual(['search', 'shadow']);
+  });
+
+  it('proxies with the same reachable set share one scope key; another set has another', () => {
+    const mesh = meshOf('declared', {
+      web: ['api', 'search'],
+      audit: ['search', 'api'],
+      api: ['billing'],
+    });
+    expect(proxyScope(mesh, 'web').key).toBe(proxyScope(mesh, 'audit').key);
+    expect(proxyScope(mesh, 'api').key).not.toBe(proxyScope(mesh, 'web').key);
+  });
+
+  it('catalog errors name the bad upstream', () => {
+    expect(() =>
+      parseCatalog({ services: [{ name: 'web', upstreams: [{ name: 'api', localBindPort: 0 }] }] }),
+    ).toThrow(/services\[0\]\.upstreams\[0\]/);
+    expect(() => parseCatalog({ services: [{ name: 'web', upstreams: ['api', 'api'] }] })).toThrow(
+      /duplicate upstream "api"/,
+    );
+  });
+});

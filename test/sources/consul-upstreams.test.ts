@@ -1,0 +1,77 @@
+// Consul's explicit upstreams (sidecar registrations' Proxy.Upstreams) become the service's
+// declared upstreams; bad entries are named and skipped.
+import { describe, expect, it } from 'vitest';
+import type { ConsulHealthEntry } from '../../src/sources/consul/client.js';
+import { mapConsulCatalog } from '../../src/sources/consul/mapping.js';
+
+const node = { Node: 'n1', Address: '10.0.0.1' };
+
+function app(id: string): ConsulHealthEntry {
+  return { Node: node, Service: { ID: id, Service: 'web', Port: 8080 }, Checks: [] };
+}
+
+function sidecar(id: string, upstreams: unknown): ConsulHealthEntry {
+  return {
+    Node: node,
+    Service: {
+      ID: `${id}-sidecar-proxy`,
+      Service: 'web-sidecar-proxy',
+      Kind: 'connect-proxy',
+      Port: 21000,
+      Proxy: {
+        DestinationServiceName: 'web',
+        DestinationServiceID: id,
+        Upstreams: upstreams,
+      } as ConsulHealthEntry['Service']['Proxy'],
+    },
+    Checks: [],
+  } as ConsulHealthEntry;
+}
+
+describe('Consul Proxy.Upstreams', () => {
+  it('the sidecars’ upstreams together, bind ports kept, bad entries named and skipped', () => {
+    const { catalog, problems } = mapConsulCatalog(
+      new Map([
+        ['web', [app('web-1'), app('web-2')]],
+        [
+          'web-sidecar-proxy',
+          [
+            sidecar('web-1', [
+              { DestinationType: 'service', DestinationName: 'api', LocalBindPort: 9191 },
+              { DestinationName: 'Bad_Name', LocalBindPort: 9192 },
+              { DestinationType: 'prepared_query', DestinationName: 'q' },
+            ]),
+            sidecar('web-2', [
+              { DestinationName: 'search', LocalBindAddress: '127.0.0.2', LocalBindPort: 9300 },
+              { DestinationName: 'api', LocalBindPort: 0 },
+            ]),
+          ],
+        ],
+      ]),
+      { warningAs: 'passing' },
+    );
+    expect(catalog.services[0]!.upstreams).toEqual([
+      { name: 'api', localBindPort: 9191 },
+      { name: 'search', localBindPort: 9300, localBindAddress: '127.0.0.2' },
+    ]);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /"web" instance "web-1-sidecar-proxy": Proxy\.Upstreams\[1\]: .*"Bad_Name".*upstream ignored/,
+      ),
+      expect.stringMatching(
+        /Proxy\.Upstreams\[2\]: DestinationType prepared_query is not supported/,
+      ),
+    ]);
+  });
+
+  it('no sidecar declaring upstreams: none declared (the service is not scoped by them)', () => {
+    const { catalog } = mapConsulCatalog(
+      new Map([
+        ['web', [app('web-1')]],
+        ['web-sidecar-proxy', [sidecar('web-1', undefined)]],
+      ]),
+      { warningAs: 'passing' },
+    );
+    expect(catalog.services[0]!.upstreams).toBeUndefined();
+  });
+});
