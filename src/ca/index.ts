@@ -10,7 +10,7 @@ export type { FileCaStoreOptions } from './file-store.js';
 export { LeafManager, RENEW_FROM, RENEW_TO } from './leaf-manager.js';
 export type { CaChange, CaChangeListener, LeafManagerOptions } from './leaf-manager.js';
 export { openCa, readOperatorCa } from './open.js';
-export type { OpenCaOptions, OpenedCa } from './open.js';
+export type { OpenCaOptions, OpenedCa, SharedState } from './open.js';
 export {
   CaSettingsError,
   DEFAULT_LEAF_TTL_MS,
@@ -28,6 +28,10 @@ export {
   trustDomainPrefix,
 } from './spiffe.js';
 export { MemoryCaStore } from './store.js';
+export { ConsulKvCaStore } from './state/consul-store.js';
+export { EtcdCaStore } from './state/etcd-store.js';
+export { KvCaStore } from './state/kv-store.js';
+export { StateCipher, StateKeyError, readStateKeyFile } from './state/cipher.js';
 export type { CaStore, RootsMutation } from './store.js';
 export { OPERATOR_SCOPES, TOKEN_KINDS } from './revocations.js';
 export type { OperatorScope, TokenKind, TokenRecord, TokensMutation } from './revocations.js';
