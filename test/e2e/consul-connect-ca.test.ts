@@ -7,7 +7,7 @@
 // world.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,9 +25,11 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 function run(
   file: string,
   args: string[],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { cwd: repoRoot, timeout: 60_000 }, (err, stdout, stderr) =>
+    const opts = { cwd: repoRoot, timeout: 60_000, env: { ...process.env, ...env } };
+    execFile(file, args, opts, (err, stdout, stderr) =>
       resolve({
         code: err ? (typeof err.code === 'number' ? err.code : -1) : 0,
         stdout,
@@ -261,5 +263,80 @@ describe('serve --ca consul-connect: a Consul sidecar and a lucid-mesh sidecar',
       what: 'world → hello = 200 again',
       timeoutMs: 15_000,
     });
+  });
+
+  it('a Consul CA root rotation reaches the lucid-mesh sidecar: new trust bundle and leaf, calls keep working', async () => {
+    const leafSerial = async (): Promise<string | undefined> => {
+      const body = JSON.parse(await worldEnvoy!.admin('/certs')) as {
+        certificates: Array<{ cert_chain: Array<{ serial_number: string }> }>;
+      };
+      return body.certificates.find((c) => c.cert_chain.length > 0)?.cert_chain[0]?.serial_number;
+    };
+    const caSerials = async (): Promise<string[]> => {
+      const body = JSON.parse(await worldEnvoy!.admin('/certs')) as {
+        certificates: Array<{ ca_cert: Array<{ serial_number: string }> }>;
+      };
+      return body.certificates.flatMap((c) => c.ca_cert.map((a) => a.serial_number));
+    };
+    const oldLeaf = await leafSerial();
+    expect(oldLeaf).toBeDefined();
+    // A new key type makes Consul generate a new root (cross-signed by the old one).
+    const res = await consul.api('PUT', '/v1/connect/ca/configuration', {
+      Provider: 'consul',
+      Config: { PrivateKeyType: 'rsa', PrivateKeyBits: 2048 },
+    });
+    expect(res.status, res.body).toBe(200);
+    const roots = JSON.parse((await consul.api('GET', '/v1/agent/connect/ca/roots')).body) as {
+      Roots: Array<{ RootCert: string; Active: boolean }>;
+    };
+    const serialOf = (pem: string) =>
+      new X509Certificate(pem).serialNumber.toLowerCase().replace(/^0+/, '');
+    const active = roots.Roots.find((r) => r.Active)!;
+    await worldEnvoy!.waitFor(
+      async () =>
+        (await caSerials()).map((s) => s.replace(/^0+/, '')).includes(serialOf(active.RootCert)),
+      "Consul's new root in world's trust bundle",
+      15_000,
+    );
+    await worldEnvoy!.waitFor(
+      async () => ((await leafSerial()) ?? oldLeaf) !== oldLeaf,
+      "a new Consul leaf in world's sidecar",
+      15_000,
+    );
+    await waitFor(async () => (await helloToWorld())?.status === 200, {
+      what: 'hello → world = 200 after the rotation',
+      timeoutMs: 15_000,
+    });
+    await waitFor(async () => (await worldToHello())?.status === 200, {
+      what: 'world → hello = 200 after the rotation',
+      timeoutMs: 15_000,
+    });
+  });
+
+  it('usage errors name --ca: an unknown backend, --mtls off, an unreachable Consul (LUCID_CA)', async () => {
+    const [closed] = (await freePorts(1)) as [number];
+    const catalog = join(mkdtempSync(join(tmpdir(), 'lucid-consul-connect-catalog-')), 'c.yaml');
+    writeFileSync(catalog, 'services: []\n');
+    const serveArgs = (more: string[]) => [
+      ...['--import', 'tsx', cliEntry, 'serve', '--catalog', catalog],
+      ...['--auth', 'none', '--admin-auth', 'none', '--xds-port', '0', '--admin-port', '0'],
+      ...['--data-dir', mkdtempSync(join(tmpdir(), 'lucid-consul-connect-flags-'))],
+      ...more,
+    ];
+    const [unknown, noMtls, unreachable] = await Promise.all([
+      run(process.execPath, serveArgs(['--ca', 'vault'])),
+      run(process.execPath, serveArgs(['--ca', 'consul-connect', '--mtls', 'off'])),
+      run(process.execPath, serveArgs(['--consul', `127.0.0.1:${closed}`]), {
+        LUCID_CA: 'consul-connect',
+      }),
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/--ca.*vault/);
+    expect(unknown.stderr).toContain('consul-connect');
+    expect(noMtls.code).toBe(2);
+    expect(noMtls.stderr).toContain('--ca consul-connect: needs --mtls on');
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toContain('--ca consul-connect');
+    expect(unreachable.stderr).toContain(`127.0.0.1:${closed}`);
   });
 });
