@@ -46,7 +46,7 @@ describe('compose/ha.yml', () => {
     expect(env.CONSUL_HTTP_ADDR).toBe('consul:8500');
     expect(env.LUCID_STATE_ENCRYPTION_KEY).toBe('/run/secrets/state_key');
     expect(svc.secrets).toEqual(['state_key']);
-    expect(compose.secrets.state_key.file).toBe('./state.key');
+    expect(compose.secrets.state_key?.file).toBe('./state.key');
     expect(Object.keys(svc.depends_on as Obj)).toContain('consul');
     for (const key of Object.keys(env))
       expect(known.has(key), `${name} sets ${key}, which serve does not read`).toBe(true);
