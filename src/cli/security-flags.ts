@@ -141,6 +141,11 @@ export async function securityFromFlags(
       '--ca consul-connect: needs --mtls on (the Connect CA only issues mTLS certificates)',
     );
   }
+  if (flags.ca === 'consul-connect' && flags.trustDomain !== undefined) {
+    throw new SecurityFlagError(
+      `--trust-domain: ${JSON.stringify(flags.trustDomain)} does not apply with --ca consul-connect (the trust domain is Consul's)`,
+    );
+  }
   const consulConnect = flags.ca === 'consul-connect' ? consulClient(flags) : undefined;
   pairedFlags('--xds-tls-cert', flags.xdsTlsCert, '--xds-tls-key', flags.xdsTlsKey);
   pairedFlags('--admin-tls-cert', flags.adminTlsCert, '--admin-tls-key', flags.adminTlsKey);
