@@ -75,6 +75,19 @@ describe('applyRestartGrace', () => {
     expect(over.held.size).toBe(0);
   });
 
+  it('an instance held for a check that has not run does not make the rest "the whole service"', () => {
+    // After a -dev agent restart: web-1's restored sidecar check has not run, web-2's app
+    // fails its TTL check. web-1 is held; web-2's failure is believed.
+    const r = healthAfter(
+      catalogOf([inst('api-1', 'critical'), inst('api-2', 'critical')]),
+      before,
+      ['api/api-1'],
+    );
+    expect(r.health.get('api/api-1')).toBe('passing');
+    expect(r.health.get('api/api-2')).toBe('critical');
+    expect([...r.held]).toEqual([['api/api-1', 'check-not-run']]);
+  });
+
   it('holds only what was published healthy: new instances and ones already critical are as read', () => {
     const published = catalogOf([inst('api-1', 'critical'), inst('api-2', 'warning')]);
     const r = healthAfter(
@@ -151,7 +164,7 @@ describe('mapping: which critical instances have checks that have not run', () =
         Proxy: { DestinationServiceName: 'api', DestinationServiceID: 'api-1' },
       },
       Checks: [
-        { CheckID: 'service:api-1-sidecar-proxy:1', ...tcp },
+        { CheckID: 'service:api-1-sidecar-proxy:1', Type: 'tcp', ...tcp },
         {
           CheckID: 'service:api-1-sidecar-proxy:2',
           Status: 'passing',
@@ -180,6 +193,26 @@ describe('mapping: which critical instances have checks that have not run', () =
       Status: 'critical',
       Output: 'dial tcp 127.0.0.1:21000: connect: connection refused',
     });
+    expect(r.catalog.services[0]!.instances[0]!.health).toBe('critical');
+    expect(r.criticalNotRun).toEqual([]);
+  });
+
+  it('a TTL check critical without output: its app said so (or never spoke), not a restart artefact', () => {
+    const r = mapConsulCatalog(
+      new Map([
+        [
+          'api',
+          [
+            {
+              Node: { Node: 't', Address: '127.0.0.1' },
+              Service: { ID: 'api-1', Service: 'api', Port: 9001 },
+              Checks: [{ CheckID: 'service:api-1', Type: 'ttl', Status: 'critical', Output: '' }],
+            },
+          ],
+        ],
+      ]),
+      { warningAs: 'passing' },
+    );
     expect(r.catalog.services[0]!.instances[0]!.health).toBe('critical');
     expect(r.criticalNotRun).toEqual([]);
   });

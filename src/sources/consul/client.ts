@@ -74,6 +74,8 @@ export interface ConsulCheck {
   readonly Status: string;
   /** The last run's output; "" until the check first runs (also after an agent restart). */
   readonly Output?: string;
+  /** ttl, tcp, http, grpc, alias, script, ... (Consul ≥ 1.7). */
+  readonly Type?: string;
   readonly ServiceID?: string;
   readonly ServiceName?: string;
 }

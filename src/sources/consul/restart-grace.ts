@@ -11,7 +11,8 @@
 // connection, a timeout or no leader, then succeeded; or its index went backwards), an
 // instance that was published healthy and now reads critical keeps its published health when
 // - each of its critical checks has not run yet (critical with no Output: Consul's state for a
-//   check registered or restored and not run since), or
+//   check registered or restored and not run since; TTL checks excepted, they never run and a
+//   TTL failed without a note is its app's word), or
 // - every instance of its service in that datacenter reads critical at once (a restart, not
 //   the whole service failing in the same moment, until the grace shows otherwise).
 // A check that has run and fails on one instance among healthy ones is believed at once.
@@ -58,7 +59,11 @@ export function applyRestartGrace(input: RestartGraceInput): RestartGraceResult 
     for (const [dc, instances] of byDc) {
       const until = graceUntil(dc);
       if (until === undefined || until <= now) continue;
-      const allCritical = instances.every((i) => i.health === 'critical');
+      // An instance critical only by checks that have not run is not "down" for this rule:
+      // with it held, the others failing is not the whole service failing at once.
+      const allCritical = instances.every(
+        (i) => i.health === 'critical' && !criticalNotRun.has(`${service.name}/${i.id}`),
+      );
       for (const i of instances) {
         if (i.health !== 'critical') continue;
         const key = `${service.name}/${i.id}`;
