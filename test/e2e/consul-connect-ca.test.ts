@@ -184,7 +184,7 @@ describe('serve --ca consul-connect: a Consul sidecar and a lucid-mesh sidecar',
     const certs = await worldEnvoy!.waitFor(async () => {
       const body = JSON.parse(await worldEnvoy!.admin('/certs')) as {
         certificates: Array<{
-          cert_chain: Array<{ subject_alt_names: Array<{ uri?: string }> }>;
+          cert_chain: Array<{ serial_number: string; subject_alt_names: Array<{ uri?: string }> }>;
           ca_cert: Array<{ serial_number: string }>;
         }>;
       };
@@ -197,6 +197,18 @@ describe('serve --ca consul-connect: a Consul sidecar and a lucid-mesh sidecar',
       Roots: Array<{ RootCert: string }>;
     };
     const rootSerial = new X509Certificate(roots.Roots[0]!.RootCert).serialNumber.toLowerCase();
+    // Its expiry is exported like the built-in CA's leaves.
+    const leafSerial = certs.cert_chain[0]!.serial_number.replace(/^0+/, '');
+    const metrics = (await httpGet(`http://127.0.0.1:${adminPort}/metrics`)).body;
+    const gauge = metrics
+      .split('\n')
+      .find((l) =>
+        l.startsWith(
+          `lucid_mesh_certificate_expiry_seconds{kind="leaf",service="world",serial="${leafSerial}"}`,
+        ),
+      );
+    expect(gauge, metrics.slice(0, 2000)).toBeDefined();
+    expect(Number(gauge!.split(' ').pop())).toBeGreaterThan(3600);
     expect(certs.ca_cert.map((c) => c.serial_number.replace(/^0+/, ''))).toContain(
       rootSerial.replace(/^0+/, ''),
     );
