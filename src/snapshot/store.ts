@@ -16,6 +16,7 @@ import {
   meshService,
   meshServiceNames,
   proxyLocality,
+  proxyScope,
 } from '../mesh/index.js';
 import {
   DEFAULT_MESH_SETTINGS,
@@ -26,6 +27,7 @@ import {
   type MeshGatewayMode,
   type MeshSettings,
   type PlacedLocality,
+  type ProxyScope,
 } from '../mesh/types.js';
 import type { Policy } from '../policy/schema.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
@@ -39,7 +41,11 @@ import {
   translateShared,
 } from '../translate/index.js';
 import { emptyLoadAssignment } from '../translate/endpoints.js';
-import { IDENTITY_SECRET_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
+import {
+  IDENTITY_SECRET_NAME,
+  OUTBOUND_ROUTE_NAME,
+  TRUST_BUNDLE_SECRET_NAME,
+} from '../translate/names.js';
 import type { ResourceSet } from '../translate/types.js';
 import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -120,6 +126,8 @@ export interface StoreCounters {
   proxyBuildErrors: number;
   /** Services whose shared resources were translated (not found in the translation cache). */
   servicesTranslated: number;
+  /** Scoped snapshots made (one per build, scope and locality group; docs/scoping.md). */
+  scopesBuilt: number;
 }
 
 interface Watch {
@@ -166,6 +174,7 @@ export class SnapshotStore implements ConfigWatcher {
     buildErrors: 0,
     proxyBuildErrors: 0,
     servicesTranslated: 0,
+    scopesBuilt: 0,
   };
   /**
    * When the phases of the last successful build ended (ms epoch, sub-ms precision), for the
@@ -200,11 +209,15 @@ export class SnapshotStore implements ConfigWatcher {
       ownService?: MeshService;
       /** The service names its DNS listener answers (meshServiceNames: same list, same array). */
       dnsNames?: readonly string[];
+      /** Its scope (proxyScope: an equal scope is the same object from build to build). */
+      scope?: ProxyScope;
       own: KindMaps;
       generation: number;
     }
   >();
   private readonly meshCache = new MeshCache();
+  /** Scoped snapshots by the snapshot they narrow (see scopedSnapshot), then scope key. */
+  private readonly scoped = new WeakMap<Snapshot, Map<string, Snapshot>>();
   /** Snapshots of callers elsewhere (see localitySnapshot), for the current build. */
   private readonly localities = new Map<string, Snapshot>();
   private readonly translationCache = new TranslationCache();
@@ -402,10 +415,9 @@ export class SnapshotStore implements ConfigWatcher {
   viewFor(proxy: ProxyIdentity): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const snapshot = this.localitySnapshot(
-      proxyLocality(current.mesh, proxy),
-      this.gatewayModeOf(proxy),
-      true,
+    const snapshot = this.scopedSnapshot(
+      this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), true),
+      proxy,
     );
     const key = keyOf(proxy);
     let view = this.views.get(key);
@@ -426,10 +438,9 @@ export class SnapshotStore implements ConfigWatcher {
   previewFor(proxy: ProxyIdentity): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const snapshot = this.localitySnapshot(
-      proxyLocality(current.mesh, proxy),
-      this.gatewayModeOf(proxy),
-      false,
+    const snapshot = this.scopedSnapshot(
+      this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), false),
+      proxy,
     );
     const mesh = snapshot.mesh;
     const own = encodeUncached(this.ownSet(proxy, mesh, meshProxy(mesh, proxy)));
@@ -490,6 +501,58 @@ export class SnapshotStore implements ConfigWatcher {
   }
 
   /**
+   * The snapshot of the proxies whose scope is that of `proxy` (docs/scoping.md): `base`
+   * without the shared resources of services outside it, and with its own outbound routes.
+   * One per build, scope and locality group, shared by its proxies: the resources are
+   * the base's own encoded objects (nothing re-encoded), only the route configuration is
+   * encoded per scope, and only when its virtual hosts change.
+   */
+  private scopedSnapshot(base: Snapshot, proxy: ProxyIdentity): Snapshot {
+    if (gatewayOf(base.mesh, proxy)) return base;
+    const scope = proxyScope(base.mesh, proxy.service);
+    if (!scope.services || scope.key === undefined) return base;
+    let byScope = this.scoped.get(base);
+    if (!byScope) this.scoped.set(base, (byScope = new Map()));
+    let snapshot = byScope.get(scope.key);
+    if (snapshot) return snapshot;
+    const { drop, routes } = this.translationCache.scope(scope.services, scope.key);
+    const without = (map: ResourceMap, names: ReadonlySet<string>): ResourceMap => {
+      if (names.size === 0) return map;
+      const out = new Map<string, EncodedResource>();
+      for (const [name, r] of map) if (!names.has(name)) out.set(name, r);
+      return out;
+    };
+    const outbound = new Map(base.shared.routes);
+    outbound.set(
+      OUTBOUND_ROUTE_NAME,
+      this.encoder.encode(
+        'routes',
+        OUTBOUND_ROUTE_NAME,
+        routes,
+        `${OUTBOUND_ROUTE_NAME}@${scope.key}`,
+      ),
+    );
+    const shared: KindMaps = {
+      ...base.shared,
+      clusters: without(base.shared.clusters, drop.clusters),
+      endpoints: without(base.shared.endpoints, drop.endpoints),
+      listeners: without(base.shared.listeners, drop.listeners),
+      routes: outbound,
+    };
+    snapshot = new Snapshot(
+      Snapshot.versionOf(shared),
+      base.mesh,
+      shared,
+      base.changedAt,
+      base.builtAt,
+      base.ref,
+    );
+    byScope.set(scope.key, snapshot);
+    this.counters.scopesBuilt++;
+    return snapshot;
+  }
+
+  /**
    * A proxy's own resources. They depend only on what the mesh says of the proxy (its
    * instance, its service's upstream overrides) and the non-mesh inputs (secrets), so most
    * snapshots reuse them untranslated: an endpoint change elsewhere costs a connected proxy a
@@ -503,6 +566,7 @@ export class SnapshotStore implements ConfigWatcher {
     // (there are few gateways; the encoder still skips what did not change).
     const gateway = gatewayOf(mesh, proxy) !== undefined;
     const dnsNames = proxy.dnsPort !== undefined ? meshServiceNames(mesh) : undefined;
+    const scope = proxyScope(mesh, proxy.service);
     // Unchanged parts of the mesh keep their objects from one snapshot to the next, so the
     // common case is three identity checks, not a comparison of contents.
     if (
@@ -512,6 +576,7 @@ export class SnapshotStore implements ConfigWatcher {
       cached.instance === found?.instance &&
       cached.ownService === ownService &&
       cached.dnsNames === dnsNames &&
+      cached.scope === scope &&
       cached.inputsGeneration === this.inputsGeneration
     ) {
       cached.generation = this.ownGeneration;
@@ -524,6 +589,7 @@ export class SnapshotStore implements ConfigWatcher {
       cached.instance = found?.instance;
       cached.ownService = ownService;
       cached.dnsNames = dnsNames;
+      cached.scope = scope;
       cached.generation = this.ownGeneration;
       return cached.own;
     }
@@ -550,6 +616,7 @@ export class SnapshotStore implements ConfigWatcher {
         instance: found?.instance,
         ownService,
         dnsNames,
+        scope,
         own,
         generation: this.ownGeneration,
       });

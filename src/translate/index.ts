@@ -36,9 +36,11 @@ import { gatewayResources } from './gateways.js';
 import { authorizationFilters } from './rbac.js';
 import { outboundRouteConfiguration, serviceVirtualHost } from './routes.js';
 import { downstreamMtls, spiffeMatcherOf } from './tls.js';
+import { scopedShared, type ScopedShared } from './scope.js';
 import { emptyResourceSet, type ResourceSet } from './types.js';
 
 export * from './names.js';
+export type { ScopedShared } from './scope.js';
 
 /** One service's share of the shared resources. */
 interface ServiceResources {
@@ -122,6 +124,11 @@ export class TranslationCache {
   private nextVhosts = new Map<string, VirtualHost>();
   /** Services translated (not found in the cache) by the last build: for tests and benches. */
   translated = 0;
+  /** This build's parts by service name (for scopes). */
+  private parts = new Map<string, ServiceResources>();
+  /** Scopes of this build and of the previous one, by scope key (see scope.ts). */
+  private scopes = new Map<string, ScopedShared>();
+  private lastScopes = new Map<string, ScopedShared>();
 
   start(settings: MeshSettings, gateways = ''): void {
     if (settings !== this.settings || gateways !== this.gateways) {
@@ -137,6 +144,19 @@ export class TranslationCache {
     this.vhosts = this.nextVhosts;
     this.nextVhosts = new Map();
     this.translated = 0;
+    this.parts = new Map();
+    this.lastScopes = this.scopes;
+    this.scopes = new Map();
+  }
+
+  /** What proxies scoped to `services` (sorted; `key` their hash) leave out, for this build. */
+  scope(services: readonly string[], key: string): ScopedShared {
+    let scoped = this.scopes.get(key);
+    if (!scoped) {
+      scoped = scopedShared(this.parts, services, this.lastScopes.get(key));
+      this.scopes.set(key, scoped);
+    }
+    return scoped;
   }
 
   private virtualHost(service: MeshService, domainSuffix: string): VirtualHost {
@@ -166,6 +186,7 @@ export class TranslationCache {
       this.byObject.set(service, known);
     }
     this.nextByHash.set(known.key, known.part);
+    this.parts.set(service.name, known.part);
     // Keep its virtual host's entry alive while the service is.
     if (known.part.virtualHost) this.virtualHost(service, mesh.settings.domainSuffix);
     return known.part;
@@ -273,6 +294,27 @@ export function translateShared(mesh: Mesh, cache = new TranslationCache()): Res
     );
   }
   return resources;
+}
+
+/**
+ * A shared set as a scoped proxy receives it (goldens; the store does the same on encoded
+ * resources): the scope's services only. `cache` must be the one translateShared used.
+ */
+export function scopeResourceSet(
+  set: ResourceSet,
+  proxy: MeshProxy,
+  cache: TranslationCache,
+): ResourceSet {
+  const scope = proxy.scope;
+  if (!scope?.services || scope.key === undefined) return set;
+  const { drop, routes } = cache.scope(scope.services, scope.key);
+  const out = emptyResourceSet();
+  for (const [n, c] of set.clusters) if (!drop.clusters.has(n)) out.clusters.set(n, c);
+  for (const [n, e] of set.endpoints) if (!drop.endpoints.has(n)) out.endpoints.set(n, e);
+  for (const [n, l] of set.listeners) if (!drop.listeners.has(n)) out.listeners.set(n, l);
+  for (const [n, r] of set.routes) out.routes.set(n, n === OUTBOUND_ROUTE_NAME ? routes : r);
+  for (const [n, s] of set.secrets) out.secrets.set(n, s);
+  return out;
 }
 
 /**

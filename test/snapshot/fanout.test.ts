@@ -10,6 +10,12 @@ import {
   type SotwStreamClient,
 } from '../support/ads-client.js';
 import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
+import { parseCatalog } from '../../src/catalog/schema.js';
+import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
+import { decodeMessage, TYPE_URLS } from '../../src/protos/envoy.js';
+import type { ProxyView } from '../../src/snapshot/proxy-view.js';
+import { SnapshotStore } from '../../src/snapshot/store.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 
 let cp: TestControlPlane | undefined;
 const open: Array<SotwStreamClient | DeltaStreamClient> = [];
@@ -81,5 +87,75 @@ describe('fan-out cost', () => {
     const updates = await Promise.all(clients.map((c) => c.next()));
     for (const u of updates) expect((u.resources ?? []).map((r) => r.name)).toEqual(['world']);
     expect(cp.store.encoder.counters.encoded - encodedBefore).toBe(1);
+  });
+});
+
+describe('fan-out cost with scopes (docs/scoping.md)', () => {
+  // 12 services; 3 scope groups: {a0,a1}, {a2..a5} and everything (no upstreams declared).
+  function scopedCatalog(a0Address: string) {
+    return parseCatalog({
+      services: Array.from({ length: 12 }, (_, i) => ({
+        name: `a${i}`,
+        instances: [
+          {
+            id: `a${i}-1`,
+            address: i === 0 ? a0Address : `10.0.0.${i + 1}`,
+            port: 80,
+            sidecarPort: 15006,
+          },
+        ],
+        ...(i >= 6 && i < 9 ? { upstreams: ['a0', 'a1'] } : {}),
+        ...(i >= 9 ? { upstreams: ['a2', 'a3', 'a4', { name: 'a5', localBindPort: 9100 }] } : {}),
+      })),
+    });
+  }
+
+  it('100 proxies in 3 scope groups: each group shares one encoded CDS/RDS; one change costs one encode', () => {
+    const store = new SnapshotStore({
+      logger: silentLogger,
+      debounceMs: 0,
+      maxDebounceMs: 0,
+      settings: { ...DEFAULT_MESH_SETTINGS, scope: 'declared' },
+    });
+    store.setCatalog(scopedCatalog('10.0.0.1'));
+    store.flush();
+    const views = new Map<string, ProxyView>();
+    const serviceOf = (i: number) => `a${[6, 9, 0][i % 3]! + (i % 2)}`;
+    for (let i = 0; i < 100; i++) {
+      const proxy = { nodeId: `p-${i}`, service: serviceOf(i), outboundPort: 15001 };
+      store.watch(proxy, (view) => views.set(proxy.nodeId, view));
+    }
+    const names = (v: ProxyView, kind: 'clusters' | 'endpoints') =>
+      [...v.all(kind)].map((r) => r.name).filter((n) => /^a\d+$/.test(n));
+    const group = (g: number) => [...views].filter(([n]) => Number(n.slice(2)) % 3 === g);
+    expect(names(group(0)[0]![1], 'clusters')).toEqual(['a0', 'a1']);
+    expect(names(group(1)[0]![1], 'clusters')).toEqual(['a2', 'a3', 'a4', 'a5']);
+    expect(names(group(2)[0]![1], 'clusters')).toHaveLength(12);
+    for (const g of [0, 1, 2]) {
+      // One encoded route configuration and one CDS block per group, however many proxies.
+      const routes = new Set(group(g).map(([, v]) => v.get('routes', 'outbound')));
+      const cds = new Set(group(g).map(([, v]) => v.snapshot.sharedBlock('clusters')));
+      expect([routes.size, cds.size]).toEqual([1, 1]);
+    }
+    const vhosts = (v: ProxyView) =>
+      (
+        decodeMessage(TYPE_URLS.routes, v.get('routes', 'outbound')!.value) as {
+          virtualHosts: { name: string }[];
+        }
+      ).virtualHosts.map((h) => h.name);
+    expect(vhosts(group(0)[0]![1])).toEqual(['a0', 'a1']);
+    expect(store.counters.scopesBuilt).toBe(2);
+
+    // An endpoint of a0 (in two groups' scopes) changes: one encode, not one per group.
+    const before = store.encoder.counters.encoded;
+    store.setCatalog(scopedCatalog('10.0.0.99'));
+    store.flush();
+    expect(store.encoder.counters.encoded - before).toBe(1);
+    const a0 = new Set(
+      [...views].map(([, v]) => v.get('endpoints', 'a0')).filter((r) => r !== undefined),
+    );
+    expect(a0.size).toBe(1);
+    expect(group(1).every(([, v]) => v.get('endpoints', 'a0') === undefined)).toBe(true);
+    store.close();
   });
 });
