@@ -10,6 +10,11 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { isMap, isScalar, parseDocument, Scalar, visit, YAMLMap, type Document } from 'yaml';
 import type { Locality } from '../catalog/model.js';
+import {
+  addPrometheusListener,
+  parsePrometheusBind,
+  type PrometheusBind,
+} from './prometheus-listener.js';
 
 export const XDS_MODES = ['sotw', 'delta'] as const;
 export type XdsMode = (typeof XDS_MODES)[number];
@@ -49,6 +54,8 @@ export interface BootstrapOptions {
   region?: string;
   /** --zone: node.locality.zone. */
   zone?: string;
+  /** --prometheus-bind IP:PORT: a listener serving only /stats/prometheus of the admin. */
+  prometheusBind?: string;
 }
 
 /** Untrusted input (e.g. raw CLI strings) for `resolveBootstrapOptions`. */
@@ -65,6 +72,7 @@ export interface BootstrapInput {
   datacenter?: unknown;
   region?: unknown;
   zone?: unknown;
+  prometheusBind?: unknown;
 }
 
 /** One control plane address, split. */
@@ -95,6 +103,8 @@ export interface ResolvedBootstrapOptions {
   xdsCaPem?: string;
   /** Only the parts given; absent when none is. */
   locality?: Locality;
+  /** --prometheus-bind; absent: no scrape listener. */
+  prometheusBind?: PrometheusBind;
 }
 
 /** Invalid option; `message` names the flag and the offending value. */
@@ -236,6 +246,17 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     }
     locality[part] = value;
   }
+  const prometheusBind = parsePrometheusBind(input.prometheusBind, (expected) =>
+    fail('--prometheus-bind', expected, input.prometheusBind),
+  );
+  for (const [flag, port] of [
+    ['--admin-port', adminPort],
+    ['--outbound-port', outboundPort],
+  ] as const) {
+    if (prometheusBind?.port === port) {
+      fail('--prometheus-bind', `a port different from ${flag} (${port})`, input.prometheusBind);
+    }
+  }
   return {
     nodeId,
     service,
@@ -250,6 +271,7 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     ...(token !== undefined ? { token } : {}),
     ...(xdsCaPem !== undefined ? { xdsCaPem } : {}),
     ...(Object.keys(locality).length > 0 ? { locality } : {}),
+    ...(prometheusBind !== undefined ? { prometheusBind } : {}),
   };
 }
 
@@ -424,6 +446,7 @@ export function renderResolvedBootstrap(o: ResolvedBootstrapOptions): string {
   ];
   const doc = fillDocument(loadTemplate(), templateValues(o));
   addLocality(doc, o.locality);
+  addPrometheusListener(doc, o.prometheusBind, o.adminPort);
   const body = doc.toString({ lineWidth: 0 });
   // Swap the template's own header (its first comment block) for ours.
   const withoutTemplateHeader = body.replace(/^(#[^\n]*\n)+\n?/, '');

@@ -66,6 +66,7 @@ interface RawFlags {
   datacenter?: string;
   region?: string;
   zone?: string;
+  prometheusBind?: string;
   [consulFlag: string]: unknown;
 }
 
@@ -210,6 +211,14 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
     )
     .addOption(
       new Option(
+        '--prometheus-bind <ip:port>',
+        'also serve /stats/prometheus of the admin on IP:PORT (e.g. 0.0.0.0:20200) for ' +
+          "Prometheus, as Consul's envoy_prometheus_bind_addr: a static listener forwarding " +
+          'only that path to the admin (every other path 404); default: none',
+      ).env('LUCID_PROMETHEUS_BIND'),
+    )
+    .addOption(
+      new Option(
         '--consul-service-id <id>',
         'take node id, service, ports and locality from this Consul sidecar registration (Kind ' +
           'connect-proxy, e.g. web-1-sidecar-proxy; an app service id with a sidecar works too), ' +
@@ -231,6 +240,8 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         '    --xds cp-0.cp:18000 --xds cp-1.cp:18000 --xds cp-2.cp:18000   # three replicas\n' +
         '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000 \\\n' +
         '    --datacenter dc1 --region eu-west --zone eu-west-1a\n' +
+        '  lucid-mesh bootstrap --node-id web-1 --service web --xds 127.0.0.1:18000 \\\n' +
+        '    --prometheus-bind 0.0.0.0:20200   # Prometheus scrapes :20200/stats/prometheus\n' +
         '  lucid-mesh bootstrap --gateway mesh --node-id gw-dc2-1 --datacenter dc2 --xds 127.0.0.1:18000\n' +
         '  lucid-mesh bootstrap --consul-service-id web-1-sidecar-proxy --xds 127.0.0.1:18000 \\\n' +
         '    --consul 127.0.0.1:8500',

@@ -45,6 +45,20 @@ describe('alert rules (real promtool)', () => {
     );
   });
 
+  it("the sidecar targets are the port compose's bootstrap gives --prometheus-bind", () => {
+    const config = parse(readFileSync(`${dir}/prometheus.yml`, 'utf8')) as {
+      scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+    };
+    const job = config.scrape_configs.find((j) => j.job_name === 'lucid-mesh-sidecars');
+    const targets = job?.static_configs.flatMap((c) => c.targets) ?? [];
+    const bind = /--prometheus-bind 0\.0\.0\.0:(\d+)/.exec(
+      readFileSync('compose/README.md', 'utf8'),
+    );
+    expect(bind, 'compose/README.md bootstraps the sidecar with --prometheus-bind').not.toBeNull();
+    expect(targets.length).toBeGreaterThan(0);
+    for (const target of targets) expect(target).toMatch(new RegExp(`:${bind?.[1]}$`));
+  });
+
   it('promtool test rules: each alert fires on its synthetic series and stays quiet otherwise', () => {
     const r = run('test', 'rules', `${dir}/alerts.test.yml`);
     expect(r.out).toContain('SUCCESS');
