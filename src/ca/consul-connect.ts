@@ -229,6 +229,7 @@ export class ConsulConnectCa implements LeafSource {
   ): Promise<void> {
     let index = 0;
     let retry = this.retryMs;
+    let firstFailed = false;
     while (!this.abort.signal.aborted) {
       try {
         const res = await this.client.connectLeaf(service, {
@@ -246,20 +247,23 @@ export class ConsulConnectCa implements LeafSource {
           { service, serial: leaf.serial, notAfter: leaf.notAfter },
           renewed ? 'Consul Connect leaf renewed' : 'Consul Connect leaf fetched',
         );
-        if (renewed) this.emit({ service, bundleChanged: false });
-        else resolveFirst(leaf);
+        resolveFirst(leaf);
+        // A renewal, or a first leaf that came after its caller was told of a failure.
+        if (renewed || firstFailed) this.emit({ service, bundleChanged: false });
       } catch (err) {
         if (this.abort.signal.aborted) break;
-        if (!watch.leaf) {
-          // The first fetch failed: the caller retries (a new watch) on its next request.
-          this.leaves.delete(service);
+        if (!watch.leaf && !firstFailed) {
+          // The caller hears of the failure; the watch keeps trying and announces the leaf.
+          firstFailed = true;
           rejectFirst(err as Error);
-          return;
+        } else {
+          this.log?.warn(
+            { service, error: (err as Error).message, retryInMs: retry },
+            watch.leaf
+              ? 'watching the Consul Connect leaf failed; serving the current one'
+              : 'fetching the Consul Connect leaf failed; retrying',
+          );
         }
-        this.log?.warn(
-          { service, error: (err as Error).message, retryInMs: retry },
-          'watching the Consul Connect leaf failed; serving the current one',
-        );
         index = 0;
         await this.sleep(retry);
         retry = Math.min(retry * 2, 30_000);
@@ -310,11 +314,14 @@ export class ConsulConnectCa implements LeafSource {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.abort.signal.addEventListener('abort', () => {
+      const signal = this.abort.signal;
+      const done = () => {
         clearTimeout(timer);
+        signal.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 }
