@@ -7,6 +7,7 @@ import { proxyScope } from './scope.js';
 import type {
   Backend,
   Mesh,
+  MeshBindUpstream,
   MeshGateway,
   MeshInstance,
   MeshProxy,
@@ -54,9 +55,17 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
   }
   const scope = proxyScope(mesh, proxy.service);
   // Bind ports are only for upstreams that exist: a listener routing nowhere helps nobody.
-  const bindUpstreams = (own?.upstreams ?? []).filter(
-    (u) => u.localBindPort !== undefined && meshService(mesh, u.name) !== undefined,
-  );
+  const bindUpstreams: MeshBindUpstream[] = [];
+  for (const u of own?.upstreams ?? []) {
+    const target = meshService(mesh, u.name);
+    if (u.localBindPort === undefined || !target) continue;
+    bindUpstreams.push({
+      service: u.name,
+      protocol: target.protocol,
+      address: u.localBindAddress ?? '127.0.0.1',
+      port: u.localBindPort,
+    });
+  }
   return {
     nodeId: proxy.nodeId,
     service: proxy.service,

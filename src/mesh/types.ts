@@ -348,7 +348,16 @@ export interface MeshProxy {
   /** The services it receives; absent: every service. */
   readonly scope?: ProxyScope;
   /** Declared upstreams with a local bind port: a listener each (Consul Connect apps). */
-  readonly bindUpstreams?: readonly MeshUpstream[];
+  readonly bindUpstreams?: readonly MeshBindUpstream[];
+}
+
+/** A local listener for one upstream (Consul's LocalBindAddress:LocalBindPort). */
+export interface MeshBindUpstream {
+  readonly service: string;
+  readonly protocol: Protocol;
+  /** Default 127.0.0.1. */
+  readonly address: string;
+  readonly port: number;
 }
 
 /** A sidecar's DNS listener: `<name>.<domainSuffix>` answered with its outbound address. */

@@ -37,6 +37,13 @@ import { authorizationFilters } from './rbac.js';
 import { outboundRouteConfiguration, serviceVirtualHost } from './routes.js';
 import { downstreamMtls, spiffeMatcherOf } from './tls.js';
 import { scopedShared, type ScopedShared } from './scope.js';
+import {
+  bindListener,
+  bindListenerName,
+  bindRouteConfiguration,
+  bindRouteName,
+  boundServices,
+} from './bind-upstreams.js';
 import { emptyResourceSet, type ResourceSet } from './types.js';
 
 export * from './names.js';
@@ -278,8 +285,13 @@ export function translateShared(mesh: Mesh, cache = new TranslationCache()): Res
   );
   const resources = emptyResourceSet();
   const hosts: VirtualHost[] = [];
+  const bound = boundServices(mesh);
   for (const service of mesh.services) {
     const part = cache.service(service, mesh);
+    if (part.virtualHost && bound.has(service.name)) {
+      const config = bindRouteConfiguration(service.name, part.virtualHost);
+      resources.routes.set(bindRouteName(service.name), config);
+    }
     for (const [name, cluster] of part.clusters) resources.clusters.set(name, cluster);
     for (const [name, cla] of part.endpoints) resources.endpoints.set(name, cla);
     if (part.virtualHost) hosts.push(part.virtualHost);
@@ -338,6 +350,9 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
     outboundHttpListener(proxy.outboundPort, observe),
   );
   if (proxy.dns) resources.listeners.set(dnsListenerName(proxy.dns.port), dnsListener(proxy.dns));
+  for (const b of proxy.bindUpstreams ?? []) {
+    resources.listeners.set(bindListenerName(b), bindListener(b, observe));
+  }
   for (const backend of proxy.upstreamOverrides) {
     // With failover targets the override replaces the primary cluster under the aggregate.
     const name =

@@ -103,6 +103,29 @@ export function outboundTcpListener(service: string, cluster: string, port: numb
   ]);
 }
 
+/**
+ * A local listener for one upstream (Consul Connect's LocalBindAddress:LocalBindPort): HTTP
+ * over its own route configuration (`routeName`, every Host), tcp straight to `cluster`.
+ */
+export function bindUpstreamListener(
+  name: string,
+  address: string,
+  port: number,
+  to: { readonly routeName: string } | { readonly cluster: string },
+  observe?: HcmObservability,
+): Listener {
+  const filter =
+    'routeName' in to
+      ? httpConnectionManager(
+          `bind_${port}`,
+          { rds: { routeConfigName: to.routeName, configSource: adsConfigSource() } },
+          [FAULT_FILTER],
+          observe,
+        )
+      : tcpProxy(`bind_${port}`, to.cluster);
+  return listener(name, socketAddress(address, port), 'OUTBOUND', [filter]);
+}
+
 /** How an inbound listener is secured: mTLS, and RBAC filters (policy, intentions). */
 export interface InboundSecurity {
   readonly transportSocket: TransportSocket;

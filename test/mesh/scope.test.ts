@@ -60,7 +60,9 @@ describe('proxyScope', () => {
     });
     const proxy = meshProxy(mesh, { nodeId: 'web-1', service: 'web', outboundPort: 15001 });
     expect(proxy.scope?.services).toEqual(['api', 'search']);
-    expect(proxy.bindUpstreams).toEqual([{ name: 'search', localBindPort: 9191 }]);
+    expect(proxy.bindUpstreams).toEqual([
+      { service: 'search', protocol: 'http', address: '127.0.0.1', port: 9191 },
+    ]);
     // A service declaring nothing, and a node outside the catalog, get everything.
     expect(proxyScope(mesh, 'api')).toEqual({ from: 'all' });
     expect(proxyScope(mesh, 'nobody')).toEqual({ from: 'all' });

@@ -48,6 +48,8 @@ const settingsSchema = z
     datacenter: z.string().optional(),
     datacenters: z.array(z.string()).optional(),
     failoverThresholdPercent: z.number().optional(),
+    /** serve --scope (docs/scoping.md). */
+    scope: z.enum(['all', 'declared', 'policy']).optional(),
   })
   .strict();
 

@@ -24,7 +24,13 @@ import {
   type ResourceKind,
 } from '../../src/protos/envoy.js';
 import { CertificateAuthority, MemoryCaStore } from '../../src/ca/index.js';
-import { translateLocality, translateProxy, translateShared } from '../../src/translate/index.js';
+import {
+  TranslationCache,
+  scopeResourceSet,
+  translateLocality,
+  translateProxy,
+  translateShared,
+} from '../../src/translate/index.js';
 import { identitySecret, trustBundleSecret } from '../../src/translate/tls.js';
 import type { ResourceSet } from '../../src/translate/types.js';
 import { envoyPath } from '../support/tools.js';
@@ -149,17 +155,20 @@ function expectAccepted(name: string, config: Json): void {
 describe('envoy --mode validate', () => {
   it.each(caseNames())('accepts every sidecar config of %s', async (caseName) => {
     const { mesh, proxies } = loadCase(caseName);
-    const shared = translateShared(mesh);
+    const cache = new TranslationCache();
+    const shared = translateShared(mesh, cache);
     if (proxies.length === 0) {
       expectAccepted(caseName, await bootstrap('none', '', onTheWire(shared)));
     }
     for (const proxy of proxies) {
-      const own = translateProxy(mesh, meshProxy(mesh, proxy));
+      const view = meshProxy(mesh, proxy);
+      const own = translateProxy(mesh, view);
       // Failover backends' endpoints as this proxy's locality gets them.
       for (const [name, cla] of translateLocality(mesh, proxyLocality(mesh, proxy))) {
         own.endpoints.set(name, cla);
       }
-      const wire = onTheWire(shared, own);
+      // Scoped proxies: only their scope's part, so a route to a cluster left out fails.
+      const wire = onTheWire(scopeResourceSet(shared, view, cache), own);
       expectAccepted(
         `${caseName}.${proxy.nodeId}`,
         await bootstrap(proxy.nodeId, proxy.service, wire),

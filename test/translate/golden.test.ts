@@ -21,6 +21,8 @@ import { assertKnownFields } from '../../src/protos/known-fields.js';
 import { EMPTY_TRAFFIC } from '../../src/traffic/types.js';
 import { durationMs } from '../../src/translate/envoy.js';
 import {
+  TranslationCache,
+  scopeResourceSet,
   failoverBackends,
   homeOf,
   translateLocality,
@@ -89,7 +91,14 @@ function callerLocalities(mesh: Mesh, proxies: ReturnType<typeof loadCase>['prox
 
 /** Each output file of a case: mesh.yaml and one per resource kind that has resources. */
 function outputsOf(mesh: Mesh, proxies: ReturnType<typeof loadCase>['proxies']) {
-  const shared = translateShared(mesh);
+  const cache = new TranslationCache();
+  const shared = translateShared(mesh, cache);
+  // Scoped proxies (docs/scoping.md): the names of the shared resources each one receives.
+  const scoped = proxies
+    .map((p) => meshProxy(mesh, p))
+    .filter((p) => p.scope?.services !== undefined)
+    .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
+    .map((p) => [p.nodeId, scopeResourceSet(shared, p, cache)] as const);
   const own = [...proxies]
     .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
     .map((p) => [p.nodeId, translateProxy(mesh, meshProxy(mesh, p))] as const);
@@ -113,6 +122,16 @@ function outputsOf(mesh: Mesh, proxies: ReturnType<typeof loadCase>['proxies']) 
             }),
           )
         : {};
+    const scopedParts = Object.fromEntries(
+      scoped.map(([node, set]) => [
+        node,
+        kind === 'routes'
+          ? Object.fromEntries(
+              [...set.routes].map(([n, r]) => [n, (r.virtualHosts ?? []).map((h) => h.name)]),
+            )
+          : [...set[kind].keys()].sort(),
+      ]),
+    );
     if (
       Object.keys(sharedPart).length === 0 &&
       Object.keys(proxyParts).length === 0 &&
@@ -124,6 +143,7 @@ function outputsOf(mesh: Mesh, proxies: ReturnType<typeof loadCase>['proxies']) 
       ...(Object.keys(sharedPart).length > 0 ? { shared: sharedPart } : {}),
       ...(Object.keys(localityParts).length > 0 ? { localities: localityParts } : {}),
       ...(Object.keys(proxyParts).length > 0 ? { proxies: proxyParts } : {}),
+      ...(scoped.length > 0 ? { scoped: scopedParts } : {}),
     };
   }
   return { files, shared, own };
