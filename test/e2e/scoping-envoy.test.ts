@@ -1,0 +1,113 @@
+// Config scoping against a real Envoy (docs/scoping.md): a sidecar whose service declares its
+// upstreams receives only those; taking one out of the declaration removes its cluster and
+// virtual host there (make-before-break: no update rejected, the rest keeps working), and a
+// declared upstream with a local bind port is reachable at 127.0.0.1:<port>.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningControlPlane } from '../../src/app.js';
+import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
+import {
+  CatalogFile,
+  hasCluster,
+  rejectedUpdates,
+  startSidecar,
+  startTestControlPlane,
+  type Sidecar,
+} from '../support/mesh.js';
+import { freePort } from '../support/ports.js';
+
+describe('scoped sidecar (real Envoy)', () => {
+  const file = new CatalogFile();
+  let cp: RunningControlPlane;
+  let hello: HttpApp, world: HttpApp, other: HttpApp;
+  let client: Sidecar;
+  let bindPort: number;
+
+  const catalog = (upstreams: unknown[]) => ({
+    services: [
+      { name: 'client', instances: [], upstreams },
+      ...[
+        ['hello', () => hello],
+        ['world', () => world],
+        ['other', () => other],
+      ].map(([name, app]) => ({
+        name: name as string,
+        instances: [
+          { id: `${name as string}-1`, address: '127.0.0.1', port: (app as () => HttpApp)().port },
+        ],
+      })),
+    ],
+  });
+
+  /** Virtual host names of the outbound route configuration Envoy holds. */
+  const outboundHosts = async (): Promise<string[]> => {
+    const dump = (await client.envoy.configDump()) as {
+      configs: Array<{ dynamic_route_configs?: Array<{ route_config: Record<string, unknown> }> }>;
+    };
+    for (const c of dump.configs) {
+      for (const r of c.dynamic_route_configs ?? []) {
+        const config = r.route_config as { name: string; virtual_hosts?: Array<{ name: string }> };
+        if (config.name === 'outbound') return (config.virtual_hosts ?? []).map((h) => h.name);
+      }
+    }
+    return [];
+  };
+
+  beforeAll(async () => {
+    [hello, world, other] = await Promise.all([
+      startHttpApp('hello'),
+      startHttpApp('world'),
+      startHttpApp('other'),
+    ]);
+    bindPort = await freePort();
+    file.write(catalog(['hello', { name: 'world', localBindPort: bindPort }]));
+    cp = await startTestControlPlane(file, {}, { mesh: { scope: 'declared' } });
+    client = await startSidecar({
+      nodeId: 'client-1',
+      service: 'client',
+      xdsPort: cp.xdsPort,
+      mode: 'delta',
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await client?.envoy.stop();
+    await cp?.stop();
+    await Promise.all([hello?.close(), world?.close(), other?.close()]);
+    file.remove();
+  });
+
+  it('receives only its declared upstreams; the bind port reaches its upstream', async () => {
+    await client.envoy.waitFor(
+      async () => (await client.call('hello').catch(() => undefined))?.status === 200,
+      'client → hello',
+    );
+    expect(await hasCluster(client.envoy, 'world')).toBe(true);
+    expect(await hasCluster(client.envoy, 'other')).toBe(false);
+    expect(await outboundHosts()).toEqual(['hello', 'world']);
+    // The app calls the upstream at its local bind port, with whatever Host it likes.
+    const res = await httpGet(`http://127.0.0.1:${bindPort}/x`, {}, 3000);
+    expect(res.status, res.body).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ app: 'world', path: '/x' });
+    // Outside its scope: the outbound listener has no route there.
+    expect((await client.call('other')).status).toBe(404);
+  });
+
+  it('taking a service out of the declaration removes its cluster and route there', async () => {
+    file.write(catalog(['hello', 'other']));
+    await client.envoy.waitFor(
+      async () => !(await hasCluster(client.envoy, 'world')),
+      'world cluster removed',
+    );
+    expect(await outboundHosts()).toEqual(['hello', 'other']);
+    expect(await rejectedUpdates(client.envoy)).toBe(0);
+    expect((await client.call('world')).status).toBe(404);
+    // The bind listener went with the declaration.
+    await expect(httpGet(`http://127.0.0.1:${bindPort}/`, {}, 1000)).rejects.toThrow();
+    const res = await client.call('other');
+    expect(JSON.parse(res.body)).toMatchObject({ app: 'other' });
+    expect((await client.call('hello')).status).toBe(200);
+    // Nothing was left waiting for a resource it lost (make-before-break order).
+    expect(await client.envoy.stat('cluster_manager.warming_clusters')).toBe(0);
+    expect(await client.envoy.stat('listener_manager.total_listeners_warming')).toBe(0);
+  });
+});
