@@ -200,7 +200,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
           hub: events,
           logger,
           registry: metrics.registry,
-          leaves: security?.ca.leaves,
+          leaves: security?.ca.certificates,
           problems: () => [
             ...configErrorsNow().problems,
             ...(lastSourceError

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { ConsulClient } from '../sources/consul/client.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CaMaterialError } from './crypto.js';
-import type { CaChange, CaChangeListener } from './leaf-manager.js';
+import type { CaChange, CaChangeListener, LeafIssuedListener } from './leaf-manager.js';
 import type { LeafSource } from './leaf-source.js';
 import {
   DEFAULT_NAMESPACE,
@@ -72,6 +72,7 @@ export class ConsulConnectCa implements LeafSource {
   private readonly abort = new AbortController();
   private readonly leaves = new Map<string, LeafWatch>();
   private readonly listeners = new Set<CaChangeListener>();
+  private readonly issuedListeners = new Set<LeafIssuedListener>();
 
   private constructor(
     opts: ConsulConnectOptions,
@@ -144,6 +145,11 @@ export class ConsulConnectCa implements LeafSource {
   onChange(listener: CaChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onIssued(listener: LeafIssuedListener): () => void {
+    this.issuedListeners.add(listener);
+    return () => this.issuedListeners.delete(listener);
   }
 
   expiries(): ExpiryReport {
@@ -248,6 +254,13 @@ export class ConsulConnectCa implements LeafSource {
           renewed ? 'Consul Connect leaf renewed' : 'Consul Connect leaf fetched',
         );
         resolveFirst(leaf);
+        for (const listener of [...this.issuedListeners]) {
+          try {
+            listener(leaf, renewed);
+          } catch (err) {
+            this.log?.error({ error: (err as Error).message }, 'leaf listener threw');
+          }
+        }
         // A renewal, or a first leaf that came after its caller was told of a failure.
         if (renewed || firstFailed) this.emit({ service, bundleChanged: false });
       } catch (err) {

@@ -4,7 +4,7 @@
 // to the broker. Nothing here waits on the broker or the disk: xDS never slows down for it.
 import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { LeafManager } from '../ca/leaf-manager.js';
+import type { LeafSource } from '../ca/leaf-source.js';
 import type { IssuedLeaf } from '../ca/types.js';
 import type { EventHub, MeshEvent } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -38,7 +38,8 @@ export interface EventStreamDeps {
   readonly hub: EventHub;
   readonly logger: Logger;
   readonly registry: Registry;
-  readonly leaves?: LeafManager;
+  /** The CA backend's leaves (built-in or Consul Connect): cert.issued / cert.rotated. */
+  readonly leaves?: Pick<LeafSource, 'onIssued'>;
   /** What /v1/config/errors lists now (new entries become config.rejected). */
   readonly problems?: () => readonly ConfigProblem[];
 }
