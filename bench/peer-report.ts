@@ -138,19 +138,21 @@ function comparisonTable(c: Comparison): string {
 
 /** The section's tables (empty when no run compared a peer). */
 export function peerComparison(runs: ReadonlyArray<{ run: RunResult; file: string }>): string {
-  // Latest run per (plan, mode, peer modes compared), all its rounds.
-  const latest = new Map<string, Comparison[]>();
+  // The latest two runs per (plan, mode, peer modes compared), all their rounds: a re-run
+  // shows next to the run before it, so a reader sees how much the shared machine moved them.
+  const latest = new Map<string, Comparison[][]>();
   for (const { run } of runs) {
     const byKey = new Map<string, Comparison[]>();
     for (const c of comparisons(run)) {
       const key = `${c.plan}|${c.mode}|${[...c.peers.keys()].sort().join('+')}`;
       byKey.set(key, [...(byKey.get(key) ?? []), c]);
     }
-    for (const [key, list] of byKey) latest.set(key, list);
+    for (const [key, list] of byKey) latest.set(key, [...(latest.get(key) ?? []), list].slice(-2));
   }
+  // Workload, SotW before delta, then run by run, round by round.
   const order = (c: Comparison) =>
-    `${c.plan.padEnd(12)}|${c.mode === 'sotw' ? 0 : 1}|${c.peers.has('per-node') ? 0 : 1}|${c.round}`;
-  const all = [...latest.values()].flat().sort((a, b) => order(a).localeCompare(order(b)));
+    `${c.plan.padEnd(12)}|${c.mode === 'sotw' ? 0 : 1}|${c.run.startedAt}|${String(c.round).padStart(3, '0')}`;
+  const all = [...latest.values()].flat(2).sort((a, b) => order(a).localeCompare(order(b)));
   return all
     .map((c) => {
       const rounds = c.run.sessions.filter(
