@@ -5,16 +5,25 @@
 // timestamps source and traffic-file deliveries and snapshots on the machine-wide
 // monotonic clock, and answers the harness's questions over IPC (its own CPU and memory, the
 // counters behind /metrics, the bytes of one resource for fan-out detection, CPU profiles).
+// First, as in src/cli/main.ts: V8's young generation stays small while the product loads.
+import '../src/startup-heap.js';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { startControlPlane, type RunningControlPlane } from '../src/app.js';
+import type { RunningControlPlane } from '../src/app.js';
 import type { ResourceKind } from '../src/protos/envoy.js';
 import type { CatalogSink, DiscoverySource } from '../src/sources/source.js';
-import { FileSource } from '../src/sources/file-source.js';
-import { createLogger, type LogLevel } from '../src/telemetry/logger.js';
-import { TrafficFile } from '../src/traffic/traffic-file.js';
-import { syncState } from '../src/xds/type-status.js';
+import type { LogLevel } from '../src/telemetry/logger.js';
 import { nowMs } from './load/protocol.js';
+
+// Loaded once the hold above is in place (ES modules are all parsed before any runs).
+const [{ startControlPlane }, { FileSource }, { createLogger }, { TrafficFile }, { syncState }] =
+  await Promise.all([
+    import('../src/app.js'),
+    import('../src/sources/file-source.js'),
+    import('../src/telemetry/logger.js'),
+    import('../src/traffic/traffic-file.js'),
+    import('../src/xds/type-status.js'),
+  ]);
 
 export interface CpChildConfig {
   readonly source: 'file' | 'consul';

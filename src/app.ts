@@ -2,6 +2,7 @@
 // configured, the mesh's security (CA-issued certificates over SDS, token-authenticated
 // streams, authorization policy). Used by `lucid-mesh serve`, the demo and the end-to-end
 // tests, so they all run the same thing.
+import { releaseOnFirstStream } from './startup-heap.js';
 import type * as grpc from '@grpc/grpc-js';
 import { OperatorTokenAuthorizer, type AdminAuthMode } from './admin/auth.js';
 import { AdminServer } from './admin/http-server.js';
@@ -143,7 +144,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const tracingObservers = cpTracing ? [cpTracing.observer] : [];
   const xds = new XdsServer({
     watcher: store,
-    observer: combineObservers(counters, metrics, events, activity, ...tracingObservers),
+    observer: combineObservers(
+      counters,
+      metrics,
+      events,
+      activity,
+      releaseOnFirstStream,
+      ...tracingObservers,
+    ),
     logger,
     authenticator:
       security?.auth === 'token' ? new TokenAuthenticator(security.ca.tokens) : undefined,
