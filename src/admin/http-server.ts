@@ -108,7 +108,7 @@ export class AdminServer {
         return;
       }
       case '/v1/proxies':
-        return send(res, 200, { proxies: proxyRows(this.deps.streams()) });
+        return send(res, 200, { proxies: proxyRows(this.deps.streams(), this.deps.store.mesh) });
       case '/v1/proxies/pushes': {
         const node = url.searchParams.get('node');
         if (!node) throw new DumpError(400, 'node: required, e.g. /v1/proxies/pushes?node=hello-1');

@@ -1,4 +1,6 @@
 // GET /v1/proxies: one row per connected proxy and its sync state per resource type.
+import { proxyScope } from '../mesh/index.js';
+import type { Mesh } from '../mesh/types.js';
 import type { StreamInfo } from '../xds/type-status.js';
 import { syncState, type SyncState } from '../xds/type-status.js';
 
@@ -26,11 +28,13 @@ export interface ProxyRow {
   buildError?: { message: string; since: string };
   /** Requests held back because it sent faster than --request-rate (when any were). */
   throttledRequests?: number;
+  /** The services it receives, when scoped (docs/scoping.md); absent: every service. */
+  scope?: { from: string; services: string[] };
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
-export function proxyRows(streams: Iterable<StreamInfo>): ProxyRow[] {
+export function proxyRows(streams: Iterable<StreamInfo>, mesh?: Mesh): ProxyRow[] {
   const rows: ProxyRow[] = [];
   for (const s of streams) {
     if (!s.proxy) continue; // not identified yet
@@ -60,11 +64,17 @@ export function proxyRows(streams: Iterable<StreamInfo>): ProxyRow[] {
         ? { buildError: { message: s.buildError.message, since: iso(s.buildError.at)! } }
         : {}),
       ...(s.throttled > 0 ? { throttledRequests: s.throttled } : {}),
+      ...scopeRow(mesh, s.proxy.service),
     });
   }
   return rows.sort(
     (a, b) => a.nodeId.localeCompare(b.nodeId) || a.connectedSince.localeCompare(b.connectedSince),
   );
+}
+
+function scopeRow(mesh: Mesh | undefined, service: string): Pick<ProxyRow, 'scope'> {
+  const scope = mesh ? proxyScope(mesh, service) : undefined;
+  return scope?.services ? { scope: { from: scope.from, services: [...scope.services] } } : {};
 }
 
 function dropUndefined<T extends object>(o: T): T {

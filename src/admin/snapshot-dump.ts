@@ -1,6 +1,6 @@
 // GET /v1/snapshot?node=ID[&type=T]: the resources a node is being served, as Envoy JSON.
 import { DEFAULT_DNS_PORT, DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../catalog/model.js';
-import { findMeshInstance } from '../mesh/index.js';
+import { findMeshInstance, proxyScope } from '../mesh/index.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { StreamInfo } from '../xds/type-status.js';
@@ -11,6 +11,8 @@ export interface SnapshotDump {
   /** false: the node is not connected; this is what it would get with default settings. */
   connected: boolean;
   snapshotVersion: string;
+  /** The services it receives (docs/scoping.md): `all`, or what decided and which. */
+  scope: { from: string; services?: readonly string[] };
   resources: Partial<
     Record<ResourceKind, Array<{ name: string; version: string; resource: unknown }>>
   >;
@@ -75,5 +77,12 @@ export function snapshotDump(
       resource: resourceJson(r),
     }));
   }
-  return { node, connected, snapshotVersion: snapshot.version, resources };
+  const scope = proxyScope(snapshot.mesh, proxy.service);
+  return {
+    node,
+    connected,
+    snapshotVersion: snapshot.version,
+    scope: { from: scope.from, ...(scope.services ? { services: scope.services } : {}) },
+    resources,
+  };
 }

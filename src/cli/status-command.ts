@@ -71,6 +71,9 @@ export function renderStatus(proxies: ProxyRow[]): string {
       .trimEnd()}\n`;
   let out = line(HEADERS) + rows.map(line).join('');
   for (const p of proxies) {
+    if (p.scope) {
+      out += `\n${p.nodeId} scope (${p.scope.from}): ${p.scope.services.join(', ') || 'no services'}\n`;
+    }
     if (p.buildError)
       out += `\n${p.nodeId} BUILD ERROR since ${p.buildError.since} (keeps its last good config): ${p.buildError.message}\n`;
     for (const t of TYPES) {

@@ -1,0 +1,142 @@
+// Apps written for Consul Connect call each upstream at LocalBindAddress:LocalBindPort. With a
+// real Consul agent and real Envoy: the sidecar registration's Proxy.Upstreams scope the
+// sidecar to those services and give each a local listener there (HTTP routed like the shared
+// outbound listener, tcp proxied), so such an app moves to lucid-mesh unchanged.
+import { createServer, connect, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProxyRow } from '../../src/admin/proxies.js';
+import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import { renderStatus } from '../../src/cli/status-command.js';
+import { ConsulSource } from '../../src/sources/consul/consul-source.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
+import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
+import { hasCluster, startSidecar, type Sidecar } from '../support/mesh.js';
+import { freePorts } from '../support/ports.js';
+
+/** A tcp server that answers every line with "db:<line>". */
+async function startEcho(): Promise<{ server: Server; port: number }> {
+  const server = createServer((s) => s.on('data', (d) => s.write(`db:${d.toString()}`)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+function tcpRoundTrip(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(text));
+    socket.setTimeout(3000, () => socket.destroy(new Error(`tcp 127.0.0.1:${port}: timeout`)));
+    socket.once('data', (d) => {
+      resolve(d.toString());
+      socket.end();
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)', () => {
+  let consul: ConsulAgent;
+  let cp: RunningControlPlane;
+  let world: HttpApp, other: HttpApp;
+  let db: { server: Server; port: number };
+  let client: Sidecar;
+  let worldBind: number, dbBind: number, sidecarPort: number, xdsPort: number;
+
+  beforeAll(async () => {
+    [world, other, db] = await Promise.all([
+      startHttpApp('world'),
+      startHttpApp('other'),
+      startEcho(),
+    ]);
+    [worldBind, dbBind, sidecarPort, xdsPort] = (await freePorts(4)) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    consul = await startConsul();
+    await consul.register({ Name: 'world', ID: 'world-1', Address: '127.0.0.1', Port: world.port });
+    await consul.register({ Name: 'other', ID: 'other-1', Address: '127.0.0.1', Port: other.port });
+    await consul.register({
+      Name: 'db',
+      ID: 'db-1',
+      Address: '127.0.0.1',
+      Port: db.port,
+      Meta: { protocol: 'tcp' },
+    });
+    // What a Consul Connect user writes for the app: its sidecar and explicit upstreams.
+    await consul.register({
+      Name: 'client',
+      ID: 'client-1',
+      Address: '127.0.0.1',
+      Port: 1,
+      Connect: {
+        SidecarService: {
+          Port: sidecarPort,
+          Proxy: {
+            Upstreams: [
+              { DestinationName: 'world', LocalBindPort: worldBind },
+              { DestinationName: 'db', LocalBindPort: dbBind },
+            ],
+          },
+        },
+      },
+    });
+    cp = await startControlPlane({
+      source: new ConsulSource(
+        {
+          connection: { secure: false, host: '127.0.0.1', port: consul.httpPort },
+          waitMs: 30_000,
+          backoffMaxMs: 1_000,
+        },
+        silentLogger,
+      ),
+      mesh: { scope: 'declared' },
+      logger: silentLogger,
+      host: '127.0.0.1',
+      xdsPort,
+      adminPort: 0,
+    });
+    client = await startSidecar({
+      nodeId: 'client-1-sidecar-proxy',
+      service: 'client',
+      xdsPort,
+      mode: 'sotw',
+    });
+  }, CONSUL_SETUP_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await client?.envoy.stop();
+    await cp?.stop();
+    await consul?.stop();
+    await Promise.all([world?.close(), other?.close()]);
+    db?.server.close();
+  });
+
+  it('an app calling 127.0.0.1:<LocalBindPort> reaches the upstream (HTTP and tcp)', async () => {
+    const res = await client.envoy.waitFor(
+      async () => {
+        const r = await httpGet(`http://127.0.0.1:${worldBind}/pay`, {}, 2000).catch(
+          () => undefined,
+        );
+        return r?.status === 200 ? r : undefined;
+      },
+      'client app → 127.0.0.1:<world bind port>',
+      30_000,
+    );
+    expect(JSON.parse(res.body)).toMatchObject({ app: 'world', path: '/pay' });
+    expect(await tcpRoundTrip(dbBind, 'ping')).toBe('db:ping');
+    // Scoped to its upstreams: no cluster for a service it did not declare.
+    expect(await hasCluster(client.envoy, 'world')).toBe(true);
+    expect(await hasCluster(client.envoy, 'other')).toBe(false);
+    // The control plane's view of the proxy names its scope: /v1/snapshot and lucid-mesh status.
+    const base = `http://127.0.0.1:${cp.adminPort}`;
+    const dump = JSON.parse(
+      (await httpGet(`${base}/v1/snapshot?node=client-1-sidecar-proxy`, {}, 3000)).body,
+    ) as { scope: unknown };
+    expect(dump.scope).toEqual({ from: 'declared', services: ['db', 'world'] });
+    const { proxies } = JSON.parse((await httpGet(`${base}/v1/proxies`, {}, 3000)).body) as {
+      proxies: ProxyRow[];
+    };
+    expect(renderStatus(proxies)).toContain('client-1-sidecar-proxy scope (declared): db, world');
+  });
+});
