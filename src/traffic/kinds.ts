@@ -32,7 +32,13 @@ import {
   str,
   subsetName,
 } from './fields.js';
-import { accessLogs, tracing } from './observability.js';
+import {
+  accessLogs,
+  checkTracingConfig,
+  tracing,
+  tracingConfigFields,
+  tracingFromConfig,
+} from './observability.js';
 import { LB_POLICIES, type EntryKind } from './types.js';
 
 const TENANCY = ['Namespace', 'Partition'];
@@ -146,6 +152,13 @@ function entry<K extends EntryKind, T extends z.core.$ZodLooseShape>(
   );
 }
 
+/** `{ Enabled: false, Type: "", ... }`: an object whose every value is Go's zero value. */
+const isZeroObject = (v: unknown): boolean =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((x) => x === false || x === '' || x === null || x === 0);
+
 const proxyDefaults = entry(
   'proxy-defaults',
   {
@@ -156,6 +169,8 @@ const proxyDefaults = entry(
         connect_timeout_ms: z
           .preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), int(0))
           .optional(),
+        // Tracing for Consul users, who cannot write the top-level Tracing field.
+        ...tracingConfigFields,
       },
       'a mapping (Consul proxy Config)',
       { unsupported: 'rest' },
@@ -163,7 +178,8 @@ const proxyDefaults = entry(
     UpstreamConfig: upstreamConfig.optional(),
     MeshGateway: meshGateway,
     Tracing: tracing.optional(),
-    AccessLogs: accessLogs.optional(),
+    // Consul prints its zero AccessLogs on every proxy-defaults entry: no setting.
+    AccessLogs: z.preprocess((v) => (isZeroObject(v) ? undefined : v), accessLogs.optional()),
   },
   {
     name: z.literal('global', {
@@ -180,7 +196,9 @@ const proxyDefaults = entry(
       'PrioritizeByLocality',
     ],
   },
-);
+)
+  .superRefine(checkTracingConfig)
+  .transform(tracingFromConfig);
 
 const serviceDefaults = entry(
   'service-defaults',

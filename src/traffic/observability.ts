@@ -114,3 +114,62 @@ export const accessLogs = consulObject(
     });
   }
 });
+
+/**
+ * Tracing in proxy-defaults' opaque `Config` map, for Consul, which refuses unknown top-level
+ * fields such as `Tracing` (docs/observability.md). Named in the spirit of Consul's `envoy_*`
+ * keys; Consul keeps `Config` values as given, so a percent written as a string is read too.
+ */
+export const TRACING_CONFIG_KEYS = {
+  collector: 'lucid_tracing_collector',
+  samplePercent: 'lucid_tracing_sample_percent',
+} as const;
+
+export const tracingConfigFields = {
+  [TRACING_CONFIG_KEYS.collector]: hostPort.optional(),
+  [TRACING_CONFIG_KEYS.samplePercent]: z
+    .preprocess((v) => (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v) ? Number(v) : v), percent)
+    .optional(),
+};
+
+interface WithTracingConfig {
+  readonly Config: {
+    readonly lucid_tracing_collector?: HostPort;
+    readonly lucid_tracing_sample_percent?: number;
+  };
+  readonly Tracing?: { Collector: HostPort; SamplingPercent: number };
+}
+
+/** The Config keys need a collector, and say the same as `Tracing`: one of the two, not both. */
+export function checkTracingConfig(entry: WithTracingConfig, ctx: z.RefinementCtx): void {
+  const { Config } = entry;
+  const given = Object.values(TRACING_CONFIG_KEYS).filter((k) => Config[k] !== undefined);
+  if (given.length === 0) return;
+  if (entry.Tracing !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['Config', given[0]!],
+      message: `expected either Tracing or Config.${given.join('/')}, got both`,
+    });
+  } else if (Config.lucid_tracing_collector === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['Config', TRACING_CONFIG_KEYS.collector],
+      message: `expected a collector HOST:PORT with Config.${TRACING_CONFIG_KEYS.samplePercent}, got none`,
+    });
+  }
+}
+
+/** Config's tracing keys as the entry's `Tracing`, so everything downstream reads one field. */
+export function tracingFromConfig<T extends WithTracingConfig>(entry: T): T {
+  const collector = entry.Config.lucid_tracing_collector;
+  if (collector === undefined || entry.Tracing !== undefined) return entry;
+  return {
+    ...entry,
+    Tracing: {
+      Provider: 'opentelemetry',
+      Collector: collector,
+      SamplingPercent: entry.Config.lucid_tracing_sample_percent ?? 100,
+    },
+  };
+}

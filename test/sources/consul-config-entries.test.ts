@@ -373,6 +373,52 @@ describe('ConsulTrafficSource against a real Consul agent', () => {
     });
     expect(config.unsupported).toEqual([]);
   });
+
+  it("proxy-defaults tracing in Consul's opaque Config (lucid_tracing_*) reaches the configuration; a top-level Tracing is refused by Consul", async () => {
+    // Consul 1.16 decodes entries strictly: lucid-mesh's Tracing field cannot be stored there.
+    const refused = await consul.api('PUT', '/v1/config', {
+      ...PROXY_DEFAULTS,
+      Tracing: { Collector: 'jaeger:4317' },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toContain('invalid config key "Tracing"');
+    // Numbers in Config come back as JSON numbers, strings as strings: both are read.
+    await write({
+      ...PROXY_DEFAULTS,
+      Config: {
+        protocol: 'http',
+        lucid_tracing_collector: 'jaeger.observability:4317',
+        lucid_tracing_sample_percent: 10,
+      },
+    });
+    const { source } = newSource();
+    await source.start();
+    const config = await waitFor(() => source.current(), { what: 'the first configuration' });
+    expect(config.proxyDefaults?.Tracing).toEqual({
+      Provider: 'opentelemetry',
+      Collector: { host: 'jaeger.observability', port: 4317 },
+      SamplingPercent: 10,
+    });
+    expect(config.unsupported).toEqual([]);
+    expect(source.problems()).toEqual([]);
+    // A live edit (the percent as a string, as HCL users often write it) is applied too.
+    await write({
+      ...PROXY_DEFAULTS,
+      Config: { lucid_tracing_collector: '127.0.0.1:4317', lucid_tracing_sample_percent: '2.5' },
+    });
+    const edited = await waitFor(
+      () => source.current()?.proxyDefaults?.Tracing?.SamplingPercent === 2.5 && source.current(),
+      { what: 'the edited tracing' },
+    );
+    expect(edited.proxyDefaults?.Tracing?.Collector).toEqual({ host: '127.0.0.1', port: 4317 });
+    // Removing the keys turns the sidecars' tracing off again.
+    await write(PROXY_DEFAULTS);
+    await waitFor(
+      () =>
+        source.current()?.proxyDefaults !== undefined && !source.current()?.proxyDefaults?.Tracing,
+      { what: 'tracing gone' },
+    );
+  });
 });
 
 describe('Consul catalog and config entries within one connection budget', () => {

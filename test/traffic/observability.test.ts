@@ -141,3 +141,67 @@ describe('AccessLogs', () => {
     ]);
   });
 });
+
+describe("proxy-defaults Config's lucid_tracing_* keys (for Consul)", () => {
+  it('read as Tracing: collector, percent as a number or a string, default 100', () => {
+    const { entry, unsupported } = parseEntry(
+      proxyDefaults({
+        Config: {
+          protocol: 'http',
+          lucid_tracing_collector: 'jaeger:4317',
+          lucid_tracing_sample_percent: 10,
+        },
+      }),
+    );
+    expect(unsupported).toEqual([]);
+    expect(entry).toMatchObject({
+      Config: { protocol: 'http' },
+      Tracing: {
+        Provider: 'opentelemetry',
+        Collector: { host: 'jaeger', port: 4317 },
+        SamplingPercent: 10,
+      },
+    });
+    const text = parseEntry(
+      proxyDefaults({
+        Config: { lucid_tracing_collector: '[::1]:4317', lucid_tracing_sample_percent: '2.5' },
+      }),
+    ).entry;
+    expect(text).toMatchObject({
+      Tracing: { Collector: { host: '::1', port: 4317 }, SamplingPercent: 2.5 },
+    });
+    const plain = parseEntry(proxyDefaults({ Config: { lucid_tracing_collector: 'a:1' } })).entry;
+    expect(plain).toMatchObject({ Tracing: { SamplingPercent: 100 } });
+    expect(parseEntry(proxyDefaults({ Config: { protocol: 'http' } })).entry).not.toHaveProperty(
+      'Tracing',
+    );
+  });
+
+  it('rejects a bad value, a percent without a collector, and both forms at once, by name', () => {
+    expect(problems(proxyDefaults({ Config: { lucid_tracing_collector: 'jaeger' } }))).toEqual([
+      'proxy-defaults/global: Config.lucid_tracing_collector: expected HOST:PORT (e.g. 127.0.0.1:4317 or jaeger:4317), got "jaeger"',
+    ]);
+    expect(
+      problems(
+        proxyDefaults({
+          Config: { lucid_tracing_collector: 'a:1', lucid_tracing_sample_percent: '150' },
+        }),
+      ),
+    ).toEqual([
+      'proxy-defaults/global: Config.lucid_tracing_sample_percent: expected a number 0-100, got 150',
+    ]);
+    expect(problems(proxyDefaults({ Config: { lucid_tracing_sample_percent: 5 } }))).toEqual([
+      'proxy-defaults/global: Config.lucid_tracing_collector: expected a collector HOST:PORT with Config.lucid_tracing_sample_percent, got none',
+    ]);
+    expect(
+      problems(
+        proxyDefaults({
+          Tracing: { Collector: 'a:1' },
+          Config: { lucid_tracing_collector: 'b:2' },
+        }),
+      ),
+    ).toEqual([
+      'proxy-defaults/global: Config.lucid_tracing_collector: expected either Tracing or Config.lucid_tracing_collector, got both',
+    ]);
+  });
+});
