@@ -26,8 +26,9 @@ export interface TrafficFlags {
   failoverThreshold?: number;
   /** serve --scope (absent: policy when --policy is given, else all). */
   scope?: ScopeMode;
-  /** The security flag --policy: only whether one is given matters here. */
+  /** The security flags --policy / --policy-consul-key: only whether one is given matters. */
   policy?: string;
+  policyConsulKey?: string;
 }
 
 const DATACENTER = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;
@@ -108,7 +109,7 @@ export function trafficCliOptions(): Option[] {
       .argParser(percentOption('--failover-threshold')),
     new Option(
       '--scope <mode>',
-      "which services each sidecar receives (docs/scoping.md): all; declared (its service's declared upstreams, else all); policy (declared upstreams, else what the policy and intentions let it call, else all). Default: policy when --policy is given, else all",
+      "which services each sidecar receives (docs/scoping.md): all; declared (its service's declared upstreams, else all); policy (declared upstreams, else what the policy and intentions let it call, else all). Default: policy when --policy or --policy-consul-key is given, else all",
     )
       .env('LUCID_SCOPE')
       .argParser(choiceOption('--scope', SCOPE_MODES)),
@@ -173,6 +174,8 @@ export function meshSettingsFromFlags(
     ...(flags.failoverThreshold !== undefined
       ? { failoverThresholdPercent: flags.failoverThreshold }
       : {}),
-    scope: flags.scope ?? (flags.policy !== undefined ? 'policy' : 'all'),
+    scope:
+      flags.scope ??
+      (flags.policy !== undefined || flags.policyConsulKey !== undefined ? 'policy' : 'all'),
   };
 }
