@@ -86,7 +86,7 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     ...(gateway ? { gateway } : {}),
     upstreamOverrides: inScope(own?.upstreamOverrides ?? [], scope.services),
     ...observabilityOf(mesh, proxy.service),
-    ...(proxy.dnsPort !== undefined ? { dns: proxyDns(mesh, proxy.dnsPort) } : {}),
+    ...(proxy.dnsPort !== undefined ? { dns: proxyDns(mesh, proxy.dnsPort, scope.services) } : {}),
     ...(scope.services !== undefined ? { scope } : {}),
     ...(bindUpstreams.length > 0 ? { bindUpstreams } : {}),
   };
@@ -128,8 +128,13 @@ export function meshServiceNames(mesh: Mesh): readonly string[] {
   return names;
 }
 
-function proxyDns(mesh: Mesh, port: number): MeshProxyDns {
-  return { port, domainSuffix: mesh.settings.domainSuffix, names: meshServiceNames(mesh) };
+/** A scoped sidecar's DNS listener answers only the names of its scope (docs/scoping.md). */
+function proxyDns(mesh: Mesh, port: number, scoped?: readonly string[]): MeshProxyDns {
+  return {
+    port,
+    domainSuffix: mesh.settings.domainSuffix,
+    names: scoped ?? meshServiceNames(mesh),
+  };
 }
 
 /**

@@ -63,6 +63,9 @@ describe('proxyScope', () => {
     expect(proxy.bindUpstreams).toEqual([
       { service: 'search', protocol: 'http', address: '127.0.0.1', port: 9191 },
     ]);
+    // Its DNS listener answers only the names it may reach.
+    const withDns = { nodeId: 'web-1', service: 'web', outboundPort: 15001, dnsPort: 15053 };
+    expect(meshProxy(mesh, withDns).dns?.names).toEqual(['api', 'search']);
     // A service declaring nothing, and a node outside the catalog, get everything.
     expect(proxyScope(mesh, 'api')).toEqual({ from: 'all' });
     expect(proxyScope(mesh, 'nobody')).toEqual({ from: 'all' });
