@@ -22,15 +22,15 @@ afterEach(() => {
 
 describe('serve --scope', () => {
   it('defaults to policy with --policy, else all; an explicit mode wins', () => {
-    expect(settings([]).scope).toBe('all');
-    expect(settings(['--policy', 'p.yaml']).scope).toBe('policy');
-    expect(settings(['--policy', 'p.yaml', '--scope', 'all']).scope).toBe('all');
-    expect(settings(['--scope', 'declared']).scope).toBe('declared');
+    expect(settings([])?.scope).toBe('all');
+    expect(settings(['--policy', 'p.yaml'])?.scope).toBe('policy');
+    expect(settings(['--policy', 'p.yaml', '--scope', 'all'])?.scope).toBe('all');
+    expect(settings(['--scope', 'declared'])?.scope).toBe('declared');
   });
 
   it('reads LUCID_SCOPE', () => {
     process.env.LUCID_SCOPE = 'declared';
-    expect(settings([]).scope).toBe('declared');
+    expect(settings([])?.scope).toBe('declared');
   });
 
   it('a bad mode names the flag and the value', () => {
