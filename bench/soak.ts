@@ -201,7 +201,9 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
     const expectedCounts: Record<string, number> = {
       clusters: plan.services,
       endpoints: plan.services,
-      listeners: 1,
+      // The shared outbound listener and the DNS listener (dns|15053: the simulated sidecars
+      // send no dns_port, so they get the default), as in the sessions.
+      listeners: 2,
       routes: 1,
     };
     const { flat, agree, countsMatch } = digestAgreement(digests, expectedCounts, plan.proxies);

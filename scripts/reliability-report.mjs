@@ -36,7 +36,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    'usage: npm run reliability:report [-- --results DIR] [--check]\n' +
+    'usage: npm run reliability:report [-- --results DIR] [--bench-out DIR] [--check]\n' +
       '  --results DIR  where the tests and the soak bench wrote their JSON results\n' +
       '                 (default test-results/reliability)\n' +
       '  --bench-out DIR  bench run files to take the soak rows from (default bench/out)\n' +
