@@ -25,6 +25,7 @@ import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
 import { registerStateMetrics } from './telemetry/state-metrics.js';
 import { startControlPlaneTracing } from './telemetry/tracing.js';
+import { followEntryTracing } from './telemetry/tracing-follow.js';
 import { DnsServer, type DnsServerSettings } from './dns/server.js';
 import { DEFAULT_MESH_SETTINGS, type MeshSettings } from './mesh/types.js';
 import type { TrafficProvider } from './traffic/provider.js';
@@ -141,7 +142,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const cpTracing = opts.controlPlaneTracing
     ? await startControlPlaneTracing({ ...opts.controlPlaneTracing, store, logger })
     : undefined;
-  const tracingObservers = cpTracing ? [cpTracing.observer] : [];
+  // No flag: a proxy-defaults Tracing entry turns them on (and off) at run time.
+  const entryTracing =
+    !cpTracing && opts.traffic ? followEntryTracing({ store, logger }) : undefined;
+  const tracingObservers = cpTracing
+    ? [cpTracing.observer]
+    : entryTracing
+      ? [entryTracing.observer]
+      : [];
   const xds = new XdsServer({
     watcher: store,
     observer: combineObservers(
@@ -328,6 +336,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       // Last: the disconnects of the closing streams are recorded too.
       await eventStream?.stop();
       await cpTracing?.stop();
+      await entryTracing?.stop();
     },
   };
 }

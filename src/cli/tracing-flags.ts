@@ -43,7 +43,8 @@ export function tracingCliOptions(): Option[] {
       '--tracing-otlp <host:port>',
       'send traces (OTLP gRPC) to this collector: every sidecar’s HTTP spans (unless proxy-defaults ' +
         'Tracing sets another) and the control plane’s own (change → build → push → ACK); off when ' +
-        'not given (or TRACING_ENABLED=true with OTEL_EXPORTER_OTLP_ENDPOINT, default localhost:4317)',
+        'not given (or TRACING_ENABLED=true with OTEL_EXPORTER_OTLP_ENDPOINT, default localhost:4317), ' +
+        'unless a proxy-defaults Tracing entry names a collector',
     ).argParser(hostPortOption),
     new Option(
       '--tracing-sample <percent>',

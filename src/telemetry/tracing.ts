@@ -6,8 +6,8 @@
 //   │  debounce, mesh build, translate, encode
 //   └─ push <kind>           (first response → last ACK of that kind; the proxies, by node id)
 //      └─ push <kind> <node> (response written → ACK or NACK; resources, bytes, mode)
-// Off unless serve is given a collector: then nothing here is imported (the SDK is loaded by
-// startControlPlaneTracing only) and no observer is added to the xDS server's.
+// Off unless serve is given a collector (or, without one, a proxy-defaults Tracing entry asks,
+// see tracing-follow.ts): until then the SDK is not imported (startControlPlaneTracing loads it).
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { ResourceKind } from '../protos/envoy.js';
 import { RESOURCE_KINDS } from '../protos/envoy.js';
