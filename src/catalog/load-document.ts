@@ -29,6 +29,14 @@ export class CatalogDocumentError extends DocumentError {}
  * @throws CatalogDocumentError
  */
 export function parseCatalogText(text: string, fileName: string): Catalog {
+  return validateCatalogDocument(readCatalogDocument(text, fileName), fileName);
+}
+
+/**
+ * The text of a catalog file as a plain value, not yet validated (refused when empty).
+ * @throws CatalogDocumentError
+ */
+export function readCatalogDocument(text: string, fileName: string): unknown {
   const tooDeep = nestingProblem(text);
   if (tooDeep) throw new CatalogDocumentError(fileName, [tooDeep]);
   const document =
@@ -45,6 +53,14 @@ export function parseCatalogText(text: string, fileName: string): Catalog {
       `the document is empty (write \`${empty}\` for an empty catalog)`,
     ]);
   }
+  return document;
+}
+
+/**
+ * Validates a document read by readCatalogDocument.
+ * @throws CatalogDocumentError
+ */
+export function validateCatalogDocument(document: unknown, fileName: string): Catalog {
   try {
     return parseCatalog(document);
   } catch (err) {

@@ -128,7 +128,7 @@ export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalo
   const previous = new Map(prev.services.map((s) => [s.name, s]));
   const services = next.services.map((service) => {
     const old = previous.get(service.name);
-    if (!old) return service;
+    if (!old || old === service) return old ?? service;
     if (sameService(old, service)) return old;
     const oldInstances = new Map(old.instances.map((i) => [i.id, i]));
     const instances = service.instances.map((instance) => {

@@ -2,7 +2,14 @@
 // Error messages name the path and the offending value, e.g.
 //   services[2].instances[0].port: expected integer 1-65535, got "80a"
 import { z } from 'zod';
-import { HEALTH_STATES, PROTOCOLS, normalizeCatalog, type Catalog } from './model.js';
+import {
+  HEALTH_STATES,
+  PROTOCOLS,
+  normalizeCatalog,
+  type Catalog,
+  type Gateway,
+  type Service,
+} from './model.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const INSTANCE_ID = /^[A-Za-z0-9]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9])?$/;
@@ -136,61 +143,75 @@ export const gatewaySchema = z
   })
   .strict();
 
+export const gatewaysSchema = z.array(gatewaySchema).optional();
+
 export const catalogSchema = z
   .object({
     services: z.array(serviceSchema).default([]),
-    gateways: z.array(gatewaySchema).optional(),
+    gateways: gatewaysSchema,
   })
   .strict()
   .superRefine((c, ctx) => {
-    const names = new Map<string, number>();
-    const ids = new Map<string, string>();
-    c.gateways?.forEach((g, gi) => {
-      const owner = ids.get(g.id);
-      if (owner !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['gateways', gi, 'id'],
-          message: `duplicate gateway id "${g.id}"; ids are Envoy node ids and must be unique`,
-        });
-      }
-      ids.set(g.id, 'a gateway');
-    });
-    const outboundPorts = new Map<number, string>();
-    c.services.forEach((s, si) => {
-      const prev = names.get(s.name);
-      if (prev !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['services', si, 'name'],
-          message: `duplicate service "${s.name}" (also services[${prev}])`,
-        });
-      }
-      names.set(s.name, si);
-      if (s.outboundPort !== undefined) {
-        const other = outboundPorts.get(s.outboundPort);
-        if (other) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['services', si, 'outboundPort'],
-            message: `port ${s.outboundPort} already used by tcp service "${other}"`,
-          });
-        }
-        outboundPorts.set(s.outboundPort, s.name);
-      }
-      s.instances.forEach((inst, ii) => {
-        const owner = ids.get(inst.id);
-        if (owner !== undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['services', si, 'instances', ii, 'id'],
-            message: `duplicate instance id "${inst.id}" (also in service "${owner}"); ids are Envoy node ids and must be unique`,
-          });
-        }
-        ids.set(inst.id, s.name);
+    for (const issue of crossEntryIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
+  });
+
+/** A problem found across entries (duplicates), at its path in the document. */
+export interface CrossEntryIssue {
+  readonly path: Array<string | number>;
+  readonly message: string;
+}
+
+/** Catalog-wide rules: unique service names, tcp outbound ports, instance and gateway ids. */
+export function crossEntryIssues(c: {
+  readonly services: readonly Pick<Service, 'name' | 'outboundPort' | 'instances'>[];
+  readonly gateways?: readonly Pick<Gateway, 'id'>[];
+}): CrossEntryIssue[] {
+  const issues: CrossEntryIssue[] = [];
+  const names = new Map<string, number>();
+  const ids = new Map<string, string>();
+  c.gateways?.forEach((g, gi) => {
+    const owner = ids.get(g.id);
+    if (owner !== undefined) {
+      issues.push({
+        path: ['gateways', gi, 'id'],
+        message: `duplicate gateway id "${g.id}"; ids are Envoy node ids and must be unique`,
       });
+    }
+    ids.set(g.id, 'a gateway');
+  });
+  const outboundPorts = new Map<number, string>();
+  c.services.forEach((s, si) => {
+    const prev = names.get(s.name);
+    if (prev !== undefined) {
+      issues.push({
+        path: ['services', si, 'name'],
+        message: `duplicate service "${s.name}" (also services[${prev}])`,
+      });
+    }
+    names.set(s.name, si);
+    if (s.outboundPort !== undefined) {
+      const other = outboundPorts.get(s.outboundPort);
+      if (other) {
+        issues.push({
+          path: ['services', si, 'outboundPort'],
+          message: `port ${s.outboundPort} already used by tcp service "${other}"`,
+        });
+      }
+      outboundPorts.set(s.outboundPort, s.name);
+    }
+    s.instances.forEach((inst, ii) => {
+      const owner = ids.get(inst.id);
+      if (owner !== undefined) {
+        issues.push({
+          path: ['services', si, 'instances', ii, 'id'],
+          message: `duplicate instance id "${inst.id}" (also in service "${owner}"); ids are Envoy node ids and must be unique`,
+        });
+      }
+      ids.set(inst.id, s.name);
     });
   });
+  return issues;
+}
 
 export class CatalogValidationError extends Error {
   constructor(readonly problems: string[]) {

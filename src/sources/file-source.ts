@@ -2,7 +2,8 @@
 // Following the file through editors' renames, ConfigMap symlink swaps and re-creation is
 // WatchedFile's job; this turns what it observes into catalogs (or errors that keep the last
 // good catalog in force).
-import { CatalogDocumentError, parseCatalogText } from '../catalog/load-document.js';
+import { IncrementalCatalogParser } from '../catalog/incremental-parse.js';
+import { CatalogDocumentError } from '../catalog/load-document.js';
 import type { Catalog } from '../catalog/model.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CatalogSink, DiscoverySource } from './source.js';
@@ -14,6 +15,8 @@ export class FileSource implements DiscoverySource {
   readonly name = 'file';
 
   private readonly file: WatchedFile;
+  /** Validates only the service entries that changed since the last good read. */
+  private readonly parser = new IncrementalCatalogParser();
   private sink: CatalogSink | undefined;
   private stopped = false;
   /** Whether a catalog from this file has been applied (only affects log wording). */
@@ -72,7 +75,7 @@ export class FileSource implements DiscoverySource {
     }
     let catalog: Catalog;
     try {
-      catalog = parseCatalogText(observation.text, this.path);
+      catalog = this.parser.parse(observation.text, this.path);
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       const problems = err instanceof CatalogDocumentError ? err.problems : [error.message];

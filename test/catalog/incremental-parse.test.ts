@@ -1,0 +1,91 @@
+// The file source's parser validates only changed service entries: it must give exactly what
+// parseCatalogText gives (catalog or error message), whatever came before, and keep the model
+// objects of unchanged entries so downstream memos hit.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { IncrementalCatalogParser } from '../../src/catalog/incremental-parse.js';
+import { parseCatalogText } from '../../src/catalog/load-document.js';
+
+type Outcome = { ok: unknown } | { error: string };
+function outcome(parse: () => unknown): Outcome {
+  try {
+    return { ok: parse() };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+// Small pools, so that duplicates (names, ids, ports) and invalid values come up often.
+const instance = fc.record(
+  {
+    id: fc.constantFrom('a-1', 'a-2', 'b-1', 'bad id!'),
+    address: fc.constantFrom('10.0.0.1', '10.0.0.2', '::1', 'example.com'),
+    port: fc.constantFrom(80, 8080, 0, '80a'),
+    health: fc.constantFrom('passing', 'critical', 'sick'),
+    tags: fc.constantFrom(['x'], [], 'x'),
+  },
+  { requiredKeys: ['id', 'address', 'port'] },
+);
+const service = fc.record(
+  {
+    name: fc.constantFrom('api', 'web', 'db', 'Bad'),
+    protocol: fc.constantFrom('http', 'grpc', 'tcp'),
+    outboundPort: fc.constantFrom(5432, 6379),
+    instances: fc.array(instance, { maxLength: 3 }),
+    upstreams: fc.constantFrom(['db'], [{ name: 'api', localBindPort: 9000 }], ['db', 'db']),
+    extra: fc.constant(true),
+  },
+  { requiredKeys: ['name'] },
+);
+const gateway = fc.record({
+  id: fc.constantFrom('gw-1', 'gw-2', 'a-1'),
+  address: fc.constantFrom('10.1.0.1', 'nope'),
+  port: fc.constantFrom(8443, -1),
+});
+const documentText = fc
+  .record(
+    {
+      services: fc.oneof(fc.array(service, { maxLength: 4 }), fc.constant(null)),
+      gateways: fc.array(gateway, { maxLength: 2 }),
+      other: fc.constant(1),
+    },
+    { requiredKeys: [] },
+  )
+  .map((doc) => JSON.stringify(doc));
+
+describe('IncrementalCatalogParser', () => {
+  it('gives what parseCatalogText gives, catalog or error, over any sequence of edits', () => {
+    fc.assert(
+      fc.property(fc.array(documentText, { minLength: 1, maxLength: 6 }), (texts) => {
+        const parser = new IncrementalCatalogParser();
+        for (const text of texts) {
+          expect(outcome(() => parser.parse(text, 'catalog.json'))).toEqual(
+            outcome(() => parseCatalogText(text, 'catalog.json')),
+          );
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('keeps the objects of unchanged services, also after a rejected edit', () => {
+    const parser = new IncrementalCatalogParser();
+    const doc = (apiPort: number | string) => `services:
+  - name: web
+    instances: [{ id: web-1, address: 10.0.0.1, port: 80 }]
+  - name: api
+    instances: [{ id: api-1, address: 10.0.0.2, port: ${apiPort} }]
+`;
+    const first = parser.parse(doc(80), 'catalog.yaml');
+    expect(() => parser.parse(doc('"80a"'), 'catalog.yaml')).toThrow(
+      'catalog.yaml: services[1].instances[0].port: expected integer 1-65535, got "80a"',
+    );
+    const second = parser.parse(doc(81), 'catalog.yaml');
+    const [api1, web1] = first.services;
+    const [api2, web2] = second.services;
+    expect(web2).toBe(web1);
+    expect(api2).not.toBe(api1);
+    expect(api2!.instances[0]!.port).toBe(81);
+    expect(second).toEqual(parseCatalogText(doc(81), 'catalog.yaml'));
+  });
+});
