@@ -41,7 +41,13 @@ export function followEntryTracing(opts: {
       live.splice(0);
       const old = running;
       running = undefined;
-      await old.tracing.stop();
+      // Flushing to a collector that is gone fails; the exporter is shut down all the same.
+      await old.tracing.stop().catch((err: unknown) => {
+        opts.logger.warn(
+          { err, collector: key(old.collector) },
+          'control-plane tracing: last spans lost',
+        );
+      });
       opts.logger.info({ collector: key(old.collector) }, 'control-plane tracing off (entry)');
     }
     if (!target) return;
@@ -59,7 +65,10 @@ export function followEntryTracing(opts: {
     }
   };
   const reconsider = (): void => {
-    chain = chain.then(apply);
+    // A failed switch must not stop later ones: the chain never rejects.
+    chain = chain.then(apply).catch((err: unknown) => {
+      opts.logger.error({ err }, 'control-plane tracing: switching failed');
+    });
   };
 
   const unsubscribe = opts.store.onSnapshot((snapshot) => {
