@@ -11,11 +11,13 @@ import { peerBinary } from './peer-control-plane.js';
 import { runSession } from './session.js';
 import { runSoak, type SoakPlan } from './soak.js';
 import { runFailover, type FailoverPlan } from './failover.js';
+import { runScopeEnvoy } from './scope-envoy.js';
 import {
   RESULT_SCHEMA,
   type CpSettings,
   type EnvoyRunResult,
   type FailoverResult,
+  type ScopeEnvoyResult,
   type Mode,
   type PeerMode,
   type RunResult,
@@ -40,6 +42,8 @@ export interface BenchOptions {
   readonly soak?: SoakPlan;
   /** `--workload failover` (run once per mode), if asked for. */
   readonly failover?: FailoverPlan;
+  /** `--workload scope-envoy`: one real sidecar, 1,000 services in scope vs 10. */
+  readonly scopeEnvoy?: { readonly rounds: number };
   readonly modes: Mode[];
   /**
    * `--peer go-control-plane`: each session is also run against the reference peer, once per
@@ -142,6 +146,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
       );
     }
   }
+  const scopeEnvoy: ScopeEnvoyResult[] = [];
+  if (opts.scopeEnvoy)
+    scopeEnvoy.push(await runScopeEnvoy({ rounds: opts.scopeEnvoy.rounds, log }));
   if (opts.envoy) {
     for (const mode of opts.modes) {
       envoy.push(
@@ -169,6 +176,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
     envoy,
     ...(soak.length ? { soak } : {}),
     ...(failover.length ? { failover } : {}),
+    ...(scopeEnvoy.length ? { scopeEnvoy } : {}),
   };
   const runFile = join(opts.outDir, `${id}.json`);
   writeFileSync(runFile, `${JSON.stringify(run, null, 1)}\n`);

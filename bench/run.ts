@@ -36,6 +36,9 @@ Options:
                           failover  3 replicas, 1000×5×1000 all on the first, which is killed
                                  with -9: time until every proxy is SYNCED on the other two,
                                  and the bytes resent. Not in the default set
+                          scope-envoy  one real Envoy sidecar with 1,000 services in scope vs
+                                 10 declared upstreams (docs/scoping.md): its RSS and
+                                 config_dump size, 2 interleaved rounds. Not in the default set
   --mode MODE           sotw | delta | both (default both; sotw when the only workload is soak)
   --soak-seconds N      soak duration (default 600)
   --source SOURCE       file | consul (default file). consul applies to the real-Envoy run:
@@ -167,13 +170,17 @@ async function main(): Promise<void> {
   let envoy = false;
   let soak = false;
   let failover = false;
+  let scopeEnvoy = false;
   let label: string;
   if (v.workload) {
     const parts = v.workload.split(',').map((p) => p.trim());
     envoy = parts.some((p) => p.toLowerCase() === 'envoy');
     soak = parts.some((p) => p.toLowerCase() === 'soak');
     failover = parts.some((p) => p.toLowerCase() === 'failover');
-    const rest = parts.filter((p) => !['envoy', 'soak', 'failover'].includes(p.toLowerCase()));
+    scopeEnvoy = parts.some((p) => p.toLowerCase() === 'scope-envoy');
+    const rest = parts.filter(
+      (p) => !['envoy', 'soak', 'failover', 'scope-envoy'].includes(p.toLowerCase()),
+    );
     try {
       sessions = rest.length ? parseWorkloads(rest.join(',')) : [];
     } catch (err) {
@@ -248,6 +255,7 @@ async function main(): Promise<void> {
     sessions,
     ...(soak ? { soak: soakPlan(soakSeconds, proxies ?? 1000) } : {}),
     ...(failover ? { failover: failoverPlan(proxies ?? 1000) } : {}),
+    ...(scopeEnvoy ? { scopeEnvoy: { rounds: Math.max(repeat, 2) } } : {}),
     envoy: envoy
       ? {
           envoys: int('envoys', v.envoys, 1, 5)!,

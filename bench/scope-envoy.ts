@@ -3,13 +3,14 @@
 // catalog of 1,000 services × 2 instances; `wide` declares no upstreams (gets everything),
 // `narrow` declares 10. Each sidecar is started alone, measured once it holds its clusters
 // and a few seconds have passed, then stopped; the two alternate for ROUNDS rounds.
-// Run: npx tsx bench/scope-envoy.ts [rounds]
+// `npm run bench -- --workload scope-envoy` (RESULTS.md), or alone: npx tsx bench/scope-envoy.ts [rounds]
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { startControlPlane } from '../src/app.js';
@@ -17,10 +18,10 @@ import { renderBootstrap } from '../src/bootstrap/render.js';
 import { FileSource } from '../src/sources/file-source.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 import { REPO_ROOT } from './ipc.js';
+import type { ScopeEnvoyResult, ScopeEnvoySample } from './types.js';
 
 const SERVICES = 1000;
 const DECLARED = 10;
-const ROUNDS = Number(process.argv[2] ?? 2);
 const SETTLE_MS = 3000;
 
 function envoyBin(): string {
@@ -75,91 +76,96 @@ const catalog = {
   ],
 };
 
-const dir = mkdtempSync(join(tmpdir(), 'lucid-scope-bench-'));
-const catalogPath = join(dir, 'catalog.yaml');
-writeFileSync(catalogPath, stringify(catalog));
-const cp = await startControlPlane({
-  source: new FileSource(catalogPath, silentLogger),
-  logger: silentLogger,
-  mesh: { scope: 'declared' },
-  host: '127.0.0.1',
-  xdsPort: 0,
-  adminPort: 0,
-});
-const bin = envoyBin();
+export async function runScopeEnvoy(opts: {
+  readonly rounds: number;
+  readonly log: (line: string) => void;
+}): Promise<ScopeEnvoyResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'lucid-scope-bench-'));
+  const catalogPath = join(dir, 'catalog.yaml');
+  writeFileSync(catalogPath, stringify(catalog));
+  const cp = await startControlPlane({
+    source: new FileSource(catalogPath, silentLogger),
+    logger: silentLogger,
+    mesh: { scope: 'declared' },
+    host: '127.0.0.1',
+    xdsPort: 0,
+    adminPort: 0,
+  });
+  const bin = envoyBin();
+  const samples: ScopeEnvoySample[] = [];
+  const errors: string[] = [];
 
-interface Sample {
-  readonly service: string;
-  readonly clusters: number;
-  readonly rssMiB: number;
-  readonly dumpKiB: number;
-  readonly readyMs: number;
-}
+  async function measure(scope: 'wide' | 'narrow', round: number): Promise<ScopeEnvoySample> {
+    const adminPort = await freePort();
+    const bootstrap = join(dir, `${scope}.yaml`);
+    writeFileSync(
+      bootstrap,
+      renderBootstrap({
+        nodeId: `${scope}-1`,
+        service: scope,
+        xds: `127.0.0.1:${cp.xdsPort}`,
+        mode: 'delta',
+        adminPort,
+        outboundPort: await freePort(),
+      }),
+    );
+    const started = Date.now();
+    const child = spawn(
+      bin,
+      ['-c', bootstrap, '--concurrency', '1', '--disable-hot-restart', '-l', 'error'],
+      { stdio: 'ignore' },
+    );
+    try {
+      const want = scope === 'wide' ? SERVICES : DECLARED;
+      let clusters = 0;
+      let readyMs = 0;
+      for (let i = 0; i < 600 && clusters < want; i++) {
+        await sleep(100);
+        const stats = await get(
+          `http://127.0.0.1:${adminPort}/stats?filter=^cluster_manager.active_clusters$`,
+        ).catch(() => '');
+        clusters = Number(/active_clusters: (\d+)/.exec(stats)?.[1] ?? 0);
+        readyMs = Date.now() - started;
+      }
+      if (clusters < want)
+        errors.push(`${scope} round ${round}: ${clusters} clusters, want ${want}`);
+      await sleep(SETTLE_MS);
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+      const dump = await get(`http://127.0.0.1:${adminPort}/config_dump?include_eds`);
+      return {
+        scope,
+        round,
+        clusters,
+        rssMiB: Number(rss) / 1024,
+        configDumpKiB: Buffer.byteLength(dump) / 1024,
+        readyMs,
+      };
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+  }
 
-async function measure(service: 'wide' | 'narrow'): Promise<Sample> {
-  const adminPort = await freePort();
-  const bootstrap = join(dir, `${service}.yaml`);
-  writeFileSync(
-    bootstrap,
-    renderBootstrap({
-      nodeId: `${service}-1`,
-      service,
-      xds: `127.0.0.1:${cp.xdsPort}`,
-      mode: 'delta',
-      adminPort,
-      outboundPort: await freePort(),
-    }),
-  );
-  const started = Date.now();
-  const child = spawn(
-    bin,
-    ['-c', bootstrap, '--concurrency', '1', '--disable-hot-restart', '-l', 'error'],
-    {
-      stdio: 'ignore',
-    },
-  );
   try {
-    const want = service === 'wide' ? SERVICES : DECLARED;
-    let clusters = 0;
-    let readyMs = 0;
-    for (let i = 0; i < 600 && clusters < want; i++) {
-      await sleep(100);
-      const stats = await get(
-        `http://127.0.0.1:${adminPort}/stats?filter=^cluster_manager.active_clusters$`,
-      ).catch(() => '');
-      clusters = Number(/active_clusters: (\d+)/.exec(stats)?.[1] ?? 0);
-      readyMs = Date.now() - started;
+    for (let round = 1; round <= opts.rounds; round++) {
+      // Interleaved, the order alternating, so drift on a shared machine hits both alike.
+      const order = round % 2 === 1 ? (['wide', 'narrow'] as const) : (['narrow', 'wide'] as const);
+      for (const scope of order) {
+        const s = await measure(scope, round);
+        samples.push(s);
+        opts.log(
+          `scope-envoy ${s.scope.padEnd(6)} clusters ${String(s.clusters).padStart(4)}  RSS ${s.rssMiB.toFixed(1)} MiB  config_dump ${s.configDumpKiB.toFixed(0)} KiB  ready ${s.readyMs} ms`,
+        );
+      }
     }
-    await sleep(SETTLE_MS);
-    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
-    const dump = await get(`http://127.0.0.1:${adminPort}/config_dump?include_eds`);
-    return {
-      service,
-      clusters,
-      rssMiB: Number(rss) / 1024,
-      dumpKiB: Buffer.byteLength(dump) / 1024,
-      readyMs,
-    };
   } finally {
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    await cp.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
+  return { services: SERVICES, instances: 2, declared: DECLARED, samples, errors };
 }
 
-const samples: Sample[] = [];
-try {
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const service of round % 2 === 0
-      ? (['wide', 'narrow'] as const)
-      : (['narrow', 'wide'] as const)) {
-      const s = await measure(service);
-      samples.push(s);
-      console.log(
-        `${s.service.padEnd(6)} clusters ${String(s.clusters).padStart(4)}  RSS ${s.rssMiB.toFixed(1)} MiB  config_dump ${s.dumpKiB.toFixed(0)} KiB  ready ${s.readyMs} ms`,
-      );
-    }
-  }
-} finally {
-  await cp.stop();
-  rmSync(dir, { recursive: true, force: true });
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await runScopeEnvoy({ rounds: Number(process.argv[2] ?? 2), log: console.log });
+  if (result.errors.length > 0) console.error(result.errors.join('\n'));
 }

@@ -377,4 +377,27 @@ export interface RunResult {
   readonly soak?: SoakResult[];
   /** `--workload failover` (absent in older run files). */
   readonly failover?: FailoverResult[];
+  /** `--workload scope-envoy` (absent in older run files). */
+  readonly scopeEnvoy?: ScopeEnvoyResult[];
+}
+
+/** One real Envoy sidecar measured with a wide and a narrow scope (bench/scope-envoy.ts). */
+export interface ScopeEnvoySample {
+  /** `wide`: every service in scope; `narrow`: its declared upstreams only. */
+  readonly scope: 'wide' | 'narrow';
+  readonly round: number;
+  /** cluster_manager.active_clusters once configured. */
+  readonly clusters: number;
+  readonly rssMiB: number;
+  readonly configDumpKiB: number;
+  /** Envoy start → every cluster active. */
+  readonly readyMs: number;
+}
+
+export interface ScopeEnvoyResult {
+  readonly services: number;
+  readonly instances: number;
+  readonly declared: number;
+  readonly samples: readonly ScopeEnvoySample[];
+  readonly errors: readonly string[];
 }
