@@ -1,5 +1,6 @@
 // The seeds' data-plane alerts on real data: a real Prometheus (Debian's, the same package as
-// promtool) scrapes a real Envoy sidecar's admin /stats/prometheus with the scrape job of
+// promtool) scrapes a real Envoy sidecar's /stats/prometheus through its bootstrap
+// --prometheus-bind listener (as in compose) with the scrape job of
 // compose/prometheus/prometheus.yml and evaluates compose/prometheus/alerts.yml. A circuit
 // breaker held open by slow requests makes circuit_breaker_state{state="open"} 1 and
 // CircuitBreakerOpen pending; callers without a mesh certificate refused by the sidecar's
@@ -58,6 +59,8 @@ describe('sidecar alerts on a real Prometheus scraping a real Envoy', () => {
       }
     ).data.alerts;
 
+  let scrapePort: number;
+
   beforeAll(async () => {
     api = await startTrafficApp('api-slow', { delayMs: 4000 });
     webInbound = await freePort();
@@ -85,11 +88,14 @@ describe('sidecar alerts on a real Prometheus scraping a real Envoy', () => {
       {},
       { traffic, security: { ca, mtls: true, auth: 'none', adminAuth: 'none' } },
     );
+    // Scraped as compose does: through bootstrap --prometheus-bind, not the admin port.
+    scrapePort = await freePort();
     web = await startSidecar({
       nodeId: 'web-1',
       service: 'web',
       xdsPort: cp.xdsPort,
       mode: 'sotw',
+      prometheusBind: `127.0.0.1:${scrapePort}`,
     });
     await web.envoy.waitFor(
       async () =>
@@ -120,9 +126,7 @@ describe('sidecar alerts on a real Prometheus scraping a real Envoy', () => {
         scrape_configs: [
           {
             ...job,
-            static_configs: [
-              { targets: [`127.0.0.1:${web.envoy.adminPort}`], labels: { proxy: 'web' } },
-            ],
+            static_configs: [{ targets: [`127.0.0.1:${scrapePort}`], labels: { proxy: 'web' } }],
           },
         ],
       }),

@@ -91,6 +91,8 @@ export async function startSidecar(opts: {
   token?: string;
   /** CA of the control plane's TLS certificate: ADS over TLS. */
   xdsCaPem?: string;
+  /** bootstrap --prometheus-bind: a listener serving only /stats/prometheus there. */
+  prometheusBind?: string;
 }): Promise<Sidecar> {
   const adminPort = await freePort();
   const outboundPort = await freePort();
@@ -106,6 +108,7 @@ export async function startSidecar(opts: {
       outboundPort,
       token: opts.token,
       xdsCaPem: opts.xdsCaPem,
+      prometheusBind: opts.prometheusBind,
     }),
   });
   return {
