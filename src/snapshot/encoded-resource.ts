@@ -22,10 +22,16 @@ export function contentHash(bytes: Uint8Array | string): string {
   return hash('sha256', bytes, 'base64url').slice(0, 16);
 }
 
-export function encodeResource(kind: ResourceKind, name: string, message: object): EncodedResource {
+/** `knownVersion` replaces the bytes' hash (lazy-resource.ts versions by JSON instead). */
+export function encodeResource(
+  kind: ResourceKind,
+  name: string,
+  message: object,
+  knownVersion?: string,
+): EncodedResource {
   const typeUrl = TYPE_URLS[kind];
   const encoded = encodeMessage(typeUrl, message, `"${name}"`);
-  const version = contentHash(encoded);
+  const version = knownVersion ?? contentHash(encoded);
   const sotw = sotwResourceEntry(typeUrl, encoded);
   const delta = deltaResourceEntry(typeUrl, name, version, encoded);
   // Kept as long as the resource is served, so not in slices of Node's shared 8 KiB Buffer

@@ -1,10 +1,10 @@
 // Encodes translator output, skipping resources whose content did not change since the last
 // time they were encoded. A catalog edit therefore re-encodes only what it changed, and a
 // resource shared by any number of proxies is encoded once.
-import { hash } from 'node:crypto';
 import type { ResourceKind } from '../protos/envoy.js';
 import type { ResourceMessage } from '../translate/types.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
+import { lazyResource, lazyVersion } from './lazy-resource.js';
 
 interface Entry {
   /**
@@ -18,7 +18,7 @@ interface Entry {
 }
 
 export interface EncoderCounters {
-  /** Protobuf encodes performed. */
+  /** Resources (re)made: protobuf-encoded at once, or on first use for per-proxy ones. */
   encoded: number;
   /** Requests served from the cache (content unchanged). */
   reused: number;
@@ -32,7 +32,8 @@ export class ResourceEncoder {
   /**
    * `cacheKey` (default: the name) tells apart same-named resources of different proxies.
    * `compact` keeps a hash of the content instead of its JSON: for per-proxy resources, whose
-   * JSON kept for a thousand proxies would cost more memory than the hash costs time.
+   * JSON kept for a thousand proxies would cost more memory than the hash costs time. Those
+   * are versioned by that hash and encoded on first use (lazy-resource.ts).
    */
   encode(
     kind: ResourceKind,
@@ -51,14 +52,18 @@ export class ResourceEncoder {
     // Translators build objects with a fixed key order, so equal content stringifies equally;
     // this is much cheaper than encoding.
     const json = JSON.stringify(message);
-    const fingerprint = compact ? hash('sha1', json, 'base64') : json;
+    // A per-proxy resource is versioned by its JSON's hash (also its fingerprint) and encoded
+    // only when first sent: a proxy failing over to this replica usually holds it already.
+    const fingerprint = compact ? lazyVersion(json) : json;
     if (entry && entry.fingerprint === fingerprint) {
       entry.message = compact ? undefined : message;
       entry.generation = this.generation;
       this.counters.reused++;
       return entry.resource;
     }
-    const resource = encodeResource(kind, name, message);
+    const resource = compact
+      ? lazyResource(kind, name, message, json)
+      : encodeResource(kind, name, message);
     this.counters.encoded++;
     this.entries.set(key, {
       message: compact ? undefined : message,

@@ -20,15 +20,26 @@ export interface SotwBlock {
   readonly shared?: boolean;
 }
 
+/**
+ * The digest is made at once, the bytes on first use of `parts`: a proxy that already holds
+ * this digest (a reconnect) is sent nothing, so its own resources need never be encoded.
+ */
 export function sotwBlockOf(resources: Iterable<EncodedResource>): SotwBlock {
-  const entries: Buffer[] = [];
+  let list: EncodedResource[] | undefined = [];
   const ids: string[] = [];
   for (const r of resources) {
-    entries.push(r.sotwEntry);
+    list.push(r);
     ids.push(`${r.name}@${r.version}`);
   }
+  let parts: readonly Buffer[] | undefined;
   return {
-    parts: [concatUnpooled(entries)],
+    get parts(): readonly Buffer[] {
+      if (!parts) {
+        parts = [concatUnpooled(list!.map((r) => r.sotwEntry))];
+        list = undefined;
+      }
+      return parts;
+    },
     digest: contentHash(ids.join('\n')),
     count: ids.length,
   };
@@ -47,7 +58,9 @@ export function concatUnpooled(parts: readonly Buffer[]): Buffer {
 /** Two blocks sent as one (shared resources followed by a proxy's own), without copying. */
 export function joinBlocks(a: SotwBlock, b: SotwBlock): SotwBlock {
   return {
-    parts: [...a.parts, ...b.parts],
+    get parts(): readonly Buffer[] {
+      return [...a.parts, ...b.parts]; // b's bytes may not exist until now
+    },
     digest: `${a.digest}.${b.digest}`,
     count: a.count + b.count,
   };

@@ -52,6 +52,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { Debouncer } from './debouncer.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
 import { ResourceEncoder } from './encoder.js';
+import { lazyResource } from './lazy-resource.js';
 import { ProxyView } from './proxy-view.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
 
@@ -515,12 +516,20 @@ export class SnapshotStore implements ConfigWatcher {
     if (!byScope) this.scoped.set(base, (byScope = new Map()));
     let snapshot = byScope.get(scope.key);
     if (snapshot) return snapshot;
-    const { drop, routes } = this.translationCache.scope(scope.services, scope.key);
-    const without = (map: ResourceMap, names: ReadonlySet<string>): ResourceMap => {
-      if (names.size === 0) return map;
+    const { keep, routes } = this.translationCache.scope(scope.services, scope.key);
+    // Built from the scope's names (plus the few no service owns), not by filtering the
+    // mesh's: many narrow scopes cost what they hold.
+    const only = (kind: 'clusters' | 'endpoints' | 'listeners'): ResourceMap => {
+      const from = base.shared[kind];
       const out = new Map<string, EncodedResource>();
-      for (const [name, r] of map) if (!names.has(name)) out.set(name, r);
-      return out;
+      for (const name of this.translationCache.unowned(kind, from.keys())) {
+        out.set(name, from.get(name)!);
+      }
+      for (const name of keep[kind]) {
+        const r = from.get(name);
+        if (r) out.set(name, r);
+      }
+      return out.size === 0 ? NO_RESOURCES : out;
     };
     const outbound = new Map(base.shared.routes);
     outbound.set(
@@ -534,9 +543,9 @@ export class SnapshotStore implements ConfigWatcher {
     );
     const shared: KindMaps = {
       ...base.shared,
-      clusters: without(base.shared.clusters, drop.clusters),
-      endpoints: without(base.shared.endpoints, drop.endpoints),
-      listeners: without(base.shared.listeners, drop.listeners),
+      clusters: only('clusters'),
+      endpoints: only('endpoints'),
+      listeners: only('listeners'),
       routes: outbound,
     };
     snapshot = new Snapshot(
@@ -758,12 +767,12 @@ export class SnapshotStore implements ConfigWatcher {
   }
 }
 
-/** Resources encoded without the encoder's cache (nothing kept). */
+/** A proxy's own resources without the encoder's cache (versioned as its cached ones are). */
 function encodeUncached(set: ResourceSet): KindMaps {
   const out = {} as { [K in ResourceKind]: ResourceMap };
   for (const kind of RESOURCE_KINDS) {
     const map = new Map<string, EncodedResource>();
-    for (const [name, message] of set[kind]) map.set(name, encodeResource(kind, name, message));
+    for (const [name, message] of set[kind]) map.set(name, lazyResource(kind, name, message));
     out[kind] = map.size === 0 ? NO_RESOURCES : map;
   }
   return out;
