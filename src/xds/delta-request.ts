@@ -67,42 +67,52 @@ export function decodeDeltaRequest(bytes: Buffer): DecodedDeltaRequest {
   return req;
 }
 
-/** A varint at `pos` (at most 5 bytes, below 2^31): [value, next position], or undefined. */
-function varint(bytes: Buffer, pos: number, end: number): [number, number] | undefined {
+// Where the last varint or string field read ended: the readers below return their value and
+// leave the position here, so a thousand entries allocate no [value, position] pairs.
+let cursor = 0;
+
+/** A varint at `pos` (at most 5 bytes, below 2^31), or -1; `cursor` is past it. */
+function varint(bytes: Buffer, pos: number, end: number): number {
   let value = 0;
   for (let shift = 0; shift < 31; shift += 7) {
-    if (pos >= end) return undefined;
+    if (pos >= end) return -1;
     const b = bytes[pos++]!;
     value |= (b & 0x7f) << shift;
-    if (b < 0x80) return [value, pos];
+    if (b < 0x80) {
+      cursor = pos;
+      return value;
+    }
   }
-  return undefined;
+  return -1;
 }
 
-/** A string field with `tag` at `pos`: [text, next position], or undefined if it is not one. */
-function stringField(
-  bytes: Buffer,
-  pos: number,
-  end: number,
-  tag: number,
-): [string, number] | undefined {
+/** Whether bytes[from, to) are ASCII (resource names and versions nearly always are). */
+function ascii(bytes: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
+/** A string field with `tag` at `pos`, or undefined if it is not one; `cursor` is past it. */
+function stringField(bytes: Buffer, pos: number, end: number, tag: number): string | undefined {
   if (pos >= end || bytes[pos] !== tag) return undefined;
-  const len = varint(bytes, pos + 1, end);
-  if (!len) return undefined;
-  const [size, from] = len;
-  if (from + size > end) return undefined;
-  const raw = bytes.subarray(from, from + size);
-  // Not valid UTF-8: protobufjs reads it (and refuses it) as it always did.
-  if (!isUtf8(raw)) return undefined;
-  return [raw.toString('utf8'), from + size];
+  const size = varint(bytes, pos + 1, end);
+  if (size < 0) return undefined;
+  const from = cursor;
+  const to = from + size;
+  if (to > end) return undefined;
+  // Not valid UTF-8: protobufjs reads it (and refuses it) as it always did. ASCII is checked
+  // in place; only other text needs a view for isUtf8.
+  if (!ascii(bytes, from, to) && !isUtf8(bytes.subarray(from, to))) return undefined;
+  cursor = to;
+  return bytes.toString('utf8', from, to);
 }
 
 /** One entry exactly as Envoy writes it: key, then value, nothing else. */
 function readEntry(bytes: Buffer, from: number, end: number, into: Map<string, string>): boolean {
   const key = stringField(bytes, from, end, KEY_TAG);
-  if (!key) return false;
-  const value = stringField(bytes, key[1], end, VALUE_TAG);
-  if (!value || value[1] !== end) return false;
-  into.set(key[0], value[0]);
+  if (key === undefined) return false;
+  const value = stringField(bytes, cursor, end, VALUE_TAG);
+  if (value === undefined || cursor !== end) return false;
+  into.set(key, value);
   return true;
 }
