@@ -36,7 +36,7 @@ import { gatewayResources } from './gateways.js';
 import { authorizationFilters } from './rbac.js';
 import { outboundRouteConfiguration, serviceVirtualHost } from './routes.js';
 import { downstreamMtls, spiffeMatcherOf } from './tls.js';
-import { scopedShared, type ScopedShared } from './scope.js';
+import { scopedShared, unowned, type ScopedShared } from './scope.js';
 import {
   bindListener,
   bindListenerName,
@@ -44,7 +44,7 @@ import {
   bindRouteName,
   boundServices,
 } from './bind-upstreams.js';
-import { emptyResourceSet, type ResourceSet } from './types.js';
+import { emptyResourceSet, type ResourceMessage, type ResourceSet } from './types.js';
 
 export * from './names.js';
 export type { ScopedShared } from './scope.js';
@@ -136,6 +136,7 @@ export class TranslationCache {
   /** Scopes of this build and of the previous one, by scope key (see scope.ts). */
   private scopes = new Map<string, ScopedShared>();
   private lastScopes = new Map<string, ScopedShared>();
+  private unownedNames = new Map<string, readonly string[]>();
 
   start(settings: MeshSettings, gateways = ''): void {
     if (settings !== this.settings || gateways !== this.gateways) {
@@ -154,6 +155,7 @@ export class TranslationCache {
     this.parts = new Map();
     this.lastScopes = this.scopes;
     this.scopes = new Map();
+    this.unownedNames = new Map();
   }
 
   /** What proxies scoped to `services` (sorted; `key` their hash) leave out, for this build. */
@@ -164,6 +166,13 @@ export class TranslationCache {
       this.scopes.set(key, scoped);
     }
     return scoped;
+  }
+
+  /** Names among `all` (this build's shared names of `kind`) that no service owns. */
+  unowned(kind: 'clusters' | 'endpoints' | 'listeners', all: Iterable<string>): readonly string[] {
+    let names = this.unownedNames.get(kind);
+    if (!names) this.unownedNames.set(kind, (names = unowned(all, this.parts, kind)));
+    return names;
   }
 
   private virtualHost(service: MeshService, domainSuffix: string): VirtualHost {
@@ -319,11 +328,16 @@ export function scopeResourceSet(
 ): ResourceSet {
   const scope = proxy.scope;
   if (!scope?.services || scope.key === undefined) return set;
-  const { drop, routes } = cache.scope(scope.services, scope.key);
+  const { keep, routes } = cache.scope(scope.services, scope.key);
   const out = emptyResourceSet();
-  for (const [n, c] of set.clusters) if (!drop.clusters.has(n)) out.clusters.set(n, c);
-  for (const [n, e] of set.endpoints) if (!drop.endpoints.has(n)) out.endpoints.set(n, e);
-  for (const [n, l] of set.listeners) if (!drop.listeners.has(n)) out.listeners.set(n, l);
+  for (const kind of ['clusters', 'endpoints', 'listeners'] as const) {
+    const from = set[kind] as Map<string, ResourceMessage>;
+    const into = out[kind] as Map<string, ResourceMessage>;
+    for (const n of [...cache.unowned(kind, from.keys()), ...keep[kind]]) {
+      const r = from.get(n);
+      if (r) into.set(n, r);
+    }
+  }
   for (const [n, r] of set.routes) out.routes.set(n, n === OUTBOUND_ROUTE_NAME ? routes : r);
   for (const [n, s] of set.secrets) out.secrets.set(n, s);
   return out;

@@ -1,6 +1,7 @@
-// A scope's share of the shared resources (docs/scoping.md): what a sidecar that may reach
-// only some services is not sent, and its outbound route configuration with only their
-// virtual hosts. Computed once per build and scope, whatever the number of its proxies.
+// A scope's share of the shared resources (docs/scoping.md): the resources of the services a
+// sidecar may reach, and its outbound route configuration with only their virtual hosts.
+// Computed once per build and scope, whatever the number of its proxies, and in the size of
+// the scope (not of the mesh): a mesh of many narrow scopes pays for each what it holds.
 import type { RouteConfiguration, VirtualHost } from '../protos/envoy-types.js';
 import { outboundRouteConfiguration } from './routes.js';
 
@@ -13,50 +14,59 @@ export interface ServiceNames {
 }
 
 export interface ScopedShared {
-  /** Shared resources of services outside the scope, by kind: left out for its proxies. */
-  readonly drop: {
-    readonly clusters: ReadonlySet<string>;
-    readonly endpoints: ReadonlySet<string>;
-    readonly listeners: ReadonlySet<string>;
+  /** Shared resources of the scope's services, by kind (names). */
+  readonly keep: {
+    readonly clusters: readonly string[];
+    readonly endpoints: readonly string[];
+    readonly listeners: readonly string[];
   };
   /** The outbound route configuration with the scope's virtual hosts only. */
   readonly routes: RouteConfiguration;
 }
 
 /**
- * The scope of `services` over the shared parts (services in name order). `last` is the
- * previous build's answer for the same scope: with the same virtual hosts its route
- * configuration is the very same object, so it is not encoded again.
+ * The scope of `services` (sorted) over this build's parts. `last` is the previous build's
+ * answer for the same scope: with the same virtual hosts its route configuration is the very
+ * same object, so it is not encoded again.
  */
 export function scopedShared(
   parts: ReadonlyMap<string, ServiceNames>,
   services: readonly string[],
   last: ScopedShared | undefined,
 ): ScopedShared {
-  const keep = new Set(services);
-  const clusters = new Set<string>();
-  const endpoints = new Set<string>();
-  const listeners = new Set<string>();
+  const clusters: string[] = [];
+  const endpoints: string[] = [];
+  const listeners: string[] = [];
   const hosts: VirtualHost[] = [];
-  for (const [name, part] of parts) {
-    if (keep.has(name)) {
-      if (part.virtualHost) hosts.push(part.virtualHost);
-      continue;
-    }
-    for (const [c] of part.clusters) clusters.add(c);
-    for (const [e] of part.endpoints) endpoints.add(e);
-    if (part.tcpListener) listeners.add(part.tcpListener[0]);
-  }
-  // A name a reachable service also has (e.g. a shared subset cluster) stays.
-  for (const name of keep) {
+  for (const name of services) {
     const part = parts.get(name);
-    for (const [c] of part?.clusters ?? []) clusters.delete(c);
-    for (const [e] of part?.endpoints ?? []) endpoints.delete(e);
+    if (!part) continue;
+    for (const [c] of part.clusters) clusters.push(c);
+    for (const [e] of part.endpoints) endpoints.push(e);
+    if (part.tcpListener) listeners.push(part.tcpListener[0]);
+    if (part.virtualHost) hosts.push(part.virtualHost);
   }
   const lastHosts = last?.routes.virtualHosts;
   const routes =
     lastHosts && lastHosts.length === hosts.length && lastHosts.every((h, i) => h === hosts[i])
       ? last.routes
       : outboundRouteConfiguration(hosts);
-  return { drop: { clusters, endpoints, listeners }, routes };
+  return { keep: { clusters, endpoints, listeners }, routes };
+}
+
+/** Names of `kind` in `all` that no service owns (e.g. the tracing cluster): every scope has them. */
+export function unowned(
+  all: Iterable<string>,
+  parts: ReadonlyMap<string, ServiceNames>,
+  kind: 'clusters' | 'endpoints' | 'listeners',
+): string[] {
+  const owned = new Set<string>();
+  for (const part of parts.values()) {
+    if (kind === 'listeners') {
+      if (part.tcpListener) owned.add(part.tcpListener[0]);
+    } else {
+      for (const [n] of part[kind]) owned.add(n);
+    }
+  }
+  return [...all].filter((n) => !owned.has(n));
 }
