@@ -680,12 +680,19 @@ function history(runs: Array<{ run: RunResult; file: string }>, carried: string[
         s.storm ? ms(s.storm.allConfiguredMs) : dash,
         s.memory ? kib(s.memory.rssPerProxyBytes) : dash,
         s.churn.map((c) => `${c.ratePerSecond}/s: ${ms(c.endToEndMs.p99)}`).join(', ') || dash,
+        s.changes ? ms(s.changes.buildMs.p50) : dash,
+        s.memory ? mib(s.memory.idleRssBytes) : dash,
       ]);
     }
   }
-  // Earlier runs' rows whose run files are gone; a run present in bench/out/ wins.
+  // Earlier runs' rows whose run files are gone; a run present in bench/out/ wins. Rows from
+  // before the build and idle RSS columns were added get dashes there.
   const seen = new Set(rows.map((r) => `${r[0]}|${r[1]}|${r[2]}`));
-  for (const r of carried) if (r.length === 9 && !seen.has(`${r[0]}|${r[1]}|${r[2]}`)) rows.push(r);
+  for (const r of carried) {
+    if (seen.has(`${r[0]}|${r[1]}|${r[2]}`)) continue;
+    if (r.length === 9) rows.push([...r, dash, dash]);
+    else if (r.length === 11) rows.push(r);
+  }
   rows.sort(historyOrder);
   if (rows.length === 0) return '';
   return table(
@@ -699,6 +706,8 @@ function history(runs: Array<{ run: RunResult; file: string }>, carried: string[
       'Storm ms',
       'RSS / proxy KiB',
       'Churn end-to-end p99',
+      'Build p50 ms',
+      'Idle RSS MiB',
     ],
     rows,
   );
@@ -847,7 +856,7 @@ export function renderResults(
   const hist = history(runs, carried);
   if (hist)
     out.push(
-      '## History (before / after)\n\nEvery run file in bench/out/ for workloads run more than once, and the rows of earlier runs kept from this file (run files are not committed).\n\n' +
+      '## History (before / after)\n\nEvery run file in bench/out/ for workloads run more than once, and the rows of earlier runs kept from this file (run files are not committed). Build p50: M1, catalog change → snapshot built. Idle RSS: the control plane with the catalog loaded and no proxy connected.\n\n' +
         hist,
     );
   const errors = sessions.flatMap((d) =>
