@@ -218,7 +218,9 @@ func buildShared(c *catalog, outboundPort, dnsPort uint32, version string) *shar
 				svc.Name, svc.Name + ":*",
 				svc.Name + "." + domainSuffix, svc.Name + "." + domainSuffix + ":*",
 			},
+			// Named <service>/<index> as lucid-mesh names them (for %ROUTE_NAME% in access logs).
 			Routes: []*route.Route{{
+				Name:   svc.Name + "/0",
 				Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 				Action: &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: svc.Name}}},
 			}},
@@ -278,6 +280,7 @@ func inboundListener(inst *instanceDoc) *listener.Listener {
 					Name:    "local_app",
 					Domains: []string{"*"},
 					Routes: []*route.Route{{
+						Name:   name,
 						Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 						Action: &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "local_app|" + name[len("inbound|"):]}}},
 					}},
