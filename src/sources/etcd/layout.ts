@@ -1,7 +1,8 @@
 // The etcd key layout of lucid-mesh, and the decoding of its values (see docs/etcd.md).
 //
 //   <prefix>services/<service>                → service settings, JSON {"protocol": "http2"}
-//                                               (optional; without it: protocol http)
+//                                               (optional; without it: protocol http; may
+//                                               declare "upstreams", docs/scoping.md)
 //   <prefix>services/<service>/<instance-id>  → one instance, JSON with the catalog file's
 //                                               instance fields; "id" may be omitted, and
 //                                               must equal <instance-id> when present
