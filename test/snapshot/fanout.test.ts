@@ -147,6 +147,7 @@ describe('fan-out cost with scopes (docs/scoping.md)', () => {
     expect(store.counters.scopesBuilt).toBe(2);
 
     // An endpoint of a0 (in two groups' scopes) changes: one encode, not one per group.
+    const previous = new Map(views);
     const before = store.encoder.counters.encoded;
     store.setCatalog(scopedCatalog('10.0.0.99'));
     store.flush();
@@ -156,6 +157,20 @@ describe('fan-out cost with scopes (docs/scoping.md)', () => {
     );
     expect(a0.size).toBe(1);
     expect(group(1).every(([, v]) => v.get('endpoints', 'a0') === undefined)).toBe(true);
+    // The change reaches only the scopes holding a0: the others' content is unchanged (same
+    // digest, so a SotW stream says nothing, and an empty delta diff).
+    const changed = (g: number) => {
+      const [node, view] = group(g)[0]!;
+      const prev = previous.get(node)!;
+      return {
+        diff: [...view.diffFrom(prev, 'endpoints').changed],
+        sameDigest:
+          view.wildcardBlock('endpoints').digest === prev.wildcardBlock('endpoints').digest,
+      };
+    };
+    expect(changed(0)).toEqual({ diff: ['a0'], sameDigest: false });
+    expect(changed(1)).toEqual({ diff: [], sameDigest: true });
+    expect(changed(2)).toEqual({ diff: ['a0'], sameDigest: false });
     store.close();
   });
 });
