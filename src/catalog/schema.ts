@@ -9,6 +9,7 @@ import {
   type Catalog,
   type Gateway,
   type Service,
+  type Upstream,
 } from './model.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -93,7 +94,8 @@ export const sourceServiceSchema = z
   .strict()
   .superRefine((s, ctx) => {
     const seen = new Set<string>();
-    s.upstreams?.forEach((u, ui) => {
+    const binds = new Map<string, string>();
+    s.upstreams?.forEach((u: Upstream, ui) => {
       if (seen.has(u.name)) {
         ctx.addIssue({
           code: 'custom',
@@ -102,6 +104,18 @@ export const sourceServiceSchema = z
         });
       }
       seen.add(u.name);
+      if (u.localBindPort === undefined) return;
+      // Two listeners on one address and port: Envoy would refuse the sidecar's listeners.
+      const at = `${u.localBindAddress ?? '127.0.0.1'}:${u.localBindPort}`;
+      const other = binds.get(at);
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', ui, 'localBindPort'],
+          message: `${at} is already the local bind address of upstream "${other}"`,
+        });
+      }
+      binds.set(at, u.name);
     });
   });
 

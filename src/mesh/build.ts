@@ -197,6 +197,25 @@ function entryProblems(inputs: MeshInputs, names: ReadonlySet<string>): ConfigPr
   return problems;
 }
 
+/** Local bind ports on a tcp service's outbound port: that listener is left out, and reported. */
+function bindPortProblems(services: readonly MeshService[]): ConfigProblem[] {
+  const tcp = new Map<number, string>();
+  for (const s of services) if (s.outboundPort !== undefined) tcp.set(s.outboundPort, s.name);
+  const problems: ConfigProblem[] = [];
+  for (const s of services) {
+    for (const u of s.upstreams ?? []) {
+      const owner = u.localBindPort !== undefined ? tcp.get(u.localBindPort) : undefined;
+      if (owner === undefined || (u.localBindAddress ?? '127.0.0.1') !== '127.0.0.1') continue;
+      problems.push({
+        kind: 'catalog',
+        name: s.name,
+        message: `upstream "${u.name}": localBindPort ${u.localBindPort} is the outbound port of tcp service "${owner}"; no listener there for "${u.name}"`,
+      });
+    }
+  }
+  return problems;
+}
+
 /** Failover targets (another service or subset) that do not exist: skipped, and reported. */
 function failoverTargetProblems(services: readonly MeshService[]): ConfigProblem[] {
   const names = new Set(services.flatMap((s) => s.backends.map((b) => b.name)));
@@ -294,6 +313,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   const problems = [...parts.values()].flatMap((p) => p.problems);
   problems.push(...entryProblems(inputs, new Set(names)));
   problems.push(...failoverTargetProblems(services));
+  problems.push(...bindPortProblems(services));
   const gateways = meshGateways(inputs);
   const gatewayMode = inputs.traffic.proxyDefaults?.MeshGateway?.Mode ?? 'none';
   problems.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));

@@ -59,10 +59,16 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
   for (const u of own?.upstreams ?? []) {
     const target = meshService(mesh, u.name);
     if (u.localBindPort === undefined || !target) continue;
+    // A port the sidecar already listens on (its outbound port, a tcp service's; the mesh
+    // reports the latter as a problem): a second listener there would fail the whole update.
+    const address = u.localBindAddress ?? '127.0.0.1';
+    if (address === '127.0.0.1' && takenPorts(mesh, proxy.outboundPort).has(u.localBindPort)) {
+      continue;
+    }
     bindUpstreams.push({
       service: u.name,
       protocol: target.protocol,
-      address: u.localBindAddress ?? '127.0.0.1',
+      address,
       port: u.localBindPort,
     });
   }
@@ -90,6 +96,19 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     ...(scope.services !== undefined ? { scope } : {}),
     ...(bindUpstreams.length > 0 ? { bindUpstreams } : {}),
   };
+}
+
+const tcpPorts = new WeakMap<Mesh, ReadonlySet<number>>();
+/** Ports every sidecar listens on at 127.0.0.1: tcp services' outbound ports, and its own. */
+function takenPorts(mesh: Mesh, outboundPort: number): ReadonlySet<number> {
+  let ports = tcpPorts.get(mesh);
+  if (!ports) {
+    ports = new Set(
+      mesh.services.flatMap((s) => (s.outboundPort !== undefined ? [s.outboundPort] : [])),
+    );
+    tcpPorts.set(mesh, ports);
+  }
+  return ports.has(outboundPort) ? ports : new Set([...ports, outboundPort]);
 }
 
 /** Overrides of services the proxy receives (an override outside its scope is not sent). */

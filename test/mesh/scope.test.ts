@@ -138,12 +138,62 @@ describe('proxyScope', () => {
     expect(proxyScope(mesh, 'api').key).not.toBe(proxyScope(mesh, 'web').key);
   });
 
+  it('a bind port another listener has is left out: a tcp service’s (reported) or the node’s outbound port', () => {
+    const mesh = buildMesh({
+      catalog: parseCatalog({
+        services: [
+          { name: 'db', protocol: 'tcp', outboundPort: 15432, instances: [] },
+          { name: 'api', instances: [] },
+          {
+            name: 'web',
+            instances: [],
+            upstreams: [
+              { name: 'db', localBindPort: 15432 },
+              { name: 'api', localBindPort: 15001 },
+            ],
+          },
+        ],
+      }),
+      traffic: parseTrafficDocument([]),
+      settings: { ...DEFAULT_MESH_SETTINGS, scope: 'declared' },
+    });
+    expect(
+      meshProxy(mesh, { nodeId: 'w', service: 'web', outboundPort: 15001 }).bindUpstreams,
+    ).toBe(undefined);
+    expect(
+      meshProxy(mesh, { nodeId: 'w', service: 'web', outboundPort: 15002 }).bindUpstreams,
+    ).toEqual([{ service: 'api', protocol: 'http', address: '127.0.0.1', port: 15001 }]);
+    expect(mesh.problems).toContainEqual(
+      expect.objectContaining({
+        name: 'web',
+        message: expect.stringContaining(
+          'localBindPort 15432 is the outbound port of tcp service "db"',
+        ),
+      }),
+    );
+  });
+
   it('catalog errors name the bad upstream', () => {
     expect(() =>
       parseCatalog({ services: [{ name: 'web', upstreams: [{ name: 'api', localBindPort: 0 }] }] }),
     ).toThrow(/services\[0\]\.upstreams\[0\]/);
     expect(() => parseCatalog({ services: [{ name: 'web', upstreams: ['api', 'api'] }] })).toThrow(
       /duplicate upstream "api"/,
+    );
+    expect(() =>
+      parseCatalog({
+        services: [
+          {
+            name: 'web',
+            upstreams: [
+              { name: 'api', localBindPort: 9000 },
+              { name: 'db', localBindPort: 9000 },
+            ],
+          },
+        ],
+      }),
+    ).toThrow(
+      /upstreams\[1\]\.localBindPort: 127\.0\.0\.1:9000 is already the local bind address of upstream "api"/,
     );
   });
 });
