@@ -64,6 +64,31 @@ describe('Consul Proxy.Upstreams', () => {
     ]);
   });
 
+  it('two upstreams on one bind port: the second gets no listener, reported; the service stays', () => {
+    const { catalog, problems } = mapConsulCatalog(
+      new Map([
+        ['web', [app('web-1')]],
+        [
+          'web-sidecar-proxy',
+          [
+            sidecar('web-1', [
+              { DestinationName: 'api', LocalBindPort: 9191 },
+              { DestinationName: 'db', LocalBindPort: 9191 },
+            ]),
+          ],
+        ],
+      ]),
+      { warningAs: 'passing' },
+    );
+    expect(catalog.services[0]!.upstreams).toEqual([
+      { name: 'api', localBindPort: 9191 },
+      { name: 'db' },
+    ]);
+    expect(problems).toEqual([
+      expect.stringContaining('upstream "db": LocalBindPort 127.0.0.1:9191 is also upstream "api"'),
+    ]);
+  });
+
   it('no sidecar declaring upstreams: none declared (the service is not scoped by them)', () => {
     const { catalog } = mapConsulCatalog(
       new Map([

@@ -71,5 +71,20 @@ export function mergeUpstreams(
       }
     }
   }
-  return [...byName.values()];
+  // Two upstreams on one bind address would be a catalog error and skip the whole service:
+  // the later name's bind port goes instead, reported.
+  const taken = new Map<string, string>();
+  return [...byName.values()].map((u) => {
+    if (u.localBindPort === undefined) return u;
+    const at = `${u.localBindAddress ?? '127.0.0.1'}:${u.localBindPort}`;
+    const other = taken.get(at);
+    if (other === undefined) {
+      taken.set(at, u.name);
+      return u;
+    }
+    problems.push(
+      `${where}: upstream "${u.name}": LocalBindPort ${at} is also upstream "${other}"'s; "${u.name}" gets no local listener`,
+    );
+    return { name: u.name };
+  });
 }
