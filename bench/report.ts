@@ -821,7 +821,7 @@ export function renderResults(
         `${soak[0]!.value.sampleSeconds} s; the slopes are least-squares fits over the samples after a warm-up of ${soak[0]!.value.warmupSeconds} s (target: no growth beyond noise). ` +
         'Stream errors are stream ends the clients did not cause. Converged: once the reconnects stop, every proxy is configured, all hold the same shared content with the catalog’s counts, and the control plane counts K streams.\n\n' +
         soakTable(soak) +
-        '\n\nWhat the RSS slope is made of (docs/benchmarks.md, “Soak (W8)”): in the 10-minute SotW run it is outside V8’s used heap (flat) and outside external memory and ArrayBuffers (9.5 → 7.0 MiB); mean RSS 276.4 MiB over 120–360 s, 278.7 MiB over 360–600 s. Runs since record V8’s committed heap too and print the split (committed heap, external, native rest).',
+        '\n\nWhat the RSS slope is made of (docs/benchmarks.md, “Soak (W8)”): in the 10-minute SotW run it is outside V8’s used heap (flat) and outside external memory and ArrayBuffers (9.5 → 7.0 MiB); mean RSS 276.4 MiB over 120–360 s, 278.7 MiB over 360–600 s. 3-minute runs on af84e631 (which record V8’s committed heap too): the native rest (RSS − committed heap − external) grows 60–90 MiB in the first 30 s of churn, then stays within ±20 MiB, while V8’s heap and the Buffers shrink: allocator retention under connection churn, nothing of ours retained.',
     );
   }
   if (failover.length > 0) {
