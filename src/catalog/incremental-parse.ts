@@ -7,29 +7,45 @@
 //
 // The result is the same as parseCatalogText's: any problem at all falls back to the full
 // validation, so errors read exactly as before.
-import { readCatalogDocument, validateCatalogDocument } from './load-document.js';
+import {
+  isJsonFile,
+  nestingProblem,
+  readCatalogDocument,
+  validateCatalogDocument,
+} from './load-document.js';
 import { compareStrings, normalizeCatalog, type Catalog, type Service } from './model.js';
 import { crossEntryIssues, gatewaysSchema, serviceSchema } from './schema.js';
+import { parseYamlValue, splitItems, splitTopLevel } from './yaml-sections.js';
 
 export class IncrementalCatalogParser {
   /** The last good catalog's services by their entry's text. */
   private known = new Map<string, Service>();
+  /** The last good YAML catalog's service entries by their item's text (yaml-sections.ts). */
+  private yamlItems = new Map<string, unknown>();
 
   /**
    * Parses and validates `text` (see parseCatalogText), reusing unchanged entries.
    * @throws CatalogDocumentError
    */
   parse(text: string, fileName: string): Catalog {
+    const yaml = isJsonFile(fileName) ? undefined : this.readYamlByItems(text, fileName);
+    const parsed = yaml && this.validateChanged(yaml.document);
+    if (yaml && parsed) {
+      this.known = parsed.entries;
+      this.yamlItems = yaml.items;
+      return parsed.catalog;
+    }
     const document = readCatalogDocument(text, fileName);
-    const parsed = this.validateChanged(document);
-    if (!parsed) {
+    const again = yaml ? undefined : this.validateChanged(document);
+    if (!again) {
       // Something is wrong (or unusual): the full validation says what, as it always has.
       const catalog = validateCatalogDocument(document, fileName);
       this.known = new Map();
+      this.yamlItems = new Map();
       return catalog;
     }
-    this.known = parsed.entries;
-    return parsed.catalog;
+    this.known = again.entries;
+    return again.catalog;
   }
 
   /** Undefined when the document is not a valid catalog (or not a plain one). */
@@ -67,7 +83,64 @@ export class IncrementalCatalogParser {
       entries,
     };
   }
+
+  /**
+   * A plain YAML catalog parsed item by item, unchanged items from the last good read;
+   * undefined when the text is not plain (yaml-sections.ts) or any part fails to parse.
+   * With many new items (the first read) one parse of the whole text is faster than one per
+   * item (~4× measured): the items' values are then taken from it, in order.
+   * @throws CatalogDocumentError when the whole text had to be parsed and is not valid YAML
+   */
+  private readYamlByItems(
+    text: string,
+    fileName: string,
+  ): { document: Record<string, unknown>; items: Map<string, unknown> } | undefined {
+    if (nestingProblem(text)) return undefined;
+    const sections = splitTopLevel(text);
+    if (!sections || sections.size === 0) return undefined;
+    for (const key of sections.keys()) if (key !== 'services' && key !== 'gateways') return;
+    const serviceLines = sections.get('services');
+    const texts = serviceLines ? splitItems(serviceLines) : [];
+    if (!texts || (serviceLines && texts.length === 0)) return undefined;
+    const items = new Map<string, unknown>();
+    const misses = texts.filter((t) => !this.yamlItems.has(t)).length;
+    if (misses > Math.max(MAX_ITEM_PARSES, texts.length / 8)) {
+      const document = readCatalogDocument(text, fileName);
+      if (!isPlainObject(document)) return undefined;
+      const services = document.services ?? [];
+      if (!Array.isArray(services) || services.length !== texts.length) return undefined;
+      texts.forEach((t, i) => items.set(t, services[i]));
+      return { document, items };
+    }
+    const document: Record<string, unknown> = {};
+    if (serviceLines) {
+      const services: unknown[] = [];
+      for (const item of texts) {
+        let entry = this.yamlItems.get(item) ?? items.get(item);
+        if (entry === undefined) {
+          const parsed = parseYamlValue(item);
+          if (!parsed || !Array.isArray(parsed.value) || parsed.value.length !== 1) {
+            return undefined;
+          }
+          entry = parsed.value[0] as unknown;
+        }
+        items.set(item, entry);
+        services.push(entry);
+      }
+      document.services = services;
+    }
+    const gatewayLines = sections.get('gateways');
+    if (gatewayLines) {
+      const parsed = parseYamlValue(['gateways:', ...gatewayLines].join('\n'));
+      if (!parsed || !isPlainObject(parsed.value)) return undefined;
+      document.gateways = parsed.value.gateways;
+    }
+    return { document, items };
+  }
 }
+
+/** Above this many changed items (and an eighth of all), the whole text is parsed at once. */
+const MAX_ITEM_PARSES = 16;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return (

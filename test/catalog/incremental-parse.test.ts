@@ -3,6 +3,7 @@
 // objects of unchanged entries so downstream memos hit.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { IncrementalCatalogParser } from '../../src/catalog/incremental-parse.js';
 import { parseCatalogText } from '../../src/catalog/load-document.js';
 
@@ -42,6 +43,34 @@ const gateway = fc.record({
   address: fc.constantFrom('10.1.0.1', 'nope'),
   port: fc.constantFrom(8443, -1),
 });
+const documentValue = fc.record(
+  {
+    services: fc.oneof(fc.array(service, { maxLength: 4 }), fc.constant(null)),
+    gateways: fc.array(gateway, { maxLength: 2 }),
+    other: fc.constant(1),
+  },
+  { requiredKeys: [] },
+);
+// YAML as people and generators write it: block or flow style, indented sequences or not,
+// comments, and now and then something the item-wise reader must leave to the full parser.
+const yamlText = fc
+  .tuple(
+    documentValue,
+    fc.record({
+      indentSeq: fc.boolean(),
+      collectionStyle: fc.constantFrom('block', 'block', 'any', 'flow'),
+      comment: fc.constantFrom('', '# top\n', 'services:\n', '  # inner\n', '&a x\n', '\t\n'),
+      at: fc.nat(),
+    }),
+  )
+  .map(([doc, f]) => {
+    const text = stringify(doc, { indentSeq: f.indentSeq, collectionStyle: f.collectionStyle });
+    const lines = text.split('\n');
+    const at = f.at % (lines.length + 1);
+    return [...lines.slice(0, at), ...f.comment.split('\n').slice(0, -1), ...lines.slice(at)].join(
+      '\n',
+    );
+  });
 const documentText = fc
   .record(
     {
@@ -65,6 +94,20 @@ describe('IncrementalCatalogParser', () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('reads YAML item by item with the same results, over any sequence of edits', () => {
+    fc.assert(
+      fc.property(fc.array(yamlText, { minLength: 1, maxLength: 6 }), (texts) => {
+        const parser = new IncrementalCatalogParser();
+        for (const text of texts) {
+          expect(outcome(() => parser.parse(text, 'catalog.yaml'))).toEqual(
+            outcome(() => parseCatalogText(text, 'catalog.yaml')),
+          );
+        }
+      }),
+      { numRuns: 150 },
     );
   });
 
