@@ -53,6 +53,7 @@ import { Debouncer } from './debouncer.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
 import { ResourceEncoder } from './encoder.js';
 import { lazyResource } from './lazy-resource.js';
+import { proxyInputs } from './proxy-inputs.js';
 import { ProxyView } from './proxy-view.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
 
@@ -592,7 +593,7 @@ export class SnapshotStore implements ConfigWatcher {
       return cached.own;
     }
     const meshView = meshProxy(mesh, proxy);
-    const inputs = `${this.inputsGeneration}\u0000${JSON.stringify(meshView)}`;
+    const inputs = proxyInputs(this.inputsGeneration, meshView);
     if (!gateway && cached && cached.inputs === inputs) {
       cached.service = found?.service;
       cached.instance = found?.instance;
