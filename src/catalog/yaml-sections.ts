@@ -15,12 +15,11 @@ const ITEM = /^( *)-( |$)/;
 
 /** Each top-level key's text (the `key:` line through the line before the next key). */
 export function splitTopLevel(text: string): Map<string, string[]> | undefined {
-  if (text.includes('\t') || text.includes('\r') || NODE_PROPERTY.test(text)) return undefined;
-  const lines = text.split('\n');
+  const lines = plainLines(text);
+  if (!lines) return undefined;
   const sections = new Map<string, string[]>();
   let current: string[] | undefined;
   for (const line of lines) {
-    if (line.startsWith('---') || line.startsWith('...') || line.startsWith('%')) return undefined;
     const top = line.length > 0 && line[0] !== ' ' && line[0] !== '#';
     if (top && !(current && ITEM.test(line))) {
       const key = TOP_KEY.exec(line)?.[1];
@@ -36,6 +35,54 @@ export function splitTopLevel(text: string): Map<string, string[]> | undefined {
     current.push(line);
   }
   return sections;
+}
+
+/**
+ * The lines of a YAML text written plainly: no tabs, CRs, anchors, aliases, tags, document
+ * markers or directives. Undefined otherwise.
+ */
+export function plainLines(text: string): string[] | undefined {
+  if (text.includes('\t') || text.includes('\r') || NODE_PROPERTY.test(text)) return undefined;
+  const lines = text.split('\n');
+  for (const line of lines) {
+    if (line.startsWith('---') || line.startsWith('...') || line.startsWith('%')) return undefined;
+  }
+  return lines;
+}
+
+/**
+ * The texts of the elements of a JSON array (the whole text), each as written; undefined when
+ * the text is not one array (the caller then parses it whole and reports what is wrong).
+ */
+export function splitJsonArray(text: string): string[] | undefined {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  ws();
+  if (text[i] !== '[') return undefined;
+  i++;
+  const items: string[] = [];
+  let depth = 0;
+  let start = i;
+  for (; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    } else if (c === '[' || c === '{') depth++;
+    else if ((c === ']' || c === '}') && depth > 0) depth--;
+    else if (c === ',' && depth === 0) {
+      items.push(text.slice(start, i).trim());
+      start = i + 1;
+    } else if (c === ']') {
+      const last = text.slice(start, i).trim();
+      if (last !== '' || items.length > 0) items.push(last);
+      i++;
+      ws();
+      return i === text.length && items.every((t) => t !== '') ? items : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** The texts of a block sequence's items, each still at its indentation; undefined if not one. */

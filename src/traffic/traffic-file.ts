@@ -10,6 +10,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { WatchedDocument, type WatchedDocumentSpec } from '../sources/watched-document.js';
 import type { ConfigProblem, TrafficProvider } from './provider.js';
 import { TrafficDocumentError, parseTrafficDocument } from './schema.js';
+import { readTrafficItems } from './traffic-items.js';
 import type { TrafficConfig, Unsupported } from './types.js';
 
 /**
@@ -59,6 +60,34 @@ export function parseTrafficText(
   return parseTrafficDocument(value, { source: fileName, previous });
 }
 
+/** Each good configuration's entries by their text, for the next read of the same file. */
+const entriesOf = new WeakMap<TrafficConfig, Map<string, unknown>>();
+
+/**
+ * parseTrafficText for a watched file: only entries whose text changed since `previous` are
+ * parsed (traffic-items.ts); anything unusual, or any problem, goes through parseTrafficText.
+ * @throws TrafficDocumentError
+ */
+export function parseTrafficTextByEntries(
+  text: string,
+  fileName: string,
+  previous?: TrafficConfig,
+): TrafficConfig {
+  const known = (previous && entriesOf.get(previous)) ?? new Map<string, unknown>();
+  const read = readTrafficItems(text, fileName, known);
+  let config: TrafficConfig | undefined;
+  if (read) {
+    try {
+      config = parseTrafficDocument(read.values, { source: fileName, previous });
+    } catch {
+      // The whole-text path below reports it, in its words.
+    }
+  }
+  config ??= parseTrafficText(text, fileName, previous);
+  if (read) entriesOf.set(config, read.items);
+  return config;
+}
+
 function position(lineCounter: LineCounter, offset: number): string {
   const { line, col } = lineCounter.linePos(offset);
   return `line ${line}, column ${col}`;
@@ -74,7 +103,7 @@ const TRAFFIC_DOCUMENT: WatchedDocumentSpec<TrafficConfig> = {
   kept: 'traffic configuration',
   none: 'no traffic configuration loaded (default routing applies)',
   unchanged: 'the configuration did not',
-  parse: parseTrafficText,
+  parse: parseTrafficTextByEntries,
   // assembleTraffic returns the previous object itself when nothing changed.
   fingerprint: (config) => config,
   summary: counts,
