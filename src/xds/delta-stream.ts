@@ -169,8 +169,10 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     const upserts: EncodedResource[] = [];
     const removed: string[] = [];
     const held = sub.exceptions;
+    let matched = 0; // held names offered: when that is every held name, nothing is removed
     const offer = (r: EncodedResource | undefined, name: string): void => {
       const have = held.get(name);
+      if (have !== undefined) matched++;
       if (r && r.version !== have) upserts.push(r);
       else if (!r && have !== undefined) removed.push(name);
     };
@@ -179,9 +181,11 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       if (!(sub.wildcard && view.get(kind, name))) offer(view.lookup(kind, name), name);
     }
     // Held but no longer wanted (the rest were offered above).
-    for (const [name, have] of held) {
-      if (have === undefined || sub.names.has(name)) continue;
-      if (!(sub.wildcard && view.get(kind, name))) removed.push(name);
+    if (matched < held.size) {
+      for (const [name, have] of held) {
+        if (have === undefined || sub.names.has(name)) continue;
+        if (!(sub.wildcard && view.get(kind, name))) removed.push(name);
+      }
     }
     upserts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return { upserts, removed: removed.sort() };
