@@ -129,20 +129,32 @@ function latestSoak(runs: Array<{ run: RunResult; file: string }>): Array<Dated<
   return [...latest.values()];
 }
 
-/** Latest failover run per mode (older run files have none). */
+/** Failover runs kept per mode: the latest five (a change shows next to the runs before it). */
+const FAILOVER_RUNS_KEPT = 5;
+
+/**
+ * The latest failover runs per mode (older run files have none). Runs made with --profile
+ * are left out: the profiler's own cost would read as a regression.
+ */
 function latestFailover(
   runs: Array<{ run: RunResult; file: string }>,
 ): Array<Dated<FailoverResult>> {
-  const latest = new Map<string, Dated<FailoverResult>>();
+  const latest = new Map<string, Array<Dated<FailoverResult>>>();
   for (const { run, file } of runs) {
-    for (const f of run.failover ?? []) latest.set(f.mode, { run, file, value: f });
+    if (run.argv.includes('--profile')) continue;
+    for (const f of run.failover ?? []) {
+      const list = latest.get(f.mode) ?? [];
+      list.push({ run, file, value: f });
+      latest.set(f.mode, list.slice(-FAILOVER_RUNS_KEPT));
+    }
   }
-  return [...latest.values()];
+  return [...latest.values()].flat();
 }
 
 function failoverTable(list: Array<Dated<FailoverResult>>): string {
-  const rows = list.map(({ value: f }) => [
+  const rows = list.map(({ run, value: f }) => [
     f.mode,
+    `${run.id} (${run.machine.commit}${run.machine.dirty ? ', dirty' : ''})`,
     `${f.services}×${f.instances}×${f.proxies}`,
     `**${num(f.reestablishedMs, 0)}**${ok(f.reestablishedMs) && f.reestablishedMs <= 5000 ? '' : ' (over 5 s)'}`,
     num(f.firstMs, 0),
@@ -158,6 +170,7 @@ function failoverTable(list: Array<Dated<FailoverResult>>): string {
   return table(
     [
       'Mode',
+      'Run (commit)',
       'S×I×K',
       'All K SYNCED on survivors ms (target ≤ 5,000)',
       'First ms',
