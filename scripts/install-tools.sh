@@ -13,6 +13,12 @@ mkdir -p "$CACHE_ROOT"
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
+# Helpers the recipes share (lib/ holds no recipe of its own).
+for lib in "$here"/tools/lib/*.sh; do
+  # shellcheck source=/dev/null
+  source "$lib"
+done
+
 tools=("$@")
 [[ ${#tools[@]} -eq 0 ]] && tools=(envoy)
 if [[ ${#tools[@]} -eq 1 && ${tools[0]} == all ]]; then

@@ -15,24 +15,11 @@ _chromium_ok() {
 
 install_chromium() {
   local dir="$CACHE_ROOT/chromium-$CHROMIUM_DEB_VERSION"
-  local bin="$dir/chromium"
-  if _chromium_ok "$bin"; then
-    echo "$bin"
-    return
-  fi
-  # Test files in parallel workers may ask at the same time: one installs, the others wait.
-  local lock_fd
-  exec {lock_fd}>"$CACHE_ROOT/.chromium-$CHROMIUM_DEB_VERSION.lock"
-  flock "$lock_fd"
-  if _chromium_ok "$bin"; then
-    exec {lock_fd}>&-
-    echo "$bin"
-    return
-  fi
-  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
-    log "chromium: needs apt-get and dpkg-deb (a Debian-based machine)"
-    return 1
-  fi
+  install_locked "chromium-$CHROMIUM_DEB_VERSION" _chromium_ok "$dir/chromium" _chromium_unpack
+}
+
+_chromium_unpack() {
+  deb_require chromium
   log "installing chromium $CHROMIUM_DEB_VERSION from Debian (unpacked) into $dir"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
   # What apt would install here: chromium plus the dependencies this machine does not have.
@@ -48,11 +35,7 @@ install_chromium() {
   # (as root apt warns that its _apt user cannot write the cache dir: harmless, not shown)
   (cd "$dir.tmp/debs" && apt-get download -qq "${pkgs[@]}" 2>&1 >/dev/null | grep -v 'unsandboxed as root' >&2 || true)
   [[ -n "$(ls "$dir.tmp/debs")" ]] || { log "chromium: apt-get download fetched nothing"; return 1; }
-  local deb
-  for deb in "$dir.tmp/debs"/*.deb; do
-    dpkg-deb -x "$deb" "$dir.tmp/root"
-  done
-  rm -rf "$dir.tmp/debs"
+  deb_unpack "$dir"
   # Debian's /usr/bin/chromium is a launcher reading /etc/chromium.d; call the binary itself.
   cat >"$dir.tmp/chromium" <<WRAPPER
 #!/usr/bin/env bash
@@ -64,10 +47,7 @@ WRAPPER
   if ! _chromium_ok "$dir.tmp/chromium"; then
     log "chromium: the unpacked browser does not start:"
     "$dir.tmp/chromium" --headless --no-sandbox --version >&2 || true
-    exec {lock_fd}>&-
     return 1
   fi
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  exec {lock_fd}>&-
-  echo "$bin"
 }

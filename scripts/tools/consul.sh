@@ -20,13 +20,7 @@ install_consul() {
     echo "$bin"
     return
   fi
-  if ! command -v go >/dev/null 2>&1; then
-    log "consul: building needs Go (https://go.dev/dl or the distro's golang package)"
-    return 1
-  fi
-  # Shared Go caches under the tool cache: a rebuild (new version, wiped binary) reuses the
-  # downloaded modules, the toolchain and the compiled packages.
-  local gohome="$CACHE_ROOT/go"
+  need_go consul
   local work="$dir.build"
   log "building consul $CONSUL_VERSION from the Go module proxy into $dir (first build: several minutes)"
   rm -rf "$work" "$dir.tmp" && mkdir -p "$work" "$dir.tmp"
@@ -44,8 +38,7 @@ exclude (
 EOF
   (
     cd "$work" || exit 1
-    export GOPATH="$gohome" GOMODCACHE="$gohome/pkg/mod" GOCACHE="$gohome/build-cache"
-    export GOTOOLCHAIN="$CONSUL_GOTOOLCHAIN" GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+    go_build_env "$CONSUL_GOTOOLCHAIN"
     # Consul's own go.sum (its module is verified against the checksum database) pins the
     # hashes of the dependency versions Consul was released with; seeding the wrapper with it
     # verifies those without a checksum-database lookup each (some mirrors' sumdb lack them).

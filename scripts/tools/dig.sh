@@ -10,51 +10,30 @@ DIG_DEB_VERSION="${LUCID_DIG_DEB_VERSION:-1:9.18.49-1~deb12u3}"
 # versions are whatever the package lists hold: only BIND's own are pinned).
 DIG_EXTRA_LIBS=(libuv1 libfstrm0 libjemalloc2 libjson-c5 liblmdb0 libmaxminddb0 libnghttp2-14 libprotobuf-c1)
 
+_dig_ok() { [[ -x "$1" ]] && "$1" -v >/dev/null 2>&1; }
+
 install_dig() {
   local version_dir="${DIG_DEB_VERSION//[:~]/_}"
   local dir="$CACHE_ROOT/dig-$version_dir"
-  local bin="$dir/dig"
-  if [[ -x "$bin" ]] && "$bin" -v >/dev/null 2>&1; then
-    echo "$bin"
-    return
-  fi
-  # Test files in parallel workers may ask at the same time: one installs, the others wait.
-  local lock_fd
-  exec {lock_fd}>"$CACHE_ROOT/.dig-$version_dir.lock"
-  flock "$lock_fd"
-  if [[ -x "$bin" ]] && "$bin" -v >/dev/null 2>&1; then
-    exec {lock_fd}>&-
-    echo "$bin"
-    return
-  fi
-  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
-    log "dig: needs apt-get and dpkg-deb (a Debian-based machine)"
-    return 1
-  fi
+  install_locked "dig-$version_dir" _dig_ok "$dir/dig" _dig_unpack
+}
+
+_dig_unpack() {
+  deb_require dig
   log "installing dig $DIG_DEB_VERSION from Debian (bind9-dnsutils, bind9-libs) into $dir"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
-  local pkgs=("bind9-dnsutils=$DIG_DEB_VERSION" "bind9-libs=$DIG_DEB_VERSION" "${DIG_EXTRA_LIBS[@]}")
-  # With stale or missing package lists the pinned version is unknown: refresh once, retry.
-  if ! (cd "$dir.tmp/debs" && apt-get download -qq "${pkgs[@]}" >/dev/null 2>&1); then
-    log "dig: $DIG_DEB_VERSION not in the package lists; running apt-get update"
-    apt-get update -qq >/dev/null
-    (cd "$dir.tmp/debs" && apt-get download -qq "${pkgs[@]}" >/dev/null)
-  fi
-  local deb
-  for deb in "$dir.tmp/debs"/*.deb; do
-    dpkg-deb -x "$deb" "$dir.tmp/root"
-  done
+  deb_fetch dig "$DIG_DEB_VERSION" "$dir" \
+    "bind9-dnsutils=$DIG_DEB_VERSION" "bind9-libs=$DIG_DEB_VERSION" "${DIG_EXTRA_LIBS[@]}"
   mkdir -p "$dir.tmp/lib"
   cp -a "$dir.tmp/root/usr/bin/dig" "$dir.tmp/dig.bin"
   cp -a "$dir.tmp/root/usr/lib/x86_64-linux-gnu/." "$dir.tmp/lib/" 2>/dev/null ||
     cp -a "$dir.tmp/root/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || uname -m)-linux-gnu/." "$dir.tmp/lib/"
-  rm -rf "$dir.tmp/debs" "$dir.tmp/root"
+  rm -rf "$dir.tmp/root"
   # The wrapper finds its libraries relative to itself, so the cache may move.
-  cat >"$dir.tmp/dig" <<'EOF'
+  cat >"$dir.tmp/dig" <<'WRAPPER'
 #!/bin/sh
 here="$(dirname "$(readlink -f "$0")")"
 LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$here/dig.bin" "$@"
-EOF
+WRAPPER
   chmod +x "$dir.tmp/dig" "$dir.tmp/dig.bin"
   local missing
   missing="$(LD_LIBRARY_PATH="$dir.tmp/lib" ldd "$dir.tmp/dig.bin" | grep 'not found' || true)"
@@ -64,6 +43,4 @@ EOF
   fi
   "$dir.tmp/dig" -v >/dev/null 2>&1
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  exec {lock_fd}>&-
-  echo "$bin"
 }

@@ -7,42 +7,18 @@
 # needed for its HTTP API). Cached at $CACHE_ROOT/prometheus-<version>/prometheus.
 PROMETHEUS_DEB_VERSION="${LUCID_PROMETHEUS_DEB_VERSION:-2.42.0+ds-5+deb12u1}"
 
+_prometheus_ok() { [[ -x "$1" ]] && "$1" --version >/dev/null 2>&1; }
+
 install_prometheus() {
   local dir="$CACHE_ROOT/prometheus-$PROMETHEUS_DEB_VERSION"
-  local bin="$dir/prometheus"
-  if [[ -x "$bin" ]] && "$bin" --version >/dev/null 2>&1; then
-    echo "$bin"
-    return
-  fi
-  # Test files in parallel workers may ask at the same time: one installs, the others wait.
-  local lock_fd
-  exec {lock_fd}>"$CACHE_ROOT/.prometheus-$PROMETHEUS_DEB_VERSION.lock"
-  flock "$lock_fd"
-  if [[ -x "$bin" ]] && "$bin" --version >/dev/null 2>&1; then
-    exec {lock_fd}>&-
-    echo "$bin"
-    return
-  fi
-  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
-    log "prometheus: needs apt-get and dpkg-deb (a Debian-based machine)"
-    return 1
-  fi
+  install_locked "prometheus-$PROMETHEUS_DEB_VERSION" _prometheus_ok "$dir/prometheus" _prometheus_unpack
+}
+
+_prometheus_unpack() {
+  deb_require prometheus
   log "installing prometheus $PROMETHEUS_DEB_VERSION from Debian into $dir"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
-  local pkg="prometheus=$PROMETHEUS_DEB_VERSION"
-  # apt-get download writes into the current directory. With stale or missing package lists
-  # the pinned version is unknown: refresh them once and retry.
-  if ! (cd "$dir.tmp/debs" && apt-get download -qq "$pkg" >/dev/null 2>&1); then
-    log "prometheus: $PROMETHEUS_DEB_VERSION not in the package lists; running apt-get update"
-    apt-get update -qq >/dev/null
-    (cd "$dir.tmp/debs" && apt-get download -qq "$pkg" >/dev/null)
-  fi
-  dpkg-deb -x "$dir.tmp/debs"/prometheus_*.deb "$dir.tmp/root"
-  cp "$dir.tmp/root/usr/bin/prometheus" "$dir.tmp/prometheus"
-  chmod +x "$dir.tmp/prometheus"
-  rm -rf "$dir.tmp/debs" "$dir.tmp/root"
+  deb_fetch prometheus "$PROMETHEUS_DEB_VERSION" "$dir" "prometheus=$PROMETHEUS_DEB_VERSION"
+  deb_keep_bins "$dir" prometheus
   "$dir.tmp/prometheus" --version >/dev/null
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  exec {lock_fd}>&-
-  echo "$bin"
 }

@@ -6,42 +6,18 @@
 # Cached at $CACHE_ROOT/promtool-<version>/promtool; prints its path.
 PROMTOOL_DEB_VERSION="${LUCID_PROMTOOL_DEB_VERSION:-2.42.0+ds-5+deb12u1}"
 
+_promtool_ok() { [[ -x "$1" ]] && "$1" --version >/dev/null 2>&1; }
+
 install_promtool() {
   local dir="$CACHE_ROOT/promtool-$PROMTOOL_DEB_VERSION"
-  local bin="$dir/promtool"
-  if [[ -x "$bin" ]] && "$bin" --version >/dev/null 2>&1; then
-    echo "$bin"
-    return
-  fi
-  # Test files in parallel workers may ask at the same time: one installs, the others wait.
-  local lock_fd
-  exec {lock_fd}>"$CACHE_ROOT/.promtool-$PROMTOOL_DEB_VERSION.lock"
-  flock "$lock_fd"
-  if [[ -x "$bin" ]] && "$bin" --version >/dev/null 2>&1; then
-    exec {lock_fd}>&-
-    echo "$bin"
-    return
-  fi
-  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
-    log "promtool: needs apt-get and dpkg-deb (a Debian-based machine)"
-    return 1
-  fi
+  install_locked "promtool-$PROMTOOL_DEB_VERSION" _promtool_ok "$dir/promtool" _promtool_unpack
+}
+
+_promtool_unpack() {
+  deb_require promtool
   log "installing promtool $PROMTOOL_DEB_VERSION from Debian (prometheus) into $dir"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
-  local pkg="prometheus=$PROMTOOL_DEB_VERSION"
-  # apt-get download writes into the current directory. With stale or missing package lists
-  # the pinned version is unknown: refresh them once and retry.
-  if ! (cd "$dir.tmp/debs" && apt-get download -qq "$pkg" >/dev/null 2>&1); then
-    log "promtool: $PROMTOOL_DEB_VERSION not in the package lists; running apt-get update"
-    apt-get update -qq >/dev/null
-    (cd "$dir.tmp/debs" && apt-get download -qq "$pkg" >/dev/null)
-  fi
-  dpkg-deb -x "$dir.tmp/debs"/prometheus_*.deb "$dir.tmp/root"
-  cp "$dir.tmp/root/usr/bin/promtool" "$dir.tmp/promtool"
-  chmod +x "$dir.tmp/promtool"
-  rm -rf "$dir.tmp/debs" "$dir.tmp/root"
+  deb_fetch promtool "$PROMTOOL_DEB_VERSION" "$dir" "prometheus=$PROMTOOL_DEB_VERSION"
+  deb_keep_bins "$dir" promtool
   "$dir.tmp/promtool" --version >/dev/null
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  exec {lock_fd}>&-
-  echo "$bin"
 }

@@ -17,47 +17,23 @@ RABBITMQ_ERLANG_PACKAGES=(erlang-base erlang-asn1 erlang-crypto erlang-eldap erl
   erlang-ssl erlang-syntax-tools erlang-tools erlang-xmerl)
 
 rabbitmq_installed() {
-  local dir="$1"
-  [[ -x "$dir/rabbitmq" ]] && "$dir/root/usr/lib/erlang/bin/erl" -noshell -eval 'halt().' \
-    >/dev/null 2>&1
+  local dir
+  dir="$(dirname "$1")"
+  [[ -x "$1" ]] && "$dir/root/usr/lib/erlang/bin/erl" -noshell -eval 'halt().' >/dev/null 2>&1
 }
 
 install_rabbitmq() {
   local version_tag="${RABBITMQ_DEB_VERSION}-otp${RABBITMQ_ERLANG_DEB_VERSION#*:}"
   local dir="$CACHE_ROOT/rabbitmq-$version_tag"
-  if rabbitmq_installed "$dir"; then
-    echo "$dir/rabbitmq"
-    return
-  fi
-  # Test files in parallel workers may ask at the same time: one installs, the others wait.
-  local lock_fd
-  exec {lock_fd}>"$CACHE_ROOT/.rabbitmq-$version_tag.lock"
-  flock "$lock_fd"
-  if rabbitmq_installed "$dir"; then
-    exec {lock_fd}>&-
-    echo "$dir/rabbitmq"
-    return
-  fi
-  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
-    log "rabbitmq: needs apt-get and dpkg-deb (a Debian-based machine)"
-    return 1
-  fi
+  install_locked "rabbitmq-$version_tag" rabbitmq_installed "$dir/rabbitmq" _rabbitmq_unpack
+}
+
+_rabbitmq_unpack() {
+  deb_require rabbitmq
   log "installing rabbitmq-server $RABBITMQ_DEB_VERSION (Erlang $RABBITMQ_ERLANG_DEB_VERSION) from Debian into $dir"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
   local pkgs=("rabbitmq-server=$RABBITMQ_DEB_VERSION") p
   for p in "${RABBITMQ_ERLANG_PACKAGES[@]}"; do pkgs+=("$p=$RABBITMQ_ERLANG_DEB_VERSION"); done
-  # apt-get download writes into the current directory. With stale or missing package lists
-  # the pinned versions are unknown: refresh them once and retry.
-  if ! (cd "$dir.tmp/debs" && apt-get download -qq "${pkgs[@]}" >/dev/null 2>&1); then
-    log "rabbitmq: pinned versions not in the package lists; running apt-get update"
-    apt-get update -qq >/dev/null
-    (cd "$dir.tmp/debs" && apt-get download -qq "${pkgs[@]}" >/dev/null)
-  fi
-  local deb
-  for deb in "$dir.tmp/debs"/*.deb; do
-    dpkg-deb -x "$deb" "$dir.tmp/root"
-  done
-  rm -rf "$dir.tmp/debs"
+  deb_fetch rabbitmq "pinned versions" "$dir" "${pkgs[@]}"
   # Point Erlang's launch scripts at the unpacked root (final location, after the mv below).
   local erlroot="$dir/root/usr/lib/erlang" f
   for f in "$dir.tmp"/root/usr/lib/erlang/bin/{erl,start} "$dir.tmp"/root/usr/lib/erlang/erts-*/bin/{erl,start}; do
@@ -87,11 +63,8 @@ exec "\$here/root/usr/lib/rabbitmq/bin/\$script" "\$@"
 EOF
   chmod +x "$dir.tmp/rabbitmq"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  if ! rabbitmq_installed "$dir"; then
+  if ! rabbitmq_installed "$dir/rabbitmq"; then
     log "rabbitmq: the unpacked Erlang does not start"
-    exec {lock_fd}>&-
     return 1
   fi
-  exec {lock_fd}>&-
-  echo "$dir/rabbitmq"
 }

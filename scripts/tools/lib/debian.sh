@@ -1,0 +1,46 @@
+# shellcheck shell=bash
+# Pinned Debian packages unpacked without installing them (no postinst, no service, no system
+# user): `apt-get download` + `dpkg-deb -x`. Sourced by install-tools.sh before any recipe.
+
+# deb_require TOOL: fails with a hint off Debian.
+deb_require() {
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null && return
+  log "$1: needs apt-get and dpkg-deb (a Debian-based machine)"
+  return 1
+}
+
+# deb_fetch TOOL WHAT DIR PKG=VERSION…: downloads the packages and unpacks them all into
+# DIR.tmp/root (DIR.tmp made afresh). apt-get download writes into the current directory. With
+# stale or missing package lists the pinned versions are unknown (WHAT names them in the log):
+# refresh the lists once and retry.
+deb_fetch() {
+  local tool="$1" what="$2" dir="$3"
+  shift 3
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
+  if ! (cd "$dir.tmp/debs" && apt-get download -qq "$@" >/dev/null 2>&1); then
+    log "$tool: $what not in the package lists; running apt-get update"
+    apt-get update -qq >/dev/null
+    (cd "$dir.tmp/debs" && apt-get download -qq "$@" >/dev/null)
+  fi
+  deb_unpack "$dir"
+}
+
+# deb_unpack DIR: unpacks every DIR.tmp/debs/*.deb into DIR.tmp/root, then drops the .debs.
+deb_unpack() {
+  local deb
+  for deb in "$1.tmp/debs"/*.deb; do
+    dpkg-deb -x "$deb" "$1.tmp/root"
+  done
+  rm -rf "$1.tmp/debs"
+}
+
+# deb_keep_bins DIR BIN…: keeps only the unpacked /usr/bin/BIN… (static binaries) in DIR.tmp.
+deb_keep_bins() {
+  local dir="$1" b
+  shift
+  for b in "$@"; do
+    cp "$dir.tmp/root/usr/bin/$b" "$dir.tmp/$b"
+    chmod +x "$dir.tmp/$b"
+  done
+  rm -rf "$dir.tmp/root"
+}
