@@ -4,12 +4,11 @@
 // killed when the test process exits, however it exits (a reaper process per agent).
 // Several can form a WAN federation (one datacenter each): `datacenter`, `node` and
 // `retryJoinWan` (another agent's `wanAddress`), or `joinWan` once both run.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { consulDevAgentArgs } from '../../bench/consul-dev-agent.js';
 import { freePorts } from './ports.js';
+import { serverProcess } from './process.js';
 import { toolPath } from './tools.js';
-import { killWithTestProcess } from './reaper.js';
 import { waitFor } from './wait.js';
 
 export interface ConsulAgent {
@@ -146,73 +145,42 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     ...(opts.hcl ?? []).flatMap((h) => ['-hcl', h]),
   ];
 
-  let output = '';
-  let child: ChildProcess | undefined;
-  let exitInfo: string | undefined;
-  let exited: Promise<void> = Promise.resolve();
-
-  const running = (): boolean => child !== undefined && exitInfo === undefined;
-  const tail = (): string =>
-    `--- consul ${datacenter} (http ${httpPort}, ${exitInfo ?? 'running'}) log tail ---\n${output.slice(-8192)}`;
-
   const api = (method: string, path: string, body?: unknown): Promise<TextResponse> =>
     httpRequestText(method, `${base}${path}`, body);
 
+  const proc = serverProcess({
+    name: 'consul',
+    label: `consul ${datacenter} (http ${httpPort})`,
+    bin,
+    args,
+    logKeep: LOG_KEEP,
+    ready: async () => {
+      const res = await api('GET', '/v1/status/leader');
+      return res.status === 200 && /^"[^"]+"$/.test(res.body.trim());
+    },
+    readyWhat: `consul leader on 127.0.0.1:${httpPort}`,
+    readyTimeoutMs: 30_000,
+    readyIntervalMs: 100,
+    killGraceMs: 5_000,
+  });
+  const { running } = proc;
+  const stop = (): Promise<void> => proc.signal('SIGTERM');
+
   const start = async (): Promise<void> => {
     if (running()) return;
-    exitInfo = undefined;
-    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    const append = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      if (output.length > LOG_KEEP * 1.25) output = output.slice(-LOG_KEEP);
-    };
-    proc.stdout?.on('data', append);
-    proc.stderr?.on('data', append);
-    proc.once('error', (err) => {
-      exitInfo ??= `spawn failed: ${err.message}`;
-    });
-    exited = new Promise<void>((resolve) => {
-      proc.once('exit', (code, signal) => {
-        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        resolve();
-      });
-    });
-    killWithTestProcess(proc, 'consul');
+    await proc.start();
     try {
-      await waitFor(
-        async () => {
-          const res = await api('GET', '/v1/status/leader');
-          return res.status === 200 && /^"[^"]+"$/.test(res.body.trim());
-        },
-        {
-          what: `consul leader on 127.0.0.1:${httpPort}`,
-          timeoutMs: 30_000,
-          intervalMs: 100,
-          details: tail,
-          failIf: () => (running() ? undefined : `consul exited (${exitInfo})`),
-        },
-      );
       // The agent registers its own node shortly after the election; wait for it so that
       // service registrations sync to the catalog at once.
       await waitFor(async () => (await api('GET', `/v1/catalog/node/${node}`)).status === 200, {
         what: `consul node ${node} in the catalog`,
         timeoutMs: 15_000,
-        details: tail,
+        details: proc.tail,
       });
     } catch (err) {
       await stop();
       throw err;
     }
-  };
-
-  const stop = async (): Promise<void> => {
-    const proc = child;
-    if (!proc || !running()) return;
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
   };
 
   const expectOk = async (what: string, res: Promise<TextResponse>): Promise<void> => {
@@ -253,6 +221,6 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     stop,
     start,
     running,
-    logs: () => output,
+    logs: proc.logs,
   };
 }

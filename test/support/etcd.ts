@@ -3,7 +3,7 @@
 // data dir; compaction; etcdctl. Every etcd started here is killed when the test process exits,
 // however it exits (a reaper shell per etcd handles SIGKILL of the worker).
 // Also a TCP proxy, to cut a client (the control plane's source) off from a running etcd.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,9 +12,8 @@ import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/sources/etcd/client.js';
 import { httpGet } from './http-app.js';
 import { freePorts } from './ports.js';
-import { killWithTestProcess } from './reaper.js';
+import { serverProcess } from './process.js';
 import { toolPath } from './tools.js';
-import { waitFor } from './wait.js';
 
 const LOG_KEEP = 100 * 1024;
 
@@ -78,56 +77,23 @@ export async function startEtcd(name = 'etcd'): Promise<EtcdHandle> {
     'warn',
   ];
 
-  let output = '';
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  let exitInfo: string | undefined;
-
-  const launch = async (): Promise<void> => {
-    exitInfo = undefined;
-    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    const append = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      if (output.length > LOG_KEEP * 1.25) output = output.slice(output.length - LOG_KEEP);
-    };
-    proc.stdout?.on('data', append);
-    proc.stderr?.on('data', append);
-    killWithTestProcess(proc, 'etcd');
-    exited = new Promise<void>((resolve) => {
-      proc.once('exit', (code, signal) => {
-        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        resolve();
-      });
-    });
-    proc.once('error', (err) => {
-      exitInfo ??= `spawn failed: ${err.message}`;
-    });
-    await waitFor(
-      async () => {
-        const res = await httpGet(`${endpoint}/health`, {}, 2_000);
-        return (
-          res.status === 200 && (JSON.parse(res.body) as { health?: string }).health === 'true'
-        );
-      },
-      {
-        what: `etcd ${name} healthy on ${endpoint}`,
-        timeoutMs: 20_000,
-        intervalMs: 50,
-        details: () => `--- etcd ${name} log tail ---\n${output.slice(-8_000)}`,
-        failIf: () => (exitInfo === undefined ? undefined : `etcd exited (${exitInfo})`),
-      },
-    );
-  };
-
-  const running = (): boolean => child !== undefined && exitInfo === undefined;
-  const signal = async (sig: NodeJS.Signals): Promise<void> => {
-    if (!running()) return;
-    child!.kill(sig);
-    const timer = setTimeout(() => child?.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const proc = serverProcess({
+    name: 'etcd',
+    label: `etcd ${name}`,
+    bin,
+    args,
+    logKeep: LOG_KEEP,
+    ready: async () => {
+      const res = await httpGet(`${endpoint}/health`, {}, 2_000);
+      return res.status === 200 && (JSON.parse(res.body) as { health?: string }).health === 'true';
+    },
+    readyWhat: `etcd ${name} healthy on ${endpoint}`,
+    readyTimeoutMs: 20_000,
+    readyIntervalMs: 50,
+    killGraceMs: 5_000,
+  });
+  const { running, signal } = proc;
+  const launch = proc.start;
 
   await launch();
   const client = createEtcdClient({ endpoints: [endpoint] });
@@ -139,7 +105,7 @@ export async function startEtcd(name = 'etcd'): Promise<EtcdHandle> {
     dataDir,
     client,
     running,
-    logs: () => output,
+    logs: proc.logs,
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
     async restart() {

@@ -1,15 +1,13 @@
 // A real Jaeger v2 for tests (built from the Go module proxy by scripts/install-tools.sh
 // jaeger, cached): its all-in-one pipeline (OTLP in, in-memory store, query API) on free
 // loopback ports, nothing else listening. Killed with the test process however it ends.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpRequestText } from './consul.js';
 import { freePorts } from './ports.js';
-import { killWithTestProcess } from './reaper.js';
+import { serverProcess } from './process.js';
 import { toolPath } from './tools.js';
-import { waitFor } from './wait.js';
 
 /** A cold cache builds Jaeger from source first (minutes on 2 cores). */
 export const JAEGER_SETUP_TIMEOUT_MS = 15 * 60_000;
@@ -110,61 +108,33 @@ export async function startJaeger(): Promise<Jaeger> {
   const dir = mkdtempSync(join(tmpdir(), 'lucid-jaeger-'));
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, config({ otlp, otlpHttp, query, queryGrpc }));
-  let output = '';
-  let exitInfo: string | undefined;
-  const child: ChildProcess = spawn(bin, ['--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const append = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-64 * 1024);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  child.once('error', (err) => (exitInfo ??= `spawn failed: ${err.message}`));
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', (code, signal) => {
-      exitInfo ??= signal ? `signal ${signal}` : `code ${code}`;
-      resolve();
-    }),
-  );
-  killWithTestProcess(child, 'jaeger');
   const queryUrl = `http://127.0.0.1:${query}`;
-  const tail = () => `--- jaeger (${exitInfo ?? 'running'}) ---\n${output.slice(-8192)}`;
-
-  const stop = async (): Promise<void> => {
-    if (exitInfo === undefined) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-
   const getJson = async <T>(path: string): Promise<T> => {
     const res = await httpRequestText('GET', `${queryUrl}${path}`);
     if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${res.body.slice(0, 300)}`);
     return (JSON.parse(res.body) as { data: T }).data;
   };
-
+  const proc = serverProcess({
+    name: 'jaeger',
+    label: 'jaeger',
+    bin,
+    args: ['--config', configFile],
+    logKeep: 64 * 1024,
+    ready: async () => {
+      await getJson<string[]>('/api/services');
+      return true;
+    },
+    readyWhat: `jaeger query API on ${queryUrl}`,
+    readyTimeoutMs: 30_000,
+    readyIntervalMs: 100,
+    killGraceMs: 5000,
+  });
+  const stop = async (): Promise<void> => {
+    await proc.signal('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
-    await waitFor(
-      async () => {
-        try {
-          await getJson<string[]>('/api/services');
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      {
-        what: `jaeger query API on ${queryUrl}`,
-        timeoutMs: 30_000,
-        intervalMs: 100,
-        details: tail,
-        failIf: () => (exitInfo === undefined ? undefined : `jaeger exited (${exitInfo})`),
-      },
-    );
+    await proc.start();
   } catch (err) {
     await stop();
     throw err;
@@ -179,7 +149,7 @@ export async function startJaeger(): Promise<Jaeger> {
         `/api/traces?service=${encodeURIComponent(service)}&limit=${limit}&lookback=1h`,
       ).then((t) => t ?? []),
     services: () => getJson<string[] | null>('/api/services').then((s) => s ?? []),
-    logs: () => output,
+    logs: proc.logs,
     stop,
   };
 }

@@ -3,15 +3,15 @@
 // HOME (Erlang cookie) and its own epmd on its own port, so brokers of parallel test files share
 // nothing. stop()/start() keep the ports and data (an outage); remove() also ends epmd and
 // deletes the directories. Every process started here dies with the test process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import amqp from 'amqplib';
 import { freePorts } from './ports.js';
+import { serverProcess } from './process.js';
 import { killWithTestProcess } from './reaper.js';
 import { toolPath } from './tools.js';
-import { waitFor } from './wait.js';
 
 const LOG_KEEP = 64 * 1024;
 
@@ -106,56 +106,26 @@ export async function startRabbitMq(
   });
   killWithTestProcess(epmd, 'epmd');
 
-  let output = '';
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  let exitInfo: string | undefined;
   const url = `amqp://guest:guest@127.0.0.1:${port}/`;
-
-  const start = async (): Promise<void> => {
-    exitInfo = undefined;
-    const proc = spawn(wrapper, ['server'], { env, cwd: base, stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    const append = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      if (output.length > LOG_KEEP * 1.25) output = output.slice(output.length - LOG_KEEP);
-    };
-    proc.stdout?.on('data', append);
-    proc.stderr?.on('data', append);
-    killWithTestProcess(proc, 'rabbitmq');
-    exited = new Promise<void>((resolve) => {
-      proc.once('exit', (code, signal) => {
-        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        resolve();
-      });
-    });
-    proc.once('error', (err) => {
-      exitInfo ??= `spawn failed: ${err.message}`;
-    });
-    await waitFor(
-      async () => {
-        const conn = await amqp.connect(url, { timeout: 2_000 });
-        await conn.close();
-        return true;
-      },
-      {
-        what: `RabbitMQ ${nodename} taking AMQP connections on 127.0.0.1:${port}`,
-        timeoutMs: RABBITMQ_START_TIMEOUT_MS,
-        intervalMs: 250,
-        details: () => `--- rabbitmq ${nodename} output ---\n${output.slice(-8_000)}`,
-        failIf: () => (exitInfo === undefined ? undefined : `rabbitmq exited (${exitInfo})`),
-      },
-    );
-  };
-
-  const running = (): boolean => child !== undefined && exitInfo === undefined;
-  const stop = async (): Promise<void> => {
-    if (!running()) return;
-    child!.kill('SIGTERM');
-    const timer = setTimeout(() => child?.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const proc = serverProcess({
+    name: 'rabbitmq',
+    label: `rabbitmq ${nodename}`,
+    bin: wrapper,
+    args: ['server'],
+    spawn: { env, cwd: base },
+    logKeep: LOG_KEEP,
+    ready: async () => {
+      const conn = await amqp.connect(url, { timeout: 2_000 });
+      await conn.close();
+      return true;
+    },
+    readyWhat: `RabbitMQ ${nodename} taking AMQP connections on 127.0.0.1:${port}`,
+    readyTimeoutMs: RABBITMQ_START_TIMEOUT_MS,
+    readyIntervalMs: 250,
+    killGraceMs: 20_000,
+  });
+  const { start, running } = proc;
+  const stop = (): Promise<void> => proc.signal('SIGTERM');
 
   try {
     await start();
@@ -171,7 +141,7 @@ export async function startRabbitMq(
     nodename,
     ...(opts.tls ? { tlsPort, tlsUrl: `amqps://guest:guest@localhost:${tlsPort}/` } : {}),
     running,
-    logs: () => output,
+    logs: proc.logs,
     stop,
     start,
     async remove() {
