@@ -44,3 +44,24 @@ deb_keep_bins() {
   done
   rm -rf "$dir.tmp/root"
 }
+
+# deb_install_static TOOL VERSION PKG [NOTE]: prints $CACHE_ROOT/TOOL-VERSION/TOOL, installing it
+# first if needed: /usr/bin/TOOL (a static binary answering --version) from the pinned Debian
+# package PKG=VERSION. NOTE goes into the log line (e.g. " (prometheus)").
+deb_install_static() {
+  local tool="$1" version="$2" pkg="$3" note="${4:-}"
+  local dir="$CACHE_ROOT/$tool-$version"
+  install_locked "$tool-$version" _deb_static_ok "$dir/$tool" _deb_static_unpack
+}
+
+_deb_static_ok() { [[ -x "$1" ]] && "$1" --version >/dev/null 2>&1; }
+
+# Runs inside install_locked, with deb_install_static's locals.
+_deb_static_unpack() {
+  deb_require "$tool"
+  log "installing $tool $version from Debian$note into $dir"
+  deb_fetch "$tool" "$version" "$dir" "$pkg=$version"
+  deb_keep_bins "$dir" "$tool"
+  "$dir.tmp/$tool" --version >/dev/null
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
