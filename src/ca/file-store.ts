@@ -20,49 +20,21 @@ import { chmod, link, mkdir, open, readFile, rename, rm, stat, unlink } from 'no
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CaMaterialError } from './crypto.js';
-import {
-  OPERATOR_SCOPES,
-  TOKEN_KINDS,
-  type TokenRecord,
-  type TokensMutation,
-} from './revocations.js';
+import type { TokenRecord, TokensMutation } from './revocations.js';
 import { bundleOf } from './roots.js';
 import type { CaStore, RootsMutation } from './store.js';
+import {
+  SERIAL,
+  parseStored,
+  storedLeafEntry,
+  storedRootEntry,
+  storedTokenEntry,
+} from './stored-records.js';
 import type { LeafRecord, StoredRoot } from './types.js';
 
-const SERIAL = /^[0-9a-f]{1,40}$/;
-
-const rootEntry = z.object({
-  serial: z.string().regex(SERIAL),
-  certPem: z.string(),
-  chainPem: z.string(),
-  state: z.enum(['active', 'retiring']),
-  source: z.enum(['generated', 'operator']),
-  addedAt: z.string(),
-  retiringSince: z.string().optional(),
-});
-const rootsFile = z.object({ version: z.literal(1), roots: z.array(rootEntry) });
-
-const leafEntry = z.object({
-  service: z.string(),
-  spiffeId: z.string(),
-  serial: z.string(),
-  notBefore: z.string(),
-  notAfter: z.string(),
-  rootSerial: z.string(),
-});
-const leavesFile = z.object({ version: z.literal(1), leaves: z.array(leafEntry) });
-
-const tokenEntry = z.object({
-  id: z.string().min(1),
-  kind: z.enum(TOKEN_KINDS).optional(),
-  subject: z.string().optional(),
-  scope: z.enum(OPERATOR_SCOPES).optional(),
-  issuedAt: z.string().optional(),
-  expiresAt: z.string().optional(),
-  revokedAt: z.string().optional(),
-});
-const tokensFile = z.object({ version: z.literal(1), tokens: z.array(tokenEntry) });
+const rootsFile = z.object({ version: z.literal(1), roots: z.array(storedRootEntry) });
+const leavesFile = z.object({ version: z.literal(1), leaves: z.array(storedLeafEntry) });
+const tokensFile = z.object({ version: z.literal(1), tokens: z.array(storedTokenEntry) });
 
 export interface FileCaStoreOptions {
   /**
@@ -131,7 +103,7 @@ export class FileCaStore implements CaStore {
   async loadTokens(): Promise<TokenRecord[]> {
     const text = await readFile(this.tokensPath, 'utf8').catch(ignoreMissing);
     if (text === undefined) return [];
-    return parseJson(this.tokensPath, text, tokensFile).tokens;
+    return parseStored(this.tokensPath, text, tokensFile).tokens;
   }
 
   updateTokens(mutate: TokensMutation): Promise<TokenRecord[]> {
@@ -206,7 +178,7 @@ export class FileCaStore implements CaStore {
   async loadLeaves(): Promise<LeafRecord[]> {
     const text = await readFile(this.leavesPath, 'utf8').catch(ignoreMissing);
     if (text === undefined) return [];
-    return parseJson(this.leavesPath, text, leavesFile).leaves;
+    return parseStored(this.leavesPath, text, leavesFile).leaves;
   }
 
   saveLeaves(leaves: readonly LeafRecord[]): Promise<void> {
@@ -240,7 +212,7 @@ export class FileCaStore implements CaStore {
   private async readRoots(): Promise<StoredRoot[]> {
     const text = await readFile(this.rootsPath, 'utf8').catch(ignoreMissing);
     if (text === undefined) return [];
-    const { roots } = parseJson(this.rootsPath, text, rootsFile);
+    const { roots } = parseStored(this.rootsPath, text, rootsFile);
     return Promise.all(
       roots.map(async (root) => {
         const keyPem = await readFile(this.keyPath(root.serial), 'utf8');
@@ -331,23 +303,6 @@ export class FileCaStore implements CaStore {
       return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : 'stale';
     }
   }
-}
-
-function parseJson<T>(path: string, text: string, schema: z.ZodType<T>): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new CaMaterialError(`${path}: not valid JSON (${(err as Error).message})`);
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CaMaterialError(
-      `${path}: unexpected content at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
-    );
-  }
-  return parsed.data;
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {

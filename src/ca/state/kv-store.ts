@@ -15,58 +15,29 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { CaMaterialError } from '../crypto.js';
-import {
-  OPERATOR_SCOPES,
-  TOKEN_KINDS,
-  type TokenRecord,
-  type TokensMutation,
-} from '../revocations.js';
+import type { TokenRecord, TokensMutation } from '../revocations.js';
 import type { CaStore, RootsMutation } from '../store.js';
+import {
+  parseStored,
+  storedLeafEntry,
+  storedRootEntry,
+  storedTokenEntry,
+} from '../stored-records.js';
 import type { LeafRecord, StoredRoot } from '../types.js';
 import { sealedSchema, type Sealed, type StateCipher } from './cipher.js';
 import { StateHealth, type KvBackend, type Leadership } from './kv-backend.js';
 
-const rootEntry = z.object({
-  serial: z.string().regex(/^[0-9a-f]{1,40}$/),
-  certPem: z.string().min(1),
-  chainPem: z.string(),
-  state: z.enum(['active', 'retiring']),
-  source: z.enum(['generated', 'operator']),
-  addedAt: z.string(),
-  retiringSince: z.string().optional(),
-  key: sealedSchema,
-});
+// The roots value carries each root's sealed private key (one compare-and-set per rotation).
+const rootEntry = storedRootEntry.extend({ certPem: z.string().min(1), key: sealedSchema });
 const rootsValue = z.object({ version: z.literal(1), roots: z.array(rootEntry) });
 const tokenKeyValue = z.object({ version: z.literal(1), key: sealedSchema });
-const tokensValue = z.object({
-  version: z.literal(1),
-  tokens: z.array(
-    z.object({
-      id: z.string().min(1),
-      kind: z.enum(TOKEN_KINDS).optional(),
-      subject: z.string().optional(),
-      scope: z.enum(OPERATOR_SCOPES).optional(),
-      issuedAt: z.string().optional(),
-      expiresAt: z.string().optional(),
-      revokedAt: z.string().optional(),
-    }),
-  ),
-});
+const tokensValue = z.object({ version: z.literal(1), tokens: z.array(storedTokenEntry) });
 const leavesValue = z.object({
   version: z.literal(1),
   replica: z.string(),
   /** Leaves left out to stay under the store's value size limit. */
   omitted: z.number().optional(),
-  leaves: z.array(
-    z.object({
-      service: z.string(),
-      spiffeId: z.string(),
-      serial: z.string(),
-      notBefore: z.string(),
-      notAfter: z.string(),
-      rootSerial: z.string(),
-    }),
-  ),
+  leaves: z.array(storedLeafEntry),
 });
 
 /** Largest leaf-record value written (Consul's limit per value is 512 KB). */
@@ -192,7 +163,7 @@ export class KvCaStore implements CaStore {
   async loadLeaves(): Promise<LeafRecord[]> {
     const entry = await this.get(this.leavesKey());
     if (!entry) return [];
-    return parse(this.where(this.leavesKey()), entry.value, leavesValue).leaves;
+    return parseStored(this.where(this.leavesKey()), entry.value, leavesValue).leaves;
   }
 
   /** Every replica's leaf records (`ca show`): the newest leaf per service. */
@@ -200,7 +171,7 @@ export class KvCaStore implements CaStore {
     const entries = await this.health.track(() => this.backend.list(this.keys.leavesDir));
     const newest = new Map<string, LeafRecord>();
     for (const { key, value } of entries) {
-      for (const leaf of parse(this.where(key), value, leavesValue).leaves) {
+      for (const leaf of parseStored(this.where(key), value, leavesValue).leaves) {
         if (Date.parse(leaf.notAfter) <= Date.now()) continue;
         const seen = newest.get(leaf.service);
         if (!seen || Date.parse(leaf.notBefore) > Date.parse(seen.notBefore)) {
@@ -244,14 +215,14 @@ export class KvCaStore implements CaStore {
 
   async loadTokens(): Promise<TokenRecord[]> {
     const entry = await this.get(this.keys.tokens);
-    return entry ? parse(this.where(this.keys.tokens), entry.value, tokensValue).tokens : [];
+    return entry ? parseStored(this.where(this.keys.tokens), entry.value, tokensValue).tokens : [];
   }
 
   async updateTokens(mutate: TokensMutation): Promise<TokenRecord[]> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.get(this.keys.tokens);
       const before = entry
-        ? parse(this.where(this.keys.tokens), entry.value, tokensValue).tokens
+        ? parseStored(this.where(this.keys.tokens), entry.value, tokensValue).tokens
         : [];
       const after = await mutate(before);
       if (!after) return before;
@@ -288,7 +259,7 @@ export class KvCaStore implements CaStore {
     const entries = await this.health.track(() => this.backend.list(this.keys.leavesDir));
     const dead = entries.flatMap(({ key, value }) => {
       try {
-        const { leaves } = parse(this.where(key), value, leavesValue);
+        const { leaves } = parseStored(this.where(key), value, leavesValue);
         return leaves.every((l) => Date.parse(l.notAfter) <= now) ? [key] : [];
       } catch {
         return []; // not ours to judge: leave a value we cannot read alone
@@ -324,7 +295,7 @@ export class KvCaStore implements CaStore {
   }
 
   private decodeRoots(text: string): StoredRoot[] {
-    const { roots } = parse(this.where(this.keys.roots), text, rootsValue);
+    const { roots } = parseStored(this.where(this.keys.roots), text, rootsValue);
     return roots.map(({ key, ...root }) => ({
       ...root,
       keyPem: this.opts.cipher.open(
@@ -353,7 +324,7 @@ export class KvCaStore implements CaStore {
   }
 
   private decodeTokenKey(text: string): string {
-    const { key } = parse(this.where(this.keys.tokenKey), text, tokenKeyValue);
+    const { key } = parseStored(this.where(this.keys.tokenKey), text, tokenKeyValue);
     return this.opts.cipher.open(key, this.keys.tokenKey, this.where(this.keys.tokenKey));
   }
 }
@@ -361,23 +332,6 @@ export class KvCaStore implements CaStore {
 /** What a root key is bound to: the roots key and the root's serial. */
 function rootKeyWhere(rootsKey: string, serial: string): string {
   return `${rootsKey} (root ${serial})`;
-}
-
-function parse<T>(where: string, text: string, schema: z.ZodType<T>): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new CaMaterialError(`${where}: not valid JSON (${(err as Error).message})`);
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CaMaterialError(
-      `${where}: unexpected content at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
-    );
-  }
-  return parsed.data;
 }
 
 function jitter(attempt: number): Promise<void> {
