@@ -1,18 +1,14 @@
 // `lucid-mesh serve` with no proxy connected keeps V8's young generation at its initial size
 // (src/startup-heap.ts): startup used to grow it to 32 MiB, ~28 MiB of idle RSS.
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { plainServeArgs, spawnCli } from '../support/cli-process.js';
 import { httpGet } from '../support/http-app.js';
 import { freePorts } from '../support/ports.js';
-import { killWithTestProcess } from '../support/reaper.js';
-import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const MiB = 1024 * 1024;
 
 /** A prom-client default metric of the control plane's /metrics, in bytes. */
@@ -27,43 +23,17 @@ describe('serve, idle', () => {
   afterAll(() => stops.forEach((s) => s()));
 
   it('keeps the young generation at its initial size until a proxy connects', async () => {
-    const [admin, xds] = await freePorts(2);
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        cliEntry,
-        'serve',
-        '--catalog',
-        'examples/catalog.yaml',
-        '--host',
-        '127.0.0.1',
-        '--mtls',
-        'off',
-        '--auth',
-        'none',
-        '--admin-port',
-        String(admin),
-        '--xds-port',
-        String(xds),
-      ],
-      {
-        cwd: repoRoot,
-        env: { ...process.env, LUCID_DATA_DIR: mkdtempSync(join(tmpdir(), 'lucid-idle-')) },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    killWithTestProcess(child, 'lucid-mesh serve');
-    stops.push(() => child.kill('SIGKILL'));
-    let output = '';
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const [admin, xds] = (await freePorts(2)) as [number, number];
+    const serve = spawnCli(plainServeArgs('examples/catalog.yaml', { admin, xds }), {
+      LUCID_DATA_DIR: mkdtempSync(join(tmpdir(), 'lucid-idle-')),
+    });
+    stops.push(() => serve.child.kill('SIGKILL'));
     await waitFor(
       async () => {
         const r = await httpGet(`http://127.0.0.1:${admin}/ready`).catch(() => undefined);
         return r?.status === 200;
       },
-      { what: 'serve /ready', timeoutMs: 30_000, details: () => output },
+      { what: 'serve /ready', timeoutMs: 30_000, details: serve.stderr },
     );
     const text = (await httpGet(`http://127.0.0.1:${admin}/metrics`)).body;
     const young = metric(text, 'lucid_mesh_nodejs_heap_space_size_total_bytes{space="new"}');

@@ -1,22 +1,18 @@
 // The control plane's DNS server as a user meets it: `lucid-mesh serve --dns-port` (a child
 // process, so its memory is its own) on a watched catalog file, asked with real `dig`.
-import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import * as packet from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveCommand } from '../../src/cli/serve-command.js';
+import { plainServeArgs, spawnCli, type CliProcess } from '../support/cli-process.js';
 import { dig } from '../support/dig.js';
 import { httpGet } from '../support/http-app.js';
 import { CatalogFile } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
-import { killWithTestProcess } from '../support/reaper.js';
-import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const TTL = 5;
 
 /** 60 instances: their A records (~1 KB) do not fit a 512-byte UDP answer. */
@@ -56,69 +52,34 @@ function catalog(world2Health: 'passing' | 'critical'): unknown {
 }
 
 let file: CatalogFile;
-let child: ChildProcess;
+let serve: CliProcess;
 let dnsPort: number;
 let adminPort: number;
-let output = '';
 
 beforeAll(async () => {
   file = new CatalogFile();
   file.write(catalog('passing'));
   let xdsPort: number;
   [dnsPort, adminPort, xdsPort] = (await freePorts(3)) as [number, number, number];
-  child = spawn(
-    process.execPath,
+  serve = spawnCli(
     [
-      '--import',
-      'tsx',
-      cliEntry,
-      'serve',
-      '--catalog',
-      file.path,
-      '--host',
-      '127.0.0.1',
-      '--mtls',
-      'off',
-      '--auth',
-      'none',
-      '--admin-auth',
-      'none',
-      '--dns-port',
-      String(dnsPort),
-      '--dns-ttl',
-      String(TTL),
-      '--debounce-ms',
-      '20',
-      '--max-debounce-ms',
-      '100',
-      '--xds-port',
-      String(xdsPort),
-      '--admin-port',
-      String(adminPort),
+      ...plainServeArgs(file.path, { admin: adminPort, xds: xdsPort }),
+      ...['--admin-auth', 'none', '--dns-port', String(dnsPort), '--dns-ttl', String(TTL)],
+      ...['--debounce-ms', '20', '--max-debounce-ms', '100'],
     ],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, LUCID_DATA_DIR: file.dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { LUCID_DATA_DIR: file.dir },
   );
-  killWithTestProcess(child, 'serve-dns');
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-100_000)));
   await waitFor(async () => (await httpGet(`http://127.0.0.1:${adminPort}/ready`)).status === 200, {
     timeoutMs: 30_000,
     what: 'serve --dns-port to be ready',
-    failIf: () => (child.exitCode !== null ? `serve exited ${child.exitCode}` : undefined),
-    details: () => output,
+    failIf: () =>
+      serve.child.exitCode !== null ? `serve exited ${serve.child.exitCode}` : undefined,
+    details: () => serve.output().slice(-100_000),
   });
 }, 60_000);
 
 afterAll(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  await serve?.stop(60_000);
   file?.remove();
 });
 
@@ -257,7 +218,7 @@ describe('serve --dns-port, asked with dig', () => {
       expect(replies[0]!.readUInt16BE(2) & 0x800f).toBe(0x8001); // QR, FORMERR
       replies.length = 0;
 
-      const rssBefore = rssOf(child.pid!);
+      const rssBefore = rssOf(serve.child.pid!);
       const query = (id: number): Buffer =>
         packet.encode({
           type: 'query',
@@ -293,7 +254,7 @@ describe('serve --dns-port, asked with dig', () => {
         },
         { timeoutMs: 10_000, intervalMs: 300, what: 'the blast replies to stop' },
       );
-      const rssAfter = rssOf(child.pid!);
+      const rssAfter = rssOf(serve.child.pid!);
       console.log(
         `[dns flood] paced ${FLOOD} → ${paced} answered in ${pacedMs} ms (${Math.round((paced * 1000) / pacedMs)}/s); blast ${FLOOD} → ${replies.length} answered; ` +
           `serve RSS ${(rssBefore / 2 ** 20).toFixed(1)} → ${(rssAfter / 2 ** 20).toFixed(1)} MiB`,
@@ -338,16 +299,8 @@ describe('serve --dns-port, asked with dig', () => {
 describe('serve --dns-* flags', () => {
   /** Runs `serve ARGS` to its exit: code and output. */
   function serveOnce(args: string[]): Promise<{ code: number | null; output: string }> {
-    const p = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'serve', ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, LUCID_DATA_DIR: file.dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    killWithTestProcess(p, 'serve-flags');
-    let out = '';
-    p.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    p.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    return new Promise((resolve) => p.once('exit', (code) => resolve({ code, output: out })));
+    const p = spawnCli(['serve', ...args], { LUCID_DATA_DIR: file.dir });
+    return p.exited.then((code) => ({ code, output: p.output() }));
   }
 
   it('bad values are usage errors naming the flag; a taken port fails the start; the help lists them', async () => {

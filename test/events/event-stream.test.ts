@@ -1,12 +1,11 @@
 // The mesh event stream on a real RabbitMQ (one broker for the file): what a consumer bound to
 // the exchange receives from a running control plane, through a 20 s broker outage, with a
 // full outbox, with a bad broker URL; and `lucid-mesh events` printing them.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { pino, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { FileSource } from '../../src/sources/file-source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { makeAdminTls, type AdminTlsFiles } from '../support/admin-tls.js';
 import { node, sotwClient, typeUrl } from '../support/ads-client.js';
+import { plainServeArgs, spawnCli } from '../support/cli-process.js';
 import { startTcpProxy } from '../support/etcd.js';
 import { httpGet } from '../support/http-app.js';
 import { CatalogFile } from '../support/mesh.js';
@@ -27,10 +27,8 @@ import {
   startRabbitMq,
   type RabbitMqHandle,
 } from '../support/rabbitmq.js';
-import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 let broker: RabbitMqHandle;
 // A self-signed certificate for the broker's AMQPS listener (its own CA).
 let tls: AdminTlsFiles;
@@ -476,24 +474,12 @@ describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {
     for (const p of running.splice(0)) p.kill('SIGKILL');
   });
   function cli(args: string[], env: Record<string, string> = {}) {
-    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], {
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        LUCID_DATA_DIR: mkdtempSync(join(tmpdir(), 'lucid-events-cli-')),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const p = spawnCli(args, {
+      LUCID_DATA_DIR: mkdtempSync(join(tmpdir(), 'lucid-events-cli-')),
+      ...env,
     });
-    running.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) =>
-      child.once('exit', (code) => resolve(code)),
-    );
-    return { child, stdout: () => stdout, stderr: () => stderr, exited };
+    running.push(p.child);
+    return p;
   }
 
   it('refuses a URL that is not amqp(s):// at start, naming the flag, hiding the password', async () => {
@@ -530,25 +516,10 @@ describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {
   }, 30_000);
 
   it('with an unreachable broker: a clear error at start, and xDS serves as usual', async () => {
-    const [admin, xds, nowhere] = await freePorts(3);
-    const p = cli(
-      [
-        'serve',
-        '--catalog',
-        'examples/catalog.yaml',
-        '--host',
-        '127.0.0.1',
-        '--mtls',
-        'off',
-        '--auth',
-        'none',
-        '--admin-port',
-        String(admin),
-        '--xds-port',
-        String(xds),
-      ],
-      { LUCID_EVENTS_AMQP: `amqp://ops:hunter2@127.0.0.1:${nowhere}/` },
-    );
+    const [admin, xds, nowhere] = (await freePorts(3)) as [number, number, number];
+    const p = cli(plainServeArgs('examples/catalog.yaml', { admin, xds }), {
+      LUCID_EVENTS_AMQP: `amqp://ops:hunter2@127.0.0.1:${nowhere}/`,
+    });
     // The log (pino JSON lines) goes to stderr.
     await waitFor(() => /cannot publish to/.test(p.stderr()), {
       what: 'the broker error in the log',
