@@ -1,17 +1,16 @@
 // The README's commands as a user runs them: `lucid-mesh serve` as a process, and the demo.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeAdminTls } from '../support/admin-tls.js';
+import { repoRoot, spawnCli } from '../support/cli-process.js';
 import { httpGet } from '../support/http-app.js';
 import { freePort, freePortBase, freePorts } from '../support/ports.js';
 import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const running: ChildProcess[] = [];
 afterEach(() => {
   for (const p of running.splice(0)) p.kill('SIGKILL');
@@ -20,19 +19,9 @@ afterEach(() => {
 // Each serve gets its own CA state directory, never the user's.
 function serve(args: string[], env: Record<string, string> = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'lucid-serve-data-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'serve', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, LUCID_DATA_DIR: dataDir, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  return { child, output: () => output, exited, dataDir };
+  const p = spawnCli(['serve', ...args], { LUCID_DATA_DIR: dataDir, ...env });
+  running.push(p.child);
+  return { ...p, dataDir };
 }
 
 describe('lucid-mesh serve', () => {

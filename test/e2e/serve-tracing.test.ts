@@ -2,13 +2,12 @@
 // v2: with `--tracing-otlp`, and with no flag from a proxy-defaults entry in the traffic file
 // (Consul's Config form, lucid_tracing_collector), which also turns them off when it goes away.
 // A real Envoy sidecar is connected so the push spans have a proxy to name. One Jaeger.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { renderBootstrap } from '../../src/bootstrap/render.js';
+import { spawnCli } from '../support/cli-process.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { httpGet } from '../support/http-app.js';
 import {
@@ -20,11 +19,7 @@ import {
 } from '../support/jaeger.js';
 import { CatalogFile } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
-import { killWithTestProcess } from '../support/reaper.js';
-import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /** A catalog of `n` services; hello (with the sidecar's node hello-1) first. */
 const services = (n: number) => ({
@@ -58,35 +53,22 @@ describe('serve traces its own work into a real Jaeger', () => {
   async function serve(args: string[]): Promise<Serve> {
     const [xdsPort, adminPort] = (await freePorts(2)) as [number, number];
     const dataDir = mkdtempSync(join(tmpdir(), 'lucid-serve-tracing-'));
-    const child = spawn(
-      process.execPath,
+    // No TRACING_ENABLED / OTEL_* from the environment running the tests.
+    const p = spawnCli(
       [
-        ...['--import', 'tsx', cliEntry, 'serve', '--host', '127.0.0.1'],
+        ...['serve', '--host', '127.0.0.1'],
         ...['--xds-port', String(xdsPort), '--admin-port', String(adminPort)],
         ...['--data-dir', dataDir, '--mtls', 'off', '--auth', 'none', '--admin-auth', 'none'],
         ...args,
       ],
-      // No TRACING_ENABLED / OTEL_* from the environment running the tests.
-      {
-        cwd: repoRoot,
-        env: { ...process.env, TRACING_ENABLED: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      { TRACING_ENABLED: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' },
     );
-    killWithTestProcess(child, 'lucid-mesh serve');
-    let output = '';
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const s: Serve = {
       xdsPort,
       adminPort,
-      output: () => output,
+      output: p.output,
       async stop() {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(timer);
+        await p.stop();
         rmSync(dataDir, { recursive: true, force: true });
       },
     };
@@ -95,7 +77,7 @@ describe('serve traces its own work into a real Jaeger', () => {
       async () =>
         (await httpGet(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status ===
         200,
-      { what: 'serve /ready', timeoutMs: 30_000, details: () => output },
+      { what: 'serve /ready', timeoutMs: 30_000, details: p.output },
     );
     return s;
   }
