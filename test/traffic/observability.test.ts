@@ -1,18 +1,9 @@
 // proxy-defaults Tracing and AccessLogs, service-defaults AccessLogs: what is accepted and how
 // each rejection names the entry, the field and the value.
 import { describe, expect, it } from 'vitest';
-import { TrafficEntryError, parseEntry } from '../../src/traffic/schema.js';
+import { parseEntry } from '../../src/traffic/schema.js';
 import { parseHostPort } from '../../src/traffic/observability.js';
-
-function problems(raw: unknown): readonly string[] {
-  try {
-    parseEntry(raw);
-  } catch (err) {
-    if (err instanceof TrafficEntryError) return err.problems;
-    throw err;
-  }
-  throw new Error(`accepted: ${JSON.stringify(raw)}`);
-}
+import { problems } from './entry-problems.js';
 
 const proxyDefaults = (fields: Record<string, unknown>) => ({
   Kind: 'proxy-defaults',

@@ -9,17 +9,7 @@ import {
   parseTrafficDocument,
 } from '../../src/traffic/schema.js';
 import * as consul from './consul-entries.js';
-
-/** The problem lines parseEntry reports for `raw` (fails the test if it is accepted). */
-function problems(raw: unknown): readonly string[] {
-  try {
-    parseEntry(raw);
-  } catch (err) {
-    if (err instanceof TrafficEntryError) return err.problems;
-    throw err;
-  }
-  throw new Error(`accepted: ${JSON.stringify(raw)}`);
-}
+import { problems } from './entry-problems.js';
 
 const router = (routes: unknown[]) => ({ Kind: 'service-router', Name: 'web', Routes: routes });
 const destination = (d: Record<string, unknown>) => router([{ Destination: d }]);
