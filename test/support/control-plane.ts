@@ -85,11 +85,13 @@ export function twoServicesWithWorld2(): unknown {
  */
 export function protocolFixture() {
   let current: TestControlPlane | undefined;
+  const replicas: TestControlPlane[] = [];
   const clients: Array<{ close(): void }> = [];
   afterEach(async () => {
     clients.splice(0).forEach((c) => c.close());
     await current?.close();
     current = undefined;
+    for (const r of replicas.splice(0).reverse()) await r.close();
   });
   const track = <C extends { close(): void }>(c: C): C => {
     clients.push(c);
@@ -100,6 +102,16 @@ export function protocolFixture() {
       await current?.close();
       current = await startControlPlane(opts);
       return current;
+    },
+    /** Two replicas serving the same catalog (default twoServices()), as for a failover. */
+    async replicas(
+      catalog: unknown = twoServices(),
+    ): Promise<[TestControlPlane, TestControlPlane]> {
+      const a = await startControlPlane({ catalog });
+      replicas.push(a);
+      const b = await startControlPlane({ catalog });
+      replicas.push(b);
+      return [a, b];
     },
     sotw: (port: number, token?: string): SotwStreamClient => track(sotwClient(port, token)),
     delta: (port: number, token?: string): DeltaStreamClient => track(deltaClient(port, token)),

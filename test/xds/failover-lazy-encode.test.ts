@@ -1,25 +1,15 @@
 // A sidecar that fails over to another replica holding the same versions costs that replica
 // no protobuf encode of the sidecar's own resources (inbound listener, local app cluster):
 // they are versioned from their content and encoded only when a response carries them.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeMessage, TYPE_URLS, type ResourceKind } from '../../src/protos/envoy.js';
 import { isLazyResource, isPendingEncode } from '../../src/snapshot/lazy-resource.js';
 import type { EncodedResource } from '../../src/snapshot/encoded-resource.js';
 import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
-import { ack, deltaClient, namesOf, node, sotwClient, typeUrl } from '../support/ads-client.js';
-import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
+import { ack, namesOf, node, typeUrl } from '../support/ads-client.js';
+import { protocolFixture, type TestControlPlane } from '../support/control-plane.js';
 
-const opened: Array<{ close(): unknown }> = [];
-afterEach(async () => {
-  for (const o of opened.splice(0).reverse()) await o.close();
-});
-const track = <T extends { close(): unknown }>(o: T): T => (opened.push(o), o);
-
-async function replicas(): Promise<[TestControlPlane, TestControlPlane]> {
-  const a = track(await startControlPlane({ catalog: twoServices() }));
-  const b = track(await startControlPlane({ catalog: twoServices() }));
-  return [a, b];
-}
+const fx = protocolFixture();
 
 /** The proxy's own resources of `kind` in the view the replica serves it from. */
 function ownResources(cp: TestControlPlane, nodeId: string, kind: ResourceKind): EncodedResource[] {
@@ -32,8 +22,8 @@ const WILDCARD: ResourceKind[] = ['clusters', 'listeners'];
 
 describe('failover: own resources are encoded only when sent', () => {
   it('SotW: the new replica sends nothing, encodes nothing, and encodes them when asked again', async () => {
-    const [a, b] = await replicas();
-    const c1 = track(sotwClient(a.port));
+    const [a, b] = await fx.replicas();
+    const c1 = fx.sotw(a.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const cds = await c1.next();
     c1.send(ack(cds));
@@ -50,7 +40,7 @@ describe('failover: own resources are encoded only when sent', () => {
     const ldsNames = namesOf(lds);
     c1.close();
 
-    const c2 = track(sotwClient(b.port));
+    const c2 = fx.sotw(b.port);
     const bytesBefore = b.counters.responseBytes;
     c2.send({
       node: node('hello-1', 'hello'),
@@ -69,7 +59,7 @@ describe('failover: own resources are encoded only when sent', () => {
 
     // A proxy that holds nothing (a fresh Envoy) is sent them: same version and bytes as the
     // first replica's.
-    const c3 = track(sotwClient(b.port));
+    const c3 = fx.sotw(b.port);
     c3.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
     const again = await c3.next();
     expect(again.versionInfo).toBe(lds.versionInfo);
@@ -83,16 +73,16 @@ describe('failover: own resources are encoded only when sent', () => {
   });
 
   it('delta: initial_resource_versions that match cost no encode; a dropped one is sent', async () => {
-    const [a, b] = await replicas();
+    const [a, b] = await fx.replicas();
     const versions = (res: DeltaDiscoveryResponse): Record<string, string> =>
       Object.fromEntries((res.resources ?? []).map((r) => [r.name ?? '', r.version ?? '']));
-    const c1 = track(deltaClient(a.port));
+    const c1 = fx.delta(a.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
     const first = await c1.next();
     const had = versions(first);
     c1.close();
 
-    const c2 = track(deltaClient(b.port));
+    const c2 = fx.delta(b.port);
     c2.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('listeners'),
@@ -107,7 +97,7 @@ describe('failover: own resources are encoded only when sent', () => {
 
     // Holding all but one own listener: exactly that one is sent, with a's version and bytes.
     const dropped = own[0]!.name;
-    const c3 = track(deltaClient(b.port));
+    const c3 = fx.delta(b.port);
     c3.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('listeners'),

@@ -1,27 +1,17 @@
 // A sidecar that moves to another control plane replica gets nothing it already holds: two
 // replicas serving the same catalog, a client that was served by one reconnects to the other.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { syncState } from '../../src/xds/type-status.js';
 import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
-import { ack, deltaClient, namesOf, node, sotwClient, typeUrl } from '../support/ads-client.js';
+import { ack, namesOf, node, typeUrl } from '../support/ads-client.js';
 import {
-  startControlPlane,
+  protocolFixture,
   twoServices,
   twoServicesWithWorld2,
   type TestControlPlane,
 } from '../support/control-plane.js';
 
-const opened: Array<{ close(): unknown }> = [];
-afterEach(async () => {
-  for (const o of opened.splice(0).reverse()) await o.close();
-});
-const track = <T extends { close(): unknown }>(o: T): T => (opened.push(o), o);
-
-async function replicas(): Promise<[TestControlPlane, TestControlPlane]> {
-  const a = track(await startControlPlane({ catalog: twoServices() }));
-  const b = track(await startControlPlane({ catalog: twoServices() }));
-  return [a, b];
-}
+const fx = protocolFixture();
 
 function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof typeUrl>[0]) {
   const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
@@ -30,8 +20,8 @@ function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof 
 
 describe('SotW: reconnecting to another replica', () => {
   it('sends nothing the proxy holds, counts it SYNCED, and pushes the next change', async () => {
-    const [a, b] = await replicas();
-    const c1 = track(sotwClient(a.port));
+    const [a, b] = await fx.replicas();
+    const c1 = fx.sotw(a.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const cds = await c1.next();
     c1.send(ack(cds));
@@ -41,7 +31,7 @@ describe('SotW: reconnecting to another replica', () => {
     c1.close();
 
     // Envoy's first requests on a new stream: no nonce, the versions it holds.
-    const c2 = track(sotwClient(b.port));
+    const c2 = fx.sotw(b.port);
     const bytesBefore = b.counters.responseBytes;
     c2.send({
       node: node('hello-1', 'hello'),
@@ -69,13 +59,13 @@ describe('SotW: reconnecting to another replica', () => {
   });
 
   it('a version the replica does not have (the proxy is behind) is answered in full', async () => {
-    const [a, b] = await replicas();
-    const c1 = track(sotwClient(a.port));
+    const [a, b] = await fx.replicas();
+    const c1 = fx.sotw(a.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const cds = await c1.next();
     c1.close();
     b.apply(twoServices({ more: [{ name: 'extra', instances: [] }] }));
-    const c2 = track(sotwClient(b.port));
+    const c2 = fx.sotw(b.port);
     c2.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('clusters'),
@@ -87,8 +77,8 @@ describe('SotW: reconnecting to another replica', () => {
   });
 
   it('a new subscription name on reconnect gets the whole subscribed set', async () => {
-    const [a, b] = await replicas();
-    const c1 = track(sotwClient(a.port));
+    const [a, b] = await fx.replicas();
+    const c1 = fx.sotw(a.port);
     c1.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('endpoints'),
@@ -96,7 +86,7 @@ describe('SotW: reconnecting to another replica', () => {
     });
     const eds = await c1.next();
     c1.close();
-    const c2 = track(sotwClient(b.port));
+    const c2 = fx.sotw(b.port);
     c2.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('endpoints'),
@@ -113,13 +103,13 @@ describe('delta: reconnecting to another replica', () => {
     Object.fromEntries((res.resources ?? []).map((r) => [r.name ?? '', r.version ?? '']));
 
   it('initial_resource_versions from one replica are honoured by the other', async () => {
-    const [a, b] = await replicas();
-    const c1 = track(deltaClient(a.port));
+    const [a, b] = await fx.replicas();
+    const c1 = fx.delta(a.port);
     c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const had = versions(await c1.next());
     expect(Object.keys(had).length).toBeGreaterThan(0);
     c1.close();
-    const c2 = track(deltaClient(b.port));
+    const c2 = fx.delta(b.port);
     c2.send({
       node: node('hello-1', 'hello'),
       typeUrl: typeUrl('clusters'),
