@@ -1,11 +1,9 @@
 // `lucid-mesh mesh`, `route explain` (against a running control plane and offline from files)
 // and the "Config problems" section of `lucid-mesh status`, run in-process against a real
 // control plane; plus the built CLI entry point, to show the commands are registered.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { meshCommand } from '../../src/cli/mesh-command.js';
@@ -19,11 +17,10 @@ import {
   startOperatorMesh,
   type OperatorMesh,
 } from '../mesh/operator-fixture.js';
+import { runCli as cli } from '../support/cli-process.js';
 import { freePort } from '../support/ports.js';
 import { runCommand } from '../support/run-command.js';
-import { cliEntry } from '../support/tools.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'lucid-mesh-cli-'));
 function write(name: string, doc: unknown): string {
   const path = join(dir, name);
@@ -307,17 +304,6 @@ describe('lucid-mesh status', () => {
 });
 
 describe('the lucid-mesh entry point', () => {
-  function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) =>
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', cliEntry, ...args],
-        { cwd: repoRoot, timeout: 30_000 },
-        (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-      ),
-    );
-  }
-
   it('has `mesh` and `route explain`', async () => {
     const [meshOut, routeOut] = await Promise.all([
       cli(['mesh', '--server', m.server, '--service', 'api']),

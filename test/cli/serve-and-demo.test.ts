@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeAdminTls } from '../support/admin-tls.js';
-import { repoRoot, spawnCli } from '../support/cli-process.js';
+import { repoRoot, runCli as cli, spawnCli } from '../support/cli-process.js';
 import { httpGet } from '../support/http-app.js';
 import { freePort, freePortBase, freePorts } from '../support/ports.js';
-import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
 const running: ChildProcess[] = [];
@@ -110,17 +109,6 @@ describe('lucid-mesh serve', () => {
 });
 
 describe('lucid-mesh serve: the admin API', () => {
-  function cli(args: string[], env: Record<string, string>) {
-    return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', cliEntry, ...args],
-        { cwd: repoRoot, timeout: 30_000, env: { ...process.env, ...env } },
-        (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-      ),
-    );
-  }
-
   it('needs an operator token by default (also with --mtls off --auth none); HTTPS with --admin-tls-cert', async () => {
     const tls = makeAdminTls();
     const [admin, xds] = await freePorts(2);

@@ -1,23 +1,12 @@
 // serve's tracing flags and environment: --tracing-otlp / --tracing-sample, TRACING_ENABLED
 // with OTEL_EXPORTER_OTLP_ENDPOINT; errors name the flag or variable and the value.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { TracingFlagError, tracingFromFlags } from '../../src/cli/tracing-flags.js';
-import { cliEntry } from '../support/tools.js';
+import { runCli } from '../support/cli-process.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-
-function cli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; output: string }>((resolve) =>
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', cliEntry, ...args],
-      { cwd: repoRoot, timeout: 30_000, env: { ...process.env, ...env } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number(err.code ?? 1) : 0, output: stdout + stderr }),
-    ),
-  );
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const r = await runCli(args, env);
+  return { code: r.code, output: r.stdout + r.stderr };
 }
 
 describe('tracingFromFlags', () => {

@@ -22,6 +22,7 @@ import { statusCommand } from '../../src/cli/status-command.js';
 import { TokenAuthenticator } from '../../src/security/token-authenticator.js';
 import { makeAdminTls, type AdminTlsFiles } from '../support/admin-tls.js';
 import { node, sotwClient, typeUrl } from '../support/ads-client.js';
+import { runCli as cli } from '../support/cli-process.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 import { runCommand } from '../support/run-command.js';
 import { cliEntry } from '../support/tools.js';
@@ -101,20 +102,6 @@ async function ended(stream: {
   } finally {
     clearTimeout(timer);
   }
-}
-
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', cliEntry, ...args],
-      { cwd: repoRoot, timeout: 30_000, env: { ...process.env, ...env } },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
 }
 
 /** lucid_mesh_admin_auth_failures_total per reason. */

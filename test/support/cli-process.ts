@@ -1,6 +1,6 @@
 // The CLI from source (`node --import tsx src/cli/main.ts ARGS`) as a child process of a test:
 // started in the repository root, its output kept, tied to the test process's life (reaper.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { killWithTestProcess } from './reaper.js';
 import { cliEntry } from './tools.js';
@@ -68,4 +68,26 @@ export function plainServeArgs(catalog: string, ports: { admin: number; xds: num
     ...['--catalog', catalog, '--host', '127.0.0.1', '--mtls', 'off', '--auth', 'none'],
     ...['--admin-port', String(ports.admin), '--xds-port', String(ports.xds)],
   ];
+}
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `lucid-mesh ARGS` to its exit (killed after `timeoutMs`): exit code and output. */
+export function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 30_000,
+): Promise<CliResult> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', cliEntry, ...args],
+      { cwd: repoRoot, timeout: timeoutMs, env: { ...process.env, ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
 }
