@@ -2,23 +2,19 @@
 // the same instant on an empty store end up with one root and one leader; `ca rotate` run as
 // another process reaches both; a wrong or missing encryption key stops `serve` with exit 2,
 // a message naming the key and nothing written.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stateKeyOf } from '../../../src/ca/state/cipher.js';
+import { runCli as cli, spawnCli, type CliProcess } from '../../support/cli-process.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../../support/consul.js';
 import { httpGet } from '../../support/http-app.js';
 import { CatalogFile } from '../../support/mesh.js';
 import { freePorts } from '../../support/ports.js';
-import { killWithTestProcess } from '../../support/reaper.js';
-import { cliEntry } from '../../support/tools.js';
 import { waitFor } from '../../support/wait.js';
 
-const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const tmp = (what: string) => mkdtempSync(join(tmpdir(), `lucid-serve-state-${what}-`));
 
 function keyFile(): { path: string; id: string } {
@@ -28,11 +24,8 @@ function keyFile(): { path: string; id: string } {
   return { path, id: stateKeyOf(key).id };
 }
 
-interface Serve {
-  readonly child: ChildProcess;
+interface Serve extends CliProcess {
   readonly adminPort: number;
-  readonly exited: Promise<number | null>;
-  output(): string;
 }
 
 describe('serve --state consul (processes)', () => {
@@ -50,51 +43,27 @@ describe('serve --state consul (processes)', () => {
   }, CONSUL_SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
-    for (const s of children) {
-      s.child.kill('SIGTERM');
-      await s.exited;
-    }
+    for (const s of children) await s.stop();
     catalog.remove();
     await consul?.stop();
   });
 
   async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serve> {
     const [xdsPort, adminPort] = (await freePorts(2)) as [number, number];
-    const child = spawn(
-      process.execPath,
+    const p = spawnCli(
       [
-        ...['--import', 'tsx', cliEntry, 'serve', '--catalog', catalog.path],
+        ...['serve', '--catalog', catalog.path],
         ...['--host', '127.0.0.1', '--xds-port', String(xdsPort)],
         ...['--admin-port', String(adminPort), '--data-dir', tmp('data')],
         ...['--auth', 'none', '--admin-auth', 'none', '--consul', consul.address],
         ...args,
       ],
-      { cwd: repoRoot, env: { ...process.env, ...env }, stdio: 'pipe' },
+      env,
     );
-    killWithTestProcess(child, 'lucid-mesh serve');
-    let output = '';
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const s = { child, adminPort, exited, output: () => output };
+    const s: Serve = { ...p, adminPort };
     children.push(s);
     return s;
   }
-
-  const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', cliEntry, ...args],
-        { cwd: repoRoot, timeout: 30_000 },
-        (err, stdout, stderr) =>
-          resolve({
-            code: err ? (typeof err.code === 'number' ? err.code : -1) : 0,
-            stdout,
-            stderr,
-          }),
-      );
-    });
 
   const metric = async (s: Serve, pattern: RegExp): Promise<string[]> => {
     const res = await httpGet(`http://127.0.0.1:${s.adminPort}/metrics`);
