@@ -1,21 +1,18 @@
 // `lucid-mesh tail` follows the control plane across a restart: it reconnects by itself, with
 // its operator token, and prints the changes made after the restart. A revoked token ends it
 // with one line instead of endless retries.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
 import { openCa, type OpenedCa } from '../../src/ca/open.js';
+import { spawnCli } from '../support/cli-process.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
-import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const catalog = new CatalogFile();
 const dataDir = mkdtempSync(join(tmpdir(), 'lucid-tail-'));
 const doc = (port: number) => ({
@@ -35,20 +32,9 @@ async function start(admin: number): Promise<{ cp: RunningControlPlane; ca: Open
 }
 
 function tail(admin: number, token: string) {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', cliEntry, 'tail', '--server', `http://127.0.0.1:${admin}`],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, LUCID_OPERATOR_TOKEN: token },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const output = { out: '', err: '' };
-  child.stdout!.on('data', (c: Buffer) => (output.out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output.err += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, output, exited, all: () => output.out + output.err };
+  return spawnCli(['tail', '--server', `http://127.0.0.1:${admin}`], {
+    LUCID_OPERATOR_TOKEN: token,
+  });
 }
 
 describe('lucid-mesh tail', () => {
@@ -69,30 +55,30 @@ describe('lucid-mesh tail', () => {
       await waitFor(() => cp!.events.subscriberCount > 0, {
         what: 'tail connected',
         timeoutMs: 15_000,
-        details: t.all,
+        details: t.output,
       });
       catalog.write(doc(8002));
-      await waitFor(() => t.output.out.includes('portValue: 8001 → 8002'), {
+      await waitFor(() => t.stdout().includes('portValue: 8001 → 8002'), {
         what: 'first change printed',
-        details: t.all,
+        details: t.output,
       });
 
       await cp.stop();
-      await waitFor(() => t.all().includes('reconnecting'), {
+      await waitFor(() => t.output().includes('reconnecting'), {
         what: 'tail notices the restart',
-        details: t.all,
+        details: t.output,
       });
       ({ cp } = await start(admin));
       // Reconnected means authenticated again: without the token it would have been refused.
       await waitFor(() => cp!.events.subscriberCount > 0, {
         what: 'tail reconnected',
         timeoutMs: 15_000,
-        details: t.all,
+        details: t.output,
       });
       catalog.write(doc(8003));
-      await waitFor(() => t.output.out.includes('portValue: 8002 → 8003'), {
+      await waitFor(() => t.stdout().includes('portValue: 8002 → 8003'), {
         what: 'change after restart printed',
-        details: t.all,
+        details: t.output,
       });
       expect(t.child.exitCode).toBeNull();
       expect(
@@ -112,12 +98,12 @@ describe('lucid-mesh tail', () => {
       await waitFor(() => cp!.events.subscriberCount > 0, {
         what: 'tail connected',
         timeoutMs: 15_000,
-        details: t.all,
+        details: t.output,
       });
       // As `lucid-mesh token revoke` does, from another CA instance on the data directory.
       await ca.tokens.revoke(decodeJwt(token).jti!);
       expect(await t.exited).toBe(1);
-      const lines = t.output.err.trimEnd().split('\n');
+      const lines = t.stderr().trimEnd().split('\n');
       expect(lines.at(-1)).toBe(
         `lucid-mesh tail: the control plane at http://127.0.0.1:${admin} refused the operator token (HTTP 401 revoked): operator token ${decodeJwt(token).jti} ("revoked-tail") was revoked`,
       );
