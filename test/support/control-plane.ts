@@ -2,6 +2,7 @@
 import { afterEach } from 'vitest';
 import type { Catalog } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
+import type { ResourceKind } from '../../src/protos/envoy.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { XdsCounters } from '../../src/xds/observer.js';
@@ -116,4 +117,10 @@ export function protocolFixture() {
     sotw: (port: number, token?: string): SotwStreamClient => track(sotwClient(port, token)),
     delta: (port: number, token?: string): DeltaStreamClient => track(deltaClient(port, token)),
   };
+}
+
+/** How `cp` tracks `kind` on the stream of the proxy `nodeId` (undefined if not connected). */
+export function statusOf(cp: TestControlPlane, nodeId: string, kind: ResourceKind) {
+  const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
+  return stream?.types.get(kind);
 }

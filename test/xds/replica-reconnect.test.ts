@@ -6,17 +6,12 @@ import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
 import { ack, namesOf, node, typeUrl } from '../support/ads-client.js';
 import {
   protocolFixture,
+  statusOf,
   twoServices,
   twoServicesWithWorld2,
-  type TestControlPlane,
 } from '../support/control-plane.js';
 
 const fx = protocolFixture();
-
-function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof typeUrl>[0]) {
-  const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
-  return stream?.types.get(kind);
-}
 
 describe('SotW: reconnecting to another replica', () => {
   it('sends nothing the proxy holds, counts it SYNCED, and pushes the next change', async () => {

@@ -4,17 +4,12 @@ import { syncState } from '../../src/xds/type-status.js';
 import { ack, kindOf, namesOf, node, typeUrl } from '../support/ads-client.js';
 import {
   protocolFixture,
+  statusOf,
   twoServices,
   twoServicesWithWorld2,
-  type TestControlPlane,
 } from '../support/control-plane.js';
 
 const fx = protocolFixture();
-
-function statusOf(cp: TestControlPlane, nodeId: string, kind: Parameters<typeof typeUrl>[0]) {
-  const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
-  return stream?.types.get(kind);
-}
 
 describe('SotW ADS', () => {
   it('answers wildcard CDS with every cluster and records the ACK', async () => {
