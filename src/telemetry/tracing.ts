@@ -28,12 +28,18 @@ export interface ControlPlaneTracingOptions {
   readonly maxChangeMs?: number;
   /** Per kind, at most this many per-proxy push spans (the kind's span lists them all). */
   readonly maxProxySpans?: number;
+  /** stop() waits at most this long for the last spans to flush (default 2 s). */
+  readonly stopTimeoutMs?: number;
 }
 
 export interface ControlPlaneTracing {
   /** Reports the xDS server's pushes, ACKs and NACKs into the traces. */
   readonly observer: XdsObserver;
-  /** Ends open spans, flushes and shuts the exporter down. */
+  /**
+   * Ends open spans, flushes and shuts the exporter down. Never rejects and is bounded: a
+   * collector that is down at shutdown loses the last spans (logged) but does not hold up or
+   * fail the control plane's stop.
+   */
   stop(): Promise<void>;
 }
 
@@ -104,9 +110,27 @@ export async function startControlPlaneTracing(
     async stop() {
       unsubscribe();
       tracing.endAll('stopped');
-      await provider.shutdown();
+      await boundedShutdown(() => provider.shutdown(), opts.stopTimeoutMs ?? 2000).catch(
+        (err: unknown) => {
+          opts.logger.warn({ err, collector: url }, 'control-plane tracing: last spans lost');
+        },
+      );
     },
   };
+}
+
+/** The exporter's shutdown, or a rejection once `ms` have passed without it. */
+async function boundedShutdown(shutdown: () => Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`exporter shutdown took over ${ms} ms`)), ms);
+    timer.unref();
+  });
+  try {
+    await Promise.race([shutdown(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 type Api = typeof import('@opentelemetry/api');
