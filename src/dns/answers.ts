@@ -3,6 +3,8 @@
 //   <service>.<suffix>              A / AAAA: its healthy instances in this datacenter
 //   _<service>._tcp.<suffix>        SRV: one per healthy instance, its port, target below
 //   <instance-id>.instance.<suffix> A / AAAA: that instance
+//   <service>.<dc>.<suffix>         A / AAAA: its healthy instances in datacenter <dc>
+//   _<service>._tcp.<dc>.<suffix>   SRV: the same, as SRV (an unknown <dc>: NXDOMAIN)
 // A meshed instance is answered with its sidecar (same address; SRV gives the sidecar port),
 // so the caller must speak the mesh's mTLS to it: that is where the mesh's policy holds.
 import { isIP } from 'node:net';
@@ -130,27 +132,72 @@ function instanceById(mesh: Mesh, id: string): MeshInstance | undefined {
   return index.get(id);
 }
 
-/** The service's instances a caller here is given: healthy ones of this datacenter. */
-function answerable(mesh: Mesh, service: MeshService): readonly MeshInstance[] {
-  const dc = mesh.settings.datacenter;
+const datacenterIndexes = new WeakMap<Mesh, Map<string, string>>();
+
+/**
+ * The datacenter a DNS label names (lowercased label → its name as the mesh spells it), or
+ * undefined. Known: this one, serve --datacenters, and every one an instance or gateway is in.
+ */
+function datacenterByLabel(mesh: Mesh, label: string): string | undefined {
+  let index = datacenterIndexes.get(mesh);
+  if (!index) {
+    const names = [
+      mesh.settings.datacenter,
+      ...mesh.settings.datacenters,
+      ...mesh.gateways.map((g) => g.datacenter),
+      ...mesh.services.flatMap((s) => s.instances.map((i) => i.locality.datacenter)),
+    ];
+    index = new Map();
+    for (const name of names)
+      if (!index.has(name.toLowerCase())) index.set(name.toLowerCase(), name);
+    datacenterIndexes.set(mesh, index);
+  }
+  return index.get(label);
+}
+
+/**
+ * The service's instances a caller is given: healthy ones of datacenter `dc` (this one unless
+ * the name says another). The caller's own datacenter is unknown, so other datacenters are
+ * answered with their instances' addresses, never a mesh gateway's.
+ */
+function answerable(
+  mesh: Mesh,
+  service: MeshService,
+  dc = mesh.settings.datacenter,
+): readonly MeshInstance[] {
   return service.instances.filter((i) => healthy(i) && i.locality.datacenter === dc);
 }
 
 /** `relative`: the name without the mesh suffix. */
 function lookup(mesh: Mesh, relative: string): Found | undefined {
   const labels = relative.split('.');
-  if (labels.length === 2 && labels[0]!.startsWith('_') && labels[1] === '_tcp') {
-    const service = serviceByName(mesh, labels[0]!.slice(1));
-    return service ? { kind: 'srv', instances: answerable(mesh, service) } : undefined;
-  }
+  // `instance` is the instance-name label before it is a datacenter's name.
   if (labels.length >= 2 && labels[labels.length - 1] === 'instance') {
     const instance = instanceById(mesh, labels.slice(0, -1).join('.'));
     return instance ? { kind: 'address', instances: [instance] } : undefined;
   }
+  // A last label naming a datacenter asks there; a service named like one keeps its name.
+  const last = labels[labels.length - 1]!;
+  const dc = datacenterByLabel(mesh, last);
+  if (dc !== undefined && !(labels.length === 1 && serviceByName(mesh, last))) {
+    return lookupIn(mesh, labels.slice(0, -1), dc);
+  }
+  return lookupIn(mesh, labels, mesh.settings.datacenter);
+}
+
+/** `labels`: the name without the datacenter label (if any) and the mesh suffix. */
+function lookupIn(mesh: Mesh, labels: readonly string[], dc: string): Found | undefined {
+  if (labels.length === 2 && labels[0]!.startsWith('_') && labels[1] === '_tcp') {
+    const service = serviceByName(mesh, labels[0]!.slice(1));
+    return service ? { kind: 'srv', instances: answerable(mesh, service, dc) } : undefined;
+  }
   if (labels.length === 1 && labels[0] !== '') {
     const service = serviceByName(mesh, labels[0]!);
-    return service ? { kind: 'address', instances: answerable(mesh, service) } : undefined;
+    return service ? { kind: 'address', instances: answerable(mesh, service, dc) } : undefined;
   }
+  // A bare `<dc>.<suffix>` has names under it: "no data", not NXDOMAIN, which would tell
+  // resolvers that minimise their queries (RFC 8020) that nothing below exists.
+  if (labels.length === 0) return { kind: 'address', instances: [] };
   return undefined;
 }
 
