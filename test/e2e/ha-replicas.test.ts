@@ -10,7 +10,11 @@
 // - all three replicas are restarted one after the other with SIGTERM (graceful drain), each
 //   on a new empty --data-dir: no request fails (the sidecars moved onto replicas with empty
 //   disks are served leaves of the same root), each exits within --drain-seconds, still no
-//   config churn.
+//   config churn;
+// - `lucid-mesh ca rotate` (the CLI, on the same Consul store, no replica involved) starts a new
+//   root: every Envoy, on whichever replica, trusts the new root next to the old one (the old
+//   root is still in the bundle right after the rotation: its leaves are still in use), then
+//   every leaf is re-issued (10 s delay + 20 s spread, docs/ca.md); no request fails.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +29,7 @@ import { stateStoreFromFlags } from '../../src/cli/state-flags.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startEnvoy } from '../support/envoy.js';
 import { httpGet } from '../support/http-app.js';
+import { runCli } from '../support/cli-process.js';
 import { startLoadLoop } from '../support/load-loop.js';
 import { hasCluster, type Sidecar } from '../support/mesh.js';
 import { freePort, freePorts } from '../support/ports.js';
@@ -46,6 +51,17 @@ interface Replica {
   exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output: string;
 }
+
+/** Envoy admin /certs: the trust bundle (ca_cert) and leaf (cert_chain) of each TLS context. */
+interface EnvoyCerts {
+  certificates: Array<{
+    ca_cert?: Array<{ serial_number: string }>;
+    cert_chain?: Array<{ serial_number: string }>;
+  }>;
+}
+
+/** Serials as Envoy prints them (hex, maybe zero-padded) and as `ca rotate` prints them. */
+const serialKey = (s: string) => s.toLowerCase().replace(/^0+/, '');
 
 interface ProxyRow {
   nodeId: string;
@@ -139,6 +155,18 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
         (await s.envoy.stat('listener_manager.listener_modified')) ?? -1;
     }
     return out;
+  }
+
+  /** Per sidecar: the root serials it trusts and the serials of its leaves. */
+  async function certsOf(s: Sidecar): Promise<{ roots: Set<string>; leaves: Set<string> }> {
+    const certs = JSON.parse(await s.envoy.admin('/certs')) as EnvoyCerts;
+    const roots = new Set<string>();
+    const leaves = new Set<string>();
+    for (const c of certs.certificates) {
+      for (const ca of c.ca_cert ?? []) roots.add(serialKey(ca.serial_number));
+      for (const leaf of c.cert_chain ?? []) leaves.add(serialKey(leaf.serial_number));
+    }
+    return { roots, leaves };
   }
 
   beforeAll(async () => {
@@ -347,4 +375,59 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     }
     expect(roots.size).toBe(1);
   });
+  it('ca rotate (the CLI, on the Consul store) under the loop: every Envoy gets the new root next to the old one, then new leaves; 0 failed requests', async () => {
+    await waitFor(allPlaced, { what: 'every sidecar SYNCED', timeoutMs: 30_000 });
+    const before = await Promise.all(sidecars.map(certsOf));
+    const oldRoots = new Set(before.flatMap((c) => [...c.roots]));
+    expect(oldRoots.size).toBe(1);
+    const oldRoot = [...oldRoots][0]!;
+    const loop = startLoadLoop(sidecars[0]!, 'api', { rps: 100, maxMs: 150_000 });
+    let bundleMs = 0;
+    let leavesMs = 0;
+    try {
+      await sleep(1_000);
+      const rotatedAt = performance.now();
+      const rotated = await runCli([
+        ...['ca', 'rotate', '--state', 'consul', '--state-encryption-key', keyFile],
+        ...['--consul', consul!.address],
+      ]);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const newRoot = serialKey(/New active root: ([0-9a-f]+)/.exec(rotated.stdout)![1]!);
+      expect(newRoot).not.toBe(oldRoot);
+      // The bundle grows first: new root next to the old one (the old root still signs leaves).
+      for (const [i, s] of sidecars.entries())
+        await waitFor(
+          async () => {
+            const { roots } = await certsOf(s);
+            return roots.has(newRoot) ? roots : undefined;
+          },
+          { what: `${s.nodeId} trusts ${newRoot}`, timeoutMs: 30_000 },
+        ).then((roots) => {
+          expect([...roots].sort(), s.nodeId).toEqual([newRoot, oldRoot].sort());
+          expect(before[i]!.leaves.size).toBeGreaterThan(0);
+        });
+      bundleMs = performance.now() - rotatedAt;
+      // Then every leaf is re-issued (within the 10 s delay + 20 s spread of docs/ca.md).
+      for (const [i, s] of sidecars.entries())
+        await waitFor(
+          async () => {
+            const { leaves } = await certsOf(s);
+            return leaves.size > 0 && [...leaves].every((l) => !before[i]!.leaves.has(l));
+          },
+          { what: `${s.nodeId} has new leaves`, timeoutMs: 90_000, intervalMs: 250 },
+        );
+      leavesMs = performance.now() - rotatedAt;
+      // Still mTLS web → api with the new leaves.
+      expect((await callThrough(sidecars[0]!, 'api')).status).toBe(200);
+    } finally {
+      const count = await loop.stop();
+      expect(count.failures).toEqual([]);
+      expect(count.failed).toBe(0);
+    }
+    const placed = await placement();
+    console.log(
+      `ha: ca rotate → new root in every Envoy's bundle ${bundleMs.toFixed(0)} ms, all leaves re-issued ${leavesMs.toFixed(0)} ms; sidecars on ${[...new Set(placed.values())].join(', ')}`,
+    );
+  });
+
 });
