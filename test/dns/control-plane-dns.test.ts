@@ -45,6 +45,14 @@ function catalog(world2Health: 'passing' | 'critical'): unknown {
             health: world2Health,
           },
           { id: 'world-3', address: '10.0.0.23', port: 8080, health: 'critical' },
+          // Another datacenter's: only `world.dc2.<suffix>` answers them.
+          {
+            id: 'world-dc2',
+            address: '10.2.0.21',
+            port: 8080,
+            sidecarPort: 15006,
+            datacenter: 'dc2',
+          },
         ],
       },
     ],
@@ -120,6 +128,19 @@ describe('serve --dns-port, asked with dig', () => {
       '1 1 19101 hello-1.instance.lucid.internal.',
       '1 1 9101 hello-v6.instance.lucid.internal.',
     ]);
+  });
+
+  it('<service>.<dc> and _<service>._tcp.<dc>: another datacenter; an unknown one is NXDOMAIN', async () => {
+    const a = await dig(dnsPort, 'world.dc2.lucid.internal', 'A');
+    expect(a.status, a.output).toBe('NOERROR');
+    expect(a.flags).toContain('aa');
+    expect(a.answers.map((r) => r.data)).toEqual(['10.2.0.21']);
+    const srv = await dig(dnsPort, '_world._tcp.dc2.lucid.internal', 'SRV');
+    expect(srv.answers.map((r) => r.data)).toEqual([
+      '1 1 15006 world-dc2.instance.lucid.internal.',
+    ]);
+    const unknown = await dig(dnsPort, 'world.dc9.lucid.internal', 'A');
+    expect(unknown.status, unknown.output).toBe('NXDOMAIN');
   });
 
   it('<instance-id>.instance: that instance, whatever its health', async () => {
