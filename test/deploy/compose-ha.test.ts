@@ -52,6 +52,12 @@ describe('compose/ha.yml', () => {
       expect(known.has(key), `${name} sets ${key}, which serve does not read`).toBe(true);
   });
 
+  it.each(replicas)('%s publishes its events to the compose rabbitmq', (name) => {
+    const url = String((merged(name).environment as Obj).LUCID_EVENTS_AMQP);
+    expect(url).toMatch(/^amqp:\/\/lucid:[^@]+@rabbitmq:5672\/lucid$/);
+    expect(base.services.rabbitmq).toBeDefined();
+  });
+
   it.each(replicas)('%s drains within its stop grace period', (name) => {
     const svc = merged(name);
     const drain = Number((svc.environment as Obj).LUCID_DRAIN_SECONDS);

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import { serveCommand } from '../../src/cli/serve-command.js';
+import { parseBrokerUrl } from '../../src/events/amqp-url.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const at = (...parts: string[]): string => join(ROOT, ...parts);
@@ -264,6 +265,18 @@ describe('k8s manifests', () => {
     }
   });
 
+  it('LUCID_EVENTS_AMQP comes from an optional Secret, so the replicas start without it', () => {
+    const entries = arr(container, 'env', 'container') as Obj[];
+    const events = entries.find((e) => e.name === 'LUCID_EVENTS_AMQP');
+    expect(events, 'LUCID_EVENTS_AMQP in the container env').toBeDefined();
+    // The URL holds the broker password: never a literal in the manifests.
+    expect(events!.value).toBeUndefined();
+    const ref = obj(events, 'valueFrom.secretKeyRef', 'LUCID_EVENTS_AMQP');
+    expect(ref).toEqual({ name: 'lucid-mesh-events', key: 'amqp-url', optional: true });
+    // Not shipped here (the kinds test lists every object): the operator creates it.
+    expect(k8sObjects.filter((o) => o.object.kind === 'Secret')).toEqual([]);
+  });
+
   it('PodDisruptionBudget selects the pods and leaves room to drain (minAvailable < replicas)', () => {
     const pdb = one('PodDisruptionBudget');
     expect(pdb.apiVersion).toBe('policy/v1');
@@ -314,6 +327,35 @@ describe('compose/docker-compose.yml', () => {
     expect(hostFile).toBe(at('examples', 'catalog.yaml'));
     const catalog = parseCatalog(parse(readFileSync(hostFile, 'utf8')));
     expect(catalog.services.length).toBeGreaterThan(0);
+  });
+
+  it('LUCID_EVENTS_AMQP reaches the rabbitmq service with the user, password and vhost it creates', () => {
+    // Compose's ${VAR:-default} with nothing set, as a plain `up` sees it.
+    const interpolate = (text: unknown) =>
+      String(text).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, (_, fallback: string) => fallback);
+    const rabbitmq = obj(services, 'rabbitmq', 'compose services');
+    expect(String(rabbitmq.image)).toMatch(/^rabbitmq:3\.\d+-management-alpine$/);
+    expect(rabbitmq.profiles, 'rabbitmq starts with a plain `up`').toBeUndefined();
+    const url = new URL(
+      parseBrokerUrl(interpolate(env.LUCID_EVENTS_AMQP), 'LUCID_EVENTS_AMQP').url,
+    );
+    const brokerEnv = obj(rabbitmq, 'environment', 'rabbitmq');
+    expect(url.protocol).toBe('amqp:');
+    expect([url.hostname, url.port]).toEqual(['rabbitmq', '5672']);
+    expect(decodeURIComponent(url.username)).toBe(brokerEnv.RABBITMQ_DEFAULT_USER);
+    expect(decodeURIComponent(url.password)).toBe(interpolate(brokerEnv.RABBITMQ_DEFAULT_PASS));
+    expect(decodeURIComponent(url.pathname.slice(1))).toBe(brokerEnv.RABBITMQ_DEFAULT_VHOST);
+    // The broker's data and the control plane's outbox (under LUCID_DATA_DIR) outlive restarts.
+    const named = Object.keys(obj(compose, 'volumes', 'compose'));
+    const volumeOf = (svc: Obj, target: string) =>
+      arr(svc, 'volumes')
+        .map(String)
+        .find((v) => v.split(':')[1] === target)
+        ?.split(':')[0];
+    expect(named).toContain(volumeOf(rabbitmq, '/var/lib/rabbitmq'));
+    expect(named).toContain(volumeOf(cp, String(env.LUCID_DATA_DIR)));
+    // The control plane must not wait for the broker (events wait in the outbox).
+    expect(Object.keys((cp.depends_on as Obj | undefined) ?? {})).not.toContain('rabbitmq');
   });
 
   it('an Envoy sidecar, if present, is optional and uses the pinned Envoy image', () => {
