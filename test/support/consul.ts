@@ -38,6 +38,9 @@ export interface ConsulAgent {
   /** Starts it again on the same ports (after stop); resolves once it has a leader. */
   start(): Promise<void>;
   running(): boolean;
+  /** SIGSTOP: the agent hangs, connections open, no answers (a stuck Consul); resume() ends it. */
+  pause(): void;
+  resume(): void;
   /** The last ~100 KB of the agent's output. */
   logs(): string;
 }
@@ -221,6 +224,8 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     stop,
     start,
     running,
+    pause: proc.pause,
+    resume: proc.resume,
     logs: proc.logs,
   };
 }

@@ -34,6 +34,9 @@ export interface ServerProcess {
   /** Sends `sig` (SIGKILL after the grace period); resolves once the run is gone. Idempotent. */
   signal(sig: NodeJS.Signals): Promise<void>;
   running(): boolean;
+  /** SIGSTOP / SIGCONT: the process hangs with its sockets open (an unresponsive server). */
+  pause(): void;
+  resume(): void;
   /** The output of all runs (the last `logKeep` bytes or more). */
   logs(): string;
   /** The output's tail under a header naming the instance and how its run ended. */
@@ -93,5 +96,8 @@ export function serverProcess(opts: ServerProcessOptions): ServerProcess {
     }
   };
 
-  return { start, signal, running, logs: () => output, tail };
+  const pause = (): void => void (running() && child!.kill('SIGSTOP'));
+  const resume = (): void => void (running() && child!.kill('SIGCONT'));
+
+  return { start, signal, running, pause, resume, logs: () => output, tail };
 }
