@@ -167,7 +167,7 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     console.log(
       `ha: ca rotate → new root in every Envoy's bundle ${bundleMs.toFixed(0)} ms, all leaves re-issued ${leavesMs.toFixed(0)} ms, old root dropped ${droppedMs.toFixed(0)} ms; sidecars on ${[...new Set(placed.values())].join(', ')}`,
     );
-  });
+  }, 240_000); // 10 s + 20 s spread + 20 s retire delay (docs/ca.md), on a busy machine
 
   it('Consul stopped (SIGSTOP) for 30 s under the loop: 0 failed requests, every replica ready throughout, a later catalog change arrives', async () => {
     await waitFor(allPlaced, { what: 'every sidecar SYNCED', timeoutMs: 30_000 });
@@ -215,5 +215,5 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     console.log(
       `ha: Consul paused 30 s: ledger reached every Envoy ${(performance.now() - resumedAt).toFixed(0)} ms after resume`,
     );
-  });
+  }, 180_000); // a 30 s outage, on a busy machine
 });
