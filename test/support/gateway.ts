@@ -32,6 +32,9 @@ export async function startMeshGateway(opts: {
     opts.mode,
     '--admin-port',
     String(adminPort),
+    // A DNS port of its own: Envoys of test files running in parallel never share 15053.
+    '--dns-port',
+    String(await freePort()),
     ...(opts.token !== undefined ? ['--token', opts.token] : []),
   ];
   const out = await runCommand(bootstrapCommand, args);

@@ -93,9 +93,15 @@ export async function startSidecar(opts: {
   xdsCaPem?: string;
   /** bootstrap --prometheus-bind: a listener serving only /stats/prometheus there. */
   prometheusBind?: string;
+  /**
+   * UDP port of its DNS listener. Default: a free one of its own, not the product's 15053, so
+   * that Envoys of test files running in parallel never share one DNS socket.
+   */
+  dnsPort?: number;
 }): Promise<Sidecar> {
   const adminPort = await freePort();
   const outboundPort = await freePort();
+  const dnsPort = opts.dnsPort ?? (await freePort());
   const envoy = await startEnvoy({
     name: opts.nodeId,
     adminPort,
@@ -109,6 +115,7 @@ export async function startSidecar(opts: {
       token: opts.token,
       xdsCaPem: opts.xdsCaPem,
       prometheusBind: opts.prometheusBind,
+      dnsPort,
     }),
   });
   return {
