@@ -432,13 +432,14 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
           `${describeMemory(memoryBefore, memoryAfter)}; api checks in Consul from the restart: ` +
           health.map((h) => `${h.at.toFixed(0)} ms ${h.state}`).join(' | '),
       );
-      // The scenario happened: Consul did report api-1 critical by a check it had not run, and
-      // the source held it (without the grace, api-1 left Envoy for that time: 503s).
+      // The scenario happened: Consul reported api-1 critical by a check it had not run, and the
+      // source held it (without the grace, api-1 left Envoy for that time: 503s). The source's
+      // count is the proof: this test's own health poll can miss a critical window of under a
+      // second (seen in CI: held 1, poll first answered after the check had run).
       expect(
-        flipped.length,
-        'Consul restored no critical check: the restart was not exercised',
-      ).toBeGreaterThan(0);
-      expect(stats.heldByRestartGraceTotal).toBeGreaterThanOrEqual(1);
+        stats.heldByRestartGraceTotal,
+        'Consul restored no critical check the source had to hold: the restart was not exercised',
+      ).toBeGreaterThanOrEqual(1);
       expect(api1Unhealthy).toBe(0);
       // Frozen, restarted, restored checks: not one request failed.
       expect(frozen.failed).toBe(0);
