@@ -22,7 +22,7 @@ import { ConsulSource } from '../../src/sources/consul/consul-source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { CONSUL_SETUP_TIMEOUT_MS, httpRequestText } from '../support/consul.js';
 import { startLoadLoop, startProbe } from '../support/load-loop.js';
-import { clusterHosts, rejectedUpdates, startSidecar, type Sidecar } from '../support/mesh.js';
+import { clusterHosts, rejectedUpdates, type Sidecar, startWebApiPair } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
 import { killWithTestProcess } from '../support/reaper.js';
 import { toolPath } from '../support/tools.js';
@@ -285,17 +285,13 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
       xdsPort,
       adminPort: 0,
     });
-    [web, apiSidecar] = await Promise.all([
-      startSidecar({ nodeId: 'web-1-sidecar-proxy', service: 'web', xdsPort, mode: 'sotw' }),
-      startSidecar({ nodeId: 'api-1-sidecar-proxy', service: 'api', xdsPort, mode: 'delta' }),
-    ]);
-    await web.envoy.waitFor(
-      async () => (await web.call('api').catch(() => undefined))?.status === 200,
-      'web → api',
-      30_000,
-    );
-    // api's endpoint is its sidecar: requests go through both Envoys.
-    expect(await clusterHosts(web.envoy, 'api')).toEqual([`127.0.0.1:${apiSidecarPort}`]);
+    [web, apiSidecar] = await startWebApiPair({
+      xdsPort,
+      webNodeId: 'web-1-sidecar-proxy',
+      apiNodeId: 'api-1-sidecar-proxy',
+      apiSidecarPort,
+      timeoutMs: 30_000,
+    });
   }, CONSUL_SETUP_TIMEOUT_MS);
 
   afterAll(async () => {

@@ -13,7 +13,7 @@ import { EtcdSource } from '../../src/sources/etcd/etcd-source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { startEtcd, startTcpProxy, type EtcdHandle, type TcpProxy } from '../support/etcd.js';
 import { startLoadLoop, startProbe } from '../support/load-loop.js';
-import { clusterHosts, rejectedUpdates, startSidecar, type Sidecar } from '../support/mesh.js';
+import { clusterHosts, rejectedUpdates, type Sidecar, startWebApiPair } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
 import { startTrafficApp, type TrafficApp } from '../support/traffic-app.js';
 import { describeMemory, sampleMemory, writeReliabilityResult } from '../support/reliability.js';
@@ -66,17 +66,13 @@ describe('etcd down for 60 s, back after a compaction, under a 100 rps loop', ()
       debounceMs: 20,
       maxDebounceMs: 200,
     });
-    [web, apiSidecar] = await Promise.all([
-      startSidecar({ nodeId: 'web-1', service: 'web', xdsPort, mode: 'sotw' }),
-      startSidecar({ nodeId: 'api-1', service: 'api', xdsPort, mode: 'delta' }),
-    ]);
-    await web.envoy.waitFor(
-      async () => (await web.call('api').catch(() => undefined))?.status === 200,
-      'web → api',
-      20_000,
-    );
-    // api's endpoint is its sidecar: requests go through both Envoys.
-    expect(await clusterHosts(web.envoy, 'api')).toEqual([`127.0.0.1:${apiSidecarPort}`]);
+    [web, apiSidecar] = await startWebApiPair({
+      xdsPort,
+      webNodeId: 'web-1',
+      apiNodeId: 'api-1',
+      apiSidecarPort,
+      timeoutMs: 20_000,
+    });
   }, 60_000);
 
   afterAll(async () => {

@@ -147,3 +147,38 @@ export async function clusterHosts(envoy: EnvoyHandle, cluster: string): Promise
 export async function hasCluster(envoy: EnvoyHandle, cluster: string): Promise<boolean> {
   return (await envoy.clusters()).split('\n').some((l) => l.startsWith(`${cluster}::`));
 }
+
+/**
+ * The two-sidecar pair the outage tests run their loop through: web (SotW) and api (delta)
+ * sidecars on `xdsPort`, returned once web reaches api and api's only endpoint in web's Envoy
+ * is api's sidecar (so requests cross both Envoys).
+ */
+export async function startWebApiPair(opts: {
+  xdsPort: number;
+  webNodeId: string;
+  apiNodeId: string;
+  apiSidecarPort: number;
+  timeoutMs: number;
+}): Promise<[web: Sidecar, api: Sidecar]> {
+  const pair = await Promise.all([
+    startSidecar({ nodeId: opts.webNodeId, service: 'web', xdsPort: opts.xdsPort, mode: 'sotw' }),
+    startSidecar({ nodeId: opts.apiNodeId, service: 'api', xdsPort: opts.xdsPort, mode: 'delta' }),
+  ]);
+  const [web] = pair;
+  try {
+    await web.envoy.waitFor(
+      async () => (await web.call('api').catch(() => undefined))?.status === 200,
+      'web → api',
+      opts.timeoutMs,
+    );
+    const hosts = await clusterHosts(web.envoy, 'api');
+    if (hosts.length !== 1 || hosts[0] !== `127.0.0.1:${opts.apiSidecarPort}`) {
+      throw new Error(`web's api endpoints are ${hosts.join(', ')}, not api's sidecar`);
+    }
+  } catch (err) {
+    // The caller never gets the pair to stop: stop it here.
+    await Promise.all(pair.map((s) => s.envoy.stop()));
+    throw err;
+  }
+  return pair;
+}
