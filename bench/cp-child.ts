@@ -155,19 +155,19 @@ async function main(): Promise<void> {
   // The initial load is not a change.
   delivered.firstPendingAt = undefined;
 
-  // The build starts with a new encoder generation (after the "catalog unchanged" check).
-  let buildStartedAt = 0;
-  const encoder = store.encoder;
-  const nextGeneration = encoder.nextGeneration.bind(encoder);
-  encoder.nextGeneration = () => {
-    buildStartedAt = nowMs();
-    nextGeneration();
+  // The build starts when the debounce fires (store.lastBuild.startedAt: the catalog compare,
+  // mesh, translation, encoding, version), moved from the performance clock to nowMs().
+  const buildStartedAtNow = (): number => {
+    const startedAt = store.lastBuild?.startedAt;
+    if (startedAt === undefined) return NaN;
+    return nowMs() - (performance.timeOrigin + performance.now() - startedAt);
   };
   // A snapshot's event goes out once the store has handed every watcher its view (the
   // fan-out is issued: store.onNotified), or, if a newer snapshot took over first, then.
   let unnotified: Omit<SnapshotEvent, 'notifiedAt'> | undefined;
   store.onSnapshot((snapshot, previous) => {
     const builtAt = nowMs();
+    const buildStartedAt = buildStartedAtNow();
     const sourceAt = delivered.firstPendingAt ?? delivered.lastAt;
     delivered.firstPendingAt = undefined;
     if (unnotified) send({ ...unnotified, notifiedAt: NaN });

@@ -20,14 +20,18 @@ With no --workload: the default set (W1, W4, W2+W5+W6, W7 in SotW and delta, the
 Envoys), about 10 minutes on 2 cores.
 
 Options:
-  --workload LIST       W1, W2, W4, W5, W6, W7, Q (quick), envoy; comma-separated; A+B shares one
-                        session between workloads of the same shape (e.g. W2+W5+W6)
+  --workload LIST       W1, W2, W4, W5, W6, W7, W10, Q (quick), envoy; comma-separated; A+B
+                        shares one session between workloads of the same shape (e.g. W2+W5+W6)
                           W1 100 services × 3 instances × 100 proxies, 20 endpoint flips
                           W2 1000×5×1000, 20 flips      W4 50×2000×200 (large EDS), 20 flips
                           W5 1000×5×1000, flips at 10/s then 100/s, 30 s each (churn)
                           W6 1000×5×1000, the cold storm only (all proxies connect at once)
                           W7 W2 + a resolver (2 subsets), router and splitter on every service
                              (a watched traffic file): 20 flips, then 10 router edits
+                          W10 issue 16's "W8": 10000×3×1000 (a large catalog): storm, the
+                             model's memory (0 proxies vs an empty catalog), 20 flips with
+                             the build time per change, churn at 10/s for 30 s. Not in the
+                             default set
                           envoy  5 real Envoys, 20 changes, change → every Envoy applied it
                           soak   1000×5×1000, every stream closed and reopened by its client
                                  after a random 5–30 s, 2 flips/s, for --soak-seconds (default

@@ -17,6 +17,7 @@ import { nowMs, type WatchSpec, type WorkerStats } from './load/protocol.js';
 import { addressMarker } from './load/wire.js';
 import { PEER_NAME, PEER_VERSION, startPeerControlPlane } from './peer-control-plane.js';
 import { busyCpuSeconds } from './machine.js';
+import { emptyCatalogStats, modelMemory } from './model-memory.js';
 import { topSelfTime } from './profile.js';
 import { round, summarize } from './stats.js';
 import {
@@ -248,7 +249,16 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     };
   }
   let cp: BenchControlPlane;
+  let empty: CpStats | undefined;
   try {
+    if (plan.modelMemory && !opts.peer) {
+      empty = await emptyCatalogStats(dir, {
+        source: opts.cp.source,
+        logLevel: opts.cp.logLevel as never,
+        debounceMs: opts.cp.debounceMs,
+        maxDebounceMs: opts.cp.maxDebounceMs,
+      });
+    }
     cp = opts.peer
       ? await startPeerControlPlane(
           { catalogPath: catalog.path, peerMode: opts.peer.mode, binary: opts.peer.binary },
@@ -345,7 +355,14 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       heapExternalPerProxyBytes: Math.round(
         (loaded.heapUsed + loaded.external - idle.heapUsed - idle.external) / k,
       ),
+      ...(empty ? { model: modelMemory(empty, idle, plan.services) } : {}),
     };
+    if (memory.model) {
+      log(
+        `[${tag}] model: ${(memory.model.modelBytes / 2 ** 20).toFixed(1)} MiB heap+external ` +
+          `(${(memory.model.modelBytesPerService / 1024).toFixed(2)} KiB per service) over an empty catalog`,
+      );
+    }
     log(
       `[${tag}] memory: ${(memory.rssPerProxyBytes / 1024).toFixed(1)} KiB RSS, ` +
         `${(memory.heapPerProxyBytes / 1024).toFixed(1)} KiB heap per proxy`,

@@ -4,7 +4,7 @@ import type { Summary } from './stats.js';
 export const RESULT_SCHEMA = 1;
 
 export type Mode = 'sotw' | 'delta';
-export type WorkloadId = 'Q' | 'W1' | 'W2' | 'W4' | 'W5' | 'W6' | 'W7';
+export type WorkloadId = 'Q' | 'W1' | 'W2' | 'W4' | 'W5' | 'W6' | 'W7' | 'W10';
 
 export interface MachineInfo {
   readonly nproc: number;
@@ -59,6 +59,19 @@ export interface MemoryResult {
   readonly heapPerProxyBytes: number;
   /** Same with heapUsed + external (Buffers live outside the V8 heap). */
   readonly heapExternalPerProxyBytes: number;
+  /** W10: the model's memory (bench/model-memory.ts): 0 proxies, catalog vs empty catalog. */
+  readonly model?: ModelMemory;
+}
+
+export interface ModelMemory {
+  /** A control plane on an empty catalog, after a full GC. */
+  readonly emptyRssBytes: number;
+  readonly emptyHeapBytes: number;
+  readonly emptyExternalBytes: number;
+  /** heapUsed + external with the catalog loaded minus the same on the empty catalog. */
+  readonly modelBytes: number;
+  readonly modelBytesPerService: number;
+  readonly modelRssBytes: number;
 }
 
 export interface ChangeRecord {
@@ -89,7 +102,7 @@ export interface ChangesResult {
   readonly warmupFanoutMs?: readonly number[];
   /** Changes every proxy saw (the rest timed out). */
   readonly complete: number;
-  /** M1: snapshot build (encoder generation start → snapshot built), ms. */
+  /** M1: snapshot build (debounce fired: catalog compare, mesh, translate, encode → snapshot built), ms. */
   readonly buildMs: Summary;
   /** M1 as the control plane logs it ('snapshot built' buildMs, whole ms). */
   readonly loggedBuildMs: Summary;

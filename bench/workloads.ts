@@ -29,6 +29,8 @@ export interface SessionPlan {
   readonly churn: ChurnPlan[];
   /** W7: traffic configuration (bench/traffic.ts) written to a file the control plane watches. */
   readonly traffic?: TrafficPlan;
+  /** W10: also measure the model's memory against a control plane on an empty catalog. */
+  readonly modelMemory?: boolean;
 }
 
 export const WORKLOADS: Record<WorkloadId, SessionPlan> = {
@@ -101,6 +103,17 @@ export const WORKLOADS: Record<WorkloadId, SessionPlan> = {
     // 1000 services): ~2.5 s per edit at K = 1000, so 10 keep the default set short.
     traffic: { routerEdits: 10 },
   },
+  // Issue 16's "W8" (the large catalog: build time and model memory); W8 here is the soak.
+  W10: {
+    name: 'W10',
+    covers: ['W10'],
+    services: 10_000,
+    instances: 3,
+    proxies: 1000,
+    changes: 20,
+    churn: [{ rate: 10, seconds: 30 }],
+    modelMemory: true,
+  },
 };
 
 /**
@@ -162,6 +175,7 @@ export function parseWorkloads(text: string): SessionPlan[] {
       proxies: first.proxies,
       changes: Math.max(...plans.map((p) => p.changes)),
       churn: plans.flatMap((p) => p.churn),
+      ...(plans.some((p) => p.modelMemory) ? { modelMemory: true } : {}),
       ...(first.traffic
         ? {
             traffic: {

@@ -655,13 +655,14 @@ export class SnapshotStore implements ConfigWatcher {
     const offered = this.pending ?? this.catalog;
     this.pending = undefined;
     if (!offered) return;
+    // Timed from here: matching the new catalog against the last one is part of the build.
+    const started = Date.now();
+    const startedAt = preciseNow();
     const catalog = reuseUnchanged(this.catalog, offered);
     const sameInputs =
       this.builtInputsGeneration === this.inputsGeneration &&
       this.builtMeshGeneration === this.meshGeneration;
     if (this.current && sameInputs && this.catalog && sameServices(this.catalog, catalog)) return;
-    const started = Date.now();
-    const startedAt = preciseNow();
     let snapshot: Snapshot;
     try {
       this.encoder.nextGeneration();
