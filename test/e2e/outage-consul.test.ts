@@ -11,179 +11,27 @@
 // the web sidecar without a healthy api-1; timed: the restart until the agent has a leader,
 // which checks flipped and for how long, and the first registration after it until Envoy.
 // Writes test-results/reliability/outage-consul.json (docs/reliability.md).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
 import { ConsulSource } from '../../src/sources/consul/consul-source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
-import { CONSUL_SETUP_TIMEOUT_MS, httpRequestText } from '../support/consul.js';
+import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startLoadLoop, startProbe } from '../support/load-loop.js';
 import { clusterHosts, rejectedUpdates, type Sidecar, startWebApiPair } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
-import { killWithTestProcess } from '../support/reaper.js';
-import { toolPath } from '../support/tools.js';
 import { startTrafficApp, type TrafficApp } from '../support/traffic-app.js';
 import { describeMemory, sampleMemory, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
 
 const OUTAGE_MS = 60_000;
 
-/** A one-server Consul agent (not -dev) with a data dir, that can be frozen, killed, restarted. */
-interface PersistentConsul {
-  readonly httpPort: number;
-  readonly dataDir: string;
-  start(): Promise<void>;
-  signal(sig: NodeJS.Signals): void;
-  /** SIGKILL (also of a frozen agent); resolves once it is gone. */
-  kill(): Promise<void>;
-  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }>;
-  register(service: Record<string, unknown>): Promise<void>;
-  /** PUT /v1/agent/check/pass/:id (a TTL check's heartbeat). */
-  passCheck(id: string): Promise<void>;
-  logs(): string;
-  remove(): Promise<void>;
-}
-
-async function startPersistentConsul(): Promise<PersistentConsul> {
-  const bin = toolPath('consul');
-  const [httpPort, serfLan, serfWan, serverPort] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  const dataDir = mkdtempSync(join(tmpdir(), 'lucid-consul-outage-'));
-  const args = [
-    'agent',
-    '-server',
-    '-bootstrap-expect',
-    '1',
-    '-data-dir',
-    dataDir,
-    '-node',
-    't',
-    '-bind',
-    '127.0.0.1',
-    '-client',
-    '127.0.0.1',
-    '-http-port',
-    String(httpPort),
-    '-dns-port',
-    '-1',
-    '-grpc-port',
-    '-1',
-    '-grpc-tls-port',
-    '-1',
-    '-serf-lan-port',
-    String(serfLan),
-    '-serf-wan-port',
-    String(serfWan),
-    '-server-port',
-    String(serverPort),
-    '-log-level',
-    'warn',
-    // Raft timings of a -dev agent (the default multiplier 5 makes elections 5 times slower).
-    '-hcl',
-    'performance { raft_multiplier = 1 }',
-    '-hcl',
-    'connect { enabled = true }',
-  ];
-  let output = '';
-  let child: ChildProcess | undefined;
-  let exitInfo: string | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  const running = (): boolean => child !== undefined && exitInfo === undefined;
-  const base = `http://127.0.0.1:${httpPort}`;
-  const api = (method: string, path: string, body?: unknown) =>
-    httpRequestText(method, `${base}${path}`, body, 5_000);
-  const tail = () => `--- consul (${exitInfo ?? 'running'}) log tail ---\n${output.slice(-8192)}`;
-
-  const kill = async (): Promise<void> => {
-    if (!running()) return;
-    child!.kill('SIGKILL');
-    await exited;
-  };
-  const start = async (): Promise<void> => {
-    exitInfo = undefined;
-    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    const append = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      if (output.length > 200_000) output = output.slice(-100_000);
-    };
-    proc.stdout?.on('data', append);
-    proc.stderr?.on('data', append);
-    proc.once('error', (err) => {
-      exitInfo ??= `spawn failed: ${err.message}`;
-    });
-    exited = new Promise<void>((resolve) => {
-      proc.once('exit', (code, signal) => {
-        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        resolve();
-      });
-    });
-    killWithTestProcess(proc, 'consul');
-    try {
-      await waitFor(
-        async () => {
-          const res = await api('GET', '/v1/status/leader');
-          return res.status === 200 && /^"[^"]+"$/.test(res.body.trim());
-        },
-        {
-          what: `consul leader on 127.0.0.1:${httpPort}`,
-          timeoutMs: 30_000,
-          intervalMs: 50,
-          details: tail,
-          failIf: () => (running() ? undefined : `consul exited (${exitInfo})`),
-        },
-      );
-      await waitFor(async () => (await api('GET', '/v1/catalog/node/t')).status === 200, {
-        what: 'consul node t in the catalog',
-        timeoutMs: 15_000,
-        details: tail,
-      });
-    } catch (err) {
-      await kill();
-      throw err;
-    }
-  };
-  await start();
-  return {
-    httpPort,
-    dataDir,
-    start,
-    signal: (sig) => {
-      if (running()) child!.kill(sig);
-    },
-    kill,
-    api,
-    async register(service) {
-      const res = await api('PUT', '/v1/agent/service/register', service);
-      if (res.status !== 200) throw new Error(`consul register: HTTP ${res.status}: ${res.body}`);
-    },
-    async passCheck(id) {
-      const res = await api('PUT', `/v1/agent/check/pass/${encodeURIComponent(id)}`);
-      if (res.status !== 200)
-        throw new Error(`consul check pass ${id}: HTTP ${res.status}: ${res.body}`);
-    },
-    logs: () => output,
-    async remove() {
-      await kill();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
 /**
  * The check states of api's instances (service and sidecar) as Consul reports them, every 50 ms
  * from `since` until `until()` says so: each distinct state once, with its time (ms since
  * `since`) — the record of which checks a restart flipped, and for how long.
  */
-async function sampleHealth(consul: PersistentConsul, since: number, until: () => boolean) {
+async function sampleHealth(consul: ConsulAgent, since: number, until: () => boolean) {
   const seen: Array<{ at: number; state: string }> = [];
   let last = '';
   while (!until()) {
@@ -234,7 +82,7 @@ async function healthyHosts(sidecar: Sidecar, cluster: string): Promise<string[]
 }
 
 describe('Consul frozen for 60 s, then killed and restarted with its data, under a 100 rps loop', () => {
-  let consul: PersistentConsul;
+  let consul: ConsulAgent;
   let cp: RunningControlPlane;
   let source: ConsulSource;
   let webApp: TrafficApp, api1: TrafficApp, api2: TrafficApp;
@@ -253,7 +101,7 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
     ]);
     const [webSidecarPort, sidecarPort, xdsPort] = (await freePorts(3)) as [number, number, number];
     apiSidecarPort = sidecarPort;
-    consul = await startPersistentConsul();
+    consul = await startConsul({ persistent: true });
     for (const [name, id, app, port] of [
       ['web', 'web-1', webApp, webSidecarPort],
       ['api', 'api-1', api1, apiSidecarPort],
@@ -269,7 +117,7 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
     // A TTL check's state is saved (and restored by a restarted agent) only once it has been
     // updated, as an app's heartbeat does; a check restored without it starts critical.
     for (const id of ['web-1', 'web-1-sidecar-proxy', 'api-1', 'api-1-sidecar-proxy'])
-      await consul.passCheck(`service:${id}`);
+      await consul.setCheck(`service:${id}`, 'pass');
     source = new ConsulSource(
       {
         connection: { secure: false, host: '127.0.0.1', port: consul.httpPort },
@@ -311,7 +159,7 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
       const version = cp.store.snapshot?.version;
 
       const frozenAt = loop.now();
-      consul.signal('SIGSTOP');
+      consul.pause();
       await sleep(OUTAGE_MS);
       const frozen = loop.count(frozenAt, loop.now());
       expect(cp.store.ready).toBe(true);
@@ -476,7 +324,7 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
     } finally {
       sampling = false;
       // A frozen agent is thawed so nothing stays stopped if the test failed mid-outage.
-      consul.signal('SIGCONT');
+      consul.resume();
       await loop.stop();
       await ready.stop();
     }

@@ -4,7 +4,12 @@
 // killed when the test process exits, however it exits (a reaper process per agent).
 // Several can form a WAN federation (one datacenter each): `datacenter`, `node` and
 // `retryJoinWan` (another agent's `wanAddress`), or `joinWan` once both run.
+// `persistent: true` starts a one-server agent with a data dir instead: its catalog and its
+// registrations survive a kill and a start (an outage of a real Consul).
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { consulDevAgentArgs } from '../../bench/consul-dev-agent.js';
 import { freePorts } from './ports.js';
 import { serverProcess } from './process.js';
@@ -35,6 +40,10 @@ export interface ConsulAgent {
   setCheck(checkId: string, status: 'pass' | 'warn' | 'fail'): Promise<void>;
   /** Stops the agent (SIGTERM, SIGKILL after 5 s). Idempotent. */
   stop(): Promise<void>;
+  /** SIGKILL (also of a paused agent): gone without a goodbye; resolves once it is. */
+  kill(): Promise<void>;
+  /** stop(), and deletes the data dir of a persistent agent. */
+  remove(): Promise<void>;
   /** Starts it again on the same ports (after stop); resolves once it has a leader. */
   start(): Promise<void>;
   running(): boolean;
@@ -71,6 +80,11 @@ export interface StartConsulOptions {
   hcl?: readonly string[];
   /** Serve Consul's own xDS (gRPC, plaintext) on a free port, for `consul connect envoy`. */
   grpc?: boolean;
+  /**
+   * A one-server agent (`-server -bootstrap-expect 1`) on a data dir of its own instead of a -dev
+   * agent, which keeps nothing: a restarted one has its catalog (raft) and agent registrations.
+   */
+  persistent?: boolean;
 }
 
 export interface TextResponse {
@@ -139,6 +153,10 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     opts.logLevel ?? 'warn',
   );
   if (opts.grpc) devArgs[devArgs.indexOf('-grpc-port') + 1] = String(grpcPort);
+  const dataDir = opts.persistent ? mkdtempSync(join(tmpdir(), 'lucid-consul-')) : undefined;
+  if (dataDir) {
+    devArgs.splice(devArgs.indexOf('-dev'), 1, ...persistentServerArgs(dataDir));
+  }
   const args = [
     ...devArgs,
     ...hcl,
@@ -168,6 +186,10 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
   });
   const { running } = proc;
   const stop = (): Promise<void> => proc.signal('SIGTERM');
+  const remove = async (): Promise<void> => {
+    await stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
 
   const start = async (): Promise<void> => {
     if (running()) return;
@@ -192,7 +214,12 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
       throw new Error(`consul ${what}: HTTP ${r.status}: ${r.body.slice(0, 500)}`);
   };
 
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    await remove();
+    throw err;
+  }
   return {
     httpPort,
     address: `127.0.0.1:${httpPort}`,
@@ -222,10 +249,28 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
         api('PUT', `/v1/agent/check/${status}/${encodeURIComponent(id)}`),
       ),
     stop,
+    kill: () => proc.signal('SIGKILL'),
+    remove,
     start,
     running,
     pause: proc.pause,
     resume: proc.resume,
     logs: proc.logs,
   };
+}
+
+/** In place of -dev: one server with a data dir, and the -dev agent's raft timings and Connect. */
+function persistentServerArgs(dataDir: string): string[] {
+  return [
+    '-server',
+    '-bootstrap-expect',
+    '1',
+    '-data-dir',
+    dataDir,
+    // The default multiplier 5 makes elections 5 times slower than a -dev agent's.
+    '-hcl',
+    'performance { raft_multiplier = 1 }',
+    '-hcl',
+    'connect { enabled = true }',
+  ];
 }
