@@ -147,6 +147,16 @@ export function kindOf(res: { typeUrl?: string }): ResourceKind {
   return kind;
 }
 
+/** name → version of the resources in a delta response: what a proxy holds after it. */
+export function versionsOf(res: DeltaDiscoveryResponse): Record<string, string> {
+  return Object.fromEntries((res.resources ?? []).map((r) => [r.name ?? '', r.version ?? '']));
+}
+
+/** ACK a delta response. */
+export function deltaAck(res: DeltaDiscoveryResponse): DeltaDiscoveryRequest {
+  return { typeUrl: res.typeUrl, responseNonce: res.nonce };
+}
+
 /** ACK a SotW response. */
 export function ack(res: DiscoveryResponse, resourceNames: string[] = []): DiscoveryRequest {
   return {

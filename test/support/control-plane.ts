@@ -7,6 +7,7 @@ import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { XdsCounters } from '../../src/xds/observer.js';
 import { XdsServer } from '../../src/xds/server.js';
+import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../src/xds/messages.js';
 import {
   deltaClient,
   sotwClient,
@@ -116,11 +117,26 @@ export function protocolFixture() {
     },
     sotw: (port: number, token?: string): SotwStreamClient => track(sotwClient(port, token)),
     delta: (port: number, token?: string): DeltaStreamClient => track(deltaClient(port, token)),
+    /**
+     * A delta stream of its own that sends `request`, and is closed once the first response
+     * has come (a proxy that goes away with what it was sent, or reconnects holding versions).
+     */
+    async deltaOnce(port: number, request: DeltaDiscoveryRequest): Promise<DeltaDiscoveryResponse> {
+      const c = track(deltaClient(port));
+      c.send(request);
+      const res = await c.next();
+      c.close();
+      return res;
+    },
   };
+}
+
+/** The stream of the proxy `nodeId` on `cp` (undefined if not connected). */
+export function streamOf(cp: TestControlPlane, nodeId: string) {
+  return [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
 }
 
 /** How `cp` tracks `kind` on the stream of the proxy `nodeId` (undefined if not connected). */
 export function statusOf(cp: TestControlPlane, nodeId: string, kind: ResourceKind) {
-  const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
-  return stream?.types.get(kind);
+  return streamOf(cp, nodeId)?.types.get(kind);
 }

@@ -1,15 +1,10 @@
 // Delta (incremental) ADS protocol behaviour, against the real gRPC server in-process.
 import { describe, expect, it } from 'vitest';
-import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
 import { syncState } from '../../src/xds/type-status.js';
-import { node, typeUrl } from '../support/ads-client.js';
+import { deltaAck, node, typeUrl, versionsOf } from '../support/ads-client.js';
 import { protocolFixture, twoServices, twoServicesWithWorld2 } from '../support/control-plane.js';
 
 const fx = protocolFixture();
-
-const versions = (res: DeltaDiscoveryResponse): Record<string, string> =>
-  Object.fromEntries((res.resources ?? []).map((r) => [r.name!, r.version!]));
-const ackOf = (res: DeltaDiscoveryResponse) => ({ typeUrl: res.typeUrl, responseNonce: res.nonce });
 
 describe('delta ADS', () => {
   it('sends every cluster on a wildcard subscription, then only what changed', async () => {
@@ -17,17 +12,17 @@ describe('delta ADS', () => {
     const c = fx.delta(cp.port);
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     const first = await c.next();
-    expect(Object.keys(versions(first)).sort()).toEqual(['hello', 'local_app|hello-1', 'world']);
-    c.send(ackOf(first));
+    expect(Object.keys(versionsOf(first)).sort()).toEqual(['hello', 'local_app|hello-1', 'world']);
+    c.send(deltaAck(first));
     await c.expectSilence(200);
     const stream = [...cp.server.connected.values()][0]!;
     expect(syncState(stream.types.get('clusters'))).toBe('SYNCED');
 
     cp.apply(twoServices({ more: [{ name: 'extra' }] }));
     const added = await c.next();
-    expect(Object.keys(versions(added))).toEqual(['extra']);
+    expect(Object.keys(versionsOf(added))).toEqual(['extra']);
     expect(added.removedResources ?? []).toEqual([]);
-    c.send(ackOf(added));
+    c.send(deltaAck(added));
 
     cp.apply(twoServices());
     const removed = await c.next();
@@ -41,22 +36,22 @@ describe('delta ADS', () => {
     const b = fx.delta(cp.port);
     // a has had another response first, so nonces counted per stream would differ.
     a.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
-    a.send(ackOf(await a.next()));
+    a.send(deltaAck(await a.next()));
     for (const c of [a, b]) {
       c.send({
         node: node(c === a ? 'hello-1' : 'world-1', c === a ? 'hello' : 'world'),
         typeUrl: typeUrl('endpoints'),
         resourceNamesSubscribe: ['hello', 'world'],
       });
-      c.send(ackOf(await c.next()));
+      c.send(deltaAck(await c.next()));
     }
     await a.expectSilence(200);
     cp.apply(twoServicesWithWorld2());
     const [fromA, fromB] = [await a.next(), await b.next()];
-    expect(Object.keys(versions(fromA))).toEqual(['world']);
+    expect(Object.keys(versionsOf(fromA))).toEqual(['world']);
     expect(fromA).toEqual(fromB); // same bytes, same nonce
-    a.send(ackOf(fromA));
-    b.send(ackOf(fromB));
+    a.send(deltaAck(fromA));
+    b.send(deltaAck(fromB));
     await a.expectSilence(200);
     for (const s of cp.server.connected.values()) {
       expect(syncState(s.types.get('endpoints'))).toBe('SYNCED');
@@ -66,40 +61,24 @@ describe('delta ADS', () => {
 
   it('honours initial_resource_versions on reconnect: nothing resent, deletions reported', async () => {
     const cp = await fx.start({ catalog: twoServices({ more: [{ name: 'extra' }] }) });
-    const c1 = fx.delta(cp.port);
-    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
-    const had = versions(await c1.next());
-    c1.close();
+    const cds = { node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') };
+    const had = versionsOf(await fx.deltaOnce(cp.port, cds));
 
     // While the proxy was away, "extra" was deleted and "world" changed.
     const doc = twoServices() as { services: Array<Record<string, unknown>> };
     doc.services[1]!.protocol = 'http2';
     cp.apply(doc);
 
-    const c2 = fx.delta(cp.port);
-    c2.send({
-      node: node('hello-1', 'hello'),
-      typeUrl: typeUrl('clusters'),
-      initialResourceVersions: had,
-    });
-    const res = await c2.next();
-    expect(Object.keys(versions(res))).toEqual(['world']);
+    const res = await fx.deltaOnce(cp.port, { ...cds, initialResourceVersions: had });
+    expect(Object.keys(versionsOf(res))).toEqual(['world']);
     expect(res.removedResources).toEqual(['extra']);
   });
 
   it('answers a reconnect with nothing to change with an empty response', async () => {
     const cp = await fx.start({ catalog: twoServices() });
-    const c1 = fx.delta(cp.port);
-    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
-    const had = versions(await c1.next());
-    c1.close();
-    const c2 = fx.delta(cp.port);
-    c2.send({
-      node: node('hello-1', 'hello'),
-      typeUrl: typeUrl('clusters'),
-      initialResourceVersions: had,
-    });
-    const res = await c2.next();
+    const cds = { node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') };
+    const had = versionsOf(await fx.deltaOnce(cp.port, cds));
+    const res = await fx.deltaOnce(cp.port, { ...cds, initialResourceVersions: had });
     expect(res.resources ?? []).toEqual([]);
     expect(res.removedResources ?? []).toEqual([]);
   });
@@ -113,12 +92,12 @@ describe('delta ADS', () => {
       resourceNamesSubscribe: ['world'],
     });
     const r1 = await c.next();
-    expect(Object.keys(versions(r1))).toEqual(['world']);
-    c.send({ ...ackOf(r1), resourceNamesUnsubscribe: ['world'] });
+    expect(Object.keys(versionsOf(r1))).toEqual(['world']);
+    c.send({ ...deltaAck(r1), resourceNamesUnsubscribe: ['world'] });
     await c.expectSilence(200);
     c.send({ typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['world'] });
     const r2 = await c.next();
-    expect(versions(r2)).toEqual(versions(r1));
+    expect(versionsOf(r2)).toEqual(versionsOf(r1));
   });
 
   it('applies subscription changes even when their nonce is stale', async () => {
@@ -132,10 +111,10 @@ describe('delta ADS', () => {
     const r1 = await c.next();
     c.send({ typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: ['hello'] });
     const r2 = await c.next();
-    expect(Object.keys(versions(r2))).toEqual(['hello']);
-    c.send({ ...ackOf(r1), resourceNamesSubscribe: ['ghost'] }); // acks r1, which is no longer the latest
+    expect(Object.keys(versionsOf(r2))).toEqual(['hello']);
+    c.send({ ...deltaAck(r1), resourceNamesSubscribe: ['ghost'] }); // acks r1, which is no longer the latest
     const r3 = await c.next();
-    expect(Object.keys(versions(r3))).toEqual(['ghost']);
+    expect(Object.keys(versionsOf(r3))).toEqual(['ghost']);
     expect(cp.counters.staleNonces).toBe(1);
   });
 
@@ -145,7 +124,7 @@ describe('delta ADS', () => {
     c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
     const r = await c.next();
     c.send({
-      ...ackOf(r),
+      ...deltaAck(r),
       errorDetail: { code: 13, message: 'listener inbound|hello-1: address in use' },
     });
     await c.expectSilence(400);
@@ -163,15 +142,15 @@ describe('delta ADS', () => {
       typeUrl: typeUrl('endpoints'),
       resourceNamesSubscribe: ['hello', 'world'],
     });
-    for (const r of await c.take(2)) c.send(ackOf(r));
+    for (const r of await c.take(2)) c.send(deltaAck(r));
     await c.expectSilence(200);
     const doc = twoServices() as { services: Array<Record<string, unknown>> };
     doc.services[1]!.protocol = 'grpc';
     cp.apply(doc);
     const [cds, eds] = await c.take(2);
     expect(cds!.typeUrl).toBe(typeUrl('clusters'));
-    expect(Object.keys(versions(cds!))).toEqual(['world']);
+    expect(Object.keys(versionsOf(cds!))).toEqual(['world']);
     expect(eds!.typeUrl).toBe(typeUrl('endpoints'));
-    expect(Object.keys(versions(eds!))).toEqual(['world']);
+    expect(Object.keys(versionsOf(eds!))).toEqual(['world']);
   });
 });

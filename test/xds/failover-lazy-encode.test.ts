@@ -5,15 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { decodeMessage, TYPE_URLS, type ResourceKind } from '../../src/protos/envoy.js';
 import { isLazyResource, isPendingEncode } from '../../src/snapshot/lazy-resource.js';
 import type { EncodedResource } from '../../src/snapshot/encoded-resource.js';
-import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
-import { ack, namesOf, node, typeUrl } from '../support/ads-client.js';
-import { protocolFixture, type TestControlPlane } from '../support/control-plane.js';
+import { ack, namesOf, node, typeUrl, versionsOf } from '../support/ads-client.js';
+import { protocolFixture, streamOf, type TestControlPlane } from '../support/control-plane.js';
 
 const fx = protocolFixture();
 
 /** The proxy's own resources of `kind` in the view the replica serves it from. */
 function ownResources(cp: TestControlPlane, nodeId: string, kind: ResourceKind): EncodedResource[] {
-  const stream = [...cp.server.connected.values()].find((s) => s.proxy?.nodeId === nodeId);
+  const stream = streamOf(cp, nodeId);
   expect(stream?.proxy, `${nodeId} connected`).toBeDefined();
   return [...cp.store.viewFor(stream!.proxy!).all(kind)].filter(isLazyResource);
 }
@@ -74,20 +73,12 @@ describe('failover: own resources are encoded only when sent', () => {
 
   it('delta: initial_resource_versions that match cost no encode; a dropped one is sent', async () => {
     const [a, b] = await fx.replicas();
-    const versions = (res: DeltaDiscoveryResponse): Record<string, string> =>
-      Object.fromEntries((res.resources ?? []).map((r) => [r.name ?? '', r.version ?? '']));
-    const c1 = fx.delta(a.port);
-    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') });
-    const first = await c1.next();
-    const had = versions(first);
-    c1.close();
+    const lds = { node: node('hello-1', 'hello'), typeUrl: typeUrl('listeners') };
+    const first = await fx.deltaOnce(a.port, lds);
+    const had = versionsOf(first);
 
     const c2 = fx.delta(b.port);
-    c2.send({
-      node: node('hello-1', 'hello'),
-      typeUrl: typeUrl('listeners'),
-      initialResourceVersions: had,
-    });
+    c2.send({ ...lds, initialResourceVersions: had });
     const res = await c2.next();
     expect(res.resources ?? []).toEqual([]);
     const own = ownResources(b, 'hello-1', 'listeners');
@@ -99,8 +90,7 @@ describe('failover: own resources are encoded only when sent', () => {
     const dropped = own[0]!.name;
     const c3 = fx.delta(b.port);
     c3.send({
-      node: node('hello-1', 'hello'),
-      typeUrl: typeUrl('listeners'),
+      ...lds,
       initialResourceVersions: Object.fromEntries(
         Object.entries(had).filter(([name]) => name !== dropped),
       ),
