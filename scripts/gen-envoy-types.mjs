@@ -50,6 +50,7 @@ const ROOTS = [
   'envoy.extensions.access_loggers.file.v3.FileAccessLog',
   'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
   'envoy.extensions.access_loggers.stream.v3.StderrAccessLog',
+  'envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig',
 ];
 
 // Well-known types whose JSON shape is not their message shape.

@@ -1,18 +1,29 @@
 #!/usr/bin/env node
 // Builds gen/envoy-protos.json: a protobufjs JSON descriptor of the Envoy/xDS types lucid-mesh
 // encodes and decodes. Source: the .proto files shipped by the pinned npm package
-// @grpc/grpc-js-xds (deps/). Runs at `npm ci` (prepare); the output is gitignored.
+// @grpc/grpc-js-xds (deps/), with a few newer files laid over them (scripts/fetch-envoy-protos.mjs:
+// from crates.io, pinned and cached). Runs at `npm ci` (prepare); the output is gitignored.
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { envoyProtoOverlay, OVERLAY_SOURCE } from './fetch-envoy-protos.mjs';
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 const pkgDir = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
 const deps = join(pkgDir, 'deps');
+let overlay;
+try {
+  overlay = envoyProtoOverlay();
+} catch (err) {
+  console.error(err.message);
+  process.exit(1);
+}
 const includeDirs = [
+  // First: its files (and only those) win over grpc-js-xds's.
+  overlay,
   ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d)),
   // google/protobuf/descriptor.proto (for options) ships with protobufjs itself.
   dirname(require.resolve('protobufjs/package.json')),
@@ -45,6 +56,7 @@ const entryFiles = [
   'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/extensions/access_loggers/open_telemetry/v3/logs_service.proto',
   // Sidecar DNS (docs/dns.md).
   'envoy/extensions/filters/udp/dns_filter/v3/dns_filter.proto',
   'google/rpc/status.proto',
@@ -68,5 +80,8 @@ mkdirSync(outDir, { recursive: true });
 const out = join(outDir, 'envoy-protos.json');
 writeFileSync(out, JSON.stringify(root.toJSON({ keepComments: false })));
 const version = require('@grpc/grpc-js-xds/package.json').version;
-writeFileSync(join(outDir, 'envoy-protos.source.txt'), `@grpc/grpc-js-xds@${version} deps/\n`);
-console.error(`[gen-protos] wrote ${out} from @grpc/grpc-js-xds@${version}`);
+writeFileSync(
+  join(outDir, 'envoy-protos.source.txt'),
+  `@grpc/grpc-js-xds@${version} deps/\n${OVERLAY_SOURCE} (overlay)\n`,
+);
+console.error(`[gen-protos] wrote ${out} from @grpc/grpc-js-xds@${version} + ${OVERLAY_SOURCE}`);

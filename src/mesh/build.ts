@@ -15,7 +15,7 @@ import { deepFreeze } from './freeze.js';
 import { InputIndex, PartCache, type MeshInputs, type TrackedReader } from './inputs.js';
 import { ChainCompiler, isHttpFamily } from './routes.js';
 import { placed } from './locality.js';
-import { meshObservability } from './observability.js';
+import { meshObservability, observabilityProblems } from './observability.js';
 import type {
   Backend,
   Mesh,
@@ -317,6 +317,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   const gateways = meshGateways(inputs);
   const gatewayMode = inputs.traffic.proxyDefaults?.MeshGateway?.Mode ?? 'none';
   problems.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));
+  problems.push(...observabilityProblems(inputs.traffic, inputs.settings));
   return Object.freeze({
     settings: inputs.settings,
     services: Object.freeze(services),

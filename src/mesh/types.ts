@@ -287,7 +287,8 @@ export interface MeshTracing {
 
 /** One enabled access log. */
 export interface MeshAccessLog {
-  readonly type: 'stdout' | 'stderr' | 'file';
+  /** otlp: records to the tracing collector (only kept when the mesh has tracing). */
+  readonly type: 'stdout' | 'stderr' | 'file' | 'otlp';
   readonly path?: string;
   /** Exactly one of json and text; neither: lucid-mesh's default JSON format. */
   readonly json?: Readonly<Record<string, unknown>>;

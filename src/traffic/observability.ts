@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { bool, brief, consulObject, oneOf, percent, str } from './fields.js';
 
 export const TRACING_PROVIDERS = ['opentelemetry'] as const;
-export const ACCESS_LOG_TYPES = ['stdout', 'stderr', 'file'] as const;
+/** `otlp` is a lucid-mesh extension (Consul has none): OTLP log records to the tracing collector. */
+export const ACCESS_LOG_TYPES = ['stdout', 'stderr', 'file', 'otlp'] as const;
 
 /** A host and port (`jaeger:4317`, `127.0.0.1:4317`, `[::1]:4317`). */
 export interface HostPort {

@@ -66,7 +66,8 @@ export interface TracingSettings {
 /** Consul's AccessLogs (proxy-defaults; lucid-mesh also reads it on service-defaults). */
 export interface AccessLogs {
   readonly Enabled: boolean;
-  readonly Type: 'stdout' | 'stderr' | 'file';
+  /** otlp: extension, log records to the tracing collector (Tracing.Collector or the serve flag). */
+  readonly Type: 'stdout' | 'stderr' | 'file' | 'otlp';
   /** With Type file only. */
   readonly Path?: string;
   /** Parsed from Consul's JSON string. */

@@ -1,5 +1,6 @@
 // Tracing and access logs (IR → Envoy): the OpenTelemetry tracer and access loggers every
-// HTTP connection manager of a sidecar gets, and the collector cluster the tracer sends to.
+// HTTP connection manager of a sidecar gets, and the collector cluster the tracer (and the
+// OTLP access logger) sends to.
 import { isIP } from 'node:net';
 import type { MeshAccessLog, MeshProxy, MeshTracing } from '../mesh/types.js';
 import {
@@ -63,6 +64,53 @@ export const DEFAULT_ACCESS_LOG_FORMAT: Readonly<Record<string, string>> = Objec
 
 type AccessLog = envoy.config.accesslog.v3.AccessLog;
 type LogFormat = envoy.config.core.v3.SubstitutionFormatString;
+type OtlpLogConfig = envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig;
+type AnyValue = NonNullable<OtlpLogConfig['body']>;
+type KeyValueList = NonNullable<OtlpLogConfig['attributes']>;
+
+/** The body of an OTLP record without TextFormat: the request line and what came back. */
+export const DEFAULT_OTLP_LOG_BODY =
+  '%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL% %RESPONSE_CODE%';
+
+/** Envoy's built-in `log_name` resource attribute of the records: which logger sent them. */
+export const OTLP_LOG_NAME = 'lucid-mesh-access-log';
+
+/**
+ * A JSON format value as an OTLP value: format strings stay strings (Envoy fills them in);
+ * Envoy's OTLP logger takes only strings and nested lists, so a number or boolean is its text.
+ */
+function anyValue(v: unknown): AnyValue {
+  if (typeof v === 'object' && v !== null) {
+    return { kvlistValue: keyValues(v as Readonly<Record<string, unknown>>) };
+  }
+  return { stringValue: String(v) };
+}
+
+function keyValues(fields: Readonly<Record<string, unknown>>): KeyValueList {
+  return { values: Object.entries(fields).map(([key, v]) => ({ key, value: anyValue(v) })) };
+}
+
+/**
+ * OTLP log records (extension `Type: otlp`) to the tracing collector's cluster: the JSON
+ * format's fields (the default one unless JSONFormat) as attributes, TextFormat (or the request
+ * line) as body, the mesh service as `service.name`. `grpc_service`, not the `common_config`
+ * Envoy 1.40 deprecates. Envoy also sets each record's trace and span id.
+ */
+function otlpAccessLog(log: MeshAccessLog, serviceName: string): AccessLog {
+  return {
+    name: 'envoy.access_loggers.open_telemetry',
+    typedConfig: typedAny(
+      'envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig',
+      {
+        grpcService: { envoyGrpc: { clusterName: TRACING_CLUSTER_NAME } },
+        logName: OTLP_LOG_NAME,
+        resourceAttributes: keyValues({ 'service.name': serviceName }),
+        body: { stringValue: log.text ?? DEFAULT_OTLP_LOG_BODY },
+        attributes: keyValues(log.json ?? DEFAULT_ACCESS_LOG_FORMAT),
+      },
+    ),
+  };
+}
 
 function logFormat(log: MeshAccessLog): LogFormat {
   if (log.text !== undefined) {
@@ -73,7 +121,9 @@ function logFormat(log: MeshAccessLog): LogFormat {
   return { jsonFormat: (log.json ?? DEFAULT_ACCESS_LOG_FORMAT) as LogFormat['jsonFormat'] };
 }
 
-export function accessLogConfig(log: MeshAccessLog): AccessLog {
+/** `serviceName` names the sender of OTLP records (the proxy's mesh service). */
+export function accessLogConfig(log: MeshAccessLog, serviceName: string): AccessLog {
+  if (log.type === 'otlp') return otlpAccessLog(log, serviceName);
   const format = logFormat(log);
   switch (log.type) {
     case 'file':
@@ -124,7 +174,9 @@ export type HcmObservability = Pick<HttpConnectionManager, 'tracing' | 'accessLo
 
 export function hcmObservability(proxy: MeshProxy): HcmObservability {
   const out: { -readonly [K in keyof HcmObservability]: HcmObservability[K] } = {};
-  if (proxy.tracing) out.tracing = tracingConfig(proxy.tracing, proxy.service || proxy.nodeId);
-  if (proxy.accessLog) out.accessLog = [accessLogConfig(proxy.accessLog)];
+  const serviceName = proxy.service || proxy.nodeId;
+  if (proxy.tracing) out.tracing = tracingConfig(proxy.tracing, serviceName);
+  // The mesh keeps an otlp log only with tracing: its collector cluster is the tracer's.
+  if (proxy.accessLog) out.accessLog = [accessLogConfig(proxy.accessLog, serviceName)];
   return out;
 }

@@ -119,7 +119,21 @@ describe('AccessLogs', () => {
       'proxy-defaults/global: AccessLogs.TextFormat: expected one of JSONFormat and TextFormat, got both',
     ]);
     expect(problems(proxyDefaults({ AccessLogs: { Type: 'syslog' } }))).toEqual([
-      'proxy-defaults/global: AccessLogs.Type: expected one of stdout | stderr | file, got "syslog"',
+      'proxy-defaults/global: AccessLogs.Type: expected one of stdout | stderr | file | otlp, got "syslog"',
+    ]);
+  });
+
+  it('Type otlp (extension): formats allowed, Path refused', () => {
+    const { entry } = parseEntry(
+      proxyDefaults({ AccessLogs: { Enabled: true, Type: 'otlp', TextFormat: '%RESPONSE_CODE%' } }),
+    );
+    expect(entry).toMatchObject({
+      AccessLogs: { Enabled: true, Type: 'otlp', TextFormat: '%RESPONSE_CODE%' },
+    });
+    expect(
+      problems(proxyDefaults({ AccessLogs: { Enabled: true, Type: 'otlp', Path: '/tmp/x' } })),
+    ).toEqual([
+      'proxy-defaults/global: AccessLogs.Path: only allowed with Type file, got "/tmp/x" with Type otlp',
     ]);
   });
 
