@@ -5,14 +5,13 @@
 import { createServer, connect, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyRow } from '../../src/admin/proxies.js';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import type { RunningControlPlane } from '../../src/app.js';
 import { renderStatus } from '../../src/cli/status-command.js';
-import { ConsulSource } from '../../src/sources/consul/consul-source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import { hasCluster, startSidecar, type Sidecar } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
+import { consulTestSource, startSourceControlPlane } from '../support/source-control-plane.js';
 
 /** A tcp server that answers every line with "db:<line>". */
 async function startEcho(): Promise<{ server: Server; port: number }> {
@@ -81,20 +80,9 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
         },
       },
     });
-    cp = await startControlPlane({
-      source: new ConsulSource(
-        {
-          connection: { secure: false, host: '127.0.0.1', port: consul.httpPort },
-          waitMs: 30_000,
-          backoffMaxMs: 1_000,
-        },
-        silentLogger,
-      ),
+    cp = await startSourceControlPlane(consulTestSource(consul, 30_000), {
       mesh: { scope: 'declared' },
-      logger: silentLogger,
-      host: '127.0.0.1',
       xdsPort,
-      adminPort: 0,
     });
     client = await startSidecar({
       nodeId: 'client-1-sidecar-proxy',

@@ -4,11 +4,10 @@
 // Consul's standard agent API, exactly as `consul services register` / an app would.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import type { RunningControlPlane } from '../../src/app.js';
 import { renderBootstrap } from '../../src/bootstrap/render.js';
 import { bootstrapCommand } from '../../src/cli/bootstrap-command.js';
-import { ConsulSource } from '../../src/sources/consul/consul-source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import type { ConsulSource } from '../../src/sources/consul/consul-source.js';
 import { runCommand } from '../support/run-command.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startEnvoy } from '../support/envoy.js';
@@ -21,6 +20,7 @@ import {
   type Sidecar,
 } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
+import { consulTestSource, startSourceControlPlane } from '../support/source-control-plane.js';
 import { waitFor } from '../support/wait.js';
 
 /** `lucid-mesh bootstrap ARGS` in-process: exit code and output. */
@@ -95,22 +95,9 @@ describe('Consul + real Envoy mesh', () => {
     consul = await startConsul();
     await registerWeb1();
     await registerClient();
-    source = new ConsulSource(
-      {
-        connection: { secure: false, host: '127.0.0.1', port: consul.httpPort },
-        waitMs: 30_000,
-        backoffMaxMs: 1_000,
-      },
-      silentLogger,
-    );
+    source = consulTestSource(consul, 30_000);
     // Default debounce (100 ms), as `lucid-mesh serve` runs.
-    cp = await startControlPlane({
-      source,
-      logger: silentLogger,
-      host: '127.0.0.1',
-      xdsPort,
-      adminPort: 0,
-    });
+    cp = await startSourceControlPlane(source, { xdsPort });
     // web's sidecar is bootstrapped the Consul way: `lucid-mesh bootstrap --consul-service-id`
     // reads node id, service and ports from the sidecar registration.
     const webBootstrap = await runBootstrap([

@@ -5,9 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
-import { EtcdSource } from '../../src/sources/etcd/etcd-source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import type { RunningControlPlane } from '../../src/app.js';
+import type { EtcdSource } from '../../src/sources/etcd/etcd-source.js';
 import { startEtcd, startTcpProxy, type EtcdHandle, type TcpProxy } from '../support/etcd.js';
 import { startHttpApp, type HttpApp } from '../support/http-app.js';
 import {
@@ -18,6 +17,11 @@ import {
   type Sidecar,
 } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
+import {
+  etcdTestSource,
+  QUICK_DEBOUNCE,
+  startSourceControlPlane,
+} from '../support/source-control-plane.js';
 import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
@@ -137,19 +141,8 @@ describe('etcd + real Envoy mesh', () => {
     world1Heartbeat = hb;
 
     // The control plane reaches etcd through the proxy, so a test can cut it off.
-    source = new EtcdSource(
-      { endpoints: [proxy.endpoint], prefix: PREFIX, retryMinMs: 100, retryMaxMs: 1_000 },
-      silentLogger,
-    );
-    cp = await startControlPlane({
-      source,
-      logger: silentLogger,
-      host: '127.0.0.1',
-      xdsPort,
-      adminPort: 0,
-      debounceMs: 20,
-      maxDebounceMs: 200,
-    });
+    source = etcdTestSource(proxy.endpoint, PREFIX);
+    cp = await startSourceControlPlane(source, { xdsPort, ...QUICK_DEBOUNCE });
     expect(cp.store.ready).toBe(true);
     [a, b] = await Promise.all([
       startSidecar({ nodeId: 'hello-1', service: 'hello', xdsPort, mode: 'sotw' }),

@@ -13,13 +13,13 @@
 // Writes test-results/reliability/outage-consul.json (docs/reliability.md).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
-import { ConsulSource } from '../../src/sources/consul/consul-source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import type { RunningControlPlane } from '../../src/app.js';
+import type { ConsulSource } from '../../src/sources/consul/consul-source.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../support/consul.js';
 import { startLoadLoop, startProbe } from '../support/load-loop.js';
 import { clusterHosts, rejectedUpdates, type Sidecar, startWebApiPair } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
+import { consulTestSource, startSourceControlPlane } from '../support/source-control-plane.js';
 import { startTrafficApp, type TrafficApp } from '../support/traffic-app.js';
 import { describeMemory, sampleMemory, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
@@ -118,21 +118,8 @@ describe('Consul frozen for 60 s, then killed and restarted with its data, under
     // updated, as an app's heartbeat does; a check restored without it starts critical.
     for (const id of ['web-1', 'web-1-sidecar-proxy', 'api-1', 'api-1-sidecar-proxy'])
       await consul.setCheck(`service:${id}`, 'pass');
-    source = new ConsulSource(
-      {
-        connection: { secure: false, host: '127.0.0.1', port: consul.httpPort },
-        waitMs: 10_000,
-        backoffMaxMs: 1_000,
-      },
-      silentLogger,
-    );
-    cp = await startControlPlane({
-      source,
-      logger: silentLogger,
-      host: '127.0.0.1',
-      xdsPort,
-      adminPort: 0,
-    });
+    source = consulTestSource(consul, 10_000);
+    cp = await startSourceControlPlane(source, { xdsPort });
     [web, apiSidecar] = await startWebApiPair({
       xdsPort,
       webNodeId: 'web-1-sidecar-proxy',

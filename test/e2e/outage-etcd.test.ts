@@ -8,13 +8,17 @@
 // (the change must appear once: not missed, not applied twice).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
-import { EtcdSource } from '../../src/sources/etcd/etcd-source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import type { RunningControlPlane } from '../../src/app.js';
+import type { EtcdSource } from '../../src/sources/etcd/etcd-source.js';
 import { startEtcd, startTcpProxy, type EtcdHandle, type TcpProxy } from '../support/etcd.js';
 import { startLoadLoop, startProbe } from '../support/load-loop.js';
 import { clusterHosts, rejectedUpdates, type Sidecar, startWebApiPair } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
+import {
+  etcdTestSource,
+  QUICK_DEBOUNCE,
+  startSourceControlPlane,
+} from '../support/source-control-plane.js';
 import { startTrafficApp, type TrafficApp } from '../support/traffic-app.js';
 import { describeMemory, sampleMemory, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
@@ -53,19 +57,8 @@ describe('etcd down for 60 s, back after a compaction, under a 100 rps loop', ()
         JSON.stringify({ address: '127.0.0.1', port: api1.port, sidecarPort: apiSidecarPort }),
       );
 
-    source = new EtcdSource(
-      { endpoints: [proxy.endpoint], prefix: PREFIX, retryMinMs: 100, retryMaxMs: 1_000 },
-      silentLogger,
-    );
-    cp = await startControlPlane({
-      source,
-      logger: silentLogger,
-      host: '127.0.0.1',
-      xdsPort,
-      adminPort: 0,
-      debounceMs: 20,
-      maxDebounceMs: 200,
-    });
+    source = etcdTestSource(proxy.endpoint, PREFIX);
+    cp = await startSourceControlPlane(source, { xdsPort, ...QUICK_DEBOUNCE });
     [web, apiSidecar] = await startWebApiPair({
       xdsPort,
       webNodeId: 'web-1',

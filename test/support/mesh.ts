@@ -5,12 +5,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import {
-  startControlPlane,
-  type ControlPlaneOptions,
-  type RunningControlPlane,
-  type SecurityOptions,
-} from '../../src/app.js';
+import type { ControlPlaneOptions, RunningControlPlane, SecurityOptions } from '../../src/app.js';
 import { TrafficFile } from '../../src/traffic/traffic-file.js';
 import { renderBootstrap, type XdsMode } from '../../src/bootstrap/render.js';
 import { FileSource } from '../../src/sources/file-source.js';
@@ -18,6 +13,7 @@ import { silentLogger, type Logger } from '../../src/telemetry/logger.js';
 import { startEnvoy, type EnvoyHandle } from './envoy.js';
 import { httpGet, type HttpResult } from './http-app.js';
 import { freePort } from './ports.js';
+import { QUICK_DEBOUNCE, startSourceControlPlane } from './source-control-plane.js';
 
 /** A watched input file (catalog, traffic entries) in a directory of its own. */
 export class CatalogFile {
@@ -59,19 +55,16 @@ export async function startTestControlPlane(
   } = {},
 ): Promise<RunningControlPlane> {
   const logger = extra.logger ?? silentLogger;
-  return startControlPlane({
+  return startSourceControlPlane(new FileSource(catalog.path, logger), {
     traffic: extra.traffic ? new TrafficFile(extra.traffic.path, logger) : undefined,
     mesh: extra.mesh,
     ...(extra.controlPlaneTracing ? { controlPlaneTracing: extra.controlPlaneTracing } : {}),
-    source: new FileSource(catalog.path, logger),
     logger,
     security: extra.security,
     xdsCredentials: extra.xdsCredentials,
-    host: '127.0.0.1',
     xdsPort: ports.xds ?? 0,
     adminPort: ports.admin ?? 0,
-    debounceMs: 20,
-    maxDebounceMs: 200,
+    ...QUICK_DEBOUNCE,
   });
 }
 
