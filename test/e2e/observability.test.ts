@@ -2,7 +2,8 @@
 // out): a request from hello through both sidecars to world is one trace with spans from both
 // sidecars; a catalog edit is a control-plane trace whose push spans name the proxies; the
 // access log line of a request names its route, upstream cluster, response code and the
-// caller's SPIFFE ID. One Jaeger, one control plane and two sidecars for the whole file.
+// caller's SPIFFE ID, and so do the OTLP log records (AccessLogs Type otlp) Jaeger's collector
+// receives. One Jaeger, one control plane and two sidecars for the whole file.
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,11 @@ import type { RunningControlPlane } from '../../src/app.js';
 import { openCa, type OpenedCa } from '../../src/ca/index.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { startHttpApp, type HttpApp } from '../support/http-app.js';
+import {
+  startOtlpLogSink,
+  type OtlpLogRecord,
+  type OtlpLogSink,
+} from '../support/otlp-log-sink.js';
 import {
   JAEGER_SETUP_TIMEOUT_MS,
   spanService,
@@ -34,6 +40,7 @@ describe('tracing and access logs with real Envoy and Jaeger', () => {
   const worldLog = join(logDir, 'world.log');
   const helloLog = join(logDir, 'hello.log');
   let jaeger: Jaeger | undefined;
+  let logSink: OtlpLogSink | undefined;
   let ca: OpenedCa | undefined;
   let cp: RunningControlPlane | undefined;
   let hello: HttpApp, world: HttpApp;
@@ -64,7 +71,8 @@ describe('tracing and access logs with real Envoy and Jaeger', () => {
   });
 
   beforeAll(async () => {
-    jaeger = await startJaeger();
+    logSink = await startOtlpLogSink();
+    jaeger = await startJaeger({ logsTo: logSink.endpoint });
     [hello, world] = await Promise.all([startHttpApp('hello'), startHttpApp('world')]);
     ports = { hello: await freePort(), world: await freePort() };
     catalog.write(doc(1));
@@ -120,6 +128,7 @@ describe('tracing and access logs with real Envoy and Jaeger', () => {
     await cp?.stop();
     ca?.stop();
     await jaeger?.stop();
+    await logSink?.close();
     await Promise.all([hello?.close(), world?.close()]);
     catalog.remove();
     traffic.remove();
@@ -236,5 +245,61 @@ describe('tracing and access logs with real Envoy and Jaeger', () => {
       expect(spanTag(push!, 'lucid.node')).toBe(node);
       expect(spanTag(push!, 'lucid.acked')).toBe(true);
     }
+  });
+
+  it('OTLP access logs: the collector gets a record per sidecar with route, code and caller', async () => {
+    // Both sidecars switch to proxy-defaults' otlp log (no service-defaults AccessLogs).
+    traffic.write([
+      {
+        Kind: 'proxy-defaults',
+        Name: 'global',
+        Tracing: { Collector: jaeger!.otlpAddress, SamplingPercent: 100 },
+        AccessLogs: { Enabled: true, Type: 'otlp' },
+      },
+    ]);
+    const path = `/otlp-${randomUUID()}`;
+    const of = (service: string): OtlpLogRecord[] =>
+      logSink!.records.filter(
+        (r) => r.resource['service.name'] === service && r.attributes.path === path,
+      );
+    // Until the new listeners are in, requests are logged to the files: call again each round,
+    // until both hops of one request (one trace) are in.
+    const [inbound, outbound] = await waitFor(
+      async () => {
+        expect((await a!.call('world', path)).status).toBe(200);
+        const outs = of('hello');
+        for (const r of of('world')) {
+          const out = outs.find((o) => o.attributes.trace_id === r.attributes.trace_id);
+          if (out) return [r, out] as const;
+        }
+        return undefined;
+      },
+      {
+        what: `OTLP log records of ${path} from both sidecars`,
+        timeoutMs: 30_000,
+        intervalMs: 1000,
+        details: () => `${logSink!.records.length} records; jaeger: ${jaeger!.logs()}`,
+      },
+    );
+    expect(inbound.attributes).toMatchObject({
+      method: 'GET',
+      response_code: '200',
+      route_name: 'inbound|world-1',
+      upstream_cluster: 'local_app|world-1',
+    });
+    expect(String(inbound.attributes.downstream_peer_uri_san)).toMatch(
+      new RegExp(`^${TRUST_DOMAIN_PREFIX}[^/]+/ns/[^/]+/svc/hello$`),
+    );
+    expect(inbound.body).toBe(`GET ${path} HTTP/1.1 200`);
+    expect(inbound.resource).toMatchObject({ log_name: 'lucid-mesh-access-log' });
+    // The record belongs to the request's trace: Envoy sets it, and %TRACE_ID% agrees.
+    expect(String(inbound.attributes.trace_id)).toMatch(/^[0-9a-f]{32}$/);
+    expect(inbound.traceId).toBe(inbound.attributes.trace_id);
+    expect(outbound.attributes).toMatchObject({
+      response_code: '200',
+      route_name: 'world/0',
+      upstream_cluster: 'world',
+    });
+    expect(outbound.traceId).toBe(inbound.traceId);
   });
 });

@@ -1,6 +1,8 @@
 // A real Jaeger v2 for tests (built from the Go module proxy by scripts/install-tools.sh
 // jaeger, cached): its all-in-one pipeline (OTLP in, in-memory store, query API) on free
 // loopback ports, nothing else listening. Killed with the test process however it ends.
+// Jaeger stores traces only; with `logsTo`, its OTLP receiver also takes logs and its
+// otlphttp exporter forwards them as OTLP/JSON (to an otlp-log-sink.ts the test reads).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +56,29 @@ export function spanService(trace: JaegerTrace, span: JaegerSpan): string | unde
   return trace.processes[span.processID]?.serviceName;
 }
 
-function config(ports: { otlp: number; otlpHttp: number; query: number; queryGrpc: number }) {
+export interface JaegerOptions {
+  /** An OTLP/HTTP endpoint ("http://127.0.0.1:PORT") the logs the collector receives go to. */
+  readonly logsTo?: string;
+}
+
+function config(
+  ports: { otlp: number; otlpHttp: number; query: number; queryGrpc: number },
+  logsTo: string | undefined,
+) {
+  const logs = logsTo
+    ? {
+        pipeline: `
+    logs:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlphttp/logs]`,
+        exporter: `
+  otlphttp/logs:
+    endpoint: ${logsTo}
+    encoding: json
+    compression: none`,
+      }
+    : { pipeline: '', exporter: '' };
   return `
 service:
   extensions: [jaeger_storage, jaeger_query]
@@ -62,7 +86,7 @@ service:
     traces:
       receivers: [otlp]
       processors: [batch]
-      exporters: [jaeger_storage_exporter]
+      exporters: [jaeger_storage_exporter]${logs.pipeline}
   telemetry:
     metrics:
       level: none
@@ -93,11 +117,11 @@ processors:
     timeout: 200ms
 exporters:
   jaeger_storage_exporter:
-    trace_storage: memstore
+    trace_storage: memstore${logs.exporter}
 `;
 }
 
-export async function startJaeger(): Promise<Jaeger> {
+export async function startJaeger(options: JaegerOptions = {}): Promise<Jaeger> {
   const bin = toolPath('jaeger');
   const [otlp, otlpHttp, query, queryGrpc] = (await freePorts(4)) as [
     number,
@@ -107,7 +131,7 @@ export async function startJaeger(): Promise<Jaeger> {
   ];
   const dir = mkdtempSync(join(tmpdir(), 'lucid-jaeger-'));
   const configFile = join(dir, 'config.yaml');
-  writeFileSync(configFile, config({ otlp, otlpHttp, query, queryGrpc }));
+  writeFileSync(configFile, config({ otlp, otlpHttp, query, queryGrpc }, options.logsTo));
   const queryUrl = `http://127.0.0.1:${query}`;
   const getJson = async <T>(path: string): Promise<T> => {
     const res = await httpRequestText('GET', `${queryUrl}${path}`);
