@@ -4,7 +4,6 @@
 // critical in the catalog, their processes die without the catalog noticing, the failover
 // threshold lets load spill, and a service-resolver redirects or names a datacenter that does
 // not exist. Switch times and failed requests are measured with a ~50 rps loop and reported.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlPlaneOptions, RunningControlPlane } from '../../src/app.js';
 import type { EnvoyHandle } from '../support/envoy.js';
@@ -16,6 +15,17 @@ import {
   startTestControlPlane,
   type Sidecar,
 } from '../support/mesh.js';
+import {
+  among as amongNames,
+  assignmentSummary,
+  edsHealth,
+  envoyAssignment,
+  envoyHosts,
+  loadAcross,
+  type LoadRun,
+  ms,
+  pct,
+} from '../support/multi-dc.js';
 import { freePort } from '../support/ports.js';
 import {
   callMany,
@@ -172,211 +182,8 @@ async function startMesh(
   };
 }
 
-// ---- what web's Envoy holds ------------------------------------------------------------------
-
-interface EnvoyHost {
-  priority: number;
-  flags: string;
-  zone: string;
-}
-
-/** The hosts of a cluster in /clusters, by port (every app listens on 127.0.0.1). */
-async function envoyHosts(envoy: EnvoyHandle, cluster: string): Promise<Map<number, EnvoyHost>> {
-  const hosts = new Map<number, EnvoyHost>();
-  for (const line of (await envoy.clusters()).split('\n')) {
-    const [name, host, field, value] = line.split('::');
-    if (name !== cluster || !host || !/:\d+$/.test(host) || field === undefined) continue;
-    const port = Number(host.slice(host.lastIndexOf(':') + 1));
-    const h = hosts.get(port) ?? { priority: -1, flags: '', zone: '' };
-    if (field === 'priority') h.priority = Number(value);
-    if (field === 'health_flags') h.flags = value ?? '';
-    if (field === 'zone') h.zone = value ?? '';
-    hosts.set(port, h);
-  }
-  return hosts;
-}
-
-/** healthy / unhealthy (EDS said so) / the flags as they are (ejected, ...). */
-function edsHealth(flags: string): string {
-  if (flags === 'healthy') return 'healthy';
-  if (flags === '/failed_eds_health') return 'unhealthy';
-  return flags;
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Dumped = Record<string, any>;
-
-/** The ClusterLoadAssignment web's Envoy applied for `cluster` (config_dump, snake_case). */
-async function envoyAssignment(envoy: EnvoyHandle, cluster: string): Promise<Dumped | undefined> {
-  const dump = (await envoy.configDump()) as { configs: Dumped[] };
-  for (const section of dump.configs) {
-    for (const c of (section.dynamic_endpoint_configs ?? []) as Dumped[]) {
-      if (c.endpoint_config?.cluster_name === cluster) return c.endpoint_config as Dumped;
-    }
-  }
-  return undefined;
-}
-
-/** One line per locality: `P1 r1/b [127.0.0.1:123 UNHEALTHY], overprovisioning 140`. */
-async function assignmentSummary(envoy: EnvoyHandle, cluster: string): Promise<string> {
-  const cla = await envoyAssignment(envoy, cluster).catch(() => undefined);
-  if (!cla) return '(no assignment)';
-  const groups = ((cla.endpoints ?? []) as Dumped[]).map((g) => {
-    const where = `${g.locality?.region ?? ''}/${g.locality?.zone ?? ''}`;
-    const hosts = ((g.lb_endpoints ?? []) as Dumped[]).map(
-      (e) =>
-        `${e.endpoint?.hostname}@${e.endpoint?.address?.socket_address?.port_value} ${e.health_status ?? 'UNKNOWN'}`,
-    );
-    return `P${g.priority ?? 0} ${where} [${hosts.join(', ')}]`;
-  });
-  const factor = (cla.policy?.overprovisioning_factor as number | undefined) ?? '(default 140)';
-  return `${groups.join('; ')}; overprovisioning_factor ${factor}`;
-}
-
-// ---- a steady request loop across a change ---------------------------------------------------
-
-interface Shot {
-  /** performance.now() when sent. */
-  readonly sent: number;
-  done: boolean;
-  app?: string;
-  status?: number;
-  error?: string;
-}
-
-interface LoadRun {
-  readonly total: number;
-  /** Requests sent before the change (all ought to reach `from`). */
-  readonly before: number;
-  readonly beforeOff: number;
-  /** Non-2xx answers and requests without an answer, over the whole loop. */
-  readonly failed: number;
-  readonly failures: readonly string[];
-  /**
-   * From the change to the first request of the final run served by `to` (ms); undefined if
-   * the loop ended without such a run of at least `settle` requests.
-   */
-  readonly switchMs?: number;
-  /** After the change: requests served by `to` before the final run began (flip-flops). */
-  readonly toBeforeSwitch: number;
-  /** After the change, before the switch: requests answered by neither `from` nor `to`. */
-  readonly strays: number;
-  readonly apps: Readonly<Record<string, number>>;
-}
-
-const ok = (s: Shot) => s.done && s.error === undefined && s.status! >= 200 && s.status! < 300;
-
-/**
- * Sends a request every 1000/rps ms through `web` to api; `change` runs after `leadMs`. Stops
- * once `settle` requests in a row after the change were served by `to` (and at least
- * `minAfterMs` passed), or `maxAfterMs` after the change.
- */
-async function loadAcross(
-  web: Sidecar,
-  opts: {
-    from: (app: string | undefined) => boolean;
-    to: (app: string | undefined) => boolean;
-    change: () => unknown;
-    rps?: number;
-    leadMs?: number;
-    minAfterMs?: number;
-    maxAfterMs?: number;
-    settle?: number;
-  },
-): Promise<LoadRun> {
-  const rps = opts.rps ?? 50;
-  const leadMs = opts.leadMs ?? 1_000;
-  const minAfterMs = opts.minAfterMs ?? 2_000;
-  const maxAfterMs = opts.maxAfterMs ?? 10_000;
-  const settle = opts.settle ?? 50;
-  const shots: Shot[] = [];
-  const pending: Promise<void>[] = [];
-  const start = performance.now();
-  let changeAt: number | undefined;
-  let changeDone: Promise<unknown> = Promise.resolve();
-
-  /** Index (in `shots`) where the final `to` run after the change begins, if it is complete. */
-  const runStart = (): number | undefined => {
-    if (changeAt === undefined) return undefined;
-    let end = shots.findIndex((s) => !s.done);
-    if (end < 0) end = shots.length;
-    let i = end;
-    while (
-      i > 0 &&
-      shots[i - 1]!.sent >= changeAt &&
-      ok(shots[i - 1]!) &&
-      opts.to(shots[i - 1]!.app)
-    )
-      i--;
-    return end - i >= settle ? i : undefined;
-  };
-
-  for (let k = 0; ; k++) {
-    const wait = start + (k * 1000) / rps - performance.now();
-    if (wait > 0) await sleep(wait);
-    const now = performance.now();
-    if (changeAt === undefined && now - start >= leadMs) {
-      changeAt = now;
-      changeDone = Promise.resolve().then(opts.change);
-    }
-    if (changeAt !== undefined) {
-      const after = now - changeAt;
-      if (after >= maxAfterMs || (after >= minAfterMs && runStart() !== undefined)) break;
-    }
-    const shot: Shot = { sent: now, done: false };
-    shots.push(shot);
-    pending.push(
-      callThrough(web, 'api', { timeoutMs: 5_000 }).then(
-        (r) => {
-          shot.app = r.app;
-          shot.status = r.status;
-          shot.done = true;
-        },
-        (err: Error) => {
-          shot.error = err.message;
-          shot.done = true;
-        },
-      ),
-    );
-  }
-  await Promise.all(pending);
-  await changeDone;
-
-  const at = changeAt!;
-  const before = shots.filter((s) => s.sent < at);
-  const after = shots.filter((s) => s.sent >= at);
-  let i = after.length;
-  while (i > 0 && ok(after[i - 1]!) && opts.to(after[i - 1]!.app)) i--;
-  const settled = after.length - i >= settle;
-  const apps: Record<string, number> = {};
-  for (const s of shots) {
-    const key = s.app ?? (s.error !== undefined ? '(no answer)' : '(envoy)');
-    apps[key] = (apps[key] ?? 0) + 1;
-  }
-  const failures = shots.filter((s) => !ok(s));
-  const beforeSwitch = settled ? after.slice(0, i) : after;
-  return {
-    total: shots.length,
-    before: before.length,
-    beforeOff: before.filter((s) => !ok(s) || !opts.from(s.app)).length,
-    failed: failures.length,
-    failures: failures
-      .slice(0, 10)
-      .map((s) => `+${(s.sent - at).toFixed(0)}ms: ${s.error ?? `HTTP ${s.status}`}`),
-    ...(settled ? { switchMs: after[i]!.sent - at } : {}),
-    toBeforeSwitch: beforeSwitch.filter((s) => ok(s) && opts.to(s.app)).length,
-    strays: beforeSwitch.filter((s) => ok(s) && !opts.to(s.app) && !opts.from(s.app)).length,
-    apps,
-  };
-}
-
-const among =
-  (apps: readonly TrafficApp[]) =>
-  (name: string | undefined): boolean =>
-    apps.some((a) => a.name === name);
-
-const pct = (part: number, total: number) => `${((part / total) * 100).toFixed(1)} %`;
-const ms = (v: number | undefined) => (v === undefined ? 'never' : `${v.toFixed(0)} ms`);
+/** A loadAcross predicate: answered by one of `apps`. */
+const among = (apps: readonly TrafficApp[]) => amongNames(apps.map((a) => a.name));
 
 function served(t: Tally, apps: readonly TrafficApp[]): number {
   return apps.reduce((n, a) => n + (t.apps[a.name] ?? 0), 0);
@@ -470,7 +277,7 @@ describe('locality-aware failover with real Envoy (delta)', () => {
     expect(away.apps[zoneB.name]).toBeGreaterThan(0);
     expect(away.apps[zoneC.name]).toBeGreaterThan(0);
 
-    const back = await loadAcross(m.web, {
+    const back = await loadAcross(m.web, 'api', {
       from: among([zoneB, zoneC]),
       to: among([zoneA]),
       change: () => m.place(zones(false)),
@@ -494,7 +301,7 @@ describe('locality-aware failover with real Envoy (delta)', () => {
     expect(served(local, dc1)).toBe(60);
 
     // The whole 10 s at 50 rps: the failure share is over the issue's loop, not a short one.
-    const away = await loadAcross(m.web, {
+    const away = await loadAcross(m.web, 'api', {
       from: among(dc1),
       to: among(dc2),
       change: () => m.place(datacenters(true)),
@@ -502,7 +309,7 @@ describe('locality-aware failover with real Envoy (delta)', () => {
       maxAfterMs: 9_000,
     });
     await m.expectHosts(dcHosts(false), 'dc1 sent as unhealthy');
-    const back = await loadAcross(m.web, {
+    const back = await loadAcross(m.web, 'api', {
       from: among(dc2),
       to: among(dc1),
       change: () => m.place(datacenters(false)),
@@ -545,7 +352,7 @@ describe('locality-aware failover with real Envoy (delta)', () => {
     let ejected: number, flags: string[], retries: number, overflow: number;
     try {
       // The whole 10 s at 50 rps: the failure share is over the issue's loop, not a short one.
-      run = await loadAcross(m.web, {
+      run = await loadAcross(m.web, 'api', {
         from: among(dead),
         to: among(dc2),
         change: () => Promise.all(dead.map((a) => a.close())),
@@ -593,7 +400,7 @@ describe('locality-aware failover with real Envoy (delta)', () => {
     await m.expectHosts(dcHosts(), 'dc1 at P0, dc2 at P1');
     const redirect = { Kind: 'service-resolver', Name: 'api', Redirect: { Datacenter: 'dc2' } };
 
-    const there = await loadAcross(m.web, {
+    const there = await loadAcross(m.web, 'api', {
       from: among(dc1),
       to: among(dc2),
       change: () => m.traffic.write([retryRouter, redirect]),
@@ -603,7 +410,7 @@ describe('locality-aware failover with real Envoy (delta)', () => {
       'only dc2 instances',
     );
     const all = await callMany(m.web, 'api', 60, { concurrency: 2 });
-    const reverted = await loadAcross(m.web, {
+    const reverted = await loadAcross(m.web, 'api', {
       from: among(dc2),
       to: among(dc1),
       change: () => m.traffic.write([retryRouter]),

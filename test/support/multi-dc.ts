@@ -1,8 +1,8 @@
-// Helpers for failover tests across localities and datacenters (copied in part from
-// test/e2e/locality.test.ts, which keeps its own): a steady ~50 rps request loop through a
-// sidecar across a change, what a sidecar's Envoy holds for a cluster (hosts with priority and
-// health from /clusters, the applied ClusterLoadAssignment from config_dump), and what a
-// Consul agent holds for a service (for failure messages).
+// Helpers for failover tests across localities and datacenters (the locality and
+// consul-multi-dc tests): a steady ~50 rps request loop through a sidecar across a change,
+// what a sidecar's Envoy holds for a cluster (hosts with priority and health from /clusters,
+// the applied ClusterLoadAssignment from config_dump), and what a Consul agent holds for a
+// service (for failure messages).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsulAgent } from './consul.js';
 import type { EnvoyHandle } from './envoy.js';
