@@ -215,7 +215,9 @@ export function assembleTraffic(
   const duplicates = duplicateProblems(entries);
   if (duplicates.length > 0) throw new TrafficDocumentError(source, duplicates);
   const reuse = <T extends ConfigEntry>(entry: T, before: T | undefined): T =>
-    before !== undefined && isDeepStrictEqual(before, entry) ? before : freeze(entry);
+    before === entry || (before !== undefined && isDeepStrictEqual(before, entry))
+      ? before!
+      : freeze(entry);
 
   let proxyDefaults: TrafficConfig['proxyDefaults'];
   const byMap = new Map<Maps, ConfigEntry[]>();
@@ -229,7 +231,9 @@ export function assembleTraffic(
     const before = (previous?.[map] as ReadonlyMap<string, ConfigEntry> | undefined)?.get(
       entry.Name,
     );
-    byMap.set(map, [...(byMap.get(map) ?? []), reuse(entry, before as typeof entry | undefined)]);
+    let list = byMap.get(map);
+    if (!list) byMap.set(map, (list = []));
+    list.push(reuse(entry, before as typeof entry | undefined));
   }
   const mapFor = <K extends Maps>(key: K): TrafficConfig[K] => {
     const list = [...(byMap.get(key) ?? [])].sort((a, b) => compare(a.Name, b.Name));

@@ -11,6 +11,7 @@ import { WatchedDocument, type WatchedDocumentSpec } from '../sources/watched-do
 import type { ConfigProblem, TrafficProvider } from './provider.js';
 import { TrafficDocumentError, parseTrafficDocument } from './schema.js';
 import { readTrafficItems } from './traffic-items.js';
+import { validateByEntries } from './validate-entries.js';
 import type { TrafficConfig, Unsupported } from './types.js';
 
 /**
@@ -65,7 +66,8 @@ const entriesOf = new WeakMap<TrafficConfig, Map<string, unknown>>();
 
 /**
  * parseTrafficText for a watched file: only entries whose text changed since `previous` are
- * parsed (traffic-items.ts); anything unusual, or any problem, goes through parseTrafficText.
+ * parsed (traffic-items.ts) and validated (validate-entries.ts); anything unusual, or any
+ * problem, goes through parseTrafficText, so errors read as they always have.
  * @throws TrafficDocumentError
  */
 export function parseTrafficTextByEntries(
@@ -75,15 +77,9 @@ export function parseTrafficTextByEntries(
 ): TrafficConfig {
   const known = (previous && entriesOf.get(previous)) ?? new Map<string, unknown>();
   const read = readTrafficItems(text, fileName, known);
-  let config: TrafficConfig | undefined;
-  if (read) {
-    try {
-      config = parseTrafficDocument(read.values, { source: fileName, previous });
-    } catch {
-      // The whole-text path below reports it, in its words.
-    }
-  }
-  config ??= parseTrafficText(text, fileName, previous);
+  const config =
+    (read && validateByEntries(read.texts, read.values, fileName, previous)) ??
+    parseTrafficText(text, fileName, previous);
   if (read) entriesOf.set(config, read.items);
   return config;
 }

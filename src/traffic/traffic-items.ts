@@ -16,6 +16,8 @@ import {
 const MAX_ITEM_PARSES = 16;
 
 export interface TrafficItems {
+  /** The entries' texts, in file order (repeats kept). */
+  readonly texts: readonly string[];
   /** The entries' values, in file order. */
   readonly values: unknown[];
   /** Each entry's text → its value: `known` for the next read. */
@@ -63,7 +65,7 @@ export function readTrafficItems(
       }
     }
   }
-  return { values, items: new Map(texts.map((t, i) => [t, values[i]])) };
+  return { texts, values, items: new Map(texts.map((t, i) => [t, values[i]])) };
 }
 
 /** JSON.parse of each text (the full path's values for a .json file); undefined on an error. */

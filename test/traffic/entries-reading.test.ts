@@ -23,9 +23,19 @@ function outcome(run: () => TrafficConfig): Outcome {
   }
 }
 
-// Edits: drop, duplicate or break an entry (a bad value, a duplicate key), or rename one.
+// Edits: drop, duplicate or break an entry (a bad value, a duplicate key), rename one, give
+// one another valid value, or reverse the order of the entries.
 const edit = fc.record({
-  kind: fc.constantFrom('drop', 'duplicate', 'bad', 'rename', 'dupkey', 'none'),
+  kind: fc.constantFrom(
+    'drop',
+    'duplicate',
+    'bad',
+    'rename',
+    'dupkey',
+    'retime',
+    'reverse',
+    'none',
+  ),
   at: fc.nat(),
 });
 function apply(entries: Array<Record<string, unknown>>, e: { kind: string; at: number }) {
@@ -35,6 +45,8 @@ function apply(entries: Array<Record<string, unknown>>, e: { kind: string; at: n
   if (e.kind === 'duplicate') out.push({ ...out[i]! });
   if (e.kind === 'bad') out[i] = { ...out[i]!, ConnectTimeout: 'soon' };
   if (e.kind === 'rename') out[i] = { ...out[i]!, Name: `svc-${e.at % 7}` };
+  if (e.kind === 'retime') out[i] = { ...out[i]!, ConnectTimeout: `${(e.at % 5) + 1}s` };
+  if (e.kind === 'reverse') out.reverse();
   return out;
 }
 function text(entries: Array<Record<string, unknown>>, json: boolean, dupKeyAt?: number) {
