@@ -2,11 +2,10 @@
 // sidecars (A in SotW mode, B in delta mode), instances registered with the `lucid-mesh
 // register` command run as processes. Leases, an etcd restart, compaction while the control
 // plane's watcher is cut off (a TCP proxy between it and etcd), and the put → Envoy latency.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
 import type { EtcdSource } from '../../src/sources/etcd/etcd-source.js';
+import { spawnCli, type CliProcess } from '../support/cli-process.js';
 import { startEtcd, startTcpProxy, type EtcdHandle, type TcpProxy } from '../support/etcd.js';
 import { startHttpApp, type HttpApp } from '../support/http-app.js';
 import {
@@ -22,36 +21,24 @@ import {
   QUICK_DEBOUNCE,
   startSourceControlPlane,
 } from '../support/source-control-plane.js';
-import { cliEntry } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const registerEntry = cliEntry;
 const PREFIX = '/e2e-mesh/';
 
-interface CliProcess {
-  readonly child: ChildProcess;
-  output(): string;
-  readonly exited: Promise<number | null>;
-}
+const processes: CliProcess[] = [];
 
-const processes: ChildProcess[] = [];
-
-/** `lucid-mesh <args>` as a process (through tsx, from source). */
+/** `lucid-mesh <args>` as a process, stopped after the file at the latest. */
 function cli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', registerEntry, ...args], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  processes.push(child);
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  return { child, output: () => output, exited };
+  const p = spawnCli(args);
+  processes.push(p);
+  return p;
 }
+
+/** `--service S --id ID --address 127.0.0.1 --port <app's port>`: an instance of `register`. */
+const instance = (service: string, id: string, app: HttpApp): string[] => [
+  ...['--service', service, '--id', id],
+  ...['--address', '127.0.0.1', '--port', String(app.port)],
+];
 
 /** Runs a command that should finish, and expects exit code 0. */
 async function cliOk(args: string[]): Promise<string> {
@@ -108,27 +95,13 @@ describe('etcd + real Envoy mesh', () => {
     const [, hb] = await Promise.all([
       cliOk([
         'register',
-        '--service',
-        'hello',
-        '--id',
-        'hello-1',
-        '--address',
-        '127.0.0.1',
-        '--port',
-        String(hello.port),
+        ...instance('hello', 'hello-1', hello),
         '--sidecar-port',
         String(helloSidecarPort),
         ...etcdFlags,
       ]),
       heartbeat([
-        '--service',
-        'world',
-        '--id',
-        'world-1',
-        '--address',
-        '127.0.0.1',
-        '--port',
-        String(world.port),
+        ...instance('world', 'world-1', world),
         '--sidecar-port',
         String(worldSidecarPort),
         '--protocol',
@@ -151,7 +124,7 @@ describe('etcd + real Envoy mesh', () => {
   });
 
   afterAll(async () => {
-    for (const p of processes) if (p.exitCode === null) p.kill('SIGKILL');
+    await Promise.all(processes.map((p) => p.stop(0)));
     await Promise.all([a?.envoy.stop(), b?.envoy.stop()]);
     await cp?.stop();
     await Promise.all([hello?.close(), world?.close(), world2?.close(), proxy?.close()]);
@@ -179,14 +152,7 @@ describe('etcd + real Envoy mesh', () => {
 
   it('lease expiry removes an instance whose register process was killed (SIGKILL, no revoke)', async () => {
     const p = await heartbeat([
-      '--service',
-      'world',
-      '--id',
-      'world-2',
-      '--address',
-      '127.0.0.1',
-      '--port',
-      String(world2.port),
+      ...instance('world', 'world-2', world2),
       '--ttl',
       '2',
       ...etcdFlags,
@@ -216,14 +182,7 @@ describe('etcd + real Envoy mesh', () => {
 
   it('SIGTERM to a register process revokes its lease: the instance goes at once', async () => {
     const p = await heartbeat([
-      '--service',
-      'world',
-      '--id',
-      'world-3',
-      '--address',
-      '127.0.0.1',
-      '--port',
-      String(world2.port),
+      ...instance('world', 'world-3', world2),
       '--ttl',
       '60',
       ...etcdFlags,
@@ -248,14 +207,7 @@ describe('etcd + real Envoy mesh', () => {
     const hbProxy = await startTcpProxy(etcd.clientPort);
     try {
       const p = await heartbeat([
-        '--service',
-        'world',
-        '--id',
-        'world-4',
-        '--address',
-        '127.0.0.1',
-        '--port',
-        String(world2.port),
+        ...instance('world', 'world-4', world2),
         '--ttl',
         '2',
         '--etcd',
@@ -298,18 +250,7 @@ describe('etcd + real Envoy mesh', () => {
     expect(cp.store.snapshot?.version).toBe(version);
 
     await etcd.restart();
-    await cliOk([
-      'register',
-      '--service',
-      'world',
-      '--id',
-      'world-2',
-      '--address',
-      '127.0.0.1',
-      '--port',
-      String(world2.port),
-      ...etcdFlags,
-    ]);
+    await cliOk(['register', ...instance('world', 'world-2', world2), ...etcdFlags]);
     await a.envoy.waitFor(
       async () => (await clusterHosts(a.envoy, 'world')).includes(hostOf(world2)),
       'world-2 (registered after the restart) in A /clusters',
@@ -325,18 +266,7 @@ describe('etcd + real Envoy mesh', () => {
       what: 'the control plane reports the cut',
     });
     await cliOk(['deregister', '--service', 'world', '--id', 'world-2', ...etcdFlags]);
-    await cliOk([
-      'register',
-      '--service',
-      'extra',
-      '--id',
-      'extra-1',
-      '--address',
-      '127.0.0.1',
-      '--port',
-      String(world2.port),
-      ...etcdFlags,
-    ]);
+    await cliOk(['register', ...instance('extra', 'extra-1', world2), ...etcdFlags]);
     await etcd.compact();
     // Nothing changed in Envoy meanwhile.
     expect(await clusterHosts(a.envoy, 'world')).toContain(hostOf(world2));
