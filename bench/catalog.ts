@@ -21,6 +21,8 @@ export interface ServiceDoc {
   name: string;
   protocol: 'http';
   instances: InstanceDoc[];
+  /** W9 scoped: the services this one's sidecars may call (catalog `upstreams`). */
+  upstreams?: string[];
 }
 
 export interface CatalogShape {
@@ -76,6 +78,11 @@ export class GeneratedCatalog {
       this.services.push({ name, protocol: 'http', instances });
       this.fragments.push(JSON.stringify(this.services[s]));
     }
+  }
+
+  /** Re-serialises every service (after a change to `services` made outside apply()). */
+  refresh(): void {
+    this.services.forEach((s, i) => (this.fragments[i] = JSON.stringify(s)));
   }
 
   get instanceCount(): number {

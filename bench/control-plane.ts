@@ -18,6 +18,8 @@ export interface BenchControlPlane {
   resource(kind: string, name: string): Promise<{ version: string; value: Uint8Array } | undefined>;
   /** Resolves with the first snapshot event after `index` in `snapshots` (by position). */
   nextSnapshot(afterIndex: number, timeoutMs: number): Promise<SnapshotEvent>;
+  /** Writes a V8 heap snapshot of the control plane to `path` (node:v8 writeHeapSnapshot). */
+  heapSnapshot(path: string): Promise<void>;
   profileStart(): Promise<void>;
   profileStop(path: string): Promise<void>;
   metricsText(): Promise<string>;
@@ -86,6 +88,9 @@ export async function startBenchControlPlane(
         }, timeoutMs);
         if (!check()) waiters.add(check);
       });
+    },
+    async heapSnapshot(path) {
+      await proc.request({ op: 'heapSnapshot', path }, 600_000);
     },
     async profileStart() {
       await proc.request({ op: 'profileStart' });

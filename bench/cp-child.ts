@@ -9,6 +9,7 @@
 import '../src/startup-heap.js';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { writeHeapSnapshot } from 'node:v8';
 import type { RunningControlPlane } from '../src/app.js';
 import type { ResourceKind } from '../src/protos/envoy.js';
 import type { CatalogSink, DiscoverySource } from '../src/sources/source.js';
@@ -34,6 +35,8 @@ export interface CpChildConfig {
   readonly logLevel: LogLevel;
   readonly debounceMs: number;
   readonly maxDebounceMs: number;
+  /** `serve --scope` (W9 declared); absent: `all`, as serve without a policy. */
+  readonly scope?: 'all' | 'declared';
 }
 
 export interface CpStats {
@@ -150,6 +153,7 @@ async function main(): Promise<void> {
     debounceMs: config.debounceMs,
     maxDebounceMs: config.maxDebounceMs,
     ...(traffic ? { traffic } : {}),
+    ...(config.scope ? { mesh: { scope: config.scope } } : {}),
   });
   const { store, counters, xds } = running;
   // The initial load is not a change.
@@ -243,6 +247,9 @@ async function main(): Promise<void> {
         const r = store.snapshot?.shared[msg.kind as ResourceKind].get(String(msg.name));
         return r ? { version: r.version, value: r.value } : undefined;
       }
+      case 'heapSnapshot':
+        // W9: what each per-proxy structure costs (bench/heap-breakdown.ts reads it).
+        return { path: writeHeapSnapshot(String(msg.path)) };
       case 'profileStart': {
         profiler = new Session();
         profiler.connect();

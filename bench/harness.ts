@@ -57,6 +57,8 @@ export interface BenchOptions {
   /** Churn: at most one catalog write per this many ms (0 = one write per flip). */
   readonly churnWriteMs: number;
   readonly profile: boolean;
+  /** `--heap-snapshot`: heap snapshots of the control plane per session (bench/heap-breakdown.ts). */
+  readonly heapSnapshot?: boolean;
   readonly quick: boolean;
   /** Where the run file goes (default bench/out). */
   readonly outDir: string;
@@ -82,6 +84,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
   mkdirSync(opts.outDir, { recursive: true });
   const profileDir = opts.profile ? join(opts.outDir, 'profiles', id) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const heapSnapshotDir = opts.heapSnapshot ? join(opts.outDir, 'heap', id) : undefined;
+  if (heapSnapshotDir) mkdirSync(heapSnapshotDir, { recursive: true });
   const machine = machineInfo();
   log(
     `lucid-mesh bench ${id}: ${machine.nproc} CPUs, Node ${machine.node}, commit ${machine.commit}${machine.dirty ? ' (dirty)' : ''}`,
@@ -106,7 +110,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
           log,
           ...(rounds > 1 || opts.peer ? { round: r } : {}),
         };
-        sessions.push(await runSession(plan, { ...common, profileDir }));
+        sessions.push(
+          await runSession(plan, {
+            ...common,
+            profileDir,
+            ...(heapSnapshotDir ? { heapSnapshotDir } : {}),
+          }),
+        );
         for (const peerMode of opts.peer?.modes ?? []) {
           sessions.push(
             await runSession(plan, { ...common, peer: { mode: peerMode, binary: peerBin! } }),

@@ -215,6 +215,7 @@ export async function startPeerControlPlane(
         if (!check()) waiters.add(check);
       });
     },
+    heapSnapshot: () => Promise.reject(new Error(`${PEER_NAME} peer: no heap snapshot`)),
     profileStart: () => Promise.reject(new Error(`${PEER_NAME} peer: no profiler`)),
     profileStop: () => Promise.reject(new Error(`${PEER_NAME} peer: no profiler`)),
     metricsText: () => Promise.resolve(''),

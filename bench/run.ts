@@ -32,6 +32,12 @@ Options:
                              model's memory (0 proxies vs an empty catalog), 20 flips with
                              the build time per change, churn at 10/s for 30 s. Not in the
                              default set
+                          W9  issue 16's "W7": 1000×10×10000 (10,000 proxies, 4 load
+                             workers), two sessions: "W9 declared" (every service declares 10
+                             upstreams, the control plane runs --scope declared) and "W9 all"
+                             (every sidecar gets the whole mesh); storm, memory, 20 flips,
+                             churn 10/s for 20 s. W9:declared or W9:all runs one. Takes
+                             minutes; not in the default set
                           envoy  5 real Envoys, 20 changes, change → every Envoy applied it
                           soak   1000×5×1000, every stream closed and reopened by its client
                                  after a random 5–30 s, 2 flips/s, for --soak-seconds (default
@@ -69,6 +75,10 @@ Options:
                         for every proxy: go-control-plane's best case) | both
   --repeat N            rounds of each session (with --peer: lucid-mesh, peer, lucid-mesh,
                         peer, …; default 1)
+  --heap-snapshot       V8 heap snapshots of the control plane with K proxies and with none
+                        (after the load client left); the heap per proxy by owner goes to the
+                        run file and RESULTS.md (bench/heap-breakdown.ts; the files are
+                        deleted unless --keep)
   --profile             CPU-profile the control plane during each phase; hot spots go to
                         the run file and RESULTS.md (.cpuprofile files under bench/out/profiles)
   --out DIR             where run files go (default bench/out)
@@ -121,6 +131,7 @@ async function main(): Promise<void> {
         'max-debounce-ms': { type: 'string' },
         'cp-log-level': { type: 'string', default: 'info' },
         profile: { type: 'boolean', default: false },
+        'heap-snapshot': { type: 'boolean', default: false },
         peer: { type: 'string' },
         'peer-mode': { type: 'string' },
         repeat: { type: 'string' },
@@ -190,7 +201,7 @@ async function main(): Promise<void> {
     } catch (err) {
       fail((err as Error).message);
     }
-    label = parts.join('_').replace(/\+/g, '-');
+    label = parts.join('_').replace(/[+:]/g, '-');
   } else if (v.quick) {
     sessions = QUICK_SET;
     label = 'quick';
@@ -273,6 +284,7 @@ async function main(): Promise<void> {
     workers: int('workers', v.workers, 1, 2)!,
     churnWriteMs: int('churn-write-ms', v['churn-write-ms'], 0, 100)!,
     profile: v.profile,
+    heapSnapshot: v['heap-snapshot'],
     quick: v.quick,
     outDir,
     resultsPath,

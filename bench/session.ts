@@ -19,6 +19,8 @@ import { PEER_NAME, PEER_VERSION, startPeerControlPlane } from './peer-control-p
 import { busyCpuSeconds } from './machine.js';
 import { emptyCatalogStats, modelMemory } from './model-memory.js';
 import { topSelfTime } from './profile.js';
+import { audienceOf, declareUpstreams, scopedAgreement } from './scale.js';
+import { heapBreakdownOf } from './heap-breakdown.js';
 import { round, summarize } from './stats.js';
 import {
   BACKENDS_PER_SERVICE,
@@ -36,6 +38,7 @@ import type {
   ChurnResult,
   ClientCpu,
   CpSettings,
+  HeapBreakdown,
   MemoryResult,
   Mode,
   PeerMode,
@@ -61,6 +64,12 @@ export interface SessionOptions {
   readonly peer?: { readonly mode: PeerMode; readonly binary: string };
   /** `--repeat`: the round this session belongs to (recorded in the result). */
   readonly round?: number;
+  /**
+   * `--heap-snapshot`: heap snapshots of the control plane with K proxies (after the memory
+   * phase) and with none (after the load client left), here; their per-proxy breakdown goes
+   * into the result (bench/heap-breakdown.ts).
+   */
+  readonly heapSnapshotDir?: string;
 }
 
 /** The outbound port every simulated sidecar announces (as Envoy's bootstrap metadata would). */
@@ -121,7 +130,12 @@ export async function settle(
   }
 }
 
-function watchFor(watchId: number, flip: Flip, detail: boolean): WatchSpec {
+function watchFor(
+  watchId: number,
+  flip: Flip,
+  detail: boolean,
+  audience?: readonly string[],
+): WatchSpec {
   return {
     watchId,
     kind: 'endpoints',
@@ -129,6 +143,7 @@ function watchFor(watchId: number, flip: Flip, detail: boolean): WatchSpec {
     marker: addressMarker(flip.address),
     present: flip.health !== 'critical',
     detail,
+    ...(audience ? { audience } : {}),
   };
 }
 
@@ -142,6 +157,8 @@ interface PlannedChange {
   readonly health: string;
   /** A proxy has the change once every one of these has been seen. */
   readonly watches: readonly Watch[];
+  /** Proxies that should see it (all of them, but for W9 scoped). */
+  readonly expected: number;
   /** Applies the change to the generated document (not yet written). */
   apply(): void;
   /** Writes the document the control plane watches. */
@@ -194,6 +211,10 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     join(dir, 'catalog', 'catalog.json'),
     plan.traffic ? tagged : undefined,
   );
+  if (plan.scope) {
+    declareUpstreams(catalog.services, plan.scope.upstreams);
+    catalog.refresh();
+  }
   catalog.write();
   // The traffic file, in a directory of its own too (each file watcher watches its directory).
   let traffic: GeneratedTraffic | undefined;
@@ -214,6 +235,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
   let routerEdits: ChangesResult | undefined;
   const churn: ChurnResult[] = [];
   let agreement: AgreementResult | undefined;
+  let heapBreakdown: HeapBreakdown | undefined;
   const metrics: Record<string, number | undefined> = {};
   let watchSeq = 1;
 
@@ -248,6 +270,9 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       ...(routerEdits ? { routerEdits } : {}),
     };
   }
+  const proxySpecs = catalog.proxies(plan.proxies);
+  /** Who should receive a change to `service` (W9 scoped: the proxies that declare it). */
+  const audience = (service: string) => audienceOf(catalog.services, proxySpecs, service);
   let cp: BenchControlPlane;
   let empty: CpStats | undefined;
   try {
@@ -272,6 +297,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
             logLevel: opts.cp.logLevel as never,
             debounceMs: opts.cp.debounceMs,
             maxDebounceMs: opts.cp.maxDebounceMs,
+            ...(plan.scope ? { scope: 'declared' as const } : {}),
           },
           join(dir, 'cp.log'),
         );
@@ -306,7 +332,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
 
   try {
     const idle = await cp.gcStats();
-    pool = await LoadPool.start(catalog.proxies(plan.proxies), opts.workers);
+    pool = await LoadPool.start(proxySpecs, plan.workers ?? opts.workers);
     const p = pool;
 
     // ---- storm: every sidecar connects at once ------------------------------------------
@@ -317,7 +343,12 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     let times: number[] = [];
     const settled = await profiled('storm', async () => {
       t0 = nowMs();
-      const res = await p.connect(`127.0.0.1:${cp.xdsPort}`, mode, OUTBOUND_PORT, STORM_TIMEOUT_MS);
+      const res = await p.connect(
+        `127.0.0.1:${cp.xdsPort}`,
+        mode,
+        OUTBOUND_PORT,
+        plan.stormTimeoutMs ?? STORM_TIMEOUT_MS,
+      );
       times = res.times.filter((t) => typeof t === 'number' && t > 0);
       allAt = res.complete ? Math.max(...times) : NaN;
       if (!res.complete)
@@ -367,6 +398,15 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       `[${tag}] memory: ${(memory.rssPerProxyBytes / 1024).toFixed(1)} KiB RSS, ` +
         `${(memory.heapPerProxyBytes / 1024).toFixed(1)} KiB heap per proxy`,
     );
+    const heapFile = (when: string) =>
+      join(
+        opts.heapSnapshotDir!,
+        `${plan.name}-${mode}-${when}.heapsnapshot`.replace(/[+ ]/g, '_'),
+      );
+    if (opts.heapSnapshotDir && !opts.peer) {
+      await cp.heapSnapshot(heapFile('loaded'));
+      log(`[${tag}] heap snapshot with ${times.length} proxies: ${heapFile('loaded')}`);
+    }
 
     // ---- sequential changes --------------------------------------------------------------
     if (plan.changes > 0 && storm.configured === plan.proxies) {
@@ -403,7 +443,8 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
 
     // ---- agreement -----------------------------------------------------------------------
     const final = await settle(cp, p);
-    const digests = await p.digests();
+    // Scoped, each service's proxies hold their own scope: they agree per service.
+    const digests = await p.digests(plan.scope !== undefined);
     const ws = await p.stats();
     const sysAfter = busyCpuSeconds();
     if (sysBefore !== undefined && sysAfter !== undefined) {
@@ -415,15 +456,18 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       const wall = (final.at - cpFirst.at) / 1000;
       backgroundCpuCores = round(Math.max(0, sysAfter - sysBefore - ours) / wall, 2);
     }
+    const inScope = plan.scope ? Math.min(plan.scope.upstreams, plan.services - 1) : plan.services;
     const expectedCounts: Record<string, number> = {
-      clusters: plan.services * backendsPerService,
-      endpoints: plan.services * backendsPerService,
+      clusters: inScope * backendsPerService,
+      endpoints: inScope * backendsPerService,
       // The shared outbound listener and the DNS listener (dns|15053: the simulated sidecars
       // send no dns_port, so they get the default).
       listeners: 2,
       routes: 1,
     };
-    const { flat, agree, countsMatch } = digestAgreement(digests, expectedCounts, plan.proxies);
+    const { flat, agree, countsMatch } = plan.scope
+      ? scopedAgreement(digests, expectedCounts, proxySpecs)
+      : digestAgreement(digests, expectedCounts, plan.proxies);
     agreement = {
       agree,
       digests: flat,
@@ -435,6 +479,20 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       anomalies: ws.flatMap((w) => w.anomalies).slice(0, 20),
     };
     if (!agree) errors.push(`agreement: proxies disagree: ${JSON.stringify(flat)}`);
+    if (opts.heapSnapshotDir && !opts.peer && memory.proxies > 0) {
+      // The same process with no proxy: every stream gone, then the per-proxy difference.
+      await p.close();
+      pool = undefined;
+      const deadline = nowMs() + 30_000;
+      while ((await cp.stats()).connected > 0 && nowMs() < deadline) await sleep(100);
+      await cp.heapSnapshot(heapFile('idle'));
+      heapBreakdown = heapBreakdownOf(heapFile('idle'), heapFile('loaded'), memory.proxies);
+      log(
+        `[${tag}] heap per proxy: ${heapBreakdown.totalBytesPerProxy} B ` +
+          `${JSON.stringify(heapBreakdown.byCategory)}`,
+      );
+      if (!opts.keepTemp) for (const w of ['idle', 'loaded']) rmSync(heapFile(w), { force: true });
+    }
     const text = await cp.metricsText();
     for (const name of [
       'lucid_mesh_resources_encoded_total',
@@ -466,18 +524,27 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     else log(`[${tag}] kept ${dir}`);
   }
 
-  return result({ backgroundCpuCores, storm, memory, changes, agreement });
+  return result({
+    backgroundCpuCores,
+    storm,
+    memory,
+    changes,
+    agreement,
+    ...(heapBreakdown ? { heapBreakdown } : {}),
+  });
 
   // ---- phases (closures over cp, pool, catalog) ------------------------------------------
 
   /** An endpoint flip as a sequential change (W7: its subset's assignment changes too). */
   function flipChange(flip: Flip): PlannedChange {
+    const who = audience(flip.service);
     const watches: Watch[] = [
       {
         kind: 'endpoints',
         name: flip.service,
         marker: addressMarker(flip.address),
         present: flip.health !== 'critical',
+        ...(who.audience ? { audience: who.audience } : {}),
       },
     ];
     if (traffic) {
@@ -494,6 +561,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       cluster: flip.service,
       health: flip.health,
       watches,
+      expected: who.expected,
       apply: () => catalog.apply(flip),
       write: () => catalog.write(),
     };
@@ -508,6 +576,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       watches: [
         { kind: 'routes', name: 'outbound', marker: routerEditMarker(edit), present: true },
       ],
+      expected: plan.proxies,
       apply: () => traffic!.apply(edit),
       write: () => traffic!.write(),
     };
@@ -571,9 +640,9 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       }
       const after = await settle(cp, p);
       if (!snap || !res) continue;
-      if (res.count < plan.proxies) {
+      if (res.count < change.expected) {
         errors.push(
-          `change ${change.cluster} #${change.n}: only ${res.count}/${plan.proxies} proxies saw it`,
+          `change ${change.cluster} #${change.n}: only ${res.count}/${change.expected} proxies saw it`,
         );
       }
       for (const t of res.times ?? []) perProxy.push(t - snap.builtAt);
@@ -589,6 +658,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
         firstAt: res.first,
         lastAt: res.last,
         detected: res.count,
+        ...(change.expected !== plan.proxies ? { expected: change.expected } : {}),
         snapshots: after.snapshotsBuilt - before.snapshotsBuilt,
         cpCpuMs: round(cpuMs(before, after)),
         encodes: after.encoded - before.encoded,
@@ -598,7 +668,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       });
     }
     const wAfter = await p.stats();
-    const full = records.filter((r) => r.detected === plan.proxies);
+    const full = records.filter((r) => r.detected === (r.expected ?? plan.proxies));
     // The control plane's own 'snapshot built' lines for this phase's changes.
     const logged = cp.loggedBuildMs().slice(loggedBefore, loggedBefore + records.length);
     return {
@@ -633,6 +703,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     const perWrite = Math.max(1, Math.round(opts.churnWriteMs / interval));
     const flips = catalog.planFlips(total);
     const ids = flips.map(() => watchSeq++);
+    const audiences = flips.map((f) => audience(f.service));
     // Watches are armed one second ahead of their flip, in batches, so arming never delays
     // a write (a watch armed early cannot fire early: its marker describes the new state).
     const batch = Math.max(perWrite, Math.ceil(c.rate / perWrite) * perWrite);
@@ -640,7 +711,9 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       p.watch(
         flips
           .slice(b * batch, (b + 1) * batch)
-          .map((f, i) => watchFor(ids[b * batch + i]!, f, false)),
+          .map((f, i) =>
+            watchFor(ids[b * batch + i]!, f, false, audiences[b * batch + i]!.audience),
+          ),
       );
     await arm(0);
     let armed = arm(1);
@@ -672,7 +745,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     const snaps = cp.snapshots.slice(snapFrom);
     const full = results
       .map((r, i) => ({ r, writeAt: writes[i]! }))
-      .filter(({ r }) => r.count === plan.proxies);
+      .filter(({ r }, i) => r.count === audiences[i]!.expected);
     const windowMs = after.at - start;
     const cpCpu = cpuMs(before, after);
     return {

@@ -4,7 +4,7 @@ import type { Summary } from './stats.js';
 export const RESULT_SCHEMA = 1;
 
 export type Mode = 'sotw' | 'delta';
-export type WorkloadId = 'Q' | 'W1' | 'W2' | 'W4' | 'W5' | 'W6' | 'W7' | 'W10';
+export type WorkloadId = 'Q' | 'W1' | 'W2' | 'W4' | 'W5' | 'W6' | 'W7' | 'W9' | 'W10';
 
 export interface MachineInfo {
   readonly nproc: number;
@@ -74,6 +74,26 @@ export interface ModelMemory {
   readonly modelRssBytes: number;
 }
 
+/** W9 `--heap-snapshot`: the control plane's heap per proxy by owner (bench/heap-breakdown.ts). */
+export interface HeapBreakdown {
+  readonly proxies: number;
+  /** Heap (V8 self sizes) with K proxies minus with none, / K. */
+  readonly totalBytesPerProxy: number;
+  /** Owners of under 16 B per proxy each, summed. */
+  readonly restBytesPerProxy: number;
+  readonly byCategory: Record<string, number>;
+  readonly entries: HeapBreakdownEntry[];
+}
+
+export interface HeapBreakdownEntry {
+  /** Owner constructor and the edge below it ("SotwStream.subs"), or "Ctor (self)". */
+  readonly label: string;
+  readonly category: string;
+  readonly bytesPerProxy: number;
+  /** Owner objects per proxy (for "(self)" labels: instances). */
+  readonly objectsPerProxy: number;
+}
+
 export interface ChangeRecord {
   readonly n: number;
   /** Endpoint flip: the service whose assignment changed; router edit: `service-router/<name>`. */
@@ -88,6 +108,8 @@ export interface ChangeRecord {
   readonly firstAt: number;
   readonly lastAt: number;
   readonly detected: number;
+  /** W9 scoped: the proxies whose scope holds the change (absent: all K). */
+  readonly expected?: number;
   readonly snapshots: number;
   readonly cpCpuMs: number;
   readonly encodes: number;
@@ -245,6 +267,8 @@ export interface SessionResult {
   /** W7 only. */
   readonly traffic?: TrafficResult;
   readonly agreement?: AgreementResult;
+  /** W9 with --heap-snapshot: what each per-proxy structure costs. */
+  readonly heapBreakdown?: HeapBreakdown;
   /** Selected totals scraped from /metrics at the end (cross-check of the IPC counters). */
   readonly metrics: Record<string, number | undefined>;
   readonly profiles: ProfileResult[];

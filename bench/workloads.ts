@@ -1,4 +1,5 @@
 // Workloads (services × instances × proxies) and the sets `npm run bench` runs.
+import { W9_SESSIONS, w9Sessions, type ScalePlanScope } from './scale.js';
 import type { WorkloadId } from './types.js';
 
 export interface ChurnPlan {
@@ -31,6 +32,12 @@ export interface SessionPlan {
   readonly traffic?: TrafficPlan;
   /** W10: also measure the model's memory against a control plane on an empty catalog. */
   readonly modelMemory?: boolean;
+  /** W9: every service declares this many upstreams and the control plane runs `--scope declared`. */
+  readonly scope?: ScalePlanScope;
+  /** Load-client workers for this session (default: --workers). */
+  readonly workers?: number;
+  /** How long the cold storm may take before the session gives up (default 180 s). */
+  readonly stormTimeoutMs?: number;
 }
 
 export const WORKLOADS: Record<WorkloadId, SessionPlan> = {
@@ -114,6 +121,8 @@ export const WORKLOADS: Record<WorkloadId, SessionPlan> = {
     churn: [{ rate: 10, seconds: 30 }],
     modelMemory: true,
   },
+  // Issue 16's "W7" (10,000 proxies), scoped and unscoped: bench/scale.ts. Only when asked.
+  W9: W9_SESSIONS[0]!,
 };
 
 /**
@@ -134,9 +143,11 @@ export const W2_W5_W6: SessionPlan = {
 export const DEFAULT_SET: SessionPlan[] = [WORKLOADS.W1, WORKLOADS.W4, W2_W5_W6, WORKLOADS.W7];
 export const QUICK_SET: SessionPlan[] = [WORKLOADS.Q];
 
-/** Parses "W2", "W2,W4", "W2+W5+W6" (one combined session). */
+/** Parses "W2", "W2,W4", "W2+W5+W6" (one combined session); W9 is two sessions (bench/scale.ts). */
 export function parseWorkloads(text: string): SessionPlan[] {
-  return text.split(',').map((part) => {
+  return text.split(',').flatMap((part) => {
+    const scale = w9Sessions(part);
+    if (scale) return scale;
     const ids = part
       .trim()
       .toUpperCase()

@@ -189,9 +189,9 @@ export class LoadPool {
   }
 
   /** Per type: shared-content digest → number of proxies holding it. */
-  async digests(): Promise<DigestSummary> {
+  async digests(byService = false): Promise<DigestSummary> {
     const parts = await Promise.all(
-      this.workers.map((w) => w.request<DigestSummary>({ op: 'digest' }, 60_000)),
+      this.workers.map((w) => w.request<DigestSummary>({ op: 'digest', byService }, 60_000)),
     );
     const out: Record<string, { digests: Record<string, number> }> = {};
     for (const part of parts) {

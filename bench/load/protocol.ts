@@ -25,6 +25,8 @@ export interface WatchSpec {
   readonly present: boolean;
   /** Send every proxy's arrival time back (else only count/min/max). */
   readonly detail: boolean;
+  /** W9 scoped: only the sidecars of these services should see it (absent: every sidecar). */
+  readonly audience?: readonly string[];
 }
 
 export type WorkerRequest =
@@ -43,7 +45,8 @@ export type WorkerRequest =
   | { readonly op: 'watch'; readonly watches: readonly WatchSpec[] }
   | { readonly op: 'unwatch'; readonly watchIds: readonly number[] }
   | { readonly op: 'stats' }
-  | { readonly op: 'digest' }
+  /** `byService`: digests keyed "<service>|<digest>" (scoped sessions agree per service). */
+  | { readonly op: 'digest'; readonly byService?: boolean }
   | { readonly op: 'close' }
   /**
    * Soak: from now on each sidecar's stream lives a random `minMs`..`maxMs`, then is closed by

@@ -9,7 +9,8 @@ checkFieldNumbers();
 
 const sidecars: Sidecar[] = [];
 const active = new Map<string, ArmedWatch[]>();
-const watches = new Map<number, ArmedWatch & { detail: boolean }>();
+type WorkerWatch = ArmedWatch & { detail: boolean; expected: number };
+const watches = new Map<number, WorkerWatch>();
 const configuredTimes: number[] = [];
 let configuredCount = 0;
 let openedAt = 0;
@@ -64,7 +65,7 @@ function noteAnomaly(message: string): void {
   if (anomalies.length < 20) anomalies.push(message);
 }
 
-function summarize(w: ArmedWatch & { detail: boolean }): WorkerEvent {
+function summarize(w: WorkerWatch): WorkerEvent {
   let min = Infinity;
   let max = -Infinity;
   const times: number[] = [];
@@ -84,7 +85,7 @@ function summarize(w: ArmedWatch & { detail: boolean }): WorkerEvent {
   };
 }
 
-function finishWatch(w: ArmedWatch & { detail: boolean }): void {
+function finishWatch(w: WorkerWatch): void {
   watches.delete(w.watchId);
   const list = active.get(w.kind);
   if (list) {
@@ -99,7 +100,7 @@ const hooks: SidecarHooks = {
     if (w.times[index] !== 0) return;
     w.times[index] = at;
     w.count++;
-    if (w.count === sidecars.length) {
+    if (w.count === watches.get(w.watchId)?.expected) {
       const full = watches.get(w.watchId);
       if (full) {
         finishWatch(full);
@@ -153,10 +154,12 @@ function stats(): WorkerStats {
   };
 }
 
-function digests(): Record<string, { digests: Record<string, number> }> {
+function digests(byService: boolean): Record<string, { digests: Record<string, number> }> {
   const out: Record<string, { digests: Record<string, number> }> = {};
-  for (const s of sidecars) {
-    for (const [kind, d] of Object.entries(s.digests())) {
+  for (const [i, s] of sidecars.entries()) {
+    const prefix = byService ? `${opened!.proxies[i]!.service}|` : '';
+    for (const [kind, digest] of Object.entries(s.digests())) {
+      const d = prefix + digest;
       const entry = (out[kind] ??= { digests: {} });
       entry.digests[d] = (entry.digests[d] ?? 0) + 1;
     }
@@ -177,7 +180,8 @@ function handle(msg: WorkerMessage): unknown {
     }
     case 'watch': {
       for (const spec of msg.watches) {
-        const w: ArmedWatch & { detail: boolean } = {
+        const audience = spec.audience ? new Set(spec.audience) : undefined;
+        const w: WorkerWatch = {
           watchId: spec.watchId,
           kind: spec.kind,
           name: spec.name,
@@ -187,7 +191,15 @@ function handle(msg: WorkerMessage): unknown {
           times: new Float64Array(sidecars.length),
           count: 0,
           detail: spec.detail,
+          expected: audience
+            ? (opened?.proxies ?? []).filter((p) => audience.has(p.service)).length
+            : sidecars.length,
         };
+        if (w.expected === 0) {
+          // None of this worker's sidecars should see it: done already.
+          send(summarize(w));
+          continue;
+        }
         watches.set(w.watchId, w);
         const list = active.get(w.kind) ?? [];
         list.push(w);
@@ -209,7 +221,7 @@ function handle(msg: WorkerMessage): unknown {
     case 'stats':
       return stats();
     case 'digest':
-      return digests();
+      return digests(msg.byService === true);
     case 'soakStart': {
       for (let i = 0; i < sidecars.length; i++) scheduleReopen(i, msg.minMs, msg.maxMs);
       return { started: sidecars.length };

@@ -1,0 +1,285 @@
+// What each per-proxy structure of the control plane costs (issue 16, W9): two V8 heap
+// snapshots of the control-plane child (node:v8 writeHeapSnapshot), one with K proxies
+// connected and one with none, summed per owner and divided by K.
+//
+// Ownership: a node with exactly one (strong) retainer is dominated by it, so following
+// single-retainer chains up gives, for every node, an owner that dominates it (its "top").
+// Each node's self size is charged to its top, labelled with the top's constructor and the
+// first edge on the way down ("SotwStream.subs", "Map.table" …): every byte counted once,
+// without building the dominator tree. A per-proxy object held from two places (a stream in
+// the server's map and in its own callbacks) is a top of its own; what only it holds is its.
+//
+// Alone: npx tsx bench/heap-breakdown.ts IDLE.heapsnapshot LOADED.heapsnapshot K
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { HeapBreakdown, HeapBreakdownEntry } from './types.js';
+
+interface Meta {
+  node_fields: string[];
+  node_types: [string[], ...unknown[]];
+  edge_fields: string[];
+  edge_types: [string[], ...unknown[]];
+}
+
+interface ParsedSnapshot {
+  readonly meta: Meta;
+  readonly nodes: Uint32Array;
+  readonly edges: Uint32Array;
+  readonly strings: string[];
+}
+
+/** Reads a whole file into one Buffer (heap snapshots can be larger than a JS string may be). */
+function readAll(path: string): Buffer {
+  const size = statSync(path).size;
+  const buf = Buffer.allocUnsafe(size);
+  const fd = openSync(path, 'r');
+  try {
+    let off = 0;
+    while (off < size) off += readSync(fd, buf, off, Math.min(1 << 30, size - off), off);
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
+}
+
+/** The unsigned integers of a JSON array starting at `start` (just after '['). */
+function intArray(buf: Buffer, start: number, count: number): { values: Uint32Array; end: number } {
+  const values = new Uint32Array(count);
+  let n = 0;
+  let cur = 0;
+  let inNum = false;
+  let i = start;
+  for (; ; i++) {
+    const c = buf[i]!;
+    if (c >= 48 && c <= 57) {
+      cur = cur * 10 + (c - 48);
+      inNum = true;
+    } else {
+      if (inNum) {
+        values[n++] = cur;
+        cur = 0;
+        inNum = false;
+      }
+      if (c === 93) break; // ']'
+    }
+  }
+  if (n !== count) throw new Error(`heap snapshot: expected ${count} numbers, read ${n}`);
+  return { values, end: i };
+}
+
+/** The strings of the JSON array starting at `start`, each parsed on its own. */
+function stringArray(buf: Buffer, start: number): string[] {
+  const out: string[] = [];
+  let i = start;
+  for (;;) {
+    while (buf[i] !== 34 && buf[i] !== 93) i++; // '"' or ']'
+    if (buf[i] === 93) return out;
+    const from = i++;
+    while (buf[i] !== 34) i += buf[i] === 92 ? 2 : 1; // skip escapes
+    i++;
+    out.push(JSON.parse(buf.toString('utf8', from, i)) as string);
+  }
+}
+
+export function parseHeapSnapshot(path: string): ParsedSnapshot {
+  const buf = readAll(path);
+  const at = (key: string, from = 0): number => {
+    const i = buf.indexOf(key, from, 'latin1');
+    if (i < 0) throw new Error(`heap snapshot ${path}: no ${key}`);
+    return i + key.length;
+  };
+  const nodesAt = at('"nodes":[');
+  const head = buf.toString('utf8', 0, nodesAt - '"nodes":['.length).replace(/,\s*$/, '');
+  const { snapshot } = JSON.parse(`${head}}`) as {
+    snapshot: { meta: Meta; node_count: number; edge_count: number };
+  };
+  const meta = snapshot.meta;
+  const nodes = intArray(buf, nodesAt, snapshot.node_count * meta.node_fields.length);
+  const edgesAt = at('"edges":[', nodes.end);
+  const edges = intArray(buf, edgesAt, snapshot.edge_count * meta.edge_fields.length);
+  const strings = stringArray(buf, at('"strings":[', edges.end));
+  return { meta, nodes: nodes.values, edges: edges.values, strings };
+}
+
+/** Bytes per owner label ("Ctor.edge" or "Ctor (self)"), with object counts of the tops. */
+export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; count: number }> {
+  const { meta, nodes, edges, strings } = snap;
+  const nf = meta.node_fields.length;
+  const ef = meta.edge_fields.length;
+  const fType = meta.node_fields.indexOf('type');
+  const fName = meta.node_fields.indexOf('name');
+  const fSelf = meta.node_fields.indexOf('self_size');
+  const fEdges = meta.node_fields.indexOf('edge_count');
+  const eType = meta.edge_fields.indexOf('type');
+  const eName = meta.edge_fields.indexOf('name_or_index');
+  const eTo = meta.edge_fields.indexOf('to_node');
+  const nodeTypes = meta.node_types[0];
+  const edgeTypes = meta.edge_types[0];
+  const weak = edgeTypes.indexOf('weak');
+  const shortcut = edgeTypes.indexOf('shortcut');
+  const element = edgeTypes.indexOf('element');
+  const hidden = edgeTypes.indexOf('hidden');
+  const count = nodes.length / nf;
+
+  // Single strong retainer of each node (-1: none yet, -2: several); the first one seen.
+  const parent = new Int32Array(count).fill(-1);
+  const parentEdge = new Int32Array(count);
+  const firstParent = new Int32Array(count).fill(-1);
+  let e = 0;
+  for (let n = 0; n < count; n++) {
+    const end = e + nodes[n * nf + fEdges]! * ef;
+    for (; e < end; e += ef) {
+      const t = edges[e + eType]!;
+      if (t === weak || t === shortcut) continue;
+      const to = edges[e + eTo]! / nf;
+      if (to === n) continue;
+      if (parent[to] === -1) {
+        parent[to] = n;
+        parentEdge[to] = e;
+        firstParent[to] = n;
+      } else if (parent[to] !== n) parent[to] = -2;
+    }
+  }
+  // Top of each node's single-retainer chain, and the node just below the top on it.
+  const top = new Int32Array(count).fill(-1);
+  const below = new Int32Array(count).fill(-1);
+  const chain: number[] = [];
+  const onChain = new Uint8Array(count);
+  for (let n = 0; n < count; n++) {
+    if (top[n] !== -1) continue;
+    let x = n;
+    // A cycle of single retainers (only garbage can be one) ends the walk where it closes.
+    while (top[x] === -1 && parent[x]! >= 0 && !onChain[parent[x]!]) {
+      onChain[x] = 1;
+      chain.push(x);
+      x = parent[x]!;
+    }
+    for (const c of chain) onChain[c] = 0;
+    if (top[x] === -1) {
+      top[x] = x;
+      below[x] = -1;
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const c = chain[i]!;
+      const p = parent[c]!;
+      top[c] = top[p]!;
+      below[c] = top[p] === p ? c : below[p]!;
+    }
+    chain.length = 0;
+  }
+  const plainLabel = (n: number): string => {
+    const type = nodeTypes[nodes[n * nf + fType]!]!;
+    const name = strings[nodes[n * nf + fName]!]!;
+    // Native (embedder) nodes are named "Node / Http2Session" and the like.
+    if (type === 'native') return name.startsWith('Node / ') ? name : name.split(' ')[0]!;
+    if (type === 'object') return name.split(' ')[0] || '(object)';
+    if (type === 'closure') return `(closure ${name || 'anonymous'})`;
+    return `(${type})`;
+  };
+  // A shared generic container (a Map held from two places) says where it hangs: by its
+  // first retainer, e.g. "Map<SotwStream.subs>".
+  const GENERIC = /^(Map|Set|Array|Object|Buffer|ArrayBuffer|Uint8Array|WeakMap|\(.*\))$/;
+  const label = (n: number): string => {
+    const own = plainLabel(n);
+    const p = firstParent[n]!;
+    if (!GENERIC.test(own) || p < 0) return own;
+    return `${own}<${plainLabel(p)}.${edgeLabel(parentEdge[n]!)}>`;
+  };
+  const edgeLabel = (edge: number): string => {
+    const t = edges[edge + eType]!;
+    if (t === element || t === hidden) return '[]';
+    const nameIdx = edges[edge + eName]!;
+    return strings[nameIdx] ?? String(nameIdx);
+  };
+  const out = new Map<string, { bytes: number; count: number }>();
+  for (let n = 0; n < count; n++) {
+    const t = top[n]!;
+    const b = below[n]!;
+    const key = b < 0 ? `${label(t)} (self)` : `${label(t)}.${edgeLabel(parentEdge[b]!)}`;
+    const entry = out.get(key) ?? { bytes: 0, count: 0 };
+    entry.bytes += nodes[n * nf + fSelf]!;
+    if (t === n) entry.count++;
+    out.set(key, entry);
+  }
+  return out;
+}
+
+/** lucid-mesh's own per-stream and per-proxy classes (src/xds, src/snapshot, src/telemetry). */
+const OURS =
+  /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|Entries|TokenBucket|WeakTable|ProxyView|Snapshot|SnapshotStore|ResourceEncoder|LazyResource|RecentActivity|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub)\b/;
+const HTTP2 =
+  /\b(Http2|ServerHttp2Stream|ServerHttp2Session|Http2Session|Http2Stream|nghttp2_memory|BaseServerInterceptingCall|ServerInterceptingCall|ServerDuplexStreamImpl|Http2ServerCallStream|Metadata|StreamDecoder|ServerCredentials)/;
+const SOCKETS =
+  /\b(Socket|TCP|TCPWrap|WriteWrap|ShutdownWrap|StreamBase|Readable|Writable|Timeout)\b/;
+
+/** Which part of a proxy's cost a label belongs to (by its owner and where it hangs). */
+export function categoryOf(label: string): string {
+  if (OURS.test(label)) return 'lucid-mesh';
+  if (HTTP2.test(label)) return 'grpc-js and HTTP/2';
+  if (SOCKETS.test(label)) return 'Node sockets and timers';
+  return 'other';
+}
+
+/**
+ * Per-proxy cost from two snapshots of the same process: (loaded − idle) per label, / K.
+ * Labels whose difference is under `minBytesPerProxy` go to "rest".
+ */
+export function heapBreakdownOf(
+  idlePath: string,
+  loadedPath: string,
+  proxies: number,
+  minBytesPerProxy = 16,
+): HeapBreakdown {
+  const idle = ownedSizes(parseHeapSnapshot(idlePath));
+  const loaded = ownedSizes(parseHeapSnapshot(loadedPath));
+  const entries: HeapBreakdownEntry[] = [];
+  let total = 0;
+  let rest = 0;
+  for (const key of new Set([...idle.keys(), ...loaded.keys()])) {
+    const a = idle.get(key) ?? { bytes: 0, count: 0 };
+    const b = loaded.get(key) ?? { bytes: 0, count: 0 };
+    const perProxy = (b.bytes - a.bytes) / proxies;
+    total += perProxy;
+    if (Math.abs(perProxy) < minBytesPerProxy) {
+      rest += perProxy;
+      continue;
+    }
+    entries.push({
+      label: key,
+      category: categoryOf(key),
+      bytesPerProxy: Math.round(perProxy),
+      objectsPerProxy: Math.round(((b.count - a.count) / proxies) * 100) / 100,
+    });
+  }
+  entries.sort((x, y) => y.bytesPerProxy - x.bytesPerProxy);
+  const byCategory: Record<string, number> = {};
+  for (const e of entries) byCategory[e.category] = (byCategory[e.category] ?? 0) + e.bytesPerProxy;
+  return {
+    proxies,
+    totalBytesPerProxy: Math.round(total),
+    restBytesPerProxy: Math.round(rest),
+    byCategory,
+    entries,
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [idle, loaded, k] = process.argv.slice(2);
+  if (!idle || !loaded || !k) {
+    process.stderr.write('usage: heap-breakdown.ts IDLE.heapsnapshot LOADED.heapsnapshot K\n');
+    process.exit(2);
+  }
+  const b = heapBreakdownOf(idle, loaded, Number(k));
+  process.stdout.write(
+    `${b.totalBytesPerProxy} B per proxy (rest ${b.restBytesPerProxy})\n` +
+      `${JSON.stringify(b.byCategory)}\n` +
+      b.entries
+        .slice(0, 60)
+        .map(
+          (e) =>
+            `${String(e.bytesPerProxy).padStart(7)} B  ${e.objectsPerProxy}×  ${e.label}  [${e.category}]`,
+        )
+        .join('\n') +
+      '\n',
+  );
+}
