@@ -34,6 +34,9 @@ import {
 } from './fields.js';
 import {
   accessLogs,
+  accessLogsConfigFields,
+  accessLogsFromConfig,
+  checkAccessLogsConfig,
   checkTracingConfig,
   tracing,
   tracingConfigFields,
@@ -171,6 +174,8 @@ const proxyDefaults = entry(
           .optional(),
         // Tracing for Consul users, who cannot write the top-level Tracing field.
         ...tracingConfigFields,
+        // AccessLogs Type otlp for Consul users, whose AccessLogs.Type cannot say it.
+        ...accessLogsConfigFields,
       },
       'a mapping (Consul proxy Config)',
       { unsupported: 'rest' },
@@ -198,7 +203,8 @@ const proxyDefaults = entry(
   },
 )
   .superRefine(checkTracingConfig)
-  .transform(tracingFromConfig);
+  .superRefine(checkAccessLogsConfig)
+  .transform((e) => accessLogsFromConfig(tracingFromConfig(e)));
 
 const serviceDefaults = entry(
   'service-defaults',

@@ -174,3 +174,38 @@ export function tracingFromConfig<T extends WithTracingConfig>(entry: T): T {
     },
   };
 }
+
+/**
+ * AccessLogs Type otlp for Consul, which refuses any Type but its own three (`invalid access
+ * log type: otlp`): proxy-defaults' `Config.lucid_access_logs_type = "otlp"` makes the entry's
+ * AccessLogs (Enabled as Consul stores it) send OTLP records instead.
+ */
+export const ACCESS_LOGS_TYPE_KEY = 'lucid_access_logs_type';
+
+export const accessLogsConfigFields = {
+  [ACCESS_LOGS_TYPE_KEY]: oneOf(['otlp'] as const).optional(),
+};
+
+interface WithAccessLogsConfig {
+  readonly Config: { readonly lucid_access_logs_type?: 'otlp' };
+  readonly AccessLogs?: { readonly Type: string; readonly Path?: string };
+}
+
+/** The key names AccessLogs' Type: a file log (Type file with its Path) says another. */
+export function checkAccessLogsConfig(entry: WithAccessLogsConfig, ctx: z.RefinementCtx): void {
+  if (entry.Config.lucid_access_logs_type === undefined) return;
+  if (entry.AccessLogs?.Type === 'file') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['Config', ACCESS_LOGS_TYPE_KEY],
+      message: `expected either AccessLogs.Type file or Config.${ACCESS_LOGS_TYPE_KEY}, got both`,
+    });
+  }
+}
+
+/** The key as the entry's AccessLogs.Type, so everything downstream reads one field. */
+export function accessLogsFromConfig<T extends WithAccessLogsConfig>(entry: T): T {
+  const type = entry.Config.lucid_access_logs_type;
+  if (type === undefined || entry.AccessLogs === undefined) return entry;
+  return { ...entry, AccessLogs: { ...entry.AccessLogs, Type: type } };
+}

@@ -374,6 +374,26 @@ describe('ConsulTrafficSource against a real Consul agent', () => {
     expect(config.unsupported).toEqual([]);
   });
 
+  it('AccessLogs Type otlp: refused by Consul; Config.lucid_access_logs_type otlp says it instead', async () => {
+    const refused = await consul.api('PUT', '/v1/config', {
+      ...PROXY_DEFAULTS,
+      AccessLogs: { Enabled: true, Type: 'otlp' },
+    });
+    expect(refused.status).not.toBe(200);
+    expect(refused.body).toContain('invalid access log type: otlp');
+    await write({
+      ...PROXY_DEFAULTS,
+      Config: { protocol: 'http', lucid_access_logs_type: 'otlp' },
+      AccessLogs: { Enabled: true },
+    });
+    const { source } = newSource();
+    await source.start();
+    const config = await waitFor(() => source.current(), { what: 'the first configuration' });
+    expect(config.proxyDefaults?.AccessLogs).toEqual({ Enabled: true, Type: 'otlp' });
+    expect(config.unsupported).toEqual([]);
+    expect(source.problems()).toEqual([]);
+  });
+
   it("proxy-defaults tracing in Consul's opaque Config (lucid_tracing_*) reaches the configuration; a top-level Tracing is refused by Consul", async () => {
     // Consul 1.16 decodes entries strictly: lucid-mesh's Tracing field cannot be stored there.
     const refused = await consul.api('PUT', '/v1/config', {

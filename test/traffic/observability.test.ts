@@ -137,6 +137,38 @@ describe('AccessLogs', () => {
     ]);
   });
 
+  it("Config.lucid_access_logs_type otlp (for Consul, which refuses Type otlp) is AccessLogs' Type", () => {
+    const { entry, unsupported } = parseEntry(
+      proxyDefaults({
+        Config: { lucid_access_logs_type: 'otlp' },
+        // As Consul prints it: its zero Type, Path and formats.
+        AccessLogs: {
+          Enabled: true,
+          DisableListenerLogs: false,
+          Type: '',
+          Path: '',
+          JSONFormat: '',
+          TextFormat: '',
+        },
+      }),
+    );
+    expect(unsupported).toEqual([]);
+    expect(entry).toMatchObject({ AccessLogs: { Enabled: true, Type: 'otlp' } });
+    expect(
+      problems(
+        proxyDefaults({
+          Config: { lucid_access_logs_type: 'otlp' },
+          AccessLogs: { Enabled: true, Type: 'file', Path: '/tmp/x' },
+        }),
+      ),
+    ).toEqual([
+      'proxy-defaults/global: Config.lucid_access_logs_type: expected either AccessLogs.Type file or Config.lucid_access_logs_type, got both',
+    ]);
+    expect(problems(proxyDefaults({ Config: { lucid_access_logs_type: 'syslog' } }))).toEqual([
+      'proxy-defaults/global: Config.lucid_access_logs_type: expected one of otlp, got "syslog"',
+    ]);
+  });
+
   it('DisableListenerLogs in use is listed as unsupported', () => {
     const { unsupported } = parseEntry(
       proxyDefaults({ AccessLogs: { Enabled: true, DisableListenerLogs: true } }),
