@@ -4,6 +4,7 @@
 // the applied ClusterLoadAssignment from config_dump), and what a Consul agent holds for a
 // service (for failure messages).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'vitest';
 import type { ConsulAgent } from './consul.js';
 import type { EnvoyHandle } from './envoy.js';
 import type { Sidecar } from './mesh.js';
@@ -172,6 +173,28 @@ export async function loadAcross(
     apps,
     changeMs,
   };
+}
+
+/**
+ * A failover as the issue allows it: every request before the change reached `from`, the loop
+ * settled on `to`, at most `maxFailedShare` of its requests failed, and none reached a third app.
+ */
+export function expectFailover(run: LoadRun, maxFailedShare = 0.01): void {
+  expect(run.beforeOff).toBe(0);
+  expect(run.switchMs, JSON.stringify(run.apps)).toBeDefined();
+  expect(run.failed / run.total, run.failures.join('\n')).toBeLessThanOrEqual(maxFailedShare);
+  expect(run.strays).toBe(0);
+}
+
+/**
+ * A way back as the issue asks: every request before the change reached `from`, the loop
+ * settled on `to` within 10 s of the change, and not one request failed.
+ */
+export function expectCleanReturn(run: LoadRun): void {
+  expect(run.beforeOff).toBe(0);
+  expect(run.switchMs, JSON.stringify(run.apps)).toBeDefined();
+  expect(run.switchMs!).toBeLessThan(10_000);
+  expect(run.failed, run.failures.join('\n')).toBe(0);
 }
 
 /** A predicate for loadAcross: answered by one of these app names. */
