@@ -243,6 +243,47 @@ async function proxies(mesh: Mesh): Promise<ProxyRow[]> {
 const countLines = (text: string, needle: string) =>
   text.split('\n').filter((l) => l.includes(needle)).length;
 
+/**
+ * For the tests that make saving fail while leaves are due: the leaf serials the CA has saved
+ * in the data dir, those both Envoys hold, and serve's log lines of failed saves.
+ */
+function leafRecords(m: Mesh) {
+  const store = new FileCaStore(m.dataDir);
+  const saved = async () =>
+    Object.fromEntries((await store.loadLeaves()).map((l) => [l.service, l.serial]));
+  const held = async () => ({ web: await leafSerial(m.web), api: await leafSerial(m.api) });
+  return {
+    saved,
+    held,
+    failedSaves: () =>
+      m.serve
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('saving leaf records failed')),
+    /** Until the saved records name the leaves Envoy holds (other than web's `not`): them. */
+    waitSaved: (what: string, timeoutMs: number, not?: string) =>
+      waitFor(
+        async () => {
+          const s = await saved();
+          const h = await held();
+          return s.web === h.web && s.api === h.api && (not === undefined || s.web !== not)
+            ? s
+            : undefined;
+        },
+        { what, timeoutMs, details: m.serve.output },
+      ),
+    /** Until both Envoys hold leaves other than `before`. */
+    waitRenewed: (before: { web?: string; api?: string }, what: string) =>
+      waitFor(
+        async () => {
+          const h = await held();
+          return h.web !== before.web && h.api !== before.api;
+        },
+        { what, timeoutMs: 25_000, details: m.serve.output },
+      ),
+  };
+}
+
 describe('control plane killed with -9 for 30 s', () => {
   let mesh: Mesh | undefined;
   beforeAll(async () => {
@@ -488,19 +529,9 @@ describe('the CA directory read-only while leaves are due', () => {
   it('renewals keep reaching Envoy, the save fails with a logged error and nothing half-written; writable again, it saves', async () => {
     const m = mesh!;
     const caDir = join(m.dataDir, 'ca');
-    const store = new FileCaStore(m.dataDir);
-    const savedSerials = async () =>
-      Object.fromEntries((await store.loadLeaves()).map((l) => [l.service, l.serial]));
-    const current = async () => ({ web: await leafSerial(m.web), api: await leafSerial(m.api) });
+    const leaves = leafRecords(m);
     // Both leaves recorded before the directory goes read-only.
-    await waitFor(
-      async () => {
-        const saved = await savedSerials();
-        const held = await current();
-        return saved.web === held.web && saved.api === held.api ? saved : undefined;
-      },
-      { what: 'leaf records saved', timeoutMs: 20_000, details: m.serve.output },
-    );
+    await leaves.waitSaved('leaf records saved', 20_000);
     const load = startLoadLoop(m.web, 'api', { rps: 100, maxMs: 60_000, timeoutMs: 3_000 });
     const memoryBefore = await serveMemory(m.ports.admin);
     let chattrOn = false;
@@ -509,32 +540,23 @@ describe('the CA directory read-only while leaves are due', () => {
       expect(frozen.status, frozen.stderr).toBe(0);
       chattrOn = true;
       const frozenAt = Date.now();
-      const savedAtFreeze = await savedSerials();
-      const heldAtFreeze = await current();
-      const failedSaves = () => countLines(m.serve.output(), 'saving leaf records failed');
+      const savedAtFreeze = await leaves.saved();
+      const heldAtFreeze = await leaves.held();
+      const failedSaves = () => leaves.failedSaves().length;
       const renewals = () => countLines(m.serve.output(), 'leaf certificate renewed');
       const renewalsAtFreeze = renewals();
 
       // Both services renewed while read-only: Envoy holds the new leaves.
-      await waitFor(
-        async () => {
-          const held = await current();
-          return held.web !== heldAtFreeze.web && held.api !== heldAtFreeze.api;
-        },
-        { what: 'both leaves renewed while read-only', timeoutMs: 25_000, details: m.serve.output },
-      );
+      await leaves.waitRenewed(heldAtFreeze, 'both leaves renewed while read-only');
       await waitFor(() => failedSaves() >= 1, {
         what: 'the failed save logged',
         timeoutMs: 10_000,
         details: m.serve.output,
       });
-      const errorLine = m.serve
-        .output()
-        .split('\n')
-        .find((l) => l.includes('saving leaf records failed'))!;
-      const heldReadOnly = await current();
+      const errorLine = leaves.failedSaves()[0]!;
+      const heldReadOnly = await leaves.held();
       const leftovers = readdirSync(caDir).filter((f) => f.endsWith('.tmp'));
-      const savedReadOnly = await savedSerials();
+      const savedReadOnly = await leaves.saved();
       const failedWhileReadOnly = load.count().failed;
       const readOnlyFor = Date.now() - frozenAt;
 
@@ -543,19 +565,10 @@ describe('the CA directory read-only while leaves are due', () => {
       const thawedAt = Date.now();
       const failedSavesAtThaw = failedSaves();
       // The next renewal saves the records (the failed save itself is not retried).
-      const saved = await waitFor(
-        async () => {
-          const s = await savedSerials();
-          const held = await current();
-          return s.web === held.web && s.api === held.api && s.web !== heldReadOnly.web
-            ? s
-            : undefined;
-        },
-        {
-          what: 'leaf records saved after the directory is writable',
-          timeoutMs: 25_000,
-          details: m.serve.output,
-        },
+      const saved = await leaves.waitSaved(
+        'leaf records saved after the directory is writable',
+        25_000,
+        heldReadOnly.web,
       );
       const savedAfterMs = Date.now() - thawedAt;
       const tally = await load.stop();
@@ -646,18 +659,8 @@ describe('the data directory full (a 1 MiB tmpfs) while leaves are due', () => {
   it('renewals keep reaching Envoy, the save fails with ENOSPC and leaves no temp file; with space again, it saves', async () => {
     const m = mesh!;
     const caDir = join(m.dataDir, 'ca');
-    const store = new FileCaStore(m.dataDir);
-    const savedSerials = async () =>
-      Object.fromEntries((await store.loadLeaves()).map((l) => [l.service, l.serial]));
-    const current = async () => ({ web: await leafSerial(m.web), api: await leafSerial(m.api) });
-    await waitFor(
-      async () => {
-        const saved = await savedSerials();
-        const held = await current();
-        return saved.web === held.web && saved.api === held.api;
-      },
-      { what: 'leaf records saved', timeoutMs: 20_000, details: m.serve.output },
-    );
+    const leaves = leafRecords(m);
+    await leaves.waitSaved('leaf records saved', 20_000);
     const load = startLoadLoop(m.web, 'api', { rps: 100, maxMs: 60_000, timeoutMs: 3_000 });
     const memoryBefore = await serveMemory(m.ports.admin);
     const filler = join(m.dataDir, 'filler');
@@ -674,21 +677,11 @@ describe('the data directory full (a 1 MiB tmpfs) while leaves are due', () => {
         closeSync(fd);
       }
       const fullAt = Date.now();
-      const savedAtFull = await savedSerials();
-      const heldAtFull = await current();
-      const failedSaves = () =>
-        m.serve
-          .output()
-          .split('\n')
-          .filter((l) => l.includes('saving leaf records failed'));
+      const savedAtFull = await leaves.saved();
+      const heldAtFull = await leaves.held();
+      const { failedSaves } = leaves;
       const failedBefore = failedSaves().length;
-      await waitFor(
-        async () => {
-          const held = await current();
-          return held.web !== heldAtFull.web && held.api !== heldAtFull.api;
-        },
-        { what: 'both leaves renewed while full', timeoutMs: 25_000, details: m.serve.output },
-      );
+      await leaves.waitRenewed(heldAtFull, 'both leaves renewed while full');
       await waitFor(() => failedSaves().length > failedBefore, {
         what: 'the failed save logged',
         timeoutMs: 10_000,
@@ -696,20 +689,15 @@ describe('the data directory full (a 1 MiB tmpfs) while leaves are due', () => {
       });
       const errorLine = failedSaves()[failedBefore]!;
       const leftovers = readdirSync(caDir).filter((f) => f.endsWith('.tmp'));
-      const savedWhileFull = await savedSerials();
-      const heldWhileFull = await current();
+      const savedWhileFull = await leaves.saved();
+      const heldWhileFull = await leaves.held();
       const fullFor = Date.now() - fullAt;
       rmSync(filler);
       const freedAt = Date.now();
-      const saved = await waitFor(
-        async () => {
-          const s = await savedSerials();
-          const held = await current();
-          return s.web === held.web && s.api === held.api && s.web !== heldWhileFull.web
-            ? s
-            : undefined;
-        },
-        { what: 'leaf records saved with space again', timeoutMs: 25_000, details: m.serve.output },
+      const saved = await leaves.waitSaved(
+        'leaf records saved with space again',
+        25_000,
+        heldWhileFull.web,
       );
       const savedAfterMs = Date.now() - freedAt;
       const tally = await load.stop();
