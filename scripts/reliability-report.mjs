@@ -8,7 +8,8 @@
 //
 //   npm run reliability:report [-- --results DIR] [--check]
 //
-// --check: exit 1 if the doc or the merged results would change (nothing written).
+// --check: exit 1 if the doc or the merged results would change, or a row of ROWS has no
+// result yet (nothing written).
 import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,60 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(root, 'docs/reliability.md');
 const MERGED = join(root, 'docs/reliability-results.json');
 const SECTIONS = ['hostile', 'outages', 'components', 'documents', 'soak'];
+// Every row of the doc, by section, in the order the tables show them: the test named writes
+// test-results/reliability/<id>.json once its assertions pass (the soak's come from the
+// bench). A row without a result fails `--check`; a result whose id is not here is refused.
+const ROWS = {
+  hostile: {
+    'hostile-snapshot-dump': 'test/admin/snapshot-dump.test.ts',
+    'hostile-proxy-isolation': 'test/snapshot/proxy-isolation.test.ts',
+    'hostile-max-event-clients': 'test/xds/bounded-maps.test.ts',
+    'hostile-max-streams': 'test/xds/limits.test.ts',
+    'hostile-stream-rate': 'test/xds/limits.test.ts',
+    'hostile-stream-storm': 'test/xds/limits.test.ts',
+    'hostile-max-request-bytes': 'test/xds/limits.test.ts',
+    'hostile-tight-loop': 'test/xds/limits.test.ts',
+    'hostile-unread-responses': 'test/xds/limits.test.ts',
+    'hostile-node-ids': 'test/xds/bounded-maps.test.ts',
+    'hostile-type-urls': 'test/xds/bounded-maps.test.ts',
+    'hostile-eds-names': 'test/xds/bounded-maps.test.ts',
+    'hostile-delta-names': 'test/xds/bounded-maps.test.ts',
+    'hostile-sse-slow-reader': 'test/telemetry/sse-bounds.test.ts',
+    'hostile-decoder-fuzz': 'test/xds/fuzz-decode.test.ts',
+    'hostile-live-fuzz': 'test/xds/fuzz-live.test.ts',
+  },
+  outages: {
+    'outage-control-plane-kill': 'test/e2e/outage-control-plane.test.ts',
+    'outage-data-dir-read-only': 'test/e2e/outage-control-plane.test.ts',
+    'outage-data-dir-full': 'test/e2e/outage-control-plane.test.ts',
+  },
+  components: {
+    'outage-consul': 'test/e2e/outage-consul.test.ts',
+    'outage-etcd': 'test/e2e/outage-etcd.test.ts',
+  },
+  documents: {
+    'documents-catalog-values': 'test/fuzz/documents.test.ts',
+    'documents-policy-values': 'test/fuzz/documents.test.ts',
+    'documents-catalog-text': 'test/fuzz/documents.test.ts',
+    'documents-policy-text': 'test/fuzz/documents.test.ts',
+    'documents-traffic-values': 'test/traffic/property.test.ts',
+    'documents-catalog-file': 'test/fuzz/documents.test.ts',
+    'documents-policy-file': 'test/fuzz/documents.test.ts',
+    'documents-traffic-file': 'test/fuzz/documents.test.ts',
+    'documents-consul-entries': 'test/fuzz/consul-responses.test.ts',
+    'documents-consul-faults': 'test/fuzz/consul-responses.test.ts',
+    'documents-consul-huge-and-index': 'test/fuzz/consul-responses.test.ts',
+    'documents-etcd-values': 'test/fuzz/etcd-values.test.ts',
+    'documents-etcd-real': 'test/fuzz/etcd-values.test.ts',
+  },
+  soak: {
+    'soak-sotw': 'npm run bench -- --workload soak --mode sotw',
+    'soak-delta': 'npm run bench -- --workload soak --mode delta',
+  },
+};
+const sectionOf = new Map(
+  Object.entries(ROWS).flatMap(([section, rows]) => Object.keys(rows).map((id) => [id, section])),
+);
 const REQUIRED = ['id', 'section', 'fault', 'behaviour', 'figures', 'test', 'run'];
 
 function fail(message) {
@@ -40,7 +95,8 @@ if (values.help) {
       '  --results DIR  where the tests and the soak bench wrote their JSON results\n' +
       '                 (default test-results/reliability)\n' +
       '  --bench-out DIR  bench run files to take the soak rows from (default bench/out)\n' +
-      '  --check        exit 1 if docs/reliability.md would change; write nothing',
+      '  --check        exit 1 if docs/reliability.md would change or a row has no result;\n' +
+      '                 write nothing',
   );
   process.exit(0);
 }
@@ -60,6 +116,11 @@ function readResult(file) {
     );
   if (typeof r.run.date !== 'string' || typeof r.run.commit !== 'string')
     fail(`${file}: run: expected {date, commit}`);
+  if (sectionOf.get(r.id) !== r.section)
+    fail(
+      `${file}: id: ${JSON.stringify(r.id)} is not a row of the ${r.section} table ` +
+        '(add it to ROWS in scripts/reliability-report.mjs)',
+    );
   return r;
 }
 
@@ -145,20 +206,20 @@ const cell = (text) =>
     .replace(/\s*\n\s*/g, ' ');
 const runOf = (r) => `${r.run.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.run.commit}\``;
 
+// Results of rows that are no longer in ROWS go (a removed or renamed test).
+for (const id of Object.keys(merged.results)) if (!sectionOf.has(id)) delete merged.results[id];
+const missing = [...sectionOf.keys()].filter((id) => merged.results[id] === undefined);
+
 function table(section) {
-  const rows = Object.values(merged.results)
-    .filter((r) => r.section === section)
-    .sort((a, b) => a.id.localeCompare(b.id));
-  if (rows.length === 0)
-    return '_No results yet: run the tests listed above, then `npm run reliability:report`._';
   const head = ['Fault or input', 'What the control plane does', 'Figures', 'Run', 'Test'];
   const lines = [
     `| ${head.join(' | ')} |`,
     `| ${head.map(() => '---').join(' | ')} |`,
-    ...rows.map(
-      (r) =>
-        `| ${[cell(r.fault), cell(r.behaviour), cell(r.figures), runOf(r), `\`${r.test}\``].join(' | ')} |`,
-    ),
+    ...Object.entries(ROWS[section]).map(([id, test]) => {
+      const r = merged.results[id];
+      if (!r) return `| \`${id}\`: no result yet | | | | \`${test}\` |`;
+      return `| ${[cell(r.fault), cell(r.behaviour), cell(r.figures), runOf(r), `\`${r.test}\``].join(' | ')} |`;
+    }),
   ];
   return lines.join('\n');
 }
@@ -180,12 +241,16 @@ const mergedText = await prettier.format(JSON.stringify(merged), {
 });
 const oldMerged = existsSync(MERGED) ? readFileSync(MERGED, 'utf8') : '';
 
+const missingText = `rows without a result: ${missing
+  .map((id) => `${id} (${ROWS[sectionOf.get(id)][id]})`)
+  .join(', ')}`;
 if (values.check) {
   const stale = out !== doc || mergedText !== oldMerged;
   console.log(
     stale ? 'docs/reliability.md is not up to date' : 'docs/reliability.md is up to date',
   );
-  process.exit(stale ? 1 : 0);
+  if (missing.length > 0) console.log(missingText);
+  process.exit(stale || missing.length > 0 ? 1 : 0);
 }
 for (const [file, text] of [
   [MERGED, mergedText],
@@ -198,3 +263,4 @@ for (const [file, text] of [
 console.log(
   `docs/reliability.md: ${Object.keys(merged.results).length} generated rows (${fresh} taken from this run's results)`,
 );
+if (missing.length > 0) console.error(`reliability-report: ${missingText}`);

@@ -7,6 +7,7 @@ import { snapshotDump } from '../../src/admin/snapshot-dump.js';
 import type { StreamInfo } from '../../src/xds/type-status.js';
 import { node, sotwClient, typeUrl } from '../support/ads-client.js';
 import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
+import { describeMemory, sampleMemory, writeReliabilityResult } from '../support/reliability.js';
 
 let cp: TestControlPlane | undefined;
 afterEach(async () => {
@@ -14,6 +15,7 @@ afterEach(async () => {
   cp = undefined;
 });
 
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const names = (n: number) => Array.from({ length: n }, () => randomBytes(12).toString('base64url'));
 
 describe('snapshot dump of a node that is not connected', () => {
@@ -26,7 +28,14 @@ describe('snapshot dump of a node that is not connected', () => {
     await c.next();
     const before = cp.store.cacheSizes();
     expect(before.views).toBe(1);
-    for (const name of names(3000)) {
+    // One dump first, so what the first one warms up (translator code, shared caches) is in
+    // the baseline.
+    snapshotDump(cp.store, streams(), 'warm-up', undefined);
+    const memoryBefore = sampleMemory();
+    let memoryHalfway = memoryBefore;
+    for (const [i, name] of names(3000).entries()) {
+      // Halfway: memory that grows with the count would show between here and the end.
+      if (i === 1500) memoryHalfway = sampleMemory();
       const dump = snapshotDump(cp.store, streams(), name, undefined);
       expect(dump.connected).toBe(false);
       // Every node gets at least the shared clusters, its outbound listener and its DNS one.
@@ -34,7 +43,26 @@ describe('snapshot dump of a node that is not connected', () => {
       expect(dump.resources.listeners?.length).toBe(2);
     }
     expect(cp.store.cacheSizes()).toEqual(before);
+    const memoryAfter = sampleMemory();
     c.close();
+    writeReliabilityResult({
+      id: 'hostile-snapshot-dump',
+      section: 'hostile',
+      test: 'test/admin/snapshot-dump.test.ts',
+      fault: '`GET /v1/snapshot?node=<random>` for 3,000 names that are not connected',
+      behaviour:
+        'Computes what the node would get (`SnapshotStore.previewFor`) and keeps nothing: no view, no own ' +
+        'resources, no encoder entry, no locality snapshot. (Before, each name cached a view and own resources ' +
+        'until the next catalog change: 3,000 names grew the process by 14 MB.)',
+      figures:
+        `3,000 dumps, each with the shared clusters and 2 listeners; store caches unchanged ` +
+        `(${before.views} view, ${before.ownResources} own-resource entries, ${before.encoded} encoder entries, ` +
+        `${before.localities} locality snapshots before and after). Heap after GC after 1,500 dumps ` +
+        `${mib(memoryHalfway.heapBytes)} MiB, after 3,000 ${mib(memoryAfter.heapBytes)} MiB; ` +
+        `${describeMemory(memoryBefore, memoryAfter)}.`,
+      memoryBefore,
+      memoryAfter,
+    });
   });
 
   it('shows a catalog node what it would be served, the same as when it connects', async () => {

@@ -25,6 +25,7 @@ import { ConsulSource } from '../../src/sources/consul/consul-source.js';
 import { mapConsulDatacenters } from '../../src/sources/consul/mapping.js';
 import type { CatalogSink } from '../../src/sources/source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
+import { quoted, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
 
 /** Fixed, so a run is reproducible; FUZZ_SEED=<n> explores another stretch of inputs. */
@@ -175,6 +176,7 @@ describe('Consul health entries → catalog (fast-check)', () => {
   it('a valid catalog plus problem lines, never a throw', () => {
     let problems = 0;
     let runs = 0;
+    let example: string | undefined;
     fc.assert(
       fc.property(
         fc.tuple(datacenterDoc, datacenterDoc),
@@ -207,6 +209,7 @@ describe('Consul health entries → catalog (fast-check)', () => {
             expect(check.success, JSON.stringify(check.error?.issues)).toBe(true);
           }
           for (const p of result.problems) expect(p).toMatch(/^consul (service|datacenter|mesh)/);
+          example ??= result.problems.find((p) => /instance ".*": /.test(p) && p.length <= 160);
           problems += result.problems.length;
           runs++;
         },
@@ -215,6 +218,20 @@ describe('Consul health entries → catalog (fast-check)', () => {
     );
     console.log(`consul mapping: ${runs} runs, ${problems} problem lines (seed ${FUZZ_SEED})`);
     expect(problems).toBeGreaterThan(500);
+    writeReliabilityResult({
+      id: 'documents-consul-entries',
+      section: 'documents',
+      test: 'test/fuzz/consul-responses.test.ts',
+      fault:
+        'Consul health entries of two datacenters: valid ones with fields deleted and retyped (null, numbers for ' +
+        'strings, NaN, huge values, `__proto__` keys)',
+      behaviour:
+        '`mapConsulDatacenters` returns services that validate, unique instance ids and valid gateways, and a ' +
+        'problem line per skipped or adjusted item, naming the service and instance; never a throw.',
+      figures:
+        `Seed ${FUZZ_SEED}: ${runs.toLocaleString('en')} pairs of datacenters, ${problems.toLocaleString('en')} ` +
+        `problem lines, no throw. A problem line: ${quoted(example)}.`,
+    });
   });
 });
 
@@ -434,6 +451,8 @@ describe('ConsulSource against malformed Consul responses (a fake Consul)', () =
       },
     )[0]!;
     const seen: string[] = [];
+    const reportedFor = new Map<Fault, string>();
+    const faultyBefore = fake.faulty;
     for (const fault of order) {
       const before = { errors: errors.length, faulty: fake.faulty };
       fake.fault = fault;
@@ -447,13 +466,19 @@ describe('ConsulSource against malformed Consul responses (a fake Consul)', () =
       fake.bump();
       await until(`${fault}: recovered`, () => view(last) === good(fake.port));
       seen.push(`${fault}: kept, reported (${errors.at(-1)?.message.slice(0, 80)}…), recovered`);
+      reportedFor.set(fault, errors.at(-1)?.message ?? '');
     }
+
+    const faultyAnswers = fake.faulty - faultyBefore;
+    const errorsDuringFaults = errors.length;
 
     // A 20 MB answer that is valid: applied.
     fake.padding = 20_000_000;
     fake.port++;
+    const hugeStarted = performance.now();
     fake.bump();
     await until('a 20 MB valid answer applied', () => view(last) === good(fake.port), 20_000);
+    const hugeMs = performance.now() - hugeStarted;
     fake.padding = 0;
 
     // The index goes backwards (a restarted Consul): the source reads again at index 0.
@@ -479,5 +504,39 @@ describe('ConsulSource against malformed Consul responses (a fake Consul)', () =
 
     console.log(`consul responses (seed ${FUZZ_SEED}):\n  ${seen.join('\n  ')}`);
     await source.stop();
+    // The fake's port changes from run to run: not part of the message.
+    const quote = (f: Fault) =>
+      `${f}: ${quoted(reportedFor.get(f)?.replaceAll(`:${consulPort}`, ':<port>'), 260)}`;
+    writeReliabilityResult({
+      id: 'documents-consul-faults',
+      section: 'documents',
+      test: 'test/fuzz/consul-responses.test.ts',
+      fault:
+        'Consul (a fake one: answers a real Consul never sends) answering truncated JSON (service list, health), ' +
+        'bodies of the wrong JSON type (an object or a string for health, a list or `null` for the service list), ' +
+        'a 20 MB body that never closes, HTTP 500, a connection reset mid-body; each twice in a seeded order',
+      behaviour:
+        'The last good catalog stays; the sink is told at once (which watches fail, keeping the last good catalog, ' +
+        'why); the next good answer, with a change, is applied. (A body of the wrong JSON type once read as "no ' +
+        'instances" and replaced the catalog: found here, fixed.)',
+      figures:
+        `Seed ${FUZZ_SEED}: ${FAULTS.length} faults × 2, ${faultyAnswers} faulty answers, ${errorsDuringFaults} ` +
+        `reports; after each the catalog unchanged, then recovered. Reported: ${quote('truncated-health')}; ` +
+        `${quote('list-null')}.`,
+    });
+    writeReliabilityResult({
+      id: 'documents-consul-huge-and-index',
+      section: 'documents',
+      test: 'test/fuzz/consul-responses.test.ts',
+      fault:
+        'Consul answering a valid 20 MB body; then its `X-Consul-Index` going backwards (from ~120 to 7)',
+      behaviour:
+        'The 20 MB answer is applied. The index going backwards resets it: the next read is at index 0 (not ' +
+        'blocking), the change it carries is applied, and blocking resumes from the new history.',
+      figures:
+        `20 MB answer applied ${(hugeMs / 1000).toFixed(1)} s after the change; after the index went backwards: ` +
+        `${fake.requests.slice(from).filter((r) => r.path === '/v1/health/service/web' && r.index === undefined).length} ` +
+        `index-0 health read(s), no request blocked on an index above the new one (8), both changes applied.`,
+    });
   });
 });

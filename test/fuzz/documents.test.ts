@@ -32,11 +32,27 @@ import type { CatalogSink } from '../../src/sources/source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { TrafficFile } from '../../src/traffic/traffic-file.js';
 import type { TrafficConfig } from '../../src/traffic/types.js';
+import { quoted, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
 
 /** Fixed, so a run is reproducible; FUZZ_SEED=<n> explores another stretch of inputs. */
 const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261130);
 console.log(`test/fuzz/documents.test.ts: FUZZ_SEED=${FUZZ_SEED}`);
+
+/** The first problem seen that names a nested place (a short one): the doc shows it as is. */
+class ProblemSample {
+  private first: string | undefined;
+  private nested: string | undefined;
+  see(problem: string): void {
+    this.first ??= problem;
+    if (this.nested === undefined && /[[.]/.test(problem.split(':')[0]!) && problem.length <= 140)
+      this.nested = problem;
+  }
+  get value(): string {
+    return this.nested ?? this.first ?? '(none)';
+  }
+}
+const n = (x: number) => x.toLocaleString('en');
 
 // --- mutation ---------------------------------------------------------------------------------
 
@@ -447,10 +463,17 @@ function parsedValue(text: string): unknown {
 
 // --- the properties ---------------------------------------------------------------------------
 
+const VALUES_FAULT = (what: string) =>
+  `${what} documents as values: valid ones generated, then fields deleted, retyped (null, NaN, 1e21, lone ` +
+  'surrogates, 1 MB strings, 20,000-item lists), unknown keys, `__proto__`/`constructor`/`toString` keys';
+const TEXT_FAULT = (what: string) =>
+  `${what} documents as text (YAML and JSON): truncated, with syntax characters spliced in, or random text`;
+
 describe('catalog and policy documents (fast-check)', () => {
   it('parseCatalog: a catalog, or a CatalogValidationError whose every problem names a path', () => {
     let accepted = 0;
     let rejected = 0;
+    const sample = new ProblemSample();
     fc.assert(
       fc.property(catalogDocument, (doc) => {
         let result: Catalog;
@@ -460,6 +483,7 @@ describe('catalog and policy documents (fast-check)', () => {
           if (!(err instanceof CatalogValidationError)) throw err;
           expect(err.problems.length).toBeGreaterThan(0);
           for (const p of err.problems) expect(namesPath(p, doc, CATALOG_KEYS), p).toBe(true);
+          err.problems.forEach((p) => sample.see(p));
           rejected++;
           return;
         } finally {
@@ -473,11 +497,24 @@ describe('catalog and policy documents (fast-check)', () => {
     console.log(`parseCatalog: ${accepted} accepted, ${rejected} rejected (seed ${FUZZ_SEED})`);
     expect(accepted).toBeGreaterThan(100);
     expect(rejected).toBeGreaterThan(500);
+    writeReliabilityResult({
+      id: 'documents-catalog-values',
+      section: 'documents',
+      test: 'test/fuzz/documents.test.ts',
+      fault: VALUES_FAULT('Catalog'),
+      behaviour:
+        '`parseCatalog` returns a catalog or throws `CatalogValidationError`, every problem starting with its path; ' +
+        'never another exception; `Object.prototype` untouched.',
+      figures:
+        `Seed ${FUZZ_SEED}: ${n(accepted + rejected)} documents, ${n(accepted)} accepted, ${n(rejected)} rejected. ` +
+        `A problem as reported: ${quoted(sample.value)}.`,
+    });
   });
 
   it('parsePolicy: a policy, or a PolicyValidationError whose every problem names a path', () => {
     let accepted = 0;
     let rejected = 0;
+    const sample = new ProblemSample();
     fc.assert(
       fc.property(policyDocument, (doc) => {
         let result: Policy;
@@ -487,6 +524,7 @@ describe('catalog and policy documents (fast-check)', () => {
           if (!(err instanceof PolicyValidationError)) throw err;
           expect(err.problems.length).toBeGreaterThan(0);
           for (const p of err.problems) expect(namesPath(p, doc, POLICY_KEYS), p).toBe(true);
+          err.problems.forEach((p) => sample.see(p));
           rejected++;
           return;
         } finally {
@@ -500,11 +538,24 @@ describe('catalog and policy documents (fast-check)', () => {
     console.log(`parsePolicy: ${accepted} accepted, ${rejected} rejected (seed ${FUZZ_SEED})`);
     expect(accepted).toBeGreaterThan(100);
     expect(rejected).toBeGreaterThan(500);
+    writeReliabilityResult({
+      id: 'documents-policy-values',
+      section: 'documents',
+      test: 'test/fuzz/documents.test.ts',
+      fault: VALUES_FAULT('Policy'),
+      behaviour:
+        '`parsePolicy` returns a policy or throws `PolicyValidationError`, every problem starting with its path; ' +
+        'never another exception; `Object.prototype` untouched.',
+      figures:
+        `Seed ${FUZZ_SEED}: ${n(accepted + rejected)} documents, ${n(accepted)} accepted, ${n(rejected)} rejected. ` +
+        `A problem as reported: ${quoted(sample.value)}.`,
+    });
   });
 
   it('parseCatalogText: a catalog, or a CatalogDocumentError naming the file and a line or path', () => {
     let accepted = 0;
     let rejected = 0;
+    let example: string | undefined;
     fc.assert(
       fc.property(catalogText, ({ text, fileName }) => {
         try {
@@ -518,6 +569,9 @@ describe('catalog and policy documents (fast-check)', () => {
             const ok = namesPlace(p, doc, CATALOG_KEYS) || p.startsWith('the document is empty');
             expect(ok, p).toBe(true);
           }
+          // A syntax error (a line and column) shows the text side; the values row has paths.
+          if (example === undefined && /line \d+, column \d+/.test(err.message))
+            example = err.message;
           rejected++;
         } finally {
           assertPrototypeUntouched();
@@ -527,11 +581,24 @@ describe('catalog and policy documents (fast-check)', () => {
     );
     console.log(`parseCatalogText: ${accepted} accepted, ${rejected} rejected (seed ${FUZZ_SEED})`);
     expect(accepted).toBeGreaterThan(50);
+    writeReliabilityResult({
+      id: 'documents-catalog-text',
+      section: 'documents',
+      test: 'test/fuzz/documents.test.ts',
+      fault: TEXT_FAULT('Catalog'),
+      behaviour:
+        '`parseCatalogText` returns a catalog or throws `CatalogDocumentError`: the file name, then `line N, column M: …` ' +
+        'or a path; never another exception.',
+      figures:
+        `Seed ${FUZZ_SEED}: ${n(accepted + rejected)} texts, ${n(accepted)} accepted, ${n(rejected)} rejected. ` +
+        `An error as reported: ${quoted(example)}.`,
+    });
   });
 
   it('parsePolicyText: a policy, or a PolicyDocumentError naming the file and a line or path', () => {
     let accepted = 0;
     let rejected = 0;
+    let example: string | undefined;
     fc.assert(
       fc.property(policyText, ({ text, fileName }) => {
         try {
@@ -545,6 +612,9 @@ describe('catalog and policy documents (fast-check)', () => {
             const ok = namesPlace(p, doc, POLICY_KEYS) || p.startsWith('the document is empty');
             expect(ok, p).toBe(true);
           }
+          // A syntax error (a line and column) shows the text side; the values row has paths.
+          if (example === undefined && /line \d+, column \d+/.test(err.message))
+            example = err.message;
           rejected++;
         } finally {
           assertPrototypeUntouched();
@@ -554,6 +624,18 @@ describe('catalog and policy documents (fast-check)', () => {
     );
     console.log(`parsePolicyText: ${accepted} accepted, ${rejected} rejected (seed ${FUZZ_SEED})`);
     expect(accepted).toBeGreaterThan(50);
+    writeReliabilityResult({
+      id: 'documents-policy-text',
+      section: 'documents',
+      test: 'test/fuzz/documents.test.ts',
+      fault: TEXT_FAULT('Policy'),
+      behaviour:
+        '`parsePolicyText` returns a policy or throws `PolicyDocumentError`: the file name, then `line N, column M: …` ' +
+        'or a path; never another exception.',
+      figures:
+        `Seed ${FUZZ_SEED}: ${n(accepted + rejected)} texts, ${n(accepted)} accepted, ${n(rejected)} rejected. ` +
+        `An error as reported: ${quoted(example)}.`,
+    });
   });
 });
 
@@ -578,6 +660,8 @@ interface Provider {
   current(): number | undefined;
   /** Problems reported so far. */
   errors(): number;
+  /** The message of the last problem reported. */
+  lastError(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -610,12 +694,20 @@ const badText = (kind: Exclude<Write, 'good'>, n: number, good: string, schema: 
   }
 };
 
-async function runSequence(name: string, path: string, p: Provider): Promise<void> {
+interface SequenceRun {
+  readonly goods: number;
+  readonly bads: number;
+  /** What was reported for the first bad write of each kind. */
+  readonly reported: Partial<Record<Write, string>>;
+}
+
+async function runSequence(name: string, path: string, p: Provider): Promise<SequenceRun> {
   // Every file starts with good value -1, written before the provider started.
   let lastGood: number | undefined = -1;
   expect(p.current()).toBe(-1);
   let goods = 0;
   let bads = 0;
+  const reported: Partial<Record<Write, string>> = {};
   for (let i = 0; i < writes.length; i++) {
     const w = writes[i]!;
     if (w === 'good') {
@@ -637,10 +729,33 @@ async function runSequence(name: string, path: string, p: Provider): Promise<voi
         intervalMs: 10,
       });
       expect(p.current(), `${name}: after bad write ${i} (${w})`).toBe(lastGood);
+      reported[w] ??= p.lastError()?.replaceAll(dir, '<dir>');
     }
   }
   console.log(`${name}: ${goods} good and ${bads} bad writes; the last good value stayed in force`);
   await p.stop();
+  return { goods, bads, reported };
+}
+
+/** The row of a watched file, written once its sequence passed. */
+function writeFileRow(id: string, file: string, provider: string, run: SequenceRun): void {
+  const kinds = (['truncated', 'schema', 'empty', 'garbage'] as const).filter((k) =>
+    writes.includes(k),
+  );
+  writeReliabilityResult({
+    id,
+    section: 'documents',
+    test: 'test/fuzz/documents.test.ts',
+    fault:
+      `A ${file} rewritten ${writes.length} times (a real file, a real watcher: ${provider}), good and bad in a seeded ` +
+      `order: ${kinds.join(', ')}`,
+    behaviour:
+      'The last good value stays in force after every bad write, which is logged and reported (`lastError`, the ' +
+      "source's error); each good write applies.",
+    figures:
+      `Seed ${FUZZ_SEED}: ${run.goods} good and ${run.bads} bad writes; the value in force was the last good one ` +
+      `after every write. Reported for a schema-invalid write: ${quoted(run.reported.schema?.replaceAll('\n', ' '), 240)}.`,
+  });
 }
 
 /** The n carried by a value: the port of its only instance, the name of its only rule. */
@@ -655,21 +770,27 @@ describe('watched files keep the last good value (real files, a seeded write seq
     await replace(path, good(-1));
     let last: Catalog | undefined;
     let errors = 0;
+    let lastError: string | undefined;
     const sink: CatalogSink = {
       update: (c) => void (last = c),
-      error: () => void errors++,
+      error: (err) => {
+        errors++;
+        lastError = err.message;
+      },
     };
     const source = new FileSource(path, silentLogger);
     await source.start(sink);
     expect(catalogN(last)).toBe(-1);
-    await runSequence('catalog file', path, {
+    const run = await runSequence('catalog file', path, {
       good,
       bad: (kind, n) =>
         badText(kind, n, good(n), `services:\n  - name: Web_${n}\n    instances: 7\n`),
       current: () => catalogN(last),
       errors: () => errors,
+      lastError: () => lastError,
       stop: () => source.stop(),
     });
+    writeFileRow('documents-catalog-file', 'catalog file', 'FileSource', run);
   });
 
   it('policy file (PolicyFile)', async () => {
@@ -679,18 +800,24 @@ describe('watched files keep the last good value (real files, a seeded write seq
     await replace(path, good(-1));
     const file = new PolicyFile(path, silentLogger);
     let errors = 0;
-    file.onError(() => void errors++);
+    let lastError: string | undefined;
+    file.onError((err) => {
+      errors++;
+      lastError = err.message;
+    });
     await file.start();
     const policyN = (policy: Policy | undefined) =>
       policy === undefined ? undefined : Number(policy.rules[0]?.name?.slice(1));
-    await runSequence('policy file', path, {
+    const run = await runSequence('policy file', path, {
       good,
       bad: (kind, n) =>
         badText(kind, n, good(n), `defaults: { action: maybe }\nrules: [{ from: [${n}] }]\n`),
       current: () => policyN(file.current()),
       errors: () => errors,
+      lastError: () => lastError,
       stop: () => file.stop(),
     });
+    writeFileRow('documents-policy-file', 'policy file', 'PolicyFile', run);
   });
 
   it('traffic file (TrafficFile)', async () => {
@@ -700,14 +827,18 @@ describe('watched files keep the last good value (real files, a seeded write seq
     await replace(path, good(-1));
     const file = new TrafficFile(path, silentLogger);
     let errors = 0;
-    file.onError(() => void errors++);
+    let lastError: string | undefined;
+    file.onError((err) => {
+      errors++;
+      lastError = err.message;
+    });
     await file.start();
     const trafficN = (config: TrafficConfig | undefined) => {
       if (config === undefined) return undefined;
       const timeout = config.resolvers.get('web')?.ConnectTimeout;
       return timeout === undefined ? Number.NaN : Number(timeout) / 1000 - 2;
     };
-    await runSequence('traffic file', path, {
+    const run = await runSequence('traffic file', path, {
       good,
       bad: (kind, n) =>
         badText(
@@ -718,7 +849,9 @@ describe('watched files keep the last good value (real files, a seeded write seq
         ),
       current: () => trafficN(file.current()),
       errors: () => errors,
+      lastError: () => lastError,
       stop: () => file.stop(),
     });
+    writeFileRow('documents-traffic-file', 'traffic file', 'TrafficFile', run);
   });
 });

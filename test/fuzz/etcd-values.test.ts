@@ -24,6 +24,7 @@ import {
 } from '../../src/sources/etcd/state.js';
 import type { CatalogSink } from '../../src/sources/source.js';
 import { startEtcd, type EtcdHandle } from '../support/etcd.js';
+import { quoted, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
 
 /** Fixed, so a run is reproducible; FUZZ_SEED=<n> explores another stretch of inputs. */
@@ -170,6 +171,7 @@ describe('etcd values (fast-check)', () => {
     let applied = 0;
     let bad = 0;
     let clashes = 0;
+    let example: string | undefined;
     fc.assert(
       fc.property(fc.array(kv, { maxLength: 12 }), (kvs) => {
         // Later writes of a key replace earlier ones, as in etcd.
@@ -181,6 +183,8 @@ describe('etcd values (fast-check)', () => {
           expect(entry).toBeDefined();
           const problem = entryProblem(entry!);
           if (problem !== undefined) expect(problem.length).toBeGreaterThan(0);
+          if (problem !== undefined && problem.length <= 140 && /\w+: /.test(problem))
+            example ??= `${key}: ${problem}`;
           byKey.set(key, entry!);
         }
         const { catalog, skipped } = buildCatalog(byKey.values());
@@ -214,6 +218,21 @@ describe('etcd values (fast-check)', () => {
     );
     expect(applied).toBeGreaterThan(500);
     expect(bad).toBeGreaterThan(500);
+    writeReliabilityResult({
+      id: 'documents-etcd-values',
+      section: 'documents',
+      test: 'test/fuzz/etcd-values.test.ts',
+      fault:
+        'etcd values (instances and service settings): valid ones mutated, truncated JSON, non-objects, random text, ' +
+        'bad keys',
+      behaviour:
+        '`decodeEntry` / `buildCatalog`: each key applied or skipped with a problem; clashes are skipped naming the ' +
+        'key; never a throw; every good key is served.',
+      figures:
+        `Seed ${FUZZ_SEED}: 2,000 sets of up to 12 keys: ${applied.toLocaleString('en')} instance values applied, ` +
+        `${bad.toLocaleString('en')} rejected, ${clashes.toLocaleString('en')} skipped by clash. A problem as ` +
+        `reported: ${quoted(example)}.`,
+    });
   });
 });
 
@@ -313,5 +332,20 @@ describe('etcd values against a real etcd', () => {
       `real etcd: ${written} writes (${goods} good instances, ${badKeys.size} garbage keys, ${overwrites} times garbage over a good key and back); catalog = the good ones`,
     );
     await source.stop();
+    const line = lines.find((l) => l.msg === 'etcd key skipped: bad value')!;
+    writeReliabilityResult({
+      id: 'documents-etcd-real',
+      section: 'documents',
+      test: 'test/fuzz/etcd-values.test.ts',
+      fault:
+        'A real etcd: garbage values written among good ones, and over a good key then the good value back',
+      behaviour:
+        'The catalog holds exactly the keys whose current value is good; every garbage key is logged by name ' +
+        '(`etcd key skipped: bad value`, with `key`).',
+      figures:
+        `Seed ${FUZZ_SEED}: ${written} writes (${goods} good instances, ${badKeys.size} garbage keys, ${overwrites} ` +
+        `times garbage over a good key and back); the catalog = the ${goods} good instances. Logged (warn): ` +
+        `${quoted(String(line.msg))} with key ${quoted(String(line.key))}, problem ${quoted(String(line.problem))}.`,
+    });
   });
 });

@@ -22,6 +22,7 @@ import {
   type DeltaStreamClient,
   type SotwStreamClient,
 } from '../support/ads-client.js';
+import { writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -155,6 +156,7 @@ describe('per-proxy fault isolation', () => {
     );
     // A second change with the same failure: counted again, not logged again.
     const counted = t.store.counters.proxyBuildErrors;
+    const firstCount = counted;
     t.apply(3);
     for (const c of good) expect(JSON.stringify(await c.next())).toContain('127.0.1.3');
     expect(t.store.counters.proxyBuildErrors).toBeGreaterThan(counted);
@@ -167,6 +169,23 @@ describe('per-proxy fault isolation', () => {
     expect(JSON.stringify(await bad.next())).toContain('127.0.1.4');
     expect(proxyRows(t.server.connected.values()).every((r) => !r.buildError)).toBe(true);
     expect(t.store.cacheSizes().failingProxies).toBe(0);
+    writeReliabilityResult({
+      id: 'hostile-proxy-isolation',
+      section: 'hostile',
+      test: 'test/snapshot/proxy-isolation.test.ts',
+      fault:
+        "One proxy's own resources fail to build (a translator bug hit by one node), first in the fan-out",
+      behaviour:
+        'That proxy keeps its last good config (with none yet, it is not served until a build succeeds); every other ' +
+        'proxy of the pass is served. Logged once per node and episode (error, with the node id), counted in ' +
+        '`lucid_mesh_proxy_build_errors_total`, shown in `/v1/proxies` (`buildError`) and `lucid-mesh status`.',
+      figures:
+        `1 of 4 proxies (3 SotW, 1 delta) failing over 2 catalog changes: the 3 others got both changes, the failing ` +
+        `one nothing; ${t.errorLines().filter((l) => l.node === 'hello-1').length} error line ` +
+        `("${t.errorLines()[0]!.msg}"), the counter ${firstCount} → ${t.store.counters.proxyBuildErrors}; ` +
+        '`status`: "hello-1 BUILD ERROR since … (keeps its last good config): inbound listener of hello-1: boom". ' +
+        'Fixed, it got the current config at the next change and the error cleared.',
+    });
   });
 
   it('a proxy that fails from its first request is not served until its build succeeds', async () => {

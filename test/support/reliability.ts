@@ -123,3 +123,15 @@ export function writeReliabilityResult(result: ReliabilityResult): string {
   renameSync(tmp, file);
   return file;
 }
+
+/**
+ * A message as a Markdown code span for a row's figures: its first line, cut at `max`
+ * characters with an ellipsis, fenced with enough backticks for any it holds.
+ */
+export function quoted(text: string | undefined, max = 160): string {
+  if (text === undefined) return '(none)';
+  const line = text.split('\n')[0]!;
+  const cut = line.length > max ? `${line.slice(0, max - 1)}…` : line;
+  const fence = cut.includes('`') ? '``' : '`';
+  return `${fence}${fence.length > 1 ? ' ' : ''}${cut}${fence.length > 1 ? ' ' : ''}${fence}`;
+}

@@ -19,6 +19,12 @@ import { MAX_NAMES_PER_TYPE } from '../../src/xds/limits.js';
 import { deltaClient, node, sotwClient, typeUrl } from '../support/ads-client.js';
 import { twoServices } from '../support/control-plane.js';
 import { waitFor } from '../support/wait.js';
+import {
+  describeMemory,
+  quoted,
+  sampleMemory,
+  writeReliabilityResult,
+} from '../support/reliability.js';
 
 const cleanup: Array<() => void> = [];
 afterEach(() => {
@@ -65,7 +71,12 @@ describe('maps keyed by client input stay bounded', () => {
     const client = new grpc.Client(`127.0.0.1:${cp.port}`, grpc.credentials.createInsecure());
     cleanup.push(() => client.close());
     const before = cp.store.cacheSizes();
+    const memoryBefore = sampleMemory();
     let peak = before;
+    let maxLocalities = 0;
+    // Heap after GC once each wave has left: the test process holds the clients too, so the
+    // first wave's figure is the baseline and later waves must not add to it.
+    const afterWave: ReturnType<typeof sampleMemory>[] = [];
     for (let round = 0; round < 3; round++) {
       const streams = Array.from({ length: 500 }, () => {
         const c = sotwClient(cp.port);
@@ -90,8 +101,10 @@ describe('maps keyed by client input stay bounded', () => {
       // While they are connected: one view per proxy, localities at their bound.
       expect(sizes.views).toBe(500);
       expect(sizes.localities).toBeLessThanOrEqual(256);
+      maxLocalities = Math.max(maxLocalities, sizes.localities);
       streams.forEach((c) => c.close());
       await waitFor(() => cp.server.connected.size === 0, { what: 'every stream gone' });
+      afterWave.push(sampleMemory());
     }
     const after = cp.store.cacheSizes();
     expect(after).toMatchObject({ views: 0, ownResources: 0, failingProxies: 0 });
@@ -110,6 +123,28 @@ describe('maps keyed by client input stay bounded', () => {
     const swept = cp.store.cacheSizes();
     expect(swept.localities).toBe(0);
     expect(swept.encoded).toBeLessThanOrEqual(before.encoded + 2);
+    const memoryAfter = sampleMemory();
+    const heaps = afterWave.map((m) => (m.heapBytes / 2 ** 20).toFixed(1)).join(' → ');
+    writeReliabilityResult({
+      id: 'hostile-node-ids',
+      section: 'hostile',
+      test: 'test/xds/bounded-maps.test.ts',
+      fault:
+        'Made-up node ids, services, outbound ports, datacenters, regions and zones (1,500 proxies in waves of 500)',
+      behaviour:
+        "A proxy's view and own resources go when its last stream does; locality snapshots are kept for at most 256 " +
+        'localities (past that, built per use); own resources enter the encoder cache only up to 8 per connected ' +
+        'proxy plus 4,096 (past that, encoded uncached); builds sweep the rest.',
+      figures:
+        `While a wave was connected: 500 views, at most ${maxLocalities} locality snapshots, encoder at most ` +
+        `${peak.encoded.toLocaleString('en')} entries. After each wave left: ${after.views} views, ` +
+        `${after.ownResources} own-resource entries; encoder ${before.encoded} → ${after.encoded} → ${swept.encoded} ` +
+        `entries and localities ${after.localities} → ${swept.localities} after the next builds. ` +
+        `Heap after GC once each wave had left: ${heaps} MiB (test process, clients included); ` +
+        `${describeMemory(memoryBefore, memoryAfter)}.`,
+      memoryBefore,
+      memoryAfter,
+    });
   });
 
   it('type URLs: 5,000 distinct unknown ones on one stream are counted, not kept', async () => {
@@ -123,6 +158,18 @@ describe('maps keyed by client input stay bounded', () => {
     const info = [...cp.server.connected.values()][0]!;
     expect(info.types.size).toBe(1);
     expect(cp.counters.responsesByKind.size).toBe(1);
+    writeReliabilityResult({
+      id: 'hostile-type-urls',
+      section: 'hostile',
+      test: 'test/xds/bounded-maps.test.ts',
+      fault: '5,000 distinct unknown `type_url`s on one stream',
+      behaviour:
+        'Ignored and counted (`lucid_mesh_xds_bad_requests_total`), logged at warn once per stream (then debug); ' +
+        'nothing is kept per type URL.',
+      figures:
+        `${cp.counters.badRequests.toLocaleString('en')} bad requests counted; the stream's per-type status holds ` +
+        `${info.types.size} entry (its real type), responses by kind ${cp.counters.responsesByKind.size}.`,
+    });
   });
 
   it('resource names: 200,000 distinct SotW EDS names, interned and stand-ins bounded', async () => {
@@ -142,6 +189,21 @@ describe('maps keyed by client input stay bounded', () => {
     expect(requestedNamesTableSize().entries).toBeLessThanOrEqual(4096);
     expect(requestedNamesTableSize().bytes).toBeLessThanOrEqual(64 * 1024 * 1024);
     expect(cp.store.cacheSizes().placeholders).toBe(1024);
+    const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+    writeReliabilityResult({
+      id: 'hostile-eds-names',
+      section: 'hostile',
+      test: 'test/xds/bounded-maps.test.ts',
+      fault: '200,000 distinct EDS names on one SotW stream (40 requests of 5,000 made-up names)',
+      behaviour:
+        'Each request is answered with empty stand-ins (Envoy must not wait for a name nothing has). Subscriptions ' +
+        'are interned in weak tables (an entry lives while a stream uses it; bounded by 20,000 sets / 500,000 names ' +
+        'and 4,096 lists / 64 MiB); stand-ins for unknown EDS names are kept for 1,024 names.',
+      figures:
+        `After the 200,000: ${internedSize().names.toLocaleString('en')} interned names, ` +
+        `${requestedNamesTableSize().entries.toLocaleString('en')} requested-name lists ` +
+        `(${mib(requestedNamesTableSize().bytes)} MiB), ${cp.store.cacheSizes().placeholders.toLocaleString('en')} stand-ins kept.`,
+    });
   });
 
   it('resource names: a delta stream subscribing or unsubscribing past the bound is ended', async () => {
@@ -175,7 +237,20 @@ describe('maps keyed by client input stay bounded', () => {
         resourceNamesUnsubscribe: Array.from({ length: chunk }, random),
       });
     }
-    expect((await unsub.ended)?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    const unsubErr = await unsub.ended;
+    expect(unsubErr?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    writeReliabilityResult({
+      id: 'hostile-delta-names',
+      section: 'hostile',
+      test: 'test/xds/bounded-maps.test.ts',
+      fault: `Subscribing, or unsubscribing names never held, past ${MAX_NAMES_PER_TYPE.toLocaleString('en')} names on one delta stream`,
+      behaviour:
+        `A delta stream past ${MAX_NAMES_PER_TYPE.toLocaleString('en')} names per type ends with \`RESOURCE_EXHAUSTED\` ` +
+        '(an unsubscribed name is remembered until the next response, so both count).',
+      figures:
+        `Subscribe in chunks of ${chunk.toLocaleString('en')}: ended (${quoted(err?.details)}); unsubscribe the same way: ` +
+        `ended (${grpc.status[unsubErr!.code]}).`,
+    });
   });
 
   it('event filters: distinct node filters from 200 clients; at most --max-event-clients kept', async () => {
@@ -206,5 +281,17 @@ describe('maps keyed by client input stay bounded', () => {
     expect(statuses.filter((s) => s === '200')).toHaveLength(64);
     expect(statuses.filter((s) => s === '503')).toHaveLength(136);
     expect(hub.subscriberCount).toBe(64);
+    writeReliabilityResult({
+      id: 'hostile-max-event-clients',
+      section: 'hostile',
+      test: 'test/xds/bounded-maps.test.ts',
+      fault: 'More SSE clients than `--max-event-clients` (64), each with its own `node` filter',
+      behaviour:
+        'Past the limit: `503` with `retry-after: 5` and a JSON reason, connection closed; the filters of refused ' +
+        'clients are not kept.',
+      figures:
+        `200 clients with 200 distinct \`node\` filters: ${statuses.filter((s) => s === '200').length} served, ` +
+        `${statuses.filter((s) => s === '503').length} refused; the hub keeps ${hub.subscriberCount} filters.`,
+    });
   });
 });

@@ -22,7 +22,7 @@ import {
 } from '../support/ads-client.js';
 import { twoServices } from '../support/control-plane.js';
 import { waitFor } from '../support/wait.js';
-import { writeReliabilityResult } from '../support/reliability.js';
+import { quoted, writeReliabilityResult } from '../support/reliability.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const encodeSotw = adsServiceDefinition.StreamAggregatedResources!.requestSerialize as (
@@ -123,6 +123,19 @@ describe('xDS limits', () => {
     const again = cp.sotw();
     again.send({ node: node('p-4', 'hello'), typeUrl: typeUrl('clusters') });
     expect(namesOf(await again.next())).toContain('world');
+    writeReliabilityResult({
+      id: 'hostile-max-streams',
+      section: 'hostile',
+      test: 'test/xds/limits.test.ts',
+      fault: 'More xDS streams than `--max-streams`',
+      behaviour:
+        'Refuses the stream with `RESOURCE_EXHAUSTED`; the sidecar reconnects through its xDS cluster, to another ' +
+        'replica if there is one. Counted: `lucid_mesh_xds_streams_refused_total{reason="max-streams"}`; logged at ' +
+        'most once per 10 s with the count since.',
+      figures:
+        `Limit 3: the 4th stream refused (${quoted(err?.details)}), ` +
+        `${cp.counters.streamsRefused['max-streams']} counted; once one of the 3 left, the next was served.`,
+    });
   });
 
   it('--stream-rate: past the burst, streams wait up to a second for their turn, the rest are refused', async () => {
@@ -144,6 +157,19 @@ describe('xDS limits', () => {
     );
     expect(cp.counters.streamsRefused['stream-rate']).toBe(refused.length);
     expect(elapsed).toBeGreaterThanOrEqual(800); // the last admitted waited for its turn
+    writeReliabilityResult({
+      id: 'hostile-stream-rate',
+      section: 'hostile',
+      test: 'test/xds/limits.test.ts',
+      fault:
+        'A burst of new streams past `--stream-burst`, then more than `--stream-rate` a second',
+      behaviour:
+        'A stream over the bucket waits up to 1 s for its turn (not read meanwhile), then is refused with ' +
+        '`RESOURCE_EXHAUSTED` (counted with `reason="stream-rate"`).',
+      figures:
+        `Rate 5/s, burst 5, 20 opened at once: ${served} served (5 at once, the rest within the second), ` +
+        `${refused.length} refused (${quoted(refused[0]!.details)}); all settled in ${(elapsed / 1000).toFixed(1)} s.`,
+    });
   });
 
   it('the defaults serve 1,000 streams opened at once without refusing or delaying one', async () => {
@@ -156,6 +182,18 @@ describe('xDS limits', () => {
     expect(cp.counters.streamsRefused).toEqual({ 'max-streams': 0, 'stream-rate': 0 });
     expect(cp.counters.throttledRequests).toBe(0);
     console.log(`1,000 streams at once, default limits: all served in ${elapsed.toFixed(0)} ms`);
+    writeReliabilityResult({
+      id: 'hostile-stream-storm',
+      section: 'hostile',
+      test: 'test/xds/limits.test.ts',
+      fault:
+        "1,000 new streams at once with the default limits (the benchmark's storm of sidecars, on one connection)",
+      behaviour: `All served: the default burst (${DEFAULT_XDS_LIMITS.streamBurst.toLocaleString('en')}) takes them without a wait.`,
+      figures:
+        `1,000 served in ${(elapsed / 1000).toFixed(2)} s; ${cp.counters.streamsRefused['max-streams']} refused ` +
+        `(max-streams), ${cp.counters.streamsRefused['stream-rate']} refused (stream-rate), ` +
+        `${cp.counters.throttledRequests} requests throttled.`,
+    });
   });
 
   it('a request over --max-request-bytes ends its stream with RESOURCE_EXHAUSTED; others go on', async () => {
@@ -187,6 +225,16 @@ describe('xDS limits', () => {
     good.send({ typeUrl: typeUrl('endpoints'), resourceNames: ['world'] });
     expect(namesOf(await good.next())).toEqual(['world']);
     expect(cp.server.connected.size).toBe(1);
+    writeReliabilityResult({
+      id: 'hostile-max-request-bytes',
+      section: 'hostile',
+      test: 'test/xds/limits.test.ts',
+      fault: 'A request larger than `--max-request-bytes`',
+      behaviour: 'grpc-js ends that stream with `RESOURCE_EXHAUSTED` before decoding it.',
+      figures:
+        `Limit 64 KiB, a ${(big.length / 1000).toFixed(0)} KB request (10,000 names): that stream ended ` +
+        `(${grpc.status[err.code]}: ${err.details}); the other stream on the server answered its next request.`,
+    });
   });
 
   it('a client sending requests in a tight loop is held to the request rate and counted', async () => {
