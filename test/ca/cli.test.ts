@@ -126,26 +126,12 @@ describe('lucid-mesh ca', () => {
       ],
       pki,
     );
-    const res = await ca(
-      'rotate',
-      '--data-dir',
-      dir,
-      '--ca-cert',
-      `${pki}/ca.crt`,
-      '--ca-key',
-      `${pki}/ca.key`,
-    );
+    const rotateToOpsRoot = () =>
+      ca('rotate', '--data-dir', dir, '--ca-cert', `${pki}/ca.crt`, '--ca-key', `${pki}/ca.key`);
+    const res = await rotateToOpsRoot();
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('(CN=Ops Root)');
-    const again = await ca(
-      'rotate',
-      '--data-dir',
-      dir,
-      '--ca-cert',
-      `${pki}/ca.crt`,
-      '--ca-key',
-      `${pki}/ca.key`,
-    );
+    const again = await rotateToOpsRoot();
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(
       /^lucid-mesh ca rotate: --ca-cert: [0-9a-f]+ is already the active root\n$/,

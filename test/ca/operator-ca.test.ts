@@ -28,6 +28,12 @@ interface Files {
 function makeOperatorPki(): Files {
   const dir = tempDir('lucid-operator-ca-');
   const run = (args: string[]) => openssl(args, dir);
+  /** `<name>.csr` signed by the root (ca.crt, root.key) with the extensions of `ext`: <name>.crt. */
+  const signByRoot = (name: string, ext: string) =>
+    run([
+      ...['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'root.key'],
+      ...['-CAcreateserial', '-days', '30', '-sha256', '-extfile', ext, '-out', `${name}.crt`],
+    ]);
   writeFileSync(join(dir, 'ca.ext'), CA_EXT);
   writeFileSync(join(dir, 'leaf.ext'), 'basicConstraints=critical,CA:FALSE\n');
   run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'root.key']); // SEC1
@@ -70,48 +76,14 @@ function makeOperatorPki(): Files {
   ]);
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'int.key']);
   run(['req', '-new', '-key', 'int.key', '-subj', '/CN=Operator Intermediate', '-out', 'int.csr']);
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'int.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'root.key',
-    '-CAcreateserial',
-    '-days',
-    '30',
-    '-sha256',
-    '-extfile',
-    'ca.ext',
-    '-out',
-    'int.crt',
-  ]);
+  signByRoot('int', 'ca.ext');
   writeFileSync(
     join(dir, 'int-chain.crt'),
     readFileSync(join(dir, 'int.crt'), 'utf8') + readFileSync(join(dir, 'ca.crt'), 'utf8'),
   );
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'leaf.key']);
   run(['req', '-new', '-key', 'leaf.key', '-subj', '/CN=not a ca', '-out', 'leaf.csr']);
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'leaf.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'root.key',
-    '-CAcreateserial',
-    '-days',
-    '30',
-    '-sha256',
-    '-extfile',
-    'leaf.ext',
-    '-out',
-    'leaf.crt',
-  ]);
+  signByRoot('leaf', 'leaf.ext');
   const p = (f: string) => join(dir, f);
   return {
     dir,
