@@ -25,15 +25,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 # `prepare` generates gen/ (Envoy descriptor, our own protos), compiles dist/ and bundles the web
 # console into dist/console/ (served at /ui). Then drop the dev dependencies: gen/ and dist/ are
 # outside node_modules and stay.
-# `prepare` also fetches a few newer Envoy .proto files from crates.io with cargo
-# (scripts/fetch-envoy-protos.mjs): Rust's official image lends its toolchain to this stage only,
-# and cargo's HTTPS needs the CA certificates.
-COPY --from=rust:1-slim-bookworm /usr/local/rustup /usr/local/rustup
-COPY --from=rust:1-slim-bookworm /usr/local/cargo /usr/local/cargo
-ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+# `prepare` also downloads a few newer Envoy .proto files from crates.io (one pinned crate, read as
+# a tarball: scripts/fetch-envoy-protos.mjs), so this stage needs network access, nothing more.
 COPY . .
 RUN npm run prepare \
  && test -f dist/cli/main.js \

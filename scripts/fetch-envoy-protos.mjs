@@ -8,30 +8,25 @@
 //   Envoy 1.40 warn that it is deprecated; the newer file has `grpc_service` and `log_name`.
 // - opentelemetry/proto/common/v1/common.proto: imported by it, absent from grpc-js-xds.
 //
-// Pinned (crate version + each file's sha256), cached under ~/.cache/lucid-mesh/protos
-// (LUCID_PROTOS_CACHE), idempotent: a cache whose files match their checksums is used as is.
-// Fetched with cargo, crates.io's own client (cargo verifies the crate against the index's
-// checksum): a throwaway package depending on the pinned crate, `cargo fetch`, then `cargo
-// metadata` says where the crate's sources are. The cache is filled by an atomic rename, so
-// parallel builds never see half a directory.
+// Pinned (crate version, the .crate's sha256 and each file's sha256), cached under
+// ~/.cache/lucid-mesh/protos (LUCID_PROTOS_CACHE), idempotent: a cache whose files match their
+// checksums is used as is. The crate is a gzipped tar downloaded from crates.io's static host
+// (LUCID_CRATES_URL overrides it, for a mirror); only the two files are taken out of it with tar,
+// so no Rust toolchain is needed. The cache is filled by an atomic rename, so parallel builds
+// never see half a directory.
 //
 // Usage: node scripts/fetch-envoy-protos.mjs   → prints the overlay directory
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ENVOY_TYPES_VERSION = '0.7.7';
+/** sha256 of envoy-types-0.7.7.crate (the same as crates.io's index records for it). */
+export const CRATE_SHA256 = 'e1fdd3fa7e8347872dd5d6e8626441589f0fd87d7fcf3003a4cca2103ecc39c0';
+const CRATES_URL = process.env.LUCID_CRATES_URL ?? 'https://static.crates.io/crates';
 
 /** Path in the overlay (= import path) → [path inside the crate, sha256]. */
 export const OVERLAY_FILES = {
@@ -66,62 +61,42 @@ function fail(message) {
   throw new Error(`[fetch-envoy-protos] ${message}`);
 }
 
-function cargo(args, cwd) {
-  const res = spawnSync('cargo', args, { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (res.error?.code === 'ENOENT') {
+/** Downloads the pinned crate (a .tar.gz) into `file`; checks its sha256. */
+async function download(file) {
+  const url = `${CRATES_URL}/envoy-types/envoy-types-${ENVOY_TYPES_VERSION}.crate`;
+  let body;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    body = Buffer.from(await res.arrayBuffer());
+  } catch (err) {
     fail(
-      `cargo is not installed: it fetches the crate envoy-types ${ENVOY_TYPES_VERSION} (Envoy's ` +
-        '.proto files) from crates.io. Install Rust (rustup, or the distro\'s "cargo" package).',
+      `could not fetch the crate envoy-types ${ENVOY_TYPES_VERSION} from ${url} ` +
+        `(${err.cause?.message ?? err.message}; is the registry reachable?)`,
     );
   }
-  if (res.error) fail(`cargo ${args[0]}: ${res.error.message}`);
-  if (res.status !== 0) {
-    const tail = res.stderr.trim().split('\n').slice(-8).join('\n');
-    fail(
-      `could not fetch the crate envoy-types ${ENVOY_TYPES_VERSION} from crates.io ` +
-        `(cargo ${args.join(' ')} exited ${res.status}; is the registry reachable?):\n${tail}`,
-    );
+  const sum = createHash('sha256').update(body).digest('hex');
+  if (sum !== CRATE_SHA256) {
+    fail(`checksum mismatch for ${url}: expected ${CRATE_SHA256}, got ${sum}`);
   }
-  return res.stdout;
+  writeFileSync(file, body);
 }
 
-/** Fetches the crate and copies the pinned files into `into`; checks them. */
-function fetchInto(into, work) {
+/** Fetches the crate and takes the pinned files out of it into `into`; checks them. */
+async function fetchInto(into, work) {
   rmSync(work, { recursive: true, force: true });
-  mkdirSync(join(work, 'src'), { recursive: true });
-  writeFileSync(
-    join(work, 'Cargo.toml'),
-    [
-      '[package]',
-      'name = "lucid-mesh-proto-fetch"',
-      'version = "0.0.0"',
-      'edition = "2021"',
-      'publish = false',
-      '[lib]',
-      'path = "src/lib.rs"',
-      '[dependencies]',
-      `envoy-types = "=${ENVOY_TYPES_VERSION}"`,
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(join(work, 'src', 'lib.rs'), '');
-  const host = /^host: (.+)$/m.exec(spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout ?? '');
-  const target = host ? ['--target', host[1]] : [];
-  cargo(['fetch', '--quiet', ...target], work);
-  const platform = host ? ['--filter-platform', host[1]] : [];
-  const meta = JSON.parse(
-    cargo(['metadata', '--offline', '--format-version', '1', ...platform], work),
-  );
-  const pkg = meta.packages.find(
-    (p) => p.name === 'envoy-types' && p.version === ENVOY_TYPES_VERSION,
-  );
-  if (!pkg) fail(`cargo metadata does not list envoy-types ${ENVOY_TYPES_VERSION}`);
-  const crateDir = dirname(pkg.manifest_path);
+  mkdirSync(work, { recursive: true });
+  const crate = join(work, 'envoy-types.crate');
+  await download(crate);
+  const top = `envoy-types-${ENVOY_TYPES_VERSION}`;
+  const members = Object.values(OVERLAY_FILES).map(([inCrate]) => `${top}/${inCrate}`);
+  const tar = spawnSync('tar', ['-xzf', crate, '-C', work, ...members], { encoding: 'utf8' });
+  if (tar.error || tar.status !== 0) {
+    fail(`tar could not unpack ${members.join(', ')}: ${tar.error?.message ?? tar.stderr.trim()}`);
+  }
   for (const [path, [inCrate]] of Object.entries(OVERLAY_FILES)) {
-    const from = join(crateDir, inCrate);
-    if (!existsSync(from)) fail(`envoy-types ${ENVOY_TYPES_VERSION} has no ${inCrate}`);
     mkdirSync(dirname(join(into, path)), { recursive: true });
-    copyFileSync(from, join(into, path));
+    renameSync(join(work, top, inCrate), join(into, path));
   }
   const bad = badFiles(into);
   if (bad.length > 0) {
@@ -130,19 +105,19 @@ function fetchInto(into, work) {
 }
 
 /** The overlay directory, fetched if the cache does not hold it (intact) yet. */
-export function envoyProtoOverlay() {
+export async function envoyProtoOverlay() {
   const root = cacheRoot();
   const dir = join(root, `envoy-types-${ENVOY_TYPES_VERSION}`);
   if (existsSync(dir) && badFiles(dir).length === 0) return dir;
   mkdirSync(root, { recursive: true });
   const tag = `${process.pid}-${Date.now()}`;
   const tmp = `${dir}.tmp-${tag}`;
-  const work = `${dir}.cargo-${tag}`;
+  const work = `${dir}.work-${tag}`;
   try {
     console.error(
       `[fetch-envoy-protos] fetching envoy-types ${ENVOY_TYPES_VERSION} from crates.io`,
     );
-    fetchInto(tmp, work);
+    await fetchInto(tmp, work);
     // Another build may have renamed its copy in meanwhile: keep an intact one.
     if (!existsSync(dir) || badFiles(dir).length > 0) {
       rmSync(dir, { recursive: true, force: true });
@@ -157,7 +132,7 @@ export function envoyProtoOverlay() {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
-    console.log(envoyProtoOverlay());
+    console.log(await envoyProtoOverlay());
   } catch (err) {
     console.error(err.message);
     process.exit(1);

@@ -16,7 +16,7 @@ const pkgDir = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
 const deps = join(pkgDir, 'deps');
 let overlay;
 try {
-  overlay = envoyProtoOverlay();
+  overlay = await envoyProtoOverlay();
 } catch (err) {
   console.error(err.message);
   process.exit(1);

@@ -1,8 +1,10 @@
 // scripts/fetch-envoy-protos.mjs: the newer Envoy .proto files (OTLP access logger) laid over
 // the grpc-js-xds set. The descriptor `npm ci` built has them; a cached overlay is reused
-// without cargo; without cargo, or without the registry, the step fails with a message saying
-// what is missing (and leaves nothing half-written behind).
-import { spawnSync } from 'node:child_process';
+// without a download; an unreachable registry or a crate that is not the pinned one fails the
+// step with a message saying so (and leaves nothing half-written behind).
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,6 +18,16 @@ const SCRIPT = join(ROOT, 'scripts', 'fetch-envoy-protos.mjs');
 const OTLP_LOG = 'envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig';
 const work = mkdtempSync(join(tmpdir(), 'lucid-proto-overlay-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Runs the script without blocking this process (the tampered-crate test serves it). */
+function fetchProtosAsync(env: Record<string, string>) {
+  return new Promise<{ status: number | null; stderr: string }>((done) => {
+    const child = spawn(process.execPath, [SCRIPT], { env: { ...process.env, ...env } });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (status) => done({ status, stderr }));
+  });
+}
 
 function fetchProtos(env: Record<string, string>) {
   const res = spawnSync(process.execPath, [SCRIPT], {
@@ -65,38 +77,43 @@ describe('the Envoy proto overlay', () => {
     expect(back).toContain('"key":"k","value":{"stringValue":"%PROTOCOL%"}');
   });
 
-  it('a cached overlay is used as is: no cargo needed', () => {
+  it('a cached overlay is used as is: no download', async () => {
     const first = fetchProtos({});
     expect(first.status, first.stderr).toBe(0);
-    const again = fetchProtos({ PATH: '/nonexistent' });
+    const again = fetchProtos({ LUCID_CRATES_URL: `http://127.0.0.1:${await freePort()}` });
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toBe(first.stdout);
     expect(again.stderr).not.toContain('fetching');
-  });
-
-  it('an empty cache without cargo: a message naming cargo and the crate', () => {
-    const cache = join(work, 'no-cargo');
-    const res = fetchProtos({ LUCID_PROTOS_CACHE: cache, PATH: '/nonexistent' });
-    expect(res.status).toBe(1);
-    expect(res.stderr).toContain(
-      "cargo is not installed: it fetches the crate envoy-types 0.7.7 (Envoy's .proto files) from crates.io",
-    );
   });
 
   it('an unreachable registry: a message saying so, and nothing left in the cache', async () => {
     const cache = join(work, 'offline');
     const res = fetchProtos({
       LUCID_PROTOS_CACHE: cache,
-      // A fresh cargo home (nothing cached) and a proxy on a closed loopback port.
-      CARGO_HOME: join(work, 'cargo-home'),
-      RUSTUP_HOME: process.env.RUSTUP_HOME ?? join(process.env.HOME ?? '/root', '.rustup'),
-      CARGO_HTTP_PROXY: `http://127.0.0.1:${await freePort()}`,
-      CARGO_NET_RETRY: '0',
+      LUCID_CRATES_URL: `http://127.0.0.1:${await freePort()}`,
     });
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(
-      /could not fetch the crate envoy-types 0\.7\.7 from crates\.io \(cargo fetch .* exited \d+; is the registry reachable\?\)/,
+      /could not fetch the crate envoy-types 0\.7\.7 from http:\/\/127\.0\.0\.1:\d+\/envoy-types\/envoy-types-0\.7\.7\.crate \(.*; is the registry reachable\?\)/,
     );
     expect(readdirSync(cache)).toEqual([]);
+  });
+
+  it('a crate that is not the pinned one: refused by its checksum, nothing cached', async () => {
+    const cache = join(work, 'tampered');
+    const server = createServer((_req, res) => res.end('not the crate'));
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const res = await fetchProtosAsync({
+        LUCID_PROTOS_CACHE: cache,
+        LUCID_CRATES_URL: `http://127.0.0.1:${port}`,
+      });
+      expect(res.status).toBe(1);
+      expect(res.stderr).toContain('checksum mismatch for http://127.0.0.1:');
+      expect(readdirSync(cache)).toEqual([]);
+    } finally {
+      server.close();
+    }
   });
 });
