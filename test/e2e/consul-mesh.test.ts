@@ -18,6 +18,7 @@ import {
   rejectedUpdates,
   startSidecar,
   type Sidecar,
+  waitReaches,
 } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
 import { consulTestSource, startSourceControlPlane } from '../support/source-control-plane.js';
@@ -149,11 +150,7 @@ describe('Consul + real Envoy mesh', () => {
   it('a request through the client sidecar reaches web through its sidecar', async () => {
     // web-1 is critical until Consul's TCP check sees web's Envoy listening on the sidecar
     // port (Consul runs it every 10 s, first at a random point in that interval).
-    await client.envoy.waitFor(
-      async () => (await client.call('web').catch(() => undefined))?.status === 200,
-      'client → web',
-      30_000,
-    );
+    await waitReaches(client, 'web', 'client → web', 30_000);
     const res = await client.call('web', '/hello');
     expect(JSON.parse(res.body)).toMatchObject({ app: 'web-1', path: '/hello' });
     // The endpoint is web-1's sidecar, not the app: traffic went through both sidecars.

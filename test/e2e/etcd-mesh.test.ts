@@ -14,6 +14,7 @@ import {
   rejectedUpdates,
   startSidecar,
   type Sidecar,
+  waitReaches,
 } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 import {
@@ -132,21 +133,13 @@ describe('etcd + real Envoy mesh', () => {
   });
 
   it('instances registered with `lucid-mesh register`: A reaches world through B, B reaches hello', async () => {
-    await a.envoy.waitFor(
-      async () => (await a.call('world').catch(() => undefined))?.status === 200,
-      'A → world',
-      20_000,
-    );
+    await waitReaches(a, 'world', 'A → world', 20_000);
     expect(JSON.parse((await a.call('world', '/x')).body)).toMatchObject({
       app: 'world',
       path: '/x',
     });
     expect(await clusterHosts(a.envoy, 'world')).toEqual([`127.0.0.1:${worldSidecarPort}`]);
-    await b.envoy.waitFor(
-      async () => (await b.call('hello').catch(() => undefined))?.status === 200,
-      'B → hello',
-      20_000,
-    );
+    await waitReaches(b, 'hello', 'B → hello', 20_000);
     expect(JSON.parse((await b.call('hello')).body)).toMatchObject({ app: 'hello' });
   });
 

@@ -12,6 +12,7 @@ import {
   startSidecar,
   startTestControlPlane,
   type Sidecar,
+  waitReaches,
 } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
@@ -111,20 +112,12 @@ describe.each<XdsMode>(['sotw', 'delta'])('real Envoy mesh (%s)', (mode) => {
   });
 
   it('routes a request from sidecar A through sidecar B to app B, and back the other way', async () => {
-    await a.envoy.waitFor(
-      async () => (await a.call('world').catch(() => undefined))?.status === 200,
-      'A → world',
-      20_000,
-    );
+    await waitReaches(a, 'world', 'A → world', 20_000);
     const res = await a.call('world', '/greet');
     expect(JSON.parse(res.body)).toMatchObject({ app: 'world', path: '/greet' });
     // It went through B's sidecar: world's endpoint in A is B's inbound port.
     expect(await clusterHosts(a.envoy, 'world')).toEqual([`127.0.0.1:${worldSidecarPort}`]);
-    await b.envoy.waitFor(
-      async () => (await b.call('hello').catch(() => undefined))?.status === 200,
-      'B → hello',
-      20_000,
-    );
+    await waitReaches(b, 'hello', 'B → hello', 20_000);
     expect(JSON.parse((await b.call('hello.lucid.internal')).body)).toMatchObject({ app: 'hello' });
     expect(await a.envoy.stat('control_plane.connected_state')).toBe(1);
   });

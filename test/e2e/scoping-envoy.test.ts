@@ -12,6 +12,7 @@ import {
   startSidecar,
   startTestControlPlane,
   type Sidecar,
+  waitReaches,
 } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 
@@ -77,10 +78,7 @@ describe('scoped sidecar (real Envoy)', () => {
   });
 
   it('receives only its declared upstreams; the bind port reaches its upstream', async () => {
-    await client.envoy.waitFor(
-      async () => (await client.call('hello').catch(() => undefined))?.status === 200,
-      'client → hello',
-    );
+    await waitReaches(client, 'hello', 'client → hello');
     expect(await hasCluster(client.envoy, 'world')).toBe(true);
     expect(await hasCluster(client.envoy, 'other')).toBe(false);
     expect(await outboundHosts()).toEqual(['hello', 'world']);

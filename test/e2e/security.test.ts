@@ -23,6 +23,7 @@ import {
   startSidecar,
   startTestControlPlane,
   type Sidecar,
+  waitReaches,
 } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
@@ -212,11 +213,7 @@ describe('zero-trust mesh with real Envoy', () => {
   });
 
   it('routes A → B over mTLS with certificates delivered by SDS', async () => {
-    await a.envoy.waitFor(
-      async () => (await a.call('world').catch(() => undefined))?.status === 200,
-      'A → world over mTLS',
-      30_000,
-    );
+    await waitReaches(a, 'world', 'A → world over mTLS', 30_000);
     expect(JSON.parse((await a.call('world')).body)).toMatchObject({ app: 'world' });
     expect((await ownCert(b))?.uri).toBe('spiffe://lucid.internal/ns/default/svc/world');
     expect((await ownCert(a))?.uri).toBe('spiffe://lucid.internal/ns/default/svc/hello');
@@ -261,11 +258,7 @@ describe('zero-trust mesh with real Envoy', () => {
   });
 
   it('enforces the policy with RBAC (403 for a denied pair) and follows a live edit', async () => {
-    await b.envoy.waitFor(
-      async () => (await b.call('wallet').catch(() => undefined))?.status === 200,
-      'world → wallet allowed',
-      20_000,
-    );
+    await waitReaches(b, 'wallet', 'world → wallet allowed', 20_000);
     const denied = await a.call('wallet');
     expect(denied.status).toBe(403);
     expect(denied.body).toContain('RBAC: access denied');
@@ -444,10 +437,7 @@ describe('ADS over TLS', () => {
       xdsCaPem: ca.trustBundlePem(),
     });
     try {
-      await sidecar.envoy.waitFor(
-        async () => (await sidecar.call('web').catch(() => undefined))?.status === 200,
-        'client → web via TLS-delivered config',
-      );
+      await waitReaches(sidecar, 'web', 'client → web via TLS-delivered config');
       // A plaintext client cannot talk to the TLS port.
       const plain = sotwClient(cp.xdsPort);
       plain.send({ node: node('x', 'client'), typeUrl: typeUrl('clusters') });

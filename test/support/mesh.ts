@@ -119,6 +119,20 @@ export async function startSidecar(opts: {
   };
 }
 
+/** Waits until a GET through `from` to `service` answers 200: config delivered, path up. */
+export function waitReaches(
+  from: Sidecar,
+  service: string,
+  what: string,
+  timeoutMs?: number,
+): Promise<unknown> {
+  return from.envoy.waitFor(
+    async () => (await from.call(service).catch(() => undefined))?.status === 200,
+    what,
+    timeoutMs,
+  );
+}
+
 /** Sum of every `*.update_rejected` counter: config Envoy refused. */
 export async function rejectedUpdates(envoy: EnvoyHandle): Promise<number> {
   let total = 0;
@@ -159,11 +173,7 @@ export async function startWebApiPair(opts: {
   ]);
   const [web] = pair;
   try {
-    await web.envoy.waitFor(
-      async () => (await web.call('api').catch(() => undefined))?.status === 200,
-      'web → api',
-      opts.timeoutMs,
-    );
+    await waitReaches(web, 'api', 'web → api', opts.timeoutMs);
     const hosts = await clusterHosts(web.envoy, 'api');
     if (hosts.length !== 1 || hosts[0] !== `127.0.0.1:${opts.apiSidecarPort}`) {
       throw new Error(`web's api endpoints are ${hosts.join(', ')}, not api's sidecar`);
