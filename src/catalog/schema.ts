@@ -2,6 +2,7 @@
 // Error messages name the path and the offending value, e.g.
 //   services[2].instances[0].port: expected integer 1-65535, got "80a"
 import { z } from 'zod';
+import './zod-wording.js';
 import {
   HEALTH_STATES,
   PROTOCOLS,
