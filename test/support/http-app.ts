@@ -17,7 +17,6 @@ export interface HttpApp {
  */
 export async function startHttpApp(name: string, port = 0): Promise<HttpApp> {
   let hits = 0;
-  const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     hits++;
     const body = JSON.stringify({ app: name, path: req.url ?? '', host: req.headers.host ?? '' });
@@ -28,6 +27,33 @@ export async function startHttpApp(name: string, port = 0): Promise<HttpApp> {
     });
     res.end(body);
   });
+  const listening = await listenOnLoopback(server, port);
+  return {
+    name,
+    port: listening.port,
+    get hits() {
+      return hits;
+    },
+    close: listening.close,
+  };
+}
+
+export interface Listening {
+  readonly port: number;
+  /** Stops listening and destroys open connections; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `server` on 127.0.0.1:`port` (default: a free port). Its close() also destroys the
+ * connections left open: Envoy keeps upstream connections alive, so a plain close() would hang.
+ */
+export async function listenOnLoopback(
+  server: Server,
+  port = 0,
+  beforeClose: () => void = () => undefined,
+): Promise<Listening> {
+  const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -40,17 +66,13 @@ export async function startHttpApp(name: string, port = 0): Promise<HttpApp> {
     });
   });
   const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('startHttpApp: no address');
+  if (address === null || typeof address === 'string') throw new Error('listen: no address');
   let closing: Promise<void> | undefined;
   return {
-    name,
     port: address.port,
-    get hits() {
-      return hits;
-    },
     close() {
-      // Envoy keeps upstream connections alive: destroy them so close() does not hang.
       closing ??= new Promise<void>((resolve) => {
+        beforeClose();
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
       });

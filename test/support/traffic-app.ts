@@ -4,7 +4,7 @@
 // every request it sees (for PrefixRewrite, header edits and mirroring) and how many it was
 // serving at once (for circuit breakers).
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { listenOnLoopback } from './http-app.js';
 import type { EnvoyHandle } from './envoy.js';
 import type { Sidecar } from './mesh.js';
 
@@ -61,7 +61,6 @@ export async function startTrafficApp(
   let inFlight = 0;
   let maxInFlight = 0;
   let log: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
   const server: Server = createServer((req, res) => {
@@ -104,24 +103,14 @@ export async function startTrafficApp(
       timers.add(timer);
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+  // Pending delayed answers are dropped at close.
+  const listening = await listenOnLoopback(server, 0, () => {
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string')
-    throw new Error('startTrafficApp: no address');
-  let closing: Promise<void> | undefined;
   return {
     name,
-    port: address.port,
+    port: listening.port,
     get hits() {
       return hits;
     },
@@ -142,16 +131,7 @@ export async function startTrafficApp(
       log = [];
       maxInFlight = inFlight;
     },
-    close() {
-      // Envoy keeps upstream connections alive: destroy them so close() does not hang.
-      closing ??= new Promise<void>((resolve) => {
-        for (const t of timers) clearTimeout(t);
-        timers.clear();
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-      return closing;
-    },
+    close: listening.close,
   };
 }
 
