@@ -35,6 +35,8 @@ interface ServicePart {
 export class MeshCache {
   readonly services = new PartCache<ServicePart>();
   readonly overrides = new PartCache<readonly Backend[]>();
+  /** The inputs of the last build (what changed since is all a new build looks up). */
+  last: InputIndex | undefined;
 }
 
 interface SettledProtocol {
@@ -296,6 +298,8 @@ function gatewayProblems(
 
 export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   const index = new InputIndex(inputs);
+  const changed = index.changedServicesSince(cache.last);
+  cache.last = index;
   cache.services.startBuild();
   cache.overrides.startBuild();
   const names = inputs.catalog.services.map((s) => s.name).sort();
@@ -303,14 +307,17 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   for (const name of names) {
     parts.set(
       name,
-      cache.services.get(name, index, (reader) => deepFreeze(buildService(name, reader))),
+      cache.services.get(name, index, (reader) => deepFreeze(buildService(name, reader)), changed),
     );
   }
   const backendsOf = (s: string) => parts.get(s)?.service.backends ?? [];
   const services: MeshService[] = names.map((name) => {
     const part = parts.get(name)!;
-    const overrides = cache.overrides.get(name, index, (reader) =>
-      deepFreeze(upstreamOverrides(name, reader, backendsOf, names)),
+    const overrides = cache.overrides.get(
+      name,
+      index,
+      (reader) => deepFreeze(upstreamOverrides(name, reader, backendsOf, names)),
+      changed,
     );
     if (overrides.length === 0) return part.service;
     return Object.freeze({ ...part.service, upstreamOverrides: overrides });

@@ -140,6 +140,8 @@ export class TranslationCache {
   private scopes = new Map<string, ScopedShared>();
   private lastScopes = new Map<string, ScopedShared>();
   private unownedNames = new Map<string, readonly string[]>();
+  /** The last full or patched translation, for patching the next (see translateShared). */
+  last: LastTranslation | undefined;
 
   start(settings: MeshSettings, gateways = ''): void {
     if (settings !== this.settings || gateways !== this.gateways) {
@@ -159,6 +161,54 @@ export class TranslationCache {
     this.lastScopes = this.scopes;
     this.scopes = new Map();
     this.unownedNames = new Map();
+  }
+
+  /**
+   * Starts a build that patches the last one (same settings and gateways): the caches are
+   * kept as they are (entries of replaced services are dropped by replace()), only the
+   * per-build state is renewed.
+   */
+  startPatch(): void {
+    this.translated = 0;
+    this.parts = new Map(this.parts);
+    this.lastScopes = this.scopes;
+    this.scopes = new Map();
+    this.unownedNames = new Map();
+  }
+
+  /** The part translated for this very service object, if any. */
+  partOf(service: MeshService): ServiceResources | undefined {
+    return this.byObject.get(service)?.part;
+  }
+
+  /** Whether the next build may patch the last one (same settings and gateways). */
+  samePlan(settings: MeshSettings, gateways: string): boolean {
+    return settings === this.settings && gateways === this.gateways;
+  }
+
+  /**
+   * `service`'s part in a patched build, `old` (the object it replaces) forgotten: keys hold
+   * the service's name, so no other service shares them. Undefined if `old` is unknown.
+   */
+  replace(old: MeshService, service: MeshService, mesh: Mesh): ServiceResources | undefined {
+    const was = this.byObject.get(old);
+    if (!was) return undefined;
+    const key = hash('sha1', JSON.stringify(sharedInputs(service, mesh)), 'base64');
+    let part = this.byHash.get(key);
+    if (!part) {
+      part = translateService(service, mesh, (s) =>
+        this.virtualHost(s, mesh.settings.domainSuffix),
+      );
+      this.translated++;
+    }
+    const vhostKey = part.virtualHost ? virtualHostKey(service) : undefined;
+    if (was.key !== key) this.byHash.delete(was.key);
+    if (was.vhostKey !== undefined && was.vhostKey !== vhostKey) this.vhosts.delete(was.vhostKey);
+    this.byHash.set(key, part);
+    if (vhostKey !== undefined && part.virtualHost) this.vhosts.set(vhostKey, part.virtualHost);
+    this.byObject.set(service, { key, part, ...(vhostKey !== undefined ? { vhostKey } : {}) });
+    this.parts.set(service.name, part);
+    return part;
   }
 
   /** What proxies scoped to `services` (sorted; `key` their hash) leave out, for this build. */
@@ -305,16 +355,28 @@ export function translateLocality(
   return out;
 }
 
+/** What translateShared keeps of a build to patch the next. */
+interface LastTranslation {
+  readonly mesh: Mesh;
+  readonly resources: ResourceSet;
+  readonly hosts: readonly VirtualHost[];
+  /** Index in `hosts` of each service's virtual host, by the service's index (-1: none). */
+  readonly hostAt: Int32Array;
+  readonly bound: ReadonlySet<string>;
+}
+
 /** What every sidecar gets: clusters, their endpoints, outbound routes, tcp listeners. */
 export function translateShared(mesh: Mesh, cache = new TranslationCache()): ResourceSet {
-  cache.start(
-    mesh.settings,
-    mesh.gateways.length > 0 ? JSON.stringify([mesh.gatewayMode, mesh.gateways]) : '',
-  );
+  const gateways =
+    mesh.gateways.length > 0 ? JSON.stringify([mesh.gatewayMode, mesh.gateways]) : '';
+  const bound = boundServices(mesh);
+  const patched = patchShared(mesh, cache, gateways, bound);
+  if (patched) return patched;
+  cache.start(mesh.settings, gateways);
   const resources = emptyResourceSet();
   const hosts: VirtualHost[] = [];
-  const bound = boundServices(mesh);
-  for (const service of mesh.services) {
+  const hostAt = new Int32Array(mesh.services.length).fill(-1);
+  for (const [i, service] of mesh.services.entries()) {
     const part = cache.service(service, mesh);
     if (part.virtualHost && bound.has(service.name)) {
       const config = bindRouteConfiguration(service.name, part.virtualHost);
@@ -322,9 +384,20 @@ export function translateShared(mesh: Mesh, cache = new TranslationCache()): Res
     }
     for (const [name, cluster] of part.clusters) resources.clusters.set(name, cluster);
     for (const [name, cla] of part.endpoints) resources.endpoints.set(name, cla);
-    if (part.virtualHost) hosts.push(part.virtualHost);
+    if (part.virtualHost) hostAt[i] = hosts.push(part.virtualHost) - 1;
     if (part.tcpListener) resources.listeners.set(part.tcpListener[0], part.tcpListener[1]);
   }
+  return finishShared(mesh, cache, resources, hosts, hostAt, bound);
+}
+
+function finishShared(
+  mesh: Mesh,
+  cache: TranslationCache,
+  resources: ResourceSet,
+  hosts: VirtualHost[],
+  hostAt: Int32Array,
+  bound: ReadonlySet<string>,
+): ResourceSet {
   resources.routes.set(OUTBOUND_ROUTE_NAME, cache.outboundRoutes(hosts));
   const tracing = mesh.observability?.tracing;
   if (tracing) {
@@ -333,7 +406,97 @@ export function translateShared(mesh: Mesh, cache = new TranslationCache()): Res
       tracingCluster(tracing, mesh.settings.connectTimeoutMs),
     );
   }
+  // The store adds secrets to the set it is handed: what is kept for the next patch has its own.
+  cache.last = {
+    mesh,
+    resources: { ...resources, secrets: new Map(resources.secrets) },
+    hosts,
+    hostAt,
+    bound,
+  };
   return resources;
+}
+
+/** At most this share of the services changed, a build patches the last one's resources. */
+const PATCH_SHARE = 1 / 8;
+
+/**
+ * The last build's resources with only the services whose MeshService object changed
+ * translated again: copying the maps is native work, where going through every service cost
+ * ~20 ms per change at 10,000 services (bench W10). Undefined when the services are not the
+ * same names in the same order, the settings, gateways or bound upstreams differ, or too
+ * many changed: then the full translation runs.
+ */
+function patchShared(
+  mesh: Mesh,
+  cache: TranslationCache,
+  gateways: string,
+  bound: ReadonlySet<string>,
+): ResourceSet | undefined {
+  const last = cache.last;
+  if (!last || !cache.samePlan(mesh.settings, gateways)) return undefined;
+  const a = last.mesh.services;
+  const b = mesh.services;
+  if (a.length !== b.length || !sameSet(last.bound, bound)) return undefined;
+  if (last.mesh.observability?.tracing !== mesh.observability?.tracing) return undefined;
+  const changed: number[] = [];
+  for (let i = 0; i < b.length; i++) {
+    if (a[i] === b[i]) continue;
+    if (a[i]!.name !== b[i]!.name) return undefined;
+    changed.push(i);
+  }
+  if (changed.length > Math.max(16, b.length * PATCH_SHARE)) return undefined;
+  cache.startPatch();
+  const resources: ResourceSet = {
+    ...emptyResourceSet(),
+    clusters: new Map(last.resources.clusters),
+    endpoints: new Map(last.resources.endpoints),
+    routes: new Map(last.resources.routes),
+    listeners: new Map(last.resources.listeners),
+  };
+  const hosts = [...last.hosts];
+  for (const i of changed) {
+    const old = cache.partOf(a[i]!);
+    const part = old && cache.replace(a[i]!, b[i]!, mesh);
+    // Resources are replaced where they stand, so the maps keep the full translation's order
+    // (the snapshot's version hashes it; replicas must agree). Other names, or a virtual host
+    // gained or lost (every later host moves): the full translation.
+    if (!old || !part || !sameShape(old, part)) {
+      cache.last = undefined;
+      return translateShared(mesh, cache);
+    }
+    for (const [name, cluster] of part.clusters) resources.clusters.set(name, cluster);
+    for (const [name, cla] of part.endpoints) resources.endpoints.set(name, cla);
+    if (part.tcpListener) resources.listeners.set(part.tcpListener[0], part.tcpListener[1]);
+    if (part.virtualHost) {
+      hosts[last.hostAt[i]!] = part.virtualHost;
+      if (bound.has(b[i]!.name)) {
+        resources.routes.set(
+          bindRouteName(b[i]!.name),
+          bindRouteConfiguration(b[i]!.name, part.virtualHost),
+        );
+      }
+    }
+  }
+  return finishShared(mesh, cache, resources, hosts, last.hostAt, bound);
+}
+
+/** The same resource names, in the same order, and a virtual host in both or neither. */
+function sameShape(a: ServiceResources, b: ServiceResources): boolean {
+  const same = (x: ReadonlyArray<readonly [string, unknown]>, y: typeof x) =>
+    x.length === y.length && x.every(([name], i) => name === y[i]![0]);
+  return (
+    same(a.clusters, b.clusters) &&
+    same(a.endpoints, b.endpoints) &&
+    a.tcpListener?.[0] === b.tcpListener?.[0] &&
+    !a.virtualHost === !b.virtualHost
+  );
+}
+
+function sameSet(x: ReadonlySet<string>, y: ReadonlySet<string>): boolean {
+  if (x.size !== y.size) return false;
+  for (const v of x) if (!y.has(v)) return false;
+  return true;
 }
 
 /**
