@@ -16,23 +16,14 @@ import {
 import { FILE_STORE_LAYOUT, FileCaStore } from '../../src/ca/file-store.js';
 import { KEEP_EXPIRED_MS } from '../../src/ca/revocations.js';
 import { MemoryCaStore } from '../../src/ca/store.js';
-import { TokenAuthority, TokenError } from '../../src/ca/tokens.js';
+import { TokenAuthority } from '../../src/ca/tokens.js';
 import { TokenAuthenticator } from '../../src/security/token-authenticator.js';
 import { AuthError } from '../../src/xds/auth.js';
 import { tempDir } from './helpers.js';
 import { ManualClock } from './manual-clock.js';
+import { refusal } from './token-refusal.js';
 
 const HOUR = 3_600_000;
-
-async function refusal(promise: Promise<unknown>): Promise<TokenError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(TokenError);
-    return err as TokenError;
-  }
-  throw new Error('expected the token to be refused');
-}
 
 function bearer(token: string): grpc.Metadata {
   const metadata = new grpc.Metadata();

@@ -3,20 +3,11 @@ import { createPrivateKey } from 'node:crypto';
 import { SignJWT, UnsecuredJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { MemoryCaStore } from '../../src/ca/store.js';
-import { TokenAuthority, TokenError } from '../../src/ca/tokens.js';
+import { TokenAuthority } from '../../src/ca/tokens.js';
 import { ManualClock } from './manual-clock.js';
+import { refusal } from './token-refusal.js';
 
 const HOUR = 3_600_000;
-
-async function refusal(promise: Promise<unknown>): Promise<TokenError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(TokenError);
-    return err as TokenError;
-  }
-  throw new Error('expected the token to be refused');
-}
 
 describe('proxy tokens', () => {
   it('round-trips the service and expiry; ES256 with a key id', async () => {
