@@ -7,6 +7,7 @@ import { REPO_ROOT } from './ipc.js';
 import { peerComparison } from './peer-report.js';
 import { latestScopeEnvoy, scopeEnvoySection } from './scope-report.js';
 import { scaleSection } from './scale-report.js';
+import { largeCatalogSection } from './large-catalog-report.js';
 import type { Summary } from './stats.js';
 import {
   RESULT_SCHEMA,
@@ -237,7 +238,7 @@ function soakTable(list: Array<Dated<SoakResult>>): string {
   );
 }
 
-const ORDER = ['Q', 'W1', 'W2', 'W4', 'W5', 'W6', 'W7', 'W9'];
+const ORDER = ['Q', 'W1', 'W2', 'W4', 'W5', 'W6', 'W7', 'W9', 'W10'];
 function sortSessions(list: Array<Dated<SessionResult>>): Array<Dated<SessionResult>> {
   const rank = (s: SessionResult) => Math.min(...s.covers.map((c) => ORDER.indexOf(c)));
   return [...list].sort(
@@ -851,6 +852,8 @@ export function renderResults(
   if (scoped) out.push(scopeEnvoySection(scoped.value));
   const scale = scaleSection(runs);
   if (scale) out.push(scale);
+  const large = largeCatalogSection(runs);
+  if (large) out.push(large);
   const prof = profilesSection(profiledSessions);
   if (prof) {
     out.push(
