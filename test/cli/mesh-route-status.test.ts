@@ -48,6 +48,8 @@ afterAll(async () => {
 const mesh = (...args: string[]) => runCommand(meshCommand, args);
 const route = (...args: string[]) => runCommand(routeCommand, ['explain', ...args]);
 const status = (...args: string[]) => runCommand(statusCommand, args);
+/** The route most explain cases ask about. */
+const WEB_TO_API = ['--from', 'web', '--to', 'api'];
 
 const PROBLEM_LINE = `  ${MISSING_SUBSET.kind}/${MISSING_SUBSET.name}: ${MISSING_SUBSET.message}\n`;
 const UNSUPPORTED =
@@ -115,10 +117,7 @@ describe('lucid-mesh route explain', () => {
     const r = await route(
       '--server',
       m.server,
-      '--from',
-      'web',
-      '--to',
-      'api',
+      ...WEB_TO_API,
       '--path',
       '/admin/x',
       '--header',
@@ -141,18 +140,7 @@ describe('lucid-mesh route explain', () => {
   });
 
   it('routes skipped on the way are shown with the reason', async () => {
-    const r = await route(
-      '--server',
-      m.server,
-      '--from',
-      'web',
-      '--to',
-      'api',
-      '--path',
-      '/',
-      '--method',
-      'post',
-    );
+    const r = await route('--server', m.server, ...WEB_TO_API, '--path', '/', '--method', 'post');
     expect(r.stdout).toContain('POST /  web → api');
     expect(r.stdout).toContain(
       'skipped route [0] PathPrefix /admin: path / does not start with /admin\n',
@@ -165,17 +153,7 @@ describe('lucid-mesh route explain', () => {
   });
 
   it('offline from files gives the same routing as the control plane', async () => {
-    const args = [
-      '--from',
-      'web',
-      '--to',
-      'api',
-      '--path',
-      '/?a=1',
-      '--header',
-      'x-canary=1',
-      '--json',
-    ];
+    const args = [...WEB_TO_API, '--path', '/?a=1', '--header', 'x-canary=1', '--json'];
     const online = JSON.parse(
       (await route('--server', m.server, ...args)).stdout,
     ) as RouteExplanation;
@@ -192,7 +170,7 @@ describe('lucid-mesh route explain', () => {
 
   it('offline with a policy: allowed for web, denied for others', async () => {
     const base = ['--catalog', files.catalog, '--traffic', files.traffic, '--policy', files.policy];
-    const web = await route(...base, '--from', 'web', '--to', 'api', '--path', '/');
+    const web = await route(...base, ...WEB_TO_API, '--path', '/');
     expect(web.stdout).toContain(
       'authorization: allow\n  policy: allow: the policy allows web to call api (other callers are denied)\n',
     );
@@ -211,10 +189,7 @@ describe('lucid-mesh route explain', () => {
       files.catalog,
       '--traffic',
       badTraffic,
-      '--from',
-      'web',
-      '--to',
-      'api',
+      ...WEB_TO_API,
       '--path',
       '/',
     );
@@ -228,10 +203,7 @@ describe('lucid-mesh route explain', () => {
       files.catalog,
       '--server',
       m.server,
-      '--from',
-      'web',
-      '--to',
-      'api',
+      ...WEB_TO_API,
       '--path',
       '/',
     );
@@ -239,16 +211,7 @@ describe('lucid-mesh route explain', () => {
     expect(both.stderr).toBe(
       'lucid-mesh route: --server and --catalog: choose one (a running control plane, or files)\n',
     );
-    const trafficOnly = await route(
-      '--traffic',
-      files.traffic,
-      '--from',
-      'web',
-      '--to',
-      'api',
-      '--path',
-      '/',
-    );
+    const trafficOnly = await route('--traffic', files.traffic, ...WEB_TO_API, '--path', '/');
     expect(trafficOnly).toMatchObject({
       code: 2,
       stderr: 'lucid-mesh route: --traffic is for offline use: add --catalog FILE\n',
@@ -267,7 +230,7 @@ describe('lucid-mesh route explain', () => {
       code: 2,
       stderr: 'lucid-mesh route: to: service "nope" is not in the mesh\n',
     });
-    const noPath = await route('--catalog', files.catalog, '--from', 'web', '--to', 'api');
+    const noPath = await route('--catalog', files.catalog, ...WEB_TO_API);
     expect(noPath.code).toBe(2);
     expect(noPath.stderr).toMatch(
       /^lucid-mesh route explain: required option '--path <path>' not specified\n/,
@@ -275,10 +238,7 @@ describe('lucid-mesh route explain', () => {
     const down = await route(
       '--server',
       `http://127.0.0.1:${await freePort()}`,
-      '--from',
-      'web',
-      '--to',
-      'api',
+      ...WEB_TO_API,
       '--path',
       '/',
     );
@@ -314,10 +274,7 @@ describe('the lucid-mesh entry point', () => {
         files.catalog,
         '--traffic',
         files.traffic,
-        '--from',
-        'web',
-        '--to',
-        'api',
+        ...WEB_TO_API,
         '--path',
         '/admin',
       ]),
