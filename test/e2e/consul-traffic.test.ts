@@ -130,6 +130,17 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
   const catchAll = async (): Promise<string | undefined> =>
     (await routeTable(web.envoy, 'api')).at(-1)?.cluster;
   const sidecarAddr = (id: string): string => `127.0.0.1:${sidecarPort.get(id)}`;
+  /** Writes the resolver and the default router, and waits until web's Envoy routes by them. */
+  async function writeResolverAndRouter(): Promise<void> {
+    await writeEntry(c(), resolver);
+    await writeEntry(c(), router());
+    await web.envoy.waitFor(
+      async () =>
+        (await catchAll()) === 'api~v1' &&
+        (await tally(web, 'api', 3, { path: '/admin' })).apps['api-3'] === 3,
+      'resolver and router in force',
+    );
+  }
 
   /** Runs `change` (a Consul API call) and waits until `seen` holds; records the time. */
   async function timed(
@@ -502,14 +513,7 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
   });
 
   it('a router naming something that does not exist: the route falls back to the default destination and the problem is listed', async () => {
-    await writeEntry(c(), resolver);
-    await writeEntry(c(), router());
-    await web.envoy.waitFor(
-      async () =>
-        (await catchAll()) === 'api~v1' &&
-        (await tally(web, 'api', 3, { path: '/admin' })).apps['api-3'] === 3,
-      'resolver and router in force',
-    );
+    await writeResolverAndRouter();
 
     // Consul itself refuses a router naming a subset its resolver does not define (it compiles
     // the discovery chain on every write), so `ServiceSubset: v9` never reaches lucid-mesh from
@@ -607,14 +611,7 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
   });
 
   it('an entry Consul accepts but lucid-mesh rejects is listed and breaks nothing else', async () => {
-    await writeEntry(c(), resolver);
-    await writeEntry(c(), router());
-    await web.envoy.waitFor(
-      async () =>
-        (await catchAll()) === 'api~v1' &&
-        (await tally(web, 'api', 3, { path: '/admin' })).apps['api-3'] === 3,
-      'resolver and router in force',
-    );
+    await writeResolverAndRouter();
     const consulTraffic = traffic as ConsulTrafficSource;
     const updates = (): number => consulTraffic.status().updates;
     const before = updates();
