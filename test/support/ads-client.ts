@@ -110,28 +110,29 @@ function metadataOf(token: string | undefined): grpc.Metadata {
   return metadata;
 }
 
-export function sotwClient(port: number, token?: string): SotwStreamClient {
+/** A stream of the ADS method `method` on 127.0.0.1:`port`, its responses decoded by `decode`. */
+function openStream<Req, Res>(
+  port: number,
+  token: string | undefined,
+  method: 'StreamAggregatedResources' | 'DeltaAggregatedResources',
+  decode: (b: Buffer) => Res,
+): Stream<Req, Res> {
   const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = (
-    client as unknown as {
-      StreamAggregatedResources(
-        metadata: grpc.Metadata,
-      ): grpc.ClientDuplexStream<DiscoveryRequest, Buffer>;
-    }
-  ).StreamAggregatedResources(metadataOf(token));
-  return new Stream(call, decodeDiscoveryResponse, client);
+  const open = (
+    client as unknown as Record<
+      typeof method,
+      (metadata: grpc.Metadata) => grpc.ClientDuplexStream<Req, Buffer>
+    >
+  )[method].bind(client);
+  return new Stream(open(metadataOf(token)), decode, client);
+}
+
+export function sotwClient(port: number, token?: string): SotwStreamClient {
+  return openStream(port, token, 'StreamAggregatedResources', decodeDiscoveryResponse);
 }
 
 export function deltaClient(port: number, token?: string): DeltaStreamClient {
-  const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = (
-    client as unknown as {
-      DeltaAggregatedResources(
-        metadata: grpc.Metadata,
-      ): grpc.ClientDuplexStream<DeltaDiscoveryRequest, Buffer>;
-    }
-  ).DeltaAggregatedResources(metadataOf(token));
-  return new Stream(call, decodeDeltaDiscoveryResponse, client);
+  return openStream(port, token, 'DeltaAggregatedResources', decodeDeltaDiscoveryResponse);
 }
 
 export const typeUrl = (kind: ResourceKind): string => TYPE_URLS[kind];
