@@ -2,8 +2,7 @@
 // replicas serving the same catalog, a client that was served by one reconnects to the other.
 import { describe, expect, it } from 'vitest';
 import { syncState } from '../../src/xds/type-status.js';
-import type { DeltaDiscoveryResponse } from '../../src/xds/messages.js';
-import { ack, namesOf, node, typeUrl } from '../support/ads-client.js';
+import { ack, namesOf, node, typeUrl, versionsOf as versions } from '../support/ads-client.js';
 import {
   protocolFixture,
   statusOf,
@@ -94,23 +93,12 @@ describe('SotW: reconnecting to another replica', () => {
 });
 
 describe('delta: reconnecting to another replica', () => {
-  const versions = (res: DeltaDiscoveryResponse): Record<string, string> =>
-    Object.fromEntries((res.resources ?? []).map((r) => [r.name ?? '', r.version ?? '']));
-
   it('initial_resource_versions from one replica are honoured by the other', async () => {
     const [a, b] = await fx.replicas();
-    const c1 = fx.delta(a.port);
-    c1.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
-    const had = versions(await c1.next());
+    const cds = { node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') };
+    const had = versions(await fx.deltaOnce(a.port, cds));
     expect(Object.keys(had).length).toBeGreaterThan(0);
-    c1.close();
-    const c2 = fx.delta(b.port);
-    c2.send({
-      node: node('hello-1', 'hello'),
-      typeUrl: typeUrl('clusters'),
-      initialResourceVersions: had,
-    });
-    const res = await c2.next();
+    const res = await fx.deltaOnce(b.port, { ...cds, initialResourceVersions: had });
     expect(res.resources ?? []).toEqual([]);
     expect(res.removedResources ?? []).toEqual([]);
   });
