@@ -33,6 +33,8 @@ if (session) {
   await session.post('Profiler.start');
 }
 const builds: number[] = [];
+/** CPU time of each build: on a loaded machine, closer to what a quiet one would take. */
+const buildCpu: number[] = [];
 const parses: number[] = [];
 const phases = {
   compare: [] as number[],
@@ -47,8 +49,11 @@ for (const flip of catalog.planFlips(changes)) {
   parses.push(performance.now() - t);
   store.setCatalog(parsed);
   t = performance.now();
+  const cpu = process.cpuUsage();
   store.flush();
   builds.push(performance.now() - t);
+  const used = process.cpuUsage(cpu);
+  buildCpu.push((used.user + used.system) / 1000);
   const b = store.lastBuild!;
   phases.compare.push(b.comparedAt - b.startedAt);
   phases.mesh.push(b.meshBuiltAt - b.comparedAt);
@@ -62,6 +67,7 @@ if (session && profileTo) {
 const skip = Math.min(5, Math.floor(changes / 4));
 console.log('parse ms', summarize(parses.slice(skip)));
 console.log('build ms', summarize(builds.slice(skip)));
+console.log('build CPU ms', summarize(buildCpu.slice(skip)));
 for (const [phase, list] of Object.entries(phases)) {
   const s = summarize(list.slice(skip));
   console.log(`  ${phase} p50 ${s.p50} p99 ${s.p99}`);

@@ -29,6 +29,8 @@ import type {
 interface ServicePart {
   readonly service: MeshService;
   readonly problems: readonly ConfigProblem[];
+  /** Some backend fails over (most meshes have none: what looks for them is skipped). */
+  readonly failover: boolean;
 }
 
 /** Parts of the last build, reused by the next one while their inputs are the same objects. */
@@ -141,7 +143,8 @@ function buildService(name: string, reader: TrackedReader): ServicePart {
       : {}),
     ...(service.upstreams !== undefined ? { upstreams: service.upstreams } : {}),
   };
-  return { service: meshService, problems };
+  const failover = meshService.backends.some((b) => b.failover !== undefined);
+  return { service: meshService, problems, failover };
 }
 
 /** The backends a service's own proxies see differently (its service-defaults UpstreamConfig). */
@@ -175,7 +178,7 @@ function upstreamOverrides(
   return out;
 }
 
-function entryProblems(inputs: MeshInputs, names: ReadonlySet<string>): ConfigProblem[] {
+function entryProblems(inputs: MeshInputs, names: { has(name: string): boolean }): ConfigProblem[] {
   const t = inputs.traffic;
   const problems: ConfigProblem[] = [];
   const kinds = [
@@ -300,19 +303,25 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   const index = new InputIndex(inputs);
   const changed = index.changedServicesSince(cache.last);
   cache.last = index;
-  cache.services.startBuild();
-  cache.overrides.startBuild();
-  const names = inputs.catalog.services.map((s) => s.name).sort();
-  const parts = new Map<string, ServicePart>();
-  for (const name of names) {
-    parts.set(
-      name,
-      cache.services.get(name, index, (reader) => deepFreeze(buildService(name, reader)), changed),
-    );
+  cache.services.startBuild(changed !== undefined);
+  cache.overrides.startBuild(changed !== undefined);
+  for (const name of changed ?? []) {
+    if (index.hasService(name)) continue;
+    cache.services.forget(name);
+    cache.overrides.forget(name);
   }
-  const backendsOf = (s: string) => parts.get(s)?.service.backends ?? [];
-  const services: MeshService[] = names.map((name) => {
-    const part = parts.get(name)!;
+  const names = inputs.catalog.services.map((s) => s.name).sort();
+  const parts = names.map((name) =>
+    cache.services.get(name, index, (reader) => deepFreeze(buildService(name, reader)), changed),
+  );
+  // Only services with upstream overrides ask: the map is made for them alone.
+  let byName: Map<string, ServicePart> | undefined;
+  const backendsOf = (s: string) => {
+    byName ??= new Map(names.map((name, i) => [name, parts[i]!]));
+    return byName.get(s)?.service.backends ?? [];
+  };
+  const services: MeshService[] = names.map((name, i) => {
+    const part = parts[i]!;
     const overrides = cache.overrides.get(
       name,
       index,
@@ -323,15 +332,19 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
     return Object.freeze({ ...part.service, upstreamOverrides: overrides });
   });
   const problems: ConfigProblem[] = [];
-  for (const p of parts.values()) if (p.problems.length > 0) problems.push(...p.problems);
-  problems.push(...entryProblems(inputs, new Set(names)));
-  problems.push(...failoverTargetProblems(services));
+  let failover = false;
+  for (const p of parts) {
+    if (p.problems.length > 0) problems.push(...p.problems);
+    if (p.failover) failover = true;
+  }
+  problems.push(...entryProblems(inputs, { has: (name) => index.hasService(name) }));
+  if (failover) problems.push(...failoverTargetProblems(services));
   problems.push(...bindPortProblems(services));
   const gateways = meshGateways(inputs);
   const gatewayMode = inputs.traffic.proxyDefaults?.MeshGateway?.Mode ?? 'none';
   problems.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));
   problems.push(...observabilityProblems(inputs.traffic, inputs.settings));
-  return Object.freeze({
+  const mesh: Mesh = Object.freeze({
     settings: inputs.settings,
     services: Object.freeze(services),
     gateways,
@@ -340,6 +353,16 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
     unsupported: inputs.traffic.unsupported,
     ...observability(inputs),
   });
+  if (!failover) failoverFree.add(mesh);
+  return mesh;
+}
+
+/** Meshes built here where no backend fails over (their users skip looking for one). */
+const failoverFree = new WeakSet<Mesh>();
+
+/** True when `mesh` is known to have no backend that fails over. */
+export function withoutFailover(mesh: Mesh): boolean {
+  return failoverFree.has(mesh);
 }
 
 function observability(inputs: MeshInputs): Pick<Mesh, 'observability'> {

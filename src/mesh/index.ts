@@ -1,5 +1,5 @@
 // The mesh model: inputs → IR. See types.ts for what it holds.
-export { buildMesh, meshService, MeshCache } from './build.js';
+export { buildMesh, meshService, MeshCache, withoutFailover } from './build.js';
 export {
   findMeshInstance,
   gatewayOf,

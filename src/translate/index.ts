@@ -12,6 +12,7 @@ import type {
   MeshSettings,
   PlacedLocality,
 } from '../mesh/types.js';
+import { withoutFailover } from '../mesh/build.js';
 import type {
   Cluster,
   ClusterLoadAssignment,
@@ -322,10 +323,12 @@ export function homeOf(settings: MeshSettings): PlacedLocality {
 }
 
 const failoverIndex = new WeakMap<Mesh, readonly Backend[]>();
+const NO_BACKENDS: readonly Backend[] = Object.freeze([]);
 
 /** The backends whose endpoints depend on where the caller is (see Backend.failover). */
 export function failoverBackends(mesh: Mesh): readonly Backend[] {
   let list = failoverIndex.get(mesh);
+  if (!list && withoutFailover(mesh)) return NO_BACKENDS;
   if (!list) {
     // A plain loop: flatMap + filter made two arrays per service (~10 ms at 10,000 services).
     const found: Backend[] = [];
