@@ -25,7 +25,7 @@ import { FileCaStore, openCa } from '../../src/ca/index.js';
 import { spawnCli, type CliProcess } from '../support/cli-process.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import { startLoadLoop } from '../support/load-loop.js';
-import { rejectedUpdates, startSidecar, type Sidecar } from '../support/mesh.js';
+import { rejectedUpdates, startWebApiPair, type Sidecar } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
 import { describeMemory, serveMemory, writeReliabilityResult } from '../support/reliability.js';
 import { waitFor } from '../support/wait.js';
@@ -108,41 +108,23 @@ async function startMesh(
   try {
     started.serve = spawnServe(catalog, dataDir, ports, env);
     await waitReady(ports.admin, started.serve);
-    const [web, api] = await Promise.all([
-      startSidecar({
-        nodeId: 'web-1',
-        service: 'web',
-        xdsPort: ports.xds,
-        mode: 'sotw',
-        token: webToken,
-      }),
-      startSidecar({
-        nodeId: 'api-1',
-        service: 'api',
-        xdsPort: ports.xds,
-        mode: 'delta',
-        token: apiToken,
-      }),
-    ]);
-    started.sidecars.push(web!, api!);
-    await waitFor(
-      async () => {
-        const r = await web!.call('api').catch(() => undefined);
-        return r?.status === 200;
-      },
-      {
-        what: 'web → api through both sidecars (mTLS)',
-        timeoutMs: 30_000,
-        details: started.serve.output,
-      },
-    );
+    // web → api through both sidecars (mTLS); on failure the pair is stopped already.
+    const [web, api] = await startWebApiPair({
+      xdsPort: ports.xds,
+      webNodeId: 'web-1',
+      apiNodeId: 'api-1',
+      apiSidecarPort: apiSide!,
+      timeoutMs: 30_000,
+      tokens: { web: webToken, api: apiToken },
+    });
+    started.sidecars.push(web, api);
     const mesh: Mesh = {
       dataDir,
       catalogDir,
       serve: started.serve,
       ports,
-      web: web!,
-      api: api!,
+      web,
+      api,
       apps,
       operatorToken,
       restart() {

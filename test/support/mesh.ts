@@ -166,10 +166,25 @@ export async function startWebApiPair(opts: {
   apiNodeId: string;
   apiSidecarPort: number;
   timeoutMs: number;
+  /** Proxy tokens, for a control plane that authenticates streams. */
+  tokens?: { web: string; api: string };
 }): Promise<[web: Sidecar, api: Sidecar]> {
+  const { xdsPort, tokens } = opts;
   const pair = await Promise.all([
-    startSidecar({ nodeId: opts.webNodeId, service: 'web', xdsPort: opts.xdsPort, mode: 'sotw' }),
-    startSidecar({ nodeId: opts.apiNodeId, service: 'api', xdsPort: opts.xdsPort, mode: 'delta' }),
+    startSidecar({
+      nodeId: opts.webNodeId,
+      service: 'web',
+      xdsPort,
+      mode: 'sotw',
+      token: tokens?.web,
+    }),
+    startSidecar({
+      nodeId: opts.apiNodeId,
+      service: 'api',
+      xdsPort,
+      mode: 'delta',
+      token: tokens?.api,
+    }),
   ]);
   const [web] = pair;
   try {
