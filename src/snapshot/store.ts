@@ -35,6 +35,7 @@ import { EMPTY_TRAFFIC, type TrafficConfig } from '../traffic/types.js';
 import {
   TranslationCache,
   failoverBackends,
+  type PatchedNames,
   homeOf,
   translateLocality,
   translateProxy,
@@ -46,7 +47,7 @@ import {
   OUTBOUND_ROUTE_NAME,
   TRUST_BUNDLE_SECRET_NAME,
 } from '../translate/names.js';
-import type { ResourceSet } from '../translate/types.js';
+import { emptyResourceSet, type ResourceSet } from '../translate/types.js';
 import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Debouncer } from './debouncer.js';
@@ -77,6 +78,8 @@ export interface StoreOptions {
 export const DEFAULT_DEBOUNCE_MS = 100;
 
 const NO_RESOURCES: ResourceMap = new Map();
+/** At most this many patched builds in a row (see encodeShared). */
+const FULL_ENCODE_EVERY = 32;
 
 /**
  * How long the fan-out runs before letting I/O through (see notifyWatchers). Long enough for
@@ -225,6 +228,10 @@ export class SnapshotStore implements ConfigWatcher {
   /** Snapshots of callers elsewhere (see localitySnapshot), for the current build. */
   private readonly localities = new Map<string, Snapshot>();
   private readonly translationCache = new TranslationCache();
+  /** The last build's encoded shared resources (see encodeShared). */
+  private lastShared: KindMaps | undefined;
+  /** Builds encoded by patching since the last full pass. */
+  private patchedBuilds = 0;
   private catalog: Catalog | undefined;
   private traffic: TrafficConfig = EMPTY_TRAFFIC;
   private policy: Policy | undefined;
@@ -668,7 +675,6 @@ export class SnapshotStore implements ConfigWatcher {
     const comparedAt = preciseNow();
     let snapshot: Snapshot;
     try {
-      this.encoder.nextGeneration();
       const mesh = buildMesh(
         { catalog, traffic: this.traffic, policy: this.policy, settings: this.settings },
         this.meshCache,
@@ -678,7 +684,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.counters.servicesTranslated += this.translationCache.translated;
       if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
       const translatedAt = preciseNow();
-      const shared = this.encodeSet(set);
+      const shared = this.encodeShared(set);
       this.encodedAtBuild = this.encoder.size;
       snapshot = new Snapshot(Snapshot.versionOf(shared), mesh, shared, changedAt, Date.now());
       this.lastBuild = {
@@ -691,6 +697,9 @@ export class SnapshotStore implements ConfigWatcher {
       this.catalog = catalog;
     } catch (err) {
       // A translator or encoding failure must never replace a good snapshot with a broken one.
+      // The next build starts afresh (nothing patched onto what this one left half done).
+      this.translationCache.last = undefined;
+      this.lastShared = undefined;
       this.counters.buildErrors++;
       this.logger.error({ err }, 'snapshot build failed; keeping the previous snapshot');
       return;
@@ -740,6 +749,48 @@ export class SnapshotStore implements ConfigWatcher {
       for (const listener of this.notifiedListeners) listener(snapshot);
     };
     slice();
+  }
+
+  /**
+   * The shared resources encoded. After a patched translation (a few services changed) the
+   * last build's maps are copied and only the patched names encoded: going through 20,000
+   * unchanged resources took ~10 ms per change at 10,000 services (bench W10). Those builds
+   * leave the encoder's generation alone (an entry untouched since is still in use); every
+   * FULL_ENCODE_EVERY builds a full pass starts a new one, so what departed proxies left
+   * behind is swept.
+   */
+  private encodeShared(set: ResourceSet): KindMaps {
+    const patched = this.translationCache.patched;
+    const last = this.lastShared;
+    let shared: KindMaps;
+    if (patched && last && this.patchedBuilds < FULL_ENCODE_EVERY) {
+      this.patchedBuilds++;
+      const patch = (kind: keyof PatchedNames): ResourceMap => {
+        if (patched[kind].length === 0) return last[kind];
+        const map = new Map(last[kind]);
+        for (const name of patched[kind]) {
+          const message = set[kind].get(name);
+          if (message) map.set(name, this.encoder.encode(kind, name, message));
+          else map.delete(name);
+        }
+        return map.size === 0 ? NO_RESOURCES : map;
+      };
+      const secrets = this.encodeSet({ ...emptyResourceSet(), secrets: set.secrets }).secrets;
+      shared = {
+        ...last,
+        clusters: patch('clusters'),
+        endpoints: patch('endpoints'),
+        listeners: patch('listeners'),
+        routes: patch('routes'),
+        secrets,
+      };
+    } else {
+      this.patchedBuilds = 0;
+      this.encoder.nextGeneration();
+      shared = this.encodeSet(set);
+    }
+    this.lastShared = shared;
+    return shared;
   }
 
   private encodeSet(

@@ -143,6 +143,12 @@ export class TranslationCache {
   private unownedNames = new Map<string, readonly string[]>();
   /** The last full or patched translation, for patching the next (see translateShared). */
   last: LastTranslation | undefined;
+  /**
+   * What the last translateShared changed when it patched (undefined: a full translation):
+   * the names whose messages may be new, by kind; every other name holds the same message
+   * object as in the build before, in the same place.
+   */
+  patched: PatchedNames | undefined;
 
   start(settings: MeshSettings, gateways = ''): void {
     if (settings !== this.settings || gateways !== this.gateways) {
@@ -358,6 +364,11 @@ export function translateLocality(
   return out;
 }
 
+/** Names a patched translation set anew (see TranslationCache.patched). */
+export type PatchedNames = Readonly<
+  Record<'clusters' | 'endpoints' | 'listeners' | 'routes', readonly string[]>
+>;
+
 /** What translateShared keeps of a build to patch the next. */
 interface LastTranslation {
   readonly mesh: Mesh;
@@ -373,6 +384,7 @@ export function translateShared(mesh: Mesh, cache = new TranslationCache()): Res
   const gateways =
     mesh.gateways.length > 0 ? JSON.stringify([mesh.gatewayMode, mesh.gateways]) : '';
   const bound = boundServices(mesh);
+  cache.patched = undefined;
   const patched = patchShared(mesh, cache, gateways, bound);
   if (patched) return patched;
   cache.start(mesh.settings, gateways);
@@ -458,6 +470,9 @@ function patchShared(
     listeners: new Map(last.resources.listeners),
   };
   const hosts = [...last.hosts];
+  const names = { clusters: [] as string[], endpoints: [] as string[], listeners: [] as string[] };
+  const routes = [OUTBOUND_ROUTE_NAME];
+  if (mesh.observability?.tracing) names.clusters.push(TRACING_CLUSTER_NAME);
   for (const i of changed) {
     const old = cache.partOf(a[i]!);
     const part = old && cache.replace(a[i]!, b[i]!, mesh);
@@ -468,12 +483,22 @@ function patchShared(
       cache.last = undefined;
       return translateShared(mesh, cache);
     }
-    for (const [name, cluster] of part.clusters) resources.clusters.set(name, cluster);
-    for (const [name, cla] of part.endpoints) resources.endpoints.set(name, cla);
-    if (part.tcpListener) resources.listeners.set(part.tcpListener[0], part.tcpListener[1]);
+    for (const [name, cluster] of part.clusters) {
+      resources.clusters.set(name, cluster);
+      names.clusters.push(name);
+    }
+    for (const [name, cla] of part.endpoints) {
+      resources.endpoints.set(name, cla);
+      names.endpoints.push(name);
+    }
+    if (part.tcpListener) {
+      resources.listeners.set(part.tcpListener[0], part.tcpListener[1]);
+      names.listeners.push(part.tcpListener[0]);
+    }
     if (part.virtualHost) {
       hosts[last.hostAt[i]!] = part.virtualHost;
       if (bound.has(b[i]!.name)) {
+        routes.push(bindRouteName(b[i]!.name));
         resources.routes.set(
           bindRouteName(b[i]!.name),
           bindRouteConfiguration(b[i]!.name, part.virtualHost),
@@ -481,7 +506,9 @@ function patchShared(
       }
     }
   }
-  return finishShared(mesh, cache, resources, hosts, last.hostAt, bound);
+  const out = finishShared(mesh, cache, resources, hosts, last.hostAt, bound);
+  cache.patched = { ...names, routes };
+  return out;
 }
 
 /** The same resource names, in the same order, and a virtual host in both or neither. */
