@@ -13,6 +13,7 @@ import {
   type ResourceMap,
   type SotwBlock,
 } from './snapshot.js';
+import { addDigests, digestOf, type VersionDigest } from './version-digest.js';
 
 export class ProxyView {
   constructor(
@@ -77,6 +78,31 @@ export class ProxyView {
     return this.own[kind].size === 0 ? this.snapshot.partialBlock(kind, names, build) : build();
   }
 
+  /**
+   * The digest of what a subscription to this view holds: every resource of the kind
+   * (wildcard), or the subscribed names that exist or have a stand-in. The shared part is
+   * made once per snapshot. Undefined for a wildcard that also names resources (rare: the
+   * caller compares name by name).
+   */
+  heldDigest(
+    kind: ResourceKind,
+    wildcard: boolean,
+    names: { readonly sorted: readonly string[]; readonly size: number },
+  ): VersionDigest | undefined {
+    const own = this.own[kind];
+    if (!wildcard) {
+      const build = () => digestOf(this.lookupAll(kind, names.sorted));
+      return own.size === 0 ? this.snapshot.namedDigest(kind, names, build) : build();
+    }
+    if (names.size > 0) return undefined;
+    const shared = this.snapshot.sharedDigest(kind);
+    if (own.size === 0) return shared;
+    for (const name of own.keys()) {
+      if (this.snapshot.shared[kind].has(name)) return digestOf(this.all(kind)); // shadowed
+    }
+    return addDigests(shared, ownDigest(own));
+  }
+
   /** The named resources that exist (or have a stand-in), in the order given. */
   lookupAll(kind: ResourceKind, names: Iterable<string>): EncodedResource[] {
     const found: EncodedResource[] = [];
@@ -116,6 +142,14 @@ const EMPTY: KindDiff = { changed: new Set(), removed: new Set() };
 
 // A proxy's own resources are cached across snapshots (store.ts), so is their block.
 const ownBlocks = new WeakMap<ResourceMap, SotwBlock>();
+
+const ownDigests = new WeakMap<ResourceMap, VersionDigest>();
+
+function ownDigest(own: ResourceMap): VersionDigest {
+  let digest = ownDigests.get(own);
+  if (!digest) ownDigests.set(own, (digest = digestOf(own.values())));
+  return digest;
+}
 
 function ownBlock(own: ResourceMap): SotwBlock {
   let block = ownBlocks.get(own);

@@ -3,6 +3,7 @@
 import type { Mesh } from '../mesh/types.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import { contentHash, type EncodedResource } from './encoded-resource.js';
+import { digestOf, type VersionDigest } from './version-digest.js';
 
 export type ResourceMap = ReadonlyMap<string, EncodedResource>;
 export type KindMaps = { readonly [K in ResourceKind]: ResourceMap };
@@ -94,6 +95,9 @@ export class Snapshot {
   // Every stream diffs against the snapshot it last saw, which is nearly always the same one:
   // compute each shared diff once, not once per proxy.
   private readonly diffs = new WeakMap<Snapshot, Map<ResourceKind, KindDiff>>();
+  /** Digests of what a reconnecting sidecar should hold (version-digest.ts), made on first use. */
+  private readonly sharedDigests = new Map<ResourceKind, VersionDigest>();
+  private readonly namedDigests = new Map<ResourceKind, WeakMap<object, VersionDigest>>();
 
   /** What a response built from this snapshot records (for convergence). */
   readonly ref: { readonly version: string; readonly changedAt: number };
@@ -153,6 +157,22 @@ export class Snapshot {
       byNames.set(key, (block = { ...build(), shared: true }));
     }
     return block;
+  }
+
+  /** The digest of every shared resource of a kind, once per snapshot. */
+  sharedDigest(kind: ResourceKind): VersionDigest {
+    let digest = this.sharedDigests.get(kind);
+    if (!digest) this.sharedDigests.set(kind, (digest = digestOf(this.shared[kind].values())));
+    return digest;
+  }
+
+  /** A named subscription's digest, once per snapshot and (interned) set of names. */
+  namedDigest(kind: ResourceKind, names: object, build: () => VersionDigest): VersionDigest {
+    let byNames = this.namedDigests.get(kind);
+    if (!byNames) this.namedDigests.set(kind, (byNames = new WeakMap()));
+    let digest = byNames.get(names);
+    if (!digest) byNames.set(names, (digest = build()));
+    return digest;
   }
 
   /** What changed in the shared resources of `kind` since `prev`. */

@@ -2,18 +2,52 @@
 // that reconnects (to another replica after a failover) lists every resource it holds: in a
 // 1,000-service mesh a thousand clusters and a thousand assignments. protobufjs's map decoding
 // and toObject were most of what a replica spent taking such a sidecar over (bench --workload
-// failover --profile). Entries written the way Envoy writes them (key, then value, valid
-// UTF-8) are read here straight into a Map; every other field goes through protobufjs as
+// failover --profile), and then a Map of those strings was. Entries written the way Envoy
+// writes them (key, then value, valid UTF-8) are checked and digested in one pass over the
+// bytes (HeldVersions): the stream compares the digest with what it would send, and only when
+// they differ are the entries read into a Map. Every other field goes through protobufjs as
 // before, and a request with any other kind of entry is decoded by protobufjs whole.
 import { isUtf8 } from 'node:buffer';
 import protobuf from 'protobufjs';
 import { JSON_OPTIONS, messageType } from '../protos/envoy.js';
+import { DigestSum, type VersionDigest } from '../snapshot/version-digest.js';
 import type { DeltaDiscoveryRequest } from './message-types.js';
 
-/** A decoded request; `initialVersions` holds initial_resource_versions when the fast path read them. */
+/** A decoded request; `held` holds initial_resource_versions when the fast path read them. */
 export type DecodedDeltaRequest = DeltaDiscoveryRequest & {
-  initialVersions?: Map<string, string>;
+  held?: HeldVersions;
 };
+
+/**
+ * initial_resource_versions, checked and digested but not read: the request's bytes and
+ * where its entries are. `toMap()` reads them (a repeated name: the last wins, as protobuf).
+ */
+export class HeldVersions {
+  constructor(
+    private readonly bytes: Buffer,
+    /** Start and end of each entry's key and value: four numbers per entry. */
+    private readonly bounds: Uint32Array,
+    /** Of the entries as listed (a repeated name counts each time). */
+    readonly digest: VersionDigest,
+  ) {}
+
+  /** Entries listed (a repeated name counts each time). */
+  get count(): number {
+    return this.digest.count;
+  }
+
+  toMap(): Map<string, string> {
+    const map = new Map<string, string>();
+    const { bytes, bounds } = this;
+    for (let i = 0; i < bounds.length; i += 4) {
+      map.set(
+        bytes.toString('utf8', bounds[i], bounds[i + 1]),
+        bytes.toString('utf8', bounds[i + 2], bounds[i + 3]),
+      );
+    }
+    return map;
+  }
+}
 
 const type = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
 
@@ -35,7 +69,7 @@ function decodeWhole(bytes: Buffer): DecodedDeltaRequest {
 export function decodeDeltaRequest(bytes: Buffer): DecodedDeltaRequest {
   // Most requests (ACKs) carry no entries at all.
   if (bytes.indexOf(ENTRY_TAG) < 0) return decodeWhole(bytes);
-  const versions = new Map<string, string>();
+  const entries = new Entries();
   const rest: Buffer[] = [];
   const reader = protobuf.Reader.create(bytes);
   try {
@@ -45,7 +79,7 @@ export function decodeDeltaRequest(bytes: Buffer): DecodedDeltaRequest {
       if (tag === ENTRY_TAG) {
         const size = reader.uint32();
         const end = reader.pos + size;
-        if (end > reader.len || !readEntry(bytes, reader.pos, end, versions)) {
+        if (end > reader.len || !entries.read(bytes, reader.pos, end)) {
           return decodeWhole(bytes);
         }
         reader.pos = end;
@@ -63,7 +97,7 @@ export function decodeDeltaRequest(bytes: Buffer): DecodedDeltaRequest {
     return decodeWhole(bytes); // malformed: protobufjs's own error
   }
   const req = decodeWhole(rest.length === 1 ? rest[0]! : Buffer.concat(rest));
-  if (versions.size > 0) req.initialVersions = versions;
+  if (entries.count > 0) req.held = entries.held(bytes);
   return req;
 }
 
@@ -86,33 +120,56 @@ function varint(bytes: Buffer, pos: number, end: number): number {
   return -1;
 }
 
-/** Whether bytes[from, to) are ASCII (resource names and versions nearly always are). */
-function ascii(bytes: Buffer, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (bytes[i]! >= 0x80) return false;
-  return true;
-}
-
-/** A string field with `tag` at `pos`, or undefined if it is not one; `cursor` is past it. */
-function stringField(bytes: Buffer, pos: number, end: number, tag: number): string | undefined {
-  if (pos >= end || bytes[pos] !== tag) return undefined;
+/** A string field with `tag` at `pos` (its start), or -1 if it is not one; `cursor` is past it. */
+function stringField(bytes: Buffer, pos: number, end: number, tag: number): number {
+  if (pos >= end || bytes[pos] !== tag) return -1;
   const size = varint(bytes, pos + 1, end);
-  if (size < 0) return undefined;
+  if (size < 0) return -1;
   const from = cursor;
-  const to = from + size;
-  if (to > end) return undefined;
-  // Not valid UTF-8: protobufjs reads it (and refuses it) as it always did. ASCII is checked
-  // in place; only other text needs a view for isUtf8.
-  if (!ascii(bytes, from, to) && !isUtf8(bytes.subarray(from, to))) return undefined;
-  cursor = to;
-  return bytes.toString('utf8', from, to);
+  if (from + size > end) return -1;
+  cursor = from + size;
+  return from;
 }
 
-/** One entry exactly as Envoy writes it: key, then value, nothing else. */
-function readEntry(bytes: Buffer, from: number, end: number, into: Map<string, string>): boolean {
-  const key = stringField(bytes, from, end, KEY_TAG);
-  if (key === undefined) return false;
-  const value = stringField(bytes, cursor, end, VALUE_TAG);
-  if (value === undefined || cursor !== end) return false;
-  into.set(key, value);
-  return true;
+/** The entries read so far: where they are, and their digest. */
+class Entries {
+  private bounds = new Uint32Array(64);
+  private length = 0;
+  private readonly sum = new DigestSum();
+
+  get count(): number {
+    return this.length / 4;
+  }
+
+  /** One entry exactly as Envoy writes it (key, then value, nothing else), or false. */
+  read(bytes: Buffer, from: number, end: number): boolean {
+    const keyFrom = stringField(bytes, from, end, KEY_TAG);
+    if (keyFrom < 0) return false;
+    const keyTo = cursor;
+    const valueFrom = stringField(bytes, keyTo, end, VALUE_TAG);
+    if (valueFrom < 0 || cursor !== end) return false;
+    if (this.length + 4 > this.bounds.length) {
+      const grown = new Uint32Array(this.bounds.length * 2);
+      grown.set(this.bounds);
+      this.bounds = grown;
+    }
+    // The digest's loop tells ASCII (resource names and versions nearly always are); other
+    // text must be UTF-8, or protobufjs reads (and refuses) the request as it always did.
+    if (
+      !this.sum.addBytes(bytes, keyFrom, keyTo, valueFrom, end) &&
+      !(isUtf8(bytes.subarray(keyFrom, keyTo)) && isUtf8(bytes.subarray(valueFrom, end)))
+    ) {
+      return false;
+    }
+    const b = this.bounds;
+    b[this.length++] = keyFrom;
+    b[this.length++] = keyTo;
+    b[this.length++] = valueFrom;
+    b[this.length++] = end;
+    return true;
+  }
+
+  held(bytes: Buffer): HeldVersions {
+    return new HeldVersions(bytes, this.bounds.subarray(0, this.length), this.sum.digest);
+  }
 }

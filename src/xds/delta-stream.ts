@@ -12,11 +12,12 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 import * as grpc from '@grpc/grpc-js';
 import { AdsStream } from './ads-stream.js';
 import { MAX_NAMES_PER_TYPE } from './limits.js';
-import type { DecodedDeltaRequest } from './delta-request.js';
+import type { DecodedDeltaRequest, HeldVersions } from './delta-request.js';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 import { MAX_SHARED_DELTA_UPSERTS, sharedDeltaResponse } from './shared-responses.js';
 import type { KindDiff } from '../snapshot/snapshot.js';
+import { sameDigest } from '../snapshot/version-digest.js';
 
 interface Subscription {
   wildcard: boolean;
@@ -44,15 +45,22 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     const unsubscribe = req.resourceNamesUnsubscribe ?? [];
     let sub = this.subs.get(kind);
     const first = !sub;
+    /** What a reconnect says it holds, not read yet (see the digest check below). */
+    let held: HeldVersions | undefined;
     if (!sub) {
       // On reconnect Envoy says what it already has; honouring it avoids resending
       // unchanged resources and lets us tell it about deletions it missed (Istio #41494).
+      held = req.held;
+      if (held && (unsubscribe.length > 0 || held.count > MAX_NAMES_PER_TYPE)) {
+        held = undefined; // read now: unsubscribes edit it, and the bound below counts it
+      }
       sub = {
         wildcard: isWildcardKind(kind) && subscribe.length === 0,
         names: EMPTY_NAMES,
         base: undefined, // present from the start: one object shape for every subscription
-        exceptions:
-          req.initialVersions ?? new Map(Object.entries(req.initialResourceVersions ?? {})),
+        exceptions: held
+          ? new Map()
+          : (req.held?.toMap() ?? new Map(Object.entries(req.initialResourceVersions ?? {}))),
       };
       this.subs.set(kind, sub);
     }
@@ -88,6 +96,16 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       sub.names = internNames(names);
     }
     const view = this.view;
+    if (held) {
+      // A sidecar failing over nearly always holds exactly what this replica would send: then
+      // one digest comparison (made once per snapshot and subscription) replaces reading and
+      // comparing every name it lists. Otherwise the names are read and compared one by one.
+      if (view && sameDigestAs(view, kind, sub, held)) {
+        this.respond(kind, view, [], []); // answered, as every first request is
+        return;
+      }
+      sub.exceptions = held.toMap();
+    }
     if (!view) return;
     if (first || subscribe.length > 0 || unsubscribe.length > 0) {
       const delta = sub.base
@@ -252,6 +270,17 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     this.settleOn(sub, view);
     for (const [name, version] of stillHeld) sub.exceptions.set(name, version);
   }
+}
+
+/** Whether the proxy holds exactly what `sub` is owed of `view` (false: compare name by name). */
+function sameDigestAs(
+  view: ProxyView,
+  kind: ResourceKind,
+  sub: Subscription,
+  held: HeldVersions,
+): boolean {
+  const owed = view.heldDigest(kind, sub.wildcard, sub.names);
+  return owed !== undefined && sameDigest(owed, held.digest);
 }
 
 /** Whether `name` belongs to a subscription in `view`. */

@@ -5,17 +5,18 @@ import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { JSON_OPTIONS, messageType } from '../../src/protos/envoy.js';
+import { digestOf, sameDigest } from '../../src/snapshot/version-digest.js';
 import { decodeDeltaRequest, type DecodedDeltaRequest } from '../../src/xds/delta-request.js';
 
 const type = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
 const whole = (bytes: Buffer) =>
   type.toObject(type.decode(bytes), JSON_OPTIONS) as Record<string, unknown>;
 
-/** The fast path's result in protobufjs's shape (its Map as the plain object). */
+/** The fast path's result in protobufjs's shape (its entries as the plain object). */
 function asObject(req: DecodedDeltaRequest): Record<string, unknown> {
-  const { initialVersions, ...rest } = req;
-  if (!initialVersions) return rest;
-  return { ...rest, initialResourceVersions: Object.fromEntries(initialVersions) };
+  const { held, ...rest } = req;
+  if (!held) return rest;
+  return { ...rest, initialResourceVersions: Object.fromEntries(held.toMap()) };
 }
 
 function encode(message: Record<string, unknown>): Buffer {
@@ -39,7 +40,8 @@ describe('delta request decoding', () => {
   it('reads a reconnect request into a Map, the rest as protobufjs does', () => {
     const bytes = reconnect();
     const fast = decodeDeltaRequest(bytes);
-    expect(fast.initialVersions?.size).toBe(1000);
+    expect(fast.held?.count).toBe(1000);
+    expect(fast.held?.toMap().size).toBe(1000);
     expect(fast.initialResourceVersions).toBeUndefined();
     expect(asObject(fast)).toEqual(whole(bytes));
   });
@@ -53,7 +55,7 @@ describe('delta request decoding', () => {
       entry('x', '2'), // a repeated key: the last wins
     ]);
     const fast = decodeDeltaRequest(bytes);
-    expect([...fast.initialVersions!]).toEqual([
+    expect([...fast.held!.toMap()]).toEqual([
       ['x', '2'],
       ['', ''],
     ]);
@@ -68,9 +70,34 @@ describe('delta request decoding', () => {
     w.ldelim();
     const bytes = Buffer.from(w.finish());
     const fast = decodeDeltaRequest(bytes);
-    expect(fast.initialVersions).toBeUndefined();
+    expect(fast.held).toBeUndefined();
     expect(fast).toEqual(whole(bytes));
     expect(fast.initialResourceVersions).toEqual({ name: 'version' });
+  });
+
+  it('digests the entries as digestOf digests the same pairs, in any order, UTF-8 too', () => {
+    const pairs: Record<string, string> = { ...versions(50), 'héllo|ünïcode': 'v€1', '': '' };
+    const held = decodeDeltaRequest(encode({ initialResourceVersions: pairs })).held!;
+    const asResources = (o: Record<string, string>) =>
+      Object.entries(o).map(([name, version]) => ({ name, version }));
+    expect(held.digest).toEqual(digestOf(asResources(pairs)));
+    expect(held.digest).toEqual(digestOf(asResources(pairs).reverse()));
+    // One version changed, one name changed, one pair missing: each a different digest.
+    const changed = [
+      { ...pairs, 'outbound|http|svc-7.mesh': 'v7-55434' },
+      { ...pairs, 'outbound|http|svc-7.mesh ': pairs['outbound|http|svc-7.mesh']! },
+      Object.fromEntries(Object.entries(pairs).slice(1)),
+    ];
+    for (const other of changed) {
+      expect(sameDigest(digestOf(asResources(other)), held.digest)).toBe(false);
+    }
+    // The name/version boundary is part of each pair's hash.
+    expect(
+      sameDigest(
+        digestOf([{ name: 'ab', version: 'c' }]),
+        digestOf([{ name: 'a', version: 'bc' }]),
+      ),
+    ).toBe(false);
   });
 
   it('refuses what protobufjs refuses (invalid UTF-8, truncation)', () => {

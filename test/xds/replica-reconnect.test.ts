@@ -102,4 +102,32 @@ describe('delta: reconnecting to another replica', () => {
     expect(res.resources ?? []).toEqual([]);
     expect(res.removedResources ?? []).toEqual([]);
   });
+
+  it('a named subscription (EDS) held as sent gets nothing; a stale version or a name it no longer wants is answered', async () => {
+    const [a, b] = await fx.replicas();
+    const names = ['hello', 'nowhere', 'world']; // nowhere: no such service, an empty assignment
+    const eds = { typeUrl: typeUrl('endpoints'), resourceNamesSubscribe: names };
+    const c1 = fx.delta(a.port);
+    c1.send({ node: node('hello-1', 'hello'), ...eds });
+    const had = versions(await c1.next());
+    expect(Object.keys(had).sort()).toEqual(names);
+    c1.close();
+
+    const c2 = fx.delta(b.port);
+    c2.send({ node: node('hello-1', 'hello'), ...eds, initialResourceVersions: had });
+    const same = await c2.next();
+    expect(same.resources ?? []).toEqual([]);
+    expect(same.removedResources ?? []).toEqual([]);
+    c2.close();
+
+    const c3 = fx.delta(b.port);
+    c3.send({
+      node: node('hello-1', 'hello'),
+      ...eds,
+      initialResourceVersions: { ...had, world: 'an-older-version', gone: 'v1' },
+    });
+    const res = await c3.next();
+    expect(Object.entries(versions(res))).toEqual([['world', had.world]]);
+    expect(res.removedResources).toEqual(['gone']);
+  });
 });
