@@ -253,6 +253,12 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
   }
 
   const send = (n: number): Promise<Tally> => callMany(web, 'api', n, { concurrency: 2 });
+  /** `n` requests web → api, and what each hop counted meanwhile. */
+  async function sendCounted(n: number) {
+    const before = await snapshot();
+    const tally = await send(n);
+    return { tally, hops: hops(before, await snapshot()) };
+  }
   /**
    * Requests expected to fail at the TLS handshake: one at a time (one connection each), and
    * fewer than the 5 consecutive failures after which outlier detection (on for failover
@@ -385,13 +391,11 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
     const matches = (cluster?.transport_socket_matches ?? []).map((m: { name: string }) => m.name);
     report.dc2OnlyWebEds = showEndpoints(eds);
     report.dc2OnlyTransportSocketMatches = matches;
-    const before = await snapshot();
-    const tally = await send(10);
-    const after = await snapshot();
-    report.dc2OnlyHops = hops(before, after);
+    const { tally, hops: h } = await sendCounted(10);
+    report.dc2OnlyHops = h;
     const what =
       `web's applied EDS for api: ${JSON.stringify(showEndpoints(eds))}; ` +
-      `its transport_socket_matches: ${JSON.stringify(matches)}; hops: ${JSON.stringify(hops(before, after))}`;
+      `its transport_socket_matches: ${JSON.stringify(matches)}; hops: ${JSON.stringify(h)}`;
     expect.soft(tally.statuses, what).toEqual({ 200: 10 });
     // The only endpoint: gw-dc1 (LAN address), marked for the dc2 SNI.
     expect
@@ -404,8 +408,8 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
       )
       .not.toContain(`127.0.0.1:${ports.api}`);
     expect.soft(matches, what).toContain('mtls-dc2');
-    expect.soft(hops(before, after).gw1Cx, what).toBeGreaterThan(0);
-    expect.soft(hops(before, after).gw2Cx, what).toBeGreaterThan(0);
+    expect.soft(h.gw1Cx, what).toBeGreaterThan(0);
+    expect.soft(h.gw2Cx, what).toBeGreaterThan(0);
   });
 
   it('the SAN check is end to end: gw-dc2 sending the api SNI to the decoy sidecar fails web’s verification', async () => {
@@ -501,10 +505,7 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
         tls?.common_tls_context?.validation_context?.match_typed_subject_alt_names,
     ).toEqual([{ san_type: 'URI', matcher: { exact: API_SPIFFE } }]);
 
-    const before = await snapshot();
-    const tally = await send(20);
-    const after = await snapshot();
-    const h = hops(before, after);
+    const { tally, hops: h } = await sendCounted(20);
     report.local = { statuses: tally.statuses, hops: h };
     expect(tally.statuses).toEqual({ 200: 20 });
     expect(h.apiApp).toBe(20);
@@ -553,10 +554,7 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
         ]),
     );
     await noOpenApiConnections('after the switch to remote');
-    const before = await snapshot();
-    const tally = await send(20);
-    const after = await snapshot();
-    const h = hops(before, after);
+    const { tally, hops: h } = await sendCounted(20);
     report.remote = { statuses: tally.statuses, hops: h };
     expect(tally.statuses).toEqual({ 200: 20 });
     expect(h.apiApp).toBe(20);
@@ -605,10 +603,7 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
         ]),
     );
     await noOpenApiConnections('after the switch to none');
-    const before = await snapshot();
-    const tally = await send(20);
-    const after = await snapshot();
-    const h = hops(before, after);
+    const { tally, hops: h } = await sendCounted(20);
     report.none = { statuses: tally.statuses, hops: h };
     expect(tally.statuses).toEqual({ 200: 20 });
     expect(h.apiApp).toBe(20);
