@@ -343,11 +343,15 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     let times: number[] = [];
     const settled = await profiled('storm', async () => {
       t0 = nowMs();
+      const target = `127.0.0.1:${cp.xdsPort}`;
+      // A stream refused (--max-streams, --stream-rate) or broken is reopened after Envoy's
+      // jittered back-off, as a real sidecar does, rather than lost.
       const res = await p.connect(
-        `127.0.0.1:${cp.xdsPort}`,
+        target,
         mode,
         OUTBOUND_PORT,
         plan.stormTimeoutMs ?? STORM_TIMEOUT_MS,
+        [target],
       );
       times = res.times.filter((t) => typeof t === 'number' && t > 0);
       allAt = res.complete ? Math.max(...times) : NaN;
