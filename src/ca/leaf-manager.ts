@@ -6,7 +6,10 @@
 //   1. The new root appears (rotateRoot here, or another process's `ca rotate` seen through the
 //      store watcher): emit bundleChanged — proxies learn to trust old + new.
 //   2. After rotationDelayMs (the new bundle reaches every proxy), leaves signed by the old root
-//      are re-issued at random points spread over rotationSpreadMs, not all at once.
+//      are re-issued at random points spread over rotationSpreadMs, not all at once. A replica
+//      that hears of the rotation late spreads them over what is left of that window (counted
+//      from the root's retiringSince), and one that finds the old root already gone re-issues
+//      at once.
 //   3. When no current leaf (nor one a previous process issued that is still valid) is signed by
 //      the old root, wait retireDelayMs (the new leaves reach every proxy), drop the old root
 //      from the store and emit bundleChanged.
@@ -290,9 +293,18 @@ export class LeafManager {
   }
 
   private scheduleRotation(entry: Entry): void {
-    const at = Math.round(
-      this.now() + this.rotationDelayMs + this.random() * this.rotationSpreadMs,
-    );
+    const now = this.now();
+    let at = Math.round(now + this.rotationDelayMs + this.random() * this.rotationSpreadMs);
+    const root = this.ca.roots().find((r) => r.serial === entry.leaf.rootSerial);
+    if (!root) {
+      at = now; // its root is gone from every bundle: every peer refuses this leaf now
+    } else if (root.retiringSince) {
+      // The leader drops the root at retiringSince + delay + spread + retire delay, whenever
+      // this replica heard of the rotation (its store watch may have stalled): re-issue
+      // within what is left of the window, so the new leaf has the retire delay to land.
+      const end = root.retiringSince.getTime() + this.rotationDelayMs + this.rotationSpreadMs;
+      if (at > end) at = Math.round(now + this.random() * Math.max(0, end - now));
+    }
     if (at < entry.renewAt || !entry.timer) this.schedule(entry, Math.min(at, entry.renewAt));
   }
 
@@ -317,7 +329,8 @@ export class LeafManager {
       'CA roots changed',
     );
     if (change.bundleChanged) this.emit({ bundleChanged: true });
-    if (change.activeChanged) {
+    // A dropped root matters too: a replica that missed the rotation learns both at once.
+    if (change.activeChanged || change.bundleChanged) {
       for (const entry of this.entries.values()) {
         if (entry.leaf.rootSerial !== active) this.scheduleRotation(entry);
       }
