@@ -8,6 +8,7 @@ import { peerComparison } from './peer-report.js';
 import { latestScopeEnvoy, scopeEnvoySection } from './scope-report.js';
 import { scaleSection } from './scale-report.js';
 import { largeCatalogSection } from './large-catalog-report.js';
+import { fullConnectionFigures, loadFigures, minConnected } from './soak-figures.js';
 import type { Summary } from './stats.js';
 import {
   RESULT_SCHEMA,
@@ -192,6 +193,22 @@ function failoverTable(list: Array<Dated<FailoverResult>>): string {
 const signed = (v: number | undefined): string =>
   ok(v) ? `${v > 0 ? '+' : ''}${v.toFixed(1)}` : dash;
 
+/** Heap and RSS over the samples with (nearly) every proxy connected: like against like. */
+function fullCell(s: SoakResult): string {
+  const f = fullConnectionFigures(s.samples, s.proxies, s.warmupSeconds);
+  if (!f.first || !f.last) return '–';
+  return (
+    `heap ${mib(f.first.heapUsed)} → ${mib(f.last.heapUsed)} (${signed(f.heapSlopeKiBPerMin)}), ` +
+    `RSS ${mib(f.first.rss)} → ${mib(f.last.rss)} (${signed(f.rssSlopeKiBPerMin)}); ${f.samples} samples, ` +
+    `${Math.round(f.first.t)}–${Math.round(f.last.t)} s`
+  );
+}
+
+function loadCell(s: SoakResult): string {
+  const load = loadFigures(s.samples);
+  return load ? `${load.mean} / ${load.max}` : '–';
+}
+
 function soakTable(list: Array<Dated<SoakResult>>): string {
   const rows = list.map(({ value: s }) => [
     s.mode,
@@ -206,12 +223,15 @@ function soakTable(list: Array<Dated<SoakResult>>): string {
     `${mib(s.heap.start)} → ${mib(s.heap.end)}`,
     `${mib(s.heap.min)} / ${mib(s.heap.max)}`,
     signed(s.heap.slopeKiBPerMin),
+    fullCell(s),
     String(s.streamErrors),
     String(s.nacks),
+    `${minConnected(s.samples)}/${s.proxies}`,
     `${s.connectedAtEnd}/${s.proxies}`,
     s.converged ? 'yes' : 'no',
     num(s.cpCpuSeconds, 1),
     num(s.client.maxWorkerBusyPct),
+    loadCell(s),
   ]);
   return table(
     [
@@ -227,12 +247,15 @@ function soakTable(list: Array<Dated<SoakResult>>): string {
       'CP heap start → end MiB',
       'Heap min / max MiB',
       'Heap slope KiB/min',
+      'With ≥ 95 % connected: heap, RSS first → last MiB (slopes KiB/min)',
       'Stream errors',
       'NACKs',
+      'Fewest connected',
       'Connected at end',
       'Converged',
       'CP CPU s',
       'Client busiest worker %',
+      'Machine load mean / max',
     ],
     rows,
   );

@@ -317,6 +317,8 @@ export interface SoakSample {
   readonly connected: number;
   /** Streams the clients had closed and reopened by then. */
   readonly reconnects: number;
+  /** The machine's 1-minute load average then (older runs have none). */
+  readonly load1?: number;
 }
 
 export interface SoakSeries {
@@ -365,6 +367,13 @@ export interface SoakResult {
   readonly client: ClientCpu;
   readonly anomalies: readonly string[];
   readonly errors: string[];
+  /** RSS slope after warm-up split by part, KiB/min (older runs have none). */
+  readonly breakdown?: {
+    readonly heapTotal: number;
+    readonly external: number;
+    readonly arrayBuffers: number;
+    readonly native: number;
+  };
 }
 
 /**

@@ -127,10 +127,39 @@ function readResult(file) {
 const mib = (b) => (b / 2 ** 20).toFixed(1);
 const n = (x) => Number(x).toLocaleString('en');
 
-/** A soak of a bench run file (bench/out/*.json) as a result row, as bench/soak.ts writes it. */
+/** Least-squares slope of y (bytes) over t (seconds), KiB per minute (as bench/soak-figures.ts). */
+function slope(points) {
+  if (points.length < 2) return NaN;
+  const mt = points.reduce((a, [t]) => a + t, 0) / points.length;
+  const my = points.reduce((a, [, y]) => a + y, 0) / points.length;
+  let num = 0;
+  let den = 0;
+  for (const [t, y] of points) {
+    num += (t - mt) * (y - my);
+    den += (t - mt) ** 2;
+  }
+  return den === 0 ? NaN : Math.round(((num / den) * 60 * 10) / 1024) / 10;
+}
+
+/**
+ * A soak of a bench run file (bench/out/*.json) as a result row. Besides the run's own series,
+ * the samples with ≥ 95 % of the proxies connected (bench/soak-figures.ts): on a loaded machine
+ * the control plane counts far fewer streams at times and its memory follows that count.
+ */
 function soakResult(run, file, r) {
   const first = r.samples[0];
   const last = r.samples[r.samples.length - 1];
+  const full = r.samples.filter((s) => s.t >= r.warmupSeconds && s.connected >= 0.95 * r.proxies);
+  const loads = r.samples.flatMap((s) => (s.load1 === undefined ? [] : [s.load1]));
+  const fewest = Math.min(...r.samples.map((s) => s.connected));
+  const fullText =
+    full.length < 2
+      ? `fewer than 2 samples after the warm-up had ≥ 95 % of the proxies connected`
+      : `with ≥ 95 % connected (${full.length} samples, ${Math.round(full[0].t)}–${Math.round(full.at(-1).t)} s): ` +
+        `heap ${mib(full[0].heapUsed)} → ${mib(full.at(-1).heapUsed)} MiB ` +
+        `(${slope(full.map((s) => [s.t, s.heapUsed]))} KiB/min), RSS ${mib(full[0].rss)} → ${mib(full.at(-1).rss)} MiB ` +
+        `(${slope(full.map((s) => [s.t, s.rss]))} KiB/min)`;
+  const b = r.breakdown;
   return {
     id: `soak-${r.mode}`,
     section: 'soak',
@@ -147,7 +176,14 @@ function soakResult(run, file, r) {
       `${r.nacks} NACKs; converged: ${r.converged ? 'yes' : 'no'}. CP heap after GC ${mib(r.heap.start)} → ` +
       `${mib(r.heap.end)} MiB (max ${mib(r.heap.max)}), slope ${r.heap.slopeKiBPerMin} KiB/min after a ` +
       `${r.warmupSeconds} s warm-up. RSS ${mib(r.rss.start)} → ${mib(r.rss.end)} MiB (max ${mib(r.rss.max)}), slope ` +
-      `${r.rss.slopeKiBPerMin} KiB/min (docs/benchmarks.md: what it is made of).`,
+      `${r.rss.slopeKiBPerMin} KiB/min` +
+      (b
+        ? ` (V8's committed heap ${b.heapTotal}, external ${b.external}, native rest ${b.native} KiB/min)`
+        : '') +
+      `. The control plane counted as few as ${n(fewest)} streams; ${fullText}.` +
+      (loads.length
+        ? ` Machine load (1 min) ${(loads.reduce((a, x) => a + x, 0) / loads.length).toFixed(1)} mean, ${Math.max(...loads).toFixed(1)} max on ${run.machine?.nproc ?? '?'} cores.`
+        : ''),
     passed: r.converged && r.errors.length === 0,
     ...(first && last
       ? {
@@ -156,7 +192,8 @@ function soakResult(run, file, r) {
         }
       : {}),
     run: {
-      date: run.startedAt,
+      // When it ended: a run file is written then.
+      date: run.finishedAt ?? run.startedAt,
       commit: `${run.machine?.commit ?? 'unknown'}${run.machine?.dirty ? ' (with uncommitted changes)' : ''}`,
       node: run.machine?.node,
       cpus: run.machine?.nproc,
@@ -176,8 +213,11 @@ const candidates = [];
 if (existsSync(values.results)) {
   for (const name of readdirSync(values.results)
     .filter((f) => f.endsWith('.json'))
-    .sort())
-    candidates.push(readResult(join(values.results, name)));
+    .sort()) {
+    const r = readResult(join(values.results, name));
+    // Soak rows come from the bench's run files (below), not from older soak result files.
+    if (r.section !== 'soak') candidates.push(r);
+  }
 }
 if (existsSync(values['bench-out'])) {
   for (const name of readdirSync(values['bench-out'])
