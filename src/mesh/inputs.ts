@@ -125,6 +125,8 @@ interface Memo<T> {
 export class PartCache<T> {
   private entries = new Map<string, Memo<T>>();
   private next = new Map<string, Memo<T>>();
+  /** Keys of the parts that read each catalog service (a superset: stale keys are harmless). */
+  private readers = new Map<string, Set<string>>();
 
   /**
    * Call once per build, before any get: parts not asked for in the last build are forgotten.
@@ -139,6 +141,22 @@ export class PartCache<T> {
     }
     this.entries = this.next;
     this.next = new Map();
+    this.readers = new Map();
+  }
+
+  /** The keys of the parts that read any of `services` in the last build. */
+  readersOf(services: Iterable<string>): Set<string> {
+    const out = new Set<string>();
+    for (const name of services) for (const key of this.readers.get(name) ?? []) out.add(key);
+    return out;
+  }
+
+  private addReaders(key: string, services: readonly string[]): void {
+    for (const name of services) {
+      let keys = this.readers.get(name);
+      if (!keys) this.readers.set(name, (keys = new Set()));
+      keys.add(key);
+    }
   }
 
   /** Drops a part (of a service no longer in the catalog) in a `keep` build. */
@@ -169,14 +187,19 @@ export class PartCache<T> {
           memo.policy === policy &&
           memo.deps.every((d) => index.get(d.kind, d.key) === d.value))
     ) {
-      if (this.next !== this.entries) this.next.set(key, memo);
+      if (this.next !== this.entries) {
+        this.next.set(key, memo);
+        this.addReaders(key, memo.services);
+      }
       return memo.value;
     }
     const reader = new TrackedReader(index);
     const value = build(reader);
+    const services = reader.deps.filter((d) => d.kind === 'service').map((d) => d.key);
+    this.addReaders(key, services);
     this.next.set(key, {
       deps: reader.deps,
-      services: reader.deps.filter((d) => d.kind === 'service').map((d) => d.key),
+      services,
       proxyDefaults: traffic.proxyDefaults,
       settings,
       policy,
