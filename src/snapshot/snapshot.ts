@@ -86,6 +86,21 @@ export function diffMaps(prev: ResourceMap, next: ResourceMap): KindDiff {
   return { changed, removed };
 }
 
+/** Digests of resource maps, which are never changed once a snapshot holds them. */
+const kindDigests = new WeakMap<ResourceMap, string>();
+
+function kindDigest(kind: ResourceKind, map: ResourceMap): string {
+  let digest = kindDigests.get(map);
+  if (digest === undefined) {
+    const ids: string[] = [];
+    for (const r of map.values()) ids.push(`${kind}/${r.name}@${r.version}`);
+    // Empty maps are shared across kinds: their digest must not depend on the kind.
+    digest = ids.length === 0 ? '' : contentHash(ids.join('\n'));
+    kindDigests.set(map, digest);
+  }
+  return digest;
+}
+
 export class Snapshot {
   private readonly blocks = new Map<ResourceKind, SotwBlock>();
   /** Blocks of named subscriptions, per kind and (interned) set of names. */
@@ -190,11 +205,12 @@ export class Snapshot {
     return diff;
   }
 
+  /**
+   * A hash of each kind's resources (names and versions, in order), then of those: a kind
+   * whose map is the very one of the last build (unchanged) is not hashed again (W10's
+   * 20,000 resources took ~5 ms per change).
+   */
   static versionOf(shared: KindMaps): string {
-    const ids: string[] = [];
-    for (const kind of RESOURCE_KINDS) {
-      for (const r of shared[kind].values()) ids.push(`${kind}/${r.name}@${r.version}`);
-    }
-    return contentHash(ids.join('\n'));
+    return contentHash(RESOURCE_KINDS.map((kind) => kindDigest(kind, shared[kind])).join('\n'));
   }
 }

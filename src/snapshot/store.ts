@@ -765,14 +765,19 @@ export class SnapshotStore implements ConfigWatcher {
     let shared: KindMaps;
     if (patched && last && this.patchedBuilds < FULL_ENCODE_EVERY) {
       this.patchedBuilds++;
+      // A kind none of whose patched names changed keeps the very map (and its digest).
       const patch = (kind: keyof PatchedNames): ResourceMap => {
-        if (patched[kind].length === 0) return last[kind];
-        const map = new Map(last[kind]);
+        const from = last[kind];
+        let map: Map<string, EncodedResource> | undefined;
         for (const name of patched[kind]) {
           const message = set[kind].get(name);
-          if (message) map.set(name, this.encoder.encode(kind, name, message));
+          const r = message && this.encoder.encode(kind, name, message);
+          if (r === from.get(name)) continue;
+          map ??= new Map(from);
+          if (r) map.set(name, r);
           else map.delete(name);
         }
+        if (!map) return from;
         return map.size === 0 ? NO_RESOURCES : map;
       };
       const secrets = this.encodeSet({ ...emptyResourceSet(), secrets: set.secrets }).secrets;
