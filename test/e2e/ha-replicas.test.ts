@@ -23,6 +23,9 @@
 //   renewed is tested on the store directly, with short leaf lifetimes, in
 //   test/ca/state/shared-store-suite.ts ("with the store down, a replica keeps issuing and
 //   renewing leaves"), for Consul and etcd.
+// A failed request in the rotate or Consul-freeze case prints why: Envoy's reply body (reset
+// reason, TLS error, no healthy upstream), the timeline on the loop's clock, every sidecar's
+// roots, leaves and failure counters, and the replicas' CA and leadership log lines.
 // Measured (2 shared cores, a CI run alongside): re-established 0.2-0.5 s after the kill;
 // SIGTERM to exit 37-95 ms; after `ca rotate` the new root is in every bundle in 1.6-3.4 s,
 // every leaf re-issued in 27-32 s, the old root dropped at 52 s; a registration after
@@ -110,12 +113,14 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     expect(oldRoots.size).toBe(1);
     const oldRoot = [...oldRoots][0]!;
     const loop = startLoadLoop(sidecars[0]!, 'api', { rps: 100, maxMs: 180_000 });
+    const events: Record<string, number> = {};
     let bundleMs = 0;
     let leavesMs = 0;
     let droppedMs = 0;
     try {
       await sleep(1_000);
       const rotatedAt = performance.now();
+      events.rotate = loop.now();
       const rotated = await runCli([
         ...['ca', 'rotate', '--state', 'consul', '--state-encryption-key', c.keyFile],
         ...['--consul', c.consul.address],
@@ -136,6 +141,7 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
           expect(before[i]!.leaves.size).toBeGreaterThan(0);
         });
       bundleMs = performance.now() - rotatedAt;
+      events.everyBundleHasNewRoot = loop.now();
       // Then every leaf is re-issued (within the 10 s delay + 20 s spread of docs/ca.md).
       for (const [i, s] of sidecars.entries())
         await waitFor(
@@ -146,6 +152,7 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
           { what: `${s.nodeId} has new leaves`, timeoutMs: 90_000, intervalMs: 250 },
         );
       leavesMs = performance.now() - rotatedAt;
+      events.everyLeafNew = loop.now();
       // Last, with no leaf of it left, the old root leaves every bundle (20 s later, docs/ca.md).
       for (const s of sidecars)
         await waitFor(
@@ -156,11 +163,14 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
           { what: `${s.nodeId} trusts only ${newRoot}`, timeoutMs: 90_000, intervalMs: 250 },
         );
       droppedMs = performance.now() - rotatedAt;
+      events.oldRootGoneEverywhere = loop.now();
       // Still mTLS web → api with the new leaves.
       expect((await callThrough(sidecars[0]!, 'api')).status).toBe(200);
     } finally {
       const count = await loop.stop();
-      expect(count.failures).toEqual([]);
+      // A failure explains itself: Envoy's reply, the timeline, certs, counters, CA log lines.
+      const why = count.failed > 0 ? await c.failureContext(loop, events) : '';
+      expect(count.failures, why).toEqual([]);
       expect(count.failed).toBe(0);
     }
     const placed = await placement();
@@ -176,21 +186,25 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
       startProbe(`http://127.0.0.1:${r.adminPort}/ready`, 500, 120_000),
     );
     const loop = startLoadLoop(sidecars[0]!, 'api', { rps: 100, maxMs: 120_000 });
+    const events: Record<string, number> = {};
     let resumedAt = 0;
     try {
       await sleep(1_000);
+      events.pause = loop.now();
       c.consul.pause();
       try {
         await sleep(30_000);
       } finally {
         c.consul.resume();
         resumedAt = performance.now();
+        events.resume = loop.now();
       }
       await sleep(2_000);
     } finally {
       const count = await loop.stop();
       await Promise.all(probes.map((p) => p.stop()));
-      expect(count.failures).toEqual([]);
+      const why = count.failed > 0 ? await c.failureContext(loop, events) : '';
+      expect(count.failures, why).toEqual([]);
       expect(count.failed).toBe(0);
       expect(count.total).toBeGreaterThan(1_500);
       for (const [i, p] of probes.entries()) {

@@ -19,7 +19,7 @@ import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from './consul
 import { startEnvoy } from './envoy.js';
 import { startEtcd, type EtcdHandle } from './etcd.js';
 import { httpGet } from './http-app.js';
-import { startLoadLoop } from './load-loop.js';
+import { startLoadLoop, type LoadLoop } from './load-loop.js';
 import { hasCluster, type Sidecar } from './mesh.js';
 import { freePort, freePorts } from './ports.js';
 import { killWithTestProcess } from './reaper.js';
@@ -79,7 +79,19 @@ export interface HaCluster {
   churn(): Promise<Record<string, number>>;
   /** The root serials a sidecar trusts and the serials of its leaves. */
   certsOf(s: Sidecar): Promise<{ roots: Set<string>; leaves: Set<string> }>;
+  /**
+   * What to print when the request loop saw failures: `events` (ms on the loop's clock), every
+   * sidecar's placement, roots, leaves and non-zero TLS/upstream failure counters, and the
+   * replicas' CA and leadership log lines on the same clock.
+   */
+  failureContext(loop: LoadLoop, events: Readonly<Record<string, number>>): Promise<string>;
 }
+
+/** Envoy counters that tell one kind of failed request from another. */
+const FAILURE_STATS =
+  /ssl\.(connection_error|fail_verify|handshake_error)|connect_fail|upstream_rq_5\d\d|cx_destroy_remote_with_active_rq|upstream_rq_pending_failure|no_healthy|update_rejected|upstream_reset|protocol_error/;
+/** Replica log lines about the CA and leadership. */
+const CA_LOG = /CA roots|retired CA root|retiring CA root|leaf certificate|leader|CA state/;
 
 /** Registers the beforeAll/afterAll that start and stop the test bed; call inside describe. */
 export function haCluster(opts: { readonly state: 'consul' | 'etcd' }): HaCluster {
@@ -180,6 +192,34 @@ export function haCluster(opts: { readonly state: 'consul' | 'etcd' }): HaCluste
       for (const leaf of c.cert_chain ?? []) leaves.add(serialKey(leaf.serial_number));
     }
     return { roots, leaves };
+  }
+
+  async function failureContext(
+    loop: LoadLoop,
+    events: Readonly<Record<string, number>>,
+  ): Promise<string> {
+    const loopStart = Date.now() - loop.now(); // the loop's clock, in epoch ms
+    const rounded = Object.entries(events).map(([k, v]) => `${k} ${v.toFixed(0)}`);
+    const lines = [`events (loop ms): ${rounded.join(', ')}`];
+    const placed = await placement().catch(() => new Map<string, string>());
+    for (const s of sidecars) {
+      const certs = await certsOf(s).catch(() => undefined);
+      const stats = await s.envoy.stats().catch(() => new Map<string, string>());
+      const bad = [...stats].filter(([k, v]) => FAILURE_STATS.test(k) && v !== '0');
+      lines.push(
+        `${s.nodeId} on ${placed.get(s.nodeId) ?? '?'}: roots ${[...(certs?.roots ?? [])].join(',')}; leaves ${[...(certs?.leaves ?? [])].join(',')}`,
+        ...bad.map(([k, v]) => `  ${k}: ${v}`),
+      );
+    }
+    for (const r of replicas) {
+      for (const line of r.output.split('\n')) {
+        if (!CA_LOG.test(line)) continue;
+        const time = /"time":(\d+)/.exec(line)?.[1];
+        const at = time ? `${(Number(time) - loopStart).toFixed(0)} ms` : '?';
+        lines.push(`${r.name} @${at}: ${line.slice(0, 400)}`);
+      }
+    }
+    return lines.join('\n');
   }
 
   beforeAll(async () => {
@@ -302,6 +342,7 @@ export function haCluster(opts: { readonly state: 'consul' | 'etcd' }): HaCluste
     allPlaced,
     churn,
     certsOf,
+    failureContext,
   };
 }
 

@@ -15,6 +15,8 @@ export interface Shot {
   status?: number;
   app?: string;
   error?: string;
+  /** A failed answer's body: Envoy's local replies say why (reset reason, TLS error, no healthy upstream). */
+  body?: string;
 }
 
 export interface LoadCount {
@@ -63,7 +65,9 @@ export function startLoadLoop(
       if (failedShot(s)) {
         failed++;
         if (failures.length < 10)
-          failures.push(`${s.at.toFixed(0)} ms: ${s.error ?? `HTTP ${s.status}`}`);
+          failures.push(
+            `${s.at.toFixed(0)} ms: ${s.error ?? `HTTP ${s.status} from ${s.app ?? 'Envoy'} ${JSON.stringify(s.body ?? '')}`}`,
+          );
       } else {
         const app = s.app ?? '(envoy)';
         apps[app] = (apps[app] ?? 0) + 1;
@@ -83,6 +87,7 @@ export function startLoadLoop(
         (r) => {
           shot.status = r.status;
           if (r.app !== undefined) shot.app = r.app;
+          if (failedShot(shot)) shot.body = r.body.slice(0, 300);
           shot.done = true;
         },
         (err: Error) => {
