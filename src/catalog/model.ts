@@ -125,9 +125,18 @@ const cmp = compareStrings;
  */
 export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalog {
   if (!prev) return next;
-  const previous = new Map(prev.services.map((s) => [s.name, s]));
-  const services = next.services.map((service) => {
-    const old = previous.get(service.name);
+  // Sources keep unchanged services' objects, in the same place (a file's incremental parse):
+  // the previous service at the same index is tried first, and a map of all of them is made
+  // only when that fails (making it for 10,000 services cost ~3 ms per change, bench W10).
+  let previous: Map<string, Service> | undefined;
+  const oldOf = (service: Service, i: number): Service | undefined => {
+    const same = prev.services[i];
+    if (same === service || same?.name === service.name) return same;
+    previous ??= new Map(prev.services.map((s) => [s.name, s]));
+    return previous.get(service.name);
+  };
+  const services = next.services.map((service, i) => {
+    const old = oldOf(service, i);
     if (!old || old === service) return old ?? service;
     if (sameService(old, service)) return old;
     const oldInstances = new Map(old.instances.map((i) => [i.id, i]));
