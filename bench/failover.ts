@@ -8,7 +8,7 @@
 // 50 ms; the bytes sent to the proxies meanwhile (the target: only what they lack, so near
 // zero); whether every proxy still holds the same content afterwards (digest agreement).
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GeneratedCatalog } from './catalog.js';
@@ -114,6 +114,7 @@ export async function runFailover(
 
     // --profile: the survivors' CPU profiles while they take the proxies over.
     if (opts.profileDir) await Promise.all(survivors.map((s) => s.profileStart()));
+    const loadAvg1 = round(loadavg()[0] ?? NaN, 2);
     const killedAt = nowMs();
     victim.proc.child.kill('SIGKILL');
     const curve: Array<[number, number]> = [];
@@ -186,6 +187,7 @@ export async function runFailover(
       agree,
       curve,
       perReplica,
+      loadAvg1,
     };
     log(
       `[${tag}] all ${plan.proxies} SYNCED on the survivors ${doneMs} ms after the kill ` +

@@ -132,8 +132,8 @@ function latestSoak(runs: Array<{ run: RunResult; file: string }>): Array<Dated<
   return [...latest.values()];
 }
 
-/** Failover runs kept per mode: the latest five (a change shows next to the runs before it). */
-const FAILOVER_RUNS_KEPT = 5;
+/** Failover runs kept per mode: the latest eight (a change shows next to the runs before it). */
+const FAILOVER_RUNS_KEPT = 8;
 
 /**
  * The latest failover runs per mode (older run files have none). Runs made with --profile
@@ -168,6 +168,7 @@ function failoverTable(list: Array<Dated<FailoverResult>>): string {
     num(f.bytesPerProxy, 1),
     mib(f.stormBytes),
     num(f.survivorCpuSeconds, 1),
+    num(f.loadAvg1, 1),
     f.agree ? 'yes' : 'no',
   ]);
   return table(
@@ -184,6 +185,7 @@ function failoverTable(list: Array<Dated<FailoverResult>>): string {
       'Bytes per proxy',
       'For scale: first connect MiB',
       'Survivors CPU s',
+      'Load (1 min) at kill',
       'Same content after',
     ],
     rows,

@@ -406,6 +406,8 @@ export interface FailoverResult {
   readonly curve: ReadonlyArray<readonly [number, number]>;
   /** Streams on each survivor at the end. */
   readonly perReplica?: readonly number[];
+  /** The machine's 1-minute load average at the kill (others' work shares the cores). */
+  readonly loadAvg1?: number;
   readonly errors: string[];
 }
 
