@@ -159,7 +159,15 @@ export interface StoreCacheSizes {
 
 /** What a proxy's view depends on besides the mesh. */
 function keyOf(proxy: ProxyIdentity): string {
-  return `${proxy.nodeId}\u0000${proxy.service}\u0000${proxy.outboundPort}\u0000${JSON.stringify(proxy.locality ?? null)}\u0000${proxy.dnsPort ?? 0}`;
+  // join() makes one flat string: a template literal leaves a tree of ~10 cons strings
+  // (~250 B) in every map keyed by it, per proxy (bench --heap-snapshot, W9).
+  return [
+    proxy.nodeId,
+    proxy.service,
+    proxy.outboundPort,
+    JSON.stringify(proxy.locality ?? null),
+    proxy.dnsPort ?? 0,
+  ].join('\u0000');
 }
 
 export interface BuildTimings {

@@ -4,7 +4,11 @@ import { describe, expect, it } from 'vitest';
 import type { ResourceKind } from '../../src/protos/envoy.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
-import { PUSHES_PER_PROXY, RecentActivity } from '../../src/telemetry/recent-activity.js';
+import {
+  NAMES_PER_PUSH,
+  PUSHES_PER_PROXY,
+  RecentActivity,
+} from '../../src/telemetry/recent-activity.js';
 import type { ResponseReport } from '../../src/xds/observer.js';
 import type { StreamInfo } from '../../src/xds/type-status.js';
 
@@ -51,6 +55,20 @@ describe('RecentActivity', () => {
     ]);
     expect(pushes.at(-1)!.nonce).toBe('8'); // 27 pushes: the 7 oldest fell out
     expect(activity.pushes('other').pushes).toEqual([]);
+  });
+
+  it("keeps a push's first names and their count, not every name of a large push", () => {
+    const activity = new RecentActivity(new SnapshotStore({ logger: silentLogger }));
+    const s = stream(3, 'web-3');
+    const names = Array.from({ length: 1000 }, (_, i) => `svc-${i}`);
+    activity.responseSent(s, { ...push('clusters', '1'), resources: 1000, upserted: names });
+    activity.responseSent(s, { ...push('endpoints', '2'), upserted: ['a'], removed: names });
+    const [eds, cds] = activity.pushes('web-3').pushes;
+    expect(cds).toMatchObject({ resources: 1000, upsertedCount: 1000 });
+    expect(cds!.upserted).toEqual(names.slice(0, NAMES_PER_PUSH));
+    expect(eds).toMatchObject({ upserted: ['a'], removedCount: 1000 });
+    expect(eds!.removed).toHaveLength(NAMES_PER_PUSH);
+    expect(eds!.upsertedCount).toBeUndefined();
   });
 
   it('forgets a stream when it closes', () => {
