@@ -176,14 +176,24 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
     if (type === 'closure') return `(closure ${name || 'anonymous'})`;
     return `(${type})`;
   };
-  // A shared generic container (a Map held from two places) says where it hangs: by its
-  // first retainer, e.g. "Map<SotwStream.subs>".
-  const GENERIC = /^(Map|Set|Array|Object|Buffer|ArrayBuffer|Uint8Array|WeakMap|\(.*\))$/;
+  // A shared generic object (a Buffer's ArrayBuffer, a Map held from two places) says where
+  // it hangs: the first named owner up its chain of first retainers, e.g.
+  // "ArrayBuffer<LazyResource.encoded>" or "Map<SotwStream.subs>".
+  const GENERIC =
+    /^(Map|Set|Array|Object|Buffer|ArrayBuffer|Uint8Array|WeakMap|system|\(.*\)|system \/ .*)$/;
   const label = (n: number): string => {
     const own = plainLabel(n);
+    if (!GENERIC.test(own)) return own;
+    let child = n;
+    for (let depth = 0; depth < 8; depth++) {
+      const p = firstParent[child]!;
+      if (p < 0) break;
+      const name = plainLabel(p);
+      if (!GENERIC.test(name)) return `${own}<${name}.${edgeLabel(parentEdge[child]!)}>`;
+      child = p;
+    }
     const p = firstParent[n]!;
-    if (!GENERIC.test(own) || p < 0) return own;
-    return `${own}<${plainLabel(p)}.${edgeLabel(parentEdge[n]!)}>`;
+    return p < 0 ? own : `${own}<${plainLabel(p)}.${edgeLabel(parentEdge[n]!)}>`;
   };
   const edgeLabel = (edge: number): string => {
     const t = edges[edge + eType]!;
@@ -204,9 +214,14 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
   return out;
 }
 
-/** lucid-mesh's own per-stream and per-proxy classes (src/xds, src/snapshot, src/telemetry). */
-const OURS =
-  /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|Entries|TokenBucket|WeakTable|ProxyView|Snapshot|SnapshotStore|ResourceEncoder|LazyResource|RecentActivity|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub)\b/;
+/** lucid-mesh's per-stream state (src/xds, src/telemetry): what each connected proxy costs. */
+const STREAMS =
+  /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|TokenBucket|RecentActivity|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub)\b/;
+/** lucid-mesh's per-proxy configuration: its own resources (inbound listener, app cluster) and view. */
+const PROXY_CONFIG = /\b(ProxyView|LazyResource|SnapshotStore\.(ownCache|views|watchedKeys))\b/;
+/** Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by division). */
+const SHARED =
+  /\b(Snapshot|SnapshotStore|ResourceEncoder|MeshCache|PartCache|TranslationCache|WeakTable)\b/;
 const HTTP2 =
   /\b(Http2|ServerHttp2Stream|ServerHttp2Session|Http2Session|Http2Stream|nghttp2_memory|BaseServerInterceptingCall|ServerInterceptingCall|ServerDuplexStreamImpl|Http2ServerCallStream|Metadata|StreamDecoder|ServerCredentials)/;
 const SOCKETS =
@@ -214,7 +229,9 @@ const SOCKETS =
 
 /** Which part of a proxy's cost a label belongs to (by its owner and where it hangs). */
 export function categoryOf(label: string): string {
-  if (OURS.test(label)) return 'lucid-mesh';
+  if (STREAMS.test(label)) return 'lucid-mesh streams';
+  if (PROXY_CONFIG.test(label)) return 'lucid-mesh proxy config';
+  if (SHARED.test(label)) return 'lucid-mesh snapshot, scopes and model';
   if (HTTP2.test(label)) return 'grpc-js and HTTP/2';
   if (SOCKETS.test(label)) return 'Node sockets and timers';
   return 'other';

@@ -132,7 +132,10 @@ function targetsTable(list: Dated[]): string {
       ]),
     );
     if (s.heapBreakdown) {
-      const own = s.heapBreakdown.byCategory['lucid-mesh'] ?? 0;
+      // Per stream and per proxy; the snapshot and scopes are shared (per proxy by division).
+      const own =
+        (s.heapBreakdown.byCategory['lucid-mesh streams'] ?? 0) +
+        (s.heapBreakdown.byCategory['lucid-mesh proxy config'] ?? 0);
       rows.push(
         row([
           `lucid-mesh's own state per proxy (heap snapshot, ${tag})`,
@@ -187,7 +190,7 @@ export function scaleSection(runs: Array<{ run: RunResult; file: string }>): str
       '',
       '### The control plane’s memory per proxy, by owner',
       '',
-      '`--heap-snapshot` (bench/heap-breakdown.ts): a V8 heap snapshot of the control-plane process with K proxies connected (after the storm) and one after the load client has left; each node’s self size is charged to the top of its single-retainer chain (an object that dominates it), labelled with that owner’s constructor and the first edge below it; the difference between the two snapshots, divided by K. “lucid-mesh” is what its own classes own (streams, their subscription and version maps, proxy views, the store’s per-proxy caches); “grpc-js and HTTP/2” the call, stream and session objects and nghttp2’s native memory.',
+      '`--heap-snapshot` (bench/heap-breakdown.ts): a V8 heap snapshot of the control-plane process with K proxies connected (after the storm) and one after the load client has left; each node’s self size is charged to the top of its single-retainer chain (an object that dominates it), labelled with that owner’s constructor and the first edge below it; the difference between the two snapshots, divided by K. Parts: “lucid-mesh streams” (the ADS streams, their subscriptions and version maps, the per-stream status and recent pushes) and “lucid-mesh proxy config” (the proxy’s own resources — inbound listener, local app cluster — encoded, and its view) are lucid-mesh’s state per proxy, the target’s subject; “lucid-mesh snapshot, scopes and model” is shared (per scope or per mesh) and only divided by K here; “grpc-js and HTTP/2” the call, stream and session objects and nghttp2’s native memory. With K proxies in one snapshot and none in the other, what the model churned between the two (flips, churn) lands in “other” and “snapshot”, divided by K.',
     );
     for (const d of withHeap) parts.push('', breakdownTable(d));
   }

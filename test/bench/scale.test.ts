@@ -98,7 +98,8 @@ describe('W9 session, scoped, on a tiny mesh', () => {
     const heap = s.heapBreakdown!;
     expect(heap.proxies).toBe(24);
     expect(heap.totalBytesPerProxy).toBeGreaterThan(1000);
-    expect(heap.byCategory['lucid-mesh']).toBeGreaterThan(0);
+    expect(heap.byCategory['lucid-mesh streams']).toBeGreaterThan(0);
+    expect(heap.byCategory['lucid-mesh proxy config']).toBeGreaterThan(0);
     // One DeltaStream per proxy, owning its own state.
     const stream = heap.entries.find((e) => e.label === 'DeltaStream (self)');
     expect(stream?.objectsPerProxy).toBe(1);
