@@ -15,6 +15,7 @@ import {
 } from './load-document.js';
 import { compareStrings, normalizeCatalog, type Catalog, type Service } from './model.js';
 import { crossEntryIssues, gatewaysSchema, serviceSchema } from './schema.js';
+import { splitJsonCatalog, type JsonCatalogItems } from './json-items.js';
 import { parseYamlValue, splitItems, splitTopLevel } from './yaml-sections.js';
 
 export class IncrementalCatalogParser {
@@ -22,12 +23,85 @@ export class IncrementalCatalogParser {
   private known = new Map<string, Service>();
   /** The last good YAML catalog's service entries by their item's text (yaml-sections.ts). */
   private yamlItems = new Map<string, unknown>();
+  /** The last good JSON catalog's services by their entry's text as written (json-items.ts). */
+  private jsonItems = new Map<string, Service>();
 
   /**
    * Parses and validates `text` (see parseCatalogText), reusing unchanged entries.
    * @throws CatalogDocumentError
    */
   parse(text: string, fileName: string): Catalog {
+    const split = isJsonFile(fileName) ? splitJsonCatalog(text) : undefined;
+    const fast = split && this.validateJsonItems(split);
+    if (fast) {
+      this.jsonItems = fast.items;
+      return fast.catalog;
+    }
+    const catalog = this.parseWhole(text, fileName);
+    this.jsonItems = split ? this.itemsOf(split.services) : new Map();
+    return catalog;
+  }
+
+  /**
+   * A JSON catalog whose entries are mostly known by their text: only the new ones are parsed
+   * and validated. Undefined when too many are new (one parse of the whole text is then
+   * faster) or anything is wrong or unusual (the whole text then says what, as before).
+   */
+  private validateJsonItems(
+    split: JsonCatalogItems,
+  ): { catalog: Catalog; items: Map<string, Service> } | undefined {
+    const texts = split.services;
+    let misses = 0;
+    for (const t of texts) if (!this.jsonItems.has(t)) misses++;
+    if (misses > Math.max(MAX_ITEM_PARSES, texts.length / 8)) return undefined;
+    const items = new Map<string, Service>();
+    const services: Service[] = [];
+    for (const t of texts) {
+      let service = this.jsonItems.get(t) ?? items.get(t);
+      if (!service) {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(t);
+        } catch {
+          return undefined;
+        }
+        const result = serviceSchema.safeParse(raw);
+        if (!result.success) return undefined;
+        service = normalizeCatalog({ services: [result.data] }).services[0]!;
+      }
+      items.set(t, service);
+      services.push(service);
+    }
+    let gatewaysRaw: unknown;
+    if (split.gateways !== undefined) {
+      try {
+        gatewaysRaw = JSON.parse(split.gateways);
+      } catch {
+        return undefined;
+      }
+    }
+    const catalog = this.assemble(services, gatewaysRaw);
+    return catalog && { catalog, items };
+  }
+
+  /** After a whole-text parse: the good catalog's services by their entry's text. */
+  private itemsOf(texts: readonly string[]): Map<string, Service> {
+    const items = new Map<string, Service>();
+    for (const t of texts) {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(t);
+      } catch {
+        return new Map();
+      }
+      const service = this.known.get(JSON.stringify(raw));
+      if (!service) return new Map();
+      items.set(t, service);
+    }
+    return items;
+  }
+
+  private parseWhole(text: string, fileName: string): Catalog {
     const yaml = isJsonFile(fileName) ? undefined : this.readYamlByItems(text, fileName);
     const parsed = yaml && this.validateChanged(yaml.document);
     if (yaml && parsed) {
@@ -71,17 +145,20 @@ export class IncrementalCatalogParser {
       entries.set(key, service);
       services.push(service);
     }
-    const gateways = gatewaysSchema.safeParse(document.gateways);
+    const catalog = this.assemble(services, document.gateways);
+    return catalog && { catalog, entries };
+  }
+
+  /** Validated services (sorted here) and the raw gateways as a catalog; undefined if invalid. */
+  private assemble(services: Service[], gatewaysRaw: unknown): Catalog | undefined {
+    const gateways = gatewaysSchema.safeParse(gatewaysRaw);
     if (!gateways.success) return undefined;
     const catalog = { services, ...(gateways.data ? { gateways: gateways.data } : {}) };
     if (crossEntryIssues(catalog).length > 0) return undefined;
     // Services are already normalised: what is left of normalizeCatalog is sorting the lists.
     services.sort((a, b) => compareStrings(a.name, b.name));
     const sortedGateways = [...(gateways.data ?? [])].sort((a, b) => compareStrings(a.id, b.id));
-    return {
-      catalog: { services, ...(sortedGateways.length > 0 ? { gateways: sortedGateways } : {}) },
-      entries,
-    };
+    return { services, ...(sortedGateways.length > 0 ? { gateways: sortedGateways } : {}) };
   }
 
   /**

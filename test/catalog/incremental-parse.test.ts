@@ -80,7 +80,31 @@ const documentText = fc
     },
     { requiredKeys: [] },
   )
-  .map((doc) => JSON.stringify(doc));
+  .chain((doc) =>
+    // Compact or indented, and now and then something only the whole-text parse may judge:
+    // a repeated key, an escaped key, a trailing comma, a BOM, text after the object.
+    fc
+      .tuple(
+        fc.constantFrom(0, 1, 2, '\t'),
+        fc.constantFrom('', '', '', 'dup', 'escaped', 'comma', 'bom', 'after'),
+      )
+      .map(([indent, odd]) => {
+        const text = JSON.stringify(doc, null, indent);
+        if (odd === 'dup') return text.replace('{', '{"services": [],');
+        if (odd === 'escaped') return text.replace('"services"', '"servic\\u0065s"');
+        if (odd === 'comma' && Array.isArray(doc.services) && doc.services.length > 0) {
+          // After the last service entry itself.
+          const entries = doc.services.map((x) => JSON.stringify(x)).join(',');
+          return JSON.stringify({ ...doc, services: 0 }).replace(
+            '"services":0',
+            `"services":[${entries},]`,
+          );
+        }
+        if (odd === 'bom') return `\ufeff${text}`;
+        if (odd === 'after') return `${text} []`;
+        return text;
+      }),
+  );
 
 describe('IncrementalCatalogParser', () => {
   it('gives what parseCatalogText gives, catalog or error, over any sequence of edits', () => {
@@ -109,6 +133,33 @@ describe('IncrementalCatalogParser', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('reads a valid JSON catalog entry by entry, and leaves anything odd to the whole parse', () => {
+    const entry = (name: string, port: number) =>
+      `{"name": "${name}", "instances": [{"id": "${name}-1", "address": "10.0.0.1", "port": ${port}}]}`;
+    const good = (port: number) => `{"services": [${entry('web', 80)}, ${entry('api', port)}]}`;
+    const deep = `${'['.repeat(70)}${']'.repeat(70)}`;
+    const variants = [
+      good(81),
+      `{"services": [${entry('web', 80)}, ${entry('api', 81)},]}`,
+      `{"services": [], "services": [${entry('web', 80)}]}`,
+      `{"servic\u0065s": [${entry('web', 80)}]}`,
+      `\ufeff${good(81)}`,
+      `${good(81)} []`,
+      `{"services": [${entry('web', 80)}], "gateways": [], "other": 1}`,
+      `{"services": [${entry('web', 80)}], "gateways": ${deep}}`,
+      `{"services": [${entry('web', 80)}, ${entry('web', 81)}]}`,
+      `{"services": [${entry('web', 80)}], "gateways": nul}`,
+      good(82),
+    ];
+    const parser = new IncrementalCatalogParser();
+    parser.parse(good(80), 'catalog.json');
+    for (const text of variants) {
+      expect(outcome(() => parser.parse(text, 'catalog.json'))).toEqual(
+        outcome(() => parseCatalogText(text, 'catalog.json')),
+      );
+    }
   });
 
   it('keeps the objects of unchanged services, also after a rejected edit', () => {
