@@ -9,7 +9,7 @@
 import '../src/startup-heap.js';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import type { RunningControlPlane } from '../src/app.js';
 import type { ResourceKind } from '../src/protos/envoy.js';
 import type { CatalogSink, DiscoverySource } from '../src/sources/source.js';
@@ -48,6 +48,9 @@ export interface CpStats {
   readonly heapTotal: number;
   readonly external: number;
   readonly arrayBuffers: number;
+  /** V8's malloc'd memory outside the heap (compiler zones and the like), now and at most. */
+  readonly mallocedMemory?: number;
+  readonly peakMallocedMemory?: number;
   readonly encoded: number;
   readonly reused: number;
   readonly snapshotsBuilt: number;
@@ -193,6 +196,7 @@ async function main(): Promise<void> {
   const stats = (): CpStats => {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
+    const v8Heap = getHeapStatistics();
     return {
       at: nowMs(),
       cpuUserUs: cpu.user,
@@ -202,6 +206,8 @@ async function main(): Promise<void> {
       heapTotal: mem.heapTotal,
       external: mem.external,
       arrayBuffers: mem.arrayBuffers,
+      mallocedMemory: v8Heap.malloced_memory,
+      peakMallocedMemory: v8Heap.peak_malloced_memory,
       encoded: store.encoder.counters.encoded,
       reused: store.encoder.counters.reused,
       snapshotsBuilt: store.counters.snapshotsBuilt,

@@ -136,6 +136,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
           churnWriteMs: opts.churnWriteMs,
           keepTemp: opts.keepTemp,
           log,
+          ...(heapSnapshotDir ? { heapSnapshotDir } : {}),
         }),
       );
     }

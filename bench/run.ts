@@ -78,7 +78,8 @@ Options:
   --heap-snapshot       V8 heap snapshots of the control plane with K proxies and with none
                         (after the load client left); the heap per proxy by owner goes to the
                         run file and RESULTS.md (bench/heap-breakdown.ts; the files are
-                        deleted unless --keep)
+                        deleted unless --keep). With soak: one after the warm-up and one
+                        at the end, kept; compare them with bench/heap-breakdown.ts
   --profile             CPU-profile the control plane during each phase; hot spots go to
                         the run file and RESULTS.md (.cpuprofile files under bench/out/profiles)
   --out DIR             where run files go (default bench/out)

@@ -127,6 +127,9 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
         reconnects: sum(ws, (w) => w.reconnects),
         // How busy the machine was: a starved control plane counts fewer streams.
         load1: round(loadavg()[0]!, 2),
+        ...(s.mallocedMemory !== undefined
+          ? { mallocedMemory: s.mallocedMemory, peakMallocedMemory: s.peakMallocedMemory }
+          : {}),
       });
     };
     first = await c.stats();
@@ -143,8 +146,19 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
     let nextFlip = soakStart + flipEvery;
     let nextSample = soakStart + plan.sampleSeconds * 1000;
     let nextLog = soakStart + 60_000;
+    // --heap-snapshot: one once the warm-up is over and one at the end, to diff what grew
+    // (npx tsx bench/heap-breakdown.ts EARLY LATE 1).
+    const snapshot = (when: string) =>
+      opts.heapSnapshotDir
+        ? c.heapSnapshot(join(opts.heapSnapshotDir, `soak-${mode}-${when}.heapsnapshot`))
+        : Promise.resolve();
+    let earlySnapshot = false;
     while (nowMs() < deadline) {
       const now = nowMs();
+      if (!earlySnapshot && now >= soakStart + plan.warmupSeconds * 1000) {
+        earlySnapshot = true;
+        await snapshot('early');
+      }
       if (now >= nextFlip) {
         const [flip] = catalog.planFlips(1);
         catalog.apply(flip!);
@@ -160,7 +174,10 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
         const s = samples[samples.length - 1]!;
         log(
           `[${tag}] ${Math.round(s.t)} s: RSS ${(s.rss / 2 ** 20).toFixed(1)} MiB, heap ` +
-            `${(s.heapUsed / 2 ** 20).toFixed(1)} MiB, ${s.connected} connected, ${s.reconnects} reconnects`,
+            `${(s.heapUsed / 2 ** 20).toFixed(1)} MiB, ${s.connected} connected, ${s.reconnects} reconnects` +
+            (s.mallocedMemory !== undefined
+              ? `, V8 malloced ${(s.mallocedMemory / 2 ** 20).toFixed(1)} MiB (peak ${((s.peakMallocedMemory ?? NaN) / 2 ** 20).toFixed(1)})`
+              : ''),
         );
         nextLog += 60_000;
       }
@@ -168,6 +185,7 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
     }
     soakEnd = nowMs();
     await sample();
+    await snapshot('late');
 
     // ---- stop the reconnects; every proxy must converge ----------------------------------
     await Promise.all(p.workers.map((w) => w.request({ op: 'soakStop' })));

@@ -319,6 +319,9 @@ export interface SoakSample {
   readonly reconnects: number;
   /** The machine's 1-minute load average then (older runs have none). */
   readonly load1?: number;
+  /** V8's malloc'd memory outside its heap, now and at most (older runs have none). */
+  readonly mallocedMemory?: number;
+  readonly peakMallocedMemory?: number;
 }
 
 export interface SoakSeries {
