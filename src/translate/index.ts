@@ -421,10 +421,10 @@ function finishShared(
       tracingCluster(tracing, mesh.settings.connectTimeoutMs),
     );
   }
-  // The store adds secrets to the set it is handed: what is kept for the next patch has its own.
+  // The store adds secrets to the set it is handed: what is kept for the next patch has none.
   cache.last = {
     mesh,
-    resources: { ...resources, secrets: new Map(resources.secrets) },
+    resources: { ...resources, secrets: new Map() },
     hosts,
     hostAt,
     bound,
@@ -462,13 +462,10 @@ function patchShared(
   }
   if (changed.length > Math.max(16, b.length * PATCH_SHARE)) return undefined;
   cache.startPatch();
-  const resources: ResourceSet = {
-    ...emptyResourceSet(),
-    clusters: new Map(last.resources.clusters),
-    endpoints: new Map(last.resources.endpoints),
-    routes: new Map(last.resources.routes),
-    listeners: new Map(last.resources.listeners),
-  };
+  // The last set's maps are changed in place: the store reads a set only while it builds
+  // (encoding copies what a snapshot keeps), and copying 10,000-entry maps on every change
+  // was most of the patch and of its garbage.
+  const resources: ResourceSet = { ...last.resources, secrets: new Map() };
   const hosts = [...last.hosts];
   const names = { clusters: [] as string[], endpoints: [] as string[], listeners: [] as string[] };
   const routes = [OUTBOUND_ROUTE_NAME];
