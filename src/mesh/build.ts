@@ -46,6 +46,8 @@ export class MeshCache {
 interface LastMesh {
   readonly mesh: Mesh;
   readonly catalog: MeshInputs['catalog'];
+  /** mesh.services' names. */
+  readonly names: readonly string[];
   /** Each service's index in mesh.services (sorted names). */
   readonly at: ReadonlyMap<string, number>;
   readonly parts: readonly ServicePart[];
@@ -368,6 +370,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   cache.lastMesh = {
     mesh,
     catalog: inputs.catalog,
+    names,
     at: new Map(names.map((name, i) => [name, i])),
     parts,
     rest,
@@ -427,7 +430,7 @@ function patchMesh(
   for (const key of cache.overrides.readersOf(changed)) keys.add(key);
   const parts = [...last.parts];
   const services = [...last.mesh.services];
-  const names = last.mesh.services.map((s) => s.name);
+  const names = last.names;
   let problemsChanged = false;
   const at: number[] = [];
   // Parts first, then overrides: an override reads other services' (possibly new) backends.

@@ -177,7 +177,7 @@ export class TranslationCache {
    */
   startPatch(): void {
     this.translated = 0;
-    this.parts = new Map(this.parts);
+    // Changed in place (replace()): only this build's scopes read it, and they are made anew.
     this.lastScopes = this.scopes;
     this.scopes = new Map();
     this.unownedNames = new Map();
