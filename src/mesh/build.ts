@@ -496,6 +496,15 @@ function patchMesh(
     problems,
     false,
   );
+  // The last mesh's by-name index, moved over with the changed services (making one for
+  // 10,000 services was the first proxy view's cost after every change); the last mesh makes
+  // itself a new one if it is asked again.
+  const byName = serviceIndexes.get(last.mesh);
+  if (byName) {
+    for (const i of at) byName.set(names[i]!, services[i]!);
+    serviceIndexes.delete(last.mesh);
+    serviceIndexes.set(mesh, byName);
+  }
   cache.lastMesh = { ...last, mesh, catalog: inputs.catalog, parts };
   return mesh;
 }

@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { reuseUnchanged, type Catalog } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import { buildMesh, DEFAULT_MESH_SETTINGS, MeshCache } from '../../src/mesh/index.js';
+import { buildMesh, DEFAULT_MESH_SETTINGS, MeshCache, meshService } from '../../src/mesh/index.js';
+import type { Mesh } from '../../src/mesh/types.js';
 import { parseTrafficDocument } from '../../src/traffic/schema.js';
 
 const NAMES = ['web', 'api', 'billing', 'shadow', 'extra'];
@@ -53,6 +54,11 @@ describe('buildMesh after catalog-only changes', () => {
         );
         const cache = new MeshCache();
         let last: Catalog | undefined;
+        let previous: Mesh | undefined;
+        // Every service found by name in `mesh` is that mesh's own object.
+        const lookups = (mesh: Mesh) => {
+          for (const s of mesh.services) expect(meshService(mesh, s.name)).toBe(s);
+        };
         for (const s of [undefined, ...steps]) {
           if (s) state.set(s.service, s);
           // As the store does: unchanged services keep their objects.
@@ -78,7 +84,11 @@ describe('buildMesh after catalog-only changes', () => {
           );
           last = catalog;
           const inputs = { catalog, traffic, settings: DEFAULT_MESH_SETTINGS };
-          expect(buildMesh(inputs, cache)).toEqual(buildMesh(inputs));
+          const mesh = buildMesh(inputs, cache);
+          expect(mesh).toEqual(buildMesh(inputs));
+          lookups(mesh);
+          if (previous) lookups(previous);
+          previous = mesh;
         }
       }),
       { numRuns: 200 },
