@@ -12,6 +12,7 @@ import {
 } from './messages.js';
 import type { ProxyAuthenticator } from './auth.js';
 import { STREAM_ADMISSION_WAIT_MS, TokenBucket, xdsLimits, type XdsLimits } from './limits.js';
+import { setListenBacklog } from './listen-backlog.js';
 import type { StreamRefusal, XdsObserver } from './observer.js';
 import type { StreamContext } from './ads-stream.js';
 import { SotwStream } from './sotw-stream.js';
@@ -87,6 +88,8 @@ export class XdsServer {
       // 1.14.7 no longer tracks sessions for forceShutdown, so a stopped server would leave
       // sidecars connected (caught by test/e2e/mesh.test.ts, control plane restart).
     });
+    // A storm of sidecars connects at once: an accept queue of more than Node's 511.
+    setListenBacklog(this.server);
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
         this.admit(call, () =>
