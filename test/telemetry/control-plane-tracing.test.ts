@@ -73,6 +73,7 @@ describe('ChangeTracer', () => {
     const t = Date.now();
     const timings = {
       startedAt: t - 40,
+      comparedAt: t - 35,
       meshBuiltAt: t - 30,
       translatedAt: t - 20,
       encodedAt: t - 10,
