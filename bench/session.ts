@@ -489,6 +489,13 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       pool = undefined;
       const deadline = nowMs() + 30_000;
       while ((await cp.stats()).connected > 0 && nowMs() < deadline) await sleep(100);
+      // One more build, so what only the gone proxies used (their own resources' encodings,
+      // kept until the next build) is swept as it would be in a running mesh.
+      const [flip] = catalog.planFlips(1);
+      const index = cp.snapshots.length - 1;
+      catalog.apply(flip!);
+      catalog.write();
+      await cp.nextSnapshot(index, CHANGE_TIMEOUT_MS).catch(() => undefined);
       await cp.heapSnapshot(heapFile('idle'));
       heapBreakdown = heapBreakdownOf(heapFile('idle'), heapFile('loaded'), memory.proxies);
       log(
