@@ -79,7 +79,7 @@ export const DEFAULT_DEBOUNCE_MS = 100;
 
 const NO_RESOURCES: ResourceMap = new Map();
 /** At most this many patched builds in a row (see encodeShared). */
-const FULL_ENCODE_EVERY = 32;
+const FULL_ENCODE_EVERY = 256;
 
 /**
  * How long the fan-out runs before letting I/O through (see notifyWatchers). Long enough for
@@ -763,9 +763,9 @@ export class SnapshotStore implements ConfigWatcher {
    * The shared resources encoded. After a patched translation (a few services changed) the
    * last build's maps are copied and only the patched names encoded: going through 20,000
    * unchanged resources took ~10 ms per change at 10,000 services (bench W10). Those builds
-   * leave the encoder's generation alone (an entry untouched since is still in use); every
-   * FULL_ENCODE_EVERY builds a full pass starts a new one, so what departed proxies left
-   * behind is swept.
+   * sweep only per-proxy entries (what departed proxies left); shared ones untouched since are
+   * still in use. Every FULL_ENCODE_EVERY builds a full pass sweeps the rest too (entries of
+   * caller localities or scopes no longer asked for).
    */
   private encodeShared(set: ResourceSet): KindMaps {
     const patched = this.translationCache.patched;
@@ -773,6 +773,7 @@ export class SnapshotStore implements ConfigWatcher {
     let shared: KindMaps;
     if (patched && last && this.patchedBuilds < FULL_ENCODE_EVERY) {
       this.patchedBuilds++;
+      this.encoder.nextProxyGeneration();
       // A kind none of whose patched names changed keeps the very map (and its digest).
       const patch = (kind: keyof PatchedNames): ResourceMap => {
         const from = last[kind];

@@ -114,7 +114,8 @@ describe('patched builds', () => {
     const store = new SnapshotStore({ logger, debounceMs: 0 });
     let last = catalogOf(state);
     store.setCatalog(last);
-    for (let k = 0; k < 40; k++) {
+    // Past FULL_ENCODE_EVERY (256): patched builds, then a full pass, then patched again.
+    for (let k = 0; k < 300; k++) {
       const st = state.get(NAMES[k % NAMES.length]!)!;
       st.health = [st.health[0] === 'passing' ? 'critical' : 'passing', st.health[1]!];
       const before = store.encoder.counters.encoded;
@@ -123,6 +124,35 @@ describe('patched builds', () => {
       store.flush();
       expect(store.encoder.counters.encoded - before).toBe(1);
     }
+    store.close();
+  });
+
+  it('patched builds still drop what departed proxies left in the encoder', () => {
+    const state = new Map<string, State>(
+      NAMES.map((n) => [n, { present: true, protocol: 'http', health: ['passing', 'passing'] }]),
+    );
+    const store = new SnapshotStore({ logger, debounceMs: 0 });
+    let last = catalogOf(state);
+    store.setCatalog(last);
+    const flip = (k: number) => {
+      const st = state.get(NAMES[k % NAMES.length]!)!;
+      st.health = [st.health[0] === 'passing' ? 'critical' : 'passing', st.health[1]!];
+      last = reuseUnchanged(last, catalogOf(state));
+      store.setCatalog(last);
+      store.flush();
+    };
+    flip(0);
+    const baseline = store.encoder.size;
+    // Sidecars of every service with node ids of their own, each with its own listeners.
+    const stops = NAMES.map((service, i) =>
+      store.watch({ nodeId: `${service}-${i}-x`, service, outboundPort: 15001 }, () => {}),
+    );
+    flip(1);
+    expect(store.encoder.size).toBeGreaterThan(baseline);
+    for (const stop of stops) stop();
+    flip(2);
+    flip(3);
+    expect(store.encoder.size).toBe(baseline);
     store.close();
   });
 });
