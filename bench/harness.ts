@@ -1,7 +1,7 @@
 // Runs a benchmark set: sessions (simulated sidecars) and real-Envoy runs, then writes the run
 // file (JSON) and regenerates RESULTS.md from every run file in the output directory.
 import { ensureBuilt } from './build.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runEnvoy } from './envoy.js';
 import { REPO_ROOT } from './ipc.js';
@@ -84,8 +84,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
   mkdirSync(opts.outDir, { recursive: true });
   const profileDir = opts.profile ? join(opts.outDir, 'profiles', id) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
+  // The latest --heap-snapshot run's snapshots stay for DevTools (~1 GB at 10,000 proxies);
+  // an earlier run's go.
   const heapSnapshotDir = opts.heapSnapshot ? join(opts.outDir, 'heap', id) : undefined;
-  if (heapSnapshotDir) mkdirSync(heapSnapshotDir, { recursive: true });
+  if (heapSnapshotDir) {
+    rmSync(join(opts.outDir, 'heap'), { recursive: true, force: true });
+    mkdirSync(heapSnapshotDir, { recursive: true });
+  }
   const machine = machineInfo();
   log(
     `lucid-mesh bench ${id}: ${machine.nproc} CPUs, Node ${machine.node}, commit ${machine.commit}${machine.dirty ? ' (dirty)' : ''}`,

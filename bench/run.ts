@@ -77,8 +77,8 @@ Options:
                         peer, …; default 1)
   --heap-snapshot       V8 heap snapshots of the control plane with K proxies and with none
                         (after the load client left); the heap per proxy by owner goes to the
-                        run file and RESULTS.md (bench/heap-breakdown.ts; the files are
-                        deleted unless --keep). With soak: one after the warm-up and one
+                        run file and RESULTS.md (bench/heap-breakdown.ts); the snapshots
+                        stay in bench/out/heap/<run>/ until the next --heap-snapshot run. With soak: one after the warm-up and one
                         at the end, kept; compare them with bench/heap-breakdown.ts
   --profile             CPU-profile the control plane during each phase; hot spots go to
                         the run file and RESULTS.md (.cpuprofile files under bench/out/profiles)

@@ -502,7 +502,6 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
         `[${tag}] heap per proxy: ${heapBreakdown.totalBytesPerProxy} B ` +
           `${JSON.stringify(heapBreakdown.byCategory)}`,
       );
-      if (!opts.keepTemp) for (const w of ['idle', 'loaded']) rmSync(heapFile(w), { force: true });
     }
     const text = await cp.metricsText();
     for (const name of [
