@@ -35,6 +35,9 @@ export class IncrementalCatalogParser {
     const fast = split && this.validateJsonItems(split);
     if (fast) {
       this.jsonItems = fast.items;
+      // Keyed by text now: the same entries keyed by their re-stringified JSON (~3 MB at
+      // 10,000 services) would only serve a later whole-text parse.
+      this.known = new Map();
       return fast.catalog;
     }
     const catalog = this.parseWhole(text, fileName);
