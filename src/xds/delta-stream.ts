@@ -245,8 +245,14 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     const sub = this.subs.get(kind)!;
     const typeUrl = TYPE_URLS[kind];
     // A change fanned out owes many streams the same few resources: one response for all.
+    // Not when the proxy's own resources are among them (a first response): that response is
+    // this proxy's alone, and caching it kept one per proxy for the snapshot's life (W9: ~18 KB
+    // a proxy with 10,000 delta streams in 1,000 scopes).
     const shared =
-      removed.length === 0 && upserts.length > 0 && upserts.length <= MAX_SHARED_DELTA_UPSERTS;
+      removed.length === 0 &&
+      upserts.length > 0 &&
+      upserts.length <= MAX_SHARED_DELTA_UPSERTS &&
+      upserts.every((r) => view.snapshot.shared[kind].get(r.name) === r);
     this.send(
       kind,
       shared

@@ -59,8 +59,8 @@ export function sharedDeltaResponse(
 ): PreparedResponse {
   let bySet = deltaResponses.get(snapshot);
   if (!bySet) deltaResponses.set(snapshot, (bySet = new Map()));
-  let key = typeUrl;
-  for (const r of upserts) key += `\u0000${r.name}@${r.version}`;
+  // One flat string (a += loop leaves a tree of cons strings as the map's key).
+  const key = [typeUrl, ...upserts.map((r) => `${r.name}@${r.version}`)].join('\u0000');
   let response = bySet.get(key);
   if (!response) {
     const nonce = `${SHARED_NONCE_PREFIX}${(++sequence).toString(36)}`;
