@@ -1,5 +1,6 @@
 // RESULTS.md's 10,000-proxy section (W9 = issue 16's "W7"): the latest session of each scope
 // and mode, the issue's targets, and the control plane's heap per proxy by owner.
+import { basename } from 'node:path';
 import type { RunResult, SessionResult } from './types.js';
 
 interface Dated {
@@ -62,7 +63,7 @@ function sessionsTable(list: Dated[]): string {
     return row([
       scopeOf(s),
       s.mode,
-      `\`${file}\``,
+      `\`${basename(file)}\``,
       st ? `${st.configured}/${st.proxies}` : dash,
       f(st ? st.allConfiguredMs / 1000 : undefined, 1),
       st ? `${f(st.perProxyMs.p50 / 1000, 1)} / ${f(st.perProxyMs.p99 / 1000, 1)}` : dash,
@@ -154,7 +155,7 @@ function breakdownTable(d: Dated, top = 30): string {
   const b = d.value.heapBreakdown!;
   const cats = Object.entries(b.byCategory).sort((x, y) => y[1] - x[1]);
   return [
-    `**${scopeOf(d.value)}, ${d.value.mode}** (\`${d.file}\`, K = ${b.proxies.toLocaleString('en')}): ${b.totalBytesPerProxy.toLocaleString('en')} B per proxy in all (V8 heap and the native memory V8's snapshot reports, such as nghttp2's); by part: ${cats.map(([c, n]) => `${c} ${n.toLocaleString('en')} B`).join(', ')}; owners under 16 B each: ${b.restBytesPerProxy} B.`,
+    `**${scopeOf(d.value)}, ${d.value.mode}** (\`${basename(d.file)}\`, K = ${b.proxies.toLocaleString('en')}): ${b.totalBytesPerProxy.toLocaleString('en')} B per proxy in all (V8 heap and the native memory V8's snapshot reports, such as nghttp2's); by part: ${cats.map(([c, n]) => `${c} ${n.toLocaleString('en')} B`).join(', ')}; owners under 16 B each: ${b.restBytesPerProxy} B.`,
     '',
     row(['Owner . edge', 'Part', 'B / proxy', 'Owners / proxy']),
     rule(4),
@@ -171,6 +172,47 @@ function breakdownTable(d: Dated, top = 30): string {
   ].join('\n');
 }
 
+/** Every W9 session, oldest first: what each fix changed (before/after), with its commit. */
+function historyTable(runs: Array<{ run: RunResult; file: string }>): string {
+  const header = [
+    'Run',
+    'Commit',
+    'Scope',
+    'Mode',
+    'All configured s',
+    'Storm CP CPU s',
+    'RSS / proxy KiB',
+    'lucid-mesh state / proxy KiB',
+    'End to end p99 ms',
+    'Background cores',
+  ];
+  const rows: string[] = [];
+  for (const { run, file } of runs) {
+    for (const s of run.sessions) {
+      if (!s.covers.includes('W9') || s.peer || s.proxies < 10_000) continue;
+      const own = s.heapBreakdown
+        ? (s.heapBreakdown.byCategory['lucid-mesh streams'] ?? 0) +
+          (s.heapBreakdown.byCategory['lucid-mesh proxy config'] ?? 0)
+        : undefined;
+      rows.push(
+        row([
+          `\`${basename(file)}\`${s.profiles.length ? ' (profiled)' : ''}`,
+          `${run.machine.commit}${run.machine.dirty ? '+' : ''}`,
+          scopeOf(s),
+          s.mode,
+          s.storm?.configured === s.proxies ? f(s.storm.allConfiguredMs / 1000, 1) : dash,
+          f(s.storm?.cpCpuSeconds, 1),
+          kib(s.memory?.rssPerProxyBytes),
+          kib(own),
+          f(s.changes?.endToEndMs.p99),
+          f(s.backgroundCpuCores, 2),
+        ]),
+      );
+    }
+  }
+  return [row(header), rule(header.length), ...rows].join('\n');
+}
+
 /** Markdown for RESULTS.md, or '' when no W9 session was run. */
 export function scaleSection(runs: Array<{ run: RunResult; file: string }>): string {
   const list = latestW9(runs);
@@ -183,6 +225,10 @@ export function scaleSection(runs: Array<{ run: RunResult; file: string }>): str
     targetsTable(list),
     '',
     sessionsTable(list),
+    '',
+    'Every 10,000-proxy session in bench/out/, oldest first (what each fix changed; docs/benchmarks.md, “10,000 proxies (W9)”, says which):',
+    '',
+    historyTable(runs),
   ];
   const withHeap = list.filter((d) => d.value.heapBreakdown);
   if (withHeap.length > 0) {
