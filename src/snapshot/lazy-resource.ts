@@ -3,9 +3,10 @@
 // that fails over to this replica says what it holds; when that is this version nothing is
 // sent, and the encode (protobufjs fromObject/verify/encode: ~10× the JSON and its hash, bench
 // --workload failover) would be wasted. Encoded at most once, then shared like any other.
-import type { ResourceKind } from '../protos/envoy.js';
+import { TYPE_URLS, encodeMessage, type ResourceKind } from '../protos/envoy.js';
+import { deltaResourceEntry, sotwResourceEntry, stringFieldLength } from '../protos/wire.js';
 import type { ResourceMessage } from '../translate/types.js';
-import { contentHash, encodeResource, type EncodedResource } from './encoded-resource.js';
+import { contentHash, type EncodedResource } from './encoded-resource.js';
 
 /**
  * The version of a lazily encoded resource: a hash of its JSON (translators build objects with
@@ -19,7 +20,15 @@ export function lazyVersion(json: string): string {
 class LazyResource implements EncodedResource {
   /** Kept until the first encode, then dropped for the bytes. */
   private message: ResourceMessage | undefined;
-  private encoded: EncodedResource | undefined;
+  /**
+   * The entries, each made when a response first needs it: a proxy speaks SotW or delta, so
+   * it holds one of the two (W9: ~1.5 KB a proxy for its own resources). Each is one exact
+   * allocation, outside Node's shared Buffer pool.
+   */
+  private sotw: Buffer | undefined;
+  private delta: Buffer | undefined;
+  /** The encoded message (Any.value): a view into whichever entry was made first. */
+  private raw: Uint8Array | undefined;
 
   constructor(
     readonly kind: ResourceKind,
@@ -30,30 +39,54 @@ class LazyResource implements EncodedResource {
     this.message = message;
   }
 
-  private bytes(): EncodedResource {
-    if (!this.encoded) {
-      // The delta entry carries this resource's version, not the bytes' hash.
-      this.encoded = encodeResource(this.kind, this.name, this.message!, this.version);
-      this.message = undefined;
-    }
-    return this.encoded;
+  /** The message's bytes: encoded once (the expensive part), or read back from an entry. */
+  private messageBytes(): Uint8Array {
+    if (this.raw) return this.raw;
+    const bytes = encodeMessage(TYPE_URLS[this.kind], this.message!, `"${this.name}"`);
+    this.message = undefined;
+    return bytes;
   }
 
   get value(): Uint8Array {
-    return this.bytes().value;
+    if (!this.raw) void this.sotwEntry;
+    return this.raw!;
   }
 
   get sotwEntry(): Buffer {
-    return this.bytes().sotwEntry;
+    if (!this.sotw) {
+      const value = this.messageBytes();
+      const entry = exact(sotwResourceEntry(TYPE_URLS[this.kind], value));
+      this.sotw = entry;
+      // Any.value is the entry's last field.
+      this.raw ??= entry.subarray(entry.length - value.length);
+    }
+    return this.sotw;
   }
 
   get deltaEntry(): Buffer {
-    return this.bytes().deltaEntry;
+    if (!this.delta) {
+      const value = this.messageBytes();
+      // The delta entry carries this resource's version, not the bytes' hash.
+      const entry = exact(deltaResourceEntry(TYPE_URLS[this.kind], this.name, this.version, value));
+      this.delta = entry;
+      // Resource{version, resource: Any{…, value}, name}: the value ends where the name starts.
+      // (deltaResourceEntry writes the name even when empty: a tag and a zero length.)
+      const end = entry.length - (this.name === '' ? 2 : stringFieldLength(this.name));
+      this.raw ??= entry.subarray(end - value.length, end);
+    }
+    return this.delta;
   }
 
   get isEncoded(): boolean {
-    return this.encoded !== undefined;
+    return this.message === undefined;
   }
+}
+
+/** An exact-size copy outside the shared pool (a small slice would keep an 8 KiB block alive). */
+function exact(bytes: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(out);
+  return out;
 }
 
 /**
