@@ -11,7 +11,13 @@ import {
   type DiscoveryRequest,
 } from './messages.js';
 import type { ProxyAuthenticator } from './auth.js';
-import { STREAM_ADMISSION_WAIT_MS, TokenBucket, xdsLimits, type XdsLimits } from './limits.js';
+import {
+  STREAM_ADMISSION_WAIT_MS,
+  TokenBucket,
+  ageOutDelayMs,
+  xdsLimits,
+  type XdsLimits,
+} from './limits.js';
 import { setListenBacklog } from './listen-backlog.js';
 import type { StreamRefusal, XdsObserver } from './observer.js';
 import type { StreamContext } from './ads-stream.js';
@@ -286,6 +292,6 @@ export class XdsServer {
         `stream older than --max-stream-age (${Math.round(ageMs / 1000)} s ±10 %): reconnect to any replica`,
       );
     };
-    arm(ageMs * (0.9 + 0.2 * Math.random()));
+    arm(ageOutDelayMs(ageMs));
   }
 }

@@ -8,7 +8,12 @@ import { proxyRows } from '../../src/admin/proxies.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
-import { DEFAULT_XDS_LIMITS, TokenBucket, type XdsLimits } from '../../src/xds/limits.js';
+import {
+  DEFAULT_XDS_LIMITS,
+  TokenBucket,
+  ageOutDelayMs,
+  type XdsLimits,
+} from '../../src/xds/limits.js';
 import { adsServiceDefinition, type DiscoveryRequest } from '../../src/xds/messages.js';
 import { XdsCounters } from '../../src/xds/observer.js';
 import { XdsServer } from '../../src/xds/server.js';
@@ -22,7 +27,7 @@ import {
 } from '../support/ads-client.js';
 import { twoServices } from '../support/control-plane.js';
 import { waitFor } from '../support/wait.js';
-import { quoted, writeReliabilityResult } from '../support/reliability.js';
+import { quoted, sampleMemory, writeReliabilityResult } from '../support/reliability.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const encodeSotw = adsServiceDefinition.StreamAggregatedResources!.requestSerialize as (
@@ -97,6 +102,40 @@ describe('TokenBucket', () => {
     const b = new TokenBucket(DEFAULT_XDS_LIMITS.streamRate, DEFAULT_XDS_LIMITS.streamBurst);
     const waits = Array.from({ length: 1000 }, () => b.reserve());
     expect(waits.every((w) => w === 0)).toBe(true);
+  });
+});
+
+describe('--max-stream-age delays', () => {
+  const age = DEFAULT_XDS_LIMITS.maxStreamAgeMs;
+
+  it('spread ±10 % over at most 201 distinct values', () => {
+    const delays = Array.from({ length: 20_000 }, () => ageOutDelayMs(age));
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(age * 0.9);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(age * 1.1);
+    expect(new Set(delays).size).toBeGreaterThan(150);
+    expect(new Set(delays).size).toBeLessThanOrEqual(201);
+    expect(ageOutDelayMs(1000, () => 0.5)).toBe(1000);
+  });
+
+  it("20,000 streams' age timers set and cleared leave nothing behind (each its own delay did)", () => {
+    // What the server does per stream: an unref'd timer, cleared when the stream ends.
+    const leftBehind = (delay: () => number): number => {
+      const before = sampleMemory().heapBytes;
+      for (let i = 0; i < 20_000; i++) {
+        const timer = setTimeout(() => undefined, delay());
+        timer.unref();
+        clearTimeout(timer);
+      }
+      return sampleMemory().heapBytes - before;
+    };
+    const onGrid = leftBehind(() => ageOutDelayMs(age));
+    const ownEach = leftBehind(() => age * (0.9 + 0.2 * Math.random()));
+    console.log(
+      `age timers: ${(onGrid / 1024).toFixed(0)} KiB left by 20,000 on the grid, ` +
+        `${(ownEach / 1024).toFixed(0)} KiB with a delay of their own`,
+    );
+    expect(onGrid).toBeLessThan(512 * 1024);
+    expect(ownEach).toBeGreaterThan(1536 * 1024);
   });
 });
 
