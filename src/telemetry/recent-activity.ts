@@ -46,57 +46,63 @@ export interface ConvergencePoint {
   readonly seconds: number;
 }
 
-/** What a push's record keeps of its report (not the report: it holds every name). */
-interface KeptReport {
+const EMPTY: readonly string[] = Object.freeze([]);
+
+/**
+ * One push as kept: one object with every field present from the start (one shape, fields in
+ * the object: a field added later, as answeredAt was, moved them to a separate array per
+ * push), and a name list only when it has names.
+ */
+interface Kept {
+  readonly at: number;
   readonly kind: ResourceKind;
   readonly version: string;
   readonly nonce: string;
   readonly resources: number;
-  readonly upserted?: readonly string[];
-  readonly removed: readonly string[];
-  readonly upsertedCount?: number;
-  readonly removedCount?: number;
   readonly bytes: number;
+  /** Delta: the first NAMES_PER_PUSH names upserted (undefined for SotW). */
+  readonly upserted: readonly string[] | undefined;
+  readonly removed: readonly string[];
+  /** How many names there were, when a list was cut (else -1). */
+  readonly upsertedCount: number;
+  readonly removedCount: number;
+  outcome: 'pending' | 'acked' | 'nacked';
+  answeredAt: number | undefined;
+  error: string | undefined;
 }
 
-const EMPTY: readonly string[] = Object.freeze([]);
+const cut = (names: readonly string[]): readonly string[] =>
+  names.length === 0
+    ? EMPTY
+    : names.length > NAMES_PER_PUSH
+      ? names.slice(0, NAMES_PER_PUSH)
+      : names;
 
-function keep(r: ResponseReport): KeptReport {
+function keep(r: ResponseReport): Kept {
   const up = r.upserted;
-  const cut = (names: readonly string[]) =>
-    names.length === 0
-      ? EMPTY
-      : names.length > NAMES_PER_PUSH
-        ? names.slice(0, NAMES_PER_PUSH)
-        : names;
   return {
+    at: Date.now(),
     kind: r.kind,
     version: r.version,
     nonce: r.nonce,
     resources: r.resources,
-    ...(up ? { upserted: cut(up) } : {}),
-    removed: cut(r.removed),
-    ...(up && up.length > NAMES_PER_PUSH ? { upsertedCount: up.length } : {}),
-    ...(r.removed.length > NAMES_PER_PUSH ? { removedCount: r.removed.length } : {}),
     bytes: r.bytes,
+    upserted: up ? cut(up) : undefined,
+    removed: cut(r.removed),
+    upsertedCount: up && up.length > NAMES_PER_PUSH ? up.length : -1,
+    removedCount: r.removed.length > NAMES_PER_PUSH ? r.removed.length : -1,
+    outcome: 'pending',
+    answeredAt: undefined,
+    error: undefined,
   };
-}
-
-/** As kept: times as numbers (formatted when read), newest push of each type tracked. */
-interface Kept {
-  readonly at: number;
-  readonly report: KeptReport;
-  outcome: 'pending' | 'acked' | 'nacked';
-  answeredAt?: number;
-  error?: string;
 }
 
 interface StreamPushes {
   readonly node: string;
   /** Oldest first. */
   readonly pushes: Kept[];
-  /** The newest push of each type: the one a proxy's answer is for. */
-  readonly newest: Map<ResourceKind, Kept>;
+  /** The newest push of each type: the one a proxy's answer is for (a field per type, not a Map). */
+  readonly newest: { [K in ResourceKind]: Kept | undefined };
 }
 
 export class RecentActivity implements XdsObserver {
@@ -122,7 +128,7 @@ export class RecentActivity implements XdsObserver {
       // Newest first; the sort is stable, so pushes of the same millisecond keep that order.
       for (let i = s.pushes.length - 1; i >= 0; i--) {
         const k = s.pushes[i]!;
-        pushes.push(view(k, s.newest.get(k.report.kind) !== k));
+        pushes.push(view(k, s.newest[k.kind] !== k));
       }
     }
     pushes.sort((a, b) => b.at.localeCompare(a.at));
@@ -144,13 +150,23 @@ export class RecentActivity implements XdsObserver {
     if (!s.proxy) return;
     let entry = this.byStream.get(s.id);
     if (!entry) {
-      entry = { node: s.proxy.nodeId, pushes: [], newest: new Map() };
+      entry = {
+        node: s.proxy.nodeId,
+        pushes: [],
+        newest: {
+          clusters: undefined,
+          endpoints: undefined,
+          listeners: undefined,
+          routes: undefined,
+          secrets: undefined,
+        },
+      };
       this.byStream.set(s.id, entry);
     }
-    const kept: Kept = { at: Date.now(), report: keep(r), outcome: 'pending' };
+    const kept = keep(r);
     entry.pushes.push(kept);
     if (entry.pushes.length > PUSHES_PER_PROXY) entry.pushes.shift();
-    entry.newest.set(r.kind, kept);
+    entry.newest[r.kind] = kept;
   }
   acked(s: StreamInfo, type: ResourceKind, _version: string, snapshot?: SnapshotRef): void {
     this.tracker.acked(s, type, snapshot);
@@ -173,7 +189,7 @@ export class RecentActivity implements XdsObserver {
     outcome: 'acked' | 'nacked',
     error?: string,
   ): void {
-    const kept = this.byStream.get(s.id)?.newest.get(type);
+    const kept = this.byStream.get(s.id)?.newest[type];
     if (!kept || kept.outcome !== 'pending') return;
     kept.outcome = outcome;
     kept.answeredAt = Date.now();
@@ -182,18 +198,17 @@ export class RecentActivity implements XdsObserver {
 }
 
 function view(k: Kept, superseded: boolean): PushRecord {
-  const r = k.report;
   return {
     at: new Date(k.at).toISOString(),
-    type: r.kind,
-    version: r.version,
-    nonce: r.nonce,
-    resources: r.resources,
-    ...(r.upserted ? { upserted: r.upserted } : {}),
-    removed: r.removed,
-    ...(r.upsertedCount !== undefined ? { upsertedCount: r.upsertedCount } : {}),
-    ...(r.removedCount !== undefined ? { removedCount: r.removedCount } : {}),
-    bytes: r.bytes,
+    type: k.kind,
+    version: k.version,
+    nonce: k.nonce,
+    resources: k.resources,
+    ...(k.upserted ? { upserted: k.upserted } : {}),
+    removed: k.removed,
+    ...(k.upsertedCount >= 0 ? { upsertedCount: k.upsertedCount } : {}),
+    ...(k.removedCount >= 0 ? { removedCount: k.removedCount } : {}),
+    bytes: k.bytes,
     outcome: superseded && k.outcome === 'pending' ? 'superseded' : k.outcome,
     ...(k.answeredAt !== undefined ? { answeredAt: new Date(k.answeredAt).toISOString() } : {}),
     ...(k.error !== undefined ? { error: k.error } : {}),
