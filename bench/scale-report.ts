@@ -91,13 +91,20 @@ function targetsTable(list: Dated[]): string {
     ok === undefined ? 'not measured' : ok ? 'met' : '**missed**';
   for (const { value: s } of list) {
     const tag = `${scopeOf(s)}, ${s.mode}`;
+    // Timings on a shared machine: what else ran says how far to trust them.
+    const bg =
+      s.backgroundCpuCores !== undefined && s.backgroundCpuCores >= 0.5
+        ? `; other work used ${f(s.backgroundCpuCores, 2)} of the 2 cores`
+        : '';
     if (s.plan.includes('declared')) {
       const all = s.storm?.configured === s.proxies ? s.storm.allConfiguredMs : undefined;
       rows.push(
         row([
           `All ${s.proxies.toLocaleString('en')} configured (${tag})`,
           '≤ 10 s',
-          all === undefined ? `${s.storm?.configured ?? 0} configured` : `${f(all / 1000, 1)} s`,
+          all === undefined
+            ? `${s.storm?.configured ?? 0} configured`
+            : `${f(all / 1000, 1)} s (${f(s.storm?.cpCpuSeconds, 1)} s of control-plane CPU)${bg}`,
           status(all === undefined ? false : all <= 10_000),
         ]),
       );
@@ -106,7 +113,7 @@ function targetsTable(list: Dated[]): string {
         row([
           `One endpoint change, write → every proxy that holds it, p99 (${tag})`,
           '≤ 500 ms',
-          `${f(p99)} ms (fan-out p99 ${f(s.changes?.fanoutMs.p99)} ms)`,
+          `${f(p99)} ms (fan-out p99 ${f(s.changes?.fanoutMs.p99)} ms)${bg}`,
           status(p99 === undefined ? undefined : p99 <= 500),
         ]),
       );
