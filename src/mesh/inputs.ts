@@ -125,7 +125,10 @@ interface Memo<T> {
 export class PartCache<T> {
   private entries = new Map<string, Memo<T>>();
   private next = new Map<string, Memo<T>>();
-  /** Keys of the parts that read each catalog service (a superset: stale keys are harmless). */
+  /**
+   * Keys of the parts that read each catalog service besides their own (a superset: stale
+   * keys are harmless).
+   */
   private readers = new Map<string, Set<string>>();
 
   /**
@@ -147,12 +150,18 @@ export class PartCache<T> {
   /** The keys of the parts that read any of `services` in the last build. */
   readersOf(services: Iterable<string>): Set<string> {
     const out = new Set<string>();
-    for (const name of services) for (const key of this.readers.get(name) ?? []) out.add(key);
+    for (const name of services) {
+      // A part keyed by a service's name is taken to read it (most read only that one).
+      out.add(name);
+      for (const key of this.readers.get(name) ?? []) out.add(key);
+    }
     return out;
   }
 
+  /** Records the reads of other services only: one set per service would be ~2 MB at 10,000. */
   private addReaders(key: string, services: readonly string[]): void {
     for (const name of services) {
+      if (name === key) continue;
       let keys = this.readers.get(name);
       if (!keys) this.readers.set(name, (keys = new Set()));
       keys.add(key);
