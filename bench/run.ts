@@ -20,7 +20,7 @@ With no --workload: the default set (W1, W4, W2+W5+W6, W7 in SotW and delta, the
 Envoys), about 10 minutes on 2 cores.
 
 Options:
-  --workload LIST       W1, W2, W4, W5, W6, W7, W10, Q (quick), envoy; comma-separated; A+B
+  --workload LIST       W1, W2, W4, W5, W6, W7, W9, W10, Q (quick), envoy; comma-separated; A+B
                         shares one session between workloads of the same shape (e.g. W2+W5+W6)
                           W1 100 services × 3 instances × 100 proxies, 20 endpoint flips
                           W2 1000×5×1000, 20 flips      W4 50×2000×200 (large EDS), 20 flips
