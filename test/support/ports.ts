@@ -11,14 +11,29 @@ const POOL = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % 8;
 const LOW = 20000 + POOL * SLICE;
 const HIGH = LOW + SLICE;
 
+// Ports handed out lately by this worker: a probed port is closed again before its user binds
+// it, so two calls in a row could otherwise draw the same one (seen: a sidecar's outbound port
+// equal to its admin port). A quarter of the slice is plenty for one test file's components.
+const RECENT_MAX = SLICE / 4;
+const recent = new Set<number>();
+
+function remember(port: number): void {
+  recent.add(port);
+  if (recent.size > RECENT_MAX) recent.delete(recent.values().next().value as number);
+}
+
 function probe(): Promise<{ port: number; close: () => Promise<void> }> {
   return tryPorts(50);
 }
 
 async function tryPorts(attempts: number): Promise<{ port: number; close: () => Promise<void> }> {
   for (let i = 0; ; i++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
+    if (recent.has(port) && i < attempts) continue;
     try {
-      return await probeOne(LOW + Math.floor(Math.random() * (HIGH - LOW)));
+      const probed = await probeOne(port);
+      remember(probed.port);
+      return probed;
     } catch (err) {
       if (i >= attempts) throw err;
     }
@@ -68,11 +83,15 @@ export async function freePortBase(offsets: readonly number[]): Promise<number> 
   const span = Math.max(...offsets) + 1;
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = LOW + Math.floor(Math.random() * (SLICE - span));
+    if (offsets.some((o) => recent.has(base + o))) continue;
     const probes = await Promise.allSettled(offsets.map((o) => probeOne(base + o)));
     await Promise.all(
       probes.map((p) => (p.status === 'fulfilled' ? p.value.close() : Promise.resolve())),
     );
-    if (probes.every((p) => p.status === 'fulfilled')) return base;
+    if (probes.every((p) => p.status === 'fulfilled')) {
+      for (const o of offsets) remember(base + o);
+      return base;
+    }
   }
   throw new Error(`no free port base in [${LOW}, ${HIGH})`);
 }
