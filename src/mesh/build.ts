@@ -195,6 +195,27 @@ function upstreamOverrides(
   return out;
 }
 
+/** What a service's upstream overrides are looked up with (a full build or a patch). */
+interface OverridesLookup {
+  index: InputIndex;
+  cache: MeshCache;
+  changed: ReadonlySet<string> | undefined;
+  names: readonly string[];
+  backendsOf: (service: string) => readonly Backend[];
+}
+
+/** The service with its upstream overrides (cached per service), or as it was if it has none. */
+function withOverrides(name: string, service: MeshService, at: OverridesLookup): MeshService {
+  const overrides = at.cache.overrides.get(
+    name,
+    at.index,
+    (reader) => deepFreeze(upstreamOverrides(name, reader, at.backendsOf, at.names)),
+    at.changed,
+  );
+  if (overrides.length === 0) return service;
+  return Object.freeze({ ...service, upstreamOverrides: overrides });
+}
+
 function entryProblems(inputs: MeshInputs, names: { has(name: string): boolean }): ConfigProblem[] {
   const t = inputs.traffic;
   const problems: ConfigProblem[] = [];
@@ -342,14 +363,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   };
   const services: MeshService[] = names.map((name, i) => {
     const part = parts[i]!;
-    const overrides = cache.overrides.get(
-      name,
-      index,
-      (reader) => deepFreeze(upstreamOverrides(name, reader, backendsOf, names)),
-      changed,
-    );
-    if (overrides.length === 0) return part.service;
-    return Object.freeze({ ...part.service, upstreamOverrides: overrides });
+    return withOverrides(name, part.service, { index, cache, changed, names, backendsOf });
   });
   const problems: ConfigProblem[] = [];
   let failover = false;
@@ -460,16 +474,7 @@ function patchMesh(
   for (const i of at) {
     const name = names[i]!;
     const part = parts[i]!;
-    const overrides = cache.overrides.get(
-      name,
-      index,
-      (reader) => deepFreeze(upstreamOverrides(name, reader, backendsOf, names)),
-      changed,
-    );
-    const service =
-      overrides.length === 0
-        ? part.service
-        : Object.freeze({ ...part.service, upstreamOverrides: overrides });
+    const service = withOverrides(name, part.service, { index, cache, changed, names, backendsOf });
     const was = services[i]!;
     if (
       service.gatewayMode !== undefined ||
