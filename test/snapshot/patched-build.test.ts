@@ -6,55 +6,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { reuseUnchanged, type Catalog } from '../../src/catalog/model.js';
-import { parseCatalog } from '../../src/catalog/schema.js';
 import { RESOURCE_KINDS } from '../../src/protos/envoy.js';
 import type { Snapshot } from '../../src/snapshot/snapshot.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { catalogWalk } from '../support/catalog-walk.js';
 
-const NAMES = Array.from({ length: 30 }, (_, i) => `svc-${String(i).padStart(2, '0')}`);
-const logger = createLogger('silent');
-
-interface State {
-  present: boolean;
-  protocol: 'http' | 'tcp';
-  health: Array<'passing' | 'critical'>;
-}
-
-const step = fc.record({
-  at: fc.nat({ max: NAMES.length - 1 }),
-  kind: fc.constantFrom(
-    'health',
-    'health',
-    'health',
-    'health',
-    'protocol',
-    'instances',
-    'presence',
-  ),
-  n: fc.nat(),
+const walk = catalogWalk({
+  names: Array.from({ length: 30 }, (_, i) => `svc-${String(i).padStart(2, '0')}`),
+  addressPrefix: '10.2',
 });
-
-function catalogOf(state: Map<string, State>): Catalog {
-  return parseCatalog({
-    services: NAMES.filter((n) => state.get(n)!.present).map((name, s) => {
-      const st = state.get(name)!;
-      return {
-        name,
-        protocol: st.protocol,
-        ...(st.protocol === 'tcp' ? { outboundPort: 9000 + s } : {}),
-        ...(name === 'svc-00' ? { upstreams: [{ name: 'svc-05', localBindPort: 7005 }] } : {}),
-        instances: st.health.map((health, i) => ({
-          id: `${name}-${i}`,
-          address: `10.2.${s}.${i + 1}`,
-          port: 80,
-          sidecarPort: 15006,
-          health,
-        })),
-      };
-    }),
-  });
-}
+const { names: NAMES, catalogOf } = walk;
+const logger = createLogger('silent');
 
 const content = (s: Snapshot) => ({
   version: s.version,
@@ -66,31 +29,12 @@ const content = (s: Snapshot) => ({
 describe('patched builds', () => {
   it('give what a fresh store gives, over any sequence of catalog changes', () => {
     fc.assert(
-      fc.property(fc.array(step, { minLength: 1, maxLength: 45 }), (steps) => {
-        const state = new Map<string, State>(
-          NAMES.map((n) => [
-            n,
-            { present: true, protocol: 'http', health: ['passing', 'passing'] },
-          ]),
-        );
+      fc.property(fc.array(walk.step, { minLength: 1, maxLength: 45 }), (steps) => {
+        const state = walk.initial();
         const store = new SnapshotStore({ logger, debounceMs: 0 });
         let last: Catalog | undefined;
         for (const s of [undefined, ...steps]) {
-          if (s) {
-            const st = {
-              ...state.get(NAMES[s.at]!)!,
-              health: [...state.get(NAMES[s.at]!)!.health],
-            };
-            if (s.kind === 'health' && st.health.length > 0) {
-              const i = s.n % st.health.length;
-              st.health[i] = st.health[i] === 'passing' ? 'critical' : 'passing';
-            }
-            if (s.kind === 'protocol') st.protocol = st.protocol === 'http' ? 'tcp' : 'http';
-            if (s.kind === 'instances')
-              st.health = Array.from({ length: s.n % 4 }, () => 'passing');
-            if (s.kind === 'presence') st.present = !st.present;
-            state.set(NAMES[s.at]!, st);
-          }
+          if (s) walk.apply(state, s);
           // As the file source delivers it: unchanged services keep their objects.
           const catalog = reuseUnchanged(last, catalogOf(state));
           last = catalog;
@@ -108,9 +52,7 @@ describe('patched builds', () => {
   });
 
   it('an endpoint flip encodes one resource, patched or after a full pass', () => {
-    const state = new Map<string, State>(
-      NAMES.map((n) => [n, { present: true, protocol: 'http', health: ['passing', 'passing'] }]),
-    );
+    const state = walk.initial();
     const store = new SnapshotStore({ logger, debounceMs: 0 });
     let last = catalogOf(state);
     store.setCatalog(last);
@@ -128,9 +70,7 @@ describe('patched builds', () => {
   });
 
   it('patched builds still drop what departed proxies left in the encoder', () => {
-    const state = new Map<string, State>(
-      NAMES.map((n) => [n, { present: true, protocol: 'http', health: ['passing', 'passing'] }]),
-    );
+    const state = walk.initial();
     const store = new SnapshotStore({ logger, debounceMs: 0 });
     let last = catalogOf(state);
     store.setCatalog(last);
