@@ -11,6 +11,16 @@ const proxyDefaults = (fields: Record<string, unknown>) => ({
   ...fields,
 });
 
+// AccessLogs as Consul prints it: its zero Type, Path and formats (empty strings are unset).
+const consulAccessLogs = {
+  Enabled: true,
+  DisableListenerLogs: false,
+  Type: '',
+  Path: '',
+  JSONFormat: '',
+  TextFormat: '',
+};
+
 describe('proxy-defaults Tracing', () => {
   it('reads the collector and fills the defaults', () => {
     const { entry, unsupported } = parseEntry(
@@ -61,14 +71,7 @@ describe('AccessLogs', () => {
   it('proxy-defaults: Consul output as printed (empty strings are unset)', () => {
     const { entry, unsupported } = parseEntry(
       proxyDefaults({
-        AccessLogs: {
-          Enabled: true,
-          DisableListenerLogs: false,
-          Type: '',
-          Path: '',
-          JSONFormat: '',
-          TextFormat: '',
-        },
+        AccessLogs: consulAccessLogs,
       }),
     );
     expect(unsupported).toEqual([]);
@@ -141,15 +144,7 @@ describe('AccessLogs', () => {
     const { entry, unsupported } = parseEntry(
       proxyDefaults({
         Config: { lucid_access_logs_type: 'otlp' },
-        // As Consul prints it: its zero Type, Path and formats.
-        AccessLogs: {
-          Enabled: true,
-          DisableListenerLogs: false,
-          Type: '',
-          Path: '',
-          JSONFormat: '',
-          TextFormat: '',
-        },
+        AccessLogs: consulAccessLogs,
       }),
     );
     expect(unsupported).toEqual([]);
