@@ -25,6 +25,7 @@ import { encodeResource } from '../../src/snapshot/encoded-resource.js';
 import { TYPE_URLS, messageType } from '../../src/protos/envoy.js';
 import { deltaDiscoveryResponse, discoveryResponse } from '../../src/protos/wire.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
+import { quickBenchOptions } from './quick-bench.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lucid-bench-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -131,8 +132,6 @@ describe('load-client wire format', () => {
 
 describe('benchmark harness', () => {
   it('measures convergence, fan-out and cost on a tiny mesh, and writes the run file and RESULTS.md', async () => {
-    const outDir = join(dir, 'out');
-    const resultsPath = join(dir, 'RESULTS.md');
     const plan = {
       ...WORKLOADS.Q,
       services: 12,
@@ -141,21 +140,9 @@ describe('benchmark harness', () => {
       changes: 3,
       churn: [{ rate: 10, seconds: 1 }],
     };
-    const { run, runFile } = await runBench({
-      sessions: [plan],
-      modes: ['sotw', 'delta'],
-      cp: { source: 'file', logLevel: 'info', debounceMs: 20, maxDebounceMs: 200 },
-      workers: 2,
-      churnWriteMs: 100,
-      profile: false,
-      quick: true,
-      outDir,
-      resultsPath,
-      keepTemp: false,
-      argv: [],
-      label: 'test',
-      log: () => undefined,
-    });
+    const { run, runFile } = await runBench(
+      quickBenchOptions(dir, { sessions: [plan], modes: ['sotw', 'delta'] }),
+    );
 
     expect(run.sessions.map((s) => s.mode)).toEqual(['sotw', 'delta']);
     for (const s of run.sessions) {
@@ -197,7 +184,7 @@ describe('benchmark harness', () => {
     const saved = JSON.parse(readFileSync(runFile, 'utf8')) as RunResult;
     expect(saved.sessions).toHaveLength(2);
     expect(saved.machine.nproc).toBeGreaterThan(0);
-    const md = readFileSync(resultsPath, 'utf8');
+    const md = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
     expect(md).toContain('Generated file — do not edit');
     expect(md).toContain('## Sequential changes');
     expect(md).toMatch(/\| Q +\| sotw +\| 12×3×12 +\| 3\/3 /);

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runBench } from '../../bench/harness.js';
 import { W9_SESSIONS, audienceOf, declareUpstreams, scopedAgreement } from '../../bench/scale.js';
 import type { ServiceDoc } from '../../bench/catalog.js';
+import { quickBenchOptions } from './quick-bench.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lucid-scale-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,8 +53,6 @@ describe('W9 scope bookkeeping', () => {
 
 describe('W9 session, scoped, on a tiny mesh', () => {
   it('delivers each flip to the proxies that declare it, agrees per service, and breaks the heap down per proxy', async () => {
-    const outDir = join(dir, 'out');
-    const resultsPath = join(dir, 'RESULTS.md');
     const plan = {
       ...W9_SESSIONS[0]!,
       services: 12,
@@ -64,22 +63,9 @@ describe('W9 session, scoped, on a tiny mesh', () => {
       churn: [{ rate: 10, seconds: 1 }],
       workers: 2,
     };
-    const { run } = await runBench({
-      sessions: [plan],
-      modes: ['delta'],
-      cp: { source: 'file', logLevel: 'info', debounceMs: 20, maxDebounceMs: 200 },
-      workers: 2,
-      churnWriteMs: 100,
-      profile: false,
-      heapSnapshot: true,
-      quick: true,
-      outDir,
-      resultsPath,
-      keepTemp: false,
-      argv: [],
-      label: 'test',
-      log: () => undefined,
-    });
+    const { run } = await runBench(
+      quickBenchOptions(dir, { sessions: [plan], modes: ['delta'], heapSnapshot: true }),
+    );
     const s = run.sessions[0]!;
     expect(s.errors).toEqual([]);
     expect(s.storm?.configured).toBe(24);
@@ -104,7 +90,7 @@ describe('W9 session, scoped, on a tiny mesh', () => {
     const stream = heap.entries.find((e) => e.label === 'DeltaStream (self)');
     expect(stream?.objectsPerProxy).toBe(1);
 
-    const md = readFileSync(resultsPath, 'utf8');
+    const md = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
     expect(md).toContain('## 10,000 proxies on one instance (W9');
     expect(md).toContain('### The control plane’s memory per proxy, by owner');
   }, 180_000);
