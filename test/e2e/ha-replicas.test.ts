@@ -35,19 +35,17 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli-process.js';
 import {
   DRAIN_SECONDS,
-  TTL,
   haCluster,
   itKillsTheReplicaInUse,
   serialKey,
 } from '../support/ha-cluster.js';
 import { startLoadLoop, startProbe } from '../support/load-loop.js';
-import { hasCluster } from '../support/mesh.js';
 import { callThrough } from '../support/traffic-app.js';
 import { waitFor } from '../support/wait.js';
 
 describe('three replicas on one Consul, sidecars failing over under a 100 rps loop', () => {
   const c = haCluster({ state: 'consul' });
-  const { replicas, apps, sidecars, alive, waitReady, startReplica, placement, allPlaced } = c;
+  const { replicas, sidecars, alive, waitReady, startReplica, placement, allPlaced } = c;
   const { churn, certsOf } = c;
 
   itKillsTheReplicaInUse(c);
@@ -217,15 +215,7 @@ describe('three replicas on one Consul, sidecars failing over under a 100 rps lo
     for (const r of replicas) expect(alive(r), `${r.name}\n${r.output.slice(-3000)}`).toBe(true);
     expect(await churn()).toEqual(churnBefore);
     // The replicas' catalog watches come back: a registration after the outage reaches Envoy.
-    await c.consul.register({
-      Name: 'ledger',
-      ID: 'ledger-1',
-      Address: '127.0.0.1',
-      Port: apps[1]!.port,
-      Check: TTL,
-    });
-    for (const s of sidecars)
-      await s.envoy.waitFor(() => hasCluster(s.envoy, 'ledger'), `${s.nodeId} gets ledger`);
+    await c.registerEverywhere('ledger', 1);
     console.log(
       `ha: Consul paused 30 s: ledger reached every Envoy ${(performance.now() - resumedAt).toFixed(0)} ms after resume`,
     );

@@ -79,6 +79,8 @@ export interface HaCluster {
   churn(): Promise<Record<string, number>>;
   /** The root serials a sidecar trusts and the serials of its leaves. */
   certsOf(s: Sidecar): Promise<{ roots: Set<string>; leaves: Set<string> }>;
+  /** Registers `name` in Consul on the app at `apps[app]` and waits until every Envoy has it. */
+  registerEverywhere(name: string, app: number): Promise<void>;
   /**
    * What to print when the request loop saw failures: `events` (ms on the loop's clock), every
    * sidecar's placement, roots, leaves and non-zero TLS/upstream failure counters, and the
@@ -181,6 +183,18 @@ export function haCluster(opts: { readonly state: 'consul' | 'etcd' }): HaCluste
         (await s.envoy.stat('listener_manager.listener_modified')) ?? -1;
     }
     return out;
+  }
+
+  async function registerEverywhere(name: string, app: number): Promise<void> {
+    await consul!.register({
+      Name: name,
+      ID: `${name}-1`,
+      Address: '127.0.0.1',
+      Port: apps[app]!.port,
+      Check: TTL,
+    });
+    for (const s of sidecars)
+      await s.envoy.waitFor(() => hasCluster(s.envoy, name), `${s.nodeId} gets ${name}`);
   }
 
   async function certsOf(s: Sidecar): Promise<{ roots: Set<string>; leaves: Set<string> }> {
@@ -342,6 +356,7 @@ export function haCluster(opts: { readonly state: 'consul' | 'etcd' }): HaCluste
     allPlaced,
     churn,
     certsOf,
+    registerEverywhere,
     failureContext,
   };
 }
@@ -349,7 +364,7 @@ export function haCluster(opts: { readonly state: 'consul' | 'etcd' }): HaCluste
 /** The kill -9 test: call inside the describe that made `c`. */
 export function itKillsTheReplicaInUse(c: HaCluster): void {
   it(`kill -9 of the replica the sidecars use (--state ${c.state}): 0 failed requests, reconnected within 5 s, no config churn, later changes arrive`, async () => {
-    const { replicas, sidecars, apps, churn, allPlaced, startReplica, waitReady } = c;
+    const { replicas, sidecars, churn, allPlaced, startReplica, waitReady } = c;
     const before = await waitFor(allPlaced, { what: 'every sidecar SYNCED', timeoutMs: 30_000 });
     const victim = replicas.find((r) => r.name === before.get(sidecars[0]!.nodeId))!;
     // Started alone first, so every sidecar is on it.
@@ -385,15 +400,7 @@ export function itKillsTheReplicaInUse(c: HaCluster): void {
       expect(await churn()).toEqual(churnBefore);
 
       // A change made after the kill reaches every Envoy through the survivors.
-      await c.consul.register({
-        Name: 'billing',
-        ID: 'billing-1',
-        Address: '127.0.0.1',
-        Port: apps[2]!.port,
-        Check: TTL,
-      });
-      for (const s of sidecars)
-        await s.envoy.waitFor(() => hasCluster(s.envoy, 'billing'), `${s.nodeId} gets billing`);
+      await c.registerEverywhere('billing', 2);
     } finally {
       const count = await loop.stop();
       expect(count.failures).toEqual([]);
