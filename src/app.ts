@@ -3,7 +3,6 @@
 // streams, authorization policy). Used by `lucid-mesh serve`, the demo and the end-to-end
 // tests, so they all run the same thing.
 import { releaseOnFirstStream } from './startup-heap.js';
-import type * as grpc from '@grpc/grpc-js';
 import { OperatorTokenAuthorizer, type AdminAuthMode } from './admin/auth.js';
 import { AdminServer } from './admin/http-server.js';
 import { configErrors } from './admin/mesh-endpoints.js';
@@ -32,6 +31,7 @@ import type { TrafficProvider } from './traffic/provider.js';
 import { XdsCounters, combineObservers } from './xds/observer.js';
 import type { XdsLimits } from './xds/limits.js';
 import { XdsServer } from './xds/server.js';
+import type { XdsTls, XdsTransportName } from './xds/ads-transport.js';
 
 export interface SecurityOptions {
   /** The CA: certificates for mTLS, keys for proxy tokens. */
@@ -62,8 +62,10 @@ export interface ControlPlaneOptions {
   maxDebounceMs?: number;
   /** Without it: plaintext mesh, no authentication (the foundation's development mode). */
   security?: SecurityOptions;
-  /** TLS for the xDS port itself. */
-  xdsCredentials?: grpc.ServerCredentials;
+  /** TLS for the xDS port itself (certificate chain and key, PEM). */
+  xdsTls?: XdsTls;
+  /** What serves ADS (serve --xds-transport): node:http2 directly, or grpc-js. */
+  xdsTransport?: XdsTransportName;
   /** Traffic configuration (Consul config entries from a file, Consul or etcd). */
   traffic?: TrafficProvider;
   /** Mesh-wide settings other than security (connect timeout, intentions default, ...). */
@@ -164,6 +166,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     authenticator:
       security?.auth === 'token' ? new TokenAuthenticator(security.ca.tokens) : undefined,
     limits: opts.xdsLimits,
+    transport: opts.xdsTransport,
   });
   streams.xds = xds;
 
@@ -261,7 +264,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   }
   let xdsPort: number;
   try {
-    xdsPort = await xds.listen(opts.host, opts.xdsPort, opts.xdsCredentials);
+    xdsPort = await xds.listen(opts.host, opts.xdsPort, opts.xdsTls);
   } catch (err) {
     await admin.close();
     await eventStream?.stop();

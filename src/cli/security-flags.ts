@@ -3,10 +3,10 @@
 // xDS port, and the admin API's authentication and TLS.
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
 import { Option } from 'commander';
 import { ADMIN_AUTH_MODES } from '../admin/auth.js';
 import type { SecurityOptions } from '../app.js';
+import type { XdsTls } from '../xds/ads-transport.js';
 import { openCa } from '../ca/open.js';
 import { CaSettingsError } from '../ca/settings.js';
 import { ConsulPolicy } from '../policy/consul-policy.js';
@@ -113,7 +113,8 @@ const on = (v: SecurityFlags['mtls']): boolean => v === 'on' || v === 'true';
 export interface ServeSecurity {
   /** undefined: neither mTLS nor authentication, so no CA is needed (plaintext development mesh). */
   security?: SecurityOptions;
-  xdsCredentials?: grpc.ServerCredentials;
+  /** TLS on the xDS port (--xds-tls-cert/--xds-tls-key). */
+  xdsTls?: XdsTls;
 }
 
 export async function securityFromFlags(
@@ -149,7 +150,7 @@ export async function securityFromFlags(
   const consulConnect = flags.ca === 'consul-connect' ? consulClient(flags) : undefined;
   pairedFlags('--xds-tls-cert', flags.xdsTlsCert, '--xds-tls-key', flags.xdsTlsKey);
   pairedFlags('--admin-tls-cert', flags.adminTlsCert, '--admin-tls-key', flags.adminTlsKey);
-  const xdsCredentials = flags.xdsTlsCert ? xdsTls(flags.xdsTlsCert, flags.xdsTlsKey!) : undefined;
+  const xdsTls = flags.xdsTlsCert ? xdsTlsFiles(flags.xdsTlsCert, flags.xdsTlsKey!) : undefined;
   const adminTls = flags.adminTlsCert
     ? adminTlsFiles(flags.adminTlsCert, flags.adminTlsKey!)
     : undefined;
@@ -166,7 +167,7 @@ export async function securityFromFlags(
   // The CA is needed for mTLS certificates and for verifying tokens on either port. Admin TLS
   // alone does not need one, but travels with it: open it then too.
   if (!mtls && flags.auth === 'none' && flags.adminAuth === 'none' && !adminTls) {
-    return { xdsCredentials };
+    return { xdsTls };
   }
   let ca;
   try {
@@ -194,7 +195,7 @@ export async function securityFromFlags(
   }
   return {
     security: { ca, mtls, auth: flags.auth, policy, adminAuth: flags.adminAuth, adminTls },
-    xdsCredentials,
+    xdsTls,
   };
 }
 
@@ -239,10 +240,18 @@ function readFlagFile(flag: string, file: string): Buffer {
   }
 }
 
-function xdsTls(certFile: string, keyFile: string): grpc.ServerCredentials {
+/** Reads and checks `--xds-tls-cert/--xds-tls-key` before anything listens (either transport). */
+function xdsTlsFiles(certFile: string, keyFile: string): XdsTls {
   const cert = readFlagFile('--xds-tls-cert', certFile);
   const key = readFlagFile('--xds-tls-key', keyFile);
-  return grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new SecurityFlagError(
+      `--xds-tls-cert: cannot serve TLS with ${JSON.stringify(certFile)} and --xds-tls-key ${JSON.stringify(keyFile)} (${(err as Error).message})`,
+    );
+  }
+  return { cert, key };
 }
 
 /** Reads and checks `--admin-tls-cert/--admin-tls-key` before anything listens. */

@@ -10,6 +10,7 @@ import type { TrafficProvider } from '../traffic/provider.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
 import { haCliOptions, type HaFlags } from './ha-flags.js';
+import { xdsTransportOption, type XdsTransportFlags } from './xds-transport-flag.js';
 import { dnsCliOptions, dnsServerFromFlags, type DnsFlags } from './dns-flags.js';
 import {
   TracingFlagError,
@@ -44,7 +45,8 @@ interface ServeFlags
     HaFlags,
     EventsFlags,
     DnsFlags,
-    TracingFlags {
+    TracingFlags,
+    XdsTransportFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -99,6 +101,7 @@ export function serveCommand(): Command {
         .default(8081)
         .argParser(portOption('--xds-port', true)),
     )
+    .addOption(xdsTransportOption())
     .addOption(
       new Option('--admin-port <port>', 'HTTP port for /health, /ready, /metrics, /v1/*')
         .env('ADMIN_PORT')
@@ -242,7 +245,7 @@ export function serveCommand(): Command {
         process.stderr.write(`lucid-mesh serve: ${(err as Error).message}\n`);
         process.exit(1);
       }
-      const { security, xdsCredentials } = serveSecurity;
+      const { security, xdsTls } = serveSecurity;
       let running: RunningControlPlane;
       try {
         running = await startControlPlane({
@@ -254,7 +257,8 @@ export function serveCommand(): Command {
             ...(tracing ? { tracing } : {}),
           },
           security,
-          xdsCredentials,
+          xdsTls,
+          xdsTransport: flags.xdsTransport,
           logger,
           host: flags.host,
           xdsPort: flags.xdsPort,

@@ -4,6 +4,7 @@
 // is a revoked token; `watch` tells a stream that its token was revoked after it was opened.
 import * as grpc from '@grpc/grpc-js';
 import { TokenError, tokenIdOf, type TokenAuthority } from '../ca/tokens.js';
+import type { CallMetadata } from '../xds/ads-call.js';
 import { AuthError, type ProxyAuthenticator } from '../xds/auth.js';
 
 export const TOKEN_METADATA_KEY = 'authorization';
@@ -11,7 +12,7 @@ export const TOKEN_METADATA_KEY = 'authorization';
 export class TokenAuthenticator implements ProxyAuthenticator {
   constructor(private readonly tokens: TokenAuthority) {}
 
-  async authenticate(metadata: grpc.Metadata): Promise<string> {
+  async authenticate(metadata: CallMetadata): Promise<string> {
     const token = bearerToken(metadata);
     if (token === undefined) {
       throw new AuthError(
@@ -36,7 +37,7 @@ export class TokenAuthenticator implements ProxyAuthenticator {
    * For a stream `authenticate` accepted: calls `revoked` (once) when its token is revoked,
    * at once if it already is. Returns the function that stops watching (the stream closed).
    */
-  watch(metadata: grpc.Metadata, revoked: (err: AuthError) => void): () => void {
+  watch(metadata: CallMetadata, revoked: (err: AuthError) => void): () => void {
     const token = bearerToken(metadata);
     const id = token === undefined ? undefined : tokenIdOf(token);
     if (id === undefined) return () => undefined;
@@ -58,7 +59,7 @@ export class TokenAuthenticator implements ProxyAuthenticator {
   }
 }
 
-function bearerToken(metadata: grpc.Metadata): string | undefined {
+function bearerToken(metadata: CallMetadata): string | undefined {
   const header = metadata.get(TOKEN_METADATA_KEY)[0];
   const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
   return match?.[1];

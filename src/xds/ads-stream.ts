@@ -6,6 +6,7 @@ import { kindOfTypeUrl, type ResourceKind } from '../protos/envoy.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { AdsCall } from './ads-call.js';
 import { AuthError, type ProxyAuthenticator } from './auth.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
 import { TokenBucket } from './limits.js';
@@ -75,7 +76,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
   private warnedUnknownType = false;
 
   constructor(
-    protected readonly call: grpc.ServerDuplexStream<Req, Buffer>,
+    protected readonly call: AdsCall<Req>,
     protected readonly ctx: StreamContext,
     id: number,
     mode: StreamMode,

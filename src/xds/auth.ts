@@ -1,6 +1,7 @@
 // Who may open an ADS stream, and as which service. The server only asks; how callers prove
 // who they are (signed tokens) lives outside the protocol layer.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import type { CallMetadata } from './ads-call.js';
 
 export type AuthFailureCode = grpc.status.UNAUTHENTICATED | grpc.status.PERMISSION_DENIED;
 
@@ -17,11 +18,11 @@ export class AuthError extends Error {
 
 export interface ProxyAuthenticator {
   /** The service the caller is authenticated as; throws AuthError (UNAUTHENTICATED). */
-  authenticate(metadata: grpc.Metadata): Promise<string>;
+  authenticate(metadata: CallMetadata): Promise<string>;
   /**
    * Optional, for a stream `authenticate` accepted: calls `revoked` if its credential stops
    * being valid (a revoked token); the stream is then closed with that error. Returns the
    * function that stops watching (called when the stream closes).
    */
-  watch?(metadata: grpc.Metadata, revoked: (err: AuthError) => void): () => void;
+  watch?(metadata: CallMetadata, revoked: (err: AuthError) => void): () => void;
 }

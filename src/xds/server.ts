@@ -3,13 +3,17 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
-import { DeltaStream } from './delta-stream.js';
-import { releaseDecodedMessages } from './grpc-decoder-release.js';
+import type { AdsCall } from './ads-call.js';
 import {
-  adsServiceDefinition,
-  type DeltaDiscoveryRequest,
-  type DiscoveryRequest,
-} from './messages.js';
+  DEFAULT_XDS_TRANSPORT,
+  type AdsHandlers,
+  type AdsTransport,
+  type XdsTls,
+  type XdsTransportName,
+} from './ads-transport.js';
+import { DeltaStream } from './delta-stream.js';
+import { GrpcJsTransport } from './grpc-js-transport.js';
+import { Http2Transport } from './http2-transport/http2-transport.js';
 import type { ProxyAuthenticator } from './auth.js';
 import {
   STREAM_ADMISSION_WAIT_MS,
@@ -18,7 +22,6 @@ import {
   xdsLimits,
   type XdsLimits,
 } from './limits.js';
-import { setListenBacklog } from './listen-backlog.js';
 import type { StreamRefusal, XdsObserver } from './observer.js';
 import type { StreamContext } from './ads-stream.js';
 import { SotwStream } from './sotw-stream.js';
@@ -32,6 +35,8 @@ export interface XdsServerOptions {
   readonly authenticator?: ProxyAuthenticator;
   /** Bounds on what clients may ask of this replica (limits.ts); defaults for what is not given. */
   readonly limits?: Partial<XdsLimits>;
+  /** What serves the ADS methods (serve --xds-transport); DEFAULT_XDS_TRANSPORT when not given. */
+  readonly transport?: XdsTransportName;
 }
 
 /** Refused streams are logged at most this often (a storm refuses thousands). */
@@ -43,10 +48,9 @@ const AGE_OUT_MAX_POSTPONES = 10;
 
 const DRAIN_REASON = 'control plane replica shutting down (drain): reconnect to another replica';
 
-releaseDecodedMessages();
-
 export class XdsServer {
-  private readonly server: grpc.Server;
+  private readonly server: AdsTransport;
+  readonly transport: XdsTransportName;
   private readonly streams = new Map<number, StreamInfo>();
   /** The streams themselves, to end them (drain, --max-stream-age). */
   private readonly live = new Map<number, SotwStream | DeltaStream>();
@@ -81,46 +85,26 @@ export class XdsServer {
       requestRate: limits.requestRate,
       requestBurst: limits.requestBurst,
     };
-    this.server = new grpc.Server({
-      // Large meshes produce large CDS/EDS responses; Envoy accepts them, so must we.
-      'grpc.max_send_message_length': -1,
-      // A larger request ends its stream with RESOURCE_EXHAUSTED before it is decoded.
-      'grpc.max_receive_message_length': limits.maxRequestBytes,
-      // Notice dead sidecars (and let NATs keep the connection) without application traffic.
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      // Channelz stays on although /metrics covers what it offers: with it off, grpc-js
-      // 1.14.7 no longer tracks sessions for forceShutdown, so a stopped server would leave
-      // sidecars connected (caught by test/e2e/mesh.test.ts, control plane restart).
-    });
-    // A storm of sidecars connects at once: an accept queue of more than Node's 511.
-    setListenBacklog(this.server);
-    this.server.addService(adsServiceDefinition, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
+    const handlers: AdsHandlers = {
+      sotw: (call) =>
         this.admit(call, () =>
           this.track(new SotwStream(call, this.streamContext, this.nextId++, 'sotw')),
         ),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
+      delta: (call) =>
         this.admit(call, () =>
           this.track(new DeltaStream(call, this.streamContext, this.nextId++, 'delta')),
         ),
-    });
+    };
+    this.transport = options.transport ?? DEFAULT_XDS_TRANSPORT;
+    this.server =
+      this.transport === 'http2'
+        ? new Http2Transport(limits, handlers)
+        : new GrpcJsTransport(limits, handlers);
   }
 
-  /** Binds and starts serving; resolves with the bound port (useful with port 0). */
-  listen(
-    host: string,
-    port: number,
-    credentials = grpc.ServerCredentials.createInsecure(),
-  ): Promise<number> {
-    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, credentials, (err, bound) => {
-        if (err) reject(new Error(`cannot listen for xDS on ${address}: ${err.message}`));
-        else resolve(bound);
-      });
-    });
+  /** Binds and starts serving (TLS with `tls`); resolves with the bound port (useful with port 0). */
+  listen(host: string, port: number, tls?: XdsTls): Promise<number> {
+    return this.server.listen(host, port, tls);
   }
 
   /** Connected streams and their per-type sync state (read-only use). */
@@ -150,7 +134,7 @@ export class XdsServer {
       }, timeoutMs);
       // First no new streams (here or on an open connection), then end the open ones: a
       // sidecar reconnecting meanwhile could otherwise land on this replica again.
-      this.server.tryShutdown(() => done('every connection closed'));
+      this.server.shutdown(() => done('every connection closed'));
       for (const stream of [...this.live.values()]) stream.goAway(DRAIN_REASON);
     });
     return this.draining;
@@ -165,7 +149,7 @@ export class XdsServer {
         this.server.forceShutdown();
         resolve();
       }, graceMs);
-      this.server.tryShutdown(() => {
+      this.server.shutdown(() => {
         clearTimeout(timer);
         resolve();
       });
@@ -183,7 +167,7 @@ export class XdsServer {
    * --stream-rate when its turn would be more than STREAM_ADMISSION_WAIT_MS away. A stream
    * within that wait is started when its turn comes (not read meanwhile).
    */
-  private admit(call: grpc.ServerDuplexStream<unknown, Buffer>, start: () => void): void {
+  private admit(call: AdsCall<unknown>, start: () => void): void {
     if (this.draining) {
       // A stream that slipped in before the GOAWAY reached its connection.
       call.emit('error', {
@@ -222,11 +206,7 @@ export class XdsServer {
     this.admitting.add(timer);
   }
 
-  private refuse(
-    call: grpc.ServerDuplexStream<unknown, Buffer>,
-    reason: StreamRefusal,
-    details: string,
-  ): void {
+  private refuse(call: AdsCall<unknown>, reason: StreamRefusal, details: string): void {
     const peer = call.getPeer();
     this.observer.streamRefused(reason, peer);
     call.emit('error', {

@@ -418,17 +418,11 @@ describe('ADS over TLS', () => {
         { name: 'web', instances: [{ id: 'web-1', address: '127.0.0.1', port: app.port }] },
       ],
     });
-    const credentials = grpc.ServerCredentials.createSsl(
-      null,
-      [
-        {
-          cert_chain: Buffer.from(serverCert.certChainPem),
-          private_key: Buffer.from(serverCert.privateKeyPem),
-        },
-      ],
-      false,
+    const cp = await startTestControlPlane(
+      catalog,
+      {},
+      { xdsTls: { cert: serverCert.certChainPem, key: serverCert.privateKeyPem } },
     );
-    const cp = await startTestControlPlane(catalog, {}, { xdsCredentials: credentials });
     const sidecar = await startSidecar({
       nodeId: 'client-1',
       service: 'client',

@@ -1,6 +1,5 @@
 // A real mesh for end-to-end tests: the control plane (same composition as `lucid-mesh serve`)
 // on a watched catalog file, real Envoy sidecars bootstrapped by our own renderer, tiny apps.
-import type * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +45,8 @@ export async function startTestControlPlane(
   extra: {
     security?: SecurityOptions;
     logger?: Logger;
-    xdsCredentials?: grpc.ServerCredentials;
+    xdsTls?: ControlPlaneOptions['xdsTls'];
+    xdsTransport?: ControlPlaneOptions['xdsTransport'];
     /** A traffic file (config entries), watched as `serve --traffic` does. */
     traffic?: CatalogFile;
     mesh?: ControlPlaneOptions['mesh'];
@@ -61,7 +61,8 @@ export async function startTestControlPlane(
     ...(extra.controlPlaneTracing ? { controlPlaneTracing: extra.controlPlaneTracing } : {}),
     logger,
     security: extra.security,
-    xdsCredentials: extra.xdsCredentials,
+    xdsTls: extra.xdsTls,
+    xdsTransport: extra.xdsTransport,
     xdsPort: ports.xds ?? 0,
     adminPort: ports.admin ?? 0,
     ...QUICK_DEBOUNCE,
