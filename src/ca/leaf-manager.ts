@@ -12,10 +12,19 @@
 //      at once.
 //   3. When no current leaf (nor one a previous process issued that is still valid) is signed by
 //      the old root, wait retireDelayMs (the new leaves reach every proxy), drop the old root
-//      from the store and emit bundleChanged.
+//      from the store and emit bundleChanged. With a shared store only the leader drops it, and
+//      only when root-retirement.ts says so: the window has passed and no live replica's
+//      record names the root, or a whole leaf lifetime has passed.
 import type { Logger } from '../telemetry/logger.js';
 import type { CertificateAuthority, OperatorCa, RootsChange } from './authority.js';
 import type { TimerHandle } from './clock.js';
+import {
+  decideRetirement,
+  holdingsOf,
+  type HolderRead,
+  type LeafHolders,
+  type RetirementDecision,
+} from './root-retirement.js';
 import type { Leadership } from './state/kv-backend.js';
 import {
   leafRecordOf,
@@ -58,6 +67,22 @@ export interface LeafManagerOptions {
    * replica had its rotation window (rotation delay + spread + retire delay) to re-issue.
    */
   readonly leadership?: Leadership;
+  /**
+   * The replicas' records of the roots their leaves are signed by (a shared store): this
+   * replica publishes its own, and the leader keeps a retiring root while a live replica's
+   * record names it (up to one leaf lifetime).
+   */
+  readonly holders?: LeafHolders;
+  /** How often the leader re-reads those records while they keep a root. Default 1 s. */
+  readonly holderPollMs?: number;
+}
+
+/** What kept a retiring root so far (for the log line of its drop). */
+interface RetireWait {
+  readonly replicas: Set<string>;
+  readonly unreadable: Set<string>;
+  /** What was last logged, so a poll that finds the same logs nothing. */
+  said: string;
 }
 
 /** Renewal window as fractions of a leaf's validity period (Consul's choice). */
@@ -80,6 +105,10 @@ export class LeafManager {
   private readonly retryMs: number;
   private readonly random: () => number;
   private readonly leadership: Leadership | undefined;
+  private readonly holders: LeafHolders | undefined;
+  private readonly holderPollMs: number;
+  private readonly retireWaits = new Map<string, RetireWait>();
+  private published = JSON.stringify([]);
 
   private readonly entries = new Map<string, Entry>();
   private readonly inflight = new Map<string, Promise<IssuedLeaf>>();
@@ -109,6 +138,8 @@ export class LeafManager {
     this.retryMs = opts.retryMs ?? 10_000;
     this.random = opts.random ?? Math.random;
     this.leadership = opts.leadership;
+    this.holders = opts.holders;
+    this.holderPollMs = opts.holderPollMs ?? 1_000;
   }
 
   /** Loads what a previous process issued, subscribes to root changes, and starts the timers. */
@@ -375,40 +406,111 @@ export class LeafManager {
   private retire(serial: string): void {
     this.retireTimers.delete(serial);
     if (this.stopped) return;
-    if (this.leadership) {
-      // Followers keep the root until the leader drops it (their watch then reloads).
-      if (!this.leadership.isLeader()) return;
-      const since = this.ca
-        .roots()
-        .find((r) => r.serial === serial)
-        ?.retiringSince?.getTime();
-      const earliest =
-        (since ?? 0) + this.rotationDelayMs + this.rotationSpreadMs + this.retireDelayMs;
-      if (this.now() < earliest) {
-        this.retireTimers.set(
-          serial,
-          this.ca.clock.setTimer(() => this.retire(serial), earliest - this.now()),
-        );
-        return;
-      }
-    }
+    // Followers keep the root until the leader drops it (their watch then reloads).
+    if (this.leadership && !this.leadership.isLeader()) return;
     if (this.inflight.size > 0) {
       // An issue that started before the rotation may still return an old-root leaf.
       this.checkRetirement();
       return;
     }
-    void this.serialRootWork(async () => {
-      const stillUnused =
-        ![...this.entries.values()].some((e) => e.leaf.rootSerial === serial) &&
-        ![...this.inherited.values()].some((r) => r.rootSerial === serial);
-      if (!stillUnused) return this.checkRetirement();
-      if (await this.ca.retireRoot(serial)) {
-        this.log?.info({ root: serial }, 'retired CA root: no leaf signed by it is left');
-      }
-    }).catch((err: unknown) => {
+    const run = (async () => {
+      const decision = this.leadership ? await this.retirementDecision(serial) : undefined;
+      if (this.stopped) return;
+      if (decision && !decision.drop) return this.waitToRetire(serial, decision);
+      await this.serialRootWork(async () => {
+        const stillUnused =
+          ![...this.entries.values()].some((e) => e.leaf.rootSerial === serial) &&
+          ![...this.inherited.values()].some((r) => r.rootSerial === serial);
+        if (!stillUnused) return this.checkRetirement();
+        if (await this.ca.retireRoot(serial)) this.logRetired(serial, decision);
+        this.retireWaits.delete(serial);
+      });
+    })().catch((err: unknown) => {
       this.log?.error({ root: serial, error: (err as Error).message }, 'retiring CA root failed');
       this.checkRetirement();
     });
+    this.track(run);
+  }
+
+  /** The leader's rule (root-retirement.ts), on the replicas' records when the store has them. */
+  private async retirementDecision(serial: string): Promise<RetirementDecision> {
+    const root = this.ca.roots().find((r) => r.serial === serial);
+    const retiringSince = root?.retiringSince?.getTime() ?? 0;
+    const minWindowMs = this.rotationDelayMs + this.rotationSpreadMs + this.retireDelayMs;
+    let holders: HolderRead[] | undefined;
+    if (this.holders && this.now() >= retiringSince + minWindowMs) {
+      holders = await this.holders
+        .readLeafRoots()
+        .catch((err: unknown) => [{ key: 'ca/leaf-roots/', error: (err as Error).message }]);
+    }
+    return decideRetirement({
+      serial,
+      now: this.now(),
+      retiringSince,
+      minWindowMs,
+      hardBoundMs: this.ca.leafTtlMs,
+      holders,
+      self: this.holders?.replicaId,
+    });
+  }
+
+  /** Checks again when the window ends, or soon while replicas' records keep the root. */
+  private waitToRetire(serial: string, decision: RetirementDecision & { drop: false }): void {
+    const now = this.now();
+    const at =
+      decision.waitFor === 'window'
+        ? decision.recheckAt
+        : Math.min(decision.recheckAt, now + this.holderPollMs);
+    this.retireTimers.get(serial)?.cancel();
+    this.retireTimers.set(
+      serial,
+      this.ca.clock.setTimer(() => this.retire(serial), Math.max(0, at - now)),
+    );
+    if (decision.waitFor === 'window') return;
+    let wait = this.retireWaits.get(serial);
+    if (!wait) {
+      wait = { replicas: new Set(), unreadable: new Set(), said: '' };
+      this.retireWaits.set(serial, wait);
+    }
+    for (const r of decision.holders) wait.replicas.add(r);
+    for (const u of decision.unreadable) wait.unreadable.add(u.key);
+    const said = JSON.stringify([decision.holders, decision.unreadable]);
+    if (said === wait.said) return;
+    wait.said = said;
+    const dropBy = new Date(decision.recheckAt).toISOString();
+    for (const { key, error } of decision.unreadable) {
+      this.log?.warn(
+        { root: serial, key, error, dropBy },
+        `keeping the retiring CA root: cannot read the leaf-roots record ${key} (a failed read never drops a root)`,
+      );
+    }
+    if (decision.holders.length > 0) {
+      this.log?.info(
+        { root: serial, replicas: decision.holders, dropBy },
+        'keeping the retiring CA root: live replicas still hold leaves signed by it',
+      );
+    }
+  }
+
+  private logRetired(serial: string, decision: RetirementDecision | undefined): void {
+    const wait = this.retireWaits.get(serial);
+    const waited = {
+      waitedForReplicas: [...(wait?.replicas ?? [])].sort(),
+      waitedForUnreadable: [...(wait?.unreadable ?? [])].sort(),
+    };
+    if (!decision || !decision.drop || decision.reason === 'window') {
+      this.log?.info({ root: serial }, 'retired CA root: no leaf signed by it is left');
+    } else if (decision.reason === 'no-holders') {
+      this.log?.info(
+        { root: serial, reason: decision.reason, ...waited },
+        'retired CA root: the rotation window passed and no live replica holds a leaf signed by it',
+      );
+    } else {
+      this.log?.info(
+        { root: serial, reason: decision.reason, overridden: decision.overridden, ...waited },
+        'retired CA root: a whole leaf lifetime passed since it stopped signing, so every leaf it signed has expired',
+      );
+    }
   }
 
   /** Store watcher: re-read the roots; bursts of events collapse into one pending reload. */
@@ -452,10 +554,28 @@ export class LeafManager {
         await this.ca.store.saveLeaves(leaves).catch((err: unknown) => {
           this.log?.warn({ error: (err as Error).message }, 'saving leaf records failed');
         });
+        await this.publishHoldings(leaves);
       } while (this.persistAgain);
     })();
     this.persisting = run.finally(() => (this.persisting = undefined));
     this.track(this.persisting);
+  }
+
+  /** Tells the leader which roots this replica's leaves are signed by, when that changes. */
+  private async publishHoldings(leaves: readonly LeafRecord[]): Promise<void> {
+    if (!this.holders) return;
+    const holdings = holdingsOf(leaves);
+    const text = JSON.stringify(holdings);
+    if (text === this.published) return;
+    this.published = text;
+    await this.holders.publishLeafRoots(holdings).catch((err: unknown) => {
+      // The store keeps retrying the write; the leader keeps the root meanwhile only if the
+      // previous record named it.
+      this.log?.warn(
+        { error: (err as Error).message },
+        "publishing the roots of this replica's leaves failed; retrying",
+      );
+    });
   }
 
   private emit(change: CaChange): void {

@@ -129,6 +129,7 @@ async function openCaOn(store: CaStore, opts: OpenCaOptions): Promise<OpenedCa> 
     retryMs: opts.retryMs,
     random: opts.random,
     leadership: shared?.leadership,
+    holders: shared?.store,
   });
   // Replicas that must accept each other's tokens share the signing key (--token-key).
   // The token log (issued ids, revocations) is the store's either way.

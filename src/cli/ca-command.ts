@@ -171,11 +171,28 @@ function showCommand(io: Io): Command {
             'or run `lucid-mesh ca rotate`)',
         );
       }
+      // Which live replicas still hold leaves of each root (what keeps a retiring root).
+      const holders = store instanceof KvCaStore ? await store.readLeafRoots() : undefined;
+      const heldBy = (serial: string) =>
+        (holders ?? []).flatMap((h) =>
+          'record' in h
+            ? h.record.roots
+                .filter((r) => r.serial === serial && Date.parse(r.until) > io.now())
+                .map((r) => ({ replica: h.record.replica, leaves: r.leaves, until: r.until }))
+            : [],
+        );
+      const unreadable = (holders ?? []).flatMap((h) =>
+        'error' in h ? [{ key: h.key, error: h.error }] : [],
+      );
       const infos = roots
         .map(rootInfo)
-        .sort((a, b) => Number(b.state === 'active') - Number(a.state === 'active'));
+        .sort((a, b) => Number(b.state === 'active') - Number(a.state === 'active'))
+        .map((r) => (holders ? { ...r, heldBy: heldBy(r.serial) } : r));
       if (flags.json) {
-        io.stdout(JSON.stringify({ store: store.location, roots: infos, leaves }, null, 2) + '\n');
+        const extra = unreadable.length > 0 ? { unreadableLeafRoots: unreadable } : {};
+        io.stdout(
+          JSON.stringify({ store: store.location, roots: infos, leaves, ...extra }, null, 2) + '\n',
+        );
         return;
       }
       const now = io.now();
@@ -186,17 +203,33 @@ function showCommand(io: Io): Command {
       const lines = [`CA store: ${store.location}`, '', 'ROOTS'];
       lines.push(
         ...table([
-          ['SERIAL', 'STATE', 'SOURCE', 'NOT AFTER', 'EXPIRES', 'SUBJECT'],
+          [
+            'SERIAL',
+            'STATE',
+            'SOURCE',
+            'NOT AFTER',
+            'EXPIRES',
+            ...(holders ? ['HELD BY (replica: leaves)'] : []),
+            'SUBJECT',
+          ],
           ...infos.map((r) => [
             r.serial,
             r.state === 'active' ? 'active' : 'retiring',
             r.source,
             r.notAfter.toISOString(),
             until(r.notAfter),
+            ...(holders
+              ? [
+                  heldBy(r.serial)
+                    .map((h) => `${h.replica}: ${h.leaves}`)
+                    .join(', ') || '-',
+                ]
+              : []),
             r.subject,
           ]),
         ]),
       );
+      for (const u of unreadable) lines.push(`  warning: cannot read ${u.key}: ${u.error}`);
       lines.push('', 'LEAVES (current per service, recorded by the serving control plane)');
       if (leaves.length === 0) lines.push('  none issued yet');
       else {

@@ -9,6 +9,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { ConsulConnection } from '../../sources/consul/client.js';
 import type { KvBackend, KvEntry, Leadership } from './kv-backend.js';
 import { Campaigner } from './leadership.js';
+import { LiveKeys } from './live-keys.js';
 
 interface Response {
   readonly status: number;
@@ -29,6 +30,10 @@ export class ConsulKv implements KvBackend {
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly controllers = new Set<AbortController>();
   private closed = false;
+  /** Keys held by this replica's liveness session (behavior delete): putLive. */
+  private readonly live = new LiveKeys((key, value) => this.putUnderSession(key, value));
+  private liveSession: Promise<string> | undefined;
+  private liveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly connection: ConsulConnection,
@@ -66,6 +71,59 @@ export class ConsulKv implements KvBackend {
 
   async delete(key: string): Promise<void> {
     await this.send('DELETE', kvPath(key), {});
+  }
+
+  putLive(key: string, value: string): Promise<void> {
+    // Renewed like the leader's session; Consul ends it (deleting the keys) 1-2 TTLs after
+    // the last renewal.
+    this.liveTimer ??= setInterval(
+      () => void this.renewLiveSession(),
+      ((this.opts.sessionTtlSeconds ?? 10) * 1000) / 3,
+    );
+    this.liveTimer.unref();
+    return this.live.put(key, value);
+  }
+
+  /** `?acquire=` under the liveness session: Consul deletes the key when the session ends. */
+  private async putUnderSession(key: string, value: string): Promise<boolean> {
+    this.liveSession ??= this.createSession('replica', 'delete');
+    const session = await this.liveSession.catch((err: unknown) => {
+      this.liveSession = undefined;
+      throw err;
+    });
+    const res = await this.send('PUT', kvPath(key), { acquire: session }, value);
+    return res.body.trim() === 'true';
+  }
+
+  private async renewLiveSession(): Promise<void> {
+    const current = this.liveSession;
+    if (!current || this.closed) return;
+    try {
+      const session = await current;
+      const res = await this.send('PUT', `/v1/session/renew/${session}`, {}, undefined, [404]);
+      if (res.status === 404 && this.liveSession === current) {
+        // Consul ended it (the store was out of reach past the TTL): its keys are gone.
+        this.liveSession = undefined;
+        this.live.invalidate();
+      }
+    } catch {
+      // Unreachable: try again at the next tick; a session Consul ended answers 404 then.
+    }
+  }
+
+  private async createSession(what: string, behavior: 'release' | 'delete'): Promise<string> {
+    const created = await this.send(
+      'PUT',
+      '/v1/session/create',
+      {},
+      JSON.stringify({
+        Name: `lucid-mesh ${what}`,
+        TTL: `${this.opts.sessionTtlSeconds ?? 10}s`,
+        LockDelay: '0s',
+        Behavior: behavior,
+      }),
+    );
+    return (JSON.parse(created.body) as { ID: string }).ID;
   }
 
   async list(prefix: string): Promise<Array<{ key: string; value: string }>> {
@@ -128,18 +186,7 @@ export class ConsulKv implements KvBackend {
           else sessionRenewedAt = Date.now();
         }
         if (!session) {
-          const created = await this.send(
-            'PUT',
-            '/v1/session/create',
-            {},
-            JSON.stringify({
-              Name: `lucid-mesh leader ${id}`,
-              TTL: `${ttl}s`,
-              LockDelay: '0s',
-              Behavior: 'release',
-            }),
-          );
-          session = (JSON.parse(created.body) as { ID: string }).ID;
+          session = await this.createSession(`leader ${id}`, 'release');
           sessionRenewedAt = Date.now();
         }
         const acquired = await this.send('PUT', kvPath(key), { acquire: session }, id);
@@ -159,6 +206,16 @@ export class ConsulKv implements KvBackend {
   }
 
   async close(): Promise<void> {
+    if (this.liveTimer) clearInterval(this.liveTimer);
+    this.live.stop();
+    const live = this.liveSession;
+    this.liveSession = undefined;
+    // Ending the session deletes its keys at once (behavior delete).
+    if (live) {
+      await live
+        .then((id) => this.send('PUT', `/v1/session/destroy/${id}`, {}))
+        .catch(() => undefined);
+    }
     this.closed = true;
     for (const controller of this.controllers) controller.abort();
     this.controllers.clear();

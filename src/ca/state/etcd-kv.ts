@@ -1,16 +1,17 @@
 // The shared CA state in etcd (the `etcd3` package): compare-and-set as a transaction on the
 // key's mod revision (create revision 0 for "still absent"), watches per key, and leadership
 // through etcd3's Election (a lease with a TTL; the lowest create revision leads).
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import {
   createEtcdClient,
   describeEtcdError,
   type EtcdConnectionOptions,
 } from '../../sources/etcd/client.js';
 import type { KvBackend, KvEntry, Leadership } from './kv-backend.js';
+import { LiveKeys } from './live-keys.js';
 
 export interface EtcdKvOptions {
-  /** Leader lease TTL, s. Default 10. */
+  /** Leader lease TTL, and the TTL of this replica's live keys' lease, s. Default 10. */
   readonly leaseTtlSeconds?: number;
 }
 
@@ -18,6 +19,9 @@ export class EtcdKv implements KvBackend {
   readonly location: string;
   private readonly client: Etcd3;
   private readonly cancels = new Set<() => void>();
+  /** Keys on this replica's lease (putLive): etcd deletes them when the lease expires. */
+  private readonly live = new LiveKeys((key, value) => this.putOnLease(key, value));
+  private lease: Lease | undefined;
 
   constructor(
     connection: EtcdConnectionOptions,
@@ -52,6 +56,28 @@ export class EtcdKv implements KvBackend {
 
   async delete(key: string): Promise<void> {
     await this.call(`delete ${key}`, () => this.client.delete().key(key).exec());
+  }
+
+  putLive(key: string, value: string): Promise<void> {
+    return this.live.put(key, value);
+  }
+
+  private async putOnLease(key: string, value: string): Promise<boolean> {
+    if (!this.lease) {
+      const lease = this.client.lease(this.opts.leaseTtlSeconds ?? 10);
+      // Lost (etcd out of reach past the TTL, or it said the lease is gone): its keys are
+      // deleted; a new lease carries them again.
+      lease.on('lost', () => {
+        if (this.lease !== lease) return;
+        this.lease = undefined;
+        this.live.invalidate();
+      });
+      this.lease = lease;
+    }
+    const lease = this.lease;
+    // A failed first grant fires 'lost' too (above): the retry then gets a new lease.
+    await this.call(`put ${key}`, () => lease.put(key).value(value).exec());
+    return true;
   }
 
   async list(prefix: string): Promise<Array<{ key: string; value: string }>> {
@@ -105,6 +131,11 @@ export class EtcdKv implements KvBackend {
   }
 
   async close(): Promise<void> {
+    this.live.stop();
+    // Revoking the lease deletes its keys at once.
+    const lease = this.lease;
+    this.lease = undefined;
+    await lease?.revoke().catch(() => undefined);
     for (const cancel of [...this.cancels]) cancel();
     this.client.close();
   }

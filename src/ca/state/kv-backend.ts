@@ -28,6 +28,13 @@ export interface KvBackend {
   putIf(key: string, value: string, version: string | undefined): Promise<boolean>;
   put(key: string, value: string): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * Writes `key` tied to this process's liveness (Consul: a session with behavior delete;
+   * etcd: a lease): the store deletes it by itself when the process dies or loses the store
+   * for longer than the TTL. Kept wanted: written again when the liveness is re-established
+   * and retried after a failed write (which still rejects, for the caller to report).
+   */
+  putLive(key: string, value: string): Promise<void>;
   /** Every key under `prefix` with its value. */
   list(prefix: string): Promise<Array<{ key: string; value: string }>>;
   /** Calls `listener` after `key` may have changed (spurious calls allowed). */

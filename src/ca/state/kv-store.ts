@@ -6,6 +6,8 @@
 //   <prefix>ca/token-signing-key   the sealed ES256 key that signs proxy and operator tokens
 //   <prefix>ca/tokens              the token log (issued tokens, revocations); no secrets
 //   <prefix>ca/leaves/<replica>    metadata of the leaves each replica issued (no keys)
+//   <prefix>ca/leaf-roots/<replica> the roots each live replica still has leaves of, on its
+//                                  session / lease: gone when the replica is (root-retirement.ts)
 //   <prefix>leader                 the leader lock (Consul session / etcd election)
 //
 // Reads are validated before anything is written: a value that does not parse, or a key that
@@ -16,8 +18,10 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { CaMaterialError } from '../crypto.js';
 import type { TokenRecord, TokensMutation } from '../revocations.js';
+import type { HolderRead, LeafHolders, RootHolding } from '../root-retirement.js';
 import type { CaStore, RootsMutation } from '../store.js';
 import {
+  SERIAL,
   parseStored,
   storedLeafEntry,
   storedRootEntry,
@@ -40,6 +44,16 @@ const leavesValue = z.object({
   leaves: z.array(storedLeafEntry),
 });
 
+const isoDate = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'not a date');
+const leafRootsValue = z.object({
+  version: z.literal(1),
+  replica: z.string().min(1),
+  updatedAt: isoDate,
+  roots: z.array(
+    z.object({ serial: z.string().regex(SERIAL), leaves: z.number().int().min(0), until: isoDate }),
+  ),
+});
+
 /** Largest leaf-record value written (Consul's limit per value is 512 KB). */
 const MAX_LEAVES_BYTES = 400_000;
 
@@ -54,7 +68,7 @@ export interface KvCaStoreOptions {
   readonly replicaId?: string;
 }
 
-export class KvCaStore implements CaStore {
+export class KvCaStore implements CaStore, LeafHolders {
   readonly location: string;
   readonly health = new StateHealth();
   readonly replicaId: string;
@@ -63,6 +77,7 @@ export class KvCaStore implements CaStore {
     tokenKey: string;
     tokens: string;
     leavesDir: string;
+    leafRootsDir: string;
     leader: string;
   };
   private leadershipClaim: Leadership | undefined;
@@ -81,6 +96,7 @@ export class KvCaStore implements CaStore {
       tokenKey: `${p}ca/token-signing-key`,
       tokens: `${p}ca/tokens`,
       leavesDir: `${p}ca/leaves/`,
+      leafRootsDir: `${p}ca/leaf-roots/`,
       leader: `${p}leader`,
     };
   }
@@ -200,6 +216,30 @@ export class KvCaStore implements CaStore {
     await this.backend.put(this.leavesKey(), body);
   }
 
+  /** Writes this replica's record of the roots its leaves are signed by, on its liveness. */
+  async publishLeafRoots(holdings: readonly RootHolding[]): Promise<void> {
+    const body = JSON.stringify({
+      version: 1,
+      replica: this.replicaId,
+      updatedAt: new Date().toISOString(),
+      roots: holdings,
+    });
+    await this.health.track(() => this.backend.putLive(this.leafRootsKey(), body));
+  }
+
+  /** Every live replica's record; a value that does not parse comes back as an error. */
+  async readLeafRoots(): Promise<HolderRead[]> {
+    const entries = await this.health.track(() => this.backend.list(this.keys.leafRootsDir));
+    return entries.map(({ key, value }): HolderRead => {
+      try {
+        const { replica, roots } = parseStored(this.where(key), value, leafRootsValue);
+        return { key, record: { replica, roots } };
+      } catch (err) {
+        return { key, error: (err as Error).message };
+      }
+    });
+  }
+
   async loadOrCreateTokenKey(create: () => Promise<string>): Promise<string> {
     const existing = await this.get(this.keys.tokenKey);
     if (existing) return this.decodeTokenKey(existing.value);
@@ -276,6 +316,10 @@ export class KvCaStore implements CaStore {
     if (this.savedLeaves) await this.backend.delete(this.leavesKey()).catch(() => undefined);
     await this.leadershipClaim?.stop().catch(() => undefined);
     await this.backend.close();
+  }
+
+  private leafRootsKey(): string {
+    return `${this.keys.leafRootsDir}${this.replicaId}`;
   }
 
   private leavesKey(): string {
