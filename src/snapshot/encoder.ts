@@ -86,7 +86,7 @@ export class ResourceEncoder {
       return entry.resource;
     }
     const resource = compact
-      ? lazyResource(kind, name, message, json)
+      ? lazyResource(kind, name, message, fingerprint)
       : encodeResource(kind, name, message);
     this.counters.encoded++;
     entries.set(cacheKey, {

@@ -4,17 +4,18 @@
 // sent, and the encode (protobufjs fromObject/verify/encode: ~10× the JSON and its hash, bench
 // --workload failover) would be wasted. Encoded at most once, then shared like any other.
 import { TYPE_URLS, encodeMessage, type ResourceKind } from '../protos/envoy.js';
-import { deltaResourceEntry, sotwResourceEntry, stringFieldLength } from '../protos/wire.js';
+import { deltaResourceEntry, sotwResourceEntry } from '../protos/wire.js';
 import type { ResourceMessage } from '../translate/types.js';
-import { contentHash, type EncodedResource } from './encoded-resource.js';
+import { contentHash, flatAscii, type EncodedResource } from './encoded-resource.js';
 
 /**
  * The version of a lazily encoded resource: a hash of its JSON (translators build objects with
  * a fixed key order, so equal content gives equal JSON on every replica running this code).
- * Prefixed so that it never equals a hash of encoded bytes.
+ * Prefixed so that it never equals a hash of encoded bytes. One flat string: every proxy's own
+ * resources keep theirs (and the encoder's cache the same string, as its fingerprint).
  */
 export function lazyVersion(json: string): string {
-  return `j${contentHash(json)}`;
+  return flatAscii(`j${contentHash(json)}`);
 }
 
 class LazyResource implements EncodedResource {
@@ -23,12 +24,11 @@ class LazyResource implements EncodedResource {
   /**
    * The entries, each made when a response first needs it: a proxy speaks SotW or delta, so
    * it holds one of the two (W9: ~1.5 KB a proxy for its own resources). Each is one exact
-   * allocation, outside Node's shared Buffer pool.
+   * allocation, outside Node's shared Buffer pool. The message's bytes are read back from
+   * whichever exists (no view of them kept: a Buffer object is ~100 B a resource).
    */
   private sotw: Buffer | undefined;
   private delta: Buffer | undefined;
-  /** The encoded message (Any.value): a view into whichever entry was made first. */
-  private raw: Uint8Array | undefined;
 
   constructor(
     readonly kind: ResourceKind,
@@ -39,47 +39,64 @@ class LazyResource implements EncodedResource {
     this.message = message;
   }
 
-  /** The message's bytes: encoded once (the expensive part), or read back from an entry. */
+  /** The message's bytes: read back from an entry (made now if there is none yet). */
+  get value(): Uint8Array {
+    // DiscoveryResponse.resources = Any{type_url = 1, value = 2}; the delta entry wraps the
+    // Any in Resource{version = 1, resource = 2, name = 3}.
+    const entry = this.sotw ?? this.delta ?? this.sotwEntry;
+    let [start, end] = lengthDelimited(entry, 0, entry.length, 2);
+    if (entry !== this.sotw) [start, end] = lengthDelimited(entry, start, end, 2);
+    [start, end] = lengthDelimited(entry, start, end, 2);
+    return entry.subarray(start, end);
+  }
+
+  /** Encoded once (the expensive part), then read back from the entry made first. */
   private messageBytes(): Uint8Array {
-    if (this.raw) return this.raw;
-    const bytes = encodeMessage(TYPE_URLS[this.kind], this.message!, `"${this.name}"`);
+    if (!this.message) return this.value;
+    const bytes = encodeMessage(TYPE_URLS[this.kind], this.message, `"${this.name}"`);
     this.message = undefined;
     return bytes;
   }
 
-  get value(): Uint8Array {
-    if (!this.raw) void this.sotwEntry;
-    return this.raw!;
-  }
-
   get sotwEntry(): Buffer {
-    if (!this.sotw) {
-      const value = this.messageBytes();
-      const entry = exact(sotwResourceEntry(TYPE_URLS[this.kind], value));
-      this.sotw = entry;
-      // Any.value is the entry's last field.
-      this.raw ??= entry.subarray(entry.length - value.length);
-    }
-    return this.sotw;
+    return (this.sotw ??= exact(sotwResourceEntry(TYPE_URLS[this.kind], this.messageBytes())));
   }
 
   get deltaEntry(): Buffer {
-    if (!this.delta) {
-      const value = this.messageBytes();
-      // The delta entry carries this resource's version, not the bytes' hash.
-      const entry = exact(deltaResourceEntry(TYPE_URLS[this.kind], this.name, this.version, value));
-      this.delta = entry;
-      // Resource{version, resource: Any{…, value}, name}: the value ends where the name starts.
-      // (deltaResourceEntry writes the name even when empty: a tag and a zero length.)
-      const end = entry.length - (this.name === '' ? 2 : stringFieldLength(this.name));
-      this.raw ??= entry.subarray(end - value.length, end);
-    }
-    return this.delta;
+    // The delta entry carries this resource's version, not the bytes' hash.
+    return (this.delta ??= exact(
+      deltaResourceEntry(TYPE_URLS[this.kind], this.name, this.version, this.messageBytes()),
+    ));
   }
 
   get isEncoded(): boolean {
     return this.message === undefined;
   }
+}
+
+/**
+ * Where the content of length-delimited field `field` (the first of that number) lies in
+ * bytes[from, to): [start, end). Our entries use field numbers under 16: one-byte tags.
+ */
+function lengthDelimited(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  field: number,
+): [number, number] {
+  let at = from;
+  while (at < to) {
+    const tag = bytes[at++]!;
+    let length = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[at++]!;
+      length += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) break;
+    }
+    if (tag === ((field << 3) | 2)) return [at, at + length];
+    at += length;
+  }
+  throw new Error(`encoded entry: no field ${field}`);
 }
 
 /** An exact-size copy outside the shared pool (a small slice would keep an 8 KiB block alive). */
@@ -90,16 +107,16 @@ function exact(bytes: Buffer): Buffer {
 }
 
 /**
- * `message` as a resource whose bytes are made on first use. `json` is its JSON.stringify
- * (the encoder has it already, for change detection).
+ * `message` as a resource whose bytes are made on first use. `version` is lazyVersion of its
+ * JSON (the encoder has it already, as its fingerprint: one string for both).
  */
 export function lazyResource(
   kind: ResourceKind,
   name: string,
   message: ResourceMessage,
-  json = JSON.stringify(message),
+  version = lazyVersion(JSON.stringify(message)),
 ): EncodedResource {
-  return new LazyResource(kind, name, lazyVersion(json), message);
+  return new LazyResource(kind, name, version, message);
 }
 
 /** Whether `r` is a per-proxy resource not encoded yet (tests). */

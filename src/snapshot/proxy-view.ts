@@ -7,6 +7,7 @@ import {
   Snapshot,
   diffMaps,
   joinBlocks,
+  listBlock,
   sotwBlockOf,
   type KindDiff,
   type KindMaps,
@@ -140,8 +141,10 @@ export class ProxyView {
 
 const EMPTY: KindDiff = { changed: new Set(), removed: new Set() };
 
-// A proxy's own resources are cached across snapshots (store.ts), so is their block.
-const ownBlocks = new WeakMap<ResourceMap, SotwBlock>();
+// A proxy's own resources are cached across snapshots (store.ts), so is their block's digest.
+// Only the digest: the block itself lists the resources' entries as they are (no copy of a
+// proxy's own bytes beside the resources': W9, ~2.3 KB a proxy).
+const ownBlockDigests = new WeakMap<ResourceMap, string>();
 
 const ownDigests = new WeakMap<ResourceMap, VersionDigest>();
 
@@ -152,7 +155,7 @@ function ownDigest(own: ResourceMap): VersionDigest {
 }
 
 function ownBlock(own: ResourceMap): SotwBlock {
-  let block = ownBlocks.get(own);
-  if (!block) ownBlocks.set(own, (block = sotwBlockOf(own.values())));
-  return block;
+  let digest = ownBlockDigests.get(own);
+  if (digest === undefined) ownBlockDigests.set(own, (digest = sotwBlockOf(own.values()).digest));
+  return listBlock(own, digest);
 }

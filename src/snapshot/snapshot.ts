@@ -46,6 +46,23 @@ export function sotwBlockOf(resources: Iterable<EncodedResource>): SotwBlock {
   };
 }
 
+/**
+ * A block of a few resources whose entries are sent as they are (one part each), with a
+ * digest known already (sotwBlockOf's for the same resources): nothing is copied or kept.
+ */
+export function listBlock(
+  resources: ReadonlyMap<string, EncodedResource>,
+  digest: string,
+): SotwBlock {
+  return {
+    get parts(): readonly Buffer[] {
+      return Array.from(resources.values(), (r) => r.sotwEntry);
+    },
+    digest,
+    count: resources.size,
+  };
+}
+
 /** Buffer.concat for bytes kept a long time: small results are not slices of the shared pool. */
 export function concatUnpooled(parts: readonly Buffer[]): Buffer {
   let size = 0;

@@ -22,7 +22,8 @@ const cluster = {
 } as unknown as ResourceMessage;
 
 describe('own resources, encoded on first use', () => {
-  for (const name of ['local_app|web-1', '']) {
+  // A long name makes every length a two-byte varint (the value is read back by its lengths).
+  for (const name of ['local_app|web-1', '', `local_app|${'w'.repeat(300)}`]) {
     const expected = (version: string) => encodeResource('clusters', name, cluster, version);
 
     it(`SotW first, then value and delta: the same bytes (name ${JSON.stringify(name)})`, () => {
@@ -39,6 +40,15 @@ describe('own resources, encoded on first use', () => {
       expect(Buffer.compare(r.deltaEntry, want.deltaEntry)).toBe(0);
       expect(Buffer.compare(Buffer.from(r.value), Buffer.from(want.value))).toBe(0);
       expect(Buffer.compare(r.sotwEntry, want.sotwEntry)).toBe(0);
+    });
+
+    it(`value first, then both entries: the same bytes (name ${JSON.stringify(name.slice(0, 20))})`, () => {
+      const r = lazyResource('clusters', name, { ...cluster, name } as ResourceMessage);
+      const want = encodeResource('clusters', name, { ...cluster, name }, r.version);
+      expect(Buffer.compare(Buffer.from(r.value), Buffer.from(want.value))).toBe(0);
+      expect(Buffer.compare(r.sotwEntry, want.sotwEntry)).toBe(0);
+      expect(Buffer.compare(r.deltaEntry, want.deltaEntry)).toBe(0);
+      expect(Buffer.compare(Buffer.from(r.value), Buffer.from(want.value))).toBe(0);
     });
   }
 
