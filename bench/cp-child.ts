@@ -84,6 +84,7 @@ export interface SnapshotEvent {
 }
 
 const config = JSON.parse(process.env.LUCID_BENCH_CP ?? '{}') as CpChildConfig;
+const xdsTransport = process.env.LUCID_XDS_TRANSPORT as 'http2' | 'grpc-js' | undefined;
 const send = (m: object): void => void process.send?.(m);
 
 /** When the inputs not yet in a snapshot were delivered (catalog source or traffic file). */
@@ -150,6 +151,8 @@ async function main(): Promise<void> {
   const running: RunningControlPlane = await startControlPlane({
     source,
     logger,
+    // bench --xds-transport, passed down as serve reads it (LUCID_XDS_TRANSPORT).
+    ...(xdsTransport ? { xdsTransport } : {}),
     host: '127.0.0.1',
     xdsPort: 0,
     adminPort: 0,

@@ -1,5 +1,6 @@
 // Runs a benchmark set: sessions (simulated sidecars) and real-Envoy runs, then writes the run
 // file (JSON) and regenerates RESULTS.md from every run file in the output directory.
+import { DEFAULT_XDS_TRANSPORT, type XdsTransportName } from '../src/xds/ads-transport.js';
 import { ensureBuilt } from './build.js';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,6 +67,8 @@ export interface BenchOptions {
   readonly resultsPath?: string;
   readonly keepTemp: boolean;
   readonly argv: string[];
+  /** `--xds-transport`: what serves ADS in the control plane (serve --xds-transport). */
+  readonly xdsTransport?: XdsTransportName;
   /** A short name for the run file, e.g. "default". */
   readonly label: string;
   readonly log?: (line: string) => void;
@@ -186,6 +189,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     argv: opts.argv,
+    xdsTransport: opts.xdsTransport ?? DEFAULT_XDS_TRANSPORT,
     quick: opts.quick,
     machine,
     sessions,

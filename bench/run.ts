@@ -7,6 +7,11 @@ import { writeResults } from './report.js';
 import { soakPlan } from './soak.js';
 import { failoverPlan } from './failover.js';
 import { PEER_NAME } from './peer-control-plane.js';
+import {
+  DEFAULT_XDS_TRANSPORT,
+  XDS_TRANSPORTS,
+  type XdsTransportName,
+} from '../src/xds/ads-transport.js';
 import type { Mode, PeerMode } from './types.js';
 import { DEFAULT_SET, QUICK_SET, parseWorkloads, type SessionPlan } from './workloads.js';
 
@@ -66,6 +71,8 @@ Options:
   --debounce-ms N       control plane --debounce-ms (default 100, as serve)
   --max-debounce-ms N   control plane --max-debounce-ms (default 1000, as serve)
   --cp-log-level LEVEL  control plane log level (default info, as serve; logs go to a file)
+  --xds-transport NAME  what serves ADS in the control plane: http2 | grpc-js (serve
+                        --xds-transport; default: serve's default)
   --peer NAME           also run every session against a reference control plane, interleaved
                         with lucid-mesh's (same catalogs, same load client): go-control-plane
                         (bench/peers/go-control-plane, built by scripts/install-tools.sh
@@ -135,6 +142,7 @@ async function main(): Promise<void> {
         'heap-snapshot': { type: 'boolean', default: false },
         peer: { type: 'string' },
         'peer-mode': { type: 'string' },
+        'xds-transport': { type: 'string' },
         repeat: { type: 'string' },
         out: { type: 'string' },
         results: { type: 'string' },
@@ -267,6 +275,14 @@ async function main(): Promise<void> {
   if (soak && proxies !== undefined && proxies > 5000)
     fail(`--proxies: ${proxies} is more than the 5000 instances of the soak catalog`);
 
+  const xdsTransport = (v['xds-transport'] ?? DEFAULT_XDS_TRANSPORT) as XdsTransportName;
+  if (!XDS_TRANSPORTS.includes(xdsTransport))
+    fail(
+      `--xds-transport: expected ${XDS_TRANSPORTS.join(' | ')}, got ${JSON.stringify(xdsTransport)}`,
+    );
+  // Every control plane the bench starts (cp-child.ts) reads it, as serve does.
+  process.env.LUCID_XDS_TRANSPORT = xdsTransport;
+
   const opts: BenchOptions = {
     sessions,
     ...(soak ? { soak: soakPlan(soakSeconds, proxies ?? 1000) } : {}),
@@ -291,6 +307,7 @@ async function main(): Promise<void> {
     resultsPath,
     keepTemp: v.keep,
     argv: process.argv.slice(2),
+    xdsTransport,
     label,
   };
   await runBench(opts);

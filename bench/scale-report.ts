@@ -17,6 +17,8 @@ const f = (x: number | undefined, digits = 0): string =>
 const kib = (bytes: number | undefined) => f(bytes === undefined ? undefined : bytes / 1024, 1);
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 const scopeOf = (s: SessionResult) => (s.plan.includes('declared') ? 'declared (10)' : 'all');
+/** What served ADS (bench --xds-transport); runs from before it had grpc-js. */
+const transportOf = (run: RunResult) => run.xdsTransport ?? 'grpc-js';
 
 /** The latest W9 session per plan and mode (profiled ones left out: the profiler costs CPU). */
 export function latestW9(runs: Array<{ run: RunResult; file: string }>): Dated[] {
@@ -24,7 +26,7 @@ export function latestW9(runs: Array<{ run: RunResult; file: string }>): Dated[]
   for (const { run, file } of runs) {
     for (const value of run.sessions) {
       if (!value.covers.includes('W9') || value.peer || value.profiles.length > 0) continue;
-      latest.set(`${value.plan}|${value.mode}`, { run, file, value });
+      latest.set(`${value.plan}|${value.mode}|${transportOf(run)}`, { run, file, value });
     }
   }
   return [...latest.values()].sort(
@@ -36,6 +38,7 @@ function sessionsTable(list: Dated[]): string {
   const header = [
     'Scope',
     'Mode',
+    'Transport',
     'Run',
     'Configured',
     'All configured s',
@@ -54,7 +57,7 @@ function sessionsTable(list: Dated[]): string {
     'Agree',
     'Background cores',
   ];
-  const rows = list.map(({ file, value: s }) => {
+  const rows = list.map(({ run, file, value: s }) => {
     const st = s.storm;
     const m = s.memory;
     const c = s.changes;
@@ -63,6 +66,7 @@ function sessionsTable(list: Dated[]): string {
     return row([
       scopeOf(s),
       s.mode,
+      transportOf(run),
       `\`${basename(file)}\``,
       st ? `${st.configured}/${st.proxies}` : dash,
       f(st ? st.allConfiguredMs / 1000 : undefined, 1),
@@ -89,8 +93,8 @@ function targetsTable(list: Dated[]): string {
   const rows: string[] = [];
   const status = (ok: boolean | undefined) =>
     ok === undefined ? 'not measured' : ok ? 'met' : '**missed**';
-  for (const { value: s } of list) {
-    const tag = `${scopeOf(s)}, ${s.mode}`;
+  for (const { run, value: s } of list) {
+    const tag = `${scopeOf(s)}, ${s.mode}, ${transportOf(run)}`;
     // Timings on a shared machine: what else ran says how far to trust them.
     const bg =
       s.backgroundCpuCores !== undefined && s.backgroundCpuCores >= 0.5

@@ -420,6 +420,8 @@ export interface RunResult {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly argv: string[];
+  /** What served ADS (bench --xds-transport); absent: grpc-js, the only one before it. */
+  readonly xdsTransport?: 'http2' | 'grpc-js';
   readonly quick: boolean;
   readonly machine: MachineInfo;
   readonly sessions: SessionResult[];
