@@ -119,6 +119,7 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
   const shortcut = edgeTypes.indexOf('shortcut');
   const element = edgeTypes.indexOf('element');
   const hidden = edgeTypes.indexOf('hidden');
+  const contextVar = edgeTypes.indexOf('context');
   const count = nodes.length / nf;
 
   // Single strong retainer of each node (-1: none yet, -2: several); the first one seen.
@@ -188,8 +189,12 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
     for (let depth = 0; depth < 8; depth++) {
       const p = firstParent[child]!;
       if (p < 0) break;
+      // A variable of a closure or of a module (whose context a module's body, a
+      // "Generator", holds): named by the variable, e.g. "Buffer<var ownBlocks>".
+      const edge = parentEdge[child]!;
+      if (edges[edge + eType] === contextVar) return `${own}<var ${edgeLabel(edge)}>`;
       const name = plainLabel(p);
-      if (!GENERIC.test(name)) return `${own}<${name}.${edgeLabel(parentEdge[child]!)}>`;
+      if (!GENERIC.test(name)) return `${own}<${name}.${edgeLabel(edge)}>`;
       child = p;
     }
     const p = firstParent[n]!;
@@ -217,11 +222,19 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
 /** lucid-mesh's per-stream state (src/xds, src/telemetry): what each connected proxy costs. */
 const STREAMS =
   /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|TokenBucket|RecentActivity|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub)\b/;
-/** lucid-mesh's per-proxy configuration: its own resources (inbound listener, app cluster) and view. */
-const PROXY_CONFIG = /\b(ProxyView|LazyResource|SnapshotStore\.(ownCache|views|watchedKeys))\b/;
-/** Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by division). */
+/**
+ * lucid-mesh's per-proxy configuration: its own resources (inbound listener, app cluster) and
+ * view, and the module caches keyed by them (proxy-view.ts: a proxy's own block and digest).
+ */
+const PROXY_CONFIG =
+  /\b(ProxyView|LazyResource|SnapshotStore\.(ownCache|views|watchedKeys))\b|<var (ownBlocks|ownDigests)>/;
+/**
+ * Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by
+ * division), and the module caches of those: responses and blocks made once per snapshot,
+ * scope and subscription (shared-responses.ts, snapshot.ts), interned name sets.
+ */
 const SHARED =
-  /\b(Snapshot|SnapshotStore|ResourceEncoder|MeshCache|PartCache|TranslationCache|WeakTable)\b/;
+  /\b(Snapshot|SnapshotStore|ResourceEncoder|MeshCache|PartCache|TranslationCache|WeakTable)\b|<var (responses|deltaResponses|parts|kindDigests|byNames|interned|table|candidatesOf)>/;
 const HTTP2 =
   /\b(Http2|ServerHttp2Stream|ServerHttp2Session|Http2Session|Http2Stream|nghttp2_memory|BaseServerInterceptingCall|ServerInterceptingCall|ServerDuplexStreamImpl|Http2ServerCallStream|Metadata|StreamDecoder|ServerCredentials|GrpcFrameParser|HeaderMetadata|Keepalive)/;
 const SOCKETS =
