@@ -86,6 +86,14 @@ describe('shared CA state in Consul with ACLs (default deny)', () => {
     const [r1, r2] = await Promise.all([replica(tokens.write!), replica(tokens.write!)]);
     expect(r1.ca.activeRoot().serial).toBe(r2.ca.activeRoot().serial);
     expect([r1, r2].filter((r) => r.shared!.leadership.isLeader())).toHaveLength(1);
+    // Each replica's leaf-roots record (on its own session / lease) is written with it too.
+    await r1.leaves.current('web');
+    await r2.leaves.current('api');
+    await Promise.all([r1.leaves.whenIdle(), r2.leaves.whenIdle()]);
+    const records = await r1.shared!.store.readLeafRoots();
+    expect(records.map((h) => ('record' in h ? h.record.replica : h.error)).sort()).toEqual(
+      [r1, r2].map((r) => r.shared!.store.replicaId).sort(),
+    );
     const rotated = await runCommand(caCommand, ['rotate', ...flags(tokens.write!)]);
     expect(rotated.stderr).toBe('');
     const serial = /New active root: ([0-9a-f]+)/.exec(rotated.stdout)![1]!;

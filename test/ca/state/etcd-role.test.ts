@@ -73,6 +73,14 @@ describe('shared CA state in etcd with authentication', () => {
     await waitFor(() => [r1, r2].filter((r) => r.shared!.leadership.isLeader()).length === 1, {
       what: 'one leader',
     });
+    // Each replica's leaf-roots record (on its own session / lease) is written with it too.
+    await r1.leaves.current('web');
+    await r2.leaves.current('api');
+    await Promise.all([r1.leaves.whenIdle(), r2.leaves.whenIdle()]);
+    const records = await r1.shared!.store.readLeafRoots();
+    expect(records.map((h) => ('record' in h ? h.record.replica : h.error)).sort()).toEqual(
+      [r1, r2].map((r) => r.shared!.store.replicaId).sort(),
+    );
     const rotated = await runCommand(caCommand, [
       ...['rotate', '--state', 'etcd', '--state-prefix', 'acl-mesh/'],
       ...['--state-encryption-key', keyPath, '--etcd', etcd.endpoint],

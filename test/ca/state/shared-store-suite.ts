@@ -1,11 +1,14 @@
 // The shared CA state store, as replicas and operators see it, run against a real Consul or a
 // real etcd (one per test file: state-consul.test.ts, state-etcd.test.ts). Every test works
 // under its own prefix, so the tests share the one store without seeing each other.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
+import { pino } from 'pino';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../../src/app.js';
 import { openCa, type OpenedCa, type OpenCaOptions } from '../../../src/ca/open.js';
@@ -14,8 +17,10 @@ import type { KvCaStore } from '../../../src/ca/state/kv-store.js';
 import { caCommand, tokenCommand } from '../../../src/cli/ca-command.js';
 import { stateStoreFromFlags } from '../../../src/cli/state-flags.js';
 import { statusCommand } from '../../../src/cli/status-command.js';
+import { repoRoot } from '../../support/cli-process.js';
 import { httpGet } from '../../support/http-app.js';
 import { CatalogFile, startTestControlPlane } from '../../support/mesh.js';
+import { killWithTestProcess } from '../../support/reaper.js';
 import { runCommand } from '../../support/run-command.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -37,6 +42,17 @@ export interface StoreUnderTest {
 
 const dir = (what: string) => mkdtempSync(join(tmpdir(), `lucid-state-${what}-`));
 
+/** A logger whose lines the test reads back. */
+function capturedLogs() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const said = (msg: string) => lines.filter((l) => String(l.msg).startsWith(msg));
+  return { logger, said };
+}
+
+/** The leader's rotation window in these tests: 0.9 s (delay + spread + retire delay). */
+const FAST_WINDOW = { rotationDelayMs: 200, rotationSpreadMs: 200, retireDelayMs: 500 };
+
 function keyFile(): { path: string; id: string } {
   const key = randomBytes(32);
   const path = join(dir('key'), 'state.key');
@@ -49,6 +65,7 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
   const keyB = keyFile();
   const opened: OpenedCa[] = [];
   const planes: RunningControlPlane[] = [];
+  const children: ChildProcess[] = [];
   let prefixCount = 0;
   const newPrefix = () => `t${process.pid}-${Date.now().toString(36)}-${prefixCount++}/`;
 
@@ -87,6 +104,7 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
   ];
 
   afterEach(async () => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
     for (const plane of planes.splice(0)) await plane.stop();
     for (const ca of opened.splice(0)) await ca.close();
   });
@@ -310,6 +328,172 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     expect(JSON.parse(listed.stdout).tokens).toEqual(
       expect.arrayContaining([expect.objectContaining({ id, state: 'revoked' })]),
     );
+  });
+
+  /** The first replica of a prefix: it leads (the tests wait until it does), short window. */
+  const leaderOf = async (prefix: string, logger: OpenCaOptions['logger']) => {
+    const leader = await replica(prefix, { ...FAST_WINDOW, logger });
+    await waitFor(() => leader.shared!.leadership.isLeader(), { what: 'the first replica leads' });
+    return leader;
+  };
+  const rootsIn = async (r: OpenedCa) => (await r.store.loadRoots()).map((x) => x.serial);
+  const heldBy = async (prefix: string, serial: string) => {
+    const shown = await runCommand(caCommand, ['show', '--json', ...cliFlags(prefix)]);
+    const { roots } = JSON.parse(shown.stdout) as {
+      roots: Array<{ serial: string; heldBy: Array<{ replica: string; leaves: number }> }>;
+    };
+    return roots.find((r) => r.serial === serial)?.heldBy;
+  };
+
+  it('the leader keeps a retiring root while another replica still holds a leaf of it, and drops it within seconds after that replica re-issues', async () => {
+    const prefix = newPrefix();
+    const logs = capturedLogs();
+    const leader = await leaderOf(prefix, logs.logger);
+    // The follower re-issues 4 s after the rotation, long past the leader's 0.9 s window.
+    const follower = await replica(prefix, {
+      ...FAST_WINDOW,
+      rotationDelayMs: 4_000,
+      rotationSpreadMs: 0,
+      random: () => 0.999,
+    });
+    const followerId = follower.shared!.store.replicaId;
+    const old = leader.ca.activeRoot().serial;
+    await leader.leaves.current('web');
+    await follower.leaves.current('api');
+    await follower.leaves.whenIdle();
+    // Before the rotation both hold leaves of the one root.
+    expect((await heldBy(prefix, old))?.map((h) => h.replica).sort()).toEqual(
+      [followerId, leader.shared!.store.replicaId].sort(),
+    );
+
+    const rotatedAt = Date.now();
+    const serial = (await leader.leaves.rotateRoot()).serial;
+    await waitFor(() => follower.ca.activeRoot().serial === serial, {
+      what: 'the follower knows the new root',
+      timeoutMs: 10_000,
+    });
+    await sleep(2_500); // the leader's timer alone would have dropped the old root by now
+    expect(follower.leaves.peek('api')!.rootSerial).toBe(old);
+    expect(await rootsIn(leader)).toContain(old);
+    expect(await heldBy(prefix, old)).toEqual([
+      expect.objectContaining({ replica: followerId, leaves: 1 }),
+    ]);
+    const shown = await runCommand(caCommand, ['show', ...cliFlags(prefix)]);
+    expect(shown.stdout).toMatch(new RegExp(`${old} +retiring .*${followerId}: 1`));
+    expect(logs.said('keeping the retiring CA root: live replicas')[0]).toMatchObject({
+      root: old,
+      replicas: [followerId],
+    });
+
+    await waitFor(() => follower.leaves.peek('api')!.rootSerial === serial, {
+      what: 'the follower re-issued its leaf',
+      timeoutMs: 15_000,
+      intervalMs: 20,
+    });
+    const reissuedAt = Date.now();
+    await waitFor(async () => (await rootsIn(leader)).length === 1, {
+      what: `the old root ${old} dropped`,
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    const dropMs = Date.now() - reissuedAt;
+    expect(dropMs).toBeLessThan(5_000);
+    expect(logs.said('retired CA root')).toEqual([
+      expect.objectContaining({ root: old, reason: 'no-holders', waitedForReplicas: [followerId] }),
+    ]);
+    console.log(
+      `${store().kind}: old root kept ${reissuedAt - rotatedAt} ms (until the follower re-issued; the leader's window is 900 ms), dropped ${dropMs} ms after that`,
+    );
+  });
+
+  it("a killed replica's record goes with its session or lease and stops keeping the old root", async () => {
+    const prefix = newPrefix();
+    const logs = capturedLogs();
+    const leader = await leaderOf(prefix, logs.logger);
+    await leader.leaves.current('web');
+    // A replica in its own process that holds a leaf of the current root and never re-issues.
+    const flags = {
+      ...store().connectionValues(),
+      state: store().kind,
+      statePrefix: prefix,
+      stateEncryptionKey: keyA.path,
+    };
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/ca/state/replica-process.ts', JSON.stringify(flags), 'api'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    killWithTestProcess(child, 'replica-process');
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const started = await waitFor(() => /^\{.*\}$/m.exec(out)?.[0], {
+      what: 'the replica process started',
+      timeoutMs: 30_000,
+      details: () => out,
+    });
+    const { replica: childId, root: old } = JSON.parse(started) as {
+      replica: string;
+      root: string;
+    };
+    expect(old).toBe(leader.ca.activeRoot().serial);
+
+    const serial = (await leader.leaves.rotateRoot()).serial;
+    await sleep(2_500);
+    expect(await rootsIn(leader)).toEqual(expect.arrayContaining([old, serial]));
+    expect(await heldBy(prefix, old)).toEqual([expect.objectContaining({ replica: childId })]);
+
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await exited;
+    const recordKey = `${prefix}ca/leaf-roots/${childId}`;
+    await waitFor(async () => !(await store().raw(prefix)).has(recordKey), {
+      what: `${recordKey} gone with the killed replica's session / lease`,
+      timeoutMs: 45_000,
+      intervalMs: 250,
+    });
+    const goneMs = Date.now() - killedAt;
+    await waitFor(async () => (await rootsIn(leader)).length === 1, {
+      what: `the old root ${old} dropped`,
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    const dropMs = Date.now() - killedAt - goneMs;
+    expect(dropMs).toBeLessThan(5_000);
+    expect(logs.said('retired CA root')).toEqual([
+      expect.objectContaining({ root: old, reason: 'no-holders', waitedForReplicas: [childId] }),
+    ]);
+    console.log(
+      `${store().kind}: killed replica's record gone ${goneMs} ms after kill -9; old root dropped ${dropMs} ms after that`,
+    );
+  }, 90_000);
+
+  it('a leaf-roots record that does not parse keeps the retiring root, warning with its key, until it reads again', async () => {
+    const prefix = newPrefix();
+    const logs = capturedLogs();
+    const leader = await leaderOf(prefix, logs.logger);
+    await leader.leaves.current('web');
+    const bad = `${prefix}ca/leaf-roots/broken`;
+    await store().writeRaw(bad, '{"version":1,"replica":');
+    const old = leader.ca.activeRoot().serial;
+    await leader.leaves.rotateRoot();
+    await sleep(2_000);
+    expect(await rootsIn(leader)).toContain(old);
+    expect(logs.said('keeping the retiring CA root: cannot read')).toEqual([
+      expect.objectContaining({ level: 40, root: old, key: bad }),
+    ]);
+    const shown = await runCommand(caCommand, ['show', ...cliFlags(prefix)]);
+    expect(shown.stdout).toContain(`warning: cannot read ${bad}: `);
+
+    const fixed = { version: 1, replica: 'broken', updatedAt: new Date().toISOString(), roots: [] };
+    await store().writeRaw(bad, JSON.stringify(fixed));
+    await waitFor(async () => (await rootsIn(leader)).length === 1, {
+      what: `the old root ${old} dropped once the record reads`,
+      timeoutMs: 10_000,
+    });
+    expect(logs.said('retired CA root')[0]).toMatchObject({ waitedForUnreadable: [bad] });
   });
 
   it('hands leadership to another replica when the leader leaves', async () => {
