@@ -152,7 +152,9 @@ function showCommand(io: Io): Command {
     configure(
       new Command('show')
         .description(
-          'Print the roots (serial, state, expiry) and the leaf certificate currently issued per service.',
+          'Print the roots (serial, state, expiry) and the leaf certificate currently issued per ' +
+            'service; with --state consul|etcd also, per root, the live replicas still holding ' +
+            'leaves signed by it (what keeps a retiring root in the trust bundle).',
         )
         .addOption(new Option('--json', 'machine-readable output')),
       prefix,
