@@ -13,7 +13,7 @@ import { TokenBucket } from './limits.js';
 import { InvalidNodeError, proxyIdentityOf } from './node.js';
 import type { ResponseReport, XdsObserver } from './observer.js';
 import type { PreparedResponse } from './shared-responses.js';
-import { newTypeStatus, type StreamInfo, type StreamMode, type TypeStatus } from './type-status.js';
+import { TypeStatuses, type StreamInfo, type StreamMode, type TypeStatus } from './type-status.js';
 
 export interface StreamContext {
   readonly watcher: ConfigWatcher;
@@ -86,7 +86,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
       mode,
       peer: call.getPeer(),
       connectedAt: Date.now(),
-      types: new Map(),
+      types: new TypeStatuses(),
       buildError: undefined,
       throttled: 0,
     };
@@ -278,12 +278,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
   }
 
   protected status(kind: ResourceKind): TypeStatus {
-    let s = this.info.types.get(kind);
-    if (!s) {
-      s = newTypeStatus();
-      this.info.types.set(kind, s);
-    }
-    return s;
+    return this.info.types.open(kind);
   }
 
   /**

@@ -10,7 +10,7 @@ import {
   RecentActivity,
 } from '../../src/telemetry/recent-activity.js';
 import type { ResponseReport } from '../../src/xds/observer.js';
-import type { StreamInfo } from '../../src/xds/type-status.js';
+import { TypeStatuses, type StreamInfo } from '../../src/xds/type-status.js';
 
 const stream = (id: number, nodeId: string): StreamInfo =>
   ({
@@ -19,7 +19,7 @@ const stream = (id: number, nodeId: string): StreamInfo =>
     peer: '127.0.0.1:1',
     connectedAt: 0,
     proxy: { nodeId, service: 'web' },
-    types: new Map(),
+    types: new TypeStatuses(),
     throttled: 0,
   }) as unknown as StreamInfo;
 
