@@ -221,7 +221,7 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
 
 /** lucid-mesh's per-stream state (src/xds, src/telemetry): what each connected proxy costs. */
 const STREAMS =
-  /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|TokenBucket|RecentActivity|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub)\b/;
+  /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|TokenBucket|RecentActivity|RecentPushes|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub)\b/;
 /**
  * lucid-mesh's per-proxy configuration: its own resources (inbound listener, app cluster) and
  * view, and the module caches keyed by them (proxy-view.ts: a proxy's own block and digest).

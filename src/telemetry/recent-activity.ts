@@ -1,12 +1,14 @@
 // What the web console shows beyond the live stream: each connected proxy's last pushes (what
 // they upserted and removed, and whether the proxy ACKed or NACKed them) and the convergence
 // time of the last snapshots. Bounded: PUSHES_PER_PROXY per stream (forgotten when it closes)
-// and CONVERGENCE_HISTORY snapshots. Costs one small object per push; no decoding or diffing.
+// and CONVERGENCE_HISTORY snapshots. Costs a row of a shared table per push (~90 B); no
+// decoding or diffing.
 import type { ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.js';
 import type { StreamInfo } from '../xds/type-status.js';
 import { ConvergenceTracker } from './convergence.js';
+import { RecentPushes, type PushRow } from './recent-pushes.js';
 
 export const PUSHES_PER_PROXY = 20;
 /**
@@ -48,29 +50,6 @@ export interface ConvergencePoint {
 
 const EMPTY: readonly string[] = Object.freeze([]);
 
-/**
- * One push as kept: one object with every field present from the start (one shape, fields in
- * the object: a field added later, as answeredAt was, moved them to a separate array per
- * push), and a name list only when it has names.
- */
-interface Kept {
-  readonly at: number;
-  readonly kind: ResourceKind;
-  readonly version: string;
-  readonly nonce: string;
-  readonly resources: number;
-  readonly bytes: number;
-  /** Delta: the first NAMES_PER_PUSH names upserted (undefined for SotW). */
-  readonly upserted: readonly string[] | undefined;
-  readonly removed: readonly string[];
-  /** How many names there were, when a list was cut (else -1). */
-  readonly upsertedCount: number;
-  readonly removedCount: number;
-  outcome: 'pending' | 'acked' | 'nacked';
-  answeredAt: number | undefined;
-  error: string | undefined;
-}
-
 const cut = (names: readonly string[]): readonly string[] =>
   names.length === 0
     ? EMPTY
@@ -78,35 +57,9 @@ const cut = (names: readonly string[]): readonly string[] =>
       ? names.slice(0, NAMES_PER_PUSH)
       : names;
 
-function keep(r: ResponseReport): Kept {
-  const up = r.upserted;
-  return {
-    at: Date.now(),
-    kind: r.kind,
-    version: r.version,
-    nonce: r.nonce,
-    resources: r.resources,
-    bytes: r.bytes,
-    upserted: up ? cut(up) : undefined,
-    removed: cut(r.removed),
-    upsertedCount: up && up.length > NAMES_PER_PUSH ? up.length : -1,
-    removedCount: r.removed.length > NAMES_PER_PUSH ? r.removed.length : -1,
-    outcome: 'pending',
-    answeredAt: undefined,
-    error: undefined,
-  };
-}
-
-interface StreamPushes {
-  readonly node: string;
-  /** Oldest first. */
-  readonly pushes: Kept[];
-  /** The newest push of each type: the one a proxy's answer is for (a field per type, not a Map). */
-  readonly newest: { [K in ResourceKind]: Kept | undefined };
-}
-
 export class RecentActivity implements XdsObserver {
-  private readonly byStream = new Map<number, StreamPushes>();
+  /** Every stream's last pushes, in one table (recent-pushes.ts). */
+  private readonly recent = new RecentPushes(PUSHES_PER_PROXY);
   private readonly points: ConvergencePoint[] = [];
   private readonly tracker = new ConvergenceTracker((seconds, version) => {
     const changedAt = new Date(Date.now() - seconds * 1000).toISOString();
@@ -123,14 +76,10 @@ export class RecentActivity implements XdsObserver {
   /** The last pushes to `node` (every stream it has open), newest first. */
   pushes(node: string): { node: string; connected: boolean; pushes: PushRecord[] } {
     const pushes: PushRecord[] = [];
-    for (const s of this.byStream.values()) {
-      if (s.node !== node) continue;
-      // Newest first; the sort is stable, so pushes of the same millisecond keep that order.
-      for (let i = s.pushes.length - 1; i >= 0; i--) {
-        const k = s.pushes[i]!;
-        pushes.push(view(k, s.newest[k.kind] !== k));
-      }
+    for (const { row, newestOfKind } of this.recent.pushesOf(node)) {
+      pushes.push(view(row, !newestOfKind));
     }
+    // Newest first; the sort is stable, so pushes of the same millisecond keep that order.
     pushes.sort((a, b) => b.at.localeCompare(a.at));
     return { node, connected: pushes.length > 0, pushes };
   }
@@ -142,62 +91,43 @@ export class RecentActivity implements XdsObserver {
 
   streamOpened(): void {}
   streamClosed(s: StreamInfo): void {
-    this.byStream.delete(s.id);
+    this.recent.forget(s.id);
     this.tracker.streamClosed(s);
   }
   responseSent(s: StreamInfo, r: ResponseReport): void {
     this.tracker.responseSent(s, r.kind, r.snapshot);
     if (!s.proxy) return;
-    let entry = this.byStream.get(s.id);
-    if (!entry) {
-      entry = {
-        node: s.proxy.nodeId,
-        pushes: [],
-        newest: {
-          clusters: undefined,
-          endpoints: undefined,
-          listeners: undefined,
-          routes: undefined,
-          secrets: undefined,
-        },
-      };
-      this.byStream.set(s.id, entry);
-    }
-    const kept = keep(r);
-    entry.pushes.push(kept);
-    if (entry.pushes.length > PUSHES_PER_PROXY) entry.pushes.shift();
-    entry.newest[r.kind] = kept;
+    const up = r.upserted;
+    this.recent.add(s.id, s.proxy.nodeId, {
+      at: Date.now(),
+      kind: r.kind,
+      version: r.version,
+      nonce: r.nonce,
+      resources: r.resources,
+      bytes: r.bytes,
+      upserted: up ? cut(up) : undefined,
+      removed: cut(r.removed),
+      upsertedCount: up && up.length > NAMES_PER_PUSH ? up.length : -1,
+      removedCount: r.removed.length > NAMES_PER_PUSH ? r.removed.length : -1,
+    });
   }
   acked(s: StreamInfo, type: ResourceKind, _version: string, snapshot?: SnapshotRef): void {
     this.tracker.acked(s, type, snapshot);
-    this.answer(s, type, 'acked');
+    // The answer is to the newest push of that type (a proxy answers the last nonce it got).
+    this.recent.answer(s.id, type, 'acked', Date.now());
   }
   nacked(s: StreamInfo, type: ResourceKind, _version: string, error: string): void {
     this.tracker.nacked();
-    this.answer(s, type, 'nacked', error);
+    this.recent.answer(s.id, type, 'nacked', Date.now(), error);
   }
   staleNonce(): void {}
   badRequest(): void {}
   authFailed(): void {}
   throttled(): void {}
   streamRefused(): void {}
-
-  /** The answer is to the newest push of that type (a proxy answers the last nonce it got). */
-  private answer(
-    s: StreamInfo,
-    type: ResourceKind,
-    outcome: 'acked' | 'nacked',
-    error?: string,
-  ): void {
-    const kept = this.byStream.get(s.id)?.newest[type];
-    if (!kept || kept.outcome !== 'pending') return;
-    kept.outcome = outcome;
-    kept.answeredAt = Date.now();
-    if (error !== undefined) kept.error = error;
-  }
 }
 
-function view(k: Kept, superseded: boolean): PushRecord {
+function view(k: PushRow, superseded: boolean): PushRecord {
   return {
     at: new Date(k.at).toISOString(),
     type: k.kind,
