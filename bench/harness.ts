@@ -13,12 +13,14 @@ import { runSession } from './session.js';
 import { runSoak, type SoakPlan } from './soak.js';
 import { runFailover, type FailoverPlan } from './failover.js';
 import { runScopeEnvoy } from './scope-envoy.js';
+import { runIdleRss } from './idle-rss.js';
 import {
   RESULT_SCHEMA,
   type CpSettings,
   type EnvoyRunResult,
   type FailoverResult,
   type ScopeEnvoyResult,
+  type IdleRssResult,
   type Mode,
   type PeerMode,
   type RunResult,
@@ -45,6 +47,8 @@ export interface BenchOptions {
   readonly failover?: FailoverPlan;
   /** `--workload scope-envoy`: one real sidecar, 1,000 services in scope vs 10. */
   readonly scopeEnvoy?: { readonly rounds: number };
+  /** `--workload idle`: `lucid-mesh serve` with no proxy (issue 16's idle RSS). */
+  readonly idle?: { readonly rounds: number };
   readonly modes: Mode[];
   /**
    * `--peer go-control-plane`: each session is also run against the reference peer, once per
@@ -168,6 +172,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
   const scopeEnvoy: ScopeEnvoyResult[] = [];
   if (opts.scopeEnvoy)
     scopeEnvoy.push(await runScopeEnvoy({ rounds: opts.scopeEnvoy.rounds, log }));
+  const idle: IdleRssResult[] = [];
+  if (opts.idle) idle.push(await runIdleRss({ rounds: opts.idle.rounds, log }));
   if (opts.envoy) {
     for (const mode of opts.modes) {
       envoy.push(
@@ -197,6 +203,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
     ...(soak.length ? { soak } : {}),
     ...(failover.length ? { failover } : {}),
     ...(scopeEnvoy.length ? { scopeEnvoy } : {}),
+    ...(idle.length ? { idle } : {}),
   };
   const runFile = join(opts.outDir, `${id}.json`);
   writeFileSync(runFile, `${JSON.stringify(run, null, 1)}\n`);

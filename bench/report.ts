@@ -6,6 +6,7 @@ import * as prettier from 'prettier';
 import { REPO_ROOT } from './ipc.js';
 import { peerComparison } from './peer-report.js';
 import { latestScopeEnvoy, scopeEnvoySection } from './scope-report.js';
+import { idleRuns, idleSection } from './idle-report.js';
 import { scaleSection } from './scale-report.js';
 import { largeCatalogSection } from './large-catalog-report.js';
 import { fullConnectionFigures, loadFigures, minConnected } from './soak-figures.js';
@@ -769,6 +770,7 @@ export function renderResults(
     used.set(d.file, d.run);
   const scopedRun = latestScopeEnvoy(runs);
   if (scopedRun) used.set(scopedRun.file, scopedRun.run);
+  for (const i of idleRuns(runs)) used.set(i.file, i.run);
   const usedRuns = [...used.entries()].sort((a, b) => a[1].startedAt.localeCompare(b[1].startedAt));
   const machines = new Set(usedRuns.map(([, r]) => machineLine(r.machine)));
   const commits = new Set(
@@ -875,6 +877,8 @@ export function renderResults(
   }
   const scoped = latestScopeEnvoy(runs);
   if (scoped) out.push(scopeEnvoySection(scoped.value));
+  const idle = idleSection(runs);
+  if (idle) out.push(idle);
   const scale = scaleSection(runs);
   if (scale) out.push(scale);
   const large = largeCatalogSection(runs);

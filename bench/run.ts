@@ -54,6 +54,10 @@ Options:
                           scope-envoy  one real Envoy sidecar with 1,000 services in scope vs
                                  10 declared upstreams (docs/scoping.md): its RSS and
                                  config_dump size, 2 interleaved rounds. Not in the default set
+                          idle   \`lucid-mesh serve\` (the bin) with no proxy: RSS (anon/file),
+                                 V8 heap spaces and the modules loaded, 10 s after /ready, on
+                                 an empty, the example and a 1000×5 catalog (--repeat rounds,
+                                 default 3), plus RSS per import step. Not in the default set
   --mode MODE           sotw | delta | both (default both; sotw when the only workload is soak)
   --soak-seconds N      soak duration (default 600)
   --source SOURCE       file | consul (default file). consul applies to the real-Envoy run:
@@ -199,13 +203,15 @@ async function main(): Promise<void> {
   if (v.workload) {
     const parts = v.workload.split(',').map((p) => p.trim());
     envoy = parts.some((p) => p.toLowerCase() === 'envoy');
+  let idle = false;
     soak = parts.some((p) => p.toLowerCase() === 'soak');
     failover = parts.some((p) => p.toLowerCase() === 'failover');
     scopeEnvoy = parts.some((p) => p.toLowerCase() === 'scope-envoy');
     const rest = parts.filter(
-      (p) => !['envoy', 'soak', 'failover', 'scope-envoy'].includes(p.toLowerCase()),
+      (p) => !['envoy', 'soak', 'failover', 'scope-envoy', 'idle'].includes(p.toLowerCase()),
     );
     try {
+    idle = parts.some((p) => p.toLowerCase() === 'idle');
       sessions = rest.length ? parseWorkloads(rest.join(',')) : [];
     } catch (err) {
       fail((err as Error).message);
@@ -311,6 +317,7 @@ async function main(): Promise<void> {
     label,
   };
   await runBench(opts);
+    ...(idle ? { idle: { rounds: v.repeat === undefined ? 3 : repeat } } : {}),
 }
 
 main().then(

@@ -432,6 +432,8 @@ export interface RunResult {
   readonly failover?: FailoverResult[];
   /** `--workload scope-envoy` (absent in older run files). */
   readonly scopeEnvoy?: ScopeEnvoyResult[];
+  /** `--workload idle` (absent in older run files). */
+  readonly idle?: IdleRssResult[];
 }
 
 /** One real Envoy sidecar measured with a wide and a narrow scope (bench/scope-envoy.ts). */
@@ -452,5 +454,64 @@ export interface ScopeEnvoyResult {
   readonly instances: number;
   readonly declared: number;
   readonly samples: readonly ScopeEnvoySample[];
+  readonly errors: readonly string[];
+}
+
+/** `--workload idle` (bench/idle-rss.ts): which catalog `serve` read. */
+export type IdleCatalog = 'empty' | 'example' | '1000x5';
+
+export interface IdleHeapSpace {
+  readonly space: string;
+  readonly usedMiB: number;
+  readonly committedMiB: number;
+}
+
+/** One `lucid-mesh serve` with no proxy, measured a settle time after /ready. */
+export interface IdleRssSample {
+  readonly catalog: IdleCatalog;
+  readonly round: number;
+  /** Process start → /ready answered 200. */
+  readonly readyMs: number;
+  /** /proc/PID/status VmRSS, RssAnon, RssFile. */
+  readonly rssMiB: number;
+  readonly anonMiB: number;
+  readonly fileMiB: number;
+  /** V8 heap spaces (prom-client's default metrics); committed = V8's space size. */
+  readonly spaces: readonly IdleHeapSpace[];
+  readonly externalMiB: number;
+  readonly heapUsedMiB: number;
+  readonly heapCommittedMiB: number;
+}
+
+/** The modules one `serve` loaded (files parsed, source characters), by package. */
+export interface IdleModules {
+  readonly catalog: IdleCatalog;
+  readonly count: number;
+  readonly sourceKiB: number;
+  readonly packages: ReadonlyArray<{
+    readonly name: string;
+    readonly count: number;
+    readonly sourceKiB: number;
+  }>;
+}
+
+/** A fresh node that imported a growing prefix of the program. */
+export interface IdleAttributionStep {
+  readonly label: string;
+  readonly rssMiB: number;
+  readonly anonMiB: number;
+  readonly fileMiB: number;
+  readonly heapUsedMiB: number;
+  readonly heapCommittedMiB: number;
+}
+
+export interface IdleRssResult {
+  readonly settleSeconds: number;
+  readonly rounds: number;
+  /** Environment knobs that change the result (LUCID_STARTUP_*, MALLOC_ARENA_MAX, NODE_OPTIONS). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly samples: readonly IdleRssSample[];
+  readonly modules: readonly IdleModules[];
+  readonly attribution: readonly IdleAttributionStep[];
   readonly errors: readonly string[];
 }
