@@ -122,6 +122,23 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
   const contextVar = edgeTypes.indexOf('context');
   const count = nodes.length / nf;
 
+  // A WeakMap's value is held by its table and by its key, both through edges named "… part
+  // of key (…) -> value (…) pair in WeakMap (table @ID)": it is labelled by the table's holder,
+  // not by whoever holds the key (a block memoized per snapshot and subscription is the
+  // snapshot's, not the first stream's that subscribed).
+  const fId = meta.node_fields.indexOf('id');
+  const tableIdOf = new Float64Array(strings.length);
+  strings.forEach((s, i) => {
+    const m = / pair in WeakMap \(table @(\d+)\)$/.exec(s);
+    if (m) tableIdOf[i] = Number(m[1]);
+  });
+  const internal = edgeTypes.indexOf('internal');
+  /** An edge from a WeakMap key to its value (not from the table). */
+  const keyEdge = (from: number, edge: number) => {
+    if (edges[edge + eType] !== internal) return false;
+    const table = tableIdOf[edges[edge + eName]!]!;
+    return table !== 0 && table !== nodes[from * nf + fId];
+  };
   // Single strong retainer of each node (-1: none yet, -2: several); the first one seen.
   const parent = new Int32Array(count).fill(-1);
   const parentEdge = new Int32Array(count);
@@ -138,7 +155,13 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
         parent[to] = n;
         parentEdge[to] = e;
         firstParent[to] = n;
-      } else if (parent[to] !== n) parent[to] = -2;
+      } else {
+        if (parent[to] !== n) parent[to] = -2;
+        if (keyEdge(firstParent[to]!, parentEdge[to]!) && !keyEdge(n, e)) {
+          firstParent[to] = n;
+          parentEdge[to] = e;
+        }
+      }
     }
   }
   // Top of each node's single-retainer chain, and the node just below the top on it.
@@ -227,7 +250,7 @@ const STREAMS =
  * view, and the module caches keyed by them (proxy-view.ts: a proxy's own block and digest).
  */
 const PROXY_CONFIG =
-  /\b(ProxyView|LazyResource|SnapshotStore\.(ownCache|views|watchedKeys))\b|<var (ownBlocks|ownDigests)>/;
+  /\b(ProxyView|LazyResource|SnapshotStore\.(ownCache|views|watchedKeys))\b|<var (ownBlocks|ownBlockDigests|ownDigests)>/;
 /**
  * Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by
  * division), and the module caches of those: responses and blocks made once per snapshot,

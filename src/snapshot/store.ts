@@ -210,6 +210,9 @@ export class SnapshotStore implements ConfigWatcher {
   /** Keys of watched proxies whose last build failed → the error (logged once per episode). */
   private readonly failing = new Map<string, string>();
   private readonly placeholders = new Map<string, EncodedResource>();
+  /** placeholder() as one function every view shares (a closure per view was ~100 B). */
+  private readonly placeholderOf = (kind: ResourceKind, name: string) =>
+    this.placeholder(kind, name);
   /** The encoder's entries right after the last build (shared resources and their history). */
   private encodedAtBuild = 0;
   private readonly views = new Map<string, ProxyView>();
@@ -399,7 +402,7 @@ export class SnapshotStore implements ConfigWatcher {
   private serve(w: Watch): void {
     let view: ProxyView;
     try {
-      view = this.viewFor(w.proxy);
+      view = this.viewFor(w.proxy, w.key);
     } catch (err) {
       this.counters.proxyBuildErrors++;
       const message = (err as Error).message ?? String(err);
@@ -430,19 +433,23 @@ export class SnapshotStore implements ConfigWatcher {
     }
   }
 
-  /** The view of one proxy in the current snapshot (throws before the first snapshot). */
-  viewFor(proxy: ProxyIdentity): ProxyView {
+  /**
+   * The view of one proxy in the current snapshot (throws before the first snapshot). A
+   * watcher passes its key, so the store's maps share one string per proxy.
+   */
+  viewFor(proxy: ProxyIdentity, key = keyOf(proxy)): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
     const snapshot = this.scopedSnapshot(
       this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), true),
       proxy,
     );
-    const key = keyOf(proxy);
     let view = this.views.get(key);
     if (!view || view.snapshot !== snapshot) {
-      view = new ProxyView(snapshot, this.ownResources(key, proxy, snapshot.mesh), (kind, name) =>
-        this.placeholder(kind, name),
+      view = new ProxyView(
+        snapshot,
+        this.ownResources(key, proxy, snapshot.mesh),
+        this.placeholderOf,
       );
       this.views.set(key, view);
     }
