@@ -29,10 +29,14 @@ export class LiveKeys {
     }
   }
 
-  /** The session or lease was made anew: every wanted key must be written again. */
+  /**
+   * The session or lease is gone (the store dropped its keys): write every wanted key again
+   * under a new one, after the retry delay (not at once: while the store is down, a lease
+   * that cannot be granted is lost again at once, and that must not spin).
+   */
   invalidate(): void {
     for (const key of this.wanted.keys()) this.dirty.add(key);
-    void this.flush();
+    this.scheduleRetry();
   }
 
   get keys(): string[] {
@@ -65,14 +69,17 @@ export class LiveKeys {
           }
         }
       } while (this.again && !this.stopped);
-      if (this.dirty.size > 0 && !this.stopped && !this.retry) {
-        this.retry = setTimeout(() => {
-          this.retry = undefined;
-          void this.flush();
-        }, this.retryMs);
-        this.retry.unref();
-      }
+      if (this.dirty.size > 0) this.scheduleRetry();
     })().finally(() => (this.running = undefined));
     return this.running;
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.flush();
+    }, this.retryMs);
+    this.retry.unref();
   }
 }

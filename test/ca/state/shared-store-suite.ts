@@ -34,6 +34,8 @@ export interface StoreUnderTest {
   raw(prefix: string): Promise<Map<string, string>>;
   /** Writes `value` under `key` as is. */
   writeRaw(key: string, value: string): Promise<void>;
+  /** Ends the Consul session / etcd lease that holds `key`, as the store does after its TTL. */
+  endLiveness(key: string): Promise<void>;
   /** Stops the store process (the last test uses it). */
   stopStore(): Promise<void>;
   /** Starts it again with its data (etcd; a Consul -dev agent would come back empty). */
@@ -47,7 +49,7 @@ function capturedLogs() {
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   const said = (msg: string) => lines.filter((l) => String(l.msg).startsWith(msg));
-  return { logger, said };
+  return { logger, said, lines };
 }
 
 /** The leader's rotation window in these tests: 0.9 s (delay + spread + retire delay). */
@@ -442,8 +444,12 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
 
     const serial = (await leader.leaves.rotateRoot()).serial;
     await sleep(2_500);
-    expect(await rootsIn(leader)).toEqual(expect.arrayContaining([old, serial]));
-    expect(await heldBy(prefix, old)).toEqual([expect.objectContaining({ replica: childId })]);
+    const why = async () =>
+      JSON.stringify({ raw: Object.fromEntries(await store().raw(prefix)), logs: logs.lines, out });
+    expect(await rootsIn(leader), await why()).toEqual(expect.arrayContaining([old, serial]));
+    expect(await heldBy(prefix, old), await why()).toEqual([
+      expect.objectContaining({ replica: childId }),
+    ]);
 
     const killedAt = Date.now();
     child.kill('SIGKILL');
@@ -462,7 +468,7 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     });
     const dropMs = Date.now() - killedAt - goneMs;
     expect(dropMs).toBeLessThan(5_000);
-    expect(logs.said('retired CA root')).toEqual([
+    expect(logs.said('retired CA root'), await why()).toEqual([
       expect.objectContaining({ root: old, reason: 'no-holders', waitedForReplicas: [childId] }),
     ]);
     console.log(
@@ -494,6 +500,31 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
       timeoutMs: 10_000,
     });
     expect(logs.said('retired CA root')[0]).toMatchObject({ waitedForUnreadable: [bad] });
+  });
+
+  it("a replica's record is written again when the store ended its session or lease (as after an outage past the TTL)", async () => {
+    const prefix = newPrefix();
+    const r1 = await replica(prefix);
+    await r1.leaves.current('web');
+    await r1.leaves.whenIdle();
+    const key = `${prefix}ca/leaf-roots/${r1.shared!.store.replicaId}`;
+    const written = (await store().raw(prefix)).get(key);
+    expect(JSON.parse(written!)).toMatchObject({
+      roots: [{ serial: r1.ca.activeRoot().serial, leaves: 1 }],
+    });
+    await store().endLiveness(key);
+    await waitFor(async () => !(await store().raw(prefix)).has(key), {
+      what: `${key} deleted with its session / lease`,
+    });
+    const endedAt = Date.now();
+    await waitFor(async () => (await store().raw(prefix)).get(key) === written, {
+      what: `${key} written again`,
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
+    console.log(
+      `${store().kind}: record written again ${Date.now() - endedAt} ms after its session / lease ended`,
+    );
   });
 
   it('hands leadership to another replica when the leader leaves', async () => {

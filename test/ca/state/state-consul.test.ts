@@ -32,6 +32,12 @@ describe('shared CA state in Consul KV', () => {
       );
     },
     writeRaw: (key, value) => writer.put(key, value),
+    endLiveness: async (key) => {
+      const res = await consul.api('GET', `/v1/kv/${key}`);
+      const [entry] = JSON.parse(res.body) as Array<{ Session?: string }>;
+      if (!entry?.Session) throw new Error(`${key} is not held by a session`);
+      await consul.api('PUT', `/v1/session/destroy/${entry.Session}`);
+    },
     stopStore: () => consul.stop(),
   }));
 });

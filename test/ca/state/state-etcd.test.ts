@@ -24,6 +24,12 @@ describe('shared CA state in etcd', () => {
     writeRaw: async (key, value) => {
       await etcd.client.put(key).value(value);
     },
+    endLiveness: async (key) => {
+      const { kvs } = await etcd.client.get(key).exec();
+      const lease = kvs[0]?.lease;
+      if (!lease || lease === '0') throw new Error(`${key} is not on a lease`);
+      await etcd.client.leaseClient.leaseRevoke({ ID: lease });
+    },
     stopStore: () => etcd.stop(),
     restartStore: () => etcd.restart(),
   }));
