@@ -23,6 +23,10 @@ const opened = await openCa({
 });
 for (const service of services.split(',').filter(Boolean)) await opened.leaves.current(service);
 await opened.leaves.whenIdle();
+// Started once its record is in the store (a first write that failed is retried meanwhile).
+const mine = (reads: Awaited<ReturnType<typeof store.readLeafRoots>>) =>
+  reads.some((h) => 'record' in h && h.record.replica === store.replicaId);
+while (!mine(await store.readLeafRoots())) await new Promise((r) => setTimeout(r, 100));
 process.stdout.write(
   JSON.stringify({ replica: store.replicaId, root: opened.ca.activeRoot().serial }) + '\n',
 );
