@@ -16,7 +16,10 @@
 //   root: every Envoy, on whichever replica, trusts the new root next to the old one (the old
 //   root is still in the bundle right after the rotation: its leaves are still in use), then
 //   every leaf is re-issued (10 s delay + 20 s spread, docs/ca.md), and only then the old root
-//   leaves every bundle; no request fails. Waiting for the drop keeps it out of the next test.
+//   leaves every bundle (no sidecar presenting an old-root leaf ever lacks the old root, every
+//   sidecar checked at each poll; the leader logs it dropped the root because no live
+//   replica's ca/leaf-roots record named it, docs/ha.md); no request fails. Waiting for the
+//   drop keeps it out of the next test.
 // - Consul is frozen (SIGSTOP: connections open, no answers) for 30 s: no request fails, every
 //   replica's /ready answers 200 throughout, no config churn, and after SIGCONT a new
 //   registration reaches every Envoy. That leaves falling due during a store outage are still
