@@ -60,6 +60,9 @@ Options:
                                  default 3), plus RSS per import step. Not in the default set
   --mode MODE           sotw | delta | both (default both; sotw when the only workload is soak)
   --soak-seconds N      soak duration (default 600)
+  --soak-snapshots-at LIST  with --heap-snapshot and soak: minutes into the soak to take the
+                        heap snapshots at, comma-separated (e.g. 2,4.5); one more is taken
+                        at the end (default: once the warm-up is over, and at the end)
   --source SOURCE       file | consul (default file). consul applies to the real-Envoy run:
                         changes are registrations in a real Consul agent
   --quick               smoke set, under a minute: Q (30×3×30, 5 flips, 2 s churn), both modes
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
         workload: { type: 'string' },
         mode: { type: 'string' },
         'soak-seconds': { type: 'string' },
+        'soak-snapshots-at': { type: 'string' },
         source: { type: 'string', default: 'file' },
         quick: { type: 'boolean', default: false },
         proxies: { type: 'string' },
@@ -199,19 +203,19 @@ async function main(): Promise<void> {
   let soak = false;
   let failover = false;
   let scopeEnvoy = false;
+  let idle = false;
   let label: string;
   if (v.workload) {
     const parts = v.workload.split(',').map((p) => p.trim());
     envoy = parts.some((p) => p.toLowerCase() === 'envoy');
-  let idle = false;
     soak = parts.some((p) => p.toLowerCase() === 'soak');
     failover = parts.some((p) => p.toLowerCase() === 'failover');
     scopeEnvoy = parts.some((p) => p.toLowerCase() === 'scope-envoy');
+    idle = parts.some((p) => p.toLowerCase() === 'idle');
     const rest = parts.filter(
       (p) => !['envoy', 'soak', 'failover', 'scope-envoy', 'idle'].includes(p.toLowerCase()),
     );
     try {
-    idle = parts.some((p) => p.toLowerCase() === 'idle');
       sessions = rest.length ? parseWorkloads(rest.join(',')) : [];
     } catch (err) {
       fail((err as Error).message);
@@ -281,6 +285,18 @@ async function main(): Promise<void> {
   if (soak && proxies !== undefined && proxies > 5000)
     fail(`--proxies: ${proxies} is more than the 5000 instances of the soak catalog`);
 
+  const snapshotsAt = v['soak-snapshots-at'];
+  if (snapshotsAt !== undefined && (!soak || !v['heap-snapshot']))
+    fail('--soak-snapshots-at: only with --workload soak and --heap-snapshot');
+  const snapshotAtSeconds = snapshotsAt?.split(',').map((m) => {
+    const min = Number(m.trim());
+    if (m.trim() === '' || !Number.isFinite(min) || min <= 0 || min * 60 >= soakSeconds)
+      fail(
+        `--soak-snapshots-at: expected minutes > 0 and before the end of the soak (${soakSeconds / 60} min), got ${JSON.stringify(m)}`,
+      );
+    return Math.round(min * 60);
+  });
+
   const xdsTransport = (v['xds-transport'] ?? DEFAULT_XDS_TRANSPORT) as XdsTransportName;
   if (!XDS_TRANSPORTS.includes(xdsTransport))
     fail(
@@ -291,9 +307,17 @@ async function main(): Promise<void> {
 
   const opts: BenchOptions = {
     sessions,
-    ...(soak ? { soak: soakPlan(soakSeconds, proxies ?? 1000) } : {}),
+    ...(soak
+      ? {
+          soak: {
+            ...soakPlan(soakSeconds, proxies ?? 1000),
+            ...(snapshotAtSeconds ? { snapshotAtSeconds } : {}),
+          },
+        }
+      : {}),
     ...(failover ? { failover: failoverPlan(proxies ?? 1000) } : {}),
     ...(scopeEnvoy ? { scopeEnvoy: { rounds: Math.max(repeat, 2) } } : {}),
+    ...(idle ? { idle: { rounds: v.repeat === undefined ? 3 : repeat } } : {}),
     envoy: envoy
       ? {
           envoys: int('envoys', v.envoys, 1, 5)!,
@@ -317,7 +341,6 @@ async function main(): Promise<void> {
     label,
   };
   await runBench(opts);
-    ...(idle ? { idle: { rounds: v.repeat === undefined ? 3 : repeat } } : {}),
 }
 
 main().then(

@@ -29,6 +29,8 @@ export interface SoakPlan {
   readonly flipsPerSecond: number;
   readonly sampleSeconds: number;
   readonly warmupSeconds: number;
+  /** With --heap-snapshot: seconds into the soak to snapshot at (default: end of warm-up and end). */
+  readonly snapshotAtSeconds?: readonly number[];
 }
 
 /** W2's shape, 10 minutes, streams living 5–30 s, 2 flips/s, a sample every 10 s. */
@@ -61,6 +63,20 @@ function series(samples: readonly SoakSample[], warmup: number, pick: (s: SoakSa
     slopeKiBPerMin: slopeKiBPerMin(after.map((s) => [s.t, pick(s)] as const)),
   };
   return result;
+}
+
+/** Waits until every proxy is configured (reconnects stopped); returns how many are. */
+async function configuredAgain(
+  pool: LoadPool,
+  proxies: number,
+  timeoutMs: number,
+): Promise<number> {
+  const until = nowMs() + timeoutMs;
+  for (;;) {
+    const configured = sum(await pool.stats(), (w) => w.configuredNow);
+    if (configured === proxies || nowMs() > until) return configured;
+    await sleep(250);
+  }
 }
 
 const sum = (ws: readonly WorkerStats[], pick: (w: WorkerStats) => number | undefined): number =>
@@ -141,23 +157,48 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
         w.request({ op: 'soakStart', minMs: plan.lifeMs[0], maxMs: plan.lifeMs[1] }),
       ),
     );
-    const deadline = soakStart + plan.seconds * 1000;
+    let deadline = soakStart + plan.seconds * 1000;
     const flipEvery = 1000 / plan.flipsPerSecond;
     let nextFlip = soakStart + flipEvery;
     let nextSample = soakStart + plan.sampleSeconds * 1000;
     let nextLog = soakStart + 60_000;
     // --heap-snapshot: one once the warm-up is over and one at the end, to diff what grew
-    // (npx tsx bench/heap-breakdown.ts EARLY LATE 1).
-    const snapshot = (when: string) =>
-      opts.heapSnapshotDir
-        ? c.heapSnapshot(join(opts.heapSnapshotDir, `soak-${mode}-${when}.heapsnapshot`))
-        : Promise.resolve();
-    let earlySnapshot = false;
+    // (npx tsx bench/diag/heap-diff.ts EARLY LATE); --soak-snapshots-at picks the times. Each
+    // is taken with the reconnects and flips paused and every proxy configured again, so that
+    // two snapshots hold the same number of streams and what differs is what accumulated. The
+    // pause does not count towards the soak's duration.
+    const snapshot = async (when: string, resume: boolean): Promise<void> => {
+      if (!opts.heapSnapshotDir) return;
+      const pausedAt = nowMs();
+      await Promise.all(p.workers.map((w) => w.request({ op: 'soakStop' })));
+      await configuredAgain(p, plan.proxies, CONVERGE_TIMEOUT_MS);
+      await settle(c, p);
+      await c.heapSnapshot(join(opts.heapSnapshotDir, `soak-${mode}-${when}.heapsnapshot`));
+      log(`[${tag}] heap snapshot ${when} (paused ${Math.round((nowMs() - pausedAt) / 1000)} s)`);
+      if (!resume) return;
+      await Promise.all(
+        p.workers.map((w) =>
+          w.request({ op: 'soakStart', minMs: plan.lifeMs[0], maxMs: plan.lifeMs[1] }),
+        ),
+      );
+      const paused = nowMs() - pausedAt;
+      deadline += paused;
+      nextFlip += paused;
+      nextSample += paused;
+      nextLog += paused;
+    };
+    const snapshotsDue = [...(plan.snapshotAtSeconds ?? [plan.warmupSeconds])]
+      .filter((t) => t < plan.seconds)
+      .sort((a, b) => a - b);
+    let pausedTotal = 0;
     while (nowMs() < deadline) {
       const now = nowMs();
-      if (!earlySnapshot && now >= soakStart + plan.warmupSeconds * 1000) {
-        earlySnapshot = true;
-        await snapshot('early');
+      if (snapshotsDue.length && now >= soakStart + pausedTotal + snapshotsDue[0]! * 1000) {
+        const t = snapshotsDue.shift()!;
+        const before = deadline;
+        await snapshot(plan.snapshotAtSeconds ? `${t}s` : 'early', true);
+        pausedTotal += deadline - before;
+        continue;
       }
       if (now >= nextFlip) {
         const [flip] = catalog.planFlips(1);
@@ -185,22 +226,13 @@ export async function runSoak(plan: SoakPlan, opts: SessionOptions): Promise<Soa
     }
     soakEnd = nowMs();
     await sample();
-    await snapshot('late');
+    await snapshot(plan.snapshotAtSeconds ? `${plan.seconds}s` : 'late', false);
 
     // ---- stop the reconnects; every proxy must converge ----------------------------------
     await Promise.all(p.workers.map((w) => w.request({ op: 'soakStop' })));
-    const until = nowMs() + CONVERGE_TIMEOUT_MS;
-    for (;;) {
-      const ws = await p.stats();
-      if (sum(ws, (w) => w.configuredNow) === plan.proxies) break;
-      if (nowMs() > until) {
-        errors.push(
-          `converge: only ${sum(ws, (w) => w.configuredNow)}/${plan.proxies} proxies configured`,
-        );
-        break;
-      }
-      await sleep(250);
-    }
+    const configured = await configuredAgain(p, plan.proxies, CONVERGE_TIMEOUT_MS);
+    if (configured < plan.proxies)
+      errors.push(`converge: only ${configured}/${plan.proxies} proxies configured`);
     last = await settle(c, p);
     wsAfter = await p.stats();
     const digests = await p.digests();
