@@ -422,7 +422,8 @@ export class LeafManager {
           ![...this.entries.values()].some((e) => e.leaf.rootSerial === serial) &&
           ![...this.inherited.values()].some((r) => r.rootSerial === serial);
         if (!stillUnused) return this.checkRetirement();
-        if (await this.ca.retireRoot(serial)) this.logRetired(serial, decision);
+        const since = this.ca.roots().find((r) => r.serial === serial)?.retiringSince;
+        if (await this.ca.retireRoot(serial)) this.logRetired(serial, decision, since);
         this.retireWaits.delete(serial);
       });
     })().catch((err: unknown) => {
@@ -492,9 +493,15 @@ export class LeafManager {
     }
   }
 
-  private logRetired(serial: string, decision: RetirementDecision | undefined): void {
+  private logRetired(
+    serial: string,
+    decision: RetirementDecision | undefined,
+    since: Date | undefined,
+  ): void {
     const wait = this.retireWaits.get(serial);
     const waited = {
+      // How long it stayed after it stopped signing (the window alone: ~50 s by default).
+      retiringForMs: since ? this.now() - since.getTime() : undefined,
       waitedForReplicas: [...(wait?.replicas ?? [])].sort(),
       waitedForUnreadable: [...(wait?.unreadable ?? [])].sort(),
     };

@@ -248,6 +248,7 @@ async function replicas(
 describe("the leader and the replicas' records", () => {
   it('keeps the old root while the follower holds a leaf of it, and drops it right after the follower re-issues', async () => {
     const r = await replicas(20_000);
+    const rotatedAt = r.clock.now();
     const newRoot = (await r.leader.rotateRoot()).serial;
     await r.followerCa.reload();
     await r.clock.advance(10_000, r.idle); // the leader's window (3 s) is long gone
@@ -268,6 +269,7 @@ describe("the leader and the replicas' records", () => {
         root: r.oldRoot,
         reason: 'no-holders',
         waitedForReplicas: ['follower'],
+        retiringForMs: r.clock.now() - rotatedAt,
       }),
     ]);
     r.stop();
