@@ -7,7 +7,7 @@ import type { SotwRequest } from './sotw-request.js';
 
 export const XDS_TRANSPORTS = ['http2', 'grpc-js'] as const;
 export type XdsTransportName = (typeof XDS_TRANSPORTS)[number];
-export const DEFAULT_XDS_TRANSPORT: XdsTransportName = 'grpc-js';
+export const DEFAULT_XDS_TRANSPORT: XdsTransportName = 'http2';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const SOTW_PATH = `/${ADS_SERVICE}/StreamAggregatedResources`;
