@@ -54,6 +54,7 @@ import { Debouncer } from './debouncer.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
 import { ResourceEncoder } from './encoder.js';
 import { lazyResource } from './lazy-resource.js';
+import { compactMap } from './small-map.js';
 import { proxyInputs } from './proxy-inputs.js';
 import { ProxyView } from './proxy-view.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
@@ -825,8 +826,9 @@ export class SnapshotStore implements ConfigWatcher {
       for (const [name, message] of set[kind]) {
         map.set(name, this.encoder.encode(kind, name, message, cacheKey(kind, name), perProxy));
       }
-      // Most proxies have no own resources of most kinds: one shared empty map for those.
-      out[kind] = map.size === 0 ? NO_RESOURCES : map;
+      // Most proxies have no own resources of most kinds: one shared empty map for those, and
+      // their few others in fields, not a hash table (compactMap).
+      out[kind] = map.size === 0 ? NO_RESOURCES : perProxy ? compactMap(map) : map;
     }
     return out;
   }
@@ -856,7 +858,7 @@ function encodeUncached(set: ResourceSet): KindMaps {
   for (const kind of RESOURCE_KINDS) {
     const map = new Map<string, EncodedResource>();
     for (const [name, message] of set[kind]) map.set(name, lazyResource(kind, name, message));
-    out[kind] = map.size === 0 ? NO_RESOURCES : map;
+    out[kind] = map.size === 0 ? NO_RESOURCES : compactMap(map);
   }
   return out;
 }
