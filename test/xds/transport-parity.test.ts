@@ -319,7 +319,7 @@ describe.each(XDS_TRANSPORTS)('ADS over %s', (transport) => {
     expect(namesOf(await third.next())).toContain('world');
   });
 
-  it('serves over TLS (h2) and refuses plaintext', async () => {
+  it('serves over TLS (h2), closes a stream the client cancels, refuses plaintext', async () => {
     const ca = await CertificateAuthority.open({ store: new MemoryCaStore() });
     const leaf = await ca.issueLeaf('lucid-mesh');
     const cp = await serve(transport, {
@@ -341,8 +341,11 @@ describe.each(XDS_TRANSPORTS)('ADS over %s', (transport) => {
     });
     call.write({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
     expect(namesOf(decodeDiscoveryResponse(await first))).toContain('world');
-    call.cancel();
+    expect(cp.server.connected.size).toBe(1);
+    // The client cancels (RST_STREAM): the server closes the stream.
     call.on('error', () => undefined);
+    call.cancel();
+    await waitFor(() => cp.server.connected.size === 0, { what: 'the cancelled stream closed' });
     const plain = tracked(sotwClient(cp.port));
     plain.send({ node: node('x', 'hello'), typeUrl: typeUrl('clusters') });
     expect((await plain.ended)?.code).toBe(grpc.status.UNAVAILABLE);
