@@ -78,7 +78,7 @@ export class Http2AdsCall<Req> extends EventEmitter implements AdsCall<Req> {
    * message, encoded once and often shared by many streams, is never copied to frame it.
    */
   write(message: Buffer): boolean {
-    if (this.ended || this.stream.destroyed) return true;
+    if (this.ended || this.stream.destroyed || this.stream.closed) return true;
     this.sendHeaders();
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0;
