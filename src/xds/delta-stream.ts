@@ -11,6 +11,7 @@ import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import * as grpc from '@grpc/grpc-js';
 import { AdsStream } from './ads-stream.js';
+import { KindSlots } from './kind-slots.js';
 import { MAX_NAMES_PER_TYPE } from './limits.js';
 import type { DecodedDeltaRequest, HeldVersions } from './delta-request.js';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
@@ -58,7 +59,7 @@ interface Delta {
 }
 
 export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
-  private readonly subs = new Map<ResourceKind, Subscription>();
+  private readonly subs = new KindSlots<Subscription>();
 
   protected onRequest(kind: ResourceKind, req: DecodedDeltaRequest): void {
     // Stale or not, the subscription changes in a delta request are deltas and must be

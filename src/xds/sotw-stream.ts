@@ -13,6 +13,7 @@ import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import { sotwBlockOf, type SotwBlock } from '../snapshot/snapshot.js';
 import { AdsStream } from './ads-stream.js';
+import { KindSlots } from './kind-slots.js';
 import type { SotwRequest } from './sotw-request.js';
 import { EMPTY_NAMES, internNames, sameNames, type NameSet } from './name-set.js';
 import { requestedNames, type RequestedNames } from './requested-names.js';
@@ -39,7 +40,7 @@ interface Subscription {
 const MAX_SHARED_ADDED = 16;
 
 export class SotwStream extends AdsStream<SotwRequest> {
-  private readonly subs = new Map<ResourceKind, Subscription>();
+  private readonly subs = new KindSlots<Subscription>();
 
   protected onRequest(kind: ResourceKind, req: SotwRequest): void {
     const ack = this.settle(kind, req);

@@ -1,7 +1,8 @@
 // Per stream and per resource type: what was sent, what the proxy accepted or rejected.
 // The operator surface reads these; the streams write them.
 import type { ProxyIdentity } from '../catalog/model.js';
-import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
+import type { ResourceKind } from '../protos/envoy.js';
+import { KindSlots } from './kind-slots.js';
 
 export interface NackRecord {
   readonly version: string;
@@ -63,49 +64,12 @@ export function newTypeStatus(): TypeStatus {
  * A stream's status per type, read like a Map: one slot per kind, made when the type is first
  * asked for. A Map of four entries was ~200 B a stream (bench --heap-snapshot, W9).
  */
-export class TypeStatuses implements Iterable<[ResourceKind, TypeStatus]> {
-  private clusters: TypeStatus | undefined = undefined;
-  private endpoints: TypeStatus | undefined = undefined;
-  private listeners: TypeStatus | undefined = undefined;
-  private routes: TypeStatus | undefined = undefined;
-  private secrets: TypeStatus | undefined = undefined;
-
-  get(kind: ResourceKind): TypeStatus | undefined {
-    return this[kind];
-  }
-
+export class TypeStatuses extends KindSlots<TypeStatus> {
   /** The kind's status, made (NOT_SENT) if the stream had none. */
   open(kind: ResourceKind): TypeStatus {
-    return (this[kind] ??= newTypeStatus());
-  }
-
-  has(kind: ResourceKind): boolean {
-    return this[kind] !== undefined;
-  }
-
-  get size(): number {
-    let n = 0;
-    for (const kind of RESOURCE_KINDS) if (this[kind]) n++;
-    return n;
-  }
-
-  *entries(): IterableIterator<[ResourceKind, TypeStatus]> {
-    for (const kind of RESOURCE_KINDS) {
-      const s = this[kind];
-      if (s) yield [kind, s];
-    }
-  }
-
-  [Symbol.iterator](): IterableIterator<[ResourceKind, TypeStatus]> {
-    return this.entries();
-  }
-
-  *keys(): IterableIterator<ResourceKind> {
-    for (const [kind] of this.entries()) yield kind;
-  }
-
-  *values(): IterableIterator<TypeStatus> {
-    for (const [, s] of this.entries()) yield s;
+    let s = this.get(kind);
+    if (!s) this.set(kind, (s = newTypeStatus()));
+    return s;
   }
 }
 

@@ -1,0 +1,49 @@
+// Per-stream state per resource type in one field per kind, read like a Map. A Map of four
+// entries is ~180 B of hash table a stream (bench --heap-snapshot, W9); this is 64 B.
+import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
+
+export class KindSlots<T> implements Iterable<[ResourceKind, T]> {
+  private clusters: T | undefined = undefined;
+  private endpoints: T | undefined = undefined;
+  private listeners: T | undefined = undefined;
+  private routes: T | undefined = undefined;
+  private secrets: T | undefined = undefined;
+
+  get(kind: ResourceKind): T | undefined {
+    return this[kind];
+  }
+
+  set(kind: ResourceKind, value: T): void {
+    this[kind] = value;
+  }
+
+  has(kind: ResourceKind): boolean {
+    return this[kind] !== undefined;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const kind of RESOURCE_KINDS) if (this[kind] !== undefined) n++;
+    return n;
+  }
+
+  /** The kinds set, in RESOURCE_KINDS order (not the order they were set in). */
+  *entries(): IterableIterator<[ResourceKind, T]> {
+    for (const kind of RESOURCE_KINDS) {
+      const value = this[kind];
+      if (value !== undefined) yield [kind, value];
+    }
+  }
+
+  [Symbol.iterator](): IterableIterator<[ResourceKind, T]> {
+    return this.entries();
+  }
+
+  *keys(): IterableIterator<ResourceKind> {
+    for (const [kind] of this.entries()) yield kind;
+  }
+
+  *values(): IterableIterator<T> {
+    for (const [, value] of this.entries()) yield value;
+  }
+}
