@@ -23,12 +23,13 @@ class LazyResource implements EncodedResource {
   private message: ResourceMessage | undefined;
   /**
    * The entries, each made when a response first needs it: a proxy speaks SotW or delta, so
-   * it holds one of the two (W9: ~1.5 KB a proxy for its own resources). Each is one exact
-   * allocation, outside Node's shared Buffer pool. The message's bytes are read back from
-   * whichever exists (no view of them kept: a Buffer object is ~100 B a resource).
+   * it holds one of the two (W9: ~1.5 KB a proxy for its own resources). Kept as one-byte
+   * strings (a byte per character): a Buffer costs two objects beside its bytes (~185 B, more
+   * than a small resource's own bytes), a string a 16-byte header. Each use gets a Buffer of
+   * them (a copy of ~1 KB, only when a response carries the resource).
    */
-  private sotw: Buffer | undefined;
-  private delta: Buffer | undefined;
+  private sotw: string | undefined;
+  private delta: string | undefined;
 
   constructor(
     readonly kind: ResourceKind,
@@ -43,9 +44,10 @@ class LazyResource implements EncodedResource {
   get value(): Uint8Array {
     // DiscoveryResponse.resources = Any{type_url = 1, value = 2}; the delta entry wraps the
     // Any in Resource{version = 1, resource = 2, name = 3}.
-    const entry = this.sotw ?? this.delta ?? this.sotwEntry;
+    const sotw = this.sotw !== undefined || this.delta === undefined;
+    const entry = sotw ? this.sotwEntry : this.deltaEntry;
     let [start, end] = lengthDelimited(entry, 0, entry.length, 2);
-    if (entry !== this.sotw) [start, end] = lengthDelimited(entry, start, end, 2);
+    if (!sotw) [start, end] = lengthDelimited(entry, start, end, 2);
     [start, end] = lengthDelimited(entry, start, end, 2);
     return entry.subarray(start, end);
   }
@@ -59,14 +61,27 @@ class LazyResource implements EncodedResource {
   }
 
   get sotwEntry(): Buffer {
-    return (this.sotw ??= exact(sotwResourceEntry(TYPE_URLS[this.kind], this.messageBytes())));
+    if (this.sotw === undefined) {
+      const entry = sotwResourceEntry(TYPE_URLS[this.kind], this.messageBytes());
+      this.sotw = entry.toString('latin1');
+      return entry;
+    }
+    return Buffer.from(this.sotw, 'latin1');
   }
 
   get deltaEntry(): Buffer {
-    // The delta entry carries this resource's version, not the bytes' hash.
-    return (this.delta ??= exact(
-      deltaResourceEntry(TYPE_URLS[this.kind], this.name, this.version, this.messageBytes()),
-    ));
+    if (this.delta === undefined) {
+      // The delta entry carries this resource's version, not the bytes' hash.
+      const entry = deltaResourceEntry(
+        TYPE_URLS[this.kind],
+        this.name,
+        this.version,
+        this.messageBytes(),
+      );
+      this.delta = entry.toString('latin1');
+      return entry;
+    }
+    return Buffer.from(this.delta, 'latin1');
   }
 
   get isEncoded(): boolean {
@@ -97,13 +112,6 @@ function lengthDelimited(
     at += length;
   }
   throw new Error(`encoded entry: no field ${field}`);
-}
-
-/** An exact-size copy outside the shared pool (a small slice would keep an 8 KiB block alive). */
-function exact(bytes: Buffer): Buffer {
-  const out = Buffer.allocUnsafeSlow(bytes.length);
-  bytes.copy(out);
-  return out;
 }
 
 /**

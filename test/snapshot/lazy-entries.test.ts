@@ -52,11 +52,14 @@ describe('own resources, encoded on first use', () => {
     });
   }
 
-  it('a delta proxy holds the delta entry only (no SotW copy of the bytes)', () => {
+  it('an entry read again is the same bytes (kept once, handed out as a fresh Buffer)', () => {
     const r = lazyResource('clusters', 'local_app|web-1', cluster);
-    const delta = r.deltaEntry;
-    // The value is a view into the delta entry's own allocation, not a second buffer.
-    expect(r.value.buffer).toBe(delta.buffer);
-    expect(delta.buffer.byteLength).toBe(delta.length);
+    const first = r.deltaEntry;
+    const again = r.deltaEntry;
+    expect(Buffer.compare(again, first)).toBe(0);
+    // A caller writing into its Buffer does not change what the resource holds.
+    again.fill(0);
+    expect(Buffer.compare(r.deltaEntry, first)).toBe(0);
+    expect(Buffer.compare(r.sotwEntry, r.sotwEntry)).toBe(0);
   });
 });
