@@ -38,6 +38,8 @@ const MAX_PENDING = 32;
 /** Envoy's NACK messages run to a few KB (one line per rejected resource). */
 const MAX_NACK_MESSAGE = 16 * 1024;
 
+const SETTLED: Promise<void> = Promise.resolve();
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 interface BaseRequest {
@@ -58,8 +60,11 @@ export abstract class AdsStream<Req extends BaseRequest> {
   private unwatchAuth: (() => void) | undefined;
   private nonceSeq = 0;
   private closed = false;
-  /** Requests are handled one at a time, in order, even while authentication is pending. */
-  private queue: Promise<void> = Promise.resolve();
+  /**
+   * Requests are handled one at a time, in order, even while authentication is pending. With
+   * none pending it is the one shared settled promise, not the chain's last (~50 B a stream).
+   */
+  private queue: Promise<void> = SETTLED;
   /**
    * The proxy is not reading (its gRPC buffers are full). Changes meanwhile are not queued
    * one by one: only the latest view is kept, and pushed once it drains, so a stuck proxy
@@ -158,6 +163,9 @@ export abstract class AdsStream<Req extends BaseRequest> {
       this.internalError(err);
     }
     if (--this.pending < MAX_PENDING / 2) this.release(BACKLOG);
+    // The last one handled: nothing is chained after it (a request arriving now runs after
+    // this returns, in order, as it would after the chain).
+    if (this.pending === 0) this.queue = SETTLED;
   }
 
   private hold(reason: number): void {

@@ -88,6 +88,9 @@ export const STREAM_ADMISSION_WAIT_MS = 1000;
  * returning how long to wait for it. Booking ahead (instead of refusing) lets a caller be
  * slowed to the rate rather than turned away.
  */
+/** One clock function for every bucket (a default closure per bucket was ~60 B a stream). */
+const performanceNow = (): number => performance.now();
+
 export class TokenBucket {
   private tokens: number;
   private updatedAt: number;
@@ -95,7 +98,7 @@ export class TokenBucket {
   constructor(
     private readonly rate: number,
     private readonly burst: number,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = performanceNow,
   ) {
     this.tokens = burst;
     this.updatedAt = now();
