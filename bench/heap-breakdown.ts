@@ -242,15 +242,20 @@ export function ownedSizes(snap: ParsedSnapshot): Map<string, { bytes: number; c
   return out;
 }
 
-/** lucid-mesh's per-stream state (src/xds, src/telemetry): what each connected proxy costs. */
+/**
+ * lucid-mesh's per-stream state (src/xds, src/telemetry): what each connected proxy costs,
+ * with the store's watch of each (SnapshotStore.watches).
+ */
 const STREAMS =
-  /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|TokenBucket|RecentActivity|RecentPushes|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub)\b/;
+  /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|TokenBucket|RecentActivity|RecentPushes|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub|SnapshotStore\.watches|Watch)\b/;
 /**
  * lucid-mesh's per-proxy configuration: its own resources (inbound listener, app cluster) and
- * view, and the module caches keyed by them (proxy-view.ts: a proxy's own block and digest).
+ * view, the encoder's entries for them (SnapshotStore.encoder grows by those only: the shared
+ * entries are the same with and without proxies), and the module caches keyed by them
+ * (proxy-view.ts: a proxy's own block's digest).
  */
 const PROXY_CONFIG =
-  /\b(ProxyView|LazyResource|SnapshotStore\.(ownCache|views|watchedKeys))\b|<var (ownBlocks|ownBlockDigests|ownDigests)>/;
+  /\b(ProxyView|LazyResource|SmallMap|SnapshotStore\.(ownCache|views|watchedKeys|encoder)|ResourceEncoder\.proxyEntries)\b|<var (ownBlocks|ownBlockDigests|ownDigests)>/;
 /**
  * Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by
  * division), and the module caches of those: responses and blocks made once per snapshot,

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ProxyIdentity } from '../catalog/model.js';
 import { kindOfTypeUrl, type ResourceKind } from '../protos/envoy.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
-import type { ConfigWatcher } from '../snapshot/store.js';
+import type { ConfigWatcher, ViewWatcher, WatchHandle } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdsCall } from './ads-call.js';
 import { AuthError, type ProxyAuthenticator } from './auth.js';
@@ -51,12 +51,12 @@ interface BaseRequest {
 
 export type AckResult = 'ack' | 'nack' | 'stale' | 'none';
 
-export abstract class AdsStream<Req extends BaseRequest> {
+export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher {
   readonly info: StreamInfo;
   protected proxy: ProxyIdentity | undefined;
   protected view: ProxyView | undefined;
   private childLog: Logger | undefined;
-  private unwatch: (() => void) | undefined;
+  private watching: WatchHandle | undefined;
   private unwatchAuth: (() => void) | undefined;
   private nonceSeq = 0;
   private closed = false;
@@ -129,7 +129,7 @@ export abstract class AdsStream<Req extends BaseRequest> {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.unwatch?.();
+    this.watching?.stop();
     this.unwatchAuth?.();
     this.ctx.observer.streamClosed(this.info, reason);
     this.ctx.onClose(this.info);
@@ -199,13 +199,8 @@ export abstract class AdsStream<Req extends BaseRequest> {
         'xds stream opened',
       );
       this.ctx.observer.proxyIdentified?.(this.info);
-      this.unwatch = this.ctx.watcher.watch(
-        proxy,
-        (view) => this.guard(() => this.acceptView(view)),
-        (message) => {
-          this.info.buildError = message === undefined ? undefined : { message, at: Date.now() };
-        },
-      );
+      // The stream itself is the watcher (takeView, buildFailed): no closures per proxy.
+      this.watching = this.ctx.watcher.watch(proxy, this);
     }
     const kind = kindOfTypeUrl(req.typeUrl ?? '');
     if (!kind) {
@@ -265,6 +260,16 @@ export abstract class AdsStream<Req extends BaseRequest> {
       'xds stream refused',
     );
     this.end(err.code, err.message);
+  }
+
+  /** From the store: the proxy's view, first and after every change (ViewWatcher). */
+  takeView(view: ProxyView): void {
+    this.guard(() => this.acceptView(view));
+  }
+
+  /** From the store: why the proxy's own resources cannot be built, or undefined once they can. */
+  buildFailed(message: string | undefined): void {
+    this.info.buildError = message === undefined ? undefined : { message, at: Date.now() };
   }
 
   private acceptView(view: ProxyView): void {

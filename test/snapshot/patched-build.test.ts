@@ -89,7 +89,7 @@ describe('patched builds', () => {
     );
     flip(1);
     expect(store.encoder.size).toBeGreaterThan(baseline);
-    for (const stop of stops) stop();
+    for (const watch of stops) watch.stop();
     flip(2);
     flip(3);
     expect(store.encoder.size).toBe(baseline);
