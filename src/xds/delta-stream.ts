@@ -279,22 +279,23 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       upserts.length > 0 &&
       upserts.length <= MAX_SHARED_DELTA_UPSERTS &&
       upserts.every((r) => view.snapshot.shared[kind].get(r.name) === r);
+    const prepared = shared ? sharedDeltaResponse(view.snapshot, typeUrl, upserts) : undefined;
     this.send(
       kind,
-      shared
-        ? sharedDeltaResponse(view.snapshot, typeUrl, upserts)
-        : (nonce) =>
-            deltaDiscoveryResponse(
-              view.version,
-              typeUrl,
-              nonce,
-              upserts.map((r) => r.deltaEntry),
-              removed,
-            ),
+      prepared ??
+        ((nonce) =>
+          deltaDiscoveryResponse(
+            view.version,
+            typeUrl,
+            nonce,
+            upserts.map((r) => r.deltaEntry),
+            removed,
+          )),
       {
         version: view.version,
         resources: upserts.length,
-        upserted: upserts.map((r) => r.name),
+        // A shared response's names are one list for every stream (the console keeps them).
+        upserted: prepared?.names ?? upserts.map((r) => r.name),
         removed,
       },
       view,

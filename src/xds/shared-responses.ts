@@ -43,7 +43,12 @@ export function sharedSotwResponse(
   return response;
 }
 
-const deltaResponses = new WeakMap<Snapshot, Map<string, PreparedResponse>>();
+/** A shared delta response, with the names it upserts (one list for every stream sent it). */
+export interface PreparedDeltaResponse extends PreparedResponse {
+  readonly names: readonly string[];
+}
+
+const deltaResponses = new WeakMap<Snapshot, Map<string, PreparedDeltaResponse>>();
 
 /** Delta responses this small are shared (a change fanned out); bigger ones are per stream. */
 export const MAX_SHARED_DELTA_UPSERTS = 16;
@@ -56,7 +61,7 @@ export function sharedDeltaResponse(
   snapshot: Snapshot,
   typeUrl: string,
   upserts: readonly EncodedResource[],
-): PreparedResponse {
+): PreparedDeltaResponse {
   let bySet = deltaResponses.get(snapshot);
   if (!bySet) deltaResponses.set(snapshot, (bySet = new Map()));
   // One flat string (a += loop leaves a tree of cons strings as the map's key).
@@ -68,6 +73,7 @@ export function sharedDeltaResponse(
     response = {
       nonce,
       bytes: deltaDiscoveryResponse(snapshot.version, typeUrl, nonce, entries, []),
+      names: upserts.map((r) => r.name),
     };
     // Bounded: a snapshot sees a handful of distinct change sets, not one per proxy.
     if (bySet.size >= 64) bySet.clear();
