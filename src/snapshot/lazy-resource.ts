@@ -7,6 +7,7 @@ import { TYPE_URLS, encodeMessage, type ResourceKind } from '../protos/envoy.js'
 import { deltaResourceEntry, sotwResourceEntry } from '../protos/wire.js';
 import type { ResourceMessage } from '../translate/types.js';
 import { contentHash, flatAscii, type EncodedResource } from './encoded-resource.js';
+import { joinPieces, splitOn, type Pieces } from './shared-segments.js';
 
 /**
  * The version of a lazily encoded resource: a hash of its JSON (translators build objects with
@@ -23,13 +24,14 @@ class LazyResource implements EncodedResource {
   private message: ResourceMessage | undefined;
   /**
    * The entries, each made when a response first needs it: a proxy speaks SotW or delta, so
-   * it holds one of the two (W9: ~1.5 KB a proxy for its own resources). Kept as one-byte
-   * strings (a byte per character): a Buffer costs two objects beside its bytes (~185 B, more
-   * than a small resource's own bytes), a string a 16-byte header. Each use gets a Buffer of
+   * it holds one of the two (W9: ~1.5 KB a proxy for its own resources). Kept as pieces shared
+   * with the same resource of other instances (shared-segments.ts: only the instance's name
+   * and the version differ), or as a one-byte string (a byte per character) when nothing is
+   * shared: a Buffer costs two objects beside its bytes (~185 B). Each use gets a Buffer of
    * them (a copy of ~1 KB, only when a response carries the resource).
    */
-  private sotw: string | undefined;
-  private delta: string | undefined;
+  private sotw: Pieces | string | undefined;
+  private delta: Pieces | string | undefined;
 
   constructor(
     readonly kind: ResourceKind,
@@ -63,10 +65,10 @@ class LazyResource implements EncodedResource {
   get sotwEntry(): Buffer {
     if (this.sotw === undefined) {
       const entry = sotwResourceEntry(TYPE_URLS[this.kind], this.messageBytes());
-      this.sotw = entry.toString('latin1');
+      this.sotw = this.keep(entry);
       return entry;
     }
-    return Buffer.from(this.sotw, 'latin1');
+    return this.bytesOf(this.sotw);
   }
 
   get deltaEntry(): Buffer {
@@ -78,10 +80,26 @@ class LazyResource implements EncodedResource {
         this.version,
         this.messageBytes(),
       );
-      this.delta = entry.toString('latin1');
+      this.delta = this.keep(entry);
       return entry;
     }
-    return Buffer.from(this.delta, 'latin1');
+    return this.bytesOf(this.delta);
+  }
+
+  /** What differs between instances: the name's instance part ("inbound|web-1"), the version. */
+  private get variables(): readonly string[] {
+    const bar = this.name.indexOf('|');
+    return [bar < 0 ? this.name : this.name.slice(bar + 1), this.version];
+  }
+
+  private keep(entry: Buffer): Pieces | string {
+    return splitOn(entry, this.variables) ?? entry.toString('latin1');
+  }
+
+  private bytesOf(kept: Pieces | string): Buffer {
+    return typeof kept === 'string'
+      ? Buffer.from(kept, 'latin1')
+      : joinPieces(kept, this.variables);
   }
 
   get isEncoded(): boolean {
