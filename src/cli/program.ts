@@ -1,18 +1,27 @@
 // The lucid-mesh CLI: its commands, run on process.argv (loaded by main.ts).
 // Usage errors exit 2, runtime failures 1.
 import { Command, CommanderError } from 'commander';
-import { bootstrapCommand } from './bootstrap-command.js';
-import { caCommand, tokenCommand } from './ca-command.js';
-import { configCommand } from './config-command.js';
-import { eventsCommand } from './events-command.js';
-import { meshCommand } from './mesh-command.js';
-import { policyCommand } from './policy-command.js';
-import { deregisterCommand, registerCommand } from './register-command.js';
-import { routeCommand } from './route-command.js';
-import { serveCommand } from './serve-command.js';
-import { snapshotCommand } from './snapshot-command.js';
-import { statusCommand } from './status-command.js';
-import { tailCommand } from './tail-command.js';
+
+// Each command's module is imported only when that command runs (or when the whole list is
+// needed: no command, --help, help, an unknown name). A `serve` then never loads what only the
+// other commands use (RabbitMQ's client for `events`, Consul registration, the route explainer,
+// …): fewer modules parsed and kept in memory (bench --workload idle, issue 16).
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve-command.js')).serveCommand(),
+  bootstrap: async () => (await import('./bootstrap-command.js')).bootstrapCommand(),
+  status: async () => (await import('./status-command.js')).statusCommand(),
+  snapshot: async () => (await import('./snapshot-command.js')).snapshotCommand(),
+  tail: async () => (await import('./tail-command.js')).tailCommand(),
+  events: async () => (await import('./events-command.js')).eventsCommand(),
+  mesh: async () => (await import('./mesh-command.js')).meshCommand(),
+  route: async () => (await import('./route-command.js')).routeCommand(),
+  policy: async () => (await import('./policy-command.js')).policyCommand(),
+  config: async () => (await import('./config-command.js')).configCommand(),
+  register: async () => (await import('./register-command.js')).registerCommand(),
+  deregister: async () => (await import('./register-command.js')).deregisterCommand(),
+  ca: async () => (await import('./ca-command.js')).caCommand(),
+  token: async () => (await import('./ca-command.js')).tokenCommand(),
+};
 
 const EXIT_USAGE = 2;
 
@@ -20,20 +29,10 @@ const program = new Command('lucid-mesh')
   .description('An Envoy xDS control plane for sidecar meshes.')
   .showHelpAfterError('(run with --help for usage)');
 
-program.addCommand(serveCommand());
-program.addCommand(bootstrapCommand());
-program.addCommand(statusCommand());
-program.addCommand(snapshotCommand());
-program.addCommand(tailCommand());
-program.addCommand(eventsCommand());
-program.addCommand(meshCommand());
-program.addCommand(routeCommand());
-program.addCommand(policyCommand());
-program.addCommand(configCommand());
-program.addCommand(registerCommand());
-program.addCommand(deregisterCommand());
-program.addCommand(caCommand());
-program.addCommand(tokenCommand());
+const named = process.argv[2];
+const wanted =
+  named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+for (const name of wanted) program.addCommand(await COMMANDS[name]!());
 for (const command of [program, ...program.commands]) command.exitOverride();
 
 try {

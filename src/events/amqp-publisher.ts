@@ -3,7 +3,8 @@
 // connection goes, everything unconfirmed is published again, from the oldest, after a
 // reconnect with exponential backoff; consumers may then see an event twice, always with
 // the same id.
-import amqp from 'amqplib';
+import { createRequire } from 'node:module';
+import type amqp from 'amqplib';
 import type { Logger } from '../telemetry/logger.js';
 import { scrub, type BrokerUrl } from './amqp-url.js';
 import type { Outbox } from './outbox.js';
@@ -80,7 +81,9 @@ export class AmqpPublisher {
     const { url, exchange } = this.opts;
     let conn: amqp.ChannelModel | undefined;
     try {
-      conn = await amqp.connect(url.url, {
+      // amqplib is loaded on the first connect: a control plane without --events-amqp never loads it.
+      const client = createRequire(import.meta.url)('amqplib') as typeof amqp;
+      conn = await client.connect(url.url, {
         timeout: 10_000,
         clientProperties: { connection_name: 'lucid-mesh events' },
         ...(url.tls && this.opts.ca ? { ca: [this.opts.ca] } : {}),

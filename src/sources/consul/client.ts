@@ -9,7 +9,8 @@
 import { EventEmitter } from 'node:events';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import Consul from 'consul';
+import { createRequire } from 'node:module';
+import type Consul from 'consul';
 
 export interface ConsulTls {
   readonly ca?: string;
@@ -173,7 +174,9 @@ export class ConsulClient {
           rejectUnauthorized: tls?.rejectUnauthorized ?? true,
         })
       : new HttpAgent(agentOpts);
-    this.consul = new Consul({
+    // Loaded on first use: a control plane that never talks to Consul never loads its client.
+    const ConsulClass = createRequire(import.meta.url)('consul') as typeof Consul;
+    this.consul = new ConsulClass({
       host: hostPart,
       port: connection.port,
       secure: connection.secure,

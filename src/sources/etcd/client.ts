@@ -4,7 +4,17 @@
 // none of etcd3's own retry or circuit-breaker policies. Callers retry on their own terms: the
 // source re-lists with its own backoff, a one-shot command fails fast with a clear message. With
 // etcd3's defaults a restarted etcd could stay "broken" for up to 5 s after it is back.
-import { Etcd3, type IOptions } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { Etcd3, IOptions } from 'etcd3';
+
+/**
+ * The etcd3 package, loaded on first use: importing it parses etcd's .proto files with its own
+ * protobufjs (~3 MiB of heap, ~8 MiB of RSS), which a control plane without an etcd source or
+ * state never needs (bench --workload idle, issue 16).
+ */
+export function loadEtcd3(): typeof import('etcd3') {
+  return createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
+}
 
 export interface EtcdTlsOptions {
   /** PEM CA bundle that signed etcd's server certificate (default: the system roots). */
@@ -45,7 +55,8 @@ function passThrough(): Policy {
 export function createEtcdClient(opts: EtcdConnectionOptions): Etcd3 {
   const timeout = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   const { tls } = opts;
-  return new Etcd3({
+  const { Etcd3: Client } = loadEtcd3();
+  return new Client({
     hosts: [...opts.endpoints],
     ...(tls && (tls.ca || tls.cert || tls.key)
       ? {

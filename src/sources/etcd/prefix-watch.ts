@@ -15,9 +15,14 @@
 // handed to the owner to report: the first failure, then at most every `errorReportIntervalMs`
 // while it lasts (the others are logged at debug level); the recovery is logged here.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
+import type { Etcd3, IKeyValue, IWatchResponse, Range } from 'etcd3';
 import type { Logger } from '../../telemetry/logger.js';
-import { createEtcdClient, describeEtcdError, type EtcdConnectionOptions } from './client.js';
+import {
+  createEtcdClient,
+  describeEtcdError,
+  loadEtcd3,
+  type EtcdConnectionOptions,
+} from './client.js';
 import { DEFAULT_ETCD_PREFIX, normalizePrefix } from './layout.js';
 import type { KeyValue } from './state.js';
 
@@ -128,7 +133,7 @@ export class PrefixWatch {
     private readonly log: Logger,
     private readonly handlers: PrefixWatchHandlers,
   ) {
-    this.range = Range.prefix(root);
+    this.range = loadEtcd3().Range.prefix(root);
     this.retryMinMs = opts.retryMinMs ?? 250;
     this.retryMaxMs = Math.max(this.retryMinMs, opts.retryMaxMs ?? 3_000);
     this.errorReportIntervalMs = opts.errorReportIntervalMs ?? 30_000;

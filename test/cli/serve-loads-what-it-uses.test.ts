@@ -1,0 +1,95 @@
+// `serve` loads a backend's client only when a flag asks for that backend (issue 16: idle RSS):
+// a default serve never loads etcd3, consul or amqplib, and `--source etcd` / `--source consul`
+// still load theirs and come ready from a real etcd and a real Consul. The loaded modules are
+// listed by bench/diag/idle-modules.mjs (the bench's own probe), preloaded through NODE_OPTIONS.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { plainServeArgs, repoRoot, spawnCli, type CliProcess } from '../support/cli-process.js';
+import { startConsul, type ConsulAgent } from '../support/consul.js';
+import { startEtcd, type EtcdHandle } from '../support/etcd.js';
+import { httpGet } from '../support/http-app.js';
+import { freePorts } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+const CLIENTS = ['etcd3', 'consul', 'amqplib'] as const;
+const probe = join(repoRoot, 'bench', 'diag', 'idle-modules.mjs');
+
+/** Starts serve with the module probe; resolves once /ready says 200, with the packages loaded. */
+async function serveAndList(
+  args: (ports: { admin: number; xds: number }) => string[],
+  stops: CliProcess[],
+): Promise<Set<string>> {
+  const [admin, xds] = (await freePorts(2)) as [number, number];
+  const dir = mkdtempSync(join(tmpdir(), 'lucid-lazy-'));
+  const list = join(dir, 'modules.tsv');
+  writeFileSync(list, '');
+  const serve = spawnCli(args({ admin, xds }), {
+    LUCID_DATA_DIR: join(dir, 'state'),
+    LUCID_IDLE_MODULES_OUT: list,
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${probe}`.trim(),
+  });
+  stops.push(serve);
+  await waitFor(
+    async () => {
+      const r = await httpGet(`http://127.0.0.1:${admin}/ready`).catch(() => undefined);
+      return r?.status === 200;
+    },
+    { what: 'serve /ready', timeoutMs: 60_000, details: serve.stderr },
+  );
+  const packages = new Set<string>();
+  for (const line of readFileSync(list, 'utf8').split('\n')) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line.split('\t')[0] ?? '');
+    if (m) packages.add(m[1]!);
+  }
+  expect(packages.has('@grpc/grpc-js'), 'the probe sees the modules serve loads').toBe(true);
+  return packages;
+}
+
+describe('serve loads a backend client only when asked for', () => {
+  const stops: CliProcess[] = [];
+  let etcd: EtcdHandle | undefined;
+  let consul: ConsulAgent | undefined;
+  beforeAll(async () => {
+    [etcd, consul] = await Promise.all([startEtcd('lazy-etcd'), startConsul()]);
+  }, 15 * 60_000);
+  afterAll(async () => {
+    await Promise.all(stops.map((s) => s.stop()));
+    await etcd?.remove();
+    await consul?.remove();
+  });
+
+  it('a file-catalog serve loads none of etcd3, consul, amqplib', async () => {
+    const packages = await serveAndList((p) => plainServeArgs('examples/catalog.yaml', p), stops);
+    for (const client of CLIENTS) expect(packages.has(client), client).toBe(false);
+  });
+
+  it('--source etcd loads etcd3 and comes ready from a real etcd', async () => {
+    const packages = await serveAndList(
+      (p) => [
+        ...plainServeArgs('examples/catalog.yaml', p).filter(
+          (a, i, all) => a !== '--catalog' && all[i - 1] !== '--catalog',
+        ),
+        ...['--source', 'etcd', '--etcd', etcd!.endpoint],
+      ],
+      stops,
+    );
+    expect(packages.has('etcd3')).toBe(true);
+    expect(packages.has('amqplib')).toBe(false);
+  });
+
+  it('--source consul loads consul and comes ready from a real Consul', async () => {
+    const packages = await serveAndList(
+      (p) => [
+        ...plainServeArgs('examples/catalog.yaml', p).filter(
+          (a, i, all) => a !== '--catalog' && all[i - 1] !== '--catalog',
+        ),
+        ...['--source', 'consul', '--consul', consul!.address],
+      ],
+      stops,
+    );
+    expect(packages.has('consul')).toBe(true);
+    expect(packages.has('etcd3')).toBe(false);
+  });
+});
