@@ -255,7 +255,7 @@ const STREAMS =
  * (proxy-view.ts: a proxy's own block's digest).
  */
 const PROXY_CONFIG =
-  /\b(ProxyView|LazyResource|SmallMap|SnapshotStore\.(ownCache|views|watchedKeys|encoder)|ResourceEncoder\.proxyEntries)\b|<var (ownBlocks|ownBlockDigests|ownDigests)>/;
+  /\b(ProxyView|LazyResource|SmallMap|SnapshotStore\.(ownCache|views|watchedKeys|encoder)|ResourceEncoder\.proxyEntries|Segment)\b|<var (ownBlocks|ownBlockDigests|ownDigests|live|gone)>/;
 /**
  * Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by
  * division), and the module caches of those: responses and blocks made once per snapshot,
