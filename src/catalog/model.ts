@@ -43,6 +43,11 @@ export interface Service {
    * (and what routes lead to). Absent: none declared. Sorted by name.
    */
   readonly upstreams?: readonly Upstream[];
+  /**
+   * How long its sidecars keep an idle connection to the app open (ms; 0: never closed).
+   * Absent: proxy-defaults' Config.lucid_local_app_idle_timeout_ms, else 4 s (docs/local-app.md).
+   */
+  readonly localAppIdleTimeoutMs?: number;
 }
 
 /** A declared upstream; with a local bind port the sidecar also listens for it there. */
@@ -158,7 +163,12 @@ export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalo
 // 1000-service catalog, this takes well under one. test/catalog/reuse-unchanged.test.ts changes
 // every field of a service and an instance and checks each is noticed.
 function sameService(a: Service, b: Service): boolean {
-  if (a.name !== b.name || a.protocol !== b.protocol || a.outboundPort !== b.outboundPort) {
+  if (
+    a.name !== b.name ||
+    a.protocol !== b.protocol ||
+    a.outboundPort !== b.outboundPort ||
+    a.localAppIdleTimeoutMs !== b.localAppIdleTimeoutMs
+  ) {
     return false;
   }
   if (a.instances.length !== b.instances.length || keyCount(a) !== keyCount(b)) return false;

@@ -22,6 +22,16 @@ const port = z
   .min(1, { error: (i) => `expected integer 1-65535, got ${show(i.input)}` })
   .max(65535, { error: (i) => `expected integer 1-65535, got ${show(i.input)}` });
 
+/** Milliseconds up to a day; 0 turns the timeout off (Envoy's meaning of a zero duration). */
+export const MAX_TIMEOUT_MS = 86_400_000;
+export const timeoutMs = z
+  .number({ error: (i) => `expected integer 0-${MAX_TIMEOUT_MS} (ms), got ${show(i.input)}` })
+  .int({ error: (i) => `expected integer 0-${MAX_TIMEOUT_MS} (ms), got ${show(i.input)}` })
+  .min(0, { error: (i) => `expected integer 0-${MAX_TIMEOUT_MS} (ms), got ${show(i.input)}` })
+  .max(MAX_TIMEOUT_MS, {
+    error: (i) => `expected integer 0-${MAX_TIMEOUT_MS} (ms), got ${show(i.input)}`,
+  });
+
 /** Datacenter, region and zone names: Consul's datacenter names are DNS labels too. */
 const localityPart = z
   .string({ error: (i) => `expected a name (a-z, 0-9, . _ -), got ${show(i.input)}` })
@@ -91,6 +101,9 @@ export const sourceServiceSchema = z
     outboundPort: port.optional(),
     instances: z.array(instanceSchema).default([]),
     upstreams: z.array(upstreamSchema).optional(),
+    // Below the app's own keep-alive timeout, so the sidecar never reuses a connection the
+    // app is closing (docs/local-app.md).
+    localAppIdleTimeoutMs: timeoutMs.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

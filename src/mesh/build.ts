@@ -2,6 +2,7 @@
 // deterministic; parts are memoised on the identity of the inputs they read (MeshCache), so
 // a change to one service or entry rebuilds only what depends on it.
 import type { Protocol, Service } from '../catalog/model.js';
+import { LOCAL_APP_IDLE_TIMEOUT_KEY } from '../traffic/local-app.js';
 import type { ConfigProblem } from '../traffic/provider.js';
 import type { ProxyDefaults, ServiceDefaults } from '../traffic/types.js';
 import { authorizationOf } from './authorization.js';
@@ -74,6 +75,16 @@ function settleProtocol(
   const global = proxyDefaults?.Config.protocol;
   if (global) return { protocol: global, from: 'proxy-defaults/global' };
   return { protocol: service.protocol, from: 'catalog' };
+}
+
+/** The catalog service's own setting, else proxy-defaults'; tcp has no HTTP connections. */
+function localAppIdleTimeout(
+  service: Service,
+  http: boolean,
+  proxyDefaults: ProxyDefaults | undefined,
+): Pick<MeshService, 'localAppIdleTimeoutMs'> {
+  const ms = service.localAppIdleTimeoutMs ?? proxyDefaults?.Config[LOCAL_APP_IDLE_TIMEOUT_KEY];
+  return http && ms !== undefined ? { localAppIdleTimeoutMs: ms } : {};
 }
 
 function protocolReader(reader: TrackedReader): (name: string) => Protocol | undefined {
@@ -159,6 +170,7 @@ function buildService(name: string, reader: TrackedReader): ServicePart {
       ? { gatewayMode: reader.get('defaults', name)!.MeshGateway!.Mode! }
       : {}),
     ...(service.upstreams !== undefined ? { upstreams: service.upstreams } : {}),
+    ...localAppIdleTimeout(service, http, reader.proxyDefaults),
   };
   const failover = meshService.backends.some((b) => b.failover !== undefined);
   return { service: meshService, problems, failover };

@@ -137,6 +137,9 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
             sidecarPort,
             appPort: found.instance.port,
             authorization: found.service.authorization,
+            ...(found.service.localAppIdleTimeoutMs !== undefined
+              ? { localAppIdleTimeoutMs: found.service.localAppIdleTimeoutMs }
+              : {}),
           },
         }
       : {}),

@@ -241,6 +241,11 @@ export interface MeshService {
   readonly gatewayMode?: MeshGatewayMode;
   /** The upstreams its sidecars declare (catalog, Consul Proxy.Upstreams), sorted by name. */
   readonly upstreams?: readonly MeshUpstream[];
+  /**
+   * HTTP-family services: its sidecars' idle timeout towards the app, when configured (the
+   * catalog's service field, else proxy-defaults); absent: the translator's default.
+   */
+  readonly localAppIdleTimeoutMs?: number;
 }
 
 /** A declared upstream (see catalog Upstream). */
@@ -331,6 +336,8 @@ export interface MeshProxy {
     readonly sidecarPort: number;
     readonly appPort: number;
     readonly authorization: Authorization;
+    /** Its service's localAppIdleTimeoutMs (absent: the translator's default). */
+    readonly localAppIdleTimeoutMs?: number;
   };
   /** Where the proxy runs: what its node says, else its registration's, else the mesh's dc. */
   readonly locality: PlacedLocality;

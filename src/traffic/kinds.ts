@@ -5,6 +5,8 @@
 // and an entry it rejects is rejected with a path; the lucid-mesh extensions (RetryBackoff,
 // RetryOnOtherHosts, Fault, Mirror, proxy-defaults UpstreamConfig) are strict objects.
 import { z } from 'zod';
+import { MAX_TIMEOUT_MS } from '../catalog/schema.js';
+import { LOCAL_APP_IDLE_TIMEOUT_KEY } from './local-app.js';
 import {
   NAME,
   PATH_KINDS,
@@ -171,6 +173,14 @@ const proxyDefaults = entry(
         protocol: protocol.optional(),
         connect_timeout_ms: z
           .preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), int(0))
+          .optional(),
+        // Not Consul's local_idle_timeout_ms (a route's stream idle timeout): this closes the
+        // sidecar's idle connections to its app before the app does (docs/local-app.md).
+        [LOCAL_APP_IDLE_TIMEOUT_KEY]: z
+          .preprocess(
+            (v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+            int(0, MAX_TIMEOUT_MS),
+          )
           .optional(),
         // Tracing for Consul users, who cannot write the top-level Tracing field.
         ...tracingConfigFields,

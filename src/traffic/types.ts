@@ -83,6 +83,8 @@ export interface ProxyDefaults {
   readonly Config: {
     readonly protocol?: Protocol;
     readonly connect_timeout_ms?: number;
+    /** Extension: every sidecar's idle timeout towards its app (docs/local-app.md). */
+    readonly lucid_local_app_idle_timeout_ms?: number;
   };
   /** Extension: upstream settings for every proxy's upstreams (Consul has them per service). */
   readonly UpstreamConfig?: UpstreamConfig;

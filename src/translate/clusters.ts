@@ -166,12 +166,39 @@ export function backendCluster(
   });
 }
 
+/**
+ * How long a sidecar keeps an idle HTTP connection to its app when nothing configures it.
+ * An app server closes idle keep-alive connections on its own timer; if the sidecar sends a
+ * request on one just as the app closes it, that request fails with a 503 ("connection
+ * termination"). Closing them first, below the app's timer, shuts that race. Node's http
+ * server, the most common app server here, closes after 5 s (keepAliveTimeout); other
+ * frameworks use 5-75 s, so 4 s is under all of them, and a reconnect over loopback is cheap.
+ */
+export const DEFAULT_LOCAL_APP_IDLE_TIMEOUT_MS = 4000;
+
+/** The app's protocol and the idle timeout, as HttpProtocolOptions (tcp: none). */
+function localAppProtocolOptions(
+  protocol: Protocol,
+  idleTimeoutMs: number,
+): Cluster['typedExtensionProtocolOptions'] {
+  if (protocol === 'tcp') return undefined;
+  return {
+    [HTTP_PROTOCOL_OPTIONS]: typedAny(HTTP_PROTOCOL_OPTIONS, {
+      commonHttpProtocolOptions: { idleTimeout: durationMs(idleTimeoutMs) },
+      explicitHttpConfig: isHttp2(protocol)
+        ? { http2ProtocolOptions: {} }
+        : { httpProtocolOptions: {} },
+    }),
+  };
+}
+
 /** Where a sidecar's inbound listener hands traffic to its own app (same host, app port). */
 export function localAppCluster(
   nodeId: string,
   protocol: Protocol,
   appPort: number,
   settings: MeshSettings,
+  idleTimeoutMs = DEFAULT_LOCAL_APP_IDLE_TIMEOUT_MS,
 ): Cluster {
   const name = localAppClusterName(nodeId);
   return defined({
@@ -184,7 +211,7 @@ export function localAppCluster(
         { lbEndpoints: [{ endpoint: { address: socketAddress('127.0.0.1', appPort) } }] },
       ],
     },
-    typedExtensionProtocolOptions: upstreamProtocolOptions(protocol),
+    typedExtensionProtocolOptions: localAppProtocolOptions(protocol, idleTimeoutMs),
   });
 }
 

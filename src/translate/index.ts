@@ -620,7 +620,13 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
     );
     resources.clusters.set(
       localAppClusterName(proxy.nodeId),
-      localAppCluster(proxy.nodeId, inbound.protocol, inbound.appPort, settings),
+      localAppCluster(
+        proxy.nodeId,
+        inbound.protocol,
+        inbound.appPort,
+        settings,
+        inbound.localAppIdleTimeoutMs,
+      ),
     );
   }
   return resources;

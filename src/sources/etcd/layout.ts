@@ -2,7 +2,8 @@
 //
 //   <prefix>services/<service>                → service settings, JSON {"protocol": "http2"}
 //                                               (optional; without it: protocol http; may
-//                                               declare "upstreams", docs/scoping.md)
+//                                               declare "upstreams", docs/scoping.md, and
+//                                               "localAppIdleTimeoutMs", docs/local-app.md)
 //   <prefix>services/<service>/<instance-id>  → one instance, JSON with the catalog file's
 //                                               instance fields; "id" may be omitted, and
 //                                               must equal <instance-id> when present
@@ -83,6 +84,8 @@ export interface ServiceSettings {
   readonly outboundPort?: number;
   /** Declared upstreams (docs/scoping.md), as in a catalog file. */
   readonly upstreams?: readonly Upstream[];
+  /** Its sidecars' idle timeout towards the app (docs/local-app.md), as in a catalog file. */
+  readonly localAppIdleTimeoutMs?: number;
 }
 
 export type Decoded<T> =
@@ -121,7 +124,7 @@ export function decodeInstance(id: string, text: string): Decoded<Instance> {
 export function decodeServiceSettings(service: string, text: string): Decoded<ServiceSettings> {
   const parsed = text.trim() === '' ? { ok: true as const, value: {} } : parseJsonObject(text);
   if (!parsed.ok) return parsed;
-  const known = ['protocol', 'outboundPort', 'upstreams'];
+  const known = ['protocol', 'outboundPort', 'upstreams', 'localAppIdleTimeoutMs'];
   const unknown = Object.keys(parsed.value).filter((k) => !known.includes(k));
   if (unknown.length > 0) {
     return {
@@ -131,13 +134,14 @@ export function decodeServiceSettings(service: string, text: string): Decoded<Se
   }
   const result = serviceSchema.safeParse({ ...parsed.value, name: service, instances: [] });
   if (!result.success) return { ok: false, problem: formatIssues(result.error).join('; ') };
-  const { protocol, outboundPort, upstreams } = result.data;
+  const { protocol, outboundPort, upstreams, localAppIdleTimeoutMs } = result.data;
   return {
     ok: true,
     value: {
       protocol,
       ...(outboundPort !== undefined ? { outboundPort } : {}),
       ...(upstreams !== undefined ? { upstreams } : {}),
+      ...(localAppIdleTimeoutMs !== undefined ? { localAppIdleTimeoutMs } : {}),
     },
   };
 }
