@@ -13,7 +13,13 @@ import {
   readCatalogDocument,
   validateCatalogDocument,
 } from './load-document.js';
-import { compareStrings, normalizeCatalog, type Catalog, type Service } from './model.js';
+import {
+  compareStrings,
+  normalizeCatalog,
+  reuseUnchangedService,
+  type Catalog,
+  type Service,
+} from './model.js';
 import { crossEntryIssues, gatewaysSchema, serviceSchema } from './schema.js';
 import { splitJsonCatalog, type JsonCatalogItems } from './json-items.js';
 import { parseYamlValue, splitItems, splitTopLevel } from './yaml-sections.js';
@@ -25,6 +31,8 @@ export class IncrementalCatalogParser {
   private yamlItems = new Map<string, unknown>();
   /** The last good JSON catalog's services by their entry's text as written (json-items.ts). */
   private jsonItems = new Map<string, Service>();
+  /** The last good JSON catalog's entry texts, in file order (jsonItems' keys). */
+  private jsonTexts: readonly string[] = [];
 
   /**
    * Parses and validates `text` (see parseCatalogText), reusing unchanged entries.
@@ -35,6 +43,7 @@ export class IncrementalCatalogParser {
     const fast = split && this.validateJsonItems(split);
     if (fast) {
       this.jsonItems = fast.items;
+      this.jsonTexts = split.services;
       // Keyed by text now: the same entries keyed by their re-stringified JSON (~3 MB at
       // 10,000 services) would only serve a later whole-text parse.
       this.known = new Map();
@@ -42,6 +51,7 @@ export class IncrementalCatalogParser {
     }
     const catalog = this.parseWhole(text, fileName);
     this.jsonItems = split ? this.itemsOf(split.services) : new Map();
+    this.jsonTexts = split && this.jsonItems.size > 0 ? split.services : [];
     return catalog;
   }
 
@@ -59,7 +69,7 @@ export class IncrementalCatalogParser {
     if (misses > Math.max(MAX_ITEM_PARSES, texts.length / 8)) return undefined;
     const items = new Map<string, Service>();
     const services: Service[] = [];
-    for (const t of texts) {
+    for (const [i, t] of texts.entries()) {
       let service = this.jsonItems.get(t) ?? items.get(t);
       if (!service) {
         let raw: unknown;
@@ -71,6 +81,12 @@ export class IncrementalCatalogParser {
         const result = serviceSchema.safeParse(raw);
         if (!result.success) return undefined;
         service = normalizeCatalog({ services: [result.data] }).services[0]!;
+        // The entry that stood here, if it is the same service: its unchanged instances are
+        // kept, as reuseUnchanged downstream would keep them. Otherwise the model would hold
+        // those and this parser fresh copies of them (~0.5 KiB per service once changed: the
+        // soak's heap creep after the translation cache's).
+        const before = this.jsonItems.get(this.jsonTexts[i] ?? '');
+        if (before?.name === service.name) service = reuseUnchangedService(before, service);
       }
       items.set(t, service);
       services.push(service);

@@ -142,14 +142,7 @@ export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalo
   };
   const services = next.services.map((service, i) => {
     const old = oldOf(service, i);
-    if (!old || old === service) return old ?? service;
-    if (sameService(old, service)) return old;
-    const oldInstances = new Map(old.instances.map((i) => [i.id, i]));
-    const instances = service.instances.map((instance) => {
-      const same = oldInstances.get(instance.id);
-      return same && sameInstance(same, instance) ? same : instance;
-    });
-    return { ...service, instances };
+    return old ? reuseUnchangedService(old, service) : service;
   });
   // Gateways are few: kept as a whole while equal.
   const gateways =
@@ -157,6 +150,25 @@ export function reuseUnchanged(prev: Catalog | undefined, next: Catalog): Catalo
       ? prev.gateways
       : next.gateways;
   return { ...next, services, ...(gateways ? { gateways } : {}) };
+}
+
+/**
+ * One service of reuseUnchanged: `old` if deep-equal, else `next` with old's objects for its
+ * unchanged instances. `next` itself when none of its instances is swapped (a source that
+ * already reused them, see incremental-parse.ts): a copy would hold the same objects twice
+ * over, one for the source and one for the model, and compare field by field on every change.
+ */
+export function reuseUnchangedService(old: Service, next: Service): Service {
+  if (old === next || sameService(old, next)) return old;
+  const oldInstances = new Map(old.instances.map((i) => [i.id, i]));
+  let swapped = false;
+  const instances = next.instances.map((instance) => {
+    const same = oldInstances.get(instance.id);
+    if (!same || same === instance || !sameInstance(same, instance)) return instance;
+    swapped = true;
+    return same;
+  });
+  return swapped ? { ...next, instances } : next;
 }
 
 // Field by field (the model is small and fixed): isDeepStrictEqual took ~16 ms per change on a
