@@ -15,6 +15,8 @@
 // - `Meta.protocol` (http | http2 | grpc | tcp; else the sidecar's Proxy.Config.protocol,
 //   Consul's own convention; default http) picks the protocol. tcp services get a local
 //   listener on every sidecar at `Meta.outbound_port`; without one they keep their cluster.
+// - The sidecar's Proxy.Config.lucid_local_app_idle_timeout_ms (docs/local-app.md) is the
+//   service's localAppIdleTimeoutMs; sidecars that disagree are reported, the most common wins.
 // - Mesh gateways (Kind `mesh-gateway`) become catalog gateways: the registration's ID is the
 //   gateway's node id, TaggedAddresses.lan (else Service.Address/Port, else the node's
 //   address) where its own datacenter reaches it, TaggedAddresses.wan where others do.
@@ -42,9 +44,12 @@ import {
   formatIssues,
   gatewaySchema,
   instanceSchema,
+  MAX_TIMEOUT_MS,
   show,
   sourceServiceSchema,
+  timeoutMs,
 } from '../../catalog/schema.js';
+import { LOCAL_APP_IDLE_TIMEOUT_KEY } from '../../traffic/local-app.js';
 import type { ConsulHealthEntry } from './client.js';
 import { mergeUpstreams, sidecarUpstreams } from './upstreams.js';
 
@@ -99,6 +104,8 @@ interface Candidate {
   readonly criticalNotRun: boolean;
   /** Its sidecar registration's Proxy.Upstreams (absent: none declared). */
   readonly upstreams?: readonly Upstream[];
+  /** Its sidecar registration's Proxy.Config.lucid_local_app_idle_timeout_ms. */
+  readonly localAppIdleTimeoutMs?: number;
 }
 
 /** One datacenter's entries (see mapConsulDatacenters). */
@@ -257,9 +264,16 @@ export function mapConsulDatacenters(
       where,
       problems,
     );
+    const localAppIdleTimeoutMs = pick(
+      candidates.map((c) => c.localAppIdleTimeoutMs),
+      undefined,
+      `${where}: sidecars disagree on Proxy.Config.${LOCAL_APP_IDLE_TIMEOUT_KEY}`,
+      problems,
+    );
     const parsed = sourceServiceSchema.safeParse({
       name,
       protocol,
+      ...(localAppIdleTimeoutMs !== undefined ? { localAppIdleTimeoutMs } : {}),
       ...(outboundPort !== undefined ? { outboundPort } : {}),
       instances,
       ...(upstreams !== undefined ? { upstreams } : {}),
@@ -440,6 +454,7 @@ function candidate(
         ...located,
       };
   const upstreams = sidecarUpstreams(sidecar, where, problems);
+  const localAppIdleTimeoutMs = sidecarIdleTimeout(sidecar, where, problems);
   const parsed = instanceSchema.safeParse(raw);
   if (!parsed.success) {
     // Name the Consul field a bad region or zone came from.
@@ -463,7 +478,31 @@ function candidate(
     ...(outboundPort !== undefined ? { outboundPort } : {}),
     criticalNotRun,
     ...(upstreams !== undefined ? { upstreams } : {}),
+    ...(localAppIdleTimeoutMs !== undefined ? { localAppIdleTimeoutMs } : {}),
   };
+}
+
+/**
+ * The sidecar's idle timeout towards its app (docs/local-app.md), from its registration's
+ * Proxy.Config as registered (proxy-defaults' key is read from that entry). Consul keeps
+ * Config values as given, so "4000" counts too. A bad value is reported and ignored: the
+ * default still applies.
+ */
+function sidecarIdleTimeout(
+  sidecar: ConsulHealthEntry | undefined,
+  where: string,
+  problems: string[],
+): number | undefined {
+  const raw = sidecar?.Service.Proxy?.Config?.[LOCAL_APP_IDLE_TIMEOUT_KEY];
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  const parsed = timeoutMs.safeParse(
+    typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw,
+  );
+  if (parsed.success) return parsed.data;
+  problems.push(
+    `${where}: Proxy.Config.${LOCAL_APP_IDLE_TIMEOUT_KEY}: expected integer 0-${MAX_TIMEOUT_MS} (ms), got ${show(raw)}; ignored`,
+  );
+  return undefined;
 }
 
 /**
