@@ -220,9 +220,10 @@ export function summariseModules(catalog: IdleCatalog, lines: string): IdleModul
 function attributionSteps(binDir: string): Array<{ label: string; modules: string[] }> {
   const rel = (p: string) => pathToFileURL(join(binDir, '..', p)).href;
   const program = readFileSync(join(binDir, 'program.js'), 'utf8');
-  const commands = [...program.matchAll(/from '\.\/([\w-]+\.js)'/g)].map(
-    (m) => pathToFileURL(join(binDir, m[1]!)).href,
-  );
+  // Static (`from './x.js'`) or per-command dynamic (`import('./x.js')`) imports alike.
+  const commands = [
+    ...new Set(program.match(/(?<=(?:from |import\()')\.\/[\w-]+\.js(?=')/g) ?? []),
+  ].map((m) => pathToFileURL(join(binDir, m)).href);
   return [
     { label: 'bare node', modules: [] },
     { label: '+ start-up holds (startup-heap.js)', modules: [rel('startup-heap.js')] },
@@ -236,7 +237,8 @@ function attributionSteps(binDir: string): Array<{ label: string; modules: strin
     { label: '+ xDS server (@grpc/grpc-js)', modules: [rel('xds/server.js')] },
     { label: '+ admin server (prom-client, pino)', modules: [rel('admin/http-server.js')] },
     { label: '+ app.js (composition root)', modules: [rel('app.js')] },
-    { label: '+ every CLI command (program.js imports)', modules: commands },
+    { label: '+ the serve command (what `serve` loads)', modules: [rel('cli/serve-command.js')] },
+    { label: '+ every other CLI command (`--help` loads them)', modules: commands },
   ];
 }
 
