@@ -27,6 +27,8 @@ import { parseYamlValue, splitItems, splitTopLevel } from './yaml-sections.js';
 export class IncrementalCatalogParser {
   /** The last good catalog's services by their entry's text. */
   private known = new Map<string, Service>();
+  /** The same services in document order (before sorting): what stood at each position. */
+  private knownInOrder: readonly Service[] = [];
   /** The last good YAML catalog's service entries by their item's text (yaml-sections.ts). */
   private yamlItems = new Map<string, unknown>();
   /** The last good JSON catalog's services by their entry's text as written (json-items.ts). */
@@ -47,6 +49,7 @@ export class IncrementalCatalogParser {
       // Keyed by text now: the same entries keyed by their re-stringified JSON (~3 MB at
       // 10,000 services) would only serve a later whole-text parse.
       this.known = new Map();
+      this.knownInOrder = [];
       return fast.catalog;
     }
     const catalog = this.parseWhole(text, fileName);
@@ -125,6 +128,7 @@ export class IncrementalCatalogParser {
     const parsed = yaml && this.validateChanged(yaml.document);
     if (yaml && parsed) {
       this.known = parsed.entries;
+      this.knownInOrder = parsed.inOrder;
       this.yamlItems = yaml.items;
       return parsed.catalog;
     }
@@ -134,17 +138,19 @@ export class IncrementalCatalogParser {
       // Something is wrong (or unusual): the full validation says what, as it always has.
       const catalog = validateCatalogDocument(document, fileName);
       this.known = new Map();
+      this.knownInOrder = [];
       this.yamlItems = new Map();
       return catalog;
     }
     this.known = again.entries;
+    this.knownInOrder = again.inOrder;
     return again.catalog;
   }
 
   /** Undefined when the document is not a valid catalog (or not a plain one). */
   private validateChanged(
     document: unknown,
-  ): { catalog: Catalog; entries: Map<string, Service> } | undefined {
+  ): { catalog: Catalog; entries: Map<string, Service>; inOrder: Service[] } | undefined {
     if (!isPlainObject(document)) return undefined;
     for (const key of Object.keys(document)) {
       if (key !== 'services' && key !== 'gateways') return undefined;
@@ -153,19 +159,23 @@ export class IncrementalCatalogParser {
     if (!Array.isArray(raw)) return undefined;
     const entries = new Map<string, Service>();
     const services: Service[] = [];
-    for (const entry of raw) {
+    for (const [i, entry] of raw.entries()) {
       const key = JSON.stringify(entry);
       let service = this.known.get(key) ?? entries.get(key);
       if (!service) {
         const result = serviceSchema.safeParse(entry);
         if (!result.success) return undefined;
         service = normalizeCatalog({ services: [result.data] }).services[0]!;
+        // As the JSON fast path (validateJsonItems): the unchanged instances are kept.
+        const before = this.knownInOrder[i];
+        if (before?.name === service.name) service = reuseUnchangedService(before, service);
       }
       entries.set(key, service);
       services.push(service);
     }
+    const inOrder = services.slice(); // assemble sorts services in place
     const catalog = this.assemble(services, document.gateways);
-    return catalog && { catalog, entries };
+    return catalog && { catalog, entries, inOrder };
   }
 
   /** Validated services (sorted here) and the raw gateways as a catalog; undefined if invalid. */

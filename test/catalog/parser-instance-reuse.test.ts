@@ -3,6 +3,7 @@
 // model can take the parser's object as it is: otherwise every service changed once is held
 // twice, the model's instances and the parser's fresh copies (the soak's heap creep).
 import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { IncrementalCatalogParser } from '../../src/catalog/incremental-parse.js';
 import { reuseUnchanged, type Catalog } from '../../src/catalog/model.js';
 
@@ -18,17 +19,21 @@ const entries = Array.from({ length: SERVICES }, (_, s) => ({
     meta: { zone: 'a' },
   })),
 }));
-const text = () => `{"services":[\n${entries.map((e) => JSON.stringify(e)).join(',\n')}\n]}\n`;
+const json = () => `{"services":[\n${entries.map((e) => JSON.stringify(e)).join(',\n')}\n]}\n`;
+const yaml = () => stringify({ services: entries });
 
-describe('IncrementalCatalogParser, an entry changed', () => {
+describe.each([
+  ['JSON', json, 'catalog.json'],
+  ['YAML', yaml, 'catalog.yaml'],
+])('IncrementalCatalogParser, an entry of a %s catalog changed', (_, text, file) => {
   it('keeps the unchanged instances, so the model keeps the very objects the parser holds', () => {
     const parser = new IncrementalCatalogParser();
-    let model: Catalog = reuseUnchanged(undefined, parser.parse(text(), 'catalog.json'));
+    let model: Catalog = reuseUnchanged(undefined, parser.parse(text(), file));
     for (let s = 0; s < SERVICES; s++) {
       const before = model.services[s]!;
       const flipped = entries[s]!.instances[2]!;
       flipped.health = flipped.health === 'passing' ? 'critical' : 'passing';
-      const parsed = parser.parse(text(), 'catalog.json');
+      const parsed = parser.parse(text(), file);
       const next = reuseUnchanged(model, parsed);
       const service = parsed.services[s]!;
       expect(service.instances[2]!.health).toBe(flipped.health);
@@ -41,8 +46,11 @@ describe('IncrementalCatalogParser, an entry changed', () => {
 
   it('gives back the last object when an entry changed only in its text', () => {
     const parser = new IncrementalCatalogParser();
-    const first = parser.parse(text(), 'catalog.json');
-    const spaced = text().replace('"port":8080', '"port": 8080');
-    expect(parser.parse(spaced, 'catalog.json').services[0]).toBe(first.services[0]);
+    const first = parser.parse(text(), file);
+    const spaced = text()
+      .replace('"port":8080', '"port": 8080')
+      .replace('port: 8080', 'port:  8080');
+    expect(spaced).not.toBe(text());
+    expect(parser.parse(spaced, file).services[0]).toBe(first.services[0]);
   });
 });
