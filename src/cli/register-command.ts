@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { withUsageErrors } from './usage.js';
 import type { Etcd3, Lease } from 'etcd3';
 import { HEALTH_STATES, PROTOCOLS, type Instance } from '../catalog/model.js';
-import { formatPath, instanceSchema, serviceSchema } from '../catalog/schema.js';
+import { MAX_TIMEOUT_MS, formatPath, instanceSchema, serviceSchema } from '../catalog/schema.js';
 import { createEtcdClient, describeEtcdError } from '../sources/etcd/client.js';
 import {
   encodeInstance,
@@ -32,7 +32,7 @@ import {
   etcdFlags,
   type EtcdFlags,
 } from '../sources/etcd/options.js';
-import { choiceOption, portOption } from './options.js';
+import { choiceOption, durationMsOption, portOption } from './options.js';
 
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
@@ -60,6 +60,7 @@ interface RegisterFlags {
   meta: string[];
   protocol?: (typeof PROTOCOLS)[number];
   outboundPort?: number;
+  localAppIdleTimeoutMs?: number;
   ttl?: number;
   [etcdFlag: string]: unknown;
 }
@@ -109,6 +110,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   name: '--service',
   protocol: '--protocol',
   outboundPort: '--outbound-port',
+  localAppIdleTimeoutMs: '--local-app-idle-timeout-ms',
 };
 
 function flagProblem(path: readonly PropertyKey[], message: string): string {
@@ -168,21 +170,30 @@ function resolveRegistration(flags: RegisterFlags): {
     throw usage(flagProblem(issue.path, issue.message));
   }
   let settings: ServiceSettings | undefined;
-  if (flags.protocol !== undefined || flags.outboundPort !== undefined) {
+  if (
+    flags.protocol !== undefined ||
+    flags.outboundPort !== undefined ||
+    flags.localAppIdleTimeoutMs !== undefined
+  ) {
     const s = serviceSchema.safeParse({
       name: flags.service,
       protocol: flags.protocol ?? 'http',
       ...(flags.outboundPort !== undefined ? { outboundPort: flags.outboundPort } : {}),
+      ...(flags.localAppIdleTimeoutMs !== undefined
+        ? { localAppIdleTimeoutMs: flags.localAppIdleTimeoutMs }
+        : {}),
       instances: [],
     });
     if (!s.success) {
       const issue = s.error.issues[0]!;
       throw usage(flagProblem(issue.path, issue.message));
     }
-    settings =
-      s.data.outboundPort === undefined
-        ? { protocol: s.data.protocol }
-        : { protocol: s.data.protocol, outboundPort: s.data.outboundPort };
+    const { protocol, outboundPort, localAppIdleTimeoutMs } = s.data;
+    settings = {
+      protocol,
+      ...(outboundPort !== undefined ? { outboundPort } : {}),
+      ...(localAppIdleTimeoutMs !== undefined ? { localAppIdleTimeoutMs } : {}),
+    };
   }
   return { etcd, instance: result.data, ...(settings ? { settings } : {}) };
 }
@@ -331,6 +342,14 @@ export function registerCommand(io: RegisterCommandIo = {}): Command {
         '--outbound-port <port>',
         'tcp services only (with --protocol tcp): the local port every sidecar listens on for it',
       ).argParser(portOption('--outbound-port')),
+    )
+    .addOption(
+      new Option(
+        '--local-app-idle-timeout-ms <ms>',
+        "also write the service's settings (with --protocol, default http): how long its " +
+          "sidecars keep an idle connection to the app; below the app's keep-alive timeout " +
+          '(default 4000; 0: never closed; docs/local-app.md)',
+      ).argParser(durationMsOption('--local-app-idle-timeout-ms', MAX_TIMEOUT_MS)),
     )
     .addOption(
       new Option(

@@ -611,6 +611,25 @@ describe('lucid-mesh register / deregister (in-process, real etcd)', () => {
     expect(again.out).toContain('was not registered');
   });
 
+  it('--local-app-idle-timeout-ms: written with the service settings, read by the source', async () => {
+    const prefix = newPrefix();
+    const res = await run('register', [
+      ...base(prefix),
+      '--protocol',
+      'http2',
+      '--local-app-idle-timeout-ms',
+      '3000',
+    ]);
+    expect(res).toMatchObject({ code: 0, err: '' });
+    expect(await etcd.client.get(`${prefix}services/web`).string()).toBe(
+      '{"protocol":"http2","localAppIdleTimeoutMs":3000}',
+    );
+    const { sink } = await startSource(prefix);
+    expect(sink.last?.services).toMatchObject([
+      { name: 'web', protocol: 'http2', localAppIdleTimeoutMs: 3000 },
+    ]);
+  });
+
   it('rejects bad flags with exit code 2 and a message naming the flag, before touching etcd', async () => {
     const prefix = newPrefix();
     const cases: Array<[string[], RegExp]> = [
@@ -622,6 +641,10 @@ describe('lucid-mesh register / deregister (in-process, real etcd)', () => {
       [['--meta', 'novalue'], /--meta: expected key=value, got "novalue"/],
       [['--protocol', 'tcp'], /--outbound-port: required for tcp services/],
       [['--outbound-port', '9000'], /--outbound-port: only valid for tcp services/],
+      [
+        ['--local-app-idle-timeout-ms', '4s'],
+        /--local-app-idle-timeout-ms: expected milliseconds 0-86400000, got "4s"/,
+      ],
       [['--ttl', '1.5'], /--ttl: expected whole seconds/],
       [['--etcd', 'nope://x'], /--etcd: expected an http:\/\/ or https:\/\/ URL/],
     ];
