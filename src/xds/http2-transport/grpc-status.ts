@@ -2,12 +2,14 @@
 import { constants } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http2';
 
-/** Response headers, as grpc-js sends them (Envoy checks the content-type). */
+/**
+ * Response headers: what gRPC requires (Envoy checks the content-type). Not grpc-js's
+ * grpc-encoding/grpc-accept-encoding: responses are never compressed, and Node keeps the
+ * headers sent for each stream's life (472 B a proxy at W9 with them).
+ */
 export const RESPONSE_HEADERS: OutgoingHttpHeaders = {
   [constants.HTTP2_HEADER_STATUS]: 200,
   [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
-  'grpc-accept-encoding': 'identity,deflate,gzip',
-  'grpc-encoding': 'identity',
 };
 
 /**

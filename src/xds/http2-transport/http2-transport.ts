@@ -13,7 +13,7 @@ import type { XdsLimits } from '../limits.js';
 import { XDS_LISTEN_BACKLOG } from '../listen-backlog.js';
 import { decodeSotwRequest, type SotwRequest } from '../sotw-request.js';
 import { HeaderMetadata } from './header-metadata.js';
-import { Http2AdsCall, type Http2CallOptions } from './http2-call.js';
+import { Http2AdsCall, ignore, type Http2CallOptions } from './http2-call.js';
 import { Keepalive } from './keepalive.js';
 import { trailersOnly } from './grpc-status.js';
 
@@ -96,15 +96,25 @@ export class Http2Transport implements AdsTransport {
 
   private track(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
-    session.on('error', () => undefined); // followed by 'close'
+    // One listener function for every session (a closure each is memory per proxy).
+    session.once('close', this.onSessionClose);
+    session.on('error', ignore); // followed by 'close'
     this.keepalive.add(session);
   }
 
+  private readonly onSessionClose = (() => {
+    const sessions = this.sessions;
+    const keepalive = this.keepalive;
+    return function (this: http2.ServerHttp2Session): void {
+      sessions.delete(this);
+      keepalive.remove(this);
+    };
+  })();
+
   private route(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', () => undefined); // followed by 'close'
     const contentType = headers[HTTP2_HEADER_CONTENT_TYPE];
     if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+      stream.on('error', ignore);
       // As grpc-js: not gRPC at all gets HTTP 415.
       stream.respond(
         { ':status': http2.constants.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE },
@@ -115,6 +125,7 @@ export class Http2Transport implements AdsTransport {
     const path = headers[HTTP2_HEADER_PATH];
     const sotw = path === SOTW_PATH;
     if ((!sotw && path !== DELTA_PATH) || headers[HTTP2_HEADER_METHOD] !== 'POST') {
+      stream.on('error', ignore);
       stream.respond(
         trailersOnly(GrpcStatus.UNIMPLEMENTED, `The server does not implement the method ${path}`),
         { endStream: true },
