@@ -24,6 +24,13 @@ export function idleRuns(
   return runs.flatMap(({ run, file }) => (run.idle ?? []).map((value) => ({ run, file, value })));
 }
 
+/** `median (min–max)` of one catalog's samples. */
+function spread(r: IdleRssResult, catalog: IdleCatalog, key: keyof IdleRssSample): string {
+  const xs = r.samples.filter((s) => s.catalog === catalog).map((s) => s[key] as number);
+  if (xs.length < 2) return f1(of(r, catalog, key));
+  return `${f1(median(xs))} (${f1(Math.min(...xs))}–${f1(Math.max(...xs))})`;
+}
+
 function knobs(r: IdleRssResult): string {
   const e = Object.entries(r.env);
   return e.length ? e.map(([k, v]) => `${k}=${v}`).join(' ') : 'defaults';
@@ -37,7 +44,7 @@ export function idleSection(runs: Array<{ run: RunResult; file: string }>): stri
   const lines = [
     '## Idle RSS (issue 16)',
     '',
-    `\`--workload idle\` (not in the default set; bench/idle-rss.ts): the package's bin, \`lucid-mesh serve --catalog F\` with the secure defaults (mTLS, token auth, CA in a fresh data dir) and no proxy connected, measured ${r.settleSeconds} s after \`/ready\`: RSS, RssAnon and RssFile from /proc/PID/status, V8's heap from /metrics (read after /proc). Catalogs: empty, examples/catalog.yaml, and 1,000 services × 5 instances (JSON). Medians over the rounds. Target: ≤ ${TARGET_MIB} MiB.`,
+    `\`--workload idle\` (not in the default set; bench/idle-rss.ts): the package's bin, \`lucid-mesh serve --catalog F\` with the secure defaults (mTLS, token auth, CA in a fresh data dir) and no proxy connected, measured ${r.settleSeconds} s after \`/ready\`: RSS, RssAnon and RssFile from /proc/PID/status, V8's heap from /metrics (read after /proc). Catalogs: empty, examples/catalog.yaml, and 1,000 services × 5 instances (JSON). Three rounds, interleaved. Target: ≤ ${TARGET_MIB} MiB.`,
     '',
     '### Every run (before → after)',
     '',
@@ -59,16 +66,16 @@ export function idleSection(runs: Array<{ run: RunResult; file: string }>): stri
         run.id,
         `${run.machine.commit}${run.machine.dirty ? '+' : ''}`,
         knobs(v),
-        f1(of(v, 'empty', 'rssMiB')),
-        f1(of(v, 'example', 'rssMiB')),
-        f1(of(v, '1000x5', 'rssMiB')),
+        spread(v, 'empty', 'rssMiB'),
+        spread(v, 'example', 'rssMiB'),
+        spread(v, '1000x5', 'rssMiB'),
         `${f1(of(v, 'example', 'anonMiB'))} / ${f1(of(v, 'example', 'fileMiB'))}`,
         `${f1(of(v, 'example', 'heapUsedMiB'))} / ${f1(of(v, 'example', 'heapCommittedMiB'))}`,
         m ? `${m.count} (${(m.sourceKiB / 1024).toFixed(1)} MiB)` : '',
       ]);
     }),
     '',
-    `MiB; \`+\` after a commit: the run had uncommitted changes. Latest, example catalog: ${f1(of(r, 'example', 'rssMiB'))} MiB, ${of(r, 'example', 'rssMiB') <= TARGET_MIB ? 'within' : 'above'} the ${TARGET_MIB} MiB target.`,
+    `MiB, median (min–max) over the rounds; \`+\` after a commit: the run had uncommitted changes. Latest, example catalog: ${f1(of(r, 'example', 'rssMiB'))} MiB, ${of(r, 'example', 'rssMiB') <= TARGET_MIB ? 'within' : 'above'} the ${TARGET_MIB} MiB target.`,
     '',
     `### Latest run (${latest.run.id}), per sample`,
     '',
