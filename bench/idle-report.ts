@@ -44,7 +44,7 @@ export function idleSection(runs: Array<{ run: RunResult; file: string }>): stri
   const lines = [
     '## Idle RSS (issue 16)',
     '',
-    `\`--workload idle\` (not in the default set; bench/idle-rss.ts): the package's bin, \`lucid-mesh serve --catalog F\` with the secure defaults (mTLS, token auth, CA in a fresh data dir) and no proxy connected, measured ${r.settleSeconds} s after \`/ready\`: RSS, RssAnon and RssFile from /proc/PID/status, V8's heap from /metrics (read after /proc). Catalogs: empty, examples/catalog.yaml, and 1,000 services × 5 instances (JSON). Three rounds, interleaved. Target: ≤ ${TARGET_MIB} MiB.`,
+    `\`--workload idle\` (not in the default set; bench/idle-rss.ts): the package's bin, \`lucid-mesh serve --catalog F\` with the secure defaults (mTLS, token auth, CA in a fresh data dir) and no proxy connected, measured ${r.settleSeconds} s after \`/ready\`: RSS, RssAnon and RssFile from /proc/PID/status, V8's heap from /metrics (read after /proc). Catalogs: empty, examples/catalog.yaml, and 1,000 services × 5 instances (JSON). ${r.rounds} rounds, interleaved (catalogs in turn). Target: ≤ ${TARGET_MIB} MiB.`,
     '',
     '### Every run (before → after)',
     '',
