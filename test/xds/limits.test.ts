@@ -269,7 +269,8 @@ describe('xDS limits', () => {
       section: 'hostile',
       test: 'test/xds/limits.test.ts',
       fault: 'A request larger than `--max-request-bytes`',
-      behaviour: 'grpc-js ends that stream with `RESOURCE_EXHAUSTED` before decoding it.',
+      behaviour:
+        'The xDS server ends that stream with `RESOURCE_EXHAUSTED` from the length prefix, before buffering or decoding it (either transport).',
       figures:
         `Limit 64 KiB, a ${(big.length / 1000).toFixed(0)} KB request (10,000 names): that stream ended ` +
         `(${grpc.status[err.code]}: ${err.details}); the other stream on the server answered its next request.`,
