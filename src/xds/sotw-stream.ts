@@ -7,7 +7,7 @@
 // same on every replica) says which version it holds; a type whose version is still that one
 // is not sent again (as go-control-plane does), so a failover costs no bytes and no churn.
 import * as grpc from '@grpc/grpc-js';
-import { TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js';
+import { RESOURCE_KINDS, TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js';
 import { discoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
@@ -94,7 +94,9 @@ export class SotwStream extends AdsStream<SotwRequest> {
   protected onView(view: ProxyView): void {
     const upserts = new Map<ResourceKind, string[] | 'all'>();
     const removals = new Map<ResourceKind, ReadonlySet<string>>();
-    for (const [kind, sub] of this.subs) {
+    for (const kind of RESOURCE_KINDS) {
+      const sub = this.subs.get(kind); // every stream, every change: no iterator
+      if (!sub) continue;
       if (!sub.sentFrom) {
         upserts.set(kind, 'all');
         continue;
@@ -141,7 +143,10 @@ export class SotwStream extends AdsStream<SotwRequest> {
     }
     for (const kind of REMOVAL_ORDER) if (removals.has(kind)) this.respondFull(kind, view);
     // Types with nothing relevant in this change: the proxy's copy matches the new view too.
-    for (const sub of this.subs.values()) if (sub.sentFrom) sub.sentFrom = view;
+    for (const kind of RESOURCE_KINDS) {
+      const sub = this.subs.get(kind);
+      if (sub?.sentFrom) sub.sentFrom = view;
+    }
   }
 
   private respondFull(kind: ResourceKind, view: ProxyView): void {
