@@ -10,12 +10,11 @@
 // pushing starts, the young generation grows as V8 sees fit (the factor is restored to V8's
 // default). Imported first by the CLI entry and by app.ts, so the hold covers the module graph.
 //
-// The optimizing compilers (Maglev, TurboFan) are held off for the same span: what runs hot
-// while starting (parsing the descriptor, the catalog, the first snapshot) never runs again,
-// yet its optimized code, feedback and the compilers' own memory stayed resident: idle RSS
-// ~15–20 MiB higher (bench --workload idle). Start-up runs in V8's interpreter; the first
-// stream lifts the hold and hot serving code is optimized as usual from then on.
-// LUCID_STARTUP_JIT=off turns this hold off.
+// The optimizing compilers are NOT held off the same way (`--max-opt=0` until the first
+// stream was tried, a305463: idle RSS −15 MiB): a function first run while `--max-opt=0` holds
+// is never optimized after V8's default is restored (a hot loop stayed 18× slower), so every
+// encoder and builder the first snapshot touches ran interpreted for good and the W9 storm's
+// CPU doubled (12.9 → 25.6 s).
 import { setFlagsFromString } from 'node:v8';
 import type { XdsObserver } from './xds/observer.js';
 
@@ -23,31 +22,9 @@ import type { XdsObserver } from './xds/observer.js';
 const V8_DEFAULT_GROWTH_FACTOR = 2;
 
 let held = false;
-let jitHeld = false;
-
-/** V8's default `--max-opt` (any tier); 0 = the interpreter only. */
-const V8_DEFAULT_MAX_OPT = 999;
-
-/** Keeps start-up in the interpreter (no-op with LUCID_STARTUP_JIT=off or a --max-opt of the user's). */
-export function holdOptimizingCompilers(): void {
-  if (jitHeld || process.env.LUCID_STARTUP_JIT === 'off') return;
-  if ([...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('max-opt')))
-    return;
-  setFlagsFromString('--max-opt=0');
-  jitHeld = true;
-}
-
-/** Lets V8 optimize again (idempotent). */
-export function releaseOptimizingCompilers(): void {
-  if (!jitHeld) return;
-  setFlagsFromString(`--max-opt=${V8_DEFAULT_MAX_OPT}`);
-  jitHeld = false;
-}
-
-/** Ends both start-up holds (idempotent). */
+/** Ends the start-up hold (idempotent). */
 export function releaseStartupHolds(): void {
   releaseYoungGeneration();
-  releaseOptimizingCompilers();
 }
 
 /** Stops the young generation from growing (idempotent; no-op when LUCID_STARTUP_HEAP=off). */
@@ -81,4 +58,3 @@ export const releaseOnFirstStream: XdsObserver = {
 };
 
 holdYoungGeneration();
-holdOptimizingCompilers();
