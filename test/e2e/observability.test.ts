@@ -158,12 +158,17 @@ describe('tracing and access logs with real Envoy and Jaeger', () => {
     const path = `/traced-${randomUUID()}`;
     const res = await a!.call('world', path);
     expect(res.status).toBe(200);
+    // Each Envoy flushes on its own 5 s timer: wait for the trace to hold both sidecars' spans.
+    const ofThisPath = (s: JaegerSpan) => String(spanTag(s, 'http.url') ?? '').includes(path);
     const trace = await findTrace(
       'hello',
-      (s) => String(spanTag(s, 'http.url') ?? '').includes(path),
-      `a trace of ${path} in Jaeger`,
+      (s, t) =>
+        ofThisPath(s) &&
+        spanService(t, s) === 'hello' &&
+        t.spans.some((o) => ofThisPath(o) && spanService(t, o) === 'world'),
+      `a trace of ${path} in Jaeger with spans of hello and world`,
     );
-    const ofPath = trace.spans.filter((s) => String(spanTag(s, 'http.url') ?? '').includes(path));
+    const ofPath = trace.spans.filter(ofThisPath);
     const services = new Set(ofPath.map((s) => spanService(trace, s)));
     expect(services).toEqual(new Set(['hello', 'world']));
     // One trace: world's inbound span is a child of hello's outbound span.
