@@ -84,6 +84,9 @@ describe('W9 session, scoped, on a tiny mesh', () => {
     const heap = s.heapBreakdown!;
     expect(heap.proxies).toBe(24);
     expect(heap.totalBytesPerProxy).toBeGreaterThan(1000);
+    // Compiled code is the functions', not the proxies' (it swung a part below 0 at K = 24).
+    const code = heap.entries.filter((e) => e.label.startsWith('(code)'));
+    expect(code.every((e) => e.category === 'V8 compiled code')).toBe(true);
     expect(heap.byCategory['lucid-mesh streams']).toBeGreaterThan(0);
     expect(heap.byCategory['lucid-mesh proxy config']).toBeGreaterThan(0);
     // One DeltaStream per proxy, owning its own state.
