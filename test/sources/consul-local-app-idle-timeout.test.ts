@@ -3,29 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import type { ConsulHealthEntry } from '../../src/sources/consul/client.js';
 import { mapConsulCatalog } from '../../src/sources/consul/mapping.js';
+import { webApp, webSidecar } from './consul-web-entries.js';
 
-const node = { Node: 'n1', Address: '10.0.0.1' };
-
-function app(id: string): ConsulHealthEntry {
-  return { Node: node, Service: { ID: id, Service: 'web', Port: 8080 }, Checks: [] };
-}
-
-function sidecar(id: string, config: Record<string, unknown>): ConsulHealthEntry {
-  return {
-    Node: node,
-    Service: {
-      ID: `${id}-sidecar-proxy`,
-      Service: 'web-sidecar-proxy',
-      Kind: 'connect-proxy',
-      Port: 21000,
-      Proxy: { DestinationServiceName: 'web', DestinationServiceID: id, Config: config },
-    },
-    Checks: [],
-  } as ConsulHealthEntry;
-}
+const sidecar = (id: string, config: Record<string, unknown>) => webSidecar(id, { Config: config });
 
 function map(...sidecars: ConsulHealthEntry[]) {
-  const apps = sidecars.map((s) => app(s.Service.ID.replace('-sidecar-proxy', '')));
+  const apps = sidecars.map((s) => webApp(s.Service.ID.replace('-sidecar-proxy', '')));
   return mapConsulCatalog(
     new Map([
       ['web', apps],

@@ -1,32 +1,11 @@
 // Consul's explicit upstreams (sidecar registrations' Proxy.Upstreams) become the service's
 // declared upstreams; bad entries are named and skipped.
 import { describe, expect, it } from 'vitest';
-import type { ConsulHealthEntry } from '../../src/sources/consul/client.js';
 import { mapConsulCatalog } from '../../src/sources/consul/mapping.js';
+import { webApp, webSidecar } from './consul-web-entries.js';
 
-const node = { Node: 'n1', Address: '10.0.0.1' };
-
-function app(id: string): ConsulHealthEntry {
-  return { Node: node, Service: { ID: id, Service: 'web', Port: 8080 }, Checks: [] };
-}
-
-function sidecar(id: string, upstreams: unknown): ConsulHealthEntry {
-  return {
-    Node: node,
-    Service: {
-      ID: `${id}-sidecar-proxy`,
-      Service: 'web-sidecar-proxy',
-      Kind: 'connect-proxy',
-      Port: 21000,
-      Proxy: {
-        DestinationServiceName: 'web',
-        DestinationServiceID: id,
-        Upstreams: upstreams,
-      } as ConsulHealthEntry['Service']['Proxy'],
-    },
-    Checks: [],
-  } as ConsulHealthEntry;
-}
+const app = webApp;
+const sidecar = (id: string, upstreams: unknown) => webSidecar(id, { Upstreams: upstreams });
 
 describe('Consul Proxy.Upstreams', () => {
   it('the sidecars’ upstreams together, bind ports kept, bad entries named and skipped', () => {
