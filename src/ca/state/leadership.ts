@@ -1,5 +1,6 @@
 // Leadership by polling a lock: try to take (or keep) it every interval and whenever the lock
 // key changes. Used with Consul's session locks; etcd has its own election (etcd-kv.ts).
+import { CoalescedPasses } from './coalesced-passes.js';
 import type { Leadership } from './kv-backend.js';
 
 export interface CampaignerOptions {
@@ -17,8 +18,10 @@ export class Campaigner implements Leadership {
   readonly settled: Promise<void>;
   private leader = false;
   private stopped = false;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new CoalescedPasses(
+    () => this.attempt(),
+    () => this.stopped,
+  );
   private readonly timer: NodeJS.Timeout;
   private readonly unwake: (() => void) | undefined;
   private readonly listeners = new Set<(leader: boolean) => void>();
@@ -44,30 +47,24 @@ export class Campaigner implements Leadership {
     this.stopped = true;
     clearInterval(this.timer);
     this.unwake?.();
-    await this.running?.catch(() => undefined);
+    await this.passes.current?.catch(() => undefined);
     this.set(false);
     await this.opts.resign();
   }
 
   private tick(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    if (this.running) {
-      this.again = true;
-      return this.running;
+    return this.passes.run();
+  }
+
+  private async attempt(): Promise<void> {
+    try {
+      const held = await this.opts.attempt();
+      if (!this.stopped) this.set(held);
+    } catch {
+      // Unreachable store: keep the lock only as long as its TTL can still hold.
+      if (!this.stopped) this.set(this.leader && this.opts.stillValid());
     }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          const held = await this.opts.attempt();
-          if (!this.stopped) this.set(held);
-        } catch {
-          // Unreachable store: keep the lock only as long as its TTL can still hold.
-          if (!this.stopped) this.set(this.leader && this.opts.stillValid());
-        }
-      } while (this.again && !this.stopped);
-    })().finally(() => (this.running = undefined));
-    return this.running;
   }
 
   private set(leader: boolean): void {

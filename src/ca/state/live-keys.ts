@@ -3,12 +3,19 @@
 // session or lease had to be made anew (the store deleted the keys with the old one) and
 // retried after a failed write, until it lands. The backend supplies the write.
 
+import { CoalescedPasses } from './coalesced-passes.js';
+
 export class LiveKeys {
   private readonly wanted = new Map<string, string>();
   private readonly dirty = new Set<string>();
   private readonly errors = new Map<string, Error>();
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new CoalescedPasses(
+    () => this.writeDirty(),
+    () => this.stopped,
+    () => {
+      if (this.dirty.size > 0) this.scheduleRetry();
+    },
+  );
   private retry: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -49,29 +56,23 @@ export class LiveKeys {
   }
 
   private flush(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        for (const key of [...this.dirty]) {
-          if (this.stopped) return;
-          const value = this.wanted.get(key)!;
-          try {
-            if (await this.write(key, value)) {
-              if (this.wanted.get(key) === value) this.dirty.delete(key);
-              this.errors.delete(key);
-            }
-          } catch (err) {
-            this.errors.set(key, err as Error);
-          }
+    return this.passes.run();
+  }
+
+  /** Writes each dirty key once; a stop ends the pass between keys. */
+  private async writeDirty(): Promise<void> {
+    for (const key of [...this.dirty]) {
+      if (this.stopped) return;
+      const value = this.wanted.get(key)!;
+      try {
+        if (await this.write(key, value)) {
+          if (this.wanted.get(key) === value) this.dirty.delete(key);
+          this.errors.delete(key);
         }
-      } while (this.again && !this.stopped);
-      if (this.dirty.size > 0) this.scheduleRetry();
-    })().finally(() => (this.running = undefined));
-    return this.running;
+      } catch (err) {
+        this.errors.set(key, err as Error);
+      }
+    }
   }
 
   private scheduleRetry(): void {
