@@ -13,6 +13,7 @@ import { stateStoreFromFlags } from '../../../src/cli/state-flags.js';
 import { CONSUL_SETUP_TIMEOUT_MS, startConsul, type ConsulAgent } from '../../support/consul.js';
 import { runCommand } from '../../support/run-command.js';
 import { waitFor } from '../../support/wait.js';
+import { expectEachReplicasLeafRootsRecord } from './leaf-roots-records.js';
 
 const MANAGEMENT = 'b1a2c3d4-0000-4000-8000-00000000acl0';
 const tmp = (what: string) => mkdtempSync(join(tmpdir(), `lucid-state-acl-${what}-`));
@@ -87,13 +88,7 @@ describe('shared CA state in Consul with ACLs (default deny)', () => {
     expect(r1.ca.activeRoot().serial).toBe(r2.ca.activeRoot().serial);
     expect([r1, r2].filter((r) => r.shared!.leadership.isLeader())).toHaveLength(1);
     // Each replica's leaf-roots record (on its own session / lease) is written with it too.
-    await r1.leaves.current('web');
-    await r2.leaves.current('api');
-    await Promise.all([r1.leaves.whenIdle(), r2.leaves.whenIdle()]);
-    const records = await r1.shared!.store.readLeafRoots();
-    expect(records.map((h) => ('record' in h ? h.record.replica : h.error)).sort()).toEqual(
-      [r1, r2].map((r) => r.shared!.store.replicaId).sort(),
-    );
+    await expectEachReplicasLeafRootsRecord(r1, r2);
     const rotated = await runCommand(caCommand, ['rotate', ...flags(tokens.write!)]);
     expect(rotated.stderr).toBe('');
     const serial = /New active root: ([0-9a-f]+)/.exec(rotated.stdout)![1]!;

@@ -12,6 +12,7 @@ import { stateStoreFromFlags } from '../../../src/cli/state-flags.js';
 import { startEtcd, type EtcdHandle } from '../../support/etcd.js';
 import { runCommand } from '../../support/run-command.js';
 import { waitFor } from '../../support/wait.js';
+import { expectEachReplicasLeafRootsRecord } from './leaf-roots-records.js';
 
 const tmp = (what: string) => mkdtempSync(join(tmpdir(), `lucid-state-role-${what}-`));
 
@@ -74,13 +75,7 @@ describe('shared CA state in etcd with authentication', () => {
       what: 'one leader',
     });
     // Each replica's leaf-roots record (on its own session / lease) is written with it too.
-    await r1.leaves.current('web');
-    await r2.leaves.current('api');
-    await Promise.all([r1.leaves.whenIdle(), r2.leaves.whenIdle()]);
-    const records = await r1.shared!.store.readLeafRoots();
-    expect(records.map((h) => ('record' in h ? h.record.replica : h.error)).sort()).toEqual(
-      [r1, r2].map((r) => r.shared!.store.replicaId).sort(),
-    );
+    await expectEachReplicasLeafRootsRecord(r1, r2);
     const rotated = await runCommand(caCommand, [
       ...['rotate', '--state', 'etcd', '--state-prefix', 'acl-mesh/'],
       ...['--state-encryption-key', keyPath, '--etcd', etcd.endpoint],
