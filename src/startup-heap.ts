@@ -10,11 +10,12 @@
 // pushing starts, the young generation grows as V8 sees fit (the factor is restored to V8's
 // default). Imported first by the CLI entry and by app.ts, so the hold covers the module graph.
 //
-// The optimizing compilers are NOT held off the same way (`--max-opt=0` until the first
-// stream was tried, a305463: idle RSS −15 MiB): a function first run while `--max-opt=0` holds
-// is never optimized after V8's default is restored (a hot loop stayed 18× slower), so every
-// encoder and builder the first snapshot touches ran interpreted for good and the W9 storm's
-// CPU doubled (12.9 → 25.6 s).
+// TurboFan is held off for the same span (`--no-turbofan`, restored at the first stream): the
+// code that runs hot while starting (descriptor, catalog, first snapshot) never runs again, yet
+// its optimized code and the compiler's memory stayed resident (idle RSS ~10 MiB higher; bench
+// --workload idle). Not `--max-opt=0` (a305463, withdrawn): a function first run under it is
+// never optimized after V8's default is restored, and the W9 storm's CPU doubled.
+// LUCID_STARTUP_JIT=off turns this hold off.
 import { setFlagsFromString } from 'node:v8';
 import type { XdsObserver } from './xds/observer.js';
 
@@ -22,9 +23,32 @@ import type { XdsObserver } from './xds/observer.js';
 const V8_DEFAULT_GROWTH_FACTOR = 2;
 
 let held = false;
-/** Ends the start-up hold (idempotent). */
+let turbofanHeld = false;
+
+/** Ends the start-up holds (idempotent). */
 export function releaseStartupHolds(): void {
   releaseYoungGeneration();
+  releaseTurbofan();
+}
+
+/**
+ * Keeps start-up off TurboFan (no-op with LUCID_STARTUP_JIT=off or a compiler flag of the
+ * user's). Unlike `--max-opt`, `--turbofan` is read at each tiering decision, so code first run
+ * under the hold is optimized once hot after it (test/cli/startup-optimizes.test.ts).
+ */
+export function holdTurbofan(): void {
+  if (turbofanHeld || process.env.LUCID_STARTUP_JIT === 'off') return;
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
+  if (/turbofan|max-opt|--(no-)?opt\b/.test(given)) return;
+  setFlagsFromString('--no-turbofan');
+  turbofanHeld = true;
+}
+
+/** Lets TurboFan compile again (idempotent). */
+export function releaseTurbofan(): void {
+  if (!turbofanHeld) return;
+  setFlagsFromString('--turbofan');
+  turbofanHeld = false;
 }
 
 /** Stops the young generation from growing (idempotent; no-op when LUCID_STARTUP_HEAP=off). */
@@ -58,3 +82,4 @@ export const releaseOnFirstStream: XdsObserver = {
 };
 
 holdYoungGeneration();
+holdTurbofan();
