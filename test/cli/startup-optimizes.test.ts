@@ -13,7 +13,7 @@ const startupHeap = fileURLToPath(new URL('../../src/startup-heap.ts', import.me
 const child = `
 const { releaseStartupHolds } = await import(${JSON.stringify(startupHeap)});
 function hot(n) { let s = 0; for (let i = 0; i < n; i++) { s = (s + ((i * 31) ^ (s >>> 3))) | 0; } return s; }
-hot(10); // first call while start-up holds whatever it holds
+for (let i = 0; i < 5000; i++) hot(1000); // hot while start-up holds whatever it holds
 releaseStartupHolds();
 for (let i = 0; i < 20000; i++) hot(1000);
 // natives syntax is only parsed in a Function body (the module parser would refuse it)
