@@ -8,6 +8,7 @@ import { deltaResourceEntry, sotwResourceEntry } from '../protos/wire.js';
 import type { ResourceMessage } from '../translate/types.js';
 import { contentHash, flatAscii, type EncodedResource } from './encoded-resource.js';
 import { joinPieces, splitOn, type Pieces } from './shared-segments.js';
+import { fromSibling, remember } from './sibling-encoding.js';
 
 /**
  * The version of a lazily encoded resource: a hash of its JSON (translators build objects with
@@ -32,6 +33,8 @@ class LazyResource implements EncodedResource {
    */
   private sotw: Pieces | string | undefined;
   private delta: Pieces | string | undefined;
+  /** Its JSON, from its encode until it is offered to its siblings as their template. */
+  private pendingTemplate: string | undefined;
 
   constructor(
     readonly kind: ResourceKind,
@@ -56,9 +59,15 @@ class LazyResource implements EncodedResource {
 
   /** Encoded once (the expensive part), then read back from the entry made first. */
   private messageBytes(): Uint8Array {
-    if (!this.message) return this.value;
-    const bytes = encodeMessage(TYPE_URLS[this.kind], this.message, `"${this.name}"`);
+    const message = this.message;
+    if (!message) return this.value;
     this.message = undefined;
+    // Another instance's same resource, with this instance's id (sibling-encoding.ts).
+    const json = JSON.stringify(message);
+    const copied = fromSibling(this.kind, this.name, json);
+    if (copied) return copied;
+    const bytes = encodeMessage(TYPE_URLS[this.kind], message, `"${this.name}"`);
+    this.pendingTemplate = json;
     return bytes;
   }
 
@@ -66,6 +75,7 @@ class LazyResource implements EncodedResource {
     if (this.sotw === undefined) {
       const entry = sotwResourceEntry(TYPE_URLS[this.kind], this.messageBytes());
       this.sotw = this.keep(entry);
+      this.offerTemplate();
       return entry;
     }
     return this.bytesOf(this.sotw);
@@ -81,6 +91,7 @@ class LazyResource implements EncodedResource {
         this.messageBytes(),
       );
       this.delta = this.keep(entry);
+      this.offerTemplate();
       return entry;
     }
     return this.bytesOf(this.delta);
@@ -94,6 +105,14 @@ class LazyResource implements EncodedResource {
 
   private keep(entry: Buffer): Pieces | string {
     return splitOn(entry, this.variables) ?? entry.toString('latin1');
+  }
+
+  /** Offers it to its siblings as their template, once it has an entry to read bytes from. */
+  private offerTemplate(): void {
+    const json = this.pendingTemplate;
+    if (json === undefined) return;
+    this.pendingTemplate = undefined;
+    remember(this.kind, this.name, json, this);
   }
 
   private bytesOf(kept: Pieces | string): Buffer {
