@@ -7,6 +7,7 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 import type { ConfigWatcher, ViewWatcher, WatchHandle } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdsCall } from './ads-call.js';
+import type { LifecycleLog } from './lifecycle-log.js';
 import { AuthError, type ProxyAuthenticator } from './auth.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
 import { TokenBucket } from './limits.js';
@@ -25,6 +26,8 @@ export interface StreamContext {
   /** Requests per second one stream may send, sustained, and at once (0: no limit). */
   readonly requestRate: number;
   readonly requestBurst: number;
+  /** Open/close lines at info up to a budget, then a summary (without it: every line at info). */
+  readonly lifecycleLog?: LifecycleLog;
 }
 
 /** Why a stream's requests are not being read (while any holds, the call stays paused). */
@@ -108,8 +111,15 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   }
 
   /** Open/close lines carry the stream's fields without keeping a child logger per stream. */
-  private lifecycle(fields: Record<string, unknown>, message: string): void {
-    this.ctx.logger.info({ stream: this.info.id, mode: this.info.mode, ...fields }, message);
+  private lifecycle(
+    event: 'opened' | 'closed',
+    fields: Record<string, unknown>,
+    message: string,
+  ): void {
+    const line = { stream: this.info.id, mode: this.info.mode, ...fields };
+    // Through the server's budget when there is one: a storm is summarised (lifecycle-log.ts).
+    if (this.ctx.lifecycleLog) this.ctx.lifecycleLog.line(event, line, message);
+    else this.ctx.logger.info(line, message);
   }
 
   start(): void {
@@ -133,7 +143,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     this.unwatchAuth?.();
     this.ctx.observer.streamClosed(this.info, reason);
     this.ctx.onClose(this.info);
-    this.lifecycle({ node: this.proxy?.nodeId, reason }, 'xds stream closed');
+    this.lifecycle('closed', { node: this.proxy?.nodeId, reason }, 'xds stream closed');
   }
 
   /**
@@ -195,6 +205,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
       );
       if (this.closed) return;
       this.lifecycle(
+        'opened',
         { node: proxy.nodeId, service: proxy.service, peer: this.info.peer },
         'xds stream opened',
       );

@@ -13,6 +13,7 @@ import {
 } from './ads-transport.js';
 import { DeltaStream } from './delta-stream.js';
 import { GrpcJsTransport } from './grpc-js-transport.js';
+import { LifecycleLog } from './lifecycle-log.js';
 import { Http2Transport } from './http2-transport/http2-transport.js';
 import type { ProxyAuthenticator } from './auth.js';
 import {
@@ -69,11 +70,13 @@ export class XdsServer {
 
   /** One context for every stream (a thousand streams need not carry a thousand copies). */
   private readonly streamContext: StreamContext;
+  private readonly lifecycleLog: LifecycleLog;
 
   constructor(options: XdsServerOptions) {
     const limits = (this.limits = xdsLimits(options.limits));
     this.observer = options.observer;
     this.logger = options.logger;
+    this.lifecycleLog = new LifecycleLog(options.logger);
     this.newStreams =
       limits.streamRate > 0 ? new TokenBucket(limits.streamRate, limits.streamBurst) : undefined;
     this.streamContext = {
@@ -84,6 +87,7 @@ export class XdsServer {
       onClose: (s: StreamInfo) => this.forget(s.id),
       requestRate: limits.requestRate,
       requestBurst: limits.requestBurst,
+      lifecycleLog: this.lifecycleLog,
     };
     const handlers: AdsHandlers = {
       sotw: (call) =>
@@ -125,6 +129,7 @@ export class XdsServer {
       const started = Date.now();
       const done = (how: string) => {
         clearTimeout(timer);
+        this.lifecycleLog.flush();
         this.logger.info({ streams: open, ms: Date.now() - started, how }, 'xds drained');
         resolve();
       };
@@ -154,6 +159,7 @@ export class XdsServer {
         resolve();
       });
     });
+    this.lifecycleLog.flush();
   }
 
   /** Cuts every stream at once (tests: simulate a crash). */
