@@ -2,24 +2,14 @@
 // its buffers are full, changes are coalesced and it gets the latest state when it reads again.
 import { describe, expect, it } from 'vitest';
 import { ack, node, typeUrl } from '../support/ads-client.js';
+import { bigAssignmentCatalog } from '../support/big-assignment.js';
 import { protocolFixture } from '../support/control-plane.js';
 
 const fx = protocolFixture();
 
-/** One service with enough instances that each assignment is ~15 KB; `critical` picks one out. */
-function catalog(critical: number) {
-  const instances = Array.from({ length: 300 }, (_, i) => ({
-    id: `big-${String(i).padStart(3, '0')}`,
-    address: `127.0.${Math.floor(i / 250)}.${(i % 250) + 1}`,
-    port: 8080,
-    health: i === critical ? 'critical' : 'passing',
-  }));
-  return { services: [{ name: 'big', instances }] };
-}
-
 describe('a proxy that stops reading', () => {
   it('gets changes coalesced, then the latest state when it reads again', async () => {
-    const cp = await fx.start({ catalog: catalog(-1) });
+    const cp = await fx.start({ catalog: bigAssignmentCatalog(-1) });
     const c = fx.sotw(cp.port);
     c.send({ node: node('slow-1', 'slow'), typeUrl: typeUrl('endpoints'), resourceNames: ['big'] });
     c.send(ack(await c.next(), ['big']));
@@ -27,7 +17,7 @@ describe('a proxy that stops reading', () => {
     c.pause();
     const CHANGES = 150;
     const before = cp.counters.responses;
-    for (let i = 0; i < CHANGES; i++) cp.apply(catalog(i));
+    for (let i = 0; i < CHANGES; i++) cp.apply(bigAssignmentCatalog(i));
     const sent = cp.counters.responses - before;
     // Without coalescing every change would be written (and buffered) for this proxy.
     expect(sent).toBeLessThan(CHANGES / 2);

@@ -36,6 +36,7 @@ import {
   sotwClient,
   typeUrl,
 } from '../support/ads-client.js';
+import { bigAssignmentCatalog } from '../support/big-assignment.js';
 import { twoServices } from '../support/control-plane.js';
 import { startHttpApp } from '../support/http-app.js';
 import {
@@ -118,17 +119,6 @@ async function serve(
 function tracked<C extends { close(): void }>(c: C): C {
   cleanup.push(() => c.close());
   return c;
-}
-
-/** A catalog whose assignment for `big` is ~15 KB: `critical` picks one instance out. */
-function bigCatalog(critical: number) {
-  const instances = Array.from({ length: 300 }, (_, i) => ({
-    id: `big-${String(i).padStart(3, '0')}`,
-    address: `127.0.${Math.floor(i / 250)}.${(i % 250) + 1}`,
-    port: 8080,
-    health: i === critical ? 'critical' : 'passing',
-  }));
-  return { services: [{ name: 'big', instances }] };
 }
 
 describe.each(XDS_TRANSPORTS)('ADS over %s', (transport) => {
@@ -267,7 +257,7 @@ describe.each(XDS_TRANSPORTS)('ADS over %s', (transport) => {
   });
 
   it('a reader that stops gets changes coalesced, then the latest state', async () => {
-    const cp = await serve(transport, { catalog: bigCatalog(-1) });
+    const cp = await serve(transport, { catalog: bigAssignmentCatalog(-1) });
     const c = tracked(sotwClient(cp.port));
     c.send({ node: node('slow-1', 'slow'), typeUrl: typeUrl('endpoints'), resourceNames: ['big'] });
     c.send(ack(await c.next(), ['big']));
@@ -275,7 +265,7 @@ describe.each(XDS_TRANSPORTS)('ADS over %s', (transport) => {
     c.pause();
     const CHANGES = 150;
     const before = cp.counters.responses;
-    for (let i = 0; i < CHANGES; i++) cp.apply(bigCatalog(i));
+    for (let i = 0; i < CHANGES; i++) cp.apply(bigAssignmentCatalog(i));
     expect(cp.counters.responses - before).toBeLessThan(CHANGES / 2);
     c.resume();
     let last;
