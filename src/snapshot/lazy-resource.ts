@@ -8,7 +8,7 @@ import { deltaResourceEntry, sotwResourceEntry } from '../protos/wire.js';
 import type { ResourceMessage } from '../translate/types.js';
 import { contentHash, flatAscii, type EncodedResource } from './encoded-resource.js';
 import { joinPieces, splitOn, type Pieces } from './shared-segments.js';
-import { fromSibling, remember } from './sibling-encoding.js';
+import { fromSibling, remember, templateKeyOf } from './sibling-encoding.js';
 
 /**
  * The version of a lazily encoded resource: a hash of its JSON (translators build objects with
@@ -33,16 +33,22 @@ class LazyResource implements EncodedResource {
    */
   private sotw: Pieces | string | undefined;
   private delta: Pieces | string | undefined;
-  /** Its JSON, from its encode until it is offered to its siblings as their template. */
-  private pendingTemplate: string | undefined;
+  /**
+   * Until its first encode: the key it shares a template with its siblings by
+   * (sibling-encoding.ts). After an encode of its own: its JSON, until it is offered to its
+   * siblings as their template.
+   */
+  private template: string | undefined;
 
   constructor(
     readonly kind: ResourceKind,
     readonly name: string,
     readonly version: string,
     message: ResourceMessage,
+    templateKey: string | undefined,
   ) {
     this.message = message;
+    this.template = templateKey;
   }
 
   /** The message's bytes: read back from an entry (made now if there is none yet). */
@@ -63,11 +69,15 @@ class LazyResource implements EncodedResource {
     if (!message) return this.value;
     this.message = undefined;
     // Another instance's same resource, with this instance's id (sibling-encoding.ts).
-    const json = JSON.stringify(message);
-    const copied = fromSibling(this.kind, this.name, json);
-    if (copied) return copied;
+    const key = this.template;
+    const copied = key === undefined ? undefined : fromSibling(this.name, key);
+    if (copied) {
+      this.template = undefined;
+      return copied;
+    }
     const bytes = encodeMessage(TYPE_URLS[this.kind], message, `"${this.name}"`);
-    this.pendingTemplate = json;
+    // The first of its kind (rare): its JSON again, to count the id in it for its siblings.
+    if (key !== undefined) this.template = `${key}\u0000${JSON.stringify(message)}`;
     return bytes;
   }
 
@@ -109,10 +119,12 @@ class LazyResource implements EncodedResource {
 
   /** Offers it to its siblings as their template, once it has an entry to read bytes from. */
   private offerTemplate(): void {
-    const json = this.pendingTemplate;
-    if (json === undefined) return;
-    this.pendingTemplate = undefined;
-    remember(this.kind, this.name, json, this);
+    // Before its first encode the field holds the bare key, after a copy nothing.
+    const pending = this.message === undefined ? this.template : undefined;
+    if (pending === undefined) return;
+    this.template = undefined;
+    const cut = pending.indexOf('\u0000');
+    remember(this.name, pending.slice(0, cut), pending.slice(cut + 1), this);
   }
 
   private bytesOf(kept: Pieces | string): Buffer {
@@ -152,16 +164,18 @@ function lengthDelimited(
 }
 
 /**
- * `message` as a resource whose bytes are made on first use. `version` is lazyVersion of its
- * JSON (the encoder has it already, as its fingerprint: one string for both).
+ * `message` as a resource whose bytes are made on first use. `json` is its JSON and `version`
+ * lazyVersion of it (the encoder has both already, the version as its fingerprint: one string
+ * for both); the sibling template key is made from the same JSON.
  */
 export function lazyResource(
   kind: ResourceKind,
   name: string,
   message: ResourceMessage,
-  version = lazyVersion(JSON.stringify(message)),
+  json = JSON.stringify(message),
+  version = lazyVersion(json),
 ): EncodedResource {
-  return new LazyResource(kind, name, version, message);
+  return new LazyResource(kind, name, version, message, templateKeyOf(kind, name, json));
 }
 
 /** Whether `r` is a per-proxy resource not encoded yet (tests). */

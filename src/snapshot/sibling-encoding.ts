@@ -18,6 +18,8 @@ type TemplateKey = string;
 
 interface Template {
   readonly id: string;
+  /** Occurrences of the id in the JSON (the same for every sibling: the rest is equal). */
+  readonly count: number;
   /** The resource whose message bytes are the template (weakly: it goes with its proxy). */
   readonly source: WeakRef<{ readonly value: Uint8Array }>;
 }
@@ -37,10 +39,18 @@ function instanceIdOf(name: string): string | undefined {
   return ID.test(id) && HAS_LETTER.test(id) ? id : undefined;
 }
 
-function keyOf(kind: ResourceKind, json: string, id: string): { key: TemplateKey; count: number } {
+/**
+ * What `name` (an own resource of `kind` whose JSON is `json`) shares a template with its
+ * siblings by: a hash of the JSON with the id taken out, or undefined when it has no usable
+ * id. Made where the JSON is made anyway (the encoder versions by it), not stringified again.
+ */
+export function templateKeyOf(kind: ResourceKind, name: string, json: string): string | undefined {
+  const id = instanceIdOf(name);
+  if (!id) return undefined;
   // '\u0000' never appears raw in JSON.stringify's output: the parts cannot run together.
   const parts = json.split(id);
-  return { key: contentHash(`${kind}\u0000${parts.join('\u0000')}`), count: parts.length - 1 };
+  if (parts.length < 2) return undefined;
+  return contentHash(`${kind}\u0000${parts.join('\u0000')}`);
 }
 
 /** Occurrences of `needle` in `bytes`, left to right, not overlapping. */
@@ -53,42 +63,36 @@ function occurrences(bytes: Buffer, needle: Buffer): number[] {
 }
 
 /**
- * The message bytes of `name` (an own resource of `kind`) made from a sibling's, or undefined
- * (encode it, then offer it with remember()).
+ * The message bytes of `name` (an own resource with template key `key`) made from a
+ * sibling's, or undefined (encode it, then offer it with remember()).
  */
-export function fromSibling(
-  kind: ResourceKind,
-  name: string,
-  json: string,
-): Uint8Array | undefined {
-  const id = instanceIdOf(name);
-  if (!id) return undefined;
-  const { key, count } = keyOf(kind, json, id);
+export function fromSibling(name: string, key: string): Uint8Array | undefined {
   const template = templates.get(key);
   const source = template?.source.deref();
-  if (!template || !source || template.id.length !== id.length || count === 0) return undefined;
+  if (!template || !source) return undefined;
+  const id = instanceIdOf(name);
+  if (!id || template.id.length !== id.length) return undefined;
   const from = Buffer.from(template.id, 'latin1');
   const bytes = Buffer.from(source.value);
   const at = occurrences(bytes, from);
-  if (at.length !== count) return undefined;
+  if (at.length !== template.count) return undefined;
   for (const i of at) bytes.write(id, i, 'latin1');
   siblingCounters.reused++;
   return bytes;
 }
 
-/** Offers an encoded own resource as the template of its siblings. */
+/** Offers an encoded own resource (JSON `json`, key `key`) as the template of its siblings. */
 export function remember(
-  kind: ResourceKind,
   name: string,
+  key: string,
   json: string,
   resource: { readonly value: Uint8Array },
 ): void {
   const id = instanceIdOf(name);
-  if (!id) return;
-  const { key, count } = keyOf(kind, json, id);
-  if (count === 0 || templates.get(key)?.source.deref()) return;
+  if (!id || templates.get(key)?.source.deref()) return;
   if (templates.size >= MAX_TEMPLATES) templates.clear();
-  templates.set(key, { id, source: new WeakRef(resource) });
+  const count = json.split(id).length - 1;
+  templates.set(key, { id, count, source: new WeakRef(resource) });
   siblingCounters.encoded++;
 }
 

@@ -84,8 +84,26 @@ const FAULT_FILTER: HttpFilter = {
   typedConfig: typedAny(HTTP_FAULT_TYPE_NAME, {}),
 };
 
+/**
+ * Without tracing or access logs (most sidecars) the listener depends on the port alone: one
+ * object per port, so the encoder knows it by identity and neither stringifies nor hashes it
+ * for each of 10,000 proxies (bench W9 storm). Ports are the nodes' to choose: bounded.
+ */
+const plainOutbound = new Map<number, Listener>();
+const MAX_PLAIN_OUTBOUND = 64;
+
 /** Where a node's apps send HTTP for any service; routes come from the shared RDS config. */
 export function outboundHttpListener(port: number, observe?: HcmObservability): Listener {
+  if (observe && (observe.tracing || observe.accessLog)) return buildOutboundHttp(port, observe);
+  let built = plainOutbound.get(port);
+  if (!built) {
+    if (plainOutbound.size >= MAX_PLAIN_OUTBOUND) plainOutbound.clear();
+    plainOutbound.set(port, (built = buildOutboundHttp(port)));
+  }
+  return built;
+}
+
+function buildOutboundHttp(port: number, observe?: HcmObservability): Listener {
   return listener(outboundHttpListenerName(port), socketAddress('127.0.0.1', port), 'OUTBOUND', [
     httpConnectionManager(
       'outbound_http',
