@@ -10,6 +10,7 @@ import '../src/startup-heap.js';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import type { RunningControlPlane } from '../src/app.js';
 import type { ResourceKind } from '../src/protos/envoy.js';
 import type { CatalogSink, DiscoverySource } from '../src/sources/source.js';
@@ -51,6 +52,10 @@ export interface CpStats {
   /** V8's malloc'd memory outside the heap (compiler zones and the like), now and at most. */
   readonly mallocedMemory?: number;
   readonly peakMallocedMemory?: number;
+  /** GC pauses on the main thread so far: total ms, mark-compacts, the longest pause ms. */
+  readonly gcMs?: number;
+  readonly majorGcs?: number;
+  readonly maxGcPauseMs?: number;
   readonly encoded: number;
   readonly reused: number;
   readonly snapshotsBuilt: number;
@@ -196,6 +201,17 @@ async function main(): Promise<void> {
     unnotified = undefined;
   });
 
+  // GC pauses (is a change's slow fan-out a mark-compact during the pass?).
+  const gc = { ms: 0, major: 0, maxPause: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.ms += e.duration;
+      gc.maxPause = Math.max(gc.maxPause, e.duration);
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+    }
+  }).observe({ entryTypes: ['gc'] });
+
   const stats = (): CpStats => {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
@@ -211,6 +227,9 @@ async function main(): Promise<void> {
       arrayBuffers: mem.arrayBuffers,
       mallocedMemory: v8Heap.malloced_memory,
       peakMallocedMemory: v8Heap.peak_malloced_memory,
+      gcMs: gc.ms,
+      majorGcs: gc.major,
+      maxGcPauseMs: gc.maxPause,
       encoded: store.encoder.counters.encoded,
       reused: store.encoder.counters.reused,
       snapshotsBuilt: store.counters.snapshotsBuilt,

@@ -390,6 +390,14 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       heapExternalPerProxyBytes: Math.round(
         (loaded.heapUsed + loaded.external - idle.heapUsed - idle.external) / k,
       ),
+      heapCommittedPerProxyBytes: Math.round((loaded.heapTotal - idle.heapTotal) / k),
+      nativeRestPerProxyBytes: Math.round(
+        (loaded.rss -
+          loaded.heapTotal -
+          loaded.external -
+          (idle.rss - idle.heapTotal - idle.external)) /
+          k,
+      ),
       ...(empty ? { model: modelMemory(empty, idle, plan.services) } : {}),
     };
     if (memory.model) {
@@ -671,6 +679,12 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
         ...(change.expected !== plan.proxies ? { expected: change.expected } : {}),
         snapshots: after.snapshotsBuilt - before.snapshotsBuilt,
         cpCpuMs: round(cpuMs(before, after)),
+        ...(after.gcMs !== undefined && before.gcMs !== undefined
+          ? {
+              gcMs: round(after.gcMs - before.gcMs),
+              majorGcs: (after.majorGcs ?? 0) - (before.majorGcs ?? 0),
+            }
+          : {}),
         encodes: after.encoded - before.encoded,
         responses: after.responses - before.responses,
         bytes: after.responseBytes - before.responseBytes,

@@ -59,6 +59,12 @@ export interface MemoryResult {
   readonly heapPerProxyBytes: number;
   /** Same with heapUsed + external (Buffers live outside the V8 heap). */
   readonly heapExternalPerProxyBytes: number;
+  /**
+   * RSS split per proxy: V8's committed heap (heapTotal: pages V8 holds, used or not) and the
+   * native rest (RSS − heapTotal − external: nghttp2, sockets, malloc's retained pages).
+   */
+  readonly heapCommittedPerProxyBytes?: number;
+  readonly nativeRestPerProxyBytes?: number;
   /** W10: the model's memory (bench/model-memory.ts): 0 proxies, catalog vs empty catalog. */
   readonly model?: ModelMemory;
 }
@@ -112,6 +118,9 @@ export interface ChangeRecord {
   readonly expected?: number;
   readonly snapshots: number;
   readonly cpCpuMs: number;
+  /** The control plane's GC pauses during the change (ms) and its mark-compacts. */
+  readonly gcMs?: number;
+  readonly majorGcs?: number;
   readonly encodes: number;
   readonly responses: number;
   readonly bytes: number;
