@@ -16,6 +16,7 @@
 // under `flock /tmp/lucid-bench.lock` like the bench.
 import { fork } from 'node:child_process';
 import http2 from 'node:http2';
+import { setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { getHeapSpaceStatistics } from 'node:v8';
