@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { envoyProtoOverlay, OVERLAY_SOURCE } from './fetch-envoy-protos.mjs';
+import { prunedDescriptor } from './prune-descriptor.mjs';
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -78,10 +79,14 @@ root.resolveAll();
 const outDir = join(here, '..', 'gen');
 mkdirSync(outDir, { recursive: true });
 const out = join(outDir, 'envoy-protos.json');
-writeFileSync(out, JSON.stringify(root.toJSON({ keepComments: false })));
+// Only what the entry files define and reach, without documentation-only options (idle RSS).
+const pruned = prunedDescriptor(root, entryFiles);
+writeFileSync(out, JSON.stringify(pruned.json));
 const version = require('@grpc/grpc-js-xds/package.json').version;
 writeFileSync(
   join(outDir, 'envoy-protos.source.txt'),
   `@grpc/grpc-js-xds@${version} deps/\n${OVERLAY_SOURCE} (overlay)\n`,
 );
-console.error(`[gen-protos] wrote ${out} from @grpc/grpc-js-xds@${version} + ${OVERLAY_SOURCE}`);
+console.error(
+  `[gen-protos] wrote ${out} (${pruned.kept} of ${pruned.total} types) from @grpc/grpc-js-xds@${version} + ${OVERLAY_SOURCE}`,
+);
