@@ -22,20 +22,21 @@ export interface MetricsDeps {
   configProblems?: () => readonly ConfigProblem[];
 }
 
+interface KindCounts {
+  responses: number;
+  bytes: number;
+  acks: number;
+}
+
 export class Metrics implements XdsObserver {
   readonly registry = new Registry();
   private readonly registers = [this.registry];
-  private readonly responses = this.counter('xds_responses_total', 'xDS responses sent (pushes)', [
-    'type',
-  ]);
-  private readonly responseBytes = this.counter(
-    'xds_response_bytes_total',
-    'Bytes of xDS responses sent',
-    ['type'],
-  );
-  private readonly acks = this.counter('xds_acks_total', 'Responses accepted by proxies (ACK)', [
-    'type',
-  ]);
+  /**
+   * Responses, their bytes and ACKs per kind, counted in plain numbers and handed to
+   * prom-client at scrape time: a labelled child's inc() hashes its labels every time, three
+   * times a response (~0.2 s of a W9 storm's 10,000 sidecars × 8 responses and ACKs).
+   */
+  private readonly perKind = new Map<ResourceKind, KindCounts>();
   private readonly nacks = this.counter('xds_nacks_total', 'Responses rejected by proxies (NACK)', [
     'type',
   ]);
@@ -73,12 +74,7 @@ export class Metrics implements XdsObserver {
   });
   private readonly kindChildren = new Map<
     ResourceKind,
-    {
-      responses: { inc(value?: number): void };
-      responseBytes: { inc(value?: number): void };
-      pushDuration: { observe(value: number): void };
-      acks: { inc(value?: number): void };
-    }
+    KindCounts & { readonly pushDuration: { observe(value: number): void } }
   >();
   private readonly convergence = new ConvergenceTracker((s) => this.convergenceSeconds.observe(s));
   private readonly convergenceSeconds = new Histogram({
@@ -114,6 +110,9 @@ export class Metrics implements XdsObserver {
 
   constructor(deps: MetricsDeps) {
     collectDefaultMetrics({ register: this.registry, prefix: P });
+    this.kindCounter('xds_responses_total', 'xDS responses sent (pushes)', 'responses');
+    this.kindCounter('xds_response_bytes_total', 'Bytes of xDS responses sent', 'bytes');
+    this.kindCounter('xds_acks_total', 'Responses accepted by proxies (ACK)', 'acks');
     const { store } = deps;
     this.gauge('connected_proxies', 'Connected xDS streams by mode', ['mode'], (g) => {
       const counts = { sotw: 0, delta: 0 };
@@ -195,8 +194,8 @@ export class Metrics implements XdsObserver {
   }
   responseSent(stream: StreamInfo, r: ResponseReport): void {
     const m = this.ofKind(r.kind);
-    m.responses.inc();
-    m.responseBytes.inc(r.bytes);
+    m.responses++;
+    m.bytes += r.bytes;
     m.pushDuration.observe(r.durationMs / 1000);
     this.convergence.responseSent(stream, r.kind, r.snapshot);
   }
@@ -206,7 +205,7 @@ export class Metrics implements XdsObserver {
     _version: string,
     snapshot: SnapshotRef | undefined,
   ): void {
-    this.ofKind(kind).acks.inc();
+    this.ofKind(kind).acks++;
     this.convergence.acked(stream, kind, snapshot);
   }
   nacked(_s: StreamInfo, kind: ResourceKind): void {
@@ -236,13 +235,9 @@ export class Metrics implements XdsObserver {
   private ofKind(kind: ResourceKind) {
     let m = this.kindChildren.get(kind);
     if (!m) {
-      const labels = { type: kind };
-      m = {
-        responses: this.responses.labels(labels),
-        responseBytes: this.responseBytes.labels(labels),
-        pushDuration: this.pushDuration.labels(labels),
-        acks: this.acks.labels(labels),
-      };
+      const counts: KindCounts = { responses: 0, bytes: 0, acks: 0 };
+      this.perKind.set(kind, counts);
+      m = Object.assign(counts, { pushDuration: this.pushDuration.labels({ type: kind }) });
       this.kindChildren.set(kind, m);
     }
     return m;
@@ -261,6 +256,23 @@ export class Metrics implements XdsObserver {
       collect() {
         this.reset();
         this.inc(read());
+      },
+    });
+  }
+
+  /** A counter per kind read at scrape time from perKind (a kind not seen yet has no series). */
+  private kindCounter(name: string, help: string, field: keyof KindCounts): void {
+    const perKind = this.perKind;
+    new Counter({
+      name: `${P}${name}`,
+      help,
+      labelNames: ['type'],
+      registers: this.registers,
+      collect() {
+        this.reset();
+        for (const [kind, counts] of perKind) {
+          if (counts[field] > 0) this.inc({ type: kind }, counts[field]);
+        }
       },
     });
   }
