@@ -366,6 +366,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       allConfiguredMs: round(allAt - t0),
       perProxyMs: summarize(times.map((t) => t - t0)),
       cpCpuSeconds: round(cpuMs(before, settled) / 1000),
+      ...gcBetween(before, settled),
       responses: settled.responses - before.responses,
       bytes: settled.responseBytes - before.responseBytes,
       encodes: settled.encoded - before.encoded,
@@ -640,6 +641,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     }
     const loggedBefore = cp.loggedBuildMs().length;
     const wBefore = await p.stats();
+    const phaseBefore = await cp.stats();
     const phaseStart = nowMs();
     for (const change of planned.slice(planned.length - count)) {
       const ids = await arm(change);
@@ -679,12 +681,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
         ...(change.expected !== plan.proxies ? { expected: change.expected } : {}),
         snapshots: after.snapshotsBuilt - before.snapshotsBuilt,
         cpCpuMs: round(cpuMs(before, after)),
-        ...(after.gcMs !== undefined && before.gcMs !== undefined
-          ? {
-              gcMs: round(after.gcMs - before.gcMs),
-              majorGcs: (after.majorGcs ?? 0) - (before.majorGcs ?? 0),
-            }
-          : {}),
+        ...gcBetween(before, after),
         encodes: after.encoded - before.encoded,
         responses: after.responses - before.responses,
         bytes: after.responseBytes - before.responseBytes,
@@ -709,6 +706,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       perProxyMs: summarize(perProxy),
       endToEndMs: summarize(full.map((r) => r.lastAt - r.writeAt)),
       cpCpuMsPerChange: summarize(records.map((r) => r.cpCpuMs)),
+      ...gcBetween(phaseBefore, await cp.stats()),
       bytesPerChange: summarize(records.map((r) => r.bytes)),
       encodesPerChange: summarize(records.map((r) => r.encodes)),
       responsesPerChange: summarize(records.map((r) => r.responses)),
@@ -824,4 +822,13 @@ export function digestAgreement(
       if (Number(key.split(':')[0]) !== expectedCounts[kind]) countsMatch = false;
   }
   return { flat, agree, countsMatch };
+}
+
+/** GC pause ms and mark-compacts between two control-plane stats (when it reports them). */
+function gcBetween(before: CpStats, after: CpStats): { gcMs?: number; majorGcs?: number } {
+  if (before.gcMs === undefined || after.gcMs === undefined) return {};
+  return {
+    gcMs: round(after.gcMs - before.gcMs),
+    majorGcs: (after.majorGcs ?? 0) - (before.majorGcs ?? 0),
+  };
 }

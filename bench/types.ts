@@ -41,6 +41,9 @@ export interface StormResult {
   /** Per proxy: streams opened → that proxy configured. */
   readonly perProxyMs: Summary;
   readonly cpCpuSeconds: number;
+  /** The control plane's GC pauses during the storm (ms) and its mark-compacts. */
+  readonly gcMs?: number;
+  readonly majorGcs?: number;
   readonly responses: number;
   readonly bytes: number;
   readonly encodes: number;
@@ -153,6 +156,9 @@ export interface ChangesResult {
   readonly endToEndMs: Summary;
   /** M5: control-plane CPU per change, ms. */
   readonly cpCpuMsPerChange: Summary;
+  /** GC pauses (ms) and mark-compacts of the control plane over the whole phase. */
+  readonly gcMs?: number;
+  readonly majorGcs?: number;
   /** M7: bytes of xDS responses per change (lucid_mesh_xds_response_bytes_total). */
   readonly bytesPerChange: Summary;
   /** lucid_mesh_resources_encoded_total per change (target: 1 per changed resource). */
