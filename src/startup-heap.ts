@@ -18,6 +18,7 @@
 // LUCID_STARTUP_JIT=off turns this hold off.
 import { setFlagsFromString } from 'node:v8';
 import type { XdsObserver } from './xds/observer.js';
+import { capYoungGeneration } from './young-generation-cap.js';
 
 /** V8's default (src/flags/flag-definitions.h, `semi_space_growth_factor`). */
 const V8_DEFAULT_GROWTH_FACTOR = 2;
@@ -29,6 +30,8 @@ let turbofanHeld = false;
 export function releaseStartupHolds(): void {
   releaseYoungGeneration();
   releaseTurbofan();
+  // Serving: the young generation grows, up to a cap (young-generation-cap.ts).
+  capYoungGeneration();
 }
 
 /**
