@@ -2,7 +2,7 @@
 // every ACK, and a thousand proxies send the same list: comparing bytes with the stream's
 // previous request (memcmp) answers "unchanged?" for the common case, and a table keyed by a
 // hash of the bytes lets a new stream reuse the decoded, sorted set another stream built.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import { WeakTable } from './weak-table.js';
 import type { SotwRequest } from './sotw-request.js';
@@ -35,7 +35,7 @@ export function requestedNames(req: SotwRequest, previous?: RequestedNames): Req
   const bytes = req.resourceNamesBytes;
   if (previous && previous.bytes.equals(bytes)) return previous;
   if (bytes.length === 0) return NO_NAMES;
-  const key = createHash('sha1').update(bytes).digest('base64url');
+  const key = hash('sha1', bytes, 'base64url');
   const found = table.get(key);
   if (found && found.bytes.equals(bytes)) return found;
   const names = req.resourceNames ?? [];
