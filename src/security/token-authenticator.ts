@@ -2,10 +2,10 @@
 // sent by Envoy as gRPC initial metadata (`authorization: Bearer <token>`, written by
 // `lucid-mesh bootstrap --token`). Operator tokens are refused here (they are for /v1/), and so
 // is a revoked token; `watch` tells a stream that its token was revoked after it was opened.
-import * as grpc from '@grpc/grpc-js';
 import { TokenError, tokenIdOf, type TokenAuthority } from '../ca/tokens.js';
 import type { CallMetadata } from '../xds/ads-call.js';
 import { AuthError, type ProxyAuthenticator } from '../xds/auth.js';
+import { GrpcStatus } from '../xds/grpc-status-codes.js';
 
 export const TOKEN_METADATA_KEY = 'authorization';
 
@@ -16,7 +16,7 @@ export class TokenAuthenticator implements ProxyAuthenticator {
     const token = bearerToken(metadata);
     if (token === undefined) {
       throw new AuthError(
-        grpc.status.UNAUTHENTICATED,
+        GrpcStatus.UNAUTHENTICATED,
         'missing-token',
         'no proxy token: expected `authorization: Bearer <token>` metadata (lucid-mesh bootstrap --token)',
       );
@@ -26,7 +26,7 @@ export class TokenAuthenticator implements ProxyAuthenticator {
     } catch (err) {
       const reason = err instanceof TokenError ? err.reason : 'bad-token';
       throw new AuthError(
-        grpc.status.UNAUTHENTICATED,
+        GrpcStatus.UNAUTHENTICATED,
         reason,
         `invalid proxy token: ${(err as Error).message}`,
       );
@@ -45,7 +45,7 @@ export class TokenAuthenticator implements ProxyAuthenticator {
       stop();
       revoked(
         new AuthError(
-          grpc.status.UNAUTHENTICATED,
+          GrpcStatus.UNAUTHENTICATED,
           'revoked',
           `proxy token ${id} was revoked (lucid-mesh token revoke); the stream is closed`,
         ),

@@ -1,7 +1,7 @@
 // What an ADS stream needs of its call, and nothing more: grpc-js's ServerDuplexStream and the
 // node:http2 transport's own call (http2-transport/) both satisfy it, so the SotW and delta
 // streams run unchanged on either transport (serve --xds-transport).
-import type { status as GrpcStatus } from '@grpc/grpc-js';
+import type { GrpcStatus } from './grpc-status-codes.js';
 
 /** Request metadata (HTTP/2 headers) as the authenticator reads it; grpc.Metadata is one. */
 export interface CallMetadata {

@@ -1,6 +1,6 @@
 // What SotW and delta ADS streams share: identifying the proxy, watching its config,
 // nonces, ACK/NACK bookkeeping and reporting. The variants implement onRequest/onView.
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus, grpcStatusName } from './grpc-status-codes.js';
 import type { ProxyIdentity } from '../catalog/model.js';
 import { kindOfTypeUrl, type ResourceKind } from '../protos/envoy.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
@@ -241,7 +241,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
       claimed = proxyIdentityOf(req.node);
     } catch (err) {
       if (!(err instanceof InvalidNodeError)) throw err;
-      this.fail(grpc.status.INVALID_ARGUMENT, err.message);
+      this.fail(GrpcStatus.INVALID_ARGUMENT, err.message);
       return undefined;
     }
     if (!auth) return claimed;
@@ -256,7 +256,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     if (claimed.service && claimed.service !== service) {
       const message = `node ${JSON.stringify(claimed.nodeId)} claims service ${JSON.stringify(claimed.service)} but its token is for ${JSON.stringify(service)}`;
       this.refuse(
-        new AuthError(grpc.status.PERMISSION_DENIED, 'wrong-service', message),
+        new AuthError(GrpcStatus.PERMISSION_DENIED, 'wrong-service', message),
         claimed.nodeId,
       );
       return undefined;
@@ -267,7 +267,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   private refuse(err: AuthError, nodeId: string): void {
     this.ctx.observer.authFailed(this.info, err.reason, err.message);
     this.log.warn(
-      { node: nodeId, code: grpc.status[err.code], reason: err.reason, details: err.message },
+      { node: nodeId, code: grpcStatusName(err.code), reason: err.reason, details: err.message },
       'xds stream refused',
     );
     this.end(err.code, err.message);
@@ -431,7 +431,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
    */
   goAway(details: string): void {
     if (this.closed) return;
-    this.end(grpc.status.UNAVAILABLE, details);
+    this.end(GrpcStatus.UNAVAILABLE, details);
   }
 
   /** A response is on its way and not yet answered (ACK or NACK) for some type. */
@@ -442,17 +442,17 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     return false;
   }
 
-  protected fail(code: grpc.status, details: string): void {
+  protected fail(code: GrpcStatus, details: string): void {
     this.ctx.observer.badRequest(this.info, details);
     this.log.warn(
-      { node: this.proxy?.nodeId, code: grpc.status[code], details },
+      { node: this.proxy?.nodeId, code: grpcStatusName(code), details },
       'closing xds stream',
     );
     this.end(code, details);
   }
 
-  private end(code: grpc.status, details: string): void {
-    this.call.emit('error', { code, details, metadata: new grpc.Metadata() });
+  private end(code: GrpcStatus, details: string): void {
+    this.call.emit('error', { code, details });
     this.close(details);
   }
 
@@ -466,6 +466,6 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
 
   private internalError(err: unknown): void {
     this.log.error({ err, node: this.proxy?.nodeId }, 'xds stream failed');
-    this.fail(grpc.status.INTERNAL, `internal error: ${(err as Error).message}`);
+    this.fail(GrpcStatus.INTERNAL, `internal error: ${(err as Error).message}`);
   }
 }

@@ -1,9 +1,10 @@
 // Who may open an ADS stream, and as which service. The server only asks; how callers prove
 // who they are (signed tokens) lives outside the protocol layer.
-import type * as grpc from '@grpc/grpc-js';
+import type { GrpcStatus } from './grpc-status-codes.js';
 import type { CallMetadata } from './ads-call.js';
 
-export type AuthFailureCode = grpc.status.UNAUTHENTICATED | grpc.status.PERMISSION_DENIED;
+export type AuthFailureCode =
+  typeof GrpcStatus.UNAUTHENTICATED | typeof GrpcStatus.PERMISSION_DENIED;
 
 export class AuthError extends Error {
   constructor(

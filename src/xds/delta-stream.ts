@@ -9,7 +9,7 @@ import { TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js
 import { deltaDiscoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from './grpc-status-codes.js';
 import { AdsStream } from './ads-stream.js';
 import { KindSlots } from './kind-slots.js';
 import { MAX_NAMES_PER_TYPE } from './limits.js';
@@ -114,7 +114,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       // request is by its size.
       if (names.size > MAX_NAMES_PER_TYPE || sub.exceptions.size > MAX_NAMES_PER_TYPE) {
         this.fail(
-          grpc.status.RESOURCE_EXHAUSTED,
+          GrpcStatus.RESOURCE_EXHAUSTED,
           `${kind}: more than ${MAX_NAMES_PER_TYPE} resource names subscribed or unsubscribed on one stream`,
         );
         return;

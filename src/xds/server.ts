@@ -1,6 +1,5 @@
 // The xDS gRPC server: protocol only. It serves whatever the ConfigWatcher (the snapshot
 // store) holds and knows nothing about where the catalog came from.
-import * as grpc from '@grpc/grpc-js';
 import type { ConfigWatcher } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdsCall } from './ads-call.js';
@@ -12,7 +11,8 @@ import {
   type XdsTransportName,
 } from './ads-transport.js';
 import { DeltaStream } from './delta-stream.js';
-import { GrpcJsTransport } from './grpc-js-transport.js';
+import { DeferredGrpcJsTransport } from './grpc-js-deferred.js';
+import { GrpcStatus } from './grpc-status-codes.js';
 import { LifecycleLog } from './lifecycle-log.js';
 import { Http2Transport } from './http2-transport/http2-transport.js';
 import type { ProxyAuthenticator } from './auth.js';
@@ -103,7 +103,7 @@ export class XdsServer {
     this.server =
       this.transport === 'http2'
         ? new Http2Transport(limits, handlers)
-        : new GrpcJsTransport(limits, handlers);
+        : new DeferredGrpcJsTransport(limits, handlers);
   }
 
   /** Binds and starts serving (TLS with `tls`); resolves with the bound port (useful with port 0). */
@@ -177,9 +177,8 @@ export class XdsServer {
     if (this.draining) {
       // A stream that slipped in before the GOAWAY reached its connection.
       call.emit('error', {
-        code: grpc.status.UNAVAILABLE,
+        code: GrpcStatus.UNAVAILABLE,
         details: DRAIN_REASON,
-        metadata: new grpc.Metadata(),
       });
       return;
     }
@@ -216,9 +215,8 @@ export class XdsServer {
     const peer = call.getPeer();
     this.observer.streamRefused(reason, peer);
     call.emit('error', {
-      code: grpc.status.RESOURCE_EXHAUSTED,
+      code: GrpcStatus.RESOURCE_EXHAUSTED,
       details,
-      metadata: new grpc.Metadata(),
     });
     const now = Date.now();
     if (now - this.refusalsLoggedAt < REFUSAL_LOG_INTERVAL_MS) {

@@ -6,7 +6,7 @@
 // A sidecar that reconnects (to this replica or another: versions are content digests, the
 // same on every replica) says which version it holds; a type whose version is still that one
 // is not sent again (as go-control-plane does), so a failover costs no bytes and no churn.
-import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus } from './grpc-status-codes.js';
 import { RESOURCE_KINDS, TYPE_URLS, isWildcardKind, type ResourceKind } from '../protos/envoy.js';
 import { discoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
@@ -54,7 +54,7 @@ export class SotwStream extends AdsStream<SotwRequest> {
     } catch (err) {
       // The names are decoded only now (see sotw-request.ts): one that is not UTF-8 ends the
       // stream, as a request protobufjs cannot decode does.
-      this.fail(grpc.status.INVALID_ARGUMENT, `resource_names: ${(err as Error).message}`);
+      this.fail(GrpcStatus.INVALID_ARGUMENT, `resource_names: ${(err as Error).message}`);
       return;
     }
     const wildcard = isWildcardKind(kind) && (requested.count === 0 || requested.star);

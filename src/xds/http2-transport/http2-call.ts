@@ -9,7 +9,7 @@
 // breakdown: Http2AdsCall._events and its closures, 560 B).
 import type { ServerHttp2Stream } from 'node:http2';
 import { gunzipSync, inflateSync } from 'node:zlib';
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { GrpcStatus } from '../grpc-status-codes.js';
 import type { AdsCall, CallMetadata, CallStatus } from '../ads-call.js';
 import { GrpcFrameParser, MessageTooLarge, type RawMessage } from './frame-parser.js';
 import { RESPONSE_HEADERS, statusTrailers, trailersOnly } from './grpc-status.js';

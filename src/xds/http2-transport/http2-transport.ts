@@ -5,7 +5,7 @@
 // per proxy and a share of its CPU per sidecar; ADS needs none of what grpc-js adds (unary
 // calls, interceptors, deadlines, channelz), only framing, status and keepalive.
 import * as http2 from 'node:http2';
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { GrpcStatus } from '../grpc-status-codes.js';
 import type { AdsHandlers, AdsTransport, XdsTls } from '../ads-transport.js';
 import { DELTA_PATH, SOTW_PATH } from '../ads-transport.js';
 import { decodeDeltaRequest, type DecodedDeltaRequest } from '../delta-request.js';
