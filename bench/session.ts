@@ -367,6 +367,8 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       perProxyMs: summarize(times.map((t) => t - t0)),
       cpCpuSeconds: round(cpuMs(before, settled) / 1000),
       ...gcBetween(before, settled),
+      settledExternalBytes: settled.external,
+      settledRssBytes: settled.rss,
       responses: settled.responses - before.responses,
       bytes: settled.responseBytes - before.responseBytes,
       encodes: settled.encoded - before.encoded,

@@ -44,6 +44,12 @@ export interface StormResult {
   /** The control plane's GC pauses during the storm (ms) and its mark-compacts. */
   readonly gcMs?: number;
   readonly majorGcs?: number;
+  /**
+   * Once the storm settled, before any forced GC: V8's external memory (Buffers and other
+   * ArrayBuffers still held, dead ones included until a mark-compact) and the RSS.
+   */
+  readonly settledExternalBytes?: number;
+  readonly settledRssBytes?: number;
   readonly responses: number;
   readonly bytes: number;
   readonly encodes: number;
