@@ -43,6 +43,10 @@ Options:
                              (every sidecar gets the whole mesh); storm, memory, 20 flips,
                              churn 10/s for 20 s. W9:declared or W9:all runs one. Takes
                              minutes; not in the default set
+                          W6:declared  W2's catalog and proxies (1000×5×1000), every service
+                             declaring 10 upstreams, the control plane with --scope declared:
+                             storm (issue 16's "W6 with scoping ≤ 2 s"), memory, 20 flips,
+                             churn 10/s for 20 s. Not in the default set
                           envoy  5 real Envoys, 20 changes, change → every Envoy applied it
                           soak   1000×5×1000, every stream closed and reopened by its client
                                  after a random 5–30 s, 2 flips/s, for --soak-seconds (default
@@ -276,6 +280,10 @@ async function main(): Promise<void> {
           );
   if (v.peer !== undefined && sessions.some((s) => s.traffic))
     fail('--peer: W7 needs a traffic file, which the go-control-plane peer does not read');
+  if (v.peer !== undefined && sessions.some((s) => s.scope))
+    fail(
+      '--peer: W6:declared and W9:declared need --scope declared, which the peer does not implement',
+    );
   if (v.peer !== undefined && sessions.length === 0)
     fail('--peer: no session workload to compare (soak and envoy run lucid-mesh only)');
   const repeat = int('repeat', v.repeat, 1, 1)!;

@@ -30,12 +30,35 @@ const w9 = (name: string, scope?: ScalePlanScope): SessionPlan => ({
 /** Scoped first: it is the one with targets; the unscoped one may run into limits. */
 export const W9_SESSIONS: SessionPlan[] = [w9('W9 declared', { upstreams: 10 }), w9('W9 all')];
 
-/** `W9` → both sessions; `W9:declared` / `W9:all` → one; anything else → undefined. */
+/**
+ * The issue's "W2 storm (W6) ≤ 2 s with scoping": W2's catalog and proxies (1,000 × 5 × 1,000),
+ * every service declaring 10 upstreams, `serve --scope declared`. Storm, memory, 20 flips (each
+ * reaches the 10 proxies whose service declares it) and churn at 10/s for 20 s, as W9 declared.
+ */
+export const W6_DECLARED: SessionPlan = {
+  name: 'W6 declared',
+  covers: ['W6'],
+  services: 1000,
+  instances: 5,
+  proxies: 1000,
+  changes: 20,
+  churn: [{ rate: 10, seconds: 20 }],
+  scope: { upstreams: 10 },
+};
+
+/** A session run with `--scope declared` (its name says so: "W9 declared", "W6 declared"). */
+export const isScoped = (s: { readonly plan: string }): boolean => s.plan.includes('declared');
+
+/**
+ * `W9` → both sessions; `W9:declared` / `W9:all` → one; `W6:declared` → W6_DECLARED; anything
+ * else → undefined.
+ */
 export function w9Sessions(part: string): SessionPlan[] | undefined {
   const p = part.trim().toLowerCase();
   if (p === 'w9') return W9_SESSIONS;
   if (p === 'w9:declared') return [W9_SESSIONS[0]!];
   if (p === 'w9:all') return [W9_SESSIONS[1]!];
+  if (p === 'w6:declared') return [W6_DECLARED];
   return undefined;
 }
 
