@@ -44,12 +44,17 @@ function cliBin(log: (line: string) => void): string {
   };
   const bin = join(REPO_ROOT, pkg.bin['lucid-mesh']!);
   if (!existsSync(bin) || newest(join(REPO_ROOT, 'src')) > statSync(bin).mtimeMs) {
-    log('idle: dist/ is older than src/: tsc -p tsconfig.build.json');
+    log('idle: dist/ is older than src/: tsc -p tsconfig.build.json + scripts/bundle-cli.mjs');
     execFileSync(
       process.execPath,
       [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
       { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] },
     );
+    // The bin as `npm run build` makes it: the CLI bundled over tsc's main.js.
+    execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', 'bundle-cli.mjs')], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   }
   return bin;
 }
