@@ -8,7 +8,13 @@ import { deltaResourceEntry, sotwResourceEntry } from '../protos/wire.js';
 import type { ResourceMessage } from '../translate/types.js';
 import { contentHash, flatAscii, type EncodedResource } from './encoded-resource.js';
 import { joinPieces, splitOn, type Pieces } from './shared-segments.js';
-import { fromSibling, remember, templateKeyOf } from './sibling-encoding.js';
+import {
+  fromSibling,
+  remember,
+  siblingPieces,
+  templateKeyOf,
+  type TemplateSource,
+} from './sibling-encoding.js';
 
 /**
  * The version of a lazily encoded resource: a hash of its JSON (translators build objects with
@@ -20,7 +26,7 @@ export function lazyVersion(json: string): string {
   return flatAscii(`j${contentHash(json)}`);
 }
 
-class LazyResource implements EncodedResource {
+class LazyResource implements EncodedResource, TemplateSource {
   /** Kept until the first encode, then dropped for the bytes. */
   private message: ResourceMessage | undefined;
   /**
@@ -83,6 +89,8 @@ class LazyResource implements EncodedResource {
 
   get sotwEntry(): Buffer {
     if (this.sotw === undefined) {
+      const pieces = this.piecesOfSibling('sotw');
+      if (pieces) return joinPieces((this.sotw = pieces), this.variables);
       const entry = sotwResourceEntry(TYPE_URLS[this.kind], this.messageBytes());
       this.sotw = this.keep(entry);
       this.offerTemplate();
@@ -93,6 +101,8 @@ class LazyResource implements EncodedResource {
 
   get deltaEntry(): Buffer {
     if (this.delta === undefined) {
+      const pieces = this.piecesOfSibling('delta');
+      if (pieces) return joinPieces((this.delta = pieces), this.variables);
       // The delta entry carries this resource's version, not the bytes' hash.
       const entry = deltaResourceEntry(
         TYPE_URLS[this.kind],
@@ -105,6 +115,27 @@ class LazyResource implements EncodedResource {
       return entry;
     }
     return this.bytesOf(this.delta);
+  }
+
+  /** Its entry as kept, when that is pieces (a template for its siblings, sibling-encoding.ts). */
+  keptPieces(which: 'sotw' | 'delta'): Pieces | undefined {
+    const kept = which === 'sotw' ? this.sotw : this.delta;
+    return typeof kept === 'object' ? kept : undefined;
+  }
+
+  /**
+   * Before its first encode, a sibling's kept pieces of that entry, shared as they are (the
+   * message is not needed then: dropped). Undefined when there is no such sibling.
+   */
+  private piecesOfSibling(which: 'sotw' | 'delta'): Pieces | undefined {
+    const key = this.template;
+    if (key === undefined || this.message === undefined) return undefined;
+    const pieces = siblingPieces(this.name, this.version, key, which);
+    if (pieces) {
+      this.message = undefined;
+      this.template = undefined;
+    }
+    return pieces;
   }
 
   /** What differs between instances: the name's instance part ("inbound|web-1"), the version. */

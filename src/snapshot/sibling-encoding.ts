@@ -12,16 +12,25 @@
 // occurrences as the JSON does; anything else is encoded as usual.
 import type { ResourceKind } from '../protos/envoy.js';
 import { contentHash } from './encoded-resource.js';
+import type { Pieces } from './shared-segments.js';
 
 /** What a template is looked up by: a hash of the JSON with the id taken out. */
 type TemplateKey = string;
+
+/** What a template is read from: an encoded own resource (lazy-resource.ts). */
+export interface TemplateSource {
+  readonly version: string;
+  readonly value: Uint8Array;
+  /** Its SotW or delta entry as kept (split around its id and version), if it has one. */
+  keptPieces(entry: 'sotw' | 'delta'): Pieces | undefined;
+}
 
 interface Template {
   readonly id: string;
   /** Occurrences of the id in the JSON (the same for every sibling: the rest is equal). */
   readonly count: number;
   /** The resource whose message bytes are the template (weakly: it goes with its proxy). */
-  readonly source: WeakRef<{ readonly value: Uint8Array }>;
+  readonly source: WeakRef<TemplateSource>;
 }
 
 const ID = /^[A-Za-z0-9._:-]{4,}$/;
@@ -31,7 +40,8 @@ const HAS_LETTER = /[A-DF-Za-df-z_:]/; // not a digit, sign, point or exponent: 
 const MAX_TEMPLATES = 16_384;
 const templates = new Map<TemplateKey, Template>();
 
-export const siblingCounters = { reused: 0, encoded: 0 };
+/** Own resources made from a sibling (`pieces`: of them, straight from its kept pieces). */
+export const siblingCounters = { reused: 0, encoded: 0, pieces: 0 };
 
 /** The instance's part of an own resource's name ("inbound|web-1" → "web-1"), if usable. */
 function instanceIdOf(name: string): string | undefined {
@@ -81,13 +91,42 @@ export function fromSibling(name: string, key: string): Uint8Array | undefined {
   return bytes;
 }
 
-/** Offers an encoded own resource (JSON `json`, key `key`) as the template of its siblings. */
-export function remember(
+/**
+ * A sibling's entry of one protocol (`which`) as it keeps it, to be joined with `name`'s id
+ * and `version` instead of copying its bytes, swapping the id, wrapping them in an entry and
+ * splitting that again. Only when the pieces' variable slots are exactly where the id and the
+ * version go: the id as often as the JSON holds it (once more in a delta entry's name), the
+ * version once in a delta entry and never in a SotW one, ids and versions as long as the
+ * sibling's (lengths inside the bytes stay right). The same guarantee as fromSibling's count.
+ */
+export function siblingPieces(
   name: string,
+  version: string,
   key: string,
-  json: string,
-  resource: { readonly value: Uint8Array },
-): void {
+  which: 'sotw' | 'delta',
+): Pieces | undefined {
+  const template = templates.get(key);
+  const source = template?.source.deref();
+  if (!template || !source || source.version.length !== version.length) return undefined;
+  const id = instanceIdOf(name);
+  if (!id || template.id.length !== id.length) return undefined;
+  const pieces = source.keptPieces(which);
+  if (!pieces) return undefined;
+  let ids = 0;
+  let versions = 0;
+  for (const p of pieces) {
+    if (p === 0) ids++;
+    else if (p === 1) versions++;
+  }
+  const delta = which === 'delta' ? 1 : 0;
+  if (ids !== template.count + delta || versions !== delta) return undefined;
+  siblingCounters.reused++;
+  siblingCounters.pieces++;
+  return pieces;
+}
+
+/** Offers an encoded own resource (JSON `json`, key `key`) as the template of its siblings. */
+export function remember(name: string, key: string, json: string, resource: TemplateSource): void {
   const id = instanceIdOf(name);
   if (!id || templates.get(key)?.source.deref()) return;
   if (templates.size >= MAX_TEMPLATES) templates.clear();

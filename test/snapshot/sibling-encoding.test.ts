@@ -7,6 +7,7 @@ import { parseCatalog } from '../../src/catalog/schema.js';
 import type { ProxyIdentity } from '../../src/catalog/model.js';
 import { meshProxy } from '../../src/mesh/index.js';
 import { RESOURCE_KINDS, TYPE_URLS, encodeMessage } from '../../src/protos/envoy.js';
+import { deltaResourceEntry, sotwResourceEntry } from '../../src/protos/wire.js';
 import { isLazyResource } from '../../src/snapshot/lazy-resource.js';
 import type { ProxyView } from '../../src/snapshot/proxy-view.js';
 import { siblingCounters } from '../../src/snapshot/sibling-encoding.js';
@@ -16,7 +17,11 @@ import { translateProxy } from '../../src/translate/index.js';
 
 const IDS = ['web-1', 'web-2', 'web-3', 'web-4', 'web-10', '1001', '1002'];
 
-function catalog() {
+/**
+ * `port`: the app port, different per test, so that one test's instances are not the other's
+ * siblings (templates are kept module-wide while their resource lives).
+ */
+function catalog(port: number) {
   return parseCatalog({
     services: [
       {
@@ -26,8 +31,8 @@ function catalog() {
         instances: IDS.map((id, i) => ({
           id,
           address: `10.0.0.${i + 1}`,
-          port: 8080,
-          sidecarPort: 15006,
+          port,
+          sidecarPort: port + 1000,
         })),
       },
       {
@@ -52,10 +57,18 @@ function compare(store: SnapshotStore, view: ProxyView, id: string, entry: 'sotw
     for (const [name, message] of truth[kind]) {
       const r = view.get(kind, name)!;
       expect(isLazyResource(r), `${kind} ${name}`).toBe(true);
-      if (entry === 'sotw') void r.sotwEntry;
-      else void r.deltaEntry;
+      const got = entry === 'sotw' ? r.sotwEntry : r.deltaEntry;
       const expected = Buffer.from(encodeMessage(TYPE_URLS[kind], message, name));
       expect(Buffer.from(r.value).equals(expected), `${kind} ${name} of ${id}`).toBe(true);
+      // The whole entry too: a delta entry names the resource and carries its version.
+      const whole =
+        entry === 'sotw'
+          ? sotwResourceEntry(TYPE_URLS[kind], expected)
+          : deltaResourceEntry(TYPE_URLS[kind], name, r.version, expected);
+      expect(got.equals(whole), `${entry} entry of ${kind} ${name} of ${id}`).toBe(true);
+      // Asked again, the entry is joined from what is kept: the same bytes.
+      const again = entry === 'sotw' ? r.sotwEntry : r.deltaEntry;
+      expect(again.equals(whole), `${entry} entry of ${kind} ${name} of ${id}, again`).toBe(true);
       compared++;
     }
   }
@@ -67,21 +80,26 @@ describe('own resources from a sibling instance', () => {
   for (const entry of ['sotw', 'delta'] as const) {
     it(`${entry}: every instance's own resources are the bytes encoding gives`, () => {
       const store = new SnapshotStore({ logger: silentLogger, debounceMs: 0, maxDebounceMs: 0 });
-      store.setCatalog(catalog());
+      store.setCatalog(catalog(entry === 'sotw' ? 8080 : 8081));
       store.flush();
       let compared = 0;
       const reusedBy = new Map<string, number>();
+      const fromPieces = new Map<string, number>();
       for (const id of IDS) {
         const before = siblingCounters.reused;
+        const piecesBefore = siblingCounters.pieces;
         let view: ProxyView | undefined;
         store.watch(proxyOf(id), (v) => (view = v));
         compared += compare(store, view!, id, entry);
         reusedBy.set(id, siblingCounters.reused - before);
+        fromPieces.set(id, siblingCounters.pieces - piecesBefore);
       }
       expect(compared).toBeGreaterThanOrEqual(IDS.length * 3);
       // Its inbound listener and local app cluster name the instance: web-2..web-4 reuse
       // web-1's bytes; web-10 (a longer id) and the digit-only ids are encoded.
       for (const id of ['web-2', 'web-3', 'web-4']) expect(reusedBy.get(id), id).toBe(2);
+      // ...joined from web-1's kept pieces, without copying and splitting bytes again.
+      for (const id of ['web-2', 'web-3', 'web-4']) expect(fromPieces.get(id), id).toBe(2);
       for (const id of ['web-10', '1001', '1002']) expect(reusedBy.get(id), id).toBe(0);
     });
   }
