@@ -9,7 +9,7 @@
 import '../src/startup-heap.js';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import type { RunningControlPlane } from '../src/app.js';
 import type { ResourceKind } from '../src/protos/envoy.js';
@@ -56,6 +56,9 @@ export interface CpStats {
   readonly gcMs?: number;
   readonly majorGcs?: number;
   readonly maxGcPauseMs?: number;
+  /** V8's committed young generation (new space) and old space, bytes. */
+  readonly newSpaceBytes?: number;
+  readonly oldSpaceBytes?: number;
   readonly encoded: number;
   readonly reused: number;
   readonly snapshotsBuilt: number;
@@ -230,6 +233,7 @@ async function main(): Promise<void> {
       gcMs: gc.ms,
       majorGcs: gc.major,
       maxGcPauseMs: gc.maxPause,
+      ...heapSpaces(),
       encoded: store.encoder.counters.encoded,
       reused: store.encoder.counters.reused,
       snapshotsBuilt: store.counters.snapshotsBuilt,
@@ -328,3 +332,13 @@ main().catch((err: Error) => {
   process.stderr.write(`bench control plane: ${err.stack ?? err.message}\n`);
   process.exit(1);
 });
+
+/** Committed bytes of V8's new and old spaces. */
+function heapSpaces(): { newSpaceBytes?: number; oldSpaceBytes?: number } {
+  const out: { newSpaceBytes?: number; oldSpaceBytes?: number } = {};
+  for (const space of getHeapSpaceStatistics()) {
+    if (space.space_name === 'new_space') out.newSpaceBytes = space.space_size;
+    if (space.space_name === 'old_space') out.oldSpaceBytes = space.space_size;
+  }
+  return out;
+}

@@ -401,6 +401,8 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
           (idle.rss - idle.heapTotal - idle.external)) /
           k,
       ),
+      newSpaceBytes: { idle: idle.newSpaceBytes, loaded: loaded.newSpaceBytes },
+      oldSpaceBytes: { idle: idle.oldSpaceBytes, loaded: loaded.oldSpaceBytes },
       ...(empty ? { model: modelMemory(empty, idle, plan.services) } : {}),
     };
     if (memory.model) {

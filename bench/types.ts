@@ -74,6 +74,9 @@ export interface MemoryResult {
    */
   readonly heapCommittedPerProxyBytes?: number;
   readonly nativeRestPerProxyBytes?: number;
+  /** V8's new space (young generation) and old space committed, with 0 and with K proxies. */
+  readonly newSpaceBytes?: { readonly idle?: number; readonly loaded?: number };
+  readonly oldSpaceBytes?: { readonly idle?: number; readonly loaded?: number };
   /** W10: the model's memory (bench/model-memory.ts): 0 proxies, catalog vs empty catalog. */
   readonly model?: ModelMemory;
 }
