@@ -10,6 +10,7 @@ import {
   type XdsTls,
   type XdsTransportName,
 } from './ads-transport.js';
+import { AgeOut } from './age-out.js';
 import { DeltaStream } from './delta-stream.js';
 import { DeferredGrpcJsTransport } from './grpc-js-deferred.js';
 import { GrpcStatus } from './grpc-status-codes.js';
@@ -55,7 +56,8 @@ export class XdsServer {
   private readonly streams = new Map<number, StreamInfo>();
   /** The streams themselves, to end them (drain, --max-stream-age). */
   private readonly live = new Map<number, SotwStream | DeltaStream>();
-  private readonly ageTimers = new Map<number, NodeJS.Timeout>();
+  /** --max-stream-age: one timer for every stream (undefined: no age). */
+  private readonly ageOut: AgeOut | undefined;
   private draining: Promise<void> | undefined;
   private nextId = 1;
   readonly limits: XdsLimits;
@@ -79,6 +81,15 @@ export class XdsServer {
     this.lifecycleLog = new LifecycleLog(options.logger);
     this.newStreams =
       limits.streamRate > 0 ? new TokenBucket(limits.streamRate, limits.streamBurst) : undefined;
+    const ageMs = limits.maxStreamAgeMs;
+    this.ageOut =
+      ageMs > 0
+        ? new AgeOut({
+            postponeMs: AGE_OUT_POSTPONE_MS,
+            maxPostpones: AGE_OUT_MAX_POSTPONES,
+            details: `stream older than --max-stream-age (${Math.round(ageMs / 1000)} s ±10 %): reconnect to any replica`,
+          })
+        : undefined;
     this.streamContext = {
       watcher: options.watcher,
       observer: options.observer,
@@ -239,43 +250,15 @@ export class XdsServer {
   private track(stream: SotwStream | DeltaStream): void {
     this.streams.set(stream.info.id, stream.info);
     this.live.set(stream.info.id, stream);
-    this.scheduleAgeOut(stream);
+    // ±10 % so that streams opened together (a rollout) do not all end together. A response
+    // still waiting for its ACK is given up to 10 s to get it first.
+    this.ageOut?.add(stream.info.id, stream, ageOutDelayMs(this.limits.maxStreamAgeMs));
     stream.start();
   }
 
   private forget(id: number): void {
     this.streams.delete(id);
     this.live.delete(id);
-    const timer = this.ageTimers.get(id);
-    if (timer) clearTimeout(timer);
-    this.ageTimers.delete(id);
-  }
-
-  /**
-   * --max-stream-age, ±10 % so that streams opened together (a rollout) do not all end
-   * together. A response still waiting for its ACK is given up to 10 s to get it first.
-   */
-  private scheduleAgeOut(stream: SotwStream | DeltaStream): void {
-    const ageMs = this.limits.maxStreamAgeMs;
-    if (ageMs <= 0) return;
-    const id = stream.info.id;
-    let postponed = 0;
-    const arm = (ms: number) => {
-      const timer = setTimeout(fire, ms);
-      timer.unref();
-      this.ageTimers.set(id, timer);
-    };
-    const fire = () => {
-      if (!this.live.has(id)) return;
-      if (stream.awaitingAnswer && postponed++ < AGE_OUT_MAX_POSTPONES) {
-        arm(AGE_OUT_POSTPONE_MS);
-        return;
-      }
-      this.ageTimers.delete(id);
-      stream.goAway(
-        `stream older than --max-stream-age (${Math.round(ageMs / 1000)} s ±10 %): reconnect to any replica`,
-      );
-    };
-    arm(ageOutDelayMs(ageMs));
+    this.ageOut?.forget(id);
   }
 }
