@@ -32,6 +32,26 @@ const EXTERNAL = [
   '@opentelemetry/*',
 ];
 
+/**
+ * zod exports all its 50-odd message locales as `z.locales` (~260 KiB of the bundle, loaded and
+ * run at start); lucid-mesh words its own messages (src/catalog/zod-wording.ts) on zod's
+ * default, English. The bundle's `z.locales` has `en` only.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)
+        ? { path: join(dirname(args.importer), args.path), namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: "export { default as en } from './en.js';",
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
+
 rmSync(join(outdir, 'bundle'), { recursive: true, force: true });
 await build({
   entryPoints: { main: join(root, 'src', 'cli', 'main.ts') },
@@ -50,6 +70,7 @@ await build({
   sourcemap: true,
   legalComments: 'external',
   logLevel: 'warning',
+  plugins: [zodEnglishOnly],
   // CommonJS packages in the bundle call require(): give the ES module one.
   banner: {
     js: "import { createRequire as __lucidCreateRequire } from 'node:module'; const require = __lucidCreateRequire(import.meta.url);",

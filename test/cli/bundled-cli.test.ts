@@ -4,12 +4,12 @@
 // `bootstrap` renders a sidecar's bootstrap, `serve` comes ready (secure defaults off) and a
 // real Envoy gets the example catalog's clusters from it, over both xDS transports (grpc-js is
 // kept outside the bundle and loaded from node_modules).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../support/cli-process.js';
+import { repoRoot, runCli } from '../support/cli-process.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { httpGet } from '../support/http-app.js';
 import { freePorts } from '../support/ports.js';
@@ -62,6 +62,7 @@ describe('the bundled CLI (dist/cli/main.js)', () => {
   afterAll(async () => {
     await Promise.all(envoys.map((e) => e.stop()));
     await Promise.all(children.map(stop));
+    rmSync(pkg, { recursive: true, force: true });
   });
 
   it('is one entry file and its chunks, none of them the source files', () => {
@@ -69,6 +70,33 @@ describe('the bundled CLI (dist/cli/main.js)', () => {
       'main.js',
     ]);
     expect(readdirSync(join(pkg, 'dist', 'cli', 'bundle')).length).toBeGreaterThan(1);
+  });
+
+  it('says what the CLI from source says: --help, and a bad traffic file (zod, English only)', async () => {
+    const bad = join(pkg, 'bad-traffic.json');
+    const entry = {
+      Kind: 'service-router',
+      Name: 'web',
+      Routes: [{ Destination: { NumRetries: -1 } }],
+    };
+    writeFileSync(bad, JSON.stringify([entry, { Kind: 'service-splitter', Name: 'web' }]));
+    const bundled = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [bin, ...args],
+          { cwd: pkg, timeout: 30_000 },
+          (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+        );
+        killWithTestProcess(child, 'bundled cli');
+      });
+    const check = ['config', 'check', bad];
+    const [fromBundle, fromSource] = await Promise.all([bundled(check), runCli(check)]);
+    expect(fromSource.stderr + fromSource.stdout).toMatch(/NumRetries/);
+    expect(fromSource.code).not.toBe(0);
+    expect(fromBundle).toEqual(fromSource);
+    const [helpBundle, helpSource] = await Promise.all([bundled(['--help']), runCli(['--help'])]);
+    expect(helpBundle.stdout).toBe(helpSource.stdout);
   });
 
   it.each(['http2', 'grpc-js'])(
