@@ -97,183 +97,197 @@ export function isServiceName(text: string): boolean {
   return NAME.test(text);
 }
 
-const str = (what: string) => z.string({ error: (i) => `expected ${what}, got ${show(i.input)}` });
+/**
+ * The policy document schema, built on first use: zod schemas are objects built when their
+ * module runs, and a control plane without a policy never parses one (issue 16, idle RSS).
+ */
+function buildPolicySchema() {
+  const str = (what: string) =>
+    z.string({ error: (i) => `expected ${what}, got ${show(i.input)}` });
 
-const serviceName = str(`a service name (${NAME_HINT})`).regex(NAME, {
-  error: (i) => `expected a service name (${NAME_HINT}), got ${show(i.input)}`,
-});
-
-function oneOf<T extends readonly [string, ...string[]]>(values: T) {
-  return z.enum(values, {
-    error: (i) => `expected one of ${values.join(' | ')}, got ${show(i.input)}`,
+  const serviceName = str(`a service name (${NAME_HINT})`).regex(NAME, {
+    error: (i) => `expected a service name (${NAME_HINT}), got ${show(i.input)}`,
   });
-}
 
-/** A strict object whose unknown keys are reported one by one (see formatPolicyIssues). */
-function strictObject<T extends z.core.$ZodLooseShape>(shape: T, what: string) {
-  return z.strictObject(shape, {
-    error: (i) =>
-      i.code === 'unrecognized_keys'
-        ? `unknown key (expected ${Object.keys(shape).join(', ')})`
-        : `expected ${what}, got ${show(i.input)}`,
-  });
-}
-
-function nonEmptyList<T extends z.ZodType>(item: T, what: string) {
-  return z
-    .array(item, { error: (i) => `expected a list of ${what}, got ${show(i.input)}` })
-    .min(1, {
-      error: (i) => `expected at least one ${what.replace(/s$/, '')}, got ${show(i.input)}`,
-    });
-}
-
-const selector = str('`*`, `plane:<name>` or a service name').refine(
-  (s) =>
-    s === '*' ||
-    (s.startsWith(PLANE_PREFIX) ? NAME.test(s.slice(PLANE_PREFIX.length)) : NAME.test(s)),
-  {
-    error: (i) =>
-      `expected \`*\`, \`plane:<name>\` or a service name (${NAME_HINT}), got ${show(i.input)}`,
-  },
-);
-
-const action = oneOf(ACTIONS);
-
-const planeSchema = strictObject(
-  {
-    services: nonEmptyList(serviceName, 'services'),
-    isolation: oneOf(ISOLATIONS).default('open'),
-  },
-  'a plane ({ services: [...], isolation: open | isolated })',
-);
-
-const ruleSchema = strictObject(
-  {
-    from: nonEmptyList(selector, 'callers'),
-    to: nonEmptyList(selector, 'destinations'),
-    action,
-    name: str('a string').optional(),
-  },
-  'a rule ({ from: [...], to: [...], action: allow | deny })',
-);
-
-const destinationSchema = strictObject(
-  { default: action },
-  'a destination policy ({ default: allow | deny })',
-);
-
-function record<T extends z.ZodType>(value: T, what: string) {
-  return z.record(z.string(), value, {
-    error: (i) => `expected a mapping of ${what}, got ${show(i.input)}`,
-  });
-}
-
-export const policySchema = strictObject(
-  {
-    trustDomain: str('a trust domain')
-      .regex(TRUST_DOMAIN, {
-        error: (i) =>
-          `expected a trust domain (lowercase letters, digits, '.', '-', '_'), got ${show(i.input)}`,
-      })
-      .default(DEFAULT_TRUST_DOMAIN),
-    namespace: str(`a namespace (${NAME_HINT})`)
-      .regex(NAME, { error: (i) => `expected a namespace (${NAME_HINT}), got ${show(i.input)}` })
-      .default(DEFAULT_NAMESPACE),
-    planes: record(planeSchema, 'plane names to planes').default({}),
-    defaults: z.strictObject(
-      { action },
-      {
-        error: (i) =>
-          i.code === 'unrecognized_keys'
-            ? 'unknown key (expected action)'
-            : i.input === undefined
-              ? 'required: { action: allow | deny }, the decision when no rule matches'
-              : `expected { action: allow | deny }, got ${show(i.input)}`,
-      },
-    ),
-    rules: z
-      .array(ruleSchema, { error: (i) => `expected a list of rules, got ${show(i.input)}` })
-      .default([]),
-    destinations: record(destinationSchema, 'service names to { default: allow | deny }').default(
-      {},
-    ),
-  },
-  'a policy document',
-).superRefine((doc, ctx) => {
-  const issue = (path: PropertyKey[], message: string) =>
-    ctx.addIssue({ code: 'custom', path, message });
-  const planeNames = Object.keys(doc.planes).sort();
-
-  // Plane names; services unique within a plane; a service's planes agree on isolation.
-  const isolationOf = new Map<string, { plane: string; isolation: Isolation }>();
-  for (const [plane, def] of Object.entries(doc.planes)) {
-    if (!NAME.test(plane)) {
-      issue(['planes', plane], `expected a plane name (${NAME_HINT}), got ${show(plane)}`);
-    }
-    const seen = new Map<string, number>();
-    def.services.forEach((service, i) => {
-      const prev = seen.get(service);
-      if (prev !== undefined) {
-        issue(
-          ['planes', plane, 'services', i],
-          `duplicate service ${show(service)} (also services[${prev}])`,
-        );
-        return;
-      }
-      seen.set(service, i);
-      const other = isolationOf.get(service);
-      if (other && other.isolation !== def.isolation) {
-        issue(
-          ['planes', plane, 'services', i],
-          `${show(service)} is also in plane ${show(other.plane)} with isolation ${other.isolation}, ` +
-            `but plane ${show(plane)} is ${def.isolation}: a service's planes must agree on isolation`,
-        );
-      } else if (!other) {
-        isolationOf.set(service, { plane, isolation: def.isolation });
-      }
+  function oneOf<T extends readonly [string, ...string[]]>(values: T) {
+    return z.enum(values, {
+      error: (i) => `expected one of ${values.join(' | ')}, got ${show(i.input)}`,
     });
   }
 
-  // Plane references in rules.
-  doc.rules.forEach((rule, ri) => {
-    for (const side of ['from', 'to'] as const) {
-      rule[side].forEach((sel, si) => {
-        const parsed = parseSelector(sel);
-        if (
-          parsed.kind === 'plane' &&
-          NAME.test(parsed.plane) &&
-          !Object.hasOwn(doc.planes, parsed.plane)
-        ) {
+  /** A strict object whose unknown keys are reported one by one (see formatPolicyIssues). */
+  function strictObject<T extends z.core.$ZodLooseShape>(shape: T, what: string) {
+    return z.strictObject(shape, {
+      error: (i) =>
+        i.code === 'unrecognized_keys'
+          ? `unknown key (expected ${Object.keys(shape).join(', ')})`
+          : `expected ${what}, got ${show(i.input)}`,
+    });
+  }
+
+  function nonEmptyList<T extends z.ZodType>(item: T, what: string) {
+    return z
+      .array(item, { error: (i) => `expected a list of ${what}, got ${show(i.input)}` })
+      .min(1, {
+        error: (i) => `expected at least one ${what.replace(/s$/, '')}, got ${show(i.input)}`,
+      });
+  }
+
+  const selector = str('`*`, `plane:<name>` or a service name').refine(
+    (s) =>
+      s === '*' ||
+      (s.startsWith(PLANE_PREFIX) ? NAME.test(s.slice(PLANE_PREFIX.length)) : NAME.test(s)),
+    {
+      error: (i) =>
+        `expected \`*\`, \`plane:<name>\` or a service name (${NAME_HINT}), got ${show(i.input)}`,
+    },
+  );
+
+  const action = oneOf(ACTIONS);
+
+  const planeSchema = strictObject(
+    {
+      services: nonEmptyList(serviceName, 'services'),
+      isolation: oneOf(ISOLATIONS).default('open'),
+    },
+    'a plane ({ services: [...], isolation: open | isolated })',
+  );
+
+  const ruleSchema = strictObject(
+    {
+      from: nonEmptyList(selector, 'callers'),
+      to: nonEmptyList(selector, 'destinations'),
+      action,
+      name: str('a string').optional(),
+    },
+    'a rule ({ from: [...], to: [...], action: allow | deny })',
+  );
+
+  const destinationSchema = strictObject(
+    { default: action },
+    'a destination policy ({ default: allow | deny })',
+  );
+
+  function record<T extends z.ZodType>(value: T, what: string) {
+    return z.record(z.string(), value, {
+      error: (i) => `expected a mapping of ${what}, got ${show(i.input)}`,
+    });
+  }
+
+  return strictObject(
+    {
+      trustDomain: str('a trust domain')
+        .regex(TRUST_DOMAIN, {
+          error: (i) =>
+            `expected a trust domain (lowercase letters, digits, '.', '-', '_'), got ${show(i.input)}`,
+        })
+        .default(DEFAULT_TRUST_DOMAIN),
+      namespace: str(`a namespace (${NAME_HINT})`)
+        .regex(NAME, { error: (i) => `expected a namespace (${NAME_HINT}), got ${show(i.input)}` })
+        .default(DEFAULT_NAMESPACE),
+      planes: record(planeSchema, 'plane names to planes').default({}),
+      defaults: z.strictObject(
+        { action },
+        {
+          error: (i) =>
+            i.code === 'unrecognized_keys'
+              ? 'unknown key (expected action)'
+              : i.input === undefined
+                ? 'required: { action: allow | deny }, the decision when no rule matches'
+                : `expected { action: allow | deny }, got ${show(i.input)}`,
+        },
+      ),
+      rules: z
+        .array(ruleSchema, { error: (i) => `expected a list of rules, got ${show(i.input)}` })
+        .default([]),
+      destinations: record(destinationSchema, 'service names to { default: allow | deny }').default(
+        {},
+      ),
+    },
+    'a policy document',
+  ).superRefine((doc, ctx) => {
+    const issue = (path: PropertyKey[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message });
+    const planeNames = Object.keys(doc.planes).sort();
+
+    // Plane names; services unique within a plane; a service's planes agree on isolation.
+    const isolationOf = new Map<string, { plane: string; isolation: Isolation }>();
+    for (const [plane, def] of Object.entries(doc.planes)) {
+      if (!NAME.test(plane)) {
+        issue(['planes', plane], `expected a plane name (${NAME_HINT}), got ${show(plane)}`);
+      }
+      const seen = new Map<string, number>();
+      def.services.forEach((service, i) => {
+        const prev = seen.get(service);
+        if (prev !== undefined) {
           issue(
-            ['rules', ri, side, si],
-            `unknown plane ${show(parsed.plane)} (${
-              planeNames.length ? `defined: ${planeNames.join(', ')}` : 'no planes are defined'
-            })`,
+            ['planes', plane, 'services', i],
+            `duplicate service ${show(service)} (also services[${prev}])`,
           );
+          return;
+        }
+        seen.set(service, i);
+        const other = isolationOf.get(service);
+        if (other && other.isolation !== def.isolation) {
+          issue(
+            ['planes', plane, 'services', i],
+            `${show(service)} is also in plane ${show(other.plane)} with isolation ${other.isolation}, ` +
+              `but plane ${show(plane)} is ${def.isolation}: a service's planes must agree on isolation`,
+          );
+        } else if (!other) {
+          isolationOf.set(service, { plane, isolation: def.isolation });
         }
       });
     }
-  });
 
-  // Destination defaults: valid names; an isolated service cannot default to allow.
-  for (const [service, def] of Object.entries(doc.destinations)) {
-    if (!NAME.test(service)) {
-      issue(
-        ['destinations', service],
-        `expected a service name (${NAME_HINT}), got ${show(service)}`,
-      );
-      continue;
+    // Plane references in rules.
+    doc.rules.forEach((rule, ri) => {
+      for (const side of ['from', 'to'] as const) {
+        rule[side].forEach((sel, si) => {
+          const parsed = parseSelector(sel);
+          if (
+            parsed.kind === 'plane' &&
+            NAME.test(parsed.plane) &&
+            !Object.hasOwn(doc.planes, parsed.plane)
+          ) {
+            issue(
+              ['rules', ri, side, si],
+              `unknown plane ${show(parsed.plane)} (${
+                planeNames.length ? `defined: ${planeNames.join(', ')}` : 'no planes are defined'
+              })`,
+            );
+          }
+        });
+      }
+    });
+
+    // Destination defaults: valid names; an isolated service cannot default to allow.
+    for (const [service, def] of Object.entries(doc.destinations)) {
+      if (!NAME.test(service)) {
+        issue(
+          ['destinations', service],
+          `expected a service name (${NAME_HINT}), got ${show(service)}`,
+        );
+        continue;
+      }
+      const iso = isolationOf.get(service);
+      if (def.default === 'allow' && iso?.isolation === 'isolated') {
+        issue(
+          ['destinations', service, 'default'],
+          `${show(service)} is in isolated plane ${show(iso.plane)}, which only admits callers an ` +
+            `allow rule names; a default of allow contradicts that (remove it or the isolation)`,
+        );
+      }
     }
-    const iso = isolationOf.get(service);
-    if (def.default === 'allow' && iso?.isolation === 'isolated') {
-      issue(
-        ['destinations', service, 'default'],
-        `${show(service)} is in isolated plane ${show(iso.plane)}, which only admits callers an ` +
-          `allow rule names; a default of allow contradicts that (remove it or the isolation)`,
-      );
-    }
-  }
-});
+  });
+}
+
+let builtSchema: ReturnType<typeof buildPolicySchema> | undefined;
+
+/** The one policy schema (memoised). */
+function policySchema(): ReturnType<typeof buildPolicySchema> {
+  return (builtSchema ??= buildPolicySchema());
+}
 
 export class PolicyValidationError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -307,7 +321,7 @@ export function parsePolicy(document: unknown): Policy {
       ),
     );
   }
-  const result = policySchema.safeParse(document);
+  const result = policySchema().safeParse(document);
   if (!result.success) throw new PolicyValidationError(formatPolicyIssues(result.error));
   const doc = result.data;
   const sortedEntries = <T, U>(o: Record<string, T>, f: (v: T) => U): Record<string, U> =>

@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { DocumentError } from '../catalog/load-document.js';
 import { UNSUPPORTED, brief } from './fields.js';
-import { ENTRY_SCHEMAS, isCatchAll } from './kinds.js';
+import { entrySchemas, isCatchAll } from './kinds.js';
 import {
   ENTRY_KINDS,
   type ConfigEntry,
@@ -110,7 +110,7 @@ export function parseEntry(raw: unknown, label?: string): ParsedEntry {
         : `Kind: expected one of ${ENTRY_KINDS.join(' | ')} (or another Consul kind), got ${brief(raw.Kind)}`,
     ]);
   }
-  const result = ENTRY_SCHEMAS[kind as EntryKind].safeParse(raw);
+  const result = entrySchemas()[kind as EntryKind].safeParse(raw);
   if (!result.success) throw fail(formatIssues(result.error));
   const unsupported: Unsupported[] = [];
   const entry = normalise(
