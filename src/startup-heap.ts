@@ -30,7 +30,8 @@ let turbofanHeld = false;
 export function releaseStartupHolds(): void {
   releaseYoungGeneration();
   releaseTurbofan();
-  // Serving: the young generation grows, up to a cap (young-generation-cap.ts).
+  // Serving: the young generation grows, up to a cap (young-generation-cap.ts), checked
+  // again at every new stream (this runs for each: the holds' release is idempotent).
   capYoungGeneration();
 }
 
