@@ -131,4 +131,36 @@ describe('the bundled CLI (dist/cli/main.js)', () => {
       expect(clusters).toMatch(/^hello::/m);
     },
   );
+
+  it('with the secure defaults (token auth, mTLS): a token it issued admits a real Envoy', async () => {
+    const [admin, xds, envoyAdmin] = (await freePorts(3)) as [number, number, number];
+    const serve = startServe([
+      ...['--catalog', join(repoRoot, 'examples', 'catalog.yaml'), '--host', '127.0.0.1'],
+      ...['--admin-port', String(admin), '--xds-port', String(xds)],
+    ]);
+    children.push(serve.child);
+    await ready(admin, serve.stderr);
+    const cli = (args: string[]) =>
+      execFileSync(process.execPath, [bin, ...args], {
+        cwd: pkg,
+        encoding: 'utf8',
+        env: { ...process.env, LUCID_DATA_DIR: join(pkg, 'state') },
+      });
+    const token = cli(['token', 'issue', '--service', 'hello']).trim();
+    const bootstrap = cli([
+      ...['bootstrap', '--node-id', 'hello-1', '--service', 'hello', '--token', token],
+      ...['--xds', `127.0.0.1:${xds}`, '--admin-port', String(envoyAdmin)],
+    ]);
+    const envoy = await startEnvoy({
+      name: 'bundled-cli-secure',
+      bootstrapYaml: bootstrap,
+      adminPort: envoyAdmin,
+    });
+    envoys.push(envoy);
+    // mTLS config (SPIFFE identities) and the catalog's clusters reach the sidecar.
+    await envoy.waitFor(async () => {
+      const dump = JSON.stringify(await envoy.configDump());
+      return dump.includes('spiffe://') && /"name":"world"/.test(dump);
+    }, 'mTLS config and the world cluster in Envoy');
+  });
 });
