@@ -18,7 +18,6 @@
 // LUCID_STARTUP_JIT=off turns this hold off.
 import { setFlagsFromString } from 'node:v8';
 import type { XdsObserver } from './xds/observer.js';
-import { capYoungGeneration } from './young-generation-cap.js';
 
 /** V8's default (src/flags/flag-definitions.h, `semi_space_growth_factor`). */
 const V8_DEFAULT_GROWTH_FACTOR = 2;
@@ -30,9 +29,6 @@ let turbofanHeld = false;
 export function releaseStartupHolds(): void {
   releaseYoungGeneration();
   releaseTurbofan();
-  // Serving: the young generation grows, up to a cap (young-generation-cap.ts), checked
-  // again at every new stream (this runs for each: the holds' release is idempotent).
-  capYoungGeneration();
 }
 
 /**

@@ -11,8 +11,6 @@ import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js'
 import { choiceOption, durationMsOption, portOption } from './options.js';
 import { haCliOptions, type HaFlags } from './ha-flags.js';
 import { xdsTransportOption, type XdsTransportFlags } from './xds-transport-flag.js';
-import { youngGenOption, type YoungGenFlags } from './young-gen-flag.js';
-import { configureYoungGenerationCap } from '../young-generation-cap.js';
 import { dnsCliOptions, dnsServerFromFlags, type DnsFlags } from './dns-flags.js';
 import {
   TracingFlagError,
@@ -48,8 +46,7 @@ interface ServeFlags
     EventsFlags,
     DnsFlags,
     TracingFlags,
-    XdsTransportFlags,
-    YoungGenFlags {
+    XdsTransportFlags {
   source: SourceKind;
   xdsPort: number;
   adminPort: number;
@@ -105,7 +102,6 @@ export function serveCommand(): Command {
         .argParser(portOption('--xds-port', true)),
     )
     .addOption(xdsTransportOption())
-    .addOption(youngGenOption())
     .addOption(
       new Option('--admin-port <port>', 'HTTP port for /health, /ready, /metrics, /v1/*')
         .env('ADMIN_PORT')
@@ -211,7 +207,6 @@ export function serveCommand(): Command {
     .action(async (flags: ServeFlags, cmd: Command) => {
       const usage = (message: string): never =>
         cmd.error(`lucid-mesh serve: ${message}`, { exitCode: 2 });
-      configureYoungGenerationCap(flags.youngGenMib || undefined);
       if (flags.maxDebounceMs < flags.debounceMs) {
         usage(
           `--max-debounce-ms: must be at least --debounce-ms (${flags.debounceMs}), got ${flags.maxDebounceMs}`,
