@@ -175,6 +175,20 @@ describe('benchmark harness', () => {
       expect(c.cpCpuMsPerChange.p50).toBeGreaterThan(0);
       expect(s.churn[0]).toMatchObject({ flips: 10, complete: 10 });
       expect(s.memory!.loadedRssBytes).toBeGreaterThan(0);
+      // RSS split: V8's committed heap, external and the native rest add up to the RSS delta.
+      const m = s.memory!;
+      expect(m.newSpaceBytes?.loaded).toBeGreaterThan(0);
+      expect(m.oldSpaceBytes?.loaded).toBeGreaterThan(0);
+      const parts =
+        m.heapCommittedPerProxyBytes! +
+        m.nativeRestPerProxyBytes! +
+        (m.heapExternalPerProxyBytes - m.heapPerProxyBytes);
+      expect(Math.abs(parts - m.rssPerProxyBytes)).toBeLessThanOrEqual(2);
+      // GC pauses are counted where the control plane spent its CPU (storm, each change).
+      expect(s.storm!.gcMs).toBeGreaterThanOrEqual(0);
+      expect(s.storm!.majorGcs).toBeGreaterThanOrEqual(0);
+      expect(c.records.every((r) => typeof r.gcMs === 'number' && r.gcMs >= 0)).toBe(true);
+      expect(s.storm!.settledExternalBytes).toBeGreaterThan(0);
       // The IPC counters and /metrics agree.
       expect(s.metrics.lucid_mesh_xds_nacks_total ?? 0).toBe(0);
       expect(s.metrics.lucid_mesh_xds_responses_total).toBeGreaterThan(0);
