@@ -68,6 +68,8 @@ await build({
   minify: true,
   keepNames: true,
   sourcemap: true,
+  // Stack traces map back with --enable-source-maps; the sources themselves stay out (size).
+  sourcesContent: false,
   legalComments: 'external',
   logLevel: 'warning',
   plugins: [zodEnglishOnly],
