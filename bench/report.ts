@@ -525,6 +525,9 @@ function stormTable(sessions: Array<Dated<SessionResult>>): string {
         shape(s),
         `${st.configured}/${st.proxies}`,
         ms(st.allConfiguredMs),
+        st.connectedMs && ok(st.connectedMs.max)
+          ? `${ms(st.connectedMs.max)} / ${ms(st.firstServedMs)}`
+          : dash,
         pair(st.perProxyMs),
         num(st.cpCpuSeconds, 2),
         mib(st.bytes),
@@ -542,6 +545,7 @@ function stormTable(sessions: Array<Dated<SessionResult>>): string {
       'S×I×K',
       'Configured',
       'All configured ms',
+      'All connected / first response ms',
       'Per proxy p50 / p99 ms',
       'CP CPU s',
       'MiB sent',
@@ -855,7 +859,7 @@ export function renderResults(
   }
   if (sessions.some((d) => d.value.storm)) {
     out.push(
-      '## Cold storm and memory (W6, M6)\n\nAll K sidecars open their streams at once; "configured" = CDS, EDS for every cluster, LDS and RDS received. Memory after a full GC, with 0 and with K proxies connected.\n\n' +
+      '## Cold storm and memory (W6, M6)\n\nAll K sidecars open their streams at once; "configured" = CDS, EDS for every cluster, LDS and RDS received. "All connected / first response": streams opened → the last proxy’s HTTP/2 connection up, and → the first response any proxy received (the rest of "all configured" is the control plane serving the streams, one thread; docs/benchmarks.md, "The small storm"). Memory after a full GC, with 0 and with K proxies connected.\n\n' +
         stormTable(sessions),
     );
   }

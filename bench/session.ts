@@ -12,7 +12,7 @@ import {
   type CpStats,
   type SnapshotEvent,
 } from './control-plane.js';
-import { LoadPool, type WatchResult } from './load/pool.js';
+import { LoadPool, type StormStageTimes, type WatchResult } from './load/pool.js';
 import { nowMs, type WatchSpec, type WorkerStats } from './load/protocol.js';
 import { addressMarker } from './load/wire.js';
 import { PEER_NAME, PEER_VERSION, startPeerControlPlane } from './peer-control-plane.js';
@@ -193,6 +193,20 @@ function snapshotAtOrBefore(
   return found;
 }
 
+/** The storm's stages from the workers' times (ms after t0; a proxy that never got there is left out). */
+function stormStages(
+  stages: StormStageTimes,
+  t0: number,
+): Pick<StormResult, 'connectedMs' | 'firstResponseMs' | 'firstServedMs'> {
+  const since = (list: number[]) => list.filter((t) => t > 0).map((t) => t - t0);
+  const first = since(stages.firstResponse);
+  return {
+    connectedMs: summarize(since(stages.connected)),
+    firstResponseMs: summarize(first),
+    ...(first.length > 0 ? { firstServedMs: round(Math.min(...first)) } : {}),
+  };
+}
+
 export async function runSession(plan: SessionPlan, opts: SessionOptions): Promise<SessionResult> {
   const started = nowMs();
   const { mode, log } = opts;
@@ -341,6 +355,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     let allAt = NaN;
     let t0 = 0;
     let times: number[] = [];
+    let stages: StormStageTimes = { connected: [], firstResponse: [] };
     const settled = await profiled('storm', async () => {
       t0 = nowMs();
       const target = `127.0.0.1:${cp.xdsPort}`;
@@ -354,6 +369,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
         [target],
       );
       times = res.times.filter((t) => typeof t === 'number' && t > 0);
+      stages = res.stages;
       allAt = res.complete ? Math.max(...times) : NaN;
       if (!res.complete)
         errors.push(`storm: only ${times.length}/${plan.proxies} proxies configured`);
@@ -365,6 +381,7 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       configured: times.length,
       allConfiguredMs: round(allAt - t0),
       perProxyMs: summarize(times.map((t) => t - t0)),
+      ...stormStages(stages, t0),
       cpCpuSeconds: round(cpuMs(before, settled) / 1000),
       ...gcBetween(before, settled),
       settledExternalBytes: settled.external,
@@ -376,7 +393,8 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
     };
     log(
       `[${tag}] storm: ${storm.configured}/${plan.proxies} configured in ${storm.allConfiguredMs} ms ` +
-        `(CP ${storm.cpCpuSeconds} s CPU, client busiest ${storm.client.maxWorkerBusyPct}%)`,
+        `(CP ${storm.cpCpuSeconds} s CPU, client busiest ${storm.client.maxWorkerBusyPct}%; ` +
+        `all connected at ${storm.connectedMs?.max} ms, first response at ${storm.firstServedMs} ms)`,
     );
 
     // ---- memory: K proxies vs 0 ----------------------------------------------------------

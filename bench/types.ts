@@ -40,6 +40,14 @@ export interface StormResult {
   readonly allConfiguredMs: number;
   /** Per proxy: streams opened → that proxy configured. */
   readonly perProxyMs: Summary;
+  /**
+   * Per proxy: streams opened → its HTTP/2 connection up, and → the first response bytes it
+   * received (where a small storm's wall time goes; absent in older run files).
+   */
+  readonly connectedMs?: Summary;
+  readonly firstResponseMs?: Summary;
+  /** Streams opened → the first response any proxy received (the first stream's cost). */
+  readonly firstServedMs?: number;
   readonly cpCpuSeconds: number;
   /** The control plane's GC pauses during the storm (ms) and its mark-compacts. */
   readonly gcMs?: number;

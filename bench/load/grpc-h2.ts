@@ -5,6 +5,7 @@
 // What is left here is what the protocol needs: a POST with the gRPC headers, messages framed
 // as 1 flag byte + 4-byte big-endian length + payload, and the status in the trailers.
 import http2 from 'node:http2';
+import { nowMs } from './protocol.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -130,6 +131,9 @@ export class GrpcH2Channel {
   /** Open streams: connection failures are reported to them, close() resets them. */
   private readonly live = new Map<http2.ClientHttp2Stream, (message: string) => void>();
   private closed = false;
+  /** When the connection was up, and when its first response bytes came (the storm's stages). */
+  connectedAt = 0;
+  firstDataAt = 0;
 
   constructor(target: string) {
     this.session = http2.connect(`http://${target}`, {
@@ -140,6 +144,7 @@ export class GrpcH2Channel {
     // The connection window can only be raised once the session has its socket.
     // A channel closed before it connected (a soak client reopening fast) has no session left.
     this.session.once('connect', () => {
+      this.connectedAt = nowMs();
       if (!this.session.destroyed) this.session.setLocalWindowSize(WINDOW);
     });
     this.session.on('error', (err) => this.failAll(err.message));
@@ -192,6 +197,7 @@ export class GrpcH2Channel {
     stream.on('trailers', status);
     let unframeable = false;
     stream.on('data', (chunk: Buffer) => {
+      if (this.firstDataAt === 0) this.firstDataAt = nowMs();
       if (unframeable) return;
       try {
         deframer.push(chunk);

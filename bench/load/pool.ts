@@ -22,10 +22,17 @@ export interface WatchResult {
 
 type Detected = Extract<WorkerEvent, { ev: 'detected' }>;
 
+/** Per proxy, when its connection was up and its first response came (0 = never). */
+export interface StormStageTimes {
+  readonly connected: number[];
+  readonly firstResponse: number[];
+}
+
 export class LoadPool {
   private readonly partial = new Map<number, Detected[]>();
   private readonly waiters = new Map<number, () => void>();
-  private configured: Array<{ times: readonly number[]; openedAt: number } | undefined> = [];
+  private configured: Array<Omit<Extract<WorkerEvent, { ev: 'configured' }>, 'ev'> | undefined> =
+    [];
   private configuredWaiter: (() => void) | undefined;
 
   private constructor(
@@ -37,7 +44,7 @@ export class LoadPool {
         const ev = e as unknown as WorkerEvent;
         if (ev.ev === 'detected') this.onDetected(ev);
         else if (ev.ev === 'configured') {
-          this.configured[i] = { times: ev.times, openedAt: ev.openedAt };
+          this.configured[i] = ev;
           this.configuredWaiter?.();
         }
       });
@@ -80,7 +87,7 @@ export class LoadPool {
     timeoutMs: number,
     /** Every replica's address (`target` first): broken streams fail over, as Envoy's do. */
     failover?: readonly string[],
-  ): Promise<{ times: number[]; complete: boolean }> {
+  ): Promise<{ times: number[]; complete: boolean; stages: StormStageTimes }> {
     this.configured = this.workers.map(() => undefined);
     const done = new Promise<void>((resolve) => {
       this.configuredWaiter = () => {
@@ -107,7 +114,11 @@ export class LoadPool {
     clearTimeout(timer);
     this.configuredWaiter = undefined;
     const times = this.configured.flatMap((c) => (c ? [...c.times] : []));
-    return { times, complete: outcome === 'ok' };
+    const stages = {
+      connected: this.configured.flatMap((c) => c?.connected ?? []),
+      firstResponse: this.configured.flatMap((c) => c?.firstResponse ?? []),
+    };
+    return { times, complete: outcome === 'ok', stages };
   }
 
   /** Arms watches in every worker (before the change is made). */

@@ -86,6 +86,9 @@ export type WorkerEvent =
       /** When each of this worker's proxies was fully configured (all four types). */
       readonly times: readonly number[];
       readonly openedAt: number;
+      /** Per proxy: its connection up, and its first response bytes received (0 = never). */
+      readonly connected?: readonly number[];
+      readonly firstResponse?: readonly number[];
     }
   | {
       readonly ev: 'detected';

@@ -89,6 +89,11 @@ export abstract class Sidecar {
   }
 
   abstract start(): void;
+
+  /** Its connection's stages (0 = not yet): up, and the first response bytes received. */
+  get stages(): { connected: number; firstResponse: number } {
+    return { connected: this.channel.connectedAt, firstResponse: this.channel.firstDataAt };
+  }
   /** A new stream after a failover: everything subscribed, with the versions held. */
   protected abstract resume(): void;
 

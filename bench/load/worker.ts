@@ -117,7 +117,13 @@ const hooks: SidecarHooks = {
     configuredTimes[index] = at;
     configuredCount++;
     if (configuredCount === sidecars.length) {
-      send({ ev: 'configured', times: configuredTimes, openedAt });
+      send({
+        ev: 'configured',
+        times: configuredTimes,
+        openedAt,
+        connected: sidecars.map((s) => s.stages.connected),
+        firstResponse: sidecars.map((s) => s.stages.firstResponse),
+      });
     }
   },
   response(bytes) {

@@ -42,11 +42,19 @@ describe('W6:declared', () => {
     const s = run.sessions[0]!;
     expect(s.errors).toEqual([]);
     expect(s.storm?.configured).toBe(12);
+    // Where the storm's wall time went: every connection up, then the first response, then all.
+    const st = s.storm!;
+    expect(st.connectedMs?.n).toBe(12);
+    expect(st.firstResponseMs?.n).toBe(12);
+    expect(st.firstServedMs).toBeGreaterThan(0);
+    expect(st.firstServedMs).toBeLessThanOrEqual(st.allConfiguredMs);
+    expect(st.connectedMs!.max).toBeLessThan(st.allConfiguredMs);
     // 3 upstreams in scope, not the 12 services of the catalog.
     expect(s.agreement).toMatchObject({ agree: true, countsMatch: true, nacks: 0 });
     expect(s.agreement!.expectedCounts).toMatchObject({ clusters: 3, endpoints: 3 });
 
     const md = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
+    expect(md).toContain('All connected / first response ms');
     const row = md
       .split('\n')
       .find((l) => l.startsWith('| W6 storm with scoping') && l.includes(', delta'));
