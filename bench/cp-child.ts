@@ -56,6 +56,9 @@ export interface CpStats {
   readonly gcMs?: number;
   readonly majorGcs?: number;
   readonly maxGcPauseMs?: number;
+  /** The highest external memory and RSS seen after a GC so far (bytes). */
+  readonly peakExternalBytes?: number;
+  readonly peakRssBytes?: number;
   /** V8's committed young generation (new space) and old space, bytes. */
   readonly newSpaceBytes?: number;
   readonly oldSpaceBytes?: number;
@@ -205,8 +208,12 @@ async function main(): Promise<void> {
   });
 
   // GC pauses (is a change's slow fan-out a mark-compact during the pass?).
-  const gc = { ms: 0, major: 0, maxPause: 0 };
+  const gc = { ms: 0, major: 0, maxPause: 0, peakExternal: 0, peakRss: 0 };
   new PerformanceObserver((list) => {
+    // The highest external memory and RSS seen at a GC (the storm's, for the first phase).
+    const mem = process.memoryUsage();
+    gc.peakExternal = Math.max(gc.peakExternal, mem.external);
+    gc.peakRss = Math.max(gc.peakRss, mem.rss);
     for (const e of list.getEntries()) {
       gc.ms += e.duration;
       gc.maxPause = Math.max(gc.maxPause, e.duration);
@@ -233,6 +240,8 @@ async function main(): Promise<void> {
       gcMs: gc.ms,
       majorGcs: gc.major,
       maxGcPauseMs: gc.maxPause,
+      peakExternalBytes: gc.peakExternal,
+      peakRssBytes: gc.peakRss,
       ...heapSpaces(),
       encoded: store.encoder.counters.encoded,
       reused: store.encoder.counters.reused,

@@ -386,6 +386,8 @@ export async function runSession(plan: SessionPlan, opts: SessionOptions): Promi
       ...gcBetween(before, settled),
       settledExternalBytes: settled.external,
       settledRssBytes: settled.rss,
+      peakExternalBytes: settled.peakExternalBytes,
+      peakRssBytes: settled.peakRssBytes,
       responses: settled.responses - before.responses,
       bytes: settled.responseBytes - before.responseBytes,
       encodes: settled.encoded - before.encoded,

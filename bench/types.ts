@@ -58,6 +58,9 @@ export interface StormResult {
    */
   readonly settledExternalBytes?: number;
   readonly settledRssBytes?: number;
+  /** The highest external memory and RSS the control plane saw at a GC up to then. */
+  readonly peakExternalBytes?: number;
+  readonly peakRssBytes?: number;
   readonly responses: number;
   readonly bytes: number;
   readonly encodes: number;
