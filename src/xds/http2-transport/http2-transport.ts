@@ -14,6 +14,7 @@ import { XDS_LISTEN_BACKLOG } from '../listen-backlog.js';
 import { decodeSotwRequest, type SotwRequest } from '../sotw-request.js';
 import { HeaderMetadata } from './header-metadata.js';
 import { Http2AdsCall, ignore, type Http2CallOptions } from './http2-call.js';
+import { Acceptor } from './acceptor.js';
 import { Keepalive } from './keepalive.js';
 import { trailersOnly } from './grpc-status.js';
 
@@ -30,6 +31,8 @@ const SERVER_OPTIONS: http2.ServerOptions = {
 
 export class Http2Transport implements AdsTransport {
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
+  /** Listens and accepts; the http2 server above only sets up what it is handed. */
+  private acceptor: Acceptor | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly keepalive = new Keepalive();
   private readonly sotwOptions: Http2CallOptions<SotwRequest>;
@@ -59,15 +62,23 @@ export class Http2Transport implements AdsTransport {
     // A client speaking anything but HTTP/2 (or TLS gone wrong): its connection is dropped.
     server.on('sessionError', () => undefined);
     server.on('tlsClientError' as 'sessionError', () => undefined);
+    // Connections are accepted by a plain listener and handed on (acceptor.ts); the http2
+    // (or TLS) server sets each one up as if it had accepted it.
+    const acceptor = new Acceptor((socket) => {
+      server.emit('connection', socket);
+      socket.resume(); // accepted paused: read from now on, by its session
+    });
+    this.acceptor = acceptor;
+    const listener = acceptor.server;
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
       const failed = (err: Error) =>
         reject(new Error(`cannot listen for xDS on ${address}: ${err.message}`));
-      server.once('error', failed);
+      listener.once('error', failed);
       // A storm of sidecars connects at once: an accept queue of more than Node's 511.
-      server.listen({ host, port, backlog: XDS_LISTEN_BACKLOG }, () => {
-        server.off('error', failed);
-        const bound = server.address();
+      listener.listen({ host, port, backlog: XDS_LISTEN_BACKLOG }, () => {
+        listener.off('error', failed);
+        const bound = listener.address();
         resolve(typeof bound === 'object' && bound ? bound.port : port);
       });
     });
@@ -75,21 +86,24 @@ export class Http2Transport implements AdsTransport {
 
   shutdown(done: () => void): void {
     this.keepalive.stop();
-    const server = this.server;
-    if (!server?.listening) {
+    const listener = this.acceptor?.server;
+    this.acceptor?.dropWaiting();
+    if (!listener?.listening) {
       for (const session of this.sessions) session.destroy();
       done();
       return;
     }
-    // Stops accepting; calls back once every session is gone. Each session gets a GOAWAY
+    // Stops accepting; calls back once every connection is gone. Each session gets a GOAWAY
     // (no new streams) and closes once its streams have ended.
-    server.close(() => done());
+    listener.close(() => done());
     for (const session of this.sessions) session.close();
   }
 
   forceShutdown(): void {
     this.keepalive.stop();
-    if (this.server?.listening) this.server.close();
+    const listener = this.acceptor?.server;
+    this.acceptor?.dropWaiting();
+    if (listener?.listening) listener.close();
     for (const session of this.sessions) session.destroy();
     this.sessions.clear();
   }
