@@ -4,6 +4,7 @@ import { hash } from 'node:crypto';
 import type { ResourceKind } from '../protos/envoy.js';
 import { TYPE_URLS, encodeMessage } from '../protos/envoy.js';
 import { deltaResourceEntry, sotwResourceEntry } from '../protos/wire.js';
+import { encodeRouteConfiguration } from './route-assembly.js';
 
 export interface EncodedResource {
   readonly kind: ResourceKind;
@@ -44,7 +45,11 @@ export function encodeResource(
   knownVersion?: string,
 ): EncodedResource {
   const typeUrl = TYPE_URLS[kind];
-  const encoded = encodeMessage(typeUrl, message, `"${name}"`);
+  // Route configurations from their virtual hosts' bytes (route-assembly.ts: one per scope).
+  const encoded =
+    kind === 'routes'
+      ? encodeRouteConfiguration(message, `"${name}"`)
+      : encodeMessage(typeUrl, message, `"${name}"`);
   const version = knownVersion ?? contentHash(encoded);
   const sotw = sotwResourceEntry(typeUrl, encoded);
   const delta = deltaResourceEntry(typeUrl, name, version, encoded);
