@@ -49,6 +49,8 @@ function sessionsTable(list: Dated[]): string {
     'CP RSS 0 → K MiB',
     'RSS / proxy KiB',
     'Heap / proxy KiB',
+    'V8 committed heap / native rest KB per proxy',
+    'Mark-compacts: storm / changes',
     'Proxies per change',
     'Fan-out p50 / p99 ms',
     'End to end p50 / p99 ms',
@@ -77,6 +79,11 @@ function sessionsTable(list: Dated[]): string {
       m ? `${mib(m.idleRssBytes)} → ${mib(m.loadedRssBytes)}` : dash,
       kib(m?.rssPerProxyBytes),
       kib(m?.heapPerProxyBytes),
+      // Where the RSS per proxy is (docs/benchmarks.md, "SotW at 10,000"); older runs: –.
+      m?.nativeRestPerProxyBytes !== undefined
+        ? `${f(m.heapCommittedPerProxyBytes! / 1000, 1)} / ${f(m.nativeRestPerProxyBytes / 1000, 1)}`
+        : dash,
+      st?.majorGcs !== undefined ? `${st.majorGcs} / ${c?.majorGcs ?? dash}` : dash,
       expected?.length ? String(Math.max(...expected)) : dash,
       c ? `${f(c.fanoutMs.p50)} / ${f(c.fanoutMs.p99)}` : dash,
       c ? `${f(c.endToEndMs.p50)} / ${f(c.endToEndMs.p99)}` : dash,
