@@ -4,7 +4,7 @@
 // exactly the per-stream paths being measured. src/ and bench/ are compiled by tsc into
 // bench/out/js/ (gitignored) whenever a source file is newer than the last build.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './ipc.js';
 
@@ -28,13 +28,46 @@ function newestMtime(path: string): number {
 /** Compiles src/ and bench/ when anything changed since the last build; returns whether it did. */
 export function ensureBuilt(log: (line: string) => void): boolean {
   const newest = Math.max(...SOURCES.map(newestMtime));
-  if (existsSync(STAMP) && statSync(STAMP).mtimeMs >= newest) return false;
-  log('compiling src/ and bench/ (tsc -p tsconfig.bench.json → bench/out/js)');
-  execFileSync(
-    process.execPath,
-    [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.bench.json'],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  writeFileSync(STAMP, `${new Date().toISOString()}\n`);
-  return true;
+  const fresh = () => existsSync(STAMP) && statSync(STAMP).mtimeMs >= newest;
+  if (fresh()) return false;
+  // Test files that run the bench may start at once (vitest runs two at a time): one compiles,
+  // the others wait for it and then find the build fresh, instead of two tsc runs writing the
+  // same files while a third process reads them.
+  return withBuildLock(() => {
+    if (fresh()) return false;
+    log('compiling src/ and bench/ (tsc -p tsconfig.bench.json → bench/out/js)');
+    execFileSync(
+      process.execPath,
+      [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.bench.json'],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    writeFileSync(STAMP, `${new Date().toISOString()}\n`);
+    return true;
+  });
+}
+
+const LOCK = join(REPO_ROOT, 'bench', 'out', '.build-lock');
+/** Longer than any build takes: a lock this old was left by a process that died mid-build. */
+const STALE_LOCK_MS = 5 * 60_000;
+
+function withBuildLock<T>(fn: () => T): T {
+  mkdirSync(join(REPO_ROOT, 'bench', 'out'), { recursive: true });
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      mkdirSync(LOCK); // atomic: exactly one process creates it
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const held = statSync(LOCK, { throwIfNoEntry: false });
+      if (!held) continue; // released between the two calls
+      if (Date.now() - held.mtimeMs > STALE_LOCK_MS) rmSync(LOCK, { recursive: true, force: true });
+      else Atomics.wait(sleeper, 0, 0, 200);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
 }
