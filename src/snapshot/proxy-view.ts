@@ -26,6 +26,11 @@ export class ProxyView {
     ) => EncodedResource | undefined,
   ) {}
 
+  /** Whether this view is made of exactly these (the store then hands it out again). */
+  madeOf(snapshot: Snapshot, own: KindMaps): boolean {
+    return this.snapshot === snapshot && this.own === own;
+  }
+
   get version(): string {
     return this.snapshot.version;
   }

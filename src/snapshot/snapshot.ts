@@ -132,17 +132,19 @@ export class Snapshot {
   private readonly namedDigests = new Map<ResourceKind, WeakMap<object, VersionDigest>>();
 
   /** What a response built from this snapshot records (for convergence). */
-  readonly ref: { readonly version: string; readonly changedAt: number };
+  ref: { readonly version: string; readonly changedAt: number };
 
+  // mesh, changedAt, builtAt and ref say which build the snapshot belongs to: a scoped
+  // snapshot whose resources a build left unchanged is kept and joins that build (joinBuild).
   constructor(
     /** Content hash over every shared resource; equal on every replica for equal input. */
     readonly version: string,
     /** The mesh model it was translated from (proxies' own resources are derived from it). */
-    readonly mesh: Mesh,
+    public mesh: Mesh,
     readonly shared: KindMaps,
     /** When the oldest source change folded into this snapshot happened (ms epoch). */
-    readonly changedAt: number,
-    readonly builtAt: number,
+    public changedAt: number,
+    public builtAt: number,
     /**
      * The build this snapshot belongs to. A locality group's snapshot (its own endpoints)
      * shares its build's, so convergence counts every proxy of the build alike.
@@ -150,6 +152,18 @@ export class Snapshot {
     ref?: { readonly version: string; readonly changedAt: number },
   ) {
     this.ref = ref ?? { version, changedAt };
+  }
+
+  /**
+   * Makes this snapshot part of `build`'s (the same resources, so its version, blocks, digests
+   * and diffs stay true): a scope a change did not touch keeps its snapshot, and its proxies
+   * their views, instead of a new generation of each per change (W9: 1,000 and 10,000).
+   */
+  joinBuild(build: Snapshot): void {
+    this.mesh = build.mesh;
+    this.changedAt = build.changedAt;
+    this.builtAt = build.builtAt;
+    this.ref = build.ref;
   }
 
   /** The shared resources of one kind as one pre-concatenated block, built on first use. */

@@ -155,6 +155,8 @@ export interface StoreCounters {
 class Watch implements WatchHandle {
   /** Its last build failed (buildError was told so). */
   failing = false;
+  /** The view it was last handed: a build that leaves it unchanged hands it nothing. */
+  view: ProxyView | undefined;
 
   constructor(
     readonly proxy: ProxyIdentity,
@@ -269,8 +271,15 @@ export class SnapshotStore implements ConfigWatcher {
     }
   >();
   private readonly meshCache = new MeshCache();
-  /** Scoped snapshots by the snapshot they narrow (see scopedSnapshot), then scope key. */
-  private readonly scoped = new WeakMap<Snapshot, Map<string, Snapshot>>();
+  /**
+   * The latest scoped snapshot of each locality group and scope (see scopedSnapshot), kept
+   * from build to build: a scope a change does not touch keeps its snapshot.
+   */
+  private readonly scoped = new Map<string, ScopedEntry>();
+  /** The group key of each kept locality snapshot (the current snapshot's is ''). */
+  private readonly localityKeys = new WeakMap<Snapshot, string>();
+  /** Builds made (scoped entries unused for a whole build are dropped). */
+  private builds = 0;
   /** Snapshots of callers elsewhere (see localitySnapshot), for the current build. */
   private readonly localities = new Map<string, Snapshot>();
   private readonly translationCache = new TranslationCache();
@@ -464,6 +473,8 @@ export class SnapshotStore implements ConfigWatcher {
       w.failing = false;
       w.buildError(undefined);
     }
+    if (view === w.view) return; // it has this one already
+    w.view = view;
     try {
       w.take(view);
     } catch (err) {
@@ -483,14 +494,13 @@ export class SnapshotStore implements ConfigWatcher {
       this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), true),
       proxy,
     );
+    const own = this.ownResources(key, proxy, snapshot.mesh);
     let view = this.views.get(key);
-    if (!view || view.snapshot !== snapshot) {
-      view = new ProxyView(
-        snapshot,
-        this.ownResources(key, proxy, snapshot.mesh),
-        this.placeholderOf,
-      );
-      this.views.set(key, view);
+    // Same scoped snapshot and own resources: the same view, and its watchers are sent nothing.
+    if (!view || !view.madeOf(snapshot, own)) {
+      view = new ProxyView(snapshot, own, this.placeholderOf);
+      // Kept for watched proxies only: others (operator dumps, tests) ask with any node.
+      if (this.watchedKeys.has(key)) this.views.set(key, view);
     }
     return view;
   }
@@ -561,7 +571,10 @@ export class SnapshotStore implements ConfigWatcher {
       base.builtAt,
       base.ref,
     );
-    if (cache) this.localities.set(key, snapshot);
+    if (cache) {
+      this.localities.set(key, snapshot);
+      this.localityKeys.set(snapshot, key);
+    }
     return snapshot;
   }
 
@@ -576,35 +589,36 @@ export class SnapshotStore implements ConfigWatcher {
     if (gatewayOf(base.mesh, proxy)) return base;
     const scope = proxyScope(base.mesh, proxy.service);
     if (!scope.services || scope.key === undefined) return base;
-    let byScope = this.scoped.get(base);
-    if (!byScope) this.scoped.set(base, (byScope = new Map()));
-    let snapshot = byScope.get(scope.key);
-    if (snapshot) return snapshot;
+    const group = base === this.current ? '' : this.localityKeys.get(base);
+    const entryKey = group === undefined ? undefined : `${group}\u0000${scope.key}`;
+    const entry = entryKey === undefined ? undefined : this.scoped.get(entryKey);
+    if (entry?.base === base) return entry.snapshot;
     const { keep, routes } = this.translationCache.scope(scope.services, scope.key);
+    const last = entry?.snapshot.shared;
     // Built from the scope's names (plus the few no service owns), not by filtering the
     // mesh's: many narrow scopes cost what they hold.
     const only = (kind: 'clusters' | 'endpoints' | 'listeners'): ResourceMap => {
       const from = base.shared[kind];
-      const out = new Map<string, EncodedResource>();
-      for (const name of this.translationCache.unowned(kind, from.keys())) {
-        out.set(name, from.get(name)!);
-      }
-      for (const name of keep[kind]) {
-        const r = from.get(name);
-        if (r) out.set(name, r);
-      }
-      return out.size === 0 ? NO_RESOURCES : out;
+      const unowned = this.translationCache.unowned(kind, from.keys());
+      return reuseOrBuild(last?.[kind], function* () {
+        for (const name of unowned) yield from.get(name)!;
+        for (const name of keep[kind]) {
+          const r = from.get(name);
+          if (r) yield r;
+        }
+      });
     };
-    const outbound = new Map(base.shared.routes);
-    outbound.set(
+    const route = this.encoder.encode(
+      'routes',
       OUTBOUND_ROUTE_NAME,
-      this.encoder.encode(
-        'routes',
-        OUTBOUND_ROUTE_NAME,
-        routes,
-        `${OUTBOUND_ROUTE_NAME}@${scope.key}`,
-      ),
+      routes,
+      `${OUTBOUND_ROUTE_NAME}@${scope.key}`,
     );
+    // The mesh's routes with the scope's outbound configuration in its place (or last).
+    const outbound = reuseOrBuild(last?.routes, function* () {
+      for (const r of base.shared.routes.values()) yield r.name === OUTBOUND_ROUTE_NAME ? route : r;
+      if (!base.shared.routes.has(OUTBOUND_ROUTE_NAME)) yield route;
+    });
     const shared: KindMaps = {
       ...base.shared,
       clusters: only('clusters'),
@@ -612,7 +626,14 @@ export class SnapshotStore implements ConfigWatcher {
       listeners: only('listeners'),
       routes: outbound,
     };
-    snapshot = new Snapshot(
+    if (entry && RESOURCE_KINDS.every((kind) => shared[kind] === entry.snapshot.shared[kind])) {
+      // Nothing of this scope changed: the same snapshot (and version), now of this build.
+      entry.snapshot.joinBuild(base);
+      entry.base = base;
+      entry.build = this.builds;
+      return entry.snapshot;
+    }
+    const snapshot = new Snapshot(
       Snapshot.versionOf(shared),
       base.mesh,
       shared,
@@ -620,7 +641,7 @@ export class SnapshotStore implements ConfigWatcher {
       base.builtAt,
       base.ref,
     );
-    byScope.set(scope.key, snapshot);
+    if (entryKey !== undefined) this.scoped.set(entryKey, { base, snapshot, build: this.builds });
     this.counters.scopesBuilt++;
     return snapshot;
   }
@@ -763,7 +784,11 @@ export class SnapshotStore implements ConfigWatcher {
     this.localities.clear();
     this.builtInputsGeneration = this.inputsGeneration;
     this.builtMeshGeneration = this.meshGeneration;
-    this.views.clear();
+    // Views and scoped snapshots stay: viewFor keeps each one whose parts did not change.
+    this.builds++;
+    for (const [key, entry] of this.scoped) {
+      if (entry.build < this.builds - 1) this.scoped.delete(key);
+    }
     this.counters.snapshotsBuilt++;
     this.logger.info(
       { version: snapshot.version, previous: previous?.version, buildMs: Date.now() - started },
@@ -899,4 +924,37 @@ function encodeUncached(set: ResourceSet): KindMaps {
     out[kind] = map.size === 0 ? NO_RESOURCES : compactMap(map);
   }
   return out;
+}
+
+/** A scope's snapshot, and the locality snapshot (of which build) it narrows. */
+interface ScopedEntry {
+  base: Snapshot;
+  snapshot: Snapshot;
+  /** The last build that used it. */
+  build: number;
+}
+
+/**
+ * `last` itself when it holds exactly `entries()`, in order (the same encoded objects): an
+ * unchanged kind keeps its map, so the snapshot, its digest and the views on it are kept too.
+ * Otherwise a new map of them.
+ */
+function reuseOrBuild(
+  last: ResourceMap | undefined,
+  entries: () => Iterable<EncodedResource>,
+): ResourceMap {
+  if (last) {
+    const held = last.values();
+    let same = true;
+    for (const r of entries()) {
+      if (held.next().value !== r) {
+        same = false;
+        break;
+      }
+    }
+    if (same && held.next().done) return last;
+  }
+  const out = new Map<string, EncodedResource>();
+  for (const r of entries()) out.set(r.name, r);
+  return out.size === 0 ? NO_RESOURCES : out;
 }

@@ -51,7 +51,21 @@ export function scopedShared(
     lastHosts && lastHosts.length === hosts.length && lastHosts.every((h, i) => h === hosts[i])
       ? last.routes
       : outboundRouteConfiguration(hosts);
+  // Unchanged (an endpoint change elsewhere): the last answer itself, so a change does not
+  // leave a new copy of every scope's names behind until the next one (W9: 1,000 scopes).
+  if (
+    last?.routes === routes &&
+    sameNames(last.keep.clusters, clusters) &&
+    sameNames(last.keep.endpoints, endpoints) &&
+    sameNames(last.keep.listeners, listeners)
+  ) {
+    return last;
+  }
   return { keep: { clusters, endpoints, listeners }, routes };
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
 /** Names of `kind` in `all` that no service owns (e.g. the tracing cluster): every scope has them. */
