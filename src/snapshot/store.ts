@@ -278,7 +278,7 @@ export class SnapshotStore implements ConfigWatcher {
    * The latest scoped snapshot of each locality group and scope (see scopedSnapshot), kept
    * from build to build: a scope a change does not touch keeps its snapshot.
    */
-  private readonly scoped = new Map<string, ScopedEntry>();
+  private readonly scoped = new Map<string, Map<string, ScopedEntry>>();
   /** The group key of each kept locality snapshot (the current snapshot's is ''). */
   private readonly localityKeys = new WeakMap<Snapshot, string>();
   /** Builds made (scoped entries unused for a whole build are dropped). */
@@ -595,8 +595,9 @@ export class SnapshotStore implements ConfigWatcher {
     const scope = proxyScope(base.mesh, proxy.service);
     if (!scope.services || scope.key === undefined) return base;
     const group = base === this.current ? '' : this.localityKeys.get(base);
-    const entryKey = group === undefined ? undefined : `${group}\u0000${scope.key}`;
-    const entry = entryKey === undefined ? undefined : this.scoped.get(entryKey);
+    let byScope = group === undefined ? undefined : this.scoped.get(group);
+    if (!byScope && group !== undefined) this.scoped.set(group, (byScope = new Map()));
+    const entry = byScope?.get(scope.key);
     if (entry?.base === base) return entry.snapshot;
     const { keep, routes } = this.translationCache.scope(scope.services, scope.key);
     const last = entry?.snapshot.shared;
@@ -646,7 +647,7 @@ export class SnapshotStore implements ConfigWatcher {
       base.builtAt,
       base.ref,
     );
-    if (entryKey !== undefined) this.scoped.set(entryKey, { base, snapshot, build: this.builds });
+    byScope?.set(scope.key, { base, snapshot, build: this.builds });
     this.counters.scopesBuilt++;
     return snapshot;
   }
@@ -791,8 +792,9 @@ export class SnapshotStore implements ConfigWatcher {
     this.builtMeshGeneration = this.meshGeneration;
     // Views and scoped snapshots stay: viewFor keeps each one whose parts did not change.
     this.builds++;
-    for (const [key, entry] of this.scoped) {
-      if (entry.build < this.builds - 1) this.scoped.delete(key);
+    for (const [group, byScope] of this.scoped) {
+      for (const [key, entry] of byScope) if (entry.build < this.builds - 1) byScope.delete(key);
+      if (byScope.size === 0) this.scoped.delete(group);
     }
     this.counters.snapshotsBuilt++;
     this.logger.info(
