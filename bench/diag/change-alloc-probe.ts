@@ -5,6 +5,9 @@
 // change made and kept (not what it replaced). No network, no streams.
 //
 //   npx tsx --expose-gc bench/diag/change-alloc-probe.ts [proxies] [changes]
+//   PROBE_PROFILE=change.cpuprofile npx tsx --expose-gc ...   (the changes profiled)
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
 import { IncrementalCatalogParser } from '../../src/catalog/incremental-parse.js';
 import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
@@ -66,6 +69,13 @@ const notified = (): Promise<void> =>
     });
   });
 
+const profileTo = process.env.PROBE_PROFILE;
+const session = profileTo ? new Session() : undefined;
+if (session) {
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+}
 for (const flip of catalog.planFlips(changes)) {
   gc();
   const pinned = [...last]; // the old generation stays alive: growth = what the change kept
@@ -75,11 +85,14 @@ for (const flip of catalog.planFlips(changes)) {
   snapshots.clear();
   catalog.apply(flip);
   const done = notified();
+  const parsed = parser.parse(catalog.text(), 'catalog.json'); // the source's part, not timed
   const started = performance.now();
-  store.setCatalog(parser.parse(catalog.text(), 'catalog.json'));
+  store.setCatalog(parsed);
   store.flush();
+  const built = store.lastBuild!.encodedAt - performance.timeOrigin;
   await done;
   const ms = performance.now() - started;
+  const notifyMs = performance.now() - built;
   window = [started, started + ms];
   await new Promise((r) => setImmediate(r)); // the GC entries of the change are reported
   gc();
@@ -87,9 +100,14 @@ for (const flip of catalog.planFlips(changes)) {
   console.log(
     `flip ${flip.service}: ${store.counters.scopesBuilt - scopesBefore} scoped snapshots made, ` +
       `${snapshots.size} handed out, ${newViews} new views, ${takes} views handed ` +
-      `(pushes), kept ${(kept / 2 ** 20).toFixed(1)} MiB, ${ms.toFixed(0)} ms, ` +
+      `(pushes), kept ${(kept / 2 ** 20).toFixed(1)} MiB, ${ms.toFixed(0)} ms (build and ` +
+      `fan-out; fan-out ${notifyMs.toFixed(0)} ms), ` +
       `${majors} mark-compacts`,
   );
   pinned.length = 0;
+}
+if (session) {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(profileTo!, JSON.stringify(profile));
 }
 store.close();

@@ -605,14 +605,8 @@ export class SnapshotStore implements ConfigWatcher {
     // mesh's: many narrow scopes cost what they hold.
     const only = (kind: 'clusters' | 'endpoints' | 'listeners'): ResourceMap => {
       const from = base.shared[kind];
-      const unowned = this.translationCache.unowned(kind, from.keys());
-      return reuseOrBuild(last?.[kind], function* () {
-        for (const name of unowned) yield from.get(name)!;
-        for (const name of keep[kind]) {
-          const r = from.get(name);
-          if (r) yield r;
-        }
-      });
+      const names = [this.translationCache.unowned(kind, from.keys()), keep[kind]];
+      return reuseOrBuild(last?.[kind], from, names);
     };
     const route = this.encoder.encode(
       'routes',
@@ -621,10 +615,9 @@ export class SnapshotStore implements ConfigWatcher {
       `${OUTBOUND_ROUTE_NAME}@${scope.key}`,
     );
     // The mesh's routes with the scope's outbound configuration in its place (or last).
-    const outbound = reuseOrBuild(last?.routes, function* () {
-      for (const r of base.shared.routes.values()) yield r.name === OUTBOUND_ROUTE_NAME ? route : r;
-      if (!base.shared.routes.has(OUTBOUND_ROUTE_NAME)) yield route;
-    });
+    const routeNames = [[...base.shared.routes.keys()]];
+    if (!base.shared.routes.has(OUTBOUND_ROUTE_NAME)) routeNames.push([OUTBOUND_ROUTE_NAME]);
+    const outbound = reuseOrBuild(last?.routes, base.shared.routes, routeNames, route);
     const shared: KindMaps = {
       ...base.shared,
       clusters: only('clusters'),
@@ -942,26 +935,40 @@ interface ScopedEntry {
 }
 
 /**
- * `last` itself when it holds exactly `entries()`, in order (the same encoded objects): an
- * unchanged kind keeps its map, so the snapshot, its digest and the views on it are kept too.
- * Otherwise a new map of them.
+ * The resources of `from` named in `names` (in that order; names it lacks are left out), with
+ * `outbound` as the outbound route configuration. `last` itself when it holds exactly those,
+ * in order (the same encoded objects): an unchanged kind keeps its map, so the snapshot, its
+ * version and the views on it are kept too. Plain loops: generators cost ~1 µs a resource here.
  */
 function reuseOrBuild(
   last: ResourceMap | undefined,
-  entries: () => Iterable<EncodedResource>,
+  from: ResourceMap,
+  names: ReadonlyArray<readonly string[]>,
+  outbound?: EncodedResource,
 ): ResourceMap {
+  const pick = (name: string) =>
+    outbound && name === OUTBOUND_ROUTE_NAME ? outbound : from.get(name);
   if (last) {
     const held = last.values();
     let same = true;
-    for (const r of entries()) {
-      if (held.next().value !== r) {
-        same = false;
-        break;
+    for (const list of names) {
+      for (const name of list) {
+        const r = pick(name);
+        if (r && held.next().value !== r) {
+          same = false;
+          break;
+        }
       }
+      if (!same) break;
     }
     if (same && held.next().done) return last;
   }
   const out = new Map<string, EncodedResource>();
-  for (const r of entries()) out.set(r.name, r);
+  for (const list of names) {
+    for (const name of list) {
+      const r = pick(name);
+      if (r) out.set(name, r);
+    }
+  }
   return out.size === 0 ? NO_RESOURCES : out;
 }
