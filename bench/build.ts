@@ -19,7 +19,8 @@ function newestMtime(path: string): number {
   if (!stat.isDirectory()) return stat.mtimeMs;
   let newest = 0;
   for (const entry of readdirSync(path, { withFileTypes: true })) {
-    if (entry.name === 'out') continue; // bench/out: results and this build
+    // bench/out: results and this build; RESULTS.md: what a run writes, not what it runs
+    if (entry.name === 'out' || entry.name === 'RESULTS.md') continue;
     newest = Math.max(newest, newestMtime(join(path, entry.name)));
   }
   return newest;
