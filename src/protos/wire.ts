@@ -49,7 +49,8 @@ export function stringFieldLength(value: string | undefined): number {
   return 1 + varintLength(n) + n;
 }
 
-function varintLength(n: number): number {
+/** Bytes a varint of `n` takes. */
+export function varintLength(n: number): number {
   let len = 1;
   while (n >= 0x80) {
     n >>>= 7;
@@ -58,7 +59,8 @@ function varintLength(n: number): number {
   return len;
 }
 
-function writeVarint(out: Buffer, at: number, n: number): number {
+/** Writes `n` as a varint at `at`; returns the end. */
+export function writeVarint(out: Uint8Array, at: number, n: number): number {
   while (n >= 0x80) {
     out[at++] = (n & 0x7f) | 0x80;
     n >>>= 7;

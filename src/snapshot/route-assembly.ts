@@ -10,6 +10,7 @@
 // message field as tag + length + the element's own encoding, so `name` (1), then every
 // virtual host (2), then the rest (3…) encoded on its own is the same sequence.
 import { encodeMessage } from '../protos/envoy.js';
+import { varintLength, writeVarint } from '../protos/wire.js';
 
 const ROUTE_CONFIGURATION = 'envoy.config.route.v3.RouteConfiguration';
 const VIRTUAL_HOST = 'envoy.config.route.v3.VirtualHost';
@@ -29,24 +30,6 @@ function encodedHost(host: object, what: string): Uint8Array {
     routeAssemblyCounters.hostsEncoded++;
   }
   return bytes;
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n >>>= 7;
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(out: Uint8Array, at: number, n: number): number {
-  while (n >= 0x80) {
-    out[at++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  out[at++] = n;
-  return at;
 }
 
 /** The RouteConfiguration `message` (Envoy's JSON shape) encoded, as encodeMessage would. */
