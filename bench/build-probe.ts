@@ -3,13 +3,12 @@
 // a 10,000-service catalog flips. For profiling W10's "build per change" (run with
 // `node --cpu-prof`); the bench's W10 measures the same in the control plane's own process.
 //   npx tsx bench/build-probe.ts [services] [instances] [changes]
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { IncrementalCatalogParser } from '../src/catalog/incremental-parse.js';
 import { SnapshotStore } from '../src/snapshot/store.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { GeneratedCatalog } from './catalog.js';
 import { summarize } from './stats.js';
+import { startProbeProfile } from './probe-profile.js';
 
 const [services = 10_000, instances = 3, changes = 40] = process.argv
   .slice(2)
@@ -24,14 +23,7 @@ let t = performance.now();
 store.setCatalog(parser.parse(catalog.text(), 'catalog.json'));
 console.log(`initial build ${(performance.now() - t).toFixed(0)} ms`);
 // PROBE_PROFILE=file.cpuprofile: a CPU profile of the changes only (not the initial build).
-const profileTo = process.env.PROBE_PROFILE;
-const session = profileTo ? new Session() : undefined;
-if (session) {
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 200 });
-  await session.post('Profiler.start');
-}
+const stopProfile = await startProbeProfile(200);
 const builds: number[] = [];
 /** CPU time of each build: on a loaded machine, closer to what a quiet one would take. */
 const buildCpu: number[] = [];
@@ -60,10 +52,7 @@ for (const flip of catalog.planFlips(changes)) {
   phases.translate.push(b.translatedAt - b.meshBuiltAt);
   phases.encode.push(b.encodedAt - b.translatedAt);
 }
-if (session && profileTo) {
-  const { profile } = await session.post('Profiler.stop');
-  writeFileSync(profileTo, JSON.stringify(profile));
-}
+await stopProfile();
 const skip = Math.min(5, Math.floor(changes / 4));
 console.log('parse ms', summarize(parses.slice(skip)));
 console.log('build ms', summarize(builds.slice(skip)));

@@ -6,8 +6,6 @@
 //
 //   npx tsx --expose-gc bench/diag/change-alloc-probe.ts [proxies] [changes]
 //   PROBE_PROFILE=change.cpuprofile npx tsx --expose-gc ...   (the changes profiled)
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
 import { IncrementalCatalogParser } from '../../src/catalog/incremental-parse.js';
 import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
@@ -17,6 +15,7 @@ import { SnapshotStore } from '../../src/snapshot/store.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { GeneratedCatalog } from '../catalog.js';
 import { declareUpstreams } from '../scale.js';
+import { startProbeProfile } from '../probe-profile.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with --expose-gc (npx tsx --expose-gc ...)');
@@ -69,13 +68,7 @@ const notified = (): Promise<void> =>
     });
   });
 
-const profileTo = process.env.PROBE_PROFILE;
-const session = profileTo ? new Session() : undefined;
-if (session) {
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-}
+const stopProfile = await startProbeProfile();
 for (const flip of catalog.planFlips(changes)) {
   gc();
   const pinned = [...last]; // the old generation stays alive: growth = what the change kept
@@ -106,8 +99,5 @@ for (const flip of catalog.planFlips(changes)) {
   );
   pinned.length = 0;
 }
-if (session) {
-  const { profile } = await session.post('Profiler.stop');
-  writeFileSync(profileTo!, JSON.stringify(profile));
-}
+await stopProfile();
 store.close();

@@ -6,8 +6,6 @@
 //
 //   npx tsx bench/diag/own-resources-probe.ts [proxies] [sotw|delta]
 //   PROBE_PROFILE=own.cpuprofile npx tsx bench/diag/own-resources-probe.ts   (profiled)
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { IncrementalCatalogParser } from '../../src/catalog/incremental-parse.js';
 import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
 import { RESOURCE_KINDS } from '../../src/protos/envoy.js';
@@ -16,6 +14,7 @@ import { SnapshotStore } from '../../src/snapshot/store.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { GeneratedCatalog } from '../catalog.js';
 import { declareUpstreams } from '../scale.js';
+import { startProbeProfile } from '../probe-profile.js';
 
 const proxies = Number(process.argv[2] ?? 10_000);
 const mode = process.argv[3] === 'sotw' ? 'sotw' : 'delta';
@@ -29,13 +28,7 @@ const store = new SnapshotStore({
 });
 store.setCatalog(new IncrementalCatalogParser().parse(catalog.text(), 'catalog.json'));
 
-const profileTo = process.env.PROBE_PROFILE;
-const session = profileTo ? new Session() : undefined;
-if (session) {
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-}
+const stopProfile = await startProbeProfile();
 let ownEntries = 0;
 let bytes = 0;
 const cpu = process.cpuUsage();
@@ -60,7 +53,4 @@ console.log(
     `${(bytes / 2 ** 20).toFixed(1)} MiB; from a sibling ${siblingCounters.reused} ` +
     `(of its pieces ${siblingCounters.pieces}), encoded as templates ${siblingCounters.encoded}`,
 );
-if (session) {
-  const { profile } = await session.post('Profiler.stop');
-  writeFileSync(profileTo!, JSON.stringify(profile));
-}
+await stopProfile();
