@@ -82,6 +82,10 @@ export class KvCaStore implements CaStore, LeafHolders {
   };
   private leadershipClaim: Leadership | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Who watches the roots (watchRoots): the heartbeat tells them too (see rootsRead). */
+  private readonly rootsListeners = new Set<() => void>();
+  /** The roots key's version last read (undefined: absent; null: not read yet). */
+  private rootsSeen: string | undefined | null = null;
   private savedLeaves = false;
 
   constructor(
@@ -154,6 +158,7 @@ export class KvCaStore implements CaStore, LeafHolders {
 
   async loadRoots(): Promise<StoredRoot[]> {
     const entry = await this.get(this.keys.roots);
+    this.rootsSeen = entry?.version;
     return entry ? this.decodeRoots(entry.value) : [];
   }
 
@@ -173,7 +178,24 @@ export class KvCaStore implements CaStore, LeafHolders {
   }
 
   watchRoots(listener: () => void): () => void {
-    return this.backend.watch(this.keys.roots, listener);
+    this.rootsListeners.add(listener);
+    const stop = this.backend.watch(this.keys.roots, listener);
+    return () => {
+      this.rootsListeners.delete(listener);
+      stop();
+    };
+  }
+
+  /**
+   * The heartbeat's read of the roots key doubles as the watch's fallback: after an outage
+   * the etcd client re-opens its watch on a backoff of up to ~10 s (Consul's blocking query
+   * waits out its retry too), and a rotation made meanwhile would reach this replica only
+   * then. A version other than the one last read tells the watchers now.
+   */
+  private rootsRead(version: string | undefined): void {
+    const changed = this.rootsSeen !== null && version !== this.rootsSeen;
+    this.rootsSeen = version;
+    if (changed) for (const listener of this.rootsListeners) listener();
   }
 
   async loadLeaves(): Promise<LeafRecord[]> {
@@ -285,7 +307,9 @@ export class KvCaStore implements CaStore, LeafHolders {
     if (this.heartbeat) return;
     let beats = 0;
     this.heartbeat = setInterval(() => {
-      void this.get(this.keys.roots).catch(() => undefined);
+      void this.get(this.keys.roots)
+        .then((entry) => this.rootsRead(entry?.version))
+        .catch(() => undefined);
       // Now and then the leader removes the leaf records of replicas long gone.
       if (++beats % 120 === 0 && this.leadershipClaim?.isLeader()) {
         void this.pruneLeaves().catch(() => undefined);
