@@ -222,7 +222,9 @@ describe.each<XdsMode>(['sotw', 'delta'])('traffic routing with real Envoy (%s)'
     const plain = await callMany(web!, 'api', 5, { path: '/orders' });
     const delayed = await callMany(web!, 'api', 3, { path: '/fault/delay' });
     expect(delayed.apps).toEqual({ 'api-v1': 3 });
-    expect(Math.min(...delayed.elapsedMs)).toBeGreaterThanOrEqual(395);
+    // Envoy arms the delay from its event loop's cached time, so under load it can end a few ms
+    // short of 400 as the client measures (394 ms once in CI); 350 still sets it far from plain.
+    expect(Math.min(...delayed.elapsedMs)).toBeGreaterThanOrEqual(350);
     expect(Math.min(...plain.elapsedMs)).toBeLessThan(200);
     console.log(
       `[${mode}] fault delay 400ms: delayed ${fmt(delayed.elapsedMs)}, plain ${fmt(plain.elapsedMs)}`,
