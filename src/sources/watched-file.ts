@@ -46,6 +46,7 @@ export class WatchedFile {
   private running: Promise<void> | undefined;
   private pending = false;
   private last: FileObservation | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly path: string,
@@ -90,11 +91,19 @@ export class WatchedFile {
     this.schedule();
     await ready;
     await this.running;
+    // A poller takes its baseline stat asynchronously, after 'ready' when the thread pool is
+    // busy; a change made between our first read and that baseline is never reported as a
+    // change. One more read two intervals on closes that window (a no-op when nothing changed).
+    if (polling) {
+      this.settleTimer = setTimeout(() => this.schedule(), 2 * (this.opts.pollIntervalMs ?? 0));
+      this.settleTimer.unref();
+    }
   }
 
   /** Stops watching; no handler is called after this resolves. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.settleTimer);
     const watcher = this.watcher;
     this.watcher = undefined;
     if (watcher) await watcher.close();
