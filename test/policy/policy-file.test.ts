@@ -4,25 +4,15 @@ import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { waitFor as poll } from '../support/wait.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decide } from '../../src/policy/evaluate.js';
 import { PolicyFile } from '../../src/policy/policy-file.js';
 import type { Policy } from '../../src/policy/schema.js';
 
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | false,
-  timeoutMs = 5000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls until `check` returns a value (not undefined/false); fails after `timeoutMs`. */
+const waitFor = <T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000) =>
+  poll(check, { what, timeoutMs, intervalMs: 20 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

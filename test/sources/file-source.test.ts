@@ -3,6 +3,7 @@ import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { waitFor as poll } from '../support/wait.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Catalog } from '../../src/catalog/model.js';
 import { FileSource } from '../../src/sources/file-source.js';
@@ -31,21 +32,9 @@ class RecordingSink implements CatalogSink {
   }
 }
 
-/** Polls until `check` returns a value (not undefined/false), or fails after `timeoutMs`. */
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | false,
-  timeoutMs = 5000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls until `check` returns a value (not undefined/false); fails after `timeoutMs`. */
+const waitFor = <T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000) =>
+  poll(check, { what, timeoutMs, intervalMs: 20 });
 
 /** The (single) instance port of service `hello`, a compact way to tell versions apart. */
 function helloPort(catalog: Catalog | undefined): number | undefined {
