@@ -3,6 +3,7 @@
 // at all at the start, or as soon as the token is refused (revoked, expired).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
+import { createParser } from 'eventsource-parser';
 import { RESOURCE_KINDS } from '../protos/envoy.js';
 import type { MeshEvent } from '../telemetry/events.js';
 import {
@@ -100,21 +101,8 @@ async function follow(
   const res = await openEventStream(conn, `/v1/events?${query}`);
   onOpen();
   const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of res) {
-    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const data = block
-        .split('\n')
-        .filter((l) => l.startsWith('data: '))
-        .map((l) => l.slice(6))
-        .join('\n');
-      if (data) onEvent(JSON.parse(data) as MeshEvent);
-    }
-  }
+  const parser = createParser({ onEvent: (e) => onEvent(JSON.parse(e.data) as MeshEvent) });
+  for await (const chunk of res) parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
 }
 
 function positiveInt(flag: string, value: string): number {

@@ -1,6 +1,7 @@
 // The operator API as the console reads it: GET only, with the operator token the page asked
 // for (kept in sessionStorage: gone when the tab closes). Types come from the server's own
 // modules (type-only imports: nothing of the server is bundled).
+import { createParser } from 'eventsource-parser';
 import type { CallGraph } from '../admin/call-graph.js';
 import type { MeshDump } from '../admin/mesh-endpoints.js';
 import type { ProxyRow } from '../admin/proxies.js';
@@ -86,22 +87,11 @@ export function followEvents(
       if (!res.ok || !res.body) throw new ApiError(res.status, `${res.status} ${res.statusText}`);
       onState('open');
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = '';
+      const parser = createParser({ onEvent: (e) => onEvent(JSON.parse(e.data) as MeshEvent) });
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buffer += value;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = block
-            .split('\n')
-            .filter((l) => l.startsWith('data: '))
-            .map((l) => l.slice(6))
-            .join('\n');
-          if (data) onEvent(JSON.parse(data) as MeshEvent);
-        }
+        parser.feed(value);
       }
       onState('closed', 'the server ended the stream');
     } catch (err) {
