@@ -36,7 +36,11 @@ export async function startBenchControlPlane(
   const proc = track(
     forkCompiled('control plane', './cp-child.ts', {
       env: { LUCID_BENCH_CP: JSON.stringify(config) },
-      execArgv: ['--expose-gc'],
+      // LUCID_BENCH_CP_FLAGS: more node/V8 flags for the control plane (e.g. --trace-gc).
+      execArgv: [
+        '--expose-gc',
+        ...(process.env.LUCID_BENCH_CP_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+      ],
       stdio: ['ignore', logFd, logFd],
     }),
   );

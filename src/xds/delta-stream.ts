@@ -213,6 +213,10 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     const upserts: EncodedResource[] = [];
     const removed: string[] = [];
     const held = sub.exceptions;
+    // A fresh wildcard subscription (a new stream's CDS/LDS): everything, sorted once per snapshot.
+    if (held.size === 0 && sub.wildcard && sub.names.size === 0) {
+      return { upserts: view.allSorted(kind), removed: [] };
+    }
     let matched = 0; // held names offered: when that is every held name, nothing is removed
     const offer = (r: EncodedResource | undefined, name: string): void => {
       const have = held.get(name);
