@@ -55,6 +55,27 @@ export class ProxyView {
     yield* own.values();
   }
 
+  /**
+   * Every resource of a kind sorted by name, as a new array: the shared part is sorted once per
+   * snapshot, the proxy's own few merged in (a delta stream's first wildcard response lists
+   * them all; iterating all() and sorting per proxy was ~0.3 ms a sidecar at W1).
+   */
+  allSorted(kind: ResourceKind): EncodedResource[] {
+    const shared = sortedShared(this.snapshot.shared[kind]);
+    const own = this.own[kind];
+    if (own.size === 0) return shared.slice();
+    const mine = [...own.values()].sort(byName);
+    const out: EncodedResource[] = [];
+    let i = 0;
+    for (const r of shared) {
+      if (own.has(r.name)) continue; // shadowed by the proxy's own
+      while (i < mine.length && mine[i]!.name < r.name) out.push(mine[i++]!);
+      out.push(r);
+    }
+    while (i < mine.length) out.push(mine[i++]!);
+    return out;
+  }
+
   /** All resources of a kind as pre-framed bytes; the shared part is concatenated once per snapshot. */
   wildcardBlock(kind: ResourceKind): SotwBlock {
     const shared = this.snapshot.sharedBlock(kind);
@@ -145,6 +166,17 @@ export class ProxyView {
 }
 
 const EMPTY: KindDiff = { changed: new Set(), removed: new Set() };
+
+const byName = (a: EncodedResource, b: EncodedResource): number =>
+  a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+
+/** A snapshot's shared resources of one kind, sorted by name (memo: the map is never edited). */
+const sortedMemo = new WeakMap<ResourceMap, readonly EncodedResource[]>();
+function sortedShared(map: ResourceMap): readonly EncodedResource[] {
+  let sorted = sortedMemo.get(map);
+  if (!sorted) sortedMemo.set(map, (sorted = [...map.values()].sort(byName)));
+  return sorted;
+}
 
 // A proxy's own resources are cached across snapshots (store.ts), so is their block's digest.
 // Only the digest: the block itself lists the resources' entries as they are (no copy of a
