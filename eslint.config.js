@@ -22,6 +22,21 @@ export default tseslint.config(
       ],
     },
   },
+  // String#localeCompare's first call loads ICU's collation data (~3 MiB RSS for good): the
+  // server orders its identifiers with src/text-order.ts.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/console/**'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        {
+          property: 'localeCompare',
+          message: "Use byText from src/text-order.ts (localeCompare loads ICU's collation data).",
+        },
+      ],
+    },
+  },
   // CommonJS config files of tools (dependency-cruiser reads .cjs).
   {
     files: ['**/*.cjs'],

@@ -3,6 +3,7 @@ import { proxyScope } from '../mesh/index.js';
 import type { Mesh } from '../mesh/types.js';
 import type { StreamInfo } from '../xds/type-status.js';
 import { syncState, type SyncState } from '../xds/type-status.js';
+import { byText } from '../text-order.js';
 
 export interface TypeRow {
   sentVersion?: string;
@@ -39,7 +40,7 @@ export function proxyRows(streams: Iterable<StreamInfo>, mesh?: Mesh): ProxyRow[
   for (const s of streams) {
     if (!s.proxy) continue; // not identified yet
     const types: Record<string, TypeRow> = {};
-    for (const [kind, t] of [...s.types].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [kind, t] of [...s.types].sort(([a], [b]) => byText(a, b))) {
       const status = syncState(t);
       types[kind] = dropUndefined({
         sentVersion: t.sentVersion,
@@ -68,7 +69,7 @@ export function proxyRows(streams: Iterable<StreamInfo>, mesh?: Mesh): ProxyRow[
     });
   }
   return rows.sort(
-    (a, b) => a.nodeId.localeCompare(b.nodeId) || a.connectedSince.localeCompare(b.connectedSince),
+    (a, b) => byText(a.nodeId, b.nodeId) || byText(a.connectedSince, b.connectedSince),
   );
 }
 

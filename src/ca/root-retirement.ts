@@ -8,6 +8,7 @@
 //   signing, after which every leaf it signed has expired anyway.
 // A record that cannot be read blocks (b): a failed read never lets a root go.
 import type { LeafRecord } from './types.js';
+import { byText } from '../text-order.js';
 
 /** One root a replica still has leaves of. */
 export interface RootHolding {
@@ -130,6 +131,6 @@ export function holdingsOf(
     }
   }
   return [...byRoot]
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => byText(a, b))
     .map(([serial, h]) => ({ serial, leaves: h.leaves, until: new Date(h.until).toISOString() }));
 }

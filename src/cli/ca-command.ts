@@ -34,6 +34,7 @@ import {
   stateStoreFromFlags,
   type StateFlags,
 } from './state-flags.js';
+import { byText } from '../text-order.js';
 
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
@@ -485,7 +486,7 @@ function listCommand(io: Io): Command {
       const store = open(flags);
       const now = io.now();
       const records = [...(await store.loadTokens())].sort((a, b) =>
-        (a.issuedAt ?? a.revokedAt ?? '').localeCompare(b.issuedAt ?? b.revokedAt ?? ''),
+        byText(a.issuedAt ?? a.revokedAt ?? '', b.issuedAt ?? b.revokedAt ?? ''),
       );
       if (flags.json) {
         const tokens = records.map((r) => ({ ...r, state: tokenState(r, now) }));
