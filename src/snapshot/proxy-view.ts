@@ -24,11 +24,26 @@ export class ProxyView {
       kind: ResourceKind,
       name: string,
     ) => EncodedResource | undefined,
+    /**
+     * The build a snapshot belongs to now (the store's membership; one function every view
+     * shares): a scoped snapshot later builds left unchanged is kept, and so is this view.
+     */
+    private readonly buildOf: (snapshot: Snapshot) => Snapshot = (snapshot) => snapshot,
   ) {}
 
   /** Whether this view is made of exactly these (the store then hands it out again). */
   madeOf(snapshot: Snapshot, own: KindMaps): boolean {
     return this.snapshot === snapshot && this.own === own;
+  }
+
+  /** The build this view's snapshot belongs to now (its mesh, change and build times). */
+  get build(): Snapshot {
+    return this.buildOf(this.snapshot);
+  }
+
+  /** What a response sent from this view records (for convergence): its build's. */
+  get ref(): Snapshot['ref'] {
+    return this.buildOf(this.snapshot).ref;
   }
 
   get version(): string {

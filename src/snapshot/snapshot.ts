@@ -132,38 +132,27 @@ export class Snapshot {
   private readonly namedDigests = new Map<ResourceKind, WeakMap<object, VersionDigest>>();
 
   /** What a response built from this snapshot records (for convergence). */
-  ref: { readonly version: string; readonly changedAt: number };
+  readonly ref: { readonly version: string; readonly changedAt: number };
 
-  // mesh, changedAt, builtAt and ref say which build the snapshot belongs to: a scoped
-  // snapshot whose resources a build left unchanged is kept and joins that build (joinBuild).
+  // mesh, changedAt, builtAt and ref say which build made the snapshot. A scoped snapshot that
+  // later builds leave unchanged is kept as it is: which build it belongs to now is the
+  // store's to say (its membership, see ProxyView.build), not the snapshot's.
   constructor(
     /** Content hash over every shared resource; equal on every replica for equal input. */
     readonly version: string,
     /** The mesh model it was translated from (proxies' own resources are derived from it). */
-    public mesh: Mesh,
+    readonly mesh: Mesh,
     readonly shared: KindMaps,
     /** When the oldest source change folded into this snapshot happened (ms epoch). */
-    public changedAt: number,
-    public builtAt: number,
+    readonly changedAt: number,
+    readonly builtAt: number,
     /**
-     * The build this snapshot belongs to. A locality group's snapshot (its own endpoints)
-     * shares its build's, so convergence counts every proxy of the build alike.
+     * The build that made this snapshot. A locality group's or a scope's snapshot (narrower
+     * resources) shares its build's, so convergence counts every proxy of the build alike.
      */
     ref?: { readonly version: string; readonly changedAt: number },
   ) {
     this.ref = ref ?? { version, changedAt };
-  }
-
-  /**
-   * Makes this snapshot part of `build`'s (the same resources, so its version, blocks, digests
-   * and diffs stay true): a scope a change did not touch keeps its snapshot, and its proxies
-   * their views, instead of a new generation of each per change (W9: 1,000 and 10,000).
-   */
-  joinBuild(build: Snapshot): void {
-    this.mesh = build.mesh;
-    this.changedAt = build.changedAt;
-    this.builtAt = build.builtAt;
-    this.ref = build.ref;
   }
 
   /** The shared resources of one kind as one pre-concatenated block, built on first use. */

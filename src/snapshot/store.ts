@@ -279,6 +279,17 @@ export class SnapshotStore implements ConfigWatcher {
    * from build to build: a scope a change does not touch keeps its snapshot.
    */
   private readonly scoped = new Map<string, Map<string, ScopedEntry>>();
+  /**
+   * Which build each kept scoped snapshot belongs to (the snapshot itself stays as it was
+   * made): its latest membership, by the snapshot. See buildOf.
+   */
+  private readonly memberships = new WeakMap<Snapshot, ScopedEntry>();
+  /**
+   * The build a snapshot belongs to, as views ask it (one function all views share): a kept
+   * scoped snapshot's latest build (the base it was last found unchanged over), else its own.
+   */
+  private readonly buildOf = (snapshot: Snapshot): Snapshot =>
+    this.memberships.get(snapshot)?.base ?? snapshot;
   /** The group key of each kept locality snapshot (the current snapshot's is ''). */
   private readonly localityKeys = new WeakMap<Snapshot, string>();
   /** Builds made (scoped entries unused for a whole build are dropped). */
@@ -497,11 +508,11 @@ export class SnapshotStore implements ConfigWatcher {
       this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), true),
       proxy,
     );
-    const own = this.ownResources(key, proxy, snapshot.mesh);
+    const own = this.ownResources(key, proxy, current.mesh);
     let view = this.views.get(key);
     // Same scoped snapshot and own resources: the same view, and its watchers are sent nothing.
     if (!view || !view.madeOf(snapshot, own)) {
-      view = new ProxyView(snapshot, own, this.placeholderOf);
+      view = new ProxyView(snapshot, own, this.placeholderOf, this.buildOf);
       // Kept for watched proxies only: others (operator dumps, tests) ask with any node.
       if (this.watchedKeys.has(key)) this.views.set(key, view);
     }
@@ -520,12 +531,16 @@ export class SnapshotStore implements ConfigWatcher {
       this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), false),
       proxy,
     );
-    const mesh = snapshot.mesh;
+    const mesh = current.mesh;
     const own = encodeUncached(this.ownSet(proxy, mesh, meshProxy(mesh, proxy)));
-    return new ProxyView(snapshot, own, (kind, name) =>
-      kind === 'endpoints'
-        ? (this.placeholders.get(name) ?? encodeResource(kind, name, emptyLoadAssignment(name)))
-        : undefined,
+    return new ProxyView(
+      snapshot,
+      own,
+      (kind, name) =>
+        kind === 'endpoints'
+          ? (this.placeholders.get(name) ?? encodeResource(kind, name, emptyLoadAssignment(name)))
+          : undefined,
+      this.buildOf,
     );
   }
 
@@ -627,10 +642,7 @@ export class SnapshotStore implements ConfigWatcher {
     };
     if (entry && RESOURCE_KINDS.every((kind) => shared[kind] === entry.snapshot.shared[kind])) {
       // Nothing of this scope changed: the same snapshot (and version), now of this build.
-      entry.snapshot.joinBuild(base);
-      entry.base = base;
-      entry.build = this.builds;
-      return entry.snapshot;
+      return this.keepScoped(byScope!, scope.key, entry.snapshot, base);
     }
     const snapshot = new Snapshot(
       Snapshot.versionOf(shared),
@@ -640,8 +652,21 @@ export class SnapshotStore implements ConfigWatcher {
       base.builtAt,
       base.ref,
     );
-    byScope?.set(scope.key, { base, snapshot, build: this.builds });
+    if (byScope) this.keepScoped(byScope, scope.key, snapshot, base);
     this.counters.scopesBuilt++;
+    return snapshot;
+  }
+
+  /** Records `snapshot` as scope `key`'s in the build of `base` (a new membership). */
+  private keepScoped(
+    byScope: Map<string, ScopedEntry>,
+    key: string,
+    snapshot: Snapshot,
+    base: Snapshot,
+  ): Snapshot {
+    const entry: ScopedEntry = { base, snapshot, build: this.builds };
+    byScope.set(key, entry);
+    this.memberships.set(snapshot, entry);
     return snapshot;
   }
 
@@ -926,12 +951,16 @@ function encodeUncached(set: ResourceSet): KindMaps {
   return out;
 }
 
-/** A scope's snapshot, and the locality snapshot (of which build) it narrows. */
+/**
+ * A scoped snapshot's membership in a build: the snapshot, and the build's snapshot (or
+ * locality snapshot) it narrows. A build that leaves the scope's resources as they were makes
+ * a new membership for the same snapshot: the snapshot itself is never changed.
+ */
 interface ScopedEntry {
-  base: Snapshot;
-  snapshot: Snapshot;
-  /** The last build that used it. */
-  build: number;
+  readonly base: Snapshot;
+  readonly snapshot: Snapshot;
+  /** The build it was made for. */
+  readonly build: number;
 }
 
 /**

@@ -383,7 +383,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     s.sentVersion = report.version;
     s.sentNonce = nonce;
     s.sentAt = Date.now();
-    const snapshot = view.snapshot.ref;
+    const snapshot = view.ref;
     s.sentFrom = snapshot;
     if (!this.call.write(bytes) && !this.blocked) {
       this.blocked = true;

@@ -67,10 +67,14 @@ describe('scoped snapshots and views across changes', () => {
       expect(view, node).toBe(before.get(node));
       expect(handed.get(node) ?? 0, node).toBe(0);
     }
-    const kept = calling('s2', views)[0]![1].snapshot;
-    // It belongs to the new build now (what responses from it record for convergence).
-    expect(kept.ref).toBe(store.snapshot!.ref);
-    expect(kept.mesh).toBe(store.snapshot!.mesh);
+    const keptView = calling('s2', views)[0]![1];
+    // It belongs to the new build now (what responses from it record for convergence), and
+    // the snapshot itself is as it was made: which build holds it is the store's membership.
+    expect(keptView.ref).toBe(store.snapshot!.ref);
+    expect(keptView.build).toBe(store.snapshot);
+    expect(keptView.snapshot.ref).not.toBe(store.snapshot!.ref);
+    expect(keptView.snapshot.mesh).not.toBe(store.snapshot!.mesh);
+    expect(keptView.snapshot.ref.version).toBe(version);
 
     // The scope of s4/s5: one new snapshot shared by its 4 proxies, each handed one new view.
     const changed = calling('s0', views);
