@@ -3,6 +3,7 @@
 // streams, authorization policy). Used by `lucid-mesh serve`, the demo and the end-to-end
 // tests, so they all run the same thing.
 import { releaseOnFirstStream } from './startup-heap.js';
+import { warmCodecsAfterFirstSnapshot } from './xds/codec-warmup.js';
 import { OperatorTokenAuthorizer, type AdminAuthMode } from './admin/auth.js';
 import { AdminServer } from './admin/http-server.js';
 import { configErrors } from './admin/mesh-endpoints.js';
@@ -169,6 +170,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     transport: opts.xdsTransport,
   });
   streams.xds = xds;
+  warmCodecsAfterFirstSnapshot(store, logger);
 
   // A configured policy or traffic configuration that has not loaded yet holds everything
   // back: serving without it would open what the policy or an intention closes.
