@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { packageRoot } from '../package-root.js';
+import { lazyRootFromJSON } from './lazy-root.js';
 import { installWrappers } from './wrappers.js';
 
 installWrappers();
@@ -19,7 +20,8 @@ function loadRoot(): protobuf.Root {
       `Envoy proto descriptor missing at ${descriptorPath}: run \`npm ci\` (or \`npm run build\`) to generate it`,
     );
   }
-  return protobuf.Root.fromJSON(JSON.parse(json) as protobuf.INamespace);
+  // Messages are built on first use: most of the descriptor is never encoded (issue 16).
+  return lazyRootFromJSON(JSON.parse(json) as protobuf.INamespace);
 }
 
 export const root = loadRoot();
