@@ -5,8 +5,7 @@
 // wrong wire types, unknown fields and groups, empty and invalid UTF-8 strings, type URLs
 // inside other fields, over-long tags), and byte-level mutations of both.
 //
-// DeltaDiscoveryRequests have no hand-written decoder: messages.ts decodes them with
-// protobufjs itself, so there is nothing to compare.
+// DeltaDiscoveryRequests: test/xds/fuzz-decode-delta.test.ts.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { JSON_OPTIONS, messageType } from '../../src/protos/envoy.js';

@@ -196,3 +196,105 @@ export const anyDeltaRequest = fc.oneof(
       .map(([bytes, ms]) => mutate(bytes, ms)),
   },
 );
+
+const locatorType = messageType('envoy.service.discovery.v3.ResourceLocator');
+const encodeLocator = (l: object) => locatorType.encode(locatorType.fromObject(l)).finish();
+/** A map entry of initial_resource_versions: as Envoy writes it, or key/value swapped, or extra. */
+const versionEntry = fc
+  .tuple(text, text, fc.constantFrom('envoy', 'swapped', 'extra', 'key-only'))
+  .map(([k, v, how]) => {
+    const key = stringField(1, k);
+    const value = stringField(2, v);
+    const inner =
+      how === 'envoy'
+        ? Buffer.concat([key, value])
+        : how === 'swapped'
+          ? Buffer.concat([value, key])
+          : how === 'extra'
+            ? Buffer.concat([key, value, stringField(3, 'x')])
+            : key;
+    return delimited(5, inner);
+  });
+
+/** One DeltaDiscoveryRequest field, of any kind (as `field` is for SotW). */
+const deltaField: fc.Arbitrary<Buffer> = fc.oneof(
+  { weight: 3, arbitrary: text.map((t) => stringField(3, t)) }, // subscribe
+  { weight: 1, arbitrary: text.map((t) => stringField(4, t)) }, // unsubscribe
+  { weight: 2, arbitrary: fc.constantFrom(...KNOWN_TYPE_URLS).map((t) => stringField(2, t)) },
+  { weight: 1, arbitrary: text.map((t) => stringField(2, t)) },
+  { weight: 1, arbitrary: text.map((t) => stringField(6, t)) }, // nonce
+  { weight: 2, arbitrary: versionEntry },
+  { weight: 1, arbitrary: nodeMessage.map((n) => delimited(1, encodeNode(n))) },
+  { weight: 1, arbitrary: statusMessage.map((s) => delimited(7, encodeStatus(s))) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom(8, 9), text)
+      .map(([n, name]) => delimited(n, encodeLocator({ name }))),
+  },
+  // Known field numbers with other wire types, and unknown fields of every wire type.
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 1, max: 40 }), fc.constantFrom(0, 1, 5), fc.integer())
+      .map(([n, wire, v]) =>
+        Buffer.concat([
+          tag(n, wire),
+          wire === 0
+            ? bytesOf(w().int32(v))
+            : wire === 1
+              ? bytesOf(w().fixed64(v >>> 0))
+              : bytesOf(w().fixed32(v >>> 0)),
+        ]),
+      ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 1, max: 40 }), fc.uint8Array({ maxLength: 6 }))
+      .map(([n, inner]) => Buffer.concat([tag(n, 3), stringField(1, 'g'), inner, tag(n, 4)])),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 1, max: 2000 }), fc.uint8Array({ maxLength: 8 }))
+      .map(([n, b]) => delimited(n, b)),
+  },
+  // Invalid UTF-8 in a string field (or inside a map entry), and raw bytes.
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom(2, 3, 4, 6), fc.constantFrom([0xff], [0xc3], [0xed, 0xa0, 0x80]))
+      .map(([n, b]) => delimited(n, Buffer.from([0x61, ...b]))),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom([0xff], [0xc3], [0xed, 0xa0, 0x80])
+      .map((b) => delimited(5, Buffer.concat([stringField(1, 'k'), delimited(2, Buffer.from(b))]))),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.uint8Array({ minLength: 1, maxLength: 4 }).map((b) => Buffer.from(b)),
+  },
+);
+
+/** Delta fields in any order, repeated, of any kind. */
+export const assembledDelta = fc
+  .array(deltaField, { maxLength: 30 })
+  .map((fields) => Buffer.concat(fields));
+
+/** Any delta request bytes: Envoy's, assembled, or either mutated. */
+export const anyDeltaRequestOfAnyShape = fc.oneof(
+  { weight: 3, arbitrary: envoyDeltaRequest },
+  { weight: 3, arbitrary: assembledDelta },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(
+        fc.oneof(envoyDeltaRequest, assembledDelta),
+        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+      )
+      .map(([bytes, ms]) => mutate(bytes, ms)),
+  },
+);
