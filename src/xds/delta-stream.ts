@@ -11,6 +11,7 @@ import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import { GrpcStatus } from './grpc-status-codes.js';
 import { AdsStream } from './ads-stream.js';
+import { namedParts, wildcardParts } from './delta-blocks.js';
 import { KindSlots } from './kind-slots.js';
 import { MAX_NAMES_PER_TYPE } from './limits.js';
 import type { DecodedDeltaRequest, HeldVersions } from './delta-request.js';
@@ -56,6 +57,8 @@ function exceptionsOf(held: Map<string, string | undefined>): Map<string, string
 interface Delta {
   upserts: EncodedResource[];
   removed: string[];
+  /** The upserts' entries as a few joined parts (delta-blocks.ts), when that applies. */
+  parts?: Buffer[];
 }
 
 export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
@@ -140,7 +143,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       // The first request is always answered, even with nothing, so Envoy finishes
       // initialising that type (an empty mesh is a valid mesh).
       if (first || delta.upserts.length > 0 || delta.removed.length > 0) {
-        this.respond(kind, view, delta.upserts, delta.removed);
+        this.respond(kind, view, delta.upserts, delta.removed, undefined, delta.parts);
       }
     }
   }
@@ -215,7 +218,8 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     const held = sub.exceptions;
     // A fresh wildcard subscription (a new stream's CDS/LDS): everything, sorted once per snapshot.
     if (held.size === 0 && sub.wildcard && sub.names.size === 0) {
-      return { upserts: view.allSorted(kind), removed: [] };
+      const all = view.allSorted(kind);
+      return { upserts: all, removed: [], parts: wildcardParts(view, kind, all) };
     }
     let matched = 0; // held names offered: when that is every held name, nothing is removed
     const offer = (r: EncodedResource | undefined, name: string): void => {
@@ -236,7 +240,10 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       }
     }
     upserts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { upserts, removed: removed.sort() };
+    // A fresh subscription to names only (a new stream's EDS/RDS): the shared block, if it is one.
+    const parts =
+      held.size === 0 && !sub.wildcard ? namedParts(view, kind, sub.names, upserts) : undefined;
+    return { upserts, removed: removed.sort(), parts };
   }
 
   /** Every name that could matter: what the view offers, what the proxy may have. */
@@ -271,6 +278,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     upserts: readonly EncodedResource[],
     removed: readonly string[],
     stillHeld: ReadonlyMap<string, string | undefined> = new Map(),
+    parts?: readonly Buffer[],
   ): void {
     const sub = this.subs.get(kind)!;
     const typeUrl = TYPE_URLS[kind];
@@ -292,7 +300,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
             view.version,
             typeUrl,
             nonce,
-            upserts.map((r) => r.deltaEntry),
+            parts ?? upserts.map((r) => r.deltaEntry),
             removed,
           )),
       {
