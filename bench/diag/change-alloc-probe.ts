@@ -1,6 +1,7 @@
 // What one endpoint flip costs the store at W9 declared (1,000 services × 10 instances, 10
 // declared upstreams each, 10,000 proxies watched): scoped snapshots made, views handed out
-// (new objects and pushes), and the bytes the new generation keeps until the next change.
+// (new objects and pushes), watchers the fan-out visited, and the bytes the new generation
+// keeps until the next change.
 // Old views are pinned across the change, so the heap's growth after a full GC is what the
 // change made and kept (not what it replaced). No network, no streams.
 //
@@ -74,6 +75,7 @@ for (const flip of catalog.planFlips(changes)) {
   const pinned = [...last]; // the old generation stays alive: growth = what the change kept
   const heapBefore = process.memoryUsage().heapUsed;
   const scopesBefore = store.counters.scopesBuilt;
+  const visitsBefore = store.counters.watchersVisited;
   takes = newViews = majors = 0;
   snapshots.clear();
   catalog.apply(flip);
@@ -92,7 +94,8 @@ for (const flip of catalog.planFlips(changes)) {
   const kept = process.memoryUsage().heapUsed - heapBefore;
   console.log(
     `flip ${flip.service}: ${store.counters.scopesBuilt - scopesBefore} scoped snapshots made, ` +
-      `${snapshots.size} handed out, ${newViews} new views, ${takes} views handed ` +
+      `${snapshots.size} handed out, ${store.counters.watchersVisited - visitsBefore} ` +
+      `watchers visited, ${newViews} new views, ${takes} views handed ` +
       `(pushes), kept ${(kept / 2 ** 20).toFixed(1)} MiB, ${ms.toFixed(0)} ms (build and ` +
       `fan-out; fan-out ${notifyMs.toFixed(0)} ms), ` +
       `${majors} mark-compacts`,
