@@ -8,7 +8,7 @@ export {
   proxyLocality,
   MESH_GATEWAY_SERVICE,
 } from './proxy.js';
-export { proxyScope, reachableFrom } from './scope.js';
+export { proxyScope, reachableFrom, sameReach } from './scope.js';
 export { localityKey, localityRank, datacenterOrder } from './locality.js';
 export { backendName } from './names.js';
 export type { MeshInputs } from './inputs.js';

@@ -2,7 +2,13 @@
 // intentions, else everything; closed over routes, splits, redirects, mirrors and failover.
 import { describe, expect, it } from 'vitest';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import { buildMesh, DEFAULT_MESH_SETTINGS, meshProxy, proxyScope } from '../../src/mesh/index.js';
+import {
+  buildMesh,
+  DEFAULT_MESH_SETTINGS,
+  meshProxy,
+  proxyScope,
+  sameReach,
+} from '../../src/mesh/index.js';
 import type { Mesh, ScopeMode } from '../../src/mesh/types.js';
 import { parsePolicy } from '../../src/policy/schema.js';
 import { parseTrafficDocument } from '../../src/traffic/schema.js';
@@ -195,5 +201,60 @@ describe('proxyScope', () => {
     ).toThrow(
       /upstreams\[1\]\.localBindPort: 127\.0\.0\.1:9000 is already the local bind address of upstream "api"/,
     );
+  });
+});
+
+describe('scopes across meshes (sameReach)', () => {
+  // One settings object, as the store passes it to every build.
+  const settingsOf = (scope: ScopeMode) => ({ ...DEFAULT_MESH_SETTINGS, scope });
+  const build = (
+    settings: ReturnType<typeof settingsOf>,
+    upstreams: Record<string, unknown[]>,
+    address = '10.0.0.1',
+    policyDoc?: unknown,
+  ) =>
+    buildMesh({
+      catalog: parseCatalog({
+        services: names.map((name, i) => ({
+          name,
+          instances: [
+            {
+              id: `${name}-1`,
+              address: name === 'api' ? address : `10.0.0.${i + 1}`,
+              port: 80,
+              sidecarPort: 15006,
+            },
+          ],
+          ...(upstreams[name] ? { upstreams: upstreams[name] } : {}),
+        })),
+      }),
+      traffic: parseTrafficDocument([]),
+      ...(policyDoc ? { policy: parsePolicy(policyDoc) } : {}),
+      settings,
+    });
+
+  it('an endpoint change keeps every scope (the same objects); an upstream change does not', () => {
+    const settings = settingsOf('declared');
+    const a = build(settings, { web: ['api'], api: ['billing'] });
+    const first = proxyScope(a, 'web');
+    const b = build(settings, { web: ['api'], api: ['billing'] }, '10.9.9.9');
+    expect(sameReach(a, b)).toBe(true);
+    expect(proxyScope(b, 'web')).toBe(first);
+    const c = build(settings, { web: ['api', 'search'], api: ['billing'] }, '10.9.9.9');
+    expect(sameReach(b, c)).toBe(false);
+    expect(proxyScope(c, 'web').services).toEqual(['api', 'search']);
+  });
+
+  it('scope policy: a destination allowing another caller changes the reach', () => {
+    const settings = settingsOf('policy');
+    const a = build(settings, {}, '10.0.0.1', policy);
+    expect(proxyScope(a, 'web').services).toEqual(['api', 'search']);
+    const wider = {
+      ...policy,
+      rules: [...policy.rules, { from: ['web'], to: ['ledger'], action: 'allow' }],
+    };
+    const b = build(settings, {}, '10.0.0.1', wider);
+    expect(sameReach(a, b)).toBe(false);
+    expect(proxyScope(b, 'web').services).toEqual(['api', 'ledger', 'search']);
   });
 });
