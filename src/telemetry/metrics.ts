@@ -136,6 +136,11 @@ export class Metrics implements XdsObserver {
       () => store.counters.snapshotsBuilt,
     );
     this.counterFrom(
+      'fanout_watchers_visited_total',
+      'Watchers the fan-out visited (a change visits only the proxies whose scope or own resources it touched)',
+      () => store.counters.watchersVisited,
+    );
+    this.counterFrom(
       'snapshot_build_errors_total',
       'Snapshot builds that failed (previous snapshot kept)',
       () => store.counters.buildErrors,

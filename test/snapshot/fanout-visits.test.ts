@@ -1,6 +1,7 @@
 // A change visits only the watchers it touches (issue 16, W9: every endpoint change visited all
 // 10,000 watchers to hand 100 a view): the proxies of the changed service and those holding a
-// scope that has it. Counted with the store's watchersVisited counter; what every watcher holds
+// scope that has it. Counted as an operator sees it (lucid_mesh_fanout_watchers_visited_total,
+// the store's watchersVisited); what every watcher holds
 // afterwards must be what the store would hand it now (nothing skipped that changed).
 import { describe, expect, it } from 'vitest';
 import { parseCatalog } from '../../src/catalog/schema.js';
@@ -9,6 +10,7 @@ import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
 import type { ProxyView } from '../../src/snapshot/proxy-view.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
+import { Metrics } from '../../src/telemetry/metrics.js';
 
 interface Shape {
   /** s0's first instance's address (an endpoint change of s0). */
@@ -81,13 +83,18 @@ const visitsOf = (store: SnapshotStore, change: () => void): number => {
 };
 
 describe('the fan-out visits only the watchers a change touches', () => {
-  it("an endpoint change visits the changed service's proxies and its scope's holders only", () => {
+  it("an endpoint change visits the changed service's proxies and its scope's holders only", async () => {
     const { store, handed, allCurrent } = watched();
+    const metrics = new Metrics({ store, streams: () => [] });
+    const scrape = async () => {
+      const text = await metrics.registry.metrics();
+      return Number(/^lucid_mesh_fanout_watchers_visited_total (\d+)$/m.exec(text)?.[1]);
+    };
     handed.clear();
-    const visited = visitsOf(store, () => {
-      store.setCatalog(catalog({ s0Address: '10.0.0.99' }));
-      store.flush();
-    });
+    const before = await scrape();
+    store.setCatalog(catalog({ s0Address: '10.0.0.99' }));
+    store.flush();
+    const visited = (await scrape()) - before;
     // s0-1, s0-2 (their own service), s4-*, s5-* (their scope holds s0), and the stray.
     expect(visited).toBe(2 + 4 + 1);
     // Handed a view: the holders of the scope {s0, s1}; s0's own resources did not change.
