@@ -4,13 +4,17 @@
 // the store's watchersVisited); what every watcher holds
 // afterwards must be what the store would hand it now (nothing skipped that changed).
 import { describe, expect, it } from 'vitest';
+import { MemoryCaStore, openCa } from '../../src/ca/index.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import type { ProxyIdentity } from '../../src/catalog/model.js';
 import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
 import type { ProxyView } from '../../src/snapshot/proxy-view.js';
+import type { SecretProvider } from '../../src/snapshot/secrets.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
+import { CaSecretProvider } from '../../src/security/ca-secrets.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
+import { waitFor } from '../support/wait.js';
 
 interface Shape {
   /** s0's first instance's address (an endpoint change of s0). */
@@ -40,12 +44,17 @@ function catalog(shape: Shape = {}) {
   });
 }
 
-function watched(first = catalog()) {
+function watched(first = catalog(), secrets?: SecretProvider) {
   const store = new SnapshotStore({
     logger: silentLogger,
     debounceMs: 0,
     maxDebounceMs: 0,
-    settings: { ...DEFAULT_MESH_SETTINGS, scope: 'declared' },
+    settings: {
+      ...DEFAULT_MESH_SETTINGS,
+      scope: 'declared',
+      ...(secrets ? { mtls: { trustDomain: 'lucid.internal', namespace: 'default' } } : {}),
+    },
+    ...(secrets ? { secrets } : {}),
   });
   store.setCatalog(first);
   store.flush();
@@ -101,6 +110,38 @@ describe('the fan-out visits only the watchers a change touches', () => {
     expect([...handed.keys()].sort()).toEqual(['s4-1', 's4-2', 's5-1', 's5-2']);
     allCurrent();
     store.close();
+  });
+
+  it('with mTLS (identity and trust bundle secrets from the built-in CA) too', async () => {
+    const ca = await openCa({ store: new MemoryCaStore(), env: {} });
+    const { store, proxies, handed, allCurrent } = watched(
+      catalog(),
+      new CaSecretProvider(ca.leaves, silentLogger),
+    );
+    try {
+      // Leaves are issued on first demand; each one issued rebuilds (every watcher visited).
+      await waitFor(
+        () => {
+          store.flush();
+          return proxies.every((p) => store.viewFor(p).get('secrets', 'default') !== undefined);
+        },
+        { what: 'every proxy with its identity' },
+      );
+      store.flush();
+      allCurrent();
+      handed.clear();
+      const visited = visitsOf(store, () => {
+        store.setCatalog(catalog({ s0Address: '10.0.0.99' }));
+        store.flush();
+      });
+      // The same as without secrets: the secrets are the same objects, so the map is kept.
+      expect(visited).toBe(2 + 4 + 1);
+      expect([...handed.keys()].sort()).toEqual(['s4-1', 's4-2', 's5-1', 's5-2']);
+      allCurrent();
+    } finally {
+      store.close();
+      ca.stop();
+    }
   });
 
   it('over a sequence of changes every watcher holds what the store would hand it', () => {
