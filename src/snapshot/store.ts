@@ -50,14 +50,18 @@ import {
 import { emptyResourceSet, type ResourceSet } from '../translate/types.js';
 import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
 import { Debouncer } from './debouncer.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
 import { ResourceEncoder } from './encoder.js';
+import { SlicedPass, Watch, WatchIndex } from './fanout.js';
 import { lazyResource } from './lazy-resource.js';
 import { compactMap } from './small-map.js';
 import { proxyInputs } from './proxy-inputs.js';
 import { ProxyView } from './proxy-view.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
+
+export type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
 
 export interface StoreOptions {
   /** Quiet time after a source change before a new snapshot is built. */
@@ -82,13 +86,6 @@ const NO_RESOURCES: ResourceMap = new Map();
 /** At most this many patched builds in a row (see encodeShared). */
 const FULL_ENCODE_EVERY = 256;
 
-/**
- * How long the fan-out runs before letting I/O through (see notifyWatchers). Long enough for
- * ~2500 proxies in one go: measured with 1000, a pass that spilled into a second slice (20 ms
- * slices) left the rest of the proxies waiting behind the ACKs of the first, and their update
- * arrived ~50 ms later (fan-out 80–120 ms instead of 45–65 ms).
- */
-const NOTIFY_SLICE_MS = 50;
 export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
 
 /**
@@ -107,40 +104,9 @@ const MAX_PLACEHOLDERS = 1024;
 const OWN_ENTRIES_PER_PROXY = 8;
 const OWN_ENTRIES_SLACK = 4096;
 
-export type ViewListener = (view: ProxyView) => void;
-
-/**
- * A watcher as one object with methods (an xDS stream): what `watch` keeps of it is a pointer,
- * where a listener and an error callback are two closures per proxy (~300 B with the
- * function that stops watching; bench --heap-snapshot, W9).
- */
-export interface ViewWatcher {
-  takeView(view: ProxyView): void;
-  buildFailed?(message: string | undefined): void;
-}
-
-/** Stops a watch (and lets the store forget a proxy no other watch is for). */
-export interface WatchHandle {
-  stop(): void;
-}
 export type SnapshotListener = (snapshot: Snapshot, previous: Snapshot | undefined) => void;
 
 /** What the xDS server needs from the store. */
-export interface ConfigWatcher {
-  /**
-   * Calls `listener` (or its takeView) with the proxy's current view as soon as one exists
-   * (immediately if the store is ready) and again after every change. When the proxy's own
-   * resources cannot be built, `listener` is not called (the proxy keeps what it has) and
-   * `buildError` (or the watcher's buildFailed) is told why; it is told `undefined` once a
-   * build succeeds.
-   */
-  watch(
-    proxy: ProxyIdentity,
-    listener: ViewListener | ViewWatcher,
-    buildError?: (message: string | undefined) => void,
-  ): WatchHandle;
-}
-
 export interface StoreCounters {
   snapshotsBuilt: number;
   buildErrors: number;
@@ -158,38 +124,6 @@ export interface StoreCounters {
    * scope or own resources it touched are visited (see touched), not every one.
    */
   watchersVisited: number;
-}
-
-class Watch implements WatchHandle {
-  /** Its last build failed (buildError was told so). */
-  failing = false;
-  /** The view it was last handed: a build that leaves it unchanged hands it nothing. */
-  view: ProxyView | undefined;
-  /** The index it is in: its service's holders, or the strays (see SnapshotStore.index). */
-  group: Set<Watch> | undefined;
-
-  constructor(
-    readonly proxy: ProxyIdentity,
-    /** The proxy's key in views/ownCache (see keyOf). */
-    readonly key: string,
-    private readonly listener: ViewListener | ViewWatcher,
-    private readonly onBuildError: ((message: string | undefined) => void) | undefined,
-    private readonly release: (w: Watch) => void,
-  ) {}
-
-  stop(): void {
-    this.release(this);
-  }
-
-  take(view: ProxyView): void {
-    if (typeof this.listener === 'function') this.listener(view);
-    else this.listener.takeView(view);
-  }
-
-  buildError(message: string | undefined): void {
-    if (this.onBuildError) this.onBuildError(message);
-    else if (typeof this.listener !== 'function') this.listener.buildFailed?.(message);
-  }
 }
 
 /** Entries kept per proxy key (tests check that asking about random nodes leaves none). */
@@ -252,16 +186,17 @@ export class SnapshotStore implements ConfigWatcher {
   private meshGeneration = 0;
   private builtMeshGeneration = -1;
   private builtInputsGeneration = -1;
-  private readonly watches = new Set<Watch>();
-  /**
-   * Watches by what they hold (see index): a proxy that is an instance of its service, by that
-   * service (its scope and own resources follow from it); every other watch is a stray, visited
-   * on every change.
-   */
-  private readonly holders = new Map<string, Set<Watch>>();
-  private readonly strays = new Set<Watch>();
-  /** The fan-out pass under way: a newer one also visits what it had left. */
-  private pass: { readonly watchers: readonly Watch[]; next: number } | undefined;
+  /** The watches, by what a change can touch of them (fanout.ts). */
+  private readonly watches = new WatchIndex();
+  /** The fan-out pass (a newer one also visits what a running one had left). */
+  private readonly fanout = new SlicedPass<Watch>(
+    () => this.watches.all,
+    (w) => {
+      if (!this.watches.has(w)) return; // stopped since the pass began
+      this.counters.watchersVisited++;
+      this.serve(w);
+    },
+  );
   /** Shared names whose encoded resource the last build changed (undefined: a full encode). */
   private sharedChanges: PatchedNames | undefined;
   /** Watches per proxy key: a key's cached view and resources go when its last watch does. */
@@ -333,7 +268,6 @@ export class SnapshotStore implements ConfigWatcher {
   private readonly translateProxy: (mesh: Mesh, proxy: MeshProxy) => ResourceSet;
   private readonly snapshotListeners = new Set<SnapshotListener>();
   private readonly notifiedListeners = new Set<(snapshot: Snapshot) => void>();
-  private notifyPass = 0;
 
   constructor(options: StoreOptions) {
     this.logger = options.logger;
@@ -418,8 +352,6 @@ export class SnapshotStore implements ConfigWatcher {
   close(): void {
     this.debouncer.cancel();
     this.watches.clear();
-    this.holders.clear();
-    this.strays.clear();
     this.unwatchedOwn.clear();
     this.watchedKeys.clear();
     this.failing.clear();
@@ -458,7 +390,6 @@ export class SnapshotStore implements ConfigWatcher {
     const key = keyOf(proxy);
     const w = new Watch(proxy, key, listener, buildError, this.release);
     this.watches.add(w);
-    this.index(w, this.strays);
     this.watchedKeys.set(key, (this.watchedKeys.get(key) ?? 0) + 1);
     if (this.current) this.serve(w);
     return w;
@@ -467,7 +398,6 @@ export class SnapshotStore implements ConfigWatcher {
   /** Ends a watch (Watch.stop): one function for every watch, not a closure per proxy. */
   private readonly release = (w: Watch): void => {
     if (!this.watches.delete(w)) return;
-    this.index(w, undefined);
     const key = w.key;
     const left = (this.watchedKeys.get(key) ?? 1) - 1;
     if (left > 0) {
@@ -503,7 +433,7 @@ export class SnapshotStore implements ConfigWatcher {
       }
       this.failing.set(w.key, message);
       w.failing = true;
-      this.index(w, this.strays);
+      this.watches.stray(w);
       w.buildError(message);
       return;
     }
@@ -514,7 +444,7 @@ export class SnapshotStore implements ConfigWatcher {
       w.failing = false;
       w.buildError(undefined);
     }
-    this.index(w, this.groupOf(w.proxy));
+    this.watches.served(w, this.current!.mesh);
     if (view === w.view) return; // it has this one already
     w.view = view;
     try {
@@ -523,32 +453,6 @@ export class SnapshotStore implements ConfigWatcher {
       // A watcher's own failure (its stream reports it) must not end the pass for the rest.
       this.logger.error({ err, node: w.proxy.nodeId }, 'a watcher failed to take its view');
     }
-  }
-
-  /**
-   * Where a served watch belongs: with its service's holders when it is an instance of that
-   * service (what a change touches of it then follows from the service), else a stray.
-   */
-  private groupOf(proxy: ProxyIdentity): Set<Watch> {
-    const service = proxy.service;
-    if (!service || findMeshInstance(this.current!.mesh, proxy.nodeId)?.service.name !== service) {
-      return this.strays;
-    }
-    let group = this.holders.get(service);
-    if (!group) this.holders.set(service, (group = new Set()));
-    return group;
-  }
-
-  /** Moves `w` into `group` (undefined: out of every index). */
-  private index(w: Watch, group: Set<Watch> | undefined): void {
-    const was = w.group;
-    if (was === group) return;
-    if (was) {
-      was.delete(w);
-      if (was.size === 0 && was !== this.strays) this.holders.delete(w.proxy.service!);
-    }
-    group?.add(w);
-    w.group = group;
   }
 
   /**
@@ -926,8 +830,8 @@ export class SnapshotStore implements ConfigWatcher {
     }
     const byScope = this.scoped.get('');
     const scopeTouched = new Map<string, boolean>();
-    const visit: Watch[] = [...this.strays];
-    for (const [service, holders] of this.holders) {
+    const visit: Watch[] = [...this.watches.strays];
+    for (const [service, holders] of this.watches.holders) {
       const scope = proxyScope(b, service);
       let touched =
         changed.has(service) || scope.key === undefined || scope !== proxyScope(a, service);
@@ -949,39 +853,9 @@ export class SnapshotStore implements ConfigWatcher {
     return visit;
   }
 
-  /**
-   * Hands every watcher its view of `snapshot`, in slices of NOTIFY_SLICE_MS with the event
-   * loop let through in between: a mesh of thousands of proxies does not hold up health checks,
-   * keepalives and the first proxies' writes until the last proxy has been served.
-   * A newer snapshot takes over a pass still running; it covers every watcher itself.
-   */
+  /** Hands the watchers in `visit` (undefined: every one) their view of `snapshot`. */
   private notifyWatchers(snapshot: Snapshot, visit?: readonly Watch[]): void {
-    const pass = ++this.notifyPass;
-    // What a replaced pass had not reached yet is owed this snapshot too.
-    const left = this.pass ? this.pass.watchers.slice(this.pass.next) : [];
-    const watchers = !visit
-      ? [...this.watches]
-      : left.length === 0
-        ? visit
-        : [...new Set([...left, ...visit])];
-    const run = { watchers, next: 0 };
-    this.pass = run;
-    const slice = (): void => {
-      if (pass !== this.notifyPass) return;
-      const until = performance.now() + NOTIFY_SLICE_MS;
-      while (run.next < watchers.length) {
-        const w = watchers[run.next++]!;
-        if (this.watches.has(w)) {
-          this.counters.watchersVisited++;
-          this.serve(w);
-        }
-        if (performance.now() >= until) break;
-      }
-      if (run.next < watchers.length) {
-        setImmediate(slice);
-        return;
-      }
-      this.pass = undefined;
+    this.fanout.start(visit, () => {
       // Forget unwatched proxies not asked about since the previous build. Watched ones go
       // with their last watch (release): a pass visits only what a change touched.
       for (const key of this.unwatchedOwn) {
@@ -994,8 +868,7 @@ export class SnapshotStore implements ConfigWatcher {
       }
       this.ownGeneration++;
       for (const listener of this.notifiedListeners) listener(snapshot);
-    };
-    slice();
+    });
   }
 
   /**
