@@ -9,25 +9,19 @@ import {
 import {
   buildMesh,
   MeshCache,
-  findMeshInstance,
   gatewayOf,
   localityKey,
-  meshProxy,
   meshService,
-  meshServiceNames,
   proxyLocality,
   proxyScope,
 } from '../mesh/index.js';
 import {
   DEFAULT_MESH_SETTINGS,
   type Mesh,
-  type MeshInstance,
   type MeshProxy,
-  type MeshService,
   type MeshGatewayMode,
   type MeshSettings,
   type PlacedLocality,
-  type ProxyScope,
 } from '../mesh/types.js';
 import type { Policy } from '../policy/schema.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
@@ -42,11 +36,7 @@ import {
   translateShared,
 } from '../translate/index.js';
 import { emptyLoadAssignment } from '../translate/endpoints.js';
-import {
-  IDENTITY_SECRET_NAME,
-  OUTBOUND_ROUTE_NAME,
-  TRUST_BUNDLE_SECRET_NAME,
-} from '../translate/names.js';
+import { OUTBOUND_ROUTE_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
 import { emptyResourceSet, type ResourceSet } from '../translate/types.js';
 import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -55,10 +45,9 @@ import { Debouncer } from './debouncer.js';
 import { encodeResource, type EncodedResource } from './encoded-resource.js';
 import { ResourceEncoder } from './encoder.js';
 import { SlicedPass, Watch, WatchIndex } from './fanout.js';
-import { lazyResource } from './lazy-resource.js';
-import { compactMap } from './small-map.js';
-import { proxyInputs } from './proxy-inputs.js';
 import { ProxyView } from './proxy-view.js';
+import { encodeSet, NO_RESOURCES } from './encode-set.js';
+import { OwnResources } from './own-resources.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
 
 export type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
@@ -82,7 +71,6 @@ export interface StoreOptions {
 
 export const DEFAULT_DEBOUNCE_MS = 100;
 
-const NO_RESOURCES: ResourceMap = new Map();
 /** At most this many patched builds in a row (see encodeShared). */
 const FULL_ENCODE_EVERY = 256;
 
@@ -96,14 +84,6 @@ export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
  */
 const MAX_LOCALITY_SNAPSHOTS = 256;
 const MAX_PLACEHOLDERS = 1024;
-/**
- * Encoder entries a connected proxy's own resources may add between builds (a sidecar has
- * 2–4: outbound and inbound listener, local cluster, identity; more with upstream overrides),
- * and slack for proxies coming and going. Past it, own resources are encoded uncached.
- */
-const OWN_ENTRIES_PER_PROXY = 8;
-const OWN_ENTRIES_SLACK = 4096;
-
 export type SnapshotListener = (snapshot: Snapshot, previous: Snapshot | undefined) => void;
 
 /** What the xDS server needs from the store. */
@@ -207,28 +187,9 @@ export class SnapshotStore implements ConfigWatcher {
   /** placeholder() as one function every view shares (a closure per view was ~100 B). */
   private readonly placeholderOf = (kind: ResourceKind, name: string) =>
     this.placeholder(kind, name);
-  /** The encoder's entries right after the last build (shared resources and their history). */
-  private encodedAtBuild = 0;
   private readonly views = new Map<string, ProxyView>();
-  private readonly ownCache = new Map<
-    string,
-    {
-      inputs: string;
-      inputsGeneration: number;
-      /** The mesh objects it was made from: the same objects mean the same inputs. */
-      service?: MeshService;
-      instance?: MeshInstance;
-      ownService?: MeshService;
-      /** The service names its DNS listener answers (meshServiceNames: same list, same array). */
-      dnsNames?: readonly string[];
-      /** Its scope (proxyScope: an equal scope is the same object from build to build). */
-      scope?: ProxyScope;
-      own: KindMaps;
-      generation: number;
-    }
-  >();
-  /** Keys in ownCache of proxies asked about but not watched (see notifyWatchers). */
-  private readonly unwatchedOwn = new Set<string>();
+  /** Proxies' own resources, cached per proxy key. */
+  private readonly own: OwnResources;
   private readonly meshCache = new MeshCache();
   /**
    * The latest scoped snapshot of each locality group and scope (see scopedSnapshot), kept
@@ -261,11 +222,9 @@ export class SnapshotStore implements ConfigWatcher {
   private traffic: TrafficConfig = EMPTY_TRAFFIC;
   private policy: Policy | undefined;
   private settings: MeshSettings;
-  private ownGeneration = 0;
   private readonly debouncer: Debouncer;
   private readonly secrets: SecretProvider | undefined;
   private readonly logger: Logger;
-  private readonly translateProxy: (mesh: Mesh, proxy: MeshProxy) => ResourceSet;
   private readonly snapshotListeners = new Set<SnapshotListener>();
   private readonly notifiedListeners = new Set<(snapshot: Snapshot) => void>();
 
@@ -273,7 +232,12 @@ export class SnapshotStore implements ConfigWatcher {
     this.logger = options.logger;
     this.settings = options.settings ?? DEFAULT_MESH_SETTINGS;
     this.secrets = options.secrets;
-    this.translateProxy = options.translateProxy ?? translateProxy;
+    this.own = new OwnResources(
+      this.encoder,
+      this.secrets,
+      options.translateProxy ?? translateProxy,
+      this.watchedKeys,
+    );
     this.secrets?.onChange(() => this.refresh());
     this.debouncer = new Debouncer(
       options.debounceMs ?? DEFAULT_DEBOUNCE_MS,
@@ -352,7 +316,7 @@ export class SnapshotStore implements ConfigWatcher {
   close(): void {
     this.debouncer.cancel();
     this.watches.clear();
-    this.unwatchedOwn.clear();
+    this.own.close();
     this.watchedKeys.clear();
     this.failing.clear();
   }
@@ -361,11 +325,11 @@ export class SnapshotStore implements ConfigWatcher {
   cacheSizes(): StoreCacheSizes {
     return {
       views: this.views.size,
-      ownResources: this.ownCache.size,
+      ownResources: this.own.size,
       localities: this.localities.size,
       placeholders: this.placeholders.size,
       encoded: this.encoder.size,
-      encodedAtBuild: this.encodedAtBuild,
+      encodedAtBuild: this.own.encoderBaseline,
       failingProxies: this.failing.size,
     };
   }
@@ -408,7 +372,7 @@ export class SnapshotStore implements ConfigWatcher {
     // client's to choose, and a client reconnecting under new ones must not grow the store.
     this.watchedKeys.delete(key);
     this.views.delete(key);
-    this.ownCache.delete(key);
+    this.own.forget(key);
     this.failing.delete(key);
   };
 
@@ -466,7 +430,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), true),
       proxy,
     );
-    const own = this.ownResources(key, proxy, current.mesh);
+    const own = this.own.of(key, proxy, current.mesh, this.inputsGeneration);
     let view = this.views.get(key);
     // Same scoped snapshot and own resources: the same view, and its watchers are sent nothing.
     if (!view || !view.madeOf(snapshot, own)) {
@@ -489,8 +453,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), false),
       proxy,
     );
-    const mesh = current.mesh;
-    const own = encodeUncached(this.ownSet(proxy, mesh, meshProxy(mesh, proxy)));
+    const own = this.own.preview(proxy, current.mesh);
     return new ProxyView(
       snapshot,
       own,
@@ -628,96 +591,6 @@ export class SnapshotStore implements ConfigWatcher {
     return snapshot;
   }
 
-  /**
-   * A proxy's own resources. They depend only on what the mesh says of the proxy (its
-   * instance, its service's upstream overrides) and the non-mesh inputs (secrets), so most
-   * snapshots reuse them untranslated: an endpoint change elsewhere costs a connected proxy a
-   * lookup, not a translation. The key is the content of its MeshProxy.
-   */
-  private ownResources(key: string, proxy: ProxyIdentity, mesh: Mesh): KindMaps {
-    const found = findMeshInstance(mesh, proxy.nodeId);
-    const ownService = proxy.service ? meshService(mesh, proxy.service) : undefined;
-    const cached = this.ownCache.get(key);
-    // A gateway's resources follow every service of its datacenter: no identity shortcut
-    // (there are few gateways; the encoder still skips what did not change).
-    const gateway = gatewayOf(mesh, proxy) !== undefined;
-    const dnsNames = proxy.dnsPort !== undefined ? meshServiceNames(mesh) : undefined;
-    const scope = proxyScope(mesh, proxy.service);
-    // Unchanged parts of the mesh keep their objects from one snapshot to the next, so the
-    // common case is three identity checks, not a comparison of contents.
-    if (
-      !gateway &&
-      cached &&
-      cached.service === found?.service &&
-      cached.instance === found?.instance &&
-      cached.ownService === ownService &&
-      cached.dnsNames === dnsNames &&
-      cached.scope === scope &&
-      cached.inputsGeneration === this.inputsGeneration
-    ) {
-      cached.generation = this.ownGeneration;
-      return cached.own;
-    }
-    const meshView = meshProxy(mesh, proxy);
-    const inputs = proxyInputs(this.inputsGeneration, meshView);
-    if (!gateway && cached && cached.inputs === inputs) {
-      cached.service = found?.service;
-      cached.instance = found?.instance;
-      cached.ownService = ownService;
-      cached.dnsNames = dnsNames;
-      cached.scope = scope;
-      cached.generation = this.ownGeneration;
-      return cached.own;
-    }
-    const set = this.ownSet(proxy, mesh, meshView);
-    const identity = set.secrets.has(IDENTITY_SECRET_NAME);
-    // Every proxy's identity secret has the same name: cache each service's separately.
-    // Own resources are named after what the node says (its outbound port, its service), so
-    // past a bound on what connected proxies can account for, they are not kept in the
-    // encoder's cache (its entries only go at the next build).
-    const own = this.encoderHasRoom()
-      ? this.encodeSet(
-          set,
-          (kind, name) =>
-            kind === 'secrets' && name === IDENTITY_SECRET_NAME ? `${name}@${proxy.service}` : name,
-          true,
-        )
-      : encodeUncached(set);
-    // Not cached while the identity is still being issued: the next build must ask again.
-    if (!proxy.service || !this.secrets || identity) {
-      this.ownCache.set(key, {
-        inputs,
-        inputsGeneration: this.inputsGeneration,
-        service: found?.service,
-        instance: found?.instance,
-        ownService,
-        dnsNames,
-        scope,
-        own,
-        generation: this.ownGeneration,
-      });
-      if (!this.watchedKeys.has(key)) this.unwatchedOwn.add(key);
-    }
-    return own;
-  }
-
-  /**
-   * Whether proxies' own resources may still be added to the encoder's cache: up to
-   * OWN_ENTRIES_PER_PROXY per watched proxy (and some slack) beyond what the last build left.
-   */
-  private encoderHasRoom(): boolean {
-    const room = OWN_ENTRIES_PER_PROXY * this.watchedKeys.size + OWN_ENTRIES_SLACK;
-    return this.encoder.size < this.encodedAtBuild + room;
-  }
-
-  /** A proxy's own resources, translated (with its identity secret once it is issued). */
-  private ownSet(proxy: ProxyIdentity, mesh: Mesh, meshView: MeshProxy): ResourceSet {
-    const set = this.translateProxy(mesh, meshView);
-    const identity = proxy.service ? this.secrets?.identity(proxy.service) : undefined;
-    if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
-    return set;
-  }
-
   private build(changedAt: number): void {
     const offered = this.pending ?? this.catalog;
     this.pending = undefined;
@@ -743,7 +616,7 @@ export class SnapshotStore implements ConfigWatcher {
       if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
       const translatedAt = preciseNow();
       const shared = this.encodeShared(set);
-      this.encodedAtBuild = this.encoder.size;
+      this.own.built();
       snapshot = new Snapshot(Snapshot.versionOf(shared), mesh, shared, changedAt, Date.now());
       this.lastBuild = {
         startedAt,
@@ -856,17 +729,7 @@ export class SnapshotStore implements ConfigWatcher {
   /** Hands the watchers in `visit` (undefined: every one) their view of `snapshot`. */
   private notifyWatchers(snapshot: Snapshot, visit?: readonly Watch[]): void {
     this.fanout.start(visit, () => {
-      // Forget unwatched proxies not asked about since the previous build. Watched ones go
-      // with their last watch (release): a pass visits only what a change touched.
-      for (const key of this.unwatchedOwn) {
-        const entry = this.ownCache.get(key);
-        if (entry && this.watchedKeys.has(key)) this.unwatchedOwn.delete(key);
-        else if (!entry || entry.generation < this.ownGeneration) {
-          this.ownCache.delete(key);
-          this.unwatchedOwn.delete(key);
-        }
-      }
-      this.ownGeneration++;
+      this.own.sweep();
       for (const listener of this.notifiedListeners) listener(snapshot);
     });
   }
@@ -905,7 +768,10 @@ export class SnapshotStore implements ConfigWatcher {
         if (!map) return from;
         return map.size === 0 ? NO_RESOURCES : map;
       };
-      const encoded = this.encodeSet({ ...emptyResourceSet(), secrets: set.secrets }).secrets;
+      const encoded = encodeSet(this.encoder, {
+        ...emptyResourceSet(),
+        secrets: set.secrets,
+      }).secrets;
       // The same secrets keep the very map: a scope's snapshot is kept only with it.
       const secrets = sameEntries(last.secrets, encoded) ? last.secrets : encoded;
       shared = {
@@ -921,28 +787,10 @@ export class SnapshotStore implements ConfigWatcher {
       this.sharedChanges = undefined;
       this.patchedBuilds = 0;
       this.encoder.nextGeneration();
-      shared = this.encodeSet(set);
+      shared = encodeSet(this.encoder, set);
     }
     this.lastShared = shared;
     return shared;
-  }
-
-  private encodeSet(
-    set: ResourceSet,
-    cacheKey: (kind: ResourceKind, name: string) => string = (_kind, name) => name,
-    perProxy = false,
-  ): KindMaps {
-    const out = {} as { [K in ResourceKind]: ResourceMap };
-    for (const kind of RESOURCE_KINDS) {
-      const map = new Map<string, EncodedResource>();
-      for (const [name, message] of set[kind]) {
-        map.set(name, this.encoder.encode(kind, name, message, cacheKey(kind, name), perProxy));
-      }
-      // Most proxies have no own resources of most kinds: one shared empty map for those, and
-      // their few others in fields, not a hash table (compactMap).
-      out[kind] = map.size === 0 ? NO_RESOURCES : perProxy ? compactMap(map) : map;
-    }
-    return out;
   }
 
   /**
@@ -974,17 +822,6 @@ function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
     if (n !== name || s !== r) return false;
   }
   return true;
-}
-
-/** A proxy's own resources without the encoder's cache (versioned as its cached ones are). */
-function encodeUncached(set: ResourceSet): KindMaps {
-  const out = {} as { [K in ResourceKind]: ResourceMap };
-  for (const kind of RESOURCE_KINDS) {
-    const map = new Map<string, EncodedResource>();
-    for (const [name, message] of set[kind]) map.set(name, lazyResource(kind, name, message));
-    out[kind] = map.size === 0 ? NO_RESOURCES : compactMap(map);
-  }
-  return out;
 }
 
 /**
