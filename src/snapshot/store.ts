@@ -6,22 +6,12 @@ import {
   type Catalog,
   type ProxyIdentity,
 } from '../catalog/model.js';
-import {
-  buildMesh,
-  MeshCache,
-  gatewayOf,
-  localityKey,
-  meshService,
-  proxyLocality,
-  proxyScope,
-} from '../mesh/index.js';
+import { buildMesh, MeshCache, proxyLocality, proxyScope } from '../mesh/index.js';
 import {
   DEFAULT_MESH_SETTINGS,
   type Mesh,
   type MeshProxy,
-  type MeshGatewayMode,
   type MeshSettings,
-  type PlacedLocality,
 } from '../mesh/types.js';
 import type { Policy } from '../policy/schema.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
@@ -30,8 +20,6 @@ import {
   TranslationCache,
   failoverBackends,
   type PatchedNames,
-  homeOf,
-  translateLocality,
   translateProxy,
   translateShared,
 } from '../translate/index.js';
@@ -47,7 +35,9 @@ import { ResourceEncoder } from './encoder.js';
 import { SlicedPass, Watch, WatchIndex } from './fanout.js';
 import { ProxyView } from './proxy-view.js';
 import { encodeSet, NO_RESOURCES } from './encode-set.js';
+import { gatewayModeOf, LocalitySnapshots } from './locality-snapshots.js';
 import { OwnResources } from './own-resources.js';
+import { ScopedSnapshots } from './scoped-snapshots.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
 
 export type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
@@ -77,13 +67,12 @@ const FULL_ENCODE_EVERY = 256;
 export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
 
 /**
- * Bounds on what proxies can make the store keep (their node carries these, so any client can
- * vary them): snapshots of distinct localities (a mesh has a handful; past this, a locality's
- * snapshot is built for each use and not kept) and the empty stand-ins for EDS names nothing
- * has (Envoy asks for these only in transient states; past this, encoded on each use).
+ * The empty stand-ins for EDS names nothing has, kept at most (proxies' nodes name them, so any
+ * client can vary them; Envoy asks for these only in transient states; past this, encoded on
+ * each use).
  */
-const MAX_LOCALITY_SNAPSHOTS = 256;
 const MAX_PLACEHOLDERS = 1024;
+
 export type SnapshotListener = (snapshot: Snapshot, previous: Snapshot | undefined) => void;
 
 /** What the xDS server needs from the store. */
@@ -191,29 +180,16 @@ export class SnapshotStore implements ConfigWatcher {
   /** Proxies' own resources, cached per proxy key. */
   private readonly own: OwnResources;
   private readonly meshCache = new MeshCache();
-  /**
-   * The latest scoped snapshot of each locality group and scope (see scopedSnapshot), kept
-   * from build to build: a scope a change does not touch keeps its snapshot.
-   */
-  private readonly scoped = new Map<string, Map<string, ScopedEntry>>();
-  /**
-   * Which build each kept scoped snapshot belongs to (the snapshot itself stays as it was
-   * made): its latest membership, by the snapshot. See buildOf.
-   */
-  private readonly memberships = new WeakMap<Snapshot, ScopedEntry>();
-  /**
-   * The build a snapshot belongs to, as views ask it (one function all views share): a kept
-   * scoped snapshot's latest build (the base it was last found unchanged over), else its own.
-   */
-  private readonly buildOf = (snapshot: Snapshot): Snapshot =>
-    this.memberships.get(snapshot)?.base ?? snapshot;
-  /** The group key of each kept locality snapshot (the current snapshot's is ''). */
-  private readonly localityKeys = new WeakMap<Snapshot, string>();
-  /** Builds made (scoped entries unused for a whole build are dropped). */
-  private builds = 0;
-  /** Snapshots of callers elsewhere (see localitySnapshot), for the current build. */
-  private readonly localities = new Map<string, Snapshot>();
   private readonly translationCache = new TranslationCache();
+  /** Snapshots of callers elsewhere (failover backends' endpoints as their locality sees them). */
+  private readonly localities = new LocalitySnapshots(this.encoder);
+  /** Scoped snapshots, kept from build to build while their scope is unchanged. */
+  private readonly scoped = new ScopedSnapshots(
+    this.encoder,
+    this.translationCache,
+    this.counters,
+    (base) => (base === this.current ? '' : this.localities.groupOf(base)),
+  );
   /** The last build's encoded shared resources (see encodeShared). */
   private lastShared: KindMaps | undefined;
   /** Builds encoded by patching since the last full pass. */
@@ -426,15 +402,12 @@ export class SnapshotStore implements ConfigWatcher {
   viewFor(proxy: ProxyIdentity, key = keyOf(proxy)): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const snapshot = this.scopedSnapshot(
-      this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), true),
-      proxy,
-    );
+    const snapshot = this.scoped.of(this.localitySnapshot(proxy, true), proxy);
     const own = this.own.of(key, proxy, current.mesh, this.inputsGeneration);
     let view = this.views.get(key);
     // Same scoped snapshot and own resources: the same view, and its watchers are sent nothing.
     if (!view || !view.madeOf(snapshot, own)) {
-      view = new ProxyView(snapshot, own, this.placeholderOf, this.buildOf);
+      view = new ProxyView(snapshot, own, this.placeholderOf, this.scoped.buildOf);
       // Kept for watched proxies only: others (operator dumps, tests) ask with any node.
       if (this.watchedKeys.has(key)) this.views.set(key, view);
     }
@@ -449,10 +422,7 @@ export class SnapshotStore implements ConfigWatcher {
   previewFor(proxy: ProxyIdentity): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const snapshot = this.scopedSnapshot(
-      this.localitySnapshot(proxyLocality(current.mesh, proxy), this.gatewayModeOf(proxy), false),
-      proxy,
-    );
+    const snapshot = this.scoped.of(this.localitySnapshot(proxy, false), proxy);
     const own = this.own.preview(proxy, current.mesh);
     return new ProxyView(
       snapshot,
@@ -461,134 +431,20 @@ export class SnapshotStore implements ConfigWatcher {
         kind === 'endpoints'
           ? (this.placeholders.get(name) ?? encodeResource(kind, name, emptyLoadAssignment(name)))
           : undefined,
-      this.buildOf,
+      this.scoped.buildOf,
     );
   }
 
-  private gatewayModeOf(proxy: ProxyIdentity): MeshGatewayMode {
-    const mesh = this.current!.mesh;
-    return (
-      (proxy.service ? meshService(mesh, proxy.service)?.gatewayMode : undefined) ??
-      mesh.gatewayMode
+  /** The current snapshot as callers where `proxy` is see it (see LocalitySnapshots). */
+  private localitySnapshot(proxy: ProxyIdentity, keep: boolean): Snapshot {
+    const current = this.current!;
+    const mesh = current.mesh;
+    return this.localities.of(
+      current,
+      proxyLocality(mesh, proxy),
+      gatewayModeOf(mesh, proxy),
+      keep,
     );
-  }
-
-  /**
-   * The snapshot of callers in `locality` reaching other datacenters in `mode`: the current one, with the endpoints of failover
-   * backends as that locality sees them (encoded once per locality, shared by its proxies).
-   * Meshes without failover backends, and callers in the mesh's own datacenter with no
-   * region or zone, use the current snapshot itself.
-   */
-  private localitySnapshot(
-    locality: PlacedLocality,
-    mode: MeshGatewayMode,
-    keep: boolean,
-  ): Snapshot {
-    const base = this.current!;
-    if (failoverBackends(base.mesh).length === 0) return base;
-    const key = `${localityKey(locality)}|${mode}`;
-    if (key === `${localityKey(homeOf(base.mesh.settings))}|${base.mesh.gatewayMode}`) return base;
-    let snapshot = this.localities.get(key);
-    if (snapshot) return snapshot;
-    // Localities come from the proxies' nodes: past a bound, or for a preview, nothing is kept.
-    const cache = keep && this.localities.size < MAX_LOCALITY_SNAPSHOTS;
-    const endpoints = new Map(base.shared.endpoints);
-    for (const [name, cla] of translateLocality(base.mesh, locality, mode)) {
-      endpoints.set(
-        name,
-        cache
-          ? this.encoder.encode('endpoints', name, cla, `${name}@${key}`)
-          : encodeResource('endpoints', name, cla),
-      );
-    }
-    const shared = { ...base.shared, endpoints };
-    snapshot = new Snapshot(
-      Snapshot.versionOf(shared),
-      base.mesh,
-      shared,
-      base.changedAt,
-      base.builtAt,
-      base.ref,
-    );
-    if (cache) {
-      this.localities.set(key, snapshot);
-      this.localityKeys.set(snapshot, key);
-    }
-    return snapshot;
-  }
-
-  /**
-   * The snapshot of the proxies whose scope is that of `proxy` (docs/scoping.md): `base`
-   * without the shared resources of services outside it, and with its own outbound routes.
-   * One per scope and locality group, shared by its proxies: the resources are the base's
-   * own encoded objects (nothing re-encoded), only the route configuration is encoded per
-   * scope, and only when its virtual hosts change. A build that leaves every resource of the
-   * scope as it was keeps the last one (W9: an endpoint flip made 1,000 snapshots and 10,000
-   * views, kept until the next change, and the old generation filled during the fan-out).
-   */
-  private scopedSnapshot(base: Snapshot, proxy: ProxyIdentity): Snapshot {
-    if (gatewayOf(base.mesh, proxy)) return base;
-    const scope = proxyScope(base.mesh, proxy.service);
-    if (!scope.services || scope.key === undefined) return base;
-    const group = base === this.current ? '' : this.localityKeys.get(base);
-    let byScope = group === undefined ? undefined : this.scoped.get(group);
-    if (!byScope && group !== undefined) this.scoped.set(group, (byScope = new Map()));
-    const entry = byScope?.get(scope.key);
-    if (entry?.base === base) return entry.snapshot;
-    const { keep, routes } = this.translationCache.scope(scope.services, scope.key);
-    const last = entry?.snapshot.shared;
-    // Built from the scope's names (plus the few no service owns), not by filtering the
-    // mesh's: many narrow scopes cost what they hold.
-    const only = (kind: 'clusters' | 'endpoints' | 'listeners'): ResourceMap => {
-      const from = base.shared[kind];
-      const names = [this.translationCache.unowned(kind, from.keys()), keep[kind]];
-      return reuseOrBuild(last?.[kind], from, names);
-    };
-    const route = this.encoder.encode(
-      'routes',
-      OUTBOUND_ROUTE_NAME,
-      routes,
-      `${OUTBOUND_ROUTE_NAME}@${scope.key}`,
-    );
-    // The mesh's routes with the scope's outbound configuration in its place (or last).
-    const routeNames = [[...base.shared.routes.keys()]];
-    if (!base.shared.routes.has(OUTBOUND_ROUTE_NAME)) routeNames.push([OUTBOUND_ROUTE_NAME]);
-    const outbound = reuseOrBuild(last?.routes, base.shared.routes, routeNames, route);
-    const shared: KindMaps = {
-      ...base.shared,
-      clusters: only('clusters'),
-      endpoints: only('endpoints'),
-      listeners: only('listeners'),
-      routes: outbound,
-    };
-    if (entry && RESOURCE_KINDS.every((kind) => shared[kind] === entry.snapshot.shared[kind])) {
-      // Nothing of this scope changed: the same snapshot (and version), now of this build.
-      return this.keepScoped(byScope!, scope.key, entry.snapshot, base);
-    }
-    const snapshot = new Snapshot(
-      Snapshot.versionOf(shared),
-      base.mesh,
-      shared,
-      base.changedAt,
-      base.builtAt,
-      base.ref,
-    );
-    if (byScope) this.keepScoped(byScope, scope.key, snapshot, base);
-    this.counters.scopesBuilt++;
-    return snapshot;
-  }
-
-  /** Records `snapshot` as scope `key`'s in the build of `base` (a new membership). */
-  private keepScoped(
-    byScope: Map<string, ScopedEntry>,
-    key: string,
-    snapshot: Snapshot,
-    base: Snapshot,
-  ): Snapshot {
-    const entry: ScopedEntry = { base, snapshot, build: this.builds };
-    byScope.set(key, entry);
-    this.memberships.set(snapshot, entry);
-    return snapshot;
   }
 
   private build(changedAt: number): void {
@@ -646,11 +502,7 @@ export class SnapshotStore implements ConfigWatcher {
     this.builtInputsGeneration = this.inputsGeneration;
     this.builtMeshGeneration = this.meshGeneration;
     // Views and scoped snapshots stay: viewFor keeps each one whose parts did not change.
-    this.builds++;
-    for (const [group, byScope] of this.scoped) {
-      for (const [key, entry] of byScope) if (entry.build < this.builds - 1) byScope.delete(key);
-      if (byScope.size === 0) this.scoped.delete(group);
-    }
+    this.scoped.nextBuild();
     this.counters.snapshotsBuilt++;
     this.logger.info(
       { version: snapshot.version, previous: previous?.version, buildMs: Date.now() - started },
@@ -701,7 +553,6 @@ export class SnapshotStore implements ConfigWatcher {
     for (const kind of ['clusters', 'endpoints', 'listeners'] as const) {
       for (const name of changes[kind]) if (!owned.has(name)) return undefined;
     }
-    const byScope = this.scoped.get('');
     const scopeTouched = new Map<string, boolean>();
     const visit: Watch[] = [...this.watches.strays];
     for (const [service, holders] of this.watches.holders) {
@@ -712,11 +563,7 @@ export class SnapshotStore implements ConfigWatcher {
         const key = scope.key!;
         let t = scopeTouched.get(key);
         if (t === undefined) {
-          const entry = byScope?.get(key);
-          // Kept only when up to date with the previous build (a pass it replaced may not
-          // have reached it yet).
-          t = !entry || entry.base !== previous || scope.services!.some((n) => changed.has(n));
-          if (!t) this.keepScoped(byScope!, key, entry!.snapshot, snapshot);
+          t = !this.scoped.keepUntouched(scope, previous, snapshot, changed);
           scopeTouched.set(key, t);
         }
         touched = t;
@@ -822,55 +669,4 @@ function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
     if (n !== name || s !== r) return false;
   }
   return true;
-}
-
-/**
- * A scoped snapshot's membership in a build: the snapshot, and the build's snapshot (or
- * locality snapshot) it narrows. A build that leaves the scope's resources as they were makes
- * a new membership for the same snapshot: the snapshot itself is never changed.
- */
-interface ScopedEntry {
-  readonly base: Snapshot;
-  readonly snapshot: Snapshot;
-  /** The build it was made for. */
-  readonly build: number;
-}
-
-/**
- * The resources of `from` named in `names` (in that order; names it lacks are left out), with
- * `outbound` as the outbound route configuration. `last` itself when it holds exactly those,
- * in order (the same encoded objects): an unchanged kind keeps its map, so the snapshot, its
- * version and the views on it are kept too. Plain loops: generators cost ~1 µs a resource here.
- */
-function reuseOrBuild(
-  last: ResourceMap | undefined,
-  from: ResourceMap,
-  names: ReadonlyArray<readonly string[]>,
-  outbound?: EncodedResource,
-): ResourceMap {
-  const pick = (name: string) =>
-    outbound && name === OUTBOUND_ROUTE_NAME ? outbound : from.get(name);
-  if (last) {
-    const held = last.values();
-    let same = true;
-    for (const list of names) {
-      for (const name of list) {
-        const r = pick(name);
-        if (r && held.next().value !== r) {
-          same = false;
-          break;
-        }
-      }
-      if (!same) break;
-    }
-    if (same && held.next().done) return last;
-  }
-  const out = new Map<string, EncodedResource>();
-  for (const list of names) {
-    for (const name of list) {
-      const r = pick(name);
-      if (r) out.set(name, r);
-    }
-  }
-  return out.size === 0 ? NO_RESOURCES : out;
 }
