@@ -6,7 +6,7 @@ import {
   type Catalog,
   type ProxyIdentity,
 } from '../catalog/model.js';
-import { buildMesh, MeshCache, proxyLocality, proxyScope } from '../mesh/index.js';
+import { buildMesh, MeshCache, proxyLocality } from '../mesh/index.js';
 import {
   DEFAULT_MESH_SETTINGS,
   type Mesh,
@@ -14,17 +14,16 @@ import {
   type MeshSettings,
 } from '../mesh/types.js';
 import type { Policy } from '../policy/schema.js';
-import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
+import type { ResourceKind } from '../protos/envoy.js';
 import { EMPTY_TRAFFIC, type TrafficConfig } from '../traffic/types.js';
 import {
   TranslationCache,
-  failoverBackends,
   type PatchedNames,
   translateProxy,
   translateShared,
 } from '../translate/index.js';
 import { emptyLoadAssignment } from '../translate/endpoints.js';
-import { OUTBOUND_ROUTE_NAME, TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
+import { TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
 import { emptyResourceSet, type ResourceSet } from '../translate/types.js';
 import type { SecretProvider } from './secrets.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -38,6 +37,7 @@ import { encodeSet, NO_RESOURCES } from './encode-set.js';
 import { gatewayModeOf, LocalitySnapshots } from './locality-snapshots.js';
 import { OwnResources } from './own-resources.js';
 import { ScopedSnapshots } from './scoped-snapshots.js';
+import { touchedWatchers } from './touched.js';
 import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
 
 export type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
@@ -509,68 +509,18 @@ export class SnapshotStore implements ConfigWatcher {
       'snapshot built',
     );
     for (const listener of this.snapshotListeners) listener(snapshot, previous);
-    const visit = previous && sameInputsAsLast ? this.touched(previous, snapshot) : undefined;
+    const visit =
+      previous && sameInputsAsLast
+        ? touchedWatchers(
+            previous,
+            snapshot,
+            this.sharedChanges,
+            this.translationCache,
+            this.watches,
+            this.scoped,
+          )
+        : undefined;
     this.notifyWatchers(snapshot, visit);
-  }
-
-  /**
-   * The watchers whose view `snapshot` may change, or undefined for every watcher. After a
-   * build that patched a few services (an endpoint change) and changed nothing else: the
-   * proxies of those services (their own resources), and the proxies of every scope holding
-   * one of them (their scoped snapshot). Every other scope's snapshot would be found unchanged
-   * (its resources are the same objects), so it is kept at once as this build's, and its
-   * proxies are not visited: W9 visited 10,000 watchers a change (~60 ms) to hand 100 a view.
-   * Strays (proxies that are no instance of their service, failing ones) are always visited.
-   */
-  private touched(previous: Snapshot, snapshot: Snapshot): Watch[] | undefined {
-    const changes = this.sharedChanges;
-    const a = previous.mesh;
-    const b = snapshot.mesh;
-    if (!changes || a.settings !== b.settings || a.gatewayMode !== b.gatewayMode) return undefined;
-    // Gateways' resources follow every service; localities have snapshots of their own.
-    if (a.gateways.length + b.gateways.length > 0) return undefined;
-    if (failoverBackends(a).length + failoverBackends(b).length > 0) return undefined;
-    if (a.services.length !== b.services.length) return undefined;
-    for (const kind of RESOURCE_KINDS) {
-      if (!(kind in changes) && previous.shared[kind] !== snapshot.shared[kind]) return undefined;
-    }
-    // Every scope holds the mesh's other route configurations (bound upstreams').
-    if (changes.routes.some((name) => name !== OUTBOUND_ROUTE_NAME)) return undefined;
-    const changed = new Set<string>();
-    const owned = new Set<string>();
-    for (let i = 0; i < b.services.length; i++) {
-      const x = a.services[i]!;
-      const y = b.services[i]!;
-      if (x === y) continue;
-      const part = x.name === y.name ? this.translationCache.partOf(y) : undefined;
-      if (!part) return undefined;
-      changed.add(y.name);
-      for (const [name] of part.clusters) owned.add(name);
-      for (const [name] of part.endpoints) owned.add(name);
-      if (part.tcpListener) owned.add(part.tcpListener[0]);
-    }
-    // A changed resource no changed service owns (the tracing cluster) is in every scope.
-    for (const kind of ['clusters', 'endpoints', 'listeners'] as const) {
-      for (const name of changes[kind]) if (!owned.has(name)) return undefined;
-    }
-    const scopeTouched = new Map<string, boolean>();
-    const visit: Watch[] = [...this.watches.strays];
-    for (const [service, holders] of this.watches.holders) {
-      const scope = proxyScope(b, service);
-      let touched =
-        changed.has(service) || scope.key === undefined || scope !== proxyScope(a, service);
-      if (!touched) {
-        const key = scope.key!;
-        let t = scopeTouched.get(key);
-        if (t === undefined) {
-          t = !this.scoped.keepUntouched(scope, previous, snapshot, changed);
-          scopeTouched.set(key, t);
-        }
-        touched = t;
-      }
-      if (touched) for (const w of holders) visit.push(w);
-    }
-    return visit;
   }
 
   /** Hands the watchers in `visit` (undefined: every one) their view of `snapshot`. */

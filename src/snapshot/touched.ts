@@ -1,0 +1,96 @@
+// What a patched build touched: the watchers whose view it may change. After a build that
+// patched a few services (an endpoint change) and changed nothing else, the proxies of those
+// services (their own resources) and the proxies of every scope holding one of them (their
+// scoped snapshot). Every other scope's snapshot would be found unchanged (its resources are
+// the same objects), so it is kept at once as the new build's, and its proxies are not
+// visited: W9 visited 10,000 watchers a change (~60 ms) to hand 100 a view.
+import { proxyScope } from '../mesh/index.js';
+import { RESOURCE_KINDS } from '../protos/envoy.js';
+import { failoverBackends, type PatchedNames, type TranslationCache } from '../translate/index.js';
+import { OUTBOUND_ROUTE_NAME } from '../translate/names.js';
+import type { Watch, WatchIndex } from './fanout.js';
+import type { ScopedSnapshots } from './scoped-snapshots.js';
+import type { Snapshot } from './snapshot.js';
+
+/**
+ * The services `snapshot` changed over `previous`, when it differs from it only by the
+ * patched shared resources `changes` (the names whose encoded resource changed), each owned
+ * by one of those services. Undefined when it may have changed anything (a full encode, other
+ * settings, gateways or failover backends, services added or removed, a resource every scope
+ * holds).
+ */
+export function patchedServices(
+  previous: Snapshot,
+  snapshot: Snapshot,
+  changes: PatchedNames | undefined,
+  translationCache: TranslationCache,
+): Set<string> | undefined {
+  const a = previous.mesh;
+  const b = snapshot.mesh;
+  if (!changes || a.settings !== b.settings || a.gatewayMode !== b.gatewayMode) return undefined;
+  // Gateways' resources follow every service; localities have snapshots of their own.
+  if (a.gateways.length + b.gateways.length > 0) return undefined;
+  if (failoverBackends(a).length + failoverBackends(b).length > 0) return undefined;
+  if (a.services.length !== b.services.length) return undefined;
+  for (const kind of RESOURCE_KINDS) {
+    if (!(kind in changes) && previous.shared[kind] !== snapshot.shared[kind]) return undefined;
+  }
+  // Every scope holds the mesh's other route configurations (bound upstreams').
+  if (changes.routes.some((name) => name !== OUTBOUND_ROUTE_NAME)) return undefined;
+  const changed = new Set<string>();
+  const owned = new Set<string>();
+  for (let i = 0; i < b.services.length; i++) {
+    const x = a.services[i]!;
+    const y = b.services[i]!;
+    if (x === y) continue;
+    const part = x.name === y.name ? translationCache.partOf(y) : undefined;
+    if (!part) return undefined;
+    changed.add(y.name);
+    for (const [name] of part.clusters) owned.add(name);
+    for (const [name] of part.endpoints) owned.add(name);
+    if (part.tcpListener) owned.add(part.tcpListener[0]);
+  }
+  // A changed resource no changed service owns (the tracing cluster) is in every scope.
+  for (const kind of ['clusters', 'endpoints', 'listeners'] as const) {
+    for (const name of changes[kind]) if (!owned.has(name)) return undefined;
+  }
+  return changed;
+}
+
+/**
+ * The watchers whose view `snapshot` may change, or undefined for every watcher (see
+ * patchedServices). Scopes holding none of the changed services keep their snapshot as
+ * `snapshot`'s (ScopedSnapshots.keepUntouched). Strays (proxies that are no instance of their
+ * service, failing ones) are always visited.
+ */
+export function touchedWatchers(
+  previous: Snapshot,
+  snapshot: Snapshot,
+  changes: PatchedNames | undefined,
+  translationCache: TranslationCache,
+  watches: WatchIndex,
+  scoped: ScopedSnapshots,
+): Watch[] | undefined {
+  const changed = patchedServices(previous, snapshot, changes, translationCache);
+  if (!changed) return undefined;
+  const a = previous.mesh;
+  const b = snapshot.mesh;
+  const scopeTouched = new Map<string, boolean>();
+  const visit: Watch[] = [...watches.strays];
+  for (const [service, holders] of watches.holders) {
+    const scope = proxyScope(b, service);
+    let touched =
+      changed.has(service) || scope.key === undefined || scope !== proxyScope(a, service);
+    if (!touched) {
+      const key = scope.key!;
+      let t = scopeTouched.get(key);
+      if (t === undefined) {
+        t = !scoped.keepUntouched(scope, previous, snapshot, changed);
+        scopeTouched.set(key, t);
+      }
+      touched = t;
+    }
+    if (touched) for (const w of holders) visit.push(w);
+  }
+  return visit;
+}
