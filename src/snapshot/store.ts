@@ -14,31 +14,24 @@ import {
   type MeshSettings,
 } from '../mesh/types.js';
 import type { Policy } from '../policy/schema.js';
-import type { ResourceKind } from '../protos/envoy.js';
 import { EMPTY_TRAFFIC, type TrafficConfig } from '../traffic/types.js';
-import {
-  TranslationCache,
-  type PatchedNames,
-  translateProxy,
-  translateShared,
-} from '../translate/index.js';
-import { emptyLoadAssignment } from '../translate/endpoints.js';
+import { TranslationCache, translateProxy, translateShared } from '../translate/index.js';
 import { TRUST_BUNDLE_SECRET_NAME } from '../translate/names.js';
-import { emptyResourceSet, type ResourceSet } from '../translate/types.js';
-import type { SecretProvider } from './secrets.js';
+import type { ResourceSet } from '../translate/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
 import { Debouncer } from './debouncer.js';
-import { encodeResource, type EncodedResource } from './encoded-resource.js';
 import { ResourceEncoder } from './encoder.js';
 import { SlicedPass, Watch, WatchIndex } from './fanout.js';
-import { ProxyView } from './proxy-view.js';
-import { encodeSet, NO_RESOURCES } from './encode-set.js';
 import { gatewayModeOf, LocalitySnapshots } from './locality-snapshots.js';
 import { OwnResources } from './own-resources.js';
+import { Placeholders } from './placeholders.js';
+import { ProxyView } from './proxy-view.js';
 import { ScopedSnapshots } from './scoped-snapshots.js';
+import type { SecretProvider } from './secrets.js';
+import { SharedResources } from './shared-resources.js';
+import { Snapshot } from './snapshot.js';
 import { touchedWatchers } from './touched.js';
-import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
 
 export type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
 
@@ -60,22 +53,10 @@ export interface StoreOptions {
 }
 
 export const DEFAULT_DEBOUNCE_MS = 100;
-
-/** At most this many patched builds in a row (see encodeShared). */
-const FULL_ENCODE_EVERY = 256;
-
 export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
-
-/**
- * The empty stand-ins for EDS names nothing has, kept at most (proxies' nodes name them, so any
- * client can vary them; Envoy asks for these only in transient states; past this, encoded on
- * each use).
- */
-const MAX_PLACEHOLDERS = 1024;
 
 export type SnapshotListener = (snapshot: Snapshot, previous: Snapshot | undefined) => void;
 
-/** What the xDS server needs from the store. */
 export interface StoreCounters {
   snapshotsBuilt: number;
   buildErrors: number;
@@ -90,7 +71,7 @@ export interface StoreCounters {
   scopesBuilt: number;
   /**
    * Watchers the fan-out passes visited. After an endpoint change only the watchers whose
-   * scope or own resources it touched are visited (see touched), not every one.
+   * scope or own resources it touched are visited (touched.ts), not every one.
    */
   watchersVisited: number;
 }
@@ -166,16 +147,12 @@ export class SnapshotStore implements ConfigWatcher {
       this.serve(w);
     },
   );
-  /** Shared names whose encoded resource the last build changed (undefined: a full encode). */
-  private sharedChanges: PatchedNames | undefined;
   /** Watches per proxy key: a key's cached view and resources go when its last watch does. */
   private readonly watchedKeys = new Map<string, number>();
   /** Keys of watched proxies whose last build failed → the error (logged once per episode). */
   private readonly failing = new Map<string, string>();
-  private readonly placeholders = new Map<string, EncodedResource>();
-  /** placeholder() as one function every view shares (a closure per view was ~100 B). */
-  private readonly placeholderOf = (kind: ResourceKind, name: string) =>
-    this.placeholder(kind, name);
+  /** Empty stand-ins for EDS names nothing has. */
+  private readonly placeholders = new Placeholders();
   private readonly views = new Map<string, ProxyView>();
   /** Proxies' own resources, cached per proxy key. */
   private readonly own: OwnResources;
@@ -190,10 +167,8 @@ export class SnapshotStore implements ConfigWatcher {
     this.counters,
     (base) => (base === this.current ? '' : this.localities.groupOf(base)),
   );
-  /** The last build's encoded shared resources (see encodeShared). */
-  private lastShared: KindMaps | undefined;
-  /** Builds encoded by patching since the last full pass. */
-  private patchedBuilds = 0;
+  /** The shared resources of each build, encoded (patched after an endpoint change). */
+  private readonly shared = new SharedResources(this.encoder, this.translationCache);
   private catalog: Catalog | undefined;
   private traffic: TrafficConfig = EMPTY_TRAFFIC;
   private policy: Policy | undefined;
@@ -407,7 +382,7 @@ export class SnapshotStore implements ConfigWatcher {
     let view = this.views.get(key);
     // Same scoped snapshot and own resources: the same view, and its watchers are sent nothing.
     if (!view || !view.madeOf(snapshot, own)) {
-      view = new ProxyView(snapshot, own, this.placeholderOf, this.scoped.buildOf);
+      view = new ProxyView(snapshot, own, this.placeholders.of, this.scoped.buildOf);
       // Kept for watched proxies only: others (operator dumps, tests) ask with any node.
       if (this.watchedKeys.has(key)) this.views.set(key, view);
     }
@@ -424,15 +399,7 @@ export class SnapshotStore implements ConfigWatcher {
     if (!current) throw new Error('no snapshot yet');
     const snapshot = this.scoped.of(this.localitySnapshot(proxy, false), proxy);
     const own = this.own.preview(proxy, current.mesh);
-    return new ProxyView(
-      snapshot,
-      own,
-      (kind, name) =>
-        kind === 'endpoints'
-          ? (this.placeholders.get(name) ?? encodeResource(kind, name, emptyLoadAssignment(name)))
-          : undefined,
-      this.scoped.buildOf,
-    );
+    return new ProxyView(snapshot, own, this.placeholders.peek, this.scoped.buildOf);
   }
 
   /** The current snapshot as callers where `proxy` is see it (see LocalitySnapshots). */
@@ -471,7 +438,7 @@ export class SnapshotStore implements ConfigWatcher {
       this.counters.servicesTranslated += this.translationCache.translated;
       if (this.secrets) set.secrets.set(TRUST_BUNDLE_SECRET_NAME, this.secrets.trustBundle());
       const translatedAt = preciseNow();
-      const shared = this.encodeShared(set);
+      const shared = this.shared.encode(set);
       this.own.built();
       snapshot = new Snapshot(Snapshot.versionOf(shared), mesh, shared, changedAt, Date.now());
       this.lastBuild = {
@@ -486,7 +453,7 @@ export class SnapshotStore implements ConfigWatcher {
       // A translator or encoding failure must never replace a good snapshot with a broken one.
       // The next build starts afresh (nothing patched onto what this one left half done).
       this.translationCache.last = undefined;
-      this.lastShared = undefined;
+      this.shared.forget();
       this.counters.buildErrors++;
       this.logger.error({ err }, 'snapshot build failed; keeping the previous snapshot');
       return;
@@ -514,7 +481,7 @@ export class SnapshotStore implements ConfigWatcher {
         ? touchedWatchers(
             previous,
             snapshot,
-            this.sharedChanges,
+            this.shared.changes,
             this.translationCache,
             this.watches,
             this.scoped,
@@ -530,93 +497,4 @@ export class SnapshotStore implements ConfigWatcher {
       for (const listener of this.notifiedListeners) listener(snapshot);
     });
   }
-
-  /**
-   * The shared resources encoded. After a patched translation (a few services changed) the
-   * last build's maps are copied and only the patched names encoded: going through 20,000
-   * unchanged resources took ~10 ms per change at 10,000 services (bench W10). Those builds
-   * sweep only per-proxy entries (what departed proxies left); shared ones untouched since are
-   * still in use. Every FULL_ENCODE_EVERY builds a full pass sweeps the rest too (entries of
-   * caller localities or scopes no longer asked for).
-   */
-  private encodeShared(set: ResourceSet): KindMaps {
-    const patched = this.translationCache.patched;
-    const last = this.lastShared;
-    let shared: KindMaps;
-    if (patched && last && this.patchedBuilds < FULL_ENCODE_EVERY) {
-      this.patchedBuilds++;
-      this.encoder.nextProxyGeneration();
-      // A kind none of whose patched names changed keeps the very map (and its digest).
-      const changes = { clusters: [], endpoints: [], listeners: [], routes: [] } as {
-        [K in keyof PatchedNames]: string[];
-      };
-      const patch = (kind: keyof PatchedNames): ResourceMap => {
-        const from = last[kind];
-        let map: Map<string, EncodedResource> | undefined;
-        for (const name of patched[kind]) {
-          const message = set[kind].get(name);
-          const r = message && this.encoder.encode(kind, name, message);
-          if (r === from.get(name)) continue;
-          changes[kind].push(name);
-          map ??= new Map(from);
-          if (r) map.set(name, r);
-          else map.delete(name);
-        }
-        if (!map) return from;
-        return map.size === 0 ? NO_RESOURCES : map;
-      };
-      const encoded = encodeSet(this.encoder, {
-        ...emptyResourceSet(),
-        secrets: set.secrets,
-      }).secrets;
-      // The same secrets keep the very map: a scope's snapshot is kept only with it.
-      const secrets = sameEntries(last.secrets, encoded) ? last.secrets : encoded;
-      shared = {
-        ...last,
-        clusters: patch('clusters'),
-        endpoints: patch('endpoints'),
-        listeners: patch('listeners'),
-        routes: patch('routes'),
-        secrets,
-      };
-      this.sharedChanges = changes;
-    } else {
-      this.sharedChanges = undefined;
-      this.patchedBuilds = 0;
-      this.encoder.nextGeneration();
-      shared = encodeSet(this.encoder, set);
-    }
-    this.lastShared = shared;
-    return shared;
-  }
-
-  /**
-   * The empty assignment standing in for an EDS name nothing has. The names are the proxies'
-   * to choose, so these are kept apart from the encoder's cache and bounded; the content
-   * depends on the name only, so an entry never goes stale.
-   */
-  private placeholder(kind: ResourceKind, name: string): EncodedResource | undefined {
-    if (kind !== 'endpoints') return undefined;
-    let r = this.placeholders.get(name);
-    if (!r) {
-      r = encodeResource('endpoints', name, emptyLoadAssignment(name));
-      if (this.placeholders.size >= MAX_PLACEHOLDERS) {
-        this.placeholders.delete(this.placeholders.keys().next().value as string);
-      }
-      this.placeholders.set(name, r);
-    }
-    return r;
-  }
-}
-
-/** The same names, in the same order, with the very same resources. */
-function sameEntries(a: ResourceMap, b: ResourceMap): boolean {
-  if (a === b) return true;
-  if (a.size !== b.size) return false;
-  const other = b.entries();
-  for (const [name, r] of a) {
-    const [n, s] = other.next().value as [string, EncodedResource];
-    if (n !== name || s !== r) return false;
-  }
-  return true;
 }
