@@ -250,12 +250,13 @@ const STREAMS =
   /\b(SotwStream|DeltaStream|AdsStream|XdsServer|HeldVersions|TokenBucket|RecentActivity|RecentPushes|ConvergenceTracker|ChangeTracer|XdsCounters|Metrics|EventHub|SnapshotStore\.watches|Watch)\b/;
 /**
  * lucid-mesh's per-proxy configuration: its own resources (inbound listener, app cluster) and
- * view, the encoder's entries for them (SnapshotStore.encoder grows by those only: the shared
- * entries are the same with and without proxies), and the module caches keyed by them
- * (proxy-view.ts: a proxy's own block's digest).
+ * view, the encoder's entries for them (its per-proxy tables: the shared entries are the same
+ * with and without proxies), and the module caches keyed by them (proxy-view.ts: a proxy's own
+ * block's digest). The store's own-resource cache hangs off SnapshotStore.own (OwnResources,
+ * own-resources.ts; SnapshotStore.ownCache before the split of store.ts).
  */
 const PROXY_CONFIG =
-  /\b(ProxyView|LazyResource|SmallMap|SnapshotStore\.(ownCache|views|watchedKeys|encoder)|ResourceEncoder\.proxyEntries|Segment)\b|<var (ownBlocks|ownBlockDigests|ownDigests|live|gone)>/;
+  /\b(ProxyView|LazyResource|SmallMap|SnapshotStore\.(own|ownCache|views|watchedKeys|encoder)|OwnResources\.cache|ResourceEncoder\.(proxyEntries|byMessage)|Segment)\b|<var (ownBlocks|ownBlockDigests|ownDigests|live|gone)>/;
 /**
  * Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by
  * division), and the module caches of those: responses and blocks made once per snapshot,
