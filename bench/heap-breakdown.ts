@@ -253,10 +253,13 @@ const STREAMS =
  * view, the encoder's entries for them (its per-proxy tables: the shared entries are the same
  * with and without proxies), and the module caches keyed by them (proxy-view.ts: a proxy's own
  * block's digest). The store's own-resource cache hangs off SnapshotStore.own (OwnResources,
- * own-resources.ts; SnapshotStore.ownCache before the split of store.ts).
+ * own-resources.ts; SnapshotStore.ownCache before the split of store.ts), and the encoder, held
+ * by the store's parts too, is a top of its own: what grows in it (ResourceEncoder.entries:
+ * the scopes' route configurations as proxies arrive) is filed here, as SnapshotStore.encoder
+ * was.
  */
 const PROXY_CONFIG =
-  /\b(ProxyView|LazyResource|SmallMap|SnapshotStore\.(own|ownCache|views|watchedKeys|encoder)|OwnResources\.cache|ResourceEncoder\.(proxyEntries|byMessage)|Segment)\b|<var (ownBlocks|ownBlockDigests|ownDigests|live|gone)>/;
+  /\b(ProxyView|LazyResource|SmallMap|SnapshotStore\.(own|ownCache|views|watchedKeys|encoder)|OwnResources\.cache|ResourceEncoder\.proxyEntries|Segment)\b|^ResourceEncoder\.(entries|byMessage)\b|<var (ownBlocks|ownBlockDigests|ownDigests|live|gone)>/;
 /**
  * Shared by proxies: the snapshot, the per-scope resources, the model (per proxy only by
  * division), and the module caches of those: responses and blocks made once per snapshot,
