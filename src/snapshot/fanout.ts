@@ -25,7 +25,7 @@ export class Watch implements WatchHandle {
 
   constructor(
     readonly proxy: ProxyIdentity,
-    /** The proxy's key in the store's per-proxy maps (see keyOf). */
+    /** The proxy's key in the store's per-proxy maps (store.ts keyOf). */
     readonly key: string,
     private readonly listener: ViewListener | ViewWatcher,
     private readonly onBuildError: ((message: string | undefined) => void) | undefined,

@@ -1,5 +1,9 @@
 // The snapshot store (the cache, in go-control-plane's terms): holds the current state and
 // tells watchers when it changes. It knows nothing about streams, nonces or ACKs.
+// Here: the debounced build and the serving of each watch. Its parts: the shared resources'
+// encode (shared-resources.ts), callers' locality snapshots (locality-snapshots.ts), scoped
+// snapshots (scoped-snapshots.ts), proxies' own resources (own-resources.ts), what a patched
+// build touched (touched.ts) and the fan-out to the watches (fanout.ts).
 import {
   reuseUnchanged,
   sameServices,
