@@ -50,6 +50,42 @@ export const statusMessage = fc.record(
 const encodeNode = (n: object) => nodeType.encode(nodeType.fromObject(n)).finish();
 const encodeStatus = (s: object) => statusType.encode(statusType.fromObject(s)).finish();
 
+/**
+ * Known field numbers with other wire types, and unknown fields of every wire type (groups
+ * included); delimited ones from field `minDelimited` up (below it: fields with a meaning).
+ */
+function otherWireTypes(minDelimited: number) {
+  return [
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(fc.integer({ min: 1, max: 40 }), fc.constantFrom(0, 1, 5), fc.integer())
+        .map(([n, wire, v]) =>
+          Buffer.concat([
+            tag(n, wire),
+            wire === 0
+              ? bytesOf(w().int32(v))
+              : wire === 1
+                ? bytesOf(w().fixed64(v >>> 0))
+                : bytesOf(w().fixed32(v >>> 0)),
+          ]),
+        ),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.integer({ min: 1, max: 40 }), fc.uint8Array({ maxLength: 6 }))
+        .map(([n, inner]) => Buffer.concat([tag(n, 3), stringField(1, 'g'), inner, tag(n, 4)])),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.integer({ min: minDelimited, max: 2000 }), fc.uint8Array({ maxLength: 8 }))
+        .map(([n, b]) => delimited(n, b)),
+    },
+  ];
+}
+
 const field: fc.Arbitrary<Buffer> = fc.oneof(
   { weight: 3, arbitrary: text.map((t) => stringField(3, t)) }, // a resource name
   { weight: 2, arbitrary: fc.constantFrom(...KNOWN_TYPE_URLS).map((t) => stringField(4, t)) },
@@ -65,34 +101,7 @@ const field: fc.Arbitrary<Buffer> = fc.oneof(
       .tuple(fc.constantFrom(1, 5, 6, 9), fc.constantFrom(...KNOWN_TYPE_URLS))
       .map(([n, t]) => delimited(n, stringField(4, t))),
   },
-  // Known field numbers with other wire types, and unknown fields of every wire type.
-  {
-    weight: 2,
-    arbitrary: fc
-      .tuple(fc.integer({ min: 1, max: 40 }), fc.constantFrom(0, 1, 5), fc.integer())
-      .map(([n, wire, v]) =>
-        Buffer.concat([
-          tag(n, wire),
-          wire === 0
-            ? bytesOf(w().int32(v))
-            : wire === 1
-              ? bytesOf(w().fixed64(v >>> 0))
-              : bytesOf(w().fixed32(v >>> 0)),
-        ]),
-      ),
-  },
-  {
-    weight: 1,
-    arbitrary: fc
-      .tuple(fc.integer({ min: 1, max: 40 }), fc.uint8Array({ maxLength: 6 }))
-      .map(([n, inner]) => Buffer.concat([tag(n, 3), stringField(1, 'g'), inner, tag(n, 4)])),
-  },
-  {
-    weight: 1,
-    arbitrary: fc
-      .tuple(fc.integer({ min: 7, max: 2000 }), fc.uint8Array({ maxLength: 8 }))
-      .map(([n, b]) => delimited(n, b)),
-  },
+  ...otherWireTypes(7),
   // Invalid UTF-8 in a string field, and an over-long tag for a name.
   {
     weight: 1,
@@ -232,34 +241,7 @@ const deltaField: fc.Arbitrary<Buffer> = fc.oneof(
       .tuple(fc.constantFrom(8, 9), text)
       .map(([n, name]) => delimited(n, encodeLocator({ name }))),
   },
-  // Known field numbers with other wire types, and unknown fields of every wire type.
-  {
-    weight: 2,
-    arbitrary: fc
-      .tuple(fc.integer({ min: 1, max: 40 }), fc.constantFrom(0, 1, 5), fc.integer())
-      .map(([n, wire, v]) =>
-        Buffer.concat([
-          tag(n, wire),
-          wire === 0
-            ? bytesOf(w().int32(v))
-            : wire === 1
-              ? bytesOf(w().fixed64(v >>> 0))
-              : bytesOf(w().fixed32(v >>> 0)),
-        ]),
-      ),
-  },
-  {
-    weight: 1,
-    arbitrary: fc
-      .tuple(fc.integer({ min: 1, max: 40 }), fc.uint8Array({ maxLength: 6 }))
-      .map(([n, inner]) => Buffer.concat([tag(n, 3), stringField(1, 'g'), inner, tag(n, 4)])),
-  },
-  {
-    weight: 1,
-    arbitrary: fc
-      .tuple(fc.integer({ min: 1, max: 2000 }), fc.uint8Array({ maxLength: 8 }))
-      .map(([n, b]) => delimited(n, b)),
-  },
+  ...otherWireTypes(1),
   // Invalid UTF-8 in a string field (or inside a map entry), and raw bytes.
   {
     weight: 1,
