@@ -69,14 +69,7 @@ export class LocalitySnapshots {
       );
     }
     const shared = { ...base.shared, endpoints };
-    snapshot = new Snapshot(
-      Snapshot.versionOf(shared),
-      base.mesh,
-      shared,
-      base.changedAt,
-      base.builtAt,
-      base.ref,
-    );
+    snapshot = base.narrowed(shared);
     if (cache) {
       this.kept.set(key, snapshot);
       this.keys.set(snapshot, key);

@@ -106,14 +106,7 @@ export class ScopedSnapshots {
       // Nothing of this scope changed: the same snapshot (and version), now of this build.
       return this.keep(byScope!, scope.key, entry.snapshot, base);
     }
-    const snapshot = new Snapshot(
-      Snapshot.versionOf(shared),
-      base.mesh,
-      shared,
-      base.changedAt,
-      base.builtAt,
-      base.ref,
-    );
+    const snapshot = base.narrowed(shared);
     if (byScope) this.keep(byScope, scope.key, snapshot, base);
     this.counters.scopesBuilt++;
     return snapshot;

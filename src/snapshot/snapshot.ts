@@ -155,6 +155,21 @@ export class Snapshot {
     this.ref = ref ?? { version, changedAt };
   }
 
+  /**
+   * A narrower snapshot of this build (a locality group's or a scope's): other shared
+   * resources, its own content version, this build's mesh, times and ref.
+   */
+  narrowed(shared: KindMaps): Snapshot {
+    return new Snapshot(
+      Snapshot.versionOf(shared),
+      this.mesh,
+      shared,
+      this.changedAt,
+      this.builtAt,
+      this.ref,
+    );
+  }
+
   /** The shared resources of one kind as one pre-concatenated block, built on first use. */
   sharedBlock(kind: ResourceKind): SotwBlock {
     let block = this.blocks.get(kind);
