@@ -2,12 +2,11 @@
 // sorted by name. The shared part is sorted once per snapshot and the proxy's own merged in; it
 // must list exactly what all() does, in the order a plain sort gives.
 import { describe, expect, it } from 'vitest';
+import { builtStore, watchSidecars } from '../support/sidecar-views.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import { RESOURCE_KINDS } from '../../src/protos/envoy.js';
 import type { EncodedResource } from '../../src/snapshot/encoded-resource.js';
 import type { ProxyView } from '../../src/snapshot/proxy-view.js';
-import { SnapshotStore } from '../../src/snapshot/store.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
 
 function catalog(services: number) {
   const list = [];
@@ -27,19 +26,7 @@ const plainSort = (view: ProxyView, kind: (typeof RESOURCE_KINDS)[number]) =>
 
 describe('ProxyView.allSorted', () => {
   it('lists what all() lists, sorted, for every kind, with the proxy own resources merged in', () => {
-    const store = new SnapshotStore({ logger: silentLogger, debounceMs: 0, maxDebounceMs: 0 });
-    store.setCatalog(catalog(30));
-    store.flush();
-    const views: ProxyView[] = [];
-    for (const s of [0, 13, 29]) {
-      const proxy = {
-        nodeId: `svc-${s}-0`,
-        service: `svc-${s}`,
-        outboundPort: 15001,
-        dnsPort: 15053,
-      };
-      store.watch(proxy, (view) => views.push(view));
-    }
+    const views = watchSidecars(builtStore(catalog(30)), [0, 13, 29]);
     expect(views).toHaveLength(3);
     let ownSeen = 0;
     for (const view of views) {

@@ -2,6 +2,7 @@
 // sidecar (its table lists every service): proxies arriving at a replica (a failover) must not
 // each pay for stringifying and hashing it, and each gets the same resource.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { builtStore, watchSidecars } from '../support/sidecar-views.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
@@ -28,21 +29,13 @@ afterEach(() => {
 
 describe('an own resource every proxy shares', () => {
   it('50 sidecars with DNS: the DNS listener is stringified once and is one resource', () => {
-    const store = new SnapshotStore({ logger: silentLogger, debounceMs: 0, maxDebounceMs: 0 });
-    store.setCatalog(catalog());
-    store.flush();
+    const store = builtStore(catalog());
     const name = dnsListenerName(15053);
     const stringify = vi.spyOn(JSON, 'stringify');
-    const views: ProxyView[] = [];
-    for (let s = 0; s < 50; s++) {
-      const proxy = {
-        nodeId: `svc-${s}-0`,
-        service: `svc-${s}`,
-        outboundPort: 15001,
-        dnsPort: 15053,
-      };
-      store.watch(proxy, (view) => views.push(view));
-    }
+    const views = watchSidecars(
+      store,
+      Array.from({ length: 50 }, (_, s) => s),
+    );
     expect(views).toHaveLength(50);
     const dns = views[0]!.get('listeners', name)!;
     expect(dns).toBeDefined();

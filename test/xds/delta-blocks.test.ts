@@ -2,11 +2,10 @@
 // one block joined per snapshot, then the proxy's own. The bytes must hold exactly the entries
 // the response lists (each resource once), and the block is made once for every proxy.
 import { describe, expect, it } from 'vitest';
+import { builtStore, watchSidecars } from '../support/sidecar-views.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import type { EncodedResource } from '../../src/snapshot/encoded-resource.js';
 import type { ProxyView } from '../../src/snapshot/proxy-view.js';
-import { SnapshotStore } from '../../src/snapshot/store.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
 import { namedParts, wildcardParts } from '../../src/xds/delta-blocks.js';
 import { internNames } from '../../src/xds/name-set.js';
 
@@ -22,20 +21,7 @@ function catalog(services: number) {
 }
 
 function views(services: number, proxies: number[]): ProxyView[] {
-  const store = new SnapshotStore({ logger: silentLogger, debounceMs: 0, maxDebounceMs: 0 });
-  store.setCatalog(catalog(services));
-  store.flush();
-  const out: ProxyView[] = [];
-  for (const s of proxies) {
-    const proxy = {
-      nodeId: `svc-${s}-0`,
-      service: `svc-${s}`,
-      outboundPort: 15001,
-      dnsPort: 15053,
-    };
-    store.watch(proxy, (view) => out.push(view));
-  }
-  return out;
+  return watchSidecars(builtStore(catalog(services)), proxies);
 }
 
 /** Each entry's bytes as a hex string, as a sorted multiset. */
