@@ -69,6 +69,10 @@ export function decodeSotwRequest(bytes: Buffer): SotwRequest {
   // Most requests (ACKs) carry one run of names and no node or error: no arrays for those.
   let nodes: Buffer[] | undefined;
   let errors: Buffer[] | undefined;
+  // The first of each as its check decoded it: given once (always, from Envoy), it is not
+  // decoded a second time for its object.
+  let node: protobuf.Message | undefined;
+  let error: protobuf.Message | undefined;
   let run: Buffer | undefined; // the first run of names
   let runs: Buffer[] | undefined; // every run, once there is a second
   while (reader.pos < reader.len) {
@@ -101,14 +105,18 @@ export function decodeSotwRequest(bytes: Buffer): SotwRequest {
         else (runs ??= [run]).push(found);
         break;
       }
-      case NODE:
-        (nodes ??= []).push(message(reader, bytes, nodeType));
+      case NODE: {
+        const decoded = message(reader, bytes, nodeType, (nodes ??= []));
+        node ??= decoded;
         break;
-      case ERROR_DETAIL:
-        (errors ??= []).push(message(reader, bytes, statusType));
+      }
+      case ERROR_DETAIL: {
+        const decoded = message(reader, bytes, statusType, (errors ??= []));
+        error ??= decoded;
         break;
+      }
       case RESOURCE_LOCATORS:
-        message(reader, bytes, locatorType);
+        message(reader, bytes, locatorType, undefined);
         break;
       // As protobufjs: a string field's value, where a later empty one clears an earlier one.
       case VERSION_INFO:
@@ -122,8 +130,8 @@ export function decodeSotwRequest(bytes: Buffer): SotwRequest {
         break;
     }
   }
-  if (nodes) req.node = toObject(nodeType, nodes) as NodeMessage;
-  if (errors) req.errorDetail = toObject(statusType, errors) as StatusMessage;
+  if (nodes) req.node = toObject(nodeType, nodes, node!) as NodeMessage;
+  if (errors) req.errorDetail = toObject(statusType, errors, error!) as StatusMessage;
   if (run) req.resourceNamesBytes = runs ? Buffer.concat(runs) : run;
   return req;
 }
@@ -155,20 +163,35 @@ function endOfNames(bytes: Buffer, from: number): number {
   return pos;
 }
 
-/** A message field's bytes, checked by decoding them on their own (merged later if repeated). */
-function message(reader: protobuf.Reader, bytes: Buffer, type: protobuf.Type): Buffer {
+/**
+ * A message field, checked by decoding its bytes on their own: the decoded message, its bytes
+ * added to `parts` (merged later if the field is repeated).
+ */
+function message(
+  reader: protobuf.Reader,
+  bytes: Buffer,
+  type: protobuf.Type,
+  parts: Buffer[] | undefined,
+): protobuf.Message {
   const size = reader.size();
   const start = reader.pos;
   reader.skip(size);
   const value = bytes.subarray(start, reader.pos);
-  type.decode(value);
-  return value;
+  parts?.push(value);
+  return type.decode(value);
 }
 
-/** A message given once or several times: protobuf merges repeats, as decoding them joined does. */
-function toObject(type: protobuf.Type, parts: Buffer[]): Record<string, unknown> {
-  const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  return type.toObject(type.decode(bytes), JSON_OPTIONS);
+/**
+ * A message given once (`first`, decoded already) or several times: protobuf merges repeats,
+ * as decoding them joined does.
+ */
+function toObject(
+  type: protobuf.Type,
+  parts: Buffer[],
+  first: protobuf.Message,
+): Record<string, unknown> {
+  const decoded = parts.length === 1 ? first : type.decode(Buffer.concat(parts));
+  return type.toObject(decoded, JSON_OPTIONS);
 }
 
 /** The names in a run of resource_names fields (strict UTF-8, as protobufjs reads them). */
