@@ -106,6 +106,10 @@ Options:
   --report-only         only regenerate RESULTS.md from the run files in --out
   --keep                keep the temporary catalog and control-plane log of each session
   -h, --help            this text
+
+Environment:
+  LUCID_BENCH_CP_FLAGS  more node/V8 flags for the control-plane process (e.g. --trace-gc;
+                        with --keep its output stays in the kept cp.log)
 `;
 
 function fail(message: string): never {
