@@ -32,7 +32,8 @@ export default tseslint.config(
         'error',
         {
           property: 'localeCompare',
-          message: "Use byText from src/text-order.ts (localeCompare loads ICU's collation data).",
+          message:
+            "Use compareStrings from src/text-order.ts (localeCompare loads ICU's collation data).",
         },
       ],
     },

@@ -3,7 +3,7 @@ import { proxyScope } from '../mesh/index.js';
 import type { Mesh } from '../mesh/types.js';
 import type { StreamInfo } from '../xds/type-status.js';
 import { syncState, type SyncState } from '../xds/type-status.js';
-import { byText } from '../text-order.js';
+import { compareStrings } from '../text-order.js';
 
 export interface TypeRow {
   sentVersion?: string;
@@ -40,7 +40,7 @@ export function proxyRows(streams: Iterable<StreamInfo>, mesh?: Mesh): ProxyRow[
   for (const s of streams) {
     if (!s.proxy) continue; // not identified yet
     const types: Record<string, TypeRow> = {};
-    for (const [kind, t] of [...s.types].sort(([a], [b]) => byText(a, b))) {
+    for (const [kind, t] of [...s.types].sort(([a], [b]) => compareStrings(a, b))) {
       const status = syncState(t);
       types[kind] = dropUndefined({
         sentVersion: t.sentVersion,
@@ -69,7 +69,8 @@ export function proxyRows(streams: Iterable<StreamInfo>, mesh?: Mesh): ProxyRow[
     });
   }
   return rows.sort(
-    (a, b) => byText(a.nodeId, b.nodeId) || byText(a.connectedSince, b.connectedSince),
+    (a, b) =>
+      compareStrings(a.nodeId, b.nodeId) || compareStrings(a.connectedSince, b.connectedSince),
   );
 }
 

@@ -18,7 +18,7 @@ import {
   type Identity,
 } from './spiffe.js';
 import type { ExpiryReport, IssuedLeaf } from './types.js';
-import { byText } from '../text-order.js';
+import { compareStrings } from '../text-order.js';
 
 const rootsSchema = z.object({
   ActiveRootID: z.string(),
@@ -166,7 +166,7 @@ export class ConsulConnectCa implements LeafSource {
           notAfter: leaf.notAfter,
           secondsRemaining: seconds(leaf.notAfter),
         }))
-        .sort((a, b) => byText(a.service, b.service)),
+        .sort((a, b) => compareStrings(a.service, b.service)),
       roots: this.roots.map((r) => {
         const notAfter = new Date(r.cert.validTo);
         return {

@@ -33,7 +33,7 @@ import {
   type LeafRecord,
   type RootInfo,
 } from './types.js';
-import { byText } from '../text-order.js';
+import { compareStrings } from '../text-order.js';
 
 export interface CaChange {
   /** Set when one service's leaf was renewed: push that service's certificate secret. */
@@ -243,7 +243,7 @@ export class LeafManager {
           notAfter: leaf.notAfter,
           secondsRemaining: seconds(leaf.notAfter),
         }))
-        .sort((a, b) => byText(a.service, b.service)),
+        .sort((a, b) => compareStrings(a.service, b.service)),
       roots: this.ca.roots().map((r) => ({
         serial: r.serial,
         state: r.state,
@@ -558,7 +558,7 @@ export class LeafManager {
         this.persistAgain = false;
         const records = new Map<string, LeafRecord>(this.inherited);
         for (const [service, entry] of this.entries) records.set(service, leafRecordOf(entry.leaf));
-        const leaves = [...records.values()].sort((a, b) => byText(a.service, b.service));
+        const leaves = [...records.values()].sort((a, b) => compareStrings(a.service, b.service));
         await this.ca.store.saveLeaves(leaves).catch((err: unknown) => {
           this.log?.warn({ error: (err as Error).message }, 'saving leaf records failed');
         });

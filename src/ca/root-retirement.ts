@@ -8,7 +8,7 @@
 //   signing, after which every leaf it signed has expired anyway.
 // A record that cannot be read blocks (b): a failed read never lets a root go.
 import type { LeafRecord } from './types.js';
-import { byText } from '../text-order.js';
+import { compareStrings } from '../text-order.js';
 
 /** One root a replica still has leaves of. */
 export interface RootHolding {
@@ -131,6 +131,6 @@ export function holdingsOf(
     }
   }
   return [...byRoot]
-    .sort(([a], [b]) => byText(a, b))
+    .sort(([a], [b]) => compareStrings(a, b))
     .map(([serial, h]) => ({ serial, leaves: h.leaves, until: new Date(h.until).toISOString() }));
 }

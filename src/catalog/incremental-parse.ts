@@ -13,16 +13,11 @@ import {
   readCatalogDocument,
   validateCatalogDocument,
 } from './load-document.js';
-import {
-  compareStrings,
-  normalizeCatalog,
-  reuseUnchangedService,
-  type Catalog,
-  type Service,
-} from './model.js';
+import { normalizeCatalog, reuseUnchangedService, type Catalog, type Service } from './model.js';
 import { crossEntryIssues, gatewaysSchema, serviceSchema } from './schema.js';
 import { splitJsonCatalog, type JsonCatalogItems } from './json-items.js';
 import { parseYamlValue, splitItems, splitTopLevel } from './yaml-sections.js';
+import { compareStrings } from '../text-order.js';
 
 export class IncrementalCatalogParser {
   /** The last good catalog's services by their entry's text. */

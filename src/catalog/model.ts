@@ -1,5 +1,6 @@
 // The catalog model: what every discovery source produces and every translator reads.
 // Sources normalise into this shape (sorted, defaults filled) so equal catalogs compare equal.
+import { compareStrings } from '../text-order.js';
 
 export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -116,10 +117,6 @@ export function normalizeCatalog(catalog: Catalog): Catalog {
   };
 }
 
-/** Code-unit order (not locale order): the one string order for names across lucid-mesh. */
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 const cmp = compareStrings;
 
 /**

@@ -34,7 +34,7 @@ import {
   stateStoreFromFlags,
   type StateFlags,
 } from './state-flags.js';
-import { byText } from '../text-order.js';
+import { compareStrings } from '../text-order.js';
 
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
@@ -486,7 +486,7 @@ function listCommand(io: Io): Command {
       const store = open(flags);
       const now = io.now();
       const records = [...(await store.loadTokens())].sort((a, b) =>
-        byText(a.issuedAt ?? a.revokedAt ?? '', b.issuedAt ?? b.revokedAt ?? ''),
+        compareStrings(a.issuedAt ?? a.revokedAt ?? '', b.issuedAt ?? b.revokedAt ?? ''),
       );
       if (flags.json) {
         const tokens = records.map((r) => ({ ...r, state: tokenState(r, now) }));

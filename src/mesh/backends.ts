@@ -1,7 +1,8 @@
 // A service's backends: the whole service and each subset its service-resolver defines, with
 // the endpoints that receive traffic and the upstream settings (timeouts, limits, outlier
 // detection, load balancing) from the resolver, proxy-defaults and the serve flags.
-import { compareStrings, type Instance, type Protocol, type Service } from '../catalog/model.js';
+import type { Instance, Protocol, Service } from '../catalog/model.js';
+import { compareStrings } from '../text-order.js';
 import { compileFilter } from '../traffic/filter-expression.js';
 import type {
   ProxyDefaults,

@@ -1,6 +1,7 @@
 // Localities: where instances and proxies run, with the datacenter settled, and the order in
 // which a caller prefers them (its zone, its region, its datacenter, then other datacenters).
-import { compareStrings, type Locality } from '../catalog/model.js';
+import type { Locality } from '../catalog/model.js';
+import { compareStrings } from '../text-order.js';
 import type { MeshSettings, PlacedLocality } from './types.js';
 
 /** A locality with the mesh's own datacenter where it names none. */

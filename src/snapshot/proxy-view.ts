@@ -15,6 +15,7 @@ import {
   type SotwBlock,
 } from './snapshot.js';
 import { addDigests, digestOf, type VersionDigest } from './version-digest.js';
+import { byName } from '../text-order.js';
 
 export class ProxyView {
   constructor(
@@ -181,9 +182,6 @@ export class ProxyView {
 }
 
 const EMPTY: KindDiff = { changed: new Set(), removed: new Set() };
-
-const byName = (a: EncodedResource, b: EncodedResource): number =>
-  a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 
 /** A snapshot's shared resources of one kind, sorted by name (memo: the map is never edited). */
 const sortedMemo = new WeakMap<ResourceMap, readonly EncodedResource[]>();

@@ -9,7 +9,7 @@ import type { ResponseReport, SnapshotRef, XdsObserver } from '../xds/observer.j
 import type { StreamInfo } from '../xds/type-status.js';
 import { ConvergenceTracker } from './convergence.js';
 import { RecentPushes, type PushRow } from './recent-pushes.js';
-import { byText } from '../text-order.js';
+import { compareStrings } from '../text-order.js';
 
 export const PUSHES_PER_PROXY = 20;
 /**
@@ -81,7 +81,7 @@ export class RecentActivity implements XdsObserver {
       pushes.push(view(row, !newestOfKind));
     }
     // Newest first; the sort is stable, so pushes of the same millisecond keep that order.
-    pushes.sort((a, b) => byText(b.at, a.at));
+    pushes.sort((a, b) => compareStrings(b.at, a.at));
     return { node, connected: pushes.length > 0, pushes };
   }
 

@@ -8,6 +8,7 @@ import { PROTOCOLS } from '../catalog/model.js';
 import { show } from '../catalog/schema.js';
 import { parseDuration } from './duration.js';
 import { compileFilter } from './filter-expression.js';
+import { compareStrings } from '../text-order.js';
 
 /** Where an object's output lists its keys that lucid-mesh does not implement. */
 export const UNSUPPORTED = Symbol('unsupported');
@@ -164,7 +165,7 @@ export function record<K extends z.ZodType<string>, V extends z.ZodType>(
       { when: () => true },
     )
     .transform((map) =>
-      Object.fromEntries(Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      Object.fromEntries(Object.entries(map).sort(([a], [b]) => compareStrings(a, b))),
     );
 }
 

@@ -18,6 +18,7 @@ import {
   type TrafficConfig,
   type Unsupported,
 } from './types.js';
+import { compareStrings } from '../text-order.js';
 
 /** Kinds Consul has that lucid-mesh does not implement: listed as unsupported, not errors. */
 const OTHER_CONSUL_KINDS = [
@@ -174,7 +175,7 @@ function freeze<T>(value: T): T {
   return value;
 }
 
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const compare = compareStrings;
 
 type Maps = 'serviceDefaults' | 'routers' | 'splitters' | 'resolvers' | 'intentions';
 

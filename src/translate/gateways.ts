@@ -9,6 +9,7 @@ import type { Mesh, MeshGateway } from '../mesh/types.js';
 import { durationMs, socketAddress } from './envoy.js';
 import { tcpProxy } from './listeners.js';
 import { gatewaySni, gatewaySniWildcard } from './tls.js';
+import { compareStrings } from '../text-order.js';
 
 export function gatewayListenerName(id: string): string {
   return `mesh-gateway|${id}`;
@@ -82,7 +83,7 @@ export function gatewayResources(
     if (g.datacenter === gateway.datacenter || !g.healthy) continue;
     remote.set(g.datacenter, [...(remote.get(g.datacenter) ?? []), g]);
   }
-  for (const [dc, gateways] of [...remote].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const [dc, gateways] of [...remote].sort(([a], [b]) => compareStrings(a, b))) {
     const name = remoteClusterName(dc);
     clusters.push([
       name,

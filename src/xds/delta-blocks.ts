@@ -10,6 +10,7 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 import type { ResourceMap } from '../snapshot/snapshot.js';
 import type { ResourceKind } from '../protos/envoy.js';
 import type { NameSet } from './name-set.js';
+import { byName } from '../text-order.js';
 
 /** By the snapshot's shared map of a kind (never edited once built): its entries joined. */
 const wildcardBlocks = new WeakMap<ResourceMap, Buffer>();
@@ -67,9 +68,6 @@ export function namedParts(
   if (!block) bySet.set(names, (block = join(upserts)));
   return [block];
 }
-
-const byName = (a: EncodedResource, b: EncodedResource): number =>
-  a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 
 function sortedValues(map: ResourceMap): EncodedResource[] {
   return [...map.values()].sort(byName);

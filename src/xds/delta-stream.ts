@@ -20,6 +20,7 @@ import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 import { MAX_SHARED_DELTA_UPSERTS, sharedDeltaResponse } from './shared-responses.js';
 import type { KindDiff } from '../snapshot/snapshot.js';
 import { sameDigest } from '../snapshot/version-digest.js';
+import { byName } from '../text-order.js';
 
 interface Subscription {
   wildcard: boolean;
@@ -202,7 +203,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       if (r && r.version !== have) upserts.push(r);
       else if (!r && have !== undefined) removed.push(name);
     }
-    upserts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    upserts.sort(byName);
     return { upserts, removed: removed.sort() };
   }
 
@@ -239,7 +240,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         if (!(sub.wildcard && view.get(kind, name))) removed.push(name);
       }
     }
-    upserts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    upserts.sort(byName);
     // A fresh subscription to names only (a new stream's EDS/RDS): the shared block, if it is one.
     const parts =
       held.size === 0 && !sub.wildcard ? namedParts(view, kind, sub.names, upserts) : undefined;

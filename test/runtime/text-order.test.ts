@@ -1,11 +1,11 @@
-// byText orders identifiers by UTF-16 code unit: the order Array#sort gives strings by default.
+// compareStrings orders identifiers by UTF-16 code unit: the order Array#sort gives strings by default.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { byText } from '../../src/text-order.js';
+import { compareStrings } from '../../src/text-order.js';
 
-describe('byText', () => {
+describe('compareStrings', () => {
   it('sorts like Array#sort does by default, case and all', () => {
-    expect(['web', 'Web', 'api', 'api-2', 'api'].sort(byText)).toEqual([
+    expect(['web', 'Web', 'api', 'api-2', 'api'].sort(compareStrings)).toEqual([
       'Web',
       'api',
       'api',
@@ -14,7 +14,7 @@ describe('byText', () => {
     ]);
     fc.assert(
       fc.property(fc.array(fc.string()), (names) => {
-        expect([...names].sort(byText)).toEqual([...names].sort());
+        expect([...names].sort(compareStrings)).toEqual([...names].sort());
       }),
     );
   });

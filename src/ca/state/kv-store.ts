@@ -30,7 +30,7 @@ import {
 import type { LeafRecord, StoredRoot } from '../types.js';
 import { sealedSchema, type Sealed, type StateCipher } from './cipher.js';
 import { StateHealth, type KvBackend, type Leadership } from './kv-backend.js';
-import { byText } from '../../text-order.js';
+import { compareStrings } from '../../text-order.js';
 
 // The roots value carries each root's sealed private key (one compare-and-set per rotation).
 const rootEntry = storedRootEntry.extend({ certPem: z.string().min(1), key: sealedSchema });
@@ -218,7 +218,7 @@ export class KvCaStore implements CaStore, LeafHolders {
         }
       }
     }
-    return [...newest.values()].sort((a, b) => byText(a.service, b.service));
+    return [...newest.values()].sort((a, b) => compareStrings(a.service, b.service));
   }
 
   async saveLeaves(leaves: readonly LeafRecord[]): Promise<void> {

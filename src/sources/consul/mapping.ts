@@ -52,6 +52,7 @@ import {
 import { LOCAL_APP_IDLE_TIMEOUT_KEY } from '../../traffic/local-app.js';
 import type { ConsulHealthEntry } from './client.js';
 import { mergeUpstreams, sidecarUpstreams } from './upstreams.js';
+import { compareStrings } from '../../text-order.js';
 
 export interface MappingOptions {
   /** Catalog health for Consul's `warning`. */
@@ -549,9 +550,7 @@ function pick<T extends string | number>(
   return ranked[0]![0];
 }
 
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+const cmp = compareStrings;
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
