@@ -61,9 +61,7 @@ export function sameReach(a: Mesh, b: Mesh): boolean {
     const y = b.services[i]!;
     if (x === y) continue;
     if (x.name !== y.name || !sameList(upstreamNames(x), upstreamNames(y))) return false;
-    if (x.upstreams === undefined) {
-      if (y.upstreams !== undefined) return false;
-    } else if (y.upstreams === undefined) return false;
+    if ((x.upstreams === undefined) !== (y.upstreams === undefined)) return false;
     if (
       !sameList(backendNames(x), backendNames(y)) ||
       !sameList([...leadsTo(x)], [...leadsTo(y)])

@@ -185,7 +185,7 @@ const EMPTY: KindDiff = { changed: new Set(), removed: new Set() };
 
 /** A snapshot's shared resources of one kind, sorted by name (memo: the map is never edited). */
 const sortedMemo = new WeakMap<ResourceMap, readonly EncodedResource[]>();
-function sortedShared(map: ResourceMap): readonly EncodedResource[] {
+export function sortedShared(map: ResourceMap): readonly EncodedResource[] {
   let sorted = sortedMemo.get(map);
   if (!sorted) sortedMemo.set(map, (sorted = [...map.values()].sort(byName)));
   return sorted;

@@ -6,11 +6,10 @@
 // SotW's blocks are (snapshot.ts). The proxy's own entries follow them (a delta response's
 // order carries no meaning).
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
-import type { ProxyView } from '../snapshot/proxy-view.js';
+import { sortedShared, type ProxyView } from '../snapshot/proxy-view.js';
 import type { ResourceMap } from '../snapshot/snapshot.js';
 import type { ResourceKind } from '../protos/envoy.js';
 import type { NameSet } from './name-set.js';
-import { byName } from '../text-order.js';
 
 /** By the snapshot's shared map of a kind (never edited once built): its entries joined. */
 const wildcardBlocks = new WeakMap<ResourceMap, Buffer>();
@@ -45,7 +44,7 @@ export function wildcardParts(
   }
   if (sharedCount !== shared.size) return undefined;
   let block = wildcardBlocks.get(shared);
-  if (!block) wildcardBlocks.set(shared, (block = join(sortedValues(shared))));
+  if (!block) wildcardBlocks.set(shared, (block = join(sortedShared(shared))));
   return [block, ...own];
 }
 
@@ -67,8 +66,4 @@ export function namedParts(
   let block = bySet.get(names);
   if (!block) bySet.set(names, (block = join(upserts)));
   return [block];
-}
-
-function sortedValues(map: ResourceMap): EncodedResource[] {
-  return [...map.values()].sort(byName);
 }
