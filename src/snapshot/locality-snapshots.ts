@@ -7,7 +7,7 @@ import type { Mesh, MeshGatewayMode, PlacedLocality } from '../mesh/types.js';
 import { failoverBackends, homeOf, translateLocality } from '../translate/index.js';
 import { encodeResource } from './encoded-resource.js';
 import type { ResourceEncoder } from './encoder.js';
-import { Snapshot } from './snapshot.js';
+import type { Snapshot } from './snapshot.js';
 
 /**
  * Snapshots of distinct localities kept per build. Proxies' nodes carry their locality, so any

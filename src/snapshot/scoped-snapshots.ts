@@ -11,7 +11,7 @@ import { OUTBOUND_ROUTE_NAME } from '../translate/names.js';
 import { NO_RESOURCES } from './encode-set.js';
 import type { EncodedResource } from './encoded-resource.js';
 import type { ResourceEncoder } from './encoder.js';
-import { Snapshot, type KindMaps, type ResourceMap } from './snapshot.js';
+import type { KindMaps, ResourceMap, Snapshot } from './snapshot.js';
 
 /**
  * A scoped snapshot's membership in a build: the snapshot, and the build's snapshot (or
