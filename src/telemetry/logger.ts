@@ -9,7 +9,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export function createLogger(level: LogLevel = 'info'): Logger {
   // Asynchronous: lines logged in one busy stretch (a thousand streams opening) leave in one
   // write instead of one blocking write each (measured: ~0.1 ms per line, synchronously).
-  // pino flushes what is pending when the process exits.
+  // pino flushes what is pending when the process exits. Its sonic-boom is 5.x (package.json
+  // overrides): 4.x retried that flush forever once stderr's reader had gone (EPIPE), so a
+  // SIGTERM never ended the process (test/cli/serve-log-reader-gone.test.ts).
   return pino({ level, base: { app: 'lucid-mesh' } }, destination({ dest: 2, sync: false }));
 }
 
