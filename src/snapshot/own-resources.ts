@@ -87,10 +87,14 @@ export class OwnResources {
     const gateway = gatewayOf(mesh, proxy) !== undefined;
     const dnsNames = proxy.dnsPort !== undefined ? meshServiceNames(mesh) : undefined;
     const scope = proxyScope(mesh, proxy.service);
+    // A local bind listener follows its target service (its protocol, the ports taken by tcp
+    // services): those proxies compare contents.
+    const binds = ownService?.upstreams?.some((u) => u.localBindPort !== undefined) === true;
     // Unchanged parts of the mesh keep their objects from one snapshot to the next, so the
     // common case is three identity checks, not a comparison of contents.
     if (
       !gateway &&
+      !binds &&
       cached &&
       cached.service === found?.service &&
       cached.instance === found?.instance &&

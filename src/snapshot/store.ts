@@ -35,7 +35,7 @@ import { ScopedSnapshots } from './scoped-snapshots.js';
 import type { SecretProvider } from './secrets.js';
 import { SharedResources } from './shared-resources.js';
 import { Snapshot } from './snapshot.js';
-import { touchedWatchers } from './touched.js';
+import { narrowInputs, touchedWatchers, type BuiltInputs } from './touched.js';
 
 export type { ConfigWatcher, ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
 
@@ -74,8 +74,9 @@ export interface StoreCounters {
    */
   scopesBuilt: number;
   /**
-   * Watchers the fan-out passes visited. After an endpoint change only the watchers whose
-   * scope or own resources it touched are visited (touched.ts), not every one.
+   * Watchers the fan-out passes visited. After an endpoint change or an edit of a few
+   * services' traffic entries only the watchers whose scope or own resources it touched are
+   * visited (touched.ts), not every one.
    */
   watchersVisited: number;
 }
@@ -140,6 +141,8 @@ export class SnapshotStore implements ConfigWatcher {
   private meshGeneration = 0;
   private builtMeshGeneration = -1;
   private builtInputsGeneration = -1;
+  /** What the last build was made from besides the catalog (touched.ts narrowInputs). */
+  private builtFrom: BuiltInputs | undefined;
   /** The watches, by what a change can touch of them (fanout.ts). */
   private readonly watches = new WatchIndex();
   /** The fan-out pass (a newer one also visits what a running one had left). */
@@ -463,11 +466,11 @@ export class SnapshotStore implements ConfigWatcher {
       return;
     }
     const previous = this.current;
-    // Only the mesh and its catalog changed since the last build (no secret, setting, traffic
-    // or policy change): the fan-out may visit only what the change touched.
-    const sameInputsAsLast =
-      this.builtInputsGeneration === this.inputsGeneration &&
-      this.builtMeshGeneration === this.meshGeneration;
+    // No secret, setting, policy or mesh-wide traffic change since the last build: the
+    // fan-out may visit only what the mesh shows changed.
+    const from = { generation: this.inputsGeneration, traffic: this.traffic, policy: this.policy };
+    const narrow = narrowInputs(this.builtFrom, from);
+    this.builtFrom = from;
     this.current = snapshot;
     this.localities.clear();
     this.builtInputsGeneration = this.inputsGeneration;
@@ -481,7 +484,7 @@ export class SnapshotStore implements ConfigWatcher {
     );
     for (const listener of this.snapshotListeners) listener(snapshot, previous);
     const visit =
-      previous && sameInputsAsLast
+      previous && narrow
         ? touchedWatchers(
             previous,
             snapshot,
