@@ -10,6 +10,7 @@ import { AmqpUrlError, parseBrokerUrl, scrub, type BrokerUrl } from '../events/a
 import { EVENT_KEYS, type AnyEventEnvelope } from '../events/envelope.js';
 import { DEFAULT_EVENTS_EXCHANGE } from '../events/event-stream.js';
 import { formatEnvelope } from './events-format.js';
+import { exitAfter, onStopSignal } from './stop-signals.js';
 
 interface EventsCommandFlags {
   amqp?: string;
@@ -95,12 +96,9 @@ export function eventsCommand(): Command {
       let closing = false;
       const stop = (code: number): void => {
         closing = true;
-        void (current?.close() ?? Promise.resolve())
-          .catch(() => undefined)
-          .finally(() => process.exit(code));
+        exitAfter(current?.close() ?? Promise.resolve(), code);
       };
-      process.once('SIGINT', () => stop(0));
-      process.once('SIGTERM', () => stop(0));
+      onStopSignal(() => stop(0));
 
       /** One connection's life: resolves when it closes (the caller reconnects). */
       const follow = async (): Promise<void> => {

@@ -1,6 +1,7 @@
 // The lucid-mesh CLI: its commands, run on process.argv (loaded by main.ts).
 // Usage errors exit 2, runtime failures 1.
 import { Command, CommanderError } from 'commander';
+import { installOutputClosedRule } from './stdout-closed.js';
 
 // Each command's module is imported only when that command runs (or when the whole list is
 // needed: no command, --help, help, an unknown name). A `serve` then never loads what only the
@@ -24,6 +25,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 };
 
 const EXIT_USAGE = 2;
+
+// Before anything prints: a reader that goes early ends a command quietly (stdout-closed.ts).
+installOutputClosedRule();
 
 const program = new Command('lucid-mesh')
   .description('An Envoy xDS control plane for sidecar meshes.')

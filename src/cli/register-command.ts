@@ -33,6 +33,8 @@ import {
   type EtcdFlags,
 } from '../sources/etcd/options.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
+import { keepRunningWhenStdoutCloses } from './stdout-closed.js';
+import { onStopSignal as onProcessStopSignal } from './stop-signals.js';
 
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
@@ -279,12 +281,7 @@ export function registerCommand(io: RegisterCommandIo = {}): Command {
   const stdout = io.stdout ?? ((s: string) => void process.stdout.write(s));
   const stderr = io.stderr ?? ((s: string) => void process.stderr.write(s));
   const exit = io.exit ?? ((code: number): never => process.exit(code));
-  const onStopSignal =
-    io.onStopSignal ??
-    ((handler: (signal: string) => void) => {
-      process.once('SIGINT', () => handler('SIGINT'));
-      process.once('SIGTERM', () => handler('SIGTERM'));
-    });
+  const onStopSignal = io.onStopSignal ?? onProcessStopSignal;
 
   const cmd = makeCommand('register', io)
     .description(
@@ -369,6 +366,8 @@ export function registerCommand(io: RegisterCommandIo = {}): Command {
   cmd.action(
     runAction('register', io, async (flags: RegisterFlags) => {
       const { etcd, instance, settings } = resolveRegistration(flags);
+      // A heartbeat's job is the lease, not its output: a closed stdout does not end it.
+      if (flags.ttl !== undefined) keepRunningWhenStdoutCloses();
       const { endpoints } = etcd.connection;
       const key = instanceKey(etcd.prefix, flags.service, instance.id);
       const value = encodeInstance(instance);

@@ -12,6 +12,7 @@ import { choiceOption, durationMsOption, portOption } from './options.js';
 import { haCliOptions, type HaFlags } from './ha-flags.js';
 import { xdsTransportOption, type XdsTransportFlags } from './xds-transport-flag.js';
 import { dnsCliOptions, dnsServerFromFlags, type DnsFlags } from './dns-flags.js';
+import { keepRunningWhenStdoutCloses } from './stdout-closed.js';
 import {
   TracingFlagError,
   tracingCliOptions,
@@ -205,6 +206,8 @@ export function serveCommand(): Command {
         '  lucid-mesh serve --catalog examples/catalog.yaml --tracing-otlp 127.0.0.1:4317 --tracing-sample 10\n',
     )
     .action(async (flags: ServeFlags, cmd: Command) => {
+      // A control plane serves sidecars: a closed stdout (`serve | head`) does not stop it.
+      keepRunningWhenStdoutCloses();
       const usage = (message: string): never =>
         cmd.error(`lucid-mesh serve: ${message}`, { exitCode: 2 });
       if (flags.maxDebounceMs < flags.debounceMs) {

@@ -17,6 +17,7 @@ import {
 } from './admin-client.js';
 import { choiceOption } from './options.js';
 import { formatEvent } from './tail-format.js';
+import { onStopSignal } from './stop-signals.js';
 
 interface TailFlags {
   node?: string;
@@ -50,6 +51,8 @@ export function tailCommand(): Command {
         process.stderr.write(`lucid-mesh tail: ${err.message}\n`);
         process.exit(2);
       }
+      // Stopping a follower is its normal end: exit 0, as events and register --ttl.
+      onStopSignal(() => process.exit(0));
       const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
       let printed = 0;
       let connectedOnce = false;
