@@ -19,6 +19,7 @@ import { renderBootstrap, XDS_MODES, type XdsMode } from '../bootstrap/render.js
 import { isJsonFile, parseCatalogText } from '../catalog/load-document.js';
 import type { Catalog, Health, Instance } from '../catalog/model.js';
 import { choiceOption, portOption } from '../cli/options.js';
+import { installOutputClosedRule } from '../cli/stdout-closed.js';
 import { openCa, type OpenedCa } from '../ca/open.js';
 import { MESH_GATEWAY_SERVICE } from '../mesh/index.js';
 import { packageRoot } from '../package-root.js';
@@ -168,6 +169,9 @@ process.on('exit', killEnvoysNow);
 process.once('SIGINT', () => void stop(0));
 process.once('SIGTERM', () => void stop(0));
 process.once('SIGHUP', () => void stop(0));
+// Its reader gone (`npm run demo -- --once | grep -m1 world`): stopped as by Ctrl-C, not
+// killed by EPIPE with the Envoys, the control plane and the CA's directory left behind.
+installOutputClosedRule((code) => void stop(code));
 process.on('uncaughtException', (err) => void stop(1, `demo failed: ${err.stack ?? err.message}`));
 process.on('unhandledRejection', (err) => void stop(1, `demo failed: ${String(err)}`));
 

@@ -5,14 +5,22 @@
 // exit 0 and no stack trace; serve and register --ttl keep running; SIGINT/SIGTERM end the
 // commands that follow (tail, events, register --ttl) with 0. Before, every command died on
 // EPIPE with exit 1 and a stack trace, and a register heartbeat died with it.
+import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { plainServeArgs, runCli, spawnCli, type CliProcess } from '../support/cli-process.js';
+import {
+  plainServeArgs,
+  repoRoot,
+  runCli,
+  spawnCli,
+  type CliProcess,
+} from '../support/cli-process.js';
+import { killWithTestProcess } from '../support/reaper.js';
 import { startEtcd, type EtcdHandle } from '../support/etcd.js';
-import { freePorts } from '../support/ports.js';
+import { freePortBase, freePorts } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lucid-reader-gone-'));
@@ -153,6 +161,45 @@ describe('stdout closed early', () => {
     expect(await p.exited).toBe(0);
     expect(await etcd!.client.get(key).string()).toBe(null);
   }, 30_000);
+
+  it('`npm run demo | head -2`: the demo stops cleanly, its Envoys with it', async () => {
+    const base = await freePortBase([0, 1, 2, 100, 101, 102, 10, 11, 12, 13, 14, 15]);
+    const [xds, admin, app1, app2, side1, side2] = [10, 11, 12, 13, 14, 15].map((o) => base + o);
+    const demoCatalog = join(dir, 'demo-catalog.yaml');
+    writeFileSync(
+      demoCatalog,
+      `services:
+  - name: hello
+    instances: [{ id: hello-1, address: 127.0.0.1, port: ${app1}, sidecarPort: ${side1} }]
+  - name: world
+    instances: [{ id: world-1, address: 127.0.0.1, port: ${app2}, sidecarPort: ${side2} }]
+`,
+    );
+    const demo = spawn(
+      process.execPath,
+      [
+        ...['--import', 'tsx', 'src/demo/main.ts', '--catalog', demoCatalog],
+        ...['--xds-port', String(xds), '--admin-port', String(admin)],
+        ...['--envoy-port-base', String(base)],
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    killWithTestProcess(demo, 'demo');
+    demo.stdout.once('data', () => demo.stdout.destroy());
+    let stderr = '';
+    demo.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await Promise.race([
+      new Promise((resolve) => demo.once('exit', resolve)),
+      sleep(60_000).then(() => 'still running'),
+    ]);
+    expect({ code, stackTrace: /\n\s+at /.test(stderr) }, stderr).toEqual({
+      code: 0,
+      stackTrace: false,
+    });
+    // Its sidecars went with it: their admin ports answer no more.
+    const envoyAdmin = await fetch(`http://127.0.0.1:${base}/ready`).catch(() => 'gone');
+    expect(envoyAdmin).toBe('gone');
+  }, 90_000);
 });
 
 describe('stopped by a signal', () => {
