@@ -610,4 +610,29 @@ describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {
     for (const flag of ['--amqp', '--amqp-file', '--exchange', '--binding', '--count', '--json'])
       expect(help.stdout()).toContain(flag);
   }, 60_000);
+
+  it('`lucid-mesh events | head -1`: ends with 0 at its next event, no stack trace', async () => {
+    const exchange = 'head.events';
+    const follower = cli(['events', '--amqp', broker.url, '--exchange', exchange]);
+    follower.child.stdout!.once('data', () => follower.child.stdout!.destroy()); // head has its line
+    await waitFor(() => follower.stderr().includes(`following ${exchange}`), {
+      what: 'lucid-mesh events bound',
+      timeoutMs: 30_000,
+      details: () => follower.stderr(),
+    });
+    const cp = await controlPlane({
+      url: broker.url,
+      exchange,
+      catalog: newCatalog(catalogWith(9102)),
+    });
+    const ads = sotwClient(cp.xdsPort); // connect, then disconnect: two events
+    ads.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    await ads.next(10_000);
+    ads.close();
+    const code = await Promise.race([follower.exited, sleep(15_000).then(() => 'still running')]);
+    expect({ code, stackTrace: /\n\s+at |EPIPE/.test(follower.stderr()) }).toEqual({
+      code: 0,
+      stackTrace: false,
+    });
+  }, 60_000);
 });
