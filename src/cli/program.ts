@@ -31,7 +31,13 @@ installOutputClosedRule();
 
 const program = new Command('lucid-mesh')
   .description('An Envoy xDS control plane for sidecar meshes.')
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 done (also when the reader of stdout went early: `lucid-mesh status | head -1`;\n' +
+      'tail, events, register --ttl stopped by SIGINT/SIGTERM), 1 failed, 2 bad flag or value.\n' +
+      'serve drains on SIGINT/SIGTERM: 0 within --drain-seconds, 1 past it or on a second signal.\n',
+  );
 
 const named = process.argv[2];
 const wanted =
