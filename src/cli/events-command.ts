@@ -120,7 +120,7 @@ export function eventsCommand(): Command {
         await ch.consume(
           queue,
           (msg) => {
-            if (!msg) return;
+            if (!msg || closing) return; // closing: --count reached, or stopped
             let envelope: AnyEventEnvelope;
             try {
               envelope = JSON.parse(msg.content.toString('utf8')) as AnyEventEnvelope;

@@ -47,6 +47,17 @@ export function keepRunningWhenStdoutCloses(): void {
   keepRunning = true;
 }
 
+/**
+ * Exits with `code` once everything written to stdout has gone into the pipe. process.exit
+ * alone drops what a slow reader (`tail --count 1 --json | jq`) has not taken yet, past the
+ * pipe's 64 KiB: half a JSON line.
+ */
+export function exitOnceWritten(code: number): void {
+  if (process.stdout.writableLength === 0) process.exit(code);
+  // Writes go out in order: this callback runs after the last of them (or on a failure).
+  process.stdout.write('', () => process.exit(code));
+}
+
 function isReaderGone(err: NodeJS.ErrnoException): boolean {
   return err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED';
 }

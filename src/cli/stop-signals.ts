@@ -4,6 +4,8 @@
 // answering). serve has its own drain (--drain-seconds). One-shot commands keep Node's
 // default: a signal ends them at once.
 
+import { exitOnceWritten } from './stdout-closed.js';
+
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 export type StopSignal = (typeof STOP_SIGNALS)[number];
 
@@ -22,8 +24,8 @@ export function onStopSignal(handler: (signal: StopSignal) => void): void {
   }
 }
 
-/** Exits with `code` once `cleanup` settles, or after STOP_GRACE_MS if it hangs. */
+/** Exits with `code` once `cleanup` settles and stdout is written, or after STOP_GRACE_MS. */
 export function exitAfter(cleanup: Promise<unknown>, code: number): void {
   setTimeout(() => process.exit(code), STOP_GRACE_MS);
-  void cleanup.catch(() => undefined).finally(() => process.exit(code));
+  void cleanup.catch(() => undefined).finally(() => exitOnceWritten(code));
 }

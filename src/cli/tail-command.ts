@@ -17,6 +17,7 @@ import {
 } from './admin-client.js';
 import { choiceOption } from './options.js';
 import { formatEvent } from './tail-format.js';
+import { exitOnceWritten } from './stdout-closed.js';
 import { onStopSignal } from './stop-signals.js';
 
 interface TailFlags {
@@ -67,8 +68,9 @@ export function tailCommand(): Command {
               backoffMs = 250;
             },
             (e) => {
+              if (flags.count !== undefined && printed >= flags.count) return; // exiting
               process.stdout.write(`${flags.json ? JSON.stringify(e) : formatEvent(e, colour)}\n`);
-              if (flags.count !== undefined && ++printed >= flags.count) process.exit(0);
+              if (flags.count !== undefined && ++printed >= flags.count) exitOnceWritten(0);
             },
           );
           if (!connectedOnce) throw new AdminUnreachable('the event stream ended at once');

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import {
   plainServeArgs,
   repoRoot,
@@ -200,6 +201,38 @@ describe('stdout closed early', () => {
     const envoyAdmin = await fetch(`http://127.0.0.1:${base}/ready`).catch(() => 'gone');
     expect(envoyAdmin).toBe('gone');
   }, 90_000);
+});
+
+describe('a slow reader', () => {
+  it('`tail --count 2 --json | jq`: the last event arrives whole, not cut at the pipe buffer', async () => {
+    const p = spawnCli(['tail', '--server', server, '--count', '2', '--json'], env);
+    started.push(p);
+    await waitFor(
+      () => {
+        if (p.stdout() !== '') return true;
+        changeCatalog();
+        return false;
+      },
+      { what: 'the first event', timeoutMs: 20_000, intervalMs: 1000, details: p.output },
+    );
+    p.child.stdout!.pause(); // the reader is busy: the pipe (64 KiB) fills
+    const many = Array.from({ length: 1500 }, (_, i) => ({
+      name: `bulk${i}`,
+      instances: [{ id: `bulk${i}-1`, address: '127.0.0.1', port: 20000 + i }],
+    }));
+    const doc = readFileSync(catalog, 'utf8');
+    const bigger = parse(doc) as { services: unknown[] };
+    writeFileSync(catalog, stringify({ ...bigger, services: [...bigger.services, ...many] }));
+    await sleep(2000); // tail has printed and met its count meanwhile
+    p.child.stdout!.resume();
+    const code = await Promise.race([p.exited, sleep(10_000).then(() => 'still running')]);
+    writeFileSync(catalog, doc);
+    const lines = p.stdout().trim().split('\n');
+    expect(code).toBe(0);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]!.length).toBeGreaterThan(100_000);
+    expect(() => JSON.parse(lines[1]!)).not.toThrow();
+  }, 40_000);
 });
 
 describe('stopped by a signal', () => {

@@ -625,12 +625,22 @@ describe('lucid-mesh serve --events-amqp, lucid-mesh events', () => {
       exchange,
       catalog: newCatalog(catalogWith(9102)),
     });
-    const ads = sotwClient(cp.xdsPort); // connect, then disconnect: two events
-    ads.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
-    await ads.next(10_000);
-    ads.close();
-    const code = await Promise.race([follower.exited, sleep(15_000).then(() => 'still running')]);
-    expect({ code, stackTrace: /\n\s+at |EPIPE/.test(follower.stderr()) }).toEqual({
+    // A sidecar connects and goes (two events) until the follower has printed one and, at a
+    // later one, noticed that its reader went.
+    const code = await waitFor(
+      async () => {
+        if (follower.child.exitCode !== null || follower.child.signalCode !== null)
+          return follower.exited;
+        const ads = sotwClient(cp.xdsPort);
+        ads.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+        await ads.next(10_000);
+        ads.close();
+        await sleep(500);
+        return false;
+      },
+      { what: 'the follower to end', timeoutMs: 20_000, details: () => follower.stderr() },
+    );
+    expect({ code: await code, stackTrace: /\n\s+at |EPIPE/.test(follower.stderr()) }).toEqual({
       code: 0,
       stackTrace: false,
     });
