@@ -3,10 +3,13 @@
 // `serve` (and one real etcd for `register --ttl`). The rule (src/cli/stdout-closed.ts,
 // src/cli/stop-signals.ts, README "Exit codes"): a closed stdout ends a command at once with
 // exit 0 and no stack trace; serve and register --ttl keep running; SIGINT/SIGTERM end the
-// commands that follow (tail, events, register --ttl) with 0. Before, every command died on
-// EPIPE with exit 1 and a stack trace, and a register heartbeat died with it.
+// commands that follow (tail, events, register --ttl) with 0; `tail --count` exits once its
+// output is written; a serve whose shutdown hangs ends by --drain-seconds, or at once on a
+// second signal. Before, every command died on EPIPE with exit 1 and a stack trace, a register
+// heartbeat died with it, and `tail --count 1 --json | jq` got half a line.
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -259,4 +262,46 @@ describe('stopped by a signal', () => {
     ]);
     expect(codes).toEqual([0, 0]);
   }, 30_000);
+});
+
+describe('serve stopped while its shutdown hangs (a tracing collector that never answers)', () => {
+  it('exits by --drain-seconds, and at once on a second signal', async () => {
+    const hole = createServer((socket) => socket.resume()); // takes the spans, never answers
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+    const collector = `127.0.0.1:${(hole.address() as AddressInfo).port}`;
+    const serveStuck = async (drainSeconds: number) => {
+      const [admin, xds] = await freePorts(2);
+      const p = spawnCli(
+        [
+          ...plainServeArgs(catalog, { admin: admin!, xds: xds! }),
+          ...['--drain-seconds', String(drainSeconds), '--tracing-otlp', collector],
+        ],
+        env,
+      );
+      started.push(p);
+      await waitFor(() => p.stderr().includes('control plane started'), {
+        what: 'serve started',
+        timeoutMs: 30_000,
+        details: p.output,
+      });
+      return p;
+    };
+    try {
+      const [bounded, twice] = await Promise.all([serveStuck(1), serveStuck(30)]);
+      // Codes, not times: unbounded, each would end 0 once tracing gives up (2 s).
+      const ended = (p: CliProcess) =>
+        Promise.race([p.exited, sleep(10_000).then(() => 'still running')]);
+      bounded.child.kill('SIGTERM');
+      twice.child.kill('SIGTERM');
+      await sleep(300);
+      twice.child.kill('SIGTERM'); // the operator presses Ctrl-C again
+      expect({ bounded: await ended(bounded), twice: await ended(twice) }).toEqual({
+        bounded: 1, // --drain-seconds 1 passed before the shutdown finished
+        twice: 1,
+      });
+      expect(twice.stderr()).toContain('second signal: exiting without draining');
+    } finally {
+      hole.close();
+    }
+  }, 60_000);
 });
