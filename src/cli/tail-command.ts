@@ -43,6 +43,12 @@ export function tailCommand(): Command {
       new Option('--count <n>', 'exit after N events').argParser((v) => positiveInt('--count', v)),
     )
     .option('--json', 'print events as JSON lines', false)
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 after --count events, on SIGINT/SIGTERM, or once the reader of its output went\n' +
+        '(noticed at the next event: `lucid-mesh tail | grep -m1 NACK`); 1 the control plane cannot\n' +
+        'be reached at the start or refuses the token; 2 a bad flag.\n',
+    )
     .action(async (flags: TailFlags, cmd: Command) => {
       let conn: AdminConnection;
       try {
