@@ -63,7 +63,10 @@ export function eventsCommand(): Command {
       'after',
       '\nExamples:\n' +
         '  lucid-mesh events --amqp amqp://guest:guest@127.0.0.1:5672/\n' +
-        "  lucid-mesh events --amqp-file /run/secrets/amqp-url --binding 'proxy.*' --binding config.rejected\n",
+        "  lucid-mesh events --amqp-file /run/secrets/amqp-url --binding 'proxy.*' --binding config.rejected\n" +
+        '\nExit codes: 0 after --count events, on SIGINT/SIGTERM (the broker connection closed, 3 s at\n' +
+        'most), or once the reader of its output went (noticed at the next event); 1 the broker cannot\n' +
+        'be reached at the start; 2 a bad flag.\n',
     )
     .action(async (flags: EventsCommandFlags, cmd: Command) => {
       const usage = (message: string): never =>
