@@ -26,9 +26,6 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 const EXIT_USAGE = 2;
 
-// Before anything prints: a reader that goes early ends a command quietly (stdout-closed.ts).
-installOutputClosedRule();
-
 const program = new Command('lucid-mesh')
   .description('An Envoy xDS control plane for sidecar meshes.')
   .showHelpAfterError('(run with --help for usage)')
@@ -40,6 +37,10 @@ const program = new Command('lucid-mesh')
   );
 
 const named = process.argv[2];
+// Before anything prints: a reader that goes early ends a command quietly (stdout-closed.ts).
+installOutputClosedRule(
+  named !== undefined && Object.hasOwn(COMMANDS, named) ? `lucid-mesh ${named}` : 'lucid-mesh',
+);
 const wanted =
   named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
 for (const name of wanted) program.addCommand(await COMMANDS[name]!());

@@ -23,8 +23,14 @@ type Exit = (code: number) => void;
 let keepRunning = false;
 let installed = false;
 
-/** Installs the rule on process.stdout and process.stderr (once; later calls do nothing). */
-export function installOutputClosedRule(exit: Exit = (code) => process.exit(code)): void {
+/**
+ * Installs the rule on process.stdout and process.stderr (once; later calls do nothing).
+ * `name` starts the line that reports a failed write (`lucid-mesh status`).
+ */
+export function installOutputClosedRule(
+  name: string,
+  exit: Exit = (code) => process.exit(code),
+): void {
   if (installed) return;
   installed = true;
   let stdoutGone = false;
@@ -36,7 +42,7 @@ export function installOutputClosedRule(exit: Exit = (code) => process.exit(code
       if (!keepRunning) exit(0);
       return;
     }
-    writeStderr(`lucid-mesh: cannot write the output (${err.code ?? err.message})\n`);
+    writeStderr(`${name}: cannot write to stdout (${err.code ?? err.message})\n`);
     exit(EXIT_OUTPUT_FAILED);
   });
   process.stderr.on('error', () => undefined);

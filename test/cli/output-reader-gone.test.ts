@@ -2,13 +2,21 @@
 // `tail | grep -m1 NACK`) or a supervisor stops it, on the real processes against one real
 // `serve` (and one real etcd for `register --ttl`). The rule (src/cli/stdout-closed.ts,
 // src/cli/stop-signals.ts, README "Exit codes"): a closed stdout ends a command at once with
-// exit 0 and no stack trace; serve and register --ttl keep running; SIGINT/SIGTERM end the
+// exit 0 and no stack trace (a full disk: one line, exit 1); serve and register --ttl keep running; SIGINT/SIGTERM end the
 // commands that follow (tail, events, register --ttl) with 0; `tail --count` exits once its
 // output is written; a serve whose shutdown hangs ends by --drain-seconds, or at once on a
 // second signal. Before, every command died on EPIPE with exit 1 and a stack trace, a register
 // heartbeat died with it, and `tail --count 1 --json | jq` got half a line.
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +31,7 @@ import {
   type CliProcess,
 } from '../support/cli-process.js';
 import { killWithTestProcess } from '../support/reaper.js';
+import { cliEntry } from '../support/tools.js';
 import { startEtcd, type EtcdHandle } from '../support/etcd.js';
 import { freePortBase, freePorts } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
@@ -204,6 +213,26 @@ describe('stdout closed early', () => {
     const envoyAdmin = await fetch(`http://127.0.0.1:${base}/ready`).catch(() => 'gone');
     expect(envoyAdmin).toBe('gone');
   }, 90_000);
+});
+
+describe('stdout that cannot be written', () => {
+  it('a full disk (/dev/full): one line naming why, exit 1, no stack trace', async () => {
+    const full = openSync('/dev/full', 'w');
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', cliEntry, 'config', 'check', 'examples/traffic.yaml'],
+      { cwd: repoRoot, stdio: ['ignore', full, 'pipe'] },
+    );
+    closeSync(full);
+    killWithTestProcess(p, 'config check');
+    let stderr = '';
+    p.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise((resolve) => p.once('exit', resolve));
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr: 'lucid-mesh config: cannot write to stdout (ENOSPC)\n',
+    });
+  });
 });
 
 describe('a slow reader', () => {
