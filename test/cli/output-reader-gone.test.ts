@@ -2,11 +2,12 @@
 // `tail | grep -m1 NACK`) or a supervisor stops it, on the real processes against one real
 // `serve` (and one real etcd for `register --ttl`). The rule (src/cli/stdout-closed.ts,
 // src/cli/stop-signals.ts, README "Exit codes"): a closed stdout ends a command at once with
-// exit 0 and no stack trace (a full disk: one line, exit 1); serve and register --ttl keep running; SIGINT/SIGTERM end the
-// commands that follow (tail, events, register --ttl) with 0; `tail --count` exits once its
-// output is written; a serve whose shutdown hangs ends by --drain-seconds, or at once on a
-// second signal. Before, every command died on EPIPE with exit 1 and a stack trace, a register
-// heartbeat died with it, and `tail --count 1 --json | jq` got half a line.
+// exit 0 and no stack trace (a full disk: one line, exit 1); serve and register --ttl keep
+// running; SIGINT/SIGTERM end the commands that follow (tail, events, register --ttl) with 0;
+// `tail --count` exits once its output is written; a serve whose shutdown hangs ends by
+// --drain-seconds, or at once on a second signal. Before, every command died on EPIPE with exit
+// 1 and a stack trace, a register heartbeat died with it, and `tail --count 1 --json | jq` got
+// half a line.
 import { spawn } from 'node:child_process';
 import {
   closeSync,
