@@ -6,7 +6,9 @@
 // ~100 proxies hold the edited service in their scope, 10 are its own instances' sidecars.
 // No network, no streams.
 //
-//   npx tsx bench/diag/traffic-edit-probe.ts [router|splitter] [proxies] [edits]
+//   npx tsx bench/diag/traffic-edit-probe.ts [router|splitter] [proxies] [edits] [declared|all]
+// (scope `all`: every proxy holds every route, so every watcher is visited: the regression
+// guard for unscoped meshes.)
 //   PROBE_PROFILE=edit.cpuprofile npx tsx ...   (the edits profiled)
 import { IncrementalCatalogParser } from '../../src/catalog/incremental-parse.js';
 import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
@@ -24,6 +26,10 @@ if (mode !== 'router' && mode !== 'splitter') {
 }
 const proxies = Number(process.argv[3] ?? 10_000);
 const edits = Number(process.argv[4] ?? 20);
+const scope = process.argv[5] ?? 'declared';
+if (scope !== 'declared' && scope !== 'all') {
+  throw new Error(`scope: expected declared or all, got ${JSON.stringify(scope)}`);
+}
 const SERVICES = 1000;
 /** Every EDITED-th service has an entry (100 entries), and the edits go round them. */
 const EDITED = 10;
@@ -62,7 +68,7 @@ const parser = new IncrementalCatalogParser();
 const store = new SnapshotStore({
   logger: createLogger('silent'),
   debounceMs: 0,
-  settings: { ...DEFAULT_MESH_SETTINGS, scope: 'declared' },
+  settings: { ...DEFAULT_MESH_SETTINGS, scope },
 });
 const values = new Map<number, number>();
 let traffic: TrafficConfig = parseTrafficTextByEntries(trafficText(values), 'traffic.yaml');
@@ -115,7 +121,7 @@ for (let k = 0; k < edits; k++) {
 await stopProfile();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 console.log(
-  `${mode}: ${edits} edits, watchers visited median ${median(visits)}, ` +
+  `${mode} (scope ${scope}): ${edits} edits, watchers visited median ${median(visits)}, ` +
     `build + fan-out median ${median(times).toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms`,
 );
 store.close();

@@ -43,6 +43,21 @@ interface OwnEntry {
   generation: number;
 }
 
+const binding = new WeakMap<MeshService, boolean>();
+/**
+ * Whether the service's sidecars have local bind listeners (a declared upstream with a bind
+ * port). Kept per service object: looking at each upstream of each proxy on every visit cost
+ * ~0.5 µs a proxy (W9 scope all, 10 upstreams each).
+ */
+function bindsUpstreams(service: MeshService): boolean {
+  let binds = binding.get(service);
+  if (binds === undefined) {
+    binds = service.upstreams?.some((u) => u.localBindPort !== undefined) === true;
+    binding.set(service, binds);
+  }
+  return binds;
+}
+
 export class OwnResources {
   private readonly cache = new Map<string, OwnEntry>();
   /** Keys in the cache of proxies asked about but not watched (see sweep). */
@@ -89,7 +104,7 @@ export class OwnResources {
     const scope = proxyScope(mesh, proxy.service);
     // A local bind listener follows its target service (its protocol, the ports taken by tcp
     // services): those proxies compare contents.
-    const binds = ownService?.upstreams?.some((u) => u.localBindPort !== undefined) === true;
+    const binds = ownService !== undefined && bindsUpstreams(ownService);
     // Unchanged parts of the mesh keep their objects from one snapshot to the next, so the
     // common case is three identity checks, not a comparison of contents.
     if (

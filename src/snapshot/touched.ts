@@ -120,6 +120,8 @@ export function touchedWatchers(
   watches: WatchIndex,
   scoped: ScopedSnapshots,
 ): Watch[] | undefined {
+  // Scope all: every proxy holds every service; visited in the order they came, not by service.
+  if ((snapshot.mesh.settings.scope ?? 'all') === 'all') return undefined;
   const changed = patchedServices(previous, snapshot, changes, translationCache);
   if (!changed) return undefined;
   const a = previous.mesh;
