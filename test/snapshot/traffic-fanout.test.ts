@@ -19,13 +19,15 @@ import type { TrafficConfig } from '../../src/traffic/types.js';
 // 8 services, three scopes: s0..s3 call {s4, s5}; s4, s5 call {s0, s1}; s6, s7 call {s2, s3}.
 // s7 also binds s3 at 127.0.0.1:9393 (Consul Connect style).
 // `s5Port`: s5 is tcp, with that outbound port (every sidecar listens there).
-function catalog(s0Address = '10.0.0.1', s5Port?: number) {
+// `declared`: false leaves every upstream undeclared (scope `policy` then follows intentions).
+function catalog(s0Address = '10.0.0.1', s5Port?: number, declared = true) {
   return parseCatalog({
     services: Array.from({ length: 8 }, (_, i) => ({
       name: `s${i}`,
       ...(i === 5 && s5Port !== undefined ? { protocol: 'tcp', outboundPort: s5Port } : {}),
-      upstreams:
-        i === 7
+      upstreams: !declared
+        ? undefined
+        : i === 7
           ? ['s2', { name: 's3', localBindPort: 9393 }]
           : i === 6
             ? ['s2', 's3']
@@ -47,7 +49,7 @@ const router = (name: string, timeout: string, to?: string) =>
   `    - Match: { HTTP: { PathPrefix: /admin } }\n` +
   `      Destination: { RequestTimeout: ${timeout}${to ? `, Service: ${to}` : ''} }\n`;
 
-function watched(scope: ScopeMode = 'declared') {
+function watched(scope: ScopeMode = 'declared', first = catalog()) {
   const store = new SnapshotStore({
     logger: silentLogger,
     debounceMs: 0,
@@ -61,7 +63,7 @@ function watched(scope: ScopeMode = 'declared') {
     store.setTraffic(traffic);
   };
   setTraffic(router('s0', '1s') + router('s4', '1s'));
-  store.setCatalog(catalog());
+  store.setCatalog(first);
   store.flush();
   const proxies: ProxyIdentity[] = [];
   for (let i = 0; i < 8; i++) {
@@ -203,6 +205,24 @@ describe('a traffic edit visits only the watchers it touches', () => {
     // s5 now listens on 9393 in every sidecar: s7's bind listener for s3 there would clash.
     visits(() => store.setCatalog(catalog(undefined, 9393)));
     expect(bind()).toBeUndefined();
+    allCurrent();
+    store.close();
+  });
+
+  it('with scope policy an intentions edit takes the callers it denies off the scope', () => {
+    const { store, views, allCurrent, visits, setTraffic } = watched(
+      'policy',
+      catalog(undefined, undefined, false),
+    );
+    const intentions = (sources: string) =>
+      router('s0', '1s') +
+      `- Kind: service-intentions\n  Name: s1\n  Sources:\n${sources}` +
+      `    - { Name: '*', Action: allow }\n`;
+    visits(() => setTraffic(intentions('')));
+    expect(views.get('s0-1')!.get('clusters', 's1')).toBeDefined();
+    visits(() => setTraffic(intentions('    - { Name: s0, Action: deny }\n')));
+    expect(views.get('s0-1')!.get('clusters', 's1')).toBeUndefined();
+    expect(views.get('s2-1')!.get('clusters', 's1')).toBeDefined();
     allCurrent();
     store.close();
   });
