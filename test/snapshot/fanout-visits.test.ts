@@ -6,7 +6,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryCaStore, openCa } from '../../src/ca/index.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import type { ProxyIdentity } from '../../src/catalog/model.js';
 import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
 import type { ProxyView } from '../../src/snapshot/proxy-view.js';
 import type { SecretProvider } from '../../src/snapshot/secrets.js';
@@ -14,6 +13,7 @@ import { SnapshotStore } from '../../src/snapshot/store.js';
 import { CaSecretProvider } from '../../src/security/ca-secrets.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
+import { twoSidecarsEachAndAStray } from '../support/sidecar-views.js';
 import { waitFor } from '../support/wait.js';
 
 interface Shape {
@@ -58,13 +58,7 @@ function watched(first = catalog(), secrets?: SecretProvider) {
   });
   store.setCatalog(first);
   store.flush();
-  const proxies: ProxyIdentity[] = [];
-  for (let i = 0; i < 8; i++) {
-    for (const k of [1, 2])
-      proxies.push({ nodeId: `s${i}-${k}`, service: `s${i}`, outboundPort: 15001 });
-  }
-  // A node that is no instance of its service (not in the catalog): visited on every change.
-  proxies.push({ nodeId: 'stray-1', service: 's6', outboundPort: 15001 });
+  const proxies = twoSidecarsEachAndAStray();
   const views = new Map<string, ProxyView>();
   const handed = new Map<string, number>();
   let onTake: ((node: string) => void) | undefined;

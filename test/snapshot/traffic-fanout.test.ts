@@ -5,7 +5,6 @@
 // every watcher. After each change every watcher must hold what the store would build for it
 // from scratch (nothing skipped that changed), down to each resource's version.
 import { describe, expect, it } from 'vitest';
-import type { ProxyIdentity } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import { DEFAULT_MESH_SETTINGS, type ScopeMode } from '../../src/mesh/types.js';
 import { parsePolicy } from '../../src/policy/schema.js';
@@ -15,6 +14,7 @@ import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { parseTrafficTextByEntries } from '../../src/traffic/traffic-file.js';
 import type { TrafficConfig } from '../../src/traffic/types.js';
+import { twoSidecarsEachAndAStray } from '../support/sidecar-views.js';
 
 // 8 services, three scopes: s0..s3 call {s4, s5}; s4, s5 call {s0, s1}; s6, s7 call {s2, s3}.
 // s7 also binds s3 at 127.0.0.1:9393 (Consul Connect style).
@@ -65,13 +65,7 @@ function watched(scope: ScopeMode = 'declared', first = catalog()) {
   setTraffic(router('s0', '1s') + router('s4', '1s'));
   store.setCatalog(first);
   store.flush();
-  const proxies: ProxyIdentity[] = [];
-  for (let i = 0; i < 8; i++) {
-    for (const k of [1, 2])
-      proxies.push({ nodeId: `s${i}-${k}`, service: `s${i}`, outboundPort: 15001 });
-  }
-  // A node that is no instance of its service: visited on every change.
-  proxies.push({ nodeId: 'stray-1', service: 's6', outboundPort: 15001 });
+  const proxies = twoSidecarsEachAndAStray();
   const views = new Map<string, ProxyView>();
   const handed = new Set<string>();
   for (const proxy of proxies) {
