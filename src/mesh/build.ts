@@ -1,6 +1,7 @@
 // buildMesh: catalog + traffic configuration + policy → the mesh model. Pure and
 // deterministic; parts are memoised on the identity of the inputs they read (MeshCache), so
 // a change to one service or entry rebuilds only what depends on it.
+import { isDeepStrictEqual } from 'node:util';
 import type { Protocol, Service } from '../catalog/model.js';
 import { LOCAL_APP_IDLE_TIMEOUT_KEY } from '../traffic/local-app.js';
 import type { ConfigProblem } from '../traffic/provider.js';
@@ -23,6 +24,7 @@ import type {
   MeshGateway,
   MeshGatewayMode,
   MeshInstance,
+  MeshObservability,
   MeshService,
   MeshSettings,
 } from './types.js';
@@ -42,6 +44,8 @@ export class MeshCache {
   last: InputIndex | undefined;
   /** The last mesh and what patching it needs (see patchMesh). */
   lastMesh: LastMesh | undefined;
+  /** The last mesh's observability, kept while equal (see observability()). */
+  observability: MeshObservability | undefined;
 }
 
 interface LastMesh {
@@ -392,7 +396,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   rest.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));
   rest.push(...observabilityProblems(inputs.traffic, inputs.settings));
   problems.push(...rest);
-  const mesh = freezeMesh(inputs, services, gateways, gatewayMode, problems, failover);
+  const mesh = freezeMesh(inputs, services, gateways, gatewayMode, problems, failover, cache);
   cache.lastMesh = {
     mesh,
     catalog: inputs.catalog,
@@ -413,6 +417,7 @@ function freezeMesh(
   gatewayMode: MeshGatewayMode,
   problems: ConfigProblem[],
   failover: boolean,
+  cache: MeshCache,
 ): Mesh {
   const mesh: Mesh = Object.freeze({
     settings: inputs.settings,
@@ -421,7 +426,7 @@ function freezeMesh(
     gatewayMode,
     problems: Object.freeze(problems),
     unsupported: inputs.traffic.unsupported,
-    ...observability(inputs),
+    ...observability(inputs, cache),
   });
   if (!failover) failoverFree.add(mesh);
   return mesh;
@@ -512,6 +517,7 @@ function patchMesh(
     last.mesh.gatewayMode,
     problems,
     false,
+    cache,
   );
   // The last mesh's by-name index, moved over with the changed services (making one for
   // 10,000 services was the first proxy view's cost after every change); the last mesh makes
@@ -534,8 +540,16 @@ export function withoutFailover(mesh: Mesh): boolean {
   return failoverFree.has(mesh);
 }
 
-function observability(inputs: MeshInputs): Pick<Mesh, 'observability'> {
-  const o = meshObservability(inputs.traffic, inputs.settings);
+/**
+ * The mesh's tracing and access logs, as the last build's object when they are equal: the
+ * translation patches the last build only while tracing is the same object, so a new equal
+ * one on every build made every change with tracing on a full translation.
+ */
+function observability(inputs: MeshInputs, cache: MeshCache): Pick<Mesh, 'observability'> {
+  const built = meshObservability(inputs.traffic, inputs.settings);
+  const last = cache.observability;
+  const o = built && last && isDeepStrictEqual(built, last) ? last : built;
+  cache.observability = o;
   return o ? { observability: o } : {};
 }
 

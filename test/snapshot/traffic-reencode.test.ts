@@ -2,6 +2,7 @@
 // services whose mesh part changed (the store's encode counters and translation cache).
 import { describe, expect, it } from 'vitest';
 import { parseCatalog } from '../../src/catalog/schema.js';
+import { DEFAULT_MESH_SETTINGS } from '../../src/mesh/types.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { parseTrafficDocument } from '../../src/traffic/schema.js';
@@ -116,6 +117,37 @@ describe('traffic changes re-encode only what they touch', () => {
     // svc-3's router changed: only its proxy's mesh part (its service) is new; its own
     // resources are checked by content and found unchanged, so nothing is re-encoded.
     expect(translated).toBeLessThanOrEqual(SERVICES + 1);
+    store.close();
+  });
+
+  it('with tracing on, an endpoint change still translates only its service', () => {
+    const store = new SnapshotStore({
+      logger: silentLogger,
+      debounceMs: 0,
+      maxDebounceMs: 0,
+      settings: {
+        ...DEFAULT_MESH_SETTINGS,
+        tracing: { collector: { host: '127.0.0.1', port: 4317 }, samplingPercent: 100 },
+      },
+    });
+    store.setTraffic(traffic());
+    store.setCatalog(catalog());
+    store.flush();
+    const tracing = store.snapshot!.mesh.observability?.tracing;
+    expect(tracing?.collector.port).toBe(4317);
+    const translated = store.counters.servicesTranslated;
+    const flipped = catalog();
+    const svc7 = flipped.services.find((s) => s.name === 'svc-7')!;
+    store.setCatalog({
+      ...flipped,
+      services: flipped.services.map((s) =>
+        s === svc7 ? { ...s, instances: s.instances.slice(0, 1) } : s,
+      ),
+    });
+    store.flush();
+    // The mesh keeps its equal tracing object, so the translation patches the last build.
+    expect(store.snapshot!.mesh.observability?.tracing).toBe(tracing);
+    expect(store.counters.servicesTranslated - translated).toBe(1);
     store.close();
   });
 });
