@@ -46,6 +46,8 @@ export class MeshCache {
   lastMesh: LastMesh | undefined;
   /** The last mesh's observability, kept while equal (see observability()). */
   observability: MeshObservability | undefined;
+  /** The last mesh's gateways, kept while equal (see meshGateways()). */
+  gateways: readonly MeshGateway[] | undefined;
 }
 
 interface LastMesh {
@@ -300,7 +302,20 @@ function failoverTargetProblems(services: readonly MeshService[]): ConfigProblem
   return problems;
 }
 
-function meshGateways(inputs: MeshInputs): readonly MeshGateway[] {
+/**
+ * The catalog's mesh gateways, as the last build's array when equal: a full build (any
+ * traffic edit) made a new equal array, so the mesh did not show that they were unchanged
+ * (test/mesh/stable-identity.test.ts holds every part of the mesh to that).
+ */
+function meshGateways(inputs: MeshInputs, cache: MeshCache): readonly MeshGateway[] {
+  const built = gatewaysOf(inputs);
+  const last = cache.gateways;
+  const gateways = last && isDeepStrictEqual(built, last) ? last : built;
+  cache.gateways = gateways;
+  return gateways;
+}
+
+function gatewaysOf(inputs: MeshInputs): readonly MeshGateway[] {
   return deepFreeze(
     (inputs.catalog.gateways ?? []).map((g) => ({
       id: g.id,
@@ -391,7 +406,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   rest.push(...entryProblems(inputs, { has: (name) => index.hasService(name) }));
   if (failover) rest.push(...failoverTargetProblems(services));
   rest.push(...bindPortProblems(services));
-  const gateways = meshGateways(inputs);
+  const gateways = meshGateways(inputs, cache);
   const gatewayMode = inputs.traffic.proxyDefaults?.MeshGateway?.Mode ?? 'none';
   rest.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));
   rest.push(...observabilityProblems(inputs.traffic, inputs.settings));
