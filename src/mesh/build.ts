@@ -40,6 +40,8 @@ interface ServicePart {
 export class MeshCache {
   readonly services = new PartCache<ServicePart>();
   readonly overrides = new PartCache<readonly Backend[]>();
+  /** Each service with its overrides, by the service's part (see withOverrides). */
+  readonly withOverrides = new WeakMap<MeshService, WithOverrides>();
   /** The inputs of the last build (what changed since is all a new build looks up). */
   last: InputIndex | undefined;
   /** The last mesh and what patching it needs (see patchMesh). */
@@ -48,6 +50,11 @@ export class MeshCache {
   observability: MeshObservability | undefined;
   /** The last mesh's gateways, kept while equal (see meshGateways()). */
   gateways: readonly MeshGateway[] | undefined;
+}
+
+interface WithOverrides {
+  readonly overrides: readonly Backend[];
+  readonly service: MeshService;
 }
 
 interface LastMesh {
@@ -231,7 +238,13 @@ function withOverrides(name: string, service: MeshService, at: OverridesLookup):
     at.changed,
   );
   if (overrides.length === 0) return service;
-  return Object.freeze({ ...service, upstreamOverrides: overrides });
+  // The last build's object while its part and overrides are: a new one on every full
+  // build (any traffic edit) made the service count as changed, re-translated and visited.
+  const kept = at.cache.withOverrides.get(service);
+  if (kept?.overrides === overrides) return kept.service;
+  const out: MeshService = Object.freeze({ ...service, upstreamOverrides: overrides });
+  at.cache.withOverrides.set(service, { overrides, service: out });
+  return out;
 }
 
 function entryProblems(inputs: MeshInputs, names: { has(name: string): boolean }): ConfigProblem[] {
