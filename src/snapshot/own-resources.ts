@@ -142,8 +142,15 @@ export class OwnResources {
       ? encodeSet(
           this.encoder,
           set,
-          (kind, name) =>
-            kind === 'secrets' && name === IDENTITY_SECRET_NAME ? `${name}@${proxy.service}` : name,
+          // Gateways of each datacenter have clusters of the same names (mesh-gateway|api)
+          // and other contents: under one key they replaced each other, and every build
+          // encoded them all again.
+          gateway
+            ? (_kind, name) => `${name}@${proxy.nodeId}`
+            : (kind, name) =>
+                kind === 'secrets' && name === IDENTITY_SECRET_NAME
+                  ? `${name}@${proxy.service}`
+                  : name,
           true,
         )
       : encodeUncached(set);
