@@ -7,7 +7,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../../src/catalog/model.js';
+import {
+  DEFAULT_OUTBOUND_PORT,
+  type Catalog,
+  type ProxyIdentity,
+} from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import {
   buildMesh,
@@ -18,7 +22,7 @@ import {
 import { parsePolicy } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { parseTrafficDocument } from '../../src/traffic/schema.js';
-import { EMPTY_TRAFFIC } from '../../src/traffic/types.js';
+import { EMPTY_TRAFFIC, type TrafficConfig } from '../../src/traffic/types.js';
 
 export const CASES_DIR = fileURLToPath(new URL('./cases/', import.meta.url));
 
@@ -87,7 +91,17 @@ export function caseNames(): string[] {
     .sort();
 }
 
-export function loadCase(name: string): GoldenCase {
+/** What a case's mesh is built from, as the sources hand it over (before buildMesh). */
+export interface CaseInputs {
+  dir: string;
+  catalog: Catalog;
+  traffic: TrafficConfig;
+  policy: Policy | undefined;
+  settings: MeshSettings;
+  proxies: ProxyIdentity[];
+}
+
+export function caseInputs(name: string): CaseInputs {
   const dir = join(CASES_DIR, name);
   const catalog = parseCatalog(readYaml(join(dir, 'catalog.yaml')));
   const proxies: ProxyIdentity[] = proxiesSchema.parse(readYaml(join(dir, 'proxies.yaml')) ?? []);
@@ -112,6 +126,11 @@ export function loadCase(name: string): GoldenCase {
   const traffic = existsSync(trafficFile)
     ? parseTrafficDocument(readYaml(trafficFile))
     : EMPTY_TRAFFIC;
+  return { dir, catalog, traffic, policy, settings, proxies };
+}
+
+export function loadCase(name: string): GoldenCase {
+  const { dir, catalog, traffic, policy, settings, proxies } = caseInputs(name);
   const mesh = buildMesh({ catalog, traffic, policy, settings });
   return { dir, mesh, proxies };
 }
