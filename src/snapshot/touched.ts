@@ -120,19 +120,26 @@ export function touchedWatchers(
   watches: WatchIndex,
   scoped: ScopedSnapshots,
 ): Watch[] | undefined {
+  const all = (snapshot.mesh.settings.scope ?? 'all') === 'all';
   // Scope all: every proxy holds every service; visited in the order they came, not by service.
-  if ((snapshot.mesh.settings.scope ?? 'all') === 'all') return undefined;
+  if (all && !changes) return undefined;
   const changed = patchedServices(previous, snapshot, changes, translationCache);
   if (!changed) return undefined;
+  // No service changed (an entry of a service not in the catalog, a problem only): no
+  // proxy's own resources and no shared resource did either, so a proxy holding every
+  // service is not touched (scope all visited every watcher for such an edit).
+  const none = changed.size === 0;
+  if (all) return none ? [...watches.strays] : undefined;
   const a = previous.mesh;
   const b = snapshot.mesh;
   const scopeTouched = new Map<string, boolean>();
   const visit: Watch[] = [...watches.strays];
   for (const [service, holders] of watches.holders) {
     const scope = proxyScope(b, service);
-    let touched =
-      changed.has(service) || scope.key === undefined || scope !== proxyScope(a, service);
-    if (!touched) {
+    let touched = changed.has(service) || scope !== proxyScope(a, service);
+    // Every service (no key): touched by any change.
+    if (!touched && scope.key === undefined) touched = !none;
+    else if (!touched) {
       const key = scope.key!;
       let t = scopeTouched.get(key);
       if (t === undefined) {
