@@ -184,6 +184,15 @@ describe.each(caseNames())('golden case %s rebuilds to the same objects', (name)
       if (!visitsAll(mesh1)) {
         expect(visited - before.visited, 'watchers visited').toBe(strays(c).length);
       }
+
+      // One service's endpoint changes: that service alone is translated again.
+      const catalog = readCatalog(texts.catalog);
+      const edit = endpointChange(catalog);
+      if (!edit) return;
+      store.setCatalog(edit.catalog);
+      store.flush();
+      await passesDone();
+      expect(counts().translated - translated, `services translated (${edit.name})`).toBe(1);
     } finally {
       store.close();
     }
