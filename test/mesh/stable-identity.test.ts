@@ -8,7 +8,13 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { reuseUnchanged, type Catalog } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import { buildMesh, MeshCache, type Mesh } from '../../src/mesh/index.js';
+import {
+  buildMesh,
+  MeshCache,
+  meshServiceNames,
+  proxyScope,
+  type Mesh,
+} from '../../src/mesh/index.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { parseTrafficTextByEntries } from '../../src/traffic/traffic-file.js';
@@ -102,6 +108,16 @@ function strays(c: CaseInputs): string[] {
   return c.proxies.filter((p) => !ids.get(p.service)?.has(p.nodeId)).map((p) => p.nodeId);
 }
 
+/** What the fan-out and proxies' own resources compare by identity, per proxy. */
+function expectSameProxyParts(c: CaseInputs, before: Mesh, after: Mesh): void {
+  expect(meshServiceNames(after), 'DNS names').toBe(meshServiceNames(before));
+  for (const proxy of c.proxies) {
+    expect(proxyScope(after, proxy.service), `scope of ${proxy.nodeId}`).toBe(
+      proxyScope(before, proxy.service),
+    );
+  }
+}
+
 function inputsOf(c: CaseInputs, catalog: Catalog, traffic: TrafficConfig) {
   return { catalog, traffic, policy: c.policy, settings: c.settings };
 }
@@ -121,6 +137,7 @@ describe.each(caseNames())('golden case %s rebuilds to the same objects', (name)
     const traffic2 = readTraffic(texts.traffic, traffic1);
     const mesh2 = buildMesh(inputsOf(c, catalog2, traffic2), cache);
     expectKept(mesh1, mesh2);
+    expectSameProxyParts(c, mesh1, mesh2);
     expect(mesh2.services).toEqual(mesh1.services);
     mesh1.services.forEach((s, i) => expect(mesh2.services[i], s.name).toBe(s));
 
@@ -128,6 +145,7 @@ describe.each(caseNames())('golden case %s rebuilds to the same objects', (name)
     const traffic3 = readTraffic(unrelatedEdit(texts.traffic), traffic2);
     const mesh3 = buildMesh(inputsOf(c, catalog2, traffic3), cache);
     expectKept(mesh2, mesh3);
+    expectSameProxyParts(c, mesh2, mesh3);
     mesh2.services.forEach((s, i) => expect(mesh3.services[i], s.name).toBe(s));
 
     // One service's endpoint changes: only what reads it changes.
