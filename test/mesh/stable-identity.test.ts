@@ -72,6 +72,14 @@ function endpointChange(catalog: Catalog): { catalog: Catalog; name: string } | 
   return { catalog: { ...catalog, services } as Catalog, name: target.name };
 }
 
+/** `catalog` with a service of one instance added (sorted in as a source lists it). */
+function withService(catalog: Catalog, name: string): Catalog {
+  const added = parseCatalog({
+    services: [{ name, instances: [{ id: `${name}-1`, address: '10.9.9.9', port: 8080 }] }],
+  }).services[0]!;
+  return { ...catalog, services: [...catalog.services, added] };
+}
+
 /** Every part the patch paths compare by identity is the last build's object when equal. */
 function expectKept(before: Mesh, after: Mesh, changed: ReadonlySet<string> = new Set()): void {
   const was = new Map(before.services.map((s) => [s.name, s]));
@@ -148,12 +156,19 @@ describe.each(caseNames())('golden case %s rebuilds to the same objects', (name)
     expectSameProxyParts(c, mesh2, mesh3);
     mesh2.services.forEach((s, i) => expect(mesh3.services[i], s.name).toBe(s));
 
+    // A service joins: the others keep their objects.
+    const added = reuseUnchanged(catalog2, withService(catalog2, 'zz-added'));
+    const mesh5 = buildMesh(inputsOf(c, added, traffic3), cache);
+    expectKept(mesh3, mesh5);
+    const back = buildMesh(inputsOf(c, catalog2, traffic3), cache);
+    expectKept(mesh5, back);
+
     // One service's endpoint changes: only what reads it changes.
     const edit = endpointChange(catalog2);
     if (!edit) return;
     const catalog4 = reuseUnchanged(catalog2, edit.catalog);
     const mesh4 = buildMesh(inputsOf(c, catalog4, traffic3), cache);
-    expectKept(mesh3, mesh4, new Set([edit.name]));
+    expectKept(back, mesh4, new Set([edit.name]));
   });
 
   it('a store fed the same texts again translates, encodes and visits nothing', async () => {
