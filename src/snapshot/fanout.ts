@@ -2,7 +2,7 @@
 // that hands them their views in slices. A change visits only the watches it touched (see
 // touched.ts); a newer pass takes over what a running one had not reached.
 import type { ProxyIdentity } from '../catalog/model.js';
-import { findMeshInstance } from '../mesh/index.js';
+import { findMeshInstance, gatewayOf } from '../mesh/index.js';
 import type { Mesh } from '../mesh/types.js';
 import type { ViewListener, ViewWatcher, WatchHandle } from './config-watcher.js';
 import type { ProxyView } from './proxy-view.js';
@@ -50,7 +50,7 @@ export class Watch implements WatchHandle {
 /**
  * The watches, by what they hold: a proxy that is an instance of its service, by that service
  * (its scope and own resources follow from it); every other watch (not served yet, failing, no
- * instance of its service) is a stray, visited on every change.
+ * instance of its service, a mesh gateway) is a stray, visited on every change.
  */
 export class WatchIndex {
   readonly all = new Set<Watch>();
@@ -89,7 +89,8 @@ export class WatchIndex {
    */
   served(w: Watch, mesh: Mesh): void {
     const service = w.proxy.service;
-    if (!service || findMeshInstance(mesh, w.proxy.nodeId)?.service.name !== service) {
+    // A mesh gateway's own resources follow every service: visited on every change.
+    if (!service || gatewayOf(mesh, w.proxy) || findMeshInstance(mesh, w.proxy.nodeId)?.service.name !== service) {
       this.move(w, this.strays);
       return;
     }

@@ -13,7 +13,7 @@ import type { MeshObservability } from '../mesh/types.js';
 import type { Policy } from '../policy/schema.js';
 import type { TrafficConfig } from '../traffic/types.js';
 import { RESOURCE_KINDS } from '../protos/envoy.js';
-import { failoverBackends, type PatchedNames, type TranslationCache } from '../translate/index.js';
+import type { PatchedNames, TranslationCache } from '../translate/index.js';
 import { OUTBOUND_ROUTE_NAME } from '../translate/names.js';
 import type { Watch, WatchIndex } from './fanout.js';
 import type { ScopedSnapshots } from './scoped-snapshots.js';
@@ -47,8 +47,7 @@ export function narrowInputs(last: BuiltInputs | undefined, now: BuiltInputs): b
  * The services `snapshot` changed over `previous`, when it differs from it only by the
  * patched shared resources `changes` (the names whose encoded resource changed), each owned
  * by one of those services. Undefined when it may have changed anything (a full encode, other
- * settings, gateways or failover backends, services added or removed, a resource every scope
- * holds).
+ * settings or gateways, services added or removed, a resource every scope holds).
  */
 export function patchedServices(
   previous: Snapshot,
@@ -59,9 +58,14 @@ export function patchedServices(
   const a = previous.mesh;
   const b = snapshot.mesh;
   if (!changes || a.settings !== b.settings || a.gatewayMode !== b.gatewayMode) return undefined;
-  // Gateways' resources follow every service; localities have snapshots of their own.
-  if (a.gateways.length + b.gateways.length > 0) return undefined;
-  if (failoverBackends(a).length + failoverBackends(b).length > 0) return undefined;
+  // Mesh gateways' own resources follow every service, but gateway proxies are strays
+  // (WatchIndex.served), visited on every change; the gateways themselves (the same array
+  // while equal) reach every sidecar's clusters and failover endpoints.
+  if (a.gateways !== b.gateways) return undefined;
+  // Failover backends: a caller elsewhere gets their endpoints from its locality's snapshot,
+  // made from the backend alone (its service's), the gateways and the caller's mode (its own
+  // service's). Aggregate clusters name their targets only; a target appearing or leaving
+  // changes the names of a part (patchShared then translates in full: no `changes`).
   if (a.services.length !== b.services.length) return undefined;
   if (!sameMeshWideObservability(a.observability, b.observability)) return undefined;
   for (const kind of RESOURCE_KINDS) {
