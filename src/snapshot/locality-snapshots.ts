@@ -3,8 +3,10 @@
 // snapshot per locality and mode, encoded once and shared by its proxies, for the current build.
 import type { ProxyIdentity } from '../catalog/model.js';
 import { localityKey, meshService } from '../mesh/index.js';
-import type { Mesh, MeshGatewayMode, PlacedLocality } from '../mesh/types.js';
-import { failoverBackends, homeOf, translateLocality } from '../translate/index.js';
+import type { Backend, Mesh, MeshGatewayMode, PlacedLocality } from '../mesh/types.js';
+import type { ClusterLoadAssignment } from '../protos/envoy-types.js';
+import { backendLoadAssignment } from '../translate/endpoints.js';
+import { failoverBackends, homeOf } from '../translate/index.js';
 import { encodeResource } from './encoded-resource.js';
 import type { ResourceEncoder } from './encoder.js';
 import type { Snapshot } from './snapshot.js';
@@ -23,9 +25,25 @@ export function gatewayModeOf(mesh: Mesh, proxy: ProxyIdentity): MeshGatewayMode
   );
 }
 
+/**
+ * A locality group's assignments of the last builds, by backend: a backend object (kept while
+ * its service is unchanged) gets the same assignment object again while the settings and the
+ * gateways (the rest of what it is made of) are the same objects, so the encoder finds it
+ * without comparing contents. Every build made one for each failover backend and group: at
+ * 1,000 services in two datacenters, most of an endpoint change's fan-out (~15 ms).
+ */
+interface GroupAssignments {
+  readonly settings: Mesh['settings'];
+  readonly gateways: Mesh['gateways'];
+  readonly byBackend: WeakMap<Backend, ClusterLoadAssignment>;
+  /** Used by the current build (groups unused for a whole build go). */
+  used: boolean;
+}
+
 export class LocalitySnapshots {
   /** This build's snapshots, by locality group key. */
   private readonly kept = new Map<string, Snapshot>();
+  private readonly assignments = new Map<string, GroupAssignments>();
   /** The group key of each kept snapshot. */
   private readonly keys = new WeakMap<Snapshot, string>();
 
@@ -43,6 +61,10 @@ export class LocalitySnapshots {
   /** A new build: the snapshots of the last one go. */
   clear(): void {
     this.kept.clear();
+    for (const [key, group] of this.assignments) {
+      if (!group.used) this.assignments.delete(key);
+      group.used = false;
+    }
   }
 
   /**
@@ -60,7 +82,7 @@ export class LocalitySnapshots {
     // Localities come from the proxies' nodes: past a bound, or for a preview, nothing is kept.
     const cache = keep && this.kept.size < MAX_LOCALITY_SNAPSHOTS;
     const endpoints = new Map(base.shared.endpoints);
-    for (const [name, cla] of translateLocality(base.mesh, locality, mode)) {
+    for (const [name, cla] of this.translate(base.mesh, locality, mode, key, cache)) {
       endpoints.set(
         name,
         cache
@@ -75,5 +97,37 @@ export class LocalitySnapshots {
       this.keys.set(snapshot, key);
     }
     return snapshot;
+  }
+
+  /**
+   * The endpoints callers in `locality` get for the failover backends (as translateLocality),
+   * reusing the last builds' objects for unchanged backends when `keep`.
+   */
+  private translate(
+    mesh: Mesh,
+    locality: PlacedLocality,
+    mode: MeshGatewayMode,
+    key: string,
+    keep: boolean,
+  ): Map<string, ClusterLoadAssignment> {
+    const { settings, gateways } = mesh;
+    let group = keep ? this.assignments.get(key) : undefined;
+    if (keep && (!group || group.settings !== settings || group.gateways !== gateways)) {
+      group = { settings, gateways, byBackend: new WeakMap(), used: true };
+      this.assignments.set(key, group);
+    }
+    if (group) group.used = true;
+    const mtls = settings.mtls !== undefined;
+    const via = { mode, gateways };
+    const out = new Map<string, ClusterLoadAssignment>();
+    for (const b of failoverBackends(mesh)) {
+      let cla = group?.byBackend.get(b);
+      if (!cla) {
+        cla = backendLoadAssignment(b, mtls, locality, settings.datacenters, via);
+        group?.byBackend.set(b, cla);
+      }
+      out.set(b.name, cla);
+    }
+    return out;
   }
 }

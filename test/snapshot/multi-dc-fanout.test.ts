@@ -17,8 +17,11 @@ import { twoSidecarsEachAndAStray } from '../support/sidecar-views.js';
 
 // 8 services, three scopes: s0..s3 call {s4, s5}; s4, s5 call {s0, s1}; s6, s7 call {s2, s3}.
 // Instance sN-1 runs in dc1 (the control plane's), sN-2 in dc2. `changed`: instance id →
-// [address, health] in place of the default.
-function catalog(changed: Record<string, [string, 'passing' | 'critical']> = {}) {
+// [address, health] in place of the default; `gwDc2`: dc2's gateway's address.
+function catalog(
+  changed: Record<string, [string, 'passing' | 'critical']> = {},
+  gwDc2 = '10.2.9.1',
+) {
   return parseCatalog({
     services: Array.from({ length: 8 }, (_, i) => ({
       name: `s${i}`,
@@ -41,7 +44,7 @@ function catalog(changed: Record<string, [string, 'passing' | 'critical']> = {})
       {
         id: 'gw-dc2',
         datacenter: 'dc2',
-        address: '10.2.9.1',
+        address: gwDc2,
         port: 8443,
         wanAddress: '192.0.2.2',
         wanPort: 443,
@@ -93,9 +96,9 @@ function watched() {
       expect(contents(held), proxy.nodeId).toEqual(contents(store.previewFor(proxy)));
     }
   };
-  const visits = (changed: Record<string, [string, 'passing' | 'critical']>): number => {
+  const visits = (changed: Record<string, [string, 'passing' | 'critical']>, gwDc2?: string) => {
     const before = store.counters.watchersVisited;
-    store.setCatalog(catalog(changed));
+    store.setCatalog(catalog(changed, gwDc2));
     store.flush();
     return store.counters.watchersVisited - before;
   };
@@ -133,6 +136,13 @@ describe('an endpoint change with mesh gateways and failover visits what it touc
     // s4's dc2 instance fails: s4's proxies and the holders of {s4, s5} (s0..s3).
     changed = { ...changed, 's4-2': ['10.2.4.1', 'critical'] };
     expect(visits(changed)).toBe(2 + 8 + always);
+    allCurrent();
+    // A gateway moves: every watcher (clusters and failover endpoints follow the gateways).
+    expect(visits(changed, '10.2.9.9')).toBe(16 + always);
+    allCurrent();
+    // And an endpoint change after it takes the short way again.
+    changed = { ...changed, 's6-1': ['10.1.6.1', 'passing'] };
+    expect(visits(changed, '10.2.9.9')).toBe(2 + always);
     allCurrent();
     expect(proxies.length).toBe(16 + always);
     store.close();
