@@ -90,7 +90,11 @@ export class WatchIndex {
   served(w: Watch, mesh: Mesh): void {
     const service = w.proxy.service;
     // A mesh gateway's own resources follow every service: visited on every change.
-    if (!service || gatewayOf(mesh, w.proxy) || findMeshInstance(mesh, w.proxy.nodeId)?.service.name !== service) {
+    if (
+      !service ||
+      gatewayOf(mesh, w.proxy) ||
+      findMeshInstance(mesh, w.proxy.nodeId)?.service.name !== service
+    ) {
       this.move(w, this.strays);
       return;
     }

@@ -5,8 +5,7 @@ import type { ProxyIdentity } from '../catalog/model.js';
 import { localityKey, meshService } from '../mesh/index.js';
 import type { Backend, Mesh, MeshGatewayMode, PlacedLocality } from '../mesh/types.js';
 import type { ClusterLoadAssignment } from '../protos/envoy-types.js';
-import { backendLoadAssignment } from '../translate/endpoints.js';
-import { failoverBackends, homeOf } from '../translate/index.js';
+import { failoverBackends, homeOf, translateLocality } from '../translate/index.js';
 import { encodeResource } from './encoded-resource.js';
 import type { ResourceEncoder } from './encoder.js';
 import type { Snapshot } from './snapshot.js';
@@ -100,7 +99,7 @@ export class LocalitySnapshots {
   }
 
   /**
-   * The endpoints callers in `locality` get for the failover backends (as translateLocality),
+   * The endpoints callers in `locality` get for the failover backends (translateLocality),
    * reusing the last builds' objects for unchanged backends when `keep`.
    */
   private translate(
@@ -117,17 +116,6 @@ export class LocalitySnapshots {
       this.assignments.set(key, group);
     }
     if (group) group.used = true;
-    const mtls = settings.mtls !== undefined;
-    const via = { mode, gateways };
-    const out = new Map<string, ClusterLoadAssignment>();
-    for (const b of failoverBackends(mesh)) {
-      let cla = group?.byBackend.get(b);
-      if (!cla) {
-        cla = backendLoadAssignment(b, mtls, locality, settings.datacenters, via);
-        group?.byBackend.set(b, cla);
-      }
-      out.set(b.name, cla);
-    }
-    return out;
+    return translateLocality(mesh, locality, mode, group?.byBackend);
   }
 }

@@ -372,12 +372,20 @@ export function translateLocality(
   mesh: Mesh,
   caller: PlacedLocality,
   mode: MeshGatewayMode = mesh.gatewayMode,
+  reuse?: WeakMap<Backend, ClusterLoadAssignment>,
 ): Map<string, ClusterLoadAssignment> {
   const mtls = mesh.settings.mtls !== undefined;
   const via = { mode, gateways: mesh.gateways };
   const out = new Map<string, ClusterLoadAssignment>();
   for (const b of failoverBackends(mesh)) {
-    out.set(b.name, backendLoadAssignment(b, mtls, caller, mesh.settings.datacenters, via));
+    // `reuse`: the caller's assignments of earlier builds with the same settings, gateways,
+    // locality and mode, by backend object (kept while its service is unchanged).
+    let cla = reuse?.get(b);
+    if (!cla) {
+      cla = backendLoadAssignment(b, mtls, caller, mesh.settings.datacenters, via);
+      reuse?.set(b, cla);
+    }
+    out.set(b.name, cla);
   }
   return out;
 }
