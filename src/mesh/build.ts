@@ -321,11 +321,16 @@ function failoverTargetProblems(services: readonly MeshService[]): ConfigProblem
  * (test/mesh/stable-identity.test.ts holds every part of the mesh to that).
  */
 function meshGateways(inputs: MeshInputs, cache: MeshCache): readonly MeshGateway[] {
-  const built = gatewaysOf(inputs);
-  const last = cache.gateways;
-  const gateways = last && isDeepStrictEqual(built, last) ? last : built;
-  cache.gateways = gateways;
-  return gateways;
+  cache.gateways = keptWhileEqual(cache.gateways, gatewaysOf(inputs));
+  return cache.gateways;
+}
+
+/**
+ * `last` while `built` is deep-equal to it: later stages compare mesh parts by identity
+ * (translation patches, the fan-out's touched watchers), so equal inputs keep their objects.
+ */
+function keptWhileEqual<T>(last: T | undefined, built: T): T {
+  return last !== undefined && isDeepStrictEqual(built, last) ? last : built;
 }
 
 function gatewaysOf(inputs: MeshInputs): readonly MeshGateway[] {
@@ -574,9 +579,7 @@ export function withoutFailover(mesh: Mesh): boolean {
  * one on every build made every change with tracing on a full translation.
  */
 function observability(inputs: MeshInputs, cache: MeshCache): Pick<Mesh, 'observability'> {
-  const built = meshObservability(inputs.traffic, inputs.settings);
-  const last = cache.observability;
-  const o = built && last && isDeepStrictEqual(built, last) ? last : built;
+  const o = keptWhileEqual(cache.observability, meshObservability(inputs.traffic, inputs.settings));
   cache.observability = o;
   return o ? { observability: o } : {};
 }

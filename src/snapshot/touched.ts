@@ -140,17 +140,13 @@ export function touchedWatchers(
   const visit: Watch[] = [...watches.strays];
   for (const [service, holders] of watches.holders) {
     const scope = proxyScope(b, service);
+    const key = scope.key;
     let touched = changed.has(service) || scope !== proxyScope(a, service);
-    // Every service (no key): touched by any change.
-    if (!touched && scope.key === undefined) touched = !none;
+    // A scope of every service (no key) is touched by any change.
+    if (!touched && key === undefined) touched = !none;
     else if (!touched) {
-      const key = scope.key!;
-      let t = scopeTouched.get(key);
-      if (t === undefined) {
-        t = !scoped.keepUntouched(scope, previous, snapshot, changed);
-        scopeTouched.set(key, t);
-      }
-      touched = t;
+      touched = scopeTouched.get(key!) ?? !scoped.keepUntouched(scope, previous, snapshot, changed);
+      scopeTouched.set(key!, touched);
     }
     if (touched) for (const w of holders) visit.push(w);
   }
