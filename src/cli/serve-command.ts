@@ -121,7 +121,10 @@ export function serveCommand(): Command {
         .argParser(choiceOption('--log-level', LOG_LEVELS)),
     )
     .addOption(
-      new Option('--debounce-ms <ms>', 'quiet time after a source change before pushing')
+      new Option(
+        '--debounce-ms <ms>',
+        'a change after this long without a push goes out at once; changes that follow wait until the sources have been quiet this long',
+      )
         .env('LUCID_DEBOUNCE_MS')
         .default(DEFAULT_DEBOUNCE_MS)
         .argParser(durationMsOption('--debounce-ms', 60_000)),

@@ -1,0 +1,61 @@
+// `lucid-mesh serve` with its default debounce, as a user runs it: a lone catalog edit is built
+// at once, so service_discovery_latency_seconds (source change → snapshot) stays under the
+// seeds' HighServiceDiscoveryLatency threshold (p95 above 100 ms). Each edit waiting out the
+// whole 100 ms debounce had put every one of them above it: the alert fired on any activity.
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnCli, type CliProcess } from '../support/cli-process.js';
+import { httpGet } from '../support/http-app.js';
+import { freePorts } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+const EDITS = 5;
+
+describe('serve: discovery latency with the default debounce', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lucid-discovery-latency-'));
+  let p: CliProcess | undefined;
+  afterAll(async () => {
+    p?.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('builds each lone catalog edit within 100 ms of noticing it', async () => {
+    const catalog = join(dir, 'catalog.yaml');
+    copyFileSync('examples/catalog.yaml', catalog);
+    const [admin, xds] = await freePorts(2);
+    p = spawnCli(['serve', '--catalog', catalog, '--host', '127.0.0.1'], {
+      LUCID_DATA_DIR: join(dir, 'data'),
+      ADMIN_PORT: String(admin),
+      XDS_PORT: String(xds),
+    });
+    const metric = async (name: string): Promise<number> => {
+      const body = (await httpGet(`http://127.0.0.1:${admin}/metrics`)).body;
+      const line = body.split('\n').find((l) => l.startsWith(`${name} `));
+      return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
+    };
+    await waitFor(async () => (await metric('lucid_mesh_snapshots_built_total')) === 1, {
+      what: 'serve built its first snapshot',
+      timeoutMs: 20_000,
+      details: () => p!.output,
+    });
+    const original = readFileSync(catalog, 'utf8');
+    for (let i = 1; i <= EDITS; i++) {
+      // A real change each time: hello-1 renamed and back.
+      writeFileSync(
+        catalog,
+        i % 2 ? original.replace('- id: hello-1\n', '- id: hello-1b\n') : original,
+      );
+      await waitFor(async () => (await metric('lucid_mesh_snapshots_built_total')) === 1 + i, {
+        what: `edit ${i} built`,
+        timeoutMs: 5_000,
+      });
+      await new Promise((r) => setTimeout(r, 300)); // apart: each edit is a lone change
+    }
+    const count = await metric('service_discovery_latency_seconds_count');
+    const within = await metric('service_discovery_latency_seconds_bucket{le="0.1"}');
+    expect(count).toBe(1 + EDITS);
+    expect(within, `observations within 100 ms, of ${count}`).toBe(count);
+  });
+});
