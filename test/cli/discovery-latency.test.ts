@@ -17,7 +17,7 @@ describe('serve: discovery latency with the default debounce', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lucid-discovery-latency-'));
   let p: CliProcess | undefined;
   afterAll(async () => {
-    p?.child.kill('SIGKILL');
+    await p?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -38,7 +38,7 @@ describe('serve: discovery latency with the default debounce', () => {
     await waitFor(async () => (await metric('lucid_mesh_snapshots_built_total')) === 1, {
       what: 'serve built its first snapshot',
       timeoutMs: 20_000,
-      details: () => p!.output,
+      details: p.output,
     });
     const original = readFileSync(catalog, 'utf8');
     for (let i = 1; i <= EDITS; i++) {
