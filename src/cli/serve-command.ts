@@ -226,6 +226,38 @@ export function serveCommand(): Command {
         throw err;
       }
       const logger = createLogger(flags.logLevel);
+      // Signals are handled from here on, also while the control plane starts (the CA opened
+      // or created, the first catalog read): a supervisor that stops a starting serve gets
+      // exit 0, not Node's default death by the signal. Start-up writes its files atomically
+      // (the CA's temp file renamed into place; a lock whose holder is gone is stale), so
+      // nothing is left half-written.
+      let running: RunningControlPlane | undefined;
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) {
+          logger.warn({ signal }, 'second signal: exiting without draining');
+          process.exit(1);
+        }
+        stopping = true;
+        if (running === undefined) {
+          logger.info({ signal }, 'stopped while starting: nothing to drain');
+          process.exit(0);
+        }
+        const drainMs = flags.drainSeconds * 1000;
+        logger.info({ signal, drainSeconds: flags.drainSeconds }, 'draining, then shutting down');
+        // Exit within --drain-seconds whatever hangs; the streams get all but the last second.
+        setTimeout(() => process.exit(1), drainMs).unref();
+        const started = running;
+        started
+          .drain(Math.max(drainMs - 1000, 500))
+          .then(() => started.stop())
+          .then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
       let source: DiscoverySource;
       let traffic: TrafficProvider | undefined;
       try {
@@ -252,7 +284,6 @@ export function serveCommand(): Command {
         process.exit(1);
       }
       const { security, xdsTls } = serveSecurity;
-      let running: RunningControlPlane;
       try {
         running = await startControlPlane({
           source,
@@ -290,26 +321,5 @@ export function serveCommand(): Command {
         process.stderr.write(`lucid-mesh serve: ${(err as Error).message}\n`);
         process.exit(1);
       }
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) {
-          logger.warn({ signal }, 'second signal: exiting without draining');
-          process.exit(1);
-        }
-        stopping = true;
-        const drainMs = flags.drainSeconds * 1000;
-        logger.info({ signal, drainSeconds: flags.drainSeconds }, 'draining, then shutting down');
-        // Exit within --drain-seconds whatever hangs; the streams get all but the last second.
-        setTimeout(() => process.exit(1), drainMs).unref();
-        running
-          .drain(Math.max(drainMs - 1000, 500))
-          .then(() => running.stop())
-          .then(
-            () => process.exit(0),
-            () => process.exit(1),
-          );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
     });
 }

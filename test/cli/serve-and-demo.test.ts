@@ -46,6 +46,38 @@ describe('lucid-mesh serve', () => {
     expect(await p.exited).toBe(0);
   });
 
+  it('SIGTERM while it is still starting: exit 0, not death by the signal', async () => {
+    // A 1,000-service catalog keeps it starting (catalog read, first snapshot) well after the
+    // CA line, so the signal lands in start-up.
+    const dir = mkdtempSync(join(tmpdir(), 'lucid-serve-'));
+    const catalog = join(dir, 'catalog.json');
+    const services = Array.from({ length: 1000 }, (_, s) => ({
+      name: `svc-${s}`,
+      instances: Array.from({ length: 5 }, (_, i) => ({
+        id: `svc-${s}-${i}`,
+        address: `127.0.${s % 250}.${i + 1}`,
+        port: 8000 + (s % 1000),
+      })),
+    }));
+    writeFileSync(catalog, JSON.stringify({ services }));
+    const [admin, xds] = await freePorts(2);
+    const p = serve(['--catalog', catalog, '--host', '127.0.0.1'], {
+      ADMIN_PORT: String(admin),
+      XDS_PORT: String(xds),
+    });
+    await waitFor(() => p.output().includes('certificate authority ready') || undefined, {
+      what: 'the CA line of a starting serve',
+      timeoutMs: 20_000,
+      intervalMs: 1,
+      details: p.output,
+    });
+    p.child.kill('SIGTERM');
+    expect(await p.exited, p.output()).toBe(0);
+    expect(p.output()).toContain('stopped while starting');
+    expect(p.output()).not.toContain('control plane started');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('stays not ready on an invalid catalog, saying why', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lucid-serve-'));
     const file = join(dir, 'catalog.yaml');
