@@ -107,11 +107,13 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     };
   }
   const scope = proxyScope(mesh, proxy.service);
-  // Bind ports are only for upstreams that exist: a listener routing nowhere helps nobody.
+  // A bind port listens whether or not its upstream exists (as Consul's sidecars do): an app
+  // started before its upstream, or calling it while its only instance is replaced, gets a 503
+  // from the listener, not a refused connection (translate: missingBindRouteConfiguration).
   const bindUpstreams: MeshBindUpstream[] = [];
   for (const u of own?.upstreams ?? []) {
+    if (u.localBindPort === undefined) continue;
     const target = meshService(mesh, u.name);
-    if (u.localBindPort === undefined || !target) continue;
     // A port the sidecar already listens on (its outbound port, a tcp service's; the mesh
     // reports the latter as a problem): a second listener there would fail the whole update.
     const address = u.localBindAddress ?? '127.0.0.1';
@@ -120,7 +122,7 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     }
     bindUpstreams.push({
       service: u.name,
-      protocol: target.protocol,
+      protocol: target?.protocol ?? 'http',
       address,
       port: u.localBindPort,
     });

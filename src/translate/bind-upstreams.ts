@@ -31,6 +31,33 @@ export function bindRouteConfiguration(service: string, host: VirtualHost): Rout
   return { name: bindRouteName(service), virtualHosts: [{ ...host, domains: ['*'] }] };
 }
 
+/**
+ * The route configuration of a bind listener whose upstream is not in the mesh (not registered
+ * yet, or its last instance deregistered): 503 naming it. Consul's sidecars keep an upstream's
+ * listener whatever the catalog holds, so apps written for them see a failed request they
+ * retry, never a refused connection.
+ */
+export function missingBindRouteConfiguration(service: string): RouteConfiguration {
+  return {
+    name: bindRouteName(service),
+    virtualHosts: [
+      {
+        name: service,
+        domains: ['*'],
+        routes: [
+          {
+            match: { prefix: '/' },
+            directResponse: {
+              status: 503,
+              body: { inlineString: `upstream "${service}": no such service in the mesh\n` },
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
 /** Services some proxy binds a local port for (only those get a bind route configuration). */
 export function boundServices(mesh: Mesh): ReadonlySet<string> {
   const out = new Set<string>();

@@ -12,7 +12,7 @@ import type {
   MeshSettings,
   PlacedLocality,
 } from '../mesh/types.js';
-import { withoutFailover } from '../mesh/build.js';
+import { meshService, withoutFailover } from '../mesh/build.js';
 import type {
   Cluster,
   ClusterLoadAssignment,
@@ -44,6 +44,7 @@ import {
   bindRouteConfiguration,
   bindRouteName,
   boundServices,
+  missingBindRouteConfiguration,
 } from './bind-upstreams.js';
 import { emptyResourceSet, type ResourceMessage, type ResourceSet } from './types.js';
 
@@ -440,6 +441,11 @@ function finishShared(
   bound: ReadonlySet<string>,
 ): ResourceSet {
   resources.routes.set(OUTBOUND_ROUTE_NAME, cache.outboundRoutes(hosts));
+  for (const name of bound) {
+    if (!meshService(mesh, name)) {
+      resources.routes.set(bindRouteName(name), missingBindRouteConfiguration(name));
+    }
+  }
   const tracing = mesh.observability?.tracing;
   if (tracing) {
     resources.clusters.set(

@@ -38,7 +38,7 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
   let world: HttpApp, other: HttpApp;
   let db: { server: Server; port: number };
   let client: Sidecar;
-  let worldBind: number, dbBind: number, sidecarPort: number, xdsPort: number;
+  let worldBind: number, dbBind: number, lateBind: number, sidecarPort: number, xdsPort: number;
 
   beforeAll(async () => {
     [world, other, db] = await Promise.all([
@@ -46,7 +46,8 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
       startHttpApp('other'),
       startEcho(),
     ]);
-    [worldBind, dbBind, sidecarPort, xdsPort] = (await freePorts(4)) as [
+    [worldBind, dbBind, lateBind, sidecarPort, xdsPort] = (await freePorts(5)) as [
+      number,
       number,
       number,
       number,
@@ -75,6 +76,8 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
             Upstreams: [
               { DestinationName: 'world', LocalBindPort: worldBind },
               { DestinationName: 'db', LocalBindPort: dbBind },
+              // Not registered until the last test: an upstream started after its caller.
+              { DestinationName: 'late', LocalBindPort: lateBind },
             ],
           },
         },
@@ -126,5 +129,42 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
       proxies: ProxyRow[];
     };
     expect(renderStatus(proxies)).toContain('client-1-sidecar-proxy scope (declared): db, world');
+  });
+
+  it('a bind port listens before its upstream is registered and after it is gone: 503, never a refused connection', async () => {
+    // What an app sees at 127.0.0.1:<port> (a refused connection throws ECONNREFUSED).
+    const call = async (): Promise<string> => {
+      try {
+        const r = await httpGet(`http://127.0.0.1:${lateBind}/x`, {}, 2000);
+        return `${r.status} ${r.body.trim()}`;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code ?? String(err);
+      }
+    };
+    const answers = (want: RegExp, what: string): Promise<string> =>
+      client.envoy.waitFor(async () => {
+        const got = await call();
+        return want.test(got) ? got : undefined;
+      }, what);
+    // Consul's sidecar keeps an upstream's listener whatever the catalog holds; so does ours.
+    expect(await answers(/^503 /, 'late not registered: 503')).toBe(
+      '503 upstream "late": no such service in the mesh',
+    );
+    const late = await startHttpApp('late');
+    try {
+      await consul.register({ Name: 'late', ID: 'late-1', Address: '127.0.0.1', Port: late.port });
+      expect(await answers(/^200 /, 'late registered: 200')).toContain('"app":"late"');
+      // Its only instance goes (a redeploy): requests fail with 503, the port stays open.
+      await consul.deregister('late-1');
+      const seen = new Set<string>();
+      await client.envoy.waitFor(async () => {
+        const got = await call();
+        seen.add(got.split(' ')[0]!);
+        return got.startsWith('503 ') ? got : undefined;
+      }, 'late deregistered: 503');
+      expect([...seen].filter((s) => s !== '200' && s !== '503')).toEqual([]);
+    } finally {
+      await late.close();
+    }
   });
 });
