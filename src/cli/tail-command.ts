@@ -2,7 +2,7 @@
 // (with its operator token) when the control plane restarts; exits 1 if it cannot be reached
 // at all at the start, or as soon as the token is refused (revoked, expired).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createParser } from 'eventsource-parser';
 import { RESOURCE_KINDS } from '../protos/envoy.js';
 import type { MeshEvent } from '../telemetry/events.js';
@@ -119,6 +119,9 @@ async function follow(
 function positiveInt(flag: string, value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1)
-    throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`);
+    // InvalidArgumentError: commander's one-line usage error (exit 2), not a stack trace.
+    throw new InvalidArgumentError(
+      `${flag}: expected a positive integer, got ${JSON.stringify(value)}`,
+    );
   return n;
 }
