@@ -1,6 +1,9 @@
 // The lucid-mesh CLI: its commands, run on process.argv (loaded by main.ts).
 // Usage errors exit 2, runtime failures 1.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { packageRoot } from '../package-root.js';
 import { installOutputClosedRule } from './stdout-closed.js';
 
 // Each command's module is imported only when that command runs (or when the whole list is
@@ -26,8 +29,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 const EXIT_USAGE = 2;
 
+// The installed package's version: what an operator quotes in a bug report.
+const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('lucid-mesh')
   .description('An Envoy xDS control plane for sidecar meshes.')
+  .version(version, '-V, --version', 'print the lucid-mesh version')
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText(
     'after',
