@@ -50,6 +50,8 @@ export interface AdminConnection {
   readonly token?: string;
   /** PEM CA for an https:// server. */
   readonly ca?: string;
+  /** The --server-ca file it came from, for messages. */
+  readonly caFile?: string;
 }
 
 /** A flag that cannot be used: one line, exit 2. */
@@ -74,11 +76,14 @@ export function adminConnection(cmd: Command): AdminConnection {
     );
   }
   const token = operatorToken(cmd, flags);
-  const ca =
-    url.protocol === 'https:' && flags.serverCa !== undefined
-      ? readFlagFile('--server-ca', flags.serverCa)
-      : undefined;
-  return { server: flags.server, token, ca };
+  const caFile = url.protocol === 'https:' ? flags.serverCa : undefined;
+  const ca = caFile !== undefined ? readFlagFile('--server-ca', caFile) : undefined;
+  // Node ignores a CA file without a certificate in it, and the server's certificate then
+  // fails against the system's CAs: say what is wrong with the file instead.
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new AdminFlagError(`--server-ca: ${JSON.stringify(caFile)}: no PEM certificate found`);
+  }
+  return { server: flags.server, token, ca, ...(caFile !== undefined ? { caFile } : {}) };
 }
 
 function operatorToken(cmd: Command, flags: OperatorFlags): string | undefined {
@@ -124,7 +129,9 @@ function get(
         ? httpsRequest(url, { headers, signal, ...(conn.ca !== undefined ? { ca: conn.ca } : {}) })
         : httpRequest(url, { headers, signal });
     req.once('response', resolve);
-    req.once('error', (err) => reject(new AdminUnreachable(unreachableMessage(conn.server, err))));
+    req.once('error', (err) =>
+      reject(new AdminUnreachable(unreachableMessage(conn.server, err, conn.caFile))),
+    );
     req.end();
   });
 }
@@ -178,7 +185,7 @@ export async function getJson<T>(conn: AdminConnection, path: string): Promise<T
   try {
     text = await readBody(res);
   } catch (err) {
-    throw new AdminUnreachable(unreachableMessage(conn.server, err));
+    throw new AdminUnreachable(unreachableMessage(conn.server, err, conn.caFile));
   }
   return JSON.parse(text) as T;
 }
@@ -193,7 +200,7 @@ export async function getText(conn: AdminConnection, path: string): Promise<stri
   try {
     return await readBody(res);
   } catch (err) {
-    throw new AdminUnreachable(unreachableMessage(conn.server, err));
+    throw new AdminUnreachable(unreachableMessage(conn.server, err, conn.caFile));
   }
 }
 
@@ -205,14 +212,22 @@ export async function openEventStream(
   return checked(conn, path, await get(conn, path, { accept: 'text/event-stream' }));
 }
 
-export function unreachableMessage(server: string, err: unknown): string {
+export function unreachableMessage(server: string, err: unknown, caFile?: string): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.code ?? e.cause?.code;
   if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) {
+    if (caFile !== undefined) {
+      return `cannot verify the certificate of the control plane at ${server} (${code}): it does not chain to --server-ca ${JSON.stringify(caFile)}`;
+    }
     return `cannot verify the certificate of the control plane at ${server} (${code}): give its CA with --server-ca or LUCID_SERVER_CA`;
   }
   if (code === 'EPROTO') {
     return `the control plane at ${server} does not speak TLS (EPROTO): use http:// for a server without --admin-tls-cert`;
+  }
+  // A TLS server drops a plain HTTP request without a word: the usual cause of a reset on
+  // http://, where "is serve running?" would send the operator the wrong way.
+  if (code === 'ECONNRESET' && server.startsWith('http:')) {
+    return `the control plane at ${server} closed the connection (ECONNRESET): if it serves the admin port over TLS (--admin-tls-cert), use https://`;
   }
   const why = code ?? e.cause?.message ?? e.message;
   return `cannot reach the control plane at ${server} (${why}); is \`lucid-mesh serve\` running? Use --server or LUCID_SERVER`;
