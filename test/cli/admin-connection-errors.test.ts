@@ -42,7 +42,11 @@ describe('operator commands against an HTTPS admin port, used wrongly', () => {
       ...['--admin-auth', 'none', '--data-dir', join(tls.dir, 'state')],
       ...['--admin-tls-cert', tls.certFile, '--admin-tls-key', tls.keyFile],
     ]);
-    await waitFor(() => readyOverTls(port, tls.cert), { timeoutMs: 30_000 });
+    await waitFor(() => readyOverTls(port, tls.cert), {
+      what: 'serve ready over HTTPS',
+      timeoutMs: 30_000,
+      details: () => serve.output(),
+    });
   }, 60_000);
 
   afterAll(async () => {
