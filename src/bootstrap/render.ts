@@ -8,7 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { decodeJwt } from 'jose';
 import { isMap, isScalar, parseDocument, Scalar, visit, YAMLMap, type Document } from 'yaml';
+import { AUDIENCES } from '../ca/tokens.js';
 import type { Locality } from '../catalog/model.js';
 import {
   addPrometheusListener,
@@ -232,6 +234,7 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
       token.length > 20 ? `${token.slice(0, 20)}…` : token,
     );
   }
+  if (token !== undefined) checkTokenClaims(token, service, Date.now());
   const xdsCaPem = optionalString('--xds-ca', input.xdsCaPem);
   if (xdsCaPem !== undefined && !xdsCaPem.includes('-----BEGIN CERTIFICATE-----')) {
     fail('--xds-ca', 'a PEM file with at least one CERTIFICATE', `${xdsCaPem.slice(0, 30)}…`);
@@ -273,6 +276,43 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     ...(Object.keys(locality).length > 0 ? { locality } : {}),
     ...(prometheusBind !== undefined ? { prometheusBind } : {}),
   };
+}
+
+/**
+ * What the control plane would refuse anyway, said now: a sidecar started with an operator
+ * token, another service's token or an expired one only logs UNAUTHENTICATED or
+ * PERMISSION_DENIED in Envoy and never gets its config. The claims are read, not verified
+ * (the signing key is the server's business).
+ */
+function checkTokenClaims(token: string, service: string, now: number): void {
+  let claims: ReturnType<typeof decodeJwt>;
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    fail('--token', 'a token from `lucid-mesh token issue`', `${token.slice(0, 20)}…`);
+  }
+  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (audiences.includes(AUDIENCES.operator)) {
+    throw new BootstrapOptionError(
+      '--token',
+      '--token: this is an operator token (for the admin API); a sidecar needs a proxy token ' +
+        `(lucid-mesh token issue --service ${service})`,
+    );
+  }
+  if (claims.sub !== undefined && claims.sub !== service) {
+    throw new BootstrapOptionError(
+      '--token',
+      `--token: issued for service ${JSON.stringify(claims.sub)}, not ${JSON.stringify(service)} ` +
+        `(lucid-mesh token issue --service ${service})`,
+    );
+  }
+  if (typeof claims.exp === 'number' && claims.exp * 1000 <= now) {
+    throw new BootstrapOptionError(
+      '--token',
+      `--token: expired at ${new Date(claims.exp * 1000).toISOString()} ` +
+        `(lucid-mesh token issue --service ${service})`,
+    );
+  }
 }
 
 function optionalString(flag: string, value: unknown): string | undefined {

@@ -173,8 +173,9 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
     .addOption(
       new Option(
         '--token <token>',
-        'proxy token from `lucid-mesh token issue`, sent as ADS metadata (needed unless the ' +
-          'control plane runs with --auth none); the file is then written 0600',
+        'proxy token from `lucid-mesh token issue --service NAME`, sent as ADS metadata ' +
+          '(needed unless the control plane runs with --auth none); the file is then written ' +
+          "0600. An operator token, another service's or an expired one is refused (exit 2)",
       ).env('LUCID_TOKEN'),
     )
     .addOption(
