@@ -4,6 +4,7 @@
 // server's store watchers pick them up (docs/ca.md).
 // Usage errors: one line `lucid-mesh <command>: <problem>` on stderr, exit code 2; runtime
 // failures exit 1.
+import { statSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { withUsageErrors } from './usage.js';
 import { CertificateAuthority } from '../ca/authority.js';
@@ -56,7 +57,31 @@ export function dataDirOption(): Option {
     'CA state directory (roots, keys, token key); see docs/ca.md',
   )
     .env('LUCID_DATA_DIR')
-    .default(defaultDataDir({ ...process.env, LUCID_DATA_DIR: undefined }));
+    .default(defaultDataDir({ ...process.env, LUCID_DATA_DIR: undefined }))
+    .argParser(dataDirValue);
+}
+
+/**
+ * A directory, or a path where one can be created (it is, on first use). A file there would
+ * otherwise surface as a bare "EEXIST: mkdir" or "ENOTDIR" naming no flag.
+ */
+function dataDirValue(dir: string): string {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTDIR') return dir; // absent (created on first use) or not ours to judge
+    throw new InvalidArgumentError(
+      `--data-dir: expected a directory, got ${JSON.stringify(dir)} (a part of that path is a file)`,
+    );
+  }
+  if (!isDirectory) {
+    throw new InvalidArgumentError(
+      `--data-dir: expected a directory, got ${JSON.stringify(dir)} (a file)`,
+    );
+  }
+  return dir;
 }
 
 export function caCertOption(): Option {

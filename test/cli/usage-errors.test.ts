@@ -1,6 +1,7 @@
 // Mistakes an operator makes on the command line, run on the real CLI: each ends with exit 2
 // and one line naming the flag and the value, never a stack trace; `--version` answers.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, runCli } from '../support/cli-process.js';
@@ -20,6 +21,48 @@ describe('usage errors on the real CLI', () => {
       const lines = r.stderr.trim().split('\n');
       expect(lines, r.stderr).toHaveLength(1);
       expect(lines[0]).toContain(`--count: expected a positive integer, got "${value}"`);
+    }
+  });
+
+  it('--data-dir naming a file (or a path through one): exit 2 naming the flag and the value', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lucid-data-dir-file-'));
+    try {
+      const file = join(dir, 'state');
+      writeFileSync(file, 'not a directory\n');
+      const runs = [
+        {
+          cmd: [
+            'serve',
+            '--catalog',
+            'examples/catalog.yaml',
+            '--admin-port',
+            '0',
+            '--xds-port',
+            '0',
+          ],
+          dataDir: file,
+          what: 'a file',
+        },
+        { cmd: ['token', 'issue', '--service', 'web'], dataDir: file, what: 'a file' },
+        {
+          cmd: ['ca', 'show'],
+          dataDir: join(file, 'x'),
+          what: 'a part of that path is a file',
+        },
+      ];
+      const results = await Promise.all(
+        runs.map((run) => runCli([...run.cmd, '--data-dir', run.dataDir])),
+      );
+      for (const [i, run] of runs.entries()) {
+        const r = results[i]!;
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+        expect(r.stderr).toContain(
+          `--data-dir: expected a directory, got ${JSON.stringify(run.dataDir)} (${run.what})`,
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
