@@ -16,6 +16,11 @@ export interface Instance {
   readonly port: number;
   /** The sidecar's inbound port; peers connect here. Absent = not meshed. */
   readonly sidecarPort?: number;
+  /**
+   * Where the sidecar reaches its app (Consul's Proxy.LocalServiceAddress), an IP on the
+   * sidecar's host. Absent: 127.0.0.1.
+   */
+  readonly localAppAddress?: string;
   readonly health: Health;
   readonly tags: readonly string[];
   readonly meta: Readonly<Record<string, string>>;
@@ -205,6 +210,7 @@ function sameInstance(a: Instance, b: Instance): boolean {
     a.address === b.address &&
     a.port === b.port &&
     a.sidecarPort === b.sidecarPort &&
+    a.localAppAddress === b.localAppAddress &&
     a.health === b.health &&
     a.datacenter === b.datacenter &&
     a.region === b.region &&

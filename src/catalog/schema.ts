@@ -56,6 +56,11 @@ export const instanceSchema = z
     }),
     port,
     sidecarPort: port.optional(),
+    localAppAddress: z
+      .union([z.ipv4(), z.ipv6()], {
+        error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}`,
+      })
+      .optional(),
     health: oneOf(HEALTH_STATES).default('passing'),
     tags: z.array(z.string()).default([]),
     meta: z.record(z.string(), z.string()).default({}),

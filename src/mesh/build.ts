@@ -115,6 +115,7 @@ function instancesOf(service: Service, settings: MeshSettings): MeshInstance[] {
     address: i.address,
     port: i.port,
     ...(i.sidecarPort !== undefined ? { sidecarPort: i.sidecarPort } : {}),
+    ...(i.localAppAddress !== undefined ? { localAppAddress: i.localAppAddress } : {}),
     health: i.health,
     locality: placed(i, settings),
   }));

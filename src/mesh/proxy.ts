@@ -138,6 +138,9 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
             protocol: found.service.protocol,
             sidecarPort,
             appPort: found.instance.port,
+            ...(found.instance.localAppAddress !== undefined
+              ? { appAddress: found.instance.localAppAddress }
+              : {}),
             authorization: found.service.authorization,
             ...(found.service.localAppIdleTimeoutMs !== undefined
               ? { localAppIdleTimeoutMs: found.service.localAppIdleTimeoutMs }

@@ -214,6 +214,8 @@ export interface MeshInstance {
   readonly address: string;
   readonly port: number;
   readonly sidecarPort?: number;
+  /** Where its sidecar reaches the app; absent: 127.0.0.1. */
+  readonly localAppAddress?: string;
   readonly health: Health;
   readonly locality: PlacedLocality;
 }
@@ -335,6 +337,8 @@ export interface MeshProxy {
     readonly protocol: Protocol;
     readonly sidecarPort: number;
     readonly appPort: number;
+    /** Its instance's localAppAddress (absent: 127.0.0.1). */
+    readonly appAddress?: string;
     readonly authorization: Authorization;
     /** Its service's localAppIdleTimeoutMs (absent: the translator's default). */
     readonly localAppIdleTimeoutMs?: number;

@@ -192,13 +192,17 @@ function localAppProtocolOptions(
   };
 }
 
-/** Where a sidecar's inbound listener hands traffic to its own app (same host, app port). */
+/**
+ * Where a sidecar's inbound listener hands traffic to its own app (same host, app port; at
+ * `appAddress`, default 127.0.0.1).
+ */
 export function localAppCluster(
   nodeId: string,
   protocol: Protocol,
   appPort: number,
   settings: MeshSettings,
   idleTimeoutMs = DEFAULT_LOCAL_APP_IDLE_TIMEOUT_MS,
+  appAddress = '127.0.0.1',
 ): Cluster {
   const name = localAppClusterName(nodeId);
   return defined({
@@ -207,9 +211,7 @@ export function localAppCluster(
     connectTimeout: durationMs(settings.connectTimeoutMs),
     loadAssignment: {
       clusterName: name,
-      endpoints: [
-        { lbEndpoints: [{ endpoint: { address: socketAddress('127.0.0.1', appPort) } }] },
-      ],
+      endpoints: [{ lbEndpoints: [{ endpoint: { address: socketAddress(appAddress, appPort) } }] }],
     },
     typedExtensionProtocolOptions: localAppProtocolOptions(protocol, idleTimeoutMs),
   });

@@ -640,6 +640,7 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
         inbound.appPort,
         settings,
         inbound.localAppIdleTimeoutMs,
+        inbound.appAddress,
       ),
     );
   }

@@ -2,6 +2,7 @@
 // real Consul agent and real Envoy: the sidecar registration's Proxy.Upstreams scope the
 // sidecar to those services and give each a local listener there (HTTP routed like the shared
 // outbound listener, tcp proxied), so such an app moves to lucid-mesh unchanged.
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyRow } from '../../src/admin/proxies.js';
@@ -39,6 +40,10 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
   let db: { server: Server; port: number };
   let client: Sidecar;
   let worldBind: number, dbBind: number, lateBind: number, sidecarPort: number, xdsPort: number;
+  let innerBind: number, innerSidecarPort: number;
+  let inner: Sidecar;
+  // inner's app listens on 127.0.0.2 only (its Proxy.LocalServiceAddress).
+  const innerApp = createHttpServer((_req, res) => res.end('inner on 127.0.0.2'));
 
   beforeAll(async () => {
     [world, other, db] = await Promise.all([
@@ -46,13 +51,10 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
       startHttpApp('other'),
       startEcho(),
     ]);
-    [worldBind, dbBind, lateBind, sidecarPort, xdsPort] = (await freePorts(5)) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    [worldBind, dbBind, lateBind, sidecarPort, xdsPort, innerBind, innerSidecarPort] =
+      (await freePorts(7)) as [number, number, number, number, number, number, number];
+    await new Promise<void>((resolve) => innerApp.listen(0, '127.0.0.2', resolve));
+    const innerPort = (innerApp.address() as { port: number }).port;
     consul = await startConsul();
     await consul.register({ Name: 'world', ID: 'world-1', Address: '127.0.0.1', Port: world.port });
     await consul.register({ Name: 'other', ID: 'other-1', Address: '127.0.0.1', Port: other.port });
@@ -78,8 +80,23 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
               { DestinationName: 'db', LocalBindPort: dbBind },
               // Not registered until the last test: an upstream started after its caller.
               { DestinationName: 'late', LocalBindPort: lateBind },
+              { DestinationName: 'inner', LocalBindPort: innerBind },
             ],
           },
+        },
+      },
+    });
+    await consul.register({
+      Name: 'inner',
+      ID: 'inner-1',
+      Address: '127.0.0.1',
+      Port: innerPort,
+      Connect: {
+        SidecarService: {
+          Port: innerSidecarPort,
+          Proxy: { LocalServiceAddress: '127.0.0.2' },
+          // Passing at once, not after Consul's default TCP check first runs (up to 10 s).
+          Checks: [{ TTL: '10m', Status: 'passing' }],
         },
       },
     });
@@ -87,16 +104,16 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
       mesh: { scope: 'declared' },
       xdsPort,
     });
-    client = await startSidecar({
-      nodeId: 'client-1-sidecar-proxy',
-      service: 'client',
-      xdsPort,
-      mode: 'sotw',
-    });
+    [client, inner] = await Promise.all([
+      startSidecar({ nodeId: 'client-1-sidecar-proxy', service: 'client', xdsPort, mode: 'sotw' }),
+      startSidecar({ nodeId: 'inner-1-sidecar-proxy', service: 'inner', xdsPort, mode: 'sotw' }),
+    ]);
   }, CONSUL_SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
-    await client?.envoy.stop();
+    await Promise.all([client?.envoy.stop(), inner?.envoy.stop()]);
+    innerApp.closeAllConnections();
+    innerApp.close();
     await cp?.stop();
     await consul?.stop();
     await Promise.all([world?.close(), other?.close()]);
@@ -124,11 +141,13 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
     const dump = JSON.parse(
       (await httpGet(`${base}/v1/snapshot?node=client-1-sidecar-proxy`, {}, 3000)).body,
     ) as { scope: unknown };
-    expect(dump.scope).toEqual({ from: 'declared', services: ['db', 'world'] });
+    expect(dump.scope).toEqual({ from: 'declared', services: ['db', 'inner', 'world'] });
     const { proxies } = JSON.parse((await httpGet(`${base}/v1/proxies`, {}, 3000)).body) as {
       proxies: ProxyRow[];
     };
-    expect(renderStatus(proxies)).toContain('client-1-sidecar-proxy scope (declared): db, world');
+    expect(renderStatus(proxies)).toContain(
+      'client-1-sidecar-proxy scope (declared): db, inner, world',
+    );
   });
 
   it('a bind port listens before its upstream is registered and after it is gone: 503, never a refused connection', async () => {
@@ -166,5 +185,15 @@ describe('Consul Proxy.Upstreams with local bind ports (real Consul, real Envoy)
     } finally {
       await late.close();
     }
+  });
+
+  it("the sidecar reaches its app at the registration's Proxy.LocalServiceAddress", async () => {
+    // Consul's sidecar forwards to LocalServiceAddress:LocalServicePort; an app bound to
+    // 127.0.0.2 alone is unreachable at 127.0.0.1.
+    const res = await client.envoy.waitFor(async () => {
+      const r = await httpGet(`http://127.0.0.1:${innerBind}/`, {}, 2000).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    }, 'client app → inner sidecar → inner app on 127.0.0.2');
+    expect(res.body).toBe('inner on 127.0.0.2');
   });
 });

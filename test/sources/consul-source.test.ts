@@ -277,6 +277,38 @@ describe('mapping Consul health entries to the catalog', () => {
     );
   });
 
+  it("the sidecar's Proxy.LocalServiceAddress is where it reaches the app; a hostname is reported", () => {
+    const sidecar = (app: string, address: string) =>
+      entry({
+        ID: `${app}-sidecar-proxy`,
+        Service: 'web-sidecar-proxy',
+        Kind: 'connect-proxy',
+        Port: 21000,
+        Proxy: {
+          DestinationServiceName: 'web',
+          DestinationServiceID: app,
+          LocalServiceAddress: address,
+          LocalServicePort: 8080,
+        },
+      });
+    const byService = new Map<string, ConsulHealthEntry[]>([
+      ['web', ['web-1', 'web-2', 'web-3'].map((id) => entry({ ID: id, Service: 'web' }))],
+      [
+        'web-sidecar-proxy',
+        [sidecar('web-1', '10.1.2.3'), sidecar('web-2', '127.0.0.1'), sidecar('web-3', 'app')],
+      ],
+    ]);
+    const { catalog, problems } = mapConsulCatalog(byService, { warningAs: 'passing' });
+    expect(catalog.services[0]!.instances.map((i) => [i.id, i.localAppAddress])).toEqual([
+      ['web-1-sidecar-proxy', '10.1.2.3'],
+      ['web-2-sidecar-proxy', undefined],
+      ['web-3-sidecar-proxy', undefined],
+    ]);
+    expect(problems).toEqual([
+      'consul service "web" instance "web-3-sidecar-proxy": Proxy.LocalServiceAddress: expected an IP address, got "app"; 127.0.0.1 used',
+    ]);
+  });
+
   it("a sidecar's failing check makes the instance critical", () => {
     const { catalog } = mapConsulCatalog(
       new Map([

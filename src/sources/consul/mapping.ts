@@ -8,7 +8,8 @@
 //   (same node, Proxy.DestinationServiceID): the instance's id becomes the proxy's service ID
 //   (the Envoy node id, as with `consul connect envoy`), its address the proxy's address, its
 //   sidecarPort the proxy's port and its port Proxy.LocalServicePort. Peers then reach the
-//   instance through its sidecar; an instance without one is reached directly.
+//   instance through its sidecar; an instance without one is reached directly. The sidecar's
+//   Proxy.LocalServiceAddress (an IP; default 127.0.0.1) is where it reaches the app.
 // - Health is the worst status of the instance's checks, its node's checks and, when meshed,
 //   its sidecar's checks. `warning` maps to `warningAs` (default passing); critical stays
 //   critical (the translator sends no traffic there); unknown statuses count as critical.
@@ -29,6 +30,7 @@
 //   (an Envoy node id) already taken in an earlier datacenter skips the later one, reported.
 // - Every instance is validated with the catalog's instanceSchema. A bad instance (or a
 //   service that cannot be built) is skipped and reported in `problems`; the rest is kept.
+import { isIP } from 'node:net';
 import {
   PROTOCOLS,
   normalizeCatalog,
@@ -440,6 +442,7 @@ function candidate(
         address: sidecar.Service.Address || sidecar.Node?.Address,
         port: sidecar.Service.Proxy?.LocalServicePort || svc.Port,
         sidecarPort: sidecar.Service.Port,
+        ...localAppAddress(sidecar, where, problems),
         health,
         tags: [...(svc.Tags ?? [])],
         meta,
@@ -481,6 +484,25 @@ function candidate(
     ...(upstreams !== undefined ? { upstreams } : {}),
     ...(localAppIdleTimeoutMs !== undefined ? { localAppIdleTimeoutMs } : {}),
   };
+}
+
+/**
+ * Where the sidecar reaches its app: Proxy.LocalServiceAddress (Consul's default, and
+ * "localhost", are 127.0.0.1, left implicit). Envoy does not resolve it, so a hostname is
+ * reported and 127.0.0.1 used, as before this was read.
+ */
+function localAppAddress(
+  sidecar: ConsulHealthEntry,
+  where: string,
+  problems: string[],
+): { localAppAddress?: string } {
+  const raw = sidecar.Service.Proxy?.LocalServiceAddress;
+  if (raw === undefined || raw === '' || raw === '127.0.0.1' || raw === 'localhost') return {};
+  if (isIP(raw) !== 0) return { localAppAddress: raw };
+  problems.push(
+    `${where}: Proxy.LocalServiceAddress: expected an IP address, got ${show(raw)}; 127.0.0.1 used`,
+  );
+  return {};
 }
 
 /**
