@@ -448,11 +448,24 @@ function issueCommand(io: Io): Command {
           `--name: expected 1-64 of A-Z a-z 0-9 . _ @ + - starting with a letter or digit, got ${JSON.stringify(flags.name)}`,
         );
       }
-      const tokens = await openTokens(open(flags), await readTokenKey(flags.tokenKey));
+      const tokenKey = await readTokenKey(flags.tokenKey);
+      const store = open(flags);
+      // Every store a control plane has served from holds a root. Without one this is most
+      // likely a mistyped --data-dir (or the default one while serve runs on another): the
+      // token is still minted (issuing before the first start is fine), with a word why a
+      // running control plane may refuse it.
+      const unserved = tokenKey === undefined && (await store.loadRoots()).length === 0;
+      const tokens = await openTokens(store, tokenKey);
       const minted = flags.operator
         ? await tokens.issueOperator({ name: flags.name, scope: flags.scope, ttlMs: flags.ttl })
         : await tokens.issue(flags.service!, flags.ttl);
       io.stdout(minted + '\n');
+      if (unserved) {
+        io.stderr(
+          `${prefix}: note: no control plane has served from ${store.location} yet: one ` +
+            'serving from another --data-dir (or --state store) refuses this token\n',
+        );
+      }
     }),
   );
 }
@@ -480,6 +493,18 @@ function revokeCommand(io: Io): Command {
         );
       }
       const store = open(flags);
+      // A store no control plane serves from (a mistyped --data-dir) that never saw this id:
+      // "Revoked" there would leave the token valid where it is checked.
+      const id = flags.id;
+      if (
+        (await store.loadRoots()).length === 0 &&
+        !(await store.loadTokens()).some((t) => t.id === id)
+      ) {
+        throw new Error(
+          `no control plane has served from ${store.location} and no token ${id} was issued ` +
+            "there, so revoking it there changes nothing: give serve's --data-dir (or --state flags)",
+        );
+      }
       const tokens = await openTokens(store, undefined);
       const { known, alreadyRevoked } = await tokens.revoke(flags.id);
       if (alreadyRevoked) {

@@ -306,6 +306,8 @@ describe('lucid-mesh token issue --operator, revoke, list', () => {
       stderr:
         'lucid-mesh token revoke: --id: expected a token id (32 lowercase hex digits, as `token list` shows), got "abc"\n',
     });
+    // A store a control plane serves from (it holds a root); elsewhere: test/cli/token-data-dir.
+    expect((await ca('rotate', '--data-dir', dir)).code).toBe(0);
     const unknown = 'ffffffffffffffffffffffffffffffff';
     const res = await token('revoke', '--id', unknown, '--data-dir', dir);
     expect(res.code).toBe(0);
