@@ -60,6 +60,16 @@ export class AdminFlagError extends Error {}
 export class AdminUnreachable extends Error {}
 /** The control plane refused the token (401/403): one line, exit 1; retrying will not help. */
 export class AdminAuthError extends Error {}
+/** Any other error answer; `detail` is the server's own message (its `error` field). */
+export class AdminHttpError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly detail: string,
+  ) {
+    super(message);
+  }
+}
 
 /** The connection an operator command's flags describe (flags win over environment). */
 export function adminConnection(cmd: Command): AdminConnection {
@@ -159,7 +169,11 @@ async function checked(
   }
   const message = (body.error ?? text.trim()).replace(/\s*\n\s*/g, ' ');
   if (status === 401 || status === 403) throw new AdminAuthError(authMessage(conn, status, body));
-  throw new Error(`${new URL(path, conn.server).pathname}: HTTP ${status}: ${message}`);
+  throw new AdminHttpError(
+    `${new URL(path, conn.server).pathname}: HTTP ${status}: ${message}`,
+    status,
+    message,
+  );
 }
 
 function authMessage(

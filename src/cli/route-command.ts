@@ -14,7 +14,7 @@ import { DEFAULT_MESH_SETTINGS, type Mesh } from '../mesh/types.js';
 import { DEFAULT_NAMESPACE, DEFAULT_TRUST_DOMAIN, parsePolicyText } from '../policy/schema.js';
 import { parseTrafficText } from '../traffic/traffic-file.js';
 import { EMPTY_TRAFFIC, type HeaderEdits } from '../traffic/types.js';
-import { adminConnection, getJson, withOperatorOptions } from './admin-client.js';
+import { AdminHttpError, adminConnection, getJson, withOperatorOptions } from './admin-client.js';
 import {
   InvalidInput,
   backendSettings,
@@ -254,10 +254,23 @@ export function routeCommand(io: CommandIo = {}): Command {
             for (const [name, values] of Object.entries(headers)) {
               for (const v of values) query.append('header', `${name}:${v}`);
             }
-            explanation = await getJson<RouteExplanation>(
-              adminConnection(cmd),
-              `/v1/route/explain?${query}`,
-            );
+            try {
+              explanation = await getJson<RouteExplanation>(
+                adminConnection(cmd),
+                `/v1/route/explain?${query}`,
+              );
+            } catch (err) {
+              // The server judged the arguments (a service not in the mesh, a bad path): the
+              // same usage error, exit 2, as offline.
+              const judged =
+                err instanceof AdminHttpError &&
+                (err.status === 400 ||
+                  (err.status === 404 && !err.detail.startsWith('no such endpoint')));
+              if (judged) {
+                throw new InvalidInput([`${PREFIX}: ${(err as AdminHttpError).detail}`]);
+              }
+              throw err;
+            }
           } else {
             if (cmd.getOptionValueSource('server') === 'cli') {
               throw new InvalidInput([

@@ -180,6 +180,17 @@ describe('lucid-mesh route explain', () => {
     );
   });
 
+  it('a service not in the mesh or a bad path: exit 2 and the same line online as offline', async () => {
+    for (const [args, line] of [
+      [['--from', 'web', '--to', 'nope', '--path', '/'], 'to: service "nope" is not in the mesh'],
+      [[...WEB_TO_API, '--path', 'admin'], 'path: expected a path starting with "/", got "admin"'],
+    ] as const) {
+      const expected = { code: 2, stdout: '', stderr: `lucid-mesh route: ${line}\n` };
+      expect(await route('--server', m.server, ...args)).toEqual(expected);
+      expect(await route('--catalog', files.catalog, ...args)).toEqual(expected);
+    }
+  });
+
   it('bad input: exit 2 with one line per problem; unreachable server: exit 1', async () => {
     const badTraffic = write('bad-traffic.yaml', [
       { Kind: 'service-router', Name: 'api', Routes: [{ Destination: { NumRetries: -1 } }] },
