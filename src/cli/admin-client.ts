@@ -73,6 +73,28 @@ export class AdminHttpError extends Error {
 
 /** The connection an operator command's flags describe (flags win over environment). */
 export function adminConnection(cmd: Command): AdminConnection {
+  try {
+    return connectionFromFlags(cmd);
+  } catch (err) {
+    // A value that came from the environment: say which variable, or the operator looks for
+    // a flag they never typed (an old `export LUCID_SERVER=…` in a shell profile).
+    const flag = err instanceof AdminFlagError ? /^(--[a-z-]+):/.exec(err.message)?.[1] : undefined;
+    const key = flag !== undefined ? FLAG_ENV[flag] : undefined;
+    if (key !== undefined && cmd.getOptionValueSource(key.option) === 'env') {
+      throw new AdminFlagError(`${(err as Error).message} (from ${key.env})`);
+    }
+    throw err;
+  }
+}
+
+/** The operator flags read from files or parsed, and where their environment values live. */
+const FLAG_ENV: Record<string, { option: string; env: string }> = {
+  '--server': { option: 'server', env: 'LUCID_SERVER' },
+  '--token-file': { option: 'tokenFile', env: 'LUCID_OPERATOR_TOKEN_FILE' },
+  '--server-ca': { option: 'serverCa', env: 'LUCID_SERVER_CA' },
+};
+
+function connectionFromFlags(cmd: Command): AdminConnection {
   const flags = cmd.opts<OperatorFlags>();
   let url: URL | undefined;
   try {
@@ -103,7 +125,11 @@ function operatorToken(cmd: Command, flags: OperatorFlags): string | undefined {
   if (token !== undefined && file !== undefined) {
     const fromCli = (key: string) => cmd.getOptionValueSource(key) === 'cli';
     if (fromCli('token') === fromCli('tokenFile')) {
-      throw new AdminFlagError('--token-file: give --token or --token-file, not both');
+      throw fromCli('token')
+        ? new AdminFlagError('--token-file: give --token or --token-file, not both')
+        : new AdminFlagError(
+            'LUCID_OPERATOR_TOKEN and LUCID_OPERATOR_TOKEN_FILE are both set: unset one',
+          );
     }
     useFile = fromCli('tokenFile');
   }

@@ -66,6 +66,27 @@ describe('usage errors on the real CLI', () => {
     }
   });
 
+  it('an operator flag that came from the environment: the line names the variable', async () => {
+    const [server, both] = await Promise.all([
+      runCli(['status'], { LUCID_SERVER: 'localhost:8080' }),
+      runCli(['status', '--server', 'http://127.0.0.1:1'], {
+        LUCID_OPERATOR_TOKEN: 'a.b.c',
+        LUCID_OPERATOR_TOKEN_FILE: join(repoRoot, 'package.json'),
+      }),
+    ]);
+    expect(server).toMatchObject({
+      code: 2,
+      stderr:
+        'lucid-mesh status: --server: expected http://HOST:PORT or https://HOST:PORT, ' +
+        'got "localhost:8080" (from LUCID_SERVER)\n',
+    });
+    expect(both).toMatchObject({
+      code: 2,
+      stderr:
+        'lucid-mesh status: LUCID_OPERATOR_TOKEN and LUCID_OPERATOR_TOKEN_FILE are both set: unset one\n',
+    });
+  });
+
   it('--version and -V print the package version, exit 0', async () => {
     const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
       version: string;
