@@ -284,6 +284,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     await eventStream?.stop();
     throw err;
   }
+  metrics.sourceWatched(source.name);
   await source.start({
     update(catalog) {
       lastSourceError = undefined;

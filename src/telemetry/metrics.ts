@@ -2,7 +2,7 @@
 // already live elsewhere (encoder, store, streams) are read at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ExpiryReport } from '../ca/types.js';
-import type { ResourceKind } from '../protos/envoy.js';
+import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { ConfigProblem } from '../traffic/provider.js';
 import { ENTRY_KINDS } from '../traffic/types.js';
@@ -83,6 +83,7 @@ export class Metrics implements XdsObserver {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: this.registers,
   });
+  /** Call sourceWatched(name) when a source starts, so its error counter starts at 0. */
   readonly sourceErrors = this.counter(
     'source_errors_total',
     'Discovery source failures (the last good catalog stays in force)',
@@ -110,6 +111,12 @@ export class Metrics implements XdsObserver {
 
   constructor(deps: MetricsDeps) {
     collectDefaultMetrics({ register: this.registry, prefix: P });
+    // Every type's series from the start, at 0: a series that first appears at 1 has no
+    // increase() in Prometheus, so ProxyConfigRejected missed the first NACK of each type.
+    for (const type of RESOURCE_KINDS) {
+      this.nacks.inc({ type }, 0);
+      this.staleNonces.inc({ type }, 0);
+    }
     this.kindCounter('xds_responses_total', 'xDS responses sent (pushes)', 'responses');
     this.kindCounter('xds_response_bytes_total', 'Bytes of xDS responses sent', 'bytes');
     this.kindCounter('xds_acks_total', 'Responses accepted by proxies (ACK)', 'acks');
@@ -191,6 +198,11 @@ export class Metrics implements XdsObserver {
       this.discoveryLatency.observe((snapshot.builtAt - snapshot.changedAt) / 1000);
       this.convergence.snapshotBuilt(snapshot.version, snapshot.changedAt);
     });
+  }
+
+  /** The source's error series from its start, at 0 (ServiceDiscoveryDown rates it). */
+  sourceWatched(source: string): void {
+    this.sourceErrors.inc({ source }, 0);
   }
 
   streamOpened(): void {}

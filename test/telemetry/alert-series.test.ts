@@ -1,0 +1,163 @@
+// The shipped alerts against the series a real control plane exports (not hand-written ones):
+// /metrics is scraped from a running control plane before and after a proxy NACKs, the two
+// scrapes become promtool's input series, and the real promtool evaluates alerts.yml on them.
+// A counter whose series first appears at 1 has no increase() in Prometheus, so the first NACK
+// of a type after a start went unalerted until every type's series started at 0.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import type { Catalog } from '../../src/catalog/model.js';
+import { parseCatalog } from '../../src/catalog/schema.js';
+import type { CatalogSink, DiscoverySource } from '../../src/sources/source.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { node, sotwClient, typeUrl } from '../support/ads-client.js';
+import { toolPath } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
+
+const promtool = toolPath('promtool');
+const alertsFile = resolve('compose/prometheus/alerts.yml');
+const scratch = mkdtempSync(join(tmpdir(), 'lucid-alert-series-'));
+
+class StaticSource implements DiscoverySource {
+  readonly name = 'file';
+  constructor(private readonly catalog: Catalog) {}
+  async start(sink: CatalogSink): Promise<void> {
+    sink.update(this.catalog);
+  }
+  async stop(): Promise<void> {}
+}
+
+const catalog = parseCatalog({
+  services: [
+    {
+      name: 'hello',
+      instances: [{ id: 'hello-1', address: '127.0.0.1', port: 9101, sidecarPort: 19101 }],
+    },
+  ],
+});
+
+let cp: RunningControlPlane;
+beforeAll(async () => {
+  cp = await startControlPlane({
+    source: new StaticSource(catalog),
+    logger: silentLogger,
+    host: '127.0.0.1',
+    xdsPort: 0,
+    adminPort: 0,
+    debounceMs: 5,
+    maxDebounceMs: 20,
+  });
+  await waitFor(() => cp.store.ready, { what: 'the first snapshot' });
+});
+afterAll(async () => {
+  await cp?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+async function scrape(): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${cp.adminPort}/metrics`);
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+/** `{labels}` → value of every sample of `name` in an exposition. */
+function samples(exposition: string, name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of exposition.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m && m[1] === name) out.set(m[2] ?? '{}', Number(m[3]));
+  }
+  return out;
+}
+
+/**
+ * promtool input series for `name`: each scrape's value (`_`: no sample) for `steps` scrape
+ * intervals, in order, with the labels Prometheus adds (job, instance).
+ */
+function inputSeries(scrapes: string[], name: string, steps: number) {
+  const keys = new Set(scrapes.flatMap((s) => [...samples(s, name).keys()]));
+  return [...keys].map((key) => {
+    const labels = key === '{}' ? '' : `${key.slice(1, -1)},`;
+    const values = scrapes.flatMap((s) => {
+      const v = samples(s, name).get(key);
+      return Array<string>(steps).fill(v === undefined ? '_' : String(v));
+    });
+    return {
+      series: `${name}{${labels}job="lucid-mesh",instance="cp:8080"}`,
+      values: values.join(' '),
+    };
+  });
+}
+
+function promtoolTest(tests: unknown): { code: number; out: string } {
+  const file = join(scratch, 'test.yml');
+  writeFileSync(file, stringify({ rule_files: [alertsFile], evaluation_interval: '30s', tests }));
+  const r = spawnSync(promtool, ['test', 'rules', file], { encoding: 'utf8' });
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+describe('alerts on the series a running control plane exports (real promtool)', () => {
+  it('a fresh control plane exports the NACK and source error counters at 0', async () => {
+    const before = await scrape();
+    expect([...samples(before, 'lucid_mesh_xds_nacks_total')]).toEqual(
+      ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'].map((t) => [`{type="${t}"}`, 0]),
+    );
+    expect(samples(before, 'lucid_mesh_source_errors_total')).toEqual(
+      new Map([['{source="file"}', 0]]),
+    );
+  });
+
+  it('ProxyConfigRejected fires on the first NACK after a start, and not before it', async () => {
+    const before = await scrape();
+    const client = sotwClient(cp.xdsPort);
+    try {
+      client.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+      const res = await client.next();
+      // Envoy's NACK: the version it had (none), the nonce of the response, an error.
+      client.send({
+        node: node('hello-1', 'hello'),
+        typeUrl: typeUrl('clusters'),
+        responseNonce: res.nonce,
+        errorDetail: { code: 3, message: 'cluster hello: bad config' },
+      });
+      await waitFor(
+        async () =>
+          samples(await scrape(), 'lucid_mesh_xds_nacks_total').get('{type="clusters"}') === 1,
+        { what: 'the NACK counted on /metrics' },
+      );
+    } finally {
+      client.close();
+    }
+    const after = await scrape();
+    // Scraped every 30 s: 3 min before the NACK, 3 min after it.
+    const series = inputSeries([before, after], 'lucid_mesh_xds_nacks_total', 6);
+    const fired = {
+      exp_labels: {
+        severity: 'warning',
+        type: 'clusters',
+        job: 'lucid-mesh',
+        instance: 'cp:8080',
+      },
+      exp_annotations: {
+        summary: 'A proxy rejected clusters config (NACK)',
+        description: "Run `lucid-mesh status` to see which proxy and Envoy's error text.",
+      },
+    };
+    const r = promtoolTest([
+      {
+        interval: '30s',
+        input_series: series,
+        alert_rule_test: [
+          { eval_time: '2m', alertname: 'ProxyConfigRejected', exp_alerts: [] },
+          { eval_time: '4m', alertname: 'ProxyConfigRejected', exp_alerts: [fired] },
+        ],
+      },
+    ]);
+    expect(r.out).toContain('SUCCESS');
+    expect(r.code).toBe(0);
+  });
+});
