@@ -209,9 +209,11 @@ describe('sidecar alerts on a real Prometheus scraping a real Envoy', () => {
       async () => (await query('mtls_authentication_failures_total{proxy="web"} >= 80'))[0],
       { what: 'mtls_authentication_failures_total ≥ 80', timeoutMs: 10_000 },
     );
+    // One series per sidecar (its scrape target), so a restart of another is no counter reset.
     expect(failures.metric).toEqual({
       __name__: 'mtls_authentication_failures_total',
       proxy: 'web',
+      instance: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
     });
     // Envoy counted them on web's inbound listener as callers without a certificate.
     const byStat = await query(
