@@ -13,6 +13,7 @@ import { ConsulPolicy } from '../policy/consul-policy.js';
 import { PolicyFile } from '../policy/policy-file.js';
 import { ConsulClient } from '../sources/consul/client.js';
 import { consulConnectionFromFlags } from '../sources/consul/options.js';
+import { directoryProblem } from '../sources/from-flags.js';
 import type { Logger } from '../telemetry/logger.js';
 import { caCertOption, caKeyOption, dataDirOption } from './ca-command.js';
 import { choiceOption } from './options.js';
@@ -137,6 +138,9 @@ export async function securityFromFlags(
       `${policyFlag}: needs --mtls on (callers are identified by their certificates)`,
     );
   }
+  // A missing policy file is waited for (it may be mounted later); a directory never loads.
+  const folder = flags.policy ? directoryProblem('--policy', flags.policy) : undefined;
+  if (folder) throw new SecurityFlagError(folder);
   if (flags.ca === 'consul-connect' && !mtls) {
     throw new SecurityFlagError(
       '--ca consul-connect: needs --mtls on (the Connect CA only issues mTLS certificates)',

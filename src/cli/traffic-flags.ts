@@ -7,7 +7,12 @@ import { InvalidArgumentError, Option } from 'commander';
 import type { ControlPlaneOptions } from '../app.js';
 import { consulSourcesFromFlags } from '../sources/consul/config-entries.js';
 import { etcdTrafficSourceFromFlags } from '../sources/etcd/config-entries.js';
-import { SourceFlagError, sourceFromFlags, type SourceKind } from '../sources/from-flags.js';
+import {
+  SourceFlagError,
+  directoryProblem,
+  sourceFromFlags,
+  type SourceKind,
+} from '../sources/from-flags.js';
 import type { DiscoverySource } from '../sources/source.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TrafficProvider } from '../traffic/provider.js';
@@ -75,7 +80,7 @@ export function trafficCliOptions(): Option[] {
     ).env('LUCID_TRAFFIC'),
     new Option(
       '--intentions-default <action>',
-      'what a service with service-intentions does with callers no intention names (Consul: the ACL default policy)',
+      'what a service does with callers no intention names, also a service without service-intentions (Consul: the ACL default policy; deny: a service no intention allows takes no mesh callers)',
     )
       .env('LUCID_INTENTIONS_DEFAULT')
       .default('allow')
@@ -135,6 +140,8 @@ export function sourcesFromFlags(
     if (!existsSync(flags.traffic)) {
       throw new SourceFlagError(`--traffic: no such file ${JSON.stringify(flags.traffic)}`);
     }
+    const folder = directoryProblem('--traffic', flags.traffic);
+    if (folder) throw new SourceFlagError(folder);
     return {
       source: sourceFromFlags(
         kind,

@@ -1,6 +1,6 @@
 // Which discovery source `lucid-mesh serve` runs, chosen by --source (env DISCOVERY_BACKEND,
 // as in the seeds), with each source's own flags.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Option } from 'commander';
 import type { Logger } from '../telemetry/logger.js';
 import { consulSourceFromFlags } from './consul/consul-source.js';
@@ -38,6 +38,8 @@ export function sourceFromFlags(
         throw new SourceFlagError('--catalog: required with --source file (or set LUCID_CATALOG)');
       if (!existsSync(catalog))
         throw new SourceFlagError(`--catalog: no such file ${JSON.stringify(catalog)}`);
+      const folder = directoryProblem('--catalog', catalog);
+      if (folder) throw new SourceFlagError(folder);
       return new FileSource(catalog, logger);
     }
     case 'consul':
@@ -45,4 +47,21 @@ export function sourceFromFlags(
     case 'etcd':
       return etcdSourceFromFlags(flags, logger);
   }
+}
+
+/**
+ * A watched file flag naming a directory (a mounted ConfigMap's folder rather than the file in
+ * it): the file would never load and serve would wait, not ready, for ever. The one-line usage
+ * error instead; undefined when `path` is not a directory (absent files are judged elsewhere).
+ */
+export function directoryProblem(flag: string, path: string): string | undefined {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    return undefined;
+  }
+  return isDirectory
+    ? `${flag}: expected a file, got the directory ${JSON.stringify(path)}`
+    : undefined;
 }

@@ -66,6 +66,27 @@ describe('usage errors on the real CLI', () => {
     }
   });
 
+  it('serve --catalog, --traffic or --policy naming a directory: exit 2 at once, one line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lucid-file-flag-dir-'));
+    try {
+      const serve = ['serve', '--admin-port', '0', '--xds-port', '0', '--data-dir', dir];
+      const cases = [
+        ['--catalog', dir],
+        ['--catalog', 'examples/catalog.yaml', '--traffic', dir],
+        ['--catalog', 'examples/catalog.yaml', '--policy', dir],
+      ];
+      const results = await Promise.all(cases.map((flags) => runCli([...serve, ...flags])));
+      for (const [i, flags] of cases.entries()) {
+        expect(results[i]).toMatchObject({
+          code: 2,
+          stderr: `lucid-mesh serve: ${flags.at(-2)}: expected a file, got the directory ${JSON.stringify(dir)}\n`,
+        });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('an operator flag that came from the environment: the line names the variable', async () => {
     const [server, both] = await Promise.all([
       runCli(['status'], { LUCID_SERVER: 'localhost:8080' }),
