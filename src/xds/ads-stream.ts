@@ -15,6 +15,7 @@ import { InvalidNodeError, proxyIdentityOf } from './node.js';
 import type { ResponseReport, XdsObserver } from './observer.js';
 import type { PreparedResponse } from './shared-responses.js';
 import { TypeStatuses, type StreamInfo, type StreamMode, type TypeStatus } from './type-status.js';
+import { WarmingHold } from './warming-hold.js';
 
 export interface StreamContext {
   readonly watcher: ConfigWatcher;
@@ -82,6 +83,8 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   private holds = 0;
   /** An unknown type_url is logged at warn once per stream (a loop of them at debug). */
   private warnedUnknownType = false;
+  /** Updates held while new clusters warm (warming-hold.ts); made the first time one does. */
+  private warmingHold: WarmingHold | undefined;
 
   constructor(
     protected readonly call: AdsCall<Req>,
@@ -139,6 +142,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.warmingHold?.dispose();
     this.watching?.stop();
     this.unwatchAuth?.();
     this.ctx.observer.streamClosed(this.info, reason);
@@ -291,6 +295,20 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     }
     this.view = view;
     this.onView(view);
+  }
+
+  /** The stream's hold for warming clusters; its release pushes the current view again. */
+  protected get warming(): WarmingHold {
+    return (this.warmingHold ??= new WarmingHold(() =>
+      this.guard(() => {
+        if (this.view) this.acceptView(this.view);
+      }),
+    ));
+  }
+
+  /** Whether updates that may refer to a new cluster are held until it has its endpoints. */
+  protected get holdingForWarming(): boolean {
+    return this.warmingHold?.active ?? false;
   }
 
   private unblock(): void {

@@ -21,6 +21,7 @@ import { MAX_SHARED_DELTA_UPSERTS, sharedDeltaResponse } from './shared-response
 import type { KindDiff } from '../snapshot/snapshot.js';
 import { sameDigest } from '../snapshot/version-digest.js';
 import { byName } from '../text-order.js';
+import { HELD_WHILE_WARMING, newEdsClusters } from './warming-hold.js';
 
 interface Subscription {
   wildcard: boolean;
@@ -57,6 +58,8 @@ function exceptionsOf(held: Map<string, string | undefined>): Map<string, string
 
 interface Delta {
   upserts: EncodedResource[];
+  /** Upserts sent with the removals (stand-ins for EDS names whose cluster is going away). */
+  late?: EncodedResource[];
   removed: string[];
   /** The upserts' entries as a few joined parts (delta-blocks.ts), when that applies. */
   parts?: Buffer[];
@@ -68,7 +71,9 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
   protected onRequest(kind: ResourceKind, req: DecodedDeltaRequest): void {
     // Stale or not, the subscription changes in a delta request are deltas and must be
     // applied; only its ACK/NACK meaning is discarded when stale.
-    this.settle(kind, req);
+    const ack = this.settle(kind, req);
+    // Rejected clusters never warm: what was held for them goes out now.
+    if (kind === 'clusters' && ack === 'nack' && this.holdingForWarming) this.warming.release();
     const subscribe = req.resourceNamesSubscribe ?? [];
     const unsubscribe = req.resourceNamesUnsubscribe ?? [];
     let sub = this.subs.get(kind);
@@ -141,17 +146,33 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       const delta = sub.base
         ? this.deltaFor(kind, view, this.everyName(kind, sub, view))
         : this.deltaFromExceptions(kind, sub, view);
+      // While a hold lasts, stand-ins owed for clusters going away wait for its end (onView).
+      const waiting = kind === 'endpoints' && this.holdingForWarming;
+      const late = waiting
+        ? delta.upserts.filter((r) => !subscribe.includes(r.name) && !view.get(kind, r.name))
+        : [];
+      const upserts = late.length > 0 ? delta.upserts.filter((r) => !late.includes(r)) : null;
       // The first request is always answered, even with nothing, so Envoy finishes
       // initialising that type (an empty mesh is a valid mesh).
       if (first || delta.upserts.length > 0 || delta.removed.length > 0) {
-        this.respond(kind, view, delta.upserts, delta.removed, undefined, delta.parts);
+        const stillHeld = new Map(
+          late.map((r) => [r.name, this.known(kind, sub, r.name)] as const),
+        );
+        if (upserts) this.respond(kind, view, upserts, delta.removed, stillHeld);
+        else this.respond(kind, view, delta.upserts, delta.removed, undefined, delta.parts);
       }
+      // New clusters' endpoints sent: the updates held for them follow.
+      if (waiting) this.warming.sent(sub.names);
     }
   }
 
   protected onView(view: ProxyView): void {
     const deltas = new Map<ResourceKind, Delta>();
+    let hold: boolean | undefined;
     for (const kind of UPSERT_ORDER) {
+      // Known once the clusters are out: new ones hold what may refer to them.
+      if (kind !== 'clusters') hold ??= this.awaitWarming(view, deltas.get('clusters'));
+      if (hold && HELD_WHILE_WARMING.has(kind)) continue;
       const sub = this.subs.get(kind);
       if (!sub) continue;
       if (kind === 'endpoints') this.forgetEndpointsOfChangedClusters(deltas.get('clusters'));
@@ -159,18 +180,43 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         ? changedNames(view, sub.base, kind, sub.exceptions)
         : this.everyName(kind, sub, view);
       const delta = this.deltaFor(kind, view, candidates);
+      if (kind === 'endpoints') {
+        // Empty assignments standing in for clusters going away: with the removals, after
+        // the routes have left those clusters (an empty one would fail their requests).
+        delta.late = delta.upserts.filter((r) => view.get(kind, r.name) === undefined);
+        if (delta.late.length > 0)
+          delta.upserts = delta.upserts.filter((r) => !delta.late!.includes(r));
+      }
       deltas.set(kind, delta);
+      const owed = [...delta.removed, ...(delta.late ?? []).map((r) => r.name)];
       if (delta.upserts.length > 0) {
         // Make-before-break: removals wait for the second pass; until then the proxy still
         // has those names, at the versions it had.
-        const stillHeld = new Map(delta.removed.map((n) => [n, this.known(kind, sub, n)] as const));
+        const stillHeld = new Map(owed.map((n) => [n, this.known(kind, sub, n)] as const));
         this.respond(kind, view, delta.upserts, [], stillHeld);
-      } else if (delta.removed.length === 0) this.settleOn(sub, view);
+      } else if (owed.length === 0) this.settleOn(sub, view);
     }
+    // Removals wait for the end of a hold too: the proxy keeps those names meanwhile (the
+    // subscriptions still owe their removal, so the push after the hold sends it).
+    if (hold) return;
     for (const kind of REMOVAL_ORDER) {
       const delta = deltas.get(kind);
-      if (delta && delta.removed.length > 0) this.respond(kind, view, [], delta.removed);
+      const late = delta?.late ?? [];
+      if (delta && (delta.removed.length > 0 || late.length > 0)) {
+        this.respond(kind, view, late, delta.removed);
+      }
     }
+  }
+
+  /**
+   * Whether the updates that may refer to clusters wait: new EDS clusters just sent warm until
+   * the proxy subscribes to and gets their endpoints (warming-hold.ts).
+   */
+  private awaitWarming(view: ProxyView, clusters: Delta | undefined): boolean {
+    const added = (clusters?.upserts ?? []).map((r) => r.name);
+    const awaited = newEdsClusters(view, added, this.subs.get('endpoints')?.names);
+    if (awaited.length > 0 || this.holdingForWarming) this.warming.await(awaited, view);
+    return this.holdingForWarming;
   }
 
   /**

@@ -19,6 +19,7 @@ import { EMPTY_NAMES, internNames, sameNames, type NameSet } from './name-set.js
 import { requestedNames, type RequestedNames } from './requested-names.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
 import { sharedSotwResponse } from './shared-responses.js';
+import { HELD_WHILE_WARMING, newEdsClusters } from './warming-hold.js';
 
 interface Subscription {
   wildcard: boolean;
@@ -41,12 +42,18 @@ const MAX_SHARED_ADDED = 16;
 
 export class SotwStream extends AdsStream<SotwRequest> {
   private readonly subs = new KindSlots<Subscription>();
+  /** Clusters gone from the view that CDS responses keep while a warming hold lasts. */
+  private retained: EncodedResource[] | undefined;
+  /** EDS names become stand-ins while a warming hold lasts: sent when it ends. */
+  private owedStandIns: Set<string> | undefined;
 
   protected onRequest(kind: ResourceKind, req: SotwRequest): void {
     const ack = this.settle(kind, req);
     // A stale request describes a subscription Envoy has already replaced; a newer request
     // follows, so acting on this one could only send outdated data.
     if (ack === 'stale') return;
+    // Rejected clusters never warm: what was held for them goes out now.
+    if (kind === 'clusters' && ack === 'nack' && this.holdingForWarming) this.warming.release();
     const prev = this.subs.get(kind);
     let requested: RequestedNames;
     try {
@@ -81,19 +88,24 @@ export class SotwStream extends AdsStream<SotwRequest> {
     if (!view) return; // answered when the first snapshot arrives
     if (wildcard || !prev || ack === 'none' || sub.sentFrom !== view) {
       this.respondFull(kind, view);
-      return;
+    } else {
+      // A changed named subscription: send only what the proxy does not have yet.
+      sub.delivered = internNames(sub.delivered.sorted.filter((n) => names.has(n)));
+      const added = names.sorted.filter((n) => !sub.delivered.has(n));
+      // Names a proxy adds are usually a few a whole fan-out adds alike (a new service): those
+      // share a block; a long list of its own is answered without keeping one in the snapshot.
+      if (added.length > 0) {
+        this.respondPartial(kind, view, added, added.length <= MAX_SHARED_ADDED);
+      }
     }
-    // A changed named subscription: send only what the proxy does not have yet.
-    sub.delivered = internNames(sub.delivered.sorted.filter((n) => names.has(n)));
-    const added = names.sorted.filter((n) => !sub.delivered.has(n));
-    // Names a proxy adds are usually a few a whole fan-out adds alike (a new service): those
-    // share a block; a long list of its own is answered without keeping one in the snapshot.
-    if (added.length > 0) this.respondPartial(kind, view, added, added.length <= MAX_SHARED_ADDED);
+    // New clusters' endpoints sent: the updates held for them follow.
+    if (kind === 'endpoints' && this.holdingForWarming) this.warming.sent(sub.delivered);
   }
 
   protected onView(view: ProxyView): void {
     const upserts = new Map<ResourceKind, string[] | 'all'>();
     const removals = new Map<ResourceKind, ReadonlySet<string>>();
+    let addedClusters: Iterable<string> = [];
     for (const kind of RESOURCE_KINDS) {
       const sub = this.subs.get(kind); // every stream, every change: no iterator
       if (!sub) continue;
@@ -102,6 +114,7 @@ export class SotwStream extends AdsStream<SotwRequest> {
         continue;
       }
       const diff = view.diffFrom(sub.sentFrom, kind);
+      if (kind === 'clusters') addedClusters = diff.changed;
       if (sub.wildcard) {
         if (diff.changed.size > 0) upserts.set(kind, 'all');
         if (diff.removed.size > 0) removals.set(kind, diff.removed);
@@ -123,30 +136,95 @@ export class SotwStream extends AdsStream<SotwRequest> {
         upserts.set('endpoints', [...new Set([...(planned ?? []), ...resend])]);
       }
     }
+    // New EDS clusters warm until the proxy asks for and gets their endpoints: what may refer
+    // to them, and every removal, waits for that (warming-hold.ts).
+    const awaited = newEdsClusters(view, addedClusters, eds?.names);
+    if (awaited.length > 0 || this.holdingForWarming) this.warming.await(awaited, view);
+    const hold = this.holdingForWarming;
+    if (hold) this.retainRemoved(removals.get('clusters'));
+    const standIns = this.standInsAfterRoutes(view, upserts, hold);
 
     for (const kind of UPSERT_ORDER) {
+      if (hold && HELD_WHILE_WARMING.has(kind)) continue;
       const names = upserts.get(kind);
       if (!names) continue;
       const removed = removals.get(kind);
       const prev = this.subs.get(kind)?.sentFrom;
+      const retained = kind === 'clusters' ? this.retained : undefined;
       if (names !== 'all') this.respondPartial(kind, view, names);
-      else if (removed && prev) {
+      else if ((removed && prev) || retained) {
         // Keep what is going away until the resources referring to it have been replaced.
-        const keep = [...removed]
-          .map((n) => prev.get(kind, n))
-          .filter((r): r is EncodedResource => !!r);
-        this.respond(kind, view, sotwBlockOf([...view.all(kind), ...keep]));
+        const keep = new Map<string, EncodedResource>();
+        for (const r of retained ?? []) keep.set(r.name, r);
+        for (const n of removed ?? []) {
+          const r = prev?.get(kind, n);
+          if (r) keep.set(n, r);
+        }
+        for (const n of keep.keys()) if (view.get(kind, n)) keep.delete(n);
+        this.respond(kind, view, sotwBlockOf([...view.all(kind), ...keep.values()]));
       } else {
         this.respondFull(kind, view);
         removals.delete(kind);
       }
     }
-    for (const kind of REMOVAL_ORDER) if (removals.has(kind)) this.respondFull(kind, view);
-    // Types with nothing relevant in this change: the proxy's copy matches the new view too.
+    if (!hold) {
+      if (this.retained) removals.set('clusters', removals.get('clusters') ?? new Set());
+      this.retained = undefined;
+      for (const kind of REMOVAL_ORDER) {
+        if (kind === 'endpoints' && standIns.length > 0) this.respondPartial(kind, view, standIns);
+        if (removals.has(kind)) this.respondFull(kind, view);
+      }
+    }
+    // Types with nothing relevant in this change: the proxy's copy matches the new view too
+    // (not those held: their next push is worked out from what the proxy has).
     for (const kind of RESOURCE_KINDS) {
+      if (hold && HELD_WHILE_WARMING.has(kind)) continue;
       const sub = this.subs.get(kind);
       if (sub?.sentFrom) sub.sentFrom = view;
     }
+  }
+
+  /**
+   * The EDS names of this change that have become stand-ins (empty assignments: their cluster
+   * is going away), taken out of the upserts. An empty assignment while routes still send
+   * requests to the cluster would fail them, so these go out with the removals, after the
+   * routes; while a hold lasts they are owed until it ends.
+   */
+  private standInsAfterRoutes(
+    view: ProxyView,
+    upserts: Map<ResourceKind, string[] | 'all'>,
+    hold: boolean,
+  ): string[] {
+    const planned = upserts.get('endpoints');
+    const standIns = new Set(this.owedStandIns);
+    if (Array.isArray(planned)) {
+      const real = planned.filter((n) => view.get('endpoints', n) !== undefined);
+      for (const n of planned) if (view.get('endpoints', n) === undefined) standIns.add(n);
+      if (real.length > 0) upserts.set('endpoints', real);
+      else upserts.delete('endpoints');
+    }
+    if (hold) {
+      this.owedStandIns = standIns.size > 0 ? standIns : undefined;
+      return [];
+    }
+    this.owedStandIns = undefined;
+    const names = this.subs.get('endpoints')?.names;
+    return [...standIns].filter((n) => names?.has(n) && view.get('endpoints', n) === undefined);
+  }
+
+  /**
+   * Clusters removed while a hold lasts stay in every CDS response until it ends (routes held
+   * meanwhile may still send requests to them).
+   */
+  private retainRemoved(removed: ReadonlySet<string> | undefined): void {
+    const prev = this.subs.get('clusters')?.sentFrom;
+    if (!removed || removed.size === 0 || !prev) return;
+    const kept = new Map((this.retained ?? []).map((r) => [r.name, r] as const));
+    for (const n of removed) {
+      const r = prev.get('clusters', n);
+      if (r) kept.set(n, r);
+    }
+    this.retained = [...kept.values()];
   }
 
   private respondFull(kind: ResourceKind, view: ProxyView): void {

@@ -146,27 +146,30 @@ describe('SotW ADS', () => {
       }),
     );
     // A new cluster (not a changed one) needs no endpoint resend: the proxy subscribes to it.
-    const added = await c.take(2);
-    expect(added.map(kindOf)).toEqual(['clusters', 'routes']);
-    expect(namesOf(added[0]!)).toContain('extra');
-    // Like Envoy: ACK, and subscribe to the new cluster's endpoints.
-    c.send(ack(added[0]!));
-    c.send(ack(added[1]!, ['outbound']));
+    // The route to it waits until then (test/xds/warming-hold.test.ts).
+    const added = await c.next();
+    expect(kindOf(added)).toBe('clusters');
+    expect(namesOf(added)).toContain('extra');
+    // Like Envoy: subscribe to the new cluster's endpoints, and ACK.
     c.send(ack(lastEds, ['extra', 'hello', 'world']));
-    const extraEndpoints = await c.next();
-    expect(namesOf(extraEndpoints)).toEqual(['extra']);
-    c.send(ack(extraEndpoints, ['extra', 'hello', 'world']));
+    c.send(ack(added));
+    const [extraEndpoints, route] = await c.take(2);
+    expect([kindOf(extraEndpoints!), kindOf(route!)]).toEqual(['endpoints', 'routes']);
+    expect(namesOf(extraEndpoints!)).toEqual(['extra']);
+    c.send(ack(extraEndpoints!, ['extra', 'hello', 'world']));
+    c.send(ack(route!, ['outbound']));
     await c.expectSilence(200);
 
     cp.apply(twoServices());
     const removed = await c.take(3);
-    // EDS (now an empty assignment) and RDS drop their references first; the cluster goes last.
-    expect(removed.map(kindOf)).toEqual(['endpoints', 'routes', 'clusters']);
-    expect(removed[0]!.resources).toEqual([
+    // RDS drops its references first; then EDS (an empty assignment: not before the routes
+    // have left the cluster, whose requests it would fail); the cluster goes last.
+    expect(removed.map(kindOf)).toEqual(['routes', 'endpoints', 'clusters']);
+    expect(removed[1]!.resources).toEqual([
       { '@type': typeUrl('endpoints'), clusterName: 'extra' },
     ]);
     expect(namesOf(removed[2]!)).not.toContain('extra');
-    expect(JSON.stringify(removed[1])).not.toContain('"extra"');
+    expect(JSON.stringify(removed[0])).not.toContain('"extra"');
   });
 
   it('resends unchanged endpoints after a cluster changes (Envoy issue 13009)', async () => {
