@@ -32,6 +32,10 @@ export function authorizationOf(
     ...(policy ? { policy: allowedSources(policy, service) } : {}),
     ...(intentions
       ? { intentions: { rules: intentionRules(intentions), default: settings.intentionsDefault } }
-      : {}),
+      : settings.intentionsDefault === 'deny'
+        ? // Consul's default (its ACL default policy) holds for every destination, also one no
+          // service-intentions entry names: with deny, such a service takes no mesh callers.
+          { intentions: { rules: [], default: 'deny' as const } }
+        : {}),
   };
 }

@@ -8,6 +8,10 @@
 // sidecar and on Envoy's admin endpoint; problems on the traffic source, the mesh and
 // GET /v1/config/errors.
 //
+// With --intentions-default deny (Consul's ACL default policy deny) a service no intention
+// names takes no mesh callers, as in Consul: api's baseline intention `*` allow opens it, and
+// every test starts from it.
+//
 // api-1 and api-2 are tagged v1, api-3 v2. Consul needs the services' protocol to be http
 // before it accepts a router, splitter or resolver with subsets: proxy-defaults global sets it.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +91,12 @@ const ENVOY_DEFAULT_THRESHOLDS = {
   max_connections: 1024,
   max_pending_requests: 1024,
   max_requests: 1024,
+};
+/** What a Consul user with ACL default deny writes to let every caller reach api. */
+const openApi: ConfigEntry = {
+  Kind: 'service-intentions',
+  Name: 'api',
+  Sources: [{ Name: '*', Action: 'allow' }],
 };
 /** Deleted in this order: Consul refuses to delete a resolver a router or splitter needs. */
 const CLEANUP_KINDS = [
@@ -216,6 +226,7 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
     [...API, 'web-1'].forEach((id, i) => sidecarPort.set(id, ports[i]!));
     consul = await startConsul();
     await writeEntry(consul, proxyDefaults);
+    await writeEntry(consul, openApi);
     for (const id of [...API, 'web-1']) {
       const name = id.replace(/-\d+$/, '');
       await consul.register({
@@ -293,6 +304,7 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
       const res = await c().api('GET', `/v1/config/${kind}`);
       for (const e of JSON.parse(res.body) as ConfigEntry[]) await deleteEntry(c(), kind, e.Name);
     }
+    await writeEntry(c(), openApi);
     await web.envoy.waitFor(async () => {
       const [open, routes, limits] = await Promise.all([
         send(web, 'api', { path: '/private', method: 'POST' }),
@@ -433,7 +445,7 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
   });
 
   it('service-intentions over mTLS: a deny gives 403; an L7 permission allows only GET /public', async () => {
-    // api has no intentions yet: open (--intentions-default applies to services with some).
+    // api has the baseline intention only (`*` allow): open.
     expect((await send(web, 'api', { path: '/private' })).status).toBe(200);
 
     // L4 deny for web; every other caller allowed.
@@ -501,15 +513,30 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
       (await tally(apiCaller, 'api', 3, { path: '/public', method: 'POST' })).statuses,
     ).toEqual({ 200: 3 });
 
-    // Deleting the intentions: api has none again, so it is open again.
+    // Back to the baseline `*` allow: open again.
     await timedRbac(
-      'delete service-intentions',
-      () => deleteEntry(c(), 'service-intentions', 'api'),
+      'write service-intentions',
+      () => writeEntry(c(), openApi),
       () => everyInstance(200, { path: '/private' }),
     );
     expect((await tally(web, 'api', 6, { path: '/private', method: 'POST' })).statuses).toEqual({
       200: 6,
     });
+  });
+
+  it('--intentions-default deny (Consul: ACL default policy deny): a service no intention names takes no mesh callers', async () => {
+    // Consul: "If the default ACL policy is deny all, then all Connect connections are denied
+    // by default." Without its intentions entry api is closed to web and to api's own identity.
+    await timedRbac(
+      'delete service-intentions',
+      () => deleteEntry(c(), 'service-intentions', 'api'),
+      () => everyInstance(403, { path: '/private' }),
+    );
+    const hits = API.map((a) => apps.get(a)!.hits);
+    expect((await tally(web, 'api', 6)).statuses).toEqual({ 403: 6 });
+    expect((await tally(apiCaller, 'api', 3)).statuses).toEqual({ 403: 3 });
+    expect((await send(web, 'api')).body).toBe('RBAC: access denied');
+    expect(API.map((a) => apps.get(a)!.hits)).toEqual(hits);
   });
 
   it('a router naming something that does not exist: the route falls back to the default destination and the problem is listed', async () => {
