@@ -1,12 +1,17 @@
 // Time from a source change until every proxy that was sent the resulting config has ACKed it.
 // A snapshot is tracked from the moment it is built until it converges, is superseded by a
 // newer snapshot, or a proxy NACKs it (then it never converges, and no number is made up).
+// Only proxies connected when it was built take part: one that connects later gets it as its
+// first config, and the time until it connected (a control plane's start until its first
+// sidecar) is no change's convergence.
 import type { ResourceKind } from '../protos/envoy.js';
 import type { SnapshotRef } from '../xds/observer.js';
 import type { StreamInfo } from '../xds/type-status.js';
 
 interface Tracking {
   readonly changedAt: number;
+  /** When the snapshot was built: streams opened after it are not waited for. */
+  readonly builtAt: number;
   /** stream id → types sent from this snapshot and not yet ACKed. */
   readonly pending: Map<number, Set<ResourceKind>>;
   sentAny: boolean;
@@ -18,12 +23,15 @@ export class ConvergenceTracker {
   constructor(private readonly observe: (seconds: number, version: string) => void) {}
 
   snapshotBuilt(version: string, changedAt: number): void {
-    this.current = { version, tracking: { changedAt, pending: new Map(), sentAny: false } };
+    this.current = {
+      version,
+      tracking: { changedAt, builtAt: Date.now(), pending: new Map(), sentAny: false },
+    };
   }
 
   responseSent(stream: StreamInfo, kind: ResourceKind, snapshot: SnapshotRef): void {
     const t = this.tracked(snapshot);
-    if (!t) return;
+    if (!t || stream.connectedAt > t.builtAt) return;
     let kinds = t.pending.get(stream.id);
     if (!kinds) t.pending.set(stream.id, (kinds = new Set()));
     kinds.add(kind);
