@@ -15,7 +15,13 @@ import {
 } from './load-document.js';
 import { normalizeCatalog, reuseUnchangedService, type Catalog, type Service } from './model.js';
 import { crossEntryIssues, gatewaysSchema, serviceSchema } from './schema.js';
-import { splitJsonCatalog, type JsonCatalogItems } from './json-items.js';
+import {
+  entryText,
+  resplitJsonCatalog,
+  splitJsonCatalog,
+  type JsonCatalogSplit,
+  type JsonResplit,
+} from './json-items.js';
 import { parseYamlValue, splitItems, splitTopLevel } from './yaml-sections.js';
 import { compareStrings } from '../text-order.js';
 
@@ -26,49 +32,89 @@ export class IncrementalCatalogParser {
   private knownInOrder: readonly Service[] = [];
   /** The last good YAML catalog's service entries by their item's text (yaml-sections.ts). */
   private yamlItems = new Map<string, unknown>();
-  /** The last good JSON catalog's services by their entry's text as written (json-items.ts). */
-  private jsonItems = new Map<string, Service>();
-  /** The last good JSON catalog's entry texts, in file order (jsonItems' keys). */
-  private jsonTexts: readonly string[] = [];
+  /** The last JSON text split into entries (json-items.ts), good or not: what the next is diffed with. */
+  private lastSplit: JsonCatalogSplit | undefined;
+  /** The last good JSON catalog: its split and its services in file order (entry i is services[i]). */
+  private goodJson:
+    { readonly split: JsonCatalogSplit; readonly services: readonly Service[] } | undefined;
 
   /**
    * Parses and validates `text` (see parseCatalogText), reusing unchanged entries.
    * @throws CatalogDocumentError
    */
   parse(text: string, fileName: string): Catalog {
-    const split = isJsonFile(fileName) ? splitJsonCatalog(text) : undefined;
+    const split = isJsonFile(fileName) ? this.splitJson(text) : undefined;
     const fast = split && this.validateJsonItems(split);
     if (fast) {
-      this.jsonItems = fast.items;
-      this.jsonTexts = split.services;
-      // Keyed by text now: the same entries keyed by their re-stringified JSON (~3 MB at
-      // 10,000 services) would only serve a later whole-text parse.
+      this.goodJson = { split: split.split, services: fast.inOrder };
+      // Known by position and text now: the same entries keyed by their re-stringified JSON
+      // (~3 MB at 10,000 services) would only serve a later whole-text parse.
       this.known = new Map();
       this.knownInOrder = [];
       return fast.catalog;
     }
     const catalog = this.parseWhole(text, fileName);
-    this.jsonItems = split ? this.itemsOf(split.services) : new Map();
-    this.jsonTexts = split && this.jsonItems.size > 0 ? split.services : [];
+    // The whole parse validated entry by entry (validateChanged): the next edit can reuse them.
+    const entries = split?.split.starts.length;
+    this.goodJson =
+      split && this.known.size > 0 && this.knownInOrder.length === entries
+        ? { split: split.split, services: this.knownInOrder }
+        : undefined;
     return catalog;
   }
 
+  /** The entries of a JSON text: only the part an edit touched is scanned, when it can be. */
+  private splitJson(
+    text: string,
+  ): (JsonResplit & { readonly base?: JsonCatalogSplit }) | undefined {
+    const base = this.lastSplit;
+    const resplit = base && resplitJsonCatalog(base, text);
+    const result = resplit
+      ? { ...resplit, base }
+      : (() => {
+          const split = splitJsonCatalog(text);
+          return split && { split, head: 0, tail: 0 };
+        })();
+    if (result) this.lastSplit = result.split;
+    return result;
+  }
+
   /**
-   * A JSON catalog whose entries are mostly known by their text: only the new ones are parsed
-   * and validated. Undefined when too many are new (one parse of the whole text is then
+   * A JSON catalog whose entries are mostly known: only the new ones are parsed and validated.
+   * Entries a resplit of the last good text kept at either end are known by position; the
+   * others by their text. Undefined when too many are new (one parse of the whole text is then
    * faster) or anything is wrong or unusual (the whole text then says what, as before).
    */
   private validateJsonItems(
-    split: JsonCatalogItems,
-  ): { catalog: Catalog; items: Map<string, Service> } | undefined {
-    const texts = split.services;
+    r: JsonResplit & { readonly base?: JsonCatalogSplit },
+  ): { catalog: Catalog; inOrder: Service[] } | undefined {
+    const { split } = r;
+    const good = this.goodJson;
+    const count = split.starts.length;
+    const oldCount = good?.split.starts.length ?? 0;
+    // Kept entries count only when the resplit was of the last good text.
+    const positional = good !== undefined && r.base === good.split;
+    const head = positional ? r.head : 0;
+    const tail = positional ? r.tail : 0;
+    // The old entries that may have moved, by their text: those between the kept ones.
+    const byText = new Map<string, Service>();
+    if (good) {
+      for (let k = head; k < oldCount - tail; k++)
+        byText.set(entryText(good.split, k), good.services[k]!);
+    }
+    const texts: string[] = [];
     let misses = 0;
-    for (const t of texts) if (!this.jsonItems.has(t)) misses++;
-    if (misses > Math.max(MAX_ITEM_PARSES, texts.length / 8)) return undefined;
-    const items = new Map<string, Service>();
-    const services: Service[] = [];
-    for (const [i, t] of texts.entries()) {
-      let service = this.jsonItems.get(t) ?? items.get(t);
+    for (let i = head; i < count - tail; i++) {
+      const t = entryText(split, i);
+      texts.push(t);
+      if (!byText.has(t)) misses++;
+    }
+    if (misses > Math.max(MAX_ITEM_PARSES, count / 8)) return undefined;
+    const services: Service[] = good ? good.services.slice(0, head) : [];
+    const fresh = new Map<string, Service>();
+    for (const [j, t] of texts.entries()) {
+      const i = head + j;
+      let service = byText.get(t) ?? fresh.get(t);
       if (!service) {
         let raw: unknown;
         try {
@@ -83,12 +129,13 @@ export class IncrementalCatalogParser {
         // kept, as reuseUnchanged downstream would keep them. Otherwise the model would hold
         // those and this parser fresh copies of them (~0.5 KiB per service once changed: the
         // soak's heap creep after the translation cache's).
-        const before = this.jsonItems.get(this.jsonTexts[i] ?? '');
+        const before = good?.services[i];
         if (before?.name === service.name) service = reuseUnchangedService(before, service);
+        fresh.set(t, service);
       }
-      items.set(t, service);
       services.push(service);
     }
+    for (let k = oldCount - tail; k < oldCount; k++) services.push(good!.services[k]!);
     let gatewaysRaw: unknown;
     if (split.gateways !== undefined) {
       try {
@@ -97,25 +144,9 @@ export class IncrementalCatalogParser {
         return undefined;
       }
     }
+    const inOrder = services.slice(); // assemble sorts services in place
     const catalog = this.assemble(services, gatewaysRaw);
-    return catalog && { catalog, items };
-  }
-
-  /** After a whole-text parse: the good catalog's services by their entry's text. */
-  private itemsOf(texts: readonly string[]): Map<string, Service> {
-    const items = new Map<string, Service>();
-    for (const t of texts) {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(t);
-      } catch {
-        return new Map();
-      }
-      const service = this.known.get(JSON.stringify(raw));
-      if (!service) return new Map();
-      items.set(t, service);
-    }
-    return items;
+    return catalog && { catalog, inOrder };
   }
 
   private parseWhole(text: string, fileName: string): Catalog {
