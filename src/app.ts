@@ -242,7 +242,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     streams: connected,
     events,
     activity,
-    configErrors: configErrorsNow,
+    // Also the source's last rejected change (an invalid catalog edit, a backend down), as the
+    // event stream reports it: otherwise `lucid-mesh status` said "none" while the edit an
+    // operator just made was being ignored.
+    configErrors: () => {
+      const now = configErrorsNow();
+      if (!lastSourceError) return now;
+      const message = `${lastSourceError} (${store.ready ? 'the last good catalog stays in force' : 'not ready until it is fixed'})`;
+      return {
+        ...now,
+        problems: [...now.problems, { kind: 'source', name: source.name, message }],
+      };
+    },
     notReadyReason: () => {
       if (draining) return 'draining: shutting down, sidecars are moving to other replicas';
       if (store.ready) return undefined;

@@ -25,7 +25,9 @@ export function statusCommand(io: CommandIo = {}): Command {
     .addHelpText(
       'after',
       '\nStates: SYNCED (sent and ACKed), STALE (sent, not yet ACKed), NACKED (rejected; the error is shown),\nNOT_SENT (subscribed, nothing sent yet), - (not subscribed).\n' +
-        'Config problems: traffic entries applied in part or not at all (and what was done instead),\nand input lucid-mesh does not implement.',
+        'Config problems: traffic entries applied in part or not at all (and what was done instead),\n' +
+        'a discovery source whose last change was rejected (an invalid catalog edit, a backend down:\n' +
+        'the last good catalog stays in force), and input lucid-mesh does not implement.',
     )
     .action(async (flags: { json: boolean }, cmd: Command) =>
       runCommandBody(out, 'status', async () => {
