@@ -43,6 +43,34 @@ describe('Consul Proxy.Upstreams', () => {
     ]);
   });
 
+  it('LocalBindSocketPath and Datacenter, which lucid-mesh does not act on, are named; the upstreams stay declared', () => {
+    const { catalog, problems } = mapConsulCatalog(
+      new Map([
+        ['web', [app('web-1')]],
+        [
+          'web-sidecar-proxy',
+          [
+            sidecar('web-1', [
+              { DestinationName: 'api', LocalBindSocketPath: '/run/api.sock', LocalBindPort: 0 },
+              { DestinationName: 'db', Datacenter: 'dc2', LocalBindPort: 5432 },
+              { DestinationName: 'search', Datacenter: '', LocalBindPort: 9200 },
+            ]),
+          ],
+        ],
+      ]),
+      { warningAs: 'passing' },
+    );
+    expect(catalog.services[0]!.upstreams).toEqual([
+      { name: 'api' },
+      { name: 'db', localBindPort: 5432 },
+      { name: 'search', localBindPort: 9200 },
+    ]);
+    expect(problems).toEqual([
+      'consul service "web" instance "web-1-sidecar-proxy": Proxy.Upstreams[0]: LocalBindSocketPath is not supported (no unix socket listener for "api"); use LocalBindPort',
+      'consul service "web" instance "web-1-sidecar-proxy": Proxy.Upstreams[1]: Datacenter "dc2" is not read; "db" is reached in the mesh\'s locality and failover order',
+    ]);
+  });
+
   it('two upstreams on one bind port: the second gets no listener, reported; the service stays', () => {
     const { catalog, problems } = mapConsulCatalog(
       new Map([

@@ -10,6 +10,8 @@ interface ConsulUpstream {
   readonly DestinationName?: unknown;
   readonly LocalBindAddress?: unknown;
   readonly LocalBindPort?: unknown;
+  readonly LocalBindSocketPath?: unknown;
+  readonly Datacenter?: unknown;
 }
 
 /**
@@ -42,6 +44,17 @@ export function sidecarUpstreams(
         `${at}: expected DestinationName (a service name), LocalBindPort 1-65535 and LocalBindAddress an IP, got ${show(entry)}; upstream ignored`,
       );
       return;
+    }
+    // Kept as declared upstreams; what lucid-mesh does not do is said, not silently dropped.
+    if (typeof entry.LocalBindSocketPath === 'string' && entry.LocalBindSocketPath !== '') {
+      problems.push(
+        `${at}: LocalBindSocketPath is not supported (no unix socket listener for "${parsed.data.name}"); use LocalBindPort`,
+      );
+    }
+    if (typeof entry.Datacenter === 'string' && entry.Datacenter !== '') {
+      problems.push(
+        `${at}: Datacenter ${show(entry.Datacenter)} is not read; "${parsed.data.name}" is reached in the mesh's locality and failover order`,
+      );
     }
     out.push(parsed.data);
   });
