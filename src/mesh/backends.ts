@@ -91,12 +91,28 @@ export const FAILOVER_OUTLIER_DETECTION: OutlierDetection = {
   baseEjectionTimeMs: 30_000,
 };
 
-/** The upstream settings a proxy uses for `service`: an override for it, else the defaults. */
+/**
+ * The upstream settings a proxy uses for `service`: the defaults, with what an override for it
+ * sets on top. As Consul's UpstreamConfig.MergeInto: each field the override sets replaces the
+ * default's as a whole (Limits, PassiveHealthCheck), the rest stay the defaults'.
+ */
 export function upstreamSettings(
   config: UpstreamConfig | undefined,
   service: string,
 ): UpstreamSettings | undefined {
-  return config?.Overrides.find((o) => o.Name === service) ?? config?.Defaults;
+  const override = config?.Overrides.find((o) => o.Name === service);
+  const defaults = config?.Defaults;
+  if (!override || !defaults) return override ?? defaults;
+  const set = (v: object | number | undefined) =>
+    v !== undefined && v !== 0 && (typeof v !== 'object' || Object.keys(v).length > 0);
+  return {
+    ...defaults,
+    ...(set(override.ConnectTimeoutMs) ? { ConnectTimeoutMs: override.ConnectTimeoutMs } : {}),
+    ...(set(override.Limits) ? { Limits: override.Limits } : {}),
+    ...(set(override.PassiveHealthCheck)
+      ? { PassiveHealthCheck: override.PassiveHealthCheck }
+      : {}),
+  };
 }
 
 function outlierDetection(settings: UpstreamSettings | undefined): OutlierDetection | undefined {
