@@ -40,8 +40,21 @@ const CLOSE_ARRAY = 93; // ]
 const OPEN_OBJECT = 123; // {
 const CLOSE_OBJECT = 125; // }
 
-/** JSON's own whitespace only: String#trim would also take a no-break space, which JSON.parse of the whole text rejects. */
+/**
+ * JSON's own whitespace only. Not what String#trim takes: that includes a no-break space, which
+ * JSON.parse of the whole text refuses, so an entry with one would be accepted on an edit and
+ * refused at the next start.
+ */
 const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
+/** `s` without JSON's whitespace at either end (see isSpace). */
+export function trimJsonSpace(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isSpace(s.charCodeAt(a))) a++;
+  while (b > a && isSpace(s.charCodeAt(b - 1))) b--;
+  return s.slice(a, b);
+}
 
 export function entryText(split: JsonCatalogSplit, i: number): string {
   return split.text.slice(split.starts[i], split.ends[i]);

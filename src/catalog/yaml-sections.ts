@@ -7,6 +7,7 @@
 // tabs, several documents, directives, flow collections at the top) returns undefined and the
 // caller parses the whole text, so what is accepted and every error message stay the same.
 import { parseDocument } from 'yaml';
+import { trimJsonSpace } from './json-items.js';
 
 /** YAML's anchors (&), aliases (*) and tags (!) where a node may start. */
 const NODE_PROPERTY = /(^|[\s[{,:-])[&*!]\S/m;
@@ -72,10 +73,10 @@ export function splitJsonArray(text: string): string[] | undefined {
     } else if (c === '[' || c === '{') depth++;
     else if ((c === ']' || c === '}') && depth > 0) depth--;
     else if (c === ',' && depth === 0) {
-      items.push(text.slice(start, i).trim());
+      items.push(trimJsonSpace(text.slice(start, i)));
       start = i + 1;
     } else if (c === ']') {
-      const last = text.slice(start, i).trim();
+      const last = trimJsonSpace(text.slice(start, i));
       if (last !== '' || items.length > 0) items.push(last);
       i++;
       ws();

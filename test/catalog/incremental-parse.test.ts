@@ -59,7 +59,18 @@ const yamlText = fc
     fc.record({
       indentSeq: fc.boolean(),
       collectionStyle: fc.constantFrom('block', 'block', 'any', 'flow'),
-      comment: fc.constantFrom('', '# top\n', 'services:\n', '  # inner\n', '&a x\n', '\t\n'),
+      comment: fc.constantFrom(
+        '',
+        '# top\n',
+        'services:\n',
+        '  # inner\n',
+        '&a x\n',
+        '\t\n',
+        // A no-break space is not YAML whitespace: alone on a line, or leading one.
+        '\u00a0\n',
+        '  \u00a0\n',
+        '\u00a0  - x\n',
+      ),
       at: fc.nat(),
     }),
   )
@@ -86,7 +97,7 @@ const documentText = fc
     fc
       .tuple(
         fc.constantFrom(0, 1, 2, '\t'),
-        fc.constantFrom('', '', '', 'dup', 'escaped', 'comma', 'bom', 'after'),
+        fc.constantFrom('', '', '', 'dup', 'escaped', 'comma', 'bom', 'after', 'nbsp'),
       )
       .map(([indent, odd]) => {
         const text = JSON.stringify(doc, null, indent);
@@ -102,6 +113,8 @@ const documentText = fc
         }
         if (odd === 'bom') return `\ufeff${text}`;
         if (odd === 'after') return `${text} []`;
+        // Not JSON whitespace: next to an entry it makes the whole text invalid.
+        if (odd === 'nbsp') return text.replace('[{', '[\u00a0{').replace('},{', '}\u00a0,{');
         return text;
       }),
   );

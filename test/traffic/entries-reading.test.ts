@@ -100,4 +100,14 @@ describe('parseTrafficTextByEntries', () => {
     expect(second.resolvers.get('hello')).toBe(first.resolvers.get('hello'));
     expect(second).toEqual(parseTrafficText(stringify(renamed), file, first));
   });
+
+  it('a no-break space next to a JSON entry is refused on an edit, as at the next start', () => {
+    const file = 'traffic.json';
+    const entries = example.map((e) => JSON.stringify(e));
+    const first = parseTrafficTextByEntries(`[${entries.join(', ')}]`, file);
+    const edited = `[\u00a0${entries.join(', ')}]`;
+    const whole = outcome(() => parseTrafficText(edited, file, first));
+    expect(whole).toMatchObject({ error: expect.stringMatching(/invalid JSON/) as unknown });
+    expect(outcome(() => parseTrafficTextByEntries(edited, file, first))).toEqual(whole);
+  });
 });
