@@ -409,6 +409,7 @@ async function fromConsul(
         outboundPort: explicit('outboundPort')
           ? flags.outboundPort
           : (proxy.outboundPort ?? flags.outboundPort),
+        dnsPort: explicit('dnsPort') ? flags.dnsPort : (proxy.dnsPort ?? flags.dnsPort),
       },
     };
   } catch (err) {

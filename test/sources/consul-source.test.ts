@@ -720,7 +720,14 @@ describe('lucid-mesh bootstrap --consul-service-id', () => {
       Connect: {
         SidecarService: {
           Port: 21000,
-          Proxy: { Config: { lucid_admin_port: 16000, lucid_outbound_port: '16001' } },
+          // Ports of its own, as every sidecar sharing a host with others needs.
+          Proxy: {
+            Config: {
+              lucid_admin_port: 16000,
+              lucid_outbound_port: '16001',
+              lucid_dns_port: 16053,
+            },
+          },
         },
       },
     });
@@ -743,6 +750,7 @@ describe('lucid-mesh bootstrap --consul-service-id', () => {
       xds: '127.0.0.1:18000',
       adminPort: 16000,
       outboundPort: 16001,
+      dnsPort: 16053,
       // The registration's datacenter (the dev agent's).
       datacenter: 'dc1',
     });

@@ -5,14 +5,16 @@
 // - node id  = the proxy's service ID (e.g. web-1-sidecar-proxy): the same id the Consul
 //   source gives the instance, so the sidecar finds its inbound listener;
 // - service  = Proxy.DestinationServiceName;
-// - ports    = Proxy.Config.lucid_admin_port / Proxy.Config.lucid_outbound_port when set (the
-//   Envoy admin port and the outbound listener port of this sidecar), else the defaults.
+// - ports    = Proxy.Config.lucid_admin_port / lucid_outbound_port / lucid_dns_port when set
+//   (the Envoy admin port, the outbound listener port and the DNS listener port of this
+//   sidecar; sidecars sharing a host need their own), else the defaults.
 // ID may also be the app's own service ID: its `<ID>-sidecar-proxy` registration is used.
 import type { ConsulAgentService, ConsulClient } from './client.js';
 import { PROXY_KIND } from './mapping.js';
 
 export const CONFIG_ADMIN_PORT = 'lucid_admin_port';
 export const CONFIG_OUTBOUND_PORT = 'lucid_outbound_port';
+export const CONFIG_DNS_PORT = 'lucid_dns_port';
 
 export interface ConsulProxyBootstrap {
   /** The proxy's service ID: the Envoy node id. */
@@ -23,6 +25,8 @@ export interface ConsulProxyBootstrap {
   readonly adminPort?: string;
   /** Proxy.Config.lucid_outbound_port, if set. */
   readonly outboundPort?: string;
+  /** Proxy.Config.lucid_dns_port, if set ("0": no DNS listener). */
+  readonly dnsPort?: string;
   /** The proxy's own (inbound) port, for messages. */
   readonly sidecarPort: number;
 }
@@ -66,11 +70,13 @@ function fromRegistration(svc: ConsulAgentService): ConsulProxyBootstrap | { pro
   };
   const adminPort = port(CONFIG_ADMIN_PORT);
   const outboundPort = port(CONFIG_OUTBOUND_PORT);
+  const dnsPort = port(CONFIG_DNS_PORT);
   return {
     id: svc.ID,
     service,
     sidecarPort: svc.Port,
     ...(adminPort !== undefined ? { adminPort } : {}),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
+    ...(dnsPort !== undefined ? { dnsPort } : {}),
   };
 }
