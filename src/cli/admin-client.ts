@@ -195,10 +195,22 @@ async function checked(
   }
   const message = (body.error ?? text.trim()).replace(/\s*\n\s*/g, ' ');
   if (status === 401 || status === 403) throw new AdminAuthError(authMessage(conn, status, body));
+  // Every answer of the admin API carries {"error": …}: anything else is another server, whose
+  // page (Envoy's admin lists its endpoints: 4 KB) is no message for one line.
+  if (typeof body.error !== 'string')
+    throw new AdminHttpError(notOurs(conn, `HTTP ${status}, not its JSON`), status, '');
   throw new AdminHttpError(
     `${new URL(path, conn.server).pathname}: HTTP ${status}: ${message}`,
     status,
     message,
+  );
+}
+
+/** A server at --server that is not lucid-mesh's admin API (a sidecar's Envoy admin, say). */
+function notOurs(conn: AdminConnection, answer: string): string {
+  return (
+    `${conn.server} is not a lucid-mesh control plane (${answer}): give --server ` +
+    "the control plane's admin port (serve --admin-port, default 8080), not a sidecar's Envoy admin"
   );
 }
 
@@ -227,7 +239,11 @@ export async function getJson<T>(conn: AdminConnection, path: string): Promise<T
   } catch (err) {
     throw new AdminUnreachable(unreachableMessage(conn.server, err, conn.caFile));
   }
-  return JSON.parse(text) as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new AdminUnreachable(notOurs(conn, 'an answer that is not JSON'));
+  }
 }
 
 /** GET a text document (e.g. /metrics); errors as getJson's. */

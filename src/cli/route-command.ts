@@ -264,6 +264,7 @@ export function routeCommand(io: CommandIo = {}): Command {
               // same usage error, exit 2, as offline.
               const judged =
                 err instanceof AdminHttpError &&
+                err.detail !== '' &&
                 (err.status === 400 ||
                   (err.status === 404 && !err.detail.startsWith('no such endpoint')));
               if (judged) {
