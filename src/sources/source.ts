@@ -9,6 +9,11 @@ export interface CatalogSink {
    * the sink only reports it (logs, metrics, readiness detail).
    */
   error(err: Error): void;
+  /**
+   * The backend answers again after errors, and nothing in it changed meanwhile (so no
+   * update follows): what the errors said no longer holds.
+   */
+  recovered?(): void;
 }
 
 export interface DiscoverySource {

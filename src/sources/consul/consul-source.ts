@@ -195,6 +195,7 @@ export class ConsulSource implements DiscoverySource {
       rebalance: () => this.rebalance(),
       changed: () => this.scheduleRebuild(),
       report: (err) => this.report(err),
+      healthy: () => this.onHealthy(),
       listed: (dc) => this.onListed(dc),
       reconnected: (dc, why) => this.onReconnected(dc, why),
     };
@@ -445,6 +446,21 @@ export class ConsulSource implements DiscoverySource {
       this.sink?.error(err);
     } catch (e) {
       this.log.error({ err: e }, 'catalog sink failed to handle an error');
+    }
+  }
+
+  /**
+   * A datacenter answers again: once none fails, the sink is told, since an outage that
+   * changed nothing in Consul delivers no new catalog (which would otherwise clear the error
+   * `lucid-mesh status` and /v1/config/errors kept showing).
+   */
+  private onHealthy(): void {
+    if (this.stopped) return;
+    if (this.datacenterWatches().some((dc) => dc.stats().failingWatches > 0)) return;
+    try {
+      this.sink?.recovered?.();
+    } catch (e) {
+      this.log.error({ err: e }, 'catalog sink failed to handle a recovery');
     }
   }
 

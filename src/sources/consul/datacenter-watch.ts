@@ -37,6 +37,8 @@ export interface DatacenterHost {
   changed(): void;
   /** A failure for the sink (the control plane's source-error metric, log, /ready detail). */
   report(err: Error): void;
+  /** Every watch of this datacenter answers again after failures. */
+  healthy?(dc: DatacenterWatch): void;
   /** The service list was read successfully. */
   listed(dc: DatacenterWatch): void;
   /**
@@ -499,6 +501,7 @@ export class DatacenterWatch {
         { consul: this.host.client.address, ...this.dcField(), outageMs },
         this.local ? 'Consul reachable again' : 'Consul datacenter reachable again',
       );
+      this.host.healthy?.(this);
     }
   }
 
