@@ -6,7 +6,7 @@ import { releaseOnFirstStream } from './startup-heap.js';
 import { warmCodecsAfterFirstSnapshot } from './xds/codec-warmup.js';
 import { OperatorTokenAuthorizer, type AdminAuthMode } from './admin/auth.js';
 import { AdminServer } from './admin/http-server.js';
-import { configErrors } from './admin/mesh-endpoints.js';
+import { configErrors, policyProblems } from './admin/mesh-endpoints.js';
 import type { OpenedCa } from './ca/open.js';
 import type { Catalog } from './catalog/model.js';
 import type { PolicyProvider } from './policy/policy-file.js';
@@ -242,17 +242,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     streams: connected,
     events,
     activity,
-    // Also the source's last rejected change (an invalid catalog edit, a backend down), as the
-    // event stream reports it: otherwise `lucid-mesh status` said "none" while the edit an
-    // operator just made was being ignored.
+    // Also the policy's and the source's last rejected change (an invalid catalog or policy
+    // edit, a backend down), as the event stream reports the source's: otherwise
+    // `lucid-mesh status` said "none" while the edit an operator just made was being ignored.
     configErrors: () => {
       const now = configErrorsNow();
-      if (!lastSourceError) return now;
-      const message = `${lastSourceError} (${store.ready ? 'the last good catalog stays in force' : 'not ready until it is fixed'})`;
-      return {
-        ...now,
-        problems: [...now.problems, { kind: 'source', name: source.name, message }],
-      };
+      const problems = [...now.problems, ...policyProblems(policy)];
+      if (lastSourceError) {
+        const message = `${lastSourceError} (${store.ready ? 'the last good catalog stays in force' : 'not ready until it is fixed'})`;
+        problems.push({ kind: 'source', name: source.name, message });
+      }
+      return { ...now, problems };
     },
     notReadyReason: () => {
       if (draining) return 'draining: shutting down, sidecars are moving to other replicas';

@@ -7,6 +7,7 @@
 import { DocumentError } from '../catalog/load-document.js';
 import { explainRoute, ExplainError, type RouteExplanation } from '../mesh/explain.js';
 import type { Mesh, MeshService, MeshSettings } from '../mesh/types.js';
+import type { PolicyProvider } from '../policy/policy-file.js';
 import type { ConfigProblem, TrafficProvider } from '../traffic/provider.js';
 import { TrafficFile } from '../traffic/traffic-file.js';
 import type { Unsupported } from '../traffic/types.js';
@@ -79,6 +80,21 @@ export function providerProblems(traffic: TrafficProvider | undefined): ConfigPr
     }
   }
   return problems;
+}
+
+/**
+ * Why the authorization policy's current content is not in force (a rejected edit of the file
+ * or Consul key), one problem per line; the last good policy stays in force.
+ */
+export function policyProblems(policy: PolicyProvider | undefined): ConfigProblem[] {
+  const lastError = (policy as { lastError?: () => Error | undefined } | undefined)?.lastError?.();
+  if (!policy || !lastError) return [];
+  const name = 'path' in policy && typeof policy.path === 'string' ? policy.path : 'consul';
+  const lines = lastError instanceof DocumentError ? lastError.problems : [lastError.message];
+  const effect = policy.current()
+    ? 'the last good policy stays in force'
+    : 'nothing is served until it is fixed';
+  return lines.map((line) => ({ kind: 'policy', name, message: `${line} (${effect})` }));
 }
 
 /** /v1/config/errors: the mesh's problems and the provider's, and what is not implemented. */

@@ -1,7 +1,9 @@
-// An operator edits the catalog, makes a mistake, and asks `lucid-mesh status` why nothing
-// changed: the rejected edit is listed under "Config problems" (with the last good catalog
-// still in force) until the file is fixed. It said "none": the reason was only in serve's log.
-// Real serve on a watched catalog file, real CLI.
+// An operator edits the catalog (or the policy), makes a mistake, and asks `lucid-mesh status`
+// why nothing changed: the rejected edit is listed under "Config problems" (with the last good
+// one still in force) until the file is fixed. It said "none": the reason was only in serve's
+// log. Real serve on watched files, real CLI.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plainServeArgs, runCli, spawnCli, type CliProcess } from '../support/cli-process.js';
 import { httpGet } from '../support/http-app.js';
@@ -70,5 +72,56 @@ describe('lucid-mesh status and a rejected catalog edit', () => {
     await sourceProblem(false);
     const after = await runCli(['status', '--server', server]);
     expect(after.stdout).toContain('Config problems: none');
+  });
+});
+
+describe('lucid-mesh status and a rejected policy edit', () => {
+  const catalog = new CatalogFile();
+  const policyFile = join(catalog.dir, 'policy.yaml');
+  let serve: CliProcess;
+  let server: string;
+
+  beforeAll(async () => {
+    catalog.write(GOOD);
+    writeFileSync(policyFile, 'defaults: { action: allow }\n');
+    const [admin, xds] = (await freePorts(2)) as [number, number];
+    server = `http://127.0.0.1:${admin}`;
+    serve = spawnCli([
+      'serve',
+      ...['--catalog', catalog.path, '--policy', policyFile, '--host', '127.0.0.1'],
+      ...['--auth', 'none', '--admin-auth', 'none', '--data-dir', `${catalog.dir}/state`],
+      ...['--admin-port', String(admin), '--xds-port', String(xds)],
+    ]);
+    await waitFor(
+      async () => (await httpGet(`${server}/ready`).catch(() => undefined))?.status === 200,
+      { what: 'serve ready', timeoutMs: 30_000, details: () => serve.output() },
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await serve?.stop();
+    catalog.remove();
+  });
+
+  it('lists the rejected policy edit until the file is fixed', async () => {
+    writeFileSync(policyFile, 'defaults: { action: maybe }\n');
+    const line =
+      `  policy/${policyFile}: defaults.action: expected one of allow | deny, got "maybe" ` +
+      '(the last good policy stays in force)\n';
+    const listed = await waitFor(
+      async () => {
+        const r = await runCli(['status', '--server', server]);
+        return r.stdout.includes(line) ? r : undefined;
+      },
+      { what: 'the policy problem in status', timeoutMs: 20_000, intervalMs: 300 },
+    );
+    expect(listed.code).toBe(0);
+
+    writeFileSync(policyFile, 'defaults: { action: allow }\n');
+    await waitFor(
+      async () =>
+        (await runCli(['status', '--server', server])).stdout.includes('Config problems: none'),
+      { what: 'no problems left', timeoutMs: 20_000, intervalMs: 300 },
+    );
   });
 });
