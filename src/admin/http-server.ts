@@ -90,7 +90,11 @@ export class AdminServer {
     // The console's files hold no data: the page asks for a token and reads /v1/ with it.
     const open = OPEN_PATHS.has(url.pathname) || isConsolePath(url.pathname);
     if (!open && !(await this.authorized(req, res))) return;
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'only GET' });
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      // RFC 9110 §15.5.6: a 405 names the methods the resource takes.
+      res.setHeader('allow', 'GET, HEAD');
+      return send(res, 405, { error: `only GET and HEAD, got ${req.method ?? '?'}` });
+    }
     if (isConsolePath(url.pathname)) return serveConsole(url.pathname, res, this.deps.consoleDir);
     switch (url.pathname) {
       case '/health':
