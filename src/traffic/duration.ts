@@ -69,11 +69,32 @@ export function parseDuration(value: unknown): Millis {
   return ns / 1e6;
 }
 
+/**
+ * As parseDuration, and a negative duration ("-1s", or negative nanoseconds) too: where Consul
+ * gives one a meaning (a route's RequestTimeout and IdleTimeout: none at all).
+ */
+export function parseSignedDuration(value: unknown): Millis {
+  if (typeof value === 'number' && value < 0) return -fromNanoseconds(-value);
+  if (typeof value === 'string' && /^\s*-/.test(value)) {
+    const ms = parseDuration(value.trim().slice(1));
+    return ms === 0 ? 0 : -ms;
+  }
+  return parseDuration(value);
+}
+
 function fromNanoseconds(ns: number): Millis {
   if (!Number.isInteger(ns)) {
     throw new DurationError(`${EXPECTED}, got ${ns} (a number is nanoseconds: an integer)`);
   }
   if (ns < 0) throw new DurationError(`expected a duration ≥ 0, got ${ns}`);
+  // A bare number is Go's nanoseconds; under a millisecond it is nearly always a duration
+  // written without its unit ("RequestTimeout: 5" meaning 5 s), which Envoy would round to
+  // nothing.
+  if (ns > 0 && ns < 1e6) {
+    throw new DurationError(
+      `${EXPECTED}, got ${ns}: a number is nanoseconds (${ns} ns, under a millisecond); write the unit, e.g. "${ns}s" or "${ns}ms"`,
+    );
+  }
   if (ns > MAX_NS)
     throw new DurationError(`expected a duration up to ~292 years (Go's limit), got ${ns}`);
   return ns / 1e6;

@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { PROTOCOLS } from '../catalog/model.js';
 import { show } from '../catalog/schema.js';
-import { parseDuration } from './duration.js';
+import { parseDuration, parseSignedDuration } from './duration.js';
+import type { Millis } from './types.js';
 import { compileFilter } from './filter-expression.js';
 import { compareStrings } from '../text-order.js';
 
@@ -68,6 +69,30 @@ export const duration = z.unknown().transform((value, ctx) => {
     return z.NEVER;
   }
 });
+
+/**
+ * A route's RequestTimeout or IdleTimeout as Consul reads it: 0 means not set (the resolver's,
+ * else Envoy's default: 15 s for RequestTimeout), a negative duration ("-1s") means none at all
+ * (Envoy's 0s), as in Consul 1.17+.
+ */
+export const routeTimeout = z.unknown().transform((value, ctx): Millis | undefined => {
+  try {
+    const ms = parseSignedDuration(value);
+    return ms === 0 ? undefined : Math.max(ms, 0);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message, input: value });
+    return z.NEVER;
+  }
+});
+
+/**
+ * Consul's zero value: not set (its defaults apply). For timeouts and intervals Envoy refuses
+ * 0s anyway (a connect timeout, an outlier interval or ejection time must be > 0: a NACK).
+ */
+export const unlessZero = (v: number): number | undefined => (v === 0 ? undefined : v);
+
+/** A duration where 0 means not set (unlessZero). */
+export const durationUnlessZero = duration.transform(unlessZero);
 
 /** A regular expression (Envoy's RE2; checked with JavaScript's engine, close enough to catch typos). */
 export const regex = str('a regular expression').superRefine((text, ctx) => {

@@ -15,7 +15,9 @@ import {
   brief,
   consulObject,
   duration,
+  durationUnlessZero,
   filter,
+  unlessZero,
   headerEdits,
   headerMatch,
   int,
@@ -29,6 +31,7 @@ import {
   queryParamMatch,
   record,
   regex,
+  routeTimeout,
   serviceName,
   setFields,
   str,
@@ -99,17 +102,17 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
 
   const passiveHealthCheck = consulObject(
     {
-      Interval: duration.optional(),
+      Interval: durationUnlessZero.optional(),
       MaxFailures: int(0).optional(),
       EnforcingConsecutive5xx: int(0, 100).optional(),
       MaxEjectionPercent: int(0, 100).optional(),
-      BaseEjectionTime: duration.optional(),
+      BaseEjectionTime: durationUnlessZero.optional(),
     },
     'a passive health check',
   );
 
   const upstreamSettings = {
-    ConnectTimeoutMs: int(0).optional(),
+    ConnectTimeoutMs: int(0).transform(unlessZero).optional(),
     Limits: limits.optional(),
     PassiveHealthCheck: passiveHealthCheck.optional(),
   };
@@ -189,6 +192,7 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
           protocol: protocol.optional(),
           connect_timeout_ms: z
             .preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), int(0))
+            .transform(unlessZero)
             .optional(),
           // Not Consul's local_idle_timeout_ms (a route's stream idle timeout): this closes the
           // sidecar's idle connections to its app before the app does (docs/local-app.md).
@@ -281,8 +285,8 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
       Service: serviceName.optional(),
       ServiceSubset: subsetName.optional(),
       PrefixRewrite: str('a path').optional(),
-      RequestTimeout: duration.optional(),
-      IdleTimeout: duration.optional(),
+      RequestTimeout: routeTimeout.optional(),
+      IdleTimeout: routeTimeout.optional(),
       NumRetries: int(0).optional(),
       RetryOnConnectFailure: bool.default(false),
       RetryOn: list(oneOf(RETRY_ON), 'retry conditions').default([]),
@@ -491,8 +495,8 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
         ),
         'subset names to subsets',
       ).default({}),
-      ConnectTimeout: duration.optional(),
-      RequestTimeout: duration.optional(),
+      ConnectTimeout: durationUnlessZero.optional(),
+      RequestTimeout: durationUnlessZero.optional(),
       Redirect: consulObject(
         { ...target, Datacenter: nonEmpty('a datacenter').optional() },
         'a redirect ({ Service, ServiceSubset, Datacenter })',

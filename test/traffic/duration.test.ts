@@ -1,6 +1,6 @@
 // Go durations and integer nanoseconds → milliseconds, as Consul's config entries carry them.
 import { describe, expect, it } from 'vitest';
-import { DurationError, parseDuration } from '../../src/traffic/duration.js';
+import { DurationError, parseDuration, parseSignedDuration } from '../../src/traffic/duration.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -26,7 +26,15 @@ describe('parseDuration', () => {
   it('reads integer nanoseconds (Go time.Duration JSON)', () => {
     expect(parseDuration(15_000_000_000)).toBe(15_000);
     expect(parseDuration(0)).toBe(0);
-    expect(parseDuration(250_000)).toBe(0.25);
+    expect(parseDuration(1_000_000)).toBe(1);
+  });
+
+  it('rejects a number under a millisecond: a duration written without its unit', () => {
+    // "RequestTimeout: 5" meant 5 s, was 5 ns, and Envoy rounds that to no timeout at all.
+    expect(() => parseDuration(5)).toThrow(
+      'got 5: a number is nanoseconds (5 ns, under a millisecond); write the unit, e.g. "5s" or "5ms"',
+    );
+    expect(() => parseDuration(250_000)).toThrow(/under a millisecond/);
   });
 
   it.each([
@@ -50,5 +58,23 @@ describe('parseDuration', () => {
     expect(() => parseDuration(true)).toThrow(/got true/);
     expect(() => parseDuration(undefined)).toThrow(/got nothing/);
     expect(() => parseDuration({ s: 1 })).toThrow(/got \{"s":1\}/);
+  });
+});
+
+describe('parseSignedDuration', () => {
+  it.each([
+    ['-1s', -1000],
+    ['-500ms', -500],
+    [' -2m', -120_000],
+    ['-0s', 0],
+    ['3s', 3000],
+    [-1_000_000_000, -1000],
+  ])('%j → %s ms', (value, ms) => {
+    expect(parseSignedDuration(value)).toBe(ms);
+  });
+
+  it('rejects what parseDuration rejects, after the sign', () => {
+    expect(() => parseSignedDuration('-5 sec')).toThrow(/unknown unit " sec"/);
+    expect(() => parseSignedDuration('--1s')).toThrow(DurationError);
   });
 });

@@ -192,6 +192,32 @@ describe('parseEntry: Consul output as printed', () => {
     });
   });
 
+  it('zero and negative timeouts as Consul reads them: 0 is not set, a negative route timeout is none', () => {
+    const { entry } = parseEntry(
+      destination({ RequestTimeout: '-1s', IdleTimeout: '0s', NumRetries: 1 }),
+    );
+    const d = (entry as unknown as { Routes: Array<{ Destination: Record<string, unknown> }> })
+      .Routes[0]!.Destination;
+    expect(d.RequestTimeout).toBe(0); // Envoy's 0s: no timeout
+    expect(d.IdleTimeout).toBeUndefined(); // not set: Envoy's default
+    const r = parseEntry(resolver({ ConnectTimeout: '0s', RequestTimeout: 0 }))
+      .entry as unknown as Record<string, unknown>;
+    // Envoy refuses a 0s connect timeout (a NACK); Consul's 0 means its default.
+    expect([r.ConnectTimeout, r.RequestTimeout]).toEqual([undefined, undefined]);
+    const defaults = parseEntry({
+      Kind: 'service-defaults',
+      Name: 'web',
+      UpstreamConfig: {
+        Defaults: {
+          ConnectTimeoutMs: 0,
+          PassiveHealthCheck: { Interval: '0s', BaseEjectionTime: 0, MaxFailures: 3 },
+        },
+      },
+    }).entry as unknown as { UpstreamConfig: { Defaults: Record<string, unknown> } };
+    expect(defaults.UpstreamConfig.Defaults.ConnectTimeoutMs).toBeUndefined();
+    expect(defaults.UpstreamConfig.Defaults.PassiveHealthCheck).toEqual({ MaxFailures: 3 });
+  });
+
   it('lucid-mesh extensions on a route destination', () => {
     const { entry } = parseEntry(
       destination({
@@ -241,6 +267,18 @@ describe('parseEntry: every rule names the entry, the path and the value', () =>
       [
         'service-router/web: Routes[0].Destination.RequestTimeout: expected a duration such as "500ms", "1.5s", "2m" or "1h30m" (or integer nanoseconds), got "5 sec" (unknown unit " sec")',
       ],
+    ],
+    [
+      'a bare number is nanoseconds: under a millisecond, a missing unit',
+      destination({ RequestTimeout: 5 }),
+      [
+        'service-router/web: Routes[0].Destination.RequestTimeout: expected a duration such as "500ms", "1.5s", "2m" or "1h30m" (or integer nanoseconds), got 5: a number is nanoseconds (5 ns, under a millisecond); write the unit, e.g. "5s" or "5ms"',
+      ],
+    ],
+    [
+      'negative durations only where Consul gives them a meaning',
+      resolver({ RequestTimeout: '-1s' }),
+      ['service-resolver/web: RequestTimeout: expected a duration ≥ 0, got "-1s"'],
     ],
     [
       'RetryOn values are Consul’s',
