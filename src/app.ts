@@ -301,15 +301,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       lastSourceError = undefined;
       adoptSourceDatacenter();
       metrics.sourceLastSuccess.set({ source: source.name }, Date.now() / 1000);
+      metrics.sourceFailing.set({ source: source.name }, 0);
       if (held()) heldCatalog = catalog;
       else store.setCatalog(catalog);
     },
     recovered() {
       lastSourceError = undefined;
+      metrics.sourceFailing.set({ source: source.name }, 0);
     },
     error(err) {
       lastSourceError = err.message;
       metrics.sourceErrors.inc({ source: source.name });
+      metrics.sourceFailing.set({ source: source.name }, 1);
       logger.warn(
         { source: source.name, error: err.message },
         store.ready ? 'source error; serving the last good catalog' : 'source error; not ready',

@@ -101,6 +101,13 @@ export class Metrics implements XdsObserver {
     labelNames: ['source'],
     registers: this.registers,
   });
+  /** ServiceDiscoveryDown's signal: what `lucid-mesh status` lists as the source's problem. */
+  readonly sourceFailing = new Gauge({
+    name: `${P}source_failing`,
+    help: "1 while the source's last word was a failure (an invalid catalog edit, its backend unreachable; the last good catalog stays in force), 0 once it delivers a catalog or answers again",
+    labelNames: ['source'],
+    registers: this.registers,
+  });
   /** Seeds' alert HighServiceDiscoveryLatency: time from a source change to the snapshot built from it. */
   readonly discoveryLatency = new Histogram({
     name: 'service_discovery_latency_seconds',
@@ -200,9 +207,10 @@ export class Metrics implements XdsObserver {
     });
   }
 
-  /** The source's error series from its start, at 0 (ServiceDiscoveryDown rates it). */
+  /** The source's series from its start, at 0 (a counter first seen at 1 has no increase()). */
   sourceWatched(source: string): void {
     this.sourceErrors.inc({ source }, 0);
+    this.sourceFailing.set({ source }, 0);
   }
 
   streamOpened(): void {}

@@ -2,7 +2,9 @@
 // /metrics is scraped from a running control plane before and after a proxy NACKs, the two
 // scrapes become promtool's input series, and the real promtool evaluates alerts.yml on them.
 // A counter whose series first appears at 1 has no increase() in Prometheus, so the first NACK
-// of a type after a start went unalerted until every type's series started at 0.
+// of a type after a start went unalerted until every type's series started at 0. And a source
+// that reports a failure once (the file source, a refused edit) never fired ServiceDiscoveryDown
+// while it counted errors; it reads lucid_mesh_source_failing now.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,11 +24,17 @@ const promtool = toolPath('promtool');
 const alertsFile = resolve('compose/prometheus/alerts.yml');
 const scratch = mkdtempSync(join(tmpdir(), 'lucid-alert-series-'));
 
+/** As the file source: a catalog, then (fail) one rejected edit, reported once. */
 class StaticSource implements DiscoverySource {
   readonly name = 'file';
+  private sink: CatalogSink | undefined;
   constructor(private readonly catalog: Catalog) {}
   async start(sink: CatalogSink): Promise<void> {
+    this.sink = sink;
     sink.update(this.catalog);
+  }
+  fail(message: string): void {
+    this.sink?.error(new Error(message));
   }
   async stop(): Promise<void> {}
 }
@@ -40,10 +48,11 @@ const catalog = parseCatalog({
   ],
 });
 
+const source = new StaticSource(catalog);
 let cp: RunningControlPlane;
 beforeAll(async () => {
   cp = await startControlPlane({
-    source: new StaticSource(catalog),
+    source,
     logger: silentLogger,
     host: '127.0.0.1',
     xdsPort: 0,
@@ -76,15 +85,18 @@ function samples(exposition: string, name: string): Map<string, number> {
 
 /**
  * promtool input series for `name`: each scrape's value (`_`: no sample) for `steps` scrape
- * intervals, in order, with the labels Prometheus adds (job, instance).
+ * intervals, in order, with the labels Prometheus adds (job, instance). A timestamp (unix
+ * seconds) is moved onto promtool's clock, where the first scrape is at 0: `firstScrapeAt`.
  */
-function inputSeries(scrapes: string[], name: string, steps: number) {
+function inputSeries(scrapes: string[], name: string, steps: number | number[], firstScrapeAt = 0) {
   const keys = new Set(scrapes.flatMap((s) => [...samples(s, name).keys()]));
   return [...keys].map((key) => {
     const labels = key === '{}' ? '' : `${key.slice(1, -1)},`;
-    const values = scrapes.flatMap((s) => {
+    const values = scrapes.flatMap((s, i) => {
       const v = samples(s, name).get(key);
-      return Array<string>(steps).fill(v === undefined ? '_' : String(v));
+      const value = name.endsWith('_timestamp_seconds') && v !== undefined ? v - firstScrapeAt : v;
+      const n = typeof steps === 'number' ? steps : steps[i]!;
+      return Array<string>(n).fill(value === undefined ? '_' : String(value));
     });
     return {
       series: `${name}{${labels}job="lucid-mesh",instance="cp:8080"}`,
@@ -154,6 +166,44 @@ describe('alerts on the series a running control plane exports (real promtool)',
         alert_rule_test: [
           { eval_time: '2m', alertname: 'ProxyConfigRejected', exp_alerts: [] },
           { eval_time: '4m', alertname: 'ProxyConfigRejected', exp_alerts: [fired] },
+        ],
+      },
+    ]);
+    expect(r.out).toContain('SUCCESS');
+    expect(r.code).toBe(0);
+  });
+
+  it('ServiceDiscoveryDown fires when a rejected catalog edit is not fixed for 2 minutes', async () => {
+    const firstScrapeAt = Date.now() / 1000;
+    const before = await scrape();
+    // A catalog file edited into something invalid: the file source reports it once, then
+    // waits for the next edit; the last good catalog stays in force.
+    source.fail('catalog.yaml: services[0].instances[0].port: expected integer 1-65535');
+    const after = await scrape();
+    expect(samples(after, 'lucid_mesh_source_failing')).toEqual(new Map([['{source="file"}', 1]]));
+    // Scraped every 30 s: 3 min before the edit, 10 min after it.
+    const series = [
+      'lucid_mesh_source_failing',
+      'lucid_mesh_source_errors_total',
+      'lucid_mesh_source_last_success_timestamp_seconds',
+    ].flatMap((name) => inputSeries([before, after], name, [6, 20], firstScrapeAt));
+    const down = {
+      exp_labels: { severity: 'critical', source: 'file' },
+      exp_annotations: {
+        summary: 'Discovery source file is failing',
+        description:
+          'No valid catalog from the file source for over 2 minutes; the last good catalog is still being served.',
+      },
+    };
+    const r = promtoolTest([
+      {
+        interval: '30s',
+        input_series: series,
+        alert_rule_test: [
+          { eval_time: '2m', alertname: 'ServiceDiscoveryDown', exp_alerts: [] },
+          { eval_time: '4m', alertname: 'ServiceDiscoveryDown', exp_alerts: [] },
+          { eval_time: '6m', alertname: 'ServiceDiscoveryDown', exp_alerts: [down] },
+          { eval_time: '9m', alertname: 'ServiceDiscoveryDown', exp_alerts: [down] },
         ],
       },
     ]);
