@@ -55,6 +55,10 @@ interface BaseRequest {
 
 export type AckResult = 'ack' | 'nack' | 'stale' | 'none';
 
+/** Whether a request rejects the response it answers (error_detail set). */
+const rejects = (req: BaseRequest): boolean =>
+  !!req.errorDetail && !!(req.errorDetail.message || req.errorDetail.code);
+
 export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher {
   readonly info: StreamInfo;
   protected proxy: ProxyIdentity | undefined;
@@ -331,6 +335,11 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     const nonce = req.responseNonce ?? '';
     if (nonce === '') return 'none';
     const s = this.status(kind);
+    if (nonce !== s.sentNonce && this.info.mode === 'delta' && rejects(req)) {
+      // Delta responses are increments: a newer one does not replace an earlier one, so a
+      // NACK of an earlier one still means the proxy lacks what that one carried.
+      return this.nacked(kind, s, req, nonce, true);
+    }
     if (nonce !== s.sentNonce) {
       this.ctx.observer.staleNonce(this.info, kind, nonce);
       this.log.debug(
@@ -340,28 +349,47 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
       return 'stale';
     }
     const version = s.sentVersion ?? '';
-    if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
-      // Kept per type, logged and published: at most so much of what the client wrote.
-      const message = (req.errorDetail.message ?? `code ${req.errorDetail.code}`).slice(
-        0,
-        MAX_NACK_MESSAGE,
-      );
-      // The same response NACKed again (a client repeating itself) is not news for the log.
-      const again = s.nack?.nonce === nonce;
-      s.nack = { version, nonce, message, at: Date.now() };
-      this.ctx.observer.nacked(this.info, kind, version, message);
-      this.log[again ? 'debug' : 'warn'](
-        { node: this.proxy?.nodeId, kind, version, error: message },
-        'proxy rejected config (NACK)',
-      );
-      return 'nack';
-    }
+    if (rejects(req)) return this.nacked(kind, s, req, nonce, false);
     s.ackedVersion = version;
     s.ackedNonce = nonce;
-    s.nack = undefined;
+    // A NACK of an earlier delta response stands until a response sent after it is accepted.
+    if (!s.nack?.earlier || s.nack.nonce !== nonce) s.nack = undefined;
     s.ackedAt = Date.now();
     this.ctx.observer.acked(this.info, kind, version, s.sentFrom);
     return 'ack';
+  }
+
+  /**
+   * Records a rejection: of the last response, or (`earlier`, delta only) of an earlier one,
+   * which is then pinned to the last response so the type shows NACKED until a later one is
+   * accepted.
+   */
+  private nacked(
+    kind: ResourceKind,
+    s: TypeStatus,
+    req: Req,
+    nonce: string,
+    earlier: boolean,
+  ): AckResult {
+    const version = s.sentVersion ?? '';
+    // Kept per type, logged and published: at most so much of what the client wrote.
+    const detail = req.errorDetail!;
+    const message = (detail.message ?? `code ${detail.code}`).slice(0, MAX_NACK_MESSAGE);
+    // The same response NACKed again (a client repeating itself) is not news for the log.
+    const again = s.nack?.nonce === nonce || (earlier && s.nack?.rejectedNonce === nonce);
+    s.nack = {
+      version,
+      nonce: earlier ? (s.sentNonce ?? nonce) : nonce,
+      message,
+      at: Date.now(),
+      ...(earlier ? { earlier: true, rejectedNonce: nonce } : {}),
+    };
+    this.ctx.observer.nacked(this.info, kind, version, message);
+    this.log[again ? 'debug' : 'warn'](
+      { node: this.proxy?.nodeId, kind, version, error: message, ...(earlier ? { nonce } : {}) },
+      'proxy rejected config (NACK)',
+    );
+    return 'nack';
   }
 
   /**

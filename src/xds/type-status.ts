@@ -9,6 +9,12 @@ export interface NackRecord {
   readonly nonce: string;
   readonly message: string;
   readonly at: number;
+  /**
+   * Delta: the rejected response was an earlier one (`rejectedNonce`), answered after a newer
+   * one was sent; `nonce` is that newer one's, whose ACK does not clear this.
+   */
+  readonly earlier?: true;
+  readonly rejectedNonce?: string;
 }
 
 export interface TypeStatus {

@@ -133,6 +133,35 @@ describe('delta ADS', () => {
     expect(stream.types.get('listeners')?.nack?.message).toContain('address in use');
   });
 
+  it('a NACK of an earlier response, answered after a newer one was sent, shows until a later response is accepted', async () => {
+    // Delta responses are increments: the newer one does not carry what the rejected one did.
+    const cp = await fx.start({ catalog: twoServices() });
+    const c = fx.delta(cp.port);
+    c.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+    c.send(deltaAck(await c.next()));
+    await c.expectSilence(200);
+    cp.apply(twoServices({ more: [{ name: 'extra' }] }));
+    const rejected = await c.next();
+    cp.apply(twoServices({ more: [{ name: 'extra' }, { name: 'other' }] }));
+    const newer = await c.next();
+    const stream = [...cp.server.connected.values()][0]!;
+    const clusters = () => stream.types.get('clusters');
+    c.send({ ...deltaAck(rejected), errorDetail: { code: 13, message: 'cluster extra: bad' } });
+    c.send(deltaAck(newer));
+    await c.expectSilence(300);
+    expect(syncState(clusters())).toBe('NACKED');
+    expect(clusters()?.nack?.message).toBe('cluster extra: bad');
+    expect(cp.counters.nacks).toBe(1);
+    expect(cp.counters.staleNonces).toBe(0);
+
+    cp.apply(twoServices({ more: [{ name: 'other' }] }));
+    const fixed = await c.next();
+    c.send(deltaAck(fixed));
+    await c.expectSilence(200);
+    expect(syncState(clusters())).toBe('SYNCED');
+    expect(clusters()?.nack).toBeUndefined();
+  });
+
   it("resends a changed cluster's unchanged endpoints (Envoy issue 13009)", async () => {
     const cp = await fx.start({ catalog: twoServices() });
     const c = fx.delta(cp.port);
