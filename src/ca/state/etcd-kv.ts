@@ -193,11 +193,17 @@ class EtcdLeadership implements Leadership {
     if (this.stopped) return;
     const campaign = this.election.campaign(this.id);
     this.campaign = campaign;
+    // Only the current campaign speaks: etcd3's Campaign still emits `elected` after it lost
+    // its lease and resigned, once the key it waited behind is deleted, while the new
+    // campaign waits behind another replica's key (two leaders, seen after etcd was frozen).
     campaign.on('elected', () => {
+      if (this.campaign !== campaign || this.stopped) return;
       this.set(true);
       settle();
     });
     campaign.on('error', () => {
+      if (this.campaign !== campaign) return;
+      this.campaign = undefined;
       this.set(false);
       settle();
       void campaign.resign().catch(() => undefined);
