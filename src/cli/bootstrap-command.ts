@@ -35,7 +35,7 @@ import {
   consulConnectionFromFlags,
 } from '../sources/consul/options.js';
 import { MESH_GATEWAY_SERVICE } from '../mesh/index.js';
-import { lookupConsulProxy } from '../sources/consul/proxy-registration.js';
+import { hostPortClashes, lookupConsulProxy } from '../sources/consul/proxy-registration.js';
 
 const PREFIX = 'lucid-mesh bootstrap';
 export const EXIT_USAGE = 2;
@@ -253,6 +253,7 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         flags[key] !== undefined && command.getOptionValueSource(key) !== 'default';
       let input: RawFlags & { token?: string; xdsCaPem?: string } = flags;
       let from: Partial<Record<string, string>> = {};
+      let neighbours: { id: string; proxies: readonly ConsulAgentService[] } | undefined;
       if (flags.token !== undefined && flags.tokenFile !== undefined) {
         return problem('--token-file: give --token or --token-file, not both', EXIT_USAGE);
       }
@@ -297,10 +298,23 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
         if ('failure' in looked) return problem(looked.failure, EXIT_FAILURE);
         input = { ...looked.input, token, xdsCaPem };
         from = looked.from;
+        neighbours = looked.neighbours;
       }
       let yaml: string;
       try {
-        yaml = renderResolvedBootstrap(resolveBootstrapOptions(input));
+        const resolved = resolveBootstrapOptions(input);
+        yaml = renderResolvedBootstrap(resolved);
+        // Not an error: the other sidecar may run with ports given by flags, which Consul does
+        // not know.
+        for (const clash of neighbours
+          ? hostPortClashes(neighbours.id, resolved, neighbours.proxies, {
+              adminPort: DEFAULT_ADMIN_PORT,
+              outboundPort: DEFAULT_OUTBOUND_PORT,
+              dnsPort: DEFAULT_DNS_PORT,
+            })
+          : []) {
+          stderr(`${PREFIX}: warning: ${clash}\n`);
+        }
       } catch (err) {
         if (err instanceof BootstrapOptionError) {
           const key = flagKey(err.flag);
@@ -349,7 +363,12 @@ async function fromConsul(
   flags: RawFlags,
   explicit: (key: string) => boolean,
 ): Promise<
-  | { input: RawFlags; from: Partial<Record<string, string>> }
+  | {
+      input: RawFlags;
+      from: Partial<Record<string, string>>;
+      /** The proxies registered with the same agent (this one included). */
+      neighbours: { id: string; proxies: readonly ConsulAgentService[] };
+    }
   | { usage: string }
   | { failure: string }
 > {
@@ -400,6 +419,7 @@ async function fromConsul(
     }
     return {
       from,
+      neighbours: { id: proxy.id, proxies: await client.agentProxies() },
       input: {
         ...flags,
         ...locality,

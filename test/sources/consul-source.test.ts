@@ -779,6 +779,46 @@ describe('lucid-mesh bootstrap --consul-service-id', () => {
     );
   });
 
+  it('warns when another sidecar on the same agent has the same outbound or DNS port', async () => {
+    // Two sidecars on one host left at the defaults would share 127.0.0.1:15001 and :15053
+    // (SO_REUSEPORT): nothing fails, requests leave through either one.
+    await consul.register({
+      Name: 'mail',
+      ID: 'mail-1',
+      Port: 2525,
+      Connect: { SidecarService: {} },
+    });
+    try {
+      const r = await run(['--consul-service-id', 'api-1', '--consul', consul.address, ...xds]);
+      expect(r.code).toBe(0);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(
+          /^lucid-mesh bootstrap: warning: outbound port 15001 is also that of "mail-1-sidecar-proxy", registered with this Consul agent .*share 127\.0\.0\.1:15001 .*Proxy\.Config\.lucid_outbound_port/,
+        ),
+        expect.stringMatching(
+          /^lucid-mesh bootstrap: warning: DNS port 15053 is also that of "mail-1-sidecar-proxy", .*Proxy\.Config\.lucid_dns_port/,
+        ),
+      ]);
+      // Its own ports (web's registration names them) or --dns-port 0: nothing to say.
+      const web = await run(['--consul-service-id', 'web-1', '--consul', consul.address, ...xds]);
+      expect(web.stderr).toBe('');
+      const own = await run([
+        '--consul-service-id',
+        'api-1',
+        '--consul',
+        consul.address,
+        '--outbound-port',
+        '17001',
+        '--dns-port',
+        '0',
+        ...xds,
+      ]);
+      expect(own).toMatchObject({ code: 0, stderr: '' });
+    } finally {
+      await consul.deregister('mail-1');
+    }
+  });
+
   it.each([
     [
       ['--consul-service-id', 'nope'],

@@ -288,6 +288,16 @@ export class ConsulClient {
     return Object.values(body ?? {}).find((s) => s.ID === id);
   }
 
+  /** `/v1/agent/services?filter=Kind == "connect-proxy"`: the proxies registered with this agent. */
+  async agentProxies(): Promise<ConsulAgentService[]> {
+    const { body } = await this.query<Record<string, ConsulAgentService>>(
+      'GET /v1/agent/services (Kind "connect-proxy")',
+      {},
+      (o) => this.consul.agent.service.list({ ...o, filter: 'Kind == "connect-proxy"' }),
+    );
+    return Object.values(body ?? {});
+  }
+
   /**
    * `/v1/agent/self`: the agent's own datacenter (`Config.Datacenter`). Needs `agent:read`
    * when ACLs are on.

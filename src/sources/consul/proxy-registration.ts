@@ -80,3 +80,57 @@ function fromRegistration(svc: ConsulAgentService): ConsulProxyBootstrap | { pro
     ...(dnsPort !== undefined ? { dnsPort } : {}),
   };
 }
+
+/** The host ports a sidecar's Envoy listens on at 127.0.0.1 (dns 0: none). */
+export interface SidecarHostPorts {
+  readonly adminPort: number;
+  readonly outboundPort: number;
+  readonly dnsPort: number;
+}
+
+/**
+ * Other sidecars registered with the same agent (so, as a rule, on the same host) whose
+ * registration gives one of `mine`'s outbound or DNS ports, or leaves it at the same default.
+ * Envoy binds its listeners with SO_REUSEPORT: two sidecars on 127.0.0.1:15001 do not fail,
+ * they share it, and an app's request leaves through either one (docs/consul.md). One line per
+ * port shared. (The admin port needs no check: Envoy refuses to start on a taken one.)
+ */
+export function hostPortClashes(
+  id: string,
+  mine: SidecarHostPorts,
+  others: readonly ConsulAgentService[],
+  defaults: SidecarHostPorts,
+): string[] {
+  const ports: Array<[string, string, number, number]> = [
+    ['outbound', CONFIG_OUTBOUND_PORT, mine.outboundPort, defaults.outboundPort],
+    ['DNS', CONFIG_DNS_PORT, mine.dnsPort, defaults.dnsPort],
+  ];
+  const out: string[] = [];
+  for (const [what, key, port, fallback] of ports) {
+    if (port === 0) continue;
+    const sharing = others
+      .filter((other) => other.ID !== id && other.Kind === PROXY_KIND)
+      .filter((other) => (configPort(other, key) ?? fallback) === port)
+      .map((other) => JSON.stringify(other.ID))
+      .sort();
+    if (sharing.length === 0) continue;
+    const named =
+      sharing.length > 3
+        ? `${sharing.slice(0, 3).join(', ')} and ${sharing.length - 3} more`
+        : sharing.join(', ');
+    out.push(
+      `${what} port ${port} is also that of ${named}, registered with this Consul agent ` +
+        `(Proxy.Config.${key}, else the default): sidecars on one host share 127.0.0.1:${port} ` +
+        `and requests leave through either one, unless those were bootstrapped with other ports; ` +
+        `give each registration its own Proxy.Config.${key} (docs/consul.md)`,
+    );
+  }
+  return out;
+}
+
+/** A port in a registration's Proxy.Config (Consul keeps values as given: 15001 or "15001"). */
+function configPort(svc: ConsulAgentService, key: string): number | undefined {
+  const v = svc.Proxy?.Config?.[key];
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
+  return Number.isInteger(n) ? n : undefined;
+}
