@@ -7,7 +7,7 @@ import type { SnapshotStore } from '../snapshot/store.js';
 import type { ConfigProblem } from '../traffic/provider.js';
 import { ENTRY_KINDS } from '../traffic/types.js';
 import type { ResponseReport, SnapshotRef, StreamRefusal, XdsObserver } from '../xds/observer.js';
-import type { StreamInfo } from '../xds/type-status.js';
+import { syncState, type StreamInfo } from '../xds/type-status.js';
 import { ConvergenceTracker } from './convergence.js';
 
 export const METRIC_PREFIX = 'lucid_mesh_';
@@ -134,6 +134,22 @@ export class Metrics implements XdsObserver {
       g.set({ mode: 'sotw' }, counts.sotw);
       g.set({ mode: 'delta' }, counts.delta);
     });
+    // A NACK is counted once, and ProxyConfigRejected is over 5 min later; the proxy stays on
+    // its last accepted config until a later response is accepted. This says how many still are.
+    this.gauge(
+      'nacked_proxies',
+      'Connected proxies whose last response of this type they rejected (NACKED in lucid-mesh status): they run on their last accepted config',
+      ['type'],
+      (g) => {
+        const counts = new Map<ResourceKind, number>(RESOURCE_KINDS.map((k) => [k, 0]));
+        for (const s of deps.streams()) {
+          for (const kind of RESOURCE_KINDS) {
+            if (syncState(s.types.get(kind)) === 'NACKED') counts.set(kind, counts.get(kind)! + 1);
+          }
+        }
+        for (const [type, n] of counts) g.set({ type }, n);
+      },
+    );
     this.counterFrom(
       'resources_encoded_total',
       'Resources protobuf-encoded (a change encodes only what changed)',

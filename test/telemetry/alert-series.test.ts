@@ -123,9 +123,10 @@ describe('alerts on the series a running control plane exports (real promtool)',
     );
   });
 
-  it('ProxyConfigRejected fires on the first NACK after a start, and not before it', async () => {
+  it('ProxyConfigRejected fires on the first NACK after a start; ProxyConfigStillRejected while the proxy stays on it', async () => {
     const before = await scrape();
     const client = sotwClient(cp.xdsPort);
+    let after: string;
     try {
       client.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
       const res = await client.next();
@@ -141,12 +142,16 @@ describe('alerts on the series a running control plane exports (real promtool)',
           samples(await scrape(), 'lucid_mesh_xds_nacks_total').get('{type="clusters"}') === 1,
         { what: 'the NACK counted on /metrics' },
       );
+      // The proxy is still connected, on no accepted config (NACKED in lucid-mesh status).
+      after = await scrape();
     } finally {
       client.close();
     }
-    const after = await scrape();
-    // Scraped every 30 s: 3 min before the NACK, 3 min after it.
-    const series = inputSeries([before, after], 'lucid_mesh_xds_nacks_total', 6);
+    expect(samples(after, 'lucid_mesh_nacked_proxies').get('{type="clusters"}')).toBe(1);
+    // Scraped every 30 s: 3 min before the NACK, 13 min after it.
+    const series = ['lucid_mesh_xds_nacks_total', 'lucid_mesh_nacked_proxies'].flatMap((name) =>
+      inputSeries([before, after], name, [6, 26]),
+    );
     const fired = {
       exp_labels: {
         severity: 'warning',
@@ -159,6 +164,14 @@ describe('alerts on the series a running control plane exports (real promtool)',
         description: "Run `lucid-mesh status` to see which proxy and Envoy's error text.",
       },
     };
+    const stillRejected = {
+      exp_labels: { severity: 'warning', type: 'clusters' },
+      exp_annotations: {
+        summary: 'Proxies still reject their clusters config: 1',
+        description:
+          "For 10 minutes they have run on their last accepted config. Run `lucid-mesh status` to see which, and Envoy's error text.",
+      },
+    };
     const r = promtoolTest([
       {
         interval: '30s',
@@ -166,6 +179,10 @@ describe('alerts on the series a running control plane exports (real promtool)',
         alert_rule_test: [
           { eval_time: '2m', alertname: 'ProxyConfigRejected', exp_alerts: [] },
           { eval_time: '4m', alertname: 'ProxyConfigRejected', exp_alerts: [fired] },
+          // Five minutes after the NACK it is over, though the proxy still runs without it.
+          { eval_time: '10m', alertname: 'ProxyConfigRejected', exp_alerts: [] },
+          { eval_time: '10m', alertname: 'ProxyConfigStillRejected', exp_alerts: [] },
+          { eval_time: '14m', alertname: 'ProxyConfigStillRejected', exp_alerts: [stillRejected] },
         ],
       },
     ]);
