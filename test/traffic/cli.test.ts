@@ -73,6 +73,53 @@ describe('config check', () => {
     ]);
   });
 
+  it('references Consul would refuse: subsets the resolver does not define, routing a tcp service; with --catalog, missing services', async () => {
+    const file = write(
+      'dangling.yaml',
+      [
+        '- Kind: service-resolver',
+        '  Name: api',
+        '  Subsets: { v1: { Filter: \'"v1" in Service.Tags\' } }',
+        '- Kind: service-router',
+        '  Name: api',
+        '  Routes:',
+        '    - Match: { HTTP: { PathPrefix: /a } }',
+        '      Destination: { ServiceSubset: v9 }',
+        '    - Match: { HTTP: { PathPrefix: /b } }',
+        '      Destination: { Service: billing }',
+        '- Kind: service-splitter',
+        '  Name: web',
+        '  Splits: [{ Weight: 50, Service: api, ServiceSubset: v1 }, { Weight: 50 }]',
+        '- Kind: service-defaults',
+        '  Name: db',
+        '  Protocol: tcp',
+        '- Kind: service-router',
+        '  Name: db',
+        '  Routes: [{ Destination: { NumRetries: 1 } }]',
+      ].join('\n'),
+    );
+    const r = await run(['check', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `${file}: service-router/api: Routes[0].Destination: subset "v9" is not defined by service-resolver/api; using the default destination`,
+      `${file}: service-router/db: service "db" is tcp (from service-defaults/db); routing needs http, http2 or grpc, so this entry does not apply`,
+    ]);
+
+    const catalog = write(
+      'catalog.yaml',
+      'services:\n  - { name: api, instances: [] }\n  - { name: web, instances: [] }\n',
+    );
+    const withCatalog = await run(['check', file, '--catalog', catalog]);
+    expect(withCatalog.code).toBe(1);
+    expect(withCatalog.stderr).toContain(
+      `${file}: service-router/api: Routes[1].Destination: service "billing" is not in the catalog; using the default destination\n`,
+    );
+    const missing = await run(['check', file, '--catalog', join(dir, 'none.yaml')]);
+    expect(missing.stderr).toMatch(/^lucid-mesh config: cannot read ".*none\.yaml": no such file/);
+    expect(missing.code).toBe(1);
+  });
+
   it('syntax errors name the line; a missing file is one line; both exit 1', async () => {
     const broken = write('broken.yaml', '- Kind: service-router\n  Name: [web\n');
     const r = await run(['check', broken]);
