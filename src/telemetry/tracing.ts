@@ -64,11 +64,14 @@ interface KindPush {
 
 interface ChangeTrace {
   readonly version: string;
+  /** When it was built: a stream opened later gets it as its first config, not as a change. */
+  readonly builtAt: number;
   readonly root: Span;
   readonly kinds: Map<ResourceKind, KindPush>;
   readonly timer: NodeJS.Timeout;
   acks: number;
   nacks: number;
+  sent: boolean;
 }
 
 /**
@@ -184,15 +187,31 @@ export class ChangeTracer implements XdsObserver {
         this.tracer.startSpan(name, { startTime: start }, under(build)).end(Math.max(start, end));
       }
     }
-    build.end(Math.max(snapshot.changedAt, builtAt));
-    const timer = setTimeout(() => this.end('gave up waiting for ACKs'), this.maxChangeMs);
+    const builtEnd = Math.max(snapshot.changedAt, builtAt);
+    build.end(builtEnd);
+    const timer = setTimeout(() => {
+      // Sent to no proxy connected when it was built (none was, or none it concerned): the
+      // change ends where it was built, not a minute later.
+      const sent = this.current?.sent ?? false;
+      this.end(sent ? 'gave up waiting for ACKs' : 'sent to no proxy', sent ? undefined : builtEnd);
+    }, this.maxChangeMs);
     timer.unref();
-    this.current = { version: snapshot.version, root, kinds: new Map(), timer, acks: 0, nacks: 0 };
+    this.current = {
+      version: snapshot.version,
+      builtAt: Date.now(),
+      root,
+      kinds: new Map(),
+      timer,
+      acks: 0,
+      nacks: 0,
+      sent: false,
+    };
   }
 
   responseSent(stream: StreamInfo, report: ResponseReport): void {
     const change = this.changeOf(report.snapshot);
-    if (!change) return;
+    if (!change || stream.connectedAt > change.builtAt) return;
+    change.sent = true;
     const node = stream.proxy?.nodeId ?? `stream-${stream.id}`;
     const sentAt = Date.now();
     const startTime = sentAt - report.durationMs;
@@ -296,7 +315,7 @@ export class ChangeTracer implements XdsObserver {
       .end();
   }
 
-  private end(outcome: string): void {
+  private end(outcome: string, endTime?: number): void {
     const change = this.current;
     if (!change) return;
     this.current = undefined;
@@ -309,6 +328,6 @@ export class ChangeTracer implements XdsObserver {
       .setAttribute('lucid.outcome', outcome)
       .setAttribute('lucid.acks', change.acks)
       .setAttribute('lucid.nacks', change.nacks)
-      .end();
+      .end(endTime);
   }
 }

@@ -150,4 +150,23 @@ describe('ChangeTracer', () => {
         .map((s) => s.attributes['lucid.outcome']),
     ).toEqual(['superseded', 'stopped']);
   });
+
+  it('a proxy that connects after a change gets it as its first config: not part of the change', async () => {
+    const tracer = new ChangeTracer(provider.getTracer('t'), api, { maxChangeMs: 100 });
+    const built = snapshot('v6');
+    tracer.snapshotBuilt(built, undefined);
+    // A control plane's first snapshot, and its first sidecar connecting 50 ms later.
+    await new Promise((r) => setTimeout(r, 50));
+    const late = { ...stream(7, 'hello-1'), connectedAt: Date.now() } as StreamInfo;
+    tracer.responseSent(late, report('clusters', 'v6'));
+    tracer.acked(late, 'clusters', 'v6', { version: 'v6', changedAt: 0 });
+    expect(exporter.getFinishedSpans().filter((s) => s.name === 'config change')).toEqual([]);
+    await new Promise((r) => setTimeout(r, 100));
+    const root = byName('config change');
+    expect(root.attributes).toMatchObject({ 'lucid.outcome': 'sent to no proxy', 'lucid.acks': 0 });
+    // It ends where the snapshot was built, not when the sidecar connected or the wait ended.
+    const endMs = root.endTime[0] * 1000 + root.endTime[1] / 1e6;
+    expect(endMs).toBeLessThanOrEqual(built.builtAt + 1);
+    expect(exporter.getFinishedSpans().map((s) => s.name)).not.toContain('push CDS');
+  });
 });
