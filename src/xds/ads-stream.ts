@@ -7,7 +7,7 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 import type { ConfigWatcher, ViewWatcher, WatchHandle } from '../snapshot/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdsCall } from './ads-call.js';
-import type { LifecycleLog } from './lifecycle-log.js';
+import { lifecycleLevel, type LifecycleEvent, type LifecycleLog } from './lifecycle-log.js';
 import { AuthError, type ProxyAuthenticator } from './auth.js';
 import type { NodeMessage, StatusMessage } from './messages.js';
 import { TokenBucket } from './limits.js';
@@ -68,6 +68,8 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   private unwatchAuth: (() => void) | undefined;
   private nonceSeq = 0;
   private closed = false;
+  /** The details this stream was ended with from here (end()), for its close line. */
+  private endedWith: string | undefined;
   /**
    * Requests are handled one at a time, in order, even while authentication is pending. With
    * none pending it is the one shared settled promise, not the chain's last (~50 B a stream).
@@ -118,15 +120,11 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   }
 
   /** Open/close lines carry the stream's fields without keeping a child logger per stream. */
-  private lifecycle(
-    event: 'opened' | 'closed',
-    fields: Record<string, unknown>,
-    message: string,
-  ): void {
+  private lifecycle(event: LifecycleEvent, fields: Record<string, unknown>, message: string): void {
     const line = { stream: this.info.id, mode: this.info.mode, ...fields };
     // Through the server's budget when there is one: a storm is summarised (lifecycle-log.ts).
     if (this.ctx.lifecycleLog) this.ctx.lifecycleLog.line(event, line, message);
-    else this.ctx.logger.info(line, message);
+    else this.ctx.logger[lifecycleLevel(event)](line, message);
   }
 
   start(): void {
@@ -140,7 +138,8 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
       this.call.end();
     });
     this.call.on('cancelled', () => this.close('cancelled'));
-    this.call.on('error', (err: Error) => this.close(`error: ${err.message}`));
+    // Ended from here (end()): the status object has no message; its details are the reason.
+    this.call.on('error', (err: Error) => this.close(this.endedWith ?? `error: ${err.message}`));
   }
 
   close(reason: string): void {
@@ -274,7 +273,9 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
 
   private refuse(err: AuthError, nodeId: string): void {
     this.ctx.observer.authFailed(this.info, err.reason, err.message);
-    this.log.warn(
+    // Through the lifecycle budget: anyone who reaches the port can open refused streams.
+    this.lifecycle(
+      'refused',
       { node: nodeId, code: grpcStatusName(err.code), reason: err.reason, details: err.message },
       'xds stream refused',
     );
@@ -498,6 +499,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   }
 
   private end(code: GrpcStatus, details: string): void {
+    this.endedWith = details;
     this.call.emit('error', { code, details });
     this.close(details);
   }
