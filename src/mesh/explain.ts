@@ -199,12 +199,13 @@ interface Test {
 const regexes = new Map<string, RegExp>();
 
 /** Full-match test, as RE2 in Envoy's safe_regex. */
-function fullMatch(pattern: string, value: string): boolean {
-  let re = regexes.get(pattern);
+function fullMatch(pattern: string, value: string, flags = ''): boolean {
+  const key = flags ? `${flags}/${pattern}` : pattern;
+  let re = regexes.get(key);
   if (!re) {
-    re = new RegExp(`^(?:${pattern})$`);
+    re = new RegExp(`^(?:${pattern})$`, flags);
     if (regexes.size > 1000) regexes.clear();
-    regexes.set(pattern, re);
+    regexes.set(key, re);
   }
   return re.test(value);
 }
@@ -285,7 +286,7 @@ export function describeMatch(m: RouteMatch): string {
   const parts: string[] = [];
   if (m.path) {
     const kind = { exact: 'PathExact', prefix: 'PathPrefix', regex: 'PathRegex' }[m.path.kind];
-    parts.push(`${kind} ${m.path.value}`);
+    parts.push(`${kind} ${m.path.value}${m.path.caseInsensitive ? ' (any case)' : ''}`);
   }
   if (m.methods.length > 0) parts.push(`Methods ${m.methods.join('|')}`);
   parts.push(...m.headers.map(headerCondition), ...m.queryParams.map(queryCondition));
@@ -325,13 +326,14 @@ function testQuery(p: QueryParamMatch, value: string | undefined): Test {
 
 function testRoute(m: RouteMatch, r: Request): Test {
   const p = m.path;
-  if (p?.kind === 'prefix' && !r.fullPath.startsWith(p.value)) {
+  const fold = (s: string) => (p?.caseInsensitive ? s.toLowerCase() : s);
+  if (p?.kind === 'prefix' && !fold(r.fullPath).startsWith(fold(p.value))) {
     return { ok: false, reason: `path ${r.fullPath} does not start with ${p.value}` };
   }
-  if (p?.kind === 'exact' && r.path !== p.value) {
+  if (p?.kind === 'exact' && fold(r.path) !== fold(p.value)) {
     return { ok: false, reason: `path ${r.path} is not ${p.value}` };
   }
-  if (p?.kind === 'regex' && !fullMatch(p.value, r.path)) {
+  if (p?.kind === 'regex' && !fullMatch(p.value, r.path, p.caseInsensitive ? 'i' : '')) {
     return { ok: false, reason: `path ${r.path} does not match regex ${p.value}` };
   }
   if (m.methods.length > 0 && !fullMatch(m.methods.join('|'), r.method)) {

@@ -256,7 +256,7 @@ function routeMatch(http: HttpMatch | undefined): RouteMatch {
           ? { kind: 'regex' as const, value: http.PathRegex }
           : undefined;
   return {
-    ...(path ? { path } : {}),
+    ...(path ? { path: http.CaseInsensitive ? { ...path, caseInsensitive: true } : path } : {}),
     methods: http.Methods,
     headers: http.Header,
     queryParams: http.QueryParam,

@@ -146,6 +146,8 @@ export interface BackendFailover {
 export interface PathMatch {
   readonly kind: 'exact' | 'prefix' | 'regex';
   readonly value: string;
+  /** Consul's CaseInsensitive: the path matches whatever its case. */
+  readonly caseInsensitive?: true;
 }
 
 export interface RouteMatch {

@@ -273,9 +273,9 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
       Methods: methods,
       Header: list(headerMatch, 'header matches').default([]),
       QueryParam: list(queryParamMatch, 'query parameter matches').default([]),
+      CaseInsensitive: bool.optional(),
     },
     'an HTTP match',
-    { unsupported: ['CaseInsensitive'] },
   ).superRefine(atMostOnePath);
 
   const headerEditsOpt = headerEdits.optional();

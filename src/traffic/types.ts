@@ -134,6 +134,8 @@ export interface HttpMatch {
   readonly PathExact?: string;
   readonly PathPrefix?: string;
   readonly PathRegex?: string;
+  /** The path match ignores case (Consul's, for PathExact, PathPrefix and PathRegex). */
+  readonly CaseInsensitive?: boolean;
   /** Upper case, e.g. GET. Empty = any method. */
   readonly Methods: readonly string[];
   readonly Header: readonly HeaderMatch[];

@@ -77,14 +77,17 @@ function methodMatchers(methods: readonly string[]): HeaderMatcher[] {
 }
 
 function routeMatch(m: RouteMatch): EnvoyRouteMatch {
+  const p = m.path;
+  // Envoy's case_sensitive applies to prefix and path, not to safe_regex: RE2's (?i) does.
   const path: EnvoyRouteMatch =
-    m.path === undefined
+    p === undefined
       ? { prefix: '/' }
-      : m.path.kind === 'exact'
-        ? { path: m.path.value }
-        : m.path.kind === 'prefix'
-          ? { prefix: m.path.value }
-          : { safeRegex: { regex: m.path.value } };
+      : p.kind === 'exact'
+        ? { path: p.value }
+        : p.kind === 'prefix'
+          ? { prefix: p.value }
+          : { safeRegex: { regex: p.caseInsensitive ? `(?i)${p.value}` : p.value } };
+  if (p?.caseInsensitive && p.kind !== 'regex') path.caseSensitive = { value: false };
   const headers = [...methodMatchers(m.methods), ...m.headers.map(headerMatcher)];
   const queryParameters = m.queryParams.map(queryMatcher);
   return defined({

@@ -199,6 +199,32 @@ describe.each<XdsMode>(['sotw', 'delta'])('traffic routing with real Envoy (%s)'
     expect(notCanary.apps).toEqual({ 'api-v1': 30 });
   });
 
+  it('matches a path in any case with CaseInsensitive (Consul), prefix and regex alike', async () => {
+    const anyCase = router({
+      first: [
+        {
+          Match: { HTTP: { PathPrefix: '/Reports', CaseInsensitive: true } },
+          Destination: { ServiceSubset: 'v2' },
+        },
+        {
+          Match: { HTTP: { PathRegex: '/exports/[a-z]+', CaseInsensitive: true } },
+          Destination: { ServiceSubset: 'v2' },
+        },
+      ],
+    });
+    await apply(
+      [resolver(), anyCase],
+      (routes) => routes.length === 9,
+      'the case-insensitive routes',
+    );
+    for (const path of ['/reports/1', '/REPORTS/1', '/Reports', '/EXPORTS/CSV', '/exports/Csv']) {
+      expect((await callMany(web!, 'api', 5, { path })).apps, path).toEqual({ 'api-v2': 5 });
+    }
+    // The rest keeps its case: /ADMIN is not /admin, so it goes to the default subset.
+    expect((await callMany(web!, 'api', 5, { path: '/ADMIN' })).apps).toEqual({ 'api-v1': 5 });
+    await apply(base(), hasBaseRoutes, 'the base routes again');
+  });
+
   it('rewrites the /old/ prefix to /new/ before the app sees it', async () => {
     v1.resetStats();
     const res = await callThrough(web!, 'api', { path: '/old/items?page=2' });

@@ -733,7 +733,7 @@ describe('parseEntry: unsupported Consul fields are listed, not errors', () => {
           },
         ]),
       ),
-    ).toEqual(['Routes[0].Destination.Namespace', 'Routes[0].Match.HTTP.CaseInsensitive']);
+    ).toEqual(['Routes[0].Destination.Namespace']);
     expect(
       fields(
         resolver({
