@@ -25,6 +25,7 @@ import {
   eventsCliOptions,
   type EventsFlags,
 } from './events-flags.js';
+import { clearTextWarnings } from './clear-text-warnings.js';
 import {
   SecurityFlagError,
   securityCliOptions,
@@ -284,6 +285,7 @@ export function serveCommand(): Command {
         process.exit(1);
       }
       const { security, xdsTls } = serveSecurity;
+      for (const warning of clearTextWarnings({ ...flags, security, xdsTls })) logger.warn(warning);
       try {
         running = await startControlPlane({
           source,
