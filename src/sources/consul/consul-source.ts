@@ -109,6 +109,7 @@ export class ConsulSource implements DiscoverySource {
   private readonly log: Logger;
   private readonly waitMs: number;
   private readonly warningAs: Health;
+  private readonly defaultProtocol: 'http' | 'tcp';
   private readonly maxConnections: number;
   /** Of maxConnections, what the catalog's own client may use. */
   private readonly catalogConnections: number;
@@ -164,6 +165,7 @@ export class ConsulSource implements DiscoverySource {
     this.log = logger;
     this.waitMs = opts.waitMs ?? DEFAULT_WAIT_MS;
     this.warningAs = opts.warningAs ?? 'passing';
+    this.defaultProtocol = opts.defaultProtocol ?? 'http';
     this.configuredDatacenter = opts.connection.datacenter;
     this.remoteNames = [...new Set(opts.remoteDatacenters ?? [])].filter(
       (dc) => dc !== this.configuredDatacenter,
@@ -550,7 +552,7 @@ export class ConsulSource implements DiscoverySource {
 
     const mapped = mapConsulDatacenters(
       included.map((dc) => this.entriesOf(dc)),
-      { warningAs: this.warningAs },
+      { warningAs: this.warningAs, defaultProtocol: this.defaultProtocol },
     );
     this.logProblems(mapped.problems);
     const joiningNames = new Set([...joining].map((dc) => dc.name));

@@ -14,8 +14,9 @@
 //   its sidecar's checks. `warning` maps to `warningAs` (default passing); critical stays
 //   critical (the translator sends no traffic there); unknown statuses count as critical.
 // - `Meta.protocol` (http | http2 | grpc | tcp; else the sidecar's Proxy.Config.protocol,
-//   Consul's own convention; default http) picks the protocol. tcp services get a local
-//   listener on every sidecar at `Meta.outbound_port`; without one they keep their cluster.
+//   Consul's own convention; default http, or tcp with --consul-default-protocol) picks the
+//   protocol. tcp services get a local listener on every sidecar at `Meta.outbound_port`;
+//   without one they keep their cluster.
 // - The sidecar's Proxy.Config.lucid_local_app_idle_timeout_ms (docs/local-app.md) is the
 //   service's localAppIdleTimeoutMs; sidecars that disagree are reported, the most common wins.
 // - Mesh gateways (Kind `mesh-gateway`) become catalog gateways: the registration's ID is the
@@ -59,6 +60,8 @@ import { compareStrings } from '../../text-order.js';
 export interface MappingOptions {
   /** Catalog health for Consul's `warning`. */
   readonly warningAs: Health;
+  /** Protocol of a service none of whose registrations names one (default http). */
+  readonly defaultProtocol?: 'http' | 'tcp';
   /** mapConsulCatalog: the datacenter the entries were read from (every instance's). */
   readonly datacenter?: string;
 }
@@ -129,7 +132,7 @@ export function mapConsulCatalog(
  */
 export function mapConsulDatacenters(
   raw: readonly DatacenterEntries[],
-  opts: Pick<MappingOptions, 'warningAs'>,
+  opts: Pick<MappingOptions, 'warningAs' | 'defaultProtocol'>,
 ): MappingResult {
   const problems: string[] = [];
   const datacenters = raw.map((d) => ({ ...d, byService: wellFormed(d.byService, problems) }));
@@ -220,7 +223,7 @@ export function mapConsulDatacenters(
 
     const protocol = pick(
       candidates.map((c) => c.protocol),
-      'http',
+      opts.defaultProtocol ?? 'http',
       `${where}: instances disagree on Meta.${META_PROTOCOL}`,
       problems,
     );
@@ -234,11 +237,15 @@ export function mapConsulDatacenters(
       );
       // A tcp service is never dropped for want of a local port: it keeps its cluster and
       // endpoints (reachable through declared upstreams), only the shared listener is missing.
-      const from = candidates.find((c) => c.protocol === 'tcp')?.protocolFrom ?? 'Meta.protocol';
+      const from = candidates.find((c) => c.protocol === 'tcp')?.protocolFrom;
       if (outboundPort === undefined) {
-        problems.push(
-          `${where}: tcp (from ${from}) without Meta.${META_OUTBOUND_PORT}: served without a local listener on every sidecar (set Meta.${META_OUTBOUND_PORT} to give it one)`,
-        );
+        // Not when tcp by --consul-default-protocol, as every Consul service is: its
+        // sidecars' bind ports reach it, as in Consul.
+        if (from !== undefined) {
+          problems.push(
+            `${where}: tcp (from ${from}) without Meta.${META_OUTBOUND_PORT}: served without a local listener on every sidecar (set Meta.${META_OUTBOUND_PORT} to give it one)`,
+          );
+        }
       } else {
         const owner = outboundPorts.get(outboundPort);
         if (owner !== undefined) {

@@ -108,6 +108,13 @@ export function consulCliOptions(): Option[] {
       .env('LUCID_CONSUL_WARNING')
       .default('passing'),
     new Option(
+      '--consul-default-protocol <protocol>',
+      "protocol of a service no registration (Meta.protocol, the sidecar's Proxy.Config.protocol) " +
+        "or config entry names: http, or tcp as Consul's own default (L4, any protocol passes)",
+    )
+      .env('LUCID_CONSUL_DEFAULT_PROTOCOL')
+      .default('http'),
+    new Option(
       '--consul-wait <duration>',
       'longest a blocking query waits for a change, e.g. 60s or 5m (max 10m); shorter notices a ' +
         'silently dead connection sooner, longer sends fewer requests',
@@ -175,6 +182,8 @@ export interface ConsulSourceOptions {
   readonly connection: ConsulConnection;
   /** Catalog health for Consul's `warning`. Default passing. */
   readonly warningAs?: Health;
+  /** Protocol of a service no registration names one for. Default http (Consul's is tcp). */
+  readonly defaultProtocol?: 'http' | 'tcp';
   /** Blocking query `wait`, ms. Default 60 s. */
   readonly waitMs?: number;
   /** Requests per second across all watches. Default 100. */
@@ -415,6 +424,13 @@ export function consulSourceOptionsFromFlags(
       `expected one of ${HEALTH_STATES.join(' | ')}, got ${JSON.stringify(warning)}`,
     );
   }
+  const defaultProtocol = str(flags, 'consulDefaultProtocol') ?? 'http';
+  if (defaultProtocol !== 'http' && defaultProtocol !== 'tcp') {
+    throw new ConsulFlagError(
+      '--consul-default-protocol',
+      `expected http | tcp, got ${JSON.stringify(defaultProtocol)}`,
+    );
+  }
   const rate = str(flags, 'consulRateLimit');
   const rateLimit = rate === undefined ? DEFAULT_RATE_LIMIT : Number(rate.trim());
   if (
@@ -449,6 +465,7 @@ export function consulSourceOptionsFromFlags(
   return {
     connection,
     warningAs: warning as Health,
+    defaultProtocol,
     waitMs: parseDuration('--consul-wait', str(flags, 'consulWait') ?? '60s', 1000, MAX_WAIT_MS),
     rateLimit,
     maxConnections,
