@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import { openCa } from '../../src/ca/index.js';
 import type { Catalog } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import type { CatalogSink, DiscoverySource } from '../../src/sources/source.js';
@@ -226,5 +227,65 @@ describe('alerts on the series a running control plane exports (real promtool)',
     ]);
     expect(r.out).toContain('SUCCESS');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('a sidecar refused at every reconnect (real promtool on a running control plane)', () => {
+  it('ProxyStreamsRefused fires while a sidecar with an expired token keeps retrying', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'lucid-alert-series-ca-'));
+    const ca = await openCa({ dataDir, env: {} });
+    const secured = await startControlPlane({
+      source: new StaticSource(catalog),
+      logger: silentLogger,
+      host: '127.0.0.1',
+      xdsPort: 0,
+      adminPort: 0,
+      debounceMs: 5,
+      maxDebounceMs: 20,
+      security: { ca, mtls: false, auth: 'token', adminAuth: 'none' },
+    });
+    try {
+      // Issued for a second: expired by the time the sidecar reconnects.
+      const token = await ca.tokens.issue('hello', 1000);
+      await new Promise((r) => setTimeout(r, 2100));
+      const scrapeIt = async () =>
+        (await fetch(`http://127.0.0.1:${secured.adminPort}/metrics`)).text();
+      // A scrape every 30 s; the sidecar retries once between scrapes (Envoy backs off to 30 s).
+      const scrapes = [await scrapeIt()];
+      for (let i = 0; i < 24; i++) {
+        const client = sotwClient(secured.xdsPort, token);
+        client.send({ node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') });
+        const ended = (await client.ended) as { code?: number } | undefined;
+        expect(ended?.code).toBe(16); // UNAUTHENTICATED
+        client.close();
+        scrapes.push(await scrapeIt());
+      }
+      expect(samples(scrapes.at(-1)!, 'lucid_mesh_xds_auth_failures_total')).toEqual(
+        new Map([['{reason="expired"}', 24]]),
+      );
+      const refused = {
+        exp_labels: { severity: 'warning', reason: 'expired' },
+        exp_annotations: {
+          summary: 'Sidecars are refused at every reconnect (expired)',
+          description:
+            'For 10 minutes xDS streams have been refused (reason expired): those sidecars keep their last config and certificate but get no changes and no new certificate. The log (xds stream refused) names the node; give it a new token (lucid-mesh token issue --service).',
+        },
+      };
+      const r = promtoolTest([
+        {
+          interval: '30s',
+          input_series: inputSeries(scrapes, 'lucid_mesh_xds_auth_failures_total', 1),
+          alert_rule_test: [
+            { eval_time: '5m', alertname: 'ProxyStreamsRefused', exp_alerts: [] },
+            { eval_time: '12m', alertname: 'ProxyStreamsRefused', exp_alerts: [refused] },
+          ],
+        },
+      ]);
+      expect(r.out).toContain('SUCCESS');
+      expect(r.code).toBe(0);
+    } finally {
+      await secured.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
