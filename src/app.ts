@@ -6,7 +6,7 @@ import { releaseOnFirstStream } from './startup-heap.js';
 import { warmCodecsAfterFirstSnapshot } from './xds/codec-warmup.js';
 import { OperatorTokenAuthorizer, type AdminAuthMode } from './admin/auth.js';
 import { AdminServer } from './admin/http-server.js';
-import { configErrors, policyProblems } from './admin/mesh-endpoints.js';
+import { configErrors, lastErrorSuffix, policyProblems } from './admin/mesh-endpoints.js';
 import type { OpenedCa } from './ca/open.js';
 import type { Catalog } from './catalog/model.js';
 import type { PolicyProvider } from './policy/policy-file.js';
@@ -257,9 +257,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     notReadyReason: () => {
       if (draining) return 'draining: shutting down, sidecars are moving to other replicas';
       if (store.ready) return undefined;
-      if (policy && !policy.current()) return 'waiting for a valid authorization policy';
+      if (policy && !policy.current()) {
+        return `waiting for a valid authorization policy${lastErrorSuffix(undefined, policy)}`;
+      }
       if (traffic && !traffic.current()) {
-        return `waiting for a valid traffic configuration from ${traffic.name}`;
+        return `waiting for a valid traffic configuration from ${traffic.name}${lastErrorSuffix(traffic)}`;
       }
       return `waiting for the first complete catalog from the ${source.name} source${lastSourceError ? `; last error: ${lastSourceError}` : ''}`;
     },

@@ -68,18 +68,42 @@ export function meshDump(
 export function providerProblems(traffic: TrafficProvider | undefined): ConfigProblem[] {
   if (!traffic) return [];
   const problems = [...traffic.problems()];
-  const lastError = traffic instanceof TrafficFile ? traffic.lastError() : undefined;
-  if (lastError) {
-    const lines = lastError instanceof DocumentError ? lastError.problems : [lastError.message];
-    for (const line of lines) {
-      problems.push({
-        kind: 'traffic-file',
-        name: (traffic as TrafficFile).path,
-        message: `${line} (the last good traffic configuration stays in force)`,
-      });
-    }
+  const effect = traffic.current()
+    ? 'the last good traffic configuration stays in force'
+    : 'not ready until it is fixed';
+  for (const line of trafficFileErrors(traffic)) {
+    problems.push({
+      kind: 'traffic-file',
+      name: (traffic as TrafficFile).path,
+      message: `${line} (${effect})`,
+    });
   }
   return problems;
+}
+
+/** Why a traffic file's current content is not in force, one line per problem (none: it is). */
+function trafficFileErrors(traffic: TrafficProvider): readonly string[] {
+  const lastError = traffic instanceof TrafficFile ? traffic.lastError() : undefined;
+  if (!lastError) return [];
+  return lastError instanceof DocumentError ? lastError.problems : [lastError.message];
+}
+
+/**
+ * What /ready adds to "waiting for a valid traffic configuration / policy": the file's last
+ * rejection (its first problem, and how many more), as it does for the catalog's.
+ */
+export function lastErrorSuffix(
+  traffic: TrafficProvider | undefined,
+  policy?: PolicyProvider,
+): string {
+  const lines = policy
+    ? policyProblems(policy).map((p) => p.message.replace(/ \([^()]*\)$/, ''))
+    : traffic
+      ? trafficFileErrors(traffic)
+      : [];
+  if (lines.length === 0) return '';
+  const more = lines.length > 1 ? ` (and ${lines.length - 1} more: lucid-mesh status)` : '';
+  return `; last error: ${lines[0]}${more}`;
 }
 
 /**
