@@ -46,7 +46,11 @@ export class ChainCompiler {
 
   private problem(origin: Origin, message: string): void {
     const at = origin.field ? `${origin.field}: ` : '';
-    this.problems.push({ kind: origin.kind, name: origin.name, message: `${at}${message}` });
+    const p = { kind: origin.kind, name: origin.name, message: `${at}${message}` };
+    // A splitter or resolver is reached once per route that leads to it: say it once.
+    const same = (q: ConfigProblem) =>
+      q.kind === p.kind && q.name === p.name && q.message === p.message;
+    if (!this.problems.some(same)) this.problems.push(p);
   }
 
   /** The routes of `service`'s virtual host, catch-all last. */
@@ -141,9 +145,14 @@ export class ChainCompiler {
     origin: Origin,
     seen: Set<string>,
   ): Target[] | undefined {
-    const splitter =
-      subset === undefined && !seen.has(service) ? this.reader.get('splitter', service) : undefined;
-    if (splitter && seen.size < MAX_CHAIN_DEPTH) {
+    const splitter = subset === undefined ? this.reader.get('splitter', service) : undefined;
+    if (splitter && seen.has(service)) {
+      // Consul refuses a circular chain; here the split goes to the service itself instead.
+      this.problem(
+        origin,
+        `splitter loop through ${[...seen, service].join(' → ')}; this part goes to ${service}'s default destination`,
+      );
+    } else if (splitter && seen.size < MAX_CHAIN_DEPTH) {
       const protocol = this.protocolOf(service);
       if (protocol !== undefined && isHttpFamily(protocol)) return this.split(service, seen);
     }

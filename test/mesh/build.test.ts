@@ -94,6 +94,46 @@ describe('the discovery chain', () => {
     expect(loop.problems.map((p) => p.message).join('\n')).toMatch(/redirect loop/);
   });
 
+  it('splitters sending part of each other’s traffic back: the loop is cut and reported once', () => {
+    const mesh = meshOf([
+      {
+        Kind: 'service-splitter',
+        Name: 'api',
+        Splits: [{ Weight: 50, Service: 'billing' }, { Weight: 50 }],
+      },
+      {
+        Kind: 'service-splitter',
+        Name: 'billing',
+        Splits: [{ Weight: 50, Service: 'api' }, { Weight: 50 }],
+      },
+      // Three routes lead to api's splitter: still one problem each.
+      {
+        Kind: 'service-router',
+        Name: 'api',
+        Routes: [
+          { Match: { HTTP: { PathPrefix: '/a' } }, Destination: { NumRetries: 1 } },
+          { Match: { HTTP: { PathPrefix: '/b' } }, Destination: { NumRetries: 2 } },
+        ],
+      },
+    ]);
+    // billing's leg back to api goes to api itself (Consul refuses the chain).
+    expect(defaultSplit(mesh, 'api')).toEqual(['api:75', 'billing:25']);
+    expect(mesh.problems).toEqual([
+      {
+        kind: 'service-splitter',
+        name: 'billing',
+        message:
+          "Splits[0]: splitter loop through api → billing → api; this part goes to api's default destination",
+      },
+      {
+        kind: 'service-splitter',
+        name: 'api',
+        message:
+          "Splits[0]: splitter loop through billing → api → billing; this part goes to billing's default destination",
+      },
+    ]);
+  });
+
   it('a route naming a missing subset falls back to the default destination; other routes stay', () => {
     const mesh = meshOf([
       { Kind: 'service-resolver', Name: 'api', Subsets: subsets, DefaultSubset: 'v1' },
