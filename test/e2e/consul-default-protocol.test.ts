@@ -40,6 +40,10 @@ function converse(port: number): Promise<string> {
       }
     });
     socket.once('error', reject);
+    // Envoy closes a connection it has no upstream for (yet): no answer, try again.
+    socket.once('close', () =>
+      reject(new Error(`127.0.0.1:${port}: closed after ${JSON.stringify(got)}`)),
+    );
   });
 }
 
