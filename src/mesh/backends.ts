@@ -223,12 +223,10 @@ export function serviceBackends(
     const failoverTo = failoverOf(resolver, name);
     const datacenters = failoverTo?.datacenters;
     for (const d of datacenters ?? []) {
-      if (!present.has(d)) {
-        problems.push({
-          kind: 'service-resolver',
-          name: service.name,
-          message: `Failover: datacenter "${d}" has no instances of "${service.name}"; the others keep working`,
-        });
+      const message = `Failover: datacenter "${d}" has no instances of "${service.name}"; the others keep working`;
+      // Once, not once per subset backend that fails over there.
+      if (!present.has(d) && !problems.some((p) => p.message === message)) {
+        problems.push({ kind: 'service-resolver', name: service.name, message });
       }
     }
     // Endpoints depend on where the caller is when they span localities, when any is outside

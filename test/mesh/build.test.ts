@@ -134,6 +134,20 @@ describe('the discovery chain', () => {
     ]);
   });
 
+  it('a failover datacenter without instances is reported once, not once per subset', () => {
+    const mesh = meshOf([
+      {
+        Kind: 'service-resolver',
+        Name: 'api',
+        Subsets: subsets,
+        Failover: { '*': { Datacenters: ['dc2'] } },
+      },
+    ]);
+    expect(mesh.problems.map((p) => p.message)).toEqual([
+      'Failover: datacenter "dc2" has no instances of "api"; the others keep working',
+    ]);
+  });
+
   it('a route naming a missing subset falls back to the default destination; other routes stay', () => {
     const mesh = meshOf([
       { Kind: 'service-resolver', Name: 'api', Subsets: subsets, DefaultSubset: 'v1' },
