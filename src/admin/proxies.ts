@@ -31,6 +31,8 @@ export interface ProxyRow {
   throttledRequests?: number;
   /** The services it receives, when scoped (docs/scoping.md); absent: every service. */
   scope?: { from: string; services: string[] };
+  /** When its proxy token expires: the stream stays open, its next reconnect is refused. */
+  tokenExpiresAt?: string;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -65,6 +67,7 @@ export function proxyRows(streams: Iterable<StreamInfo>, mesh?: Mesh): ProxyRow[
         ? { buildError: { message: s.buildError.message, since: iso(s.buildError.at)! } }
         : {}),
       ...(s.throttled > 0 ? { throttledRequests: s.throttled } : {}),
+      ...(s.tokenExpiresAt !== undefined ? { tokenExpiresAt: iso(s.tokenExpiresAt) } : {}),
       ...scopeRow(mesh, s.proxy.service),
     });
   }

@@ -349,6 +349,16 @@ function wrongKindMessage(presented: TokenKind, subject: string | undefined): st
 }
 
 /** The id of a token without verifying it (for a stream that already verified it). */
+/** When a token expires (ms since the epoch), read without verifying it; undefined if unreadable. */
+export function tokenExpiryOf(token: string): number | undefined {
+  try {
+    const { exp } = decodeJwt(token.trim());
+    return typeof exp === 'number' ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function tokenIdOf(token: string): string | undefined {
   try {
     const { jti } = decodeJwt(token.trim());

@@ -6,6 +6,7 @@ import type { ProxyRow } from '../admin/proxies.js';
 import { adminConnection, getJson, withOperatorOptions } from './admin-client.js';
 import { renderConfigErrors, resolveIo, runCommandBody, type CommandIo } from './mesh-command.js';
 import { fetchStateStatus, renderStateStatus } from './state-status.js';
+import { tokenExpiryNote } from './token-expiry-note.js';
 
 const TYPES = ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'] as const;
 const HEADERS = ['NODE', 'SERVICE', 'MODE', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS', 'CONNECTED'];
@@ -27,7 +28,9 @@ export function statusCommand(io: CommandIo = {}): Command {
       '\nStates: SYNCED (sent and ACKed), STALE (sent, not yet ACKed), NACKED (rejected; the error is shown),\nNOT_SENT (subscribed, nothing sent yet), - (not subscribed).\n' +
         'Config problems: traffic entries applied in part or not at all (and what was done instead),\n' +
         'a discovery source whose last change was rejected (an invalid catalog edit, a backend down:\n' +
-        'the last good catalog stays in force), and input lucid-mesh does not implement.',
+        'the last good catalog stays in force), and input lucid-mesh does not implement.\n' +
+        'A proxy whose token has expired, or expires within 6 h, is pointed out: its stream stays open, but\n' +
+        'its next reconnect is refused (then no config, no certificate renewals) until it gets a new token.',
     )
     .action(async (flags: { json: boolean }, cmd: Command) =>
       runCommandBody(out, 'status', async () => {
@@ -56,7 +59,7 @@ export function statusCommand(io: CommandIo = {}): Command {
     );
 }
 
-export function renderStatus(proxies: ProxyRow[]): string {
+export function renderStatus(proxies: ProxyRow[], now = Date.now()): string {
   if (proxies.length === 0) return 'no proxies connected\n';
   const rows = proxies.map((p) => [
     p.nodeId,
@@ -76,6 +79,8 @@ export function renderStatus(proxies: ProxyRow[]): string {
     if (p.scope) {
       out += `\n${p.nodeId} scope (${p.scope.from}): ${p.scope.services.join(', ') || 'no services'}\n`;
     }
+    const token = tokenExpiryNote(p, now);
+    if (token) out += `\n${token}\n`;
     if (p.buildError)
       out += `\n${p.nodeId} BUILD ERROR since ${p.buildError.since} (keeps its last good config): ${p.buildError.message}\n`;
     for (const t of TYPES) {

@@ -2,7 +2,7 @@
 // sent by Envoy as gRPC initial metadata (`authorization: Bearer <token>`, written by
 // `lucid-mesh bootstrap --token`). Operator tokens are refused here (they are for /v1/), and so
 // is a revoked token; `watch` tells a stream that its token was revoked after it was opened.
-import { TokenError, tokenIdOf, type TokenAuthority } from '../ca/tokens.js';
+import { TokenError, tokenExpiryOf, tokenIdOf, type TokenAuthority } from '../ca/tokens.js';
 import type { CallMetadata } from '../xds/ads-call.js';
 import { AuthError, type ProxyAuthenticator } from '../xds/auth.js';
 import { GrpcStatus } from '../xds/grpc-status-codes.js';
@@ -37,6 +37,11 @@ export class TokenAuthenticator implements ProxyAuthenticator {
    * For a stream `authenticate` accepted: calls `revoked` (once) when its token is revoked,
    * at once if it already is. Returns the function that stops watching (the stream closed).
    */
+  expiresAt(metadata: CallMetadata): number | undefined {
+    const token = bearerToken(metadata);
+    return token === undefined ? undefined : tokenExpiryOf(token);
+  }
+
   watch(metadata: CallMetadata, revoked: (err: AuthError) => void): () => void {
     const token = bearerToken(metadata);
     const id = token === undefined ? undefined : tokenIdOf(token);

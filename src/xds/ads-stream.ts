@@ -206,6 +206,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
       if (!proxy || this.closed) return;
       this.proxy = proxy;
       this.info.proxy = proxy;
+      this.info.tokenExpiresAt = this.ctx.authenticator?.expiresAt?.(this.call.metadata);
       // A credential revoked while the stream is open (a revoked token) closes it.
       this.unwatchAuth = this.ctx.authenticator?.watch?.(this.call.metadata, (err) =>
         this.refuse(err, proxy.nodeId),

@@ -26,4 +26,9 @@ export interface ProxyAuthenticator {
    * function that stops watching (called when the stream closes).
    */
   watch?(metadata: CallMetadata, revoked: (err: AuthError) => void): () => void;
+  /**
+   * Optional, for a stream `authenticate` accepted: when its credential expires (ms since the
+   * epoch). An open stream outlives it; its next reconnect is refused (status shows it).
+   */
+  expiresAt?(metadata: CallMetadata): number | undefined;
 }

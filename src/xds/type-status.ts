@@ -101,4 +101,6 @@ export interface StreamInfo {
   buildError?: { readonly message: string; readonly at: number };
   /** Requests held back because the stream sent faster than the per-stream request rate. */
   throttled: number;
+  /** When the token the stream was accepted with expires (ms): its next reconnect is refused. */
+  tokenExpiresAt?: number;
 }
