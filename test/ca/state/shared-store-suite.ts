@@ -207,17 +207,20 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     // No second root from a read that failed: the value is exactly what was there.
     expect((await store().raw(prefix)).get(rootsKey)).toBe(truncated);
 
-    const tokensKey = `${prefix}ca/tokens`;
+    // A prefix of its own: `token revoke` reads the roots first (a store without any refuses
+    // an id it never issued), and this one's roots value is the truncated one above.
+    const tokensPrefix = newPrefix();
+    const tokensKey = `${tokensPrefix}ca/tokens`;
     await store().writeRaw(tokensKey, '{"version":1,"tokens":"nope"}');
     const revoke = await runCommand(tokenCommand, [
       'revoke',
       '--id',
       'a'.repeat(32),
-      ...cliFlags(prefix),
+      ...cliFlags(tokensPrefix),
     ]);
     expect(revoke.code).not.toBe(0);
     expect(revoke.stderr).toContain(`key ${tokensKey}: unexpected content at tokens`);
-    expect((await store().raw(prefix)).get(tokensKey)).toBe('{"version":1,"tokens":"nope"}');
+    expect((await store().raw(tokensPrefix)).get(tokensKey)).toBe('{"version":1,"tokens":"nope"}');
   });
 
   it('`ca rotate` from the CLI reaches every replica within seconds; the leader drops the old root after', async () => {
