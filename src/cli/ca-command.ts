@@ -340,8 +340,9 @@ function rotateCommand(io: Io): Command {
         [
           `New active root: ${next.serial} (${next.subject}), valid until ${next.notAfter.toISOString()}.`,
           `Retiring: ${retiring.map((r) => r.serial).join(', ')}.`,
-          'A control plane serving from this data directory now distributes the new trust bundle, ' +
-            're-issues every leaf with the new root and then drops the retiring ones. ' +
+          // Named: with --state consul|etcd it is every replica on that store, not a directory.
+          `Every control plane serving from ${store.location} now distributes the new trust ` +
+            'bundle, re-issues every leaf with the new root and then drops the retiring ones. ' +
             'Watch it with `lucid-mesh ca show`.',
           '',
         ].join('\n'),

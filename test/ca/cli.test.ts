@@ -95,6 +95,7 @@ describe('lucid-mesh ca', () => {
     const active = roots.find((r) => r.state === 'active')!;
     expect(rotated.stdout).toContain(`New active root: ${active.serial}`);
     expect(rotated.stdout).toContain(`Retiring: ${first!.serial}.`);
+    expect(rotated.stdout).toContain(`Every control plane serving from ${dir}`);
     expect(roots.map((r) => [r.serial, r.state])).toEqual([
       [first!.serial, 'retiring'],
       [active.serial, 'active'],

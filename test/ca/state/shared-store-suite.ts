@@ -233,6 +233,9 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
 
     const rotated = await runCommand(caCommand, ['rotate', ...cliFlags(prefix)]);
     expect(rotated.stderr).toBe('');
+    // The store it acted on, not "this data directory".
+    expect(rotated.stdout).toMatch(/Every control plane serving from (consul|etcd) .* now /);
+    expect(rotated.stdout).toContain(`${prefix} now distributes`);
     const serial = /New active root: ([0-9a-f]+)/.exec(rotated.stdout)![1]!;
     const started = Date.now();
     for (const r of [r1, r2]) {
