@@ -643,13 +643,12 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
     const updates = (): number => consulTraffic.status().updates;
     const before = updates();
 
-    // Consul does not check a router's RequestTimeout; a negative one is stored as written.
+    // Consul does not compile a route's PathRegex; one that is not a regular expression is
+    // stored as written (Envoy would reject the whole route configuration).
     const badRouter: ConfigEntry = {
       Kind: 'service-router',
       Name: 'web',
-      Routes: [
-        { Match: { HTTP: { PathPrefix: '/slow' } }, Destination: { RequestTimeout: '-5s' } },
-      ],
+      Routes: [{ Match: { HTTP: { PathRegex: '/slow(' } }, Destination: { Service: 'web' } }],
     };
     await writeEntry(c(), badRouter);
     await waitFor(() => traffic!.problems().length > 0, { what: 'the rejected router listed' });
@@ -657,7 +656,7 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
       {
         kind: 'service-router',
         name: 'web',
-        message: expect.stringMatching(/Routes\[0\]\.Destination\.RequestTimeout.*-5s/) as unknown,
+        message: expect.stringMatching(/Routes\[0\]\.Match\.HTTP\.PathRegex.*slow\(/) as unknown,
       },
     ]);
     expect((await configErrors()).problems).toEqual(traffic!.problems());
@@ -676,7 +675,7 @@ describe('Consul config entries applied live to real Envoy (delta, mTLS)', () =>
     // Fixed in Consul: the problem goes.
     await writeEntry(c(), {
       ...badRouter,
-      Routes: [{ Match: { HTTP: { PathPrefix: '/slow' } }, Destination: { RequestTimeout: '5s' } }],
+      Routes: [{ Match: { HTTP: { PathRegex: '/slow.*' } }, Destination: { Service: 'web' } }],
     });
     await waitFor(() => traffic!.problems().length === 0, { what: 'the router accepted' });
     expect((await configErrors()).problems).toEqual([]);
