@@ -389,12 +389,15 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
   const serviceSplitter = entry('service-splitter', {
     Splits: list(split, 'splits'),
   }).superRefine((s, ctx) => {
-    const sum = s.Splits.reduce((total, x) => total + x.Weight, 0);
-    if (Math.abs(sum - 100) > 0.01) {
+    // As Consul: each weight counts with two decimals (33.333 is 33.33), and those sum to 100.
+    const scaled = s.Splits.reduce((total, x) => total + Math.round(x.Weight * 100), 0);
+    if (scaled !== 10_000) {
+      const sum = s.Splits.reduce((total, x) => total + x.Weight, 0);
+      const counted = scaled / 100 !== sum ? ` (${scaled / 100} with two decimals each)` : '';
       issue(
         ctx,
         ['Splits'],
-        `expected weights summing to 100, got ${Math.round(sum * 1000) / 1000}`,
+        `expected weights summing to 100, got ${Math.round(sum * 1000) / 1000}${counted}`,
       );
     }
   });

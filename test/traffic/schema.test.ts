@@ -484,6 +484,21 @@ describe('parseEntry: every rule names the entry, the path and the value', () =>
       ['service-splitter/web: Splits: expected weights summing to 100, got 99.5'],
     ],
     [
+      'splitter weights count with two decimals, as in Consul',
+      {
+        Kind: 'service-splitter',
+        Name: 'web',
+        Splits: [
+          { Weight: 33.333 },
+          { Weight: 33.333, Service: 'api' },
+          { Weight: 33.334, Service: 'db' },
+        ],
+      },
+      [
+        'service-splitter/web: Splits: expected weights summing to 100, got 100 (99.99 with two decimals each)',
+      ],
+    ],
+    [
       'splitter weight 0-100',
       { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 120 }, { Weight: -20 }] },
       [
