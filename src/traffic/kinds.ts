@@ -284,7 +284,8 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
     {
       Service: serviceName.optional(),
       ServiceSubset: subsetName.optional(),
-      PrefixRewrite: str('a path').optional(),
+      // The upstream's path starts with it: without a leading "/" every request is invalid.
+      PrefixRewrite: path.optional(),
       RequestTimeout: routeTimeout.optional(),
       IdleTimeout: routeTimeout.optional(),
       NumRetries: int(0).optional(),

@@ -484,6 +484,13 @@ describe('parseEntry: every rule names the entry, the path and the value', () =>
       ['service-splitter/web: Splits: expected weights summing to 100, got 99.5'],
     ],
     [
+      'a prefix rewrite is a path',
+      router([{ Match: { HTTP: { PathPrefix: '/a' } }, Destination: { PrefixRewrite: 'b/' } }]),
+      [
+        'service-router/web: Routes[0].Destination.PrefixRewrite: expected a path starting with "/", got "b/"',
+      ],
+    ],
+    [
       'splitter weights count with two decimals, as in Consul',
       {
         Kind: 'service-splitter',
