@@ -119,6 +119,19 @@ async function openCaOn(store: CaStore, opts: OpenCaOptions): Promise<OpenedCa> 
     if (err instanceof CaMaterialError) throw new CaSettingsError(err.message);
     throw err;
   }
+  // Every replica on a shared store issues for one trust domain (Consul Connect: Consul's).
+  if (store instanceof KvCaStore && !opts.consulConnect) {
+    const mine = ca.identity.trustDomain;
+    const agreed = await store.agreeTrustDomain(mine);
+    if (agreed !== mine) {
+      throw new CaSettingsError(
+        `--trust-domain: ${JSON.stringify(mine)}, but the replicas on ${store.location} issue ` +
+          `certificates for ${JSON.stringify(agreed)} (key ${store.layout.identity}): sidecars of ` +
+          'replicas on two trust domains refuse each other; give every replica the same ' +
+          '--trust-domain (to change it, delete that key and restart every replica); refusing to start',
+      );
+    }
+  }
   const leaves = await LeafManager.start({
     ca,
     logger: opts.logger,

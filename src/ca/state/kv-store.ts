@@ -5,6 +5,7 @@
 //                                  so a rotation is one compare-and-set)
 //   <prefix>ca/token-signing-key   the sealed ES256 key that signs proxy and operator tokens
 //   <prefix>ca/tokens              the token log (issued tokens, revocations); no secrets
+//   <prefix>ca/identity            the trust domain every replica issues certificates for
 //   <prefix>ca/leaves/<replica>    metadata of the leaves each replica issued (no keys)
 //   <prefix>ca/leaf-roots/<replica> the roots each live replica still has leaves of, on its
 //                                  session / lease: gone when the replica is (root-retirement.ts)
@@ -37,6 +38,7 @@ const rootEntry = storedRootEntry.extend({ certPem: z.string().min(1), key: seal
 const rootsValue = z.object({ version: z.literal(1), roots: z.array(rootEntry) });
 const tokenKeyValue = z.object({ version: z.literal(1), key: sealedSchema });
 const tokensValue = z.object({ version: z.literal(1), tokens: z.array(storedTokenEntry) });
+const identityValue = z.object({ version: z.literal(1), trustDomain: z.string().min(1) });
 const leavesValue = z.object({
   version: z.literal(1),
   replica: z.string(),
@@ -77,6 +79,7 @@ export class KvCaStore implements CaStore, LeafHolders {
     roots: string;
     tokenKey: string;
     tokens: string;
+    identity: string;
     leavesDir: string;
     leafRootsDir: string;
     leader: string;
@@ -100,6 +103,7 @@ export class KvCaStore implements CaStore, LeafHolders {
       roots: `${p}ca/roots`,
       tokenKey: `${p}ca/token-signing-key`,
       tokens: `${p}ca/tokens`,
+      identity: `${p}ca/identity`,
       leavesDir: `${p}ca/leaves/`,
       leafRootsDir: `${p}ca/leaf-roots/`,
       leader: `${p}leader`,
@@ -349,6 +353,23 @@ export class KvCaStore implements CaStore, LeafHolders {
 
   private leavesKey(): string {
     return `${this.keys.leavesDir}${this.replicaId}`;
+  }
+
+  /**
+   * The trust domain of this store's replicas: recorded by the first replica to ask, returned
+   * to every later one, which must use the same (another one gives its sidecars SPIFFE IDs that
+   * the other replicas' sidecars refuse). Delete the key to change the trust domain on purpose.
+   */
+  async agreeTrustDomain(trustDomain: string): Promise<string> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const entry = await this.get(this.keys.identity);
+      if (entry) {
+        return parseStored(this.where(this.keys.identity), entry.value, identityValue).trustDomain;
+      }
+      const value = JSON.stringify({ version: 1, trustDomain });
+      if (await this.putIf(this.keys.identity, value, undefined)) return trustDomain;
+    }
+    throw new Error(`${this.where(this.keys.identity)}: too many concurrent updates; try again`);
   }
 
   private where(key: string): string {

@@ -126,6 +126,26 @@ export function sharedStoreSuite(store: () => StoreUnderTest): void {
     expect(leaders).toHaveLength(1);
   });
 
+  it('refuses a replica whose --trust-domain is not the one the store records, naming both', async () => {
+    // Found by hand: a replica restarted with another --trust-domain joined silently, and its
+    // sidecars got SPIFFE IDs that the other replicas' sidecars refuse.
+    const prefix = newPrefix();
+    const first = await replica(prefix, { trustDomain: 'mesh.example' });
+    expect(first.ca.identity.trustDomain).toBe('mesh.example');
+    const refused = replica(prefix);
+    await expect(refused).rejects.toThrow(
+      `--trust-domain: "lucid.internal", but the replicas on ${first.store.location} issue ` +
+        `certificates for "mesh.example" (key ${prefix}ca/identity)`,
+    );
+    await expect(refused).rejects.toThrow(/refusing to start$/);
+    const same = await replica(prefix, { trustDomain: 'mesh.example' });
+    expect(same.ca.activeRoot().serial).toBe(first.ca.activeRoot().serial);
+    expect(JSON.parse((await store().raw(prefix)).get(`${prefix}ca/identity`)!)).toEqual({
+      version: 1,
+      trustDomain: 'mesh.example',
+    });
+  });
+
   it('keeps no private key in plaintext: raw values hold sealed keys only', async () => {
     const prefix = newPrefix();
     const r1 = await replica(prefix);
