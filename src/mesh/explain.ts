@@ -30,6 +30,7 @@ import type {
   Limits,
   QueryParamMatch,
 } from '../traffic/types.js';
+import { re2FullMatch } from '../traffic/re2.js';
 import { meshService } from './build.js';
 import type {
   Backend,
@@ -196,18 +197,10 @@ interface Test {
   readonly reason: string;
 }
 
-const regexes = new Map<string, RegExp>();
-
 /** Full-match test, as RE2 in Envoy's safe_regex. */
 function fullMatch(pattern: string, value: string, flags = ''): boolean {
-  const key = flags ? `${flags}/${pattern}` : pattern;
-  let re = regexes.get(key);
-  if (!re) {
-    re = new RegExp(`^(?:${pattern})$`, flags);
-    if (regexes.size > 1000) regexes.clear();
-    regexes.set(key, re);
-  }
-  return re.test(value);
+  // RE2, as Envoy: the same syntax ((?i), no lookarounds) and whole-value matching.
+  return re2FullMatch(pattern, value, flags.includes('i'));
 }
 
 const q = (s: string) => JSON.stringify(s);

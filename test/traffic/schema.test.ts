@@ -343,7 +343,20 @@ describe('parseEntry: every rule names the entry, the path and the value', () =>
       'regexes compile',
       router([{ Match: { HTTP: { PathRegex: '/(a' } } }]),
       [
-        'service-router/web: Routes[0].Match.HTTP.PathRegex: expected a regular expression, got "/(a" (Unterminated group)',
+        'service-router/web: Routes[0].Match.HTTP.PathRegex: expected a regular expression (RE2, Envoy\'s), got "/(a" (missing closing ): `/(a`)',
+      ],
+    ],
+    [
+      'regexes are RE2’s, as Envoy runs them: no lookarounds or backreferences (a NACK otherwise)',
+      router([
+        { Match: { HTTP: { PathRegex: '/(?!admin).*' } } },
+        { Match: { HTTP: { PathRegex: '/(a)\\1' } } },
+        // RE2 syntax JavaScript refuses is fine.
+        { Match: { HTTP: { PathRegex: '(?i)/reports/.*' } } },
+      ]),
+      [
+        'service-router/web: Routes[0].Match.HTTP.PathRegex: expected a regular expression (RE2, Envoy\'s), got "/(?!admin).*" (invalid or unsupported Perl syntax: `(?!`)',
+        'service-router/web: Routes[1].Match.HTTP.PathRegex: expected a regular expression (RE2, Envoy\'s), got "/(a)\\\\1" (invalid escape sequence: `\\1`)',
       ],
     ],
     [
@@ -364,7 +377,7 @@ describe('parseEntry: every rule names the entry, the path and the value', () =>
       'header regex compiles',
       router([{ Match: { HTTP: { Header: [{ Name: 'x-a', Regex: '[' }] } } }]),
       [
-        'service-router/web: Routes[0].Match.HTTP.Header[0].Regex: expected a regular expression, got "[" (Unterminated character class)',
+        'service-router/web: Routes[0].Match.HTTP.Header[0].Regex: expected a regular expression (RE2, Envoy\'s), got "[" (missing closing ]: `[`)',
       ],
     ],
     [
