@@ -140,7 +140,7 @@ function stateCipher(kind: StateKind, flags: StateFlags): StateCipher {
 }
 
 /** A boolean flag may arrive as a string from its environment variable. */
-function isTrue(value: unknown): boolean {
+export function isTrue(value: unknown): boolean {
   if (typeof value === 'string') return ['true', '1', 'yes', 'on'].includes(value.toLowerCase());
   return value === true;
 }

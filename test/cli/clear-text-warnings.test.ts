@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isLoopbackHost } from '../../src/cli/clear-text-warnings.js';
 import { makeAdminTls } from '../support/admin-tls.js';
+import { startEtcd } from '../support/etcd.js';
 import { spawnCli, type CliProcess } from '../support/cli-process.js';
 import { httpGet } from '../support/http-app.js';
 import { freePorts } from '../support/ports.js';
@@ -65,5 +66,17 @@ describe('serve: secrets in clear text', () => {
       expect(isLoopbackHost(host), host).toBe(true);
     for (const host of ['0.0.0.0', '::', '10.0.0.5', 'cp.internal'])
       expect(isLoopbackHost(host), host).toBe(false);
+  });
+
+  it('--state-insecure-plaintext warns that the CA keys sit unencrypted in the store', async () => {
+    const etcd = await startEtcd('clear-text');
+    try {
+      const state = ['--state', 'etcd', '--etcd', etcd.endpoint, '--host', '127.0.0.1'];
+      expect(await warningsOf([...state, '--state-insecure-plaintext'])).toEqual([
+        "--state-insecure-plaintext: the CA's root keys and the token signing key are kept in etcd unencrypted: anyone who can read the state prefix can sign certificates and mint tokens for any service; give --state-encryption-key FILE outside development",
+      ]);
+    } finally {
+      await etcd.remove();
+    }
   });
 });
