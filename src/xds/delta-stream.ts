@@ -194,7 +194,12 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         // has those names, at the versions it had.
         const stillHeld = new Map(owed.map((n) => [n, this.known(kind, sub, n)] as const));
         this.respond(kind, view, delta.upserts, [], stillHeld);
-      } else if (owed.length === 0) this.settleOn(sub, view);
+      } else if (owed.length === 0) {
+        // A first request that came before the first snapshot (a reconnect holding everything
+        // already) is answered still, empty: Envoy waits for an answer to each first request.
+        if (this.status(kind).sentNonce === undefined) this.respond(kind, view, [], []);
+        else this.settleOn(sub, view);
+      }
     }
     // Removals wait for the end of a hold too: the proxy keeps those names meanwhile (the
     // subscriptions still owe their removal, so the push after the hold sends it).

@@ -83,6 +83,26 @@ describe('delta ADS', () => {
     expect(res.removedResources ?? []).toEqual([]);
   });
 
+  it('answers a reconnect made while the control plane was not ready yet, even with nothing to change', async () => {
+    // A control plane restarted with an invalid traffic file: sidecars reconnect before its
+    // first snapshot. Their first requests are answered once it has one, changes or not.
+    const before = await fx.start({ catalog: twoServices() });
+    const cds = { node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') };
+    const had = versionsOf(await fx.deltaOnce(before.port, cds));
+    const cp = await fx.start();
+    const c = fx.delta(cp.port);
+    c.send({ ...cds, initialResourceVersions: had });
+    await c.expectSilence(200);
+    cp.apply(twoServices());
+    const res = await c.next();
+    expect(res.resources ?? []).toEqual([]);
+    expect(res.removedResources ?? []).toEqual([]);
+    c.send(deltaAck(res));
+    await c.expectSilence(200);
+    const stream = [...cp.server.connected.values()][0]!;
+    expect(syncState(stream.types.get('clusters'))).toBe('SYNCED');
+  });
+
   it('resends a resource on resubscribe after unsubscribe', async () => {
     const cp = await fx.start({ catalog: twoServices() });
     const c = fx.delta(cp.port);
