@@ -274,12 +274,21 @@ function withoutNulls(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
 }
 
+/**
+ * A header a route may add, set or remove: Envoy refuses the whole route configuration (a
+ * NACK: ":-prefixed or host headers may not be modified") if one is a :pseudo-header or host.
+ */
+const editableHeaderName = headerName.refine(
+  (h) => !h.startsWith(':') && h.toLowerCase() !== 'host',
+  { error: expected('a header Envoy lets a route change (not a :pseudo-header or host)') },
+);
+
 /** Consul's header modifiers (RequestHeaders / ResponseHeaders). */
 export const headerEdits = consulObject(
   {
-    Add: record(headerName, str('a header value'), 'header names to values').default({}),
-    Set: record(headerName, str('a header value'), 'header names to values').default({}),
-    Remove: list(headerName, 'header names').default([]),
+    Add: record(editableHeaderName, str('a header value'), 'header names to values').default({}),
+    Set: record(editableHeaderName, str('a header value'), 'header names to values').default({}),
+    Remove: list(editableHeaderName, 'header names').default([]),
   },
   'header modifiers ({ Add, Set, Remove })',
 );

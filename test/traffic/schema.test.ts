@@ -497,6 +497,18 @@ describe('parseEntry: every rule names the entry, the path and the value', () =>
       ['service-splitter/web: Splits: expected weights summing to 100, got 99.5'],
     ],
     [
+      'header edits leave :pseudo-headers and host alone (Envoy NACKs the routes otherwise)',
+      destination({
+        RequestHeaders: { Set: { ':authority': 'x', 'x-ok': '1' }, Remove: ['Host'] },
+        ResponseHeaders: { Add: { ':status': '200' } },
+      }),
+      [
+        'service-router/web: Routes[0].Destination.RequestHeaders.Set[":authority"]: expected a header Envoy lets a route change (not a :pseudo-header or host), got ":authority"',
+        'service-router/web: Routes[0].Destination.RequestHeaders.Remove[0]: expected a header Envoy lets a route change (not a :pseudo-header or host), got "Host"',
+        'service-router/web: Routes[0].Destination.ResponseHeaders.Add[":status"]: expected a header Envoy lets a route change (not a :pseudo-header or host), got ":status"',
+      ],
+    ],
+    [
       'a prefix rewrite is a path',
       router([{ Match: { HTTP: { PathPrefix: '/a' } }, Destination: { PrefixRewrite: 'b/' } }]),
       [
