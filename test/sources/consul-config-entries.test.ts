@@ -66,14 +66,16 @@ const API_INTENTIONS = {
   Name: 'api',
   Sources: [{ Name: 'web', Action: 'deny' }],
 };
-/** Consul accepts a negative timeout; lucid-mesh does not. */
+/** Consul stores a PathRegex without compiling it; lucid-mesh refuses one that is not a regex. */
 const BAD_ROUTER = {
   Kind: 'service-router',
   Name: 'bad',
-  Routes: [{ Destination: { RequestTimeout: '-5s' } }],
+  Routes: [{ Match: { HTTP: { PathRegex: '/slow(' } } }],
 };
-const BAD_MESSAGE =
-  'service-router/bad: Routes[0].Destination.RequestTimeout: expected a duration ≥ 0, got "-5s"';
+/** What the problem says (the regex engine's own reason after it may vary). */
+const BAD_MESSAGE = expect.stringMatching(
+  /^service-router\/bad: Routes\[0\]\.Match\.HTTP\.PathRegex: expected a regular expression.*"\/slow\("/,
+) as unknown;
 
 /** Kinds in an order Consul lets them be deleted (dependants first). */
 const DELETE_ORDER = [
@@ -272,7 +274,7 @@ describe('ConsulTrafficSource against a real Consul agent', () => {
     expect(source.current()?.splitters.has('api')).toBe(true);
 
     // The rejected entry fixed: it applies and its problem goes.
-    await write({ ...BAD_ROUTER, Routes: [{ Destination: { RequestTimeout: '5s' } }] });
+    await write({ ...BAD_ROUTER, Routes: [{ Match: { HTTP: { PathRegex: '/slow.*' } } }] });
     await waitFor(() => source.current()?.routers.has('bad'), { what: 'the fixed router' });
     expect(source.problems()).toEqual([]);
     // Broken again: it stops applying (Consul holds it; lucid-mesh cannot use it).
