@@ -95,6 +95,17 @@ export const unlessZero = (v: number): number | undefined => (v === 0 ? undefine
 /** A duration where 0 means not set (unlessZero). */
 export const durationUnlessZero = duration.transform(unlessZero);
 
+/** A duration Envoy requires above zero (a fault's delay: a NACK otherwise). */
+export const positiveDuration = duration.refine((ms) => ms > 0, {
+  error: (i) => `expected a duration > 0, got ${show(i.input)} ms`,
+});
+
+/** Envoy's UInt32Value fields (limits, counts): larger numbers would wrap around. */
+export const UINT32_MAX = 4_294_967_295;
+export const uint32 = int(0).max(UINT32_MAX, {
+  error: expected(`integer ≤ ${UINT32_MAX} (Envoy's uint32)`),
+});
+
 /** A regular expression as Envoy runs it: RE2's syntax (re2.ts). */
 export const regex = str('a regular expression').superRefine((text, ctx) => {
   const reason = re2Problem(text);

@@ -16,6 +16,9 @@ import {
   consulObject,
   duration,
   durationUnlessZero,
+  positiveDuration,
+  uint32,
+  UINT32_MAX,
   filter,
   unlessZero,
   headerEdits,
@@ -48,6 +51,9 @@ import {
   tracingFromConfig,
 } from './observability.js';
 import { LB_POLICIES, type EntryKind } from './types.js';
+
+/** Envoy's bound on ring_hash_lb_config's minimum and maximum ring sizes. */
+const MAX_RING_SIZE = 8_388_608;
 
 const TENANCY = ['Namespace', 'Partition'];
 const BOOKKEEPING = ['CreateIndex', 'ModifyIndex', 'Hash', 'Meta', 'EnterpriseMeta'];
@@ -93,9 +99,9 @@ export function isCatchAll(route: { readonly Match?: { readonly HTTP?: object } 
 function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
   const limits = consulObject(
     {
-      MaxConnections: int(0).optional(),
-      MaxPendingRequests: int(0).optional(),
-      MaxConcurrentRequests: int(0).optional(),
+      MaxConnections: uint32.optional(),
+      MaxPendingRequests: uint32.optional(),
+      MaxConcurrentRequests: uint32.optional(),
     },
     'limits ({ MaxConnections, MaxPendingRequests, MaxConcurrentRequests })',
   );
@@ -103,7 +109,7 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
   const passiveHealthCheck = consulObject(
     {
       Interval: durationUnlessZero.optional(),
-      MaxFailures: int(0).optional(),
+      MaxFailures: uint32.optional(),
       EnforcingConsecutive5xx: int(0, 100).optional(),
       MaxEjectionPercent: int(0, 100).optional(),
       BaseEjectionTime: durationUnlessZero.optional(),
@@ -288,7 +294,7 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
       PrefixRewrite: path.optional(),
       RequestTimeout: routeTimeout.optional(),
       IdleTimeout: routeTimeout.optional(),
-      NumRetries: int(0).optional(),
+      NumRetries: uint32.optional(),
       RetryOnConnectFailure: bool.default(false),
       RetryOn: list(oneOf(RETRY_ON), 'retry conditions').default([]),
       RetryOnStatusCodes: list(int(100, 599), 'HTTP status codes').default([]),
@@ -315,7 +321,7 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
       Fault: consulObject(
         {
           Delay: consulObject(
-            { Duration: duration, Percent: percent.default(100) },
+            { Duration: positiveDuration, Percent: percent.default(100) },
             'a delay ({ Duration, Percent })',
           ).optional(),
           Abort: consulObject(
@@ -439,11 +445,15 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
         .preprocess((v) => (v === '' ? undefined : v), oneOf(LB_POLICIES).optional())
         .transform((p) => p ?? 'round_robin'),
       LeastRequestConfig: consulObject(
-        { ChoiceCount: int(2).optional() },
+        { ChoiceCount: int(2, UINT32_MAX).optional() },
         'a least-request config',
       ).optional(),
       RingHashConfig: consulObject(
-        { MinimumRingSize: int(1).optional(), MaximumRingSize: int(1).optional() },
+        // Envoy's limit for both: 8M entries.
+        {
+          MinimumRingSize: int(1, MAX_RING_SIZE).optional(),
+          MaximumRingSize: int(1, MAX_RING_SIZE).optional(),
+        },
         'a ring-hash config',
       ).optional(),
       HashPolicies: list(hashPolicy, 'hash policies').default([]),

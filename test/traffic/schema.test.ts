@@ -509,6 +509,31 @@ describe('parseEntry: every rule names the entry, the path and the value', () =>
       ],
     ],
     [
+      'what Envoy would refuse or wrap: a 0 s fault delay, counts past uint32, ring sizes past 8M',
+      {
+        Kind: 'service-router',
+        Name: 'web',
+        Routes: [
+          { Destination: { NumRetries: 5_000_000_000, Fault: { Delay: { Duration: '0s' } } } },
+        ],
+      },
+      [
+        "service-router/web: Routes[0].Destination.NumRetries: expected integer ≤ 4294967295 (Envoy's uint32), got 5000000000",
+        'service-router/web: Routes[0].Destination.Fault.Delay.Duration: expected a duration > 0, got 0 ms',
+      ],
+    ],
+    [
+      'limits are Envoy’s uint32',
+      {
+        Kind: 'service-defaults',
+        Name: 'web',
+        UpstreamConfig: { Defaults: { Limits: { MaxConnections: 5_000_000_000 } } },
+      },
+      [
+        "service-defaults/web: UpstreamConfig.Defaults.Limits.MaxConnections: expected integer ≤ 4294967295 (Envoy's uint32), got 5000000000",
+      ],
+    ],
+    [
       'a prefix rewrite is a path',
       router([{ Match: { HTTP: { PathPrefix: '/a' } }, Destination: { PrefixRewrite: 'b/' } }]),
       [
