@@ -67,6 +67,8 @@ interface Delta {
 
 export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
   private readonly subs = new KindSlots<Subscription>();
+  /** Clusters sent anew to a reconnect before it asked for endpoints (resendEndpointsOf). */
+  private edsOwed: Set<string> | undefined;
 
   protected onRequest(kind: ResourceKind, req: DecodedDeltaRequest): void {
     // Stale or not, the subscription changes in a delta request are deltas and must be
@@ -131,6 +133,13 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       sub.names = internNames(names);
     }
     const view = this.view;
+    if (kind === 'endpoints' && this.edsOwed) {
+      // Clusters this reconnect was sent changed: their endpoints are owed whatever it holds.
+      if (held) sub.exceptions = exceptionsOf(held.toMap());
+      held = undefined;
+      for (const name of this.edsOwed) if (sub.exceptions.has(name)) except(sub, name, undefined);
+      this.edsOwed = undefined;
+    }
     if (held) {
       // A sidecar failing over nearly always holds exactly what this replica would send: then
       // one digest comparison (made once per snapshot and subscription) replaces reading and
@@ -152,6 +161,11 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         ? delta.upserts.filter((r) => !subscribe.includes(r.name) && !view.get(kind, r.name))
         : [];
       const upserts = late.length > 0 ? delta.upserts.filter((r) => !late.includes(r)) : null;
+      // Clusters a reconnect holds at another version: Envoy waits for their endpoints again.
+      const replaced =
+        kind === 'clusters' && first
+          ? delta.upserts.filter((r) => sub.exceptions.get(r.name) !== undefined).map((r) => r.name)
+          : [];
       // The first request is always answered, even with nothing, so Envoy finishes
       // initialising that type (an empty mesh is a valid mesh).
       if (first || delta.upserts.length > 0 || delta.removed.length > 0) {
@@ -163,6 +177,30 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       }
       // New clusters' endpoints sent: the updates held for them follow.
       if (waiting) this.warming.sent(sub.names);
+      if (replaced.length > 0) this.resendEndpointsOf(replaced, view);
+    }
+  }
+
+  /**
+   * Envoy issue 13009 on a reconnect: clusters it held and was sent anew wait for their
+   * ClusterLoadAssignments, even unchanged ones it also holds (it said so, and was told
+   * nothing: the clusters stayed warming until Envoy's 15 s initial fetch timeout). Sent now
+   * if the proxy subscribes to them, or owed to its first EDS request.
+   */
+  private resendEndpointsOf(clusters: readonly string[], view: ProxyView): void {
+    const eds = this.subs.get('endpoints');
+    if (!eds) {
+      this.edsOwed = new Set(clusters);
+      return;
+    }
+    const owed = clusters.filter((n) => eds.names.has(n));
+    if (owed.length === 0) return;
+    for (const name of owed) except(eds, name, undefined);
+    const delta = eds.base
+      ? this.deltaFor('endpoints', view, this.everyName('endpoints', eds, view))
+      : this.deltaFromExceptions('endpoints', eds, view);
+    if (delta.upserts.length > 0 || delta.removed.length > 0) {
+      this.respond('endpoints', view, delta.upserts, delta.removed);
     }
   }
 

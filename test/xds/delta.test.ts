@@ -1,7 +1,7 @@
 // Delta (incremental) ADS protocol behaviour, against the real gRPC server in-process.
 import { describe, expect, it } from 'vitest';
 import { syncState } from '../../src/xds/type-status.js';
-import { deltaAck, node, typeUrl, versionsOf } from '../support/ads-client.js';
+import { deltaAck, kindOf, node, typeUrl, versionsOf } from '../support/ads-client.js';
 import { protocolFixture, twoServices, twoServicesWithWorld2 } from '../support/control-plane.js';
 
 const fx = protocolFixture();
@@ -102,6 +102,40 @@ describe('delta ADS', () => {
     const stream = [...cp.server.connected.values()][0]!;
     expect(syncState(stream.types.get('clusters'))).toBe('SYNCED');
   });
+
+  it.each(['clusters first', 'endpoints first'])(
+    'a reconnect sent changed clusters is sent their endpoints too, though it holds them (Envoy issue 13009; %s)',
+    async (order) => {
+      const cp = await fx.start({ catalog: twoServices() });
+      const cds = { node: node('hello-1', 'hello'), typeUrl: typeUrl('clusters') };
+      const eds = {
+        ...cds,
+        typeUrl: typeUrl('endpoints'),
+        resourceNamesSubscribe: ['hello', 'world'],
+      };
+      const cdsHad = versionsOf(await fx.deltaOnce(cp.port, cds));
+      const edsHad = versionsOf(await fx.deltaOnce(cp.port, eds));
+      // While the proxy was away (a control plane restart): world's cluster changed, not its endpoints.
+      const doc = twoServices() as { services: Array<Record<string, unknown>> };
+      doc.services[1]!.protocol = 'http2';
+      cp.apply(doc);
+
+      const c = fx.delta(cp.port);
+      const requests = [
+        { ...cds, initialResourceVersions: cdsHad },
+        { ...eds, initialResourceVersions: edsHad },
+      ];
+      for (const r of order === 'clusters first' ? requests : requests.reverse()) c.send(r);
+      const got = await c.take(order === 'clusters first' ? 2 : 3);
+      const clusters = got.find((r) => kindOf(r) === 'clusters')!;
+      expect(Object.keys(versionsOf(clusters))).toEqual(['world']);
+      const endpoints = got
+        .filter((r) => kindOf(r) === 'endpoints')
+        .flatMap((r) => Object.keys(versionsOf(r)));
+      expect(endpoints).toEqual(['world']);
+      await c.expectSilence(200);
+    },
+  );
 
   it('resends a resource on resubscribe after unsubscribe', async () => {
     const cp = await fx.start({ catalog: twoServices() });
