@@ -11,34 +11,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import type { RunningControlPlane } from '../../src/app.js';
 import { openCa } from '../../src/ca/index.js';
-import type { Catalog } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import type { CatalogSink, DiscoverySource } from '../../src/sources/source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
 import { node, sotwClient, typeUrl } from '../support/ads-client.js';
+import { SettableSource, adminGet, startLoopbackControlPlane } from '../support/settable-source.js';
 import { toolPath } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
 const promtool = toolPath('promtool');
 const alertsFile = resolve('compose/prometheus/alerts.yml');
 const scratch = mkdtempSync(join(tmpdir(), 'lucid-alert-series-'));
-
-/** As the file source: a catalog, then (fail) one rejected edit, reported once. */
-class StaticSource implements DiscoverySource {
-  readonly name = 'file';
-  private sink: CatalogSink | undefined;
-  constructor(private readonly catalog: Catalog) {}
-  async start(sink: CatalogSink): Promise<void> {
-    this.sink = sink;
-    sink.update(this.catalog);
-  }
-  fail(message: string): void {
-    this.sink?.error(new Error(message));
-  }
-  async stop(): Promise<void> {}
-}
 
 const catalog = parseCatalog({
   services: [
@@ -49,19 +32,11 @@ const catalog = parseCatalog({
   ],
 });
 
-const source = new StaticSource(catalog);
+// Named as the file source is: a catalog, then (fail) one rejected edit, reported once.
+const source = new SettableSource(catalog, 'file');
 let cp: RunningControlPlane;
 beforeAll(async () => {
-  cp = await startControlPlane({
-    source,
-    logger: silentLogger,
-    host: '127.0.0.1',
-    xdsPort: 0,
-    adminPort: 0,
-    debounceMs: 5,
-    maxDebounceMs: 20,
-  });
-  await waitFor(() => cp.store.ready, { what: 'the first snapshot' });
+  cp = await startLoopbackControlPlane(source);
 });
 afterAll(async () => {
   await cp?.stop();
@@ -69,9 +44,7 @@ afterAll(async () => {
 });
 
 async function scrape(): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${cp.adminPort}/metrics`);
-  expect(res.status).toBe(200);
-  return res.text();
+  return (await adminGet(cp, '/metrics')).text();
 }
 
 /** `{labels}` → value of every sample of `name` in an exposition. */
@@ -234,22 +207,14 @@ describe('a sidecar refused at every reconnect (real promtool on a running contr
   it('ProxyStreamsRefused fires while a sidecar with an expired token keeps retrying', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'lucid-alert-series-ca-'));
     const ca = await openCa({ dataDir, env: {} });
-    const secured = await startControlPlane({
-      source: new StaticSource(catalog),
-      logger: silentLogger,
-      host: '127.0.0.1',
-      xdsPort: 0,
-      adminPort: 0,
-      debounceMs: 5,
-      maxDebounceMs: 20,
+    const secured = await startLoopbackControlPlane(new SettableSource(catalog, 'file'), {
       security: { ca, mtls: false, auth: 'token', adminAuth: 'none' },
     });
     try {
       // Issued for a second: expired by the time the sidecar reconnects.
       const token = await ca.tokens.issue('hello', 1000);
       await new Promise((r) => setTimeout(r, 2100));
-      const scrapeIt = async () =>
-        (await fetch(`http://127.0.0.1:${secured.adminPort}/metrics`)).text();
+      const scrapeIt = async () => (await adminGet(secured, '/metrics')).text();
       // A scrape every 30 s; the sidecar retries once between scrapes (Envoy backs off to 30 s).
       const scrapes = [await scrapeIt()];
       for (let i = 0; i < 24; i++) {

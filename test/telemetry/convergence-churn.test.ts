@@ -5,28 +5,16 @@
 // trickle of changes). A superseded change is counted once the proxies have a newer snapshot,
 // which holds it, from its own source change.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
-import type { Catalog } from '../../src/catalog/model.js';
+import type { RunningControlPlane } from '../../src/app.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import type { CatalogSink, DiscoverySource } from '../../src/sources/source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
 import type { DiscoveryResponse } from '../../src/xds/messages.js';
 import { ack, node, sotwClient, typeUrl, type SotwStreamClient } from '../support/ads-client.js';
+import {
+  SettableSource,
+  convergenceOf,
+  startLoopbackControlPlane,
+} from '../support/settable-source.js';
 import { waitFor } from '../support/wait.js';
-
-class SettableSource implements DiscoverySource {
-  readonly name = 'test';
-  private sink: CatalogSink | undefined;
-  constructor(private readonly first: Catalog) {}
-  async start(sink: CatalogSink): Promise<void> {
-    this.sink = sink;
-    sink.update(this.first);
-  }
-  set(catalog: Catalog): void {
-    this.sink?.update(catalog);
-  }
-  async stop(): Promise<void> {}
-}
 
 const catalogOf = (n: number) =>
   parseCatalog({
@@ -43,34 +31,15 @@ let client: SotwStreamClient | undefined;
 const ACK_DELAY_MS = 250;
 
 beforeAll(async () => {
-  cp = await startControlPlane({
-    source,
-    logger: silentLogger,
-    host: '127.0.0.1',
-    xdsPort: 0,
-    adminPort: 0,
-    debounceMs: 5,
-    maxDebounceMs: 20,
-  });
-  await waitFor(() => cp.store.ready, { what: 'the first snapshot' });
+  cp = await startLoopbackControlPlane(source);
 });
 afterAll(async () => {
   client?.close();
   await cp?.stop();
 });
 
-const get = async (path: string) => {
-  const res = await fetch(`http://127.0.0.1:${cp.adminPort}${path}`);
-  expect(res.status).toBe(200);
-  return res;
-};
-const changes = async () =>
-  ((await (await get('/v1/convergence')).json()) as { changes: Array<{ seconds: number }> })
-    .changes;
-const observations = async () =>
-  Number(
-    /^lucid_mesh_convergence_seconds_count (\d+)$/m.exec(await (await get('/metrics')).text())?.[1],
-  );
+const changes = async () => (await convergenceOf(cp)).changes;
+const observations = async () => (await convergenceOf(cp)).observations;
 
 /** A SotW proxy for clusters that ACKs its latest response ACK_DELAY_MS after it arrived. */
 function slowProxy(c: SotwStreamClient): { received: () => number } {

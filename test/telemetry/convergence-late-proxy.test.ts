@@ -5,28 +5,15 @@
 // two Envoys), in lucid_mesh_convergence_seconds (SlowConfigConvergence's p99) and in the
 // console's convergence chart (/v1/convergence).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
-import type { Catalog } from '../../src/catalog/model.js';
+import type { RunningControlPlane } from '../../src/app.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
-import type { CatalogSink, DiscoverySource } from '../../src/sources/source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
 import { ack, node, sotwClient, typeUrl, type SotwStreamClient } from '../support/ads-client.js';
+import {
+  SettableSource,
+  convergenceOf,
+  startLoopbackControlPlane,
+} from '../support/settable-source.js';
 import { waitFor } from '../support/wait.js';
-
-class SettableSource implements DiscoverySource {
-  readonly name = 'test';
-  private sink: CatalogSink | undefined;
-  constructor(private catalog: Catalog) {}
-  async start(sink: CatalogSink): Promise<void> {
-    this.sink = sink;
-    sink.update(this.catalog);
-  }
-  set(catalog: Catalog): void {
-    this.catalog = catalog;
-    this.sink?.update(catalog);
-  }
-  async stop(): Promise<void> {}
-}
 
 const instance = (id: string, port: number) => ({ id, address: '127.0.0.1', port });
 const catalogOf = (...services: string[]) =>
@@ -39,34 +26,15 @@ let cp: RunningControlPlane;
 let client: SotwStreamClient | undefined;
 
 beforeAll(async () => {
-  cp = await startControlPlane({
-    source,
-    logger: silentLogger,
-    host: '127.0.0.1',
-    xdsPort: 0,
-    adminPort: 0,
-    debounceMs: 5,
-    maxDebounceMs: 20,
-  });
-  await waitFor(() => cp.store.ready, { what: 'the first snapshot' });
+  cp = await startLoopbackControlPlane(source);
 });
 afterAll(async () => {
   client?.close();
   await cp?.stop();
 });
 
-const get = async (path: string) => {
-  const res = await fetch(`http://127.0.0.1:${cp.adminPort}${path}`);
-  expect(res.status).toBe(200);
-  return res;
-};
-const changes = async () =>
-  ((await (await get('/v1/convergence')).json()) as { changes: Array<{ seconds: number }> })
-    .changes;
-const observations = async () =>
-  Number(
-    /^lucid_mesh_convergence_seconds_count (\d+)$/m.exec(await (await get('/metrics')).text())?.[1],
-  );
+const changes = async () => (await convergenceOf(cp)).changes;
+const observations = async () => (await convergenceOf(cp)).observations;
 
 /** Receives the next clusters response and ACKs it. */
 async function receiveAndAck(c: SotwStreamClient): Promise<void> {
