@@ -156,6 +156,14 @@ export class ChainCompiler {
       const protocol = this.protocolOf(service);
       if (protocol !== undefined && isHttpFamily(protocol)) return this.split(service, seen);
     }
+    const protocol = this.protocolOf(service);
+    if (service !== origin.name && protocol !== undefined && !isHttpFamily(protocol)) {
+      // Consul refuses an L7 route or split to an L4 service; Envoy sends it HTTP regardless.
+      this.problem(
+        origin,
+        `service "${service}" is ${protocol}; requests routed to it are sent as HTTP all the same`,
+      );
+    }
     const backend = this.resolve(service, subset, origin, new Set());
     return backend === undefined ? undefined : [{ backend, weight: TOTAL_WEIGHT }];
   }

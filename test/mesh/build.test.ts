@@ -134,6 +134,28 @@ describe('the discovery chain', () => {
     ]);
   });
 
+  it('a route or split to a tcp service is reported (Consul refuses it)', () => {
+    const mesh = meshOf([
+      { Kind: 'service-defaults', Name: 'billing', Protocol: 'tcp' },
+      {
+        Kind: 'service-router',
+        Name: 'api',
+        Routes: [{ Match: { HTTP: { PathPrefix: '/pay' } }, Destination: { Service: 'billing' } }],
+      },
+      {
+        Kind: 'service-splitter',
+        Name: 'web',
+        Splits: [{ Weight: 50, Service: 'billing' }, { Weight: 50 }],
+      },
+    ]);
+    expect(mesh.problems.map((p) => `${p.kind}/${p.name}: ${p.message}`)).toEqual(
+      expect.arrayContaining([
+        'service-router/api: Routes[0].Destination: service "billing" is tcp; requests routed to it are sent as HTTP all the same',
+        'service-splitter/web: Splits[0]: service "billing" is tcp; requests routed to it are sent as HTTP all the same',
+      ]),
+    );
+  });
+
   it('a failover datacenter without instances is reported once, not once per subset', () => {
     const mesh = meshOf([
       {
