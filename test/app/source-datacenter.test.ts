@@ -1,11 +1,11 @@
 // Without --datacenter the control plane is in its source's datacenter (Consul: the agent's),
 // so instances the source reports there, and sidecars that name it, are local.
 import { afterEach, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../../src/app.js';
+import type { RunningControlPlane } from '../../src/app.js';
 import type { Catalog } from '../../src/catalog/model.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import type { CatalogSink, DiscoverySource } from '../../src/sources/source.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import { startLoopbackControlPlane } from '../support/settable-source.js';
 import { waitFor } from '../support/wait.js';
 
 /** A source in datacenter "east" (the Consul one is tested against real Consul in test/sources). */
@@ -40,16 +40,10 @@ afterEach(async () => {
 });
 
 async function start(datacenter?: string): Promise<RunningControlPlane> {
-  cp = await startControlPlane({
-    source: new EastSource(catalog),
-    logger: silentLogger,
-    host: '127.0.0.1',
-    xdsPort: 0,
-    adminPort: 0,
-    debounceMs: 5,
-    maxDebounceMs: 20,
-    ...(datacenter ? { mesh: { datacenter } } : {}),
-  });
+  cp = await startLoopbackControlPlane(
+    new EastSource(catalog),
+    datacenter ? { mesh: { datacenter } } : {},
+  );
   return cp;
 }
 
