@@ -329,7 +329,8 @@ function retryPolicy(d: RouteDestination): { retry?: RetryPolicy } {
   return {
     retry: {
       retryOn: [...on].sort(),
-      ...(retries !== undefined ? { numRetries: retries } : {}),
+      // As Consul: NumRetries 0 is not set, so Envoy's default (1 retry) applies.
+      ...(retries !== undefined && retries > 0 ? { numRetries: retries } : {}),
       retriableStatusCodes: [...d.RetryOnStatusCodes].sort((a, b) => a - b),
       ...(d.RetryBackoff
         ? {

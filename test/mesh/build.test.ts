@@ -221,6 +221,24 @@ describe('the discovery chain', () => {
       ],
     });
   });
+
+  it('NumRetries 0 with RetryOn is not set, as in Consul: Envoy then retries once (its default)', () => {
+    const mesh = meshOf([
+      {
+        Kind: 'service-router',
+        Name: 'api',
+        Routes: [
+          {
+            Match: { HTTP: { PathPrefix: '/r' } },
+            Destination: { NumRetries: 0, RetryOnConnectFailure: true },
+          },
+        ],
+      },
+    ]);
+    const retry = meshService(mesh, 'api')!.routes[0]!.retry!;
+    expect(retry.retryOn).toEqual(['connect-failure']);
+    expect(retry).not.toHaveProperty('numRetries');
+  });
 });
 
 describe('reuse', () => {
