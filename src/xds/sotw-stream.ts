@@ -40,6 +40,8 @@ interface Subscription {
 /** Names added to a subscription at once that are answered with a block shared by streams. */
 const MAX_SHARED_ADDED = 16;
 
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 export class SotwStream extends AdsStream<SotwRequest> {
   private readonly subs = new KindSlots<Subscription>();
   /** Clusters gone from the view that CDS responses keep while a warming hold lasts. */
@@ -194,20 +196,23 @@ export class SotwStream extends AdsStream<SotwRequest> {
     view: ProxyView,
     upserts: Map<ResourceKind, string[] | 'all'>,
     hold: boolean,
-  ): string[] {
+  ): readonly string[] {
     const planned = upserts.get('endpoints');
-    const standIns = new Set(this.owedStandIns);
-    if (Array.isArray(planned)) {
+    // Every stream, every change: nothing is copied unless a planned name has become a stand-in.
+    let standIns = this.owedStandIns;
+    if (Array.isArray(planned) && planned.some((n) => view.get('endpoints', n) === undefined)) {
       const real = planned.filter((n) => view.get('endpoints', n) !== undefined);
+      standIns = new Set(standIns);
       for (const n of planned) if (view.get('endpoints', n) === undefined) standIns.add(n);
       if (real.length > 0) upserts.set('endpoints', real);
       else upserts.delete('endpoints');
     }
     if (hold) {
-      this.owedStandIns = standIns.size > 0 ? standIns : undefined;
-      return [];
+      this.owedStandIns = standIns && standIns.size > 0 ? standIns : undefined;
+      return NO_NAMES;
     }
     this.owedStandIns = undefined;
+    if (!standIns) return NO_NAMES;
     const names = this.subs.get('endpoints')?.names;
     return [...standIns].filter((n) => names?.has(n) && view.get('endpoints', n) === undefined);
   }
