@@ -10,7 +10,7 @@
 // entries in between: scanning the whole 3 MB text character by character was ~19 ms a change
 // at 10,000 services. Its result is exactly splitJsonCatalog's for the new text (a property
 // test edits texts at random to check it).
-import { MAX_DOCUMENT_NESTING } from './load-document.js';
+import { MAX_DOCUMENT_NESTING, isJsonSpace } from './load-document.js';
 
 export interface JsonCatalogSplit {
   readonly text: string;
@@ -40,19 +40,12 @@ const CLOSE_ARRAY = 93; // ]
 const OPEN_OBJECT = 123; // {
 const CLOSE_OBJECT = 125; // }
 
-/**
- * JSON's own whitespace only. Not what String#trim takes: that includes a no-break space, which
- * JSON.parse of the whole text refuses, so an entry with one would be accepted on an edit and
- * refused at the next start.
- */
-const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
-
-/** `s` without JSON's whitespace at either end (see isSpace). */
+/** `s` without JSON's whitespace at either end (isJsonSpace). */
 export function trimJsonSpace(s: string): string {
   let a = 0;
   let b = s.length;
-  while (a < b && isSpace(s.charCodeAt(a))) a++;
-  while (b > a && isSpace(s.charCodeAt(b - 1))) b--;
+  while (a < b && isJsonSpace(s.charCodeAt(a))) a++;
+  while (b > a && isJsonSpace(s.charCodeAt(b - 1))) b--;
   return s.slice(a, b);
 }
 
@@ -90,7 +83,7 @@ function scanEntries(
   let seen = false; // anything but whitespace since the last separator
   const close = (end: number) => {
     let e = end;
-    while (e > start && isSpace(text.charCodeAt(e - 1))) e--;
+    while (e > start && isJsonSpace(text.charCodeAt(e - 1))) e--;
     starts.push(start);
     ends.push(e);
   };
@@ -99,7 +92,7 @@ function scanEntries(
     if (!seen) {
       // Between entries (depth 0): where the old entries resume, if the scan is to stop there.
       if (i === stopAt) return i;
-      if (isSpace(c)) continue;
+      if (isJsonSpace(c)) continue;
       // `[]`; after a separator (entries before it), a trailing comma.
       if (c === CLOSE_ARRAY) return starts.length === 0 ? i : -1;
       if (c === COMMA) return -1; // an empty entry
@@ -134,7 +127,7 @@ function endOfValue(text: string, i: number): number {
   if (first !== OPEN_ARRAY && first !== OPEN_OBJECT) {
     while (i < n) {
       const c = text.charCodeAt(i);
-      if (c === COMMA || c === CLOSE_OBJECT || c === CLOSE_ARRAY || isSpace(c)) break;
+      if (c === COMMA || c === CLOSE_OBJECT || c === CLOSE_ARRAY || isJsonSpace(c)) break;
       i++;
     }
     return i;
@@ -159,7 +152,7 @@ export function splitJsonCatalog(text: string): JsonCatalogSplit | undefined {
   let i = 0;
   const n = text.length;
   const ws = () => {
-    while (i < n && isSpace(text.charCodeAt(i))) i++;
+    while (i < n && isJsonSpace(text.charCodeAt(i))) i++;
   };
   ws();
   if (text.charCodeAt(i) !== OPEN_OBJECT) return undefined;
@@ -266,7 +259,7 @@ export function resplitJsonCatalog(prev: JsonCatalogSplit, text: string): JsonRe
 /** The index of the `,` or `]` after an entry ending at `end`; -1 if something else follows. */
 function separatorAfter(text: string, end: number): number {
   let i = end;
-  while (i < text.length && isSpace(text.charCodeAt(i))) i++;
+  while (i < text.length && isJsonSpace(text.charCodeAt(i))) i++;
   const c = text.charCodeAt(i);
   return c === COMMA ? i : -1;
 }

@@ -149,6 +149,13 @@ function lineColumn(text: string, offset: number): string {
 }
 
 /**
+ * JSON's own whitespace (space, tab, LF, CR) at `c`, a char code. Not what String#trim takes:
+ * that includes a no-break space, which JSON.parse refuses, so an entry trimmed with it would
+ * be accepted on an edit and refused by the whole text's parse at the next start.
+ */
+export const isJsonSpace = (c: number): boolean => c === 32 || c === 10 || c === 13 || c === 9;
+
+/**
  * Finds the offset of the first JSON syntax error, for engines whose JSON.parse messages carry
  * no position (Node 20: `Unexpected token '}', "..." is not valid JSON`). Undefined = no error
  * found (should not happen when JSON.parse failed).
@@ -159,7 +166,7 @@ export function findJsonErrorOffset(text: string): number | undefined {
     constructor(readonly at: number) {}
   }
   const ws = () => {
-    while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i++;
+    while (i < text.length && isJsonSpace(text.charCodeAt(i))) i++;
   };
   const expect = (ch: string) => {
     if (text[i] !== ch) throw new Fail(i);

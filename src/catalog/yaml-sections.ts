@@ -8,6 +8,7 @@
 // caller parses the whole text, so what is accepted and every error message stay the same.
 import { parseDocument } from 'yaml';
 import { trimJsonSpace } from './json-items.js';
+import { isJsonSpace } from './load-document.js';
 
 /** YAML's anchors (&), aliases (*) and tags (!) where a node may start. */
 const NODE_PROPERTY = /(^|[\s[{,:-])[&*!]\S/m;
@@ -58,7 +59,7 @@ export function plainLines(text: string): string[] | undefined {
 export function splitJsonArray(text: string): string[] | undefined {
   let i = 0;
   const ws = () => {
-    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+    while (i < text.length && isJsonSpace(text.charCodeAt(i))) i++;
   };
   ws();
   if (text[i] !== '[') return undefined;
