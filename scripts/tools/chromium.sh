@@ -1,12 +1,13 @@
 # shellcheck shell=bash
 # Chromium from Debian, for the web console's browser tests (puppeteer-core drives it; no
-# library ever downloads a browser). Pinned to the exact version bookworm-security serves.
+# library ever downloads a browser). Pinned to the exact version bookworm-security serves; when
+# a security update has replaced it there, the version served now (deb_served_version).
 # Sourced by install-tools.sh. `apt-get install --simulate` names the packages this machine
 # lacks (chromium, chromium-common and the libraries not already installed); `apt-get download`
 # + `dpkg-deb -x` unpack them without installing anything (no postinst, no alternatives).
 # Cached at $CACHE_ROOT/chromium-<version>/ with a wrapper `chromium` that puts the unpacked
 # libraries on LD_LIBRARY_PATH; prints the wrapper's path.
-CHROMIUM_DEB_VERSION="${LUCID_CHROMIUM_DEB_VERSION:-156.0.8078.108-1~deb12u1}"
+CHROMIUM_DEB_VERSION="${LUCID_CHROMIUM_DEB_VERSION:-156.0.8078.114-1~deb12u1}"
 
 _chromium_ok() {
   local bin="$1"
@@ -15,6 +16,11 @@ _chromium_ok() {
 
 install_chromium() {
   local dir="$CACHE_ROOT/chromium-$CHROMIUM_DEB_VERSION"
+  if ! _chromium_ok "$dir/chromium"; then
+    deb_require chromium
+    CHROMIUM_DEB_VERSION="$(deb_served_version chromium chromium "$CHROMIUM_DEB_VERSION")"
+    dir="$CACHE_ROOT/chromium-$CHROMIUM_DEB_VERSION"
+  fi
   install_locked "chromium-$CHROMIUM_DEB_VERSION" _chromium_ok "$dir/chromium" _chromium_unpack
 }
 
@@ -23,13 +29,9 @@ _chromium_unpack() {
   log "installing chromium $CHROMIUM_DEB_VERSION from Debian (unpacked) into $dir"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
   # What apt would install here: chromium plus the dependencies this machine does not have.
-  # With stale or missing package lists the pinned version is unknown: refresh them once.
+  # (deb_served_version has made sure the package lists have this version.)
   local sim
-  if ! sim="$(apt-get install -s --no-install-recommends "chromium=$CHROMIUM_DEB_VERSION" 2>/dev/null)"; then
-    log "chromium: $CHROMIUM_DEB_VERSION not in the package lists; running apt-get update"
-    apt-get update -qq >/dev/null
-    sim="$(apt-get install -s --no-install-recommends "chromium=$CHROMIUM_DEB_VERSION")"
-  fi
+  sim="$(apt-get install -s --no-install-recommends "chromium=$CHROMIUM_DEB_VERSION")"
   local pkgs
   mapfile -t pkgs < <(awk '/^Inst /{print $2 "=" substr($3, 2)}' <<<"$sim")
   # (as root apt warns that its _apt user cannot write the cache dir: harmless, not shown)

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# dig (BIND 9) from Debian's `bind9-dnsutils`, pinned to the version bookworm serves, for the
+# dig (BIND 9) from Debian's `bind9-dnsutils`, pinned to the version bookworm-security serves (or, once a security update has
+# replaced it, the one served now: deb_served_version), for the
 # DNS tests (docs/dns.md). Sourced by install-tools.sh; same contract as etcd.sh: idempotent,
 # cached under $CACHE_ROOT, prints the path on stdout, logs to stderr. `apt-get download` +
 # `dpkg-deb -x` unpack without installing. dig needs BIND's own libraries (bind9-libs) and a
@@ -14,6 +15,11 @@ _dig_ok() { [[ -x "$1" ]] && "$1" -v >/dev/null 2>&1; }
 
 install_dig() {
   local version_dir="${DIG_DEB_VERSION//[:~]/_}"
+  if ! _dig_ok "$CACHE_ROOT/dig-$version_dir/dig"; then
+    deb_require dig
+    DIG_DEB_VERSION="$(deb_served_version dig bind9-dnsutils "$DIG_DEB_VERSION")"
+    version_dir="${DIG_DEB_VERSION//[:~]/_}"
+  fi
   local dir="$CACHE_ROOT/dig-$version_dir"
   install_locked "dig-$version_dir" _dig_ok "$dir/dig" _dig_unpack
 }

@@ -34,6 +34,32 @@ deb_unpack() {
   rm -rf "$1.tmp/debs"
 }
 
+# deb_served_version TOOL PKG PINNED: prints PINNED when Debian's package lists have it (refreshing
+# them once if not), else the version they offer now, with a log line naming both.
+# bookworm-security keeps only the latest build of a package it patched: when it ships the next
+# chromium or bind9, the pinned one is gone from every mirror, and a hard pin would fail every
+# fresh install until someone bumped it. The pin is still what a machine that has it gets.
+deb_served_version() {
+  local tool="$1" pkg="$2" pinned="$3"
+  _deb_serves() { apt-cache madison "$pkg" 2>/dev/null | awk -F'|' '{gsub(/ /, "", $2); print $2}' | grep -qxF "$pinned"; }
+  if ! _deb_serves; then
+    log "$tool: $pinned not in the package lists; running apt-get update"
+    apt-get update -qq >/dev/null
+  fi
+  if _deb_serves; then
+    echo "$pinned"
+    return
+  fi
+  local now
+  now="$(apt-cache policy "$pkg" | awk '/Candidate:/{print $2}')"
+  if [[ -z "$now" || "$now" == "(none)" ]]; then
+    log "$tool: Debian's package lists have no $pkg (pinned $pinned)"
+    return 1
+  fi
+  log "$tool: Debian no longer serves the pinned $pkg $pinned (a security update replaced it); using $now"
+  echo "$now"
+}
+
 # deb_keep_bins DIR BIN…: keeps only the unpacked /usr/bin/BIN… (static binaries) in DIR.tmp.
 deb_keep_bins() {
   local dir="$1" b
