@@ -2,6 +2,7 @@
 // are printed as `tail` prints them; each line starts with the replica's sequence number.
 import { styleText } from 'node:util';
 import type { AnyEventEnvelope } from '../events/envelope.js';
+import { problemLabel } from '../traffic/provider.js';
 import { formatEvent } from './tail-format.js';
 
 export function formatEnvelope(e: AnyEventEnvelope, colour: boolean): string {
@@ -30,7 +31,7 @@ export function formatEnvelope(e: AnyEventEnvelope, colour: boolean): string {
     case 'config.rejected':
       return (
         prefix +
-        `${time} ${paint('red', 'config.rejected')} ${e.data.kind}/${e.data.name}: ${e.data.message}`
+        `${time} ${paint('red', 'config.rejected')} ${problemLabel(e.data)}: ${e.data.message}`
       );
   }
 }

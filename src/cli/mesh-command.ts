@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import type { ConfigErrors, MeshDump } from '../admin/mesh-endpoints.js';
 import { describeMatch, describePermission } from '../mesh/explain.js';
 import type { Backend, MeshService, Route } from '../mesh/types.js';
-import type { ConfigProblem } from '../traffic/provider.js';
+import { problemLabel, type ConfigProblem } from '../traffic/provider.js';
 import type { Fault, Unsupported } from '../traffic/types.js';
 import { describeUnsupported } from '../traffic/traffic-file.js';
 import { AdminFlagError, adminConnection, getJson, withOperatorOptions } from './admin-client.js';
@@ -207,7 +207,7 @@ export function renderService(s: MeshService): string {
 }
 
 export function describeProblem(p: ConfigProblem): string {
-  return `${p.kind}/${p.name}: ${p.message}`;
+  return `${problemLabel(p)}: ${p.message}`;
 }
 
 /** The "Config problems" and "Unsupported" sections (status, mesh). */

@@ -6,10 +6,25 @@ import type { TrafficConfig, Unsupported } from './types.js';
 export interface ConfigProblem {
   /** Entry kind, e.g. "service-router". */
   readonly kind: string;
-  /** Entry name (the service it configures). */
+  /**
+   * Entry name (the service it configures); for a whole input (kind source, policy,
+   * traffic-file) where it comes from: a file path, "consul", "etcd".
+   */
   readonly name: string;
   /** What is wrong, naming the field path and the value. */
   readonly message: string;
+}
+
+/** Kinds whose problem names a whole input (a file path, a backend), not an entry. */
+const INPUT_KINDS: ReadonlySet<string> = new Set(['source', 'policy', 'traffic-file']);
+
+/**
+ * How status, events and config check name a problem: `service-router/api` for an entry (as
+ * Consul writes Kind/Name), `policy /etc/lucid/policy.yaml` for an input, whose name may be a
+ * path (`policy//etc/...` read as a path; a relative `policy.yaml` too).
+ */
+export function problemLabel(p: Pick<ConfigProblem, 'kind' | 'name'>): string {
+  return INPUT_KINDS.has(p.kind) ? `${p.kind} ${p.name}` : `${p.kind}/${p.name}`;
 }
 
 export interface TrafficProvider {

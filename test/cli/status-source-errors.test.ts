@@ -1,7 +1,8 @@
 // An operator edits the catalog (or the policy), makes a mistake, and asks `lucid-mesh status`
 // why nothing changed: the rejected edit is listed under "Config problems" (with the last good
 // one still in force) until the file is fixed. It said "none": the reason was only in serve's
-// log. Real serve on watched files, real CLI.
+// log. Real serve on watched files, real CLI. A problem with a whole input is named
+// `policy /abs/path`: it was `policy//abs/path`, which reads as a path.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,9 +64,10 @@ describe('lucid-mesh status and a rejected catalog edit', () => {
     const during = await runCli(['status', '--server', server]);
     expect(during.code, during.stderr).toBe(0);
     expect(during.stdout).toContain(
-      `  source/file: ${catalog.path}: services[0].instances[0].port: expected integer 1-65535, ` +
+      `  source file: ${catalog.path}: services[0].instances[0].port: expected integer 1-65535, ` +
         'got "80a" (the last good catalog stays in force)\n',
     );
+    expect(during.stdout).not.toContain('//');
     expect((await httpGet(`${server}/ready`)).status).toBe(200);
 
     catalog.write(GOOD);
@@ -106,7 +108,7 @@ describe('lucid-mesh status and a rejected policy edit', () => {
   it('lists the rejected policy edit until the file is fixed', async () => {
     writeFileSync(policyFile, 'defaults: { action: maybe }\n');
     const line =
-      `  policy/${policyFile}: defaults.action: expected one of allow | deny, got "maybe" ` +
+      `  policy ${policyFile}: defaults.action: expected one of allow | deny, got "maybe" ` +
       '(the last good policy stays in force)\n';
     const listed = await waitFor(
       async () => {
@@ -116,6 +118,8 @@ describe('lucid-mesh status and a rejected policy edit', () => {
       { what: 'the policy problem in status', timeoutMs: 20_000, intervalMs: 300 },
     );
     expect(listed.code).toBe(0);
+    expect(policyFile.startsWith('/'), policyFile).toBe(true);
+    expect(listed.stdout).not.toContain('policy//');
 
     writeFileSync(policyFile, 'defaults: { action: allow }\n');
     await waitFor(
