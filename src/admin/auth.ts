@@ -1,6 +1,7 @@
-// Who may use the admin API. `/health`, `/ready` and `/metrics` are open (probes, Prometheus);
-// everything else (`/v1/*`, and any path added later) needs `Authorization: Bearer <operator
-// token>` (`lucid-mesh token issue --operator`) unless the server runs `--admin-auth none`.
+// Who may use the admin API. `/health` (and `/healthz`), `/ready` and `/metrics` are open
+// (probes, Prometheus); everything else (`/v1/*`, and any path added later) needs
+// `Authorization: Bearer <operator token>` (`lucid-mesh token issue --operator`) unless the
+// server runs `--admin-auth none`.
 // Which scope a request needs is decided here and only here (`requiredScope`).
 import type { OperatorScope } from '../ca/revocations.js';
 import { TokenError, type TokenAuthority, type TokenFailure } from '../ca/tokens.js';
@@ -8,8 +9,18 @@ import { TokenError, type TokenAuthority, type TokenFailure } from '../ca/tokens
 export const ADMIN_AUTH_MODES = ['token', 'none'] as const;
 export type AdminAuthMode = (typeof ADMIN_AUTH_MODES)[number];
 
-/** Paths anyone may read: liveness and readiness probes, Prometheus. */
-export const OPEN_PATHS: ReadonlySet<string> = new Set(['/health', '/ready', '/metrics']);
+/**
+ * Paths anyone may read: liveness and readiness probes, Prometheus. `/healthz` is `/health`
+ * under the name Kubernetes components use, which probes and people try first: it answered 401,
+ * which read as a token problem. Any other path, even one that does not exist, still needs a
+ * token (nothing is learnt about the API without one).
+ */
+export const OPEN_PATHS: ReadonlySet<string> = new Set([
+  '/health',
+  '/healthz',
+  '/ready',
+  '/metrics',
+]);
 
 /**
  * The scope a request needs. Reading (GET, HEAD) needs `read`; anything that could change state

@@ -38,7 +38,7 @@ export interface AdminDeps {
 }
 
 const ENDPOINTS = [
-  '/health',
+  '/health (also /healthz)',
   '/ready',
   '/metrics',
   '/v1/proxies',
@@ -98,6 +98,7 @@ export class AdminServer {
     if (isConsolePath(url.pathname)) return serveConsole(url.pathname, res, this.deps.consoleDir);
     switch (url.pathname) {
       case '/health':
+      case '/healthz':
         return send(res, 200, { status: 'ok' });
       case '/ready': {
         const reason = this.deps.notReadyReason();

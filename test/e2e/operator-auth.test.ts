@@ -191,6 +191,13 @@ describe('the operator API, token-authenticated', () => {
     for (const path of ['/health', '/ready', '/metrics']) {
       expect((await call(`${base}${path}`)).status, path).toBe(200);
     }
+    // /healthz, the name Kubernetes components use, is /health (it answered 401: a token problem?).
+    const healthz = await call(`${base}/healthz`);
+    expect(healthz.status, healthz.body).toBe(200);
+    expect(JSON.parse(healthz.body)).toEqual({ status: 'ok' });
+    expect((await call(`${base}/healthz`, { method: 'HEAD' })).status).toBe(200);
+    // Only that name: other probe-like paths still need a token, as any unknown path does.
+    expect((await call(`${base}/healthzz`)).status).toBe(401);
     const metrics = (await call(`${base}/metrics`)).body;
     expect(metrics).toMatch(/lucid_mesh_admin_auth_failures_total\{reason="missing-token"\} \d+/);
     const unknown = await call(`${base}/v2/secrets`);
