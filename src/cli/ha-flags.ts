@@ -1,5 +1,6 @@
-// `serve` flags for running several replicas: how a replica leaves (--drain-seconds) and how
-// long one xDS stream may stay on it (--max-stream-age). See docs/ha.md.
+// `serve` flags for running several replicas: how a replica leaves (--drain-seconds), how
+// long one xDS stream may stay on it (--max-stream-age), and whether it may start with other
+// mesh settings than the running replicas (--allow-settings-change). See docs/ha.md.
 import { InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../ca/settings.js';
 import { DEFAULT_XDS_LIMITS } from '../xds/limits.js';
@@ -9,6 +10,8 @@ export const DEFAULT_DRAIN_SECONDS = 10;
 export interface HaFlags {
   drainSeconds: number;
   maxStreamAge: number;
+  /** The flag only: its environment variable is read by allowSettingsChange(). */
+  allowSettingsChange?: boolean;
 }
 
 /** "30m", "90s", "1h"; "0" turns it off. Milliseconds. */
@@ -55,5 +58,30 @@ export function haCliOptions(): Option[] {
       .env('LUCID_MAX_STREAM_AGE')
       .default(DEFAULT_XDS_LIMITS.maxStreamAgeMs, minutes(DEFAULT_XDS_LIMITS.maxStreamAgeMs))
       .argParser(streamAgeOption),
+    new Option(
+      '--allow-settings-change',
+      'with --state consul|etcd: start even though the mesh settings (docs/ha.md) differ from ' +
+        "the running replicas' (a deliberate, rolling change; the replicas that start with the " +
+        'same new settings afterwards need no override); without it such a replica exits 2 ' +
+        'naming each setting and both values (env: LUCID_ALLOW_SETTINGS_CHANGE=true)',
+    ),
   ];
+}
+
+const ALLOW_ENV = 'LUCID_ALLOW_SETTINGS_CHANGE';
+
+/**
+ * --allow-settings-change, or its environment variable. Read here, not by commander, which
+ * turns a boolean flag on for any value of its variable (`=false` included).
+ * @throws InvalidArgumentError naming the variable for a value that is not a boolean
+ */
+export function allowSettingsChange(flags: HaFlags, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (flags.allowSettingsChange === true) return true;
+  const raw = env[ALLOW_ENV];
+  const value = raw?.trim().toLowerCase() ?? '';
+  if (['', 'false', '0', 'no', 'off'].includes(value)) return false;
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  throw new InvalidArgumentError(
+    `${ALLOW_ENV}: expected true or false, got ${JSON.stringify(raw)}`,
+  );
 }

@@ -9,7 +9,7 @@ import type { DiscoverySource } from '../sources/source.js';
 import type { TrafficProvider } from '../traffic/provider.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
 import { choiceOption, durationMsOption, portOption } from './options.js';
-import { haCliOptions, type HaFlags } from './ha-flags.js';
+import { allowSettingsChange, haCliOptions, type HaFlags } from './ha-flags.js';
 import { xdsTransportOption, type XdsTransportFlags } from './xds-transport-flag.js';
 import { dnsCliOptions, dnsServerFromFlags, type DnsFlags } from './dns-flags.js';
 import { keepRunningWhenStdoutCloses } from './stdout-closed.js';
@@ -26,6 +26,9 @@ import {
   type EventsFlags,
 } from './events-flags.js';
 import { clearTextWarnings } from './clear-text-warnings.js';
+import { ReplicaSettingsError, ReplicaSettingsMonitor } from '../ca/state/replica-settings.js';
+import { registerReplicaSettingsMetric } from '../telemetry/state-metrics.js';
+import { replicaSettingsFromFlags } from './replica-settings.js';
 import {
   SecurityFlagError,
   securityCliOptions,
@@ -219,6 +222,12 @@ export function serveCommand(): Command {
           `--max-debounce-ms: must be at least --debounce-ms (${flags.debounceMs}), got ${flags.maxDebounceMs}`,
         );
       }
+      let allowChange: boolean;
+      try {
+        allowChange = allowSettingsChange(flags);
+      } catch (err) {
+        return usage((err as Error).message);
+      }
       let tracing: ReturnType<typeof tracingFromFlags>;
       try {
         tracing = tracingFromFlags(flags);
@@ -233,6 +242,7 @@ export function serveCommand(): Command {
       // (the CA's temp file renamed into place; a lock whose holder is gone is stale), so
       // nothing is left half-written.
       let running: RunningControlPlane | undefined;
+      let replicaSettings: ReplicaSettingsMonitor | undefined;
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) {
@@ -249,6 +259,7 @@ export function serveCommand(): Command {
         // Exit within --drain-seconds whatever hangs; the streams get all but the last second.
         setTimeout(() => process.exit(1), drainMs).unref();
         const started = running;
+        replicaSettings?.stop();
         started
           .drain(Math.max(drainMs - 1000, 500))
           .then(() => started.stop())
@@ -286,12 +297,32 @@ export function serveCommand(): Command {
       }
       const { security, xdsTls } = serveSecurity;
       for (const warning of clearTextWarnings({ ...flags, security, xdsTls })) logger.warn(warning);
+      const datacenterGiven = cmd.getOptionValueSource('datacenter') !== 'default';
+      // Replicas sharing a store serve the same mesh settings (docs/ha.md), as they share one
+      // trust domain: checked once the store is open, before anything listens.
+      const shared = security?.ca.shared;
+      if (shared) {
+        try {
+          replicaSettings = await ReplicaSettingsMonitor.join(
+            shared.store,
+            replicaSettingsFromFlags(flags, datacenterGiven, tracing),
+            { allowChange, logger },
+          );
+        } catch (err) {
+          // Its leadership claim and live keys go with it, not after their TTL.
+          await security.ca.close().catch(() => undefined);
+          if (err instanceof ReplicaSettingsError) return usage(err.message);
+          logger.fatal({ error: (err as Error).message }, 'failed to start');
+          process.stderr.write(`lucid-mesh serve: ${(err as Error).message}\n`);
+          process.exit(1);
+        }
+      }
       try {
         running = await startControlPlane({
           source,
           traffic,
           mesh: {
-            ...meshSettingsFromFlags(flags, cmd.getOptionValueSource('datacenter') !== 'default'),
+            ...meshSettingsFromFlags(flags, datacenterGiven),
             domainSuffix: flags.dnsDomain,
             ...(tracing ? { tracing } : {}),
           },
@@ -318,6 +349,8 @@ export function serveCommand(): Command {
           eventStream,
           ...(tracing ? { controlPlaneTracing: tracing } : {}),
         });
+        if (replicaSettings)
+          registerReplicaSettingsMetric(running.metrics.registry, replicaSettings);
       } catch (err) {
         logger.fatal({ error: (err as Error).message }, 'failed to start');
         process.stderr.write(`lucid-mesh serve: ${(err as Error).message}\n`);

@@ -1,7 +1,9 @@
 // Metrics of a CA state store shared by replicas (`serve --state consul|etcd`): whether this
-// replica reaches it and whether it leads (creates the first root, drops retired roots).
+// replica reaches it, whether it leads (creates the first root, drops retired roots), and
+// whether the other replicas serve the same mesh settings.
 import { Gauge, type Registry } from 'prom-client';
 import type { SharedState } from '../ca/open.js';
+import type { ReplicaSettingsMonitor } from '../ca/state/replica-settings.js';
 import { METRIC_PREFIX } from './metrics.js';
 
 export function registerStateMetrics(registry: Registry, shared: SharedState): void {
@@ -22,6 +24,21 @@ export function registerStateMetrics(registry: Registry, shared: SharedState): v
     registers: [registry],
     collect() {
       this.set({ store }, shared.leadership.isLeader() ? 1 : 0);
+    },
+  });
+}
+
+/** How many other live replicas serve other mesh settings than this one (docs/ha.md). */
+export function registerReplicaSettingsMetric(
+  registry: Registry,
+  monitor: Pick<ReplicaSettingsMonitor, 'mismatched'>,
+): void {
+  new Gauge({
+    name: `${METRIC_PREFIX}replica_settings_mismatch`,
+    help: 'Other live replicas (sharing the state store) whose mesh settings differ from this one (0: all agree)',
+    registers: [registry],
+    collect() {
+      this.set(monitor.mismatched());
     },
   });
 }

@@ -10,6 +10,8 @@
 //   <prefix>ca/leaf-roots/<replica> the roots each live replica still has leaves of, on its
 //                                  session / lease: gone when the replica is (root-retirement.ts)
 //   <prefix>leader                 the leader lock (Consul session / etcd election)
+//   <prefix>replicas/<replica>     the mesh settings each live replica serves with, on its
+//                                  session / lease (replica-settings.ts)
 //
 // Reads are validated before anything is written: a value that does not parse, or a key that
 // does not decrypt, fails the operation with an error naming the KV key, and nothing is
@@ -83,6 +85,7 @@ export class KvCaStore implements CaStore, LeafHolders {
     leavesDir: string;
     leafRootsDir: string;
     leader: string;
+    replicasDir: string;
   };
   private leadershipClaim: Leadership | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -107,6 +110,7 @@ export class KvCaStore implements CaStore, LeafHolders {
       leavesDir: `${p}ca/leaves/`,
       leafRootsDir: `${p}ca/leaf-roots/`,
       leader: `${p}leader`,
+      replicasDir: `${p}replicas/`,
     };
   }
 
@@ -265,6 +269,18 @@ export class KvCaStore implements CaStore, LeafHolders {
         return { key, error: (err as Error).message };
       }
     });
+  }
+
+  /** Writes this replica's settings record, on its liveness (gone when the replica is). */
+  async publishReplicaSettings(body: string): Promise<void> {
+    await this.health.track(() =>
+      this.backend.putLive(`${this.keys.replicasDir}${this.replicaId}`, body),
+    );
+  }
+
+  /** Every live replica's settings record, raw (replica-settings.ts reads them). */
+  readReplicaSettings(): Promise<Array<{ key: string; value: string }>> {
+    return this.health.track(() => this.backend.list(this.keys.replicasDir));
   }
 
   async loadOrCreateTokenKey(create: () => Promise<string>): Promise<string> {
