@@ -55,8 +55,9 @@ export function snapshotDump(
     nodeId: node,
     service: findMeshInstance(snapshot.mesh, node)?.service.name ?? '',
     outboundPort: DEFAULT_OUTBOUND_PORT,
-    // As a sidecar whose bootstrap does not set dns_port.
+    // As a sidecar bootstrapped with `lucid-mesh bootstrap`'s defaults.
     dnsPort: DEFAULT_DNS_PORT,
+    exclusivePorts: true,
   };
   // A node that is not connected gets a preview: computed for this answer and not kept, so
   // asking about any number of made-up names leaves nothing behind.

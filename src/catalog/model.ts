@@ -101,6 +101,8 @@ export interface ProxyIdentity {
   readonly locality?: Locality;
   /** UDP port of its DNS listener on 127.0.0.1 (docs/dns.md); absent: no DNS listener. */
   readonly dnsPort?: number;
+  /** node.metadata.exclusive_ports: bind its own ports without SO_REUSEPORT (MeshProxy). */
+  readonly exclusivePorts?: true;
 }
 
 export const DEFAULT_OUTBOUND_PORT = 15001;

@@ -104,6 +104,7 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
       gatewayMode: 'none',
       gateway,
       upstreamOverrides: [],
+      ...(proxy.exclusivePorts ? { exclusivePorts: true } : {}),
     };
   }
   const scope = proxyScope(mesh, proxy.service);
@@ -156,6 +157,7 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     ...(proxy.dnsPort !== undefined ? { dns: proxyDns(mesh, proxy.dnsPort, scope.services) } : {}),
     ...(scope.services !== undefined ? { scope } : {}),
     ...(bindUpstreams.length > 0 ? { bindUpstreams } : {}),
+    ...(proxy.exclusivePorts ? { exclusivePorts: true } : {}),
   };
 }
 

@@ -363,6 +363,11 @@ export interface MeshProxy {
   readonly scope?: ProxyScope;
   /** Declared upstreams with a local bind port: a listener each (Consul Connect apps). */
   readonly bindUpstreams?: readonly MeshBindUpstream[];
+  /**
+   * Its own ports are bound without SO_REUSEPORT (node.metadata.exclusive_ports, written by
+   * `lucid-mesh bootstrap`; translate/envoy.ts EXCLUSIVE_PORT). Absent: Envoy's default.
+   */
+  readonly exclusivePorts?: true;
 }
 
 /** A local listener for one upstream (Consul's LocalBindAddress:LocalBindPort). */

@@ -103,6 +103,7 @@ function keyOf(proxy: ProxyIdentity): string {
     proxy.outboundPort,
     JSON.stringify(proxy.locality ?? null),
     proxy.dnsPort ?? 0,
+    proxy.exclusivePorts ? 1 : 0,
   ].join('\u0000');
 }
 

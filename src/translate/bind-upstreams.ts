@@ -16,12 +16,17 @@ export function bindListenerName(b: MeshBindUpstream): string {
   return `bind|${b.address}:${b.port}`;
 }
 
-export function bindListener(b: MeshBindUpstream, observe?: HcmObservability): Listener {
+export function bindListener(
+  b: MeshBindUpstream,
+  exclusivePort: boolean,
+  observe?: HcmObservability,
+): Listener {
   return bindUpstreamListener(
     bindListenerName(b),
     b.address,
     b.port,
     b.protocol === 'tcp' ? { cluster: b.service } : { routeName: bindRouteName(b.service) },
+    exclusivePort,
     observe,
   );
 }

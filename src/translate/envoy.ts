@@ -9,6 +9,7 @@ import type {
   ConfigSource,
   Duration,
   FractionalPercent,
+  Listener,
   Struct,
 } from '../protos/envoy-types.js';
 
@@ -34,6 +35,23 @@ export function durationMs(ms: number): Duration {
 export function socketAddress(address: string, portValue: number): Address {
   return { socketAddress: { address, portValue } };
 }
+
+/**
+ * A TCP listener on a sidecar's own port (its outbound, inbound and bind ports, a gateway's),
+ * for a node whose bootstrap says `exclusive_ports` (MeshProxy.exclusivePorts): bound without
+ * SO_REUSEPORT, which Envoy sets by default. With it, a second sidecar on the host given the
+ * same port shares it silently and the kernel hands each connection to either one, so a request
+ * may leave with another service's identity; without it, the second sidecar's listener fails to
+ * bind and Envoy NACKs it ("cannot bind …: Address already in use"), which `lucid-mesh status`
+ * shows. Only for such nodes: Envoy refuses to change the option on a running listener ("reuse
+ * port cannot be changed during an update"), so sidecars bootstrapped before keep the default.
+ * A tcp service's outbound port is the same in every sidecar by design and keeps it too
+ * (docs/consul.md), as does the DNS listener: Envoy refuses UDP without SO_REUSEPORT when it
+ * runs more than one worker.
+ */
+export const EXCLUSIVE_PORT: Pick<Listener, 'enableReusePort'> = {
+  enableReusePort: { value: false },
+};
 
 /** A percentage as Envoy's FractionalPercent (per million, so Consul's decimals survive). */
 export function fractionalPercent(percent: number): FractionalPercent {

@@ -6,7 +6,7 @@
 import type { Cluster, Listener } from '../protos/envoy-types.js';
 import { typedAny } from '../protos/envoy-types.js';
 import type { Mesh, MeshGateway } from '../mesh/types.js';
-import { durationMs, socketAddress } from './envoy.js';
+import { EXCLUSIVE_PORT, durationMs, socketAddress } from './envoy.js';
 import { tcpProxy } from './listeners.js';
 import { gatewaySni, gatewaySniWildcard } from './tls.js';
 import { compareStrings } from '../text-order.js';
@@ -50,6 +50,7 @@ function staticCluster(
 export function gatewayResources(
   mesh: Mesh,
   gateway: MeshGateway,
+  exclusivePort: boolean,
 ): { listeners: [string, Listener][]; clusters: [string, Cluster][] } {
   const identity = mesh.settings.mtls;
   const clusters: [string, Cluster][] = [];
@@ -109,6 +110,7 @@ export function gatewayResources(
           name: listenerName,
           address: socketAddress('0.0.0.0', gateway.port),
           trafficDirection: 'INBOUND',
+          ...(exclusivePort ? EXCLUSIVE_PORT : {}),
           listenerFilters: [
             {
               name: 'envoy.filters.listener.tls_inspector',

@@ -594,19 +594,20 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
   const resources = emptyResourceSet();
   if (proxy.gateway) {
     // A gateway gets its SNI listener and clusters, nothing of a sidecar's.
-    const gw = gatewayResources(mesh, proxy.gateway);
+    const gw = gatewayResources(mesh, proxy.gateway, proxy.exclusivePorts === true);
     for (const [name, l] of gw.listeners) resources.listeners.set(name, l);
     for (const [name, c] of gw.clusters) resources.clusters.set(name, c);
     return resources;
   }
   const observe = hcmObservability(proxy);
+  const exclusive = proxy.exclusivePorts === true;
   resources.listeners.set(
     outboundHttpListenerName(proxy.outboundPort),
-    outboundHttpListener(proxy.outboundPort, observe),
+    outboundHttpListener(proxy.outboundPort, exclusive, observe),
   );
   if (proxy.dns) resources.listeners.set(dnsListenerName(proxy.dns.port), dnsListener(proxy.dns));
   for (const b of proxy.bindUpstreams ?? []) {
-    resources.listeners.set(bindListenerName(b), bindListener(b, observe));
+    resources.listeners.set(bindListenerName(b), bindListener(b, exclusive, observe));
   }
   for (const backend of proxy.upstreamOverrides) {
     // With failover targets the override replaces the primary cluster under the aggregate.
@@ -630,7 +631,14 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
       : undefined;
     resources.listeners.set(
       inboundListenerName(proxy.nodeId),
-      inboundListener(proxy.nodeId, inbound.protocol, inbound.sidecarPort, security, observe),
+      inboundListener(
+        proxy.nodeId,
+        inbound.protocol,
+        inbound.sidecarPort,
+        exclusive,
+        security,
+        observe,
+      ),
     );
     resources.clusters.set(
       localAppClusterName(proxy.nodeId),

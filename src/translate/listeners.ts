@@ -9,7 +9,7 @@ import {
   type ListenerFilter,
   type TransportSocket,
 } from '../protos/envoy-types.js';
-import { adsConfigSource, socketAddress } from './envoy.js';
+import { EXCLUSIVE_PORT, adsConfigSource, socketAddress } from './envoy.js';
 import type { HcmObservability } from './observability.js';
 import {
   OUTBOUND_ROUTE_NAME,
@@ -27,10 +27,12 @@ function listener(
   address: Address,
   trafficDirection: Direction,
   filters: ListenerFilter[],
-  transportSocket?: TransportSocket,
+  transportSocket: TransportSocket | undefined,
+  exclusivePort: boolean,
 ): Listener {
   const chain = transportSocket ? { filters, transportSocket } : { filters };
-  return { name, address, trafficDirection, filterChains: [chain] };
+  const reuse = exclusivePort ? EXCLUSIVE_PORT : {};
+  return { name, address, trafficDirection, ...reuse, filterChains: [chain] };
 }
 
 /**
@@ -92,33 +94,60 @@ const FAULT_FILTER: HttpFilter = {
 const plainOutbound = new Map<number, Listener>();
 const MAX_PLAIN_OUTBOUND = 64;
 
-/** Where a node's apps send HTTP for any service; routes come from the shared RDS config. */
-export function outboundHttpListener(port: number, observe?: HcmObservability): Listener {
-  if (observe && (observe.tracing || observe.accessLog)) return buildOutboundHttp(port, observe);
-  let built = plainOutbound.get(port);
+/**
+ * Where a node's apps send HTTP for any service; routes come from the shared RDS config.
+ * exclusivePort: the node's bootstrap says `exclusive_ports` (EXCLUSIVE_PORT).
+ */
+export function outboundHttpListener(
+  port: number,
+  exclusivePort: boolean,
+  observe?: HcmObservability,
+): Listener {
+  if (observe && (observe.tracing || observe.accessLog)) {
+    return buildOutboundHttp(port, exclusivePort, observe);
+  }
+  // Ports are 1-65535: the sign tells the two variants apart in one small map.
+  const key = exclusivePort ? -port : port;
+  let built = plainOutbound.get(key);
   if (!built) {
     if (plainOutbound.size >= MAX_PLAIN_OUTBOUND) plainOutbound.clear();
-    plainOutbound.set(port, (built = buildOutboundHttp(port)));
+    plainOutbound.set(key, (built = buildOutboundHttp(port, exclusivePort)));
   }
   return built;
 }
 
-function buildOutboundHttp(port: number, observe?: HcmObservability): Listener {
-  return listener(outboundHttpListenerName(port), socketAddress('127.0.0.1', port), 'OUTBOUND', [
-    httpConnectionManager(
-      'outbound_http',
-      { rds: { routeConfigName: OUTBOUND_ROUTE_NAME, configSource: adsConfigSource() } },
-      [FAULT_FILTER],
-      observe,
-    ),
-  ]);
+function buildOutboundHttp(
+  port: number,
+  exclusivePort: boolean,
+  observe?: HcmObservability,
+): Listener {
+  return listener(
+    outboundHttpListenerName(port),
+    socketAddress('127.0.0.1', port),
+    'OUTBOUND',
+    [
+      httpConnectionManager(
+        'outbound_http',
+        { rds: { routeConfigName: OUTBOUND_ROUTE_NAME, configSource: adsConfigSource() } },
+        [FAULT_FILTER],
+        observe,
+      ),
+    ],
+    undefined,
+    exclusivePort,
+  );
 }
 
 /** TCP has no Host header to route on, so each tcp service gets its own local port. */
 export function outboundTcpListener(service: string, cluster: string, port: number): Listener {
-  return listener(outboundTcpListenerName(service), socketAddress('127.0.0.1', port), 'OUTBOUND', [
-    tcpProxy(`outbound_tcp_${service}`, cluster),
-  ]);
+  return listener(
+    outboundTcpListenerName(service),
+    socketAddress('127.0.0.1', port),
+    'OUTBOUND',
+    [tcpProxy(`outbound_tcp_${service}`, cluster)],
+    undefined,
+    false, // the service's port, the same in every sidecar: shared by design (EXCLUSIVE_PORT)
+  );
 }
 
 /**
@@ -130,6 +159,7 @@ export function bindUpstreamListener(
   address: string,
   port: number,
   to: { readonly routeName: string } | { readonly cluster: string },
+  exclusivePort: boolean,
   observe?: HcmObservability,
 ): Listener {
   const filter =
@@ -141,7 +171,14 @@ export function bindUpstreamListener(
           observe,
         )
       : tcpProxy(`bind_${port}`, to.cluster);
-  return listener(name, socketAddress(address, port), 'OUTBOUND', [filter]);
+  return listener(
+    name,
+    socketAddress(address, port),
+    'OUTBOUND',
+    [filter],
+    undefined,
+    exclusivePort,
+  );
 }
 
 /** How an inbound listener is secured: mTLS, and RBAC filters (policy, intentions). */
@@ -156,6 +193,7 @@ export function inboundListener(
   nodeId: string,
   protocol: Protocol,
   sidecarPort: number,
+  exclusivePort: boolean,
   security?: InboundSecurity,
   observe?: HcmObservability,
 ): Listener {
@@ -178,5 +216,6 @@ export function inboundListener(
     'INBOUND',
     filters,
     security?.transportSocket,
+    exclusivePort,
   );
 }

@@ -53,6 +53,7 @@ export function warmCodecs(mesh: Mesh): number {
       service: service.name,
       outboundPort: DEFAULT_OUTBOUND_PORT,
       dnsPort: DEFAULT_DNS_PORT,
+      exclusivePorts: true,
     });
     const own = translateProxy(mesh, proxy);
     for (const kind of RESOURCE_KINDS) {

@@ -35,13 +35,29 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
   }
   const locality = localityOf(node);
   const dnsPort = dnsPortOf(meta.dns_port);
+  const exclusivePorts = exclusivePortsOf(meta.exclusive_ports);
   return {
     nodeId,
     service,
     outboundPort,
     ...(locality ? { locality } : {}),
     ...(dnsPort !== 0 ? { dnsPort } : {}),
+    ...(exclusivePorts ? { exclusivePorts } : {}),
   };
+}
+
+/**
+ * node.metadata.exclusive_ports, which `lucid-mesh bootstrap` writes (true): absent or false
+ * for a sidecar bootstrapped before it, whose listeners keep SO_REUSEPORT (translate/envoy.ts).
+ */
+function exclusivePortsOf(raw: unknown): true | undefined {
+  if (raw === undefined || raw === null || raw === '' || raw === false || raw === 'false') {
+    return undefined;
+  }
+  if (raw === true || raw === 'true') return true;
+  throw new InvalidNodeError(
+    `node.metadata.exclusive_ports: expected true or false, got ${JSON.stringify(raw)}`,
+  );
 }
 
 /** node.metadata.dns_port: absent → the default; 0 → no DNS listener (docs/dns.md). */

@@ -71,7 +71,10 @@ describe('snapshot dump of a node that is not connected', () => {
     expect(preview.connected).toBe(false);
     const streams: StreamInfo[] = [];
     const c = sotwClient(cp.port);
-    c.send({ node: node('world-1', 'world'), typeUrl: typeUrl('listeners') });
+    // As `lucid-mesh bootstrap` writes it, which is what the preview assumes.
+    const bootstrapped = node('world-1', 'world');
+    bootstrapped.metadata = { ...bootstrapped.metadata, exclusive_ports: true };
+    c.send({ node: bootstrapped, typeUrl: typeUrl('listeners') });
     await c.next();
     streams.push(...cp.server.connected.values());
     const live = snapshotDump(cp.store, streams, 'world-1', undefined);

@@ -110,6 +110,7 @@ describe('renderBootstrap passes envoy --mode validate', () => {
         service: opts.service,
         outbound_port: opts.outboundPort ?? 15001,
         dns_port: 15053,
+        exclusive_ports: true,
       },
     });
     expect(doc.admin.address.socket_address).toEqual({
@@ -428,7 +429,12 @@ describe('test harness', () => {
     try {
       const info = JSON.parse(await envoy.admin('/server_info'));
       expect(info.node).toMatchObject({ id: 'n', cluster: 'on' });
-      expect(info.node.metadata).toEqual({ service: 'on', outbound_port: 15001, dns_port: 15053 });
+      expect(info.node.metadata).toEqual({
+        service: 'on',
+        outbound_port: 15001,
+        dns_port: 15053,
+        exclusive_ports: true,
+      });
       expect(await envoy.stat('control_plane.connected_state')).toBe(0);
       expect(await envoy.stat('no.such.stat')).toBeUndefined();
       // It keeps trying the control plane (fast back-off).
@@ -523,6 +529,7 @@ describe('locality: --datacenter, --region, --zone', () => {
           service: 'web',
           outbound_port: 15001,
           dns_port: 15053,
+          exclusive_ports: true,
           ...(datacenter !== undefined ? { datacenter } : {}),
         });
         if (region === undefined && zone === undefined)
@@ -649,6 +656,7 @@ describe('locality: --datacenter, --region, --zone', () => {
         outboundPort,
         locality: { datacenter: 'dc2', region: 'on', zone: 'z-1' },
         dnsPort: 15053,
+        exclusivePorts: true,
       });
     } finally {
       await envoy.stop();

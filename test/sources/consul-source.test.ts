@@ -780,8 +780,8 @@ describe('lucid-mesh bootstrap --consul-service-id', () => {
   });
 
   it('warns when another sidecar on the same agent has the same outbound or DNS port', async () => {
-    // Two sidecars on one host left at the defaults would share 127.0.0.1:15001 and :15053
-    // (SO_REUSEPORT): nothing fails, requests leave through either one.
+    // Two sidecars on one host left at the defaults: the second one's outbound listener is
+    // refused (no SO_REUSEPORT), and they share :15053 (DNS keeps it).
     await consul.register({
       Name: 'mail',
       ID: 'mail-1',
@@ -793,10 +793,10 @@ describe('lucid-mesh bootstrap --consul-service-id', () => {
       expect(r.code).toBe(0);
       expect(r.stderr.trim().split('\n')).toEqual([
         expect.stringMatching(
-          /^lucid-mesh bootstrap: warning: outbound port 15001 is also that of "mail-1-sidecar-proxy", registered with this Consul agent .*share 127\.0\.0\.1:15001 .*Proxy\.Config\.lucid_outbound_port/,
+          /^lucid-mesh bootstrap: warning: outbound port 15001 is also that of "mail-1-sidecar-proxy", registered with this Consul agent .*only the first sidecar on the host to start binds 127\.0\.0\.1:15001 and the others' outbound listener is refused.*Proxy\.Config\.lucid_outbound_port/,
         ),
         expect.stringMatching(
-          /^lucid-mesh bootstrap: warning: DNS port 15053 is also that of "mail-1-sidecar-proxy", .*Proxy\.Config\.lucid_dns_port/,
+          /^lucid-mesh bootstrap: warning: DNS port 15053 is also that of "mail-1-sidecar-proxy", .*share 127\.0\.0\.1:15053 and queries reach either one.*Proxy\.Config\.lucid_dns_port/,
         ),
       ]);
       // Its own ports (web's registration names them) or --dns-port 0: nothing to say.

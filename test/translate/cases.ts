@@ -34,6 +34,8 @@ const proxiesSchema = z.array(
       outboundPort: z.number().int().min(1).max(65535).default(DEFAULT_OUTBOUND_PORT),
       /** node.metadata.dns_port as the xDS server reads it; absent: no DNS listener. */
       dnsPort: z.number().int().min(1).max(65535).optional(),
+      /** node.metadata.exclusive_ports (what `lucid-mesh bootstrap` writes); absent: not set. */
+      exclusivePorts: z.literal(true).optional(),
       locality: z
         .object({
           datacenter: z.string().optional(),

@@ -91,9 +91,10 @@ export interface SidecarHostPorts {
 /**
  * Other sidecars registered with the same agent (so, as a rule, on the same host) whose
  * registration gives one of `mine`'s outbound or DNS ports, or leaves it at the same default.
- * Envoy binds its listeners with SO_REUSEPORT: two sidecars on 127.0.0.1:15001 do not fail,
- * they share it, and an app's request leaves through either one (docs/consul.md). One line per
- * port shared. (The admin port needs no check: Envoy refuses to start on a taken one.)
+ * A sidecar bootstrapped by us binds its outbound port without SO_REUSEPORT, so the second one
+ * on 127.0.0.1:15001 has that listener refused (a NACK); its DNS port keeps SO_REUSEPORT, so
+ * sidecars share it and a query is answered by either one (docs/consul.md). One line per port
+ * shared. (The admin port needs no check: Envoy refuses to start on a taken one.)
  */
 export function hostPortClashes(
   id: string,
@@ -101,12 +102,26 @@ export function hostPortClashes(
   others: readonly ConsulAgentService[],
   defaults: SidecarHostPorts,
 ): string[] {
-  const ports: Array<[string, string, number, number]> = [
-    ['outbound', CONFIG_OUTBOUND_PORT, mine.outboundPort, defaults.outboundPort],
-    ['DNS', CONFIG_DNS_PORT, mine.dnsPort, defaults.dnsPort],
+  const ports: Array<[string, string, number, number, (port: number) => string]> = [
+    [
+      'outbound',
+      CONFIG_OUTBOUND_PORT,
+      mine.outboundPort,
+      defaults.outboundPort,
+      (port) =>
+        `only the first sidecar on the host to start binds 127.0.0.1:${port} and the others' ` +
+        `outbound listener is refused`,
+    ],
+    [
+      'DNS',
+      CONFIG_DNS_PORT,
+      mine.dnsPort,
+      defaults.dnsPort,
+      (port) => `sidecars on one host share 127.0.0.1:${port} and queries reach either one`,
+    ],
   ];
   const out: string[] = [];
-  for (const [what, key, port, fallback] of ports) {
+  for (const [what, key, port, fallback, consequence] of ports) {
     if (port === 0) continue;
     const sharing = others
       .filter((other) => other.ID !== id && other.Kind === PROXY_KIND)
@@ -120,8 +135,8 @@ export function hostPortClashes(
         : sharing.join(', ');
     out.push(
       `${what} port ${port} is also that of ${named}, registered with this Consul agent ` +
-        `(Proxy.Config.${key}, else the default): sidecars on one host share 127.0.0.1:${port} ` +
-        `and requests leave through either one, unless those were bootstrapped with other ports; ` +
+        `(Proxy.Config.${key}, else the default): ${consequence(port)}, unless those were ` +
+        `bootstrapped with other ports; ` +
         `give each registration its own Proxy.Config.${key} (docs/consul.md)`,
     );
   }
