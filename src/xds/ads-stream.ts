@@ -22,7 +22,10 @@ export interface StreamContext {
   readonly observer: XdsObserver;
   readonly logger: Logger;
   readonly onClose: (stream: StreamInfo) => void;
-  /** When set, a stream must authenticate; its proxy's service is the authenticated one. */
+  /**
+   * When set, streams are authenticated (the server checks the token before it admits a
+   * stream and passes the service it proves to start()); its proxy's service is that one.
+   */
   readonly authenticator?: ProxyAuthenticator;
   /** Requests per second one stream may send, sustained, and at once (0: no limit). */
   readonly requestRate: number;
@@ -33,10 +36,10 @@ export interface StreamContext {
 
 /** Why a stream's requests are not being read (while any holds, the call stays paused). */
 const THROTTLED = 1; // sending faster than the request rate: read again when the next is due
-const BACKLOG = 2; // MAX_PENDING requests read and not yet handled (authentication pending)
+const BACKLOG = 2; // MAX_PENDING requests read and not yet handled (throttled)
 const BLOCKED = 4; // not reading our responses: its requests wait until it does
 
-/** Requests read ahead of handling at most (they wait on authentication, the first time). */
+/** Requests read ahead of handling at most (they wait on the request rate). */
 const MAX_PENDING = 32;
 
 /** Envoy's NACK messages run to a few KB (one line per rejected resource). */
@@ -66,6 +69,8 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   private childLog: Logger | undefined;
   private watching: WatchHandle | undefined;
   private unwatchAuth: (() => void) | undefined;
+  /** The service the stream's token proves (checked before admission; undefined: no auth). */
+  private service: string | undefined;
   private nonceSeq = 0;
   private closed = false;
   /** The details this stream was ended with from here (end()), for its close line. */
@@ -127,12 +132,11 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     else this.ctx.logger[lifecycleLevel(event)](line, message);
   }
 
-  start(): void {
+  /** `service`: what the stream's token proves, as the server checked it (auth on). */
+  start(service?: string): void {
+    this.service = service;
     this.ctx.observer.streamOpened(this.info);
-    // Metadata is there from the start: verify while the first request is on its way.
-    const auth = this.ctx.authenticator?.authenticate(this.call.metadata);
-    auth?.catch(() => undefined); // handled when the first request is identified
-    this.call.on('data', (req: Req) => this.receive(req, auth));
+    this.call.on('data', (req: Req) => this.receive(req));
     this.call.on('end', () => {
       this.close('client closed the stream');
       this.call.end();
@@ -158,7 +162,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
    * is not read until its next request is due (slowed, never dropped: an ACK must not be
    * lost), so a client in a tight loop costs at most `requestRate` requests a second.
    */
-  private receive(req: Req, auth: Promise<string> | undefined): void {
+  private receive(req: Req): void {
     const waitMs = this.requests?.reserve() ?? 0;
     if (waitMs > 0) {
       this.info.throttled++;
@@ -166,16 +170,16 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
       this.hold(THROTTLED);
     }
     if (++this.pending >= MAX_PENDING) this.hold(BACKLOG);
-    this.queue = this.queue.then(() => this.process(req, auth, waitMs));
+    this.queue = this.queue.then(() => this.process(req, waitMs));
   }
 
-  private async process(req: Req, auth: Promise<string> | undefined, waitMs: number) {
+  private async process(req: Req, waitMs: number) {
     if (waitMs > 0) {
       await sleep(waitMs);
       this.release(THROTTLED);
     }
     try {
-      await this.handle(req, auth);
+      this.handle(req);
     } catch (err) {
       this.internalError(err);
     }
@@ -199,10 +203,10 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   protected abstract onRequest(kind: ResourceKind, req: Req): void;
   protected abstract onView(view: ProxyView): void;
 
-  private async handle(req: Req, auth: Promise<string> | undefined): Promise<void> {
+  private handle(req: Req): void {
     if (this.closed) return;
     if (!this.proxy) {
-      const proxy = await this.identify(req, auth);
+      const proxy = this.identify(req);
       if (!proxy || this.closed) return;
       this.proxy = proxy;
       this.info.proxy = proxy;
@@ -240,10 +244,7 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
   }
 
   /** The proxy's identity: its node, with the service its token proves when auth is on. */
-  private async identify(
-    req: Req,
-    auth: Promise<string> | undefined,
-  ): Promise<ProxyIdentity | undefined> {
+  private identify(req: Req): ProxyIdentity | undefined {
     let claimed: ProxyIdentity;
     try {
       claimed = proxyIdentityOf(req.node);
@@ -252,15 +253,10 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
       this.fail(GrpcStatus.INVALID_ARGUMENT, err.message);
       return undefined;
     }
-    if (!auth) return claimed;
-    let service: string;
-    try {
-      service = await auth;
-    } catch (err) {
-      if (!(err instanceof AuthError)) throw err;
-      this.refuse(err, claimed.nodeId);
-      return undefined;
-    }
+    if (!this.ctx.authenticator) return claimed;
+    const service = this.service;
+    // Secure by default: a stream started without its token checked is not served.
+    if (service === undefined) throw new Error('stream started before its token was checked');
     if (claimed.service && claimed.service !== service) {
       const message = `node ${JSON.stringify(claimed.nodeId)} claims service ${JSON.stringify(claimed.service)} but its token is for ${JSON.stringify(service)}`;
       this.refuse(
@@ -277,7 +273,13 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     // Through the lifecycle budget: anyone who reaches the port can open refused streams.
     this.lifecycle(
       'refused',
-      { node: nodeId, code: grpcStatusName(err.code), reason: err.reason, details: err.message },
+      {
+        node: nodeId,
+        peer: this.info.peer,
+        code: grpcStatusName(err.code),
+        reason: err.reason,
+        details: err.message,
+      },
       'xds stream refused',
     );
     this.end(err.code, err.message);

@@ -37,8 +37,11 @@ export interface XdsObserver {
   nacked(stream: StreamInfo, kind: ResourceKind, version: string, message: string): void;
   staleNonce(stream: StreamInfo, kind: ResourceKind, nonce: string): void;
   badRequest(stream: StreamInfo, problem: string): void;
-  /** A stream refused: no/invalid token (UNAUTHENTICATED) or a claim it may not make. */
-  authFailed(stream: StreamInfo, reason: string, message: string): void;
+  /**
+   * A stream refused: no/invalid token (UNAUTHENTICATED), before it was admitted (`stream`
+   * undefined: it never opened), or a claim it may not make or a revoked token (its stream).
+   */
+  authFailed(stream: StreamInfo | undefined, reason: string, message: string): void;
   /** A request held back: its stream sends faster than the per-stream request rate. */
   throttled(stream: StreamInfo, delayMs: number): void;
   /** A new stream refused (RESOURCE_EXHAUSTED) before it started: `--max-streams` or `--stream-rate`. */
