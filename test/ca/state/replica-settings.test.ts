@@ -141,8 +141,10 @@ describe.each([etcdStore(), consulStore()])('replica settings on $kind', (store)
 
     const changed = ['--scope', 'declared', '--intentions-default', 'deny'];
     // LUCID_ALLOW_SETTINGS_CHANGE=false is no override (commander alone would read it as on).
+    const spawned = performance.now();
     const refused = await serve(changed, { LUCID_ALLOW_SETTINGS_CHANGE: 'false' });
     expect(await refused.exited, refused.output()).toBe(2);
+    const refusedMs = performance.now() - spawned;
     const lines = refused.stderr().trim().split('\n');
     expect(lines.at(-1)).toMatch(
       /^lucid-mesh serve: --intentions-default: this replica deny, the running replicas allow; --scope: this replica declared, the running replicas all \(.*replicas\/\): .*--allow-settings-change.*refusing to start$/,
@@ -152,8 +154,13 @@ describe.each([etcdStore(), consulStore()])('replica settings on $kind', (store)
     // A deliberate change: it starts, and the replicas on the old settings say so.
     const first = await serve([...changed, '--allow-settings-change']);
     await ready(first);
+    const readyAt = performance.now();
     await gaugeIs(first, 2, 'the changed replica sees two replicas on other settings');
     await gaugeIs(a, 1, "A's gauge shows the changed replica");
+    console.log(
+      `replica settings (${store.kind}): refused replica exited 2 after ${refusedMs.toFixed(0)} ms; ` +
+        `a running replica's gauge showed the changed one ${(performance.now() - readyAt).toFixed(0)} ms after it was ready`,
+    );
     const errors = a
       .output()
       .split('\n')
