@@ -17,7 +17,7 @@ import {
   assertTrustDomain,
   type Identity,
 } from './spiffe.js';
-import type { ExpiryReport, IssuedLeaf } from './types.js';
+import { lifetimeSeconds, type ExpiryReport, type IssuedLeaf } from './types.js';
 import { compareStrings } from '../text-order.js';
 
 const rootsSchema = z.object({
@@ -165,6 +165,7 @@ export class ConsulConnectCa implements LeafSource {
           rootSerial: leaf.rootSerial,
           notAfter: leaf.notAfter,
           secondsRemaining: seconds(leaf.notAfter),
+          lifetimeSeconds: lifetimeSeconds(leaf),
         }))
         .sort((a, b) => compareStrings(a.service, b.service)),
       roots: this.roots.map((r) => {
@@ -174,6 +175,7 @@ export class ConsulConnectCa implements LeafSource {
           state: r.active ? ('active' as const) : ('retiring' as const),
           notAfter,
           secondsRemaining: seconds(notAfter),
+          lifetimeSeconds: lifetimeSeconds({ notBefore: new Date(r.cert.validFrom), notAfter }),
         };
       }),
     };

@@ -28,6 +28,7 @@ import {
 import type { Leadership } from './state/kv-backend.js';
 import {
   leafRecordOf,
+  lifetimeSeconds,
   type ExpiryReport,
   type IssuedLeaf,
   type LeafRecord,
@@ -242,6 +243,7 @@ export class LeafManager {
           rootSerial: leaf.rootSerial,
           notAfter: leaf.notAfter,
           secondsRemaining: seconds(leaf.notAfter),
+          lifetimeSeconds: lifetimeSeconds(leaf),
         }))
         .sort((a, b) => compareStrings(a.service, b.service)),
       roots: this.ca.roots().map((r) => ({
@@ -249,6 +251,7 @@ export class LeafManager {
         state: r.state,
         notAfter: r.notAfter,
         secondsRemaining: seconds(r.notAfter),
+        lifetimeSeconds: lifetimeSeconds(r),
       })),
     };
   }

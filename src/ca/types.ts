@@ -68,12 +68,22 @@ export interface CertificateExpiry {
   readonly notAfter: Date;
   /** Negative once expired. */
   readonly secondsRemaining: number;
+  /**
+   * notAfter − notBefore: what it was issued for. Alerts compare what is left with it (a leaf
+   * is renewed by 90 % of its lifetime, whatever CERT_VALIDITY_DAYS or Consul's TTL is).
+   */
+  readonly lifetimeSeconds: number;
 }
 
 /** What metrics need: seconds until notAfter per service leaf and per root. */
 export interface ExpiryReport {
   readonly leaves: ReadonlyArray<CertificateExpiry & { service: string; rootSerial: string }>;
   readonly roots: ReadonlyArray<CertificateExpiry & { state: RootState }>;
+}
+
+/** A certificate's validity period in seconds (notBefore to notAfter). */
+export function lifetimeSeconds(c: { readonly notBefore: Date; readonly notAfter: Date }): number {
+  return Math.round((c.notAfter.getTime() - c.notBefore.getTime()) / 1000);
 }
 
 export function leafRecordOf(leaf: IssuedLeaf): LeafRecord {

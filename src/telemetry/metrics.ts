@@ -216,6 +216,26 @@ export class Metrics implements XdsObserver {
           }
         },
       );
+      // The same series' validity periods: MeshCertificateExpiringSoon compares the two, so it
+      // holds for any leaf lifetime (CERT_VALIDITY_DAYS, Consul's LeafCertTTL).
+      this.gauge(
+        'certificate_lifetime_seconds',
+        'Seconds from notBefore to notAfter of each certificate certificate_expiry_seconds reports',
+        ['kind', 'service', 'serial'],
+        (g) => {
+          g.reset();
+          const report = certificates.expiries();
+          for (const leaf of report.leaves) {
+            g.set(
+              { kind: 'leaf', service: leaf.service, serial: leaf.serial },
+              leaf.lifetimeSeconds,
+            );
+          }
+          for (const root of report.roots) {
+            g.set({ kind: 'root', service: '', serial: root.serial }, root.lifetimeSeconds);
+          }
+        },
+      );
     }
     store.onSnapshot((snapshot) => {
       this.discoveryLatency.observe((snapshot.builtAt - snapshot.changedAt) / 1000);

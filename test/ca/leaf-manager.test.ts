@@ -126,9 +126,12 @@ describe('LeafManager: leaf renewal', () => {
       expect.objectContaining({ service: 'web', rootSerial: ca.activeRoot().serial }),
     ]);
     expect(report.leaves[0]!.secondsRemaining).toBe(23 * 3600);
+    // 24 h and the minute notBefore is backdated: what MeshCertificateExpiringSoon compares with.
+    expect(report.leaves[0]!.lifetimeSeconds).toBe(24 * 3600 + 60);
     expect(report.roots).toHaveLength(1);
     expect(report.roots[0]!.state).toBe('active');
     expect(report.roots[0]!.secondsRemaining).toBeGreaterThan(9 * 365 * 86_400);
+    expect(report.roots[0]!.lifetimeSeconds).toBe(3650 * 86_400 + 3600); // backdated an hour
   });
 
   it('records current leaves in the store (what `ca show` prints)', async () => {

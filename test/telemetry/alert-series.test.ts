@@ -5,7 +5,7 @@
 // of a type after a start went unalerted until every type's series started at 0. And a source
 // that reports a failure once (the file source, a refused edit) never fired ServiceDiscoveryDown
 // while it counted errors; it reads lucid_mesh_source_failing now.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -251,6 +251,119 @@ describe('a sidecar refused at every reconnect (real promtool on a running contr
     } finally {
       await secured.stop();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Prometheus's humanizeDuration for whole seconds (1 min or more): "1d 2h 3m 4s", "5m 0s". */
+function humanizeDuration(seconds: number): string {
+  const [d, h, m, s] = [seconds / 86400, (seconds / 3600) % 24, (seconds / 60) % 60, seconds % 60];
+  const parts = [`${Math.floor(m)}m`, `${Math.floor(s)}s`];
+  if (d >= 1) return [`${Math.floor(d)}d`, `${Math.floor(h)}h`, ...parts].join(' ');
+  return h >= 1 ? [`${Math.floor(h)}h`, ...parts].join(' ') : parts.join(' ');
+}
+
+describe('certificate expiry on a running control plane with its CA (real promtool)', () => {
+  it('MeshCertificateExpiringSoon fires once a leaf is past 95 % of its life; MeshRootCertificateExpiringSoon on a root with 20 days left', async () => {
+    // The operator's own CA (--ca-cert/--ca-key), valid for 20 days; leaves of 1 h
+    // (CERT_VALIDITY_DAYS=1/24), not renewed (as when every renewal fails).
+    const dir = mkdtempSync(join(tmpdir(), 'lucid-alert-series-certs-'));
+    const openssl = (...args: string[]) =>
+      execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
+    openssl(
+      ...['req', '-x509', '-new', '-key', 'ca.key', '-days', '20', '-subj', '/CN=Ops Root'],
+      ...[
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign',
+      ],
+      ...['-out', 'ca.crt'],
+    );
+    const ca = await openCa({
+      dataDir: join(dir, 'state'),
+      caCertFile: join(dir, 'ca.crt'),
+      caKeyFile: join(dir, 'ca.key'),
+      leafTtlMs: 3_600_000,
+      autoRotate: false,
+      env: {},
+    });
+    const secured = await startLoopbackControlPlane(new SettableSource(catalog, 'file'), {
+      security: { ca, mtls: true, auth: 'none', adminAuth: 'none' },
+    });
+    try {
+      // What hello's sidecar's first SDS request does: its leaf is issued.
+      const leaf = await ca.certificates.current('hello');
+      const scraped = await (await adminGet(secured, '/metrics')).text();
+      const expiry = samples(scraped, 'lucid_mesh_certificate_expiry_seconds');
+      const lifetime = samples(scraped, 'lucid_mesh_certificate_lifetime_seconds');
+      const leafKey = `{kind="leaf",service="hello",serial="${leaf.serial}"}`;
+      // notBefore is backdated a minute (peers whose clocks lag): renewal counts from there too.
+      expect(lifetime.get(leafKey)).toBe(3660);
+      const leafLeft = expiry.get(leafKey)!;
+      expect(leafLeft).toBeGreaterThan(3300);
+      const roots = [...expiry].filter(([k]) => k.startsWith('{kind="root"'));
+      expect(roots).toHaveLength(1);
+      const rootLeft = roots[0]![1];
+      expect(rootLeft).toBeGreaterThan(19 * 86400);
+
+      // The scraped series, a scrape every 30 s for an hour: each expiry counts down from
+      // its scraped value, each lifetime stays.
+      const steps = 120;
+      const series = [
+        ...[...expiry].map(([key, v]) => ({ key, values: `${v}-30x${steps}` })),
+        ...[...lifetime].map(([key, v]) => ({ key, values: `${v}x${steps}` })),
+      ].map(({ key, values }, i) => ({
+        series: `${i < expiry.size ? 'lucid_mesh_certificate_expiry_seconds' : 'lucid_mesh_certificate_lifetime_seconds'}{${key.slice(1, -1)},job="lucid-mesh",instance="cp:8080"}`,
+        values,
+      }));
+      // 5 % of 3,660 s is 183 s: quiet at 50 min (about 600 s left), firing at 59 min.
+      const leftAt59m = leafLeft - 59 * 60;
+      expect(leftAt59m).toBeLessThan(183);
+      const leafAlert = {
+        exp_labels: {
+          severity: 'critical',
+          job: 'lucid-mesh',
+          instance: 'cp:8080',
+          kind: 'leaf',
+          service: 'hello',
+          serial: leaf.serial,
+        },
+        exp_annotations: {
+          summary: `The mesh certificate of hello expires in ${leftAt59m < 60 ? `${leftAt59m}s` : humanizeDuration(leftAt59m)}`,
+          description: `Leaf ${leaf.serial} of hello was due for renewal by 90 % of its lifetime and is still in use: renewal is failing (log: leaf certificate renewal failed). When it expires, calls to and from hello fail mTLS.`,
+        },
+      };
+      const rootAlert = {
+        exp_labels: { severity: 'warning', job: 'lucid-mesh', instance: 'cp:8080', kind: 'root' },
+        exp_annotations: {
+          summary: `The mesh root certificate expires in ${humanizeDuration(rootLeft - 60)}`,
+          description:
+            "The newest CA root of cp:8080 expires within 30 days; every mesh certificate fails with it. Rotate: `lucid-mesh ca rotate` (with --ca-cert/--ca-key for your own CA), or with --ca consul-connect Consul's CA (consul connect ca set-config).",
+        },
+      };
+      const r = promtoolTest([
+        {
+          interval: '30s',
+          input_series: series,
+          alert_rule_test: [
+            { eval_time: '50m', alertname: 'MeshCertificateExpiringSoon', exp_alerts: [] },
+            { eval_time: '59m', alertname: 'MeshCertificateExpiringSoon', exp_alerts: [leafAlert] },
+            {
+              eval_time: '1m',
+              alertname: 'MeshRootCertificateExpiringSoon',
+              exp_alerts: [rootAlert],
+            },
+          ],
+        },
+      ]);
+      expect(r.out).toContain('SUCCESS');
+      expect(r.code).toBe(0);
+    } finally {
+      await secured.stop();
+      ca.leaves.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
