@@ -31,6 +31,7 @@ const ROWS = {
     'hostile-max-streams': 'test/xds/limits.test.ts',
     'hostile-stream-rate': 'test/xds/limits.test.ts',
     'hostile-stream-storm': 'test/xds/limits.test.ts',
+    'hostile-unauthenticated-flood': 'test/xds/admission-auth.test.ts',
     'hostile-max-request-bytes': 'test/xds/limits.test.ts',
     'hostile-tight-loop': 'test/xds/limits.test.ts',
     'hostile-unread-responses': 'test/xds/limits.test.ts',

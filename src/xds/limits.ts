@@ -7,10 +7,11 @@ export interface XdsLimits {
   /**
    * Streams open at once on this replica. Past it a new stream ends with RESOURCE_EXHAUSTED,
    * so the sidecar reconnects (after its backoff) through its xDS cluster, to another replica
-   * when there is one. 0: no limit.
+   * when there is one. 0: no limit. With auth on, only streams whose token checks out count
+   * (server.ts admit: a flood without tokens must not use up what sidecars need).
    */
   readonly maxStreams: number;
-  /** New streams per second, sustained (a token bucket). 0: no limit. */
+  /** New streams per second, sustained (token bucket; auth on: valid tokens only). 0: no limit. */
   readonly streamRate: number;
   /** New streams accepted at once before streamRate applies (the bucket's size). */
   readonly streamBurst: number;
