@@ -63,7 +63,8 @@ interface ServiceResources {
 
 /** What a service's shared resources are made of: everything but its inbound side. */
 function sharedInputs(service: MeshService, mesh: Mesh): unknown {
-  // Which failover targets exist is part of it: a target appearing turns on its aggregate.
+  // Which failover targets exist (and which fail over themselves) is part of it: a target
+  // appearing turns on its aggregate.
   const targets = service.backends.map((b) => failoverTargets(mesh, b));
   return [
     service.name,
@@ -75,18 +76,30 @@ function sharedInputs(service: MeshService, mesh: Mesh): unknown {
   ];
 }
 
-const backendNames = new WeakMap<Mesh, ReadonlySet<string>>();
+const backendsByName = new WeakMap<Mesh, ReadonlyMap<string, Backend>>();
 
-/** A backend's failover targets (other services or subsets) that exist in the mesh. */
-export function failoverTargets(mesh: Mesh, backend: Backend): readonly string[] {
+function existing(mesh: Mesh, backend: Backend): readonly string[] {
   const wanted = backend.failover?.targets;
   if (!wanted || wanted.length === 0) return [];
-  let names = backendNames.get(mesh);
-  if (!names) {
-    names = new Set(mesh.services.flatMap((s) => s.backends.map((b) => b.name)));
-    backendNames.set(mesh, names);
+  let byName = backendsByName.get(mesh);
+  if (!byName) {
+    byName = new Map(mesh.services.flatMap((s) => s.backends.map((b) => [b.name, b] as const)));
+    backendsByName.set(mesh, byName);
   }
-  return wanted.filter((t) => names.has(t));
+  return wanted.filter((t) => byName.has(t));
+}
+
+/**
+ * The clusters a backend fails over to (other services or subsets that exist in the mesh), in
+ * order. A target that fails over itself is an aggregate cluster, and Envoy's aggregate cluster
+ * finds no hosts in a nested one (a chained failover answered 503): its own cluster is named
+ * instead. Its failover is not followed, as in Consul's discovery chain.
+ */
+export function failoverTargets(mesh: Mesh, backend: Backend): readonly string[] {
+  return existing(mesh, backend).map((t) => {
+    const target = backendsByName.get(mesh)!.get(t)!;
+    return existing(mesh, target).length > 0 ? primaryClusterName(t) : t;
+  });
 }
 
 /**

@@ -519,6 +519,38 @@ describe('traffic routing with mTLS from the built-in CA', () => {
     );
     expect(await rejectedUpdates(web!.envoy)).toBe(0);
   });
+
+  it('fails over along a chain: api → shadow, whose own resolver fails over to api~v2', async () => {
+    // shadow's backend is then an aggregate cluster too. Envoy's aggregate cluster does not
+    // look into a nested aggregate (it has no hosts of its own): api's failover must name
+    // shadow's own cluster, not its aggregate.
+    catalog.write(catalogDoc());
+    traffic.write([
+      { ...resolver(), Failover: { '*': { Targets: [{ Service: 'shadow' }] } } },
+      {
+        Kind: 'service-resolver',
+        Name: 'shadow',
+        Failover: { '*': { Targets: [{ Service: 'api', ServiceSubset: 'v2' }] } },
+      },
+    ]);
+    await web!.envoy.waitFor(
+      async () => (await clusterHosts(web!.envoy, 'shadow|primary')).length === 1,
+      'shadow’s own aggregate cluster',
+    );
+    expect((await callMany(web!, 'api', 10)).apps).toEqual({ 'api-v1': 10 });
+    catalog.write(catalogDoc(false, 'critical'));
+    await web!.envoy.waitFor(
+      async () => (await callThrough(web!, 'api').catch(() => undefined))?.app === 'shadow',
+      'api requests answered by shadow, api’s failover target',
+    );
+    expect((await callMany(web!, 'api', 20)).apps).toEqual({ shadow: 20 });
+    catalog.write(catalogDoc());
+    await web!.envoy.waitFor(
+      async () => (await callThrough(web!, 'api').catch(() => undefined))?.app === 'api-v1',
+      'api requests answered by api again',
+    );
+    expect(await rejectedUpdates(web!.envoy)).toBe(0);
+  });
 });
 
 function fmt(ms: readonly number[]): string {
