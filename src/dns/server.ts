@@ -25,6 +25,8 @@ const UDP_PLAIN_MAX = 512;
 const EDNS_MAX = 4096;
 /** What this server advertises in its own OPT record (the DNS flag day 2020 value). */
 const EDNS_ADVERTISED = 1232;
+/** A DNS message over TCP has a two-byte length (RFC 1035 4.2.2). */
+const TCP_MAX = 65_535;
 const HEADER_BYTES = 12;
 const QR = 0x8000;
 
@@ -228,17 +230,21 @@ export class DnsServer {
       (answer.authoritative ? packet.AUTHORITATIVE_ANSWER : 0) |
       (flags & packet.RECURSION_DESIRED) |
       answer.rcode;
-    const full = packet.encode({
-      type: 'response',
-      id,
-      flags: header,
-      questions: [question],
-      answers: answer.answers,
-      authorities: answer.authorities,
-      additionals: [...answer.additionals, ...edns],
-    });
+    const encode = (answers: packet.Answer[], additionals: packet.Answer[]): Buffer =>
+      packet.encode({
+        type: 'response',
+        id,
+        flags: header,
+        questions: [question],
+        answers,
+        authorities: answer.authorities,
+        additionals: [...additionals, ...edns],
+      });
+    const full = encode(answer.answers, answer.additionals);
     this.queries.inc({ transport, rcode: rcodeName(answer.rcode) });
-    if (transport === 'tcp') return full;
+    if (transport === 'tcp') {
+      return full.length <= TCP_MAX ? full : fitTcp(answer.answers, answer.additionals, encode);
+    }
     const limit = opt
       ? Math.min(
           Math.max((opt as { udpPayloadSize: number }).udpPayloadSize, UDP_PLAIN_MAX),
@@ -264,6 +270,37 @@ export class DnsServer {
     reply.writeUInt16BE(QR | (opcode << 11) | rcode, 2);
     return reply;
   }
+}
+
+/**
+ * The first records of an answer too large for one TCP message (a service with hundreds of
+ * instances: ~80 bytes per SRV record and its address) that fit in it; an SRV
+ * record's address stays with it. Binary search: each try is one encode.
+ */
+function fitTcp(
+  answers: packet.Answer[],
+  additionals: packet.Answer[],
+  encode: (answers: packet.Answer[], additionals: packet.Answer[]) => Buffer,
+): Buffer {
+  const take = (n: number): Buffer => {
+    const kept = answers.slice(0, n);
+    const targets = new Set(
+      kept.map((a) => (a.type === 'SRV' ? a.data.target.toLowerCase() : undefined)),
+    );
+    return encode(
+      kept,
+      additionals.filter((a) => targets.has(a.name.toLowerCase())),
+    );
+  };
+  // The most records that fit: take(low) fits, take(answers.length) does not.
+  let low = 0;
+  let high = answers.length - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (take(mid).length <= TCP_MAX) low = mid;
+    else high = mid - 1;
+  }
+  return take(low);
 }
 
 function rcodeName(rcode: number): string {
