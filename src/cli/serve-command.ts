@@ -142,7 +142,7 @@ export function serveCommand(): Command {
     .addOption(
       new Option(
         '--max-streams <n>',
-        'xDS streams this replica serves at once; past it RESOURCE_EXHAUSTED (the sidecar tries another replica); 0: no limit',
+        'xDS streams this replica serves at once; past it RESOURCE_EXHAUSTED (the sidecar tries another replica); a stream without a valid token is refused first and holds none; 0: no limit',
       )
         .env('LUCID_MAX_STREAMS')
         .default(DEFAULT_XDS_LIMITS.maxStreams)
@@ -151,7 +151,7 @@ export function serveCommand(): Command {
     .addOption(
       new Option(
         '--stream-rate <n>',
-        'new xDS streams per second, sustained (a token bucket; over it a stream waits up to 1 s, then RESOURCE_EXHAUSTED); 0: no limit',
+        'new xDS streams per second, sustained (a token bucket; over it a stream waits up to 1 s, then RESOURCE_EXHAUSTED); a stream without a valid token is refused first and takes no turn; 0: no limit',
       )
         .env('LUCID_STREAM_RATE')
         .default(DEFAULT_XDS_LIMITS.streamRate)
