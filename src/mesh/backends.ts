@@ -217,6 +217,13 @@ export function serviceBackends(
       ? service.instances
       : service.instances.filter((i) => (i.datacenter ?? settings.datacenter) === dc);
   const present = new Set(instances.map((i) => i.datacenter ?? settings.datacenter));
+  if (dc !== undefined && present.size === 0 && service.instances.length > 0) {
+    problems.push({
+      kind: 'service-resolver',
+      name: service.name,
+      message: `Redirect: datacenter "${dc}" has no instances of "${service.name}"; every request for it fails (503)`,
+    });
+  }
   const base = (name: string | undefined): Backend => {
     const subset = name !== undefined ? resolver!.Subsets[name] : undefined;
     const members = subset ? instances.filter(subsetFilter(subset)) : instances;

@@ -170,6 +170,17 @@ describe('the discovery chain', () => {
     ]);
   });
 
+  it('a Redirect to a datacenter without instances is reported: every request would fail', () => {
+    const mesh = meshOf([
+      { Kind: 'service-resolver', Name: 'api', Redirect: { Datacenter: 'dc2' } },
+      { Kind: 'service-resolver', Name: 'web', Redirect: { Datacenter: 'dc1' } },
+    ]);
+    expect(mesh.problems.map((p) => `${p.kind}/${p.name}: ${p.message}`)).toEqual([
+      'service-resolver/api: Redirect: datacenter "dc2" has no instances of "api"; every request for it fails (503)',
+    ]);
+    expect(meshService(mesh, 'api')!.backends[0]!.localities).toEqual([]);
+  });
+
   it('a route naming a missing subset falls back to the default destination; other routes stay', () => {
     const mesh = meshOf([
       { Kind: 'service-resolver', Name: 'api', Subsets: subsets, DefaultSubset: 'v1' },
