@@ -4,7 +4,7 @@
 // warning per port, naming the flags that fix it; nothing on a loopback address. Also the CA's
 // private keys kept unencrypted in a shared store (--state-insecure-plaintext).
 import type { SecurityOptions } from '../app.js';
-import { isTrue } from './state-flags.js';
+import { stateInsecurePlaintext } from './state-flags.js';
 
 export interface ClearTextSetup {
   readonly host: string;
@@ -29,7 +29,7 @@ export function clearTextWarnings(setup: ClearTextSetup): string[] {
   const { host, security } = setup;
   const out: string[] = [];
   const store = setup.state === 'consul' ? 'Consul KV' : setup.state === 'etcd' ? 'etcd' : '';
-  if (store && !setup.stateEncryptionKey && isTrue(setup.stateInsecurePlaintext)) {
+  if (store && !setup.stateEncryptionKey && stateInsecurePlaintext(setup)) {
     out.push(
       `--state-insecure-plaintext: the CA's root keys and the token signing key are kept in ${store} ` +
         'unencrypted: anyone who can read the state prefix can sign certificates and mint tokens ' +

@@ -4,6 +4,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../ca/settings.js';
 import { DEFAULT_XDS_LIMITS } from '../xds/limits.js';
+import { booleanFlagOrEnv } from './options.js';
 
 export const DEFAULT_DRAIN_SECONDS = 10;
 
@@ -71,17 +72,9 @@ export function haCliOptions(): Option[] {
 const ALLOW_ENV = 'LUCID_ALLOW_SETTINGS_CHANGE';
 
 /**
- * --allow-settings-change, or its environment variable. Read here, not by commander, which
- * turns a boolean flag on for any value of its variable (`=false` included).
+ * --allow-settings-change, or its environment variable (booleanFlagOrEnv).
  * @throws InvalidArgumentError naming the variable for a value that is not a boolean
  */
 export function allowSettingsChange(flags: HaFlags, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (flags.allowSettingsChange === true) return true;
-  const raw = env[ALLOW_ENV];
-  const value = raw?.trim().toLowerCase() ?? '';
-  if (['', 'false', '0', 'no', 'off'].includes(value)) return false;
-  if (['true', '1', 'yes', 'on'].includes(value)) return true;
-  throw new InvalidArgumentError(
-    `${ALLOW_ENV}: expected true or false, got ${JSON.stringify(raw)}`,
-  );
+  return booleanFlagOrEnv(flags.allowSettingsChange, ALLOW_ENV, env);
 }

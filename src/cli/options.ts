@@ -36,3 +36,22 @@ export function choiceOption<T extends string>(flag: string, choices: readonly T
     return value as T;
   };
 }
+
+/**
+ * A boolean flag that its environment variable may also turn on. Read here, not with commander's
+ * `.env()`, which turns a boolean flag on for any value of its variable, `=false` included.
+ * Off: unset, empty, false/0/no/off; on: true/1/yes/on (any case, spaces trimmed).
+ * @throws InvalidArgumentError naming the variable for any other value
+ */
+export function booleanFlagOrEnv(
+  flagValue: unknown,
+  envName: string,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  if (flagValue === true) return true;
+  const raw = env[envName];
+  const value = raw?.trim().toLowerCase() ?? '';
+  if (['', 'false', '0', 'no', 'off'].includes(value)) return false;
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  throw new InvalidArgumentError(`${envName}: expected true or false, got ${JSON.stringify(raw)}`);
+}

@@ -3,7 +3,7 @@
 // `etcd` share it between replicas under `--state-prefix`, reached with the same connection
 // flags as the discovery sources (--consul..., --etcd...). Used by `serve` and by the operator
 // commands (`ca show|rotate`, `token issue|revoke|list`), so nobody copies key files around.
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { CaSettingsError } from '../ca/settings.js';
 import { StateCipher, readStateKeyFile, type StateKey } from '../ca/state/cipher.js';
 import { ConsulKvCaStore } from '../ca/state/consul-store.js';
@@ -15,7 +15,7 @@ import {
 } from '../sources/consul/options.js';
 import { etcdCliOptions, etcdFlags } from '../sources/etcd/options.js';
 import { FlagError } from '../sources/flag-error.js';
-import { choiceOption } from './options.js';
+import { booleanFlagOrEnv, choiceOption } from './options.js';
 
 export const STATE_KINDS = ['file', 'consul', 'etcd'] as const;
 export type StateKind = (typeof STATE_KINDS)[number];
@@ -58,8 +58,8 @@ export function stateCliOptions(): Option[] {
     new Option(
       '--state-insecure-plaintext',
       'store private keys in Consul/etcd unencrypted when no --state-encryption-key is given ' +
-        '(development only)',
-    ).env('LUCID_STATE_INSECURE_PLAINTEXT'),
+        `(development only) (env: ${INSECURE_PLAINTEXT_ENV}=true)`,
+    ),
   ];
 }
 
@@ -128,7 +128,7 @@ function stateCipher(kind: StateKind, flags: StateFlags): StateCipher {
       flags.stateEncryptionKeyPrevious,
     );
   }
-  const insecurePlaintext = isTrue(flags.stateInsecurePlaintext);
+  const insecurePlaintext = stateInsecurePlaintext(flags);
   if (!key && !insecurePlaintext) {
     throw new CaSettingsError(
       `--state ${kind}: private keys go into ${kind === 'consul' ? 'Consul KV' : 'etcd'} ` +
@@ -139,8 +139,21 @@ function stateCipher(kind: StateKind, flags: StateFlags): StateCipher {
   return new StateCipher({ key, previous, insecurePlaintext });
 }
 
-/** A boolean flag may arrive as a string from its environment variable. */
-export function isTrue(value: unknown): boolean {
-  if (typeof value === 'string') return ['true', '1', 'yes', 'on'].includes(value.toLowerCase());
-  return value === true;
+const INSECURE_PLAINTEXT_ENV = 'LUCID_STATE_INSECURE_PLAINTEXT';
+
+/**
+ * --state-insecure-plaintext, or its environment variable (booleanFlagOrEnv: `=false` is off;
+ * commander's `.env()` turned it on for any value).
+ * @throws CaSettingsError naming the variable for a value that is not a boolean
+ */
+export function stateInsecurePlaintext(
+  flags: { readonly stateInsecurePlaintext?: unknown },
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  try {
+    return booleanFlagOrEnv(flags.stateInsecurePlaintext, INSECURE_PLAINTEXT_ENV, env);
+  } catch (err) {
+    // A usage error (exit 2) wherever the state flags are read, as the others here are.
+    throw err instanceof InvalidArgumentError ? new CaSettingsError(err.message) : err;
+  }
 }
