@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
+import { registerReplicaSettingsMetric } from '../../src/telemetry/state-metrics.js';
 
 const PROMQL_WORDS = new Set([
   'by',
@@ -41,6 +42,8 @@ async function exported(): Promise<Set<string>> {
     // against a real CA: test/telemetry/alert-series.test.ts.
     certificates: { expiries: () => ({ leaves: [], roots: [] }) },
   });
+  // With --state consul|etcd (replicas sharing state), serve registers this one too.
+  registerReplicaSettingsMetric(metrics.registry, { mismatched: () => 0 });
   const names = new Set<string>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     names.add(m.name);
