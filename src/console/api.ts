@@ -71,31 +71,45 @@ export const api = {
   convergence: () => get<{ changes: ConvergencePoint[] }>('/v1/convergence').then((r) => r.changes),
 };
 
+/** Waits before the next try to follow the events: 1 s, 2 s, 4 s, … at most 10 s. */
+const retryDelayMs = (failures: number): number => Math.min(1000 * 2 ** failures, 10_000);
+
 /**
  * Follows GET /v1/events (Server-Sent Events) with the token in a header, which EventSource
- * cannot send: reads the response body as a stream and parses `event:`/`data:` blocks.
- * Returns a function that stops it.
+ * cannot send: reads the response body as a stream and parses `event:`/`data:` blocks. When
+ * the stream ends or cannot be opened (a control plane restarting), it says why and tries
+ * again (as EventSource would), so a console left open follows the control plane once it is
+ * back. Returns a function that stops it.
  */
 export function followEvents(
   onEvent: (e: MeshEvent) => void,
-  onState: (state: 'open' | 'closed', error?: string) => void,
+  onState: (state: 'open' | 'reconnecting', error?: string) => void,
 ): () => void {
   const abort = new AbortController();
   void (async () => {
-    try {
-      const res = await fetch('/v1/events', { headers: headers(), signal: abort.signal });
-      if (!res.ok || !res.body) throw new ApiError(res.status, `${res.status} ${res.statusText}`);
-      onState('open');
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      const parser = createParser({ onEvent: (e) => onEvent(JSON.parse(e.data) as MeshEvent) });
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        parser.feed(value);
+    let failures = 0;
+    while (!abort.signal.aborted) {
+      let error: string;
+      try {
+        const res = await fetch('/v1/events', { headers: headers(), signal: abort.signal });
+        if (!res.ok || !res.body) throw new ApiError(res.status, `${res.status} ${res.statusText}`);
+        onState('open');
+        failures = 0;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        const parser = createParser({ onEvent: (e) => onEvent(JSON.parse(e.data) as MeshEvent) });
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          parser.feed(value);
+        }
+        error = 'the server ended the stream';
+      } catch (err) {
+        if (abort.signal.aborted) return;
+        error = (err as Error).message;
       }
-      onState('closed', 'the server ended the stream');
-    } catch (err) {
-      if (!abort.signal.aborted) onState('closed', (err as Error).message);
+      const wait = retryDelayMs(failures++);
+      onState('reconnecting', `${error}; trying again in ${wait / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   })();
   return () => abort.abort();

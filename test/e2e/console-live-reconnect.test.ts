@@ -1,0 +1,82 @@
+// The console's live view, left open across a control-plane restart (an upgrade, a crash): it
+// says the stream is gone, reconnects by itself once the control plane is back on the same
+// port, and shows the new control plane's events, without a reload. Real Chromium, real
+// control plane (no sidecar needed: a catalog edit is a snapshot event).
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Browser } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningControlPlane } from '../../src/app.js';
+import { launchChromium, watchedPage, type WatchedPage } from '../support/browser.js';
+import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('console live view across a control-plane restart', () => {
+  const catalog = new CatalogFile();
+  let cp: RunningControlPlane | undefined;
+  let browser: Browser | undefined;
+  let w: WatchedPage;
+  let adminPort: number;
+
+  const doc = (instances: number) => ({
+    services: [
+      {
+        name: 'api',
+        instances: Array.from({ length: instances }, (_, i) => ({
+          id: `api-${i + 1}`,
+          address: '127.0.0.1',
+          port: 9000 + i,
+        })),
+      },
+    ],
+  });
+
+  // No operator auth: the restarted control plane takes the same (empty) token.
+  const start = () => startTestControlPlane(catalog, { admin: adminPort });
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+    adminPort = await freePort();
+    catalog.write(doc(1));
+    cp = await start();
+    browser = await launchChromium();
+    w = await watchedPage(browser);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await cp?.stop();
+    catalog.remove();
+  });
+
+  it('says the stream is gone, reconnects when the control plane is back and shows its events', async () => {
+    await w.page.goto(`http://127.0.0.1:${adminPort}/ui#/live`);
+    // An empty token: this server runs --admin-auth none.
+    await w.page.waitForSelector('input#token');
+    await w.page.click('form button[type=submit]');
+    await w.page.waitForSelector('#live-view .stream.open');
+
+    await cp!.stop();
+    cp = undefined;
+    await w.page.waitForSelector('#live-view .stream:not(.open)', { timeout: 10_000 });
+    const down = await w.page.$eval('#live-view h2', (e) => e.textContent ?? '');
+    expect(down).toMatch(/reconnecting/);
+
+    cp = await start();
+    const restarted = cp;
+    await w.page.waitForSelector('#live-view .stream.open', { timeout: 15_000 });
+    await waitFor(() => restarted.events.subscriberCount > 0, {
+      what: 'the page follows the new control plane’s /v1/events',
+    });
+    catalog.write(doc(2));
+    const change = await w.page.waitForSelector(
+      '#live-view li.event.snapshot li.change[data-resource="endpoints/api"]',
+      { timeout: 10_000 },
+    );
+    expect(await change!.evaluate((e) => e.textContent ?? '')).toContain('9001');
+    await w.screenshot('live-reconnected');
+  });
+});
