@@ -1,12 +1,13 @@
 // `lucid-mesh events`: follows the mesh event stream on RabbitMQ (what `serve --events-amqp`
 // publishes) through an exclusive, auto-deleted queue of its own, printing each event as
 // `lucid-mesh tail` would. Exits 2 on a bad flag, 1 when the broker cannot be reached at the
-// start; a broker lost later is reconnected to with backoff.
+// start or refuses the setup; a broker lost later is reconnected to with backoff.
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqp from 'amqplib';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AmqpUrlError, parseBrokerUrl, scrub, type BrokerUrl } from '../events/amqp-url.js';
+import { explainBrokerError } from '../events/broker-errors.js';
 import { EVENT_KEYS, type AnyEventEnvelope } from '../events/envelope.js';
 import { DEFAULT_EVENTS_EXCHANGE } from '../events/event-stream.js';
 import { formatEnvelope } from './events-format.js';
@@ -66,7 +67,8 @@ export function eventsCommand(): Command {
         "  lucid-mesh events --amqp-file /run/secrets/amqp-url --binding 'proxy.*' --binding config.rejected\n" +
         '\nExit codes: 0 after --count events, on SIGINT/SIGTERM (the broker connection closed, 3 s at\n' +
         'most), or once the reader of its output went (noticed at the next event); 1 the broker cannot\n' +
-        'be reached at the start; 2 a bad flag.\n',
+        'be reached at the start or refuses the setup (login, vhost, an exchange of another type);\n' +
+        '2 a bad flag.\n',
     )
     .action(async (flags: EventsCommandFlags, cmd: Command) => {
       const usage = (message: string): never =>
@@ -95,6 +97,8 @@ export function eventsCommand(): Command {
       const bindings = flags.binding?.length ? flags.binding : ['#'];
       const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
       let printed = 0;
+      /** Set once the first connection consumes: from then on, losses are retried. */
+      let connectedOnce = false;
       let current: amqp.ChannelModel | undefined;
       let closing = false;
       const stop = (code: number): void => {
@@ -140,31 +144,37 @@ export function eventsCommand(): Command {
           },
           { noAck: true },
         );
+        connectedOnce = true;
         await closed;
       };
 
-      // As tail: the first connection must work; later losses are retried with backoff (the
-      // queue is exclusive, so events published while disconnected are not seen).
-      let connectedOnce = false;
+      // As tail: the first connection must work, up to its queue consuming (a refused vhost,
+      // an exchange declared with other properties: retrying would only repeat it); later
+      // losses are retried with backoff (the queue is exclusive, so events published while
+      // disconnected are not seen).
       let backoffMs = 250;
       for (;;) {
         try {
           const life = follow();
           await life;
         } catch (err) {
-          if (!connectedOnce && current === undefined) {
-            return fail(`cannot connect to ${url.redacted}: ${(err as Error).message}`);
+          const reason = explainBrokerError((err as Error).message, {
+            url,
+            exchangeFlag: '--exchange',
+          });
+          if (!connectedOnce) {
+            const what = current === undefined ? 'connect to' : `follow ${flags.exchange} on`;
+            return fail(`cannot ${what} ${url.redacted}: ${reason}`);
           }
           if (closing) return;
           process.stderr.write(
-            `lucid-mesh events: ${scrub((err as Error).message, url)}; reconnecting in ${backoffMs} ms\n`,
+            `lucid-mesh events: ${scrub(reason, url)}; reconnecting in ${backoffMs} ms\n`,
           );
           await sleep(backoffMs);
           backoffMs = Math.min(backoffMs * 2, 5_000);
           continue;
         }
         if (closing) return;
-        connectedOnce = true;
         backoffMs = 250;
         process.stderr.write(
           `lucid-mesh events: lost the broker (${url.redacted}); reconnecting (events published meanwhile are missed)\n`,

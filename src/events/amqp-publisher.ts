@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import type amqp from 'amqplib';
 import type { Logger } from '../telemetry/logger.js';
 import { scrub, type BrokerUrl } from './amqp-url.js';
+import { explainBrokerError } from './broker-errors.js';
 import type { Outbox } from './outbox.js';
 
 /** Unconfirmed messages on the wire at once. */
@@ -129,7 +130,10 @@ export class AmqpPublisher {
 
   private failed(err: Error): void {
     if (this.stopped) return;
-    const message = scrub(err.message, this.opts.url);
+    const message = scrub(
+      explainBrokerError(err.message, { url: this.opts.url, exchangeFlag: '--events-exchange' }),
+      this.opts.url,
+    );
     const now = Date.now();
     const repeat = this.lastError?.message === message && now - this.lastError.at < RELOG_MS;
     if (!repeat) {
