@@ -107,11 +107,24 @@ export function emptyLoadAssignment(clusterName: string): ClusterLoadAssignment 
   return { clusterName };
 }
 
-/** The gateways a caller uses to reach `dc` in its mode (none when it goes direct). */
+/**
+ * The gateways a caller uses to reach `dc` in its mode (none when it goes direct). Mode local
+ * also needs a gateway in `dc` for its own to forward to: without one (reported by the mesh as
+ * "reached directly") its instances are reached directly, as in mode remote.
+ */
 function gatewaysFor(caller: PlacedLocality, dc: string, via: GatewayRoute): MeshGateway[] {
   if (via.mode === 'none' || dc === caller.datacenter) return [];
+  if (via.mode === 'local' && !via.gateways.some((g) => g.datacenter === dc)) return [];
   const at = via.mode === 'local' ? caller.datacenter : dc;
   return via.gateways.filter((g) => g.datacenter === at);
+}
+
+/**
+ * Whether a path through the caller's gateways to `dc` can carry anything: with mode local
+ * its own gateway forwards only to healthy gateways of `dc` (translate/gateways.ts).
+ */
+function pathUp(dc: string, via: GatewayRoute): boolean {
+  return via.mode !== 'local' || via.gateways.some((g) => g.datacenter === dc && g.healthy);
 }
 
 function reachedThroughGateway(
@@ -143,7 +156,8 @@ function throughGateways(
     const healthy = g.endpoints.some((e) => e.healthy);
     byDc.set(dc, { rank: Math.min(prev?.rank ?? rank, rank), healthy: !!prev?.healthy || healthy });
   }
-  return [...byDc].map(([dc, { rank, healthy }]) => {
+  return [...byDc].map(([dc, { rank, healthy: up }]) => {
+    const healthy = up && pathUp(dc, via);
     const remote = via.mode === 'remote';
     const priority = priorityOf(rank);
     return defined({

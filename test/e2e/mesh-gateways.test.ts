@@ -64,6 +64,10 @@ interface CatalogState {
   readonly decoyAsApi?: boolean;
   /** gw-dc2's WAN address and port are the decoy's sidecar. */
   readonly wanToDecoy?: boolean;
+  /** gw-dc2's health in the catalog (default passing). */
+  readonly gw2Health?: 'passing' | 'critical';
+  /** gw-dc2 registered in dc3 instead: dc2 has no gateway in the catalog. */
+  readonly gw2InDc3?: boolean;
 }
 
 describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS end to end', () => {
@@ -161,11 +165,12 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
       },
       {
         id: 'gw-dc2',
-        datacenter: 'dc2',
+        datacenter: s.gw2InDc3 ? 'dc3' : 'dc2',
         address: '127.0.0.1',
         port: ports.gw2,
         wanAddress: s.wanToDecoy ? '127.0.0.1' : WAN,
         wanPort: s.wanToDecoy ? ports.decoy : ports.gw2,
+        health: s.gw2Health ?? 'passing',
       },
     ],
   });
@@ -663,6 +668,55 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
     const up = await send(10);
     report.restored = { statuses: up.statuses };
     expect(up.statuses).toEqual({ 200: 10 });
+  });
+
+  it('mode local, dc2’s gateway down: web’s dc2 endpoint is unhealthy (as with mode remote); no dc2 gateway in the catalog: dc2 reached directly, as reported', async () => {
+    const viaGw1 = (health: string) =>
+      `p1 gw-dc1@127.0.0.1:${ports.gw1} ${health} {"dc":"dc2","mtls":true}`;
+    catalog.write(catalogDoc({ dc1Api: true }));
+    await waitFor(async () => showEndpoints(await apiEds()).includes(viaGw1('HEALTHY')), {
+      what: 'web: dc2 through gw-dc1',
+    });
+    // gw-dc2 critical: gw-dc1 has nowhere to send dc2's SNI, so web must not count on it.
+    catalog.write(catalogDoc({ dc1Api: true, gw2Health: 'critical' }));
+    let seen: string[] = [];
+    await waitFor(
+      async () => (seen = showEndpoints(await apiEds())).includes(viaGw1('UNHEALTHY')),
+      {
+        what: 'web: gw-dc1 unhealthy for dc2 while gw-dc2 is critical',
+        details: () => JSON.stringify(seen),
+      },
+    );
+    const before = await snapshot();
+    const down = await callMany(web, 'api', REFUSED, { concurrency: 1 });
+    const h = hops(before, await snapshot());
+    expect(down.statuses).toEqual({ 503: REFUSED });
+    expect(h.webUpstreamCx + h.gw1Cx).toBe(0);
+
+    // dc2 without a gateway: reported as "reached directly", and so it is.
+    catalog.write(catalogDoc({ dc1Api: true, gw2InDc3: true }));
+    const problem = `MeshGateway: datacenter "dc2" has no mesh gateway in the catalog; its instances are reached directly`;
+    await waitFor(
+      async () =>
+        JSON.stringify((seen = showEndpoints(await apiEds()))) ===
+        JSON.stringify([
+          `p0 api-dc1@127.0.0.1:${ports.dc1ApiSidecar} UNHEALTHY {"mtls":true}`,
+          `p1 api-1@127.0.0.1:${ports.api} HEALTHY {"mtls":true}`,
+        ]),
+      { what: 'web: dc2 reached directly', details: () => JSON.stringify(seen) },
+    );
+    expect(cp!.store.mesh?.problems.map((p) => p.message)).toContain(problem);
+    await noOpenApiConnections('after dc2 lost its gateway');
+    const { tally, hops: direct } = await sendCounted(10);
+    expect(tally.statuses).toEqual({ 200: 10 });
+    expect(direct.direct).toBe(10);
+    expect(direct.gw1Cx + direct.gw2Cx).toBe(0);
+
+    catalog.write(catalogDoc({ dc1Api: true }));
+    await waitFor(async () => showEndpoints(await apiEds()).includes(viaGw1('HEALTHY')), {
+      what: 'web: dc2 through gw-dc1 again',
+    });
+    expect((await send(4)).statuses).toEqual({ 200: 4 });
   });
 
   it('every proxy accepted every update', async () => {
