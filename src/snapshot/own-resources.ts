@@ -4,6 +4,7 @@
 // endpoint change elsewhere costs a connected proxy a lookup, not a translation.
 import type { ProxyIdentity } from '../catalog/model.js';
 import {
+  MESH_GATEWAY_SERVICE,
   findMeshInstance,
   gatewayOf,
   meshProxy,
@@ -100,6 +101,7 @@ export class OwnResources {
     // A gateway's resources follow every service of its datacenter: no identity shortcut
     // (there are few gateways; the encoder still skips what did not change).
     const gateway = gatewayOf(mesh, proxy) !== undefined;
+    if (!gateway && proxy.service === MESH_GATEWAY_SERVICE) throw notAGateway(mesh, proxy);
     const dnsNames = proxy.dnsPort !== undefined ? meshServiceNames(mesh) : undefined;
     const scope = proxyScope(mesh, proxy.service);
     // A local bind listener follows its target service (its protocol, the ports taken by tcp
@@ -219,4 +221,19 @@ export class OwnResources {
     if (identity) set.secrets.set(IDENTITY_SECRET_NAME, identity);
     return set;
   }
+}
+
+/**
+ * A node bootstrapped as a mesh gateway (`bootstrap --gateway mesh`) whose node id is no
+ * gateway of the catalog (a typo, not registered yet, deregistered). Served as a sidecar it
+ * would listen on an outbound port and show SYNCED, though it forwards nothing: it is refused
+ * as a build error instead, which status and the console show on its row.
+ */
+function notAGateway(mesh: Mesh, proxy: ProxyIdentity): Error {
+  const ids = mesh.gateways.map((g) => g.id);
+  return new Error(
+    `node "${proxy.nodeId}" is bootstrapped as a mesh gateway but is no gateway of the catalog ` +
+      `(${ids.length > 0 ? `its gateways: ${ids.join(', ')}` : 'it has none'}); ` +
+      'it gets no configuration until its node id is registered as one',
+  );
 }
