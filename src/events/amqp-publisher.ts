@@ -63,12 +63,15 @@ export class AmqpPublisher {
     void this.connect();
   }
 
-  /** Waits up to `graceMs` for in-flight confirms, then closes the connection. */
+  /**
+   * While connected, waits up to `graceMs` until every durable event is confirmed (the last
+   * ones, e.g. a drain's disconnects, go out now, not at the next start), then closes.
+   */
   async stop(graceMs = 2_000): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const until = Date.now() + graceMs;
-    while (this.ch && this.inflight > 0 && Date.now() < until) {
+    while (this.ch && this.opts.outbox.size > 0 && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const conn = this.conn;

@@ -167,6 +167,8 @@ export async function startEventStream(
     emit,
     async stop() {
       for (const cleanup of cleanups.splice(0)) cleanup();
+      // What was recorded up to now becomes durable, so the publisher sends it before closing.
+      await outbox.flush();
       await publisher.stop();
       await outbox.close();
     },

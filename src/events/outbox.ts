@@ -268,8 +268,8 @@ export class Outbox {
     });
   }
 
-  /** Writes and fdatasyncs every pending batch, one after the other. */
-  private flush(): Promise<void> {
+  /** Writes and fdatasyncs every pending batch, one after the other (then the publisher's cue). */
+  flush(): Promise<void> {
     if (this.flushing) {
       return this.flushing.then(() => (this.unwritten.length > 0 ? this.flush() : undefined));
     }
