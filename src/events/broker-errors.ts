@@ -1,6 +1,7 @@
-// What a broker's refusal means for the user, in one line: amqplib's own messages either hide
-// the reason (a refused vhost reads "Expected ConnectionOpenOk; got <ConnectionClose
-// channel:0>") or name the problem but not the flag that fixes it. Used by `serve
+// What a broker's refusal means for the user, in one line: amqplib's and OpenSSL's messages
+// either hide the reason (a refused vhost reads "Expected ConnectionOpenOk; got
+// <ConnectionClose channel:0>", amqps:// to a plain port "ssl3_get_record:wrong version
+// number") or name the problem but not the flag that fixes it. Used by `serve
 // --events-amqp` and `lucid-mesh events`. Never quotes the password (scrubbed by the callers).
 import type { BrokerUrl } from './amqp-url.js';
 
@@ -28,7 +29,16 @@ export function explainBrokerError(message: string, ctx: BrokerErrorContext): st
       'durable topic exchange; delete it, or choose another name)'
     );
   }
-  return message;
+  // amqps:// to a plain AMQP port: OpenSSL's record-layer error says nothing of the cause.
+  if (/wrong version number/.test(message)) {
+    const { host, port } = new URL(ctx.url.url);
+    return (
+      `TLS handshake failed: ${host}${port === '' ? ':5671' : ''} does not answer TLS ` +
+      "(amqps:// needs the broker's TLS listener, 5671 by default; amqp:// is for the plain one, 5672)"
+    );
+  }
+  // One line: OpenSSL's messages end with a newline.
+  return message.trim();
 }
 
 /** The vhost and user amqplib takes from the URL (an empty path is "/", no user is guest). */

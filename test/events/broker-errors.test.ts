@@ -2,7 +2,8 @@
 // vhost that does not exist, an exchange that exists as another type. `lucid-mesh events`
 // exits 1 with one line naming the cause (it retried an exchange it can never declare
 // forever, and said "Expected ConnectionOpenOk; got <ConnectionClose channel:0>" for a
-// vhost); `serve` logs the same cause, naming the flag, and keeps retrying.
+// vhost, "ssl3_get_record:wrong version number" on two lines for amqps:// to a plain port);
+// `serve` logs the same cause, naming the flag, and keeps retrying.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,6 +70,16 @@ describe('lucid-mesh events: setup refused by the broker', () => {
     expect(await exitWithin(p, 20_000), p.stderr()).toBe(1);
     expect(p.stderr()).toContain('the broker refused vhost "nope" (NOT_ALLOWED)');
     expect(p.stderr()).not.toContain('ConnectionOpenOk');
+  }, 30_000);
+
+  it('amqps:// to the plain AMQP port: exit 1, one line saying the port does not answer TLS', async () => {
+    const p = cli(['events', '--amqp', broker.url.replace('amqp://', 'amqps://')]);
+    expect(await exitWithin(p, 20_000), p.stderr()).toBe(1);
+    const lines = p.stderr().trim().split('\n');
+    expect(lines, p.stderr()).toHaveLength(1);
+    expect(lines[0]).toContain(
+      `TLS handshake failed: 127.0.0.1:${broker.port} does not answer TLS (amqps:// needs`,
+    );
   }, 30_000);
 });
 
