@@ -7,7 +7,16 @@ export interface Polled<T> {
   error?: string;
 }
 
-export function usePoll<T>(load: () => Promise<T>, ms: number, key = ''): Polled<T> {
+/**
+ * `final`: an error that asking again cannot change (a 413: the mesh is too big for that
+ * view) ends the polling until `key` changes, instead of a refused request every `ms`.
+ */
+export function usePoll<T>(
+  load: () => Promise<T>,
+  ms: number,
+  key = '',
+  final?: (err: Error) => boolean,
+): Polled<T> {
   const [state, setState] = useState<Polled<T>>({});
   useEffect(() => {
     let stopped = false;
@@ -17,7 +26,13 @@ export function usePoll<T>(load: () => Promise<T>, ms: number, key = ''): Polled
         const data = await load();
         if (!stopped) setState({ data });
       } catch (err) {
-        if (!stopped) setState((s) => ({ data: s.data, error: (err as Error).message }));
+        const message = (err as Error).message;
+        if (final?.(err as Error)) {
+          // What was shown before no longer holds.
+          if (!stopped) setState({ error: message });
+          return;
+        }
+        if (!stopped) setState((s) => ({ data: s.data, error: message }));
       }
       if (!stopped) timer = setTimeout(() => void tick(), ms);
     };

@@ -1,6 +1,6 @@
 // Mesh: services with their instances (health, locality), protocol, subsets, routes and splits,
 // and who may call whom (GET /v1/mesh, /v1/mesh/calls).
-import { api, type MeshDump } from '../api.js';
+import { ApiError, api, type MeshDump } from '../api.js';
 import { percent } from '../format.js';
 import { usePoll } from '../use-poll.js';
 import { CallGraphView } from './call-graph.js';
@@ -96,9 +96,21 @@ function ServiceCard({ service }: { service: Service }) {
   );
 }
 
+/** 413: the mesh has more services than the call graph is drawn for. */
+const tooBig = (err: Error): boolean => err instanceof ApiError && err.status === 413;
+
+/**
+ * Who may call whom. Refused for a big mesh: that answer stands until the mesh changes size,
+ * so it is asked again only then (polling it every 5 s was a 413 and a devtools error each).
+ */
+function CallsSection({ services }: { services: number }) {
+  const calls = usePoll(api.calls, 5000, String(services), tooBig);
+  if (calls.data) return <CallGraphView graph={calls.data} />;
+  return <p class="muted graph-unavailable">{calls.error ?? 'Loading…'}</p>;
+}
+
 export function MeshView() {
   const mesh = usePoll(api.mesh, 2000);
-  const calls = usePoll(api.calls, 5000);
   if (!mesh.data) return <main>{mesh.error ? <p class="error">{mesh.error}</p> : 'Loading…'}</main>;
   const m = mesh.data;
   return (
@@ -129,7 +141,7 @@ export function MeshView() {
         ))}
       </div>
       <h2>Who may call whom</h2>
-      {calls.data ? <CallGraphView graph={calls.data} /> : <p>{calls.error ?? 'Loading…'}</p>}
+      <CallsSection services={m.services.length} />
     </main>
   );
 }
