@@ -35,7 +35,7 @@ describe('web console in Chromium', () => {
   let browser: Browser;
   let w: WatchedPage;
 
-  const doc = (opts: { world2?: boolean; clashOn?: number } = {}) => ({
+  const doc = (opts: { world2?: boolean; clashOn?: number; worldSidecarOn?: number } = {}) => ({
     services: [
       {
         name: 'hello',
@@ -58,7 +58,7 @@ describe('web console in Chromium', () => {
             id: 'world-1',
             address: '127.0.0.1',
             port: world.port,
-            sidecarPort: ports.world,
+            sidecarPort: opts.worldSidecarOn ?? ports.world,
             meta: { version: 'v1' },
           },
           ...(opts.world2 ? [{ id: 'world-2', address: '127.0.0.1', port: world2.port }] : []),
@@ -223,6 +223,27 @@ describe('web console in Chromium', () => {
       '#proxy-view tr[data-node="hello-1"] td.sync.SYNCED[data-kind="listeners"]',
       { timeout: 15_000 },
     );
+  });
+
+  it('lists a proxy that refused its configuration first, under a summary, though it sorts last', async () => {
+    await w.page.goto(`${base}/ui#/proxies`);
+    await w.page.waitForSelector('tr[data-node="world-1"] td.sync.SYNCED[data-kind="listeners"]');
+    // world-1 alone NACKs: its inbound listener's port is taken by hello's app. hello-1 sorts
+    // before it.
+    catalog.write(doc({ worldSidecarOn: hello.port }));
+    await w.page.waitForSelector(
+      '#proxies-view tbody tr:first-child[data-node="world-1"] td.sync.NACKED',
+      { timeout: 15_000 },
+    );
+    expect(await textOf('#proxies-view .refused-summary')).toMatch(
+      /^1 of 2 proxies refused their configuration \(NACK\)/,
+    );
+    await w.screenshot('proxies-refused-first');
+    catalog.write(doc());
+    await w.page.waitForSelector('tr[data-node="world-1"] td.sync.SYNCED[data-kind="listeners"]', {
+      timeout: 15_000,
+    });
+    expect(await w.page.$('#proxies-view .refused-summary')).toBeNull();
   });
 
   it('shows a catalog edit in the live view within 2 s, filterable by node and type', async () => {

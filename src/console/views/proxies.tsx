@@ -14,6 +14,13 @@ function lastAck(row: ProxyRow): string | undefined {
     .at(-1);
 }
 
+/** Whether a proxy refused its configuration (a NACK) or could not be given one (build error). */
+function refused(row: ProxyRow): boolean {
+  return (
+    row.buildError !== undefined || Object.values(row.types).some((t) => t.status === 'NACKED')
+  );
+}
+
 export function SyncCell({ row, kind }: { row: ProxyRow; kind: string }) {
   const t = row.types[kind];
   const status = t?.status ?? 'NOT_SENT';
@@ -28,10 +35,23 @@ export function SyncCell({ row, kind }: { row: ProxyRow; kind: string }) {
 export function ProxiesView() {
   const rows = usePoll(api.proxies, 1000);
   const now = useNow();
+  // Those that refused their configuration first: in a big mesh one NACK sorted by node id
+  // sits pages down the list.
+  const list = rows.data && [
+    ...rows.data.filter((r) => refused(r)),
+    ...rows.data.filter((r) => !refused(r)),
+  ];
+  const refusing = rows.data?.filter((r) => refused(r)).length ?? 0;
   return (
     <main id="proxies-view">
       <h2>Proxies</h2>
       {rows.error && <p class="error">{rows.error}</p>}
+      {refusing > 0 && (
+        <p class="error refused-summary">
+          {refusing} of {rows.data!.length} proxies refused their configuration (NACK) or could not
+          be given one: listed first.
+        </p>
+      )}
       {rows.data && rows.data.length === 0 && <p class="muted">No proxy is connected.</p>}
       {rows.data && rows.data.length > 0 && (
         <table class="proxies">
@@ -48,7 +68,7 @@ export function ProxiesView() {
             </tr>
           </thead>
           <tbody>
-            {rows.data.map((row) => (
+            {list!.map((row) => (
               <tr data-node={row.nodeId}>
                 <td>
                   <a href={`#/proxies/${encodeURIComponent(row.nodeId)}`}>{row.nodeId}</a>
