@@ -68,12 +68,20 @@ export async function startEventStream(
     labelNames: ['key'],
     registers: [registry],
   });
-  const outbox = await Outbox.open({
-    dir: settings.outboxDir,
-    maxBytes: settings.outboxMaxBytes,
-    logger: logger.child({ component: 'events' }),
-    onDrop: (n) => dropped.inc(n),
-  });
+  let outbox: Outbox;
+  try {
+    outbox = await Outbox.open({
+      dir: settings.outboxDir,
+      maxBytes: settings.outboxMaxBytes,
+      logger: logger.child({ component: 'events' }),
+      onDrop: (n) => dropped.inc(n),
+    });
+  } catch (err) {
+    // The directory is the user's choice (or <--data-dir>/events-outbox): name the flag.
+    throw new Error(
+      `--events-outbox-dir: cannot use ${JSON.stringify(settings.outboxDir)} for the event outbox: ${(err as Error).message}`,
+    );
+  }
   const publisher = new AmqpPublisher({
     url: settings.url,
     flag: settings.flag,

@@ -3,9 +3,10 @@
 // exits 1 with one line naming the cause (it retried an exchange it can never declare
 // forever, and said "Expected ConnectionOpenOk; got <ConnectionClose channel:0>" for a
 // vhost, "ssl3_get_record:wrong version number" on two lines for amqps:// to a plain port);
-// `serve` logs the same cause, naming the flag, and keeps retrying.
+// `serve` logs the same cause, naming the flag, and keeps retrying. And an outbox directory
+// serve cannot make: a start failure naming --events-outbox-dir (it named nothing).
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
@@ -110,4 +111,20 @@ describe('serve --events-amqp: setup refused by the broker', () => {
     expect(errorLine(vhost)).toContain('(--events-amqp): the broker refused vhost "nope"');
     expect(errorLine(exchange)).toContain('--events-exchange: that exchange exists');
   }, 60_000);
+});
+
+describe('serve --events-outbox-dir', () => {
+  it('a directory that cannot be made: exit 1, one line naming the flag and the path', async () => {
+    const [admin, xds] = (await freePorts(2)) as [number, number];
+    const file = join(mkdtempSync(join(tmpdir(), 'lucid-outbox-file-')), 'not-a-dir');
+    writeFileSync(file, '');
+    const p = cli([
+      ...plainServeArgs('examples/catalog.yaml', { admin, xds }),
+      ...['--events-amqp', broker.url, '--events-outbox-dir', join(file, 'outbox')],
+    ]);
+    expect(await exitWithin(p, 30_000), p.stderr()).toBe(1);
+    expect(p.stderr()).toContain(
+      `lucid-mesh serve: --events-outbox-dir: cannot use "${join(file, 'outbox')}" for the event outbox: ENOTDIR`,
+    );
+  }, 40_000);
 });
