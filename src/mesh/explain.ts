@@ -32,6 +32,7 @@ import type {
 } from '../traffic/types.js';
 import { re2FullMatch } from '../traffic/re2.js';
 import { meshService } from './build.js';
+import { proxyScope } from './scope.js';
 import type {
   Backend,
   LoadBalancing,
@@ -173,6 +174,11 @@ export interface RouteExplanation {
   /** Where the request (or tcp connection) goes; empty when no route matched. */
   readonly destinations: readonly ExplainedDestination[];
   readonly authorization: AuthorizationAnswer;
+  /**
+   * The caller's scope (docs/scoping.md), absent when its sidecar gets every service: whether
+   * `to` is in it. Outside it, the caller's sidecar has no route or listener for `to` at all.
+   */
+  readonly scope?: { readonly from: 'declared' | 'policy'; readonly reachable: boolean };
   /** Facts worth knowing (no endpoints, unknown caller, not enforced, ...). */
   readonly notes: readonly string[];
 }
@@ -589,6 +595,9 @@ export function explainRoute(mesh: Mesh, question: RouteQuestion): RouteExplanat
     );
   }
 
+  const scope = callerScope(mesh, from, to, service.protocol);
+  if (scope.note) notes.push(scope.note);
+
   const skipped: SkippedRoute[] = [];
   let route: MatchedRoute | undefined;
   let destinations: ExplainedDestination[] = [];
@@ -645,6 +654,37 @@ export function explainRoute(mesh: Mesh, question: RouteQuestion): RouteExplanat
     ...(route ? { route } : {}),
     destinations,
     authorization,
+    ...(scope.answer ? { scope: scope.answer } : {}),
     notes,
   };
+}
+
+/** Names listed in a note at most; a policy scope may hold hundreds. */
+const SCOPE_NAMES_SHOWN = 10;
+
+/** Whether `to` is in `from`'s scope, and a note when it is not (the sidecar's 404). */
+function callerScope(
+  mesh: Mesh,
+  from: string,
+  to: string,
+  protocol: Protocol,
+): { answer?: RouteExplanation['scope']; note?: string } {
+  const scope = proxyScope(mesh, from);
+  if (scope.from === 'all' || scope.services === undefined) return {};
+  const reachable = scope.services.includes(to);
+  const answer = { from: scope.from, reachable };
+  if (reachable) return { answer };
+  const names = scope.services.slice(0, SCOPE_NAMES_SHOWN).join(', ');
+  const more = scope.services.length - SCOPE_NAMES_SHOWN;
+  const held =
+    scope.services.length === 0 ? 'no service' : `${names}${more > 0 ? ` and ${more} more` : ''}`;
+  const why =
+    scope.from === 'declared'
+      ? `its declared upstreams and what they route to: ${held}`
+      : `what the policy and intentions let it call: ${held}`;
+  const effect =
+    protocol === 'tcp'
+      ? `${from}'s sidecar has no listener for ${to}`
+      : `${from}'s sidecar has no route for ${to} and answers 404`;
+  return { answer, note: `${to} is outside the scope of ${from} (${why}): ${effect}` };
 }

@@ -4,6 +4,7 @@
 // declared upstream with a local bind port is reachable at 127.0.0.1:<port>.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
+import type { RouteExplanation } from '../../src/mesh/explain.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import {
   CatalogFile,
@@ -88,6 +89,28 @@ describe('scoped sidecar (real Envoy)', () => {
     expect(JSON.parse(res.body)).toMatchObject({ app: 'world', path: '/x' });
     // Outside its scope: the outbound listener has no route there.
     expect((await client.call('other')).status).toBe(404);
+  });
+
+  it('route explain says a service outside the caller scope gets 404 from its sidecar', async () => {
+    const explain = async (to: string) => {
+      const r = await httpGet(
+        `http://127.0.0.1:${cp.adminPort}/v1/route/explain?from=client&to=${to}&path=/`,
+      );
+      expect(r.status, r.body).toBe(200);
+      return JSON.parse(r.body) as RouteExplanation;
+    };
+    // What the real sidecar does: no virtual host for `other` (the first test), so 404.
+    expect((await client.call('other')).status).toBe(404);
+    const out = await explain('other');
+    expect(out.notes).toContain(
+      'other is outside the scope of client (its declared upstreams and what they route to: ' +
+        'hello, world): ' +
+        "client's sidecar has no route for other and answers 404",
+    );
+    expect(out.scope).toEqual({ from: 'declared', reachable: false });
+    const inScope = await explain('hello');
+    expect(inScope.scope).toEqual({ from: 'declared', reachable: true });
+    expect(inScope.notes.join('\n')).not.toContain('outside the scope');
   });
 
   it('taking a service out of the declaration removes its cluster and route there', async () => {
