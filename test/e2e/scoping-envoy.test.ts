@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
 import type { RouteExplanation } from '../../src/mesh/explain.js';
+import { dig } from '../support/dig.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import {
   CatalogFile,
@@ -23,6 +24,7 @@ describe('scoped sidecar (real Envoy)', () => {
   let hello: HttpApp, world: HttpApp, other: HttpApp;
   let client: Sidecar;
   let bindPort: number;
+  let dnsPort: number;
 
   const catalog = (upstreams: unknown[]) => ({
     services: [
@@ -61,6 +63,7 @@ describe('scoped sidecar (real Envoy)', () => {
       startHttpApp('other'),
     ]);
     bindPort = await freePort();
+    dnsPort = await freePort();
     file.write(catalog(['hello', { name: 'world', localBindPort: bindPort }]));
     cp = await startTestControlPlane(file, {}, { mesh: { scope: 'declared' } });
     client = await startSidecar({
@@ -68,6 +71,7 @@ describe('scoped sidecar (real Envoy)', () => {
       service: 'client',
       xdsPort: cp.xdsPort,
       mode: 'delta',
+      dnsPort,
     });
   }, 60_000);
 
@@ -89,6 +93,13 @@ describe('scoped sidecar (real Envoy)', () => {
     expect(JSON.parse(res.body)).toMatchObject({ app: 'world', path: '/x' });
     // Outside its scope: the outbound listener has no route there.
     expect((await client.call('other')).status).toBe(404);
+    // Its DNS listener answers the names of its scope only (docs/dns.md).
+    const world = await dig(dnsPort, 'world.lucid.internal');
+    expect(
+      world.answers.map((a) => a.data),
+      world.output,
+    ).toEqual(['127.0.0.1']);
+    expect((await dig(dnsPort, 'other.lucid.internal')).status).toBe('NXDOMAIN');
   });
 
   it('route explain says a service outside the caller scope gets 404 from its sidecar', async () => {
