@@ -127,7 +127,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const streams: { xds?: XdsServer } = {};
   const connected = () => streams.xds?.connected.values() ?? [];
   // What the mesh and the traffic provider could not apply: /v1/config/errors and the metric.
-  const configErrorsNow = () => configErrors(store.mesh, opts.traffic);
+  // Also what the source left out (an etcd key with a bad value): the rest of the catalog is
+  // served, so nothing else would tell why that instance is missing.
+  const configErrorsNow = () => {
+    const now = configErrors(store.mesh, opts.traffic);
+    const skipped = source.problems?.() ?? [];
+    return skipped.length === 0 ? now : { ...now, problems: [...now.problems, ...skipped] };
+  };
   const metrics = new Metrics({
     store,
     streams: connected,

@@ -1,5 +1,6 @@
 // A discovery source turns some backend (a file, Consul, etcd) into catalog snapshots.
 import type { Catalog } from '../catalog/model.js';
+import type { ConfigProblem } from '../traffic/provider.js';
 
 export interface CatalogSink {
   /** A complete, valid catalog. Called after the first full load and after every change. */
@@ -28,4 +29,9 @@ export interface DiscoverySource {
    * plane takes it as its own unless `serve --datacenter` says otherwise.
    */
   localDatacenter?(): string | undefined;
+  /**
+   * Entries of the backend left out of the catalog while the rest is served (etcd: a key
+   * with a bad value), listed by status and /v1/config/errors until they are fixed.
+   */
+  problems?(): readonly ConfigProblem[];
 }

@@ -16,7 +16,7 @@ export interface ConfigProblem {
 }
 
 /** Kinds whose problem names a whole input (a file path, a backend), not an entry. */
-const INPUT_KINDS: ReadonlySet<string> = new Set(['source', 'policy', 'traffic-file']);
+const INPUT_KINDS: ReadonlySet<string> = new Set(['source', 'policy', 'traffic-file', 'etcd-key']);
 
 /**
  * How status, events and config check name a problem: `service-router/api` for an entry (as

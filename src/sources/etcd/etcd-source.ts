@@ -19,9 +19,10 @@
 //
 // A bad value (not JSON, fails the catalog schema, id not matching its key...) is logged once
 // per revision of its key, naming the key and the problem, and left out; the rest of the
-// catalog is unaffected.
+// catalog is unaffected. problems() lists such keys for status and /v1/config/errors.
 import type { Catalog } from '../../catalog/model.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { ConfigProblem } from '../../traffic/provider.js';
 import type { CatalogSink, DiscoverySource } from '../source.js';
 import { servicesPrefix } from './layout.js';
 import {
@@ -79,6 +80,23 @@ export class EtcdSource implements DiscoverySource {
 
   status(): EtcdSourceStatus {
     return this.watcher.status();
+  }
+
+  /**
+   * Keys left out of the catalog now: bad values and the clashes buildCatalog skipped, each
+   * named by its key (kind etcd-key), as of the last delivered catalog.
+   */
+  problems(): ConfigProblem[] {
+    const problems: ConfigProblem[] = [];
+    for (const entry of this.entries.values()) {
+      const problem = entryProblem(entry);
+      if (problem !== undefined)
+        problems.push({ kind: 'etcd-key', name: entry.kv.key, message: problem });
+    }
+    for (const [key, problem] of this.skipped) {
+      problems.push({ kind: 'etcd-key', name: key, message: problem });
+    }
+    return problems.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Resolves after the first list attempt, successful or not (retries continue in the background). */
