@@ -1,12 +1,19 @@
 // The mesh model over HTTP: what the control plane understood from its inputs, before any
 // Envoy terms.
-//   GET /v1/mesh[?service=S]     the Mesh (settings, services, problems, unsupported)
+//   GET /v1/mesh[?service=S]     the Mesh (settings, services, mesh gateways and the default
+//                                gateway mode, problems, unsupported)
 //   GET /v1/config/errors        entries that could not be applied, and input not implemented
 //   GET /v1/route/explain?from=&to=&path=[&method=][&header=k:v]...
 //                                explainRoute against the live mesh
 import { DocumentError } from '../catalog/load-document.js';
 import { explainRoute, ExplainError, type RouteExplanation } from '../mesh/explain.js';
-import type { Mesh, MeshService, MeshSettings } from '../mesh/types.js';
+import type {
+  Mesh,
+  MeshGateway,
+  MeshGatewayMode,
+  MeshService,
+  MeshSettings,
+} from '../mesh/types.js';
 import type { PolicyProvider } from '../policy/policy-file.js';
 import type { ConfigProblem, TrafficProvider } from '../traffic/provider.js';
 import { TrafficFile } from '../traffic/traffic-file.js';
@@ -17,6 +24,10 @@ export interface MeshDump {
   snapshotVersion: string;
   settings: MeshSettings;
   services: readonly MeshService[];
+  /** The catalog's mesh gateways (any datacenter). */
+  gateways: readonly MeshGateway[];
+  /** proxy-defaults MeshGateway.Mode (a service's service-defaults may set its own). */
+  gatewayMode: MeshGatewayMode;
   problems: readonly ConfigProblem[];
   unsupported: readonly Unsupported[];
 }
@@ -41,6 +52,8 @@ export function meshDump(
       snapshotVersion,
       settings: mesh.settings,
       services: mesh.services,
+      gateways: mesh.gateways,
+      gatewayMode: mesh.gatewayMode,
       problems: mesh.problems,
       unsupported: mesh.unsupported,
     };
@@ -56,6 +69,8 @@ export function meshDump(
     snapshotVersion,
     settings: mesh.settings,
     services: [found],
+    gateways: mesh.gateways,
+    gatewayMode: mesh.gatewayMode,
     problems: mesh.problems.filter((p) => p.name === service),
     unsupported: mesh.unsupported.filter((u) => u.name === service),
   };

@@ -191,6 +191,9 @@ export function renderService(s: MeshService): string {
       : '';
   const health = s.instances.map((i) => `${i.id} ${i.health}${where(i)}`);
   out.push(`  instances: ${health.length > 0 ? health.join(', ') : 'none'}`);
+  if (s.gatewayMode !== undefined) {
+    out.push(`  mesh gateway mode: ${s.gatewayMode} (service-defaults, for its sidecars' calls)`);
+  }
   out.push('  backends:');
   for (const b of s.backends) out.push(`    ${backendLine(b)}`);
   if (s.routes.length > 0) {
@@ -227,10 +230,29 @@ export function renderConfigErrors(
   return out;
 }
 
+/**
+ * The mesh gateways and the mode sidecars use by default: what decides how other datacenters
+ * are reached, which the services' sections alone do not show.
+ */
+export function renderGateways(dump: Pick<MeshDump, 'gateways' | 'gatewayMode'>): string {
+  const gateways = dump.gateways ?? [];
+  const mode = dump.gatewayMode ?? 'none';
+  if (gateways.length === 0 && mode === 'none') return '';
+  const lines = gateways.map((g) => {
+    const wan =
+      g.wanAddress !== g.address || g.wanPort !== g.port
+        ? `  wan ${g.wanAddress}:${g.wanPort}`
+        : '';
+    return `  ${g.id}  ${g.datacenter}  ${g.address}:${g.port}${wan}  ${g.healthy ? 'healthy' : 'critical'}\n`;
+  });
+  const title = `Mesh gateways (mode ${mode}, proxy-defaults)`;
+  return gateways.length === 0 ? `${title}: none\n` : `${title}:\n${lines.join('')}`;
+}
+
 export function renderMesh(dump: MeshDump): string {
   const parts = dump.services.map(renderService);
   if (parts.length === 0) parts.push('no services\n');
-  return `${parts.join('\n')}\n${renderConfigErrors(dump, 'Problems')}`;
+  return `${parts.join('\n')}\n${renderGateways(dump)}${renderConfigErrors(dump, 'Problems')}`;
 }
 
 export function meshCommand(io: CommandIo = {}): Command {
@@ -238,7 +260,7 @@ export function meshCommand(io: CommandIo = {}): Command {
   return withUsageErrors(
     withOperatorOptions(
       new Command('mesh').description(
-        'Show the mesh model of a running control plane: per service its protocol, backends, routes and callers; then configuration problems and unsupported input.',
+        'Show the mesh model of a running control plane: per service its protocol, backends, routes and callers; then the mesh gateways and gateway mode, configuration problems and unsupported input.',
       ),
     )
       .option('--service <name>', 'only this service (and the problems naming it)')
