@@ -266,8 +266,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       if (policy && !policy.current()) {
         return `waiting for a valid authorization policy${lastErrorSuffix(undefined, policy)}`;
       }
+      // A traffic provider with no error of its own is held back by what holds the source
+      // (Consul or etcd unreachable): say that, not 'waiting for a valid traffic configuration'.
       if (traffic && !traffic.current()) {
-        return `waiting for a valid traffic configuration from ${traffic.name}${lastErrorSuffix(traffic)}`;
+        const suffix = lastErrorSuffix(traffic);
+        if (suffix !== '' || !lastSourceError) {
+          return `waiting for a valid traffic configuration from ${traffic.name}${suffix}`;
+        }
       }
       return `waiting for the first complete catalog from the ${source.name} source${lastSourceError ? `; last error: ${lastSourceError}` : ''}`;
     },
