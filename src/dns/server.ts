@@ -87,6 +87,11 @@ export class DnsServer {
         this.udp = udp;
         udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
         udp.on('error', (err) => this.options.logger.warn({ err }, 'DNS UDP socket error'));
+        // The port is news with --dns-port 0, and the line says DNS is on at all.
+        this.options.logger.info(
+          { host, dnsPort: bound, ttlSeconds: this.ttlSeconds },
+          'DNS server listening (UDP and TCP)',
+        );
         return bound;
       } catch (err) {
         udp.close();

@@ -366,6 +366,43 @@ describe('serve --dns-* flags', () => {
   }, 60_000);
 });
 
+describe('serve --dns-port 0 (env LUCID_DNS_PORT, LUCID_DNS_TTL)', () => {
+  it('logs the port it got, where dig is answered with the TTL asked', async () => {
+    const [admin, xds] = (await freePorts(2)) as [number, number];
+    const p = spawnCli(plainServeArgs(file.path, { admin, xds }), {
+      LUCID_DATA_DIR: file.dir,
+      LUCID_DNS_PORT: '0',
+      LUCID_DNS_TTL: '9',
+    });
+    try {
+      const line = await waitFor(
+        () =>
+          p
+            .output()
+            .split('\n')
+            .find((l) => l.includes('DNS server listening')),
+        {
+          timeoutMs: 30_000,
+          what: 'the DNS server line in the log',
+          failIf: () =>
+            p.child.exitCode !== null ? `serve exited ${p.child.exitCode}` : undefined,
+          details: () => p.output().slice(-5000),
+        },
+      );
+      const logged = JSON.parse(line) as { host: string; dnsPort: number; ttlSeconds: number };
+      expect(logged).toMatchObject({ host: '127.0.0.1', ttlSeconds: 9 });
+      await waitFor(async () => (await httpGet(`http://127.0.0.1:${admin}/ready`)).status === 200, {
+        timeoutMs: 30_000,
+        what: 'serve ready',
+      });
+      const r = await dig(logged.dnsPort, 'world-1.instance.lucid.internal', 'A');
+      expect(r.answers.map((a) => [a.data, a.ttl])).toEqual([['10.0.0.21', 9]]);
+    } finally {
+      await p.stop();
+    }
+  }, 60_000);
+});
+
 /** Resident set size of a process, in bytes. */
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
