@@ -3,6 +3,7 @@
 //   services[2].instances[0].port: expected integer 1-65535, got "80a"
 import { z } from 'zod';
 import './zod-wording.js';
+import { bindAddressesOverlap, bindAddressOf } from './bind-address.js';
 import {
   HEALTH_STATES,
   PROTOCOLS,
@@ -96,6 +97,25 @@ export const upstreamSchema = z.union(
   },
 );
 
+/**
+ * Why `u`'s local bind address cannot listen next to those `taken` by other upstreams of the
+ * service (bind-address.ts), if it cannot.
+ */
+export function bindClash(
+  taken: ReadonlyArray<{ address: string; port: number; name: string }>,
+  u: Upstream,
+): string | undefined {
+  const address = bindAddressOf(u);
+  const other = taken.find(
+    (t) => t.port === u.localBindPort && bindAddressesOverlap(t.address, address),
+  );
+  if (!other) return undefined;
+  const at = `${address}:${u.localBindPort}`;
+  return other.address === address
+    ? `${at} is already the local bind address of upstream "${other.name}"`
+    : `${at} overlaps ${other.address}:${other.port}, the local bind address of upstream "${other.name}"`;
+}
+
 /** A service as a source may produce it: a tcp service may lack its outbound port. */
 export const sourceServiceSchema = z
   .object({
@@ -113,7 +133,7 @@ export const sourceServiceSchema = z
   .strict()
   .superRefine((s, ctx) => {
     const seen = new Set<string>();
-    const binds = new Map<string, string>();
+    const binds: Array<{ address: string; port: number; name: string }> = [];
     s.upstreams?.forEach((u: Upstream, ui) => {
       if (seen.has(u.name)) {
         ctx.addIssue({
@@ -125,16 +145,11 @@ export const sourceServiceSchema = z
       seen.add(u.name);
       if (u.localBindPort === undefined) return;
       // Two listeners on one address and port: Envoy would refuse the sidecar's listeners.
-      const at = `${u.localBindAddress ?? '127.0.0.1'}:${u.localBindPort}`;
-      const other = binds.get(at);
-      if (other !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['upstreams', ui, 'localBindPort'],
-          message: `${at} is already the local bind address of upstream "${other}"`,
-        });
+      const message = bindClash(binds, u);
+      if (message !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', ui, 'localBindPort'], message });
       }
-      binds.set(at, u.name);
+      binds.push({ address: bindAddressOf(u), port: u.localBindPort, name: u.name });
     });
   });
 

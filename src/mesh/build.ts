@@ -2,6 +2,7 @@
 // deterministic; parts are memoised on the identity of the inputs they read (MeshCache), so
 // a change to one service or entry rebuilds only what depends on it.
 import { isDeepStrictEqual } from 'node:util';
+import { bindAddressesOverlap, bindAddressOf, INBOUND_ADDRESS } from '../catalog/bind-address.js';
 import type { Protocol, Service } from '../catalog/model.js';
 import { LOCAL_APP_IDLE_TIMEOUT_KEY } from '../traffic/local-app.js';
 import type { ConfigProblem } from '../traffic/provider.js';
@@ -272,20 +273,36 @@ function entryProblems(inputs: MeshInputs, names: { has(name: string): boolean }
   return problems;
 }
 
-/** Local bind ports on a tcp service's outbound port: that listener is left out, and reported. */
+/**
+ * Local bind ports on a port the sidecar already listens on (a tcp service's outbound port at
+ * 127.0.0.1, an instance's own inbound port at 0.0.0.0): that listener is left out
+ * (proxy.ts), and reported.
+ */
 function bindPortProblems(services: readonly MeshService[]): ConfigProblem[] {
   const tcp = new Map<number, string>();
   for (const s of services) if (s.outboundPort !== undefined) tcp.set(s.outboundPort, s.name);
   const problems: ConfigProblem[] = [];
   for (const s of services) {
     for (const u of s.upstreams ?? []) {
-      const owner = u.localBindPort !== undefined ? tcp.get(u.localBindPort) : undefined;
-      if (owner === undefined || (u.localBindAddress ?? '127.0.0.1') !== '127.0.0.1') continue;
-      problems.push({
-        kind: 'catalog',
-        name: s.name,
-        message: `upstream "${u.name}": localBindPort ${u.localBindPort} is the outbound port of tcp service "${owner}"; no listener there for "${u.name}"`,
-      });
+      if (u.localBindPort === undefined) continue;
+      const report = (why: string) =>
+        problems.push({
+          kind: 'catalog',
+          name: s.name,
+          message: `upstream "${u.name}": localBindPort ${u.localBindPort} is ${why}`,
+        });
+      const address = bindAddressOf(u);
+      const owner = tcp.get(u.localBindPort);
+      if (owner !== undefined && bindAddressesOverlap(address, '127.0.0.1')) {
+        report(`the outbound port of tcp service "${owner}"; no listener there for "${u.name}"`);
+      }
+      if (!bindAddressesOverlap(address, INBOUND_ADDRESS)) continue;
+      for (const i of s.instances) {
+        if (i.sidecarPort !== u.localBindPort) continue;
+        report(
+          `the sidecar port of instance ${i.id} (its inbound listener, on ${INBOUND_ADDRESS}); no listener there for "${u.name}" on that sidecar`,
+        );
+      }
     }
   }
   return problems;

@@ -1,5 +1,6 @@
 // A connected sidecar as the mesh sees it: its identity, its outbound port, and, when it is
 // a meshed instance it may serve, its inbound side.
+import { bindAddressesOverlap, bindAddressOf, INBOUND_ADDRESS } from '../catalog/bind-address.js';
 import type { ProxyIdentity } from '../catalog/model.js';
 import { meshService } from './build.js';
 import { proxyAccessLog } from './observability.js';
@@ -108,6 +109,7 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     };
   }
   const scope = proxyScope(mesh, proxy.service);
+  const inboundPort = found && mayServe ? sidecarPort : undefined;
   // A bind port listens whether or not its upstream exists (as Consul's sidecars do): an app
   // started before its upstream, or calling it while its only instance is replaced, gets a 503
   // from the listener, not a refused connection (translate: missingBindRouteConfiguration).
@@ -115,12 +117,17 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
   for (const u of own?.upstreams ?? []) {
     if (u.localBindPort === undefined) continue;
     const target = meshService(mesh, u.name);
-    // A port the sidecar already listens on (its outbound port, a tcp service's; the mesh
-    // reports the latter as a problem): a second listener there would fail the whole update.
-    const address = u.localBindAddress ?? '127.0.0.1';
-    if (address === '127.0.0.1' && takenPorts(mesh, proxy.outboundPort).has(u.localBindPort)) {
+    // A port the sidecar already listens on (its outbound port, a tcp service's, its inbound
+    // one; the mesh reports the last two as problems): a second listener there would fail the
+    // whole update (bind-address.ts).
+    const address = bindAddressOf(u);
+    if (
+      bindAddressesOverlap(address, '127.0.0.1') &&
+      takenPorts(mesh, proxy.outboundPort).has(u.localBindPort)
+    ) {
       continue;
     }
+    if (inboundPort === u.localBindPort && bindAddressesOverlap(address, INBOUND_ADDRESS)) continue;
     bindUpstreams.push({
       service: u.name,
       protocol: target?.protocol ?? 'http',
@@ -132,12 +139,12 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     nodeId: proxy.nodeId,
     service: proxy.service,
     outboundPort: proxy.outboundPort,
-    ...(found && sidecarPort !== undefined && mayServe
+    ...(found && inboundPort !== undefined
       ? {
           inbound: {
             service: found.service.name,
             protocol: found.service.protocol,
-            sidecarPort,
+            sidecarPort: inboundPort,
             appPort: found.instance.port,
             ...(found.instance.localAppAddress !== undefined
               ? { appAddress: found.instance.localAppAddress }

@@ -1,5 +1,6 @@
 // Listeners (LDS): outbound HTTP (per node port), outbound TCP (per tcp service), inbound.
 import type { Protocol } from '../catalog/model.js';
+import { INBOUND_ADDRESS } from '../catalog/bind-address.js';
 import {
   typedAny,
   type Address,
@@ -212,7 +213,7 @@ export function inboundListener(
         ];
   return listener(
     inboundListenerName(nodeId),
-    socketAddress('0.0.0.0', sidecarPort),
+    socketAddress(INBOUND_ADDRESS, sidecarPort),
     'INBOUND',
     filters,
     security?.transportSocket,

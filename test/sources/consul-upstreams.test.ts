@@ -81,6 +81,7 @@ describe('Consul Proxy.Upstreams', () => {
             sidecar('web-1', [
               { DestinationName: 'api', LocalBindPort: 9191 },
               { DestinationName: 'db', LocalBindPort: 9191 },
+              { DestinationName: 'cache', LocalBindPort: 9191, LocalBindAddress: '0.0.0.0' },
             ]),
           ],
         ],
@@ -89,10 +90,16 @@ describe('Consul Proxy.Upstreams', () => {
     );
     expect(catalog.services[0]!.upstreams).toEqual([
       { name: 'api', localBindPort: 9191 },
+      { name: 'cache' },
       { name: 'db' },
     ]);
     expect(problems).toEqual([
-      expect.stringContaining('upstream "db": LocalBindPort 127.0.0.1:9191 is also upstream "api"'),
+      expect.stringContaining(
+        'upstream "db": LocalBindPort 127.0.0.1:9191 is already the local bind address of upstream "api"; "db" gets no local listener',
+      ),
+      expect.stringContaining(
+        'upstream "cache": LocalBindPort 0.0.0.0:9191 overlaps 127.0.0.1:9191, the local bind address of upstream "api"; "cache" gets no local listener',
+      ),
     ]);
   });
 

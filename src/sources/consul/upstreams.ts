@@ -1,7 +1,8 @@
 // Consul's explicit upstreams: a sidecar registration's Proxy.Upstreams, which Consul Connect
 // users already write, become the service's declared upstreams (docs/scoping.md).
 import type { Upstream } from '../../catalog/model.js';
-import { show, upstreamSchema } from '../../catalog/schema.js';
+import { bindAddressOf } from '../../catalog/bind-address.js';
+import { bindClash, show, upstreamSchema } from '../../catalog/schema.js';
 import type { ConsulHealthEntry } from './client.js';
 
 /** The fields of one Consul upstream that lucid-mesh reads. */
@@ -86,17 +87,16 @@ export function mergeUpstreams(
   }
   // Two upstreams on one bind address would be a catalog error and skip the whole service:
   // the later name's bind port goes instead, reported.
-  const taken = new Map<string, string>();
+  const taken: Array<{ address: string; port: number; name: string }> = [];
   return [...byName.values()].map((u) => {
     if (u.localBindPort === undefined) return u;
-    const at = `${u.localBindAddress ?? '127.0.0.1'}:${u.localBindPort}`;
-    const other = taken.get(at);
-    if (other === undefined) {
-      taken.set(at, u.name);
+    const clash = bindClash(taken, u);
+    if (clash === undefined) {
+      taken.push({ address: bindAddressOf(u), port: u.localBindPort, name: u.name });
       return u;
     }
     problems.push(
-      `${where}: upstream "${u.name}": LocalBindPort ${at} is also upstream "${other}"'s; "${u.name}" gets no local listener`,
+      `${where}: upstream "${u.name}": LocalBindPort ${clash}; "${u.name}" gets no local listener`,
     );
     return { name: u.name };
   });
