@@ -125,7 +125,7 @@ function meshTransport(
         backend.service,
         settings.domainSuffix,
         alpn,
-        gatewaySni(identity, backend.service, dc),
+        gatewaySni(identity, backend.service, dc, backend.subset),
       ),
     })),
     {

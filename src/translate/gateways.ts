@@ -16,8 +16,13 @@ export function gatewayListenerName(id: string): string {
 }
 
 /** Not names a backend can have (backend names never contain "|"). */
-function localClusterName(service: string): string {
-  return `mesh-gateway|${service}`;
+function localClusterName(backend: string): string {
+  return `mesh-gateway|${backend}`;
+}
+
+/** A backend's part of the tcp stats prefix: `mesh_gateway_api`, `mesh_gateway_api_v2`. */
+function statName(backend: string): string {
+  return backend.replace('~', '_');
 }
 
 function remoteClusterName(dc: string): string {
@@ -57,26 +62,20 @@ export function gatewayResources(
   const chains: NonNullable<Listener['filterChains']>[number][] = [];
   if (!identity) return { listeners: [], clusters };
   const timeout = mesh.settings.connectTimeoutMs;
-  for (const service of mesh.services) {
-    const here = service.instances.filter(
-      (i) =>
-        i.locality.datacenter === gateway.datacenter &&
-        i.sidecarPort !== undefined &&
-        i.health !== 'critical',
-    );
+  // One chain per backend (the service, each subset): a subset's SNI names it, so a request
+  // routed to subset v2 reaches v2's instances here, not any instance of the service.
+  for (const backend of mesh.services.flatMap((s) => s.backends)) {
+    const here = backend.localities
+      .filter((g) => g.locality.datacenter === gateway.datacenter)
+      .flatMap((g) => g.endpoints.filter((e) => e.meshed && e.healthy));
     if (here.length === 0) continue;
-    const name = localClusterName(service.name);
-    clusters.push([
-      name,
-      staticCluster(
-        name,
-        here.map((i) => ({ address: i.address, port: i.sidecarPort! })),
-        timeout,
-      ),
-    ]);
+    const name = localClusterName(backend.name);
+    clusters.push([name, staticCluster(name, here, timeout)]);
     chains.push({
-      filterChainMatch: { serverNames: [gatewaySni(identity, service.name, gateway.datacenter)] },
-      filters: [tcpProxy(`mesh_gateway_${service.name}`, name)],
+      filterChainMatch: {
+        serverNames: [gatewaySni(identity, backend.service, gateway.datacenter, backend.subset)],
+      },
+      filters: [tcpProxy(`mesh_gateway_${statName(backend.name)}`, name)],
     });
   }
   const remote = new Map<string, MeshGateway[]>();

@@ -81,11 +81,18 @@ export function upstreamMtls(
 }
 
 /**
- * The SNI a sidecar sends for `service` in datacenter `dc` through mesh gateways, which route
- * on it without terminating TLS (format: ca/spiffe.ts).
+ * The SNI a sidecar sends for `service` (or its `subset`) in datacenter `dc` through mesh
+ * gateways, which route on it without terminating TLS (format: ca/spiffe.ts; a subset is a
+ * leading label, as Consul's `<subset>.<service>.…`).
  */
-export function gatewaySni(identity: MeshIdentity, service: string, dc: string): string {
-  return gatewayServerName(identity, service, dc);
+export function gatewaySni(
+  identity: MeshIdentity,
+  service: string,
+  dc: string,
+  subset?: string,
+): string {
+  const name = gatewayServerName(identity, service, dc);
+  return subset !== undefined ? `${subset}.${name}` : name;
 }
 
 /** What a gateway matches for every service of a datacenter (Envoy: a leading wildcard). */

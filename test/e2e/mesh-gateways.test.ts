@@ -68,6 +68,8 @@ interface CatalogState {
   readonly gw2Health?: 'passing' | 'critical';
   /** gw-dc2 registered in dc3 instead: dc2 has no gateway in the catalog. */
   readonly gw2InDc3?: boolean;
+  /** api-1 tagged v1, and a second dc2 instance tagged v2 (its own app and sidecar). */
+  readonly v2?: { appPort: number; sidecarPort: number };
 }
 
 describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS end to end', () => {
@@ -115,7 +117,20 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
             sidecarPort: ports.api,
             datacenter: 'dc2',
             health: s.apiCritical ? 'critical' : 'passing',
+            ...(s.v2 ? { tags: ['v1'] } : {}),
           },
+          ...(s.v2
+            ? [
+                {
+                  id: 'api-v2',
+                  address: '127.0.0.1',
+                  port: s.v2.appPort,
+                  sidecarPort: s.v2.sidecarPort,
+                  datacenter: 'dc2',
+                  tags: ['v2'],
+                },
+              ]
+            : []),
           ...(s.decoyAsApi
             ? [
                 {
@@ -717,6 +732,56 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
       what: 'web: dc2 through gw-dc1 again',
     });
     expect((await send(4)).statuses).toEqual({ 200: 4 });
+  });
+
+  it('a route to a subset reaches that subset’s instances through the gateways, not any instance of the service', async () => {
+    const v2App = await startHttpApp('api-v2');
+    apps.push(v2App);
+    const [v2SidecarPort] = await freePorts(1);
+    const v2 = { appPort: v2App.port, sidecarPort: v2SidecarPort! };
+    catalog.write(catalogDoc({ v2 }));
+    // The subset's own SNI, which the sidecar sends and gw-dc2 routes on.
+    traffic.write([
+      ...trafficDoc('local'),
+      {
+        Kind: 'service-resolver',
+        Name: 'api',
+        Subsets: { v1: { Filter: '"v1" in Service.Tags' }, v2: { Filter: '"v2" in Service.Tags' } },
+      },
+      {
+        Kind: 'service-router',
+        Name: 'api',
+        Routes: [{ Match: { HTTP: { PathPrefix: '/v2' } }, Destination: { ServiceSubset: 'v2' } }],
+      },
+    ]);
+    const v2Sidecar = await startSidecar({
+      nodeId: 'api-v2',
+      service: 'api',
+      xdsPort: cp!.xdsPort,
+      mode: 'sotw',
+      token: await ca!.tokens.issue('api'),
+    });
+    envoys.push(v2Sidecar.envoy);
+    await v2Sidecar.envoy.waitFor(
+      async () => (await v2Sidecar.envoy.admin('/listeners')).includes(`:${v2.sidecarPort}`),
+      'api-v2 inbound listener',
+    );
+    await gw2.waitFor(
+      async () => JSON.stringify(await gatewayChains(gw2)).includes(`v2.${API_DC2_SNI}`),
+      'gw-dc2 routes the v2 subset’s SNI',
+    );
+    await web.envoy.waitFor(
+      async () =>
+        (await callThrough(web, 'api', { path: '/v2/x' }).catch(() => undefined))?.app === 'api-v2',
+      'web → api /v2 answered by api-v2',
+    );
+    const toV2 = await callMany(web, 'api', 20, { path: '/v2/x' });
+    expect(toV2.apps).toEqual({ 'api-v2': 20 });
+
+    await v2Sidecar.envoy.stop();
+    envoys.splice(envoys.indexOf(v2Sidecar.envoy), 1);
+    catalog.write(catalogDoc());
+    traffic.write(trafficDoc('local'));
   });
 
   it('every proxy accepted every update', async () => {
