@@ -1,7 +1,9 @@
 // Command line flags for etcd, shared by `lucid-mesh serve --source etcd` and
 // `lucid-mesh register` / `deregister`. The flags stay strings in commander; they are checked
 // together here, so every error names the flag (or its environment variable) and the value.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { Option } from 'commander';
 import { FlagError, isBareHttpOrigin } from '../flag-error.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -110,6 +112,37 @@ function readPem(flag: string, file: string): Buffer {
 }
 
 /**
+ * The gRPC client loads these files when it is created and throws out of it (a stack trace, not
+ * a flag error) when a certificate does not parse or the key is not the certificate's; a CA file
+ * without a certificate only fails later, as 'unable to verify the first certificate'.
+ */
+function checkTlsFiles(
+  tls: EtcdTlsOptions,
+  files: { cacert?: string; cert?: string; key?: string },
+): void {
+  if (tls.ca) {
+    try {
+      new X509Certificate(tls.ca);
+    } catch (err) {
+      throw new EtcdFlagError(
+        '--etcd-cacert',
+        `expected a PEM CA certificate in ${JSON.stringify(files.cacert)} (${(err as Error).message})`,
+      );
+    }
+  }
+  if (tls.cert && tls.key) {
+    try {
+      createSecureContext({ cert: tls.cert, key: tls.key });
+    } catch (err) {
+      throw new EtcdFlagError(
+        '--etcd-cert',
+        `cannot use ${JSON.stringify(files.cert)} with --etcd-key ${JSON.stringify(files.key)} (${(err as Error).message})`,
+      );
+    }
+  }
+}
+
+/**
  * Validates the etcd flags (as commander hands them over: etcd, etcdPrefix, etcdCacert, ...).
  * @throws EtcdFlagError naming the flag and the value.
  */
@@ -145,6 +178,7 @@ export function etcdFlags(flags: Record<string, unknown>): EtcdFlags {
       ...(cert !== undefined ? { cert: readPem('--etcd-cert', cert) } : {}),
       ...(key !== undefined ? { key: readPem('--etcd-key', key) } : {}),
     };
+    checkTlsFiles(tls, { cacert, cert, key });
   }
 
   const user = str(flags, 'etcdUser');
