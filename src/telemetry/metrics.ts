@@ -198,43 +198,33 @@ export class Metrics implements XdsObserver {
     );
     const certificates = deps.certificates;
     if (certificates) {
-      this.gauge(
-        'certificate_expiry_seconds',
-        'Seconds until a certificate expires: kind=leaf (per service) or root (per serial)',
-        ['kind', 'service', 'serial'],
-        (g) => {
+      // One series per certificate: kind=leaf per service, kind=root per serial.
+      const perCertificate = (
+        name: string,
+        help: string,
+        value: (c: { secondsRemaining: number; lifetimeSeconds: number }) => number,
+      ): void =>
+        this.gauge(name, help, ['kind', 'service', 'serial'], (g) => {
           g.reset();
           const report = certificates.expiries();
           for (const leaf of report.leaves) {
-            g.set(
-              { kind: 'leaf', service: leaf.service, serial: leaf.serial },
-              leaf.secondsRemaining,
-            );
+            g.set({ kind: 'leaf', service: leaf.service, serial: leaf.serial }, value(leaf));
           }
           for (const root of report.roots) {
-            g.set({ kind: 'root', service: '', serial: root.serial }, root.secondsRemaining);
+            g.set({ kind: 'root', service: '', serial: root.serial }, value(root));
           }
-        },
+        });
+      perCertificate(
+        'certificate_expiry_seconds',
+        'Seconds until a certificate expires: kind=leaf (per service) or root (per serial)',
+        (c) => c.secondsRemaining,
       );
       // The same series' validity periods: MeshCertificateExpiringSoon compares the two, so it
       // holds for any leaf lifetime (CERT_VALIDITY_DAYS, Consul's LeafCertTTL).
-      this.gauge(
+      perCertificate(
         'certificate_lifetime_seconds',
         'Seconds from notBefore to notAfter of each certificate certificate_expiry_seconds reports',
-        ['kind', 'service', 'serial'],
-        (g) => {
-          g.reset();
-          const report = certificates.expiries();
-          for (const leaf of report.leaves) {
-            g.set(
-              { kind: 'leaf', service: leaf.service, serial: leaf.serial },
-              leaf.lifetimeSeconds,
-            );
-          }
-          for (const root of report.roots) {
-            g.set({ kind: 'root', service: '', serial: root.serial }, root.lifetimeSeconds);
-          }
-        },
+        (c) => c.lifetimeSeconds,
       );
     }
     store.onSnapshot((snapshot) => {
