@@ -23,6 +23,13 @@ export function parseBrokerUrl(value: string, flag: string): BrokerUrl {
       `${flag}: not a URL: ${JSON.stringify(redactText(text))} (expected amqp://user:password@host:5672/vhost or amqps://...)`,
     );
   }
+  // "amqp://ops:p@ss/word@host/" parses, as host "ss" and vhost "word@host/": the rest of the
+  // password would then be shown in every message. An "@" past the host is refused instead.
+  if (`${url.pathname}${url.search}`.includes('@')) {
+    throw new AmqpUrlError(
+      `${flag}: "@" after the host in ${JSON.stringify(redactText(text))}: percent-encode "@" and "/" in the password (%40, %2F) and vhost`,
+    );
+  }
   const redacted = redactUrl(url);
   if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') {
     throw new AmqpUrlError(
@@ -53,9 +60,17 @@ function redactUrl(url: URL): string {
   return copy.toString();
 }
 
-/** user:password@ in text that did not parse as a URL. */
+/**
+ * user:password@ in text that did not parse as a URL. The password may hold anything ("/",
+ * "#", "@" unencoded), so it runs from the first ":" after "//" to the last "@".
+ */
 function redactText(text: string): string {
-  return text.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+  const start = text.indexOf('//');
+  const at = text.lastIndexOf('@');
+  if (start < 0 || at < start) return text;
+  const colon = text.indexOf(':', start + 2);
+  if (colon < 0 || colon > at) return text;
+  return `${text.slice(0, colon)}:***${text.slice(at)}`;
 }
 
 /** Removes the URL's credentials from a message (amqplib's errors may quote what they got). */
