@@ -202,6 +202,39 @@ function failoverOf(
   return { datacenters, targets };
 }
 
+/**
+ * Failovers that name another service together with datacenters: Consul reads them as that
+ * service in those datacenters, which lucid-mesh does not do (the datacenters order the
+ * service's own instances; the other service is used in every datacenter). Said, not silent.
+ */
+function failoverDatacenterProblems(resolver: ServiceResolver, problems: ConfigProblem[]): void {
+  const report = (message: string): void => {
+    problems.push({ kind: 'service-resolver', name: resolver.Name, message });
+  };
+  for (const [key, f] of Object.entries(resolver.Failover)) {
+    const other = f.Service ?? resolver.Name;
+    const named =
+      f.ServiceSubset !== undefined ? `subset "${f.ServiceSubset}" of "${other}"` : `"${other}"`;
+    if ((f.Service !== undefined || f.ServiceSubset !== undefined) && f.Datacenters.length > 0) {
+      report(
+        `Failover["${key}"]: Datacenters with Service/ServiceSubset is not supported as Consul reads it (that target in those datacenters): the datacenters order "${resolver.Name}"'s own instances and ${named} is used in every datacenter`,
+      );
+    }
+    f.Targets.forEach((t, i) => {
+      if (t.Datacenter === undefined || (t.Service === undefined && t.ServiceSubset === undefined))
+        return;
+      const target = t.Service ?? resolver.Name;
+      const what =
+        t.ServiceSubset !== undefined
+          ? `subset "${t.ServiceSubset}" of "${target}"`
+          : `"${target}"`;
+      report(
+        `Failover["${key}"].Targets[${i}]: Datacenter "${t.Datacenter}" with Service/ServiceSubset is not supported: failing over to ${what} in every datacenter`,
+      );
+    });
+  }
+}
+
 export function serviceBackends(
   service: Service,
   protocol: Protocol,
@@ -271,6 +304,7 @@ export function serviceBackends(
       defaultConnectTimeoutMs(proxyDefaults, settings),
     );
   };
+  if (resolver) failoverDatacenterProblems(resolver, problems);
   const backends = [base(undefined)];
   for (const name of resolver ? Object.keys(resolver.Subsets).sort() : [])
     backends.push(base(name));

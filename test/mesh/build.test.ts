@@ -170,6 +170,26 @@ describe('the discovery chain', () => {
     ]);
   });
 
+  it('a failover naming another service with datacenters is reported: Consul reads it otherwise', () => {
+    const mesh = meshOf([
+      {
+        Kind: 'service-resolver',
+        Name: 'api',
+        Failover: {
+          '*': {
+            Service: 'billing',
+            Datacenters: ['dc1'],
+            Targets: [{ Service: 'shadow', Datacenter: 'dc1' }, { Datacenter: 'dc1' }],
+          },
+        },
+      },
+    ]);
+    expect(mesh.problems.map((p) => `${p.kind}/${p.name}: ${p.message}`)).toEqual([
+      'service-resolver/api: Failover["*"]: Datacenters with Service/ServiceSubset is not supported as Consul reads it (that target in those datacenters): the datacenters order "api"\'s own instances and "billing" is used in every datacenter',
+      'service-resolver/api: Failover["*"].Targets[0]: Datacenter "dc1" with Service/ServiceSubset is not supported: failing over to "shadow" in every datacenter',
+    ]);
+  });
+
   it('a Redirect to a datacenter without instances is reported: every request would fail', () => {
     const mesh = meshOf([
       { Kind: 'service-resolver', Name: 'api', Redirect: { Datacenter: 'dc2' } },
