@@ -459,7 +459,7 @@ class Heartbeat {
     let live = false;
     lease.on('lost', (err) => {
       if (!live || this.stopped || this.lease !== lease) return;
-      this.note(`lease lost (${describeEtcdError(err)}); registering again`);
+      this.note(`lease lost (${this.lossReason(err)}); registering again`);
       void this.reregister();
     });
     try {
@@ -470,6 +470,22 @@ class Heartbeat {
       lease.release();
       throw err;
     }
+  }
+
+  /**
+   * Why the lease is gone. etcd3 reports both cases as EtcdLeaseInvalidError, whose message wraps
+   * its own sentence in 'Lease … is expired or revoked' ('Lease We lost connection to etcd and
+   * our lease has expired. is expired or revoked').
+   */
+  private lossReason(err: unknown): string {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message.includes('lost connection to etcd')) {
+      return `no answer from etcd for longer than the ${this.ttl}s TTL`;
+    }
+    if (/^Lease \S+ is expired or revoked$/.test(message)) {
+      return 'etcd says it expired or was revoked';
+    }
+    return describeEtcdError(err);
   }
 
   private async reregister(): Promise<void> {
