@@ -75,9 +75,16 @@ function redactText(text: string): string {
 
 /** Removes the URL's credentials from a message (amqplib's errors may quote what they got). */
 export function scrub(message: string, url: BrokerUrl): string {
-  let out = message;
-  for (const secret of url.secrets) if (secret) out = out.split(secret).join('***');
-  return out;
+  // The redacted URL quoted in it stays as it is: a user named like the password
+  // (guest:guest) read "amqp://***:***@...".
+  return message
+    .split(url.redacted)
+    .map((part) => {
+      let out = part;
+      for (const secret of url.secrets) if (secret) out = out.split(secret).join('***');
+      return out;
+    })
+    .join(url.redacted);
 }
 
 function safeDecode(s: string): string {

@@ -70,6 +70,10 @@ describe('lucid-mesh events: setup refused by the broker', () => {
     const p = cli(['events', '--amqp', vhostUrl()]);
     expect(await exitWithin(p, 20_000), p.stderr()).toBe(1);
     expect(p.stderr()).toContain('the broker refused vhost "nope" (NOT_ALLOWED)');
+    // guest:guest: the user stays readable, only the password is hidden.
+    expect(p.stderr()).toContain(
+      `cannot connect to amqp://guest:***@127.0.0.1:${broker.port}/nope`,
+    );
     expect(p.stderr()).not.toContain('ConnectionOpenOk');
   }, 30_000);
 
