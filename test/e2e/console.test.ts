@@ -69,6 +69,10 @@ describe('web console in Chromium', () => {
         ? [{ name: 'db', protocol: 'tcp', outboundPort: opts.clashOn, instances: [] }]
         : []),
     ],
+    // A gateway of another datacenter (no Envoy: the mesh view lists it).
+    gateways: [
+      { id: 'gw-dc2', datacenter: 'dc2', address: '10.2.0.9', port: 8443, health: 'critical' },
+    ],
   });
 
   const proxies = async () =>
@@ -152,6 +156,10 @@ describe('web console in Chromium', () => {
     expect(await textOf('section.service[data-service=world] .subsets')).toMatch(/v1\s*v2/);
     expect(await textOf('section.service[data-service=world] table.routes tbody')).toMatch(
       /any path\s*world\S*v1\S* 90%\s*world\S*v2\S* 10%/,
+    );
+    // The mesh gateways the control plane knows, with their health.
+    expect(await textOf('#mesh-view section.gateways tr[data-gateway=gw-dc2]')).toMatch(
+      /gw-dc2\s*dc2\s*10\.2\.0\.9:8443\s*10\.2\.0\.9:8443\s*critical/,
     );
     // No policy: each of the two services may call the other, drawn as two arrows.
     await w.page.waitForSelector('#call-graph path.edge[data-from=hello][data-to=world]');

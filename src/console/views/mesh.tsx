@@ -28,6 +28,9 @@ function ServiceCard({ service }: { service: Service }) {
       <h3>
         {service.name} <span class="tag">{service.protocol}</span>
         <span class="muted"> from {service.protocolFrom}</span>
+        {service.gatewayMode && (
+          <span class="muted"> · mesh gateway mode {service.gatewayMode} (service-defaults)</span>
+        )}
       </h3>
       <table>
         <thead>
@@ -96,6 +99,56 @@ function ServiceCard({ service }: { service: Service }) {
   );
 }
 
+/** The catalog's mesh gateways and the mode sidecars use to reach other datacenters. */
+function GatewaysCard({ mesh }: { mesh: MeshDump }) {
+  // `?? []`: a control plane from before /v1/mesh listed them.
+  const gateways = mesh.gateways ?? [];
+  const mode = mesh.gatewayMode ?? 'none';
+  if (gateways.length === 0 && mode === 'none') return null;
+  return (
+    <section class="card gateways">
+      <h3>
+        Mesh gateways <span class="muted">mode {mode} (proxy-defaults)</span>
+      </h3>
+      <table>
+        <thead>
+          <tr>
+            <th>gateway</th>
+            <th>datacenter</th>
+            <th>address</th>
+            <th>WAN address</th>
+            <th>health</th>
+          </tr>
+        </thead>
+        <tbody>
+          {gateways.map((g) => (
+            <tr data-gateway={g.id}>
+              <td>{g.id}</td>
+              <td>{g.datacenter}</td>
+              <td>
+                {g.address}:{g.port}
+              </td>
+              <td>
+                {g.wanAddress}:{g.wanPort}
+              </td>
+              <td class={`health ${g.healthy ? 'passing' : 'critical'}`}>
+                {g.healthy ? 'healthy' : 'critical'}
+              </td>
+            </tr>
+          ))}
+          {gateways.length === 0 && (
+            <tr>
+              <td colSpan={5} class="muted">
+                none in the catalog
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 /** 413: the mesh has more services than the call graph is drawn for. */
 const tooBig = (err: Error): boolean => err instanceof ApiError && err.status === 413;
 
@@ -135,6 +188,7 @@ export function MeshView() {
           </ul>
         </section>
       )}
+      <GatewaysCard mesh={m} />
       <div class="services">
         {m.services.map((s) => (
           <ServiceCard service={s} />
