@@ -94,14 +94,38 @@ export function createEtcdClient(opts: EtcdConnectionOptions): Etcd3 {
  */
 export function describeEtcdError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const message = err.message
-    .replace(/\s+Please report this error at \S+$/, '')
-    .replace(/\.?\s*Resolution note:\s*$/, '')
-    .replace(/Last error: Error: /, 'Last error: ');
+  const message = withTlsHint(
+    err.message
+      .replace(/\s+Please report this error at \S+$/, '')
+      .replace(/\.?\s*Resolution note:\s*$/, '')
+      .replace(/Last error: Error: /, 'Last error: ')
+      // grpc-js appends the time of a failed connection attempt (after OpenSSL's newline).
+      .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
+      // OpenSSL's 'HEX:error:HEX:SSL routines:FUNC:REASON:../deps/openssl/...c:LINE:' prefix.
+      .replace(/[0-9A-F]{8,}:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):\S*?:\d+:/g, 'TLS: $1 ')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
   // gRPC status errors already say what they are ("14 UNAVAILABLE: ..."); others get a name.
   const name = err.constructor?.name;
   if (/^\d+ [A-Z_]+:/.test(message) || !name || name === 'Error' || message.includes(name)) {
     return message;
   }
   return `${name}: ${message}`;
+}
+
+/** A TLS failure's likely cause, named by the flag that fixes it. */
+function withTlsHint(message: string): string {
+  if (/alert (bad certificate|certificate required|unknown ca)/.test(message)) {
+    return `${message} (etcd refused this client's certificate, or it needs one: --etcd-cert, --etcd-key)`;
+  }
+  if (/unable to verify the first certificate|self[- ]signed certificate/.test(message)) {
+    return `${message} (etcd's certificate is not signed by a trusted CA: --etcd-cacert)`;
+  }
+  if (
+    /disconnected before secure TLS connection was established|wrong version number/.test(message)
+  ) {
+    return `${message} (does etcd serve TLS there? http:// for a plain port)`;
+  }
+  return message;
 }
