@@ -44,8 +44,15 @@ function headers(): HeadersInit {
   return t ? { authorization: `Bearer ${t}` } : {};
 }
 
+/** No answer at all (the control plane is down or restarting): status 0. */
+function unanswered(err: unknown): ApiError {
+  return new ApiError(0, `the control plane did not answer (${(err as Error).message})`);
+}
+
 export async function get<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: headers() });
+  const res = await fetch(path, { headers: headers() }).catch((err: unknown) => {
+    throw unanswered(err);
+  });
   const text = await res.text();
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`;

@@ -40,7 +40,7 @@ function useAccess(version: number): Access {
       .catch((err: Error) =>
         setAccess({
           refused:
-            err instanceof ApiError && (err.status === 401 || err.status === 403)
+            err instanceof ApiError && [0, 401, 403].includes(err.status)
               ? err.message
               : `the control plane did not answer: ${err.message}`,
         }),

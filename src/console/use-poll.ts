@@ -32,7 +32,13 @@ export function usePoll<T>(
           if (!stopped) setState({ error: message });
           return;
         }
-        if (!stopped) setState((s) => ({ data: s.data, error: message }));
+        // What is still shown is from before: say so, or it reads as current.
+        if (!stopped) {
+          setState((s) => ({
+            data: s.data,
+            error: s.data === undefined ? message : `${message}; showing its last answer`,
+          }));
+        }
       }
       if (!stopped) timer = setTimeout(() => void tick(), ms);
     };

@@ -1,6 +1,7 @@
 // The console's live view, left open across a control-plane restart (an upgrade, a crash): it
-// says the stream is gone, reconnects by itself once the control plane is back on the same
-// port, and shows the new control plane's events, without a reload. Real Chromium, real
+// says the stream is gone (the other views, that the control plane does not answer),
+// reconnects by itself once the control plane is back on the same port, and shows the new
+// control plane's events, without a reload. Real Chromium, real
 // control plane (no sidecar needed: a catalog edit is a snapshot event).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +65,14 @@ describe('console live view across a control-plane restart', () => {
     await w.page.waitForSelector('#live-view .stream:not(.open)', { timeout: 10_000 });
     const down = await w.page.$eval('#live-view h2', (e) => e.textContent ?? '');
     expect(down).toMatch(/reconnecting/);
+    // The other views say plainly that the control plane is not answering.
+    await w.page.evaluate(`location.hash = '#/proxies'`);
+    const said = await w.page.waitForSelector('#proxies-view p.error', { timeout: 10_000 });
+    expect(await said!.evaluate((e) => e.textContent ?? '')).toMatch(
+      /^the control plane did not answer \(/,
+    );
+    await w.page.evaluate(`location.hash = '#/live'`);
+    await w.page.waitForSelector('#live-view .stream');
 
     cp = await start();
     const restarted = cp;
