@@ -5,6 +5,7 @@
 // source re-lists with its own backoff, a one-shot command fails fast with a clear message. With
 // etcd3's defaults a restarted etcd could stay "broken" for up to 5 s after it is back.
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import type { Etcd3, IOptions } from 'etcd3';
 
 /**
@@ -52,9 +53,36 @@ function passThrough(): Policy {
   return policy as unknown as Policy;
 }
 
+let ipServernameQuiet = false;
+
+/**
+ * grpc-js gives tls.connect the host as TLS server name even when it is an IP address
+ * (https://10.0.0.5:2379); Node then sends no SNI, as it should, but prints DEP0123 ('Setting the
+ * TLS ServerName to an IP address is not permitted by RFC 6066') on stderr: two lines in the
+ * middle of register's output or serve's JSON log that the operator can do nothing about.
+ */
+function quietIpServernameWarning(endpoints: readonly string[]): void {
+  if (ipServernameQuiet) return;
+  const ipHost = endpoints.some((e) => {
+    const url = new URL(e);
+    return url.protocol === 'https:' && isIP(url.hostname.replace(/^\[|\]$/g, '')) !== 0;
+  });
+  if (!ipHost) return;
+  ipServernameQuiet = true;
+  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, type, code] = args;
+    const codeOf =
+      typeof type === 'object' && type !== null ? (type as { code?: string }).code : code;
+    if (codeOf === 'DEP0123') return;
+    emitWarning(...args);
+  }) as typeof process.emitWarning;
+}
+
 export function createEtcdClient(opts: EtcdConnectionOptions): Etcd3 {
   const timeout = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   const { tls } = opts;
+  quietIpServernameWarning(opts.endpoints);
   const { Etcd3: Client } = loadEtcd3();
   return new Client({
     hosts: [...opts.endpoints],
