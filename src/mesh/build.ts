@@ -273,6 +273,8 @@ function entryProblems(inputs: MeshInputs, names: { has(name: string): boolean }
   return problems;
 }
 
+const hasBindPort = (u: { readonly localBindPort?: number }) => u.localBindPort !== undefined;
+
 /**
  * Local bind ports on a port the sidecar already listens on (a tcp service's outbound port at
  * 127.0.0.1, an instance's own inbound port at 0.0.0.0): that listener is left out
@@ -547,7 +549,9 @@ function patchMesh(
     if (
       service.gatewayMode !== undefined ||
       service.outboundPort !== was.outboundPort ||
-      service.upstreams !== was.upstreams
+      service.upstreams !== was.upstreams ||
+      // Its bind ports are checked against its instances' sidecar ports (bindPortProblems).
+      (service.instances !== was.instances && service.upstreams?.some(hasBindPort))
     ) {
       cache.lastMesh = undefined;
       return undefined;

@@ -26,12 +26,24 @@ describe('local bind ports that overlap (real Envoy, exclusive ports)', () => {
   let client: Sidecar;
   let helloPort: number, sidecarPort: number;
 
-  const catalog = (upstreams: unknown[]) => ({
+  const catalog = (upstreams: unknown[], secondSidecarPort?: number) => ({
     services: [
       {
         name: 'client',
         upstreams,
-        instances: [{ id: 'client-1', address: '127.0.0.1', port: hello.port, sidecarPort }],
+        instances: [
+          { id: 'client-1', address: '127.0.0.1', port: hello.port, sidecarPort },
+          ...(secondSidecarPort !== undefined
+            ? [
+                {
+                  id: 'client-2',
+                  address: '127.0.0.2',
+                  port: hello.port,
+                  sidecarPort: secondSidecarPort,
+                },
+              ]
+            : []),
+        ],
       },
       ...(
         [
@@ -142,5 +154,28 @@ describe('local bind ports that overlap (real Envoy, exclusive ports)', () => {
     expect(await rejectedUpdates(client.envoy)).toBe(0);
     await helloAnswers();
     expect(JSON.parse((await client.call('other')).body)).toMatchObject({ app: 'other' });
+  });
+
+  it('an instance added on a bind port of its service is reported too', async () => {
+    const worldPort = await freePort();
+    const upstreams = [
+      { name: 'hello', localBindPort: helloPort },
+      { name: 'world', localBindPort: worldPort },
+    ];
+    file.write(catalog(upstreams));
+    await client.envoy.waitFor(async () => !(await hasCluster(client.envoy, 'other')), 'no other');
+    expect((await problems()).filter((m) => m.includes('sidecar port'))).toEqual([]);
+    // Only the service's instances change: client-2, whose sidecar would listen on world's
+    // bind port (client-1's sidecar is not concerned).
+    file.write(catalog(upstreams, worldPort));
+    const message = await waitFor(
+      async () => (await problems()).find((m) => m.includes('sidecar port')),
+      { what: 'the clash in /v1/config/errors' },
+    );
+    expect(message).toContain(
+      `localBindPort ${worldPort} is the sidecar port of instance client-2`,
+    );
+    expect(await rejectedUpdates(client.envoy)).toBe(0);
+    await helloAnswers();
   });
 });
