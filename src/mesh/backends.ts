@@ -250,7 +250,18 @@ export function serviceBackends(
       ? service.instances
       : service.instances.filter((i) => (i.datacenter ?? settings.datacenter) === dc);
   const present = new Set(instances.map((i) => i.datacenter ?? settings.datacenter));
-  if (dc !== undefined && present.size === 0 && service.instances.length > 0) {
+  const redirect = resolver?.Redirect;
+  const elsewhere = redirect?.Service !== undefined || redirect?.ServiceSubset !== undefined;
+  if (dc !== undefined && elsewhere) {
+    // Routes follow the redirect to the other service's backend (mesh/routes.ts), which has
+    // no datacenter of its own to keep to.
+    const to = `${redirect.ServiceSubset !== undefined ? `subset "${redirect.ServiceSubset}" of ` : ''}"${redirect.Service ?? service.name}"`;
+    problems.push({
+      kind: 'service-resolver',
+      name: service.name,
+      message: `Redirect: Datacenter "${dc}" with Service/ServiceSubset is not supported: requests go to ${to} in every datacenter`,
+    });
+  } else if (dc !== undefined && present.size === 0 && service.instances.length > 0) {
     problems.push({
       kind: 'service-resolver',
       name: service.name,

@@ -201,6 +201,20 @@ describe('the discovery chain', () => {
     expect(meshService(mesh, 'api')!.backends[0]!.localities).toEqual([]);
   });
 
+  it('a Redirect to another service in a datacenter is reported: the datacenter is not kept to', () => {
+    const mesh = meshOf([
+      {
+        Kind: 'service-resolver',
+        Name: 'api',
+        Redirect: { Service: 'billing', Datacenter: 'dc2' },
+      },
+    ]);
+    expect(mesh.problems.map((p) => `${p.kind}/${p.name}: ${p.message}`)).toEqual([
+      'service-resolver/api: Redirect: Datacenter "dc2" with Service/ServiceSubset is not supported: requests go to "billing" in every datacenter',
+    ]);
+    expect(defaultSplit(mesh, 'api')).toEqual(['billing:100']);
+  });
+
   it('a route naming a missing subset falls back to the default destination; other routes stay', () => {
     const mesh = meshOf([
       { Kind: 'service-resolver', Name: 'api', Subsets: subsets, DefaultSubset: 'v1' },
