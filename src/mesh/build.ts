@@ -275,6 +275,14 @@ function entryProblems(inputs: MeshInputs, names: { has(name: string): boolean }
 
 const hasBindPort = (u: { readonly localBindPort?: number }) => u.localBindPort !== undefined;
 
+function sameSidecarPorts(a: MeshService, b: MeshService): boolean {
+  if (a.instances === b.instances) return true;
+  const ports = (s: MeshService) => s.instances.map((i) => `${i.id} ${i.sidecarPort}`).sort();
+  const x = ports(a);
+  const y = ports(b);
+  return x.length === y.length && x.every((p, i) => p === y[i]);
+}
+
 /**
  * Local bind ports on a port the sidecar already listens on (a tcp service's outbound port at
  * 127.0.0.1, an instance's own inbound port at 0.0.0.0): that listener is left out
@@ -550,8 +558,9 @@ function patchMesh(
       service.gatewayMode !== undefined ||
       service.outboundPort !== was.outboundPort ||
       service.upstreams !== was.upstreams ||
-      // Its bind ports are checked against its instances' sidecar ports (bindPortProblems).
-      (service.instances !== was.instances && service.upstreams?.some(hasBindPort))
+      // Its bind ports are checked against its instances' sidecar ports (bindPortProblems);
+      // a health change keeps the ports, and the patch.
+      (service.upstreams?.some(hasBindPort) && !sameSidecarPorts(service, was))
     ) {
       cache.lastMesh = undefined;
       return undefined;
