@@ -46,7 +46,7 @@ export function eventsCliOptions(): Option[] {
       .argParser(exchangeName),
     new Option(
       '--events-outbox-dir <dir>',
-      'where events wait until the broker confirms them (default: <--data-dir>/events-outbox)',
+      'where events wait until the broker confirms them, one serve process per directory (default: <--data-dir>/events-outbox)',
     ).env('LUCID_EVENTS_OUTBOX_DIR'),
     new Option(
       '--events-outbox-max-mb <mb>',

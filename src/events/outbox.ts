@@ -18,6 +18,7 @@
 import { mkdir, open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../telemetry/logger.js';
+import { claimOutbox, type OutboxOwner } from './outbox-owner.js';
 
 const SEGMENT_SUFFIX = '.seg';
 const CONFIRMED_FILE = 'confirmed';
@@ -81,6 +82,7 @@ export class Outbox {
   private constructor(
     private readonly opts: OutboxOptions,
     confirmedThrough: number,
+    private readonly owner: OutboxOwner,
   ) {
     this.segmentBytes = Math.max(
       MIN_SEGMENT_BYTES,
@@ -90,19 +92,28 @@ export class Outbox {
     this.nextSeq = confirmedThrough + 1;
   }
 
-  /** Opens (creating) the directory and loads what a previous process left unconfirmed. */
+  /**
+   * Opens (creating) the directory, claims it for this process (outbox-owner.ts: another live
+   * process's directory is refused) and loads what a previous process left unconfirmed.
+   */
   static async open(opts: OutboxOptions): Promise<Outbox> {
     await mkdir(opts.dir, { recursive: true });
-    let confirmed = 0;
+    const owner = await claimOutbox(opts.dir, opts.logger);
     try {
-      const text = (await readFile(join(opts.dir, CONFIRMED_FILE), 'utf8')).trim();
-      if (/^\d+$/.test(text)) confirmed = Number(text);
+      let confirmed = 0;
+      try {
+        const text = (await readFile(join(opts.dir, CONFIRMED_FILE), 'utf8')).trim();
+        if (/^\d+$/.test(text)) confirmed = Number(text);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      const outbox = new Outbox(opts, confirmed, owner);
+      await outbox.load();
+      return outbox;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await owner.release();
+      throw err;
     }
-    const outbox = new Outbox(opts, confirmed);
-    await outbox.load();
-    return outbox;
   }
 
   /** Sequence number the next event gets. */
@@ -198,6 +209,7 @@ export class Outbox {
     if (this.confirmedTimer) clearTimeout(this.confirmedTimer);
     this.confirmedTimer = undefined;
     await this.writeConfirmed();
+    await this.owner.release();
   }
 
   private async load(): Promise<void> {

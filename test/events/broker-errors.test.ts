@@ -4,7 +4,8 @@
 // forever, and said "Expected ConnectionOpenOk; got <ConnectionClose channel:0>" for a
 // vhost, "ssl3_get_record:wrong version number" on two lines for amqps:// to a plain port);
 // `serve` logs the same cause, naming the flag, and keeps retrying. And an outbox directory
-// serve cannot make: a start failure naming --events-outbox-dir (it named nothing).
+// serve cannot make, or one another serve holds: a start failure naming --events-outbox-dir
+// (it named nothing; a shared one was used by both, losing events).
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -131,4 +132,27 @@ describe('serve --events-outbox-dir', () => {
       `lucid-mesh serve: --events-outbox-dir: cannot use "${join(file, 'outbox')}" for the event outbox: ENOTDIR`,
     );
   }, 40_000);
+
+  it('two serve processes on one outbox directory: the second refuses to start, naming the flag', async () => {
+    const [a1, x1, a2, x2] = (await freePorts(4)) as [number, number, number, number];
+    const outbox = join(mkdtempSync(join(tmpdir(), 'lucid-outbox-shared-')), 'outbox');
+    const first = cli([
+      ...plainServeArgs('examples/catalog.yaml', { admin: a1, xds: x1 }),
+      ...['--events-amqp', broker.url, '--events-outbox-dir', outbox],
+    ]);
+    await waitFor(() => first.stderr().includes('event stream started'), {
+      what: 'the first serve to hold the outbox',
+      timeoutMs: 30_000,
+      details: () => first.stderr(),
+    });
+    const second = cli([
+      ...plainServeArgs('examples/catalog.yaml', { admin: a2, xds: x2 }),
+      ...['--events-amqp', broker.url, '--events-outbox-dir', outbox],
+    ]);
+    expect(await exitWithin(second, 30_000), second.stderr()).toBe(1);
+    expect(second.stderr()).toContain(
+      `lucid-mesh serve: --events-outbox-dir: cannot use "${outbox}" for the event outbox: in use by another process (pid ${first.child.pid}`,
+    );
+    expect(first.child.exitCode).toBeNull();
+  }, 60_000);
 });

@@ -1,6 +1,15 @@
 // The event outbox on a real filesystem: what is on disk after appends, confirms, a full outbox,
 // a crash mid-write and a restart (the broker side is in event-stream.test.ts).
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -103,4 +112,32 @@ describe('event outbox', () => {
     });
     await o.close();
   });
+
+  it('one process per directory: a live owner is refused, a crashed one is taken over', async () => {
+    const dir = newDir();
+    const first = await Outbox.open({ dir, maxBytes: 1024 * 1024 });
+    await expect(Outbox.open({ dir, maxBytes: 1024 * 1024 })).rejects.toThrow(
+      `in use by another process (pid ${process.pid}, ${join(dir, 'owner')}): give each replica its own --events-outbox-dir`,
+    );
+    await first.close();
+    expect(existsSync(join(dir, 'owner'))).toBe(false);
+    const second = await Outbox.open({ dir, maxBytes: 1024 * 1024 });
+    await second.close();
+
+    // A process that died long ago: taken over at once.
+    writeFileSync(join(dir, 'owner'), '999999 old-token\n');
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, 'owner'), old, old);
+    const t0 = Date.now();
+    await (await Outbox.open({ dir, maxBytes: 1024 * 1024 })).close();
+    expect(Date.now() - t0).toBeLessThan(1_000);
+
+    // One that died just now: its file is not touched again, so it is taken over once stale.
+    writeFileSync(join(dir, 'owner'), '999999 crashed-token\n');
+    const t1 = Date.now();
+    const third = await Outbox.open({ dir, maxBytes: 1024 * 1024 });
+    expect(Date.now() - t1).toBeGreaterThan(4_000);
+    expect(readFileSync(join(dir, 'owner'), 'utf8')).toMatch(new RegExp(`^${process.pid} `));
+    await third.close();
+  }, 20_000);
 });
