@@ -49,20 +49,23 @@ function unanswered(err: unknown): ApiError {
   return new ApiError(0, `the control plane did not answer (${(err as Error).message})`);
 }
 
+/** A refusal with the server's own words (its JSON `error`), else the status line. */
+function refusal(res: Response, text: string): ApiError {
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    message = (JSON.parse(text) as { error?: string }).error ?? message;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new ApiError(res.status, message);
+}
+
 export async function get<T>(path: string): Promise<T> {
   const res = await fetch(path, { headers: headers() }).catch((err: unknown) => {
     throw unanswered(err);
   });
   const text = await res.text();
-  if (!res.ok) {
-    let message = `${res.status} ${res.statusText}`;
-    try {
-      message = (JSON.parse(text) as { error?: string }).error ?? message;
-    } catch {
-      // not JSON: keep the status line
-    }
-    throw new ApiError(res.status, message);
-  }
+  if (!res.ok) throw refusal(res, text);
   return JSON.parse(text) as T;
 }
 
@@ -99,7 +102,8 @@ export function followEvents(
       let error: string;
       try {
         const res = await fetch('/v1/events', { headers: headers(), signal: abort.signal });
-        if (!res.ok || !res.body) throw new ApiError(res.status, `${res.status} ${res.statusText}`);
+        // A refusal (a revoked token, --max-event-clients reached) in the server's words.
+        if (!res.ok || !res.body) throw refusal(res, await res.text());
         onState('open');
         failures = 0;
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -7,10 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { get as httpRequest, type ClientRequest } from 'node:http';
 import type { RunningControlPlane } from '../../src/app.js';
+import { FileSource } from '../../src/sources/file-source.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 import { launchChromium, watchedPage, type WatchedPage } from '../support/browser.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
+import { QUICK_DEBOUNCE, startSourceControlPlane } from '../support/source-control-plane.js';
 import { waitFor } from '../support/wait.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -87,5 +91,45 @@ describe('console live view across a control-plane restart', () => {
     );
     expect(await change!.evaluate((e) => e.textContent ?? '')).toContain('9001');
     await w.screenshot('live-reconnected');
+  });
+});
+
+describe('console live view refused by the server', () => {
+  const catalog = new CatalogFile();
+  let cp: RunningControlPlane | undefined;
+  let browser: Browser | undefined;
+  let held: ClientRequest | undefined;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+    catalog.write({ services: [{ name: 'api', instances: [] }] });
+    cp = await startSourceControlPlane(new FileSource(catalog.path, silentLogger), {
+      ...QUICK_DEBOUNCE,
+      maxEventClients: 1,
+    });
+    browser = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    held?.destroy();
+    await browser?.close();
+    await cp?.stop();
+    catalog.remove();
+  });
+
+  it("says why in the server's words, and connects once it may", async () => {
+    // The one event client allowed is this test's.
+    held = httpRequest(`http://127.0.0.1:${cp!.adminPort}/v1/events`);
+    await waitFor(() => cp!.events.subscriberCount === 1, { what: 'the test holds the slot' });
+    const w = await watchedPage(browser!);
+    await w.page.goto(`http://127.0.0.1:${cp!.adminPort}/ui#/live`);
+    await w.page.waitForSelector('input#token');
+    await w.page.click('form button[type=submit]');
+    const said = await w.page.waitForSelector('#live-view h2 .error', { timeout: 10_000 });
+    expect(await said!.evaluate((e) => e.textContent ?? '')).toContain(
+      'too many event clients (at most 1, --max-event-clients); try again later; trying again in',
+    );
+    held.destroy();
+    await w.page.waitForSelector('#live-view .stream.open', { timeout: 15_000 });
   });
 });
