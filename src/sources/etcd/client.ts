@@ -142,8 +142,14 @@ export function describeEtcdError(err: unknown): string {
   return `${name}: ${message}`;
 }
 
-/** A TLS failure's likely cause, named by the flag that fixes it. */
+/** A TLS or authentication failure's likely cause, named by the flag that fixes it. */
 function withTlsHint(message: string): string {
+  if (/etcdserver: user name is empty/.test(message)) {
+    return `${message} (etcd has authentication enabled: --etcd-user, --etcd-password)`;
+  }
+  if (/etcdserver: permission denied/.test(message)) {
+    return `${message} (the --etcd-user's roles do not allow it; docs/etcd.md: what each command needs)`;
+  }
   if (/alert (bad certificate|certificate required|unknown ca)/.test(message)) {
     return `${message} (etcd refused this client's certificate, or it needs one: --etcd-cert, --etcd-key)`;
   }
