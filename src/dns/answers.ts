@@ -185,6 +185,9 @@ function lookup(mesh: Mesh, relative: string): Found | undefined {
   return lookupIn(mesh, labels, mesh.settings.datacenter);
 }
 
+/** Labels with names below them and no records of their own (a service named so wins). */
+const EMPTY_NODES = new Set(['_tcp', 'instance']);
+
 /** `labels`: the name without the datacenter label (if any) and the mesh suffix. */
 function lookupIn(mesh: Mesh, labels: readonly string[], dc: string): Found | undefined {
   if (labels.length === 2 && labels[0]!.startsWith('_') && labels[1] === '_tcp') {
@@ -193,11 +196,14 @@ function lookupIn(mesh: Mesh, labels: readonly string[], dc: string): Found | un
   }
   if (labels.length === 1 && labels[0] !== '') {
     const service = serviceByName(mesh, labels[0]!);
-    return service ? { kind: 'address', instances: answerable(mesh, service, dc) } : undefined;
+    if (service) return { kind: 'address', instances: answerable(mesh, service, dc) };
   }
-  // A bare `<dc>.<suffix>` has names under it: "no data", not NXDOMAIN, which would tell
-  // resolvers that minimise their queries (RFC 8020) that nothing below exists.
-  if (labels.length === 0) return { kind: 'address', instances: [] };
+  // A bare `<dc>.<suffix>`, `_tcp.<suffix>` or `instance.<suffix>` has names under it: "no
+  // data", not NXDOMAIN, which would tell resolvers that minimise their queries (RFC 8020)
+  // that nothing below exists, so `_world._tcp` or `world-1.instance` would never be asked.
+  if (labels.length === 0 || (labels.length === 1 && EMPTY_NODES.has(labels[0]!))) {
+    return { kind: 'address', instances: [] };
+  }
   return undefined;
 }
 

@@ -167,6 +167,24 @@ describe('serve --dns-port, asked with dig', () => {
     expect(outside.flags).not.toContain('aa');
   });
 
+  it('names with names below them are "no data", not NXDOMAIN (RFC 8020, minimised queries)', async () => {
+    // What a resolver minimising its queries asks on its way to _world._tcp.lucid.internal SRV
+    // or world-1.instance.lucid.internal: NXDOMAIN there would end the lookup.
+    for (const name of [
+      '_tcp.lucid.internal',
+      'instance.lucid.internal',
+      'dc2.lucid.internal',
+      '_tcp.dc2.lucid.internal',
+    ]) {
+      const r = await dig(dnsPort, name, 'A');
+      expect(r.status, `${name}\n${r.output}`).toBe('NOERROR');
+      expect(r.answers).toEqual([]);
+      expect(r.authority.map((a) => a.type)).toEqual(['SOA']);
+    }
+    const srv = await dig(dnsPort, '_world._tcp.lucid.internal', 'SRV');
+    expect(srv.answers).toHaveLength(2);
+  });
+
   it('TCP answers the same', async () => {
     const r = await dig(dnsPort, 'world.lucid.internal', 'A', ['+tcp']);
     expect(sorted(r.answers.map((a) => a.data))).toEqual(['10.0.0.21', '10.0.0.22']);
