@@ -5,10 +5,11 @@ import 'uplot/dist/uPlot.min.css';
 import './styles.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, get, token } from './api.js';
+import { ApiError, api, get, token } from './api.js';
+import { usePoll } from './use-poll.js';
 import { LiveView } from './views/live.js';
 import { MeshView } from './views/mesh.js';
-import { ProxiesView } from './views/proxies.js';
+import { ProxiesView, refused } from './views/proxies.js';
 import { ProxyView } from './views/proxy.js';
 
 function useHash(): string {
@@ -81,6 +82,21 @@ function TokenForm(props: { refused: string; onToken: () => void }) {
   );
 }
 
+/**
+ * On every other view: how many proxies refused their configuration, linking to the list,
+ * which shows them first. Without it a NACK was seen only by opening Proxies.
+ */
+function RefusedBadge() {
+  const rows = usePoll(api.proxies, 5000);
+  const n = rows.data?.filter(refused).length ?? 0;
+  if (n === 0) return null;
+  return (
+    <a class="refused-badge" href="#/proxies">
+      {n === 1 ? '1 proxy refused its configuration' : `${n} proxies refused their configuration`}
+    </a>
+  );
+}
+
 const TABS = [
   ['#/mesh', 'Mesh'],
   ['#/proxies', 'Proxies'],
@@ -113,6 +129,7 @@ function App() {
             </a>
           ))}
         </nav>
+        {page !== 'proxies' && <RefusedBadge />}
         <span class="readonly">read-only</span>
         {token.given() && (
           <button

@@ -236,9 +236,18 @@ describe('web console in Chromium', () => {
   it('lists a proxy that refused its configuration first, under a summary, though it sorts last', async () => {
     await w.page.goto(`${base}/ui#/proxies`);
     await w.page.waitForSelector('tr[data-node="world-1"] td.sync.SYNCED[data-kind="listeners"]');
+    await w.page.goto(`${base}/ui#/mesh`);
+    await w.page.waitForSelector('#mesh-view');
     // world-1 alone NACKs: its inbound listener's port is taken by hello's app. hello-1 sorts
     // before it.
     catalog.write(doc({ worldSidecarOn: hello.port }));
+    // Every view's header says so, linking to the list.
+    const badge = await w.page.waitForSelector('header a.refused-badge', { timeout: 15_000 });
+    expect(await badge!.evaluate((e) => e.textContent ?? '')).toBe(
+      '1 proxy refused its configuration',
+    );
+    await w.screenshot('mesh-refused-badge');
+    await badge!.click();
     await w.page.waitForSelector(
       '#proxies-view tbody tr:first-child[data-node="world-1"] td.sync.NACKED',
       { timeout: 15_000 },

@@ -15,7 +15,7 @@ function lastAck(row: ProxyRow): string | undefined {
 }
 
 /** Whether a proxy refused its configuration (a NACK) or could not be given one (build error). */
-function refused(row: ProxyRow): boolean {
+export function refused(row: ProxyRow): boolean {
   return (
     row.buildError !== undefined || Object.values(row.types).some((t) => t.status === 'NACKED')
   );
