@@ -273,6 +273,28 @@ function entryProblems(inputs: MeshInputs, names: { has(name: string): boolean }
   return problems;
 }
 
+/**
+ * Declared upstreams the catalog does not have (a typo, or not registered yet): their sidecars
+ * get nothing for them (docs/scoping.md), said here rather than only as a 404 at the sidecar.
+ */
+function unknownUpstreamProblems(
+  services: readonly MeshService[],
+  index: { hasService(name: string): boolean },
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const s of services) {
+    for (const u of s.upstreams ?? []) {
+      if (index.hasService(u.name)) continue;
+      problems.push({
+        kind: 'catalog',
+        name: s.name,
+        message: `upstream "${u.name}" is not in the catalog: ${s.name}'s sidecars get no route for it until it is${u.localBindPort !== undefined ? ` (its local bind port answers 503 meanwhile)` : ''}`,
+      });
+    }
+  }
+  return problems;
+}
+
 const hasBindPort = (u: { readonly localBindPort?: number }) => u.localBindPort !== undefined;
 
 function sameSidecarPorts(a: MeshService, b: MeshService): boolean {
@@ -452,6 +474,7 @@ export function buildMesh(inputs: MeshInputs, cache = new MeshCache()): Mesh {
   rest.push(...entryProblems(inputs, { has: (name) => index.hasService(name) }));
   if (failover) rest.push(...failoverTargetProblems(services));
   rest.push(...bindPortProblems(services));
+  rest.push(...unknownUpstreamProblems(services, index));
   const gateways = meshGateways(inputs, cache);
   const gatewayMode = inputs.traffic.proxyDefaults?.MeshGateway?.Mode ?? 'none';
   rest.push(...gatewayProblems(services, gateways, gatewayMode, inputs.settings));

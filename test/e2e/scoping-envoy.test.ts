@@ -3,6 +3,7 @@
 // virtual host there (make-before-break: no update rejected, the rest keeps working), and a
 // declared upstream with a local bind port is reachable at 127.0.0.1:<port>.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConfigErrors } from '../../src/admin/mesh-endpoints.js';
 import type { RunningControlPlane } from '../../src/app.js';
 import type { RouteExplanation } from '../../src/mesh/explain.js';
 import { dig } from '../support/dig.js';
@@ -17,6 +18,7 @@ import {
   waitReaches,
 } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
 
 describe('scoped sidecar (real Envoy)', () => {
   const file = new CatalogFile();
@@ -141,5 +143,47 @@ describe('scoped sidecar (real Envoy)', () => {
     // Nothing was left waiting for a resource it lost (make-before-break order).
     expect(await client.envoy.stat('cluster_manager.warming_clusters')).toBe(0);
     expect(await client.envoy.stat('listener_manager.total_listeners_warming')).toBe(0);
+  });
+
+  it('a declared upstream the catalog does not have (a typo) is reported', async () => {
+    file.write(catalog(['hello', 'helo', { name: 'wrold', localBindPort: bindPort }]));
+    const errors = async () => {
+      const r = await httpGet(`http://127.0.0.1:${cp.adminPort}/v1/config/errors`);
+      return (JSON.parse(r.body) as ConfigErrors).problems;
+    };
+    const found = await waitFor(
+      async () => {
+        const p = await errors();
+        return p.length > 0 ? p : undefined;
+      },
+      { what: 'the unknown upstreams in /v1/config/errors' },
+    );
+    expect(found).toEqual([
+      {
+        kind: 'catalog',
+        name: 'client',
+        message:
+          'upstream "helo" is not in the catalog: client\'s sidecars get no route for it until it is',
+      },
+      {
+        kind: 'catalog',
+        name: 'client',
+        message:
+          'upstream "wrold" is not in the catalog: client\'s sidecars get no route for it until it is (its local bind port answers 503 meanwhile)',
+      },
+    ]);
+    // What the sidecar does meanwhile: the bind port answers 503 naming it.
+    await client.envoy.waitFor(
+      async () =>
+        (await httpGet(`http://127.0.0.1:${bindPort}/`, {}, 1000).catch(() => null))?.status ===
+        503,
+      'wrold bind port answering 503',
+    );
+    expect((await client.call('hello')).status).toBe(200);
+    // The typos fixed: the problems go.
+    file.write(catalog(['hello']));
+    await waitFor(async () => ((await errors()).length === 0 ? true : undefined), {
+      what: 'no problem left',
+    });
   });
 });
