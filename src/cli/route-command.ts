@@ -10,7 +10,7 @@ import { Command, Option } from 'commander';
 import { DocumentError, parseCatalogText } from '../catalog/load-document.js';
 import { buildMesh } from '../mesh/build.js';
 import { explainRoute, ExplainError, type RouteExplanation } from '../mesh/explain.js';
-import { DEFAULT_MESH_SETTINGS, type Mesh } from '../mesh/types.js';
+import { DEFAULT_MESH_SETTINGS, SCOPE_MODES, type Mesh, type ScopeMode } from '../mesh/types.js';
 import { DEFAULT_NAMESPACE, DEFAULT_TRUST_DOMAIN, parsePolicyText } from '../policy/schema.js';
 import { parseTrafficText } from '../traffic/traffic-file.js';
 import { EMPTY_TRAFFIC, type HeaderEdits } from '../traffic/types.js';
@@ -27,7 +27,7 @@ import {
   type CommandIo,
 } from './mesh-command.js';
 import { choiceOption, durationMsOption } from './options.js';
-import { INTENTION_DEFAULTS } from './traffic-flags.js';
+import { INTENTION_DEFAULTS, scopeMode } from './traffic-flags.js';
 import { withUsageErrors } from './usage.js';
 
 const PREFIX = 'lucid-mesh route';
@@ -44,6 +44,7 @@ interface ExplainFlags {
   policy?: string;
   intentionsDefault: (typeof INTENTION_DEFAULTS)[number];
   connectTimeoutMs: number;
+  scope?: ScopeMode;
   json: boolean;
 }
 
@@ -92,6 +93,7 @@ export function offlineMesh(flags: {
   policy?: string;
   intentionsDefault: 'allow' | 'deny';
   connectTimeoutMs: number;
+  scope?: ScopeMode;
 }): Mesh {
   const catalog = parsed(flags.catalog, () =>
     parseCatalogText(read(flags.catalog, 'catalog'), flags.catalog),
@@ -110,6 +112,7 @@ export function offlineMesh(flags: {
       ...DEFAULT_MESH_SETTINGS,
       intentionsDefault: flags.intentionsDefault,
       connectTimeoutMs: flags.connectTimeoutMs,
+      scope: scopeMode(flags.scope, policy !== undefined),
       mtls: {
         trustDomain: policy?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
         namespace: policy?.namespace ?? DEFAULT_NAMESPACE,
@@ -232,6 +235,14 @@ export function routeCommand(io: CommandIo = {}): Command {
           .default(5000)
           .argParser(durationMsOption('--connect-timeout-ms', 600_000)),
       )
+      .addOption(
+        new Option(
+          '--scope <mode>',
+          "offline: which services each sidecar receives, as serve --scope (all, declared, policy; default: policy with --policy, else all): a destination outside the caller's scope is said to get 404",
+        )
+          .env('LUCID_SCOPE')
+          .argParser(choiceOption('--scope', SCOPE_MODES)),
+      )
       .option('--json', 'print the explanation as JSON', false)
       .action(async (flags: ExplainFlags, cmd: Command) =>
         runCommandBody(out, 'route explain', async () => {
@@ -242,8 +253,9 @@ export function routeCommand(io: CommandIo = {}): Command {
           }
           let explanation: RouteExplanation;
           if (flags.catalog === undefined) {
-            for (const f of ['traffic', 'policy'] as const) {
-              if (flags[f] !== undefined) {
+            for (const f of ['traffic', 'policy', 'scope'] as const) {
+              // LUCID_SCOPE is serve's too: only the flag itself asks for offline use.
+              if (flags[f] !== undefined && cmd.getOptionValueSource(f) !== 'env') {
                 throw new InvalidInput([
                   `${PREFIX}: --${f} is for offline use: add --catalog FILE`,
                 ]);

@@ -181,8 +181,14 @@ export function meshSettingsFromFlags(
     ...(flags.failoverThreshold !== undefined
       ? { failoverThresholdPercent: flags.failoverThreshold }
       : {}),
-    scope:
-      flags.scope ??
-      (flags.policy !== undefined || flags.policyConsulKey !== undefined ? 'policy' : 'all'),
+    scope: scopeMode(
+      flags.scope,
+      flags.policy !== undefined || flags.policyConsulKey !== undefined,
+    ),
   };
+}
+
+/** --scope as given, else serve's default: policy when a policy is given, else all. */
+export function scopeMode(given: ScopeMode | undefined, policyGiven: boolean): ScopeMode {
+  return given ?? (policyGiven ? 'policy' : 'all');
 }

@@ -180,6 +180,33 @@ describe('lucid-mesh route explain', () => {
     );
   });
 
+  it('offline with --scope: a destination outside the caller scope gets 404, as serve would', async () => {
+    const scoped = write('scoped.yaml', {
+      services: [
+        { name: 'web', upstreams: ['api'], instances: [] },
+        ...['api', 'billing'].map((name) => ({
+          name,
+          instances: [{ id: `${name}-1`, address: '127.0.0.1', port: 8080 }],
+        })),
+      ],
+    });
+    const args = ['--catalog', scoped, '--from', 'web', '--to', 'billing', '--path', '/'];
+    const note =
+      "note: billing is outside the scope of web (its declared upstreams and what they route to: api): web's sidecar has no route for billing and answers 404\n";
+    const declared = await route(...args, '--scope', 'declared');
+    expect(declared.code).toBe(0);
+    expect(declared.stdout).toContain(note);
+    // serve's default without a policy: every sidecar gets every service.
+    expect((await route(...args)).stdout).not.toContain('outside the scope');
+    // With a policy, serve scopes by default (declared upstreams first).
+    expect((await route(...args, '--policy', files.policy)).stdout).toContain(note);
+    expect(await route('--server', m.server, ...args.slice(2), '--scope', 'declared')).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'lucid-mesh route: --scope is for offline use: add --catalog FILE\n',
+    });
+  });
+
   it('a service not in the mesh or a bad path: exit 2 and the same line online as offline', async () => {
     for (const [args, line] of [
       [['--from', 'web', '--to', 'nope', '--path', '/'], 'to: service "nope" is not in the mesh'],
