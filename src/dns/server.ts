@@ -28,6 +28,8 @@ const EDNS_ADVERTISED = 1232;
 /** A DNS message over TCP has a two-byte length (RFC 1035 4.2.2). */
 const TCP_MAX = 65_535;
 const HEADER_BYTES = 12;
+/** RFC 6891's extended RCODE 16: its upper 8 bits go in the OPT record, the lower 4 are 0. */
+const BADVERS = 16;
 const QR = 0x8000;
 
 /** serve --dns-port / --dns-ttl. */
@@ -215,22 +217,31 @@ export class DnsServer {
     query: packet.DecodedPacket,
     transport: Transport,
   ): Buffer {
-    const answer = answerQuestion(this.options.mesh(), question, { ttlSeconds: this.ttlSeconds });
     const opt = query.additionals?.find((a) => a.type === 'OPT');
-    const edns: packet.Answer[] = opt
-      ? [
-          {
-            type: 'OPT',
-            name: '.',
-            udpPayloadSize: EDNS_ADVERTISED,
-            extendedRcode: 0,
-            ednsVersion: 0,
-            flags: 0,
-            flag_do: false,
-            options: [],
-          },
-        ]
-      : [];
+    const ownOpt = (extendedRcode: number): packet.Answer => ({
+      type: 'OPT',
+      name: '.',
+      udpPayloadSize: EDNS_ADVERTISED,
+      extendedRcode,
+      ednsVersion: 0,
+      flags: 0,
+      flag_do: false,
+      options: [],
+    });
+    // Only EDNS version 0 exists: a higher one gets BADVERS with this server's version, so
+    // the client asks again with 0 (RFC 6891 6.1.3) instead of reading an answer it did not ask.
+    if (opt && ((opt as { ednsVersion?: number }).ednsVersion ?? 0) > 0) {
+      this.queries.inc({ transport, rcode: 'BADVERS' });
+      return packet.encode({
+        type: 'response',
+        id,
+        flags: flags & packet.RECURSION_DESIRED,
+        questions: [question],
+        additionals: [ownOpt(BADVERS >> 4)],
+      });
+    }
+    const answer = answerQuestion(this.options.mesh(), question, { ttlSeconds: this.ttlSeconds });
+    const edns: packet.Answer[] = opt ? [ownOpt(0)] : [];
     const header =
       (answer.authoritative ? packet.AUTHORITATIVE_ANSWER : 0) |
       (flags & packet.RECURSION_DESIRED) |

@@ -185,6 +185,16 @@ describe('serve --dns-port, asked with dig', () => {
     expect(srv.answers).toHaveLength(2);
   });
 
+  it('EDNS version 1 gets BADVERS (RFC 6891); dig then asks again with version 0', async () => {
+    const bad = await dig(dnsPort, 'world.lucid.internal', 'A', ['+edns=1', '+noednsnegotiation']);
+    expect(bad.status, bad.output).toBe('BADVERS');
+    expect(bad.output).toMatch(/EDNS: version: 0,/);
+    expect(bad.answers).toEqual([]);
+    const negotiated = await dig(dnsPort, 'world.lucid.internal', 'A', ['+edns=1']);
+    expect(negotiated.status, negotiated.output).toBe('NOERROR');
+    expect(negotiated.answers).toHaveLength(2);
+  });
+
   it('TCP answers the same', async () => {
     const r = await dig(dnsPort, 'world.lucid.internal', 'A', ['+tcp']);
     expect(sorted(r.answers.map((a) => a.data))).toEqual(['10.0.0.21', '10.0.0.22']);
