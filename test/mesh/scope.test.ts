@@ -50,6 +50,13 @@ const policy = {
 };
 
 describe('proxyScope', () => {
+  it('an empty declaration (upstreams: []) says the service calls nothing: an empty scope', () => {
+    const mesh = meshOf('declared', { web: [] });
+    expect(proxyScope(mesh, 'web')).toMatchObject({ from: 'declared', services: [] });
+    // No declaration at all: the next rule (here: everything).
+    expect(proxyScope(mesh, 'api')).toEqual({ from: 'all' });
+  });
+
   it('scope all: every sidecar gets every service', () => {
     const mesh = meshOf('all', { web: ['api'] });
     expect(proxyScope(mesh, 'web')).toEqual({ from: 'all' });
