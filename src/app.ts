@@ -266,11 +266,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       if (policy && !policy.current()) {
         return `waiting for a valid authorization policy${lastErrorSuffix(undefined, policy)}`;
       }
-      // A traffic provider with no error of its own is held back by what holds the source
-      // (Consul or etcd unreachable): say that, not 'waiting for a valid traffic configuration'.
+      // A traffic provider with no error of its own, or one that cannot reach its backend while
+      // the source cannot either (the same etcd or Consul down), is held back by what holds the
+      // source: say that, not 'waiting for a valid traffic configuration'.
       if (traffic && !traffic.current()) {
         const suffix = lastErrorSuffix(traffic);
-        if (suffix !== '' || !lastSourceError) {
+        const ownError = suffix !== '' && !traffic.failure?.();
+        if (ownError || !lastSourceError) {
           return `waiting for a valid traffic configuration from ${traffic.name}${suffix}`;
         }
       }

@@ -86,18 +86,24 @@ export function providerProblems(traffic: TrafficProvider | undefined): ConfigPr
   const effect = traffic.current()
     ? 'the last good traffic configuration stays in force'
     : 'not ready until it is fixed';
-  for (const line of trafficFileErrors(traffic)) {
+  for (const line of trafficErrors(traffic)) {
     problems.push({
-      kind: 'traffic-file',
-      name: (traffic as TrafficFile).path,
+      ...(traffic instanceof TrafficFile
+        ? { kind: 'traffic-file', name: traffic.path }
+        : { kind: 'source', name: traffic.name }),
       message: `${line} (${effect})`,
     });
   }
   return problems;
 }
 
-/** Why a traffic file's current content is not in force, one line per problem (none: it is). */
-function trafficFileErrors(traffic: TrafficProvider): readonly string[] {
+/**
+ * Why the traffic configuration in force is not the current one, one line per problem (none: it
+ * is): a file's rejected content, or a backend that cannot be read (etcd: permission denied).
+ */
+function trafficErrors(traffic: TrafficProvider): readonly string[] {
+  const failure = traffic.failure?.();
+  if (failure) return [failure];
   const lastError = traffic instanceof TrafficFile ? traffic.lastError() : undefined;
   if (!lastError) return [];
   return lastError instanceof DocumentError ? lastError.problems : [lastError.message];
@@ -105,7 +111,8 @@ function trafficFileErrors(traffic: TrafficProvider): readonly string[] {
 
 /**
  * What /ready adds to "waiting for a valid traffic configuration / policy": the file's last
- * rejection (its first problem, and how many more), as it does for the catalog's.
+ * rejection (its first problem, and how many more) or why the backend cannot be read, as it does
+ * for the catalog's.
  */
 export function lastErrorSuffix(
   traffic: TrafficProvider | undefined,
@@ -114,7 +121,7 @@ export function lastErrorSuffix(
   const lines = policy
     ? policyProblems(policy).map((p) => p.message.replace(/ \([^()]*\)$/, ''))
     : traffic
-      ? trafficFileErrors(traffic)
+      ? trafficErrors(traffic)
       : [];
   if (lines.length === 0) return '';
   const more = lines.length > 1 ? ` (and ${lines.length - 1} more: lucid-mesh status)` : '';

@@ -34,6 +34,11 @@ export interface TrafficProvider {
   current(): TrafficConfig | undefined;
   /** Entries that were rejected while the rest applies (Consul, etcd: per entry). */
   problems(): readonly ConfigProblem[];
+  /**
+   * Why the backend cannot be read now (etcd unreachable, permission denied), until it can be
+   * again; undefined while it is read. A file's rejected content is not this (TrafficFile).
+   */
+  failure?(): string | undefined;
   /** Calls `listener` after every change of the effective configuration. */
   onChange(listener: (config: TrafficConfig) => void): () => void;
   /** Starts watching; resolves after the first read (which may have failed: see current()). */

@@ -38,6 +38,8 @@ export class EtcdTrafficSource extends EntriesTrafficSource {
   readonly root: string;
   private readonly watcher: PrefixWatch;
   private started = false;
+  /** Why the last attempt to read `<prefix>config/` failed, until a complete list succeeds. */
+  private lastFailure: string | undefined;
 
   constructor(
     private readonly opts: EtcdTrafficSourceOptions,
@@ -62,6 +64,11 @@ export class EtcdTrafficSource extends EntriesTrafficSource {
     return { ...this.watcher.status(), keys: this.entries.size, updates: this.updates };
   }
 
+  /** Why `<prefix>config/` cannot be read now (for /ready, status, /v1/config/errors). */
+  failure(): string | undefined {
+    return this.lastFailure;
+  }
+
   /** Resolves after the first list attempt, successful or not (retries continue). */
   async start(): Promise<void> {
     if (this.started) throw new Error('EtcdTrafficSource already started');
@@ -80,6 +87,7 @@ export class EtcdTrafficSource extends EntriesTrafficSource {
   /** A complete list: replaces every entry, published at once. */
   private listed(kvs: readonly KeyValue[]): void {
     if (this.stopped) return;
+    this.lastFailure = undefined;
     const keys = new Set<string>();
     for (const kv of kvs) {
       keys.add(kv.key);
@@ -159,6 +167,7 @@ export class EtcdTrafficSource extends EntriesTrafficSource {
       { endpoints: this.opts.endpoints, root: this.root, error: detail, failures },
       `etcd unreachable or watch interrupted; ${state}; retrying`,
     );
+    this.lastFailure = `${this.describe()}: ${detail}; retrying`;
   }
 }
 
