@@ -155,6 +155,11 @@ describe('the deployments’ environment starts the real serve', () => {
         expect(serve.stderr(), 'no usage error or warning on stderr').not.toMatch(
           /lucid-mesh serve:/,
         );
+        // What probes, healthchecks and the Prometheus annotations call, without a token.
+        for (const path of ['/health', '/ready', '/metrics']) {
+          const r = await httpGet(`http://127.0.0.1:${local.ADMIN_PORT}${path}`);
+          expect(r.status, `${name}: GET ${path} without a token`).toBe(200);
+        }
         serve.child.kill('SIGTERM');
         expect(await serve.exited).toBe(0);
       } finally {
