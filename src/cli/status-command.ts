@@ -59,6 +59,16 @@ export function statusCommand(io: CommandIo = {}): Command {
     );
 }
 
+/** Names of a scope shown per proxy: a policy scope may hold most of a mesh of thousands. */
+export const SCOPE_NAMES_SHOWN = 20;
+
+function scopeNames(services: readonly string[]): string {
+  if (services.length === 0) return 'no services';
+  const more = services.length - SCOPE_NAMES_SHOWN;
+  if (more <= 0) return services.join(', ');
+  return `${services.slice(0, SCOPE_NAMES_SHOWN).join(', ')} and ${more} more (${services.length} services; all of them: --json)`;
+}
+
 export function renderStatus(proxies: ProxyRow[], now = Date.now()): string {
   if (proxies.length === 0) return 'no proxies connected\n';
   const rows = proxies.map((p) => [
@@ -76,9 +86,7 @@ export function renderStatus(proxies: ProxyRow[], now = Date.now()): string {
       .trimEnd()}\n`;
   let out = line(HEADERS) + rows.map(line).join('');
   for (const p of proxies) {
-    if (p.scope) {
-      out += `\n${p.nodeId} scope (${p.scope.from}): ${p.scope.services.join(', ') || 'no services'}\n`;
-    }
+    if (p.scope) out += `\n${p.nodeId} scope (${p.scope.from}): ${scopeNames(p.scope.services)}\n`;
     const token = tokenExpiryNote(p, now);
     if (token) out += `\n${token}\n`;
     if (p.buildError)
