@@ -13,6 +13,7 @@ import {
   proxyScope,
 } from '../mesh/index.js';
 import type { Mesh, MeshInstance, MeshProxy, MeshService, ProxyScope } from '../mesh/types.js';
+import { hasGateways } from '../translate/index.js';
 import { IDENTITY_SECRET_NAME } from '../translate/names.js';
 import type { ResourceSet } from '../translate/types.js';
 import { encodeSet, encodeUncached } from './encode-set.js';
@@ -40,6 +41,11 @@ interface OwnEntry {
   dnsNames?: readonly string[];
   /** Its scope (proxyScope: an equal scope is the same object from build to build). */
   scope?: ProxyScope;
+  /**
+   * Whether the mesh had gateways: its upstream override clusters carry their transport
+   * sockets then, and no part of its MeshProxy says so.
+   */
+  gateways: boolean;
   own: KindMaps;
   generation: number;
 }
@@ -104,6 +110,7 @@ export class OwnResources {
     if (!gateway && proxy.service === MESH_GATEWAY_SERVICE) throw notAGateway(mesh, proxy);
     const dnsNames = proxy.dnsPort !== undefined ? meshServiceNames(mesh) : undefined;
     const scope = proxyScope(mesh, proxy.service);
+    const gateways = hasGateways(mesh);
     // A local bind listener follows its target service (its protocol, the ports taken by tcp
     // services): those proxies compare contents.
     const binds = ownService !== undefined && bindsUpstreams(ownService);
@@ -118,6 +125,7 @@ export class OwnResources {
       cached.ownService === ownService &&
       cached.dnsNames === dnsNames &&
       cached.scope === scope &&
+      cached.gateways === gateways &&
       cached.inputsGeneration === inputsGeneration
     ) {
       cached.generation = this.generation;
@@ -125,7 +133,7 @@ export class OwnResources {
     }
     const meshView = meshProxy(mesh, proxy);
     const inputs = proxyInputs(inputsGeneration, meshView);
-    if (!gateway && cached && cached.inputs === inputs) {
+    if (!gateway && cached && cached.inputs === inputs && cached.gateways === gateways) {
       cached.service = found?.service;
       cached.instance = found?.instance;
       cached.ownService = ownService;
@@ -166,6 +174,7 @@ export class OwnResources {
         ownService,
         dnsNames,
         scope,
+        gateways,
         own,
         generation: this.generation,
       });

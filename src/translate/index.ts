@@ -102,6 +102,11 @@ export function failoverTargets(mesh: Mesh, backend: Backend): readonly string[]
   });
 }
 
+/** Whether clusters carry the per-datacenter transport sockets of paths through gateways. */
+export function hasGateways(mesh: Mesh): boolean {
+  return mesh.gateways.length > 0;
+}
+
 /**
  * A backend's clusters: its EDS cluster, or — with failover targets — an aggregate cluster
  * under its name (what routes reference) over its own EDS cluster, renamed, then the
@@ -330,7 +335,7 @@ function translateService(
   const { settings } = mesh;
   const mtls = settings.mtls !== undefined;
   const main = service.backends[0];
-  const viaGateways = mesh.gateways.length > 0;
+  const viaGateways = hasGateways(mesh);
   const via = { mode: mesh.gatewayMode, gateways: mesh.gateways };
   return {
     clusters: service.backends.flatMap((b) => backendClusters(mesh, b, viaGateways)),
@@ -626,7 +631,12 @@ export function translateProxy(mesh: Mesh, proxy: MeshProxy): ResourceSet {
     // With failover targets the override replaces the primary cluster under the aggregate.
     const name =
       failoverTargets(mesh, backend).length > 0 ? primaryClusterName(backend.name) : backend.name;
-    resources.clusters.set(name, { ...backendCluster(backend, settings), name });
+    // As the shared cluster it replaces: with gateways, its other datacenters' endpoints are
+    // gateways that route on a per-datacenter SNI (without it: the service's, and a 503).
+    resources.clusters.set(name, {
+      ...backendCluster(backend, settings, hasGateways(mesh)),
+      name,
+    });
   }
   const inbound = proxy.inbound;
   if (inbound) {

@@ -70,6 +70,8 @@ interface CatalogState {
   readonly gw2InDc3?: boolean;
   /** api-1 tagged v1, and a second dc2 instance tagged v2 (its own app and sidecar). */
   readonly v2?: { appPort: number; sidecarPort: number };
+  /** No gateway in the catalog. */
+  readonly noGateways?: boolean;
 }
 
 describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS end to end', () => {
@@ -169,25 +171,27 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
         ],
       },
     ],
-    gateways: [
-      {
-        id: 'gw-dc1',
-        datacenter: 'dc1',
-        address: '127.0.0.1',
-        port: ports.gw1,
-        wanAddress: WAN,
-        wanPort: ports.gw1,
-      },
-      {
-        id: 'gw-dc2',
-        datacenter: s.gw2InDc3 ? 'dc3' : 'dc2',
-        address: '127.0.0.1',
-        port: ports.gw2,
-        wanAddress: s.wanToDecoy ? '127.0.0.1' : WAN,
-        wanPort: s.wanToDecoy ? ports.decoy : ports.gw2,
-        health: s.gw2Health ?? 'passing',
-      },
-    ],
+    gateways: s.noGateways
+      ? []
+      : [
+          {
+            id: 'gw-dc1',
+            datacenter: 'dc1',
+            address: '127.0.0.1',
+            port: ports.gw1,
+            wanAddress: WAN,
+            wanPort: ports.gw1,
+          },
+          {
+            id: 'gw-dc2',
+            datacenter: s.gw2InDc3 ? 'dc3' : 'dc2',
+            address: '127.0.0.1',
+            port: ports.gw2,
+            wanAddress: s.wanToDecoy ? '127.0.0.1' : WAN,
+            wanPort: s.wanToDecoy ? ports.decoy : ports.gw2,
+            health: s.gw2Health ?? 'passing',
+          },
+        ],
   });
 
   // api takes calls from web only: api's sidecar RBAC counts an allowed request only when
@@ -782,6 +786,44 @@ describe('mesh gateways: web (dc1) → api (dc2) through gw-dc1 and gw-dc2, mTLS
     envoys.splice(envoys.indexOf(v2Sidecar.envoy), 1);
     catalog.write(catalogDoc());
     traffic.write(trafficDoc('local'));
+  });
+
+  it('a caller with its own upstream settings (service-defaults UpstreamConfig) still reaches dc2 through the gateways, also when they appear later', async () => {
+    // First without gateways (dc2 reached directly), then they are registered.
+    catalog.write(catalogDoc({ noGateways: true }));
+    traffic.write([
+      ...trafficDoc('local'),
+      {
+        Kind: 'service-defaults',
+        Name: 'web',
+        UpstreamConfig: { Defaults: { ConnectTimeoutMs: 3000 } },
+      },
+    ]);
+    // web's own api cluster, with its connect timeout, gets the gateway's SNI for dc2.
+    await web.envoy.waitFor(
+      async () => (await envoyCluster(web.envoy, 'api'))?.connect_timeout === '3s',
+      'web’s own api cluster (connect timeout 3 s)',
+    );
+    await waitFor(
+      async () => showEndpoints(await apiEds()).some((e) => e.startsWith('p0 api-1@')),
+      { what: 'web: dc2 reached directly while there is no gateway' },
+    );
+    catalog.write(catalogDoc());
+    await waitFor(
+      async () => showEndpoints(await apiEds()).some((e) => e.startsWith('p0 gw-dc1@')),
+      { what: 'web: dc2 through gw-dc1 once the gateways are registered' },
+    );
+    await noOpenApiConnections('after web’s api cluster changed');
+    const { tally, hops: h } = await sendCounted(10);
+    expect(tally.statuses).toEqual({ 200: 10 });
+    expect(h.gw1Cx + h.gw2Cx).toBeGreaterThan(0);
+    const cluster = await envoyCluster(web.envoy, 'api');
+    expect(JSON.stringify(cluster?.transport_socket_matches)).toContain(API_DC2_SNI);
+    traffic.write(trafficDoc('local'));
+    await web.envoy.waitFor(
+      async () => (await envoyCluster(web.envoy, 'api'))?.connect_timeout === '5s',
+      'web’s api cluster back to the shared one',
+    );
   });
 
   it('every proxy accepted every update', async () => {
