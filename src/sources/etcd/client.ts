@@ -39,6 +39,38 @@ export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 
+/**
+ * A cockatiel-shaped policy that runs a call once per endpoint at most: a call that could not
+ * reach its endpoint (etcd3's recoverable errors: UNAVAILABLE and the like) goes to the next one
+ * (etcd3 hands each attempt the next endpoint of one shuffled order), at once. With one endpoint
+ * it runs once. Without it, a one-shot command (register, deregister) against a cluster with one
+ * member down failed whenever its call happened to pick that member.
+ */
+function eachEndpointOnce(endpoints: number): Policy {
+  const { isRecoverableError } = loadEtcd3();
+  const noEvent = () => ({ dispose: () => undefined });
+  const policy = {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    execute: async <T>(
+      fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T,
+      signal?: AbortSignal,
+    ): Promise<T> => {
+      const context = { signal: signal ?? new AbortController().signal };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn(context);
+        } catch (err) {
+          if (attempt >= endpoints || !(err instanceof Error) || !isRecoverableError(err)) {
+            throw err;
+          }
+        }
+      }
+    },
+  };
+  return policy as unknown as Policy;
+}
+
 /** A cockatiel-shaped policy that runs the call once, as is. */
 function passThrough(): Policy {
   const noEvent = () => ({ dispose: () => undefined });
@@ -106,7 +138,7 @@ export function createEtcdClient(opts: EtcdConnectionOptions): Etcd3 {
         }
       : {}),
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
-    faultHandling: { global: passThrough(), host: () => passThrough() },
+    faultHandling: { global: eachEndpointOnce(opts.endpoints.length), host: () => passThrough() },
     grpcOptions: {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
