@@ -1,6 +1,6 @@
 // GET /v1/snapshot?node=ID[&type=T]: the resources a node is being served, as Envoy JSON.
 import { DEFAULT_DNS_PORT, DEFAULT_OUTBOUND_PORT, type ProxyIdentity } from '../catalog/model.js';
-import { findMeshInstance, proxyScope } from '../mesh/index.js';
+import { MESH_GATEWAY_SERVICE, findMeshInstance, proxyScope } from '../mesh/index.js';
 import { RESOURCE_KINDS, type ResourceKind } from '../protos/envoy.js';
 import type { SnapshotStore } from '../snapshot/store.js';
 import type { StreamInfo } from '../xds/type-status.js';
@@ -53,7 +53,11 @@ export function snapshotDump(
   const connected = proxy !== undefined;
   proxy ??= {
     nodeId: node,
-    service: findMeshInstance(snapshot.mesh, node)?.service.name ?? '',
+    // A catalog gateway's id: as `bootstrap --gateway mesh` would start it (else the preview
+    // was a sidecar's outbound listeners).
+    service: snapshot.mesh.gateways.some((g) => g.id === node)
+      ? MESH_GATEWAY_SERVICE
+      : (findMeshInstance(snapshot.mesh, node)?.service.name ?? ''),
     outboundPort: DEFAULT_OUTBOUND_PORT,
     // As a sidecar bootstrapped with `lucid-mesh bootstrap`'s defaults.
     dnsPort: DEFAULT_DNS_PORT,

@@ -1,11 +1,14 @@
 // `lucid-mesh mesh` and GET /v1/mesh show the mesh gateways the control plane knows (their
 // datacenter, LAN and WAN addresses, health) and the gateway modes in force: what decides how
-// sidecars reach other datacenters. Against a real control plane, in-process.
+// sidecars reach other datacenters; GET /v1/snapshot previews a gateway's own resources.
+// Against a real control plane, in-process.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MeshDump } from '../../src/admin/mesh-endpoints.js';
 import type { RunningControlPlane } from '../../src/app.js';
 import { MemoryCaStore, openCa, type OpenedCa } from '../../src/ca/index.js';
+import type { SnapshotDump } from '../../src/admin/snapshot-dump.js';
 import { meshCommand } from '../../src/cli/mesh-command.js';
+import { httpGet } from '../support/http-app.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 import { runCommand } from '../support/run-command.js';
 
@@ -90,5 +93,15 @@ describe('lucid-mesh mesh with mesh gateways', () => {
       ['gw-dc1', 'dc1', true],
       ['gw-dc2', 'dc2', false],
     ]);
+  });
+
+  it('GET /v1/snapshot of a gateway not connected yet previews its gateway listener, not a sidecar’s', async () => {
+    const r = await httpGet(
+      `http://127.0.0.1:${cp!.adminPort}/v1/snapshot?node=gw-dc1&type=listeners`,
+      { authorization: `Bearer ${token}` },
+    );
+    const dump = JSON.parse(r.body) as SnapshotDump;
+    expect(dump.connected).toBe(false);
+    expect(dump.resources.listeners!.map((l) => l.name)).toEqual(['mesh-gateway|gw-dc1']);
   });
 });
