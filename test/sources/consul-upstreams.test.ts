@@ -113,4 +113,39 @@ describe('Consul Proxy.Upstreams', () => {
     );
     expect(catalog.services[0]!.upstreams).toBeUndefined();
   });
+
+  it('an upstream in a cluster peer, another partition or namespace is named and skipped', () => {
+    const { catalog, problems } = mapConsulCatalog(
+      new Map([
+        ['web', [app('web-1')]],
+        [
+          'web-sidecar-proxy',
+          [
+            sidecar('web-1', [
+              { DestinationName: 'api', DestinationPeer: 'cluster-02', LocalBindPort: 9191 },
+              { DestinationName: 'db', DestinationPartition: 'finance' },
+              { DestinationName: 'cache', DestinationNamespace: 'team-b' },
+              {
+                DestinationName: 'search',
+                DestinationPeer: '',
+                DestinationPartition: 'default',
+                DestinationNamespace: 'default',
+              },
+            ]),
+          ],
+        ],
+      ]),
+      { warningAs: 'passing' },
+    );
+    // The local api, db and cache are other services: none of them is sent for these entries.
+    expect(catalog.services[0]!.upstreams).toEqual([{ name: 'search' }]);
+    const where = 'consul service "web" instance "web-1-sidecar-proxy": Proxy.Upstreams';
+    const why = (name: string) =>
+      `is not supported (lucid-mesh reaches only services of its own mesh, and its "${name}" is another service); upstream ignored`;
+    expect(problems).toEqual([
+      `${where}[0]: DestinationPeer "cluster-02" ${why('api')}`,
+      `${where}[1]: DestinationPartition "finance" ${why('db')}`,
+      `${where}[2]: DestinationNamespace "team-b" ${why('cache')}`,
+    ]);
+  });
 });

@@ -13,7 +13,21 @@ interface ConsulUpstream {
   readonly LocalBindPort?: unknown;
   readonly LocalBindSocketPath?: unknown;
   readonly Datacenter?: unknown;
+  readonly DestinationPeer?: unknown;
+  readonly DestinationPartition?: unknown;
+  readonly DestinationNamespace?: unknown;
 }
+
+/**
+ * Fields that name a service elsewhere than this mesh (a cluster peer, an admin partition or a
+ * namespace other than the default): the local service of the same name is another service, so
+ * such an entry is skipped rather than sent there.
+ */
+const ELSEWHERE = [
+  ['DestinationPeer', () => true],
+  ['DestinationPartition', (v: string) => v !== 'default'],
+  ['DestinationNamespace', (v: string) => v !== 'default'],
+] as const;
 
 /**
  * The upstreams one sidecar registration declares; undefined when it declares none. A bad
@@ -32,6 +46,17 @@ export function sidecarUpstreams(
     const at = `${where}: Proxy.Upstreams[${i}]`;
     if (entry?.DestinationType === 'prepared_query') {
       problems.push(`${at}: DestinationType prepared_query is not supported; upstream ignored`);
+      return;
+    }
+    const elsewhere = ELSEWHERE.find(([field, counts]) => {
+      const v = entry?.[field];
+      return typeof v === 'string' && v !== '' && counts(v);
+    });
+    if (elsewhere) {
+      const [field] = elsewhere;
+      problems.push(
+        `${at}: ${field} ${show(entry[field])} is not supported (lucid-mesh reaches only services of its own mesh, and its "${String(entry.DestinationName)}" is another service); upstream ignored`,
+      );
       return;
     }
     // Consul sends 0 / "" for fields left unset.
