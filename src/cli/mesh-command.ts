@@ -179,6 +179,17 @@ function authorizationLines(s: MeshService): string[] {
   return lines.length > 0 ? lines : ['every caller allowed (no policy, no intentions)'];
 }
 
+/** Declared upstreams (docs/scoping.md), with their local bind addresses. */
+function upstreamsLine(upstreams: NonNullable<MeshService['upstreams']>): string {
+  if (upstreams.length === 0) return 'upstreams (declared): none (its sidecars get no service)';
+  const names = upstreams.map((u) =>
+    u.localBindPort !== undefined
+      ? `${u.name} @${u.localBindAddress ?? '127.0.0.1'}:${u.localBindPort}`
+      : u.name,
+  );
+  return `upstreams (declared): ${names.join(', ')}`;
+}
+
 export function renderService(s: MeshService): string {
   const out: string[] = [];
   const port = s.outboundPort !== undefined ? `, outbound port ${s.outboundPort}` : '';
@@ -200,6 +211,7 @@ export function renderService(s: MeshService): string {
     out.push('  routes:');
     s.routes.forEach((r, i) => out.push(`    [${i}] ${routeLine(r)}`));
   }
+  if (s.upstreams !== undefined) out.push(`  ${upstreamsLine(s.upstreams)}`);
   if (s.upstreamOverrides.length > 0) {
     out.push(`  upstream settings of ${s.name}'s own proxies:`);
     for (const b of s.upstreamOverrides) out.push(`    ${b.name}  ${backendSettings(b)}`);

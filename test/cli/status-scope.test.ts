@@ -1,12 +1,14 @@
 // `lucid-mesh status` with a scoped sidecar (docs/scoping.md) against a real control plane and
 // a real Envoy: a scope of many services is named in part (a policy scope may hold most of a
 // mesh of thousands: one line per proxy of all of them made the table unreadable), with how
-// many there are; --json has them all.
+// many there are; --json has them all. `lucid-mesh mesh` lists the declared upstreams.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
 import type { ProxyRow } from '../../src/admin/proxies.js';
+import { meshCommand } from '../../src/cli/mesh-command.js';
 import { statusCommand } from '../../src/cli/status-command.js';
 import { CatalogFile, startSidecar, startTestControlPlane, type Sidecar } from '../support/mesh.js';
+import { freePort } from '../support/ports.js';
 import { runCommand } from '../support/run-command.js';
 import { waitFor } from '../support/wait.js';
 
@@ -17,12 +19,18 @@ describe('lucid-mesh status: a large scope', () => {
   let cp: RunningControlPlane;
   let web: Sidecar;
   let server: string;
+  let bindPort: number;
 
   beforeAll(async () => {
+    bindPort = await freePort();
     file.write({
       services: [
         ...NAMES.map((name) => ({ name, instances: [] })),
-        { name: 'web', upstreams: NAMES, instances: [] },
+        {
+          name: 'web',
+          upstreams: [...NAMES.slice(1), { name: NAMES[0], localBindPort: bindPort }],
+          instances: [],
+        },
       ],
     });
     cp = await startTestControlPlane(file, {}, { mesh: { scope: 'declared' } });
@@ -59,5 +67,13 @@ describe('lucid-mesh status: a large scope', () => {
       from: 'declared',
       services: NAMES,
     });
+  });
+
+  it('lucid-mesh mesh shows the declared upstreams, with their bind addresses', async () => {
+    const out = await runCommand(meshCommand, ['--server', server, '--service', 'web']);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain(
+      `\n  upstreams (declared): s00 @127.0.0.1:${bindPort}, ${NAMES.slice(1).join(', ')}\n`,
+    );
   });
 });
