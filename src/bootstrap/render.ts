@@ -46,6 +46,11 @@ export interface BootstrapOptions {
   outboundPort?: number;
   /** UDP port of the sidecar's DNS listener (--dns-port), default 15053; 0: none. */
   dnsPort?: number;
+  /**
+   * --dns-forward (default true): names not in the sidecar's table go to the resolvers of its
+   * /etc/resolv.conf; false: answered NXDOMAIN by the sidecar (node.metadata.dns_forward).
+   */
+  dnsForward?: boolean;
   /** Proxy token (--token): sent as `authorization: Bearer` metadata on the ADS stream. */
   token?: string;
   /** PEM CA bundle the xDS server's certificate must chain to (--xds-ca): ADS over TLS. */
@@ -69,6 +74,7 @@ export interface BootstrapInput {
   adminPort?: unknown;
   outboundPort?: unknown;
   dnsPort?: unknown;
+  dnsForward?: unknown;
   token?: unknown;
   xdsCaPem?: unknown;
   datacenter?: unknown;
@@ -101,6 +107,8 @@ export interface ResolvedBootstrapOptions {
   outboundPort: number;
   /** 0: no DNS listener. */
   dnsPort: number;
+  /** false: the DNS listener answers names not in its table NXDOMAIN itself (docs/dns.md). */
+  dnsForward: boolean;
   token?: string;
   xdsCaPem?: string;
   /** Only the parts given; absent when none is. */
@@ -138,6 +146,14 @@ function requiredString(flag: string, value: unknown): string {
   }
   if (typeof value !== 'string') fail(flag, 'a string', value);
   return value;
+}
+
+/** on | off (also true | false, as an env var or a program would give them). */
+function parseOnOff(flag: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined || value === null || value === '') return fallback;
+  if (value === true || value === 'on' || value === 'true') return true;
+  if (value === false || value === 'off' || value === 'false') return false;
+  fail(flag, 'on | off', value);
 }
 
 function parsePort(flag: string, value: unknown, fallback: number, min = 1): number {
@@ -225,6 +241,7 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     fail('--outbound-port', `a port different from --admin-port (${adminPort})`, outboundPort);
   }
   const dnsPort = parsePort('--dns-port', input.dnsPort, DEFAULT_DNS_PORT, 0);
+  const dnsForward = parseOnOff('--dns-forward', input.dnsForward, true);
   const token = optionalString('--token', input.token);
   // A JWT is three base64url parts; anything else would be rejected by the server anyway.
   if (token !== undefined && !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) {
@@ -271,6 +288,7 @@ export function resolveBootstrapOptions(input: BootstrapInput): ResolvedBootstra
     adminPort,
     outboundPort,
     dnsPort,
+    dnsForward,
     ...(token !== undefined ? { token } : {}),
     ...(xdsCaPem !== undefined ? { xdsCaPem } : {}),
     ...(Object.keys(locality).length > 0 ? { locality } : {}),
@@ -333,7 +351,7 @@ function loadTemplate(): string {
   return cachedTemplate;
 }
 
-type Value = string | number | object | undefined;
+type Value = string | number | boolean | object | undefined;
 
 /** Placeholder values for one bootstrap; `undefined` drops the key holding the placeholder. */
 export function templateValues(o: ResolvedBootstrapOptions): Record<string, Value> {
@@ -342,6 +360,8 @@ export function templateValues(o: ResolvedBootstrapOptions): Record<string, Valu
     service: o.service,
     outboundPort: o.outboundPort,
     dnsPort: o.dnsPort,
+    // Written only when off, and only with a DNS listener: bootstraps stay as they were.
+    dnsForward: o.dnsForward || o.dnsPort === 0 ? undefined : false,
     adminPort: o.adminPort,
     apiType: o.mode === 'delta' ? 'DELTA_GRPC' : 'GRPC',
     xdsClusterType: o.xdsIsIp ? 'STATIC' : 'STRICT_DNS',
@@ -437,7 +457,7 @@ function fillDocument(template: string, values: Record<string, Value>): Document
     return values[name];
   };
   const filled = new Set<Scalar>(); // values we inserted: never placeholders, whatever they say
-  const typed = (value: string | number | object, old: Scalar): Scalar => {
+  const typed = (value: string | number | boolean | object, old: Scalar): Scalar => {
     // Structured values (metadata lists, a transport socket) become YAML nodes as they are.
     const next = (typeof value === 'object' ? doc.createNode(value) : new Scalar(value)) as Scalar;
     // Envoy reads YAML with yaml-cpp, which takes plain y/n/on/off/yes/no as booleans and

@@ -101,6 +101,11 @@ export interface ProxyIdentity {
   readonly locality?: Locality;
   /** UDP port of its DNS listener on 127.0.0.1 (docs/dns.md); absent: no DNS listener. */
   readonly dnsPort?: number;
+  /**
+   * node.metadata.dns_forward false (`bootstrap --dns-forward off`): its DNS listener answers
+   * names not in its table NXDOMAIN instead of forwarding them. Absent: forwarded.
+   */
+  readonly dnsForward?: false;
   /** node.metadata.exclusive_ports: bind its own ports without SO_REUSEPORT (MeshProxy). */
   readonly exclusivePorts?: true;
 }

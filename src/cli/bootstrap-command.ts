@@ -58,6 +58,7 @@ interface RawFlags {
   adminPort?: string | number;
   outboundPort?: string | number;
   dnsPort?: string | number;
+  dnsForward?: string;
   output?: string;
   token?: string;
   tokenFile?: string;
@@ -163,6 +164,16 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       )
         .env('LUCID_SIDECAR_DNS_PORT')
         .default(DEFAULT_DNS_PORT),
+    )
+    .addOption(
+      new Option(
+        '--dns-forward <on|off>',
+        'on: names the DNS listener does not know go to the resolvers of its /etc/resolv.conf; ' +
+          'off: it answers them NXDOMAIN itself (node.metadata.dns_forward), for a host ' +
+          'resolver that sends only the mesh domain to the sidecar. See docs/dns.md',
+      )
+        .env('LUCID_SIDECAR_DNS_FORWARD')
+        .default('on'),
     )
     .addOption(
       new Option(

@@ -161,7 +161,9 @@ export function meshProxy(mesh: Mesh, proxy: ProxyIdentity): MeshProxy {
     ...(gateway ? { gateway } : {}),
     upstreamOverrides: inScope(own?.upstreamOverrides ?? [], scope.services),
     ...observabilityOf(mesh, proxy.service),
-    ...(proxy.dnsPort !== undefined ? { dns: proxyDns(mesh, proxy.dnsPort, scope.services) } : {}),
+    ...(proxy.dnsPort !== undefined
+      ? { dns: proxyDns(mesh, proxy.dnsPort, proxy.dnsForward !== false, scope.services) }
+      : {}),
     ...(scope.services !== undefined ? { scope } : {}),
     ...(bindUpstreams.length > 0 ? { bindUpstreams } : {}),
     ...(proxy.exclusivePorts ? { exclusivePorts: true } : {}),
@@ -218,11 +220,17 @@ export function meshServiceNames(mesh: Mesh): readonly string[] {
 }
 
 /** A scoped sidecar's DNS listener answers only the names of its scope (docs/scoping.md). */
-function proxyDns(mesh: Mesh, port: number, scoped?: readonly string[]): MeshProxyDns {
+function proxyDns(
+  mesh: Mesh,
+  port: number,
+  forward: boolean,
+  scoped?: readonly string[],
+): MeshProxyDns {
   return {
     port,
     domainSuffix: mesh.settings.domainSuffix,
     names: scoped ?? meshServiceNames(mesh),
+    forward,
   };
 }
 

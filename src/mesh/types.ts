@@ -386,6 +386,8 @@ export interface MeshProxyDns {
   readonly domainSuffix: string;
   /** The mesh's service names, sorted; the same array while they stay the same. */
   readonly names: readonly string[];
+  /** false: names not in the table are answered NXDOMAIN, not forwarded (node.metadata.dns_forward). */
+  readonly forward: boolean;
 }
 
 export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({

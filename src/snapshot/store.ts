@@ -104,6 +104,7 @@ function keyOf(proxy: ProxyIdentity): string {
     JSON.stringify(proxy.locality ?? null),
     proxy.dnsPort ?? 0,
     proxy.exclusivePorts ? 1 : 0,
+    proxy.dnsForward === false ? 0 : 1,
   ].join('\u0000');
 }
 

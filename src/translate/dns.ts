@@ -33,7 +33,7 @@ export function dnsListener(dns: MeshProxyDns): Listener {
     forNames = new Map();
     byNames.set(dns.names, forNames);
   }
-  const key = `${dns.port}|${dns.domainSuffix}`;
+  const key = `${dns.port}|${dns.domainSuffix}|${dns.forward}`;
   let built = forNames.get(key);
   if (!built) {
     built = buildDnsListener(dns);
@@ -60,8 +60,6 @@ function buildDnsListener(dns: MeshProxyDns): Listener {
           statPrefix: 'mesh_dns',
           serverConfig: {
             inlineDnsTable: {
-              // Names in the mesh domain that are not here get NXDOMAIN from Envoy itself: a
-              // name's suffix (all but its first label) is "known" once one entry has it.
               virtualDomains: dns.names.map((service) => ({
                 name: `${service}.${dns.domainSuffix}`,
                 endpoint: { addressList: { address: [OUTBOUND_ADDRESS, OUTBOUND_ADDRESS_V6] } },
@@ -69,12 +67,19 @@ function buildDnsListener(dns: MeshProxyDns): Listener {
               })),
             },
           },
-          // Other names go to the resolvers of the sidecar's own /etc/resolv.conf, as the app's
-          // would have.
-          clientConfig: {
-            resolverTimeout: durationMs(RESOLVER_TIMEOUT_MS),
-            maxPendingLookups: MAX_PENDING_LOOKUPS,
-          },
+          // Other names, mesh names not in the table included (Envoy 1.40 answers only its
+          // table), go to the resolvers of the sidecar's own /etc/resolv.conf, as the app's
+          // would have. Without a client config Envoy answers them NXDOMAIN itself: the
+          // sidecar's --dns-forward off, for a host resolver that sends it only the mesh
+          // domain and would send a forwarded name straight back (a loop: docs/dns.md).
+          ...(dns.forward
+            ? {
+                clientConfig: {
+                  resolverTimeout: durationMs(RESOLVER_TIMEOUT_MS),
+                  maxPendingLookups: MAX_PENDING_LOOKUPS,
+                },
+              }
+            : {}),
         }),
       },
     ],

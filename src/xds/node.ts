@@ -35,28 +35,31 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
   }
   const locality = localityOf(node);
   const dnsPort = dnsPortOf(meta.dns_port);
-  const exclusivePorts = exclusivePortsOf(meta.exclusive_ports);
+  const exclusivePorts = booleanMeta('exclusive_ports', meta.exclusive_ports) === true;
+  const dnsForward = booleanMeta('dns_forward', meta.dns_forward) !== false;
   return {
     nodeId,
     service,
     outboundPort,
     ...(locality ? { locality } : {}),
     ...(dnsPort !== 0 ? { dnsPort } : {}),
-    ...(exclusivePorts ? { exclusivePorts } : {}),
+    ...(dnsPort !== 0 && !dnsForward ? { dnsForward: false as const } : {}),
+    ...(exclusivePorts ? { exclusivePorts: true as const } : {}),
   };
 }
 
 /**
- * node.metadata.exclusive_ports, which `lucid-mesh bootstrap` writes (true): absent or false
- * for a sidecar bootstrapped before it, whose listeners keep SO_REUSEPORT (translate/envoy.ts).
+ * A true/false key of node.metadata, as `lucid-mesh bootstrap` writes them (a YAML boolean; a
+ * string from other bootstraps): undefined when absent. exclusive_ports (true): its own ports
+ * without SO_REUSEPORT (translate/envoy.ts), absent for sidecars bootstrapped before it;
+ * dns_forward (false): `bootstrap --dns-forward off`.
  */
-function exclusivePortsOf(raw: unknown): true | undefined {
-  if (raw === undefined || raw === null || raw === '' || raw === false || raw === 'false') {
-    return undefined;
-  }
+function booleanMeta(key: string, raw: unknown): boolean | undefined {
+  if (raw === undefined || raw === null || raw === '') return undefined;
   if (raw === true || raw === 'true') return true;
+  if (raw === false || raw === 'false') return false;
   throw new InvalidNodeError(
-    `node.metadata.exclusive_ports: expected true or false, got ${JSON.stringify(raw)}`,
+    `node.metadata.${key}: expected true or false, got ${JSON.stringify(raw)}`,
   );
 }
 

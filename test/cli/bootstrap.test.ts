@@ -221,6 +221,7 @@ describe('option validation', () => {
       adminPort: 15000,
       outboundPort: 15001,
       dnsPort: 15053,
+      dnsForward: true,
     });
   });
 
@@ -231,7 +232,19 @@ describe('option validation', () => {
     expect(parse(yaml).node.metadata.dns_port).toBe(0);
   });
 
+  it('takes --dns-forward on|off: off writes metadata.dns_forward false (only with a DNS listener)', () => {
+    expect(resolveBootstrapOptions(ok).dnsForward).toBe(true);
+    expect(parse(renderBootstrap(ok)).node.metadata).not.toHaveProperty('dns_forward');
+    expect(resolveBootstrapOptions({ ...ok, dnsForward: 'off' }).dnsForward).toBe(false);
+    expect(parse(renderBootstrap({ ...ok, dnsForward: false })).node.metadata.dns_forward).toBe(
+      false,
+    );
+    const noDns = parse(renderBootstrap({ ...ok, dnsForward: false, dnsPort: 0 }));
+    expect(noDns.node.metadata).not.toHaveProperty('dns_forward');
+  });
+
   it.each([
+    [{ dnsForward: 'maybe' }, '--dns-forward: expected on | off, got "maybe"'],
     [{ xds: 'localhost' }, '--xds: expected HOST:PORT (IPv6 as [ADDR]:PORT), got "localhost"'],
     [{ xds: ':80' }, '--xds: expected HOST:PORT (IPv6 as [ADDR]:PORT), got ":80"'],
     [{ xds: 'host:' }, '--xds: expected HOST:PORT (IPv6 as [ADDR]:PORT), got "host:"'],

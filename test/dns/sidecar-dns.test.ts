@@ -160,6 +160,45 @@ describe('sidecar DNS (real Envoy)', () => {
     expect((JSON.parse(res.body) as { app: string }).app).toBe('world');
   });
 
+  it('--dns-forward off: names not in its table are answered NXDOMAIN by the sidecar, never forwarded', async () => {
+    // With a host resolver that sends only the mesh domain to the sidecar, a forwarded name
+    // comes straight back: one unknown name looped until Envoy's 256 pending lookups ran out.
+    const external = (envoy: EnvoyHandle) =>
+      envoy.stat('dns_filter.mesh_dns.external_a_record_queries').then((n) => n ?? 0);
+    const [admin, out, dns] = (await freePorts(3)) as [number, number, number];
+    const local = await startEnvoy({
+      name: 'local-dns-1',
+      adminPort: admin,
+      bootstrapYaml: renderBootstrap({
+        nodeId: 'local-dns-1',
+        service: 'hello',
+        xds: `127.0.0.1:${cp.xdsPort}`,
+        adminPort: admin,
+        outboundPort: out,
+        dnsPort: dns,
+        dnsForward: false,
+      }),
+    });
+    try {
+      await local.waitFor(
+        async () =>
+          (await dig(dns, 'world.lucid.internal', 'A').catch(() => null))?.status === 'NOERROR',
+        'the no-forward DNS listener answers world',
+      );
+      const forwardedBefore = await external(helloSidecar);
+      for (const name of ['nope.lucid.internal', 'example.com']) {
+        const r = await dig(dns, name, 'A');
+        expect(r.status, `${name}: ${r.output}`).toBe('NXDOMAIN');
+        // The default sidecar sends the same name on to its resolvers.
+        await dig(dnsPort, name, 'A');
+      }
+      expect(await external(local)).toBe(0);
+      expect(await external(helloSidecar)).toBe(forwardedBefore + 2);
+    } finally {
+      await local.stop();
+    }
+  });
+
   it('a sidecar bootstrapped with --dns-port 0 has no DNS listener', async () => {
     expect(await worldSidecar.admin('/listeners')).not.toContain('dns|');
   });

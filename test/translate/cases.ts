@@ -36,6 +36,8 @@ const proxiesSchema = z.array(
       dnsPort: z.number().int().min(1).max(65535).optional(),
       /** node.metadata.exclusive_ports (what `lucid-mesh bootstrap` writes); absent: not set. */
       exclusivePorts: z.literal(true).optional(),
+      /** node.metadata.dns_forward false (`bootstrap --dns-forward off`); absent: forwarded. */
+      dnsForward: z.literal(false).optional(),
       locality: z
         .object({
           datacenter: z.string().optional(),
