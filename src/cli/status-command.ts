@@ -89,8 +89,13 @@ export function renderStatus(proxies: ProxyRow[], now = Date.now()): string {
     if (p.scope) out += `\n${p.nodeId} scope (${p.scope.from}): ${scopeNames(p.scope.services)}\n`;
     const token = tokenExpiryNote(p, now);
     if (token) out += `\n${token}\n`;
-    if (p.buildError)
-      out += `\n${p.nodeId} BUILD ERROR since ${p.buildError.since} (keeps its last good config): ${p.buildError.message}\n`;
+    if (p.buildError) {
+      // A proxy whose first build failed (a gateway not in the catalog yet) has nothing to keep.
+      const held = TYPES.some((t) => p.types[t]?.ackedVersion !== undefined)
+        ? 'keeps its last good config'
+        : 'has no config yet';
+      out += `\n${p.nodeId} BUILD ERROR since ${p.buildError.since} (${held}): ${p.buildError.message}\n`;
+    }
     for (const t of TYPES) {
       const row = p.types[t];
       if (row?.status === 'NACKED')
