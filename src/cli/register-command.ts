@@ -17,6 +17,7 @@ import { HEALTH_STATES, PROTOCOLS, type Instance } from '../catalog/model.js';
 import { MAX_TIMEOUT_MS, formatPath, instanceSchema, serviceSchema } from '../catalog/schema.js';
 import { createEtcdClient, describeEtcdError } from '../sources/etcd/client.js';
 import {
+  decodeServiceSettings,
   encodeInstance,
   encodeServiceSettings,
   instanceKey,
@@ -224,6 +225,33 @@ async function checkIdUnused(
   }
 }
 
+/**
+ * Refuses a tcp outbound port that an older service's settings already claim: the source keeps
+ * the older service and skips this one whole (state.ts), so its sidecars would get nothing.
+ */
+async function checkOutboundPortFree(
+  client: Etcd3,
+  prefix: string,
+  service: string,
+  port: number,
+): Promise<void> {
+  const { kvs } = await client.getAll().prefix(servicesPrefix(prefix)).exec();
+  const ours = kvs.find((kv) => kv.key.toString() === serviceKey(prefix, service));
+  const ourRevision = ours ? Number(ours.create_revision) : Infinity;
+  for (const kv of kvs) {
+    const key = kv.key.toString();
+    const parsed = parseKey(prefix, key);
+    if (parsed.kind !== 'service' || parsed.service === service) continue;
+    const other = decodeServiceSettings(parsed.service, kv.value.toString());
+    if (other.ok && other.value.outboundPort === port && Number(kv.create_revision) < ourRevision) {
+      throw failure(
+        `--outbound-port: ${port} is already the outbound port of tcp service ` +
+          `"${parsed.service}" (${key}); serve would skip service "${service}" (choose another port)`,
+      );
+    }
+  }
+}
+
 /** Writes the service settings if they differ from what is stored; returns a note for the user. */
 async function writeSettings(
   client: Etcd3,
@@ -235,6 +263,9 @@ async function writeSettings(
   const value = encodeServiceSettings(settings);
   const current = await client.get(key).string();
   if (current === value) return undefined;
+  if (settings.outboundPort !== undefined) {
+    await checkOutboundPortFree(client, prefix, service, settings.outboundPort);
+  }
   await client.put(key).value(value);
   return current === null
     ? `service ${service}: settings written to ${key}: ${value}`
