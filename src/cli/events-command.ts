@@ -11,6 +11,7 @@ import { explainBrokerError } from '../events/broker-errors.js';
 import { EVENT_KEYS, type AnyEventEnvelope } from '../events/envelope.js';
 import { DEFAULT_EVENTS_EXCHANGE } from '../events/event-stream.js';
 import { formatEnvelope } from './events-format.js';
+import { eitherOption } from './options.js';
 import { exitAfter, onStopSignal } from './stop-signals.js';
 
 interface EventsCommandFlags {
@@ -24,7 +25,7 @@ interface EventsCommandFlags {
 }
 
 export function eventsCommand(): Command {
-  return new Command('events')
+  const command = new Command('events')
     .description(
       'Follow the mesh event stream on RabbitMQ (serve --events-amqp), printed like `lucid-mesh tail`.',
     )
@@ -35,9 +36,9 @@ export function eventsCommand(): Command {
       ).env('LUCID_EVENTS_AMQP'),
     )
     .addOption(
-      new Option('--amqp-file <path>', 'a file holding the --amqp URL')
-        .env('LUCID_EVENTS_AMQP_FILE')
-        .conflicts('amqp'),
+      new Option('--amqp-file <path>', 'a file holding the --amqp URL').env(
+        'LUCID_EVENTS_AMQP_FILE',
+      ),
     )
     .addOption(
       new Option(
@@ -69,8 +70,9 @@ export function eventsCommand(): Command {
         'most), or once the reader of its output went (noticed at the next event); 1 the broker cannot\n' +
         'be reached at the start or refuses the setup (login, vhost, an exchange of another type);\n' +
         '2 a bad flag.\n',
-    )
-    .action(async (flags: EventsCommandFlags, cmd: Command) => {
+    );
+  return eitherOption(command, '--amqp', '--amqp-file').action(
+    async (flags: EventsCommandFlags, cmd: Command) => {
       const usage = (message: string): never =>
         cmd.error(`lucid-mesh events: ${message}`, { exitCode: 2 });
       let url: BrokerUrl;
@@ -181,7 +183,8 @@ export function eventsCommand(): Command {
         );
         await sleep(backoffMs);
       }
-    });
+    },
+  );
 }
 
 function brokerUrl(flags: EventsCommandFlags): BrokerUrl {

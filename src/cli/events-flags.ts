@@ -33,9 +33,7 @@ export function eventsCliOptions(): Option[] {
     new Option(
       '--events-amqp-file <path>',
       'a file holding the --events-amqp URL (keeps the password out of the command line)',
-    )
-      .env('LUCID_EVENTS_AMQP_FILE')
-      .conflicts('eventsAmqp'),
+    ).env('LUCID_EVENTS_AMQP_FILE'),
     new Option(
       '--events-amqp-ca <file>',
       'PEM CA certificate(s) that verify an amqps:// broker (default: the system trust store)',

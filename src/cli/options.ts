@@ -1,5 +1,5 @@
 // Flag parsing shared by commands: errors name the flag and the value.
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command, type Option } from 'commander';
 
 export function portOption(flag: string, allowZero = false) {
   return (value: string): number => {
@@ -54,4 +54,36 @@ export function booleanFlagOrEnv(
   if (['', 'false', '0', 'no', 'off'].includes(value)) return false;
   if (['true', '1', 'yes', 'on'].includes(value)) return true;
   throw new InvalidArgumentError(`${envName}: expected true or false, got ${JSON.stringify(raw)}`);
+}
+
+/**
+ * Two options that give one thing two ways (a value, or a file holding it). On the command line
+ * one wins over the other's environment variable, as any flag wins over its own variable (a
+ * shell that exports one must not block the other flag); given both at one level (two flags, or
+ * two variables) they are a usage error (exit 2) naming both. commander's `.conflicts()`
+ * refused a flag while the other option's variable was merely set.
+ */
+export function eitherOption(cmd: Command, longA: string, longB: string): Command {
+  const find = (long: string): Option => {
+    const found = cmd.options.find((o) => o.long === long);
+    if (!found) throw new Error(`eitherOption: ${cmd.name()} has no ${long}`);
+    return found;
+  };
+  const [a, b] = [find(longA), find(longB)];
+  return cmd.hook('preAction', (_self, action) => {
+    const source = (o: Option) => action.getOptionValueSource(o.attributeName());
+    const [sa, sb] = [source(a), source(b)];
+    if (sa === 'cli' && sb === 'env')
+      action.setOptionValueWithSource(b.attributeName(), undefined, 'default');
+    else if (sb === 'cli' && sa === 'env')
+      action.setOptionValueWithSource(a.attributeName(), undefined, 'default');
+    else if (sa === 'cli' && sb === 'cli')
+      action.error(`error: ${a.long} and ${b.long}: give one of them`, { exitCode: 2 });
+    else if (sa === 'env' && sb === 'env') {
+      action.error(
+        `error: ${a.envVar} and ${b.envVar} are both set: unset one (or give ${a.long} or ${b.long})`,
+        { exitCode: 2 },
+      );
+    }
+  });
 }

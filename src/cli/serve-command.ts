@@ -8,7 +8,7 @@ import { SOURCE_KINDS, sourceCliOptions, type SourceKind } from '../sources/from
 import type { DiscoverySource } from '../sources/source.js';
 import type { TrafficProvider } from '../traffic/provider.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../telemetry/logger.js';
-import { choiceOption, durationMsOption, portOption } from './options.js';
+import { choiceOption, durationMsOption, eitherOption, portOption } from './options.js';
 import { allowSettingsChange, haCliOptions, type HaFlags } from './ha-flags.js';
 import { xdsTransportOption, type XdsTransportFlags } from './xds-transport-flag.js';
 import { dnsCliOptions, dnsServerFromFlags, type DnsFlags } from './dns-flags.js';
@@ -98,6 +98,7 @@ export function serveCommand(): Command {
   for (const option of haCliOptions()) command.addOption(option);
   for (const option of dnsCliOptions()) command.addOption(option);
   for (const option of eventsCliOptions()) command.addOption(option);
+  eitherOption(command, '--events-amqp', '--events-amqp-file');
   for (const option of tracingCliOptions()) command.addOption(option);
   return command
     .addOption(
