@@ -1,5 +1,7 @@
 // Re-reads an API every `ms` while the view is shown: the console is read-only and polls the
-// same GET endpoints as the CLI (the live view follows the event stream instead).
+// same GET endpoints as the CLI (the live view follows the event stream instead). Not while the
+// tab is hidden: a console left open in a background tab asked /v1/mesh (2.3 MB and 13-45 ms of
+// the control plane's CPU at 1,000 services) every 2 s for nobody; shown again, it asks at once.
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Polled<T> {
@@ -21,7 +23,25 @@ export function usePoll<T>(
   useEffect(() => {
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    /** The next ask waits for the tab to be shown. */
+    let waiting = false;
+    const schedule = (): void => {
+      if (stopped) return;
+      if (document.hidden) waiting = true;
+      else timer = setTimeout(() => void tick(), ms);
+    };
+    const onVisibility = (): void => {
+      if (stopped || document.hidden || !waiting) return;
+      waiting = false;
+      void tick();
+    };
+    document.addEventListener('visibilitychange', onVisibility);
     const tick = async (): Promise<void> => {
+      // A timer set while the tab was shown fires after it was hidden: wait for it instead.
+      if (document.hidden) {
+        waiting = true;
+        return;
+      }
       try {
         const data = await load();
         if (!stopped) setState({ data });
@@ -40,12 +60,13 @@ export function usePoll<T>(
           }));
         }
       }
-      if (!stopped) timer = setTimeout(() => void tick(), ms);
+      schedule();
     };
     void tick();
     return () => {
       stopped = true;
       clearTimeout(timer);
+      document.removeEventListener('visibilitychange', onVisibility);
     };
   }, [key]);
   return state;
