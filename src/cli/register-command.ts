@@ -205,6 +205,19 @@ function etcdFailure(what: string, endpoints: readonly string[], err: unknown): 
   return failure(`${what}: etcd ${endpoints.join(',')}: ${describeEtcdError(err)}`);
 }
 
+/** Where `id` is registered, in any service (a deregister given the wrong --service). */
+async function registrationsOf(
+  client: Etcd3,
+  prefix: string,
+  id: string,
+): Promise<{ key: string; service: string }[]> {
+  const keys = await client.getAll().prefix(servicesPrefix(prefix)).keys();
+  return keys.flatMap((key) => {
+    const parsed = parseKey(prefix, key);
+    return parsed.kind === 'instance' && parsed.id === id ? [{ key, service: parsed.service }] : [];
+  });
+}
+
 /** Refuses an id that another service already uses (the source would skip one of them). */
 async function checkIdUnused(
   client: Etcd3,
@@ -587,9 +600,11 @@ export function deregisterCommand(io: RegisterCommandIo = {}): Command {
       const key = instanceKey(etcd.prefix, flags.service, flags.id);
       const client = createEtcdClient(etcd.connection);
       let deleted: number;
+      let elsewhere: { key: string; service: string }[] = [];
       try {
         const res = await client.delete().key(key);
         deleted = Number(res.deleted);
+        if (deleted === 0) elsewhere = await registrationsOf(client, etcd.prefix, flags.id);
       } catch (err) {
         throw etcdFailure(
           `cannot deregister ${flags.id} (service ${flags.service})`,
@@ -602,7 +617,12 @@ export function deregisterCommand(io: RegisterCommandIo = {}): Command {
       stdout(
         deleted > 0
           ? `deregistered ${flags.id} (service ${flags.service}): deleted ${key}\n`
-          : `${flags.id} (service ${flags.service}) was not registered (no key ${key})\n`,
+          : `${flags.id} (service ${flags.service}) was not registered (no key ${key})` +
+              (elsewhere[0]
+                ? `; it is registered in service ${elsewhere[0].service} (${elsewhere[0].key}): ` +
+                  `deregister it with --service ${elsewhere[0].service}`
+                : '') +
+              '\n',
       );
     }),
   );
