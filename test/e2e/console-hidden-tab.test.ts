@@ -20,7 +20,8 @@ describe('console in a hidden tab', () => {
   let other: Page | undefined;
 
   const meshAsks = () => w.requests.filter((r) => /\/v1\/mesh$/.test(r)).length;
-  const visibility = () => w.page.evaluate(() => document.visibilityState);
+  // Strings, not functions: they run in the page, and this project's types have no DOM.
+  const visibility = () => w.page.evaluate('document.visibilityState');
 
   beforeAll(async () => {
     execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
@@ -51,7 +52,7 @@ describe('console in a hidden tab', () => {
     // Another tab in front: this one is hidden, as a user's background tab.
     other = await browser!.newPage();
     await other.bringToFront();
-    await w.page.waitForFunction(() => document.visibilityState === 'hidden', { timeout: 5_000 });
+    await w.page.waitForFunction("document.visibilityState === 'hidden'", { timeout: 5_000 });
     await sleep(500); // an ask already under way may still finish
     const hiddenFrom = w.requests.length;
     await sleep(6_000);
