@@ -63,13 +63,32 @@ export const instanceSchema = z
       })
       .optional(),
     health: oneOf(HEALTH_STATES).default('passing'),
-    tags: z.array(z.string()).default([]),
+    tags: z.array(z.string().min(1, { error: 'expected a non-empty tag, got ""' })).default([]),
     meta: z.record(z.string(), z.string()).default({}),
     datacenter: localityPart.optional(),
     region: localityPart.optional(),
     zone: localityPart.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((inst, ctx) => {
+    // Peers (and gateways) connect to it: the unspecified address is no one's.
+    if (inst.address === '0.0.0.0' || inst.address === '::') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['address'],
+        message: `expected the instance's own IP address (peers connect to it), got "${inst.address}" (the unspecified address)`,
+      });
+    }
+    // The sidecar listens on 0.0.0.0:sidecarPort and forwards to 127.0.0.1:port: the same port
+    // would be its own listener (a loop), or the app's port taken.
+    if (inst.sidecarPort !== undefined && inst.sidecarPort === inst.port && !inst.localAppAddress) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sidecarPort'],
+        message: `expected a port other than the app's port ${inst.port}: the sidecar listens on sidecarPort and forwards to the app on port (set localAppAddress when the app runs elsewhere)`,
+      });
+    }
+  });
 
 const serviceName = z
   .string({ error: (i) => `expected a string, got ${show(i.input)}` })

@@ -57,6 +57,26 @@ describe('catalog schema', () => {
     ).toBe(true);
   });
 
+  it('rejects an unspecified address, a sidecarPort equal to the app port (no localAppAddress) and an empty tag', () => {
+    const svc = (i: Record<string, unknown>) => ({
+      services: [{ name: 'a', instances: [inst(i)] }],
+    });
+    expect(problemsOf(svc({ address: '0.0.0.0' }))).toEqual([
+      'services[0].instances[0].address: expected the instance\'s own IP address (peers connect to it), got "0.0.0.0" (the unspecified address)',
+    ]);
+    expect(problemsOf(svc({ address: '::' }))[0]).toContain('got "::" (the unspecified address)');
+    expect(problemsOf(svc({ sidecarPort: 9101 }))).toEqual([
+      "services[0].instances[0].sidecarPort: expected a port other than the app's port 9101: the sidecar listens on sidecarPort and forwards to the app on port (set localAppAddress when the app runs elsewhere)",
+    ]);
+    expect(problemsOf(svc({ tags: ['v1', ''] }))).toEqual([
+      'services[0].instances[0].tags[1]: expected a non-empty tag, got ""',
+    ]);
+    // The app elsewhere (another network namespace): the same port number is fine.
+    expect(() =>
+      parseCatalog(svc({ sidecarPort: 9101, localAppAddress: '10.0.0.7' })),
+    ).not.toThrow();
+  });
+
   it('rejects duplicate services and instance ids across services', () => {
     const problems = problemsOf({
       services: [
