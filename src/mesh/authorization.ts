@@ -11,8 +11,10 @@ import type { Authorization, IntentionRule, MeshSettings } from './types.js';
  * wildcard, so a named caller's own intention decides for it and `*` covers everyone else.
  */
 function intentionRules(entry: ServiceIntentions): IntentionRule[] {
-  const exact = entry.Sources.filter((s) => s.Name !== '*');
-  const wildcard = entry.Sources.filter((s) => s.Name === '*');
+  // A source elsewhere (a peer's web) is no rule for this mesh's service of that name.
+  const here = entry.Sources.filter((s) => s.Elsewhere === undefined);
+  const exact = here.filter((s) => s.Name !== '*');
+  const wildcard = here.filter((s) => s.Name === '*');
   return [...exact, ...wildcard].map((s) => ({
     source: s.Name,
     ...(s.Action !== undefined ? { action: s.Action } : {}),

@@ -39,6 +39,7 @@ import {
   setFields,
   str,
   subsetName,
+  UNSUPPORTED,
 } from './fields.js';
 import {
   accessLogs,
@@ -56,6 +57,8 @@ import { LB_POLICIES, type EntryKind } from './types.js';
 const MAX_RING_SIZE = 8_388_608;
 
 const TENANCY = ['Namespace', 'Partition'];
+/** Intention source fields that name callers outside this mesh (IntentionSource.Elsewhere). */
+const ELSEWHERE_FIELDS: readonly string[] = [...TENANCY, 'Peer', 'SamenessGroup'];
 const BOOKKEEPING = ['CreateIndex', 'ModifyIndex', 'Hash', 'Meta', 'EnterpriseMeta'];
 
 function issue(ctx: z.RefinementCtx, path: PropertyKey[], message: string): void {
@@ -651,9 +654,17 @@ function buildEntrySchemas(): Readonly<Record<EntryKind, z.ZodType>> {
         );
       }
     })
-    .transform(({ Permissions, ...rest }) =>
-      Permissions?.length ? { ...rest, Permissions } : rest,
-    );
+    .transform(({ Permissions, ...rest }) => {
+      // Callers elsewhere (a peer's, another tenancy's): reported as unsupported, and kept
+      // apart so that no rule for this mesh's service of that name is made of them.
+      const marks = (rest as { [UNSUPPORTED]?: readonly string[] })[UNSUPPORTED] ?? [];
+      const elsewhere = marks.filter((m) => ELSEWHERE_FIELDS.includes(m));
+      return {
+        ...rest,
+        ...(Permissions?.length ? { Permissions } : {}),
+        ...(elsewhere.length > 0 ? { Elsewhere: elsewhere } : {}),
+      };
+    });
 
   const serviceIntentions = entry(
     'service-intentions',

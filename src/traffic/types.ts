@@ -309,6 +309,11 @@ export interface IntentionSource {
   readonly Action?: 'allow' | 'deny';
   /** L7 intention: evaluated in order, the first match decides. */
   readonly Permissions?: readonly IntentionPermission[];
+  /**
+   * The fields that put these callers elsewhere (Peer, a Namespace or Partition other than
+   * default, SamenessGroup; unsupported): such a source is no rule for this mesh's `Name`.
+   */
+  readonly Elsewhere?: readonly string[];
 }
 
 export interface ServiceIntentions {
