@@ -2,16 +2,18 @@
 // services), in real Chromium against a real control plane: it says why the graph is missing
 // and stops asking for it (it asked every 5 s, each a 413 and a console error in devtools),
 // asking again once the mesh changes size. Only GETs, no console errors.
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_GRAPH_SERVICES } from '../../src/admin/call-graph.js';
 import type { RunningControlPlane } from '../../src/app.js';
-import { launchChromium, watchedPage, type WatchedPage } from '../support/browser.js';
+import {
+  buildConsole,
+  launchChromium,
+  openConsole,
+  watchedPage,
+  type WatchedPage,
+} from '../support/browser.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('console mesh view on a mesh too big for the call graph', () => {
   const catalog = new CatalogFile();
@@ -28,7 +30,7 @@ describe('console mesh view on a mesh too big for the call graph', () => {
   const callsAsked = () => w.requests.filter((r) => r.endsWith('/v1/mesh/calls')).length;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+    buildConsole();
     catalog.write(doc(MAX_GRAPH_SERVICES + 1));
     cp = await startTestControlPlane(catalog);
     browser = await launchChromium();
@@ -42,9 +44,7 @@ describe('console mesh view on a mesh too big for the call graph', () => {
   });
 
   it('says why there is no graph and asks once, not every 5 s; again when the mesh shrinks', async () => {
-    await w.page.goto(`http://127.0.0.1:${cp!.adminPort}/ui#/mesh`);
-    await w.page.waitForSelector('input#token');
-    await w.page.click('form button[type=submit]');
+    await openConsole(w, cp!.adminPort, '#/mesh');
     await w.page.waitForSelector('#mesh-view section.service[data-service=svc-0]');
     const said = await w.page.waitForSelector('#mesh-view .graph-unavailable', {
       timeout: 10_000,

@@ -1,15 +1,18 @@
 // The console stops polling while its tab is hidden (real Chromium against a real control
 // plane): a console left open in a background tab asked /v1/mesh (2.3 MB at 1,000 services)
 // every 2 s and /v1/proxies every 5 s for nobody. Shown again, it asks at once.
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
-import { launchChromium, watchedPage, type WatchedPage } from '../support/browser.js';
+import {
+  buildConsole,
+  launchChromium,
+  openConsole,
+  watchedPage,
+  type WatchedPage,
+} from '../support/browser.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('console in a hidden tab', () => {
@@ -24,7 +27,7 @@ describe('console in a hidden tab', () => {
   const visibility = () => w.page.evaluate('document.visibilityState');
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+    buildConsole();
     catalog.write({
       services: [{ name: 'hello', instances: [{ id: 'hello-1', address: '127.0.0.1', port: 9 }] }],
     });
@@ -40,9 +43,7 @@ describe('console in a hidden tab', () => {
   });
 
   it('asks nothing while hidden, and asks at once when shown again', async () => {
-    await w.page.goto(`http://127.0.0.1:${cp!.adminPort}/ui#/mesh`);
-    await w.page.waitForSelector('input#token');
-    await w.page.click('form button[type=submit]');
+    await openConsole(w, cp!.adminPort, '#/mesh');
     await w.page.waitForSelector('#mesh-view section.service[data-service=hello]');
     // Shown: the mesh view asks every 2 s.
     const shownFrom = meshAsks();

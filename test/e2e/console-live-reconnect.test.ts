@@ -3,21 +3,23 @@
 // reconnects by itself once the control plane is back on the same port, and shows the new
 // control plane's events, without a reload. Real Chromium, real
 // control plane (no sidecar needed: a catalog edit is a snapshot event).
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get as httpRequest, type ClientRequest } from 'node:http';
 import type { RunningControlPlane } from '../../src/app.js';
 import { FileSource } from '../../src/sources/file-source.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
-import { launchChromium, watchedPage, type WatchedPage } from '../support/browser.js';
+import {
+  buildConsole,
+  launchChromium,
+  openConsole,
+  watchedPage,
+  type WatchedPage,
+} from '../support/browser.js';
 import { CatalogFile, startTestControlPlane } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 import { QUICK_DEBOUNCE, startSourceControlPlane } from '../support/source-control-plane.js';
 import { waitFor } from '../support/wait.js';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('console live view across a control-plane restart', () => {
   const catalog = new CatalogFile();
@@ -43,7 +45,7 @@ describe('console live view across a control-plane restart', () => {
   const start = () => startTestControlPlane(catalog, { admin: adminPort });
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+    buildConsole();
     adminPort = await freePort();
     catalog.write(doc(1));
     cp = await start();
@@ -58,10 +60,7 @@ describe('console live view across a control-plane restart', () => {
   });
 
   it('says the stream is gone, reconnects when the control plane is back and shows its events', async () => {
-    await w.page.goto(`http://127.0.0.1:${adminPort}/ui#/live`);
-    // An empty token: this server runs --admin-auth none.
-    await w.page.waitForSelector('input#token');
-    await w.page.click('form button[type=submit]');
+    await openConsole(w, adminPort, '#/live');
     await w.page.waitForSelector('#live-view .stream.open');
 
     await cp!.stop();
@@ -101,7 +100,7 @@ describe('console live view refused by the server', () => {
   let held: ClientRequest | undefined;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+    buildConsole();
     catalog.write({ services: [{ name: 'api', instances: [] }] });
     cp = await startSourceControlPlane(new FileSource(catalog.path, silentLogger), {
       ...QUICK_DEBOUNCE,
@@ -122,9 +121,7 @@ describe('console live view refused by the server', () => {
     held = httpRequest(`http://127.0.0.1:${cp!.adminPort}/v1/events`);
     await waitFor(() => cp!.events.subscriberCount === 1, { what: 'the test holds the slot' });
     const w = await watchedPage(browser!);
-    await w.page.goto(`http://127.0.0.1:${cp!.adminPort}/ui#/live`);
-    await w.page.waitForSelector('input#token');
-    await w.page.click('form button[type=submit]');
+    await openConsole(w, cp!.adminPort, '#/live');
     const said = await w.page.waitForSelector('#live-view h2 .error', { timeout: 10_000 });
     expect(await said!.evaluate((e) => e.textContent ?? '')).toContain(
       'too many event clients (at most 1, --max-event-clients); try again later; trying again in',

@@ -2,23 +2,19 @@
 // Envoy sidecars: it asks for the operator token, shows the mesh, both proxies SYNCED, a NACK
 // with Envoy's own error text, and a catalog edit in the live view within 2 s; no console
 // errors, only GET requests. Screenshots of each view go to test-results/console/.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyRow } from '../../src/admin/proxies.js';
 import type { RunningControlPlane } from '../../src/app.js';
 import { openCa, type OpenedCa } from '../../src/ca/index.js';
-import { launchChromium, watchedPage, type WatchedPage } from '../support/browser.js';
+import { buildConsole, launchChromium, watchedPage, type WatchedPage } from '../support/browser.js';
 import { httpGet, startHttpApp, type HttpApp } from '../support/http-app.js';
 import { CatalogFile, startSidecar, startTestControlPlane, type Sidecar } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('web console in Chromium', () => {
   const catalog = new CatalogFile();
@@ -88,7 +84,7 @@ describe('web console in Chromium', () => {
 
   beforeAll(async () => {
     // The console as `npm run build` makes it (dist/console/, served at /ui).
-    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+    buildConsole();
     [hello, world, world2] = await Promise.all([
       startHttpApp('hello'),
       startHttpApp('world'),

@@ -1,11 +1,15 @@
 // Headless Chromium (Debian's, from scripts/tools/chromium.sh) driven by puppeteer-core: no
 // library ever downloads a browser. The browser dies with the test process (reaper.ts) and
 // every page records what a user's devtools would show as errors.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { killWithTestProcess } from './reaper.js';
 import { toolPath } from './tools.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Where tests save screenshots (gitignored). */
 export const ARTIFACTS = join('test-results', 'console');
@@ -57,4 +61,19 @@ export async function watchedPage(browser: Browser): Promise<WatchedPage> {
       return path;
     },
   };
+}
+
+/** Builds `dist/console/` (what the admin server serves at /ui) from the current sources. */
+export function buildConsole(): void {
+  execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: repoRoot });
+}
+
+/**
+ * Opens the console at `hash` (e.g. `#/mesh`) of a control plane run with --admin-auth none:
+ * its token form is sent empty, as a user there would.
+ */
+export async function openConsole(w: WatchedPage, adminPort: number, hash: string): Promise<void> {
+  await w.page.goto(`http://127.0.0.1:${adminPort}/ui${hash}`);
+  await w.page.waitForSelector('input#token');
+  await w.page.click('form button[type=submit]');
 }
