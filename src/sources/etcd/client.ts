@@ -71,20 +71,6 @@ function eachEndpointOnce(endpoints: number): Policy {
   return policy as unknown as Policy;
 }
 
-/** A cockatiel-shaped policy that runs the call once, as is. */
-function passThrough(): Policy {
-  const noEvent = () => ({ dispose: () => undefined });
-  const policy = {
-    onSuccess: noEvent,
-    onFailure: noEvent,
-    execute: async <T>(
-      fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T,
-      signal?: AbortSignal,
-    ): Promise<T> => fn({ signal: signal ?? new AbortController().signal }),
-  };
-  return policy as unknown as Policy;
-}
-
 let ipServernameQuiet = false;
 
 /**
@@ -138,7 +124,11 @@ export function createEtcdClient(opts: EtcdConnectionOptions): Etcd3 {
         }
       : {}),
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
-    faultHandling: { global: eachEndpointOnce(opts.endpoints.length), host: () => passThrough() },
+    // Per host: the call once, as is (one endpoint: one attempt).
+    faultHandling: {
+      global: eachEndpointOnce(opts.endpoints.length),
+      host: () => eachEndpointOnce(1),
+    },
     grpcOptions: {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
