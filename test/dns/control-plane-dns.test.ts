@@ -6,7 +6,12 @@ import { readFileSync } from 'node:fs';
 import * as packet from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveCommand } from '../../src/cli/serve-command.js';
-import { plainServeArgs, spawnCli, type CliProcess } from '../support/cli-process.js';
+import {
+  plainServeArgs,
+  waitServeReady,
+  spawnCli,
+  type CliProcess,
+} from '../support/cli-process.js';
 import { dig } from '../support/dig.js';
 import { httpGet } from '../support/http-app.js';
 import { CatalogFile } from '../support/mesh.js';
@@ -77,13 +82,7 @@ beforeAll(async () => {
     ],
     { LUCID_DATA_DIR: file.dir },
   );
-  await waitFor(async () => (await httpGet(`http://127.0.0.1:${adminPort}/ready`)).status === 200, {
-    timeoutMs: 30_000,
-    what: 'serve --dns-port to be ready',
-    failIf: () =>
-      serve.child.exitCode !== null ? `serve exited ${serve.child.exitCode}` : undefined,
-    details: () => serve.output().slice(-100_000),
-  });
+  await waitServeReady(serve, adminPort, 'serve --dns-port to be ready');
 }, 60_000);
 
 afterAll(async () => {

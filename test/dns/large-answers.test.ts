@@ -2,12 +2,16 @@
 // answer (~80 bytes per instance with the target's address) outgrows one TCP DNS message
 // (64 KiB). It used to crash the whole control plane (a RangeError writing the length prefix).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { plainServeArgs, spawnCli, type CliProcess } from '../support/cli-process.js';
+import {
+  plainServeArgs,
+  waitServeReady,
+  spawnCli,
+  type CliProcess,
+} from '../support/cli-process.js';
 import { dig } from '../support/dig.js';
 import { httpGet } from '../support/http-app.js';
 import { CatalogFile } from '../support/mesh.js';
 import { freePorts } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
 
 const INSTANCES = 1500;
 
@@ -39,13 +43,7 @@ beforeAll(async () => {
     ],
     { LUCID_DATA_DIR: file.dir },
   );
-  await waitFor(async () => (await httpGet(`http://127.0.0.1:${adminPort}/ready`)).status === 200, {
-    timeoutMs: 30_000,
-    what: 'serve --dns-port to be ready',
-    failIf: () =>
-      serve.child.exitCode !== null ? `serve exited ${serve.child.exitCode}` : undefined,
-    details: () => serve.output().slice(-20_000),
-  });
+  await waitServeReady(serve, adminPort, 'serve --dns-port to be ready');
 }, 60_000);
 
 afterAll(async () => {

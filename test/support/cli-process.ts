@@ -2,8 +2,10 @@
 // started in the repository root, its output kept, tied to the test process's life (reaper.ts).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { httpGet } from './http-app.js';
 import { killWithTestProcess } from './reaper.js';
 import { cliEntry } from './tools.js';
+import { waitFor } from './wait.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -90,4 +92,22 @@ export function runCli(
       (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     ),
   );
+}
+
+/**
+ * Waits until a spawned `serve` answers /ready with 200 on `adminPort`; fails at once if it
+ * exits, with the tail of its output.
+ */
+export async function waitServeReady(
+  serve: CliProcess,
+  adminPort: number,
+  what: string,
+): Promise<void> {
+  await waitFor(async () => (await httpGet(`http://127.0.0.1:${adminPort}/ready`)).status === 200, {
+    timeoutMs: 30_000,
+    what,
+    failIf: () =>
+      serve.child.exitCode !== null ? `serve exited ${serve.child.exitCode}` : undefined,
+    details: () => serve.output().slice(-100_000),
+  });
 }
