@@ -44,7 +44,8 @@ describe('serve --source etcd with etcd down at start', () => {
         const r = await ready();
         if (r?.status !== 503) return false;
         reason = (JSON.parse(r.body) as { reason: string }).reason;
-        return reason.includes('last error');
+        // The traffic configuration (same etcd) may fail first; wait for the catalog's error.
+        return reason.includes('/lucid-mesh/services/');
       },
       { what: '/ready naming the error', timeoutMs: 30_000, details: () => serve!.output() },
     );
