@@ -14,6 +14,12 @@ import { isJsonSpace } from './load-document.js';
 const NODE_PROPERTY = /(^|[\s[{,:-])[&*!]\S/m;
 const TOP_KEY = /^([A-Za-z_][\w-]*):[ ]*(#.*)?$/;
 const ITEM = /^( *)-( |$)/;
+/**
+ * Whitespace other than space and newline: tabs, CR, and what JavaScript's trim() removes but
+ * YAML does not count as space (no-break space, BOM, line separators). The line tests below
+ * use trim(), so text with any of these is left to the whole parse.
+ */
+const OTHER_SPACE = /[^\S \n]/;
 
 /** Each top-level key's text (the `key:` line through the line before the next key). */
 export function splitTopLevel(text: string): Map<string, string[]> | undefined {
@@ -40,11 +46,11 @@ export function splitTopLevel(text: string): Map<string, string[]> | undefined {
 }
 
 /**
- * The lines of a YAML text written plainly: no tabs, CRs, anchors, aliases, tags, document
- * markers or directives. Undefined otherwise.
+ * The lines of a YAML text written plainly: no whitespace but spaces and newlines, no
+ * anchors, aliases, tags, document markers or directives. Undefined otherwise.
  */
 export function plainLines(text: string): string[] | undefined {
-  if (text.includes('\t') || text.includes('\r') || NODE_PROPERTY.test(text)) return undefined;
+  if (OTHER_SPACE.test(text) || NODE_PROPERTY.test(text)) return undefined;
   const lines = text.split('\n');
   for (const line of lines) {
     if (line.startsWith('---') || line.startsWith('...') || line.startsWith('%')) return undefined;

@@ -175,6 +175,17 @@ describe('IncrementalCatalogParser', () => {
     }
   });
 
+  it('leaves YAML whose blank-looking line holds a no-break space to the whole parse', () => {
+    // Found by the property above: JavaScript's trim() removes U+00A0, YAML does not.
+    for (const text of ['  \u00a0\ngateways:\n  []\n', 'services:\n  \u00a0\n  - name: web\n']) {
+      const parser = new IncrementalCatalogParser();
+      expect(outcome(() => parser.parse(text, 'catalog.yaml'))).toEqual(
+        outcome(() => parseCatalogText(text, 'catalog.yaml')),
+      );
+      expect(outcome(() => parser.parse(text, 'catalog.yaml'))).toHaveProperty('error');
+    }
+  });
+
   it('keeps the objects of unchanged services, also after a rejected edit', () => {
     const parser = new IncrementalCatalogParser();
     const doc = (apiPort: number | string) => `services:
