@@ -170,7 +170,8 @@ process.once('SIGINT', () => void stop(0));
 process.once('SIGTERM', () => void stop(0));
 process.once('SIGHUP', () => void stop(0));
 // Its reader gone (`npm run demo -- --once | grep -m1 world`): stopped as by Ctrl-C, not
-// killed by EPIPE with the Envoys, the control plane and the CA's directory left behind.
+// killed by EPIPE with the Envoys, the control plane and the CA's directory left behind. Noticed
+// at the demo's next line: a reader that goes after the last one leaves it running (Ctrl-C).
 installOutputClosedRule('lucid-mesh demo', (code) => void stop(code));
 process.on('uncaughtException', (err) => void stop(1, `demo failed: ${err.stack ?? err.message}`));
 process.on('unhandledRejection', (err) => void stop(1, `demo failed: ${String(err)}`));
