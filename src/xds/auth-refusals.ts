@@ -5,12 +5,14 @@
 // its headers, so that the warn line names the node to give a new token to (as it did when
 // tokens were checked on the first request; the ProxyStreamsRefused alert points there). Few
 // wait at once, none for long: past that, a stream is refused at once, its line without a node.
+// One address refused too often in a window is refused at once and quietly (peer-refusals.ts).
 import type { AdsCall } from './ads-call.js';
 import type { AuthError } from './auth.js';
 import { grpcStatusName } from './grpc-status-codes.js';
 import type { LifecycleLog } from './lifecycle-log.js';
 import type { NodeMessage } from './messages.js';
 import type { XdsObserver } from './observer.js';
+import type { PeerRefusals } from './peer-refusals.js';
 import type { StreamMode } from './type-status.js';
 
 /** How long a refused stream may take to send its first request (Envoy: at once). */
@@ -29,6 +31,7 @@ export class AuthRefusals {
   constructor(
     private readonly observer: XdsObserver,
     private readonly log: LifecycleLog,
+    private readonly peers: PeerRefusals,
     private readonly maxWaiting = MAX_REFUSALS_WAITING,
     private readonly waitMs = FIRST_REQUEST_WAIT_MS,
   ) {}
@@ -36,6 +39,10 @@ export class AuthRefusals {
   /** Counts the refusal now; ends the call with `err` once its node is known, or given up on. */
   refuse(call: AdsCall<{ node?: NodeMessage }>, mode: StreamMode, err: AuthError): void {
     this.observer.authFailed(undefined, err.reason, err.message);
+    if (this.peers.over(call.getPeer(), err.reason)) {
+      if (!call.cancelled) call.emit('error', { code: err.code, details: err.message });
+      return;
+    }
     if (call.cancelled || this.waiting >= this.maxWaiting) {
       this.end(call, mode, err, undefined);
       return;
@@ -55,6 +62,11 @@ export class AuthRefusals {
     call.on('end', () => done());
     call.on('cancelled', () => done());
     call.on('error', () => done(undefined, true));
+  }
+
+  /** Logs the per-address counts of the window now (shutdown: none go uncounted). */
+  flush(): void {
+    this.peers.flush();
   }
 
   private end(

@@ -28,6 +28,7 @@ import {
 import type { NodeMessage } from './messages.js';
 import type { StreamRefusal, XdsObserver } from './observer.js';
 import type { StreamContext } from './ads-stream.js';
+import { PeerRefusals } from './peer-refusals.js';
 import { SotwStream } from './sotw-stream.js';
 import type { StreamInfo, StreamMode } from './type-status.js';
 
@@ -88,7 +89,7 @@ export class XdsServer {
     this.lifecycleLog = new LifecycleLog(options.logger);
     this.authenticator = options.authenticator;
     this.authRefusals = options.authenticator
-      ? new AuthRefusals(options.observer, this.lifecycleLog)
+      ? new AuthRefusals(options.observer, this.lifecycleLog, new PeerRefusals(options.logger))
       : undefined;
     this.newStreams =
       limits.streamRate > 0 ? new TokenBucket(limits.streamRate, limits.streamBurst) : undefined;
@@ -152,6 +153,7 @@ export class XdsServer {
       const done = (how: string) => {
         clearTimeout(timer);
         this.lifecycleLog.flush();
+        this.authRefusals?.flush();
         this.logger.info({ streams: open, ms: Date.now() - started, how }, 'xds drained');
         resolve();
       };
@@ -182,6 +184,7 @@ export class XdsServer {
       });
     });
     this.lifecycleLog.flush();
+    this.authRefusals?.flush();
   }
 
   /** Cuts every stream at once (tests: simulate a crash). */

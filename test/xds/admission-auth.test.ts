@@ -12,7 +12,9 @@ import type { RunningControlPlane } from '../../src/app.js';
 import { MemoryCaStore, openCa } from '../../src/ca/index.js';
 import { parseCatalog } from '../../src/catalog/schema.js';
 import { XDS_TRANSPORTS, type XdsTransportName } from '../../src/xds/ads-transport.js';
+import { FIRST_REQUEST_WAIT_MS } from '../../src/xds/auth-refusals.js';
 import type { XdsLimits } from '../../src/xds/limits.js';
+import { PEER_REFUSALS_PER_WINDOW } from '../../src/xds/peer-refusals.js';
 import { deltaClient, node, sotwClient, typeUrl } from '../support/ads-client.js';
 import { twoServices } from '../support/control-plane.js';
 import { quoted, writeReliabilityResult } from '../support/reliability.js';
@@ -44,11 +46,13 @@ async function controlPlane(transport: XdsTransportName, xdsLimits: Partial<XdsL
     xdsTransport: transport,
     xdsLimits,
   });
-  cleanup.push(async () => {
-    await cp.stop();
-    ca.stop();
-  });
-  return { cp, lines, token: () => ca.tokens.issue('hello'), badToken };
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= cp.stop().then(() => {
+      ca.stop();
+    }));
+  cleanup.push(stop);
+  return { cp, lines, token: () => ca.tokens.issue('hello'), badToken, stop };
 }
 
 /** A stream that sends its first request (node `id`), as Envoy does; tracked for cleanup. */
@@ -162,5 +166,45 @@ describe.each(XDS_TRANSPORTS)('admission over %s: credentials first', (transport
     // A third sidecar is over --max-streams 2, as before.
     const third = open(cp, 'hello-3', await token());
     expect(await endedWithin(third.ended, 3_000)).toBe(RESOURCE_EXHAUSTED);
+  });
+
+  it('one address looping on bad tokens: past the per-address bound, refused at once, one summary line; its sidecar is served', async () => {
+    const { cp, lines, token, badToken, stop } = await controlPlane(transport, {});
+    const sidecar = open(cp, 'hello-1', await token());
+    expect((await sidecar.next(2_000)).typeUrl).toBe(typeUrl('clusters'));
+    const loop = Array.from({ length: PEER_REFUSALS_PER_WINDOW + 10 }, (_, i) =>
+      open(cp, `intruder-${i}`, i % 2 ? badToken : undefined),
+    );
+    const codes = await Promise.all(loop.map((c) => endedWithin(c.ended, 5_000)));
+    expect(codes.every((c) => c === UNAUTHENTICATED)).toBe(true);
+    // Past the bound, a stream that sends nothing is refused at once, not after the wait.
+    const started = performance.now();
+    const silent = Array.from({ length: 5 }, () => {
+      const c = sotwClient(cp.xdsPort);
+      cleanup.push(() => c.close());
+      return c;
+    });
+    const silentCodes = await Promise.all(silent.map((c) => endedWithin(c.ended, 5_000)));
+    expect(silentCodes).toEqual(Array.from({ length: 5 }, () => UNAUTHENTICATED));
+    expect(performance.now() - started).toBeLessThan(FIRST_REQUEST_WAIT_MS);
+
+    // A sidecar with a good token from the same address, opened now, is served, and the first
+    // one is still open.
+    const late = open(cp, 'hello-2', await token(), true);
+    expect((await late.next(2_000)).typeUrl).toBe(typeUrl('clusters'));
+    expect(await endedWithin(sidecar.ended, 0)).toBe('open');
+
+    // Every refusal counted; a line each for the first ones (naming the node), one for the rest.
+    const failures = await samples(cp, 'lucid_mesh_xds_auth_failures_total');
+    expect(Object.values(failures).reduce((a, b) => a + b, 0)).toBe(loop.length + 5);
+    const perStream = lines.filter((l) => l.msg === 'xds stream refused');
+    expect(perStream).toHaveLength(PEER_REFUSALS_PER_WINDOW);
+    expect(perStream.every((l) => String(l.node).startsWith('intruder-'))).toBe(true);
+    await stop(); // ends the window: its summary is logged
+    const summaries = lines.filter((l) => /^refused \d+ more streams from /.test(l.msg));
+    expect(summaries.map((l) => l.msg)).toEqual([
+      'refused 15 more streams from 127.0.0.1 (bad token)',
+    ]);
+    expect(summaries[0]).toMatchObject({ level: 40, peer: '127.0.0.1', refused: 15 });
   });
 });
