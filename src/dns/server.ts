@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import * as packet from 'dns-packet';
 import { Counter, type Registry } from 'prom-client';
 import type { Mesh } from '../mesh/types.js';
@@ -51,7 +52,8 @@ export interface DnsServerOptions {
 type Transport = 'udp' | 'tcp';
 
 export class DnsServer {
-  private udp: dgram.Socket | undefined;
+  /** One socket, or with a wildcard --host one per local address (udpAddresses). */
+  private udp: dgram.Socket[] = [];
   private tcp: net.Server | undefined;
   private udpInFlight = 0;
   private readonly ttlSeconds: number;
@@ -75,29 +77,54 @@ export class DnsServer {
     });
   }
 
-  /** Binds UDP and TCP on `port` (0: one free port for both); resolves with the port. */
+  /**
+   * Binds UDP and TCP on `port` (0: one free port for all); resolves with the port. With a
+   * wildcard `host`, UDP binds each local address instead (udpAddresses).
+   */
   async listen(host: string, port: number): Promise<number> {
+    const addresses = udpAddresses(host);
     for (let attempt = 0; ; attempt++) {
-      // A larger receive buffer rides out bursts (the kernel caps it at net.core.rmem_max).
-      const udp = dgram.createSocket({
-        type: isIPv6(host) ? 'udp6' : 'udp4',
-        recvBufferSize: UDP_RECV_BUFFER_BYTES,
-      });
+      const sockets: dgram.Socket[] = [];
       try {
-        const bound = await bindUdp(udp, host, port);
+        let bound = port;
+        for (const address of addresses) {
+          // A larger receive buffer rides out bursts (the kernel caps it at net.core.rmem_max).
+          const udp = dgram.createSocket({
+            type: isIPv6(address.replace(/%.*$/, '')) ? 'udp6' : 'udp4',
+            recvBufferSize: UDP_RECV_BUFFER_BYTES,
+          });
+          try {
+            bound = await bindUdp(udp, address, bound);
+            sockets.push(udp);
+          } catch (err) {
+            udp.close();
+            // An address going away (or IPv6's still tentative) since it was listed: the others.
+            if ((err as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL' || addresses.length === 1)
+              throw err;
+            this.options.logger.warn({ err, address }, 'DNS server: cannot listen on an address');
+          }
+        }
+        if (sockets.length === 0) throw new Error(`none of ${addresses.join(', ')} can be bound`);
         this.tcp = await this.listenTcp(host, bound);
-        this.udp = udp;
-        udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
-        udp.on('error', (err) => this.options.logger.warn({ err }, 'DNS UDP socket error'));
+        this.udp = sockets;
+        for (const udp of sockets) {
+          udp.on('message', (msg, rinfo) => this.onDatagram(udp, msg, rinfo));
+          udp.on('error', (err) => this.options.logger.warn({ err }, 'DNS UDP socket error'));
+        }
         // The port is news with --dns-port 0, and the line says DNS is on at all.
         this.options.logger.info(
-          { host, dnsPort: bound, ttlSeconds: this.ttlSeconds },
+          {
+            host,
+            dnsPort: bound,
+            ttlSeconds: this.ttlSeconds,
+            udpAddresses: sockets.map((u) => u.address().address),
+          },
           'DNS server listening (UDP and TCP)',
         );
         return bound;
       } catch (err) {
-        udp.close();
-        // A free UDP port may be taken for TCP: with port 0, try another pair.
+        for (const udp of sockets) udp.close();
+        // A free UDP port may be taken for TCP (or on another address): with port 0, try again.
         const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
         if (port !== 0 || !inUse || attempt >= 10) {
           throw new Error(
@@ -111,17 +138,17 @@ export class DnsServer {
   async close(): Promise<void> {
     const udp = this.udp;
     const tcp = this.tcp;
-    this.udp = undefined;
+    this.udp = [];
     this.tcp = undefined;
     await Promise.all([
-      udp ? new Promise<void>((resolve) => udp.close(() => resolve())) : undefined,
+      ...udp.map((u) => new Promise<void>((resolve) => u.close(() => resolve()))),
       tcp ? new Promise<void>((resolve) => tcp.close(() => resolve())) : undefined,
     ]);
   }
 
-  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const udp = this.udp;
-    if (!udp) return;
+  /** Answered from the socket it came to: its address is the one the client asked. */
+  private onDatagram(udp: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (!this.udp.includes(udp)) return;
     if (this.udpInFlight >= MAX_UDP_IN_FLIGHT) {
       this.dropped.inc({ reason: 'overload' });
       return;
@@ -321,6 +348,31 @@ function fitTcp(
 
 function rcodeName(rcode: number): string {
   return Object.entries(RCODE).find(([, v]) => v === rcode)?.[0] ?? String(rcode);
+}
+
+/**
+ * Where UDP listens for `host`. A socket bound to a wildcard (0.0.0.0, ::) answers from the
+ * address the kernel picks for the way back to the client, not the one the client asked, and
+ * Node cannot read a datagram's destination (no IP_PKTINFO): on a host with several addresses
+ * a client asking one got its answer from another and dropped it (dig: a timeout). So, as
+ * dnsmasq's bind-interfaces, a wildcard binds each address os.networkInterfaces() lists at
+ * start (0.0.0.0: the IPv4 ones; ::, dual-stack like Node's own, both families; IPv6
+ * link-local ones with their zone). Not covered (docs/dns.md): addresses added later, and the
+ * loopback addresses other than the one listed (127.0.0.2... : no answer, the port is closed).
+ * Another host, or a host without any address listed, is bound as given.
+ */
+export function udpAddresses(host: string, interfaces = networkInterfaces()): string[] {
+  const v4 = host === '0.0.0.0';
+  const v6 = isIPv6(host) && /^[:0]+$/.test(host);
+  if (!v4 && !v6) return [host];
+  const out = new Set<string>();
+  for (const [name, list] of Object.entries(interfaces)) {
+    for (const a of list ?? []) {
+      if (a.family === 'IPv4') out.add(a.address);
+      else if (v6) out.add(a.scopeid ? `${a.address}%${name}` : a.address);
+    }
+  }
+  return out.size > 0 ? [...out] : [host];
 }
 
 function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<number> {

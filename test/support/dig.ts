@@ -1,4 +1,4 @@
-// `dig` (BIND 9, installed by scripts/tools/dig.sh) against a DNS server on 127.0.0.1, its
+// `dig` (BIND 9, installed by scripts/tools/dig.sh) against a DNS server (127.0.0.1 unless told), its
 // output parsed: what an operator would read.
 import { execFile } from 'node:child_process';
 import { toolPath } from './tools.js';
@@ -25,14 +25,15 @@ export interface DigResult {
 
 const SECTIONS = { ANSWER: 'answers', AUTHORITY: 'authority', ADDITIONAL: 'additional' } as const;
 
-/** dig @127.0.0.1 -p PORT NAME TYPE [options]; rejects when dig gets no answer at all. */
+/** dig @SERVER -p PORT NAME TYPE [options]; rejects when dig gets no answer at all. */
 export function dig(
   port: number,
   name: string,
   type = 'A',
   options: readonly string[] = [],
+  server = '127.0.0.1',
 ): Promise<DigResult> {
-  const args = ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=3', name, type, ...options];
+  const args = [`@${server}`, '-p', String(port), '+tries=1', '+time=3', name, type, ...options];
   return new Promise((resolve, reject) => {
     execFile(toolPath('dig'), args, { timeout: 20_000 }, (err, stdout, stderr) => {
       const output = `${stdout}${stderr}`;
