@@ -30,7 +30,9 @@ export function statusCommand(io: CommandIo = {}): Command {
         'a discovery source whose last change was rejected (an invalid catalog edit, a backend down:\n' +
         'the last good catalog stays in force), and input lucid-mesh does not implement.\n' +
         'A proxy whose token has expired, or expires within 6 h, is pointed out: its stream stays open, but\n' +
-        'its next reconnect is refused (then no config, no certificate renewals) until it gets a new token.',
+        'its next reconnect is refused (then no config, no certificate renewals) until it gets a new token.\n' +
+        'With a shared CA state store (serve --state consul|etcd): whether it is reachable, and the other\n' +
+        'replicas that serve other mesh settings than this one (which settings; docs/ha.md).',
     )
     .action(async (flags: { json: boolean }, cmd: Command) =>
       runCommandBody(out, 'status', async () => {
@@ -40,7 +42,8 @@ export function statusCommand(io: CommandIo = {}): Command {
         const config = await getJson<ConfigErrors>(conn, '/v1/config/errors').catch(
           (err: Error) => err,
         );
-        // With a shared CA state store (serve --state consul|etcd): whether it is reachable.
+        // With a shared CA state store (serve --state consul|etcd): whether it is reachable, and
+        // the replicas serving other mesh settings.
         const state = await fetchStateStatus(conn).catch(() => undefined);
         if (flags.json) {
           const extra = {

@@ -28,10 +28,14 @@ export function registerStateMetrics(registry: Registry, shared: SharedState): v
   });
 }
 
-/** How many other live replicas serve other mesh settings than this one (docs/ha.md). */
+/**
+ * How many other live replicas serve other mesh settings than this one (docs/ha.md), and which
+ * replica differs in which setting (what `lucid-mesh status` prints: state-status.ts). Series
+ * are bounded by replicas × settings (a dozen flags); the values stay in the log.
+ */
 export function registerReplicaSettingsMetric(
   registry: Registry,
-  monitor: Pick<ReplicaSettingsMonitor, 'mismatched'>,
+  monitor: Pick<ReplicaSettingsMonitor, 'mismatched' | 'mismatches'>,
 ): void {
   new Gauge({
     name: `${METRIC_PREFIX}replica_settings_mismatch`,
@@ -39,6 +43,17 @@ export function registerReplicaSettingsMetric(
     registers: [registry],
     collect() {
       this.set(monitor.mismatched());
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}replica_setting_differs`,
+    help: " 1 per other live replica and mesh setting (serve flag) whose value differs from this replica's",
+    labelNames: ['replica', 'setting'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const m of monitor.mismatches())
+        for (const setting of m.settings) this.set({ replica: m.replica, setting }, 1);
     },
   });
 }

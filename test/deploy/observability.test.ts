@@ -43,7 +43,7 @@ async function exported(): Promise<Set<string>> {
     certificates: { expiries: () => ({ leaves: [], roots: [] }) },
   });
   // With --state consul|etcd (replicas sharing state), serve registers this one too.
-  registerReplicaSettingsMetric(metrics.registry, { mismatched: () => 0 });
+  registerReplicaSettingsMetric(metrics.registry, { mismatched: () => 0, mismatches: () => [] });
   const names = new Set<string>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     names.add(m.name);

@@ -90,11 +90,18 @@ export interface ReplicaSettingsOptions {
   readonly intervalMs?: number;
 }
 
+/** Another live replica serving other settings than this one, and which. */
+export interface ReplicaMismatch {
+  readonly replica: string;
+  /** The settings (flags) that differ, sorted. */
+  readonly settings: readonly string[];
+}
+
 /** This replica's published settings and its running comparison with the other replicas'. */
 export class ReplicaSettingsMonitor {
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
-  private differing = 0;
+  private differing: readonly ReplicaMismatch[] = [];
   /** What the last check found different ('' nothing): logged once per change. */
   private reported = '';
   /** Records that did not parse, warned about once each. */
@@ -158,6 +165,11 @@ export class ReplicaSettingsMonitor {
 
   /** How many other live replicas serve other settings (0: all agree), at the last check. */
   mismatched(): number {
+    return this.differing.length;
+  }
+
+  /** Which replicas serve other settings and which settings, at the last check (by replica). */
+  mismatches(): readonly ReplicaMismatch[] {
     return this.differing;
   }
 
@@ -179,7 +191,12 @@ export class ReplicaSettingsMonitor {
     const differing = others.filter(
       (r) => settingDifferences(this.settings, [r.settings]).length > 0,
     );
-    this.differing = differing.length;
+    this.differing = differing
+      .map((r) => ({
+        replica: r.replica,
+        settings: settingDifferences(this.settings, [r.settings]).map((d) => d.setting),
+      }))
+      .sort((a, b) => compareStrings(a.replica, b.replica));
     const text = describeDifferences(
       settingDifferences(
         this.settings,

@@ -129,6 +129,14 @@ describe.each([etcdStore(), consulStore()])('replica settings on $kind', (store)
       details: s.output,
     });
 
+  const status = async (s: Serve): Promise<string> => {
+    const r = await runCli(['status', '--server', `http://127.0.0.1:${s.adminPort}`]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout;
+  };
+  const settingsLine = (out: string) =>
+    out.split('\n').find((l) => l.startsWith('Replica settings'));
+
   const records = async () =>
     (await store.keys(prefix)).filter((k) => k.startsWith(`${prefix}replicas/`));
 
@@ -152,11 +160,24 @@ describe.each([etcdStore(), consulStore()])('replica settings on $kind', (store)
     expect(await records()).toHaveLength(2);
 
     // A deliberate change: it starts, and the replicas on the old settings say so.
+    const before = await records();
     const first = await serve([...changed, '--allow-settings-change']);
     await ready(first);
     const readyAt = performance.now();
     await gaugeIs(first, 2, 'the changed replica sees two replicas on other settings');
     await gaugeIs(a, 1, "A's gauge shows the changed replica");
+    // And `lucid-mesh status` on A names it and what differs; on the changed one, both others.
+    const replicaId = (key: string) => key.slice(`${prefix}replicas/`.length);
+    const firstId = replicaId((await records()).find((k) => !before.includes(k))!);
+    const differing = '(--intentions-default, --scope)';
+    expect(settingsLine(await status(a))).toBe(
+      `Replica settings MISMATCH: ${firstId} ${differing} serve other mesh settings than this replica: ` +
+        "sidecars moving between them flip between configurations (values: this replica's log; docs/ha.md)",
+    );
+    const [idA, idB] = before.map(replicaId).sort();
+    expect(settingsLine(await status(first))).toContain(
+      `MISMATCH: ${idA} ${differing}; ${idB} ${differing} serve other`,
+    );
     console.log(
       `replica settings (${store.kind}): refused replica exited 2 after ${refusedMs.toFixed(0)} ms; ` +
         `a running replica's gauge showed the changed one ${(performance.now() - readyAt).toFixed(0)} ms after it was ready`,
@@ -185,6 +206,7 @@ describe.each([etcdStore(), consulStore()])('replica settings on $kind', (store)
     // The changed replicas leave: A agrees with every replica again (logged once).
     await Promise.all([first.stop(), second.stop()]);
     await gaugeIs(a, 0, 'A agrees again');
+    expect(settingsLine(await status(a))).toBeUndefined();
     expect(a.output()).toContain('mesh settings agree with every other replica again');
     expect(
       a
