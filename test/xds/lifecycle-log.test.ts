@@ -50,4 +50,15 @@ describe('stream lifecycle lines', () => {
     await sleep(10);
     expect(lines.filter((l) => 'opened' in l)).toHaveLength(1);
   });
+
+  it('refusals past the budget (streams from many addresses): their summary is a warning', async () => {
+    const { lines, logger } = capture('info');
+    const log = new LifecycleLog(logger, 2, 60_000);
+    for (let i = 0; i < 5; i++)
+      log.line('refused', { peer: `10.0.0.${i}:1` }, 'xds stream refused');
+    log.flush();
+    await sleep(10);
+    expect(lines.map((l) => l.level)).toEqual([40, 40, 40]);
+    expect(lines.at(-1)).toMatchObject({ refused: 3, opened: 0, closed: 0 });
+  });
 });

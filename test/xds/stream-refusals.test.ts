@@ -2,7 +2,8 @@
 // plane, over real gRPC with real proxy tokens. Found by hand against `serve`: every stream
 // ended from here (a revoked token, a drain, a refusal) was logged and sent to `tail` as
 // "disconnect … error: undefined", and 1,000 streams opened without a token by anyone who
-// reaches the port were 1,000 warn lines (no budget, unlike opens and closes).
+// reaches the port were 1,000 warn lines (no budget, unlike opens and closes; now a budget, and
+// a bound per address).
 import { Writable } from 'node:stream';
 import { decodeJwt } from 'jose';
 import { pino } from 'pino';
@@ -13,6 +14,7 @@ import { TokenAuthority } from '../../src/ca/tokens.js';
 import { TokenAuthenticator } from '../../src/security/token-authenticator.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { combineObservers, XdsCounters } from '../../src/xds/observer.js';
+import { PEER_REFUSALS_PER_WINDOW } from '../../src/xds/peer-refusals.js';
 import { XdsServer } from '../../src/xds/server.js';
 import { node, sotwClient, typeUrl } from '../support/ads-client.js';
 import { twoServices } from '../support/control-plane.js';
@@ -89,8 +91,8 @@ describe('streams ended by the control plane', () => {
     expect(JSON.stringify(lines)).not.toContain('undefined');
   });
 
-  it('refusals without a token are logged within the per-window budget, the rest counted', async () => {
-    const { xds, port, lines, closedReasons, counters } = await server();
+  it('refusals without a token from one address: a line each up to the per-address bound, then one summary', async () => {
+    const { xds, port, lines, counters } = await server();
     const n = 260;
     const ended = await Promise.all(
       Array.from({ length: n }, (_, i) => connect(port, `nobody-${i}`).ended),
@@ -98,13 +100,21 @@ describe('streams ended by the control plane', () => {
     expect(ended.every((e) => e?.details?.startsWith('no proxy token'))).toBe(true);
     // Refused before admission (test/xds/admission-auth): never opened, so never closed.
     expect(counters.authFailures).toBe(n);
-    expect([counters.streamsOpened, closedReasons.length]).toEqual([0, 0]);
+    expect(counters.streamsOpened).toBe(0);
     const refused = lines.filter((l) => l.msg === 'xds stream refused');
-    // 200 lines per 10 s window (refusals, opens and closes together).
-    expect(refused).toHaveLength(200);
+    // One address (loopback): 20 lines per 10 s window (peer-refusals.ts); streams from many
+    // addresses share the lifecycle budget, 200 lines per window (test/xds/lifecycle-log).
+    expect(refused).toHaveLength(PEER_REFUSALS_PER_WINDOW);
     expect(refused.every((l) => l.level === 40 && l.reason === 'missing-token')).toBe(true);
-    await xds.drain(2_000); // flushes the summary
-    const summary = lines.find((l) => l.msg.includes('beyond the per-stream lines'));
-    expect(summary).toMatchObject({ level: 40, refused: n - 200, closed: 0 });
+    await xds.drain(2_000); // flushes the summaries
+    const summaries = lines.filter((l) => / more streams from /.test(l.msg));
+    expect(summaries).toEqual([
+      expect.objectContaining({
+        level: 40,
+        msg: `refused ${n - PEER_REFUSALS_PER_WINDOW} more streams from 127.0.0.1 (bad token)`,
+        reasons: { 'missing-token': n - PEER_REFUSALS_PER_WINDOW },
+      }),
+    ]);
+    expect(lines.find((l) => l.msg.includes('beyond the per-stream lines'))).toBeUndefined();
   });
 });
