@@ -363,6 +363,7 @@ export function templateValues(o: ResolvedBootstrapOptions): Record<string, Valu
     // Written only when off, and only with a DNS listener: bootstraps stay as they were.
     dnsForward: o.dnsForward || o.dnsPort === 0 ? undefined : false,
     adminPort: o.adminPort,
+    vhds: o.mode === 'delta' ? true : undefined,
     apiType: o.mode === 'delta' ? 'DELTA_GRPC' : 'GRPC',
     xdsClusterType: o.xdsIsIp ? 'STATIC' : 'STRICT_DNS',
     xdsDnsLookupFamily: o.xdsIsIp ? undefined : 'V4_PREFERRED',

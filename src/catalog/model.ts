@@ -108,6 +108,11 @@ export interface ProxyIdentity {
   readonly dnsForward?: false;
   /** node.metadata.exclusive_ports: bind its own ports without SO_REUSEPORT (MeshProxy). */
   readonly exclusivePorts?: true;
+  /**
+   * node.metadata.vhds, on a delta stream: its outbound virtual hosts come over VHDS
+   * (translate/vhds.ts). Absent: inline in the route configuration.
+   */
+  readonly vhds?: true;
 }
 
 export const DEFAULT_OUTBOUND_PORT = 15001;

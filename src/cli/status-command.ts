@@ -8,8 +8,8 @@ import { renderConfigErrors, resolveIo, runCommandBody, type CommandIo } from '.
 import { fetchStateStatus, renderStateStatus } from './state-status.js';
 import { tokenExpiryNote } from './token-expiry-note.js';
 
-const TYPES = ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'] as const;
-const HEADERS = ['NODE', 'SERVICE', 'MODE', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS', 'CONNECTED'];
+const TYPES = ['clusters', 'endpoints', 'listeners', 'routes', 'virtualHosts', 'secrets'] as const;
+const HEADERS = ['NODE', 'SERVICE', 'MODE', 'CDS', 'EDS', 'LDS', 'RDS', 'VHDS', 'SDS', 'CONNECTED'];
 
 export function statusCommand(io: CommandIo = {}): Command {
   const out = resolveIo(io);

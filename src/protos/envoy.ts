@@ -29,7 +29,14 @@ export const root = loadRoot();
 export const TYPE_PREFIX = 'type.googleapis.com/';
 
 /** The resource kinds lucid-mesh serves, in make-before-break order for additions. */
-export const RESOURCE_KINDS = ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'] as const;
+export const RESOURCE_KINDS = [
+  'clusters',
+  'endpoints',
+  'listeners',
+  'routes',
+  'virtualHosts',
+  'secrets',
+] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 export const TYPE_URLS: Record<ResourceKind, string> = {
@@ -37,6 +44,8 @@ export const TYPE_URLS: Record<ResourceKind, string> = {
   endpoints: `${TYPE_PREFIX}envoy.config.endpoint.v3.ClusterLoadAssignment`,
   listeners: `${TYPE_PREFIX}envoy.config.listener.v3.Listener`,
   routes: `${TYPE_PREFIX}envoy.config.route.v3.RouteConfiguration`,
+  // VHDS (delta only): the outbound route configuration's virtual hosts (snapshot/vhds.ts).
+  virtualHosts: `${TYPE_PREFIX}envoy.config.route.v3.VirtualHost`,
   secrets: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.Secret`,
 };
 
@@ -50,7 +59,8 @@ export function kindOfTypeUrl(typeUrl: string): ResourceKind | undefined {
 
 /** Types whose SotW subscriptions may be wildcard (empty names = everything). */
 export function isWildcardKind(kind: ResourceKind): boolean {
-  return kind === 'clusters' || kind === 'listeners';
+  // Envoy subscribes to VHDS without names (every virtual host of its route configuration).
+  return kind === 'clusters' || kind === 'listeners' || kind === 'virtualHosts';
 }
 
 const typeCache = new Map<string, protobuf.Type>();

@@ -32,40 +32,108 @@ function encodedHost(host: object, what: string): Uint8Array {
   return bytes;
 }
 
-/** The RouteConfiguration `message` (Envoy's JSON shape) encoded, as encodeMessage would. */
-export function encodeRouteConfiguration(message: object, what = ''): Uint8Array {
+/**
+ * A RouteConfiguration as the encoded parts of its bytes: its name field, its virtual hosts
+ * (each to be framed as field 2) and the rest. Undefined when it has no virtual hosts to
+ * assemble from (encodeMessage then encodes it whole). Throws as encodeMessage would.
+ */
+export interface RouteParts {
+  readonly head: Uint8Array;
+  readonly hosts: readonly object[];
+  readonly hostBytes: readonly Uint8Array[];
+  readonly tail: Uint8Array;
+}
+
+export function routeParts(message: object, what = ''): RouteParts | undefined {
   const { name, virtualHosts, ...rest } = message as { name?: unknown; virtualHosts?: unknown };
   if (
     !Array.isArray(virtualHosts) ||
     virtualHosts.length === 0 ||
     !virtualHosts.every((h) => typeof h === 'object' && h !== null)
   ) {
-    return encodeMessage(ROUTE_CONFIGURATION, message, what);
+    return undefined;
   }
-  let parts: Uint8Array[];
   try {
-    parts = [
-      name === undefined ? new Uint8Array(0) : encodeMessage(ROUTE_CONFIGURATION, { name }, what),
-      ...virtualHosts.map((h: object) => encodedHost(h, what)),
-      encodeMessage(ROUTE_CONFIGURATION, rest, what),
-    ];
+    return {
+      head:
+        name === undefined ? new Uint8Array(0) : encodeMessage(ROUTE_CONFIGURATION, { name }, what),
+      hosts: virtualHosts as object[],
+      hostBytes: virtualHosts.map((h: object) => encodedHost(h, what)),
+      tail: encodeMessage(ROUTE_CONFIGURATION, rest, what),
+    };
   } catch {
     // The whole message again, for the error as encodeMessage words it.
-    return encodeMessage(ROUTE_CONFIGURATION, message, what);
+    encodeMessage(ROUTE_CONFIGURATION, message, what);
+    throw new Error(`cannot encode RouteConfiguration ${what}`);
   }
-  const hosts = parts.length - 2;
-  let size = parts[0]!.length + parts[hosts + 1]!.length;
-  for (let i = 1; i <= hosts; i++) size += 1 + varintLength(parts[i]!.length) + parts[i]!.length;
+}
+
+/**
+ * Calls `take` with each piece of the parts' bytes in order (the pieces, joined, are the
+ * message): for hashing them without joining them.
+ */
+export function eachPiece(parts: RouteParts, take: (piece: Uint8Array) => void): void {
+  take(parts.head);
+  const frame = new Uint8Array(6);
+  for (const host of parts.hostBytes) {
+    frame[0] = VIRTUAL_HOSTS_TAG;
+    take(frame.subarray(0, writeVarint(frame, 1, host.length)));
+    take(host);
+  }
+  take(parts.tail);
+}
+
+/** Counts for tests: route configurations whose bytes were joined from their parts. */
+export const routeJoinCounters = { joined: 0 };
+
+/** The parts' bytes, joined. */
+export function joinRouteParts(parts: RouteParts): Uint8Array {
+  routeJoinCounters.joined++;
+  let size = parts.head.length + parts.tail.length;
+  for (const h of parts.hostBytes) size += 1 + varintLength(h.length) + h.length;
   const out = new Uint8Array(size);
-  out.set(parts[0]!, 0);
-  let at = parts[0]!.length;
-  for (let i = 1; i <= hosts; i++) {
-    const host = parts[i]!;
-    out[at++] = VIRTUAL_HOSTS_TAG;
-    at = writeVarint(out, at, host.length);
-    out.set(host, at);
-    at += host.length;
+  let at = 0;
+  eachPiece(parts, (piece) => {
+    out.set(piece, at);
+    at += piece.length;
+  });
+  return out;
+}
+
+/** The RouteConfiguration `message` (Envoy's JSON shape) encoded, as encodeMessage would. */
+export function encodeRouteConfiguration(message: object, what = ''): Uint8Array {
+  const parts = routeParts(message, what);
+  return parts ? joinRouteParts(parts) : encodeMessage(ROUTE_CONFIGURATION, message, what);
+}
+
+/** VirtualHost.name: field 1, length-delimited (protobufjs writes it first). */
+const NAME_TAG = (1 << 3) | 2;
+
+/**
+ * `host`'s bytes (encoded once, as for its route configurations) with `name` for its own:
+ * a VHDS host (translate/vhds.ts) without a protobuf encode of its own.
+ */
+export function renamedHostBytes(host: object, name: string, what = ''): Uint8Array {
+  const bytes = encodedHost(host, what);
+  let rest = bytes;
+  if (bytes[0] === NAME_TAG) {
+    let length = 0;
+    let shift = 0;
+    let at = 1;
+    for (;;) {
+      const b = bytes[at++]!;
+      length |= (b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7;
+    }
+    rest = bytes.subarray(at + length);
   }
-  out.set(parts[hosts + 1]!, at);
+  const nameBytes = Buffer.from(name, 'utf8');
+  const out = new Uint8Array(1 + varintLength(nameBytes.length) + nameBytes.length + rest.length);
+  out[0] = NAME_TAG;
+  let at = writeVarint(out, 1, nameBytes.length);
+  out.set(nameBytes, at);
+  at += nameBytes.length;
+  out.set(rest, at);
   return out;
 }

@@ -31,6 +31,7 @@ import { gatewayModeOf, LocalitySnapshots } from './locality-snapshots.js';
 import { OwnResources } from './own-resources.js';
 import { Placeholders } from './placeholders.js';
 import { ProxyView } from './proxy-view.js';
+import { vhdsOrigin, vhdsSnapshot } from './vhds.js';
 import { ScopedSnapshots } from './scoped-snapshots.js';
 import type { SecretProvider } from './secrets.js';
 import { SharedResources } from './shared-resources.js';
@@ -105,6 +106,7 @@ function keyOf(proxy: ProxyIdentity): string {
     proxy.dnsPort ?? 0,
     proxy.exclusivePorts ? 1 : 0,
     proxy.dnsForward === false ? 0 : 1,
+    proxy.vhds ? 1 : 0,
   ].join('\u0000');
 }
 
@@ -386,12 +388,12 @@ export class SnapshotStore implements ConfigWatcher {
   viewFor(proxy: ProxyIdentity, key = keyOf(proxy)): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const snapshot = this.scoped.of(this.localitySnapshot(proxy, true), proxy);
+    const snapshot = this.served(this.scoped.of(this.localitySnapshot(proxy, true), proxy), proxy);
     const own = this.own.of(key, proxy, current.mesh, this.inputsGeneration);
     let view = this.views.get(key);
     // Same scoped snapshot and own resources: the same view, and its watchers are sent nothing.
     if (!view || !view.madeOf(snapshot, own)) {
-      view = new ProxyView(snapshot, own, this.placeholders.of, this.scoped.buildOf);
+      view = new ProxyView(snapshot, own, this.placeholders.of, this.buildOf);
       // Kept for watched proxies only: others (operator dumps, tests) ask with any node.
       if (this.watchedKeys.has(key)) this.views.set(key, view);
     }
@@ -406,10 +408,19 @@ export class SnapshotStore implements ConfigWatcher {
   previewFor(proxy: ProxyIdentity): ProxyView {
     const current = this.current;
     if (!current) throw new Error('no snapshot yet');
-    const snapshot = this.scoped.of(this.localitySnapshot(proxy, false), proxy);
+    const snapshot = this.served(this.scoped.of(this.localitySnapshot(proxy, false), proxy), proxy);
     const own = this.own.preview(proxy, current.mesh);
-    return new ProxyView(snapshot, own, this.placeholders.peek, this.scoped.buildOf);
+    return new ProxyView(snapshot, own, this.placeholders.peek, this.buildOf);
   }
+
+  /** A scope's snapshot as `proxy` is served it: in VHDS form when its bootstrap asks so. */
+  private served(snapshot: Snapshot, proxy: ProxyIdentity): Snapshot {
+    return proxy.vhds ? vhdsSnapshot(snapshot) : snapshot;
+  }
+
+  /** The build a view's snapshot belongs to (a VHDS one: that of the scope's it was made of). */
+  private readonly buildOf = (snapshot: Snapshot): Snapshot =>
+    this.scoped.buildOf(vhdsOrigin(snapshot));
 
   /** The current snapshot as callers where `proxy` is see it (see LocalitySnapshots). */
   private localitySnapshot(proxy: ProxyIdentity, keep: boolean): Snapshot {

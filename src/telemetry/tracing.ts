@@ -49,6 +49,7 @@ const KIND_LABEL: Record<ResourceKind, string> = {
   endpoints: 'EDS',
   listeners: 'LDS',
   routes: 'RDS',
+  virtualHosts: 'VHDS',
   secrets: 'SDS',
 };
 

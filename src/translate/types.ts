@@ -6,6 +6,7 @@ import type {
   Listener,
   RouteConfiguration,
   Secret,
+  VirtualHost,
 } from '../protos/envoy-types.js';
 import type { ResourceKind } from '../protos/envoy.js';
 
@@ -15,6 +16,8 @@ export interface ResourceTypes {
   endpoints: ClusterLoadAssignment;
   listeners: Listener;
   routes: RouteConfiguration;
+  /** VHDS: made by the snapshot store from the outbound routes (snapshot/vhds.ts), not here. */
+  virtualHosts: VirtualHost;
   secrets: Secret;
 }
 
@@ -29,6 +32,7 @@ export function emptyResourceSet(): ResourceSet {
     endpoints: new Map(),
     listeners: new Map(),
     routes: new Map(),
+    virtualHosts: new Map(),
     secrets: new Map(),
   };
 }

@@ -248,6 +248,11 @@ export abstract class AdsStream<Req extends BaseRequest> implements ViewWatcher 
     let claimed: ProxyIdentity;
     try {
       claimed = proxyIdentityOf(req.node);
+      // VHDS is a delta protocol: a SotW stream keeps the virtual hosts inline.
+      if (claimed.vhds && this.info.mode !== 'delta') {
+        const { vhds: _vhds, ...inline } = claimed;
+        claimed = inline;
+      }
     } catch (err) {
       if (!(err instanceof InvalidNodeError)) throw err;
       this.fail(GrpcStatus.INVALID_ARGUMENT, err.message);

@@ -7,6 +7,7 @@ export class KindSlots<T> implements Iterable<[ResourceKind, T]> {
   private endpoints: T | undefined = undefined;
   private listeners: T | undefined = undefined;
   private routes: T | undefined = undefined;
+  private virtualHosts: T | undefined = undefined;
   private secrets: T | undefined = undefined;
 
   get(kind: ResourceKind): T | undefined {

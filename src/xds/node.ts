@@ -37,6 +37,7 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
   const dnsPort = dnsPortOf(meta.dns_port);
   const exclusivePorts = booleanMeta('exclusive_ports', meta.exclusive_ports) === true;
   const dnsForward = booleanMeta('dns_forward', meta.dns_forward) !== false;
+  const vhds = booleanMeta('vhds', meta.vhds) === true;
   return {
     nodeId,
     service,
@@ -45,6 +46,7 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
     ...(dnsPort !== 0 ? { dnsPort } : {}),
     ...(dnsPort !== 0 && !dnsForward ? { dnsForward: false as const } : {}),
     ...(exclusivePorts ? { exclusivePorts: true as const } : {}),
+    ...(vhds ? { vhds: true as const } : {}),
   };
 }
 
@@ -52,7 +54,8 @@ export function proxyIdentityOf(node: NodeMessage | undefined): ProxyIdentity {
  * A true/false key of node.metadata, as `lucid-mesh bootstrap` writes them (a YAML boolean; a
  * string from other bootstraps): undefined when absent. exclusive_ports (true): its own ports
  * without SO_REUSEPORT (translate/envoy.ts), absent for sidecars bootstrapped before it;
- * dns_forward (false): `bootstrap --dns-forward off`.
+ * dns_forward (false): `bootstrap --dns-forward off`; vhds (true): `bootstrap --mode delta`, its
+ * outbound virtual hosts over VHDS (a live route configuration cannot switch: absent before).
  */
 function booleanMeta(key: string, raw: unknown): boolean | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined;

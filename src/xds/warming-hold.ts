@@ -14,6 +14,7 @@ import type { ProxyView } from '../snapshot/proxy-view.js';
 export const HELD_WHILE_WARMING: ReadonlySet<ResourceKind> = new Set<ResourceKind>([
   'listeners',
   'routes',
+  'virtualHosts',
   'secrets',
 ]);
 

@@ -20,7 +20,7 @@ import { deltaClient, node, sotwClient, typeUrl } from '../support/ads-client.js
 const NODE = 'svc-0001-0';
 const SERVICE = 'svc-0001';
 /** The kinds a sidecar without mTLS receives (no SDS secrets with `--mtls off`). */
-type Kind = Exclude<ResourceKind, 'secrets'>;
+type Kind = Exclude<ResourceKind, 'secrets' | 'virtualHosts'>;
 const KINDS: readonly Kind[] = ['clusters', 'endpoints', 'listeners', 'routes'];
 
 /** What one sidecar holds: per kind, resource name → decoded resource. */

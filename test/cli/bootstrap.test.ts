@@ -111,6 +111,8 @@ describe('renderBootstrap passes envoy --mode validate', () => {
         outbound_port: opts.outboundPort ?? 15001,
         dns_port: 15053,
         exclusive_ports: true,
+        // Delta sidecars take their outbound virtual hosts over VHDS (translate/vhds.ts).
+        ...(opts.mode === 'delta' ? { vhds: true } : {}),
       },
     });
     expect(doc.admin.address.socket_address).toEqual({
@@ -144,13 +146,16 @@ describe('renderBootstrap passes envoy --mode validate', () => {
     expect(yaml).not.toContain('{{');
   });
 
-  it('sotw and delta differ only in api_type (and the header comment)', () => {
+  it('sotw and delta differ only in api_type and node.metadata.vhds (and the header comment)', () => {
     const opts = { nodeId: 'n', service: 's', xds: '127.0.0.1:1' };
     const sotw = parse(renderBootstrap({ ...opts, mode: 'sotw' }));
     const delta = parse(renderBootstrap({ ...opts, mode: 'delta' }));
     expect(sotw.dynamic_resources.ads_config.api_type).toBe('GRPC');
     expect(delta.dynamic_resources.ads_config.api_type).toBe('DELTA_GRPC');
+    expect(sotw.node.metadata.vhds).toBeUndefined();
+    expect(delta.node.metadata.vhds).toBe(true);
     delta.dynamic_resources.ads_config.api_type = 'GRPC';
+    delete delta.node.metadata.vhds;
     expect(delta).toEqual(sotw);
   });
 
@@ -543,6 +548,7 @@ describe('locality: --datacenter, --region, --zone', () => {
           outbound_port: 15001,
           dns_port: 15053,
           exclusive_ports: true,
+          ...(mode === 'delta' ? { vhds: true } : {}),
           ...(datacenter !== undefined ? { datacenter } : {}),
         });
         if (region === undefined && zone === undefined)
@@ -670,6 +676,7 @@ describe('locality: --datacenter, --region, --zone', () => {
         locality: { datacenter: 'dc2', region: 'on', zone: 'z-1' },
         dnsPort: 15053,
         exclusivePorts: true,
+        vhds: true,
       });
     } finally {
       await envoy.stop();

@@ -52,7 +52,9 @@ describe('scoped sidecar (real Envoy)', () => {
     for (const c of dump.configs) {
       for (const r of c.dynamic_route_configs ?? []) {
         const config = r.route_config as { name: string; virtual_hosts?: Array<{ name: string }> };
-        if (config.name === 'outbound') return (config.virtual_hosts ?? []).map((h) => h.name);
+        // Over VHDS (delta) a host is named `outbound/<service>` (translate/vhds.ts).
+        if (config.name === 'outbound')
+          return (config.virtual_hosts ?? []).map((h) => h.name.replace(/^outbound\//, ''));
       }
     }
     return [];

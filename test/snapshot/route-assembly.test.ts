@@ -6,10 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { meshProxy } from '../../src/mesh/index.js';
 import { TYPE_URLS, encodeMessage } from '../../src/protos/envoy.js';
+import { contentHash, encodeResource } from '../../src/snapshot/encoded-resource.js';
 import {
   encodeRouteConfiguration,
+  renamedHostBytes,
   routeAssemblyCounters,
 } from '../../src/snapshot/route-assembly.js';
+import { vhdsHostName } from '../../src/translate/vhds.js';
 import {
   TranslationCache,
   scopeResourceSet,
@@ -49,6 +52,25 @@ describe('route configurations assembled from their virtual hosts', () => {
       0,
     );
     expect(hosts).toBeGreaterThan(50);
+  });
+
+  it('versions an assembled configuration by the hash of the bytes it would join', () => {
+    for (const [path, config] of configs) {
+      const whole = encodeMessage(TYPE_URLS.routes, config, path);
+      expect(encodeResource('routes', path, config).version, path).toBe(contentHash(whole));
+    }
+  });
+
+  it('renames a VHDS host (translate/vhds.ts) to exactly the bytes protobufjs gives it', () => {
+    for (const [path, config] of configs) {
+      for (const host of (config as { virtualHosts: Array<{ name: string }> }).virtualHosts) {
+        const name = vhdsHostName('outbound', host.name);
+        const whole = encodeMessage(TYPE_URLS.virtualHosts, { ...host, name }, path);
+        expect(Buffer.from(renamedHostBytes(host, name)), `${path} ${host.name}`).toEqual(
+          Buffer.from(whole),
+        );
+      }
+    }
   });
 
   it('gives exactly the bytes protobufjs gives the whole message', () => {

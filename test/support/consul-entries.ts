@@ -154,7 +154,8 @@ export async function routeTable(
 ): Promise<Array<{ match: string; cluster: string }>> {
   for (const rc of await dumpSections(envoy, 'dynamic_route_configs')) {
     const hosts = ((rc.route_config as Json | undefined)?.virtual_hosts ?? []) as Json[];
-    const host = hosts.find((h) => h.name === service);
+    // Over VHDS (delta) a host is named `outbound/<service>` (translate/vhds.ts).
+    const host = hosts.find((h) => h.name === service || h.name === `outbound/${service}`);
     if (!host) continue;
     return ((host.routes ?? []) as Json[]).map((r) => {
       const m = (r.match ?? {}) as Json;

@@ -279,7 +279,10 @@ export async function envoyRoutes(envoy: EnvoyHandle, virtualHost: string): Prom
       route_config?: { virtual_hosts?: Array<{ name: string; routes?: DumpedRoute[] }> };
     }>;
     for (const rc of configs) {
-      const host = rc.route_config?.virtual_hosts?.find((h) => h.name === virtualHost);
+      // Over VHDS (delta) a host is named `outbound/<service>` (translate/vhds.ts).
+      const host = rc.route_config?.virtual_hosts?.find(
+        (h) => h.name === virtualHost || h.name === `outbound/${virtualHost}`,
+      );
       if (host) return host.routes ?? [];
     }
   }

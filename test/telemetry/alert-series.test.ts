@@ -90,7 +90,10 @@ describe('alerts on the series a running control plane exports (real promtool)',
   it('a fresh control plane exports the NACK and source error counters at 0', async () => {
     const before = await scrape();
     expect([...samples(before, 'lucid_mesh_xds_nacks_total')]).toEqual(
-      ['clusters', 'endpoints', 'listeners', 'routes', 'secrets'].map((t) => [`{type="${t}"}`, 0]),
+      ['clusters', 'endpoints', 'listeners', 'routes', 'virtualHosts', 'secrets'].map((t) => [
+        `{type="${t}"}`,
+        0,
+      ]),
     );
     expect(samples(before, 'lucid_mesh_source_errors_total')).toEqual(
       new Map([['{source="file"}', 0]]),

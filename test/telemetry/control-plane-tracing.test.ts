@@ -25,6 +25,7 @@ function snapshot(version: string): Snapshot {
     endpoints: empty(),
     listeners: empty(),
     routes: empty(),
+    virtualHosts: empty(),
     secrets: empty(),
   };
   return {

@@ -38,6 +38,8 @@ const proxiesSchema = z.array(
       exclusivePorts: z.literal(true).optional(),
       /** node.metadata.dns_forward false (`bootstrap --dns-forward off`); absent: forwarded. */
       dnsForward: z.literal(false).optional(),
+      /** node.metadata.vhds on a delta stream (`bootstrap --mode delta`): VHDS routes. */
+      vhds: z.literal(true).optional(),
       locality: z
         .object({
           datacenter: z.string().optional(),

@@ -30,6 +30,7 @@ import {
   translateShared,
 } from '../../src/translate/index.js';
 import { emptyResourceSet, type ResourceSet } from '../../src/translate/types.js';
+import { servedOverVhds, vhdsResourceSet } from '../../src/translate/vhds.js';
 import { caseNames, loadCase, readYaml } from './cases.js';
 
 const UPDATE = process.env.UPDATE_GOLDENS === '1';
@@ -99,6 +100,14 @@ function outputsOf(mesh: Mesh, proxies: ReturnType<typeof loadCase>['proxies']) 
     .filter((p) => p.scope?.services !== undefined)
     .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
     .map((p) => [p.nodeId, scopeResourceSet(shared, p, cache)] as const);
+  // VHDS sidecars (translate/vhds.ts): their outbound route configuration and virtual hosts.
+  const vhds = [...proxies]
+    .filter((p) => p.vhds)
+    .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
+    .map((p) => {
+      const scopedSet = scoped.find(([node]) => node === p.nodeId)?.[1];
+      return [p.nodeId, vhdsResourceSet(scopedSet ?? shared)] as const;
+    });
   const own = [...proxies]
     .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
     .map((p) => [p.nodeId, translateProxy(mesh, meshProxy(mesh, p))] as const);
@@ -132,10 +141,23 @@ function outputsOf(mesh: Mesh, proxies: ReturnType<typeof loadCase>['proxies']) 
           : [...set[kind].keys()].sort(),
       ]),
     );
+    const vhdsParts =
+      kind === 'routes' || kind === 'virtualHosts'
+        ? Object.fromEntries(
+            vhds.map(([node, set]) => {
+              const part = onTheWire(set, kind);
+              if (kind === 'routes') {
+                for (const name of Object.keys(part)) if (!servedOverVhds(name)) delete part[name];
+              }
+              return [node, part];
+            }),
+          )
+        : {};
     if (
       Object.keys(sharedPart).length === 0 &&
       Object.keys(proxyParts).length === 0 &&
-      Object.keys(localityParts).length === 0
+      Object.keys(localityParts).length === 0 &&
+      Object.keys(vhdsParts).length === 0
     ) {
       continue;
     }
@@ -144,6 +166,7 @@ function outputsOf(mesh: Mesh, proxies: ReturnType<typeof loadCase>['proxies']) 
       ...(Object.keys(localityParts).length > 0 ? { localities: localityParts } : {}),
       ...(Object.keys(proxyParts).length > 0 ? { proxies: proxyParts } : {}),
       ...(scoped.length > 0 ? { scoped: scopedParts } : {}),
+      ...(Object.keys(vhdsParts).length > 0 ? { vhds: vhdsParts } : {}),
     };
   }
   return { files, shared, own };
@@ -191,12 +214,14 @@ describe('translate goldens', () => {
         shared?: Record<string, unknown>;
         localities?: Record<string, Record<string, unknown>>;
         proxies?: Record<string, Record<string, unknown>>;
+        vhds?: Record<string, Record<string, unknown>>;
       };
       const kind = file.replace('.yaml', '');
       for (const byName of [
         d.shared ?? {},
         ...Object.values(d.localities ?? {}),
         ...Object.values(d.proxies ?? {}),
+        ...Object.values(d.vhds ?? {}),
       ]) {
         for (const [key, resource] of Object.entries(byName)) {
           expect(ownName(kind, resource as Record<string, unknown>)).toBe(key);

@@ -7,7 +7,7 @@ import { usePoll } from '../use-poll.js';
 import { ConvergenceChart } from './convergence-chart.js';
 
 const KEEP = 300;
-const TYPES = ['', 'listeners', 'routes', 'clusters', 'endpoints', 'secrets'];
+const TYPES = ['', 'listeners', 'routes', 'virtualHosts', 'clusters', 'endpoints', 'secrets'];
 
 function matches(e: MeshEvent, node: string, type: string): boolean {
   if (e.event === 'snapshot') {

@@ -3,7 +3,7 @@ import { api, type ProxyRow } from '../api.js';
 import { ago } from '../format.js';
 import { useNow, usePoll } from '../use-poll.js';
 
-const KINDS = ['listeners', 'routes', 'clusters', 'endpoints', 'secrets'] as const;
+const KINDS = ['listeners', 'routes', 'virtualHosts', 'clusters', 'endpoints', 'secrets'] as const;
 
 /** The most recent ACK over all types. */
 function lastAck(row: ProxyRow): string | undefined {
