@@ -10,6 +10,7 @@ import { nowMs } from './protocol.js';
 import {
   edsNameOfCluster,
   encodeDeltaRequest,
+  hasVhds,
   encodeNames,
   encodeSotwRequest,
   nameEquals,
@@ -377,8 +378,13 @@ interface DeltaTypeState {
 }
 
 /** Incremental: responses carry only what changed, removals by name. */
+/** VHDS (docs/vhds.md): a delta sidecar's outbound virtual hosts, one resource each. */
+const VIRTUAL_HOST_URL = TYPE_URLS.virtualHosts;
+
 export class DeltaSidecar extends Sidecar {
   private readonly types = new Map<WatchKind, DeltaTypeState>();
+  /** VHDS hosts held (name → version), once a route configuration said `vhds`. */
+  private vhds: { received: number; readonly known: Map<string, string> } | undefined;
   /** CDS: cluster → the EDS name it needs (undefined: not an EDS cluster). */
   private readonly clusterEds = new Map<string, string | undefined>();
   /** LDS: listener → route configurations it needs. */
@@ -411,11 +417,28 @@ export class DeltaSidecar extends Sidecar {
       );
       node = undefined;
     }
+    if (this.vhds) {
+      this.write(
+        encodeDeltaRequest({ typeUrl: VIRTUAL_HOST_URL, initialVersions: this.vhds.known }),
+      );
+    }
   }
 
   protected onResponse(buf: Buffer): void {
     const at = nowMs();
     const res = readDeltaResponse(buf);
+    if (res.typeUrl === VIRTUAL_HOST_URL && this.vhds) {
+      this.vhds.received++;
+      for (const r of res.resources) this.vhds.known.set(r.name, r.version ?? '');
+      for (const name of res.removed) this.vhds.known.delete(name);
+      // A host is part of the route configuration it is named after (`outbound/<service>`):
+      // a watch on that configuration's bytes is met by its host's.
+      const asRoutes = res.resources.map((r) => ({ name: r.name.split('/')[0]!, value: r.value }));
+      this.checkWatches('routes', buf, asRoutes, at);
+      this.write(encodeDeltaRequest({ typeUrl: res.typeUrl, nonce: res.nonce }));
+      if (!this.configuredAt) this.checkConfigured();
+      return;
+    }
     const kind = KIND_BY_URL.get(res.typeUrl);
     if (!kind) {
       this.opts.hooks.anomaly(`unexpected type ${res.typeUrl}`);
@@ -424,6 +447,11 @@ export class DeltaSidecar extends Sidecar {
     const st = this.types.get(kind)!;
     st.received++;
     st.nonce = res.nonce;
+    if (kind === 'routes' && !this.vhds && res.resources.some((r) => hasVhds(buf, r.value))) {
+      // As Envoy: VHDS subscribed (no names) before the route configuration is ACKed.
+      this.vhds = { received: 0, known: new Map() };
+      this.write(encodeDeltaRequest({ typeUrl: VIRTUAL_HOST_URL }));
+    }
     for (const r of res.resources) st.known.set(r.name, r.version ?? '');
     for (const name of res.removed) st.known.delete(name);
     this.checkWatches(kind, buf, res.resources, at);
@@ -468,7 +496,8 @@ export class DeltaSidecar extends Sidecar {
       t.get('clusters')!.received > 0 &&
       t.get('listeners')!.received > 0 &&
       has('endpoints') &&
-      has('routes')
+      has('routes') &&
+      (!this.vhds || this.vhds.received > 0)
     ) {
       this.markConfigured();
     }
@@ -511,6 +540,10 @@ export class DeltaSidecar extends Sidecar {
         if (!this.isOwn(name)) lines.push(`${name}@${version}`);
       lines.sort();
       out[k] = `${lines.length}:${shortHash(lines.join('\n'))}`;
+    }
+    if (this.vhds) {
+      const lines = [...this.vhds.known].map(([name, version]) => `${name}@${version}`).sort();
+      out.virtualHosts = `${lines.length}:${shortHash(lines.join('\n'))}`;
     }
     return out;
   }

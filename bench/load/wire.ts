@@ -272,6 +272,8 @@ export interface NodeInfo {
   readonly id: string;
   readonly service: string;
   readonly outboundPort: number;
+  /** node.metadata.vhds, as `lucid-mesh bootstrap --mode delta` writes it (docs/vhds.md). */
+  readonly vhds?: boolean;
 }
 
 /** Node{id=1, cluster=2, metadata=3 Struct{fields=1 map<string, Value{number=2, string=3}>}}. */
@@ -293,8 +295,21 @@ function writeNode(w: protobuf.Writer, field: number, node: NodeInfo): void {
   w.uint32((3 << 3) | LEN).string(node.service);
   w.ldelim();
   w.ldelim();
+  if (node.vhds) {
+    w.uint32((1 << 3) | LEN).fork();
+    w.uint32((1 << 3) | LEN).string('vhds');
+    w.uint32((2 << 3) | LEN).fork();
+    w.uint32((4 << 3) | VARINT).bool(true); // Value.bool_value
+    w.ldelim();
+    w.ldelim();
+  }
   w.ldelim();
   w.ldelim();
+}
+
+/** Whether a RouteConfiguration value has `vhds` (field 9): its hosts come over VHDS. */
+export function hasVhds(buf: Buffer, value: Span): boolean {
+  return firstLen(buf, value.start, value.end, 9) !== undefined;
 }
 
 /** A repeated string field, pre-encoded (the expensive part of a SotW EDS request). */

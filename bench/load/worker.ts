@@ -33,7 +33,13 @@ const soak = {
 function newSidecar(index: number): Sidecar {
   const m = opened!;
   const p = m.proxies[index]!;
-  const node: NodeInfo = { id: p.nodeId, service: p.service, outboundPort: m.outboundPort };
+  const node: NodeInfo = {
+    id: p.nodeId,
+    service: p.service,
+    outboundPort: m.outboundPort,
+    // As `lucid-mesh bootstrap` writes it: delta sidecars take VHDS (docs/vhds.md).
+    ...(m.mode === 'delta' ? { vhds: true } : {}),
+  };
   return createSidecar(m.mode, {
     index,
     node,
