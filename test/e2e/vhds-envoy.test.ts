@@ -135,3 +135,35 @@ describe('VHDS with real Envoy (delta)', () => {
     expect(await rejectedUpdates(web!.envoy)).toBe(0);
   });
 });
+
+describe('VHDS with real Envoy: a sidecar whose scope has no service', () => {
+  const catalog = new CatalogFile();
+  let cp: RunningControlPlane | undefined;
+  let lonely: Sidecar | undefined;
+
+  afterAll(async () => {
+    await lonely?.envoy.stop();
+    await cp?.stop();
+    catalog.remove();
+  });
+
+  it('is ready at once: a stand-in host, where an empty VHDS update leaves Envoy initializing for 15 s', async () => {
+    catalog.write({
+      services: [
+        { name: 'lonely', upstreams: [], instances: [] },
+        { name: 'api', instances: [{ id: 'api-1', address: '127.0.0.1', port: 9 }] },
+      ],
+    });
+    const xdsPort = await freePort();
+    cp = await startTestControlPlane(catalog, { xds: xdsPort }, { mesh: { scope: 'declared' } });
+    const started = Date.now();
+    lonely = await startSidecar({ nodeId: 'lonely-1', service: 'lonely', xdsPort, mode: 'delta' });
+    await lonely.envoy.waitFor(
+      async () => (await lonely!.envoy.admin('/ready').catch(() => '')).trim() === 'LIVE',
+      'lonely-1 LIVE',
+      12_000,
+    );
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect((await callThrough(lonely, 'api').catch(() => undefined))?.status).toBe(404);
+  });
+});
