@@ -19,6 +19,7 @@ export interface SnapshotDump {
 }
 
 export class DumpError extends Error {
+  override readonly name: string = 'DumpError';
   constructor(
     readonly status: number,
     message: string,

@@ -9,6 +9,7 @@ import { CatalogValidationError, parseCatalog } from './schema.js';
 
 /** A document (file or key) that cannot be used: every problem, prefixed with where it came from. */
 export class DocumentError extends Error {
+  override readonly name: string = 'DocumentError';
   constructor(
     /** The file name (or key) the text came from: the prefix of the message. */
     readonly fileName: string,
@@ -17,11 +18,12 @@ export class DocumentError extends Error {
     options?: { cause?: unknown },
   ) {
     super(`${fileName}: ${problems.join('; ')}`, options);
-    this.name = new.target.name;
   }
 }
 
-export class CatalogDocumentError extends DocumentError {}
+export class CatalogDocumentError extends DocumentError {
+  override readonly name: string = 'CatalogDocumentError';
+}
 
 /**
  * Parses and validates the text of a catalog file. `fileName` picks the syntax (`.json` → JSON,

@@ -55,13 +55,20 @@ export interface AdminConnection {
 }
 
 /** A flag that cannot be used: one line, exit 2. */
-export class AdminFlagError extends Error {}
+export class AdminFlagError extends Error {
+  override readonly name: string = 'AdminFlagError';
+}
 /** The control plane is not there (or not speaking what we expect): one line, exit 1. */
-export class AdminUnreachable extends Error {}
+export class AdminUnreachable extends Error {
+  override readonly name: string = 'AdminUnreachable';
+}
 /** The control plane refused the token (401/403): one line, exit 1; retrying will not help. */
-export class AdminAuthError extends Error {}
+export class AdminAuthError extends Error {
+  override readonly name: string = 'AdminAuthError';
+}
 /** Any other error answer; `detail` is the server's own message (its `error` field). */
 export class AdminHttpError extends Error {
+  override readonly name: string = 'AdminHttpError';
   constructor(
     message: string,
     readonly status: number,

@@ -22,7 +22,9 @@ export interface EventsFlags {
   dataDir: string;
 }
 
-export class EventsFlagError extends Error {}
+export class EventsFlagError extends Error {
+  override readonly name: string = 'EventsFlagError';
+}
 
 export function eventsCliOptions(): Option[] {
   return [

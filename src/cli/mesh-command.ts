@@ -32,6 +32,7 @@ export function resolveIo(io: CommandIo): Required<CommandIo> {
 
 /** Input that cannot be used (a file, a flag): its lines go to stderr as they are, exit 2. */
 export class InvalidInput extends Error {
+  override readonly name: string = 'InvalidInput';
   constructor(readonly lines: readonly string[]) {
     super(lines.join('\n'));
   }

@@ -26,6 +26,7 @@ export interface PolicyCommandIo {
 }
 
 class Failed extends Error {
+  override readonly name: string = 'Failed';
   constructor(readonly lines: readonly string[]) {
     super(lines.join('\n'));
   }

@@ -76,6 +76,7 @@ interface DeregisterFlags {
 
 /** Thrown inside an action: printed as `<command>: <message>`, exit with `code`. */
 class CommandProblem extends Error {
+  override readonly name: string = 'CommandProblem';
   constructor(
     message: string,
     readonly code: number,

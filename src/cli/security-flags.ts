@@ -43,7 +43,9 @@ export interface SecurityFlags extends StateFlags {
 }
 
 /** A flag problem (exit 2); the message names the flag and the value. */
-export class SecurityFlagError extends Error {}
+export class SecurityFlagError extends Error {
+  override readonly name: string = 'SecurityFlagError';
+}
 
 export function securityCliOptions(): Option[] {
   return [

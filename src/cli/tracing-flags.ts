@@ -16,7 +16,9 @@ export interface TracingSettings {
   readonly samplingPercent: number;
 }
 
-export class TracingFlagError extends Error {}
+export class TracingFlagError extends Error {
+  override readonly name: string = 'TracingFlagError';
+}
 
 /** Where OpenTelemetry SDKs send by default. */
 const OTLP_DEFAULT = 'localhost:4317';

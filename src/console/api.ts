@@ -31,6 +31,7 @@ export const token = {
 
 /** A refusal or failure of the API, with the server's own message. */
 export class ApiError extends Error {
+  override readonly name: string = 'ApiError';
   constructor(
     readonly status: number,
     message: string,

@@ -1,6 +1,8 @@
 // The broker URL of the event stream (--events-amqp): checked at start so a typo fails with the
 // flag's name instead of retrying forever, and shown only with its password hidden.
-export class AmqpUrlError extends Error {}
+export class AmqpUrlError extends Error {
+  override readonly name: string = 'AmqpUrlError';
+}
 
 export interface BrokerUrl {
   /** What amqplib connects to. */

@@ -348,7 +348,9 @@ export function parsePolicy(document: unknown): Policy {
   };
 }
 
-export class PolicyDocumentError extends DocumentError {}
+export class PolicyDocumentError extends DocumentError {
+  override readonly name: string = 'PolicyDocumentError';
+}
 
 /**
  * Parses and validates policy text. `fileName` picks the syntax (`.json` → JSON, anything else

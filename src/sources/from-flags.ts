@@ -13,7 +13,9 @@ export const SOURCE_KINDS = ['file', 'consul', 'etcd'] as const;
 export type SourceKind = (typeof SOURCE_KINDS)[number];
 
 /** A flag problem; the message names the flag and the value. */
-export class SourceFlagError extends Error {}
+export class SourceFlagError extends Error {
+  override readonly name: string = 'SourceFlagError';
+}
 
 export function sourceCliOptions(): Option[] {
   return [

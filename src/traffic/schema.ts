@@ -63,7 +63,9 @@ export class TrafficEntryError extends Error {
 }
 
 /** A traffic document (a file, a set of entries) that cannot be used: every problem of every entry. */
-export class TrafficDocumentError extends DocumentError {}
+export class TrafficDocumentError extends DocumentError {
+  override readonly name: string = 'TrafficDocumentError';
+}
 
 export interface ParsedEntry {
   /** Absent for a Consul kind lucid-mesh does not implement (then listed in unsupported). */

@@ -7,6 +7,7 @@ export type AuthFailureCode =
   typeof GrpcStatus.UNAUTHENTICATED | typeof GrpcStatus.PERMISSION_DENIED;
 
 export class AuthError extends Error {
+  override readonly name: string = 'AuthError';
   constructor(
     readonly code: AuthFailureCode,
     /** Short, stable, for metrics: missing-token, bad-token, expired, wrong-service... */

@@ -7,7 +7,9 @@ import {
 } from '../catalog/model.js';
 import type { NodeMessage } from './messages.js';
 
-export class InvalidNodeError extends Error {}
+export class InvalidNodeError extends Error {
+  override readonly name: string = 'InvalidNodeError';
+}
 
 /** Datacenter, region and zone names, as the catalog accepts them (src/catalog/schema.ts). */
 const LOCALITY_NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;

@@ -162,5 +162,12 @@ describe('the bundled CLI (dist/cli/main.js)', () => {
       const dump = JSON.stringify(await envoy.configDump());
       return dump.includes('spiffe://') && /"name":"world"/.test(dump);
     }, 'mTLS config and the world cluster in Envoy');
+    // Its own certificate, issued by the bundle's CA (@peculiar/x509, minified without
+    // keepNames: scripts/bundle-cli.mjs), delivered over SDS.
+    const certs = await envoy.waitFor(async () => {
+      const r = await httpGet(`http://127.0.0.1:${envoyAdmin}/certs`);
+      return r.body.includes('spiffe://lucid.internal/ns/default/svc/hello') && r.body;
+    }, "hello's SPIFFE certificate in Envoy's /certs");
+    expect(certs).toContain('"days_until_expiration"');
   });
 });

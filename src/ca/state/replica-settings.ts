@@ -34,7 +34,9 @@ const recordValue = z.object({
 type ReplicaRecord = z.infer<typeof recordValue>;
 
 /** The replica's settings differ from the running replicas'; the message says how (exit 2). */
-export class ReplicaSettingsError extends Error {}
+export class ReplicaSettingsError extends Error {
+  override readonly name: string = 'ReplicaSettingsError';
+}
 
 /** Order-independent digest of the settings (hex). */
 export function settingsDigest(settings: ReplicaSettings): string {

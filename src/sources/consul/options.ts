@@ -48,7 +48,9 @@ export const DEFAULT_REMOTE_STALE_AFTER_MS = 60_000;
 const DATACENTER_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})?$/;
 
 /** An unusable flag value; the message names the flag and the value. */
-export class ConsulFlagError extends FlagError {}
+export class ConsulFlagError extends FlagError {
+  override readonly name: string = 'ConsulFlagError';
+}
 
 /** How to reach Consul: address, ACL token, datacenter, TLS. Used by serve and bootstrap. */
 export function consulConnectionCliOptions(): Option[] {

@@ -17,7 +17,9 @@ import { EtcdSource } from './etcd-source.js';
 import { DEFAULT_ETCD_PREFIX, normalizePrefix } from './layout.js';
 
 /** A flag value that cannot be used; the message names the flag and the value. */
-export class EtcdFlagError extends FlagError {}
+export class EtcdFlagError extends FlagError {
+  override readonly name: string = 'EtcdFlagError';
+}
 
 /** The commander options: `--etcd`, `--etcd-prefix`, TLS and auth, each with an env variable. */
 export function etcdCliOptions(): Option[] {

@@ -9,7 +9,9 @@ export interface RawMessage {
   readonly bytes: Buffer;
 }
 
-export class MessageTooLarge extends Error {}
+export class MessageTooLarge extends Error {
+  override readonly name: string = 'MessageTooLarge';
+}
 
 const PREFIX = 5;
 
