@@ -196,7 +196,7 @@ describe('operator surface with real Envoy', () => {
     const bad = await httpGet(`${server}/v1/snapshot?node=hello-1&type=bogus`);
     expect(bad.status).toBe(400);
     expect(JSON.parse(bad.body).error).toContain(
-      'type: expected one of clusters | endpoints | listeners | routes | secrets, got "bogus"',
+      'type: expected one of clusters | endpoints | listeners | routes | virtualHosts | secrets, got "bogus"',
     );
     const yaml = await cli(['snapshot', 'hello-1', '--server', server, '--type', 'clusters']);
     expect(yaml.code).toBe(0);
