@@ -142,7 +142,7 @@ export function bootstrapCommand(io: BootstrapCommandIo = {}): Command {
       new Option(
         '--mode <mode>',
         'ADS flavour: sotw (state of the world, api_type GRPC) or delta (incremental, ' +
-          'DELTA_GRPC)',
+          'DELTA_GRPC; also node.metadata.vhds: outbound virtual hosts over VHDS, docs/vhds.md)',
       ).default(DEFAULT_MODE),
     )
     .addOption(
