@@ -1,7 +1,13 @@
 // The certificate authority: the root set (from the store), the trust bundle, and leaf
 // issuance with the active root. Stateless about leaves; LeafManager keeps and renews them.
 import { systemClock, type Clock } from './clock.js';
-import { CaMaterialError, type KeyType } from './crypto.js';
+import {
+  CaMaterialError,
+  parseCertificate,
+  readPrivateKeyPem,
+  signingParamsOf,
+  type KeyType,
+} from './crypto.js';
 import { loadSigner, signLeaf, type LoadedSigner } from './leaves.js';
 import { bundleOf, generateRoot, operatorRoot, rootInfo, withNewActive } from './roots.js';
 import { DEFAULT_LEAF_TTL_MS } from './settings.js';
@@ -107,7 +113,10 @@ export class CertificateAuthority {
       );
     }
     ca.assertOneActive(ca.rootSet);
-    await ca.signerFor(ca.active());
+    // Refuses a key it could not sign with now, not at the first leaf; the signer itself (and
+    // the x509 library) is loaded on first use (crypto.ts says why).
+    parseCertificate(ca.active().certPem);
+    signingParamsOf(readPrivateKeyPem(ca.active().keyPem));
     return ca;
   }
 

@@ -1,27 +1,23 @@
 // Signing one leaf certificate (an X.509-SVID) for a service identity.
-import {
-  generateKeyPair,
-  importPrivateKeyPem,
-  privateKeyToPem,
-  randomSerialHex,
-  x509,
-  type KeyType,
-  type SigningKey,
-} from './crypto.js';
+import type * as X509 from '@peculiar/x509';
+import { randomSerialHex, type KeyType } from './crypto.js';
 import { intermediatesPem } from './roots.js';
 import { spiffeId, type Identity } from './spiffe.js';
 import type { IssuedLeaf, StoredRoot } from './types.js';
+import type { SigningKey } from './x509.js';
 
 /** A root ready to sign: parsed certificate and imported key, loaded once per root. */
 export interface LoadedSigner {
   readonly root: StoredRoot;
-  readonly cert: x509.X509Certificate;
+  readonly cert: X509.X509Certificate;
   readonly key: SigningKey;
-  readonly authorityKeyId: x509.AuthorityKeyIdentifierExtension;
+  readonly authorityKeyId: X509.AuthorityKeyIdentifierExtension;
   readonly intermediatesPem: string;
 }
 
 export async function loadSigner(root: StoredRoot): Promise<LoadedSigner> {
+  // The x509 library is loaded here, when the CA first signs (crypto.ts says why).
+  const { importPrivateKeyPem, x509 } = await import('./x509.js');
   const cert = new x509.X509Certificate(root.certPem);
   const key = await importPrivateKeyPem(root.keyPem);
   const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension);
@@ -49,6 +45,7 @@ export function backdateMs(ttlMs: number): number {
 }
 
 export async function signLeaf(signer: LoadedSigner, req: LeafRequest): Promise<IssuedLeaf> {
+  const { generateKeyPair, privateKeyToPem, x509 } = await import('./x509.js');
   const keys = await generateKeyPair(req.keyType);
   const id = spiffeId(req.identity, req.service);
   const dnsName = `${req.service}.${req.dnsDomain}`;

@@ -3,15 +3,11 @@
 import { X509Certificate as NodeX509Certificate, createPublicKey } from 'node:crypto';
 import {
   CaMaterialError,
-  generateKeyPair,
-  importPrivateKeyPem,
   normalizeSerial,
   parseCertificate,
-  privateKeyToPem,
   randomSerialHex,
   spkiOf,
   splitPemCertificates,
-  x509,
 } from './crypto.js';
 import type { RootInfo, StoredRoot } from './types.js';
 
@@ -22,6 +18,7 @@ export const DEFAULT_ROOT_TTL_MS = 3650 * DAY_MS;
 const ROOT_BACKDATE_MS = 3_600_000;
 
 export async function generateRoot(opts: { now: number; ttlMs?: number }): Promise<StoredRoot> {
+  const { generateKeyPair, privateKeyToPem, x509 } = await import('./x509.js');
   const keys = await generateKeyPair('ecdsa-p256');
   const serial = randomSerialHex();
   // A distinct subject per root: chain building never confuses old and new during rotation.
@@ -77,6 +74,7 @@ export async function operatorRoot(opts: {
     throw new CaMaterialError(
       `${nameOf(signer)} is not a CA certificate (basicConstraints CA:FALSE)`,
     );
+  const { importPrivateKeyPem, x509 } = await import('./x509.js');
   const usage = new x509.X509Certificate(blocks[0]!).getExtension(x509.KeyUsagesExtension);
   if (usage && !(usage.usages & x509.KeyUsageFlags.keyCertSign)) {
     throw new CaMaterialError(`${nameOf(signer)} may not sign certificates (no keyCertSign usage)`);

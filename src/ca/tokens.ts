@@ -11,7 +11,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'n
 import { SignJWT, decodeJwt, errors, exportJWK, jwtVerify, type JWTPayload } from 'jose';
 import type { Logger } from '../telemetry/logger.js';
 import { systemClock, type Clock } from './clock.js';
-import { generateKeyPair, privateKeyToPem, randomSerialHex } from './crypto.js';
+import { newP256KeyPem, randomSerialHex } from './crypto.js';
 import {
   OPERATOR_SCOPES,
   TOKEN_ID,
@@ -121,10 +121,7 @@ export class TokenAuthority {
   /** Loads the signing key from the store (creating it on first use) and the revocations. */
   static async open(store: CaStore, opts: TokenAuthorityOptions = {}): Promise<TokenAuthority> {
     const pem =
-      opts.keyPem ??
-      (await store.loadOrCreateTokenKey(async () =>
-        privateKeyToPem((await generateKeyPair('ecdsa-p256')).privateKey),
-      ));
+      opts.keyPem ?? (await store.loadOrCreateTokenKey(() => Promise.resolve(newP256KeyPem())));
     const privateKey = createPrivateKey(pem);
     const publicKey = createPublicKey(privateKey);
     const jwk = await exportJWK(publicKey);

@@ -2,7 +2,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../src/ca/authority.js';
-import { x509 } from '../../src/ca/crypto.js';
+import { x509 } from '../../src/ca/x509.js';
 import { leafTtlFromEnv, autoRotateFromEnv } from '../../src/ca/settings.js';
 import { MemoryCaStore } from '../../src/ca/store.js';
 import { chainsTo, firstCert, hasOpenssl, opensslVerify } from './helpers.js';

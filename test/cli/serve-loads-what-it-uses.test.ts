@@ -22,13 +22,14 @@ const probe = join(repoRoot, 'bench', 'diag', 'idle-modules.mjs');
 async function serveAndList(
   args: (ports: { admin: number; xds: number }) => string[],
   stops: CliProcess[],
+  dataDir?: string,
 ): Promise<Set<string>> {
   const [admin, xds] = (await freePorts(2)) as [number, number];
   const dir = mkdtempSync(join(tmpdir(), 'lucid-lazy-'));
   const list = join(dir, 'modules.tsv');
   writeFileSync(list, '');
   const serve = spawnCli(args({ admin, xds }), {
-    LUCID_DATA_DIR: join(dir, 'state'),
+    LUCID_DATA_DIR: dataDir ?? join(dir, 'state'),
     LUCID_IDLE_MODULES_OUT: list,
     NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${probe}`.trim(),
   });
@@ -65,6 +66,22 @@ describe('serve loads a backend client only when asked for', () => {
   it('a file-catalog serve loads none of etcd3, consul, amqplib, @grpc/grpc-js', async () => {
     const packages = await serveAndList((p) => plainServeArgs('examples/catalog.yaml', p), stops);
     for (const client of CLIENTS) expect(packages.has(client), client).toBe(false);
+  });
+
+  it('with the secure defaults, the x509 library loads when the CA makes its root, not when it reopens it', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'lucid-lazy-ca-'));
+    const secure = (p: { admin: number; xds: number }) => [
+      ...['serve', '--catalog', 'examples/catalog.yaml', '--host', '127.0.0.1'],
+      ...['--admin-port', String(p.admin), '--xds-port', String(p.xds)],
+    ];
+    const first = await serveAndList(secure, stops, state);
+    expect(first.has('@peculiar/x509'), 'the first start makes the root with it').toBe(true);
+    await Promise.all(stops.splice(0).map((s) => s.stop()));
+    const again = await serveAndList(secure, stops, state);
+    expect(again.has('@peculiar/x509'), 'reopened: loaded at the first certificate only').toBe(
+      false,
+    );
+    expect(again.has('jose'), 'tokens are still checked').toBe(true);
   });
 
   it('--source etcd loads etcd3 and comes ready from a real etcd', async () => {
