@@ -3,7 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { SignJWT, UnsecuredJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { MemoryCaStore } from '../../src/ca/store.js';
-import { TokenAuthority } from '../../src/ca/tokens.js';
+import { TokenAuthority, tokenExpiryOf, tokenIdOf } from '../../src/ca/tokens.js';
 import { ManualClock } from './manual-clock.js';
 import { refusal } from './token-refusal.js';
 
@@ -25,6 +25,18 @@ describe('proxy tokens', () => {
     expect(claims.jti).toMatch(/^[0-9a-f]{32}$/);
     // Surrounding whitespace (a token read from a file) is fine.
     expect((await tokens.verify(`${token}\n`)).service).toBe('web');
+  });
+
+  it("reads a token's id and expiry without verifying it, as jose decodes them", async () => {
+    const tokens = await TokenAuthority.open(new MemoryCaStore());
+    const token = await tokens.issue('web');
+    const { jti, exp } = decodeJwt(token);
+    expect([tokenIdOf(` ${token}\n`), tokenExpiryOf(token)]).toEqual([jti, exp! * 1000]);
+    const unsigned = new UnsecuredJWT({ jti: 'x' }).encode();
+    expect(tokenIdOf(unsigned)).toBe('x');
+    for (const bad of ['', 'a.b', 'a.b.c', `a.${Buffer.from('[1]').toString('base64url')}.c`]) {
+      expect([tokenIdOf(bad), tokenExpiryOf(bad)]).toEqual([undefined, undefined]);
+    }
   });
 
   it('shares the key through the store: another process verifies what this one issued', async () => {
