@@ -10,7 +10,7 @@ import { deltaDiscoveryResponse } from '../protos/wire.js';
 import type { EncodedResource } from '../snapshot/encoded-resource.js';
 import type { ProxyView } from '../snapshot/proxy-view.js';
 import { GrpcStatus } from './grpc-status-codes.js';
-import { AdsStream } from './ads-stream.js';
+import { AdsStream, type AckResult } from './ads-stream.js';
 import { namedParts, wildcardParts } from './delta-blocks.js';
 import { KindSlots } from './kind-slots.js';
 import { MAX_NAMES_PER_TYPE } from './limits.js';
@@ -45,6 +45,22 @@ class NoExceptions extends Map<string, string | undefined> {
 }
 const NO_EXCEPTIONS: Map<string, string | undefined> = new NoExceptions();
 
+/**
+ * The version noted for a name whose last response was refused (NACK), then the refused
+ * version (none: a refused removal). Envoy keeps none of a refused update (VHDS drops it whole,
+ * the good hosts with the bad), so the proxy has some version of it we do not know.
+ */
+const REFUSED = '\0refused:';
+
+/** What a response not yet answered carried, by its nonce (what a NACK refuses). */
+interface Carried {
+  kind: ResourceKind;
+  upserts: readonly EncodedResource[];
+  removed: readonly string[];
+}
+/** Responses a stream keeps for their answer: Envoy answers each, in order. */
+const MAX_UNANSWERED = 64;
+
 /** Records that the proxy has `version` of `name` (undefined: none), whatever the base says. */
 function except(sub: Subscription, name: string, version: string | undefined): void {
   if (sub.exceptions === NO_EXCEPTIONS) sub.exceptions = new Map();
@@ -69,11 +85,14 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
   private readonly subs = new KindSlots<Subscription>();
   /** Clusters sent anew to a reconnect before it asked for endpoints (resendEndpointsOf). */
   private edsOwed: Set<string> | undefined;
+  /** By nonce, responses not answered yet (none most of the time: no Map kept). */
+  private unanswered: Map<string, Carried> | undefined;
 
   protected onRequest(kind: ResourceKind, req: DecodedDeltaRequest): void {
     // Stale or not, the subscription changes in a delta request are deltas and must be
     // applied; only its ACK/NACK meaning is discarded when stale.
     const ack = this.settle(kind, req);
+    this.answered(req.responseNonce, ack);
     // Rejected clusters never warm: what was held for them goes out now.
     if (kind === 'clusters' && ack === 'nack' && this.holdingForWarming) this.warming.release();
     const subscribe = req.resourceNamesSubscribe ?? [];
@@ -218,6 +237,9 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         ? changedNames(view, sub.base, kind, sub.exceptions)
         : this.everyName(kind, sub, view);
       const delta = this.deltaFor(kind, view, candidates);
+      // Refused resources go again with the next change of their type, not alone: unchanged,
+      // they would only be refused again (a NACK never starts a resend loop).
+      if (onlyRefused(sub, delta)) continue;
       if (kind === 'endpoints') {
         // Empty assignments standing in for clusters going away: with the removals, after
         // the routes have left those clusters (an empty one would fail their requests).
@@ -404,7 +426,47 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     );
     this.settleOn(sub, view);
     for (const [name, version] of stillHeld) except(sub, name, version);
+    this.carried(kind, upserts, removed);
   }
+
+  /** Keeps what the response just sent carried until the proxy answers it. */
+  private carried(
+    kind: ResourceKind,
+    upserts: readonly EncodedResource[],
+    removed: readonly string[],
+  ): void {
+    const nonce = this.status(kind).sentNonce;
+    if (!nonce || (upserts.length === 0 && removed.length === 0)) return;
+    const unanswered = (this.unanswered ??= new Map());
+    unanswered.set(nonce, { kind, upserts, removed });
+    if (unanswered.size > MAX_UNANSWERED) unanswered.delete(unanswered.keys().next().value!);
+  }
+
+  /**
+   * An ACK or NACK: on a NACK, what the refused response carried is no longer taken as held
+   * (refused versions noted), so it goes again with the next response of its type. Otherwise a
+   * fix of the bad resource alone would leave the good ones refused with it missing for good.
+   */
+  private answered(nonce: string | undefined, ack: AckResult): void {
+    const carried = nonce ? this.unanswered?.get(nonce) : undefined;
+    if (!carried) return;
+    this.unanswered!.delete(nonce!);
+    if (this.unanswered!.size === 0) this.unanswered = undefined;
+    const sub = this.subs.get(carried.kind);
+    if (ack !== 'nack' || !sub) return;
+    for (const r of carried.upserts) except(sub, r.name, REFUSED + r.version);
+    for (const name of carried.removed) except(sub, name, REFUSED);
+  }
+}
+
+/** Whether all `delta` would send is refused resources, unchanged since (see REFUSED). */
+function onlyRefused(sub: Subscription, delta: Delta): boolean {
+  if (sub.exceptions.size === 0 || (delta.upserts.length === 0 && delta.removed.length === 0))
+    return false;
+  return (
+    delta.upserts.every((r) => sub.exceptions.get(r.name) === REFUSED + r.version) &&
+    delta.removed.every((name) => sub.exceptions.get(name) === REFUSED)
+  );
 }
 
 /** Whether the proxy holds exactly what `sub` is owed of `view` (false: compare name by name). */
