@@ -51,6 +51,8 @@ const NO_EXCEPTIONS: Map<string, string | undefined> = new NoExceptions();
  * the good hosts with the bad), so the proxy has some version of it we do not know.
  */
 const REFUSED = '\0refused:';
+/** The version noted for a refused resource owed now: matches no version, so it is sent. */
+const OWED = '\0owed';
 
 /** What a response not yet answered carried, by its nonce (what a NACK refuses). */
 interface Carried {
@@ -87,8 +89,19 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
   private edsOwed: Set<string> | undefined;
   /** By nonce, responses not answered yet (none most of the time: no Map kept). */
   private unanswered: Map<string, Carried> | undefined;
+  /** A refused response's resources are owed now (see answered()). */
+  private refusedOwed = false;
 
   protected onRequest(kind: ResourceKind, req: DecodedDeltaRequest): void {
+    this.request(kind, req);
+    if (this.refusedOwed) {
+      // A refusal of an earlier response: the newer ones went without what it carried.
+      this.refusedOwed = false;
+      if (this.view) this.takeView(this.view);
+    }
+  }
+
+  private request(kind: ResourceKind, req: DecodedDeltaRequest): void {
     // Stale or not, the subscription changes in a delta request are deltas and must be
     // applied; only its ACK/NACK meaning is discarded when stale.
     const ack = this.settle(kind, req);
@@ -443,19 +456,38 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
   }
 
   /**
-   * An ACK or NACK: on a NACK, what the refused response carried is no longer taken as held
-   * (refused versions noted), so it goes again with the next response of its type. Otherwise a
-   * fix of the bad resource alone would leave the good ones refused with it missing for good.
+   * An ACK or NACK. On a NACK, what the refused response carried is no longer taken as held,
+   * or a fix of the bad resource alone would leave the good ones refused with it missing for
+   * good. Envoy answers responses in order: what a newer response carried is held as that one
+   * said. The rest goes again with the next response of its type (refused versions noted), or
+   * at once when a newer one already replaced part of it: that was the fix, gone without it.
    */
   private answered(nonce: string | undefined, ack: AckResult): void {
-    const carried = nonce ? this.unanswered?.get(nonce) : undefined;
-    if (!carried) return;
-    this.unanswered!.delete(nonce!);
-    if (this.unanswered!.size === 0) this.unanswered = undefined;
-    const sub = this.subs.get(carried.kind);
-    if (ack !== 'nack' || !sub) return;
-    for (const r of carried.upserts) except(sub, r.name, REFUSED + r.version);
-    for (const name of carried.removed) except(sub, name, REFUSED);
+    const unanswered = this.unanswered;
+    const carried = nonce ? unanswered?.get(nonce) : undefined;
+    if (!unanswered || !carried) return;
+    const sub = ack === 'nack' ? this.subs.get(carried.kind) : undefined;
+    const newer = new Set<string>();
+    let after = false;
+    for (const [n, c] of sub ? unanswered : []) {
+      if (after && c.kind === carried.kind) {
+        for (const r of c.upserts) newer.add(r.name);
+        for (const name of c.removed) newer.add(name);
+      }
+      after ||= n === nonce;
+    }
+    unanswered.delete(nonce!);
+    if (unanswered.size === 0) this.unanswered = undefined;
+    if (!sub) return;
+    // A newer response replaced part of it (the fix went out before the refusal came back).
+    const now =
+      carried.upserts.some((r) => newer.has(r.name)) || carried.removed.some((n) => newer.has(n));
+    for (const r of carried.upserts) {
+      if (!newer.has(r.name)) except(sub, r.name, now ? OWED : REFUSED + r.version);
+    }
+    for (const name of carried.removed)
+      if (!newer.has(name)) except(sub, name, now ? OWED : REFUSED);
+    if (now) this.refusedOwed = true;
   }
 }
 
