@@ -250,7 +250,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         ? changedNames(view, sub.base, kind, sub.exceptions)
         : this.everyName(kind, sub, view);
       const delta = this.deltaFor(kind, view, candidates);
-      // Refused resources go again with the next change of their type, not alone: unchanged,
+      // Refused resources go again after the next change of their type, not alone: unchanged,
       // they would only be refused again (a NACK never starts a resend loop).
       if (onlyRefused(sub, delta)) continue;
       if (kind === 'endpoints') {
@@ -266,7 +266,9 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         // Make-before-break: removals wait for the second pass; until then the proxy still
         // has those names, at the versions it had.
         const stillHeld = new Map(owed.map((n) => [n, this.known(kind, sub, n)] as const));
-        this.respond(kind, view, delta.upserts, [], stillHeld);
+        for (const upserts of refusedApart(sub, delta.upserts)) {
+          this.respond(kind, view, upserts, [], stillHeld);
+        }
       } else if (owed.length === 0) {
         // A first request that came before the first snapshot (a reconnect holding everything
         // already) is answered still, empty: Envoy waits for an answer to each first request.
@@ -499,6 +501,19 @@ function onlyRefused(sub: Subscription, delta: Delta): boolean {
     delta.upserts.every((r) => sub.exceptions.get(r.name) === REFUSED + r.version) &&
     delta.removed.every((name) => sub.exceptions.get(name) === REFUSED)
   );
+}
+
+/**
+ * `upserts` as the responses to send them in: refused resources unchanged since (see REFUSED)
+ * after the rest, apart, so that if they are refused again the changes are not refused with
+ * them (one bad VHDS host would hold back every other host's updates).
+ */
+function refusedApart(sub: Subscription, upserts: EncodedResource[]): EncodedResource[][] {
+  if (sub.exceptions.size === 0) return [upserts];
+  const again = upserts.filter((r) => sub.exceptions.get(r.name) === REFUSED + r.version);
+  if (again.length === 0 || again.length === upserts.length) return [upserts];
+  const apart = new Set(again);
+  return [upserts.filter((r) => !apart.has(r)), again];
 }
 
 /** Whether the proxy holds exactly what `sub` is owed of `view` (false: compare name by name). */

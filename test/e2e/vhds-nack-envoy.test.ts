@@ -1,6 +1,7 @@
 // A VHDS update Envoy refuses (real Envoy, delta): Envoy drops the whole update, the hosts that
 // were fine in it too, and records none of their versions. Once the bad host is fixed, every
-// host of the refused update must reach Envoy, not only the fixed one (delta-stream.ts).
+// host of the refused update must reach Envoy, not only the fixed one; meanwhile other hosts'
+// changes are not refused with it (delta-stream.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/app.js';
 import { proxyRows } from '../../src/admin/proxies.js';
@@ -38,11 +39,11 @@ describe('VHDS with real Envoy (delta): a refused update', () => {
   const catalog = new CatalogFile();
   const traffic = new CatalogFile('traffic.yaml');
   let cp: RunningControlPlane | undefined;
-  let v1: TrafficApp, v2: TrafficApp, other: TrafficApp, other2: TrafficApp;
+  let v1: TrafficApp, v2: TrafficApp, other: TrafficApp, other2: TrafficApp, extra: TrafficApp;
   let web: Sidecar | undefined;
 
-  /** `extra`: ports of more instances of other (an endpoints-only change). */
-  const catalogDoc = (extra: number[]) => ({
+  /** `more`: ports of more instances of other (an endpoints-only change); `withExtra`: a new service. */
+  const catalogDoc = (more: number[], withExtra = false) => ({
     services: [
       {
         name: 'api',
@@ -53,12 +54,20 @@ describe('VHDS with real Envoy (delta): a refused update', () => {
       },
       {
         name: 'other',
-        instances: [other.port, ...extra].map((port, i) => ({
+        instances: [other.port, ...more].map((port, i) => ({
           id: `other-${i + 1}`,
           address: '127.0.0.1',
           port,
         })),
       },
+      ...(withExtra
+        ? [
+            {
+              name: 'extra',
+              instances: [{ id: 'extra-1', address: '127.0.0.1', port: extra.port }],
+            },
+          ]
+        : []),
       { name: 'web', instances: [] },
     ],
   });
@@ -68,11 +77,12 @@ describe('VHDS with real Envoy (delta): a refused update', () => {
     proxyRows(cp!.xds.connected.values()).find((r) => r.nodeId === 'web-1')?.types.virtualHosts;
 
   beforeAll(async () => {
-    [v1, v2, other, other2] = await Promise.all([
+    [v1, v2, other, other2, extra] = await Promise.all([
       startTrafficApp('api-v1'),
       startTrafficApp('api-v2'),
       startTrafficApp('other-1'),
       startTrafficApp('other-2'),
+      startTrafficApp('extra-1'),
     ]);
     catalog.write(catalogDoc([]));
     traffic.write([resolver]);
@@ -89,7 +99,7 @@ describe('VHDS with real Envoy (delta): a refused update', () => {
   afterAll(async () => {
     await web?.envoy.stop();
     await cp?.stop();
-    await Promise.all([v1?.close(), v2?.close(), other?.close(), other2?.close()]);
+    await Promise.all([v1, v2, other, other2, extra].map((a) => a?.close()));
     catalog.remove();
     traffic.remove();
   });
@@ -121,6 +131,16 @@ describe('VHDS with real Envoy (delta): a refused update', () => {
       10_000,
     );
     expect(await web!.envoy.stat(VHDS_REJECTED)).toBe(rejected);
+
+    // A new service meanwhile is routed: its host goes apart from the refused ones (which go
+    // again after it, and are refused again).
+    catalog.write(catalogDoc([other2.port], true));
+    await web!.envoy.waitFor(
+      async () => (await appOf('extra')) === 'extra-1',
+      'web → extra while the bad host is still there',
+      10_000,
+    );
+    expect(await appOf('api', '/beta')).toBe('api-v1');
 
     // The fix touches other's host only; api's route, refused with it, is still owed.
     traffic.write([resolver, apiRouter]);
