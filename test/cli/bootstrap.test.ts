@@ -130,8 +130,20 @@ describe('renderBootstrap passes envoy --mode validate', () => {
     expect(doc.dynamic_resources.lds_config).toEqual({ ads: {}, resource_api_version: 'V3' });
     // Nothing else is static: no listeners, exactly one cluster (the control plane).
     expect(Object.keys(doc).sort()).toEqual(
-      ['admin', 'dynamic_resources', 'node', 'static_resources'].sort(),
+      ['admin', 'dynamic_resources', 'layered_runtime', 'node', 'static_resources'].sort(),
     );
+    // RE2 programs up to 32768 instructions (Envoy's default refuses over 100), and the admin
+    // layer that keeps /runtime_modify (test/e2e/regex-program-size).
+    expect(doc.layered_runtime.layers).toEqual([
+      {
+        name: 'static',
+        static_layer: {
+          're2.max_program_size.error_level': 32768,
+          're2.max_program_size.warn_level': 1000,
+        },
+      },
+      { name: 'admin', admin_layer: {} },
+    ]);
     expect(Object.keys(doc.static_resources)).toEqual(['clusters']);
     expect(doc.static_resources.clusters).toHaveLength(1);
     const cluster = doc.static_resources.clusters[0];

@@ -28,11 +28,12 @@ const apiRouter = {
   Name: 'api',
   Routes: [{ Match: { HTTP: { PathPrefix: '/beta' } }, Destination: { ServiceSubset: 'v2' } }],
 };
-// Valid RE2, but its program (608) is over Envoy's default max program size (100): refused.
+// Valid RE2, but its program (~33,000 instructions) is over the max program size a sidecar's
+// bootstrap allows (32768, sidecar-bootstrap/bootstrap.template.yaml): refused.
 const refusedRouter = {
   Kind: 'service-router',
   Name: 'other',
-  Routes: [{ Match: { HTTP: { PathRegex: '/x/[a-z0-9]{1,200}/y' } } }],
+  Routes: [{ Match: { HTTP: { PathRegex: `/x/${'[a-z0-9]{1,1000}'.repeat(11)}/y` } } }],
 };
 
 describe('VHDS with real Envoy (delta): a refused update', () => {
