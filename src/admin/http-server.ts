@@ -14,7 +14,7 @@ import { callGraph } from './call-graph.js';
 import { isConsolePath, serveConsole } from './console-assets.js';
 import { configErrors, meshDump, routeExplain, type ConfigErrors } from './mesh-endpoints.js';
 import { proxyRows } from './proxies.js';
-import { DumpError, parseKind, snapshotDump } from './snapshot-dump.js';
+import { DumpError, parseKind, parsePreviewMode, snapshotDump } from './snapshot-dump.js';
 
 export interface AdminDeps {
   /** undefined when ready; otherwise the reason, shown in the /ready body. */
@@ -126,7 +126,13 @@ export class AdminServer {
         return send(
           res,
           200,
-          snapshotDump(this.deps.store, this.deps.streams(), url.searchParams.get('node'), kind),
+          snapshotDump(
+            this.deps.store,
+            this.deps.streams(),
+            url.searchParams.get('node'),
+            kind,
+            parsePreviewMode(url.searchParams.get('mode')),
+          ),
         );
       }
       case '/v1/events':

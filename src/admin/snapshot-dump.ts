@@ -39,11 +39,21 @@ export function parseKind(value: string | null): ResourceKind | undefined {
   return value as ResourceKind;
 }
 
+/** How a node that is not connected is previewed: as bootstrapped with `--mode`. */
+export type PreviewMode = 'sotw' | 'delta';
+
+export function parsePreviewMode(value: string | null): PreviewMode {
+  if (value === null || value === '' || value === 'sotw') return 'sotw';
+  if (value === 'delta') return 'delta';
+  throw new DumpError(400, `mode: expected sotw | delta, got ${JSON.stringify(value)}`);
+}
+
 export function snapshotDump(
   store: SnapshotStore,
   streams: Iterable<StreamInfo>,
   node: string | null,
   kind: ResourceKind | undefined,
+  mode: PreviewMode = 'sotw',
 ): SnapshotDump {
   if (!node) throw new DumpError(400, 'node: required, e.g. /v1/snapshot?node=hello-1');
   const snapshot = store.snapshot;
@@ -63,6 +73,8 @@ export function snapshotDump(
     // As a sidecar bootstrapped with `lucid-mesh bootstrap`'s defaults.
     dnsPort: DEFAULT_DNS_PORT,
     exclusivePorts: true,
+    // `bootstrap --mode delta` also asks for the outbound virtual hosts over VHDS.
+    ...(mode === 'delta' ? { vhds: true as const } : {}),
   };
   // A node that is not connected gets a preview: computed for this answer and not kept, so
   // asking about any number of made-up names leaves nothing behind.

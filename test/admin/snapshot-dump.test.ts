@@ -3,7 +3,7 @@
 // per name, kept until the next catalog change).
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { snapshotDump } from '../../src/admin/snapshot-dump.js';
+import { parsePreviewMode, snapshotDump } from '../../src/admin/snapshot-dump.js';
 import type { StreamInfo } from '../../src/xds/type-status.js';
 import { node, sotwClient, typeUrl } from '../support/ads-client.js';
 import { startControlPlane, twoServices, type TestControlPlane } from '../support/control-plane.js';
@@ -81,5 +81,22 @@ describe('snapshot dump of a node that is not connected', () => {
     expect(live.connected).toBe(true);
     expect(preview.resources).toEqual(live.resources);
     c.close();
+  });
+});
+
+describe('snapshot dump preview mode', () => {
+  it('mode=delta previews a node as `bootstrap --mode delta` starts it: virtual hosts over VHDS', async () => {
+    cp = await startControlPlane({ catalog: twoServices() });
+    const streams = () => cp!.server.connected.values();
+    const sotw = snapshotDump(cp.store, streams(), 'hello-1', undefined);
+    const delta = snapshotDump(cp.store, streams(), 'hello-1', undefined, 'delta');
+    expect(sotw.resources.virtualHosts).toEqual([]);
+    expect(delta.resources.virtualHosts?.map((r) => r.name)).toContain('outbound/world');
+    const outbound = (d: typeof sotw) => d.resources.routes?.find((r) => r.name === 'outbound');
+    expect(outbound(delta)?.resource).toHaveProperty('vhds');
+    expect(outbound(sotw)?.resource).not.toHaveProperty('vhds');
+    expect(() => parsePreviewMode('incremental')).toThrow(
+      'mode: expected sotw | delta, got "incremental"',
+    );
   });
 });
