@@ -17,6 +17,13 @@ import { MAX_NAMES_PER_TYPE } from './limits.js';
 import type { DecodedDeltaRequest, HeldVersions } from './delta-request.js';
 import { EMPTY_NAMES, internNames, type NameSet } from './name-set.js';
 import { REMOVAL_ORDER, UPSERT_ORDER } from './push-order.js';
+import {
+  answerCarried,
+  noteCarried,
+  onlyRefused,
+  refusedApart,
+  type Unanswered,
+} from './refused-responses.js';
 import { MAX_SHARED_DELTA_UPSERTS, sharedDeltaResponse } from './shared-responses.js';
 import type { KindDiff } from '../snapshot/snapshot.js';
 import { sameDigest } from '../snapshot/version-digest.js';
@@ -45,24 +52,6 @@ class NoExceptions extends Map<string, string | undefined> {
 }
 const NO_EXCEPTIONS: Map<string, string | undefined> = new NoExceptions();
 
-/**
- * The version noted for a name whose last response was refused (NACK), then the refused
- * version (none: a refused removal). Envoy keeps none of a refused update (VHDS drops it whole,
- * the good hosts with the bad), so the proxy has some version of it we do not know.
- */
-const REFUSED = '\0refused:';
-/** The version noted for a refused resource owed now: matches no version, so it is sent. */
-const OWED = '\0owed';
-
-/** What a response not yet answered carried, by its nonce (what a NACK refuses). */
-interface Carried {
-  kind: ResourceKind;
-  upserts: readonly EncodedResource[];
-  removed: readonly string[];
-}
-/** Responses a stream keeps for their answer: Envoy answers each, in order. */
-const MAX_UNANSWERED = 64;
-
 /** Records that the proxy has `version` of `name` (undefined: none), whatever the base says. */
 function except(sub: Subscription, name: string, version: string | undefined): void {
   if (sub.exceptions === NO_EXCEPTIONS) sub.exceptions = new Map();
@@ -87,8 +76,8 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
   private readonly subs = new KindSlots<Subscription>();
   /** Clusters sent anew to a reconnect before it asked for endpoints (resendEndpointsOf). */
   private edsOwed: Set<string> | undefined;
-  /** By nonce, responses not answered yet (none most of the time: no Map kept). */
-  private unanswered: Map<string, Carried> | undefined;
+  /** By nonce, responses not answered yet (refused-responses.ts). */
+  private unanswered: Unanswered;
   /** A refused response's resources are owed now (see answered()). */
   private refusedOwed = false;
 
@@ -252,7 +241,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
       const delta = this.deltaFor(kind, view, candidates);
       // Refused resources go again after the next change of their type, not alone: unchanged,
       // they would only be refused again (a NACK never starts a resend loop).
-      if (onlyRefused(sub, delta)) continue;
+      if (onlyRefused(sub.exceptions, delta.upserts, delta.removed)) continue;
       if (kind === 'endpoints') {
         // Empty assignments standing in for clusters going away: with the removals, after
         // the routes have left those clusters (an empty one would fail their requests).
@@ -266,7 +255,7 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
         // Make-before-break: removals wait for the second pass; until then the proxy still
         // has those names, at the versions it had.
         const stillHeld = new Map(owed.map((n) => [n, this.known(kind, sub, n)] as const));
-        for (const upserts of refusedApart(sub, delta.upserts)) {
+        for (const upserts of refusedApart(sub.exceptions, delta.upserts)) {
           this.respond(kind, view, upserts, [], stillHeld);
         }
       } else if (owed.length === 0) {
@@ -451,69 +440,22 @@ export class DeltaStream extends AdsStream<DecodedDeltaRequest> {
     removed: readonly string[],
   ): void {
     const nonce = this.status(kind).sentNonce;
-    if (!nonce || (upserts.length === 0 && removed.length === 0)) return;
-    const unanswered = (this.unanswered ??= new Map());
-    unanswered.set(nonce, { kind, upserts, removed });
-    if (unanswered.size > MAX_UNANSWERED) unanswered.delete(unanswered.keys().next().value!);
+    this.unanswered = noteCarried(this.unanswered, nonce, { kind, upserts, removed });
   }
 
   /**
    * An ACK or NACK. On a NACK, what the refused response carried is no longer taken as held,
    * or a fix of the bad resource alone would leave the good ones refused with it missing for
-   * good. Envoy answers responses in order: what a newer response carried is held as that one
-   * said. The rest goes again with the next response of its type (refused versions noted), or
-   * at once when a newer one already replaced part of it: that was the fix, gone without it.
+   * good (refused-responses.ts).
    */
   private answered(nonce: string | undefined, ack: AckResult): void {
-    const unanswered = this.unanswered;
-    const carried = nonce ? unanswered?.get(nonce) : undefined;
-    if (!unanswered || !carried) return;
-    const sub = ack === 'nack' ? this.subs.get(carried.kind) : undefined;
-    const newer = new Set<string>();
-    let after = false;
-    for (const [n, c] of sub ? unanswered : []) {
-      if (after && c.kind === carried.kind) {
-        for (const r of c.upserts) newer.add(r.name);
-        for (const name of c.removed) newer.add(name);
-      }
-      after ||= n === nonce;
-    }
-    unanswered.delete(nonce!);
-    if (unanswered.size === 0) this.unanswered = undefined;
+    const { unanswered, refusal } = answerCarried(this.unanswered, nonce, ack);
+    this.unanswered = unanswered;
+    const sub = refusal && this.subs.get(refusal.kind);
     if (!sub) return;
-    // A newer response replaced part of it (the fix went out before the refusal came back).
-    const now =
-      carried.upserts.some((r) => newer.has(r.name)) || carried.removed.some((n) => newer.has(n));
-    for (const r of carried.upserts) {
-      if (!newer.has(r.name)) except(sub, r.name, now ? OWED : REFUSED + r.version);
-    }
-    for (const name of carried.removed)
-      if (!newer.has(name)) except(sub, name, now ? OWED : REFUSED);
-    if (now) this.refusedOwed = true;
+    for (const [name, version] of refusal.versions) except(sub, name, version);
+    if (refusal.owedNow) this.refusedOwed = true;
   }
-}
-
-/** Whether all `delta` would send is refused resources, unchanged since (see REFUSED). */
-function onlyRefused(sub: Subscription, delta: Delta): boolean {
-  if (sub.exceptions.size === 0 || (delta.upserts.length === 0 && delta.removed.length === 0))
-    return false;
-  return (
-    delta.upserts.every((r) => sub.exceptions.get(r.name) === REFUSED + r.version) &&
-    delta.removed.every((name) => sub.exceptions.get(name) === REFUSED)
-  );
-}
-
-/**
- * `upserts` as the responses to send them in: refused resources unchanged since (see REFUSED)
- * after the rest, apart, so that if they are refused again the changes are not refused with
- * them (one bad VHDS host would hold back every other host's updates).
- */
-function refusedApart(sub: Subscription, upserts: EncodedResource[]): EncodedResource[][] {
-  if (sub.exceptions.size === 0) return [upserts];
-  const again = upserts.filter((r) => sub.exceptions.get(r.name) === REFUSED + r.version);
-  if (again.length === 0 || again.length === upserts.length) return [upserts];
-  const apart = new Set(again);
-  return [upserts.filter((r) => !apart.has(r)), again];
 }
 
 /** Whether the proxy holds exactly what `sub` is owed of `view` (false: compare name by name). */
