@@ -203,7 +203,7 @@ function resolveRegistration(flags: RegisterFlags): {
 }
 
 function etcdFailure(what: string, endpoints: readonly string[], err: unknown): CommandProblem {
-  return failure(`${what}: etcd ${endpoints.join(',')}: ${describeEtcdError(err)}`);
+  return failure(`${what}: etcd ${endpoints.join(',')}: ${describeEtcdError(err, endpoints)}`);
 }
 
 /** Where `id` is registered, in any service (a deregister given the wrong --service). */

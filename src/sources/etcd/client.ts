@@ -142,9 +142,11 @@ export function createEtcdClient(opts: EtcdConnectionOptions): Etcd3 {
  * A one-line description of an etcd client error, e.g.
  * "14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379".
  */
-export function describeEtcdError(err: unknown): string {
+export function describeEtcdError(err: unknown, endpoints: readonly string[] = []): string {
   if (!(err instanceof Error)) return String(err);
+  const tls = endpoints.some((e) => e.startsWith('https:'));
   const message = withTlsHint(
+    tls,
     err.message
       .replace(/\s+Please report this error at \S+$/, '')
       .replace(/\.?\s*Resolution note:\s*$/, '')
@@ -165,7 +167,7 @@ export function describeEtcdError(err: unknown): string {
 }
 
 /** A TLS or authentication failure's likely cause, named by the flag that fixes it. */
-function withTlsHint(message: string): string {
+function withTlsHint(tls: boolean, message: string): string {
   if (/etcdserver: user name is empty/.test(message)) {
     return `${message} (etcd has authentication enabled: --etcd-user, --etcd-password)`;
   }
@@ -179,7 +181,11 @@ function withTlsHint(message: string): string {
     return `${message} (etcd's certificate is not signed by a trusted CA: --etcd-cacert)`;
   }
   if (
-    /disconnected before secure TLS connection was established|wrong version number/.test(message)
+    /disconnected before secure TLS connection was established|wrong version number/.test(
+      message,
+    ) ||
+    // A plain port resets a TLS hello, sometimes before OpenSSL has read anything back.
+    (tls && /No connection established\. Last error: read ECONNRESET/.test(message))
   ) {
     return `${message} (does etcd serve TLS there? http:// for a plain port)`;
   }
