@@ -13,9 +13,16 @@
 // TurboFan is held off for the same span (`--no-turbofan`, restored at the first stream): the
 // code that runs hot while starting (descriptor, catalog, first snapshot) never runs again, yet
 // its optimized code and the compiler's memory stayed resident (idle RSS ~10 MiB higher; bench
-// --workload idle). Not `--max-opt=0` (a305463, withdrawn): a function first run under it is
-// never optimized after V8's default is restored, and the W9 storm's CPU doubled.
-// LUCID_STARTUP_JIT=off turns this hold off.
+// --workload idle). Sparkplug, V8's baseline compiler, is held off with it (`--no-sparkplug`):
+// V8 never flushes baseline code by default, so what start-up compiled stayed for good, and the
+// compiler's own pages of the node binary were touched (idle RSS −1.3 to −2.3 MiB with the
+// example catalog, 2026-12-01). And bytecode not run since the last full collection is flushed
+// at the next one (`--bytecode-old-age=1`, V8's default 5, restored at the first stream): what
+// only start-up ran (flag parsing, the descriptor's skeleton, schema building) leaves the heap at
+// the collections V8's memory reducer makes once the process idles (−1.2 to −1.8 MiB); a
+// flushed function is compiled again if it runs again. Not `--max-opt=0` (a305463, withdrawn):
+// a function first run under it is never optimized after V8's default is restored, and the W9
+// storm's CPU doubled. LUCID_STARTUP_JIT=off turns these holds off.
 //
 // At the first stream the old generation is also let grow to twice what the last full
 // collection kept before the next one (`--heap-growing-percent=100`; Go's default, GOGC=100).
@@ -29,16 +36,17 @@
 import { setFlagsFromString } from 'node:v8';
 import type { XdsObserver } from './xds/observer.js';
 
-/** V8's default (src/flags/flag-definitions.h, `semi_space_growth_factor`). */
+/** V8's defaults (src/flags/flag-definitions.h, `semi_space_growth_factor`, `bytecode_old_age`). */
 const V8_DEFAULT_GROWTH_FACTOR = 2;
+const V8_DEFAULT_BYTECODE_OLD_AGE = 5;
 
 let held = false;
-let turbofanHeld = false;
+let compilersHeld = false;
 
 /** Ends the start-up holds (idempotent), and sets the old generation's growth for load. */
 export function releaseStartupHolds(): void {
   releaseYoungGeneration();
-  releaseTurbofan();
+  releaseCompilers();
   growOldGenerationForLoad();
 }
 
@@ -68,23 +76,28 @@ export function heapGrowingPercent(value: string | undefined): number {
 }
 
 /**
- * Keeps start-up off TurboFan (no-op with LUCID_STARTUP_JIT=off or a compiler flag of the
- * user's). Unlike `--max-opt`, `--turbofan` is read at each tiering decision, so code first run
- * under the hold is optimized once hot after it (test/cli/startup-optimizes.test.ts).
+ * Keeps start-up off TurboFan and Sparkplug and lets its bytecode go early (no-op with
+ * LUCID_STARTUP_JIT=off or a compiler flag of the user's). Unlike `--max-opt`, `--turbofan` and
+ * `--sparkplug` are read at each tiering decision, so code first run under the hold is compiled
+ * and optimized once hot after it (test/cli/startup-optimizes.test.ts).
  */
-export function holdTurbofan(): void {
-  if (turbofanHeld || process.env.LUCID_STARTUP_JIT === 'off') return;
+export function holdCompilers(): void {
+  if (compilersHeld || process.env.LUCID_STARTUP_JIT === 'off') return;
   const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
-  if (/turbofan|max-opt|--(no-)?opt\b/.test(given)) return;
+  if (/turbofan|sparkplug|max-opt|bytecode-old-age|--(no-)?opt\b/.test(given)) return;
   setFlagsFromString('--no-turbofan');
-  turbofanHeld = true;
+  setFlagsFromString('--no-sparkplug');
+  setFlagsFromString('--bytecode-old-age=1');
+  compilersHeld = true;
 }
 
-/** Lets TurboFan compile again (idempotent). */
-export function releaseTurbofan(): void {
-  if (!turbofanHeld) return;
+/** Lets TurboFan and Sparkplug compile again and bytecode age as V8 does (idempotent). */
+export function releaseCompilers(): void {
+  if (!compilersHeld) return;
   setFlagsFromString('--turbofan');
-  turbofanHeld = false;
+  setFlagsFromString('--sparkplug');
+  setFlagsFromString(`--bytecode-old-age=${V8_DEFAULT_BYTECODE_OLD_AGE}`);
+  compilersHeld = false;
 }
 
 /** Stops the young generation from growing (idempotent; no-op when LUCID_STARTUP_HEAP=off). */
@@ -118,4 +131,4 @@ export const releaseOnFirstStream: XdsObserver = {
 };
 
 holdYoungGeneration();
-holdTurbofan();
+holdCompilers();

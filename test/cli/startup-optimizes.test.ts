@@ -14,22 +14,28 @@ const child = `
 const { releaseStartupHolds } = await import(${JSON.stringify(startupHeap)});
 function hot(n) { let s = 0; for (let i = 0; i < n; i++) { s = (s + ((i * 31) ^ (s >>> 3))) | 0; } return s; }
 for (let i = 0; i < 5000; i++) hot(1000); // hot while start-up holds whatever it holds
+// natives syntax is only parsed in a Function body (the module parser would refuse it)
+const statusOf = new Function('f', 'return %GetOptimizationStatus(f)');
+const held = statusOf(hot);
 releaseStartupHolds();
 for (let i = 0; i < 20000; i++) hot(1000);
-// natives syntax is only parsed in a Function body (the module parser would refuse it)
-const status = new Function('f', 'return %GetOptimizationStatus(f)')(hot);
-console.log(JSON.stringify({ status }));
+const status = statusOf(hot);
+console.log(JSON.stringify({ held, status }));
 `;
 
 describe('start-up holds', () => {
-  it('leave code first run during start-up optimizable (V8 optimizes it once hot)', async () => {
+  it('keep start-up code interpreted, and optimizable once they end (V8 optimizes it once hot)', async () => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', child],
       { timeout: 60_000 },
     );
-    const { status } = JSON.parse(stdout.trim()) as { status: number };
-    // V8's OptimizationStatus bits: 2 = never optimize, 16 = optimized.
+    const { held, status } = JSON.parse(stdout.trim()) as { held: number; status: number };
+    // V8's OptimizationStatus bits: 2 = never optimize, 16 = optimized, 128 = interpreted,
+    // 1 << 15 = baseline (Sparkplug) code.
+    expect(held & 128, `held ${held.toString(2)}: not interpreted under the hold`).toBe(128);
+    expect(held & (1 << 15), `held ${held.toString(2)}: Sparkplug compiled it`).toBe(0);
+    expect(held & 16, `held ${held.toString(2)}: TurboFan optimized it`).toBe(0);
     expect(status & 2, `status ${status.toString(2)}: marked never-optimize`).toBe(0);
     expect(status & 16, `status ${status.toString(2)}: not optimized`).toBe(16);
   });
