@@ -3,7 +3,7 @@
 import { DEFAULT_XDS_TRANSPORT, type XdsTransportName } from '../src/xds/ads-transport.js';
 import { ensureBuilt } from './build.js';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { runEnvoy } from './envoy.js';
 import { REPO_ROOT } from './ipc.js';
 import { machineInfo } from './machine.js';
@@ -29,7 +29,19 @@ import {
 } from './types.js';
 import type { SessionPlan } from './workloads.js';
 
-export const DEFAULT_OUT_DIR = join(REPO_ROOT, 'bench', 'out');
+/**
+ * Run files, committed (~20 KB each): RESULTS.md is generated from all of them, so a fresh clone
+ * regenerates it without losing earlier runs. Until 2026-12-01 they went to bench/out/ (not
+ * committed); what those runs measured is frozen in bench/RESULTS-2026-11.md.
+ */
+export const DEFAULT_OUT_DIR = join(REPO_ROOT, 'bench', 'runs');
+/**
+ * Where CPU profiles and heap snapshots go (large; never committed): bench/out/ for runs whose
+ * run files go to the committed bench/runs/, else next to the run files.
+ */
+export function scratchDir(outDir: string): string {
+  return resolve(outDir) === DEFAULT_OUT_DIR ? join(REPO_ROOT, 'bench', 'out') : outDir;
+}
 export const DEFAULT_RESULTS = join(REPO_ROOT, 'bench', 'RESULTS.md');
 
 export interface BenchOptions {
@@ -65,7 +77,7 @@ export interface BenchOptions {
   /** `--heap-snapshot`: heap snapshots of the control plane per session (bench/heap-breakdown.ts). */
   readonly heapSnapshot?: boolean;
   readonly quick: boolean;
-  /** Where the run file goes (default bench/out). */
+  /** Where the run file goes (default bench/runs, committed). */
   readonly outDir: string;
   /** RESULTS.md to regenerate, or undefined to skip. */
   readonly resultsPath?: string;
@@ -89,13 +101,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
   const startedAt = new Date();
   const id = `${startedAt.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${opts.label}`;
   mkdirSync(opts.outDir, { recursive: true });
-  const profileDir = opts.profile ? join(opts.outDir, 'profiles', id) : undefined;
+  const profileDir = opts.profile ? join(scratchDir(opts.outDir), 'profiles', id) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   // The latest --heap-snapshot run's snapshots stay for DevTools (~1 GB at 10,000 proxies);
   // an earlier run's go.
-  const heapSnapshotDir = opts.heapSnapshot ? join(opts.outDir, 'heap', id) : undefined;
+  const heapSnapshotDir = opts.heapSnapshot ? join(scratchDir(opts.outDir), 'heap', id) : undefined;
   if (heapSnapshotDir) {
-    rmSync(join(opts.outDir, 'heap'), { recursive: true, force: true });
+    rmSync(join(scratchDir(opts.outDir), 'heap'), { recursive: true, force: true });
     mkdirSync(heapSnapshotDir, { recursive: true });
   }
   const machine = machineInfo();

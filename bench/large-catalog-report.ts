@@ -1,5 +1,5 @@
 // RESULTS.md's large-catalog section (W10 = issue 16's "W8": 10,000 services × 3 instances):
-// every W10 session in bench/out/, oldest first, so a change's before and after sit together.
+// every W10 session in bench/runs/, oldest first, so a change's before and after sit together.
 // The issue's target is the build per change (M1) ≤ 20 ms p99.
 import type { RunResult, SessionResult } from './types.js';
 import type { Summary } from './stats.js';
@@ -77,7 +77,7 @@ export function largeCatalogSection(runs: Array<{ run: RunResult; file: string }
     'W10: 10,000 services × 3 instances (a 30,000-instance catalog file), K simulated sidecars (1,000 by default; `--proxies` lowers it: the build does not depend on K). ' +
       'Build = M1: the debounce firing → snapshot built (catalog compared with the last, mesh, translation, encoding, version); parse = catalog file written → the file source delivered the parsed catalog; detect = file written → snapshot built (includes the 100 ms debounce). ' +
       'Model = heap used + external of the control plane with the catalog loaded and no proxy, minus the same on an empty catalog (both after a full GC). ' +
-      'Every W10 run in bench/out/, oldest first: the runs before and after a change to the build sit together (bench/build-probe.ts measures the same build in-process, for profiling).',
+      'Every W10 run in bench/runs/, oldest first: the runs before and after a change to the build sit together (bench/build-probe.ts measures the same build in-process, for profiling).',
     [row(header), row(header.map(() => '---')), ...rows].join('\n'),
   ].join('\n\n');
 }

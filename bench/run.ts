@@ -96,11 +96,15 @@ Options:
   --heap-snapshot       V8 heap snapshots of the control plane with K proxies and with none
                         (after the load client left); the heap per proxy by owner goes to the
                         run file and RESULTS.md (bench/heap-breakdown.ts); the snapshots
-                        stay in bench/out/heap/<run>/ until the next --heap-snapshot run. With soak: one after the warm-up and one
-                        at the end, kept; compare them with bench/heap-breakdown.ts
+                        stay in bench/out/heap/<run>/ (with --out DIR: DIR/heap/<run>/)
+                        until the next --heap-snapshot run. With soak: one after the
+                        warm-up and one at the end, kept; compare them with
+                        bench/heap-breakdown.ts
   --profile             CPU-profile the control plane during each phase; hot spots go to
-                        the run file and RESULTS.md (.cpuprofile files under bench/out/profiles)
-  --out DIR             where run files go (default bench/out)
+                        the run file and RESULTS.md (.cpuprofile files under
+                        bench/out/profiles/, with --out DIR under DIR/profiles/)
+  --out DIR             where run files go (default bench/runs, committed: RESULTS.md is
+                        generated from every run file there)
   --results FILE        RESULTS.md to regenerate (default bench/RESULTS.md)
   --no-results          do not regenerate RESULTS.md
   --report-only         only regenerate RESULTS.md from the run files in --out

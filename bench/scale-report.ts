@@ -246,7 +246,7 @@ export function scaleSection(runs: Array<{ run: RunResult; file: string }>): str
     '',
     sessionsTable(list),
     '',
-    'Every 10,000-proxy session in bench/out/, oldest first (what each fix changed; docs/benchmarks.md, “10,000 proxies (W9)”, says which):',
+    'Every 10,000-proxy session in bench/runs/, oldest first (what each fix changed; docs/benchmarks.md, “10,000 proxies (W9)”, says which):',
     '',
     historyTable(runs),
   ];

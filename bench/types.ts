@@ -1,4 +1,4 @@
-// The shape of a run's JSON file (bench/out/*.json), from which bench/RESULTS.md is generated.
+// The shape of a run's JSON file (bench/runs/*.json), from which bench/RESULTS.md is generated.
 import type { Summary } from './stats.js';
 
 export const RESULT_SCHEMA = 1;

@@ -11,7 +11,7 @@
 // --check: exit 1 if the doc or the merged results would change, or a row of ROWS has no
 // result yet (nothing written).
 import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
@@ -85,7 +85,7 @@ function fail(message) {
 const { values } = parseArgs({
   options: {
     results: { type: 'string', default: join(root, 'test-results/reliability') },
-    'bench-out': { type: 'string', default: join(root, 'bench/out') },
+    'bench-out': { type: 'string', default: join(root, 'bench/runs') },
     check: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -95,7 +95,7 @@ if (values.help) {
     'usage: npm run reliability:report [-- --results DIR] [--bench-out DIR] [--check]\n' +
       '  --results DIR  where the tests and the soak bench wrote their JSON results\n' +
       '                 (default test-results/reliability)\n' +
-      '  --bench-out DIR  bench run files to take the soak rows from (default bench/out)\n' +
+      '  --bench-out DIR  bench run files to take the soak rows from (default bench/runs)\n' +
       '  --check        exit 1 if docs/reliability.md would change or a row has no result;\n' +
       '                 write nothing',
   );
@@ -143,7 +143,7 @@ function slope(points) {
 }
 
 /**
- * A soak of a bench run file (bench/out/*.json) as a result row. Besides the run's own series,
+ * A soak of a bench run file (bench/runs/*.json) as a result row. Besides the run's own series,
  * the samples with ≥ 95 % of the proxies connected (bench/soak-figures.ts): on a loaded machine
  * the control plane counts far fewer streams at times and its memory follows that count.
  */
@@ -230,7 +230,8 @@ if (existsSync(values['bench-out'])) {
     } catch (err) {
       fail(`${join(values['bench-out'], name)}: not JSON (${err.message})`);
     }
-    for (const r of run.soak ?? []) candidates.push(soakResult(run, `bench/out/${name}`, r));
+    for (const r of run.soak ?? [])
+      candidates.push(soakResult(run, relative(root, join(values['bench-out'], name)), r));
   }
 }
 let fresh = 0;
