@@ -101,13 +101,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
   const startedAt = new Date();
   const id = `${startedAt.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${opts.label}`;
   mkdirSync(opts.outDir, { recursive: true });
-  const profileDir = opts.profile ? join(scratchDir(opts.outDir), 'profiles', id) : undefined;
+  const scratch = scratchDir(opts.outDir);
+  const profileDir = opts.profile ? join(scratch, 'profiles', id) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   // The latest --heap-snapshot run's snapshots stay for DevTools (~1 GB at 10,000 proxies);
   // an earlier run's go.
-  const heapSnapshotDir = opts.heapSnapshot ? join(scratchDir(opts.outDir), 'heap', id) : undefined;
+  const heapSnapshotDir = opts.heapSnapshot ? join(scratch, 'heap', id) : undefined;
   if (heapSnapshotDir) {
-    rmSync(join(scratchDir(opts.outDir), 'heap'), { recursive: true, force: true });
+    rmSync(join(scratch, 'heap'), { recursive: true, force: true });
     mkdirSync(heapSnapshotDir, { recursive: true });
   }
   const machine = machineInfo();
